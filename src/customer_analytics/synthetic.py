@@ -1,0 +1,245 @@
+"""Seeded demo data for a cookie shop: customers (CSV), orders (JSON lines), reviews (JSON lines).
+
+Usage::
+
+    python -m customer_analytics.synthetic --customers 10000 --out data/raw [--seed 42] [--if-absent]
+
+Generating process (everything drawn from one ``numpy`` generator seeded by ``--seed``):
+
+* **Customers.** Sign-up dates between ``--start`` and ``--end``, more of them later (the shop
+  grows). Each customer has an acquisition channel, a country and a birth year, plus hidden
+  traits: a base purchase rate (Gamma, scaled by channel: referral and e-mail customers buy
+  more often, social-media ones less), a spend multiplier (log-normal; older customers spend a
+  little more), a sentiment (standard normal), a preference over the product types (Dirichlet,
+  so most customers favour one or two) and a yearly trend in their rate (some customers grow,
+  some fade).
+* **Churn.** Each customer stops buying after a lifetime drawn from an exponential law whose
+  mean is shorter for social/paid channels and for unhappy customers (low sentiment).
+* **Orders.** While active, orders arrive as a Poisson process with the customer's rate times
+  their trend and a December peak (drawn by thinning). Items per order and quantities grow with
+  the spend multiplier; products follow the customer's preference (gift boxes mostly in
+  December). Unit prices are list prices (+5% from 2026); some orders carry a coupon (more
+  often for paid/social customers) and a nested shipping object.
+* **Reviews.** About one order in eight gets a review a few days later; the rating (1–5,
+  missing for about a third) and the wording follow the customer's sentiment, so text carries
+  the signal even when the rating is missing.
+
+So future spend is predictable from past frequency, spend, recency (churn), trend, channel
+and sentiment, while any single past window is a noisy estimate of it: models that pool
+these signals beat naive baselines. No real person is described; names and e-mails are
+made up (``example.com``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PRODUCTS = {  # product type -> list price (EUR) and base popularity
+    "chocolate_chip": (2.50, 3.0),
+    "double_chocolate": (3.00, 2.0),
+    "oatmeal_raisin": (2.20, 1.5),
+    "peanut_butter": (2.60, 1.2),
+    "snickerdoodle": (2.40, 1.0),
+    "gift_box": (24.00, 0.4),
+}
+CHANNELS = {  # channel -> (share, rate multiplier, churn hazard multiplier, coupon affinity)
+    "organic": (0.35, 1.0, 1.0, 0.0),
+    "paid_search": (0.20, 0.8, 1.3, 0.15),
+    "social": (0.15, 0.6, 1.6, 0.15),
+    "referral": (0.15, 1.4, 0.7, 0.0),
+    "email": (0.15, 1.2, 0.8, 0.05),
+}
+COUNTRIES = {"DE": 0.3, "FR": 0.2, "GB": 0.2, "NL": 0.1, "US": 0.15, "CA": 0.05}
+COUPONS = ("WELCOME10", "COOKIE15", "HOLIDAY20")
+FIRST = ("Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara",
+         "Luca", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Sven", "Tara", "Ugo", "Zoë", "Jürgen", "Søren")
+LAST = ("Müller", "Martin", "Smith", "de Vries", "Rossi", "Schmidt", "Dubois", "Jones", "Bakker",
+        "Fischer", "Laurent", "Brown", "Weber", "Moreau", "Taylor", "Janssen", "Wagner", "Nowak")
+POSITIVE = ("Absolutely delicious {p}", "arrived fresh and well packed", "will order again",
+            "love the {p}", "perfect with coffee", "great gift, everyone loved it", "fast delivery")
+NEUTRAL = ("the {p} was fine", "ok for the price", "as described", "delivery took a few days")
+NEGATIVE = ("arrived broken", "the {p} was dry and stale", "late delivery", "disappointed with the {p}",
+            "too expensive for what you get", "customer service never answered")
+
+
+def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: str = "2026-11-01") -> dict:
+    """Draw the demo data; return numpy/python columns for customers, orders, lines, reviews."""
+    rng = np.random.default_rng(seed)
+    t0, t1 = np.datetime64(start, "s"), np.datetime64(end, "s")
+    span = (t1 - t0).astype(np.int64) / 86400.0
+    n = n_customers
+    prod_names = list(PRODUCTS)
+    price = np.array([PRODUCTS[p][0] for p in prod_names])
+    pop = np.array([PRODUCTS[p][1] for p in prod_names])
+    ch_names = list(CHANNELS)
+    ch_arr = np.array([CHANNELS[c] for c in ch_names])
+
+    # customers and hidden traits
+    signup_day = span * rng.random(n) ** 0.8
+    channel = rng.choice(len(ch_names), n, p=ch_arr[:, 0])
+    country = rng.choice(list(COUNTRIES), n, p=list(COUNTRIES.values()))
+    birth_year = rng.integers(1950, 2006, n)
+    rate = rng.gamma(1.5, 0.45, n) * ch_arr[channel, 1] / 30.0  # orders per day
+    spend = rng.lognormal(0.0, 0.35, n) * (1 + (1990 - birth_year).clip(0) / 120)
+    sentiment = rng.standard_normal(n)
+    pref = rng.gamma(np.tile(0.6 * pop, (n, 1)), 1.0)
+    pref /= pref.sum(axis=1, keepdims=True)
+    trend = rng.normal(0.0, 0.6, n).clip(-1.2, 1.2)  # log-rate change per year
+    lifetime = rng.exponential(420.0 / (ch_arr[channel, 2] * np.exp(-0.45 * sentiment)))
+    end_day = np.minimum(signup_day + lifetime, span)
+    active = np.maximum(end_day - signup_day, 0.0)
+
+    # orders: thinned Poisson process per customer
+    lam_max = rate * np.exp(np.maximum(trend, 0) * active / 365) * 1.5
+    n_cand = rng.poisson(lam_max * active)
+    cust = np.repeat(np.arange(n), n_cand)
+    day = signup_day[cust] + rng.random(cust.size) * active[cust]
+    doy = ((t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[D]")
+           - (t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[Y]")).astype(int)
+    season = 1 + 0.5 * np.exp(-(((doy - 345) / 18.0) ** 2))
+    accept = rng.random(cust.size) * lam_max[cust] < rate[cust] * np.exp(
+        trend[cust] * (day - signup_day[cust]) / 365) * season
+    cust, day, doy = cust[accept], day[accept], doy[accept]
+    order_idx = np.argsort(day, kind="stable")
+    cust, day, doy = cust[order_idx], day[order_idx], doy[order_idx]
+    n_orders = cust.size
+    ts = t0 + (day * 86400).astype("timedelta64[s]")
+    coupon_p = 0.08 + ch_arr[channel[cust], 3] + 0.1 * (doy > 330)
+    has_coupon = rng.random(n_orders) < coupon_p
+    coupon = np.where(has_coupon, rng.choice(COUPONS, n_orders), "")
+
+    # order lines
+    n_items = np.minimum(1 + rng.poisson(0.9 * np.sqrt(spend[cust])), len(prod_names))
+    line_order = np.repeat(np.arange(n_orders), n_items)
+    lc = cust[line_order]
+    p = pref[lc].copy()
+    p[:, prod_names.index("gift_box")] *= np.where(doy[line_order] > 320, 8.0, 1.0)
+    p /= p.sum(axis=1, keepdims=True)
+    product = (p.cumsum(axis=1) < rng.random(lc.size)[:, None]).sum(axis=1).clip(max=len(prod_names) - 1)
+    quantity = 1 + rng.poisson(1.5 * spend[lc])
+    quantity[product == prod_names.index("gift_box")] = 1
+    year2026 = ts[line_order] >= np.datetime64("2026-01-01")
+    unit_price = np.round(price[product] * np.where(year2026, 1.05, 1.0), 2)
+    amount = quantity * unit_price
+    order_total = np.bincount(line_order, weights=amount, minlength=n_orders)
+    express = rng.random(n_orders) < 0.15 + 0.3 * (spend[cust] > 1.3)
+    ship_cost = np.where(order_total >= 50, 0.0, np.where(express, 9.95, 4.95))
+
+    # reviews
+    rev = rng.random(n_orders) < 0.125
+    r_order = np.flatnonzero(rev)
+    r_day = day[r_order] + rng.uniform(1, 10, r_order.size)
+    keep = r_day < span
+    r_order, r_day = r_order[keep], r_day[keep]
+    r_cust = cust[r_order]
+    mood = sentiment[r_cust] + rng.normal(0, 0.6, r_order.size)
+    rating = np.clip(np.round(3.6 + 1.1 * mood), 1, 5).astype(int)
+    rated = rng.random(r_order.size) > 0.35
+    first_line = np.searchsorted(line_order, r_order)
+    r_prod = product[first_line]
+    return dict(
+        customers=dict(
+            customer_id=np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6)),
+            first=rng.choice(FIRST, n), last=rng.choice(LAST, n),
+            signup=(t0 + (signup_day * 86400).astype("timedelta64[s]")).astype("datetime64[D]").astype(str),
+            country=country, channel=np.array(ch_names)[channel], birth_year=birth_year,
+        ),
+        orders=dict(cust=cust, ts=ts.astype(str), coupon=coupon, express=express, ship_cost=ship_cost,
+                    country=country[cust], n_items=n_items),
+        lines=dict(product=np.array(prod_names)[product], quantity=quantity, unit_price=unit_price),
+        reviews=dict(cust=r_cust, ts=(t0 + (r_day * 86400).astype("timedelta64[s]")).astype(str),
+                     rating=np.where(rated, rating, 0), mood=mood, product=np.array(prod_names)[r_prod]),
+        rng=rng,
+    )
+
+
+def _review_text(rng: np.random.Generator, mood: np.ndarray, product: np.ndarray) -> list[str]:
+    out = []
+    k = rng.integers(1, 3, mood.size)
+    picks = rng.random((mood.size, 2))
+    for m, kk, pr, pk in zip(mood, k, product, picks, strict=True):
+        pool = POSITIVE if m > 0.4 else NEGATIVE if m < -0.4 else NEUTRAL
+        phrases = [pool[int(x * len(pool))].format(p=pr.replace("_", " ")) for x in pk[:kk]]
+        out.append(". ".join(dict.fromkeys(phrases)).capitalize() + ".")
+    return out
+
+
+def write(data: dict, out: Path) -> dict[str, int]:
+    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row counts."""
+    out.mkdir(parents=True, exist_ok=True)
+    c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
+    tmp = {name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")}
+    with tmp["customers.csv"].open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "name", "email", "signup_date", "country", "acquisition_channel", "birth_year"])
+        for i, (cid, fn, ln) in enumerate(zip(c["customer_id"], c["first"], c["last"], strict=True)):
+            email = f"{fn.lower()}.{ln.lower().replace(' ', '')}{i + 1}@example.com"
+            w.writerow([cid, f"{fn} {ln}", email, c["signup"][i], c["country"][i], c["channel"][i], c["birth_year"][i]])
+    cust_ids = c["customer_id"]
+    bounds = np.concatenate([[0], np.cumsum(o["n_items"])])
+    prods, qtys, prices = li["product"].tolist(), li["quantity"].tolist(), li["unit_price"].tolist()
+    with tmp["orders.jsonl"].open("w", encoding="utf-8") as f:
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        for k in range(o["cust"].size):
+            a, b = bounds[k], bounds[k + 1]
+            rec = {
+                "order_id": f"O{k + 1:08d}",
+                "customer_id": cust_ids[o["cust"][k]],
+                "ts": o["ts"][k],
+                "items": [{"product": prods[j], "quantity": qtys[j], "unit_price": prices[j]} for j in range(a, b)],
+                "shipping": {"method": "express" if o["express"][k] else "standard",
+                             "country": o["country"][k], "cost": float(o["ship_cost"][k])},
+            }
+            if o["coupon"][k]:
+                rec["coupon"] = o["coupon"][k]
+            f.write(dumps(rec) + "\n")
+    texts = _review_text(data["rng"], r["mood"], r["product"])
+    with tmp["reviews.jsonl"].open("w", encoding="utf-8") as f:
+        for k in range(r["cust"].size):
+            rec = {"customer_id": cust_ids[r["cust"][k]], "ts": r["ts"][k], "text": texts[k]}
+            if r["rating"][k]:
+                rec["rating"] = int(r["rating"][k])
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    for name, path in tmp.items():
+        path.replace(out / name)
+    return {"customers": len(cust_ids), "orders": int(o["cust"].size),
+            "order_lines": int(li["product"].size), "reviews": int(r["cust"].size)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; see the module docstring."""
+    ap = argparse.ArgumentParser(description="Write seeded demo data for the cookie shop.")
+    ap.add_argument("--customers", type=int, default=10_000)
+    ap.add_argument("--out", type=Path, default=Path("data/raw"))
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--start", default="2025-01-01")
+    ap.add_argument("--end", default="2026-11-01", help="first day not covered (exclusive)")
+    ap.add_argument("--if-absent", action="store_true", help="do nothing when orders.jsonl already exists")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.if_absent and (a.out / "orders.jsonl").exists():
+        log.info("demo data already in %s (delete it to regenerate)", a.out)
+        return 0
+    if a.customers < 1:
+        ap.error("--customers must be at least 1")
+    dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end)
+    started = time.perf_counter()
+    counts = write(generate(a.customers, a.seed, a.start, a.end), a.out)
+    log.info("wrote %s to %s in %.1f s", ", ".join(f"{v:,} {k}" for k, v in counts.items()), a.out,
+             time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

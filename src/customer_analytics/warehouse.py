@@ -1,0 +1,249 @@
+"""Warehouse access: Snowpark sessions and table I/O for both backends.
+
+* ``connection="local"``: the real Snowpark client talking to the embedded fakesnow/DuckDB
+  server (see :mod:`customer_analytics.warehouse_server`), files under ``warehouse_dir``.
+* any other name: a real Snowflake session from ``~/.snowflake/connections.toml`` (or the
+  ``SNOWFLAKE_*`` environment variables the connector reads). No credentials live here.
+
+All table work elsewhere is Snowpark DataFrame code; only loading files and writing pandas
+frames differ by backend, and both are here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+from snowflake.snowpark import DataFrame, Session
+
+from customer_analytics import warehouse_server as _srv
+from customer_analytics.config import Params, check_identifier
+
+log = logging.getLogger(__name__)
+
+#: Rows materialised on the client, per caller label; lets tests audit pushdown.
+ROWS_PULLED: Counter[str] = Counter()
+
+_TELEMETRY_OFF = {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False, "CLIENT_TELEMETRY_ENABLED": False}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse could not be reached or used; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------- sessions
+def connect(params: Params) -> Session:
+    """Open a Snowpark session for ``params.connection``.
+
+    ``local`` starts (or reuses) the embedded warehouse server for ``params.warehouse_dir``;
+    the database and schema are created on first use. Any other value is the name of a
+    Snowflake connection in ``connections.toml``.
+    """
+    if params.is_local:
+        port = ensure_local_server(params.warehouse_dir, params.database, params.schema)
+        cfg = {
+            "user": "local",
+            "password": "local",
+            "account": "fakesnow",
+            "host": "127.0.0.1",
+            "port": port,
+            "protocol": "http",
+            "database": params.database,
+            "schema": params.schema,
+            "session_parameters": _TELEMETRY_OFF,
+            "network_timeout": 600,
+        }
+        session = Session.builder.configs(cfg).create()
+    else:
+        try:
+            session = (
+                Session.builder.config("connection_name", params.connection)
+                .config("session_parameters", _TELEMETRY_OFF)
+                .create()
+            )
+        except Exception as e:  # the connector's own message says what is missing
+            raise WarehouseError(
+                f"Could not open Snowflake connection '{params.connection}': {e}. "
+                "Check ~/.snowflake/connections.toml (or SNOWFLAKE_* variables), or use connection=local."
+            ) from e
+        session.sql(f"CREATE SCHEMA IF NOT EXISTS {params.database}.{params.schema}").collect()
+        session.use_schema(f"{params.database}.{params.schema}")
+    session.telemetry_enabled = False
+    return session
+
+
+def _server_state(warehouse_dir: Path) -> dict | None:
+    try:
+        state = json.loads((warehouse_dir / _srv.STATE_FILE).read_text())
+        os.kill(int(state["pid"]), 0)
+        return state
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> int:
+    """Return the port of the warehouse server for ``warehouse_dir``, starting it if needed."""
+    warehouse_dir.mkdir(parents=True, exist_ok=True)
+    if state := _server_state(warehouse_dir):
+        return int(state["port"])
+    log.info("starting the embedded warehouse server for %s", warehouse_dir)
+    logfile = open(warehouse_dir / _srv.LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "customer_analytics.warehouse_server", str(warehouse_dir),
+         "--database", database, "--schema", schema],
+        stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+        start_new_session=True, close_fds=True,
+    )
+    logfile.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if state := _server_state(warehouse_dir):
+            return int(state["port"])
+        code = proc.poll()
+        if code == 3:  # another server won the race to start: use it
+            time.sleep(0.2)
+            continue
+        if code is not None:
+            tail = (warehouse_dir / _srv.LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
+            raise WarehouseError(
+                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} "
+                "If another program (a DuckDB shell, an old server) holds the files, stop it and retry."
+            )
+        time.sleep(0.1)
+    raise WarehouseError(f"The local warehouse server for {warehouse_dir} did not start within 60 s.")
+
+
+def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
+    """Stop the warehouse server for ``warehouse_dir`` if one runs (tests and `make clean`)."""
+    if not (state := _server_state(warehouse_dir)):
+        return
+    os.kill(int(state["pid"]), 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _server_state(warehouse_dir):
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- tables
+def replace_table(df: DataFrame, name: str) -> str:
+    """Atomically replace table ``name`` with the result of ``df``; return the table name.
+
+    One ``CREATE OR REPLACE TABLE … AS SELECT`` statement: if it fails, the old table is left as
+    it was (true on Snowflake and on DuckDB). Snowpark's ``save_as_table`` is not used because
+    fakesnow mis-translates the column-list form it emits.
+    """
+    name = check_identifier(name)
+    queries = df.queries
+    if len(queries["queries"]) != 1 or queries["post_actions"]:
+        df.write.save_as_table(name, mode="overwrite")  # multi-statement plans (rare)
+    else:
+        df.session.sql(f"CREATE OR REPLACE TABLE {name} AS {queries['queries'][0]}").collect()
+    return name
+
+
+def table_exists(session: Session, name: str) -> bool:
+    """Whether a table ``name`` exists in the current schema."""
+    name = check_identifier(name)
+    rows = session.sql(
+        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES "
+        f"WHERE TABLE_SCHEMA = '{session.get_current_schema().strip(chr(34))}' AND TABLE_NAME = '{name}'"
+    ).collect()
+    return rows[0]["N"] > 0
+
+
+def row_count(session: Session, name: str) -> int:
+    """Number of rows in table ``name``."""
+    return session.table(check_identifier(name)).count()
+
+
+def to_pandas(df: DataFrame, label: str) -> pd.DataFrame:
+    """Materialise ``df`` on the client, counting the rows under ``label`` in :data:`ROWS_PULLED`."""
+    out = df.to_pandas()
+    ROWS_PULLED[label] += len(out)
+    return out
+
+
+def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Path | None = None) -> str:
+    """Atomically replace table ``name`` with a pandas frame (small, per-customer frames only).
+
+    Local: via a Parquet file read by DuckDB (fakesnow has no PUT). Snowflake: the connector's
+    ``write_pandas`` into a staging table, then one ``CREATE OR REPLACE … AS SELECT``.
+    """
+    name = check_identifier(name)
+    pdf = pdf.copy()
+    pdf.columns = [check_identifier(str(c)) for c in pdf.columns]
+    if _is_local(session):
+        staging_dir = staging_dir or Path.cwd()
+        staging_dir.mkdir(parents=True, exist_ok=True)
+        path = staging_dir / f"{name}_{uuid.uuid4().hex}.parquet"
+        pdf.to_parquet(path, index=False)
+        try:
+            session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')").collect()
+        finally:
+            path.unlink(missing_ok=True)
+    else:
+        stage_name = f"{name}__STAGE"
+        session.write_pandas(pdf, stage_name, auto_create_table=True, overwrite=True, use_logical_type=True)
+        session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {stage_name}").collect()
+        session.sql(f"DROP TABLE IF EXISTS {stage_name}").collect()
+    return name
+
+
+def _is_local(session: Session) -> bool:
+    return getattr(session._conn._conn, "host", "") == "127.0.0.1"  # noqa: SLF001
+
+
+def _sql_path(path: Path) -> str:
+    return str(path.resolve()).replace("'", "''")
+
+
+def load_raw_file(session: Session, path: Path, table: str, fmt: str, stage: str = "CA_RAW_STAGE") -> str:
+    """Load a raw file into ``table`` with its line number (``LINE_NO``, 1-based).
+
+    ``fmt="jsonl"``: one VARIANT column ``V`` per line. ``fmt="csv"``: one VARCHAR column per
+    header field (types are checked later, in ``ingest``). Local: DuckDB's own readers. Snowflake:
+    PUT to a stage and ``COPY INTO`` (not exercised offline, see README).
+    """
+    table = check_identifier(table)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found.")
+    if _is_local(session):
+        p = _sql_path(path)
+        if fmt == "jsonl":
+            src = f"read_json_objects('{p}', format='newline_delimited')"
+            sel = "json AS V"
+        else:
+            src = f"read_csv('{p}', all_varchar=true, header=true)"
+            sel = "*"
+        session.sql(
+            f"CREATE OR REPLACE TABLE {table} AS SELECT {sel}, ROW_NUMBER() OVER () AS LINE_NO FROM {src}"
+        ).collect()
+        return table
+    session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {stage}").collect()
+    session.file.put(str(path), f"@{stage}", auto_compress=True, overwrite=True)
+    staged = f"@{stage}/{path.name}.gz"
+    if fmt == "jsonl":
+        session.sql(f"CREATE OR REPLACE TABLE {table}__LOAD (V VARIANT, LINE_NO NUMBER)").collect()
+        session.sql(
+            f"COPY INTO {table}__LOAD FROM (SELECT $1, METADATA$FILE_ROW_NUMBER FROM {staged}) "
+            "FILE_FORMAT = (TYPE = JSON)"
+        ).collect()
+    else:
+        header = path.open(encoding="utf-8-sig").readline().strip().split(",")
+        cols = ", ".join(f'"{check_identifier(h.strip())}" VARCHAR' for h in header)
+        session.sql(f"CREATE OR REPLACE TABLE {table}__LOAD ({cols}, LINE_NO NUMBER)").collect()
+        sel = ", ".join(f"${i + 1}" for i in range(len(header)))
+        session.sql(
+            f"COPY INTO {table}__LOAD FROM (SELECT {sel}, METADATA$FILE_ROW_NUMBER FROM {staged}) "
+            "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"')"
+        ).collect()
+    session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}__LOAD").collect()
+    session.sql(f"DROP TABLE IF EXISTS {table}__LOAD").collect()
+    return table

@@ -1,0 +1,109 @@
+"""The embedded local warehouse: one fakesnow server per warehouse folder.
+
+DuckDB allows one writing *process* per database file. So that a JupyterLab kernel and a
+pipeline run can both use the local warehouse at the same time, neither opens the files: the
+first :func:`customer_analytics.warehouse.connect` starts this small server in the background
+(``python -m customer_analytics.warehouse_server DIR``); it owns the DuckDB files and every
+Snowpark session, from any process, talks to it over HTTP on 127.0.0.1 exactly as it would talk
+to Snowflake. It writes ``server.json`` (pid, port) beside the files and stops by itself after
+``--idle-minutes`` without a request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+STATE_FILE = "server.json"
+LOCK_FILE = "server.lock"
+LOG_FILE = "server.log"
+
+log = logging.getLogger("customer_analytics.warehouse_server")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) -> int:
+    """Run the server until idle for ``idle_minutes``; return a process exit code."""
+    warehouse_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(warehouse_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.error("another warehouse server already serves %s", warehouse_dir)
+        return 3
+
+    import uvicorn
+    from fakesnow import server as fs_server
+    from fakesnow.instance import FakeSnow
+
+    fs = FakeSnow(db_path=warehouse_dir)
+    try:  # attach the database files now, so a lock held by another process fails here, clearly
+        fs.connect(database, schema).close()
+    except Exception as e:  # noqa: BLE001 - reported to the client through the log
+        log.error("cannot open the warehouse files in %s: %s", warehouse_dir, e)
+        return 4
+    fs_server.shared_fs = fs
+
+    last_request = [time.monotonic()]
+    app = fs_server.app
+
+    async def tracked(scope, receive, send):  # ASGI wrapper that records activity
+        last_request[0] = time.monotonic()
+        await app(scope, receive, send)
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(tracked, host="127.0.0.1", port=port, log_level="warning"))
+
+    def watchdog() -> None:
+        while not server.started:
+            time.sleep(0.05)
+        state = warehouse_dir / STATE_FILE
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "started": time.time()}))
+        tmp.replace(state)
+        log.info("warehouse server pid %s listening on 127.0.0.1:%s", os.getpid(), port)
+        while time.monotonic() - last_request[0] < idle_minutes * 60:
+            time.sleep(1)
+        log.info("idle for %s minutes, stopping", idle_minutes)
+        server.should_exit = True
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        try:
+            state = json.loads((warehouse_dir / STATE_FILE).read_text())
+            if state.get("pid") == os.getpid():
+                (warehouse_dir / STATE_FILE).unlink()
+        except (OSError, ValueError):
+            pass
+        fs.duck_conn.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("warehouse_dir", type=Path)
+    p.add_argument("--database", default="ANALYTICS")
+    p.add_argument("--schema", default="SHOP")
+    p.add_argument("--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 30)))
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return serve(a.warehouse_dir.resolve(), a.database, a.schema, a.idle_minutes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
