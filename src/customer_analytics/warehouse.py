@@ -11,9 +11,11 @@ frames differ by backend, and both are here.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -204,6 +206,17 @@ def _sql_path(path: Path) -> str:
     return str(path.resolve()).replace("'", "''")
 
 
+def csv_header(path: Path) -> list[str]:
+    """The header fields of a CSV file (BOM tolerated)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def column_name(field: str) -> str:
+    """A file's field name as a warehouse column name: upper case, non-alphanumerics as ``_``."""
+    return check_identifier(re.sub(r"\W+", "_", field.strip()).strip("_") or "COLUMN")
+
+
 def load_raw_file(session: Session, path: Path, table: str, fmt: str, stage: str = "CA_RAW_STAGE") -> str:
     """Load a raw file into ``table`` with its line number (``LINE_NO``, 1-based).
 
@@ -219,12 +232,12 @@ def load_raw_file(session: Session, path: Path, table: str, fmt: str, stage: str
         if fmt == "jsonl":
             src = f"read_json_objects('{p}', format='newline_delimited')"
             sel = "json AS V"
+            line = "ROW_NUMBER() OVER ()"
         else:
             src = f"read_csv('{p}', all_varchar=true, header=true)"
-            sel = "*"
-        session.sql(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT {sel}, ROW_NUMBER() OVER () AS LINE_NO FROM {src}"
-        ).collect()
+            sel = ", ".join(f'"{h}" AS {column_name(h)}' for h in csv_header(path))
+            line = "ROW_NUMBER() OVER () + 1"  # physical line: the header is line 1
+        session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT {sel}, {line} AS LINE_NO FROM {src}").collect()
         return table
     session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {stage}").collect()
     session.file.put(str(path), f"@{stage}", auto_compress=True, overwrite=True)
@@ -236,8 +249,8 @@ def load_raw_file(session: Session, path: Path, table: str, fmt: str, stage: str
             "FILE_FORMAT = (TYPE = JSON)"
         ).collect()
     else:
-        header = path.open(encoding="utf-8-sig").readline().strip().split(",")
-        cols = ", ".join(f'"{check_identifier(h.strip())}" VARCHAR' for h in header)
+        header = csv_header(path)
+        cols = ", ".join(f"{column_name(h)} VARCHAR" for h in header)
         session.sql(f"CREATE OR REPLACE TABLE {table}__LOAD ({cols}, LINE_NO NUMBER)").collect()
         sel = ", ".join(f"${i + 1}" for i in range(len(header)))
         session.sql(

@@ -45,9 +45,12 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         log.error("another warehouse server already serves %s", warehouse_dir)
         return 3
 
+    import importlib
+
     import uvicorn
-    from fakesnow import server as fs_server
     from fakesnow.instance import FakeSnow
+
+    fs_server = importlib.import_module("fakesnow.server")  # the package's `server` name is a function
 
     fs = FakeSnow(db_path=warehouse_dir)
     try:  # attach the database files now, so a lock held by another process fails here, clearly
