@@ -208,3 +208,13 @@ def check_identifier(name: str) -> str:
     if not _IDENT.match(name):
         raise ConfigError(f"{name!r} is not a valid table or column name.")
     return name.upper()
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """Send this package's log records to stderr (notebooks: warnings only, to keep reports clean)."""
+    logger = logging.getLogger("customer_analytics")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)

@@ -167,3 +167,60 @@ def feature_columns(products: list[str]) -> list[str]:
 def products_from_columns(columns: list[str]) -> list[str]:
     """Recover the product column suffixes from FEATURES' ``QTY_NEXT_*`` columns."""
     return sorted(c[len("QTY_NEXT_"):].lower() for c in columns if c.startswith("QTY_NEXT_"))
+
+
+def cutoff_table(params: Params):
+    """The cut-offs of this run with their role and label window (for the report)."""
+    import pandas as pd
+
+    h = dt.timedelta(days=params.horizon_days)
+    cutoffs = params.cutoffs()
+    rows = [{"cutoff": c, "role": "holdout" if i == len(cutoffs) - 1 else "train",
+             "features from data before": c, "labels over": f"{c} .. {c + h - dt.timedelta(days=1)}"}
+            for i, c in enumerate(cutoffs)]
+    rows.append({"cutoff": params.run_date, "role": "score", "features from data before": params.run_date,
+                 "labels over": "(future)"})
+    return pd.DataFrame(rows).set_index("cutoff")
+
+
+def summary(session: Session):
+    """Customers, mean next-window spend and share of buyers per cut-off (aggregates)."""
+    df = session.table("FEATURES").group_by("CUTOFF", "ROLE").agg(
+        F.count(F.lit(1)).alias("CUSTOMERS"),
+        F.avg(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
+        F.avg(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias("SHARE_BUYING_NEXT"),
+    ).sort("CUTOFF")
+    out = wh.to_pandas(df, "features:summary")
+    out.columns = [c.lower() for c in out.columns]
+    out["share_buying_next"] = out["share_buying_next"].mask(out["role"] == "score")
+    return out.set_index("cutoff")
+
+
+def describe(session: Session):
+    """Mean, min and max of the numeric features on the training rows (aggregates)."""
+    import pandas as pd
+
+    df = session.table("FEATURES").filter(F.col("ROLE") == "train")
+    aggs = []
+    for c in BASE_NUMERIC:
+        aggs += [F.avg(F.col(c)).alias(f"{c}__MEAN"), F.min(F.col(c)).alias(f"{c}__MIN"),
+                 F.max(F.col(c)).alias(f"{c}__MAX")]
+    row = df.agg(*aggs).collect()[0].as_dict()
+    return pd.DataFrame({s: {c.lower(): row[f"{c}__{s.upper()}"] for c in BASE_NUMERIC} for s in ("mean", "min", "max")})
+
+
+def load_labelled(session: Session):
+    """Training and holdout rows of FEATURES as pandas (per-customer rows), in a stable order."""
+    df = session.table("FEATURES").filter(F.col("ROLE") != "score").sort("CUTOFF", KEY)
+    frame = wh.to_pandas(df, "features:labelled")
+    return frame[frame["ROLE"] == "train"].reset_index(drop=True), frame[frame["ROLE"] == "holdout"].reset_index(drop=True)
+
+
+def window_table(train, holdout):
+    """Rows and cut-offs of the training and held-out sets."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "rows": [len(train), len(holdout)],
+        "cut-offs": [", ".join(str(c) for c in sorted(set(train["CUTOFF"]))), str(holdout["CUTOFF"].iloc[0])],
+    }, index=["train", "holdout"])

@@ -201,3 +201,27 @@ def counts_frame(counts: list[SourceCounts]):
 def source_paths(params: Params) -> dict[str, Path]:
     """Where each source is expected."""
     return {src: params.data_dir / fname for src, (fname, _) in SOURCES.items()}
+
+
+def reasons_frame(counts: list[SourceCounts]):
+    """Rejected rows per source and reason (empty frame when nothing was rejected)."""
+    import pandas as pd
+
+    rows = [{"source": c.source, "reason": r, "rows": n} for c in counts for r, n in sorted(c.reasons.items())]
+    return pd.DataFrame(rows, columns=["source", "reason", "rows"]).set_index(["source", "reason"])
+
+
+def summary(counts: list[SourceCounts]) -> str:
+    """One-paragraph Markdown summary of the ingest."""
+    parts = [f"**{c.accepted:,}** of {c.read:,} {c.unit} accepted ({c.rejected:,} rejected)" for c in counts]
+    return "This run ingested: " + "; ".join(parts) + "."
+
+
+def table_counts(session: Session):
+    """Row counts of the RAW_, CLEAN_ and REJECTED_ tables."""
+    import pandas as pd
+
+    names = [f"RAW_{s.upper()}" for s in SOURCES] + ["CLEAN_CUSTOMERS", "CLEAN_ORDERS", "CLEAN_ORDER_LINES",
+                                                     "CLEAN_REVIEWS", "REJECTED_CUSTOMERS",
+                                                     "REJECTED_ORDER_LINES", "REJECTED_REVIEWS"]
+    return pd.DataFrame({"rows": [wh.row_count(session, n) for n in names]}, index=names)

@@ -1,0 +1,45 @@
+# customer-analytics — everything a newcomer needs, in make targets.
+#   make run    generate the demo data if absent, then run the whole pipeline (ploomber build)
+#   make test   run the tests (unit + notebooks)
+# Both create .venv (Python 3.11) and install the project into it when missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_CUSTOMERS ?= 10000
+
+# third-party telemetry off (see README, "Telemetry")
+export PLOOMBER_STATS_ENABLED := false
+export PLOOMBER_VERSION_CHECK_DISABLED := 1
+export SNOWFLAKE_DISABLE_TELEMETRY := true
+
+.PHONY: run test lab demo-data lint clean stop-warehouse
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}; run: make PYTHON=python3.11 ..."'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo-data: $(STAMP)
+	$(BIN)/python -m customer_analytics.synthetic --out data/raw --customers $(DEMO_CUSTOMERS) --if-absent
+
+run: demo-data
+	$(BIN)/ploomber build --entry-point pipeline.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+stop-warehouse: $(STAMP)
+	$(BIN)/python -c 'from pathlib import Path; from customer_analytics import warehouse as wh; wh.stop_local_server(Path("data/warehouse").resolve())'
+
+clean: stop-warehouse
+	rm -rf data/warehouse reports/*/ reports/index.html
