@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 from matplotlib import rc_context
@@ -12,9 +14,18 @@ STYLE = {"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False
          "grid.alpha": 0.3}
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
+class ReportFigure(Figure):
+    """A Figure that Jupyter shows as one embedded PNG, with or without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def _figure(width: float, height: float) -> tuple[ReportFigure, object]:
     with rc_context(STYLE):
-        fig = Figure(figsize=(width, height))
+        fig = ReportFigure(figsize=(width, height))
         return fig, fig.subplots()
 
 
