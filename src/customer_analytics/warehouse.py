@@ -64,6 +64,12 @@ def connect(params: Params) -> Session:
             "network_timeout": 600,
         }
         session = Session.builder.configs(cfg).create()
+        # fakesnow has no SYSTEM$CANCEL_ALL_QUERIES, which Session.close() calls; nothing runs
+        # asynchronously here, so there is nothing to cancel.
+        session.cancel_all = lambda: None
+        clients = params.warehouse_dir / _srv.CLIENTS_DIR
+        clients.mkdir(exist_ok=True)
+        (clients / str(os.getpid())).touch()  # keeps the server up while this process lives
     else:
         try:
             session = (
@@ -82,10 +88,17 @@ def connect(params: Params) -> Session:
     return session
 
 
+#: Servers started by this process, by pid: polled so that a stopped one is reaped, not a zombie.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
 def _server_state(warehouse_dir: Path) -> dict | None:
     try:
         state = json.loads((warehouse_dir / _srv.STATE_FILE).read_text())
-        os.kill(int(state["pid"]), 0)
+        pid = int(state["pid"])
+        if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:
+            return None
+        os.kill(pid, 0)
         return state
     except (OSError, ValueError, KeyError):
         return None
@@ -105,6 +118,7 @@ def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema
         start_new_session=True, close_fds=True,
     )
     logfile.close()
+    _CHILDREN[proc.pid] = proc
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if state := _server_state(warehouse_dir):

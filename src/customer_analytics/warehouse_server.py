@@ -5,26 +5,32 @@ pipeline run can both use the local warehouse at the same time, neither opens th
 first :func:`customer_analytics.warehouse.connect` starts this small server in the background
 (``python -m customer_analytics.warehouse_server DIR``); it owns the DuckDB files and every
 Snowpark session, from any process, talks to it over HTTP on 127.0.0.1 exactly as it would talk
-to Snowflake. It writes ``server.json`` (pid, port) beside the files and stops by itself after
-``--idle-minutes`` without a request.
+to Snowflake. It writes ``server.json`` (pid, port) beside the files. Each process that opens
+a session registers its pid under ``clients/``; the server stops by itself once no registered
+process is alive and no request came for ``--idle-minutes`` (so a JupyterLab kernel that sits
+idle for hours keeps its warehouse, and nothing lingers after the last kernel exits).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
+import warnings
 import time
 from pathlib import Path
 
 STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
+CLIENTS_DIR = "clients"
 
 log = logging.getLogger("customer_analytics.warehouse_server")
 
@@ -33,6 +39,20 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def live_clients(warehouse_dir: Path) -> int:
+    """Count registered client processes that are still alive; forget the dead ones."""
+    live = 0
+    for f in (warehouse_dir / CLIENTS_DIR).glob("*"):
+        try:
+            os.kill(int(f.name), 0)
+            live += 1
+        except PermissionError:  # alive, owned by another user
+            live += 1
+        except (ValueError, ProcessLookupError):
+            f.unlink(missing_ok=True)
+    return live
 
 
 def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) -> int:
@@ -67,8 +87,23 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         last_request[0] = time.monotonic()
         await app(scope, receive, send)
 
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after shutting down, which would skip the clean-up below."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def stop(signum, frame):
+                self.should_exit = True
+
+            previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(tracked, host="127.0.0.1", port=port, log_level="warning"))
+    server = Server(uvicorn.Config(tracked, host="127.0.0.1", port=port, log_level="warning"))
 
     def watchdog() -> None:
         while not server.started:
@@ -78,9 +113,9 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "started": time.time()}))
         tmp.replace(state)
         log.info("warehouse server pid %s listening on 127.0.0.1:%s", os.getpid(), port)
-        while time.monotonic() - last_request[0] < idle_minutes * 60:
+        while time.monotonic() - last_request[0] < idle_minutes * 60 or live_clients(warehouse_dir):
             time.sleep(1)
-        log.info("idle for %s minutes, stopping", idle_minutes)
+        log.info("idle for %s minutes and no client process left, stopping", idle_minutes)
         server.should_exit = True
 
     threading.Thread(target=watchdog, daemon=True).start()
@@ -102,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("warehouse_dir", type=Path)
     p.add_argument("--database", default="ANALYTICS")
     p.add_argument("--schema", default="SHOP")
-    p.add_argument("--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 30)))
+    p.add_argument("--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 10)))
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")  # fakesnow's own note
     return serve(a.warehouse_dir.resolve(), a.database, a.schema, a.idle_minutes)
 
 

@@ -1,0 +1,63 @@
+"""Shared fixtures: small generated data and a real embedded warehouse per test session."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from customer_analytics import config, ingest, synthetic
+from customer_analytics import warehouse as wh
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_CUSTOMERS = 1500
+
+
+@pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory) -> Path:
+    """Demo data for ~1,500 customers (seeded), written once per test session."""
+    out = tmp_path_factory.mktemp("raw")
+    synthetic.write(synthetic.generate(SMALL_CUSTOMERS, seed=7), out)
+    return out
+
+
+def make_params(raw: Path, warehouse: Path, **over) -> config.Params:
+    """Parameters from the repository's env.yaml, pointed at test folders."""
+    p = config.load(REPO, data_dir=str(raw), warehouse_dir=str(warehouse), reports_dir=str(warehouse / "reports"))
+    return dataclasses.replace(p, **over) if over else p
+
+
+@pytest.fixture(scope="session")
+def params(raw_dir, tmp_path_factory) -> config.Params:
+    return make_params(raw_dir, tmp_path_factory.mktemp("warehouse"))
+
+
+@pytest.fixture(scope="session")
+def session(params):
+    """A Snowpark session on the embedded warehouse, with the small data ingested."""
+    s = wh.connect(params)
+    ingest.run(s, params)
+    yield s
+    s.close()
+    wh.stop_local_server(params.warehouse_dir)
+
+
+@pytest.fixture
+def fresh_warehouse(tmp_path, raw_dir):
+    """Params for an empty warehouse of this test alone (server stopped afterwards)."""
+    p = make_params(raw_dir, tmp_path / "wh")
+    yield p
+    wh.stop_local_server(p.warehouse_dir)
+
+
+def copy_raw(raw_dir: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in raw_dir.iterdir():
+        shutil.copy(f, dest / f.name)
+    return dest
+
+
+CUTOFF = dt.date(2026, 6, 1)
