@@ -1,5 +1,6 @@
 # customer-analytics — everything a newcomer needs, in make targets.
 #   make run    generate the demo data if absent, then run the whole pipeline (ploomber build)
+#               (parameters: make run RUN_ARGS="--env--run_date 2026-09-01")
 #   make test   run the tests (unit + notebooks)
 # Both create .venv (Python 3.11) and install the project into it when missing.
 
@@ -8,6 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_CUSTOMERS ?= 10000
+RUN_ARGS ?=
 
 # third-party telemetry off (see README, "Telemetry")
 export PLOOMBER_STATS_ENABLED := false
@@ -27,7 +29,7 @@ demo-data: $(STAMP)
 	$(BIN)/python -m customer_analytics.synthetic --out data/raw --customers $(DEMO_CUSTOMERS) --if-absent
 
 run: demo-data
-	$(BIN)/ploomber build --entry-point pipeline.yaml
+	$(BIN)/ploomber build --entry-point pipeline.yaml $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

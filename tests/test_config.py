@@ -1,9 +1,9 @@
 import datetime as dt
 
 import pytest
+from conftest import REPO
 
 from customer_analytics import config
-from conftest import REPO
 
 
 def test_env_yaml_defaults_resolve_to_project_paths():

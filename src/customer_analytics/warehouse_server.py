@@ -23,8 +23,8 @@ import signal
 import socket
 import sys
 import threading
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 STATE_FILE = "server.json"
