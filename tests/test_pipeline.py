@@ -15,6 +15,9 @@ from customer_analytics import config, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
+#: A phrase of each notebook's summary cell, which the report shows right after the title.
+SUMMARY = {"01_ingest": "This run ingested", "02_eda": "The clean data holds", "03_features": "FEATURES holds",
+           "04_model_comparison": "Selection rule", "05_batch_prediction": "Predicted spend over the next"}
 pytestmark = pytest.mark.slow
 
 
@@ -54,6 +57,7 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
         assert not errors, name
         html = (folder / f"{name}.html").read_text()
         assert "In this notebook we" in html, name
+        assert html.index("In this notebook we") < html.index(SUMMARY[name]) < html.index("Set-up"), name
         assert "customer_analytics import" not in html and "config.load(" not in html, f"{name}: code is visible"
         assert str(work) not in html, f"{name}: a local path leaked into the report"
         if name != "01_ingest":

@@ -85,3 +85,8 @@ def summary(head: dict) -> str:
     return (f"The clean data holds **{head['customers']:,} customers**, **{head['orders']:,} orders** "
             f"(revenue {head['revenue']:,.0f}) from {head['first_order']} to {head['last_order']}, "
             f"and **{head['reviews']:,} reviews**.")
+
+
+def headline_frame(head: dict) -> pd.DataFrame:
+    """The headline figures as a small two-column table."""
+    return pd.Series(head, name="value").to_frame()

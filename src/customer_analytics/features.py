@@ -224,3 +224,14 @@ def window_table(train, holdout):
         "rows": [len(train), len(holdout)],
         "cut-offs": [", ".join(str(c) for c in sorted(set(train["CUTOFF"]))), str(holdout["CUTOFF"].iloc[0])],
     }, index=["train", "holdout"])
+
+
+def summary_text(summary) -> str:
+    """Markdown sentence describing the FEATURES table from :func:`summary`'s output."""
+    by_role = summary.groupby("role")["customers"].sum()
+    train_cutoffs = (summary["role"] == "train").sum()
+    holdout = summary[summary["role"] == "holdout"].iloc[0]
+    return (f"FEATURES holds **{by_role.get('train', 0):,} training rows** from {train_cutoffs} past cut-offs, "
+            f"**{by_role.get('holdout', 0):,} held-out rows** (cut-off {holdout.name}: "
+            f"{holdout['share_buying_next']:.0%} of customers bought in the following window, "
+            f"{holdout['mean_spend_next']:,.2f} spent on average) and **{by_role.get('score', 0):,} rows to score**.")

@@ -93,3 +93,11 @@ def summary(preds: pd.DataFrame, params: Params, total_rows: int) -> str:
             f"{preds['MODEL_VERSION'].iloc[0]}**. Predicted spend over the next {params.horizon_days} days: "
             f"**{preds['PRED_SPEND'].sum():,.0f}** in total, {preds['PRED_SPEND'].mean():,.2f} per customer on "
             f"average. PREDICTIONS now holds {total_rows:,} rows across run dates.")
+
+
+def overview(preds: pd.DataFrame) -> pd.DataFrame:
+    """Customers scored and the distribution of predicted spend (aggregates only)."""
+    spend = preds["PRED_SPEND"]
+    return pd.Series({"customers scored": len(preds), "total predicted spend": spend.sum(),
+                      "mean": spend.mean(), "median": spend.median(), "90th percentile": spend.quantile(0.9)},
+                     name="predicted spend").round(2).to_frame()
