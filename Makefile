@@ -34,8 +34,9 @@ run: demo-data
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# JupyterLab with the project's Jupyter config (.jupyter/: Ploomber's server extension off, it breaks JupyterLab 4)
 lab: $(STAMP)
-	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

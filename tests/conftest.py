@@ -61,3 +61,14 @@ def copy_raw(raw_dir: Path, dest: Path) -> Path:
 
 
 CUTOFF = dt.date(2026, 6, 1)
+
+
+#: What a scratch copy of the project leaves out: environments, data, generated files.
+SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "reports", "__pycache__", "*.egg-info",
+                                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "bench")
+
+
+def scratch_project(dest: Path) -> Path:
+    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it."""
+    shutil.copytree(REPO, dest, ignore=SCRATCH_IGNORE, dirs_exist_ok=True)
+    return dest

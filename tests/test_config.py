@@ -1,8 +1,8 @@
 import datetime as dt
 
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from customer_analytics import config
 
 

@@ -4,8 +4,8 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from conftest import CUTOFF
 
+from conftest import CUTOFF
 from customer_analytics import features as ft
 from customer_analytics import reference
 

@@ -1,4 +1,9 @@
-"""The five notebooks, executed headless by Ploomber on a small sample, and their products."""
+"""The five notebooks, executed headless by Ploomber on a small sample, and their products.
+
+The build runs in a scratch copy of the project (its own src/, notebooks/, pipeline.yaml) whose
+library the kernels import (PYTHONPATH), so later tests can edit a module there and check
+exactly which notebooks the next build re-runs. Tests in this module run in file order.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-from customer_analytics import config, synthetic
+from conftest import scratch_project
+from customer_analytics import config, products, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -21,36 +26,43 @@ SUMMARY = {"01_ingest": "This run ingested", "02_eda": "The clean data holds", "
 pytestmark = pytest.mark.slow
 
 
-def ploomber_build(work: Path, *extra: str) -> subprocess.CompletedProcess:
-    """`ploomber build` of the repository's pipeline with data, warehouse and reports in ``work``."""
+def ploomber_build(project: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`ploomber build` of ``project``'s pipeline, with data, warehouse and reports under ``project``."""
     cmd = [str(Path(sys.executable).with_name("ploomber")), "build", "--entry-point", "pipeline.yaml",
-           "--env--data_dir", str(work / "raw"), "--env--warehouse_dir", str(work / "warehouse"),
-           "--env--reports_dir", str(work / "reports"), *extra]
-    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+           "--env--data_dir", str(project / "raw"), "--env--warehouse_dir", str(project / "warehouse"),
+           "--env--reports_dir", str(project / "reports"), *extra]
+    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+           "PYTHONPATH": str(project / "src"), "CUSTOMER_ANALYTICS_ROOT": str(project)}
+    out = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
     return out
 
 
-def ran(output: str) -> dict[str, bool]:
-    """Which tasks the build summary says ran."""
+def ran(output: str) -> set[str]:
+    """The tasks the build summary says ran."""
     rows = [line.split() for line in output.splitlines() if line.split()[:1] and line.split()[0] in NOTEBOOKS]
-    return {r[0]: r[1] == "True" for r in rows}
+    assert {r[0] for r in rows} == set(NOTEBOOKS), output[-2000:]
+    return {r[0] for r in rows if r[1] == "True"}
+
+
+def project_params(project: Path) -> config.Params:
+    return config.load(project, data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
+                       reports_dir=str(project / "reports"))
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    work = tmp_path_factory.mktemp("pipeline")
-    synthetic.write(synthetic.generate(1200, seed=11), work / "raw")
-    first = ploomber_build(work)
-    yield work, first
-    wh.stop_local_server(work / "warehouse")
+    project = scratch_project(tmp_path_factory.mktemp("pipeline"))
+    synthetic.write(synthetic.generate(1200, seed=11), project / "raw")
+    first = ploomber_build(project)
+    yield project, first
+    wh.stop_local_server(project / "warehouse")
 
 
 def test_every_notebook_ran_and_wrote_html_with_figures(built):
-    work, first = built
-    assert ran(first.stdout) == dict.fromkeys(NOTEBOOKS, True)
-    folder = work / "reports" / "2026-11-01"
+    project, first = built
+    assert ran(first.stdout) == set(NOTEBOOKS)
+    folder = project / "reports" / "2026-11-01"
     for name in NOTEBOOKS:
         nb = json.loads((folder / f"{name}.ipynb").read_text())
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -59,22 +71,19 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
         assert "In this notebook we" in html, name
         assert html.index("In this notebook we") < html.index(SUMMARY[name]) < html.index("Set-up"), name
         assert "customer_analytics import" not in html and "config.load(" not in html, f"{name}: code is visible"
-        assert str(work) not in html, f"{name}: a local path leaked into the report"
+        assert str(project) not in html, f"{name}: a local path leaked into the report"
         if name != "01_ingest":
             assert html.count("data:image/png;base64") >= 1, f"{name}: no embedded figure"
 
 
 def test_tables_hold_the_expected_columns_and_rows(built):
-    work, _ = built
-    p = config.load(REPO, data_dir=str(work / "raw"), warehouse_dir=str(work / "warehouse"),
-                    reports_dir=str(work / "reports"))
-    s = wh.connect(p)
+    project, _ = built
+    s = wh.connect(project_params(project))
     try:
         clean = s.table("CLEAN_CUSTOMERS")
         assert "EMAIL" not in clean.columns and "NAME" not in clean.columns
         assert clean.count() == 1200
-        feats = s.table("FEATURES")
-        roles = {r["ROLE"]: r["COUNT"] for r in feats.group_by("ROLE").count().collect()}
+        roles = {r["ROLE"]: r["COUNT"] for r in s.table("FEATURES").group_by("ROLE").count().collect()}
         assert set(roles) == {"train", "holdout", "score"} and min(roles.values()) > 0
         preds = s.table("PREDICTIONS")
         assert {"CUSTOMER_ID", "RUN_DATE", "MODEL_NAME", "MODEL_VERSION", "PRED_SPEND"} <= set(preds.columns)
@@ -85,6 +94,25 @@ def test_tables_hold_the_expected_columns_and_rows(built):
 
 
 def test_second_build_with_nothing_changed_runs_no_notebook(built):
-    work, _ = built
-    again = ploomber_build(work)
-    assert ran(again.stdout) == dict.fromkeys(NOTEBOOKS, False)
+    project, _ = built
+    assert ran(ploomber_build(project).stdout) == set()
+
+
+@pytest.mark.parametrize("module,expected", [
+    ("eda", {"02_eda"}),
+    ("predict", {"05_batch_prediction"}),
+    ("models", {"04_model_comparison", "05_batch_prediction"}),
+])
+def test_editing_a_library_module_reruns_exactly_its_notebooks_and_their_downstream(built, module, expected):
+    project, _ = built
+    path = project / "src" / "customer_analytics" / f"{module}.py"
+    path.write_text(path.read_text() + f"\n# edited by {__name__}\n")
+    assert ran(ploomber_build(project).stdout) == expected
+
+
+def test_a_notebook_run_outside_the_pipeline_marks_its_reports_outdated(built):
+    project, _ = built
+    removed = products.note_interactive_run("03_features", None, project_params(project), root=project)
+    assert [p.name for p in removed] == [".03_features.ipynb.metadata", ".03_features.html.metadata"]
+    assert ran(ploomber_build(project).stdout) == {"03_features", "04_model_comparison", "05_batch_prediction"}
+    assert products.note_interactive_run("03_features", {"nb": "x"}, project_params(project), root=project) == []
