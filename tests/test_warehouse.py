@@ -9,6 +9,7 @@ import pytest
 import snowflake.snowpark.functions as F
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
+from conftest import REPO
 from customer_analytics import warehouse as wh
 
 
@@ -49,16 +50,13 @@ def test_a_second_process_uses_the_warehouse_while_a_session_is_open(fresh_wareh
     s = wh.connect(fresh_warehouse)
     s.sql("CREATE OR REPLACE TABLE SHARED AS SELECT 1 AS X").collect()
     code = textwrap.dedent(f"""
-        import dataclasses, datetime as dt
-        from pathlib import Path
         from customer_analytics import config, warehouse as wh
-        p = config.load(Path({str(fresh_warehouse.extra.get('_root', ''))!r}) if False else None,
-                        warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
         s = wh.connect(p)
         s.sql("CREATE OR REPLACE TABLE FROM_OTHER AS SELECT COUNT(*) AS N FROM SHARED").collect()
         print(s.table("FROM_OTHER").collect()[0]["N"])
     """)
-    env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(__import__("conftest").REPO)}
+    env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
@@ -99,3 +97,29 @@ def test_table_helpers(session):
     assert wh.table_exists(session, "CLEAN_ORDERS")
     assert not wh.table_exists(session, "NO_SUCH_TABLE")
     assert wh.row_count(session, "CLEAN_CUSTOMERS") > 0
+
+
+def test_another_process_is_served_while_a_long_query_runs(fresh_warehouse):
+    """A kernel stays usable while the pipeline runs a long query (queries do not queue behind each other)."""
+    import threading
+
+    s = wh.connect(fresh_warehouse)
+    s.sql("CREATE OR REPLACE TABLE SHARED AS SELECT 7 AS X").collect()
+    long_result = []
+    heavy = threading.Thread(target=lambda: long_result.extend(s.sql(
+        "SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 2000000000))").collect()))
+    code = textwrap.dedent(f"""
+        from customer_analytics import config, warehouse as wh
+        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        print(wh.connect(p).table("SHARED").collect()[0]["X"])
+    """)
+    env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(REPO)}
+    heavy.start()
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    still_running = heavy.is_alive()
+    heavy.join()
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == "7"
+    assert still_running, "the other process was only served after the long query ended"
+    assert long_result and long_result[0]["N"] > 0
+    s.close()
