@@ -61,3 +61,13 @@ def copy_raw(raw_dir: Path, dest: Path) -> Path:
 
 
 CUTOFF = dt.date(2026, 6, 1)
+
+
+@pytest.fixture(scope="session")
+def scheduled_runs(tmp_path_factory):
+    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once per session."""
+    from scheduled import run_schedule
+
+    sched = run_schedule(tmp_path_factory.mktemp("scheduled"))
+    yield sched
+    wh.stop_local_server(sched.params.warehouse_dir)

@@ -55,6 +55,12 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+ alt="{{ output.metadata.get('alt', 'Figure') | escape_html }}">
+</div>
+{%- endblock data_png -%}
 """
 
 
@@ -72,6 +78,20 @@ class SummaryFirstPreprocessor(Preprocessor):
         return nb, resources
 
 
+class FigureAltPreprocessor(Preprocessor):
+    """Give each figure an alternative text: the heading of the section it is in."""
+
+    def preprocess(self, nb, resources):
+        heading = nb.metadata.get("title", "Figure")
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and (m := re.search(r"^#+\s+(.+)$", cell.source, re.M)):
+                heading = m.group(1).strip()
+            for out in cell.get("outputs", []):
+                if "image/png" in out.get("data", {}):
+                    out.setdefault("metadata", {})["alt"] = f"Figure: {heading}"
+        return nb, resources
+
+
 class ReportExporter(HTMLExporter):
     """HTML without code cells' input, prompts or parameter cells; the summary comes first; offline."""
 
@@ -86,6 +106,7 @@ class ReportExporter(HTMLExporter):
         self.raw_template = _OFFLINE_TEMPLATE
         self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
+        self.register_preprocessor(FigureAltPreprocessor(), enabled=True)
 
 
 def export_html(notebook: Path, html: Path) -> Path:
@@ -257,7 +278,8 @@ def _run_row(folder: Path) -> RunRow:
     valid = [nb for nb in notebooks if not row.failed_step or nb < row.failed_step]
     if row.status == "failed" and not row.failed_step:
         valid = []
-    heads = {k: v for k, v in heads.items() if k in valid or not notebooks}
+    if row.status == "failed":  # figures of the failed step and later ones would be stale
+        heads = {k: v for k, v in heads.items() if row.failed_step and k < row.failed_step}
     row.links = [(nb.replace("_", " "), f"{folder.name}/{nb}.html") for nb in valid
                  if (folder / f"{nb}.html").is_file()]
     _fill_figures(row, heads)
@@ -280,7 +302,10 @@ def _fill_figures(row: RunRow, heads: dict[str, dict[str, Any]]) -> None:
     parts = []
     if isinstance(pred.get("error"), int | float):
         parts.append(f"held-out {metric} {pred['error']:,.2f}")
-    if isinstance(comp.get("improvement"), int | float) and comp.get("baseline") and comp.get("model") != comp.get(
+    rescored = row.kind == "score"  # scored with the registry's default, not necessarily 04's choice of this date
+    if rescored and pred:
+        parts.append("re-scored with the registry's default model")
+    elif isinstance(comp.get("improvement"), int | float) and comp.get("baseline") and comp.get("model") != comp.get(
             "baseline") and comp["improvement"] == comp["improvement"]:
         parts.append(f"{comp['improvement']:.0%} better than {comp['baseline']}")
     row.error = "; ".join(parts)
