@@ -70,11 +70,13 @@ def test_record_writes_headlines_where_the_notebook_product_is(tmp_path):
     assert path == tmp_path / "elsewhere" / "2026-11-05" / "headlines" / "01_ingest.json"
     data = json.loads(path.read_text())
     assert data["sources"] == [{"accepted": 5, "rejected": 1}] and data["when"] == "2026-01-02"
-    # run on its own (JupyterLab): reports_dir/run_date
-    assert reports.record(p, None, "05_batch_prediction", customers_scored=3).parent.parent == (
-        tmp_path / "reports" / "2026-11-01")
+    # Papermill with a product path: next to it; run on its own (JupyterLab): not a pipeline run, no record
+    assert reports.record(p, str(tmp_path / "x" / "05.ipynb"), "05_batch_prediction", customers_scored=3).parent == (
+        tmp_path / "x" / "headlines")
+    assert reports.record(p, None, "05_batch_prediction", customers_scored=3) is None
+    assert not (tmp_path / "reports").exists()
     with pytest.raises(TypeError, match="paths are not recorded"):
-        reports.record(p, None, "02_eda", where=tmp_path)
+        reports.record(p, product, "02_eda", where=tmp_path)
 
 
 def make_run(root: Path, date: str, steps: list[str], status: dict | None = None, error_at: str | None = None,

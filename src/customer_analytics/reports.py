@@ -133,18 +133,22 @@ def run_folder(params: Params, product: Any = None) -> Path:
     return params.reports_dir / params.run_date.isoformat()
 
 
-def record(params: Params, product: Any, notebook: str, **figures: Any) -> Path:
+def record(params: Params, product: Any, notebook: str, **figures: Any) -> Path | None:
     """Save a notebook's headline figures for the run index (aggregates only).
 
     Called from a notebook's summary cell, e.g.
     ``reports.record(params, product, "01_ingest", sources=counts)``. Values may be numbers,
-    strings, lists, dicts, dates, NumPy scalars or dataclasses (stored as dicts).
+    strings, lists, dicts, dates, NumPy scalars or dataclasses (stored as dicts). A notebook run
+    on its own (JupyterLab: ``product`` is ``None``) is not a pipeline run and records nothing.
 
     Returns:
-        The JSON file written: ``<run folder>/headlines/<notebook>.json``.
+        The JSON file written, ``<run folder>/headlines/<notebook>.json``, or ``None``.
     """
     if not re.fullmatch(r"[A-Za-z0-9_]+", notebook):
         raise ValueError(f"notebook name {notebook!r}: letters, digits and _ only")
+    if product is None:
+        log.info("%s run on its own: no headline record for the run index", notebook)
+        return None
     payload = {"notebook": notebook, "recorded": _now(), "run_date": params.run_date.isoformat(), **figures}
     path = run_folder(params, product) / HEADLINES_DIR / f"{notebook}.json"
     _write_atomic(path, json.dumps(payload, indent=2, default=_jsonable))
