@@ -1,4 +1,4 @@
-"""Scheduled runs, for real: the ``customer-analytics`` command as cron would call it.
+"""Scheduled runs, for real: the ``customer-analytics`` command as cron would call it (cron's bare environment).
 
 Shared (once per test session, via the ``scheduled_runs`` fixture in ``conftest.py``) by the
 acceptance tests, the personal-data scan and the browser test, because each full pipeline run
@@ -31,6 +31,7 @@ from customer_analytics import warehouse as wh
 
 D1, D2, D_BAD = "2026-11-01", "2026-11-02", "2026-11-03"
 CUSTOMERS = 1000
+CRON_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # what cron gives a job: no venv on PATH
 MODELS = "last_period,mean,ridge"  # the pipeline as configured, with the quickest candidates
 
 
@@ -63,7 +64,7 @@ class Schedule:
         cmd = [str(exe), *args, "--set", f"data_dir={data_dir or self.raw}", "--set", f"models={MODELS}",
                "--set", f"warehouse_dir={self.params.warehouse_dir}", "--set", f"reports_dir={self.reports}",
                "--log-dir", str(self.logs)]
-        env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
+        env = CRON_ENV | {k: v for k, v in os.environ.items() if k in ("HOME", "TMPDIR", "LANG")}
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
         self.results[step] = out
         self.snapshots[step] = self.snapshot()

@@ -185,3 +185,18 @@ def test_a_model_needing_unknown_features_gets_a_clear_error(env):
     odd = registry.ModelVersion(mv.name, mv.version, {**mv.meta, "features": [*mv.meta["features"], "QTY_UNOBTAINIUM"]})
     with pytest.raises(predict.PredictError, match="QTY_UNOBTAINIUM.*retrain"):
         predict.score_in_chunks(s, model, odd, dataclasses.replace(params, run_date=D2))
+
+
+def test_large_shifts_lead_the_summary(env):
+    params, s, model, mv, _ = env
+    p = dataclasses.replace(params, run_date=D1)
+    run = predict.score_in_chunks(s, model, mv, p)
+    feats = pd.DataFrame({"psi": [0.4, 0.12, 0.01], "level": ["large", "moderate", "stable"],
+                          "current rows": run.customers}, index=["SPEND", "AGE", "COUNTRY"])
+    preds = pd.DataFrame({"previous run": ["2026-10-31"], "psi": [0.3], "level": ["large"]}, index=["predicted spend"])
+    head = predict.headline(run, mv, p, feats, preds, predict.overview(s, p))
+    text = predict.summary(head, p)
+    assert text.startswith("**⚠ Drift: 2 large shifts** — SPEND: PSI 0.40 vs training window; "
+                           "predicted spend: PSI 0.30 vs run of 2026-10-31.")
+    assert head["drift_flags"] == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
+    assert "1 large and 1 moderate shifts among 3 features" in text and f"Scored **{run.customers:,}**" in text

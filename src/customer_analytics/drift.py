@@ -158,7 +158,10 @@ def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) ->
         large = features[features["level"] == "large"]
         flags += [f"{f}: PSI {p:.2f} vs training window" for f, p in large["psi"].items()]
         moderate = int((features["level"] == "moderate").sum())
-        notes.append(f"features: {len(large)} large and {moderate} moderate shifts vs training window")
+        top = features["psi"].idxmax() if features["psi"].notna().any() else None
+        largest = f" (largest: {top}, PSI {features.loc[top, 'psi']:.2f})" if top is not None else ""
+        notes.append(f"{len(large)} large and {moderate} moderate shifts among {len(features)} features "
+                     f"vs the training window{largest}")
     if predictions is None or predictions.empty:
         notes.append("no earlier run to compare predictions with")
     else:
