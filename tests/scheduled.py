@@ -6,7 +6,7 @@ costs about a minute. The sequence:
 
 1. ``run --run-date D1`` and ``run --run-date D2`` (two consecutive dates);
 2. ``run --run-date D1 --force`` (re-running the first date, every notebook executed again);
-3. ``run --run-date D_BAD`` with an empty orders file (ingest must fail);
+3. ``run --run-date D_BAD --quiet`` with an empty orders file (ingest must fail);
 4. ``score --run-date D2`` (re-scoring only, with the registered default model).
 
 After each step it snapshots PREDICTIONS (rows per run date, D1 and D2 rows) and the registry's
@@ -101,6 +101,6 @@ def run_schedule(work: Path) -> Schedule:
     sched.cli("run D1", "run", "--run-date", D1)
     sched.cli("run D2", "run", "--run-date", D2)
     sched.cli("re-run D1", "run", "--run-date", D1, "--force")
-    sched.cli("broken run", "run", "--run-date", D_BAD, data_dir=broken)
+    sched.cli("broken run", "run", "--run-date", D_BAD, "--quiet", data_dir=broken)
     sched.cli("re-score D2", "score", "--run-date", D2)
     return sched

@@ -67,6 +67,8 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     sched = scheduled_runs
     result = sched.results["broken run"]
     assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()  # --quiet: only the failure, as cron would mail it
+    assert lines and all(" ERROR " in ln for ln in lines) and "FAILED at 01_ingest" in lines[0]
     log = sched.log_of("broken run")
     assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: \S*/orders\.jsonl: .*empty", log)
     partial = Path(re.search(r"partially executed notebook \(for debugging\): (\S+)", log).group(1))

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a parameter of env.yaml (repeatable); --env--KEY VALUE works too")
         p.add_argument("--log-dir", type=Path, help="folder for the log file (default: logs/ in the project)")
         p.add_argument("--echo", action="store_true", help="also show the pipeline's own output on stderr")
+        p.add_argument("--quiet", action="store_true", help="print only failures (cron then mails only those)")
 
     run = sub.add_parser("run", help="run the whole pipeline for a date (ploomber build)")
     run.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
@@ -126,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- logging and locking
-def _setup_logging(logfile: Path | None, echo: bool) -> list[logging.Handler]:
+def _setup_logging(logfile: Path | None, echo: bool, quiet: bool = False) -> list[logging.Handler]:
     pkg = logging.getLogger("customer_analytics")
     pkg.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handlers: list[logging.Handler] = [console]
     pkg.addHandler(console)
@@ -262,7 +264,7 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
     started = dt.datetime.now()
     log_dir = (args.log_dir or root / "logs").resolve()
     logfile = log_dir / f"{run_date}_{kind}_{started:%Y%m%dT%H%M%S}.log"
-    handlers = _setup_logging(logfile, args.echo)
+    handlers = _setup_logging(logfile, args.echo, args.quiet)
     try:
         with run_lock(params.warehouse_dir):
             return _execute_run(args, root, params, run_date, kind, overrides, started, logfile)
