@@ -1,7 +1,9 @@
 # customer-analytics — everything a newcomer needs, in make targets.
-#   make run    generate the demo data if absent, then run the whole pipeline (ploomber build)
+#   make run    generate the demo data if absent, then run the whole pipeline (ploomber build, through
+#               `customer-analytics run`: log file in logs/, reports/<run_date>/, reports/index.html)
 #               (parameters: make run RUN_ARGS="--env--run_date 2026-09-01")
-#   make test   run the tests (unit + notebooks)
+#   make test   run the tests (unit + notebooks + scheduled runs + browser)
+#   make scheduled-run / make rescore / make index: what cron calls (see README, "Scheduled runs")
 # Both create .venv (Python 3.11) and install the project into it when missing.
 
 PYTHON ?= python3
@@ -16,7 +18,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export SNOWFLAKE_DISABLE_TELEMETRY := true
 
-.PHONY: run test lab demo-data lint clean stop-warehouse
+.PHONY: run test lab demo-data lint clean stop-warehouse scheduled-run rescore index
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}; run: make PYTHON=python3.11 ..."'
@@ -29,7 +31,17 @@ demo-data: $(STAMP)
 	$(BIN)/python -m customer_analytics.synthetic --out data/raw --customers $(DEMO_CUSTOMERS) --if-absent
 
 run: demo-data
-	$(BIN)/ploomber build --entry-point pipeline.yaml $(RUN_ARGS)
+	$(BIN)/customer-analytics run --echo $(RUN_ARGS)
+
+# the scheduled jobs: the whole pipeline for today's date, and re-scoring only (registered model)
+scheduled-run: $(STAMP)
+	$(BIN)/customer-analytics run --run-date today $(RUN_ARGS)
+
+rescore: $(STAMP)
+	$(BIN)/customer-analytics score --run-date today $(RUN_ARGS)
+
+index: $(STAMP)
+	$(BIN)/customer-analytics index
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -45,4 +57,4 @@ stop-warehouse: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from customer_analytics import warehouse as wh; wh.stop_local_server(Path("data/warehouse").resolve())'
 
 clean: stop-warehouse
-	rm -rf data/warehouse reports/*/ reports/index.html
+	rm -rf data/warehouse reports/*/ reports/index.html logs/

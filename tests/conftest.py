@@ -65,10 +65,20 @@ CUTOFF = dt.date(2026, 6, 1)
 
 #: What a scratch copy of the project leaves out: environments, data, generated files.
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "reports", "__pycache__", "*.egg-info",
-                                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "bench")
+                                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "bench", "logs")
 
 
 def scratch_project(dest: Path) -> Path:
     """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it."""
     shutil.copytree(REPO, dest, ignore=SCRATCH_IGNORE, dirs_exist_ok=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def scheduled_runs(tmp_path_factory):
+    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once per session."""
+    from scheduled import run_schedule
+
+    sched = run_schedule(tmp_path_factory.mktemp("scheduled"))
+    yield sched
+    wh.stop_local_server(sched.params.warehouse_dir)

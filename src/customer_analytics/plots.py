@@ -95,3 +95,22 @@ def histogram(values: np.ndarray, title: str, xlabel: str, bins: int = 40):
     ax.set_ylabel("customers")
     fig.set_layout_engine("tight")
     return fig
+
+
+def psi(table: pd.DataFrame, *, moderate: float, large: float, min_rows: int,
+        title: str = "Feature drift: scored batch vs training window", top: int = 15):
+    """Horizontal bars of the largest PSI values, with the ``moderate`` and ``large`` thresholds marked."""
+    shown = table["psi"].dropna().sort_values(ascending=False).head(top)[::-1]
+    fig, ax = _figure(7, 0.6 + 0.3 * max(len(shown), 1))
+    assessed = "level" not in table or (table["level"] != "not assessed").any()
+    colors = ["#9e9e9e" if not assessed else "#a11d1d" if v >= large else "#d9a441" if v >= moderate
+              else "#8c5a3c" for v in shown]
+    if not assessed:
+        title += f" (fewer than {min_rows} rows: indicative only)"
+    ax.barh([str(i) for i in shown.index], shown.to_numpy(), color=colors)
+    for x, style in ((moderate, ":"), (large, "--")):
+        ax.axvline(x, color="black", lw=1, ls=style)
+    ax.set_xlabel(f"population stability index (dotted: moderate {moderate}, dashed: large {large})")
+    ax.set_title(title)
+    fig.set_layout_engine("tight")
+    return fig

@@ -1,26 +1,67 @@
-"""Stakeholder HTML: an nbconvert exporter that hides code and the parameter cells.
+"""Stakeholder HTML: the report exporter, per-run headline records and the run index.
 
-Registered as the nbconvert exporter ``ca_report`` (see ``pyproject.toml``), so Ploomber uses
-it through ``nbconvert_exporter_name`` and a Papermill-only user can run
-``jupyter nbconvert --to ca_report reports/<date>/01_ingest.ipynb``. Parameter cells are
-removed because they show paths; the figures are embedded, so each file opens from disk.
+**Report exporter.** Registered as the nbconvert exporter ``ca_report`` (see ``pyproject.toml``),
+so Ploomber uses it through ``nbconvert_exporter_name`` and a Papermill-only user can run
+``jupyter nbconvert --to ca_report reports/<date>/01_ingest.ipynb``. Code, prompts and the
+parameter cells are removed (they show paths); figures are embedded; the page loads nothing
+from the network (nbconvert's lab template would fetch require.js, MathJax and Mermaid from a
+CDN; those blocks are left out), so each file opens from disk or a file share, offline.
 
 Report conventions for notebooks:
 
 * the first markdown cell starts with ``# <title>``: it becomes the page title;
 * a code cell tagged ``summary`` (usually the last one, written from the run's own numbers)
   is moved right after the title, so a reader sees "what this run found" first.
+
+**Run records and index.** Each run writes ``reports/<run_date>/``. A notebook's summary cell
+calls :func:`record` to leave its headline figures in ``reports/<run_date>/headlines/<notebook>.json``;
+the scheduled-run command (:mod:`customer_analytics.cli`) writes the run's status to
+``reports/<run_date>/run.json``. :func:`build_index` turns those files into
+``reports/index.html``: one row per run, newest first, with headline figures and links to the
+reports. A missing or unreadable record shows as "—"; it never breaks the index. Only
+aggregates go into these files (no customer rows, no paths, no connection details).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
 import re
+from pathlib import Path
+from typing import Any
 
+import jinja2
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
+from customer_analytics.config import Params
+
+log = logging.getLogger(__name__)
+
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
 SUMMARY_TAG = "summary"
+HEADLINES_DIR = "headlines"
+STATUS_FILE = "run.json"
+INDEX_FILE = "index.html"
+DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# nbconvert's lab template without the blocks that load scripts from a CDN (require.js, MathJax,
+# Mermaid, Jupyter widgets): the reports need none of them and must open offline.
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+ alt="{{ output.metadata.get('alt', 'Figure') | escape_html }}">
+</div>
+{%- endblock data_png -%}
+"""
 
 
 class SummaryFirstPreprocessor(Preprocessor):
@@ -37,8 +78,22 @@ class SummaryFirstPreprocessor(Preprocessor):
         return nb, resources
 
 
+class FigureAltPreprocessor(Preprocessor):
+    """Give each figure an alternative text: the heading of the section it is in."""
+
+    def preprocess(self, nb, resources):
+        heading = nb.metadata.get("title", "Figure")
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and (m := re.search(r"^#+\s+(.+)$", cell.source, re.M)):
+                heading = m.group(1).strip()
+            for out in cell.get("outputs", []):
+                if "image/png" in out.get("data", {}):
+                    out.setdefault("metadata", {})["alt"] = f"Figure: {heading}"
+        return nb, resources
+
+
 class ReportExporter(HTMLExporter):
-    """HTML without code cells' input, prompts or parameter cells; the summary comes first."""
+    """HTML without code cells' input, prompts or parameter cells; the summary comes first; offline."""
 
     export_from_notebook = "Customer analytics report"
 
@@ -47,5 +102,322 @@ class ReportExporter(HTMLExporter):
         self.exclude_input = True
         self.exclude_input_prompt = True
         self.exclude_output_prompt = True
+        self.embed_images = True
+        self.raw_template = _OFFLINE_TEMPLATE
         self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
+        self.register_preprocessor(FigureAltPreprocessor(), enabled=True)
+
+
+def export_html(notebook: Path, html: Path) -> Path:
+    """Write the stakeholder HTML of an executed notebook (what Ploomber does for each task)."""
+    body, _ = ReportExporter().from_filename(str(notebook))
+    _write_atomic(html, body)
+    return html
+
+
+# --------------------------------------------------------------------------- run records
+def run_folder(params: Params, product: Any = None) -> Path:
+    """The report folder of this run: the folder of the notebook product, else ``reports_dir/run_date``.
+
+    Args:
+        params: the run's parameters.
+        product: the notebook's ``product`` parameter as Ploomber or Papermill passes it
+            (``{"nb": ".../01_ingest.ipynb", "html": ...}`` or a path); ``None`` when the notebook
+            runs on its own (JupyterLab).
+    """
+    if isinstance(product, dict) and product.get("nb"):
+        return Path(str(product["nb"])).parent
+    if isinstance(product, str | Path) and str(product):
+        return Path(str(product)).parent
+    return params.reports_dir / params.run_date.isoformat()
+
+
+def record(params: Params, product: Any, notebook: str, **figures: Any) -> Path | None:
+    """Save a notebook's headline figures for the run index (aggregates only).
+
+    Called from a notebook's summary cell, e.g.
+    ``reports.record(params, product, "01_ingest", sources=counts)``. Values may be numbers,
+    strings, lists, dicts, dates, NumPy scalars or dataclasses (stored as dicts). A notebook run
+    on its own (JupyterLab: ``product`` is ``None``) is not a pipeline run and records nothing.
+
+    Returns:
+        The JSON file written, ``<run folder>/headlines/<notebook>.json``, or ``None``.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_]+", notebook):
+        raise ValueError(f"notebook name {notebook!r}: letters, digits and _ only")
+    if product is None:
+        log.info("%s run on its own: no headline record for the run index", notebook)
+        return None
+    payload = {"notebook": notebook, "recorded": _now(), "run_date": params.run_date.isoformat(), **figures}
+    path = run_folder(params, product) / HEADLINES_DIR / f"{notebook}.json"
+    _write_atomic(path, json.dumps(payload, indent=2, default=_jsonable))
+    return path
+
+
+def read_headlines(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every headline record of a run folder, by notebook (unreadable files are skipped with a warning)."""
+    out = {}
+    for path in sorted((folder / HEADLINES_DIR).glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            log.warning("ignoring unreadable headline record %s/%s: %s", folder.name, path.name, e)
+            continue
+        if isinstance(data, dict):
+            out[path.stem] = data
+    return out
+
+
+def write_status(folder: Path, **status: Any) -> Path:
+    """Write (replace) the run's status file ``run.json`` (written by the scheduled-run command)."""
+    if "reason" in status and status["reason"]:
+        status["reason"] = redact(str(status["reason"]))
+    path = folder / STATUS_FILE
+    _write_atomic(path, json.dumps(status, indent=2, default=_jsonable))
+    return path
+
+
+def read_status(folder: Path) -> dict[str, Any]:
+    """The run's status file, or ``{}`` when there is none or it cannot be read."""
+    try:
+        data = json.loads((folder / STATUS_FILE).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def notebook_error(path: Path) -> str | None:
+    """``"<ErrorName>: <message>"`` of the first cell that raised in an executed notebook, if any."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+    return None
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"<>:]+[/\\])+([^\s/\\'\"<>:]*)")
+
+
+def redact(text: str, limit: int = 400) -> str:
+    """``text`` with absolute paths shortened to their last part, cut to ``limit`` characters.
+
+    Failure reasons shown in the shared index must not reveal where files live.
+    """
+    out = _ABS_PATH.sub(lambda m: m.group(1) or "…", text.strip())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- index
+@dataclasses.dataclass
+class RunRow:
+    """What the index shows for one run folder."""
+
+    run_date: str
+    status: str  # succeeded | failed | running | interrupted | incomplete
+    kind: str = "pipeline"
+    finished: str = ""
+    failed_step: str = ""
+    reason: str = ""
+    log_name: str = ""
+    ingested: int | None = None
+    rejected: int | None = None
+    sources: list[str] = dataclasses.field(default_factory=list)
+    model: str = ""
+    error: str = ""
+    customers_scored: int | None = None
+    predicted_spend: float | None = None
+    drift: list[str] = dataclasses.field(default_factory=list)
+    drift_state: str = ""
+    drift_note: str = ""
+    links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def collect_runs(reports_dir: Path) -> list[RunRow]:
+    """One :class:`RunRow` per ``reports_dir/<YYYY-MM-DD>/`` folder, newest run date first."""
+    if not reports_dir.is_dir():
+        return []
+    folders = [p for p in reports_dir.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
+    return [_run_row(f) for f in sorted(folders, key=lambda p: p.name, reverse=True)]
+
+
+def build_index(reports_dir: Path) -> Path:
+    """Write ``reports_dir/index.html`` from the run folders (atomically) and return its path."""
+    runs = collect_runs(reports_dir)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["num"] = lambda v, d=0: "—" if v is None else f"{v:,.{d}f}"
+    html = env.from_string(_INDEX_TEMPLATE).render(runs=runs, generated=_now().replace("T", " ")[:16])
+    path = reports_dir / INDEX_FILE
+    _write_atomic(path, html)
+    log.info("run index: %s (%d runs)", path, len(runs))
+    return path
+
+
+def _run_row(folder: Path) -> RunRow:
+    status = read_status(folder)
+    heads = read_headlines(folder)
+    def text(key: str) -> str:
+        return str(status.get(key) or "")
+
+    row = RunRow(run_date=folder.name, status=text("status"), kind=text("kind") or "pipeline",
+                 finished=text("finished").replace("T", " ")[:16], failed_step=text("failed_step"),
+                 reason=redact(text("reason")), log_name=text("log"))
+    notebooks = sorted(p.stem for p in folder.glob("*.ipynb"))
+    if row.status == "running" and not _alive(status.get("pid")):
+        row.status, row.reason = "interrupted", "the run stopped without recording its result"
+    if not row.status:  # no status file (e.g. a plain `ploomber build`): infer it from the products
+        row.status = "succeeded" if notebooks else "incomplete"
+        for nb in notebooks:
+            html = folder / f"{nb}.html"
+            if (err := notebook_error(folder / f"{nb}.ipynb")) and (
+                    not html.exists() or html.stat().st_mtime < (folder / f"{nb}.ipynb").stat().st_mtime):
+                row.status, row.failed_step, row.reason = "failed", nb, redact(err)
+                break
+            if not html.exists():
+                row.status = "incomplete"
+    valid = [nb for nb in notebooks if not row.failed_step or nb < row.failed_step]
+    if row.status == "failed" and not row.failed_step:
+        valid = []
+    if row.status == "failed":  # figures of the failed step and later ones would be stale
+        heads = {k: v for k, v in heads.items() if row.failed_step and k < row.failed_step}
+    row.links = [(nb.replace("_", " "), f"{folder.name}/{nb}.html") for nb in valid
+                 if (folder / f"{nb}.html").is_file()]
+    _fill_figures(row, heads)
+    return row
+
+
+def _fill_figures(row: RunRow, heads: dict[str, dict[str, Any]]) -> None:
+    ing = heads.get("01_ingest", {})
+    sources = [s for s in ing.get("sources", []) if isinstance(s, dict)]
+    if sources:
+        row.ingested = _sum(s.get("accepted") for s in sources)
+        row.rejected = _sum(s.get("rejected") for s in sources)
+        row.sources = [f"{s.get('unit', s.get('source', '?'))}: {_fmt(s.get('accepted'))} / {_fmt(s.get('rejected'))}"
+                       for s in sources]
+    comp, pred = heads.get("04_model_comparison", {}), heads.get("05_batch_prediction", {})
+    if pred.get("candidate") or comp.get("model"):
+        name = pred.get("candidate") or comp.get("model")
+        row.model = f"{name} ({pred['model_version']})" if pred.get("model_version") else str(name)
+    metric = str(pred.get("metric") or comp.get("metric") or "").upper()
+    parts = []
+    if isinstance(pred.get("error"), int | float):
+        parts.append(f"held-out {metric} {pred['error']:,.2f}")
+    rescored = row.kind == "score"  # scored with the registry's default, not necessarily 04's choice of this date
+    if rescored and pred:
+        parts.append("re-scored with the registry's default model")
+    elif isinstance(comp.get("improvement"), int | float) and comp.get("baseline") and comp.get("model") != comp.get(
+            "baseline") and comp["improvement"] == comp["improvement"]:
+        parts.append(f"{comp['improvement']:.0%} better than {comp['baseline']}")
+    row.error = "; ".join(parts)
+    if isinstance(pred.get("customers_scored"), int):
+        row.customers_scored = pred["customers_scored"]
+    if isinstance(pred.get("predicted_spend"), int | float):
+        row.predicted_spend = float(pred["predicted_spend"])
+    row.drift = [str(f) for f in pred.get("drift_flags", []) if f]
+    row.drift_note = str(pred.get("drift_note") or "")
+    if pred and not row.drift:
+        row.drift_state = "no large shift" if pred.get("drift_assessed") else "not assessed"
+
+
+def _sum(values) -> int | None:
+    vals = [v for v in values if isinstance(v, int | float)]
+    return int(sum(vals)) if vals else None
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int | float) else "—"
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (TypeError, ValueError, OSError):
+        return False
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if hasattr(value, "tolist"):  # NumPy arrays, pandas Series
+        return value.tolist()
+    if isinstance(value, set | tuple):
+        return list(value)
+    if isinstance(value, Path):
+        raise TypeError("paths are not recorded in reports")
+    return str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+_INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Customer analytics: runs</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #2b2b2b; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+p.lead { color: #555; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid #e3e3e3; }
+th { background: #f6f1ec; font-weight: 600; }
+td.num { text-align: right; white-space: nowrap; }
+td:first-child strong { white-space: nowrap; }
+.status { font-weight: 600; white-space: nowrap; }
+.succeeded { color: #1d6b2f; } .failed, .interrupted { color: #a11d1d; } .running, .incomplete { color: #8a6d00; }
+.small { color: #666; font-size: .82rem; }
+.flag { color: #a11d1d; font-weight: 600; }
+ul.links { margin: 0; padding-left: 1rem; }
+</style>
+</head>
+<body>
+<h1>Customer analytics: runs</h1>
+<p class="lead">Newest run first. Each run date has one HTML report per notebook (code hidden).
+Figures are aggregates only; hover over a drift cell for details. Updated {{ generated }}.</p>
+{% if not runs %}<p>No runs yet.</p>{% else %}
+<table>
+<thead><tr><th>Run date</th><th>Status</th><th>Rows ingested / rejected</th><th>Model and held-out error</th>
+<th>Customers scored</th><th>Predicted total spend</th><th>Drift</th><th>Reports</th></tr></thead>
+<tbody>
+{% for r in runs %}<tr id="run-{{ r.run_date }}">
+<td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else r.kind }}</div></td>
+<td><span class="status {{ r.status }}">{{ r.status }}{% if r.failed_step %} at {{ r.failed_step }}{% endif %}</span>
+{% if r.reason %}<div class="small">{{ r.reason }}</div>{% endif %}
+{% if r.finished %}<div class="small">{{ r.finished }}</div>{% endif %}
+{% if r.log_name %}<div class="small">log: {{ r.log_name }}</div>{% endif %}</td>
+<td class="num">{{ r.ingested | num }} / {{ r.rejected | num }}
+{% for s in r.sources %}<div class="small">{{ s }}</div>{% endfor %}</td>
+<td>{{ r.model or "—" }}{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}</td>
+<td class="num">{{ r.customers_scored | num }}</td>
+<td class="num">{{ r.predicted_spend | num }}</td>
+<td title="{{ r.drift_note }}">{% for f in r.drift %}<div class="flag">⚠ {{ f }}</div>{% endfor %}
+{% if not r.drift %}{{ r.drift_state or "—" }}{% endif %}</td>
+<td>{% if r.links %}<ul class="links">
+{% for label, href in r.links %}<li><a href="{{ href }}">{{ label }}</a></li>{% endfor %}</ul>
+{% else %}—{% endif %}</td>
+</tr>
+{% endfor %}</tbody>
+</table>
+{% endif %}
+</body>
+</html>
+"""

@@ -1,0 +1,175 @@
+"""Drift checks with warehouse aggregates: population stability index (PSI) per feature.
+
+Definition (the usual one for scorecards). For one feature, the *reference* sample fixes the
+bins: its deciles (``PERCENTILE_CONT``, duplicates dropped) cut the line into left-closed
+intervals ``(-inf, e1), [e1, e2), …, [ek, +inf)``, plus one bin for missing values. With
+``r_i`` and ``c_i`` the shares of the reference and current rows in bin ``i``, each clipped
+below at :data:`EPS` so that an empty bin does not divide by zero,
+
+    PSI = sum_i (c_i - r_i) * ln(c_i / r_i)
+
+A categorical feature uses one bin per value. Reading (industry convention): below 0.1
+stable, 0.1 to 0.25 moderate, 0.25 and above a large shift. PSI is noisy on small samples,
+so a side with fewer than :data:`MIN_ROWS` rows is "not assessed".
+
+Only aggregates leave the warehouse: one query for the reference deciles, one for the binned
+counts of every numeric feature on both sides, one per categorical feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import snowflake.snowpark.functions as F
+from snowflake.snowpark import DataFrame
+from snowflake.snowpark.types import StringType
+
+from customer_analytics import warehouse as wh
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-4
+BINS = 10
+MIN_ROWS = 100
+MODERATE, LARGE = 0.1, 0.25
+_SIDE = "DRIFT_SIDE"
+
+
+def level(psi: float) -> str:
+    """``stable`` / ``moderate`` / ``large`` for a PSI value (``n/a`` when it is not a number)."""
+    if psi is None or not math.isfinite(psi):
+        return "n/a"
+    return "large" if psi >= LARGE else "moderate" if psi >= MODERATE else "stable"
+
+
+def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI of two vectors of bin counts (same bins, same order)."""
+    r = np.asarray(reference, dtype=float)
+    c = np.asarray(current, dtype=float)
+    if r.sum() == 0 or c.sum() == 0:
+        return float("nan")
+    r = np.clip(r / r.sum(), EPS, None)
+    c = np.clip(c / c.sum(), EPS, None)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def decile_edges(reference: DataFrame, numeric: list[str], bins: int = BINS) -> dict[str, list[float]]:
+    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``, deduplicated."""
+    qs = [i / bins for i in range(1, bins)]
+    aggs = [F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
+            for j, c in enumerate(numeric) for k, q in enumerate(qs)]
+    row = reference.agg(*aggs).collect()[0].as_dict() if aggs else {}
+    return {c: sorted({float(row[f"E{j}_{k}"]) for k in range(len(qs)) if row[f"E{j}_{k}"] is not None})
+            for j, c in enumerate(numeric)}
+
+
+def _bin_conditions(col: str, edges: list[float]):
+    x = F.col(col)
+    if not edges:
+        return [x.is_not_null()]
+    conds = [x < F.lit(edges[0])]
+    conds += [(x >= F.lit(lo)) & (x < F.lit(hi)) for lo, hi in zip(edges, edges[1:], strict=False)]
+    conds.append(x >= F.lit(edges[-1]))
+    return conds
+
+
+def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]) -> dict[str, dict]:
+    """Binned counts (missing bin first), mean and row count of each column on both sides, in one query."""
+    cols = list(edges)
+    both = (reference.select(F.lit("reference").alias(_SIDE), *cols)
+            .union_all(current.select(F.lit("current").alias(_SIDE), *cols)))
+    aggs = [F.count(F.lit(1)).alias("N")]
+    for j, c in enumerate(cols):
+        aggs.append(F.avg(F.col(c)).alias(f"M{j}"))
+        aggs.append(F.sum(F.iff(F.col(c).is_null(), F.lit(1), F.lit(0))).alias(f"B{j}_NULL"))
+        aggs += [F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
+                 for k, cond in enumerate(_bin_conditions(c, edges[c]))]
+    rows = {r[_SIDE]: r.as_dict() for r in both.group_by(_SIDE).agg(*aggs).collect()}
+    out = {}
+    for side in ("reference", "current"):
+        r = rows.get(side, {})
+        out[side] = {"rows": int(r.get("N") or 0), "mean": {}, "counts": {}}
+        for j, c in enumerate(cols):
+            n_bins = len(_bin_conditions(c, edges[c]))
+            out[side]["mean"][c] = r.get(f"M{j}")
+            out[side]["counts"][c] = np.array([r.get(f"B{j}_NULL") or 0] + [r.get(f"B{j}_{k}") or 0 for k in range(n_bins)])
+    return out
+
+
+def categorical_counts(reference: DataFrame, current: DataFrame, col: str) -> pd.DataFrame:
+    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``, ``current``."""
+    value = F.coalesce(F.col(col).cast("string"), F.lit("(missing)")).alias("VALUE")
+    both = (reference.select(F.lit("reference").alias(_SIDE), value)
+            .union_all(current.select(F.lit("current").alias(_SIDE), value)))
+    df = wh.to_pandas(both.group_by(_SIDE, "VALUE").agg(F.count(F.lit(1)).alias("N")), "drift:categorical")
+    table = df.pivot_table(index="VALUE", columns=_SIDE, values="N", aggfunc="sum", fill_value=0)
+    return table.reindex(columns=["reference", "current"], fill_value=0)
+
+
+def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bins: int = BINS) -> pd.DataFrame:
+    """PSI of every column of ``columns`` between ``reference`` and ``current`` (Snowpark frames).
+
+    Returns one row per feature, largest PSI first: ``psi``, ``level``, ``reference mean``,
+    ``current mean`` (numeric features) and the rows on each side. ``level`` is ``not assessed``
+    when either side has fewer than :data:`MIN_ROWS` rows.
+    """
+    types = {f.name: f.datatype for f in current.schema.fields}
+    categorical = [c for c in columns if isinstance(types.get(c), StringType)]
+    numeric = [c for c in columns if c not in categorical]
+    counts = numeric_counts(reference, current, decile_edges(reference, numeric, bins))
+    n_ref, n_cur = counts["reference"]["rows"], counts["current"]["rows"]
+    rows = []
+    for c in numeric:
+        rows.append({"feature": c, "psi": psi_from_counts(counts["reference"]["counts"][c], counts["current"]["counts"][c]),
+                     "reference mean": counts["reference"]["mean"][c], "current mean": counts["current"]["mean"][c]})
+    for c in categorical:
+        t = categorical_counts(reference, current, c)
+        rows.append({"feature": c, "psi": psi_from_counts(t["reference"].to_numpy(), t["current"].to_numpy()),
+                     "reference mean": None, "current mean": None})
+    out = pd.DataFrame(rows, columns=["feature", "psi", "reference mean", "current mean"])
+    out["level"] = [level(p) if min(n_ref, n_cur) >= MIN_ROWS else "not assessed" for p in out["psi"]]
+    out["reference rows"], out["current rows"] = n_ref, n_cur
+    return out.sort_values("psi", ascending=False, na_position="last").set_index("feature")
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the report's summary and the run index say about drift."""
+
+    flags: list[str]
+    note: str
+    assessed: bool
+
+
+def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) -> Findings:
+    """Large shifts as short flags (``"SPEND: PSI 0.41"``) and a one-line note for everything else."""
+    flags, notes, assessed = [], [], False
+    if features is None or features.empty:
+        notes.append("feature drift not assessed (no training rows to compare with)")
+    elif (features["level"] == "not assessed").all():
+        n = int(features["current rows"].iloc[0])
+        notes.append(f"feature drift not assessed (only {n:,} scored customers; at least {MIN_ROWS} needed)")
+    else:
+        assessed = True
+        large = features[features["level"] == "large"]
+        flags += [f"{f}: PSI {p:.2f} vs training window" for f, p in large["psi"].items()]
+        moderate = int((features["level"] == "moderate").sum())
+        top = features["psi"].idxmax() if features["psi"].notna().any() else None
+        largest = f" (largest: {top}, PSI {features.loc[top, 'psi']:.2f})" if top is not None else ""
+        notes.append(f"{len(large)} large and {moderate} moderate shifts among {len(features)} features "
+                     f"vs the training window{largest}")
+    if predictions is None or predictions.empty:
+        notes.append("no earlier run to compare predictions with")
+    else:
+        p = predictions.iloc[0]
+        assessed = assessed or p["level"] not in ("not assessed", "n/a")
+        if p["level"] == "large":
+            flags.append(f"predicted spend: PSI {p['psi']:.2f} vs run of {p['previous run']}")
+        notes.append(f"predicted spend vs {p['previous run']}: {p['level']} (PSI {p['psi']:.2f})"
+                     if p["level"] not in ("not assessed", "n/a") else
+                     f"predicted spend vs {p['previous run']}: not assessed")
+    return Findings(flags, "; ".join(notes), assessed)

@@ -1,0 +1,150 @@
+"""Report exporter (offline, summary first) and the run index (headline records, status, robustness)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import io
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import REPO
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from customer_analytics import config, reports
+
+
+def png() -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1))
+    fig.subplots().plot([0, 1], [1, 0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def executed_notebook(path: Path, error: str | None = None) -> Path:
+    """A small executed notebook the way Papermill leaves it (outputs, tags, maybe an error)."""
+    cells = [
+        new_markdown_cell("# 09 · Example\nIn this notebook we test."),
+        new_code_cell("x = '/secret/path'", metadata={"tags": ["parameters"]}),
+        new_code_cell("import secret_module", outputs=[new_output("stream", name="stdout", text="working\n")]),
+        new_code_cell("fig", outputs=[new_output("display_data", data={"image/png": png(), "text/plain": "<Figure>"})]),
+        new_markdown_cell("## Recap\nDone."),
+        new_code_cell("Markdown(s)", metadata={"tags": ["summary"]},
+                      outputs=[new_output("display_data", data={"text/markdown": "**What this run found**"})]),
+    ]
+    if error:
+        cells.insert(3, new_code_cell("boom()", outputs=[new_output("error", ename="IngestError", evalue=error,
+                                                                    traceback=["Traceback"])]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+def test_report_html_is_offline_hides_code_and_puts_the_summary_first(tmp_path):
+    nb = executed_notebook(tmp_path / "09_example.ipynb")
+    html = reports.export_html(nb, tmp_path / "09_example.html").read_text()
+    assert "<title>09 · Example</title>" in html
+    assert html.index("In this notebook we test") < html.index("What this run found") < html.index("Recap")
+    assert "secret_module" not in html and "/secret/path" not in html
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 1
+    assert 'alt="Figure: 09 · Example"' in html
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:|@import|cdnjs|unpkg|mathjax", html, re.I)
+
+
+def params_for(tmp_path: Path, run_date: str = "2026-11-01") -> config.Params:
+    p = config.load(REPO, reports_dir=str(tmp_path / "reports"))
+    return dataclasses.replace(p, run_date=dt.date.fromisoformat(run_date))
+
+
+def test_record_writes_headlines_where_the_notebook_product_is(tmp_path):
+    p = params_for(tmp_path)
+    product = {"nb": str(tmp_path / "elsewhere" / "2026-11-05" / "01_ingest.ipynb"), "html": "x.html"}
+    path = reports.record(p, product, "01_ingest", sources=[{"accepted": 5, "rejected": 1}], when=dt.date(2026, 1, 2))
+    assert path == tmp_path / "elsewhere" / "2026-11-05" / "headlines" / "01_ingest.json"
+    data = json.loads(path.read_text())
+    assert data["sources"] == [{"accepted": 5, "rejected": 1}] and data["when"] == "2026-01-02"
+    # Papermill with a product path: next to it; run on its own (JupyterLab): not a pipeline run, no record
+    assert reports.record(p, str(tmp_path / "x" / "05.ipynb"), "05_batch_prediction", customers_scored=3).parent == (
+        tmp_path / "x" / "headlines")
+    assert reports.record(p, None, "05_batch_prediction", customers_scored=3) is None
+    assert not (tmp_path / "reports").exists()
+    with pytest.raises(TypeError, match="paths are not recorded"):
+        reports.record(p, product, "02_eda", where=tmp_path)
+
+
+def make_run(root: Path, date: str, steps: list[str], status: dict | None = None, error_at: str | None = None,
+             heads: dict | None = None) -> Path:
+    folder = root / date
+    for step in steps:
+        executed_notebook(folder / f"{step}.ipynb", error="boom" if step == error_at else None)
+        if step != error_at:
+            (folder / f"{step}.html").write_text("<html></html>")
+    for name, figures in (heads or {}).items():
+        (folder / "headlines").mkdir(parents=True, exist_ok=True)
+        (folder / "headlines" / f"{name}.json").write_text(figures if isinstance(figures, str) else json.dumps(figures))
+    if status:
+        reports.write_status(folder, **status)
+    return folder
+
+
+def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
+    root = tmp_path / "reports"
+    steps = ["01_ingest", "02_eda", "05_batch_prediction"]
+    heads = {"01_ingest": {"sources": [{"unit": "customers", "accepted": 1200, "rejected": 3},
+                                       {"unit": "order lines", "accepted": 800, "rejected": 7}]},
+             "04_model_comparison": {"model": "ridge", "baseline": "mean", "improvement": 0.25, "metric": "rmse"},
+             "05_batch_prediction": {"customers_scored": 42, "predicted_spend": 1234.5, "candidate": "ridge",
+                                     "model_version": "v3", "metric": "rmse", "error": 12.345,
+                                     "drift_flags": ["SPEND: PSI 0.41 vs training window"], "drift_assessed": True}}
+    make_run(root, "2026-11-01", steps, {"status": "succeeded", "kind": "pipeline"}, heads=heads)
+    make_run(root, "2026-11-02", steps, {"status": "failed", "failed_step": "02_eda", "log": "x.log",
+                                         "reason": "IngestError: /very/private/dir/orders.jsonl: <empty> file"},
+             error_at="02_eda", heads=heads)
+    (root / "not-a-run").mkdir()
+    runs = reports.collect_runs(root)
+    assert [r.run_date for r in runs] == ["2026-11-02", "2026-11-01"]
+    ok, failed = runs[1], runs[0]
+    assert (ok.status, ok.ingested, ok.rejected, ok.customers_scored, ok.predicted_spend) == (
+        "succeeded", 2000, 10, 42, 1234.5)
+    assert ok.model == "ridge (v3)" and ok.error == "held-out RMSE 12.35; 25% better than mean"
+    assert ok.drift == ["SPEND: PSI 0.41 vs training window"]
+    assert [href for _, href in ok.links] == [f"2026-11-01/{s}.html" for s in steps]
+    # a failed run: reason without the path, links and figures only from the steps before the failure
+    assert failed.status == "failed" and failed.failed_step == "02_eda"
+    assert failed.reason == "IngestError: orders.jsonl: <empty> file"
+    assert [href for _, href in failed.links] == ["2026-11-02/01_ingest.html"]
+    assert failed.ingested == 2000 and failed.customers_scored is None
+    html = reports.build_index(root).read_text()
+    assert html.index('id="run-2026-11-02"') < html.index('id="run-2026-11-01"')
+    assert "&lt;empty&gt;" in html and "<empty>" not in html and "/very/private" not in html
+    assert "failed at 02_eda" in html and "1,234" in html and "⚠ SPEND: PSI 0.41" in html
+
+
+def test_index_survives_missing_and_broken_records(tmp_path):
+    root = tmp_path / "reports"
+    make_run(root, "2026-10-01", ["01_ingest", "02_eda"])  # plain ploomber build: no run.json, no headlines
+    make_run(root, "2026-10-02", ["01_ingest", "02_eda"], error_at="02_eda",
+             heads={"01_ingest": "{not json", "05_batch_prediction": {"customers_scored": "many"}})
+    make_run(root, "2026-10-03", [], {"status": "running", "pid": 999_999_999})  # its process is gone
+    runs = {r.run_date: r for r in reports.collect_runs(root)}
+    assert runs["2026-10-01"].status == "succeeded" and runs["2026-10-01"].ingested is None
+    assert (runs["2026-10-02"].status, runs["2026-10-02"].failed_step) == ("failed", "02_eda")
+    assert runs["2026-10-02"].reason == "IngestError: boom" and runs["2026-10-02"].customers_scored is None
+    assert runs["2026-10-03"].status == "interrupted"
+    html = reports.build_index(root).read_text()
+    assert html.count("<tr id=") == 3
+
+
+def test_redact_shortens_absolute_paths():
+    assert reports.redact("FileNotFoundError: /home/ana/data/raw/orders.jsonl: file not found.") == (
+        "FileNotFoundError: orders.jsonl: file not found.")
+    assert reports.redact("see C:\\Users\\ana\\orders.jsonl now") == "see orders.jsonl now"
+    assert reports.redact("ratio 3/4 and a/b stay") == "ratio 3/4 and a/b stay"
+    assert len(reports.redact("x" * 1000)) == 400
