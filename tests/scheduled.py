@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 import snowflake.snowpark.functions as F
-from conftest import REPO
 
+from conftest import REPO
 from customer_analytics import config, registry, synthetic
 from customer_analytics import warehouse as wh
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from conftest import REPO
 from playwright.sync_api import sync_playwright
+
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import snowflake.snowpark.functions as F
-from conftest import make_params
 
+from conftest import make_params
 from customer_analytics import features as ft
 from customer_analytics import ingest, models, predict, reference, registry
 from customer_analytics import warehouse as wh

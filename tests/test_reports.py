@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from conftest import REPO
 from customer_analytics import config, reports
 
 

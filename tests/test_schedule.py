@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO
 from scheduled import D1, D2, D_BAD
 
+from conftest import REPO
 from customer_analytics import cli, reports
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
