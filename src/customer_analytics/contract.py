@@ -237,6 +237,21 @@ def source(name: str) -> Source:
     return next(s for s in SOURCES if s.name == name)
 
 
+def candidates(data_dir: Path, name: str) -> list[Path]:
+    """Where a source named ``name`` may be: the name itself, then the same stem with another accepted extension.
+
+    So ``orders_file: orders.jsonl`` also finds an ``orders.csv`` export (the report says which file was used).
+    """
+    path = data_dir / name
+    others = sorted({ext for ext in FORMATS if ext != path.suffix.lower()})
+    return [path, *(path.with_suffix(ext) for ext in others)]
+
+
+def locate(data_dir: Path, name: str) -> Path | None:
+    """The file :func:`candidates` finds first, or ``None``."""
+    return next((p for p in candidates(data_dir, name) if p.is_file()), None)
+
+
 def file_format(path: Path) -> str | None:
     """``jsonl`` or ``csv`` from the file name extension, ``None`` if it is not an accepted one."""
     return FORMATS.get(path.suffix.lower())

@@ -217,11 +217,15 @@ def plan_sources(params: Params) -> list[SourcePlan]:
         if not name:
             plans.append(SourcePlan(src, None, None, None, "disabled"))
             continue
-        path = data_dir / name
         if src is CALLS:
+            path = data_dir / name
             status = "loaded" if readers.call_files(path) else "missing"
             plans.append(SourcePlan(src, name, path, "calls", status))
             continue
+        path = contract.locate(data_dir, name) or data_dir / name
+        if path.name != Path(name).name:
+            log.warning("%s: not found; using %s instead", data_dir / name, path)
+            name = (Path(name).parent / path.name).as_posix()
         if not path.exists():
             if src.required:
                 raise IngestError(f"{path}: the {src.name} file is missing (it is the only required input). Fix: "
@@ -848,6 +852,25 @@ def summary(counts: list[SourceCounts]) -> str:
         top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
         text += f" Most common rejection: '{top[0]}' ({top[1]:,} rows); all rejected rows are kept in REJECTED_*."
     return text
+
+
+def sources_frame(params: Params) -> pd.DataFrame:
+    """The plan as a table: per source, the file used, its format and size, or why it is absent.
+
+    Raises:
+        IngestError: a file cannot be used at all (this is the plan phase of :func:`run`).
+    """
+    rows = []
+    for p in plan_sources(params):
+        size = (sum(f.stat().st_size for f in readers.call_files(p.path)) if p.fmt == "calls"
+                else p.path.stat().st_size) if p.present else None
+        n_files = len(readers.call_files(p.path)) if p.fmt == "calls" and p.present else None
+        rows.append({"source": p.source.name, "required": "yes" if p.source.required else "no",
+                     "file": p.name or "—", "status": {"loaded": "found", "missing": "missing",
+                                                       "disabled": "disabled"}[p.status],
+                     "format": p.fmt or "—", "files": n_files or (1 if p.present else 0),
+                     "MB": None if size is None else round(size / 2**20, 2)})
+    return pd.DataFrame(rows).set_index("source")
 
 
 def source_paths(params: Params) -> dict[str, Path | None]:

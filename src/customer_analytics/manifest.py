@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from customer_analytics.contract import CALLS
+from customer_analytics.contract import CALLS, candidates
 
 
 def _resolve(path: str | os.PathLike, root: str | os.PathLike | None) -> Path:
@@ -46,7 +46,7 @@ def data_manifest(data_dir: Path, files: dict[str, str | None]) -> dict[str, Any
             out["sources"][source] = {"name": name, "present": folder.is_dir(),
                                       "files": {p.name: _stat(p) for p in entries}}
         else:
-            out["sources"][source] = {"name": name, **_stat(data_dir / name)}
+            out["sources"][source] = {"name": name, "files": {p.name: _stat(p) for p in candidates(data_dir, name)}}
     return out
 
 
