@@ -76,8 +76,9 @@ REASONS: dict[str, str] = {
     Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
     Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields that are all "
                             "empty, as left by trailing commas, are tolerated)",
-    Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines; only that line is "
-                               "rejected and reading resumes on the next one",
+    Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines, or closed only by "
+                               "joining lines into a record with another number of fields than the header; only "
+                               "the line that opened it is rejected and reading resumes on the next line",
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
     Reason.BAD_DATE: "not an ISO 8601 date or timestamp, or not a real calendar date (e.g. 2026-02-30)",
@@ -170,7 +171,8 @@ ORDERS = Source(
         Field("product", "text", "no", f"product type (lower-cased). Absent from the whole file: every line gets "
               f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item"),
         Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item"),
-        Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency)",
+        Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency). When the "
+              "file has it (a CSV column, or a value on any JSON item), every line needs it",
               "UNIT_PRICE", level="item"),
         Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
               "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item"),
@@ -291,7 +293,8 @@ def render_markdown() -> str:
         "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
         "- **CSV**: comma-separated, first line = header, fields quoted with `\"` when needed (RFC 4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
-        "case-insensitively, ignoring surrounding spaces; columns not in the contract are ignored (they are kept "
+        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is used); "
+        "columns not in the contract are ignored (they are kept "
         "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
         "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one JSON array is "
         "refused with a message saying how to convert it.",
@@ -328,6 +331,32 @@ def render_markdown() -> str:
         "line where the record starts; the header is line 1), `ITEM_NO` (orders: 0-based position in `items`), "
         "`FIELD` (the offending column or key as named in your file, or `line`), `REASON` (below), `VALUE` (the "
         "offending value, first 200 characters) and `RECORD` (the whole line as read; invalid bytes as `\\xNN`).",
+        "",
+        "## How files are loaded",
+        "",
+        "Each file is read once, as a stream, by `customer_analytics.readers` (memory stays flat whatever the file "
+        "size: rows go to a Parquet staging file in batches of at most 50,000 rows or 64 MB), which decides only "
+        "what needs the raw bytes — encoding, line length, JSON and CSV syntax — and never stops on bad content. "
+        "The staging file is loaded into `RAW_<SOURCE>` with one row per physical record; every other check runs "
+        "in the warehouse, with the same Snowpark code on both backends:",
+        "",
+        "- **Embedded local warehouse** (`connection: local`): DuckDB reads the Parquet file directly.",
+        "- **Snowflake**: `PUT` of the Parquet file to a temporary stage, then `COPY INTO … FILE_FORMAT = (TYPE = "
+        "PARQUET) MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT`; the rows loaded are checked "
+        "against the rows read. `ON_ERROR = CONTINUE` (plus `VALIDATE`) is not used on purpose: bad records have "
+        "already been quarantined with their line numbers, so a load error can only be a bug and must stop the "
+        "run rather than drop rows. **Not exercised**: nothing here can reach Snowflake; this path is written "
+        "against the documented `PUT`/`COPY INTO` syntax and the Snowpark `session.file.put` API but has never "
+        "run against an account. Everything else (the checks, the accounting, the publication of the tables) runs "
+        "in the tests on the embedded warehouse and is compared with an independent pandas implementation "
+        "(`customer_analytics.reference`).",
+        "",
+        "The new tables are built as `*__NEW` and put in place together at the end (locally in one transaction; "
+        "on Snowflake one `ALTER TABLE … SWAP WITH` per table, after every check has passed), so a run that "
+        "stops half-way leaves the previous tables untouched. Re-running on the same files gives identical tables.",
+        "",
+        "A file not found under its configured name is looked for with the same stem and another accepted "
+        "extension (`orders.jsonl` → `orders.csv`); the report names the file used.",
         "",
         "## Sources",
         "",

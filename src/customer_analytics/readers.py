@@ -194,17 +194,19 @@ def read_jsonl(path: Path, staged: Path, source_file: str) -> FileStats:
 
 
 # --------------------------------------------------------------------------- CSV
-def csv_records(lines: Iterator[tuple[int, bytes, bool]]) -> Iterator[tuple[int, str, str | None]]:
+def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -> Iterator[tuple[int, str, str | None]]:
     """Group physical lines into CSV records: ``(first_line_no, text, reason)``.
 
     A record continues over line breaks while a quote is open (RFC 4180: quotes inside quoted
-    fields are doubled, so an odd count means "still open"). If it is still open after
-    :data:`MAX_RECORD_LINES` lines, at the end of the file or at an over-long line, only the line
-    that opened it is rejected and the following lines are read again as records of their own, so
-    one stray quote cannot swallow the rest of the file. Text is decoded with
+    fields are doubled, so an odd count means "still open"), for at most
+    :data:`MAX_RECORD_LINES` lines, and only if the joined record splits into as many fields as
+    the header (the first record, when ``header``). Otherwise the quote that opened it is taken
+    as a mistake: only that line is rejected and the following lines are read again as records
+    of their own, so one stray quote cannot swallow the rest of the file. Text is decoded with
     ``surrogateescape``: invalid bytes survive as lone surrogates for :func:`read_csv` to report.
     """
     pending: deque[tuple[int, bytes, bool]] = deque()
+    n_fields: int | None = None
 
     def next_line():
         return pending.popleft() if pending else next(lines, None)
@@ -217,6 +219,8 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]]) -> Iterator[tuple[int,
         text = raw.decode("utf-8", "surrogateescape")
         quotes = text.count('"')
         if quotes % 2 == 0:
+            if header and n_fields is None:
+                n_fields = len(split_record(text) or [])
             yield no, text, None
             continue
         parts, taken, size = [text], [], len(raw)
@@ -231,11 +235,20 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]]) -> Iterator[tuple[int,
             parts.append(part)
             quotes += part.count('"')
             size += len(nxt[1]) + 1
-        if quotes % 2 == 0:
-            yield no, "\n".join(parts), None
+        joined = "\n".join(parts)
+        if quotes % 2 == 0 and (n_fields is None or _fits(joined, n_fields)):
+            if header and n_fields is None:
+                n_fields = len(split_record(joined) or [])
+            yield no, joined, None
         else:
             pending.extendleft(reversed(taken))
             yield no, text, Reason.CSV_UNCLOSED_QUOTE
+
+
+def _fits(text: str, n_fields: int) -> bool:
+    """Whether a multi-line record splits into ``n_fields`` fields (extra empty ones tolerated)."""
+    fields = split_record(text)
+    return fields is not None and len(fields) >= n_fields and not any(f.strip() for f in fields[n_fields:])
 
 
 def _as_record(text: str) -> str:
@@ -256,7 +269,7 @@ def split_record(text: str) -> list[str] | None:
 def read_header(path: Path) -> list[str] | None:
     """The header fields of a CSV file (BOM tolerated; ``None`` if the file has no first record)."""
     with path.open("rb") as f:
-        first = next(csv_records(physical_lines(f, hashlib.sha256())), None)
+        first = next(csv_records(physical_lines(f, hashlib.sha256()), header=False), None)
     if first is None or first[2]:
         return None
     return split_record(first[1])

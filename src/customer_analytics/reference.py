@@ -92,17 +92,27 @@ def jsonl_records(path: Path) -> list[dict]:
 def csv_records(path: Path) -> tuple[list[str], list[dict]]:
     """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
     lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path)]
-    records, i = [], 0
+    records, i, width = [], 0, None
     while i < len(lines):
         j, text = i, lines[i]
         while text.count('"') % 2 and j + 1 < len(lines) and j + 1 - i < contract.MAX_RECORD_LINES:
             j += 1
             text += "\n" + lines[j]
-        if text.count('"') % 2:
+        fields = None
+        if text.count('"') % 2 == 0:
+            try:
+                fields = next(csv.reader([text]), [])
+            except csv.Error:
+                fields = None
+        fits = j == i or (fields is not None and (width is None or (
+            len(fields) >= width and all(f.strip() == "" for f in fields[width:]))))
+        if text.count('"') % 2 or not fits:
             records.append({"line": i + 1, "text": lines[i], "reason": R.CSV_UNCLOSED_QUOTE})
             i += 1
         else:
             records.append({"line": i + 1, "text": text, "reason": None})
+            if width is None:
+                width = len(fields or [])
             i = j + 1
     header = next(csv.reader([records[0]["text"]])) if records else []
     out = []
@@ -116,7 +126,9 @@ def csv_records(path: Path) -> tuple[list[str], list[dict]]:
             if fields is not None:
                 rec["reason"], rec["field"] = _csv_problem(fields, header)
                 if rec["reason"] is None:
-                    rec["values"] = dict(zip([h.strip().casefold() for h in header], fields, strict=False))
+                    rec["values"] = {}
+                    for h, v in zip(header, fields, strict=False):
+                        rec["values"].setdefault(h.strip().casefold(), v)
         out.append(rec)
     return header, out
 
