@@ -70,7 +70,7 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
     col = {h: i for i, h in enumerate(header)}
     edits: dict[int, tuple] = {}  # body index -> (kind, payload)
     kinds = ["missing_id", "feb30", "us_date", "old_date", "by_text", "by_frac", "by_old", "bad_utf8", "nul",
-             "few_fields", "unclosed", "trailing_comma", "multiline", "cjk", "quoted", "spaces", "ts_signup"]
+             "few_fields", "unclosed", "lone_cr", "trailing_comma", "multiline", "cjk", "quoted", "spaces", "ts_signup"]
     picks = rng.sample(range(5, len(body) - 5), 2 * len(kinds))
     for k, idx in enumerate(picks):
         edits[idx] = kinds[k % len(kinds)]
@@ -120,6 +120,9 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
         elif kind == "unclosed":
             enc = _csv_line(row).encode().replace(b",", b',"', 1)
             fld, reason = "line", R.CSV_UNCLOSED_QUOTE
+        elif kind == "lone_cr":
+            enc = _csv_line(row).encode().replace(row[col["name"]].encode(), b"Anna\rMaria", 1)
+            fld, reason = "line", R.CSV_SYNTAX
         elif kind == "trailing_comma":
             enc = _csv_line(row).encode() + b","
         elif kind == "multiline":

@@ -94,6 +94,16 @@ def test_an_unclosed_quote_rejects_only_its_line(tmp_path):
     assert stats.records == 7
 
 
+def test_a_stray_quote_cannot_swallow_complete_records_even_when_the_field_count_fits(tmp_path):
+    lines = ["customer_id,name,signup_date", 'C1,"Anna,2026-01-02', "C2,n,2026-01-02", "C3,n,2026-01-02",
+             'tail",2026-01-05', "C4,n,2026-01-02"]
+    # joined, lines 2-5 would split into exactly 3 fields (C1 | Anna...tail | 2026-01-05), hiding C2 and C3
+    stats, rows = read_csv(tmp_path, "\n".join(lines).encode())
+    got = [(r["LINE_NO"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows]
+    assert got == [(2, None, Reason.CSV_UNCLOSED_QUOTE), (3, "C2", None), (4, "C3", None),
+                   (5, None, Reason.CSV_UNCLOSED_QUOTE), (6, "C4", None)]
+
+
 def test_a_quote_left_open_to_the_end_of_the_file_is_bounded(tmp_path):
     body = ["customer_id,name,signup_date", 'C0,"never closed,2026-01-02']
     body += [f"C{i},n,2026-01-02" for i in range(1, MAX_RECORD_LINES + 50)]
@@ -150,7 +160,8 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path, monkeypatch):
     ("customer_id: C1\nts: 2026-03-01 10:00\n\nHello, the cookies\nwere broken.", "x.txt",
      ("C1", "2026-03-01 10:00", "Hello, the cookies\nwere broken.")),
     ("Customer: C2\nDate: 2026-03-02\nAgent: hi", "x.txt", ("C2", "2026-03-02", "Agent: hi")),
-    ("Agent: hello\nCustomer said: fine", "C3_2026-03-03_morning.txt", ("C3", "2026-03-03", "Agent: hello\nCustomer said: fine")),
+    ("Agent: hello\nCustomer said: fine", "C3_2026-03-03_morning.txt",
+     ("C3", "2026-03-03", "Agent: hello\nCustomer said: fine")),
     ("just text", "notes.txt", (None, None, "just text")),
     ("customer_id: C4\n\n", "C9_2026-01-01.txt", ("C4", "2026-01-01", "")),
 ])

@@ -77,8 +77,9 @@ REASONS: dict[str, str] = {
     Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields that are all "
                             "empty, as left by trailing commas, are tolerated)",
     Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines, or closed only by "
-                               "joining lines into a record with another number of fields than the header; only "
-                               "the line that opened it is rejected and reading resumes on the next line",
+                               "joining lines into a record with another number of fields than the header, or "
+                               "across a line that is a complete record on its own; only the line that opened it "
+                               "is rejected and reading resumes on the next line",
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
     Reason.BAD_DATE: "not an ISO 8601 date or timestamp, or not a real calendar date (e.g. 2026-02-30)",
@@ -96,8 +97,8 @@ REASONS: dict[str, str] = {
     Reason.DUPLICATE_CUSTOMER: "a customer_id seen on an earlier valid line; the first is kept",
     Reason.DUPLICATE_ORDER: "JSON lines: an order_id seen on an earlier line. CSV: an order_id whose earlier lines "
                             "have another customer_id or timestamp. The first is kept",
-    Reason.DUPLICATE_LINE: "an exact repeat of an earlier valid line (same values in every contract field): "
-                           "typically an export appended twice",
+    Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, time, rating and "
+                           "text); orders: a `line_id` seen on an earlier line. Typically an export appended twice",
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a customers file is "
                              "used): absent from that file, or its line there was rejected",
 }
@@ -176,6 +177,9 @@ ORDERS = Source(
               "UNIT_PRICE", level="item"),
         Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
               "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item"),
+        Field("line_id", "id", "no", "order line identifier (e.g. an order-item id); when the file has it, a line_id "
+              "seen on an earlier line is rejected: the guard against an export appended twice (identical lines "
+              "without it are kept: an order may list the same product twice)", level="item"),
         Field("coupon", "text", "no", "coupon code, if any", "COUPON"),
         Field("ship_method", "text", "no", "shipping method", "SHIP_METHOD", json_path="shipping.method"),
         Field("ship_cost", "number", "no", "shipping cost of the order, ≥ 0", "SHIP_COST",

@@ -457,14 +457,15 @@ def stage_customers(session: Session, raw: DataFrame, raw_columns: list[str], pl
 
 
 ORDER_FIELDS = ["order_id", "customer_id", "ts", "items", "coupon", "ship_method", "ship_cost"]
-ITEM_FIELDS = ["product", "quantity", "unit_price", "amount"]
+ITEM_FIELDS = ["product", "quantity", "unit_price", "amount", "line_id"]
 
 
 def _order_rows(raw: DataFrame, raw_columns: list[str], plan: SourcePlan) -> DataFrame:
     """Orders as one row per order line; a JSON line without items (or unreadable) stays one row.
 
     Snowflake's ``FLATTEN(…, OUTER => TRUE)`` would keep such lines, but fakesnow ignores OUTER,
-    so lines with a non-empty ``items`` list are flattened and the others appended as they are.
+    so lines with a non-empty ``items`` list are flattened and the others appended as they are
+    (correct on both backends).
     ``_N_ITEMS`` is 1 on flattened rows, else the list size (0) or NULL (absent or not a list).
     """
     if plan.fmt == "csv":
@@ -474,8 +475,11 @@ def _order_rows(raw: DataFrame, raw_columns: list[str], plan: SourcePlan) -> Dat
     lines = _fields(raw, plan, ORDER_FIELDS, raw_columns).select("*", F.array_size(items).alias("_N_ITEMS"),
                                                                  items.alias("_ITEMS"))
     base = RAW_COLUMNS + [f"S_{f.upper()}" for f in ORDER_FIELDS]
+    # the element is taken with GET(items, INDEX), not FLATTEN's VALUE: fakesnow numbers INDEX with an unordered
+    # row_number(), so only the set of indexes is right there; on Snowflake both are the same element
+    item = F.get(F.col("_ITEMS"), F.col("INDEX"))
     flat = lines.filter(F.col("_N_ITEMS") > 0).join_table_function("flatten", F.col("_ITEMS")).select(
-        *base, *[_text(_json_get(F.col("VALUE"), plan.wanted[f])).alias(f"S_{f.upper()}") for f in ITEM_FIELDS],
+        *base, *[_text(_json_get(item, plan.wanted[f])).alias(f"S_{f.upper()}") for f in ITEM_FIELDS],
         F.col("INDEX").cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS"))
     bare = lines.filter(F.coalesce(F.col("_N_ITEMS"), F.lit(0)) == 0).select(
         *base, *[F.lit(None).cast("string").alias(f"S_{f.upper()}") for f in ITEM_FIELDS],
@@ -512,7 +516,7 @@ def stage_orders(session: Session, raw: DataFrame, raw_columns: list[str], plan:
     ok = F.col("REASON").is_null()
     unit = F.col("N_UNIT_PRICE") if price == "UNIT_PRICE" else F.col("N_AMOUNT") / F.col("N_QUANTITY")
     order_id = F.col("S_ORDER_ID") if jsonl or has_id else F.concat(F.col("S_CUSTOMER_ID"), F.lit("@"), F.col("S_TS"))
-    keys = ["S_TS", "S_PRODUCT", "S_QUANTITY", "S_UNIT_PRICE", "S_AMOUNT", "S_COUPON", "S_SHIP_METHOD", "S_SHIP_COST"]
+    keys = ["S_LINE_ID"]
     cols = ["SOURCE_FILE", "LINE_NO", "ITEM_NO", "RECORD", "FIELD", "REASON", "VALUE", *keys, *CLEAN_COLUMNS[
         "ORDER_LINES"][:9]]
     t = _materialise(checked.select(
@@ -524,13 +528,15 @@ def stage_orders(session: Session, raw: DataFrame, raw_columns: list[str], plan:
         F.iff(ok, F.col("N_QUANTITY"), F.lit(None)).cast("int").alias("QUANTITY"),
         F.iff(ok, unit, F.lit(None).cast("double")).alias("UNIT_PRICE")), "STAGE_ORDER_LINES_C")
     order = ["LINE_NO", "ITEM_NO"]
+    rules = []
+    if occurs["line_id"]:
+        rules.append((F.col("S_LINE_ID").is_not_null() & _not_first(["S_LINE_ID"], order), c("line_id"),
+                      Reason.DUPLICATE_LINE))
     if jsonl:
-        rules = [(_differs_from_first("ORDER_ID", ["LINE_NO"], order), c("order_id"), Reason.DUPLICATE_ORDER)]
-    else:
-        rules = [(_not_first(["ORDER_ID", "CUSTOMER_ID", *keys], order), "line", Reason.DUPLICATE_LINE)]
-        if has_id:
-            rules.append((_differs_from_first("ORDER_ID", ["CUSTOMER_ID", "TS"], order), c("order_id"),
-                          Reason.DUPLICATE_ORDER))
+        rules.append((_differs_from_first("ORDER_ID", ["LINE_NO"], order), c("order_id"), Reason.DUPLICATE_ORDER))
+    elif has_id:
+        rules.append((_differs_from_first("ORDER_ID", ["CUSTOMER_ID", "TS"], order), c("order_id"),
+                      Reason.DUPLICATE_ORDER))
     final = _cross_checks(t, [x for x in cols if x not in keys], rules, customers, c("customer_id"))
     return wh.replace_table(final, "STAGE_ORDER_LINES")
 

@@ -236,13 +236,19 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
             quotes += part.count('"')
             size += len(nxt[1]) + 1
         joined = "\n".join(parts)
-        if quotes % 2 == 0 and (n_fields is None or _fits(joined, n_fields)):
+        if quotes % 2 == 0 and (n_fields is None or (_fits(joined, n_fields)
+                                                     and not any(_is_record(x, n_fields) for x in parts[1:-1]))):
             if header and n_fields is None:
                 n_fields = len(split_record(joined) or [])
             yield no, joined, None
         else:
             pending.extendleft(reversed(taken))
             yield no, text, Reason.CSV_UNCLOSED_QUOTE
+
+
+def _is_record(line: str, n_fields: int) -> bool:
+    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not inside a field)."""
+    return line.count('"') % 2 == 0 and _fits(line, n_fields)
 
 
 def _fits(text: str, n_fields: int) -> bool:

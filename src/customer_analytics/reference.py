@@ -89,6 +89,20 @@ def jsonl_records(path: Path) -> list[dict]:
     return out
 
 
+def _complete(fields: list[str] | None, width: int) -> bool:
+    return fields is not None and len(fields) >= width and all(f.strip() == "" for f in fields[width:])
+
+
+def _alone(line: str, width: int) -> bool:
+    """A line that is a whole record by itself (so it cannot be the inside of a quoted field)."""
+    if line.count('"') % 2:
+        return False
+    try:
+        return _complete(next(csv.reader([line]), []), width)
+    except csv.Error:
+        return False
+
+
 def csv_records(path: Path) -> tuple[list[str], list[dict]]:
     """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
     lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path)]
@@ -104,8 +118,8 @@ def csv_records(path: Path) -> tuple[list[str], list[dict]]:
                 fields = next(csv.reader([text]), [])
             except csv.Error:
                 fields = None
-        fits = j == i or (fields is not None and (width is None or (
-            len(fields) >= width and all(f.strip() == "" for f in fields[width:]))))
+        fits = j == i or width is None or (_complete(fields, width)
+                                           and not any(_alone(x, width) for x in lines[i + 1:j]))
         if text.count('"') % 2 or not fits:
             records.append({"line": i + 1, "text": lines[i], "reason": R.CSV_UNCLOSED_QUOTE})
             i += 1
@@ -122,7 +136,7 @@ def csv_records(path: Path) -> tuple[list[str], list[dict]]:
             try:
                 fields = next(csv.reader([rec["text"]]), [])
             except csv.Error:
-                fields, rec["reason"] = None, R.CSV_SYNTAX
+                fields, rec["reason"], rec["field"] = None, R.CSV_SYNTAX, "line"
             if fields is not None:
                 rec["reason"], rec["field"] = _csv_problem(fields, header)
                 if rec["reason"] is None:
@@ -294,12 +308,12 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
         if jsonl and isinstance(items, list) and items:
             for k, it in enumerate(items):
                 row = {**g, **{f: _value({"obj": it}, "jsonl", names[f]) for f in ("product", "quantity",
-                                                                                     "unit_price", "amount")}}
+                                                                                     "unit_price", "amount", "line_id")}}
                 rows.append((r, k, row, items))
         else:
             rows.append((r, None, g, items))
     has = {f: any(row.get(f) is not None for r, _, row, _ in rows if r["reason"] is None)
-           for f in ("order_id", "product", "unit_price")}
+           for f in ("order_id", "product", "unit_price", "line_id")}
     if fmt == "csv":
         has = {f: names[f].strip().casefold() in header for f in has}
     price = "unit_price" if has["unit_price"] else "amount"
@@ -329,30 +343,27 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
                     "COUPON": g["coupon"], "SHIP_METHOD": g["ship_method"], "SHIP_COST": parse_number(g["ship_cost"]),
                     "PRODUCT": g["product"].lower() if has["product"] else contract.ALL_PRODUCTS,
                     "QUANTITY": int(qty), "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
-                    "LINE_NO": r["line"], "ITEM_NO": k, "_KEY": (oid, g["customer_id"], g["ts"], g["product"],
-                    g["quantity"], g["unit_price"], g["amount"], g["coupon"], g["ship_method"], g["ship_cost"])})
+                    "LINE_NO": r["line"], "ITEM_NO": k, "_LINE_ID": g.get("line_id")})
     accepted, first_line, first_of_order, seen = [], {}, {}, set()
     for row in sorted(out, key=lambda x: (x["LINE_NO"], x["ITEM_NO"] or 0)):
         reason = fld = None
-        if jsonl:
-            first_line.setdefault(row["ORDER_ID"], row["LINE_NO"])
-            if first_line[row["ORDER_ID"]] != row["LINE_NO"]:
-                reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
-        else:
-            if row["_KEY"] in seen:
-                reason, fld = R.DUPLICATE_LINE, "line"
-            elif has["order_id"]:
-                first = first_of_order.setdefault(row["ORDER_ID"], (row["CUSTOMER_ID"], row["TS"]))
-                if first != (row["CUSTOMER_ID"], row["TS"]):
-                    reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
-            seen.add(row["_KEY"])
+        if has["line_id"] and row["_LINE_ID"] is not None and row["_LINE_ID"] in seen:
+            reason, fld = R.DUPLICATE_LINE, shown["line_id"]
+        if row["_LINE_ID"] is not None:
+            seen.add(row["_LINE_ID"])
+        first_line.setdefault(row["ORDER_ID"], row["LINE_NO"])
+        first = first_of_order.setdefault(row["ORDER_ID"], (row["CUSTOMER_ID"], row["TS"]))
+        if reason is None and jsonl and first_line[row["ORDER_ID"]] != row["LINE_NO"]:
+            reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
+        if reason is None and not jsonl and has["order_id"] and first != (row["CUSTOMER_ID"], row["TS"]):
+            reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
         if reason is None and known is not None and row["CUSTOMER_ID"] not in known:
             reason, fld = R.UNKNOWN_CUSTOMER, shown["customer_id"]
         if reason:
             rejected.append({"LINE_NO": row["LINE_NO"], "ITEM_NO": row["ITEM_NO"], "FIELD": fld, "REASON": reason})
         else:
             accepted.append(row)
-    df = pd.DataFrame(accepted).drop(columns="_KEY", errors="ignore")
+    df = pd.DataFrame(accepted).drop(columns="_LINE_ID", errors="ignore")
     if not jsonl and len(df):
         df["ITEM_NO"] = df.groupby("ORDER_ID").cumcount()
     return df, rejected, len(rows)
@@ -471,8 +482,9 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
         add("calls", None, rej)
         read["calls"] = len(calls) + len(rej)
         parts.append(calls)
-    reviews = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else \
-        pd.DataFrame(columns=["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"])
+    columns_out = ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"]
+    parts = [p.astype({"RATING": "float64"}) for p in parts if len(p)]
+    reviews = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns_out)
     return Ingested(cust, lines, reviews, pd.DataFrame(rejected, columns=["SOURCE", "SOURCE_FILE", "LINE_NO",
                                                                           "ITEM_NO", "FIELD", "REASON"]), read)
 
