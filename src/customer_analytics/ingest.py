@@ -70,6 +70,10 @@ _DATETIME = _DATE_CORE + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 class IngestError(RuntimeError):
     """An input cannot be used at all; the message names the file, the problem and the fix."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython/Jupyter (and so Papermill and Ploomber) show instead of a traceback: the message alone."""
+        return [f"IngestError: {self}"]
+
 
 @dataclass
 class SourceCounts:
@@ -148,13 +152,15 @@ def _check_csv_header(plan: SourcePlan) -> None:
                                                                       for x in f.split("|"))]
     if missing:
         names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
+        if names.replace("'", "") != missing[0].replace("|", " or "):
+            names += f" (contract field '{missing[0].replace('|', ' or ')}')"
         hint = ""
         if len(header) == 1 and any(d in header[0] for d in ";\t|"):
             hint = (" The header is a single column containing ';', tab or '|': the file is probably not "
                     "comma-separated; export it with commas.")
         fld = missing[0].split("|")[0]
         raise IngestError(
-            f"{path}: required column {names} (contract field '{missing[0].replace('|', ' or ')}') not found. "
+            f"{path}: required column {names} not found. "
             f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: {_fix_hint(src, fld)}.")
     with path.open("rb") as f:
         records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
