@@ -205,7 +205,7 @@ def test_report_helpers_show_aggregates_and_only_non_personal_values(run1):
     assert frame["balanced"].all()
     reasons = ingest.reasons_frame(list(counts.values()))
     assert reasons["rows"].sum() == sum(c.rejected for c in counts.values())
-    text = " ".join(reasons["examples (file:line)"])
+    text = " ".join(reasons["examples"])
     assert "2026-02-30" in text and "'three'" in text  # dates and quantities are shown
     assert "example.com" not in text and "Ren" not in text  # e-mails and names are not
     summary = ingest.summary(list(counts.values()))

@@ -621,9 +621,11 @@ def _details(t: DataFrame, plan: SourcePlan) -> list[dict]:
     bad = t.filter(F.col("REASON").is_not_null())
     groups = bad.group_by("FIELD", "REASON").agg(F.count(F.lit(1)).alias("N")).collect()
     item = F.col("ITEM_NO") if "ITEM_NO" in t.columns else F.lit(None).cast("int")
-    w = Window.partition_by(F.col("FIELD"), F.col("REASON")).order_by(F.col("SOURCE_FILE"), F.col("LINE_NO"), item)
-    ex = bad.select("FIELD", "REASON", "SOURCE_FILE", "LINE_NO", item.alias("ITEM_NO"), "VALUE",
-                    F.row_number().over(w).alias("RN")).filter(F.col("RN") <= 3).collect()
+    per_line = bad.group_by("FIELD", "REASON", "SOURCE_FILE", "LINE_NO").agg(
+        F.min(item).alias("ITEM_NO"), F.min(F.col("VALUE")).alias("VALUE"))  # examples on distinct lines
+    w = Window.partition_by(F.col("FIELD"), F.col("REASON")).order_by(F.col("SOURCE_FILE"), F.col("LINE_NO"))
+    ex = per_line.select("FIELD", "REASON", "SOURCE_FILE", "LINE_NO", "ITEM_NO", "VALUE",
+                         F.row_number().over(w).alias("RN")).filter(F.col("RN") <= 3).collect()
     contract_field = {plan.column(f): f for f in plan.source.field_names}
     out = []
     for g in sorted(groups, key=lambda r: (-r["N"], r["REASON"], r["FIELD"] or "")):
@@ -820,18 +822,29 @@ def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("source")
 
 
+def _example(e: dict, show_value: bool) -> str:
+    where = Path(e["file"]).name if e["file"] and "/" in e["file"] else f"line {e['line']}"
+    where += f" item {e['item']}" if e["item"] is not None else ""
+    value = e["value"] if e["value"] is None or len(e["value"]) <= 30 else e["value"][:29] + "…"
+    return where + (f" ({value!r})" if show_value and value is not None else "")
+
+
 def reasons_frame(counts: list[SourceCounts]) -> pd.DataFrame:
-    """Rejected rows per source, field and reason, with example lines (values only for non-personal fields)."""
-    rows = []
-    for c in counts:
-        for d in c.details:
-            show = d["contract_field"] in SHOWABLE_FIELDS
-            ex = ", ".join(f"{e['file']}:{e['line']}" + (f"[{e['item']}]" if e["item"] is not None else "")
-                           + (f" ({e['value']!r})" if show and e["value"] is not None else "") for e in d["examples"])
-            rows.append({"source": c.source, "field": d["field"], "reason": d["reason"], "rows": d["rows"],
-                         "examples (file:line)": ex})
-    cols = ["source", "field", "reason", "rows", "examples (file:line)"]
-    return pd.DataFrame(rows, columns=cols).set_index(["source", "field", "reason"])
+    """Rejected rows per source, field and reason, with the first examples (values only of non-personal fields)."""
+    rows = [{"source": c.source, "field": d["field"], "reason": d["reason"], "rows": d["rows"],
+             "examples": "; ".join(_example(e, d["contract_field"] in SHOWABLE_FIELDS) for e in d["examples"])}
+            for c in counts for d in c.details]
+    return pd.DataFrame(rows, columns=["source", "field", "reason", "rows", "examples"]).set_index(
+        ["source", "field", "reason"])
+
+
+def rejections(counts: list[SourceCounts]):
+    """For the report: :func:`reasons_frame`, or a one-line Markdown note when nothing was rejected."""
+    from IPython.display import Markdown
+
+    if not any(c.rejected for c in counts):
+        return Markdown("No row was rejected.")
+    return reasons_frame(counts).style  # a Styler: long example lists are not cut at 50 characters
 
 
 def missing_note(counts: list[SourceCounts]) -> str:
