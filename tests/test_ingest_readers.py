@@ -115,15 +115,17 @@ def test_a_quote_left_open_to_the_end_of_the_file_is_bounded(tmp_path):
 
 def test_jsonl_is_strict_and_every_line_is_one_row(tmp_path):
     lines = [b'\xef\xbb\xbf{"a": 1}', b'{"a": 1,}', b'{"a": NaN}', b'{"a": "\\ud800"}', b"[1, 2]", b"42", b"   ",
-             b'{"name": "J\xc3\xbcrgen \xf0\x9f\x8d\xaa"}', b'{"a": "caf\xe9"}', b'{"a": 1', b'{"a": "\\u00e9"}']
+             b'{"name": "J\xc3\xbcrgen \xf0\x9f\x8d\xaa"}', b'{"a": "caf\xe9"}', b'{"a": 1', b'{"a": "\\u00e9"}',
+             b'{"a": 1, "b": {"c": 1, "c": 2}}']
     stats, rows = read_jsonl(tmp_path, b"\n".join(lines) + b"\n")
     assert [r["READ_REASON"] for r in rows] == [
         None, Reason.MALFORMED_JSON, Reason.MALFORMED_JSON, Reason.MALFORMED_JSON, Reason.NOT_AN_OBJECT,
-        Reason.NOT_AN_OBJECT, Reason.EMPTY_LINE, None, Reason.INVALID_UTF8, Reason.MALFORMED_JSON, None]
-    assert [r["LINE_NO"] for r in rows] == list(range(1, 12))
+        Reason.NOT_AN_OBJECT, Reason.EMPTY_LINE, None, Reason.INVALID_UTF8, Reason.MALFORMED_JSON, None,
+        Reason.MALFORMED_JSON]
+    assert [r["LINE_NO"] for r in rows] == list(range(1, 13))
     assert json.loads(rows[7]["RECORD"]) == {"name": "Jürgen 🍪"}
     assert rows[8]["RECORD"] == '{"a": "caf\\xe9"}'
-    assert stats.records == 11 and stats.read_errors[Reason.MALFORMED_JSON] == 4
+    assert stats.records == 12 and stats.read_errors[Reason.MALFORMED_JSON] == 5
 
 
 def test_random_bytes_never_raise_and_every_line_is_accounted_for(tmp_path):

@@ -72,7 +72,7 @@ REASONS: dict[str, str] = {
     Reason.EMPTY_LINE: "a blank line (JSON lines) or an all-empty CSV record",
     Reason.LINE_TOO_LONG: f"a line (or CSV record, or transcript) longer than {MAX_LINE_BYTES // 2**20} MB",
     Reason.MALFORMED_JSON: "not valid JSON (RFC 8259): e.g. a trailing comma, single quotes, NaN, a cut-off line, "
-                           "an invalid \\u escape",
+                           "an invalid \\u escape, or the same key twice in one object",
     Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
     Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields that are all "
                             "empty, as left by trailing commas, are tolerated)",

@@ -141,7 +141,15 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)  # strict: no NaN/Infinity, no control characters
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # Snowflake's PARSE_JSON refuses these (and would fail the whole load)
+        raise ValueError("duplicate key")
+    return out
+
+
+# strict: no NaN/Infinity, no control characters in strings, no key twice in one object
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def _has_surrogate(value) -> bool:

@@ -46,7 +46,13 @@ def _strict_json(text: str):
     def no_constant(name):
         raise ValueError(name)
 
-    return json.loads(text, parse_constant=no_constant)
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    return json.loads(text, parse_constant=no_constant, object_pairs_hook=no_duplicates)
 
 
 def _has_lone_surrogate(obj) -> bool:
