@@ -329,7 +329,8 @@ def render_markdown() -> str:
         "sampling, so rejections do not depend on `sample`. The accounting is asserted in code (a mismatch stops "
         "the run) and shown in the `01_ingest` report, per source and per reason; it is also written to the "
         "tables `INGEST_LOG` (one row per source, with file name, size, SHA-256 and status "
-        "`loaded`/`missing`/`derived`) and `INGEST_REASONS` (rows per source, field and reason).",
+        "`loaded`, `missing`, `disabled` or, for customers built from the orders, `derived`) and "
+        "`INGEST_REASONS` (rows per source, field and reason).",
         "",
         "Every rejected row is kept in its `REJECTED_*` table with `SOURCE_FILE`, `LINE_NO` (1-based physical "
         "line where the record starts; the header is line 1), `ITEM_NO` (orders: 0-based position in `items`), "
