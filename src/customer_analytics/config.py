@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from customer_analytics import contract
+
 log = logging.getLogger(__name__)
 
 ENV_FILE = "env.yaml"
@@ -69,6 +71,13 @@ class Params:
     scoring_set: str
     database: str = "ANALYTICS"
     schema: str = "SHOP"
+    # ingest: source files inside data_dir (None = no such source), column mapping, reject threshold
+    orders_file: str = contract.ORDERS.default_file
+    customers_file: str | None = contract.CUSTOMERS.default_file
+    reviews_file: str | None = contract.REVIEWS.default_file
+    calls_dir: str | None = contract.CALLS.default_file
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -183,6 +192,7 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         if key in values and not _IDENT.match(str(values[key])):
             raise ConfigError(f"Parameter '{key}' must be a plain identifier, got {values[key]!r}.")
     known = {f for f in Params.__dataclass_fields__}
+    ingest = _ingest_values(values)
     return Params(
         connection=connection,
         data_dir=_path(values, "data_dir", root),
@@ -199,8 +209,76 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         scoring_set=scoring,
         database=str(values.get("database", "ANALYTICS")).upper(),
         schema=str(values.get("schema", "SHOP")).upper(),
+        **ingest,
         extra={k: v for k, v in values.items() if k not in known},
     )
+
+
+def _file_name(values: dict[str, Any], key: str, default: str | None, optional: bool) -> str | None:
+    """A file (or folder) name inside data_dir: relative, no '..'; empty/null disables an optional source."""
+    v = values.get(key, default)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        if optional:
+            return None
+        raise ConfigError(f"Parameter '{key}' is missing (set it in {ENV_FILE} or pass it).")
+    if not isinstance(v, str):
+        raise ConfigError(f"Parameter '{key}' must be a file name inside data_dir, got {v!r}.")
+    path = Path(v.strip())
+    if path.is_absolute() or ".." in path.parts:
+        raise ConfigError(f"Parameter '{key}' must be a path relative to data_dir without '..', got {v!r}; "
+                          "point data_dir at the folder instead.")
+    return path.as_posix()
+
+
+def _column_mapping(raw: Any) -> dict[str, dict[str, str]]:
+    """Validate ``columns``: {source: {contract field: column name in the file}}."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):  # e.g. from the command line: "{orders: {customer_id: Kunde}}"
+        try:
+            raw = yaml.safe_load(raw) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter 'columns' is not a valid mapping: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Parameter 'columns' must be a mapping like {{orders: {{customer_id: Kunde}}}}, got {raw!r}.")
+    out: dict[str, dict[str, str]] = {}
+    for src, mapping in raw.items():
+        if src not in contract.MAPPABLE:
+            raise ConfigError(f"Parameter 'columns' has an unknown source {src!r}; "
+                              f"choose from {sorted(contract.MAPPABLE)}.")
+        fields = contract.MAPPABLE[src].field_names
+        if mapping is None:
+            continue
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"Parameter 'columns.{src}' must map contract fields to your column names, "
+                              f"got {mapping!r}.")
+        for fld, col in mapping.items():
+            if fld not in fields:
+                raise ConfigError(f"Parameter 'columns.{src}' has an unknown field {fld!r}; "
+                                  f"the {src} fields are {list(fields)} (see docs/data_contract.md).")
+            if not isinstance(col, str | int) or not str(col).strip():
+                raise ConfigError(f"Parameter 'columns.{src}.{fld}' must be a column name, got {col!r}.")
+        out[src] = {str(f): str(c).strip() for f, c in mapping.items()}
+    return out
+
+
+def _ingest_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The ingest parameters of ``values``, validated (names as in :class:`Params`)."""
+    share = values.get("max_reject_share", contract.DEFAULT_MAX_REJECT_SHARE)
+    try:
+        share = float(share)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share!r}.") from e
+    if not 0 <= share <= 1:
+        raise ConfigError(f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share}.")
+    return {
+        "orders_file": _file_name(values, "orders_file", contract.ORDERS.default_file, optional=False),
+        "customers_file": _file_name(values, "customers_file", contract.CUSTOMERS.default_file, optional=True),
+        "reviews_file": _file_name(values, "reviews_file", contract.REVIEWS.default_file, optional=True),
+        "calls_dir": _file_name(values, "calls_dir", contract.CALLS.default_file, optional=True),
+        "columns": _column_mapping(values.get("columns")),
+        "max_reject_share": share,
+    }
 
 
 def check_identifier(name: str) -> str:

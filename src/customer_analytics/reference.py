@@ -8,51 +8,506 @@ The same code is the "floor" a benchmark can compare the pipeline with.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from customer_analytics import contract
 from customer_analytics import features as ft
+
+# --------------------------------------------------------------------------- ingest (the data contract)
+# A deliberately plain, whole-file implementation of docs/data_contract.md: it shares only the
+# constants and reason strings of ``contract`` with the warehouse ingest (none of its code), so
+# tests can compare the warehouse's CLEAN_/REJECTED_ tables with it row for row.
+R = contract.Reason
+_NUM = re.compile(r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")
+_TS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])"
+                 r"(?:[.]([0-9]+))?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+
+
+def _lines(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
+def _strict_json(text: str):
+    def no_constant(name):
+        raise ValueError(name)
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    return json.loads(text, parse_constant=no_constant, object_pairs_hook=no_duplicates)
+
+
+def _has_lone_surrogate(obj) -> bool:
+    if isinstance(obj, str):
+        return bool(re.search("[\ud800-\udfff]", obj))
+    if isinstance(obj, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_lone_surrogate(v) for v in obj)
+    return False
+
+
+def jsonl_records(path: Path) -> list[dict]:
+    """One dict per physical line: ``line``, ``obj`` (parsed object or None), ``reason`` (None if readable)."""
+    out = []
+    for no, raw in enumerate(_lines(path), start=1):
+        rec = {"line": no, "obj": None, "reason": None}
+        if len(raw) > contract.MAX_LINE_BYTES:
+            rec["reason"] = R.LINE_TOO_LONG
+        elif raw.strip() == b"":
+            rec["reason"] = R.EMPTY_LINE
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                rec["reason"] = R.INVALID_UTF8
+            else:
+                try:
+                    obj = _strict_json(text)
+                except (ValueError, RecursionError):
+                    rec["reason"] = R.MALFORMED_JSON
+                else:
+                    if not isinstance(obj, dict):
+                        rec["reason"] = R.NOT_AN_OBJECT
+                    elif _has_lone_surrogate(obj):
+                        rec["reason"] = R.MALFORMED_JSON
+                    else:
+                        rec["obj"] = obj
+        out.append(rec)
+    return out
+
+
+def _complete(fields: list[str] | None, width: int) -> bool:
+    return fields is not None and len(fields) >= width and all(f.strip() == "" for f in fields[width:])
+
+
+def _alone(line: str, width: int) -> bool:
+    """A line that is a whole record by itself (so it cannot be the inside of a quoted field)."""
+    if line.count('"') % 2:
+        return False
+    try:
+        return _complete(next(csv.reader([line]), []), width)
+    except csv.Error:
+        return False
+
+
+def csv_records(path: Path) -> tuple[list[str], list[dict]]:
+    """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
+    lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path)]
+    records, i, width = [], 0, None
+    while i < len(lines):
+        j, text = i, lines[i]
+        while text.count('"') % 2 and j + 1 < len(lines) and j + 1 - i < contract.MAX_RECORD_LINES:
+            j += 1
+            text += "\n" + lines[j]
+        fields = None
+        if text.count('"') % 2 == 0:
+            try:
+                fields = next(csv.reader([text]), [])
+            except csv.Error:
+                fields = None
+        fits = j == i or width is None or (_complete(fields, width)
+                                           and not any(_alone(x, width) for x in lines[i + 1:j]))
+        if text.count('"') % 2 or not fits:
+            records.append({"line": i + 1, "text": lines[i], "reason": R.CSV_UNCLOSED_QUOTE})
+            i += 1
+        else:
+            records.append({"line": i + 1, "text": text, "reason": None})
+            if width is None:
+                width = len(fields or [])
+            i = j + 1
+    header = next(csv.reader([records[0]["text"]])) if records else []
+    out = []
+    for rec in records[1:]:
+        rec = {**rec, "values": None, "field": "line" if rec["reason"] else None}
+        if rec["reason"] is None:
+            try:
+                fields = next(csv.reader([rec["text"]]), [])
+            except csv.Error:
+                fields, rec["reason"], rec["field"] = None, R.CSV_SYNTAX, "line"
+            if fields is not None:
+                rec["reason"], rec["field"] = _csv_problem(fields, header)
+                if rec["reason"] is None:
+                    rec["values"] = {}
+                    for h, v in zip(header, fields, strict=False):
+                        rec["values"].setdefault(h.strip().casefold(), v)
+        out.append(rec)
+    return header, out
+
+
+def _csv_problem(fields: list[str], header: list[str]) -> tuple[str | None, str | None]:
+    if all(f.strip() == "" for f in fields):
+        return R.EMPTY_LINE, "line"
+    extra = fields[len(header):]
+    if len(fields) < len(header) or any(f.strip() for f in extra):
+        return R.CSV_FIELD_COUNT, "line"
+    for name, value in zip(header, fields, strict=False):
+        if re.search("[\udc80-\udcff]", value):
+            return R.INVALID_UTF8, name
+        if "\x00" in value:
+            return R.NUL_BYTE, name
+    return None, None
+
+
+def _value(rec: dict, fmt: str, name: str):
+    """The text of a field (None when missing or empty), ``name`` as in the file (dotted for JSON)."""
+    if fmt == "csv":
+        v = (rec["values"] or {}).get(name.strip().casefold())
+    else:
+        v = rec.get("obj")
+        for part in name.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, dict | list):
+            v = json.dumps(v, separators=(",", ":"))
+        elif isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+            v = repr(v)
+    v = None if v is None else str(v).strip()
+    return v or None
+
+
+def parse_timestamp(text: str | None) -> dt.datetime | None:
+    """ISO 8601 date or timestamp (time zone dropped); None when not a real one."""
+    m = _TS.fullmatch(text or "")
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac = m.groups()
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        return dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), micro)
+    except ValueError:
+        return None
+
+
+def parse_number(text: str | None) -> float | None:
+    return float(text) if text is not None and _NUM.fullmatch(text) else None
+
+
+def _date_problem(text, name):
+    if text is None:
+        return R.MISSING, name
+    t = parse_timestamp(text)
+    if t is None:
+        return R.BAD_DATE, name
+    if not contract.MIN_DATE <= t.date() <= contract.MAX_DATE:
+        return R.DATE_RANGE, name
+    return None
+
+
+def _number_problem(text, name, *, whole=False, positive=False, lo=None, hi=None, required=False):
+    if text is None:
+        return (R.MISSING, name) if required else None
+    n = parse_number(text)
+    if n is None:
+        return R.NOT_A_NUMBER, name
+    if whole and math.isfinite(n) and not n.is_integer():
+        return R.NOT_WHOLE, name
+    if positive and n <= 0:
+        return R.NOT_POSITIVE, name
+    if lo == 0 and n < 0:
+        return R.NEGATIVE, name
+    if lo not in (None, 0) and n < lo:
+        return R.OUT_OF_RANGE, name
+    if hi is not None and n > hi:
+        return R.OUT_OF_RANGE, name
+    return None
+
+
+def _first(*problems):
+    return next((p for p in problems if p), (None, None))
+
+
+@dataclass
+class Ingested:
+    """The reference ingest: accepted rows per clean table, and every rejected row with its reason."""
+
+    customers: pd.DataFrame
+    order_lines: pd.DataFrame
+    reviews: pd.DataFrame
+    rejected: pd.DataFrame  # SOURCE, SOURCE_FILE, LINE_NO, ITEM_NO, FIELD, REASON
+    read: dict[str, int]
+
+
+def _records(path: Path, fmt: str) -> tuple[list[dict], dict[str, str]]:
+    """Records and, for CSV, the header names by normalised name."""
+    if fmt == "csv":
+        header, recs = csv_records(path)
+        return recs, {h.strip().casefold(): h for h in header}
+    return [{**r, "field": "line" if r["reason"] else None} for r in jsonl_records(path)], {}
+
+
+def _names(source: contract.Source, fmt: str, columns: dict) -> dict[str, str]:
+    m = columns.get(source.name, {})
+    return {f.name: m.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name) for f in source.fields}
+
+
+def _shown(names: dict[str, str], header: dict[str, str]) -> dict[str, str]:
+    """Field -> its name as the file spells it (CSV header spelling)."""
+    return {f: header.get(n.strip().casefold(), n) for f, n in names.items()}
+
+
+def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]:
+    fmt = contract.file_format(path)
+    recs, header = _records(path, fmt)
+    names = _names(contract.CUSTOMERS, fmt, columns)
+    shown = _shown(names, header)
+    rows, rejected, seen = [], [], set()
+    for r in recs:
+        g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
+        reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
+            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+            _date_problem(g["signup_date"], shown["signup_date"]),
+            _number_problem(g["birth_year"], shown["birth_year"], whole=True, lo=contract.BIRTH_YEARS[0],
+                            hi=contract.BIRTH_YEARS[1]))
+        if reason is None and g["customer_id"] in seen:
+            reason, fld = R.DUPLICATE_CUSTOMER, shown["customer_id"]
+        if reason:
+            rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": fld, "REASON": reason})
+            continue
+        seen.add(g["customer_id"])
+        by = parse_number(g["birth_year"])
+        signup = pd.Timestamp(parse_timestamp(g["signup_date"]).date())
+        rows.append({"CUSTOMER_ID": g["customer_id"], "SIGNUP_DATE": signup,
+                     "COUNTRY": g["country"].upper() if g["country"] else contract.UNKNOWN,
+                     "CHANNEL": g["acquisition_channel"].lower() if g["acquisition_channel"] else contract.UNKNOWN,
+                     "BIRTH_YEAR": None if by is None else int(by), "LINE_NO": r["line"]})
+    return pd.DataFrame(rows), rejected
+
+
+def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict], int]:
+    fmt = contract.file_format(path)
+    recs, header = _records(path, fmt)
+    names = _names(contract.ORDERS, fmt, columns)
+    shown = _shown(names, header)
+    jsonl = fmt == "jsonl"
+    # one row per order line; a JSON line with no usable items list is one row
+    rows = []
+    for r in recs:
+        g = {f: _value(r, fmt, names[f]) for f in contract.ORDERS.field_names} if r["reason"] is None else {}
+        items = None
+        if jsonl and r["reason"] is None:
+            cur = r["obj"]
+            for part in names["items"].split("."):
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            items = cur
+        if isinstance(items, str) and not items.strip():
+            items = None
+        if jsonl and isinstance(items, list) and items:
+            for k, it in enumerate(items):
+                row = {**g, **{f: _value({"obj": it}, "jsonl", names[f]) for f in ("product", "quantity",
+                                                                                     "unit_price", "amount", "line_id")}}
+                rows.append((r, k, row, items))
+        else:
+            rows.append((r, None, g, items))
+    has = {f: any(row.get(f) is not None for r, _, row, _ in rows if r["reason"] is None)
+           for f in ("order_id", "product", "unit_price", "line_id")}
+    if fmt == "csv":
+        has = {f: names[f].strip().casefold() in header for f in has}
+    price = "unit_price" if has["unit_price"] else "amount"
+    out, rejected = [], []
+    for r, k, g, items in rows:
+        if r["reason"]:
+            rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": r["field"], "REASON": r["reason"]})
+            continue
+        reason, fld = _first(
+            (R.MISSING, shown["order_id"]) if (jsonl or has["order_id"]) and g["order_id"] is None else None,
+            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+            _date_problem(g["ts"], shown["ts"]),
+            (R.MISSING, shown["items"]) if jsonl and items is None else None,
+            (R.NOT_A_LIST, shown["items"]) if jsonl and items is not None and not isinstance(items, list) else None,
+            (R.NO_ITEMS, shown["items"]) if jsonl and items == [] else None,
+            (R.MISSING, shown["product"]) if has["product"] and g["product"] is None else None,
+            _number_problem(g["quantity"], shown["quantity"], whole=True, positive=True, hi=contract.MAX_QUANTITY,
+                            required=True),
+            _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT, required=True),
+            _number_problem(g["ship_cost"], shown["ship_cost"], lo=0, hi=contract.MAX_AMOUNT))
+        if reason:
+            rejected.append({"LINE_NO": r["line"], "ITEM_NO": k, "FIELD": fld, "REASON": reason})
+            continue
+        qty, amount = parse_number(g["quantity"]), parse_number(g[price])
+        oid = g["order_id"] if (jsonl or has["order_id"]) else f"{g['customer_id']}@{g['ts']}"
+        out.append({"ORDER_ID": oid, "CUSTOMER_ID": g["customer_id"], "TS": pd.Timestamp(parse_timestamp(g["ts"])),
+                    "COUPON": g["coupon"], "SHIP_METHOD": g["ship_method"], "SHIP_COST": parse_number(g["ship_cost"]),
+                    "PRODUCT": g["product"].lower() if has["product"] else contract.ALL_PRODUCTS,
+                    "QUANTITY": int(qty), "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
+                    "LINE_NO": r["line"], "ITEM_NO": k, "_LINE_ID": g.get("line_id")})
+    accepted, first_line, first_of_order, seen = [], {}, {}, set()
+    for row in sorted(out, key=lambda x: (x["LINE_NO"], x["ITEM_NO"] or 0)):
+        reason = fld = None
+        if has["line_id"] and row["_LINE_ID"] is not None and row["_LINE_ID"] in seen:
+            reason, fld = R.DUPLICATE_LINE, shown["line_id"]
+        if row["_LINE_ID"] is not None:
+            seen.add(row["_LINE_ID"])
+        first_line.setdefault(row["ORDER_ID"], row["LINE_NO"])
+        first = first_of_order.setdefault(row["ORDER_ID"], (row["CUSTOMER_ID"], row["TS"]))
+        if reason is None and jsonl and first_line[row["ORDER_ID"]] != row["LINE_NO"]:
+            reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
+        if reason is None and not jsonl and has["order_id"] and first != (row["CUSTOMER_ID"], row["TS"]):
+            reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
+        if reason is None and known is not None and row["CUSTOMER_ID"] not in known:
+            reason, fld = R.UNKNOWN_CUSTOMER, shown["customer_id"]
+        if reason:
+            rejected.append({"LINE_NO": row["LINE_NO"], "ITEM_NO": row["ITEM_NO"], "FIELD": fld, "REASON": reason})
+        else:
+            accepted.append(row)
+    df = pd.DataFrame(accepted).drop(columns="_LINE_ID", errors="ignore")
+    if not jsonl and len(df):
+        df["ITEM_NO"] = df.groupby("ORDER_ID").cumcount()
+    return df, rejected, len(rows)
+
+
+def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
+    fmt = contract.file_format(path)
+    recs, header = _records(path, fmt)
+    names = _names(contract.REVIEWS, fmt, columns)
+    shown = _shown(names, header)
+    rows, rejected, seen = [], [], set()
+    for r in recs:
+        g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
+        reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
+            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+            _date_problem(g["ts"], shown["ts"]),
+            _number_problem(g["rating"], shown["rating"], whole=True, lo=contract.RATINGS[0], hi=contract.RATINGS[1]),
+            (R.NO_CONTENT, shown["text"]) if g["text"] is None and g["rating"] is None else None)
+        key = (g.get("customer_id"), g.get("ts"), g.get("rating"), g.get("text"))
+        if reason is None and key in seen:
+            reason, fld = R.DUPLICATE_LINE, "line"
+        if reason is None:
+            seen.add(key)
+            if known is not None and g["customer_id"] not in known:
+                reason, fld = R.UNKNOWN_CUSTOMER, shown["customer_id"]
+        if reason:
+            rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": fld, "REASON": reason})
+            continue
+        rating = parse_number(g["rating"])
+        rows.append({"CUSTOMER_ID": g["customer_id"], "TS": pd.Timestamp(parse_timestamp(g["ts"])),
+                     "RATING": None if rating is None else int(rating), "TEXT": g["text"], "LINE_NO": r["line"],
+                     "KIND": "review"})
+    return pd.DataFrame(rows), rejected
+
+
+def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
+    rows, rejected = [], []
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".txt" and not p.name.startswith(".")),
+                   key=lambda p: p.name) if folder.is_dir() else []
+    for p in files:
+        name, raw = f"{prefix}/{p.name}", p.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        cid = ts = body = None
+        reason = fld = None
+        if len(raw) > contract.MAX_LINE_BYTES:
+            reason, fld = R.LINE_TOO_LONG, "text"
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                reason, fld = R.INVALID_UTF8, "text"
+            else:
+                if "\x00" in text:
+                    reason, fld = R.NUL_BYTE, "text"
+                else:
+                    head = {}
+                    lines = text.splitlines()
+                    n = 0
+                    for ln in lines:
+                        m = re.match(r"\s*(customer_id|customer|customer id|ts|date|timestamp)\s*:\s*(.*?)\s*$", ln, re.I)
+                        if not m:
+                            break
+                        key = "ts" if m[1].lower() in ("ts", "date", "timestamp") else "customer_id"
+                        head.setdefault(key, m[2])
+                        n += 1
+                    if head and n < len(lines) and not lines[n].strip():
+                        n += 1
+                    body = "\n".join(lines[n:]).strip() or None
+                    fm = re.match(r"^(.+?)_(\d{4}-\d{2}-\d{2})(?:[_T].*)?$", p.stem)
+                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "").strip() or None
+                    ts = (head.get("ts") or (fm[2] if fm else None) or "").strip() or None
+                    reason, fld = _first((R.MISSING, "customer_id") if cid is None else None, _date_problem(ts, "ts"),
+                                         (R.MISSING, "text") if body is None else None)
+        if reason is None and known is not None and cid not in known:
+            reason, fld = R.UNKNOWN_CUSTOMER, "customer_id"
+        if reason:
+            rejected.append({"SOURCE_FILE": name, "LINE_NO": 1, "ITEM_NO": None, "FIELD": fld, "REASON": reason})
+            continue
+        rows.append({"CUSTOMER_ID": cid, "TS": pd.Timestamp(parse_timestamp(ts)), "RATING": None, "TEXT": body,
+                     "LINE_NO": 1, "KIND": "call", "SOURCE_FILE": name})
+    return pd.DataFrame(rows), rejected
+
+
+def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: str | None = "customers.csv",
+           reviews_file: str | None = "reviews.jsonl", calls_dir: str | None = "calls",
+           columns: dict | None = None) -> Ingested:
+    """The whole data contract on the files of ``data_dir`` (absent optional files are skipped)."""
+    columns = columns or {}
+    rejected, read = [], {}
+
+    def add(source, file_name, rows):
+        rejected.extend({"SOURCE": source, "SOURCE_FILE": file_name, **r} if "SOURCE_FILE" not in r
+                        else {"SOURCE": source, **r} for r in rows)
+
+    known = None
+    cust_path = data_dir / customers_file if customers_file else None
+    if cust_path and cust_path.is_file():
+        cust, rej = _ref_customers(cust_path, columns)
+        add("customers", customers_file, rej)
+        read["customers"] = len(cust) + len(rej)
+        known = set(cust["CUSTOMER_ID"])
+    lines, rej, read["orders"] = _ref_order_lines(data_dir / orders_file, columns, known)
+    add("orders", orders_file, rej)
+    if known is None:
+        first = lines.groupby("CUSTOMER_ID")["TS"].min()
+        cust = pd.DataFrame({"CUSTOMER_ID": first.index, "SIGNUP_DATE": first.dt.normalize().values,
+                             "COUNTRY": contract.UNKNOWN, "CHANNEL": contract.UNKNOWN, "BIRTH_YEAR": None,
+                             "LINE_NO": None})
+    parts = []
+    if reviews_file and (data_dir / reviews_file).is_file():
+        revs, rej = _ref_reviews(data_dir / reviews_file, columns, known)
+        add("reviews", reviews_file, rej)
+        read["reviews"] = len(revs) + len(rej)
+        parts.append(revs.assign(SOURCE_FILE=reviews_file) if len(revs) else revs)
+    if calls_dir:
+        calls, rej = _ref_calls(data_dir / calls_dir, calls_dir, known)
+        add("calls", None, rej)
+        read["calls"] = len(calls) + len(rej)
+        parts.append(calls)
+    columns_out = ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"]
+    parts = [p.astype({"RATING": "float64"}) for p in parts if len(p)]
+    reviews = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns_out)
+    return Ingested(cust, lines, reviews, pd.DataFrame(rejected, columns=["SOURCE", "SOURCE_FILE", "LINE_NO",
+                                                                          "ITEM_NO", "FIELD", "REASON"]), read)
 
 
 def order_lines(path: Path) -> pd.DataFrame:
-    """Flatten ``orders.jsonl`` into one row per valid order line (same checks as ingest)."""
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            o = json.loads(line)
-            for item in o.get("items") or []:
-                rows.append({"ORDER_ID": o.get("order_id"), "CUSTOMER_ID": o.get("customer_id"),
-                             "TS": pd.to_datetime(o.get("ts"), errors="coerce"), "COUPON": o.get("coupon"),
-                             "PRODUCT": (item.get("product") or "all").strip().lower(),
-                             "QUANTITY": pd.to_numeric(item.get("quantity"), errors="coerce"),
-                             "UNIT_PRICE": pd.to_numeric(item.get("unit_price"), errors="coerce"),
-                             "LINE_NO": line_no})
-    df = pd.DataFrame(rows)
-    ok = (df["ORDER_ID"].notna() & df["CUSTOMER_ID"].notna() & df["TS"].notna() & (df["QUANTITY"] > 0)
-          & (df["UNIT_PRICE"] >= 0))
-    return df[ok].reset_index(drop=True)
+    """Valid order lines of one orders file (the contract's checks, without the customer check)."""
+    return _ref_order_lines(path, {}, None)[0]
 
 
 def customers(path: Path) -> pd.DataFrame:
-    """Customers with a valid id and signup date (first occurrence of each id)."""
-    df = pd.read_csv(path, dtype=str, encoding="utf-8-sig")
-    df["SIGNUP_DATE"] = pd.to_datetime(df["signup_date"], errors="coerce", format="%Y-%m-%d")
-    df["BIRTH_YEAR"] = pd.to_numeric(df["birth_year"], errors="coerce")
-    df = df[df["customer_id"].notna() & df["SIGNUP_DATE"].notna()].drop_duplicates("customer_id")
-    return df.rename(columns={"customer_id": "CUSTOMER_ID", "acquisition_channel": "CHANNEL", "country": "COUNTRY"})
+    """Accepted customers of one customers file (first occurrence of each id)."""
+    return _ref_customers(path, {})[0]
 
 
 def reviews(path: Path) -> pd.DataFrame:
-    """Reviews with id and timestamp; ratings outside 1-5 become missing."""
-    df = pd.read_json(path, lines=True, dtype={"customer_id": str})
-    df["TS"] = pd.to_datetime(df["ts"], errors="coerce")
-    r = pd.to_numeric(df.get("rating"), errors="coerce")
-    df["RATING"] = r.where(r.between(1, 5))
-    return df.rename(columns={"customer_id": "CUSTOMER_ID", "text": "TEXT"})
+    """Accepted reviews of one reviews file (without the customer check)."""
+    return _ref_reviews(path, {}, None)[0]
 
 
 def _sentiment(text: str | None) -> int:

@@ -11,7 +11,6 @@ frames differ by backend, and both are here.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -220,57 +219,72 @@ def _sql_path(path: Path) -> str:
     return str(path.resolve()).replace("'", "''")
 
 
-def csv_header(path: Path) -> list[str]:
-    """The header fields of a CSV file (BOM tolerated)."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        return next(csv.reader(f), [])
-
-
 def column_name(field: str) -> str:
     """A file's field name as a warehouse column name: upper case, non-alphanumerics as ``_``."""
     return check_identifier(re.sub(r"\W+", "_", field.strip()).strip("_") or "COLUMN")
 
 
-def load_raw_file(session: Session, path: Path, table: str, fmt: str, stage: str = "CA_RAW_STAGE") -> str:
-    """Load a raw file into ``table`` with its line number (``LINE_NO``, 1-based).
+# --------------------------------------------------------------------------- loading files
+#: Snowflake stage used to upload staged Parquet files (temporary: dropped with the session).
+INGEST_STAGE = "CA_INGEST_STAGE"
 
-    ``fmt="jsonl"``: one VARIANT column ``V`` per line. ``fmt="csv"``: one VARCHAR column per
-    header field (types are checked later, in ``ingest``). Local: DuckDB's own readers. Snowflake:
-    PUT to a stage and ``COPY INTO`` (not exercised offline, see README).
+
+def load_staged(session: Session, parquet: Path, table: str) -> int:
+    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row count.
+
+    Local: DuckDB reads the file directly (the embedded server runs on this machine). Snowflake:
+    ``PUT`` to a temporary stage, then ``COPY INTO`` by column name with ``ON_ERROR =
+    ABORT_STATEMENT``: the readers have already quarantined every bad record, so any load error
+    is a bug and must fail loudly rather than drop rows; the rows loaded are checked against the
+    file. (Not exercised offline, see README.)
     """
     table = check_identifier(table)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found.")
     if _is_local(session):
-        p = _sql_path(path)
-        if fmt == "jsonl":
-            src = f"read_json_objects('{p}', format='newline_delimited')"
-            sel = "json AS V"
-            line = "ROW_NUMBER() OVER ()"
+        session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')").collect()
+        return row_count(session, table)
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parquet)
+    cols = ", ".join(f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
+                     for f in schema)
+    session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {INGEST_STAGE}").collect()
+    prefix = f"@{INGEST_STAGE}/{table}"
+    session.sql(f"REMOVE {prefix}/").collect()
+    session.file.put(str(parquet), prefix, auto_compress=False, overwrite=True)
+    session.sql(f"CREATE OR REPLACE TABLE {table} ({cols})").collect()
+    result = session.sql(
+        f"COPY INTO {table} FROM {prefix}/ FILE_FORMAT = (TYPE = PARQUET) "
+        "MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT PURGE = TRUE"
+    ).collect()
+    loaded = sum(int({k.lower(): v for k, v in r.as_dict().items()}.get("rows_loaded") or 0) for r in result)
+    if loaded != row_count(session, table):
+        raise WarehouseError(f"COPY INTO {table} reported {loaded:,} rows but the table holds another number.")
+    return loaded
+
+
+def publish(session: Session, tables: dict[str, str]) -> None:
+    """Put staged tables in place: for each ``new -> target``, ``target`` becomes ``new``'s content.
+
+    Local (DuckDB): all renames in one transaction, so readers see either every old table or every
+    new one, and a failure part-way rolls everything back. Snowflake: each table is swapped
+    atomically (``ALTER TABLE … SWAP WITH``); DDL there commits on its own, so the set of tables is
+    not switched as one unit — call this only after every check has passed.
+    """
+    pairs = [(check_identifier(n), check_identifier(t)) for n, t in tables.items()]
+    if _is_local(session):
+        session.sql("BEGIN TRANSACTION").collect()
+        try:
+            for new, target in pairs:
+                session.sql(f"DROP TABLE IF EXISTS {target}").collect()
+                session.sql(f"ALTER TABLE {new} RENAME TO {target}").collect()
+        except BaseException:
+            session.sql("ROLLBACK").collect()
+            raise
+        session.sql("COMMIT").collect()
+        return
+    for new, target in pairs:
+        if table_exists(session, target):
+            session.sql(f"ALTER TABLE {target} SWAP WITH {new}").collect()
+            session.sql(f"DROP TABLE IF EXISTS {new}").collect()
         else:
-            src = f"read_csv('{p}', all_varchar=true, header=true)"
-            sel = ", ".join(f'"{h}" AS {column_name(h)}' for h in csv_header(path))
-            line = "ROW_NUMBER() OVER () + 1"  # physical line: the header is line 1
-        session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT {sel}, {line} AS LINE_NO FROM {src}").collect()
-        return table
-    session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {stage}").collect()
-    session.file.put(str(path), f"@{stage}", auto_compress=True, overwrite=True)
-    staged = f"@{stage}/{path.name}.gz"
-    if fmt == "jsonl":
-        session.sql(f"CREATE OR REPLACE TABLE {table}__LOAD (V VARIANT, LINE_NO NUMBER)").collect()
-        session.sql(
-            f"COPY INTO {table}__LOAD FROM (SELECT $1, METADATA$FILE_ROW_NUMBER FROM {staged}) "
-            "FILE_FORMAT = (TYPE = JSON)"
-        ).collect()
-    else:
-        header = csv_header(path)
-        cols = ", ".join(f"{column_name(h)} VARCHAR" for h in header)
-        session.sql(f"CREATE OR REPLACE TABLE {table}__LOAD ({cols}, LINE_NO NUMBER)").collect()
-        sel = ", ".join(f"${i + 1}" for i in range(len(header)))
-        session.sql(
-            f"COPY INTO {table}__LOAD FROM (SELECT {sel}, METADATA$FILE_ROW_NUMBER FROM {staged}) "
-            "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"')"
-        ).collect()
-    session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}__LOAD").collect()
-    session.sql(f"DROP TABLE IF EXISTS {table}__LOAD").collect()
-    return table
+            session.sql(f"ALTER TABLE {new} RENAME TO {target}").collect()

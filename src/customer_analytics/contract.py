@@ -1,0 +1,417 @@
+"""The data contract: which input files are accepted, their fields, and every rejection reason.
+
+This module is the single source of truth: :mod:`customer_analytics.ingest` validates against
+it, :mod:`customer_analytics.config` checks the column mapping against it, and
+``docs/data_contract.md`` is generated from it (``python -m customer_analytics.contract
+--write docs/data_contract.md``; a test fails when the page and the code disagree).
+
+Standard library only (it is also imported when Ploomber loads the pipeline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Accepted file formats, by file name extension.
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+#: A physical line (or CSV record, or call transcript) longer than this is rejected, not loaded.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: A quoted CSV field may span at most this many lines; beyond, its opening quote is taken as a mistake.
+MAX_RECORD_LINES = 1000
+#: Dates and timestamps outside [MIN_DATE, MAX_DATE] are rejected as out of range.
+MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
+#: Plausible ranges of the numeric fields (inclusive).
+BIRTH_YEARS = (1900, 2020)
+RATINGS = (1, 5)
+MAX_QUANTITY = 1_000_000
+MAX_AMOUNT = 1_000_000_000.0
+#: Default share of a source's rows that may be rejected before the run stops.
+DEFAULT_MAX_REJECT_SHARE = 0.05
+#: Categorical values used when a field is absent.
+UNKNOWN = "unknown"
+ALL_PRODUCTS = "all"
+
+
+class Reason:
+    """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings)."""
+
+    INVALID_UTF8 = "invalid UTF-8"
+    NUL_BYTE = "NUL byte"
+    EMPTY_LINE = "empty line"
+    LINE_TOO_LONG = "line too long"
+    MALFORMED_JSON = "malformed JSON"
+    NOT_AN_OBJECT = "not a JSON object"
+    CSV_FIELD_COUNT = "malformed CSV line (wrong number of fields)"
+    CSV_UNCLOSED_QUOTE = "malformed CSV line (unclosed quote)"
+    CSV_SYNTAX = "malformed CSV line"
+    MISSING = "missing required field"
+    BAD_DATE = "unparseable date"
+    DATE_RANGE = "date out of range"
+    NOT_A_NUMBER = "not a number"
+    NOT_WHOLE = "not a whole number"
+    NOT_POSITIVE = "not a positive quantity"
+    NEGATIVE = "negative amount"
+    OUT_OF_RANGE = "out of range"
+    NOT_A_LIST = "not a list"
+    NO_ITEMS = "no items"
+    NO_CONTENT = "neither text nor rating"
+    DUPLICATE_CUSTOMER = "duplicate customer_id (first kept)"
+    DUPLICATE_ORDER = "duplicate order_id (first kept)"
+    DUPLICATE_LINE = "duplicate line (first kept)"
+    UNKNOWN_CUSTOMER = "unknown customer_id"
+
+
+#: What each reason means (the data contract page lists them in this order).
+REASONS: dict[str, str] = {
+    Reason.INVALID_UTF8: "the bytes of the line (CSV: of the field) are not valid UTF-8; re-export the file as UTF-8",
+    Reason.NUL_BYTE: "the field holds a NUL byte (binary data in a text file)",
+    Reason.EMPTY_LINE: "a blank line (JSON lines) or an all-empty CSV record",
+    Reason.LINE_TOO_LONG: f"a line (or CSV record, or transcript) longer than {MAX_LINE_BYTES // 2**20} MB",
+    Reason.MALFORMED_JSON: "not valid JSON (RFC 8259): e.g. a trailing comma, single quotes, NaN, a cut-off line, "
+                           "an invalid \\u escape, or the same key twice in one object",
+    Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
+    Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields that are all "
+                            "empty, as left by trailing commas, are tolerated)",
+    Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines, or closed only by "
+                               "joining lines into a record with another number of fields than the header, or "
+                               "across a line that is a complete record on its own; only the line that opened it "
+                               "is rejected and reading resumes on the next line",
+    Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside quotes)",
+    Reason.MISSING: "a required field is absent, null or empty",
+    Reason.BAD_DATE: "not an ISO 8601 date or timestamp, or not a real calendar date (e.g. 2026-02-30)",
+    Reason.DATE_RANGE: f"a date before {MIN_DATE} or after {MAX_DATE}",
+    Reason.NOT_A_NUMBER: "not a plain decimal number (e.g. '12,50', '€3', 'n/a')",
+    Reason.NOT_WHOLE: "a quantity, rating or birth year with a fractional part",
+    Reason.NOT_POSITIVE: "a quantity of zero or less",
+    Reason.NEGATIVE: "a price, amount or shipping cost below zero",
+    Reason.OUT_OF_RANGE: f"a rating outside {RATINGS[0]}-{RATINGS[1]}, a birth year outside "
+                         f"{BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}, a quantity above {MAX_QUANTITY:,} or an amount above "
+                         f"{MAX_AMOUNT:,.0f}",
+    Reason.NOT_A_LIST: "`items` is present but not a JSON list",
+    Reason.NO_ITEMS: "`items` is an empty list: the order has no line",
+    Reason.NO_CONTENT: "a review with neither text nor rating",
+    Reason.DUPLICATE_CUSTOMER: "a customer_id seen on an earlier valid line; the first is kept",
+    Reason.DUPLICATE_ORDER: "JSON lines: an order_id seen on an earlier line. CSV: an order_id whose earlier lines "
+                            "have another customer_id or timestamp. The first is kept",
+    Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, time, rating and "
+                           "text); orders: a `line_id` seen on an earlier line. Typically an export appended twice",
+    Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a customers file is "
+                             "used): absent from that file, or its line there was rejected",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a source.
+
+    Attributes:
+        name: the contract name; also the default column (CSV) or key (JSON) in the file.
+        kind: ``id``, ``text``, ``date``, ``timestamp``, ``integer``, ``number`` or ``list``.
+        required: ``"yes"``, ``"no"``, or a note on when it is required.
+        description: meaning, unit and what happens when it is absent.
+        clean: the column it becomes in the CLEAN_ table ("" if none).
+        json_path: default location in a JSON record when it differs from ``name`` (dotted).
+        level: ``item`` for fields of one element of ``items`` (nested JSON orders).
+    """
+
+    name: str
+    kind: str
+    required: str
+    description: str
+    clean: str = ""
+    json_path: str = ""
+    level: str = "record"
+
+    @property
+    def is_required(self) -> bool:
+        return self.required == "yes"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input source: where it is read from, what one row is, and its fields."""
+
+    name: str
+    setting: str
+    default_file: str
+    formats: tuple[str, ...]
+    required: bool
+    row: str
+    when_absent: str
+    fields: tuple[Field, ...]
+    clean_table: str
+    rejected_table: str
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``."""
+        return next(f for f in self.fields if f.name == name)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+ORDERS = Source(
+    name="orders", setting="orders_file", default_file="orders.jsonl", formats=("jsonl", "csv"), required=True,
+    row="one order line: an element of `items` (JSON lines; a line whose `items` is missing, empty or that cannot "
+        "be read at all counts as one row) or one CSV record",
+    when_absent="the run stops: orders are the only required source",
+    clean_table="CLEAN_ORDER_LINES", rejected_table="REJECTED_ORDER_LINES",
+    fields=(
+        Field("order_id", "id", "JSON lines: yes; CSV: no",
+              "order identifier; in a CSV without it, an order is one customer's lines with the same `ts`",
+              "ORDER_ID"),
+        Field("customer_id", "id", "yes", "who placed the order", "CUSTOMER_ID"),
+        Field("ts", "timestamp", "yes", "when the order was placed: a date or a timestamp (local time; a time "
+              "zone suffix is dropped)", "TS"),
+        Field("items", "list", "JSON lines: yes", "the order lines: a list of objects with the item fields below"),
+        Field("product", "text", "no", f"product type (lower-cased). Absent from the whole file: every line gets "
+              f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item"),
+        Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item"),
+        Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency). When the "
+              "file has it (a CSV column, or a value on any JSON item), every line needs it",
+              "UNIT_PRICE", level="item"),
+        Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
+              "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item"),
+        Field("line_id", "id", "no", "order line identifier (e.g. an order-item id); when the file has it, a line_id "
+              "seen on an earlier line is rejected: the guard against an export appended twice (identical lines "
+              "without it are kept: an order may list the same product twice)", level="item"),
+        Field("coupon", "text", "no", "coupon code, if any", "COUPON"),
+        Field("ship_method", "text", "no", "shipping method", "SHIP_METHOD", json_path="shipping.method"),
+        Field("ship_cost", "number", "no", "shipping cost of the order, ≥ 0", "SHIP_COST",
+              json_path="shipping.cost"),
+    ),
+)
+
+CUSTOMERS = Source(
+    name="customers", setting="customers_file", default_file="customers.csv", formats=("csv", "jsonl"),
+    required=False, row="one CSV record or JSON line",
+    when_absent="CLEAN_CUSTOMERS is derived from the accepted orders: one row per customer_id, SIGNUP_DATE = date "
+                f"of the first order, COUNTRY and CHANNEL = '{UNKNOWN}', BIRTH_YEAR empty; orders are not checked "
+                "against a customer list",
+    clean_table="CLEAN_CUSTOMERS", rejected_table="REJECTED_CUSTOMERS",
+    fields=(
+        Field("customer_id", "id", "yes", "customer identifier, unique", "CUSTOMER_ID"),
+        Field("signup_date", "date", "yes", "when the customer signed up (a timestamp is cut to its date)",
+              "SIGNUP_DATE"),
+        Field("country", "text", "no", f"country code (upper-cased); '{UNKNOWN}' when absent", "COUNTRY"),
+        Field("acquisition_channel", "text", "no", f"how the customer was acquired (lower-cased); '{UNKNOWN}' when "
+              "absent", "CHANNEL"),
+        Field("birth_year", "integer", "no", f"year of birth, {BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}", "BIRTH_YEAR"),
+    ),
+)
+
+REVIEWS = Source(
+    name="reviews", setting="reviews_file", default_file="reviews.jsonl", formats=("jsonl", "csv"), required=False,
+    row="one JSON line or CSV record", when_absent="CLEAN_REVIEWS has no review rows (the model gets no review "
+    "features from them)", clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
+    fields=(
+        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID"),
+        Field("ts", "timestamp", "yes", "when it was written", "TS"),
+        Field("rating", "integer", "this or `text`", f"stars, {RATINGS[0]}-{RATINGS[1]}", "RATING"),
+        Field("text", "text", "this or `rating`", "free text (any length up to the line limit)", "TEXT"),
+    ),
+)
+
+CALLS = Source(
+    name="calls", setting="calls_dir", default_file="calls", formats=("txt",), required=False,
+    row="one transcript file `*.txt` in the folder",
+    when_absent="no call rows in CLEAN_REVIEWS",
+    clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
+    fields=(
+        Field("customer_id", "id", "yes", "a header line `customer_id: …` (or `customer: …`) at the top of the "
+              "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`", "CUSTOMER_ID"),
+        Field("ts", "timestamp", "yes", "a header line `ts: …` (or `date: …`, `timestamp: …`), else the date "
+              "in the file name", "TS"),
+        Field("text", "text", "yes", "the transcript: everything after the header lines (and the blank line "
+              "that ends them), or the whole file when it has no header", "TEXT"),
+    ),
+)
+
+#: Every source, in the order they are ingested (customers first: orders are checked against them).
+SOURCES: tuple[Source, ...] = (CUSTOMERS, ORDERS, REVIEWS, CALLS)
+#: Sources whose column names may be mapped in ``env.yaml`` (``columns: {source: {field: your_column}}``).
+MAPPABLE = {s.name: s for s in (ORDERS, CUSTOMERS, REVIEWS)}
+
+
+def source(name: str) -> Source:
+    """The source called ``name``."""
+    return next(s for s in SOURCES if s.name == name)
+
+
+def candidates(data_dir: Path, name: str) -> list[Path]:
+    """Where a source named ``name`` may be: the name itself, then the same stem with another accepted extension.
+
+    So ``orders_file: orders.jsonl`` also finds an ``orders.csv`` export (the report says which file was used).
+    """
+    path = data_dir / name
+    others = sorted({ext for ext in FORMATS if ext != path.suffix.lower()})
+    return [path, *(path.with_suffix(ext) for ext in others)]
+
+
+def locate(data_dir: Path, name: str) -> Path | None:
+    """The file :func:`candidates` finds first, or ``None``."""
+    return next((p for p in candidates(data_dir, name) if p.is_file()), None)
+
+
+def file_format(path: Path) -> str | None:
+    """``jsonl`` or ``csv`` from the file name extension, ``None`` if it is not an accepted one."""
+    return FORMATS.get(path.suffix.lower())
+
+
+# --------------------------------------------------------------------------- the contract page
+def _source_section(src: Source) -> list[str]:
+    fmt = {"jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)", "csv": "CSV (`.csv`)",
+           "txt": "plain-text files (`.txt`), UTF-8"}
+    out = [f"### `{src.name}` — {'required' if src.required else 'optional'}", "",
+           f"- **File**: `{src.setting}` in `env.yaml` (default `{src.default_file}`, inside `data_dir`).",
+           "- **Formats**: " + "; ".join(fmt[f] for f in src.formats) + ".",
+           f"- **One row is** {src.row}.",
+           f"- **When absent**: {src.when_absent}.",
+           f"- **Lands in** `{src.clean_table}`; rejected rows in `{src.rejected_table}`.", "",
+           "| field | type | required | meaning | clean column |", "|---|---|---|---|---|"]
+    for f in src.fields:
+        name = f"`{f.name}`" + (f" (JSON: `{f.json_path}`)" if f.json_path else "")
+        name += " (JSON: in each element of `items`)" if f.level == "item" else ""
+        out.append(f"| {name} | {f.kind} | {f.required} | {f.description} | {f.clean or '—'} |")
+    return out + [""]
+
+
+def render_markdown() -> str:
+    """The data contract as Markdown (the content of ``docs/data_contract.md``)."""
+    lines = [
+        "# Data contract",
+        "",
+        "<!-- Generated by `python -m customer_analytics.contract --write docs/data_contract.md` from",
+        "     src/customer_analytics/contract.py; tests/test_ingest_contract.py fails when they disagree. -->",
+        "",
+        "What the ingest (`notebooks/01_ingest.ipynb`, `customer_analytics.ingest`) accepts, and what it does",
+        "with everything else. All input files live in `data_dir` (`env.yaml`).",
+        "",
+        "## General rules",
+        "",
+        "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
+        "- **CSV**: comma-separated, first line = header, fields quoted with `\"` when needed (RFC 4180: a quote "
+        "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
+        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is used); "
+        "columns not in the contract are ignored (they are kept "
+        "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
+        "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one JSON array is "
+        "refused with a message saying how to convert it.",
+        "- **Your own column names**: map them in `env.yaml`, contract field on the left, your column (CSV) or "
+        "key (JSON, dotted for nested keys) on the right:",
+        "",
+        "  ```yaml",
+        "  orders_file: export.csv",
+        "  columns:",
+        "    orders: {customer_id: Kundennummer, ts: Bestelldatum, product: Artikel, quantity: Menge, "
+        "amount: Betrag}",
+        "  ```",
+        "",
+        "- **Empty values**: an empty string (after trimming spaces) or JSON `null` is a missing value.",
+        "- **Dates and timestamps**: ISO 8601 — `2026-03-01`, `2026-03-01 14:30`, `2026-03-01T14:30:00.250`; "
+        "a time-zone suffix (`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
+        f"Accepted range: {MIN_DATE} to {MAX_DATE}. Other layouts (`03/01/2026`, `1 Mar 2026`) are rejected: "
+        "convert them in the export.",
+        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, currency signs "
+        "or decimal commas.",
+        f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} MB is rejected "
+        "without being loaded.",
+        "",
+        "## Row accounting",
+        "",
+        "For every source: **rows read = accepted + rejected + sampled out**. *Sampled out* is non-zero only "
+        "when `sample` < 1: accepted rows of customers outside the sample. Every check runs on every row before "
+        "sampling, so rejections do not depend on `sample`. The accounting is asserted in code (a mismatch stops "
+        "the run) and shown in the `01_ingest` report, per source and per reason; it is also written to the "
+        "tables `INGEST_LOG` (one row per source, with file name, size, SHA-256 and status "
+        "`loaded`, `missing`, `disabled` or, for customers built from the orders, `derived`) and "
+        "`INGEST_REASONS` (rows per source, field and reason).",
+        "",
+        "Every rejected row is kept in its `REJECTED_*` table with `SOURCE_FILE`, `LINE_NO` (1-based physical "
+        "line where the record starts; the header is line 1), `ITEM_NO` (orders: 0-based position in `items`), "
+        "`FIELD` (the offending column or key as named in your file, or `line`), `REASON` (below), `VALUE` (the "
+        "offending value, first 200 characters) and `RECORD` (the whole line as read; invalid bytes as `\\xNN`).",
+        "",
+        "## How files are loaded",
+        "",
+        "Each file is read once, as a stream, by `customer_analytics.readers` (memory stays flat whatever the file "
+        "size: rows go to a Parquet staging file in batches of at most 50,000 rows or 64 MB), which decides only "
+        "what needs the raw bytes — encoding, line length, JSON and CSV syntax — and never stops on bad content. "
+        "The staging file is loaded into `RAW_<SOURCE>` with one row per physical record; every other check runs "
+        "in the warehouse, with the same Snowpark code on both backends:",
+        "",
+        "- **Embedded local warehouse** (`connection: local`): DuckDB reads the Parquet file directly.",
+        "- **Snowflake**: `PUT` of the Parquet file to a temporary stage, then `COPY INTO … FILE_FORMAT = (TYPE = "
+        "PARQUET) MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT`; the rows loaded are checked "
+        "against the rows read. `ON_ERROR = CONTINUE` (plus `VALIDATE`) is not used on purpose: bad records have "
+        "already been quarantined with their line numbers, so a load error can only be a bug and must stop the "
+        "run rather than drop rows. **Not exercised**: nothing here can reach Snowflake; this path is written "
+        "against the documented `PUT`/`COPY INTO` syntax and the Snowpark `session.file.put` API but has never "
+        "run against an account. Everything else (the checks, the accounting, the publication of the tables) runs "
+        "in the tests on the embedded warehouse and is compared with an independent pandas implementation "
+        "(`customer_analytics.reference`).",
+        "",
+        "The new tables are built as `*__NEW` and put in place together at the end (locally in one transaction; "
+        "on Snowflake one `ALTER TABLE … SWAP WITH` per table, after every check has passed), so a run that "
+        "stops half-way leaves the previous tables untouched. Re-running on the same files gives identical tables.",
+        "",
+        "A file not found under its configured name is looked for with the same stem and another accepted "
+        "extension (`orders.jsonl` → `orders.csv`); the report names the file used.",
+        "",
+        "## Sources",
+        "",
+    ]
+    for src in SOURCES:
+        lines += _source_section(src)
+    lines += [
+        "## Rejection reasons",
+        "",
+        "Checks run in this order; a row gets the first reason that applies: reading (encoding, JSON/CSV "
+        "syntax), then each field in the order of the tables above, then duplicates, then unknown customers.",
+        "",
+        "| reason | meaning |", "|---|---|",
+        *[f"| `{r}` | {m} |" for r, m in REASONS.items()],
+        "",
+        "## When the run stops instead",
+        "",
+        "The run stops with one message naming the file, the problem and the fix — before any `CLEAN_*` table "
+        "is replaced (the previous tables stay as they were) — when:",
+        "",
+        "- `data_dir` or the orders file does not exist;",
+        "- a file that exists is empty (0 bytes), or a CSV has a header but no record;",
+        "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, or its first "
+        "lines are not JSON at all;",
+        "- a required column is absent from a CSV header (or a required key from every JSON line); the message "
+        "lists the columns found and the mapping to add;",
+        "- more than `max_reject_share` (default "
+        f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of a source's rows are rejected; the message names the most common "
+        "reasons with an example line.",
+        "",
+        "An optional file that is absent is not an error: the report says it was missing and what was used "
+        "instead. Delete an optional file (or set its setting to `null`) to run without it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the contract page, or write it with ``--write PATH``."""
+    ap = argparse.ArgumentParser(description="Render the data contract page from the code.")
+    ap.add_argument("--write", type=Path, help="write to this file instead of printing")
+    a = ap.parse_args(argv)
+    text = render_markdown()
+    if a.write:
+        a.write.parent.mkdir(parents=True, exist_ok=True)
+        a.write.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
