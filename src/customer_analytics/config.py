@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 ENV_FILE = "env.yaml"
 ROOT_ENV_VAR = "CUSTOMER_ANALYTICS_ROOT"
 ENV_FILE_VAR = "CUSTOMER_ANALYTICS_ENV"
-MODEL_NAMES = ("last_period", "mean", "ridge", "random_forest", "hist_gradient_boosting")
+MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -67,6 +67,9 @@ class Params:
     models: tuple[str, ...]
     primary_metric: str
     scoring_set: str
+    cv_folds: int = 3
+    max_train_rows: int = 60_000
+    text_max_rows: int = 20_000
     database: str = "ANALYTICS"
     schema: str = "SHOP"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +154,10 @@ def _int(values: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return n
 
 
+def _optional_int(values: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
+    return _int(values, key, lo, hi) if values.get(key) is not None else default
+
+
 def _choices(values: dict[str, Any], key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     v = _required(values, key)
     items = [s.strip() for s in v.split(",")] if isinstance(v, str) else list(v)
@@ -182,6 +189,11 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
     for key in ("database", "schema"):
         if key in values and not _IDENT.match(str(values[key])):
             raise ConfigError(f"Parameter '{key}' must be a plain identifier, got {values[key]!r}.")
+    n_cutoffs = _int(values, "n_cutoffs", 1, 24)
+    cv_folds = _optional_int(values, "cv_folds", 1, 12, Params.cv_folds)
+    if cv_folds >= n_cutoffs:
+        raise ConfigError(f"Parameter 'cv_folds' ({cv_folds}) must be smaller than 'n_cutoffs' ({n_cutoffs}): "
+                          "each cross-validation fold trains on the cut-offs before the one it validates on.")
     known = {f for f in Params.__dataclass_fields__}
     return Params(
         connection=connection,
@@ -192,11 +204,14 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         horizon_days=_int(values, "horizon_days", 7, 365),
         seed=_int(values, "seed", 0, 2**31 - 1),
         sample=sample,
-        n_cutoffs=_int(values, "n_cutoffs", 1, 24),
+        n_cutoffs=n_cutoffs,
         new_customer_days=_int(values, "new_customer_days", 1, 3650),
         models=_choices(values, "models", MODEL_NAMES),
         primary_metric=primary,
         scoring_set=scoring,
+        cv_folds=cv_folds,
+        max_train_rows=_optional_int(values, "max_train_rows", 1_000, 10_000_000, Params.max_train_rows),
+        text_max_rows=_optional_int(values, "text_max_rows", 100, 1_000_000, Params.text_max_rows),
         database=str(values.get("database", "ANALYTICS")).upper(),
         schema=str(values.get("schema", "SHOP")).upper(),
         extra={k: v for k, v in values.items() if k not in known},
