@@ -87,12 +87,35 @@ def product_column(prefix: str, product: str) -> str:
     return wh.column_name(f"{prefix}_{product}")
 
 
-def _ts(d: dt.date) -> Column:
-    return F.lit(dt.datetime.combine(d, dt.time()))
+def _timestamp(d: dt.date) -> str:
+    return dt.datetime.combine(d, dt.time()).isoformat(sep=" ")
 
 
-def _in(ts: Column, lo: dt.date, hi: dt.date) -> Column:
-    return (ts >= _ts(lo)) & (ts < _ts(hi))
+def cutoff_frame(session: Session, cutoffs: list[dt.date], horizon_days: int,
+                 roles: dict[dt.date, str] | None = None) -> DataFrame:
+    """A small table of cut-offs: ``CUTOFF`` (date), ``ROLE`` and the window bounds as timestamps.
+
+    ``T0`` = the cut-off, ``T_LAST`` / ``T_PREV`` = start of the last / previous period, ``T_NEXT``
+    = end of the label window. Built from validated dates (never from user strings).
+    """
+    h = dt.timedelta(days=horizon_days)
+    rows = [f"SELECT CAST('{c.isoformat()}' AS DATE) AS CUTOFF, '{(roles or {}).get(c, '')}' AS ROLE, "
+            f"CAST('{_timestamp(c)}' AS TIMESTAMP) AS T0, CAST('{_timestamp(c - h)}' AS TIMESTAMP) AS T_LAST, "
+            f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP) AS T_PREV, "
+            f"CAST('{_timestamp(c + h)}' AS TIMESTAMP) AS T_NEXT"
+            for c in sorted(set(cutoffs))]
+    if any(r not in ROLES for r in (roles or {}).values()):
+        raise ValueError(f"roles must be among {ROLES}")
+    return session.sql(" UNION ALL ".join(rows))
+
+
+def _before(df: DataFrame, cuts: DataFrame, bound: str) -> DataFrame:
+    """One copy of each row of ``df`` per cut-off whose ``bound`` is after the row's ``TS``."""
+    return df.join(cuts.select("CUTOFF", "T0", "T_LAST", "T_PREV", "T_NEXT"), F.col("TS") < F.col(bound))
+
+
+def _in(lo: str, hi: str) -> Column:
+    return (F.col("TS") >= F.col(lo)) & (F.col("TS") < F.col(hi))
 
 
 def _sum_if(cond: Column, value: Column) -> Column:
@@ -104,66 +127,75 @@ def _ratio(num: Column, den: Column) -> Column:
     return F.iff(den > F.lit(0), num / den, F.lit(None))
 
 
-def _order_aggregates(session: Session, c0: dt.date, h: dt.timedelta) -> DataFrame:
-    """Per customer: RFM, period and coupon counts before ``c0``, spend label over ``[c0, c0 + h)``."""
-    orders = session.table("CLEAN_ORDERS").filter(F.col("TS") < _ts(c0 + h))
+BY = [KEY, "CUTOFF"]
+
+
+def _order_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: RFM, period and coupon counts before it, the spend label after it."""
+    orders = _before(session.table("CLEAN_ORDERS"), cuts, "T_NEXT")
     ts, total, one = F.col("TS"), F.col("ORDER_TOTAL"), F.lit(1)
-    past = ts < _ts(c0)
-    return orders.group_by(KEY).agg(
+    past = ts < F.col("T0")
+    return orders.group_by(*BY).agg(
         _sum_if(past, one).alias("N_ORDERS"),
         _sum_if(past, total).alias("SPEND"),
         F.max(F.iff(past, total, F.lit(None))).alias("MAX_ORDER_VALUE"),
         F.min(F.iff(past, ts, F.lit(None))).alias("FIRST_TS"),
         F.max(F.iff(past, ts, F.lit(None))).alias("LAST_TS"),
-        _sum_if(_in(ts, c0 - h, c0), one).alias("N_ORDERS_LAST"),
-        _sum_if(_in(ts, c0 - h, c0), total).alias("SPEND_LAST"),
-        _sum_if(_in(ts, c0 - 2 * h, c0 - h), one).alias("N_ORDERS_PREV"),
-        _sum_if(_in(ts, c0 - 2 * h, c0 - h), total).alias("SPEND_PREV"),
+        _sum_if(_in("T_LAST", "T0"), one).alias("N_ORDERS_LAST"),
+        _sum_if(_in("T_LAST", "T0"), total).alias("SPEND_LAST"),
+        _sum_if(_in("T_PREV", "T_LAST"), one).alias("N_ORDERS_PREV"),
+        _sum_if(_in("T_PREV", "T_LAST"), total).alias("SPEND_PREV"),
         _sum_if(past & F.col("COUPON").is_not_null(), one).alias("N_COUPON_ORDERS"),
-        _sum_if(_in(ts, c0, c0 + h), total).alias(LABEL_SPEND),
+        _sum_if(_in("T0", "T_NEXT"), total).alias(LABEL_SPEND),
     )
 
 
-def _gap_aggregates(session: Session, c0: dt.date) -> DataFrame:
-    """Per customer: statistics of the calendar days between consecutive orders before ``c0``."""
-    orders = session.table("CLEAN_ORDERS").filter(F.col("TS") < _ts(c0))
+def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: statistics of the calendar days between consecutive orders before it.
+
+    The gap of an order (days since the customer's previous order) involves that order and an
+    earlier one only, so it is computed once over all orders and then kept for the orders before
+    each cut-off.
+    """
     w = Window.partition_by(KEY).order_by(F.col("TS"), F.col("ORDER_ID"))
-    gaps = orders.select(KEY, F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
-    return gaps.group_by(KEY).agg(F.avg("GAP").alias("MEAN_GAP_DAYS"), F.stddev_samp("GAP").alias("STD_GAP_DAYS"),
-                                  F.max("GAP").alias("MAX_GAP_DAYS"))
+    gaps = session.table("CLEAN_ORDERS").select(
+        KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
+    return _before(gaps, cuts, "T0").group_by(*BY).agg(
+        F.avg("GAP").alias("MEAN_GAP_DAYS"), F.stddev_samp("GAP").alias("STD_GAP_DAYS"),
+        F.max("GAP").alias("MAX_GAP_DAYS"))
 
 
-def _product_aggregates(session: Session, c0: dt.date, h: dt.timedelta, products: list[str]) -> DataFrame:
-    """Per customer and product type: quantity ever, in the last period, and the label window."""
-    lines = session.table("CLEAN_ORDER_LINES").filter(F.col("TS") < _ts(c0 + h))
-    ts, qty = F.col("TS"), F.col("QUANTITY")
-    past = ts < _ts(c0)
+def _product_aggregates(session: Session, cuts: DataFrame, products: list[str]) -> DataFrame:
+    """Per customer, cut-off and product type: quantity ever, in the last period, and the label window."""
+    lines = _before(session.table("CLEAN_ORDER_LINES"), cuts, "T_NEXT")
+    qty = F.col("QUANTITY")
+    past = F.col("TS") < F.col("T0")
     aggs = [_sum_if(past, qty).alias("QTY_TOTAL")]
     for p in products:
         is_p = F.col("PRODUCT") == F.lit(p)
         aggs += [
             _sum_if(past & is_p, qty).alias(product_column("QTY", p)),
-            _sum_if(is_p & _in(ts, c0 - h, c0), qty).alias(product_column("QTY_LAST", p)),
-            _sum_if(is_p & _in(ts, c0, c0 + h), qty).alias(product_column(LABEL_QTY_PREFIX, p)),
+            _sum_if(is_p & _in("T_LAST", "T0"), qty).alias(product_column("QTY_LAST", p)),
+            _sum_if(is_p & _in("T0", "T_NEXT"), qty).alias(product_column(LABEL_QTY_PREFIX, p)),
         ]
-    return lines.group_by(KEY).agg(*aggs)
+    return lines.group_by(*BY).agg(*aggs)
 
 
-def _review_aggregates(session: Session, c0: dt.date) -> DataFrame:
-    """Per customer: reviews, call transcripts and mean rating before ``c0``."""
-    reviews = session.table(text.SOURCE_TABLE).filter(F.col("TS") < _ts(c0))
+def _review_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: reviews, call transcripts and mean rating before it."""
     is_review = text.kind_column(session) == F.lit(text.DEFAULT_KIND)
-    return reviews.group_by(KEY).agg(
-        _sum_if(is_review, F.lit(1)).alias("N_REVIEWS"),
-        _sum_if(~is_review, F.lit(1)).alias("N_CALLS"),
-        F.avg(F.iff(is_review, F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
+    reviews = session.table(text.SOURCE_TABLE).select(KEY, "TS", "RATING", is_review.alias("IS_REVIEW"))
+    return _before(reviews, cuts, "T0").group_by(*BY).agg(
+        _sum_if(F.col("IS_REVIEW"), F.lit(1)).alias("N_REVIEWS"),
+        _sum_if(~F.col("IS_REVIEW"), F.lit(1)).alias("N_CALLS"),
+        F.avg(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
     )
 
 
-def _sentiment_aggregates(session: Session, c0: dt.date) -> DataFrame:
-    """Per customer: mean and lowest sentiment of texts before ``c0``, and how many were negative."""
-    scores = session.table(text.SCORES_TABLE).filter(F.col("TS") < _ts(c0))
-    return scores.group_by(KEY).agg(
+def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were negative."""
+    scores = session.table(text.SCORES_TABLE).select(KEY, "TS", "SENTIMENT", "SENTIMENT_LOGIT")
+    return _before(scores, cuts, "T0").group_by(*BY).agg(
         F.avg(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
         F.min(F.col("SENTIMENT")).alias("MIN_SENTIMENT"),
         _sum_if(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1)).alias("N_NEGATIVE_TEXTS"),
@@ -182,85 +214,95 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
 
     Returns:
-        One row per customer: ``CUSTOMER_ID``, ``CUTOFF``, the columns of :func:`feature_columns`
-        and of :func:`label_columns`.
+        One row per customer: the columns of :func:`output_columns`.
     """
-    h = dt.timedelta(days=horizon_days)
-    c0 = cutoff
-    cust = session.table("CLEAN_CUSTOMERS").filter(F.col("SIGNUP_DATE") < F.lit(c0))
-    df = (cust.join(_order_aggregates(session, c0, h), KEY, "left")
-              .join(_gap_aggregates(session, c0), KEY, "left")
-              .join(_product_aggregates(session, c0, h, products), KEY, "left")
-              .join(_review_aggregates(session, c0), KEY, "left"))
+    return features_for(session, [cutoff], horizon_days, products, sentiment)
+
+
+def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
+                 sentiment: bool = False, roles: dict[dt.date, str] | None = None) -> DataFrame:
+    """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
+
+    Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
+    (customer, cut-off), so the work is one pass over the data whatever the number of cut-offs.
+    With ``roles`` the output also has a ``ROLE`` column, and the labels of ``score`` rows are null.
+    """
+    cuts = cutoff_frame(session, cutoffs, horizon_days, roles)
+    cust = session.table("CLEAN_CUSTOMERS").join(cuts.select("CUTOFF", "ROLE"),
+                                                 F.col("SIGNUP_DATE") < F.col("CUTOFF"))
+    df = (cust.join(_order_aggregates(session, cuts), BY, "left")
+              .join(_gap_aggregates(session, cuts), BY, "left")
+              .join(_product_aggregates(session, cuts, products), BY, "left")
+              .join(_review_aggregates(session, cuts), BY, "left"))
     if sentiment:
-        df = df.join(_sentiment_aggregates(session, c0), KEY, "left")
+        df = df.join(_sentiment_aggregates(session, cuts), BY, "left")
 
     def zero(name: str) -> Column:
         return F.coalesce(F.col(name), F.lit(0))
 
-    tenure = F.datediff("day", F.col("SIGNUP_DATE"), F.lit(c0))
+    c0 = F.col("CUTOFF")
+    tenure = F.datediff("day", F.col("SIGNUP_DATE"), c0)
     n = zero("N_ORDERS")
-    recency = F.coalesce(F.datediff("day", F.col("LAST_TS"), F.lit(c0)), tenure)
+    recency = F.coalesce(F.datediff("day", F.col("LAST_TS"), c0), tenure)
     mean_gap = F.iff(n > 1, F.col("MEAN_GAP_DAYS"), F.lit(None))
-    cols = [
-        F.col(KEY), F.lit(c0).alias("CUTOFF"),
-        *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in CATEGORICAL],
-        tenure.alias("TENURE_DAYS"),
-        (F.lit(c0.year) - F.col("BIRTH_YEAR")).alias("AGE"),
-        F.iff(n > 0, F.lit(1), F.lit(0)).alias("HAS_ORDERED"),
-        recency.alias("RECENCY_DAYS"),
-        F.datediff("day", F.col("FIRST_TS"), F.lit(c0)).alias("DAYS_SINCE_FIRST_ORDER"),
-        n.alias("N_ORDERS"),
-        zero("SPEND").alias("SPEND"),
-        F.iff(n > 0, zero("SPEND") / n, F.lit(0.0)).alias("AVG_ORDER_VALUE"),
-        zero("MAX_ORDER_VALUE").alias("MAX_ORDER_VALUE"),
-        (n * F.lit(30.0) / tenure).alias("ORDERS_PER_30D"),
-        (zero("SPEND") * F.lit(30.0) / tenure).alias("SPEND_PER_30D"),
-        mean_gap.alias("MEAN_GAP_DAYS"),
-        F.iff(n > 2, F.col("STD_GAP_DAYS"), F.lit(None)).alias("STD_GAP_DAYS"),
-        F.iff(n > 1, F.col("MAX_GAP_DAYS"), F.lit(None)).alias("MAX_GAP_DAYS"),
-        _ratio(recency, mean_gap).alias("RECENCY_OVER_GAP"),
-        *[zero(c).alias(c) for c in ("N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV")],
-        (zero("N_ORDERS_LAST") - zero("N_ORDERS_PREV")).alias("ORDERS_TREND"),
-        (zero("SPEND_LAST") - zero("SPEND_PREV")).alias("SPEND_TREND"),
-        zero("N_COUPON_ORDERS").alias("N_COUPON_ORDERS"),
-        F.iff(n > 0, zero("N_COUPON_ORDERS").cast("double") / n, F.lit(0.0)).alias("COUPON_SHARE"),
-        zero("N_REVIEWS").alias("N_REVIEWS"), zero("N_CALLS").alias("N_CALLS"), F.col("AVG_RATING"),
-    ]
+    exprs: dict[str, Column] = {
+        KEY: F.col(KEY), "CUTOFF": c0,
+        **{c: F.coalesce(F.col(c), F.lit(UNKNOWN)) for c in CATEGORICAL},
+        "TENURE_DAYS": tenure,
+        "AGE": F.year(c0) - F.col("BIRTH_YEAR"),
+        "HAS_ORDERED": F.iff(n > 0, F.lit(1), F.lit(0)),
+        "RECENCY_DAYS": recency,
+        "DAYS_SINCE_FIRST_ORDER": F.datediff("day", F.col("FIRST_TS"), c0),
+        "N_ORDERS": n,
+        "SPEND": zero("SPEND"),
+        "AVG_ORDER_VALUE": F.iff(n > 0, zero("SPEND") / n, F.lit(0.0)),
+        "MAX_ORDER_VALUE": zero("MAX_ORDER_VALUE"),
+        "ORDERS_PER_30D": n * F.lit(30.0) / tenure,
+        "SPEND_PER_30D": zero("SPEND") * F.lit(30.0) / tenure,
+        "MEAN_GAP_DAYS": mean_gap,
+        "STD_GAP_DAYS": F.iff(n > 2, F.col("STD_GAP_DAYS"), F.lit(None)),
+        "MAX_GAP_DAYS": F.iff(n > 1, F.col("MAX_GAP_DAYS"), F.lit(None)),
+        "RECENCY_OVER_GAP": _ratio(recency, mean_gap),
+        **{c: zero(c) for c in ("N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV")},
+        "ORDERS_TREND": zero("N_ORDERS_LAST") - zero("N_ORDERS_PREV"),
+        "SPEND_TREND": zero("SPEND_LAST") - zero("SPEND_PREV"),
+        "N_COUPON_ORDERS": zero("N_COUPON_ORDERS"),
+        "COUPON_SHARE": F.iff(n > 0, zero("N_COUPON_ORDERS").cast("double") / n, F.lit(0.0)),
+        "N_REVIEWS": zero("N_REVIEWS"), "N_CALLS": zero("N_CALLS"), "AVG_RATING": F.col("AVG_RATING"),
+    }
     if sentiment:
-        cols += [F.col("AVG_SENTIMENT"), F.col("MIN_SENTIMENT"), zero("N_NEGATIVE_TEXTS").alias("N_NEGATIVE_TEXTS")]
+        exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
+                      "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
     total_qty = zero("QTY_TOTAL")
     for p in products:
         q = product_column("QTY", p)
-        cols += [zero(q).alias(q), zero(product_column("QTY_LAST", p)).alias(product_column("QTY_LAST", p)),
-                 F.iff(total_qty > 0, zero(q).cast("double") / total_qty, F.lit(0.0)).alias(product_column("SHARE", p))]
-    cols += [zero(c).alias(c) for c in label_columns(products)]
-    out = df.select(*cols)
+        exprs[q] = zero(q)
+        exprs[product_column("QTY_LAST", p)] = zero(product_column("QTY_LAST", p))
+        exprs[product_column("SHARE", p)] = F.iff(total_qty > 0, zero(q).cast("double") / total_qty, F.lit(0.0))
+    is_score = F.col("ROLE") == F.lit("score")
+    exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
+    if roles:
+        exprs["ROLE"] = F.col("ROLE")
     fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
-    return out.select(*[F.round(F.col(c), DECIMALS).alias(c) if c in fractional else F.col(c) for c in out.columns])
+    return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
+
+
+def output_columns(products: list[str], sentiment: bool = False) -> list[str]:
+    """The columns of :func:`features_at`, in order."""
+    return [KEY, "CUTOFF"] + feature_columns(products, sentiment) + label_columns(products)
 
 
 def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of
-    ``run_date`` (its labels are not observed yet and are left null). The blocks are stacked in
-    the warehouse (``UNION ALL``) and written in one statement.
+    ``run_date`` (its labels are not observed yet and are left null). All cut-offs are computed in
+    one query (:func:`features_for`) and written in one statement.
     """
     products = products or product_types(session)
     cutoffs = params.cutoffs()
-    label_cols = set(label_columns(products))
-    blocks = []
-    for i, c in enumerate([*cutoffs, params.run_date]):
-        role = "holdout" if i == len(cutoffs) - 1 else "score" if i == len(cutoffs) else "train"
-        block = features_at(session, c, params.horizon_days, products, sentiment)
-        if role == "score":
-            block = block.select(*[F.lit(None).cast("double").alias(c) if c in label_cols else F.col(c)
-                                   for c in block.columns])
-        blocks.append(block.with_column("ROLE", F.lit(role)))
-    df = blocks[0]
-    for b in blocks[1:]:
-        df = df.union_all_by_name(b)
+    roles = {c: "train" for c in cutoffs[:-1]} | {cutoffs[-1]: "holdout", params.run_date: "score"}
+    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles)
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
 
