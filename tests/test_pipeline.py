@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import snowflake.snowpark.functions as F
 from conftest import REPO
 
-from customer_analytics import config, synthetic
+from customer_analytics import config, registry, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -88,3 +89,22 @@ def test_second_build_with_nothing_changed_runs_no_notebook(built):
     work, _ = built
     again = ploomber_build(work)
     assert ran(again.stdout) == dict.fromkeys(NOTEBOOKS, False)
+
+
+def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_default(built):
+    work, _ = built
+    ploomber_build(work, "--env--run_date", "2026-10-01")
+    p = config.load(REPO, data_dir=str(work / "raw"), warehouse_dir=str(work / "warehouse"),
+                    reports_dir=str(work / "reports"), run_date="2026-10-01")
+    reg = registry.open_registry(p)
+    versions = reg.list_versions()
+    assert [v.meta["data_window"]["run_date"] for v in versions] == ["2026-11-01", "2026-10-01"]
+    assert all(v.meta["metrics"]["rmse"] > 0 and v.meta["metrics"]["cv_rmse"] > 0 for v in versions)
+    s = wh.connect(p)
+    try:
+        used = s.table("PREDICTIONS").filter(F.col("RUN_DATE") == F.lit(p.run_date)).select("MODEL_VERSION").distinct()
+        assert [r["MODEL_VERSION"] for r in used.collect()] == [reg.default_version()]
+    finally:
+        s.close()
+    html = (work / "reports" / "2026-10-01" / "04_model_comparison.html").read_text()
+    assert "Selection rule" in html and ("is now the default" in html or "was not promoted" in html)
