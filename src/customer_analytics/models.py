@@ -53,9 +53,9 @@ HIGHER_IS_BETTER = {"r2"}
 METRIC_LABELS = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "top_decile_mae": "MAE on the top 10% spenders",
                  "qty_mae": "mean quantity MAE"}
 #: model sizes: fixed so that fitting cost grows only with the (capped) number of training rows
-RF_TREES = 100
+RF_TREES = 60
 HGB_ITERATIONS = 200
-IMPORTANCE_ROWS = 2000
+IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 BOOTSTRAP_SAMPLES = 400
 #: OpenMP threads for gradient boosting. Measured here on the shared 2-core machine: the same

@@ -77,7 +77,7 @@ def leaderboard(board: pd.DataFrame, metric: str, label: str | None = None):
     ax.invert_yaxis()
     ax.set_xlabel(f"spend {label or metric.upper()} (grey = naive baseline)")
     ax.set_title("Model comparison: cross-validation over cut-offs and the held-out window")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
     fig.set_layout_engine("tight")
     return fig
 
