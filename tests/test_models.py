@@ -158,3 +158,13 @@ def test_single_product_and_unknown_channel_still_compare(labelled, params):
                         params.seed, params.cv_folds)
     assert result.targets == [ft.LABEL_SPEND, "QTY_NEXT_ALL"]
     assert result.board["rmse"].notna().all()
+
+
+def test_with_a_single_training_cutoff_selection_falls_back_to_the_holdout_and_says_so(labelled, params):
+    train, holdout = labelled
+    last = train[train["CUTOFF"] == train["CUTOFF"].max()]
+    result = md.compare(last, holdout, ("last_period", "ridge"), params.seed, params.cv_folds)
+    assert result.folds.empty and result.board["cv_rmse"].isna().all()
+    sel = md.select(result, "rmse", params.seed)
+    assert sel.chosen == result.board["rmse"].idxmin() and "too few cut-offs" in sel.rule
+    assert "–" in md.leaderboard_table(result, "rmse").to_string()

@@ -190,10 +190,8 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         if key in values and not _IDENT.match(str(values[key])):
             raise ConfigError(f"Parameter '{key}' must be a plain identifier, got {values[key]!r}.")
     n_cutoffs = _int(values, "n_cutoffs", 1, 24)
+    # more folds than n_cutoffs - 1 cannot each train on earlier cut-offs: models.fold_cutoffs uses fewer
     cv_folds = _optional_int(values, "cv_folds", 1, 12, Params.cv_folds)
-    if cv_folds >= n_cutoffs:
-        raise ConfigError(f"Parameter 'cv_folds' ({cv_folds}) must be smaller than 'n_cutoffs' ({n_cutoffs}): "
-                          "each cross-validation fold trains on the cut-offs before the one it validates on.")
     known = {f for f in Params.__dataclass_fields__}
     return Params(
         connection=connection,

@@ -348,7 +348,9 @@ def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Select
     higher = primary_metric in HIGHER_IS_BETTER
     key = f"cv_{primary_metric}" if board[f"cv_{primary_metric}"].notna().all() else primary_metric
     chosen = board.sort_values(key, ascending=not higher, kind="stable").index[0]
-    where = "mean over the cross-validation folds" if key.startswith("cv_") else "held-out window (no CV folds)"
+    n_folds = comparison.folds["cutoff"].nunique()
+    where = (f"mean over {n_folds} cross-validation fold{'s' if n_folds > 1 else ''} (cut-offs)" if key.startswith("cv_")
+             else "held-out window: too few cut-offs for cross-validation")
     rule = (f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), "
             f"then confirmed on the held-out window")
     baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")

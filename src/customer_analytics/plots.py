@@ -91,7 +91,10 @@ def folds(fold_scores: pd.DataFrame, metric: str, label: str | None = None):
     ax.set_ylabel(f"spend {label or metric.upper()}")
     ax.set_xlabel("validation cut-off (trained on the cut-offs before it)")
     ax.set_title("Cross-validation folds")
-    ax.legend(fontsize=8, ncol=2)
+    if wide.empty:
+        ax.text(0.5, 0.5, "too few cut-offs for cross-validation", ha="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8, ncol=2)
     fig.set_layout_engine("tight")
     return fig
 
