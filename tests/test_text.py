@@ -94,3 +94,14 @@ def test_too_few_rated_reviews_give_no_model_and_say_why(session):
     assert "No text sentiment features" in text.summary_text(model, None)
     with pytest.raises(ValueError, match="No sentiment model"):
         text.score_texts(session, model)
+
+
+def test_only_the_bounded_training_sample_and_small_aggregates_reach_the_client(session, params, before):
+    """Scoring and features are pushed down: per-text and per-order rows stay in the warehouse."""
+    from customer_analytics import features as ft
+
+    start = dict(wh.ROWS_PULLED)
+    model, _ = text.build(session, before, params.seed, 50, params.warehouse_dir / "staging")
+    ft.build(session, params, sentiment=model.available)
+    pulled = {k: v - start.get(k, 0) for k, v in wh.ROWS_PULLED.items() if v != start.get(k, 0)}
+    assert pulled == {"text:training_sample": 50}
