@@ -105,3 +105,13 @@ def test_only_the_bounded_training_sample_and_small_aggregates_reach_the_client(
     ft.build(session, params, sentiment=model.available)
     pulled = {k: v - start.get(k, 0) for k, v in wh.ROWS_PULLED.items() if v != start.get(k, 0)}
     assert pulled == {"text:training_sample": 50}
+
+
+def test_the_report_shows_only_common_words(built):
+    model, _ = built
+    words = model.top_words(n=50)
+    shown = set(words["positive word"]) | set(words["negative word"])
+    floor = max(text.REPORT_MIN_DOCS, text.REPORT_MIN_SHARE * model.n_train)
+    assert shown and all(model.doc_freq[w] >= floor for w in shown)
+    rare = [t for t, k in model.doc_freq.items() if k < floor]
+    assert rare and not set(rare) & shown

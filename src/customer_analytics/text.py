@@ -50,6 +50,8 @@ TOKEN_PATTERN = r"[a-z0-9]{2,}"
 SEPARATOR = "[^a-z0-9]+"
 MIN_TRAIN_ROWS = 30
 MAX_VOCABULARY = 5000
+REPORT_MIN_DOCS = 10
+REPORT_MIN_SHARE = 0.01
 DECIMALS = 9
 DEFAULT_KIND = "review"
 
@@ -71,6 +73,7 @@ class TextModel:
     n_train: int = 0
     positive_share: float = float("nan")
     reason: str = ""
+    doc_freq: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -87,8 +90,15 @@ class TextModel:
         return float(self.pipeline.named_steps["clf"].intercept_[0])
 
     def top_words(self, n: int = 8) -> pd.DataFrame:
-        """The most positive and most negative words with their weights (for the report)."""
+        """The most positive and most negative words with their weights (for the report).
+
+        Only words used in at least :data:`REPORT_MIN_SHARE` of the training reviews (and at least
+        :data:`REPORT_MIN_DOCS` of them) are shown, so a rare word such as a person's name never
+        reaches a report.
+        """
+        common = {t for t, k in self.doc_freq.items() if k >= max(REPORT_MIN_DOCS, REPORT_MIN_SHARE * self.n_train)}
         w = self.weights().set_index("TOKEN")["WEIGHT"]
+        w = w[w.index.isin(common)]
         pos, neg = w.nlargest(n), w.nsmallest(n)
         return pd.DataFrame({"positive word": pos.index, "weight (+)": pos.to_numpy().round(2),
                              "negative word": neg.index, "weight (-)": neg.to_numpy().round(2)})
@@ -155,8 +165,11 @@ def train(session: Session, before: dt.date, seed: int, max_rows: int) -> TextMo
         log.warning("no sentiment model: %s", why)
         return TextModel(None, before, len(sample), reason=why)
     pipe = make_pipeline(seed).fit(sample["TEXT"], sample["POSITIVE"])
-    log.info("sentiment model: %d rated reviews, %d words", len(sample), len(pipe.named_steps["bow"].vocabulary_))
-    return TextModel(pipe, before, len(sample), float(sample["POSITIVE"].mean()))
+    bow = pipe.named_steps["bow"]
+    counts = np.asarray(bow.transform(sample["TEXT"]).sum(axis=0)).ravel()
+    log.info("sentiment model: %d rated reviews, %d words", len(sample), len(bow.vocabulary_))
+    return TextModel(pipe, before, len(sample), float(sample["POSITIVE"].mean()),
+                     doc_freq={t: int(counts[i]) for t, i in bow.vocabulary_.items()})
 
 
 def build(session: Session, before: dt.date, seed: int, max_rows: int,
