@@ -40,6 +40,7 @@ class Snapshot:
     counts: dict[str, int]
     rows: dict[str, pd.DataFrame]
     default_version: str | None
+    versions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -81,7 +82,8 @@ class Schedule:
                     for d in (D1, D2)}
         finally:
             s.close()
-        return Snapshot(counts, rows, registry.open_registry(self.params).default_version())
+        reg = registry.open_registry(self.params)
+        return Snapshot(counts, rows, reg.default_version(), tuple(v.version for v in reg.list_versions()))
 
     def log_of(self, step: str) -> str:
         """The log file the command named on stderr, read."""

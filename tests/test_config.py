@@ -31,6 +31,9 @@ def test_overrides_win_and_none_means_env(monkeypatch):
     ("primary_metric", "accuracy", "primary_metric"),
     ("connection", "prod; DROP TABLE X", "connection"),
     ("scoring_set", "vip", "scoring_set"),
+    ("cv_folds", 0, "cv_folds"),
+    ("max_train_rows", "many", "max_train_rows"),
+    ("text_max_rows", 5, "text_max_rows"),
 ])
 def test_bad_values_are_named_in_the_error(key, value, message):
     with pytest.raises(config.ConfigError, match=message):

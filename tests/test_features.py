@@ -1,13 +1,20 @@
-"""Features and labels: the warehouse's numbers against an independent pandas computation."""
+"""Features and labels: the warehouse's numbers against an independent pandas computation, and no leakage."""
 
+from __future__ import annotations
+
+import dataclasses
 import datetime as dt
+import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from conftest import CUTOFF
+from conftest import CUTOFF, make_params
 from customer_analytics import features as ft
-from customer_analytics import reference
+from customer_analytics import ingest, reference, text
+from customer_analytics import warehouse as wh
 
 
 @pytest.fixture(scope="module")
@@ -16,22 +23,46 @@ def products(session):
 
 
 @pytest.fixture(scope="module")
+def text_model(session, params):
+    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
+                          params.warehouse_dir / "staging")
+    assert model.available, model.reason
+    return model
+
+
+@pytest.fixture(scope="module")
 def ref_tables(raw_dir):
     return (reference.customers(raw_dir / "customers.csv"), reference.order_lines(raw_dir / "orders.jsonl"),
             reference.reviews(raw_dir / "reviews.jsonl"))
 
 
-@pytest.mark.parametrize("cutoff", [CUTOFF, dt.date(2026, 9, 2)])
-def test_features_match_the_pandas_reference(session, products, ref_tables, params, cutoff):
-    got = ft.features_at(session, cutoff, params.horizon_days, products).to_pandas()
-    want = reference.features_at(*ref_tables, cutoff, params.horizon_days, products)
+def assert_same_features(got: pd.DataFrame, want: pd.DataFrame, columns: list[str]) -> None:
     got, want = got.set_index("CUSTOMER_ID").sort_index(), want.set_index("CUSTOMER_ID").sort_index()
-    assert list(got.index) == list(want.index) and len(got) > 100
-    for col in ft.BASE_NUMERIC + ft.label_columns(products) + [ft.product_column("QTY", p) for p in products]:
-        np.testing.assert_allclose(got[col].astype(float), want[col].astype(float), rtol=1e-9, atol=1e-9,
-                                   equal_nan=True, err_msg=col)
-    for col in ft.CATEGORICAL:
-        assert (got[col] == want[col]).all(), col
+    assert list(got.index) == list(want.index)
+    for col in columns:
+        if col in ft.CATEGORICAL:
+            assert (got[col] == want[col]).all(), col
+        else:
+            np.testing.assert_allclose(got[col].astype(float), want[col].astype(float), rtol=1e-9, atol=1e-9,
+                                       equal_nan=True, err_msg=col)
+
+
+@pytest.mark.parametrize("cutoff", [CUTOFF, dt.date(2025, 9, 7), dt.date(2026, 11, 1)])
+def test_every_feature_and_label_matches_the_pandas_reference(session, products, ref_tables, text_model, params,
+                                                              cutoff):
+    got = ft.features_at(session, cutoff, params.horizon_days, products, sentiment=True).to_pandas()
+    scores = reference.text_scores(ref_tables[2], text_model.pipeline)
+    want = reference.features_at(*ref_tables, cutoff, params.horizon_days, products, scores)
+    columns = ft.feature_columns(products, sentiment=True) + ft.label_columns(products)
+    assert set(got.columns) == set(columns) | {"CUSTOMER_ID", "CUTOFF"} and len(got) > 100
+    assert_same_features(got, want, columns)
+    assert got[ft.SENTIMENT[0]].notna().sum() > 10 and got["STD_GAP_DAYS"].notna().sum() > 10
+
+
+def test_without_a_sentiment_model_there_are_no_sentiment_columns(session, products, params):
+    got = ft.features_at(session, CUTOFF, params.horizon_days, products, sentiment=False)
+    assert not set(ft.SENTIMENT) & set(got.columns)
+    assert ft.model_columns(got.columns)[0] == ft.feature_columns(products, sentiment=False)
 
 
 def test_labels_are_not_all_zero_and_features_use_the_past_only(session, products, params):
@@ -39,3 +70,138 @@ def test_labels_are_not_all_zero_and_features_use_the_past_only(session, product
     assert (df[ft.LABEL_SPEND] > 0).mean() > 0.1
     assert (df["TENURE_DAYS"] > 0).all()
     assert (df["RECENCY_DAYS"] >= 0).all()
+    shares = df[[ft.product_column("SHARE", p) for p in products]].sum(axis=1)
+    np.testing.assert_allclose(shares[df["HAS_ORDERED"] == 1], 1.0, atol=1e-6)
+
+
+def test_build_stacks_every_cutoff_with_its_role_and_matches_the_reference(session, products, params, text_model,
+                                                                          ref_tables):
+    ft.build(session, params, products, sentiment=True)
+    table = wh.to_pandas(session.table(ft.TABLE), "test")
+    blocks = table.groupby(["CUTOFF", "ROLE"]).size()
+    assert [c for c, _ in blocks.index] == [*params.cutoffs(), params.run_date]
+    assert [r for _, r in blocks.index] == ["train"] * params.n_cutoffs + ["holdout", "score"]
+    score = table[table["ROLE"] == "score"]
+    assert score[ft.label_columns(products)].isna().all().all()
+    scores = reference.text_scores(ref_tables[2], text_model.pipeline)
+    columns = ft.feature_columns(products, True) + ft.label_columns(products)
+    for cutoff in params.cutoffs():
+        want = reference.features_at(*ref_tables, cutoff, params.horizon_days, products, scores)
+        assert_same_features(table[table["CUTOFF"] == cutoff], want, columns)
+
+
+def _shift_after(raw: Path, out: Path, cutoff: dt.date) -> None:
+    """Copy the raw files, changing every order (and review) dated on or after ``cutoff``."""
+    out.mkdir(parents=True)
+    (out / "customers.csv").write_bytes((raw / "customers.csv").read_bytes())
+    c = cutoff.isoformat()
+    rng = np.random.default_rng(3)
+    with (raw / "orders.jsonl").open() as f, (out / "orders.jsonl").open("w") as g:
+        for k, line in enumerate(f):
+            o = json.loads(line)
+            if o["ts"] >= c:
+                if k % 7 == 0:
+                    continue  # deleted
+                for item in o["items"]:
+                    item["quantity"] = int(item["quantity"]) * 3 + 1
+                    item["unit_price"] = round(float(item["unit_price"]) * 1.7, 2)
+                    item["product"] = "gift_box" if k % 2 else item["product"]
+                o["coupon"] = None if o.get("coupon") else "LATE50"
+                o["ts"] = (dt.datetime.fromisoformat(o["ts"]) + dt.timedelta(hours=int(rng.integers(0, 500)))).isoformat()
+                g.write(json.dumps(o) + "\n")
+                o = {**o, "order_id": o["order_id"] + "X"}  # and one more order
+            g.write(json.dumps(o) + "\n")
+    with (raw / "reviews.jsonl").open() as f, (out / "reviews.jsonl").open("w") as g:
+        for line in f:
+            r = json.loads(line)
+            if r["ts"] >= c:
+                r = {**r, "text": "Late and broken, never again.", "rating": 1}
+            g.write(json.dumps(r) + "\n")
+
+
+def test_no_leakage_changing_every_order_after_the_cutoff_changes_only_the_labels(
+        raw_dir, tmp_path, session, products, params):
+    cutoff = CUTOFF
+    changed = make_params(tmp_path / "raw", tmp_path / "wh")
+    _shift_after(raw_dir, changed.data_dir, cutoff)
+    s2 = wh.connect(changed)
+    try:
+        ingest.run(s2, changed)
+        frames = []
+        for s in (session, s2):
+            model = text.train(s, cutoff, params.seed, params.text_max_rows)
+            text.score_texts(s, model, params.warehouse_dir / "staging")
+            frames.append(ft.features_at(s, cutoff, params.horizon_days, products, True).to_pandas())
+    finally:
+        s2.close()
+        wh.stop_local_server(changed.warehouse_dir)
+    before, after = (f.set_index("CUSTOMER_ID").sort_index() for f in frames)
+    assert before.index.equals(after.index)
+    feats = ft.feature_columns(products, sentiment=True)
+    pd.testing.assert_frame_equal(before[feats], after[feats], check_exact=False, rtol=0, atol=1e-9)
+    labels = ft.label_columns(products)
+    moved = (before[labels] != after[labels]).any(axis=1)
+    assert moved.mean() > 0.2, "the change after the cut-off did not reach the labels: the test proves nothing"
+
+
+def test_no_reviews_at_all_gives_features_without_sentiment(session, products, tmp_path, raw_dir):
+    """CLEAN_REVIEWS may be empty (no reviews source): no text model, review counts 0, ratings missing."""
+    p = make_params(raw_dir, tmp_path / "wh")
+    p = dataclasses.replace(p, n_cutoffs=2, cv_folds=1)
+    s = wh.connect(p)
+    try:
+        for t in ("CLEAN_CUSTOMERS", "CLEAN_ORDERS", "CLEAN_ORDER_LINES"):
+            wh.write_pandas(s, wh.to_pandas(session.table(t), "test"), t, tmp_path)
+        empty = pd.DataFrame({"CUSTOMER_ID": pd.Series(dtype="string"), "TS": pd.Series(dtype="datetime64[us]"),
+                              "RATING": pd.Series(dtype="float64"), "TEXT": pd.Series(dtype="string"),
+                              "LINE_NO": pd.Series(dtype="int64")})
+        wh.write_pandas(s, empty, "CLEAN_REVIEWS", tmp_path)
+        model, quality = text.build(s, p.cutoffs()[0], p.seed, p.text_max_rows, tmp_path)
+        assert not model.available and quality is None and "0 rated reviews" in model.reason
+        ft.build(s, p, products, sentiment=model.available)
+        table = wh.to_pandas(s.table(ft.TABLE), "test")
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+    assert not set(ft.SENTIMENT) & set(table.columns)
+    assert (table["N_REVIEWS"] == 0).all() and table["AVG_RATING"].isna().all() and len(table) > 1000
+    assert "No text sentiment features" in ft.summary_text(ft_summary_from(table), 10, model)
+
+
+def ft_summary_from(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`features.summary`'s shape, computed in pandas from a FEATURES frame."""
+    g = table.groupby(["CUTOFF", "ROLE"])
+    out = pd.DataFrame({"customers": g.size(), "mean_spend_next": g[ft.LABEL_SPEND].mean(),
+                        "share_buying_next": g[ft.LABEL_SPEND].apply(lambda s: (s > 0).mean())}).reset_index()
+    return out.rename(columns={"ROLE": "role"}).set_index("CUTOFF")
+
+
+def test_calls_single_product_and_unknown_profile_fields(session, tmp_path, raw_dir, params):
+    """Issue 3's shapes: a KIND column with unrated call transcripts, one product type 'all', no channel/country."""
+    p = make_params(raw_dir, tmp_path / "wh")
+    s = wh.connect(p)
+    try:
+        cust = wh.to_pandas(session.table("CLEAN_CUSTOMERS"), "test")
+        cust = cust.assign(CHANNEL=np.where(np.arange(len(cust)) % 2, None, ft.UNKNOWN), COUNTRY=ft.UNKNOWN)
+        lines = wh.to_pandas(session.table("CLEAN_ORDER_LINES"), "test").assign(PRODUCT="all")
+        reviews = wh.to_pandas(session.table("CLEAN_REVIEWS"), "test").assign(KIND="review")
+        calls = reviews[reviews["RATING"].isna()].assign(KIND="call", TEXT=lambda d: "Caller said: " + d["TEXT"])
+        reviews = pd.concat([reviews, calls], ignore_index=True)
+        for name, frame in (("CLEAN_CUSTOMERS", cust), ("CLEAN_ORDER_LINES", lines), ("CLEAN_REVIEWS", reviews),
+                            ("CLEAN_ORDERS", wh.to_pandas(session.table("CLEAN_ORDERS"), "test"))):
+            wh.write_pandas(s, frame, name, tmp_path)
+        model, _ = text.build(s, p.cutoffs()[0], p.seed, p.text_max_rows, tmp_path)
+        assert model.available
+        got = ft.features_at(s, CUTOFF, p.horizon_days, ["all"], sentiment=True).to_pandas()
+        kinds = text.by_kind(s)
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+    assert kinds.loc[("call", "unrated"), "texts"] == len(calls)
+    ref_cust = cust.assign(SIGNUP_DATE=pd.to_datetime(cust["SIGNUP_DATE"]))
+    want = reference.features_at(ref_cust, lines, reviews, CUTOFF, p.horizon_days, ["all"],
+                                 reference.text_scores(reviews, model.pipeline))
+    columns = ft.feature_columns(["all"], sentiment=True) + ft.label_columns(["all"])
+    assert_same_features(got, want, columns)
+    assert (got["CHANNEL"] == ft.UNKNOWN).all() and got["N_CALLS"].sum() > 0
+    assert (got["SHARE_ALL"][got["HAS_ORDERED"] == 1] == 1).all()

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import snowflake.snowpark.functions as F
 
 from conftest import scratch_project
-from customer_analytics import config, products, synthetic
+from customer_analytics import config, products, registry, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -116,3 +117,24 @@ def test_a_notebook_run_outside_the_pipeline_marks_its_reports_outdated(built):
     assert [p.name for p in removed] == [".03_features.ipynb.metadata", ".03_features.html.metadata"]
     assert ran(ploomber_build(project).stdout) == {"03_features", "04_model_comparison", "05_batch_prediction"}
     assert products.note_interactive_run("03_features", {"nb": "x"}, project_params(project), root=project) == []
+
+
+def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_default(built):
+    project, _ = built
+    ploomber_build(project, "--env--run_date", "2026-10-01")
+    p = config.load(project, data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
+                    reports_dir=str(project / "reports"), run_date="2026-10-01")
+    reg = registry.open_registry(p)
+    versions = reg.list_versions()
+    # earlier tests of this module re-ran 04 for 2026-11-01 (library edits); this build adds one version
+    dates = [v.meta["data_window"]["run_date"] for v in versions]
+    assert dates[-1] == "2026-10-01" and set(dates[:-1]) == {"2026-11-01"}
+    assert all(v.meta["metrics"]["rmse"] > 0 and v.meta["metrics"]["cv_rmse"] > 0 for v in versions)
+    s = wh.connect(p)
+    try:
+        used = s.table("PREDICTIONS").filter(F.col("RUN_DATE") == F.lit(p.run_date)).select("MODEL_VERSION").distinct()
+        assert [r["MODEL_VERSION"] for r in used.collect()] == [reg.default_version()]
+    finally:
+        s.close()
+    html = (project / "reports" / "2026-10-01" / "04_model_comparison.html").read_text()
+    assert "Selection rule" in html and ("is now the default" in html or "was not promoted" in html)

@@ -34,11 +34,12 @@ def env(raw_dir, tmp_path_factory):
     products = ft.product_types(s)
     ft.build(s, params, products)
     train, holdout = ft.load_labelled(s)
-    x, y = models.split_xy(pd.concat([train, holdout]), products)
-    model = models.candidates(products, params.seed)["ridge"]().fit(x, y)
+    data = pd.concat([train, holdout], ignore_index=True)
+    feats, targets = models.usable_features(data)
+    model = models.candidates(feats, targets, params.seed)["ridge"]().fit(data[feats], data[targets].astype(float))
     reg = registry.open_registry(params)
     mv = reg.log_model(model, registry.MODEL_NAME, {"rmse": 1.0}, {"candidate": "ridge"}, {"run_date": str(D1)},
-                       ft.feature_columns(products), ft.label_columns(products))
+                       feats, targets)
     reg.set_default(registry.MODEL_NAME, mv.version)
     model, mv = reg.load()
     yield params, s, model, mv, products

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ENV_FILE = "env.yaml"
 ROOT_ENV_VAR = "CUSTOMER_ANALYTICS_ROOT"
 ENV_FILE_VAR = "CUSTOMER_ANALYTICS_ENV"
-MODEL_NAMES = ("last_period", "mean", "ridge", "random_forest", "hist_gradient_boosting")
+MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -69,6 +69,9 @@ class Params:
     models: tuple[str, ...]
     primary_metric: str
     scoring_set: str
+    cv_folds: int = 3
+    max_train_rows: int = 60_000
+    text_max_rows: int = 20_000
     database: str = "ANALYTICS"
     schema: str = "SHOP"
     # ingest: source files inside data_dir (None = no such source), column mapping, reject threshold
@@ -160,6 +163,10 @@ def _int(values: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return n
 
 
+def _optional_int(values: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
+    return _int(values, key, lo, hi) if values.get(key) is not None else default
+
+
 def _choices(values: dict[str, Any], key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     v = _required(values, key)
     items = [s.strip() for s in v.split(",")] if isinstance(v, str) else list(v)
@@ -191,6 +198,9 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
     for key in ("database", "schema"):
         if key in values and not _IDENT.match(str(values[key])):
             raise ConfigError(f"Parameter '{key}' must be a plain identifier, got {values[key]!r}.")
+    n_cutoffs = _int(values, "n_cutoffs", 1, 24)
+    # more folds than n_cutoffs - 1 cannot each train on earlier cut-offs: models.fold_cutoffs uses fewer
+    cv_folds = _optional_int(values, "cv_folds", 1, 12, Params.cv_folds)
     known = {f for f in Params.__dataclass_fields__}
     ingest = _ingest_values(values)
     return Params(
@@ -202,11 +212,14 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         horizon_days=_int(values, "horizon_days", 7, 365),
         seed=_int(values, "seed", 0, 2**31 - 1),
         sample=sample,
-        n_cutoffs=_int(values, "n_cutoffs", 1, 24),
+        n_cutoffs=n_cutoffs,
         new_customer_days=_int(values, "new_customer_days", 1, 3650),
         models=_choices(values, "models", MODEL_NAMES),
         primary_metric=primary,
         scoring_set=scoring,
+        cv_folds=cv_folds,
+        max_train_rows=_optional_int(values, "max_train_rows", 1_000, 10_000_000, Params.max_train_rows),
+        text_max_rows=_optional_int(values, "text_max_rows", 100, 1_000_000, Params.text_max_rows),
         database=str(values.get("database", "ANALYTICS")).upper(),
         schema=str(values.get("schema", "SHOP")).upper(),
         **ingest,

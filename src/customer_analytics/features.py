@@ -3,14 +3,30 @@
 Definitions (``c`` = cut-off date at 00:00, ``H`` = ``horizon_days``):
 
 * population: customers whose ``SIGNUP_DATE < c``;
-* features use only rows with ``TS < c`` (orders, order lines, reviews) — leak-free by
-  construction; "last period" is ``[c - H, c)``, "previous period" ``[c - 2H, c - H)``;
+* features use only rows with ``TS < c`` (orders, order lines, reviews, call transcripts) —
+  leak-free by construction (a test changes every order after ``c`` and checks that nothing
+  but the labels moves); "last period" is ``[c - H, c)``, "previous period" ``[c - 2H, c - H)``;
 * labels are what happened in ``[c, c + H)``: total spend (``SPEND_NEXT``) and quantity per
   product type (``QTY_NEXT_<PRODUCT>``).
 
+Feature groups (column lists defined once below):
+
+* profile: ``CHANNEL``, ``COUNTRY`` ('unknown' when missing), tenure and age at ``c``;
+* orders (RFM): has ordered, recency, days since the first order, number of orders, spend,
+  average and largest order value, orders and spend per 30 days of tenure;
+* inter-purchase time: mean, standard deviation and largest gap between consecutive orders
+  (calendar days), and recency divided by the mean gap ("how overdue is the next order");
+* trend: orders and spend in the last and the previous period, and their differences;
+* coupons: orders with a coupon, and their share;
+* products: quantity ever and in the last period, and share of all units, per product type;
+* reviews: number of reviews, of call transcripts (0 without a ``KIND`` column) and mean rating;
+* text sentiment (only when a sentiment model exists, see :mod:`customer_analytics.text`): mean
+  and lowest sentiment of the customer's texts and the number of negative ones.
+
 Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded). Everything here is a
-Snowpark DataFrame: on Snowflake it runs in the warehouse and only the per-customer rows come
-back. ``reference.py`` holds an independent pandas version of the same definitions for tests.
+Snowpark DataFrame: on Snowflake it runs in the warehouse and only per-customer rows and small
+aggregates come back. ``reference.py`` holds an independent pandas version of the same
+definitions, and the tests compare the two on every column.
 """
 
 from __future__ import annotations
@@ -18,24 +34,46 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import pandas as pd
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
+from snowflake.snowpark.window import Window
 
+from customer_analytics import text
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
 log = logging.getLogger(__name__)
 
+TABLE = "FEATURES"
 KEY = "CUSTOMER_ID"
+META = [KEY, "CUTOFF", "ROLE"]
+ROLES = ("train", "holdout", "score")
 CATEGORICAL = ["CHANNEL", "COUNTRY"]
-BASE_NUMERIC = [
-    "TENURE_DAYS", "AGE", "HAS_ORDERED", "RECENCY_DAYS", "N_ORDERS", "SPEND", "AVG_ORDER_VALUE",
-    "MEAN_GAP_DAYS", "N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "COUPON_SHARE",
-    "N_REVIEWS", "AVG_RATING", "SENTIMENT",
-]
+UNKNOWN = "unknown"
+PROFILE = ["TENURE_DAYS", "AGE"]
+ORDERS = ["HAS_ORDERED", "RECENCY_DAYS", "DAYS_SINCE_FIRST_ORDER", "N_ORDERS", "SPEND", "AVG_ORDER_VALUE",
+          "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D"]
+GAPS = ["MEAN_GAP_DAYS", "STD_GAP_DAYS", "MAX_GAP_DAYS", "RECENCY_OVER_GAP"]
+TREND = ["N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "ORDERS_TREND", "SPEND_TREND"]
+COUPONS = ["N_COUPON_ORDERS", "COUPON_SHARE"]
+REVIEWS = ["N_REVIEWS", "N_CALLS", "AVG_RATING"]
+SENTIMENT = ["AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS"]
+#: numeric features that do not depend on the product types or on a sentiment model
+BASE_NUMERIC = PROFILE + ORDERS + GAPS + TREND + COUPONS + REVIEWS
+PRODUCT_PREFIXES = ("QTY", "QTY_LAST", "SHARE")
 LABEL_SPEND = "SPEND_NEXT"
-POSITIVE_WORDS = ("love", "delicious", "fresh", "great", "perfect", "again", "fast")
-NEGATIVE_WORDS = ("broken", "stale", "dry", "late", "disappointed", "expensive", "never")
+LABEL_QTY_PREFIX = "QTY_NEXT"
+#: non-integer columns, rounded to :data:`DECIMALS` places: a sum of doubles depends (in its last
+#: bits) on the order the warehouse adds rows in, which parallel engines do not fix; rounding makes
+#: every value, and so every model fitted on them, identical from one run to the next.
+FRACTIONAL = ["SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D", "MEAN_GAP_DAYS",
+              "STD_GAP_DAYS", "RECENCY_OVER_GAP", "SPEND_LAST", "SPEND_PREV", "SPEND_TREND", "COUPON_SHARE",
+              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND]
+DECIMALS = 9
+#: feature groups as the report lists them
+GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
+          "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT}
 
 
 def product_types(session: Session) -> list[str]:
@@ -49,130 +87,252 @@ def product_column(prefix: str, product: str) -> str:
     return wh.column_name(f"{prefix}_{product}")
 
 
-def sentiment_score(text: Column) -> Column:
-    """Lexicon sentiment of one text: positive minus negative word hits."""
-    low = F.lower(F.coalesce(text, F.lit("")))
-    pos = [F.iff(F.contains(low, F.lit(w)), F.lit(1), F.lit(0)) for w in POSITIVE_WORDS]
-    neg = [F.iff(F.contains(low, F.lit(w)), F.lit(1), F.lit(0)) for w in NEGATIVE_WORDS]
-    total = pos[0]
-    for term in pos[1:]:
-        total = total + term
-    for term in neg:
-        total = total - term
-    return total
+def _timestamp(d: dt.date) -> str:
+    return dt.datetime.combine(d, dt.time()).isoformat(sep=" ")
 
 
-def _ts(d: dt.date) -> Column:
-    return F.lit(dt.datetime.combine(d, dt.time()))
+def cutoff_frame(session: Session, cutoffs: list[dt.date], horizon_days: int,
+                 roles: dict[dt.date, str] | None = None) -> DataFrame:
+    """A small table of cut-offs: ``CUTOFF`` (date), ``ROLE`` and the window bounds as timestamps.
 
-
-def _window_sum(value: Column, ts: Column, lo: dt.date, hi: dt.date) -> Column:
-    return F.sum(F.iff((ts >= _ts(lo)) & (ts < _ts(hi)), value, F.lit(0)))
-
-
-def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str]) -> DataFrame:
-    """Features and labels for every customer signed up before ``cutoff``.
-
-    Returns one row per customer: ``CUSTOMER_ID``, ``CUTOFF``, :data:`CATEGORICAL`,
-    :data:`BASE_NUMERIC`, ``QTY_<P>``, ``QTY_LAST_<P>`` and the labels.
+    ``T0`` = the cut-off, ``T_LAST`` / ``T_PREV`` = start of the last / previous period, ``T_NEXT``
+    = end of the label window. Built from validated dates (never from user strings).
     """
     h = dt.timedelta(days=horizon_days)
-    c0, c_last, c_prev, c_next = cutoff, cutoff - h, cutoff - 2 * h, cutoff + h
-    cust = session.table("CLEAN_CUSTOMERS").filter(F.col("SIGNUP_DATE") < F.lit(c0))
-    orders = session.table("CLEAN_ORDERS").filter(F.col("TS") < _ts(c_next))
-    lines = session.table("CLEAN_ORDER_LINES").filter(F.col("TS") < _ts(c_next))
-    reviews = session.table("CLEAN_REVIEWS").filter(F.col("TS") < _ts(c0))
-    ts, past = F.col("TS"), F.col("TS") < _ts(c0)
-    one = F.lit(1)
+    rows = [f"SELECT CAST('{c.isoformat()}' AS DATE) AS CUTOFF, '{(roles or {}).get(c, '')}' AS ROLE, "
+            f"CAST('{_timestamp(c)}' AS TIMESTAMP) AS T0, CAST('{_timestamp(c - h)}' AS TIMESTAMP) AS T_LAST, "
+            f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP) AS T_PREV, "
+            f"CAST('{_timestamp(c + h)}' AS TIMESTAMP) AS T_NEXT"
+            for c in sorted(set(cutoffs))]
+    if any(r not in ROLES for r in (roles or {}).values()):
+        raise ValueError(f"roles must be among {ROLES}")
+    return session.sql(" UNION ALL ".join(rows))
 
-    o = orders.group_by(KEY).agg(
-        F.sum(F.iff(past, one, F.lit(0))).alias("N_ORDERS"),
-        F.sum(F.iff(past, F.col("ORDER_TOTAL"), F.lit(0))).alias("SPEND"),
+
+def _before(df: DataFrame, cuts: DataFrame, bound: str) -> DataFrame:
+    """One copy of each row of ``df`` per cut-off whose ``bound`` is after the row's ``TS``."""
+    return df.join(cuts.select("CUTOFF", "T0", "T_LAST", "T_PREV", "T_NEXT"), F.col("TS") < F.col(bound))
+
+
+def _in(lo: str, hi: str) -> Column:
+    return (F.col("TS") >= F.col(lo)) & (F.col("TS") < F.col(hi))
+
+
+def _sum_if(cond: Column, value: Column) -> Column:
+    return F.sum(F.iff(cond, value, F.lit(0)))
+
+
+def _ratio(num: Column, den: Column) -> Column:
+    """``num / den``, null when ``den`` is null or not positive."""
+    return F.iff(den > F.lit(0), num / den, F.lit(None))
+
+
+BY = [KEY, "CUTOFF"]
+
+
+def _order_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: RFM, period and coupon counts before it, the spend label after it."""
+    orders = _before(session.table("CLEAN_ORDERS"), cuts, "T_NEXT")
+    ts, total, one = F.col("TS"), F.col("ORDER_TOTAL"), F.lit(1)
+    past = ts < F.col("T0")
+    return orders.group_by(*BY).agg(
+        _sum_if(past, one).alias("N_ORDERS"),
+        _sum_if(past, total).alias("SPEND"),
+        F.max(F.iff(past, total, F.lit(None))).alias("MAX_ORDER_VALUE"),
         F.min(F.iff(past, ts, F.lit(None))).alias("FIRST_TS"),
         F.max(F.iff(past, ts, F.lit(None))).alias("LAST_TS"),
-        _window_sum(one, ts, c_last, c0).alias("N_ORDERS_LAST"),
-        _window_sum(F.col("ORDER_TOTAL"), ts, c_last, c0).alias("SPEND_LAST"),
-        _window_sum(one, ts, c_prev, c_last).alias("N_ORDERS_PREV"),
-        _window_sum(F.col("ORDER_TOTAL"), ts, c_prev, c_last).alias("SPEND_PREV"),
-        F.sum(F.iff(past & F.col("COUPON").is_not_null(), one, F.lit(0))).alias("N_COUPON"),
-        _window_sum(F.col("ORDER_TOTAL"), ts, c0, c_next).alias(LABEL_SPEND),
+        _sum_if(_in("T_LAST", "T0"), one).alias("N_ORDERS_LAST"),
+        _sum_if(_in("T_LAST", "T0"), total).alias("SPEND_LAST"),
+        _sum_if(_in("T_PREV", "T_LAST"), one).alias("N_ORDERS_PREV"),
+        _sum_if(_in("T_PREV", "T_LAST"), total).alias("SPEND_PREV"),
+        _sum_if(past & F.col("COUPON").is_not_null(), one).alias("N_COUPON_ORDERS"),
+        _sum_if(_in("T0", "T_NEXT"), total).alias(LABEL_SPEND),
     )
+
+
+def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: statistics of the calendar days between consecutive orders before it.
+
+    The gap of an order (days since the customer's previous order) involves that order and an
+    earlier one only, so it is computed once over all orders and then kept for the orders before
+    each cut-off.
+    """
+    w = Window.partition_by(KEY).order_by(F.col("TS"), F.col("ORDER_ID"))
+    gaps = session.table("CLEAN_ORDERS").select(
+        KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
+    return _before(gaps, cuts, "T0").group_by(*BY).agg(
+        F.avg("GAP").alias("MEAN_GAP_DAYS"), F.stddev_samp("GAP").alias("STD_GAP_DAYS"),
+        F.max("GAP").alias("MAX_GAP_DAYS"))
+
+
+def _product_aggregates(session: Session, cuts: DataFrame, products: list[str]) -> DataFrame:
+    """Per customer, cut-off and product type: quantity ever, in the last period, and the label window."""
+    lines = _before(session.table("CLEAN_ORDER_LINES"), cuts, "T_NEXT")
     qty = F.col("QUANTITY")
-    per_product = []
+    past = F.col("TS") < F.col("T0")
+    aggs = [_sum_if(past, qty).alias("QTY_TOTAL")]
     for p in products:
         is_p = F.col("PRODUCT") == F.lit(p)
-        per_product += [
-            F.sum(F.iff(past & is_p, qty, F.lit(0))).alias(product_column("QTY", p)),
-            F.sum(F.iff(is_p & (ts >= _ts(c_last)) & past, qty, F.lit(0))).alias(product_column("QTY_LAST", p)),
-            F.sum(F.iff(is_p & (ts >= _ts(c0)), qty, F.lit(0))).alias(product_column("QTY_NEXT", p)),
+        aggs += [
+            _sum_if(past & is_p, qty).alias(product_column("QTY", p)),
+            _sum_if(is_p & _in("T_LAST", "T0"), qty).alias(product_column("QTY_LAST", p)),
+            _sum_if(is_p & _in("T0", "T_NEXT"), qty).alias(product_column(LABEL_QTY_PREFIX, p)),
         ]
-    li = lines.group_by(KEY).agg(*per_product)
-    r = reviews.group_by(KEY).agg(
-        F.count(one).alias("N_REVIEWS"),
-        F.avg(F.col("RATING")).alias("AVG_RATING"),
-        F.avg(sentiment_score(F.col("TEXT"))).alias("SENTIMENT"),
+    return lines.group_by(*BY).agg(*aggs)
+
+
+def _review_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: reviews, call transcripts and mean rating before it."""
+    is_review = text.kind_column(session) == F.lit(text.DEFAULT_KIND)
+    reviews = session.table(text.SOURCE_TABLE).select(KEY, "TS", "RATING", is_review.alias("IS_REVIEW"))
+    return _before(reviews, cuts, "T0").group_by(*BY).agg(
+        _sum_if(F.col("IS_REVIEW"), F.lit(1)).alias("N_REVIEWS"),
+        _sum_if(~F.col("IS_REVIEW"), F.lit(1)).alias("N_CALLS"),
+        F.avg(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
     )
-    df = cust.join(o, KEY, "left").join(li, KEY, "left").join(r, KEY, "left")
-    tenure = F.datediff("day", F.col("SIGNUP_DATE"), F.lit(c0))
-    zero_filled = ["N_ORDERS", "SPEND", "N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "N_REVIEWS",
-                   LABEL_SPEND] + [product_column(k, p) for p in products for k in ("QTY", "QTY_LAST", "QTY_NEXT")]
-    n_orders = F.coalesce(F.col("N_ORDERS"), F.lit(0))
-    cols = [
-        F.col(KEY), F.lit(c0).alias("CUTOFF"), F.col("CHANNEL"), F.col("COUNTRY"),
-        tenure.alias("TENURE_DAYS"),
-        (F.lit(c0.year) - F.col("BIRTH_YEAR")).alias("AGE"),
-        F.iff(n_orders > 0, F.lit(1), F.lit(0)).alias("HAS_ORDERED"),
-        F.coalesce(F.datediff("day", F.col("LAST_TS"), F.lit(c0)), tenure).alias("RECENCY_DAYS"),
-        F.iff(n_orders > 0, F.col("SPEND") / n_orders, F.lit(0.0)).alias("AVG_ORDER_VALUE"),
-        F.iff(n_orders > 1, F.datediff("day", F.col("FIRST_TS"), F.col("LAST_TS")) / (n_orders - 1),
-              F.lit(None)).alias("MEAN_GAP_DAYS"),
-        F.iff(n_orders > 0, F.coalesce(F.col("N_COUPON"), F.lit(0)) / n_orders, F.lit(0.0)).alias("COUPON_SHARE"),
-        F.col("AVG_RATING"), F.col("SENTIMENT"),
-    ] + [F.coalesce(F.col(c), F.lit(0)).alias(c) for c in zero_filled]
-    return df.select(*cols)
 
 
-def build(session: Session, params: Params, products: list[str] | None = None) -> str:
+def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were negative."""
+    scores = session.table(text.SCORES_TABLE).select(KEY, "TS", "SENTIMENT", "SENTIMENT_LOGIT")
+    return _before(scores, cuts, "T0").group_by(*BY).agg(
+        F.avg(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
+        F.min(F.col("SENTIMENT")).alias("MIN_SENTIMENT"),
+        _sum_if(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1)).alias("N_NEGATIVE_TEXTS"),
+    )
+
+
+def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
+                sentiment: bool = False) -> DataFrame:
+    """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
+
+    Args:
+        session: Snowpark session holding the CLEAN_* tables.
+        cutoff: features use data strictly before this date; labels cover ``[cutoff, cutoff + horizon)``.
+        horizon_days: label window (and period) length.
+        products: product types (one set of product columns each).
+        sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
+
+    Returns:
+        One row per customer: the columns of :func:`output_columns`.
+    """
+    return features_for(session, [cutoff], horizon_days, products, sentiment)
+
+
+def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
+                 sentiment: bool = False, roles: dict[dt.date, str] | None = None) -> DataFrame:
+    """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
+
+    Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
+    (customer, cut-off), so the work is one pass over the data whatever the number of cut-offs.
+    With ``roles`` the output also has a ``ROLE`` column, and the labels of ``score`` rows are null.
+    """
+    cuts = cutoff_frame(session, cutoffs, horizon_days, roles)
+    cust = session.table("CLEAN_CUSTOMERS").join(cuts.select("CUTOFF", "ROLE"),
+                                                 F.col("SIGNUP_DATE") < F.col("CUTOFF"))
+    df = (cust.join(_order_aggregates(session, cuts), BY, "left")
+              .join(_gap_aggregates(session, cuts), BY, "left")
+              .join(_product_aggregates(session, cuts, products), BY, "left")
+              .join(_review_aggregates(session, cuts), BY, "left"))
+    if sentiment:
+        df = df.join(_sentiment_aggregates(session, cuts), BY, "left")
+
+    def zero(name: str) -> Column:
+        return F.coalesce(F.col(name), F.lit(0))
+
+    c0 = F.col("CUTOFF")
+    tenure = F.datediff("day", F.col("SIGNUP_DATE"), c0)
+    n = zero("N_ORDERS")
+    recency = F.coalesce(F.datediff("day", F.col("LAST_TS"), c0), tenure)
+    mean_gap = F.iff(n > 1, F.col("MEAN_GAP_DAYS"), F.lit(None))
+    exprs: dict[str, Column] = {
+        KEY: F.col(KEY), "CUTOFF": c0,
+        **{c: F.coalesce(F.col(c), F.lit(UNKNOWN)) for c in CATEGORICAL},
+        "TENURE_DAYS": tenure,
+        "AGE": F.year(c0) - F.col("BIRTH_YEAR"),
+        "HAS_ORDERED": F.iff(n > 0, F.lit(1), F.lit(0)),
+        "RECENCY_DAYS": recency,
+        "DAYS_SINCE_FIRST_ORDER": F.datediff("day", F.col("FIRST_TS"), c0),
+        "N_ORDERS": n,
+        "SPEND": zero("SPEND"),
+        "AVG_ORDER_VALUE": F.iff(n > 0, zero("SPEND") / n, F.lit(0.0)),
+        "MAX_ORDER_VALUE": zero("MAX_ORDER_VALUE"),
+        "ORDERS_PER_30D": n * F.lit(30.0) / tenure,
+        "SPEND_PER_30D": zero("SPEND") * F.lit(30.0) / tenure,
+        "MEAN_GAP_DAYS": mean_gap,
+        "STD_GAP_DAYS": F.iff(n > 2, F.col("STD_GAP_DAYS"), F.lit(None)),
+        "MAX_GAP_DAYS": F.iff(n > 1, F.col("MAX_GAP_DAYS"), F.lit(None)),
+        "RECENCY_OVER_GAP": _ratio(recency, mean_gap),
+        **{c: zero(c) for c in ("N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV")},
+        "ORDERS_TREND": zero("N_ORDERS_LAST") - zero("N_ORDERS_PREV"),
+        "SPEND_TREND": zero("SPEND_LAST") - zero("SPEND_PREV"),
+        "N_COUPON_ORDERS": zero("N_COUPON_ORDERS"),
+        "COUPON_SHARE": F.iff(n > 0, zero("N_COUPON_ORDERS").cast("double") / n, F.lit(0.0)),
+        "N_REVIEWS": zero("N_REVIEWS"), "N_CALLS": zero("N_CALLS"), "AVG_RATING": F.col("AVG_RATING"),
+    }
+    if sentiment:
+        exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
+                      "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
+    total_qty = zero("QTY_TOTAL")
+    for p in products:
+        q = product_column("QTY", p)
+        exprs[q] = zero(q)
+        exprs[product_column("QTY_LAST", p)] = zero(product_column("QTY_LAST", p))
+        exprs[product_column("SHARE", p)] = F.iff(total_qty > 0, zero(q).cast("double") / total_qty, F.lit(0.0))
+    is_score = F.col("ROLE") == F.lit("score")
+    exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
+    if roles:
+        exprs["ROLE"] = F.col("ROLE")
+    fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
+    return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
+
+
+def output_columns(products: list[str], sentiment: bool = False) -> list[str]:
+    """The columns of :func:`features_at`, in order."""
+    return [KEY, "CUTOFF"] + feature_columns(products, sentiment) + label_columns(products)
+
+
+def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of
-    ``run_date`` (its labels are not observed yet and are left null).
+    ``run_date`` (its labels are not observed yet and are left null). All cut-offs are computed in
+    one query (:func:`features_for`) and written in one statement.
     """
     products = products or product_types(session)
     cutoffs = params.cutoffs()
-    blocks = []
-    for i, c in enumerate(cutoffs):
-        role = "holdout" if i == len(cutoffs) - 1 else "train"
-        blocks.append(features_at(session, c, params.horizon_days, products).with_column("ROLE", F.lit(role)))
-    score = features_at(session, params.run_date, params.horizon_days, products)
-    label_cols = label_columns(products)
-    score = score.select(*[F.lit(None).cast("double").alias(c) if c in label_cols else F.col(c)
-                           for c in score.columns]).with_column("ROLE", F.lit("score"))
-    df = blocks[0]
-    for b in blocks[1:] + [score]:
-        df = df.union_all_by_name(b)
-    return wh.replace_table(df, "FEATURES")
+    roles = {c: "train" for c in cutoffs[:-1]} | {cutoffs[-1]: "holdout", params.run_date: "score"}
+    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles)
+    log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
+    return wh.replace_table(df, TABLE)
 
 
 def label_columns(products: list[str]) -> list[str]:
     """Label columns: spend first, then quantity per product type."""
-    return [LABEL_SPEND] + [product_column("QTY_NEXT", p) for p in products]
+    return [LABEL_SPEND] + [product_column(LABEL_QTY_PREFIX, p) for p in products]
 
 
-def feature_columns(products: list[str]) -> list[str]:
+def feature_columns(products: list[str], sentiment: bool = False) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
-    return CATEGORICAL + BASE_NUMERIC + [product_column(k, p) for p in products for k in ("QTY", "QTY_LAST")]
+    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
+            + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
+
+
+def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
+    """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
+    products = products_from_columns(columns)
+    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT))
+    return [c for c in feats if c in columns], label_columns(products)
 
 
 def products_from_columns(columns: list[str]) -> list[str]:
     """Recover the product column suffixes from FEATURES' ``QTY_NEXT_*`` columns."""
-    return sorted(c[len("QTY_NEXT_"):].lower() for c in columns if c.startswith("QTY_NEXT_"))
+    prefix = LABEL_QTY_PREFIX + "_"
+    return sorted(c[len(prefix):].lower() for c in columns if c.startswith(prefix))
 
 
-def cutoff_table(params: Params):
+def cutoff_table(params: Params) -> pd.DataFrame:
     """The cut-offs of this run with their role and label window (for the report)."""
-    import pandas as pd
-
     h = dt.timedelta(days=params.horizon_days)
     cutoffs = params.cutoffs()
     rows = [{"cutoff": c, "role": "holdout" if i == len(cutoffs) - 1 else "train",
@@ -183,9 +343,9 @@ def cutoff_table(params: Params):
     return pd.DataFrame(rows).set_index("cutoff")
 
 
-def summary(session: Session):
+def summary(session: Session) -> pd.DataFrame:
     """Customers, mean next-window spend and share of buyers per cut-off (aggregates)."""
-    df = session.table("FEATURES").group_by("CUTOFF", "ROLE").agg(
+    df = session.table(TABLE).group_by("CUTOFF", "ROLE").agg(
         F.count(F.lit(1)).alias("CUSTOMERS"),
         F.avg(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
         F.avg(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias("SHARE_BUYING_NEXT"),
@@ -196,42 +356,83 @@ def summary(session: Session):
     return out.set_index("cutoff")
 
 
-def describe(session: Session):
-    """Mean, min and max of the numeric features on the training rows (aggregates)."""
-    import pandas as pd
-
-    df = session.table("FEATURES").filter(F.col("ROLE") == "train")
+def describe(session: Session) -> pd.DataFrame:
+    """Mean, min, max and share missing of every numeric feature on the training rows (aggregates)."""
+    df = session.table(TABLE).filter(F.col("ROLE") == "train")
+    feats, _ = model_columns(df.columns)
+    numeric = [c for c in feats if c not in CATEGORICAL]
     aggs = []
-    for c in BASE_NUMERIC:
+    for c in numeric:
         aggs += [F.avg(F.col(c)).alias(f"{c}__MEAN"), F.min(F.col(c)).alias(f"{c}__MIN"),
-                 F.max(F.col(c)).alias(f"{c}__MAX")]
+                 F.max(F.col(c)).alias(f"{c}__MAX"),
+                 F.avg(F.iff(F.col(c).is_null(), F.lit(1.0), F.lit(0.0))).alias(f"{c}__MISSING")]
     row = df.agg(*aggs).collect()[0].as_dict()
-    return pd.DataFrame({s: {c.lower(): row[f"{c}__{s.upper()}"] for c in BASE_NUMERIC} for s in ("mean", "min", "max")})
+    stats = ("mean", "min", "max", "missing")
+    return pd.DataFrame({s: {c.lower(): row[f"{c}__{s.upper()}"] for c in numeric} for s in stats}).astype(float)
 
 
-def load_labelled(session: Session):
-    """Training and holdout rows of FEATURES as pandas (per-customer rows), in a stable order."""
-    df = session.table("FEATURES").filter(F.col("ROLE") != "score").sort("CUTOFF", KEY)
-    frame = wh.to_pandas(df, "features:labelled")
-    return frame[frame["ROLE"] == "train"].reset_index(drop=True), frame[frame["ROLE"] == "holdout"].reset_index(drop=True)
+def feature_groups(columns: list[str]) -> pd.DataFrame:
+    """The feature groups and how many columns each has in FEATURES (for the report)."""
+    feats, _ = model_columns(columns)
+    rows = {g: [c for c in cols if c in feats] for g, cols in GROUPS.items()}
+    rows["per product type"] = [c for c in feats if c.startswith(tuple(f"{p}_" for p in PRODUCT_PREFIXES))]
+    return pd.DataFrame({"columns": [len(v) for v in rows.values()],
+                         "examples": [", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()]},
+                        index=list(rows))
 
 
-def window_table(train, holdout):
+def sample_fraction(n_rows: int, cap: int) -> float:
+    """Fraction of ``n_rows`` to keep so that about ``cap`` rows remain (1.0 when under the cap)."""
+    return 1.0 if n_rows <= cap else cap / n_rows
+
+
+def load_labelled(session: Session, max_train_rows: int | None = None,
+                  seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and holdout rows of FEATURES as pandas, in a stable order (cut-off, customer).
+
+    Training rows beyond ``max_train_rows`` are sampled *in the warehouse* by a seeded hash of
+    (customer, cut-off), so at most about that many come to the client; holdout rows all come.
+    """
+    df = session.table(TABLE).filter(F.col("ROLE") != "score")
+    if max_train_rows:
+        n_train = df.filter(F.col("ROLE") == "train").count()
+        frac = sample_fraction(n_train, max_train_rows)
+        if frac < 1.0:
+            bucket = F.abs(F.hash(F.col(KEY), F.col("CUTOFF"), F.lit(seed))) % F.lit(1_000_000)
+            df = df.filter((F.col("ROLE") != "train") | (bucket < F.lit(int(frac * 1_000_000))))
+            log.info("sampling %.1f%% of %d training rows (max_train_rows=%d)", 100 * frac, n_train, max_train_rows)
+    frame = wh.to_pandas(df.sort("CUTOFF", KEY), "features:labelled")
+    frame = frame.sort_values(["CUTOFF", KEY], kind="stable")
+    train = frame[frame["ROLE"] == "train"].reset_index(drop=True)
+    holdout = frame[frame["ROLE"] == "holdout"].reset_index(drop=True)
+    return train, holdout
+
+
+def window_table(train: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataFrame:
     """Rows and cut-offs of the training and held-out sets."""
-    import pandas as pd
-
     return pd.DataFrame({
         "rows": [len(train), len(holdout)],
         "cut-offs": [", ".join(str(c) for c in sorted(set(train["CUTOFF"]))), str(holdout["CUTOFF"].iloc[0])],
     }, index=["train", "holdout"])
 
 
-def summary_text(summary) -> str:
-    """Markdown sentence describing the FEATURES table from :func:`summary`'s output."""
+def summary_text(summary: pd.DataFrame, n_features: int | None = None, text_model=None) -> str:
+    """Markdown sentences describing the FEATURES table from :func:`summary`'s output.
+
+    Args:
+        summary: output of :func:`summary`.
+        n_features: number of model input columns (mentioned when given).
+        text_model: the run's :class:`customer_analytics.text.TextModel` (says whether sentiment is in).
+    """
     by_role = summary.groupby("role")["customers"].sum()
     train_cutoffs = (summary["role"] == "train").sum()
     holdout = summary[summary["role"] == "holdout"].iloc[0]
-    return (f"FEATURES holds **{by_role.get('train', 0):,} training rows** from {train_cutoffs} past cut-offs, "
-            f"**{by_role.get('holdout', 0):,} held-out rows** (cut-off {holdout.name}: "
-            f"{holdout['share_buying_next']:.0%} of customers bought in the following window, "
-            f"{holdout['mean_spend_next']:,.2f} spent on average) and **{by_role.get('score', 0):,} rows to score**.")
+    out = (f"FEATURES holds **{by_role.get('train', 0):,} training rows** from {train_cutoffs} past cut-offs, "
+           f"**{by_role.get('holdout', 0):,} held-out rows** (cut-off {holdout.name}: "
+           f"{holdout['share_buying_next']:.0%} of customers bought in the following window, "
+           f"{holdout['mean_spend_next']:,.2f} spent on average) and **{by_role.get('score', 0):,} rows to score**")
+    out += f", with {n_features} model inputs per row." if n_features else "."
+    if text_model is not None:
+        out += (" Text sentiment features are included." if text_model.available
+                else f" **No text sentiment features**: {text_model.reason}.")
+    return out

@@ -59,14 +59,99 @@ def monthly(df: pd.DataFrame, title: str = "Orders and revenue per month"):
     return fig
 
 
-def leaderboard(board: pd.DataFrame, metric: str):
-    """Holdout error of every candidate; baselines in grey."""
-    fig, ax = _figure(7, 3)
+def leaderboard(board: pd.DataFrame, metric: str, label: str | None = None):
+    """Spend error of every candidate: cross-validated mean ± std (bar + whisker) and held-out value (dot).
+
+    Args:
+        board: :attr:`customer_analytics.models.Comparison.board` (``kind``, ``cv_<metric>``,
+            ``cv_<metric>_std``, ``<metric>``), in the order to show.
+        metric: the metric to show; ``label`` its name in the axis title.
+    """
+    fig, ax = _figure(7.5, 0.45 * len(board) + 1.4)
+    y = np.arange(len(board))
     colors = ["#9e9e9e" if k == "baseline" else "#8c5a3c" for k in board["kind"]]
-    ax.barh(board.index, board[metric], color=colors)
+    ax.barh(y, board[f"cv_{metric}"], xerr=board[f"cv_{metric}_std"].fillna(0), color=colors, alpha=0.8,
+            error_kw={"ecolor": "black", "capsize": 3}, label="cross-validation mean ± std")
+    ax.scatter(board[metric], y, color="black", zorder=3, s=18, label="held-out window")
+    ax.set_yticks(y, board.index)
     ax.invert_yaxis()
-    ax.set_xlabel(f"holdout spend {metric.upper()} (grey = naive baseline)")
-    ax.set_title("Model comparison on the held-out window")
+    ax.set_xlabel(f"spend {label or metric.upper()} (grey = naive baseline)")
+    ax.set_title("Model comparison: cross-validation over cut-offs and the held-out window")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def folds(fold_scores: pd.DataFrame, metric: str, label: str | None = None):
+    """The metric of every candidate at each validation cut-off (one line per candidate)."""
+    fig, ax = _figure(7.5, 3.5)
+    wide = fold_scores.pivot(index="cutoff", columns="model", values=metric)
+    for name in wide.columns:
+        ax.plot([str(c) for c in wide.index], wide[name], marker="o", label=name)
+    ax.set_ylabel(f"spend {label or metric.upper()}")
+    ax.set_xlabel("validation cut-off (trained on the cut-offs before it)")
+    ax.set_title("Cross-validation folds")
+    if wide.empty:
+        ax.text(0.5, 0.5, "too few cut-offs for cross-validation", ha="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8, ncol=2)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def residuals(actual: np.ndarray, predicted: np.ndarray, title: str):
+    """Residuals (actual - predicted spend) against predicted spend, with a binned mean."""
+    fig, ax = _figure(6, 3.8)
+    res = actual - predicted
+    ax.scatter(predicted, res, s=4, alpha=0.25, color="#8c5a3c")
+    ax.axhline(0, color="black", lw=1)
+    edges = np.unique(np.quantile(predicted, np.linspace(0, 1, 11)))
+    if len(edges) > 2:
+        idx = np.clip(np.digitize(predicted, edges[1:-1]), 0, len(edges) - 2)
+        means = pd.Series(res).groupby(idx).mean()
+        mids = pd.Series(predicted).groupby(idx).mean()
+        ax.plot(mids, means, color="black", marker="o", lw=1.5, label="mean residual per decile")
+        ax.legend(fontsize=8)
+    lo, hi = np.quantile(res, [0.005, 0.995])
+    ax.set_ylim(lo, hi)
+    ax.set_xlim(0, float(np.quantile(predicted, 0.995)) or 1.0)
+    ax.set_xlabel("predicted spend")
+    ax.set_ylabel("actual - predicted")
+    ax.set_title(title)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def importance(table: pd.DataFrame, title: str = "Permutation importance (held-out spend RMSE increase)"):
+    """Horizontal bars of permutation importance with their spread (``importance``, ``std``)."""
+    fig, ax = _figure(7, 0.3 * len(table) + 1.2)
+    ax.barh(table.index, table["importance"], xerr=table["std"], color="#8c5a3c",
+            error_kw={"ecolor": "black", "capsize": 2})
+    ax.invert_yaxis()
+    ax.set_xlabel("increase of spend RMSE when the feature is shuffled")
+    ax.set_title(title)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def lift(table: pd.DataFrame, title: str = "Customers ranked by predicted spend"):
+    """Decile chart: mean actual vs predicted spend per decile, and the cumulative share of spend."""
+    fig, ax = _figure(8, 3.8)
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["mean_actual"], width=0.4, color="#8c5a3c", label="actual (mean)")
+    ax.bar(x + 0.2, table["mean_predicted"], width=0.4, color="#d9b38c", label="predicted (mean)")
+    ax.set_xticks(x, [f"{d}" for d in table.index])
+    ax.set_xlabel("decile of predicted spend (1 = the 10% expected to spend most)")
+    ax.set_ylabel("spend in the next window")
+    ax2 = ax.twinx()
+    ax2.plot(x, 100 * table["cumulative_share"], color="black", marker="o", label="cumulative % of actual spend")
+    ax2.set_ylim(0, 105)
+    ax2.set_ylabel("% of all actual spend")
+    ax2.grid(False)
+    lines = ax.get_legend_handles_labels()
+    more = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    ax.set_title(title)
     fig.set_layout_engine("tight")
     return fig
 

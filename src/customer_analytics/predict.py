@@ -83,7 +83,8 @@ def scoring_features(session: Session, params: Params, features: list[str]) -> D
             raise PredictError("No clean data in the warehouse: run 01_ingest (or the whole pipeline) first.")
         log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
         products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
-        base = ft.features_at(session, params.run_date, params.horizon_days, products)
+        sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
+        base = ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment)
     missing = [c for c in features if c not in base.columns]
     if missing:
         raise PredictError(f"The model needs feature columns {missing} that the data as of {params.run_date} "

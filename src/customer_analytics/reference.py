@@ -510,14 +510,32 @@ def reviews(path: Path) -> pd.DataFrame:
     return _ref_reviews(path, {}, None)[0]
 
 
-def _sentiment(text: str | None) -> int:
-    low = (text or "").lower()
-    return sum(w in low for w in ft.POSITIVE_WORDS) - sum(w in low for w in ft.NEGATIVE_WORDS)
+def text_scores(revs: pd.DataFrame, pipeline) -> pd.DataFrame:
+    """Sentiment of every text with scikit-learn's own ``decision_function`` / ``predict_proba``.
+
+    The warehouse scores texts by joining exported word weights; this is the client-side model
+    it must agree with. Adds ``SENTIMENT_LOGIT`` and ``SENTIMENT`` to the rows with a text.
+    """
+    out = revs[revs["TEXT"].notna()].copy()
+    out["SENTIMENT_LOGIT"] = pipeline.decision_function(out["TEXT"]) if len(out) else []
+    out["SENTIMENT"] = pipeline.predict_proba(out["TEXT"])[:, 1] if len(out) else []
+    return out
+
+
+def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    """Calendar days between two timestamps (day boundaries crossed, like SQL ``DATEDIFF('day', …)``)."""
+    return (later.dt.normalize() - earlier.dt.normalize()).dt.days
 
 
 def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cutoff: dt.date,
-                horizon_days: int, products: list[str]) -> pd.DataFrame:
-    """Same definitions as :func:`customer_analytics.features.features_at`, in pandas."""
+                horizon_days: int, products: list[str], scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Same definitions as :func:`customer_analytics.features.features_at`, in pandas.
+
+    Args:
+        cust, lines, revs: outputs of :func:`customers`, :func:`order_lines`, :func:`reviews`
+            (``revs`` may carry a ``KIND`` column; without one every text is a review).
+        scores: output of :func:`text_scores`; ``None`` = no sentiment features.
+    """
     c0 = pd.Timestamp(cutoff)
     h = pd.Timedelta(days=horizon_days)
     pop = cust[cust["SIGNUP_DATE"] < c0].set_index("CUSTOMER_ID")
@@ -525,7 +543,7 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     ln["AMOUNT"] = ln["QUANTITY"] * ln["UNIT_PRICE"]
     orders = ln.groupby(["ORDER_ID", "CUSTOMER_ID", "TS"], as_index=False).agg(
         ORDER_TOTAL=("AMOUNT", "sum"), COUPON=("COUPON", "max"))
-    past = orders[orders["TS"] < c0]
+    past = orders[orders["TS"] < c0].sort_values(["CUSTOMER_ID", "TS", "ORDER_ID"])
     g = past.groupby("CUSTOMER_ID")
 
     def window(df, lo, hi, col=None):
@@ -540,31 +558,52 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     out["SPEND_LAST"] = window(orders, c0 - h, c0, "ORDER_TOTAL")
     out["N_ORDERS_PREV"] = window(orders, c0 - 2 * h, c0 - h)
     out["SPEND_PREV"] = window(orders, c0 - 2 * h, c0 - h, "ORDER_TOTAL")
+    out["N_COUPON_ORDERS"] = past[past["COUPON"].notna()].groupby("CUSTOMER_ID").size()
     out[ft.LABEL_SPEND] = window(orders, c0, c0 + h, "ORDER_TOTAL")
-    coupons = past[past["COUPON"].notna()].groupby("CUSTOMER_ID").size()
+    out["QTY_TOTAL"] = ln[ln["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
     for p in products:
         lp = ln[ln["PRODUCT"] == p]
         out[ft.product_column("QTY", p)] = lp[lp["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
         out[ft.product_column("QTY_LAST", p)] = window(lp, c0 - h, c0, "QUANTITY")
         out[ft.product_column("QTY_NEXT", p)] = window(lp, c0, c0 + h, "QUANTITY")
-    rv = revs[(revs["TS"] < c0) & revs["CUSTOMER_ID"].isin(pop.index)].copy()
-    rv["S"] = rv["TEXT"].map(_sentiment)
-    rg = rv.groupby("CUSTOMER_ID")
-    out["N_REVIEWS"] = rg.size()
+    revs = revs if "KIND" in revs.columns else revs.assign(KIND="review")
+    rv = revs[(revs["TS"] < c0) & revs["CUSTOMER_ID"].isin(pop.index)]
+    is_review = rv["KIND"].fillna("review") == "review"
+    out["N_REVIEWS"] = rv[is_review].groupby("CUSTOMER_ID").size()
+    out["N_CALLS"] = rv[~is_review].groupby("CUSTOMER_ID").size()
     out = out.fillna(0)
-    out["AVG_RATING"] = rg["RATING"].mean()
-    out["SENTIMENT"] = rg["S"].mean()
+    out["AVG_RATING"] = rv[is_review].groupby("CUSTOMER_ID")["RATING"].mean()
+    if scores is not None:
+        sc = scores[(scores["TS"] < c0) & scores["CUSTOMER_ID"].isin(pop.index)]
+        out["AVG_SENTIMENT"] = sc.groupby("CUSTOMER_ID")["SENTIMENT"].mean()
+        out["MIN_SENTIMENT"] = sc.groupby("CUSTOMER_ID")["SENTIMENT"].min()
+        out["N_NEGATIVE_TEXTS"] = (sc["SENTIMENT_LOGIT"] < 0).groupby(sc["CUSTOMER_ID"]).sum()
+        out["N_NEGATIVE_TEXTS"] = out["N_NEGATIVE_TEXTS"].fillna(0)
+
     tenure = (c0 - pop["SIGNUP_DATE"]).dt.days
     out["TENURE_DAYS"] = tenure
     out["AGE"] = cutoff.year - pop["BIRTH_YEAR"]
     n = out["N_ORDERS"]
     out["HAS_ORDERED"] = (n > 0).astype(int)
-    last_day = last.dt.normalize()
-    out["RECENCY_DAYS"] = (c0 - last_day).dt.days.reindex(out.index).fillna(tenure)
+    out["RECENCY_DAYS"] = _days(pd.Series(c0, index=last.index), last).reindex(out.index).fillna(tenure)
+    out["DAYS_SINCE_FIRST_ORDER"] = _days(pd.Series(c0, index=first.index), first).reindex(out.index)
     out["AVG_ORDER_VALUE"] = np.where(n > 0, out["SPEND"] / n.where(n > 0, 1), 0.0)
-    gap = (last.dt.normalize() - first.dt.normalize()).dt.days.reindex(out.index)
-    out["MEAN_GAP_DAYS"] = np.where(n > 1, gap / (n - 1).where(n > 1, 1), np.nan)
-    out["COUPON_SHARE"] = np.where(n > 0, coupons.reindex(out.index).fillna(0) / n.where(n > 0, 1), 0.0)
-    out["CHANNEL"] = pop["CHANNEL"]
-    out["COUNTRY"] = pop["COUNTRY"]
-    return out.reset_index()
+    out["MAX_ORDER_VALUE"] = g["ORDER_TOTAL"].max().reindex(out.index).fillna(0)
+    out["ORDERS_PER_30D"] = n * 30.0 / tenure
+    out["SPEND_PER_30D"] = out["SPEND"] * 30.0 / tenure
+    gaps = _days(past["TS"], g["TS"].shift(1)).groupby(past["CUSTOMER_ID"])
+    out["MEAN_GAP_DAYS"] = gaps.mean().reindex(out.index).where(n > 1)
+    out["STD_GAP_DAYS"] = gaps.std(ddof=1).reindex(out.index).where(n > 2)
+    out["MAX_GAP_DAYS"] = gaps.max().reindex(out.index).where(n > 1)
+    mg = out["MEAN_GAP_DAYS"]
+    out["RECENCY_OVER_GAP"] = (out["RECENCY_DAYS"] / mg).where(mg > 0)
+    out["ORDERS_TREND"] = out["N_ORDERS_LAST"] - out["N_ORDERS_PREV"]
+    out["SPEND_TREND"] = out["SPEND_LAST"] - out["SPEND_PREV"]
+    out["COUPON_SHARE"] = np.where(n > 0, out["N_COUPON_ORDERS"] / n.where(n > 0, 1), 0.0)
+    total = out["QTY_TOTAL"]
+    for p in products:
+        q = out[ft.product_column("QTY", p)]
+        out[ft.product_column("SHARE", p)] = np.where(total > 0, q / total.where(total > 0, 1), 0.0)
+    for c in ft.CATEGORICAL:
+        out[c] = pop[c].fillna(ft.UNKNOWN)
+    return out.drop(columns="QTY_TOTAL").reset_index()

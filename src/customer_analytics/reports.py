@@ -304,8 +304,9 @@ def _fill_figures(row: RunRow, heads: dict[str, dict[str, Any]]) -> None:
         row.model = f"{name} ({pred['model_version']})" if pred.get("model_version") else str(name)
     metric = str(pred.get("metric") or comp.get("metric") or "").upper()
     parts = []
-    if isinstance(pred.get("error"), int | float):
-        parts.append(f"held-out {metric} {pred['error']:,.2f}")
+    error = pred.get("error") if isinstance(pred.get("error"), int | float) else comp.get("error")
+    if isinstance(error, int | float):
+        parts.append(f"held-out {metric} {error:,.2f}")
     rescored = row.kind == "score"  # scored with the registry's default, not necessarily 04's choice of this date
     if rescored and pred:
         parts.append("re-scored with the registry's default model")

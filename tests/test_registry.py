@@ -1,0 +1,288 @@
+"""Model registry: round trips, safe loading, atomic and concurrent versions, promotion guard, Snowflake adapter."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from customer_analytics import features as ft
+from customer_analytics import models as md
+from customer_analytics import registry, text
+
+NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+
+
+@pytest.fixture(scope="module")
+def labelled(session, params):
+    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
+                          params.warehouse_dir / "staging")
+    ft.build(session, params, sentiment=model.available)
+    return ft.load_labelled(session, params.max_train_rows, params.seed)
+
+
+@pytest.fixture(scope="module")
+def comparison(labelled, params):
+    return md.compare(*labelled, NAMES, params.seed, params.cv_folds)
+
+
+def register(reg, comparison, params, labelled, name):
+    """Register candidate ``name`` as if the selection had chosen it."""
+    sel = dataclasses.replace(md.select(comparison, "rmse", params.seed), chosen=name)
+    return registry.register(reg, comparison, sel, params, *labelled)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_log_list_load_predict_gives_identical_predictions(tmp_path, comparison, params, labelled, name):
+    reg = registry.LocalRegistry(tmp_path)
+    mv = register(reg, comparison, params, labelled, name)
+    listed = reg.list_versions()
+    assert [v.version for v in listed] == [mv.version] == ["v1"]
+    meta = listed[0].meta
+    for key in ("metrics", "params", "data_window", "features", "targets", "code_version", "libraries", "created"):
+        assert meta[key], key
+    assert meta["metrics"]["rmse"] == pytest.approx(comparison.board.loc[name, "rmse"], rel=1e-12)
+    assert meta["params"]["candidate"] == name and meta["features"] == comparison.features
+    assert meta["libraries"]["scikit-learn"] and meta["data_window"]["run_date"] == params.run_date.isoformat()
+    model, got = reg.load(version=mv.version)
+    holdout = labelled[1]
+    np.testing.assert_array_equal(md.predict(model, holdout, got.meta["features"]), comparison.predictions[name])
+    out = reg.run(holdout, version=mv.version)
+    assert list(out.columns) == comparison.targets
+    np.testing.assert_array_equal(np.clip(out.to_numpy(), 0, None), comparison.predictions[name])
+
+
+class Sneaky:
+    """Restoring this object writes a file: the kind of side effect a registry must never run on load."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __setstate__(self, state):
+        Path(state["marker"]).write_text("code ran")
+        self.__dict__.update(state)
+
+
+def test_a_file_with_an_untrusted_type_is_refused_before_anything_runs(tmp_path, comparison, params, labelled):
+    reg = registry.LocalRegistry(tmp_path / "reg")
+    mv = register(reg, comparison, params, labelled, "ridge")
+    marker = tmp_path / "marker.txt"
+    data = sio.dumps(Sneaky(str(marker)))
+    (tmp_path / "reg" / registry.MODEL_NAME / mv.version / "model.skops").write_bytes(data)
+    with pytest.raises(registry.RegistryError, match="not on the trusted list.*Sneaky"):
+        reg.load(version=mv.version)
+    assert not marker.exists()
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))  # what trusting it would have done
+    assert marker.read_text() == "code ran"
+
+
+def test_a_tampered_file_naming_another_type_is_refused(tmp_path, comparison, params, labelled):
+    reg = registry.LocalRegistry(tmp_path)
+    mv = register(reg, comparison, params, labelled, "random_forest")
+    path = tmp_path / registry.MODEL_NAME / mv.version / "model.skops"
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    schema = json.loads(files["schema.json"])
+    schema.update({"__module__": "os", "__class__": "system"})  # the top-level object is now os.system
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in files.items():
+            z.writestr(n, b)
+    with pytest.raises(registry.RegistryError, match="os.system"):
+        reg.load(version=mv.version)
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(registry.RegistryError, match="not a readable skops file"):
+        reg.load(version=mv.version)
+
+
+WORKER = textwrap.dedent("""
+    import sys, time, numpy as np
+    from pathlib import Path
+    from sklearn.linear_model import Ridge
+    from customer_analytics.registry import LocalRegistry
+    root, worker, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    rng = np.random.default_rng(worker)
+    X = rng.normal(size=(50, 3)); y = X @ rng.normal(size=3)
+    model = Ridge().fit(X, y)
+    while not go.exists():
+        time.sleep(0.01)
+    mv = LocalRegistry(root).log_model(model, "m", {"rmse": float(worker)}, {"worker": worker}, {}, ["a", "b", "c"],
+                                       ["y"])
+    np.save(root / f"pred_{worker}.npy", model.predict(np.eye(3)))
+    print(mv.version)
+""")
+
+
+def test_concurrent_runs_never_overwrite_each_others_version(tmp_path):
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(w), str(go)], stdout=subprocess.PIPE,
+                              text=True) for w in range(3)]
+    go.touch()
+    versions = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(versions) == ["v1", "v2", "v3"]
+    reg = registry.LocalRegistry(tmp_path)
+    listed = reg.list_versions("m")
+    assert sorted(v.meta["params"]["worker"] for v in listed) == [0, 1, 2]
+    for v in listed:
+        model, _ = reg.load("m", v.version)
+        worker = v.meta["params"]["worker"]
+        np.testing.assert_array_equal(model.predict(np.eye(3)), np.load(tmp_path / f"pred_{worker}.npy"))
+
+
+def test_a_failed_write_leaves_no_version_behind(tmp_path, comparison):
+    reg = registry.LocalRegistry(tmp_path)
+    with pytest.raises(ValueError, match="could not convert"):  # fails after the model file was written
+        reg.log_model(comparison.models["ridge"], "m", {"rmse": "not a number"}, {}, {}, [], [])
+    assert reg.list_versions("m") == [] and not any((tmp_path / "m").glob("v*"))
+    mv = reg.log_model(comparison.models["ridge"], "m", {"rmse": 1.0}, {}, {}, comparison.features, comparison.targets)
+    assert mv.version == "v1"
+
+
+def test_default_is_a_guarded_compare_and_set(tmp_path, comparison):
+    reg = registry.LocalRegistry(tmp_path)
+    args = ("m", {"rmse": 1.0}, {}, {}, comparison.features, comparison.targets)
+    v1, v2 = (reg.log_model(comparison.models["mean"], *args) for _ in range(2))
+    assert reg.default_version("m") is None
+    reg.set_default("m", v1.version, expected="")
+    with pytest.raises(registry.RegistryError, match="changed"):
+        reg.set_default("m", v2.version, expected="")
+    reg.set_default("m", v2.version, expected=v1.version)
+    assert reg.get("m").version == v2.version
+    with pytest.raises(registry.RegistryError, match="no version v9"):
+        reg.set_default("m", "v9")
+    with pytest.raises(registry.RegistryError, match="no version"):
+        reg.get("m", "../../etc")
+
+
+def test_promotion_guard_compares_with_the_current_default_on_the_same_window(tmp_path, comparison, params, labelled):
+    reg = registry.LocalRegistry(tmp_path)
+    holdout = labelled[1]
+    board = comparison.board
+    best = board[board["kind"] == "model"]["rmse"].idxmin()
+
+    first = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")
+    assert first.promoted and "no default" in first.reason
+    same = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")
+    assert not same.promoted and "does not beat" in same.reason and reg.default_version() == "v1"
+    assert same.previous_value == pytest.approx(board.loc["mean", "rmse"], rel=1e-12)
+    better = registry.promote(reg, register(reg, comparison, params, labelled, best), holdout, "rmse")
+    assert better.promoted and reg.default_version() == "v3" and "beats" in better.reason
+    worse = registry.promote(reg, register(reg, comparison, params, labelled, "segment_mean"), holdout, "rmse")
+    assert not worse.promoted and reg.default_version() == "v3"
+    assert "was not promoted" in worse.sentence() and "v3 stays the default" in md.verdict(
+        md.select(comparison, "rmse", params.seed), worse)
+
+
+def test_promotion_guard_with_an_incomparable_or_unfair_default(tmp_path, comparison, params, labelled):
+    reg = registry.LocalRegistry(tmp_path)
+    holdout = labelled[1]
+    later = str(holdout["CUTOFF"].iloc[0] + dt.timedelta(days=10))
+    seen = reg.log_model(comparison.models["ridge"], registry.MODEL_NAME, {"rmse": 99.0}, {"candidate": "ridge"},
+                         {"labels_until": later, "run_date": later}, comparison.features, comparison.targets)
+    reg.set_default(registry.MODEL_NAME, seen.version)
+    new = register(reg, comparison, params, labelled, "random_forest")
+    kept = registry.promote(reg, new, holdout, "rmse")
+    assert not kept.promoted and "inside this run's held-out window" in kept.reason
+    other = reg.log_model(comparison.models["mean"], registry.MODEL_NAME, {"rmse": 99.0}, {"candidate": "mean"},
+                          {"labels_until": "2000-01-01"}, comparison.features + ["NOT_A_FEATURE"], comparison.targets)
+    reg.set_default(registry.MODEL_NAME, other.version)
+    replaced = registry.promote(reg, new, holdout, "rmse")
+    assert replaced.promoted and "cannot score" in replaced.reason
+
+
+def test_two_run_dates_leave_two_versions_with_their_metrics(session, params, tmp_path):
+    reg = registry.LocalRegistry(tmp_path)
+    for run_date in (dt.date(2026, 9, 1), params.run_date):
+        p = dataclasses.replace(params, run_date=run_date, n_cutoffs=2, cv_folds=1)
+        ft.build(session, p, sentiment=False)
+        train, holdout = ft.load_labelled(session, p.max_train_rows, p.seed)
+        comp = md.compare(train, holdout, ("last_period", "ridge"), p.seed, p.cv_folds)
+        sel = md.select(comp, p.primary_metric, p.seed)
+        registry.promote(reg, registry.register(reg, comp, sel, p, train, holdout), holdout, p.primary_metric)
+    versions = registry.versions_frame(reg)
+    assert list(versions.index) == ["v1", "v2"] and versions["holdout_rmse"].notna().all()
+    assert list(versions["run_date"]) == ["2026-09-01", params.run_date.isoformat()]
+    assert versions["default"].sum() == 1
+
+
+# ----------------------------------------------------------------------------------- Snowflake adapter, offline
+def test_log_model_arguments_bind_to_the_installed_snowflake_ml_api(comparison, labelled):
+    from snowflake.ml.model import type_hints
+    from snowflake.ml.model.target_platform import TargetPlatform
+    from snowflake.ml.model.task import Task
+    from snowflake.ml.registry import Registry
+
+    for name in ("ridge", "segment_mean"):
+        model = comparison.models[name]
+        meta = registry.build_meta(model, "customer_spend", "V1", {"rmse": 1.5}, {"candidate": name},
+                                   {"run_date": "2026-11-01"}, comparison.features, comparison.targets)
+        args = registry.snowflake_log_args(model, "customer_spend", "V1", meta, labelled[0][comparison.features].head(5))
+        inspect.signature(Registry.log_model).bind(object(), model, **args)  # raises on any unknown/missing argument
+        assert set(args["options"]) <= set(type_hints.SKLModelSaveOptions.__annotations__)
+        assert isinstance(args["task"], Task) and all(TargetPlatform(t) for t in args["target_platforms"])
+        assert f"scikit-learn=={meta['libraries']['scikit-learn']}" in args["conda_dependencies"]
+        back = registry._meta_from_metrics("customer_spend", "V1", json.loads(json.dumps(args["metrics"])))
+        assert back["metrics"] == {"rmse": 1.5} and back["features"] == comparison.features
+        assert back["targets"] == comparison.targets and back["data_window"] == meta["data_window"]
+        assert (args["ext_modules"] == [md]) == (name == "segment_mean")  # our own classes travel by value
+
+
+def test_the_adapter_calls_exist_with_these_signatures_in_snowflake_ml():
+    from snowflake.ml.model import Model, ModelVersion
+    from snowflake.ml.registry import Registry
+
+    inspect.signature(Registry.__init__).bind(object(), session=None, database_name="D", schema_name="S")
+    inspect.signature(Registry.get_model).bind(object(), "customer_spend")
+    inspect.signature(Model.version).bind(object(), "V1")
+    inspect.signature(Model.versions).bind(object())
+    assert isinstance(Model.default, property) and Model.default.fset is not None
+    inspect.signature(ModelVersion.show_metrics).bind(object())
+    inspect.signature(ModelVersion.load).bind(object())
+    inspect.signature(ModelVersion.run).bind(object(), pd.DataFrame(), function_name="predict")
+    assert isinstance(ModelVersion.version_name, property)
+
+
+@pytest.mark.parametrize("name", ["ridge", "segment_mean", "random_forest"])
+def test_snowflake_ml_packages_and_reloads_the_model_offline(tmp_path, comparison, labelled, name):
+    """snowflake-ml's own packaging step (what log_model uploads), run locally with our arguments."""
+    packager = pytest.importorskip("snowflake.ml.model._packager.model_packager")
+    from snowflake.ml.model.target_platform import TargetPlatform
+
+    model = comparison.models[name]
+    meta = registry.build_meta(model, "customer_spend", "V1", {"rmse": 1.0}, {"candidate": name}, {},
+                               comparison.features, comparison.targets)
+    args = registry.snowflake_log_args(model, "customer_spend", "V1", meta, labelled[0][comparison.features].head(20))
+    with pytest.warns(UserWarning, match="Null value"):  # missing values are part of the features
+        saved = packager.ModelPackager(str(tmp_path)).save(
+            name=args["model_name"], model=model, sample_input_data=args["sample_input_data"],
+            conda_dependencies=args["conda_dependencies"], ext_modules=args["ext_modules"], options=args["options"],
+            task=args["task"], target_platforms=[TargetPlatform(t) for t in args["target_platforms"]])
+    signature = saved.signatures["predict"]
+    assert [s.name for s in signature.inputs] == comparison.features
+    assert len(signature.outputs) == len(comparison.targets)
+    reloaded = packager.ModelPackager(str(tmp_path))
+    reloaded.load()
+    holdout = labelled[1]
+    np.testing.assert_array_equal(md.predict(reloaded.model, holdout, comparison.features), comparison.predictions[name])
+
+
+def test_the_real_snowflake_registry_accepts_the_call_and_fails_only_at_sql(session, comparison, labelled):
+    """On the embedded warehouse the real ``Registry`` is built and ``log_model`` gets as far as its first SQL."""
+    from snowflake.snowpark.exceptions import SnowparkSQLException
+
+    reg = registry.SnowflakeRegistry(session, "ANALYTICS", "SHOP")
+    with pytest.raises(SnowparkSQLException, match="SHOW MODELS"):
+        reg.log_model(comparison.models["ridge"], "customer_spend", {"rmse": 1.0}, {"candidate": "ridge"}, {},
+                      comparison.features, comparison.targets, labelled[0])
