@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import snowflake.snowpark.functions as F
+import yaml
 
 from conftest import scratch_project
-from customer_analytics import config, products, registry, synthetic
+from customer_analytics import config, products, pushdown, registry, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -33,7 +34,8 @@ def ploomber_build(project: Path, *extra: str) -> subprocess.CompletedProcess:
            "--env--data_dir", str(project / "raw"), "--env--warehouse_dir", str(project / "warehouse"),
            "--env--reports_dir", str(project / "reports"), *extra]
     env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
-           "PYTHONPATH": str(project / "src"), "CUSTOMER_ANALYTICS_ROOT": str(project)}
+           "PYTHONPATH": str(project / "src"), "CUSTOMER_ANALYTICS_ROOT": str(project),
+           pushdown.AUDIT_VAR: str(project / "audit.jsonl")}  # the warehouse server records what it sends
     out = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
     return out
@@ -77,6 +79,25 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
             assert html.count("data:image/png;base64") >= 1, f"{name}: no embedded figure"
 
 
+def test_only_per_customer_rows_samples_and_aggregates_left_the_warehouse(built):
+    """Pushdown audit of the whole first build (every query of every notebook, as the server saw it)."""
+    project, _ = built
+    records = pushdown.read(project / "audit.jsonl")
+    assert len(records) > 50
+    assert pushdown.violations(records) == []
+    # the audit sees what notebooks really pulled: FEATURES rows, one per customer and cut-off
+    assert any("FEATURES" in r["sql"] and r.get("max_rows_per_customer") == 1 and r["rows"] > 1000 for r in records)
+    # and it catches an order-level pull (here from this process, through the same server)
+    s = wh.connect(project_params(project))
+    try:
+        wh.to_pandas(s.table("CLEAN_ORDER_LINES").select("CUSTOMER_ID", "QUANTITY"), "test:order-level")
+        wh.to_pandas(s.table("CLEAN_ORDERS").select("ORDER_TOTAL"), "test:order-level")
+    finally:
+        s.close()
+    caught = pushdown.violations(pushdown.read(project / "audit.jsonl"))
+    assert [("CLEAN_ORDER_LINES" in v["sql"], "CLEAN_ORDERS" in v["sql"]) for v in caught] == [(True, False), (False, True)]
+
+
 def test_tables_hold_the_expected_columns_and_rows(built):
     project, _ = built
     s = wh.connect(project_params(project))
@@ -111,12 +132,30 @@ def test_editing_a_library_module_reruns_exactly_its_notebooks_and_their_downstr
     assert ran(ploomber_build(project).stdout) == expected
 
 
-def test_a_notebook_run_outside_the_pipeline_marks_its_reports_outdated(built):
+def test_a_notebook_run_outside_the_pipeline_marks_its_reports_outdated(built, monkeypatch):
+    """"Run All" in JupyterLab: the committed notebook, no parameters injected, on the pipeline's warehouse."""
+    import nbformat
+    from nbclient import NotebookClient
+
     project, _ = built
-    removed = products.note_interactive_run("03_features", None, project_params(project), root=project)
-    assert [p.name for p in removed] == [".03_features.ipynb.metadata", ".03_features.html.metadata"]
+    env = yaml.safe_load((project / "env.yaml").read_text())
+    env.update(data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
+               reports_dir=str(project / "reports"))
+    (project / "env.lab.yaml").write_text(yaml.safe_dump(env))
+    monkeypatch.setenv("CUSTOMER_ANALYTICS_ENV", str(project / "env.lab.yaml"))
+    monkeypatch.setenv("CUSTOMER_ANALYTICS_ROOT", str(project))
+    monkeypatch.setenv("PYTHONPATH", str(project / "src"))
+    nb = nbformat.read(project / "notebooks" / "03_features.ipynb", as_version=4)
+    where = {"metadata": {"path": str(project / "notebooks")}}
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources=where).execute()
+    said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+    assert "Running 03_features outside the pipeline" in said and "re-runs 03_features" in said
+    folder = project / "reports" / "2026-11-01"
+    assert not (folder / ".03_features.html.metadata").exists() and (folder / "03_features.html").exists()
+    monkeypatch.delenv("CUSTOMER_ANALYTICS_ENV")
     assert ran(ploomber_build(project).stdout) == {"03_features", "04_model_comparison", "05_batch_prediction"}
-    assert products.note_interactive_run("03_features", {"nb": "x"}, project_params(project), root=project) == []
+    params = project_params(project)
+    assert products.note_interactive_run("03_features", {"nb": "x"}, params, root=project) == []  # pipeline runs: no-op
 
 
 def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_default(built):

@@ -31,6 +31,10 @@ STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 CLIENTS_DIR = "clients"
+#: When set at server start: a JSON-lines file recording every query result sent (see ``pushdown``).
+AUDIT_VAR = "CA_WAREHOUSE_AUDIT"
+KEY = "CUSTOMER_ID"
+GRAIN = (KEY, "CUTOFF")
 
 log = logging.getLogger("customer_analytics.warehouse_server")
 
@@ -53,6 +57,50 @@ def live_clients(warehouse_dir: Path) -> int:
         except (ValueError, ProcessLookupError):
             f.unlink(missing_ok=True)
     return live
+
+
+def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict | None:
+    """One audit record for a query response of the embedded server (``None``: no rows returned)."""
+    import base64
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = (json.loads(response_body) or {}).get("data") or {}
+    if data.get("queryResultFormat") != "arrow" or not data.get("rowsetBase64"):
+        return None
+    table = pa.ipc.open_stream(base64.b64decode(data["rowsetBase64"])).read_all()
+    body = gzip.decompress(request_body) if gzipped else request_body
+    record = {"rows": table.num_rows, "columns": table.column_names,
+              "sql": " ".join(str(json.loads(body).get("sqlText", "")).split())[:300]}
+    if KEY in table.column_names and table.num_rows:
+        grain = [c for c in GRAIN if c in table.column_names]
+        counts = table.select(grain).group_by(grain).aggregate([([], "count_all")])
+        record["max_rows_per_customer"] = int(pc.max(counts["count_all"]).as_py())
+    return record
+
+
+def _audit_queries(app, endpoint, audit_file: Path) -> None:
+    """Record every query result the server sends in ``audit_file`` (see :mod:`customer_analytics.pushdown`)."""
+    from starlette.routing import request_response
+
+    async def audited(request):
+        response = await endpoint(request)
+        try:
+            record = describe_result(await request.body(), request.headers.get("Content-Encoding") == "gzip",
+                                              response.body)
+            if record is not None:
+                with audit_file.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"time": time.time(), **record}) + "\n")
+        except Exception as e:  # noqa: BLE001 - the audit must never break a query
+            log.warning("pushdown audit: could not record a result: %s", e)
+        return response
+
+    for route in app.routes:
+        if getattr(route, "endpoint", None) is endpoint:
+            route.app = request_response(audited)
+    log.info("recording query results in %s", audit_file)
 
 
 def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) -> int:
@@ -82,6 +130,8 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
 
     last_request = [time.monotonic()]
     app = fs_server.app
+    if audit := os.environ.get(AUDIT_VAR):
+        _audit_queries(app, fs_server.query_request, Path(audit))
 
     async def tracked(scope, receive, send):  # ASGI wrapper that records activity
         last_request[0] = time.monotonic()
