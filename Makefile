@@ -3,6 +3,7 @@
 #               `customer-analytics run`: log file in logs/, reports/<run_date>/, reports/index.html)
 #               (parameters: make run RUN_ARGS="--env--run_date 2026-09-01")
 #   make test   run the tests (unit + notebooks + scheduled runs + browser)
+#   make bench  benchmarks at 10k/100k/1M orders -> bench/RESULTS.md (by hand; not part of make test)
 #   make scheduled-run / make rescore / make index: what cron calls (see README, "Scheduled runs")
 # Both create .venv (Python 3.11) and install the project into it when missing.
 
@@ -18,7 +19,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export SNOWFLAKE_DISABLE_TELEMETRY := true
 
-.PHONY: run test lab demo-data lint clean stop-warehouse scheduled-run rescore index
+.PHONY: run test lab demo-data lint clean stop-warehouse scheduled-run rescore index bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}; run: make PYTHON=python3.11 ..."'
@@ -49,6 +50,12 @@ test: $(STAMP)
 # JupyterLab with the project's Jupyter config (.jupyter/: Ploomber's server extension off, it breaks JupyterLab 4)
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# benchmarks (by hand, not in CI): the pipeline at 10k/100k/1M orders beside the floor script and Snowpark
+# local_testing; writes bench/RESULTS.md and bench/scaling.png (about an hour; BENCH_ARGS="--sizes 10000" for a taste)
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -542,7 +542,7 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     ln = lines[lines["CUSTOMER_ID"].isin(pop.index)].copy()
     ln["AMOUNT"] = ln["QUANTITY"] * ln["UNIT_PRICE"]
     orders = ln.groupby(["ORDER_ID", "CUSTOMER_ID", "TS"], as_index=False).agg(
-        ORDER_TOTAL=("AMOUNT", "sum"), COUPON=("COUPON", "max"))
+        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"))  # count: vectorised; max of str is not
     past = orders[orders["TS"] < c0].sort_values(["CUSTOMER_ID", "TS", "ORDER_ID"])
     g = past.groupby("CUSTOMER_ID")
 
@@ -558,7 +558,7 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     out["SPEND_LAST"] = window(orders, c0 - h, c0, "ORDER_TOTAL")
     out["N_ORDERS_PREV"] = window(orders, c0 - 2 * h, c0 - h)
     out["SPEND_PREV"] = window(orders, c0 - 2 * h, c0 - h, "ORDER_TOTAL")
-    out["N_COUPON_ORDERS"] = past[past["COUPON"].notna()].groupby("CUSTOMER_ID").size()
+    out["N_COUPON_ORDERS"] = past[past["N_COUPON_LINES"] > 0].groupby("CUSTOMER_ID").size()
     out[ft.LABEL_SPEND] = window(orders, c0, c0 + h, "ORDER_TOTAL")
     out["QTY_TOTAL"] = ln[ln["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
     for p in products:

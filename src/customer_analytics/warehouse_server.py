@@ -31,7 +31,8 @@ STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 CLIENTS_DIR = "clients"
-#: When set at server start: a JSON-lines file recording every query result sent (see ``pushdown``).
+#: When set at server start: a JSON-lines file recording every query (its duration, the start of its SQL,
+#: and the shape of the result sent; see ``pushdown``). ``bench/`` uses the durations to profile.
 AUDIT_VAR = "CA_WAREHOUSE_AUDIT"
 KEY = "CUSTOMER_ID"
 GRAIN = (KEY, "CUTOFF")
@@ -59,8 +60,8 @@ def live_clients(warehouse_dir: Path) -> int:
     return live
 
 
-def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict | None:
-    """One audit record for a query response of the embedded server (``None``: no rows returned)."""
+def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict:
+    """One audit record for a query response of the embedded server (``rows`` 0: no result set)."""
     import base64
     import gzip
 
@@ -68,12 +69,12 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
     import pyarrow.compute as pc
 
     data = (json.loads(response_body) or {}).get("data") or {}
-    if data.get("queryResultFormat") != "arrow" or not data.get("rowsetBase64"):
-        return None
-    table = pa.ipc.open_stream(base64.b64decode(data["rowsetBase64"])).read_all()
     body = gzip.decompress(request_body) if gzipped else request_body
-    record = {"rows": table.num_rows, "columns": table.column_names,
-              "sql": " ".join(str(json.loads(body).get("sqlText", "")).split())[:300]}
+    sql = " ".join(str(json.loads(body).get("sqlText", "")).split())[:300]
+    if data.get("queryResultFormat") != "arrow" or not data.get("rowsetBase64"):
+        return {"rows": 0, "columns": [], "sql": sql}
+    table = pa.ipc.open_stream(base64.b64decode(data["rowsetBase64"])).read_all()
+    record = {"rows": table.num_rows, "columns": table.column_names, "sql": sql}
     if KEY in table.column_names and table.num_rows:
         grain = [c for c in GRAIN if c in table.column_names]
         counts = table.select(grain).group_by(grain).aggregate([([], "count_all")])
@@ -86,13 +87,14 @@ def _audit_queries(app, endpoint, audit_file: Path) -> None:
     from starlette.routing import request_response
 
     async def audited(request):
+        started = time.perf_counter()
         response = await endpoint(request)
+        seconds = round(time.perf_counter() - started, 4)
         try:
             record = describe_result(await request.body(), request.headers.get("Content-Encoding") == "gzip",
-                                              response.body)
-            if record is not None:
-                with audit_file.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"time": time.time(), **record}) + "\n")
+                                     response.body)
+            with audit_file.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"time": time.time(), "seconds": seconds, **record}) + "\n")
         except Exception as e:  # noqa: BLE001 - the audit must never break a query
             log.warning("pushdown audit: could not record a result: %s", e)
         return response

@@ -1,0 +1,260 @@
+"""Benchmark harness: the full pipeline at several sizes, beside the references a user could pick instead.
+
+Usage (from the project folder; `make bench` runs the default sizes)::
+
+    .venv/bin/python bench/run.py [--sizes 10000,100000,1000000] [--out bench/out]
+
+For each size (number of orders, i.e. lines of ``orders.jsonl``; each order holds about two
+order lines) it generates seeded demo data, then measures in the same run:
+
+* the pipeline: ``ploomber build --force`` on the embedded warehouse — wall time per notebook,
+  and inside each notebook the time of its cells tagged ``bench-warehouse`` (warehouse work)
+  and ``bench-model`` (model fitting and scoring on the client), from Papermill's per-cell
+  durations; the peak resident memory of each notebook kernel and of the warehouse server
+  (sampled with psutil every 0.1 s); then the no-op rebuild (nothing changed);
+* the floor: ``bench/floor.py``, the same work in plain pandas + scikit-learn, one process;
+* Snowpark's ``local_testing`` mode running the feature stage (``bench/local_testing.py``),
+  at the sizes where it finishes within ``--local-testing-timeout`` (default 10 minutes).
+
+Results go to ``<out>/results.json``, ``bench/RESULTS.md`` and ``bench/scaling.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from customer_analytics import synthetic  # noqa: E402
+
+log = logging.getLogger("bench")
+NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
+ORDERS_PER_CUSTOMER = 4.66  # of the demo generator with its defaults (measured; the real count is recorded)
+STAGE_TAGS = {"bench-warehouse": "warehouse_s", "bench-model": "model_s"}
+BIN = Path(sys.executable).parent
+
+
+class PeakMemory:
+    """Samples the resident memory of a process tree; keeps the peak per process."""
+
+    def __init__(self, root_pid: int, warehouse: Path | None = None, interval: float = 0.1):
+        self.root = psutil.Process(root_pid)
+        self.state_file = warehouse / "server.json" if warehouse else None
+        self.interval = interval
+        self.peaks: dict[int, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self, proc: psutil.Process) -> None:
+        try:
+            rss = proc.memory_info().rss
+            entry = self.peaks.setdefault(proc.pid, {"started": proc.create_time(), "peak_rss": 0})
+            # re-read each time: a child forked by a kernel carries the kernel's command line until it execs
+            entry["cmdline"] = " ".join(proc.cmdline())
+            entry["ppid"] = proc.ppid()
+            entry["peak_rss"] = max(entry["peak_rss"], rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                procs = []
+            for p in procs:
+                self._sample(p)
+            if self.state_file is not None:  # the warehouse server outlives the kernel that started it
+                try:
+                    self._sample(psutil.Process(json.loads(self.state_file.read_text())["pid"]))
+                except (OSError, ValueError, KeyError, psutil.NoSuchProcess):
+                    pass
+            self._stop.wait(self.interval)
+
+    def kernels(self) -> list[dict]:
+        """Notebook kernels, in the order they started (= the order the serial executor ran the tasks)."""
+        kernels = {pid: v for pid, v in self.peaks.items() if "ipykernel" in v["cmdline"]}
+        # a kernel's own children (forked before exec, joblib workers) are not kernels
+        return sorted((v for v in kernels.values() if v["ppid"] not in kernels), key=lambda v: v["started"])
+
+    def server_peak(self) -> int:
+        return max((v["peak_rss"] for v in self.peaks.values() if "warehouse_server" in v["cmdline"]), default=0)
+
+
+def timed_run(cmd: list[str], env: dict, cwd: Path, timeout: float | None = None, warehouse: Path | None = None) -> dict:
+    """Run ``cmd``; return wall seconds, return code, output tail and per-process memory peaks."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with PeakMemory(proc.pid, warehouse) as mem:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return {"seconds": None, "returncode": "timeout", "output": out[-3000:], "memory": mem}
+    return {"seconds": time.perf_counter() - started, "returncode": proc.returncode, "output": out[-6000:],
+            "memory": mem}
+
+
+def build_env() -> dict:
+    return {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+            "CUSTOMER_ANALYTICS_ROOT": str(ROOT)}
+
+
+def ploomber(work: Path, *extra: str) -> list[str]:
+    return [str(BIN / "ploomber"), "build", "--entry-point", "pipeline.yaml", "--env--data_dir", str(work / "raw"),
+            "--env--warehouse_dir", str(work / "warehouse"), "--env--reports_dir", str(work / "reports"), *extra]
+
+
+def task_seconds(output: str) -> dict[str, float]:
+    """Per-task elapsed seconds from Ploomber's build summary."""
+    out = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:1] and parts[0] in NOTEBOOKS and len(parts) >= 3:
+            out[parts[0]] = float(parts[2])
+    return out
+
+
+def stage_split(report_dir: Path) -> dict[str, dict[str, float]]:
+    """Seconds of the cells tagged bench-warehouse / bench-model in each executed notebook."""
+    out = {}
+    for name in NOTEBOOKS:
+        nb = nbformat.read(report_dir / f"{name}.ipynb", as_version=4)
+        split = dict.fromkeys(STAGE_TAGS.values(), 0.0)
+        for cell in nb.cells:
+            duration = cell.metadata.get("papermill", {}).get("duration") or 0.0
+            for tag in cell.metadata.get("tags", []):
+                if tag in STAGE_TAGS:
+                    split[STAGE_TAGS[tag]] += duration
+        out[name] = split
+    return out
+
+
+def stop_server(warehouse: Path) -> None:
+    from customer_analytics import warehouse as wh
+
+    wh.stop_local_server(warehouse)
+
+
+def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: bool) -> dict:
+    work = out / f"orders_{n_orders}"
+    customers = max(50, round(n_orders / ORDERS_PER_CUSTOMER))
+    result: dict = {"target_orders": n_orders, "customers": customers}
+    if not (work / "raw" / "orders.jsonl").is_file():
+        log.info("[%s] generating demo data for %s customers", n_orders, customers)
+        t = time.perf_counter()
+        counts = synthetic.write(synthetic.generate(customers, seed=42), work / "raw")
+        result["generate_s"] = time.perf_counter() - t
+    with (work / "raw" / "orders.jsonl").open("rb") as f:
+        result["orders"] = sum(1 for _ in f)
+    counts = {"orders": result["orders"]}
+    log.info("[%s] %s orders; running the pipeline", n_orders, counts["orders"])
+    stop_server(work / "warehouse")
+    env = build_env()
+    run = timed_run(ploomber(work, "--force"), env, ROOT, warehouse=work / "warehouse")
+    if run["returncode"] != 0:
+        raise RuntimeError(f"pipeline failed at {n_orders} orders:\n{run['output']}")
+    kernels = run["memory"].kernels()
+    result["pipeline_s"] = run["seconds"]
+    result["tasks_s"] = task_seconds(run["output"])
+    result["kernel_peak_rss_mb"] = {name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)}
+    result["stage_split_s"] = stage_split(work / "reports" / "2026-11-01")
+    result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20
+    log.info("[%s] pipeline %.1f s; no-op rebuild", n_orders, run["seconds"])
+    noop = timed_run(ploomber(work), env, ROOT)
+    result["noop_rebuild_s"] = noop["seconds"]
+    stop_server(work / "warehouse")
+
+    log.info("[%s] floor script", n_orders)
+    floor = timed_run([sys.executable, str(ROOT / "bench" / "floor.py"), str(work / "raw"), "--out",
+                       str(work / "floor")], env, ROOT)
+    if floor["returncode"] != 0:
+        raise RuntimeError(f"floor script failed at {n_orders} orders:\n{floor['output']}")
+    result["floor_s"] = floor["seconds"]
+    result["floor_peak_rss_mb"] = max(v["peak_rss"] for v in floor["memory"].peaks.values()) / 2**20
+    try:
+        result["floor_detail"] = json.loads((work / "floor" / "timings.json").read_text())
+    except OSError:
+        pass
+
+    if run_local_testing:
+        log.info("[%s] Snowpark local_testing feature stage (timeout %.0f s)", n_orders, lt_timeout)
+        lt = timed_run([sys.executable, str(ROOT / "bench" / "local_testing.py"), str(work / "raw")], env, ROOT,
+                       timeout=lt_timeout)
+        result["local_testing_s"] = lt["seconds"] if lt["returncode"] == 0 else None
+        result["local_testing_status"] = "ok" if lt["returncode"] == 0 else str(lt["returncode"])
+        if lt["returncode"] not in (0, "timeout"):
+            result["local_testing_error"] = lt["output"][-800:]
+        try:
+            result["local_testing_detail"] = json.loads(lt["output"].strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            pass
+    return result
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return {"cpu": cpu, "cores": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "os": platform.platform(),
+            "commit": commit.strip() + ("-dirty" if dirty else ""),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="numbers of orders, comma-separated")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--local-testing-timeout", type=float, default=600)
+    ap.add_argument("--no-local-testing", action="store_true")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    sizes = [int(s) for s in a.sizes.split(",")]
+    a.out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": machine(), "sizes": []}
+    local_testing = not a.no_local_testing
+    for n in sizes:
+        r = bench_size(n, a.out, a.local_testing_timeout, local_testing)
+        results["sizes"].append(r)
+        if local_testing and r.get("local_testing_s") is None:
+            local_testing = False  # a larger size would not finish either
+        (a.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    from report import write_report  # bench/report.py
+
+    write_report(results, ROOT / "bench")
+    log.info("wrote bench/RESULTS.md and bench/scaling.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
