@@ -39,7 +39,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from customer_analytics import synthetic  # noqa: E402
+from customer_analytics import config, synthetic  # noqa: E402
 
 log = logging.getLogger("bench")
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -153,6 +153,15 @@ def stage_split(report_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def chosen_model(report_dir: Path) -> dict:
+    """The chosen model and its gain over the best baseline, from 04's headline record."""
+    try:
+        head = json.loads((report_dir / "headlines" / "04_model_comparison.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: head.get(k) for k in ("model", "baseline", "improvement")}
+
+
 def stop_server(warehouse: Path) -> None:
     from customer_analytics import warehouse as wh
 
@@ -181,8 +190,10 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     result["pipeline_s"] = run["seconds"]
     result["tasks_s"] = task_seconds(run["output"])
     result["kernel_peak_rss_mb"] = {name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)}
-    result["stage_split_s"] = stage_split(work / "reports" / "2026-11-01")
+    reports = work / "reports" / str(config.load(ROOT).run_date)
+    result["stage_split_s"] = stage_split(reports)
     result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20
+    result["pipeline_model"] = chosen_model(reports)
     log.info("[%s] pipeline %.1f s; no-op rebuild", n_orders, run["seconds"])
     noop = timed_run(ploomber(work), env, ROOT)
     result["noop_rebuild_s"] = noop["seconds"]
@@ -241,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sizes = [int(s) for s in a.sizes.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine(), "sizes": []}
+    results = {"machine": machine(), "sizes": [], "local_testing_timeout_s": a.local_testing_timeout}
     local_testing = not a.no_local_testing
     for n in sizes:
         r = bench_size(n, a.out, a.local_testing_timeout, local_testing)
