@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from customer_analytics import config, ingest, synthetic
+from customer_analytics import config, ingest, synthetic, text
+from customer_analytics import features as ft
+from customer_analytics import models as md
 from customer_analytics import warehouse as wh
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,3 +84,22 @@ def scheduled_runs(tmp_path_factory):
     sched = run_schedule(tmp_path_factory.mktemp("scheduled"))
     yield sched
     wh.stop_local_server(sched.params.warehouse_dir)
+
+
+#: every model candidate, for the model and registry tests
+NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+
+
+@pytest.fixture(scope="module")
+def labelled(session, params):
+    """(train, holdout) FEATURES rows, built (text model + features) in each module that asks for them."""
+    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
+                          params.warehouse_dir / "staging")
+    ft.build(session, params, sentiment=model.available)
+    return ft.load_labelled(session, params.max_train_rows, params.seed)
+
+
+@pytest.fixture(scope="module")
+def comparison(labelled, params):
+    """Every candidate compared on ``labelled``."""
+    return md.compare(*labelled, NAMES, params.seed, params.cv_folds)

@@ -9,25 +9,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import Pipeline
 
+from conftest import NAMES
 from customer_analytics import features as ft
 from customer_analytics import models as md
-from customer_analytics import text
-
-NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
-
-
-@pytest.fixture(scope="module")
-def labelled(session, params):
-    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
-                          params.warehouse_dir / "staging")
-    ft.build(session, params, sentiment=model.available)
-    return ft.load_labelled(session, params.max_train_rows, params.seed)
-
-
-@pytest.fixture(scope="module")
-def comparison(labelled, params):
-    train, holdout = labelled
-    return md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
 
 
 def test_segment_mean_baseline_is_the_mean_of_each_target_per_channel(labelled):

@@ -17,24 +17,10 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
+from conftest import NAMES
 from customer_analytics import features as ft
 from customer_analytics import models as md
-from customer_analytics import registry, text
-
-NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
-
-
-@pytest.fixture(scope="module")
-def labelled(session, params):
-    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
-                          params.warehouse_dir / "staging")
-    ft.build(session, params, sentiment=model.available)
-    return ft.load_labelled(session, params.max_train_rows, params.seed)
-
-
-@pytest.fixture(scope="module")
-def comparison(labelled, params):
-    return md.compare(*labelled, NAMES, params.seed, params.cv_folds)
+from customer_analytics import registry
 
 
 def register(reg, comparison, params, labelled, name):

@@ -265,11 +265,17 @@ def _shown(names: dict[str, str], header: dict[str, str]) -> dict[str, str]:
     return {f: header.get(n.strip().casefold(), n) for f, n in names.items()}
 
 
-def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]:
+def _read_source(path: Path, source: contract.Source, columns: dict):
+    """A file's format, its records, its CSV header (normalised name -> spelling), each field's name in the
+    file and the name shown in reasons."""
     fmt = contract.file_format(path)
     recs, header = _records(path, fmt)
-    names = _names(contract.CUSTOMERS, fmt, columns)
-    shown = _shown(names, header)
+    names = _names(source, fmt, columns)
+    return fmt, recs, header, names, _shown(names, header)
+
+
+def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]:
+    fmt, recs, _, names, shown = _read_source(path, contract.CUSTOMERS, columns)
     rows, rejected, seen = [], [], set()
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
@@ -294,10 +300,7 @@ def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]
 
 
 def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict], int]:
-    fmt = contract.file_format(path)
-    recs, header = _records(path, fmt)
-    names = _names(contract.ORDERS, fmt, columns)
-    shown = _shown(names, header)
+    fmt, recs, header, names, shown = _read_source(path, contract.ORDERS, columns)
     jsonl = fmt == "jsonl"
     # one row per order line; a JSON line with no usable items list is one row
     rows = []
@@ -376,10 +379,7 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
 
 
 def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
-    fmt = contract.file_format(path)
-    recs, header = _records(path, fmt)
-    names = _names(contract.REVIEWS, fmt, columns)
-    shown = _shown(names, header)
+    fmt, recs, _, names, shown = _read_source(path, contract.REVIEWS, columns)
     rows, rejected, seen = [], [], set()
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
