@@ -16,7 +16,8 @@ order lines) it generates seeded demo data, then measures in the same run:
 * Snowpark's ``local_testing`` mode running the feature stage (``bench/local_testing.py``),
   at the sizes where it finishes within ``--local-testing-timeout`` (default 10 minutes).
 
-Results go to ``<out>/results.json``, ``bench/RESULTS.md`` and ``bench/scaling.png``.
+Results go to ``<out>/results.json``, then ``bench/RESULTS.md`` and ``bench/scaling.png`` (for the
+default sizes; other sizes write them into ``<out>`` unless ``--report-dir`` says otherwise).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from customer_analytics import config, synthetic  # noqa: E402
 log = logging.getLogger("bench")
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
 ORDERS_PER_CUSTOMER = 4.66  # of the demo generator with its defaults (measured; the real count is recorded)
+DEFAULT_SIZES = "10000,100000,1000000"
 STAGE_TAGS = {"bench-warehouse": "warehouse_s", "bench-model": "model_s"}
 BIN = Path(sys.executable).parent
 
@@ -244,15 +246,19 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10000,100000,1000000", help="numbers of orders, comma-separated")
+    ap.add_argument("--sizes", default=DEFAULT_SIZES, help="numbers of orders, comma-separated")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--local-testing-timeout", type=float, default=600)
     ap.add_argument("--no-local-testing", action="store_true")
+    ap.add_argument("--report-dir", type=Path, default=None,
+                    help="where RESULTS.md and scaling.png go (default: bench/ for the default sizes, else --out, "
+                         "so a quick run does not overwrite the committed results)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sizes = [int(s) for s in a.sizes.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine(), "sizes": [], "local_testing_timeout_s": a.local_testing_timeout}
+    results = {"machine": machine(), "sizes": [], "local_testing_timeout_s": a.local_testing_timeout,
+               "local_testing": not a.no_local_testing}
     local_testing = not a.no_local_testing
     for n in sizes:
         r = bench_size(n, a.out, a.local_testing_timeout, local_testing)
@@ -262,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         (a.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     from report import write_report  # bench/report.py
 
-    write_report(results, ROOT / "bench")
-    log.info("wrote bench/RESULTS.md and bench/scaling.png")
+    report_dir = a.report_dir or (ROOT / "bench" if a.sizes == DEFAULT_SIZES else a.out)
+    write_report(results, report_dir)
+    log.info("wrote %s and %s", report_dir / "RESULTS.md", report_dir / "scaling.png")
     return 0
 
 
