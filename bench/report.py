@@ -85,8 +85,10 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         rows.append(("peak memory of the warehouse server", f"< {TARGETS['peak_rss_gb']:.0f} GiB", f"{server:.2f} GiB",
                      server < TARGETS["peak_rss_gb"]))
         noop = max(r["noop_rebuild_s"] for r in results["sizes"])
-        rows.append(("no-op rebuild (worst size)", f"< {TARGETS['noop_s']:.0f} s", f"{noop:.1f} s",
-                     noop < TARGETS["noop_s"]))
+        reran = sorted({n for r in results["sizes"] for n in r.get("noop_ran", [])})
+        rows.append(("no-op rebuild (worst size)", f"< {TARGETS['noop_s']:.0f} s",
+                     f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
+                     noop < TARGETS["noop_s"] and not reran))
     sizes = sorted(by)
     if len(sizes) >= 2:
         lo, hi = by[sizes[-2]], by[sizes[-1]]

@@ -177,12 +177,11 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     if not (work / "raw" / "orders.jsonl").is_file():
         log.info("[%s] generating demo data for %s customers", n_orders, customers)
         t = time.perf_counter()
-        counts = synthetic.write(synthetic.generate(customers, seed=42), work / "raw")
+        synthetic.write(synthetic.generate(customers, seed=42), work / "raw")
         result["generate_s"] = time.perf_counter() - t
     with (work / "raw" / "orders.jsonl").open("rb") as f:
         result["orders"] = sum(1 for _ in f)
-    counts = {"orders": result["orders"]}
-    log.info("[%s] %s orders; running the pipeline", n_orders, counts["orders"])
+    log.info("[%s] %s orders; running the pipeline", n_orders, result["orders"])
     stop_server(work / "warehouse")
     env = build_env()
     run = timed_run(ploomber(work, "--force"), env, ROOT, warehouse=work / "warehouse")
@@ -198,7 +197,10 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     result["pipeline_model"] = chosen_model(reports)
     log.info("[%s] pipeline %.1f s; no-op rebuild", n_orders, run["seconds"])
     noop = timed_run(ploomber(work), env, ROOT)
+    if noop["returncode"] != 0:
+        raise RuntimeError(f"no-op rebuild failed at {n_orders} orders:\n{noop['output']}")
     result["noop_rebuild_s"] = noop["seconds"]
+    result["noop_ran"] = [name for name, s in task_seconds(noop["output"]).items() if s > 0]  # should be []
     stop_server(work / "warehouse")
 
     log.info("[%s] floor script", n_orders)
