@@ -39,13 +39,13 @@ NOTES = [
     "line — and about 21 s of set-based SQL, the largest single query being the JSON flattening, 6.8 s). "
     "Neither has row-by-row warehouse round trips or order-level pulls (the pushdown audit test checks "
     "the latter on every build).",
-    "- **Found and fixed through this benchmark:** the floor's features grouped the coupon code with `max` on "
-    "strings, which pandas runs in pure Python (230 s of the floor's 424 s at 1M); it now counts it.",
-    "- **No-op rebuild.** About 4.2 s on a quiet machine, little margin under the 5 s target: it is mostly "
-    "Python start-up and the imports of Ploomber and Papermill, of which 1.2 s is `jsonschema` importing "
-    "`rfc3987_syntax` eagerly (it builds ~35 Earley parsers; python-jsonschema/jsonschema#1428). The one "
-    "workaround known, installing the GPL `rfc3987` package, is not one we take. With the test suite "
-    "running beside it, a no-op rebuild took 5.5 s.",
+    "- **Found and fixed through this benchmark:** the training-row cap above; the no-op rebuild's import cost "
+    "below; and, so that the floor is a fair one, the floor's features grouped the coupon code with `max` "
+    "on strings, which pandas runs in pure Python (230 s of the floor's 424 s at 1M); it now counts it.",
+    "- **No-op rebuild.** Mostly Python start-up and the imports of Ploomber and Papermill. It was 4.2-5.1 s "
+    "until we found that `jsonschema` 4.25+ imports `rfc3987_syntax` eagerly, which builds ~35 Earley "
+    "parsers (1.2 s on every start; python-jsonschema/jsonschema#1428); `jsonschema` is now pinned below "
+    "4.25, which validates the same notebook schemas without it.",
     "- **Memory.** The largest kernel is 04 (training sample + six fitted models); the warehouse server "
     "(DuckDB) is the largest process at 1M. The floor holds everything in one process and peaks higher.",
     "- **Snowpark local_testing** (the emulator a Snowpark user would reach for first) runs the feature "
