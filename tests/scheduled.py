@@ -6,7 +6,7 @@ costs about a minute. The sequence:
 
 1. ``run --run-date D1`` and ``run --run-date D2`` (two consecutive dates);
 2. ``run --run-date D1 --force`` (re-running the first date, every notebook executed again);
-3. ``run --run-date D_BAD --quiet`` with an empty orders file (ingest must fail);
+3. ``run --run-date D_BAD --quiet`` with orders broken beyond the reject threshold (ingest must fail);
 4. ``score --run-date D2`` (re-scoring only, with the registered default model).
 
 After each step it snapshots PREDICTIONS (rows per run date, D1 and D2 rows) and the registry's
@@ -96,7 +96,9 @@ def run_schedule(work: Path) -> Schedule:
     raw, broken = work / "raw", work / "broken"
     synthetic.write(synthetic.generate(CUSTOMERS, seed=5), raw)
     synthetic.write(synthetic.generate(CUSTOMERS, seed=5), broken)
-    (broken / "orders.jsonl").write_text("")  # unusable input: ingest must fail
+    orders = broken / "orders.jsonl"  # every fifth line not JSON: ~11% of order lines rejected, beyond max_reject_share (5%)
+    lines = orders.read_text(encoding="utf-8").splitlines(keepends=True)
+    orders.write_text("".join("{not json\n" if i % 5 == 0 else ln for i, ln in enumerate(lines)), encoding="utf-8")
     params = config.load(REPO, data_dir=str(raw), warehouse_dir=str(work / "warehouse"),
                          reports_dir=str(work / "reports"))
     sched = Schedule(work, raw, broken, params)

@@ -71,7 +71,8 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     lines = result.stderr.strip().splitlines()  # --quiet: only the failure, as cron would mail it
     assert lines and all(" ERROR " in ln for ln in lines) and "FAILED at 01_ingest" in lines[0]
     log = sched.log_of("broken run")
-    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: \S*/orders\.jsonl: .*empty", log)
+    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: \S*/orders\.jsonl: [\d,]+ of [\d,]+ order lines "
+                     r"rejected \([\d.]+%\), more than max_reject_share = 5%", log)
     partial = Path(re.search(r"partially executed notebook \(for debugging\): (\S+)", log).group(1))
     assert partial == sched.reports / D_BAD / "01_ingest.ipynb"
     assert "IngestError" in (reports.notebook_error(partial) or "")
@@ -79,7 +80,7 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     # the index marks the run failed, keeps the earlier runs, and names no local path
     rows = index_rows(sched)
     assert rows[D_BAD].status == "failed" and rows[D_BAD].failed_step == "01_ingest"
-    assert re.fullmatch(r"IngestError: orders\.jsonl: .*empty.*", rows[D_BAD].reason)
+    assert re.fullmatch(r"IngestError: orders\.jsonl: .* rejected .*more than max_reject_share.*", rows[D_BAD].reason)
     assert rows[D_BAD].links == [] and rows[D_BAD].customers_scored is None
     assert rows[D1].status == rows[D2].status == "succeeded"
     assert str(sched.work) not in (sched.reports / "index.html").read_text()
