@@ -14,7 +14,7 @@ import pytest
 from scheduled import D1, D2, D_BAD
 
 from conftest import REPO
-from customer_analytics import cli, reports
+from customer_analytics import cli, config, pipeline, reports
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
 
@@ -111,7 +111,7 @@ def test_rescoring_uses_the_default_model_and_replaces_only_that_dates_rows(sche
     head = reports.read_headlines(sched.reports / D2)["05_batch_prediction"]
     assert head["model_version"] == after.default_version
     html = (sched.reports / D2 / "05_batch_prediction.html").read_text()
-    assert f"model <strong>customer_spend {after.default_version}</strong>" in html
+    assert f"model <strong>customer_spend_60d {after.default_version}</strong>" in html
 
 
 def customer_analytics(*args: str) -> subprocess.CompletedProcess:
@@ -122,7 +122,9 @@ def customer_analytics(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["run", "--run-date", "2026-13-45"], "--run-date must be"),
     (["run", "--set", "smaple=0.1"], "Unknown parameter(s) ['smaple']"),
-    (["score", "--env--sample", "2"], "Parameter 'sample' must be a fraction"),
+    (["score", "--env--sample", "2"], "Parameter 'sample' must be in [0.0001, 1], got 2."),
+    (["run", "--set", "columns.orders.colour=x"], "has an unknown field 'colour'"),
+    (["run", "--set", "horizon_days.x=1"], "Parameter 'horizon_days' has no keys"),
     (["run", "--bogus"], "Unknown argument '--bogus'"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(args, message):
@@ -131,16 +133,28 @@ def test_bad_arguments_exit_2_with_a_clear_message(args, message):
 
 
 def test_only_one_run_at_a_time(tmp_path):
-    with cli.run_lock(tmp_path), pytest.raises(cli.LockedError, match="Another run is in progress"):
-        with cli.run_lock(tmp_path):
-            pass
-    with cli.run_lock(tmp_path):  # released again
-        pass
+    """The lock belongs to the process that runs: another process is refused, the same one may nest it."""
+    child = (f"from pathlib import Path; from customer_analytics import pipeline\n"
+             f"with pipeline.acquire_run(Path({str(tmp_path)!r})): pass")
+    with pipeline.acquire_run(tmp_path):
+        with pipeline.acquire_run(tmp_path):  # re-entrant in this process (the CLI, then Ploomber's executor)
+            out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Another run is in progress on this warehouse" in out.stderr
+    assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 0  # released again
 
 
 def test_run_dates_and_overrides_are_parsed_like_the_docs_say():
     today = dt.date(2026, 11, 2)
     assert cli.resolve_date("today", today) == "2026-11-02" and cli.resolve_date("yesterday", today) == "2026-11-01"
-    assert cli.parse_overrides(["sample=0.1"], ["--env--seed", "7", "--env--horizon_days=30"],
-                               {"sample", "seed", "horizon_days"}) == {"sample": "0.1", "seed": "7", "horizon_days": "30"}
+    env_args = ["--env--seed", "7", "--env--horizon_days=30", "--env--columns--orders--quantity", "Qty"]
+    assert cli.parse_overrides(["sample=0.1", "columns.orders.ts=InvoiceDate", "customers_file=null"], env_args) == {
+        ("sample",): "0.1", ("columns", "orders", "ts"): "InvoiceDate", ("customers_file",): None, ("seed",): "7",
+        ("horizon_days",): "30", ("columns", "orders", "quantity"): "Qty"}
+    env = config.read_env(REPO)
+    values = cli.apply_overrides(env, cli.parse_overrides(["columns.orders.ts=InvoiceDate"], []))
+    assert values["columns"]["orders"]["ts"] == "InvoiceDate" and env["columns"]["orders"]["ts"] is None
+    whole = cli.apply_overrides(env, cli.parse_overrides(['columns={"orders": {"ts": "InvoiceDate"}}'], []))
+    assert config.validate(whole, REPO).columns == {"orders": {"ts": "InvoiceDate"}}
+    with pytest.raises(cli.UsageError, match="has no keys"):
+        cli.parse_overrides(["sample.x=1"], [])
     assert cli.pipeline_tasks(REPO) == NOTEBOOKS

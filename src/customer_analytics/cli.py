@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
     score.add_argument("--ingest", action="store_true", help="load the latest input files first (01_ingest)")
     score.add_argument("--chunk-rows", type=int, help="customers scored per chunk (the chunk_rows parameter)")
+    score.add_argument("--force", action="store_true", help="re-score even when nothing changed since the last time")
     common(score)
     index = sub.add_parser("index", help="rebuild reports/index.html from the run folders")
     index.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. reports_dir=/share/reports")
@@ -225,13 +226,29 @@ def _failure(dag, error: BaseException) -> Outcome:
     return Outcome(False, "", pipeline._last_line(str(error)) or "the pipeline failed")
 
 
-def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str, Any]) -> Outcome:
-    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure."""
+def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str, Any], force: bool = False,
+                    default_version: str | None = None, on_start: Any = None) -> tuple[Outcome, list[str]]:
+    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure.
+
+    A step whose last run in ``folder`` used the same library code, parameters, input files and
+    (05) default model version is up to date and skipped, unless ``force``: like ``run``, re-scoring
+    redoes only what changed. Returns the outcome and the steps executed.
+    """
     import papermill as pm
 
+    heads = reports.read_headlines(folder)
+    executed: list[str] = []
     for step in steps:
         src, out, html = root / "notebooks" / f"{step}.ipynb", folder / f"{step}.ipynb", folder / f"{step}.html"
         context = pipeline.run_context(step, str(root), **values)
+        extra = {"model_version": default_version} if step == SCORE_NOTEBOOK and default_version else {}
+        if not force and not executed and html.is_file() and pipeline.up_to_date(heads.get(step), context, **extra):
+            log.info("%s is up to date (same code, parameters, input files%s): not run again; --force re-runs it",
+                     step, " and model version" if extra else "")
+            continue
+        if not executed and on_start is not None:
+            on_start()
+        executed.append(step)
         parameters = {p.name: values.get(p.name) for p in P.for_notebook(step)}
         parameters.update(run_context=context, product=str(out))
         log.info("executing %s with Papermill", step)
@@ -244,10 +261,21 @@ def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str
                 f"{type(e).__name__}: {e}"
             if out.is_file():
                 reports.export_failed_html(out, html, reason)
-            return Outcome(False, step, reason, out if out.exists() else None)
+            return Outcome(False, step, reason, out if out.exists() else None), executed
         reports.export_html(out, html)
         log.info("%s: done", step)
-    return Outcome(True)
+    return Outcome(True), executed
+
+
+def _default_version(params: config.Params, namespace: runs.Namespace) -> str | None:
+    """The default model version 05 would score with (local registry only; ``None`` when unknown)."""
+    if not params.is_local:
+        return None
+    from customer_analytics import registry
+
+    schema = namespace.schema(params.schema or config.LOCAL_SCHEMA)
+    reg = registry.LocalRegistry(params.warehouse_dir / "registry" / schema.lower())
+    return reg.default_version(registry.model_name(params.horizon_days))
 
 
 def _resolve(args: argparse.Namespace, extra: list[str], root: Path) -> tuple[dict[str, Any], config.Params]:
@@ -294,24 +322,31 @@ def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params
     what = "pipeline run" if kind == "pipeline" else "re-scoring"
     status = {"run_date": params.run_date.isoformat(), "kind": kind, "started": started.isoformat(timespec="seconds"),
               "log": logfile.name, "pid": os.getpid(), "namespace": namespace.as_dict()}
-    try:
+
+    def mark_running() -> None:
         reports.write_status(folder, status="running", **status)
         reports.build_index(params.reports_dir)
-    except OSError as e:
-        log.error("cannot write the reports folder (%s): %s", type(e).__name__, reports.redact(str(e)))
-        return EXIT_FAILED
+
     where = "production" if namespace.kind == runs.PRODUCTION else f"experiment {namespace.name} ({namespace.label})"
     log.info("%s for %s started (%s); log: %s", what, params.run_date, where, logfile)
     runs.export_params(params)
     try:
         if kind == "pipeline":
+            mark_running()
             outcome = run_pipeline(root, values, args.force)
         else:
             steps = ([INGEST_NOTEBOOK] if args.ingest else []) + [SCORE_NOTEBOOK]
-            outcome = score_notebooks(root, folder, steps, values)
-            reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=outcome.ok,
-                               ran=steps if outcome.ok else [], failed_step=outcome.failed_step,
-                               reason=outcome.reason)
+            outcome, executed = score_notebooks(root, folder, steps, values, args.force,
+                                                _default_version(params, namespace), on_start=mark_running)
+            if not executed:
+                log.info("nothing to re-score for %s: the reports and predictions are up to date", params.run_date)
+                return EXIT_OK
+            reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=outcome.ok, ran=executed,
+                               failed_step=outcome.failed_step, reason=outcome.reason)
+    except OSError as e:
+        log.error("cannot write the reports folder (%s): %s", type(e).__name__, reports.redact(str(e)))
+        outcome = Outcome(False, "", f"{type(e).__name__}: the reports folder could not be written")
+        _record_failure(folder, namespace, outcome)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, with the reason
         log.exception("the run could not complete")
         outcome = Outcome(False, "", f"{type(e).__name__}: {e}")

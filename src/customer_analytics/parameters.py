@@ -411,12 +411,21 @@ def render_env(values: Mapping[str, Any] | None = None) -> str:
            ]
     for p in PARAMETERS:
         value = values.get(p.name, p.default)
+        if isinstance(p.default, Mapping) and isinstance(value, Mapping):  # every key listed, set or not
+            value = _merged(p.default, value)
         if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
             out.append(f"{p.name}:".ljust(31) + f"# {p.help}")
             out += [f"  {k}: {_yaml_value(v)}" for k, v in value.items()]
         else:
             out.append(f"{p.name}: {_yaml_value(value)}".ljust(30) + f" # {p.help}")
     return "\n".join(out) + "\n"
+
+
+def _merged(default: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(default)
+    for k, v in value.items():
+        out[k] = _merged(default[k], v) if isinstance(default.get(k), Mapping) and isinstance(v, Mapping) else v
+    return out
 
 
 def env_comments(text_: str) -> dict[str, str]:

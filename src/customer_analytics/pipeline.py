@@ -162,10 +162,34 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
     namespace = runs.resolve(params, runs.production_params(project), pipeline=True)
     runs.export_params(params)
     context: dict[str, Any] = {"namespace": namespace.as_dict(), "folder": namespace.folder(params.run_date),
-                               "library": library_digest(task, project)}
-    if task == "01_ingest":
+                               "library": library_digest(task, project), "params": params_digest(task, params)}
+    if task in READS_FILES:
         context["inputs"] = input_fingerprint(params)
     return context
+
+
+#: Notebooks that read the input files (01) or may recompute from the freshest data (05, re-scoring).
+READS_FILES = ("01_ingest", "05_batch_prediction")
+
+
+def params_digest(task: str, params: config.Params) -> str:
+    """A digest of the values of the parameters ``task`` declares (what it was run with)."""
+    values = params.values()
+    mine = {p.name: values[p.name] for p in P.for_notebook(task)}
+    return hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def up_to_date(record: dict[str, Any] | None, context: dict[str, Any], **extra: Any) -> bool:
+    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra`` values).
+
+    Used by re-scoring, which runs outside Ploomber: same library code, parameters and input files
+    (and, for 05, the same model version) give the same result, so there is nothing to redo.
+    """
+    if not record:
+        return False
+    made = record.get("context") or {}
+    same = all(made.get(k) == context.get(k) for k in ("library", "params", "inputs"))
+    return same and all(record.get(k) == v for k, v in extra.items())
 
 
 # --------------------------------------------------------------------------- executor and hooks
@@ -359,7 +383,8 @@ def sync(root: Path, write: bool) -> list[str]:
 
     raw = (yaml.safe_load(current) or {}) if current else {}
     expected = P.render_env({k: v for k, v in raw.items() if k in P.BY_NAME})
-    if list(P.env_comments(current).items()) != list(P.env_comments(expected).items()):
+    if list(P.env_comments(current).items()) != list(P.env_comments(expected).items()) or (
+            yaml.safe_load(expected) != raw):
         stale.append(config.ENV_FILE)
         if write:
             fsutil.atomic_write(env, expected)

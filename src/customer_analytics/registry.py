@@ -409,6 +409,18 @@ def open_registry(params: Params, session=None, schema: str | None = None) -> Lo
     return SnowflakeRegistry(session, database, schema or current)
 
 
+def for_run(run) -> LocalRegistry | SnowflakeRegistry | FallbackRegistry:
+    """The registry of a notebook's run (:class:`customer_analytics.runs.Run`): its namespace's own.
+
+    A scratch run (a notebook on its own) writes to scratch's registry and, until it has a default
+    model of its own, scores with production's.
+    """
+    own = open_registry(run.params, run.session, schema=run.schema)
+    if run.namespace.kind == "scratch":
+        return FallbackRegistry(own, open_registry(run.params, run.session, schema=run.production_schema))
+    return own
+
+
 class FallbackRegistry:
     """A registry that writes to ``primary`` and, where ``primary`` has no default yet, reads ``fallback``'s.
 

@@ -209,24 +209,12 @@ class Run:
     folder: Path | None = None
     product: Any = None
     views: tuple[str, ...] = ()
-    _registry: Any = dataclasses.field(default=None, repr=False)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def interactive(self) -> bool:
         """A notebook run on its own (no pipeline): writes scratch, records no report."""
         return self.folder is None
-
-    def registry(self) -> Any:
-        """This namespace's model registry (scratch also reads production's default model)."""
-        if self._registry is None:
-            from customer_analytics import registry
-
-            own = registry.open_registry(self.params, self.session, schema=self.schema)
-            if self.namespace.kind == SCRATCH:
-                own = registry.FallbackRegistry(
-                    own, registry.open_registry(self.params, self.session, schema=self.production_schema))
-            self._registry = own
-        return self._registry
 
     def record(self, record: Any = None, **figures: Any) -> Path | None:
         """Save this notebook's headline record for the run index (pipeline runs only; aggregates only).
@@ -240,8 +228,9 @@ class Run:
         if self.folder is None:
             log.info("%s run on its own: no headline record for the run index", self.notebook)
             return None
+        made = {k: self.context[k] for k in ("library", "params", "inputs") if k in self.context}
         return reports.record(self.params, self.folder, self.notebook, record,
-                              namespace=self.namespace.as_dict(), **figures)
+                              namespace=self.namespace.as_dict(), context=made, **figures)
 
     def describe(self) -> str:
         """Markdown: which namespace and run date this notebook reads and writes."""
@@ -313,7 +302,7 @@ def start(notebook: str, cell: Mapping[str, Any]) -> Run:
     if namespace.kind == SCRATCH:
         views = prepare_scratch(session, notebook, database, production_schema, schema)
     run = Run(notebook, params, namespace, session, database, schema, production_schema, folder,
-              cell.get("product"), views)
+              cell.get("product"), views, dict(context or {}))
     log.info("%s", run.describe())
     return run
 
