@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -92,10 +93,25 @@ def test_every_nested_parameter_can_be_set_from_plain_ploomber():
     ("05_batch_prediction", {"predict", "drift", "registry", "models", "features"}),
 ])
 def test_the_library_digest_follows_the_modules_a_notebook_uses(task, expected):
-    used = set(pipeline.library_modules(task, REPO))
+    used = {Path(f).with_suffix("").as_posix() for f in pipeline.library_modules(task, REPO)}
     assert expected <= used and {"__init__", "reports", "config", "parameters"} <= used
     if task == "02_eda":
         assert not {"models", "registry", "predict"} & used  # editing them does not re-run the EDA
+
+
+def test_a_sub_package_counts_whole_and_relative_imports_are_followed(tmp_path):
+    project = scratch_project(tmp_path / "p")
+    pkg = project / "src" / "customer_analytics"
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("from .part import x\n")
+    (pkg / "sub" / "part.py").write_text("from .. import drift\nx = 1\n")
+    (pkg / "eda.py").write_text((pkg / "eda.py").read_text() + "\nfrom customer_analytics import sub  # noqa\n")
+    used = pipeline.library_modules("02_eda", project)
+    assert {"sub/__init__.py", "sub/part.py", "drift.py"} <= set(used)
+    before = pipeline.library_digest("02_eda", project)
+    (pkg / "sub" / "part.py").write_text("from .. import drift\nx = 2\n")
+    assert pipeline.library_digest("02_eda", project) != before
+    assert pipeline.library_digest("01_ingest", project) == pipeline.library_digest("01_ingest", REPO)
 
 
 def test_the_dag_has_no_artificial_edges():

@@ -73,7 +73,12 @@ ALWAYS = ("__init__", "reports")
 
 # --------------------------------------------------------------------------- computed parameters
 def library_modules(task: str, root: Path) -> list[str]:
-    """The ``customer_analytics`` modules a notebook uses, directly or through other modules."""
+    """The ``customer_analytics`` modules a notebook uses, directly or through other modules.
+
+    A module is named by its file relative to the package (``models.py``, or ``ingest/plan.py``
+    inside a sub-package; a sub-package counts whole). Imports anywhere in a file count, function
+    bodies included.
+    """
     pkg = root / "src" / "customer_analytics"
     import nbformat
 
@@ -81,37 +86,56 @@ def library_modules(task: str, root: Path) -> list[str]:
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
                      and not c.source.lstrip().startswith(("%", "!")))
     seen: set[str] = set()
-    todo = sorted(_imported(code, pkg) | set(ALWAYS))
+    todo = [f for name in sorted(_imported(code, pkg, ()) | set(ALWAYS)) for f in _files(pkg, name)]
     while todo:
-        module = todo.pop()
-        if module not in seen and (pkg / f"{module}.py").is_file():
-            seen.add(module)
-            todo += sorted(_imported((pkg / f"{module}.py").read_text(encoding="utf-8"), pkg))
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        parts = tuple(Path(rel).parts[:-1])
+        todo += [f for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
+                 for f in _files(pkg, name)]
     return sorted(seen)
 
 
-def _imported(code: str, pkg: Path) -> set[str]:
-    """Modules of the package imported anywhere in ``code`` (function bodies included)."""
+def _files(pkg: Path, name: str) -> list[str]:
+    """The files of module ``name`` (dotted, relative to the package): one file, or a whole sub-package."""
+    path = pkg.joinpath(*name.split("."))
+    if path.is_dir():
+        return sorted(p.relative_to(pkg).as_posix() for p in path.rglob("*.py"))
+    file = path.with_suffix(".py")
+    return [file.relative_to(pkg).as_posix()] if file.is_file() else []
+
+
+def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
+    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports)."""
     out = set()
     for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "customer_analytics":
-            if node.module == "customer_analytics":
-                out |= {a.name for a in node.names if (pkg / f"{a.name}.py").is_file()}
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
+            elif node.module and node.module.split(".")[0] == "customer_analytics":
+                base = []
             else:
-                out.add(node.module.split(".")[1])
-        elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            out.add(node.module.split(".")[0])
+                continue
+            module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
+            module = [m for m in module if m]
+            out.add(".".join(module)) if module else None
+            for alias in node.names:  # "from customer_analytics import features" names modules
+                candidate = ".".join([*module, alias.name])
+                if _files(pkg, candidate):
+                    out.add(candidate)
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("customer_analytics.")}
-    return out
+            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
+    return {m for m in out if m and _files(pkg, m)}
 
 
 def library_digest(task: str, root: Path) -> str:
     """A digest of the library modules ``task`` uses: it changes when any of them changes."""
     pkg = root / "src" / "customer_analytics"
     h = hashlib.sha256()
-    for module in library_modules(task, root):
-        h.update(module.encode() + b"\0" + (pkg / f"{module}.py").read_bytes() + b"\0")
+    for rel in library_modules(task, root):
+        h.update(rel.encode() + b"\0" + (pkg / rel).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
