@@ -200,7 +200,7 @@ def test_large_shifts_lead_the_summary(env):
     text = predict.summary(head, p)
     assert text.startswith("**⚠ Drift: 2 large shifts** — SPEND: PSI 0.40 vs training window; "
                            "predicted spend: PSI 0.30 vs run of 2026-10-31.")
-    assert head["drift_flags"] == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
+    assert head.drift_flags == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
     assert "1 large and 1 moderate shifts among 3 features" in text and f"Scored **{run.customers:,}**" in text
 
 

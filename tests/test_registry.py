@@ -44,7 +44,7 @@ def test_log_list_load_predict_gives_identical_predictions(tmp_path, comparison,
     model, got = reg.load(mv.name, version=mv.version)
     holdout = labelled[1]
     np.testing.assert_array_equal(md.predict(model, holdout, got.meta["features"]), comparison.predictions[name])
-    out = reg.run(holdout, version=mv.version)
+    out = reg.run(holdout, mv.name, version=mv.version)
     assert list(out.columns) == comparison.targets
     np.testing.assert_array_equal(np.clip(out.to_numpy(), 0, None), comparison.predictions[name])
 

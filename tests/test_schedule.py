@@ -33,7 +33,7 @@ def test_two_scheduled_runs_leave_two_report_folders_an_index_and_predictions_fo
     counts = sched.snapshots["run D2"].counts
     assert set(counts) == {D1, D2} and min(counts.values()) > 0
     html = (sched.reports / "index.html").read_text()
-    assert html.index(f'id="run-{D2}"') < html.index(f'id="run-{D1}"')  # newest first
+    assert html.index(f'id="run-production-{D2}"') < html.index(f'id="run-production-{D1}"')  # newest first
     rows = index_rows(sched)
     for d in (D1, D2):
         assert rows[d].status == "succeeded"
@@ -71,17 +71,19 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     lines = result.stderr.strip().splitlines()  # --quiet: only the failure, as cron would mail it
     assert lines and all(" ERROR " in ln for ln in lines) and "FAILED at 01_ingest" in lines[0]
     log = sched.log_of("broken run")
-    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: \S*/orders\.jsonl: [\d,]+ of [\d,]+ order lines "
+    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: orders\.jsonl: [\d,]+ of [\d,]+ order lines "
                      r"rejected \([\d.]+%\), more than max_reject_share = 5%", log)
     partial = Path(re.search(r"partially executed notebook \(for debugging\): (\S+)", log).group(1))
     assert partial == sched.reports / D_BAD / "01_ingest.ipynb"
     assert "IngestError" in (reports.notebook_error(partial) or "")
-    assert not (sched.reports / D_BAD / "01_ingest.html").exists()
+    failed_html = (sched.reports / D_BAD / "01_ingest.html").read_text()  # written, marked failed, no traceback
+    assert "This step FAILED" in failed_html and "Traceback" not in failed_html
     # the index marks the run failed, keeps the earlier runs, and names no local path
     rows = index_rows(sched)
     assert rows[D_BAD].status == "failed" and rows[D_BAD].failed_step == "01_ingest"
     assert re.fullmatch(r"IngestError: orders\.jsonl: .* rejected .*more than max_reject_share.*", rows[D_BAD].reason)
-    assert rows[D_BAD].links == [] and rows[D_BAD].customers_scored is None
+    assert rows[D_BAD].links == [("01 ingest (failed)", f"{D_BAD}/01_ingest.html")]
+    assert rows[D_BAD].customers_scored is None
     assert rows[D1].status == rows[D2].status == "succeeded"
     assert str(sched.work) not in (sched.reports / "index.html").read_text()
     # and nothing that earlier runs produced was lost

@@ -164,19 +164,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- logging
+class RedactingFormatter(logging.Formatter):
+    """Log lines without paths outside the project: library paths shortened, data paths made relative.
+
+    The run's own folders (project, reports, logs) stay as they are, so the log still says where the
+    partial notebook of a failed run is.
+    """
+
+    def __init__(self, fmt: str, datefmt: str | None = None, keep: tuple[Path, ...] = (),
+                 inside: tuple[Path, ...] = ()):
+        super().__init__(fmt, datefmt)
+        self.keep, self.inside = keep, inside
+
+    def format(self, record: logging.LogRecord) -> str:
+        return reports.redact(super().format(record), None, keep=self.keep, inside=self.inside)
+
+
+_PATHS: dict[str, tuple[Path, ...]] = {"keep": (), "inside": ()}
+
+
 def _setup_logging(logfile: Path | None, echo: bool, quiet: bool = False) -> list[logging.Handler]:
     pkg = logging.getLogger("customer_analytics")
     pkg.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S", **_PATHS))
     console.addFilter(lambda r: echo or r.name.startswith("customer_analytics.cli"))
     handlers: list[logging.Handler] = [console]
     pkg.addHandler(console)
     if logfile:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(logfile, encoding="utf-8")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", **_PATHS))
         pkg.addHandler(fh)
         ploomber_log = logging.getLogger("ploomber")
         ploomber_log.addHandler(fh)
@@ -306,6 +325,7 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
     log_dir = (args.log_dir or root / "logs").resolve()
     tag = "" if namespace.kind == runs.PRODUCTION else f"{namespace.name}_"
     logfile = log_dir / f"{params.run_date}_{tag}{kind}_{started:%Y%m%dT%H%M%S}.log"
+    _PATHS.update(keep=(root, params.reports_dir, log_dir), inside=(params.data_dir,))
     handlers = _setup_logging(logfile, args.echo, args.quiet)
     try:
         with pipeline.acquire_run(params.warehouse_dir):

@@ -36,6 +36,23 @@ from customer_analytics import contract
 
 NOTEBOOKS = ("01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction")
 ALL = NOTEBOOKS
+#: The pipeline's DAG: each notebook's upstream notebooks (02_eda is a report only: nothing waits for it).
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "01_ingest": (), "02_eda": ("01_ingest",), "03_features": ("01_ingest",),
+    "04_model_comparison": ("03_features",), "05_batch_prediction": ("03_features", "04_model_comparison"),
+}
+
+
+def ancestors(notebook: str) -> set[str]:
+    """Every notebook ``notebook`` depends on, directly or not."""
+    out: set[str] = set()
+    todo = list(UPSTREAM[notebook])
+    while todo:
+        nb = todo.pop()
+        if nb not in out:
+            out.add(nb)
+            todo += UPSTREAM[nb]
+    return out
 MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")

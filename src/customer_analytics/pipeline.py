@@ -59,13 +59,7 @@ class Task:
 
 
 #: The five notebooks, in order. 02_eda is a report only: nothing waits for it.
-TASKS: tuple[Task, ...] = (
-    Task("01_ingest"),
-    Task("02_eda", ("01_ingest",)),
-    Task("03_features", ("01_ingest",)),
-    Task("04_model_comparison", ("03_features",)),
-    Task("05_batch_prediction", ("03_features", "04_model_comparison")),
-)
+TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
 #: Library modules every notebook depends on without importing them (the HTML exporter, the package).
 ALWAYS = ("__init__", "reports")

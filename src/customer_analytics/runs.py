@@ -185,7 +185,7 @@ def export_params(params: Params) -> None:
 WORK_LOCK = "work.lock"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Run:
     """What a notebook's set-up cell resolved: parameters, namespace, its one session, where it reports.
 
@@ -258,6 +258,9 @@ class Run:
     def _repr_markdown_(self) -> str:
         return self.describe()
 
+    def __repr__(self) -> str:  # no paths or parameter dumps in a notebook's output
+        return f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, {self.params.run_date}>"
+
 
 def _table_list(names: tuple[str, ...]) -> str:
     groups = sorted({re.sub(r"_.*$", "_*", n) if n.startswith(("CLEAN_", "RAW_", "REJECTED_", "INGEST_")) else n
@@ -318,16 +321,17 @@ def prepare_scratch(session: Any, notebook: str, database: str, source: str, scr
 
     in_source = wh.list_tables(session, database, source)
     in_scratch = wh.list_tables(session, database, scratch)
+    reads = P.ancestors(notebook)
     views = []
-    for table in sorted(in_source):
+    for table in sorted(set(in_source) | set(in_scratch)):
         owner = table_owner(table)
-        if owner is None or "__" in table or table.startswith("STAGE_") or in_source[table] != "BASE TABLE":
+        if owner is None or "__" in table or table.startswith("STAGE_"):
             continue
         mine = in_scratch.get(table)
-        if owner == notebook:
-            if mine == "VIEW":
+        if owner == notebook or owner not in reads:
+            if mine == "VIEW":  # written here (a view would refuse the write), or not read: no view
                 wh.drop_view(session, database, scratch, table)
-        elif mine in (None, "VIEW"):
+        elif mine in (None, "VIEW") and in_source.get(table) == "BASE TABLE":
             wh.create_view(session, database, scratch, table, source)
             views.append(table)
     return tuple(views)
