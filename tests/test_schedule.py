@@ -42,8 +42,11 @@ def test_two_scheduled_runs_leave_two_report_folders_an_index_and_predictions_fo
     heads = reports.read_headlines(sched.reports / D2)
     assert rows[D2].customers_scored == heads["05_batch_prediction"]["customers_scored"] == counts[D2]
     assert rows[D2].ingested == sum(s["accepted"] for s in heads["01_ingest"]["sources"]) > 0
-    assert rows[D2].model.startswith(heads["04_model_comparison"]["model"])
-    assert "held-out RMSE" in rows[D2].error and rows[D2].predicted_spend > 0
+    trained = heads["04_model_comparison"]
+    assert rows[D2].trained.startswith(f"{trained['candidate']} {trained['version']}, held-out RMSE")
+    scored = heads["05_batch_prediction"]
+    assert rows[D2].model == f"{scored['candidate']} {scored['model_version']}, held-out RMSE {scored['error']:,.2f}"
+    assert rows[D2].predicted_spend > 0
     spend = sched.snapshots["re-score D2"].rows[D2]["PRED_SPEND"].sum()  # the index shows D2's latest scores
     assert rows[D2].predicted_spend == pytest.approx(spend, abs=0.01)
 
