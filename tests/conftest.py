@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from customer_analytics import config, ingest, synthetic, text
+from customer_analytics import config, ingest, parameters, synthetic, text
 from customer_analytics import features as ft
 from customer_analytics import models as md
 from customer_analytics import warehouse as wh
@@ -70,10 +72,64 @@ SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "reports", "__p
                                         ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "bench", "logs")
 
 
-def scratch_project(dest: Path) -> Path:
-    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it."""
+def scratch_project(dest: Path, **env: object) -> Path:
+    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it.
+
+    ``env`` changes its ``env.yaml`` (the copy's production profile), e.g. ``data_dir=...``.
+    """
     shutil.copytree(REPO, dest, ignore=SCRATCH_IGNORE, dirs_exist_ok=True)
+    if env:
+        values = yaml.safe_load((REPO / "env.yaml").read_text(encoding="utf-8"))
+        (dest / "env.yaml").write_text(parameters.render_env({**values, **env}), encoding="utf-8")
     return dest
+
+
+def project_env(project: Path, **extra: str) -> dict[str, str]:
+    """Environment for a process working in a scratch project: its sources, its env.yaml, no telemetry."""
+    return {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+            "PYTHONPATH": str(project / "src"), config.ROOT_ENV_VAR: str(project), **extra}
+
+
+def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: object):
+    """Run a committed notebook the way JupyterLab's "Run All" does, with ``cell`` typed into its parameters cell.
+
+    The kernel starts in ``project/notebooks`` with no pipeline around it (no ``run_context``, no
+    ``product``). Returns the executed notebook; raises nbclient's CellExecutionError on an error.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(project / "notebooks" / f"{notebook}.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for name, value in cell.items():
+        assert f"{name} = None" in params.source, name
+        params.source = params.source.replace(f"{name} = None", f"{name} = {value!r}")
+    old = {k: os.environ.get(k) for k in ("PYTHONPATH", config.ROOT_ENV_VAR, config.ENV_FILE_VAR)}
+    os.environ.update(PYTHONPATH=str(project / "src"), **{config.ROOT_ENV_VAR: str(project)})
+    os.environ.pop(config.ENV_FILE_VAR, None)
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(project / "notebooks")}})
+        client.execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def outputs_text(nb) -> str:
+    """All text and Markdown an executed notebook showed."""
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            out.append(o.get("text", ""))
+            out += [str(v) for k, v in o.get("data", {}).items() if k in ("text/plain", "text/markdown")]
+            if o.get("output_type") == "error":
+                out.append(f"{o.get('ename')}: {o.get('evalue')}")
+    return "\n".join(out)
 
 
 @pytest.fixture(scope="session")

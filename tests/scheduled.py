@@ -7,7 +7,10 @@ costs about a minute. The sequence:
 1. ``run --run-date D1`` and ``run --run-date D2`` (two consecutive dates);
 2. ``run --run-date D1 --force`` (re-running the first date, every notebook executed again);
 3. ``run --run-date D_BAD --quiet`` with orders broken beyond the reject threshold (ingest must fail);
-4. ``score --run-date D2`` (re-scoring only, with the registered default model).
+4. ``score --run-date D2 --force`` (re-scoring only, with the registered default model).
+
+Each step runs as cron would, with the shop's own production profile (an env file named by
+``CUSTOMER_ANALYTICS_ENV``), so these are production runs, not experiments.
 
 After each step it snapshots PREDICTIONS (rows per run date, D1 and D2 rows) and the registry's
 default version, so tests can compare states.
@@ -26,7 +29,7 @@ import pandas as pd
 import snowflake.snowpark.functions as F
 
 from conftest import REPO
-from customer_analytics import config, registry, synthetic
+from customer_analytics import config, parameters, registry, synthetic
 from customer_analytics import warehouse as wh
 
 D1, D2, D_BAD = "2026-11-01", "2026-11-02", "2026-11-03"
@@ -60,12 +63,19 @@ class Schedule:
     def logs(self) -> Path:
         return self.work / "logs"
 
+    def env_file(self, data_dir: Path) -> Path:
+        """The production profile of this shop: the project's env.yaml with its own folders and quick models."""
+        values = {**config.read_env(REPO), "data_dir": str(data_dir), "models": MODELS,
+                  "warehouse_dir": str(self.params.warehouse_dir), "reports_dir": str(self.reports)}
+        path = self.work / f"env.{data_dir.name}.yaml"
+        path.write_text(parameters.render_env(values))
+        return path
+
     def cli(self, step: str, *args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess:
         exe = Path(sys.executable).with_name("customer-analytics")
-        cmd = [str(exe), *args, "--set", f"data_dir={data_dir or self.raw}", "--set", f"models={MODELS}",
-               "--set", f"warehouse_dir={self.params.warehouse_dir}", "--set", f"reports_dir={self.reports}",
-               "--log-dir", str(self.logs)]
-        env = CRON_ENV | {k: v for k, v in os.environ.items() if k in ("HOME", "TMPDIR", "LANG")}
+        cmd = [str(exe), *args, "--log-dir", str(self.logs)]
+        env = CRON_ENV | {k: v for k, v in os.environ.items() if k in ("HOME", "TMPDIR", "LANG", "PYTHONPATH")}
+        env[config.ENV_FILE_VAR] = str(self.env_file(data_dir or self.raw))
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
         self.results[step] = out
         self.snapshots[step] = self.snapshot()
@@ -82,8 +92,8 @@ class Schedule:
                     for d in (D1, D2)}
         finally:
             s.close()
-        reg = registry.open_registry(self.params)
-        return Snapshot(counts, rows, reg.default_version(), tuple(v.version for v in reg.list_versions()))
+        reg, name = registry.open_registry(self.params), registry.model_name(self.params.horizon_days)
+        return Snapshot(counts, rows, reg.default_version(name), tuple(v.version for v in reg.list_versions(name)))
 
     def log_of(self, step: str) -> str:
         """The log file the command named on stderr, read."""
@@ -100,11 +110,11 @@ def run_schedule(work: Path) -> Schedule:
     lines = orders.read_text(encoding="utf-8").splitlines(keepends=True)
     orders.write_text("".join("{not json\n" if i % 5 == 0 else ln for i, ln in enumerate(lines)), encoding="utf-8")
     params = config.load(REPO, data_dir=str(raw), warehouse_dir=str(work / "warehouse"),
-                         reports_dir=str(work / "reports"))
+                         reports_dir=str(work / "reports"), models=MODELS)
     sched = Schedule(work, raw, broken, params)
     sched.cli("run D1", "run", "--run-date", D1)
     sched.cli("run D2", "run", "--run-date", D2)
     sched.cli("re-run D1", "run", "--run-date", D1, "--force")
     sched.cli("broken run", "run", "--run-date", D_BAD, "--quiet", data_dir=broken)
-    sched.cli("re-score D2", "score", "--run-date", D2)
+    sched.cli("re-score D2", "score", "--run-date", D2, "--force")
     return sched

@@ -59,6 +59,30 @@ def test_identifiers_are_validated():
         config.check_identifier("X; DROP TABLE Y")
 
 
+def test_unknown_parameters_are_refused_wherever_they_come_from(tmp_path, monkeypatch):
+    with pytest.raises(config.ConfigError, match=r"Unknown parameter\(s\) \['smaple'\]"):
+        config.load(REPO, smaple=0.1)
+    env = tmp_path / "env.yaml"
+    env.write_text((REPO / "env.yaml").read_text() + "horizon: 30\n")
+    monkeypatch.setenv(config.ENV_FILE_VAR, str(env))
+    with pytest.raises(config.ConfigError, match=r"env.yaml has unknown parameter\(s\) \['horizon'\]"):
+        config.load(REPO)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("run_date", "0001-03-01", "between 1990-01-01 and 2099-12-31"),
+    ("run_date", "9999-12-31", "between 1990-01-01 and 2099-12-31"),
+    ("sample", 0.00001, r"sample' must be in \[0.0001, 1\]"),
+    ("orders_file", ["orders.jsonl"], "orders_file' must be a file name"),
+    ("orders_file", "../secrets.csv", "without '..'"),
+    ("run_namespace", "Prod Run!", "run_namespace"),
+    ("database", "x; drop", "plain identifier"),
+])
+def test_values_that_used_to_fail_late_are_refused_up_front(key, value, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(REPO, **{key: value})
+
+
 def test_summary_holds_no_paths():
     s = config.load(REPO).summary()
     assert not any("/" in str(v) for v in s.values())

@@ -18,7 +18,7 @@ import yaml
 from test_pipeline import NOTEBOOKS, ran
 
 from conftest import REPO
-from customer_analytics import config, contract, reference, synthetic
+from customer_analytics import config, contract, parameters, reference, synthetic
 from customer_analytics import warehouse as wh
 
 pytestmark = pytest.mark.slow
@@ -38,12 +38,17 @@ def connect(env: dict):
     return wh.connect(config.load(REPO, **{k: env[k] for k in ("data_dir", "warehouse_dir", "reports_dir")}))
 
 
-def dag_status(env: dict) -> dict[str, str]:
+def dag_status(env: dict, work: Path) -> dict[str, str]:
     """What a `ploomber build` would do now (rendered in-process, nothing executed)."""
     from ploomber.spec import DAGSpec
 
-    dag = DAGSpec(str(REPO / "pipeline.yaml"), env=env).to_dag()
-    dag.render(show_progress=False)
+    old = os.environ.get(config.ENV_FILE_VAR)
+    os.environ[config.ENV_FILE_VAR] = str(work / "env.yaml")  # the user's production profile
+    try:
+        dag = DAGSpec(str(REPO / "pipeline.yaml"), env=env).to_dag()
+        dag.render(show_progress=False)
+    finally:
+        os.environ.pop(config.ENV_FILE_VAR) if old is None else os.environ.update({config.ENV_FILE_VAR: old})
     return {name: dag[name].exec_status.name for name in dag}
 
 
@@ -72,7 +77,8 @@ def new_user(tmp_path_factory):
     env.update(data_dir=str(export), warehouse_dir=str(work / "warehouse"), reports_dir=str(work / "reports"))
     env["columns"] = {"orders": {"customer_id": "Kundennummer", "ts": "Bestelldatum", "quantity": "Menge",
                                  "amount": "Betrag"}}
-    (work / "env.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
+    (work / "env.yaml").write_text(parameters.render_env(env))
+    env = yaml.safe_load((work / "env.yaml").read_text())
     first = build(work)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-6000:]
     yield work, env, first
@@ -111,16 +117,16 @@ def test_a_new_user_runs_everything_on_a_flat_csv_without_customers_and_reviews(
 def test_ingest_reruns_when_and_only_when_an_input_changes(new_user):
     work, env, _ = new_user
     assert ran(build(work).stdout) == set()
-    assert set(dag_status(env).values()) == {"Skipped"}
+    assert set(dag_status(env, work).values()) == {"Skipped"}
     orders = Path(env["data_dir"]) / "orders.csv"
     with orders.open("a", encoding="utf-8") as f:  # one more order line
         f.write(orders.read_text(encoding="utf-8").splitlines()[-1] + "\n")
-    status = dag_status(env)
+    status = dag_status(env, work)
     assert status["01_ingest"] == "WaitingExecution" and status["05_batch_prediction"] == "WaitingUpstream"
     calls = Path(env["data_dir"]) / "calls"  # a new optional source appears
     calls.mkdir()
     (calls / "C000001_2026-10-01.txt").write_text("the cookies were great")
-    assert dag_status(env)["01_ingest"] == "WaitingExecution"
+    assert dag_status(env, work)["01_ingest"] == "WaitingExecution"
 
 
 def test_unusable_input_stops_the_build_with_the_message_alone_and_keeps_the_tables(new_user, tmp_path):

@@ -1,8 +1,9 @@
 """The committed notebooks, executed exactly as stored (no parameters injected), with nbval.
 
 This is what a data scientist gets with "Run All" in JupyterLab: the ``parameters`` cells hold
-``None``s that resolve through ``config.load`` to ``env.yaml``. Here the env file is a small-sample
-copy of ``env.yaml`` (``CUSTOMER_ANALYTICS_ENV``) pointing at scratch folders.
+``None``s that resolve to ``env.yaml``. Here the env file is a small-sample copy of ``env.yaml``
+(``CUSTOMER_ANALYTICS_ENV``) pointing at scratch folders. Notebooks run on their own write into the
+scratch namespace, never production.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def test_every_notebook_runs_top_to_bottom_as_committed(tmp_path, monkeypatch):
     assert params.warehouse_dir == tmp_path / "warehouse"
     s = wh.connect(params)
     try:
-        assert s.table("PREDICTIONS").count() > 0
+        assert s.table("ANALYTICS.SHOP__SCRATCH.PREDICTIONS").count() > 0
+        assert not wh.table_exists(s, "PREDICTIONS")  # production's schema holds nothing of theirs
     finally:
         s.close()
         wh.stop_local_server(params.warehouse_dir)

@@ -1,24 +1,25 @@
-"""The five notebooks, executed headless by Ploomber on a small sample, and their products.
+"""The five notebooks, executed headless by a plain `ploomber build` on a small sample, and their products.
 
-The build runs in a scratch copy of the project (its own src/, notebooks/, pipeline.yaml) whose
-library the kernels import (PYTHONPATH), so later tests can edit a module there and check
-exactly which notebooks the next build re-runs. Tests in this module run in file order.
+The build runs in a scratch copy of the project (its own src/, notebooks/, pipeline.yaml and an
+env.yaml pointing at its own data, warehouse and reports: its production profile) whose library
+the kernels import (PYTHONPATH), so later tests can edit a module there and check exactly which
+notebooks the next build re-runs. Tests in this module run in file order.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import snowflake.snowpark.functions as F
-import yaml
 
-from conftest import scratch_project
-from customer_analytics import config, products, pushdown, registry, synthetic
+from conftest import outputs_text, project_env, run_interactively, scratch_project
+from customer_analytics import config, pushdown, registry, runs, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -29,13 +30,9 @@ pytestmark = pytest.mark.slow
 
 
 def ploomber_build(project: Path, *extra: str) -> subprocess.CompletedProcess:
-    """`ploomber build` of ``project``'s pipeline, with data, warehouse and reports under ``project``."""
-    cmd = [str(Path(sys.executable).with_name("ploomber")), "build", "--entry-point", "pipeline.yaml",
-           "--env--data_dir", str(project / "raw"), "--env--warehouse_dir", str(project / "warehouse"),
-           "--env--reports_dir", str(project / "reports"), *extra]
-    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
-           "PYTHONPATH": str(project / "src"), "CUSTOMER_ANALYTICS_ROOT": str(project),
-           pushdown.AUDIT_VAR: str(project / "audit.jsonl")}  # the warehouse server records what it sends
+    """A plain `ploomber build` of ``project``'s pipeline (its env.yaml names its own folders)."""
+    cmd = [str(Path(sys.executable).with_name("ploomber")), "build", "--entry-point", "pipeline.yaml", *extra]
+    env = project_env(project, **{pushdown.AUDIT_VAR: str(project / "audit.jsonl")})  # the server records queries
     out = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
     return out
@@ -48,14 +45,15 @@ def ran(output: str) -> set[str]:
     return {r[0] for r in rows if r[1] == "True"}
 
 
-def project_params(project: Path) -> config.Params:
-    return config.load(project, data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
-                       reports_dir=str(project / "reports"))
+def project_params(project: Path, **over) -> config.Params:
+    return config.load(project, **over)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    project = scratch_project(tmp_path_factory.mktemp("pipeline"))
+    root = tmp_path_factory.mktemp("pipeline")
+    project = scratch_project(root, data_dir=str(root / "raw"), warehouse_dir=str(root / "warehouse"),
+                              reports_dir=str(root / "reports"))
     synthetic.write(synthetic.generate(1200, seed=11), project / "raw")
     first = ploomber_build(project)
     yield project, first
@@ -115,9 +113,13 @@ def test_tables_hold_the_expected_columns_and_rows(built):
         s.close()
 
 
-def test_second_build_with_nothing_changed_runs_no_notebook(built):
+def test_second_build_with_nothing_changed_runs_no_notebook_and_warns_of_nothing(built):
     project, _ = built
-    assert ran(ploomber_build(project).stdout) == set()
+    out = ploomber_build(project)
+    assert ran(out.stdout) == set()
+    assert "Warning" not in out.stdout + out.stderr, out.stderr[-3000:]
+    status = json.loads((project / "reports" / "2026-11-01" / "run.json").read_text())
+    assert status["status"] == "succeeded" and status["ran"] == [] and "up to date" in status["note"]
 
 
 @pytest.mark.parametrize("module,expected", [
@@ -132,39 +134,52 @@ def test_editing_a_library_module_reruns_exactly_its_notebooks_and_their_downstr
     assert ran(ploomber_build(project).stdout) == expected
 
 
-def test_a_notebook_run_outside_the_pipeline_marks_its_reports_outdated(built, monkeypatch):
-    """"Run All" in JupyterLab: the committed notebook, no parameters injected, on the pipeline's warehouse."""
-    import nbformat
-    from nbclient import NotebookClient
-
+def test_a_notebook_run_on_its_own_writes_scratch_and_leaves_production_alone(built):
+    """"Run All" in JupyterLab on the committed 03 notebook, with another horizon typed into its parameters cell."""
     project, _ = built
-    env = yaml.safe_load((project / "env.yaml").read_text())
-    env.update(data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
-               reports_dir=str(project / "reports"))
-    (project / "env.lab.yaml").write_text(yaml.safe_dump(env))
-    monkeypatch.setenv("CUSTOMER_ANALYTICS_ENV", str(project / "env.lab.yaml"))
-    monkeypatch.setenv("CUSTOMER_ANALYTICS_ROOT", str(project))
-    monkeypatch.setenv("PYTHONPATH", str(project / "src"))
-    nb = nbformat.read(project / "notebooks" / "03_features.ipynb", as_version=4)
-    where = {"metadata": {"path": str(project / "notebooks")}}
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources=where).execute()
-    said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
-    assert "Running 03_features outside the pipeline" in said and "re-runs 03_features" in said
     folder = project / "reports" / "2026-11-01"
-    assert not (folder / ".03_features.html.metadata").exists() and (folder / "03_features.html").exists()
-    monkeypatch.delenv("CUSTOMER_ANALYTICS_ENV")
-    assert ran(ploomber_build(project).stdout) == {"03_features", "04_model_comparison", "05_batch_prediction"}
-    params = project_params(project)
-    assert products.note_interactive_run("03_features", {"nb": "x"}, params, root=project) == []  # pipeline runs: no-op
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    s = wh.connect(project_params(project))
+    try:
+        features_before = s.table("FEATURES").to_pandas().sort_values(["CUSTOMER_ID", "CUTOFF"], ignore_index=True)
+    finally:
+        s.close()
+    nb = run_interactively(project, "03_features", horizon_days=30)
+    said = outputs_text(nb)
+    assert "**Scratch run** of this notebook on its own, for 2026-11-01: writes schema `SHOP__SCRATCH`" in said
+    assert re.search(r"reads [^.]*`CLEAN_\*`[^.]* from production \(`SHOP`\)", said) and "horizon 30 d" in said
+    assert "`PREDICTIONS`" not in said  # only what 03 reads (its upstream's tables) is read through
+    assert 'set `run_namespace = "production"` in the parameters cell' in said
+    s = wh.connect(project_params(project))
+    try:
+        after = s.table("FEATURES").to_pandas().sort_values(["CUSTOMER_ID", "CUTOFF"], ignore_index=True)
+        scratch = s.table("ANALYTICS.SHOP__SCRATCH.FEATURES")
+        assert scratch.count() > 0 and {r["CUTOFF"] for r in scratch.select("CUTOFF").distinct().collect()} != {
+            r for r in features_before["CUTOFF"]}
+    finally:
+        s.close()
+    pd.testing.assert_frame_equal(after, features_before)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert ran(ploomber_build(project).stdout) == set()  # production's reports are still up to date
+
+
+def test_writing_production_from_a_notebook_needs_production_parameters(built):
+    project, _ = built
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError, match="run_namespace 'production' runs with production's parameters"):
+        run_interactively(project, "03_features", horizon_days=30, run_namespace="production")
+    assert runs.resolve(project_params(project, run_namespace="production"), project_params(project),
+                        pipeline=False).kind == runs.PRODUCTION
 
 
 def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_default(built):
     project, _ = built
-    ploomber_build(project, "--env--run_date", "2026-10-01")
-    p = config.load(project, data_dir=str(project / "raw"), warehouse_dir=str(project / "warehouse"),
-                    reports_dir=str(project / "reports"), run_date="2026-10-01")
-    reg = registry.open_registry(p)
-    versions = reg.list_versions()
+    ploomber_build(project, "--env--run_date", "2026-10-01")  # another date is still production
+    assert (project / "reports" / "2026-10-01" / "05_batch_prediction.html").is_file()
+    p = project_params(project, run_date="2026-10-01")
+    reg, name = registry.open_registry(p), registry.model_name(p.horizon_days)
+    versions = reg.list_versions(name)
     # earlier tests of this module re-ran 04 for 2026-11-01 (library edits); this build adds one version
     dates = [v.meta["data_window"]["run_date"] for v in versions]
     assert dates[-1] == "2026-10-01" and set(dates[:-1]) == {"2026-11-01"}
@@ -172,7 +187,7 @@ def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_d
     s = wh.connect(p)
     try:
         used = s.table("PREDICTIONS").filter(F.col("RUN_DATE") == F.lit(p.run_date)).select("MODEL_VERSION").distinct()
-        assert [r["MODEL_VERSION"] for r in used.collect()] == [reg.default_version()]
+        assert [r["MODEL_VERSION"] for r in used.collect()] == [reg.default_version(name)]
     finally:
         s.close()
     html = (project / "reports" / "2026-10-01" / "04_model_comparison.html").read_text()

@@ -38,10 +38,11 @@ def env(raw_dir, tmp_path_factory):
     feats, targets = models.usable_features(data)
     model = models.candidates(feats, targets, params.seed)["ridge"]().fit(data[feats], data[targets].astype(float))
     reg = registry.open_registry(params)
-    mv = reg.log_model(model, registry.MODEL_NAME, {"rmse": 1.0}, {"candidate": "ridge"}, {"run_date": str(D1)},
-                       feats, targets)
-    reg.set_default(registry.MODEL_NAME, mv.version)
-    model, mv = reg.load()
+    name = registry.model_name(params.horizon_days)
+    spec = {"candidate": "ridge", "horizon_days": params.horizon_days, "definitions_version": ft.DEFINITIONS_VERSION}
+    mv = reg.log_model(model, name, {"rmse": 1.0}, spec, {"run_date": str(D1)}, feats, targets)
+    reg.set_default(name, mv.version)
+    model, mv = reg.load(name)
     yield params, s, model, mv, products
     s.close()
     wh.stop_local_server(params.warehouse_dir)
@@ -199,5 +200,17 @@ def test_large_shifts_lead_the_summary(env):
     text = predict.summary(head, p)
     assert text.startswith("**⚠ Drift: 2 large shifts** — SPEND: PSI 0.40 vs training window; "
                            "predicted spend: PSI 0.30 vs run of 2026-10-31.")
-    assert head["drift_flags"] == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
+    assert head.drift_flags == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
     assert "1 large and 1 moderate shifts among 3 features" in text and f"Scored **{run.customers:,}**" in text
+
+
+def test_a_model_of_another_horizon_or_other_definitions_is_refused_with_the_fix(env):
+    params, s, model, mv, _ = env
+    predict.check_model(mv, params)  # the run's own model is fine
+    with pytest.raises(predict.PredictError, match=r"predicts spend over 60 days, but this run asks for 30 days "
+                                                   r"\(horizon_days\)\. Fix: train a 30-day model first"):
+        predict.check_model(mv, dataclasses.replace(params, horizon_days=30))
+    old = registry.ModelVersion(mv.name, mv.version, {**mv.meta, "params": {**mv.meta["params"],
+                                                                            "definitions_version": "0"}})
+    with pytest.raises(predict.PredictError, match="feature definitions version 0.*Fix: retrain"):
+        predict.check_model(old, params)

@@ -33,7 +33,7 @@ def register(reg, comparison, params, labelled, name):
 def test_log_list_load_predict_gives_identical_predictions(tmp_path, comparison, params, labelled, name):
     reg = registry.LocalRegistry(tmp_path)
     mv = register(reg, comparison, params, labelled, name)
-    listed = reg.list_versions()
+    listed = reg.list_versions(mv.name)
     assert [v.version for v in listed] == [mv.version] == ["v1"]
     meta = listed[0].meta
     for key in ("metrics", "params", "data_window", "features", "targets", "code_version", "libraries", "created"):
@@ -41,10 +41,10 @@ def test_log_list_load_predict_gives_identical_predictions(tmp_path, comparison,
     assert meta["metrics"]["rmse"] == pytest.approx(comparison.board.loc[name, "rmse"], rel=1e-12)
     assert meta["params"]["candidate"] == name and meta["features"] == comparison.features
     assert meta["libraries"]["scikit-learn"] and meta["data_window"]["run_date"] == params.run_date.isoformat()
-    model, got = reg.load(version=mv.version)
+    model, got = reg.load(mv.name, version=mv.version)
     holdout = labelled[1]
     np.testing.assert_array_equal(md.predict(model, holdout, got.meta["features"]), comparison.predictions[name])
-    out = reg.run(holdout, version=mv.version)
+    out = reg.run(holdout, mv.name, version=mv.version)
     assert list(out.columns) == comparison.targets
     np.testing.assert_array_equal(np.clip(out.to_numpy(), 0, None), comparison.predictions[name])
 
@@ -65,9 +65,9 @@ def test_a_file_with_an_untrusted_type_is_refused_before_anything_runs(tmp_path,
     mv = register(reg, comparison, params, labelled, "ridge")
     marker = tmp_path / "marker.txt"
     data = sio.dumps(Sneaky(str(marker)))
-    (tmp_path / "reg" / registry.MODEL_NAME / mv.version / "model.skops").write_bytes(data)
+    (tmp_path / "reg" / mv.name / mv.version / "model.skops").write_bytes(data)
     with pytest.raises(registry.RegistryError, match="not on the trusted list.*Sneaky"):
-        reg.load(version=mv.version)
+        reg.load(mv.name, version=mv.version)
     assert not marker.exists()
     sio.loads(data, trusted=sio.get_untrusted_types(data=data))  # what trusting it would have done
     assert marker.read_text() == "code ran"
@@ -76,7 +76,7 @@ def test_a_file_with_an_untrusted_type_is_refused_before_anything_runs(tmp_path,
 def test_a_tampered_file_naming_another_type_is_refused(tmp_path, comparison, params, labelled):
     reg = registry.LocalRegistry(tmp_path)
     mv = register(reg, comparison, params, labelled, "random_forest")
-    path = tmp_path / registry.MODEL_NAME / mv.version / "model.skops"
+    path = tmp_path / mv.name / mv.version / "model.skops"
     with zipfile.ZipFile(path) as z:
         files = {n: z.read(n) for n in z.namelist()}
     schema = json.loads(files["schema.json"])
@@ -86,10 +86,10 @@ def test_a_tampered_file_naming_another_type_is_refused(tmp_path, comparison, pa
         for n, b in files.items():
             z.writestr(n, b)
     with pytest.raises(registry.RegistryError, match="os.system"):
-        reg.load(version=mv.version)
+        reg.load(mv.name, version=mv.version)
     path.write_bytes(b"not a zip file")
     with pytest.raises(registry.RegistryError, match="not a readable skops file"):
-        reg.load(version=mv.version)
+        reg.load(mv.name, version=mv.version)
 
 
 WORKER = textwrap.dedent("""
@@ -160,13 +160,14 @@ def test_promotion_guard_compares_with_the_current_default_on_the_same_window(tm
 
     first = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")
     assert first.promoted and "no default" in first.reason
+    name = registry.model_name(params.horizon_days)
     same = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")
-    assert not same.promoted and "does not beat" in same.reason and reg.default_version() == "v1"
+    assert not same.promoted and "does not beat" in same.reason and reg.default_version(name) == "v1"
     assert same.previous_value == pytest.approx(board.loc["mean", "rmse"], rel=1e-12)
     better = registry.promote(reg, register(reg, comparison, params, labelled, best), holdout, "rmse")
-    assert better.promoted and reg.default_version() == "v3" and "beats" in better.reason
+    assert better.promoted and reg.default_version(name) == "v3" and "beats" in better.reason
     worse = registry.promote(reg, register(reg, comparison, params, labelled, "segment_mean"), holdout, "rmse")
-    assert not worse.promoted and reg.default_version() == "v3"
+    assert not worse.promoted and reg.default_version(name) == "v3"
     assert "was not promoted" in worse.sentence() and "v3 stays the default" in md.verdict(
         md.select(comparison, "rmse", params.seed), worse)
 
@@ -175,15 +176,17 @@ def test_promotion_guard_with_an_incomparable_or_unfair_default(tmp_path, compar
     reg = registry.LocalRegistry(tmp_path)
     holdout = labelled[1]
     later = str(holdout["CUTOFF"].iloc[0] + dt.timedelta(days=10))
-    seen = reg.log_model(comparison.models["ridge"], registry.MODEL_NAME, {"rmse": 99.0}, {"candidate": "ridge"},
+    name = registry.model_name(params.horizon_days)
+    spec = {"horizon_days": params.horizon_days, "definitions_version": ft.DEFINITIONS_VERSION}
+    seen = reg.log_model(comparison.models["ridge"], name, {"rmse": 99.0}, {"candidate": "ridge", **spec},
                          {"labels_until": later, "run_date": later}, comparison.features, comparison.targets)
-    reg.set_default(registry.MODEL_NAME, seen.version)
+    reg.set_default(name, seen.version)
     new = register(reg, comparison, params, labelled, "random_forest")
     kept = registry.promote(reg, new, holdout, "rmse")
     assert not kept.promoted and "inside this run's held-out window" in kept.reason
-    other = reg.log_model(comparison.models["mean"], registry.MODEL_NAME, {"rmse": 99.0}, {"candidate": "mean"},
+    other = reg.log_model(comparison.models["mean"], name, {"rmse": 99.0}, {"candidate": "mean", **spec},
                           {"labels_until": "2000-01-01"}, comparison.features + ["NOT_A_FEATURE"], comparison.targets)
-    reg.set_default(registry.MODEL_NAME, other.version)
+    reg.set_default(name, other.version)
     replaced = registry.promote(reg, new, holdout, "rmse")
     assert replaced.promoted and "cannot score" in replaced.reason
 
@@ -197,7 +200,7 @@ def test_two_run_dates_leave_two_versions_with_their_metrics(session, params, tm
         comp = md.compare(train, holdout, ("last_period", "ridge"), p.seed, p.cv_folds)
         sel = md.select(comp, p.primary_metric, p.seed)
         registry.promote(reg, registry.register(reg, comp, sel, p, train, holdout), holdout, p.primary_metric)
-    versions = registry.versions_frame(reg)
+    versions = registry.versions_frame(reg, registry.model_name(params.horizon_days))
     assert list(versions.index) == ["v1", "v2"] and versions["holdout_rmse"].notna().all()
     assert list(versions["run_date"]) == ["2026-09-01", params.run_date.isoformat()]
     assert versions["default"].sum() == 1

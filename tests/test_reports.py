@@ -15,7 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from conftest import REPO
-from customer_analytics import config, reports
+from customer_analytics import config, headlines, reports
 
 
 def png() -> str:
@@ -63,20 +63,28 @@ def params_for(tmp_path: Path, run_date: str = "2026-11-01") -> config.Params:
     return dataclasses.replace(p, run_date=dt.date.fromisoformat(run_date))
 
 
-def test_record_writes_headlines_where_the_notebook_product_is(tmp_path):
+def test_record_writes_typed_headlines_into_the_run_folder(tmp_path):
     p = params_for(tmp_path)
-    product = {"nb": str(tmp_path / "elsewhere" / "2026-11-05" / "01_ingest.ipynb"), "html": "x.html"}
-    path = reports.record(p, product, "01_ingest", sources=[{"accepted": 5, "rejected": 1}], when=dt.date(2026, 1, 2))
-    assert path == tmp_path / "elsewhere" / "2026-11-05" / "headlines" / "01_ingest.json"
+    folder = tmp_path / "elsewhere" / "2026-11-05"
+    record = headlines.Scoring(customers_scored=3, predicted_spend=12.5, model_version="v2")
+    path = reports.record(p, folder, "05_batch_prediction", record, when=dt.date(2026, 1, 2))
+    assert path == folder / "headlines" / "05_batch_prediction.json"
     data = json.loads(path.read_text())
-    assert data["sources"] == [{"accepted": 5, "rejected": 1}] and data["when"] == "2026-01-02"
-    # Papermill with a product path: next to it; run on its own (JupyterLab): not a pipeline run, no record
-    assert reports.record(p, str(tmp_path / "x" / "05.ipynb"), "05_batch_prediction", customers_scored=3).parent == (
-        tmp_path / "x" / "headlines")
-    assert reports.record(p, None, "05_batch_prediction", customers_scored=3) is None
+    assert data["customers_scored"] == 3 and data["when"] == "2026-01-02" and data["run_date"] == "2026-11-01"
+    back = headlines.parse("05_batch_prediction", data)
+    assert back == record  # what the index reads is what the notebook wrote
+    assert reports.record(p, None, "05_batch_prediction", record) is None  # run on its own: no record
     assert not (tmp_path / "reports").exists()
     with pytest.raises(TypeError, match="paths are not recorded"):
-        reports.record(p, product, "02_eda", where=tmp_path)
+        reports.record(p, folder, "02_eda", where=tmp_path)
+    with pytest.raises(TypeError):  # a renamed field fails where the record is written
+        headlines.Scoring(customers=3)
+
+
+def test_a_record_of_the_wrong_shape_is_not_trusted(caplog):
+    got = headlines.parse("05_batch_prediction", {"customers_scored": "many", "predicted_spend": 3})
+    assert got.customers_scored == 0 and got.predicted_spend == 3
+    assert "ignoring customers_scored='many'" in caplog.text
 
 
 def make_run(root: Path, date: str, steps: list[str], status: dict | None = None, error_at: str | None = None,
@@ -97,9 +105,11 @@ def make_run(root: Path, date: str, steps: list[str], status: dict | None = None
 def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
     root = tmp_path / "reports"
     steps = ["01_ingest", "02_eda", "05_batch_prediction"]
-    heads = {"01_ingest": {"sources": [{"unit": "customers", "accepted": 1200, "rejected": 3},
-                                       {"unit": "order lines", "accepted": 800, "rejected": 7}]},
-             "04_model_comparison": {"model": "ridge", "baseline": "mean", "improvement": 0.25, "metric": "rmse"},
+    heads = {"01_ingest": {"sources": [{"source": "customers", "unit": "customers", "accepted": 1200, "rejected": 3},
+                                       {"source": "orders", "unit": "order lines", "accepted": 800, "rejected": 7}]},
+             "04_model_comparison": {"candidate": "ridge", "version": "v4", "baseline": "mean", "improvement": 0.25,
+                                     "metric": "rmse", "error": 11.0, "promoted": False,
+                                     "decision": "v3 stays the default"},
              "05_batch_prediction": {"customers_scored": 42, "predicted_spend": 1234.5, "candidate": "ridge",
                                      "model_version": "v3", "metric": "rmse", "error": 12.345,
                                      "drift_flags": ["SPEND: PSI 0.41 vs training window"], "drift_assessed": True}}
@@ -113,7 +123,9 @@ def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
     ok, failed = runs[1], runs[0]
     assert (ok.status, ok.ingested, ok.rejected, ok.customers_scored, ok.predicted_spend) == (
         "succeeded", 2000, 10, 42, 1234.5)
-    assert ok.model == "ridge (v3)" and ok.error == "held-out RMSE 12.35; 25% better than mean"
+    # one story: the version trained here (not promoted) and the version that scored never share a cell
+    assert ok.trained == "ridge v4, held-out RMSE 11.00 (25% better than mean); not promoted: v3 stays the default"
+    assert ok.model == "ridge v3, held-out RMSE 12.35"
     assert ok.drift == ["SPEND: PSI 0.41 vs training window"]
     assert [href for _, href in ok.links] == [f"2026-11-01/{s}.html" for s in steps]
     # a failed run: reason without the path, links and figures only from the steps before the failure
@@ -122,7 +134,7 @@ def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
     assert [href for _, href in failed.links] == ["2026-11-02/01_ingest.html"]
     assert failed.ingested == 2000 and failed.customers_scored is None
     html = reports.build_index(root).read_text()
-    assert html.index('id="run-2026-11-02"') < html.index('id="run-2026-11-01"')
+    assert html.index('id="run-production-2026-11-02"') < html.index('id="run-production-2026-11-01"')
     assert "&lt;empty&gt;" in html and "<empty>" not in html and "/very/private" not in html
     assert "failed at 02_eda" in html and "1,234" in html and "⚠ SPEND: PSI 0.41" in html
 
@@ -140,6 +152,25 @@ def test_index_survives_missing_and_broken_records(tmp_path):
     assert runs["2026-10-03"].status == "interrupted"
     html = reports.build_index(root).read_text()
     assert html.count("<tr id=") == 3
+
+
+def test_experiments_are_listed_apart_with_what_differs(tmp_path):
+    root = tmp_path / "reports"
+    prod = {"status": "succeeded", "namespace": {"kind": "production", "name": "production", "label": ""}}
+    make_run(root, "2026-11-01", ["01_ingest"], prod)
+    exp = {"status": "succeeded", "namespace": {"kind": "experiment", "name": "horizon_days-30",
+                                                "label": "horizon 30 d"}}
+    make_run(root / "experiments" / "horizon_days-30", "2026-11-01", ["01_ingest"], exp)
+    make_run(root / "experiments" / "sample-0.1", "2026-11-01", ["01_ingest"],
+             {**exp, "namespace": {"kind": "experiment", "name": "sample-0.1", "label": "10% sample"}})
+    rows = reports.collect_runs(root)
+    assert [(r.namespace, r.label) for r in rows] == [("production", ""), ("horizon_days-30", "horizon 30 d"),
+                                                     ("sample-0.1", "10% sample")]
+    html = reports.build_index(root).read_text()
+    order = ["<h2>Production</h2>", 'id="run-production-2026-11-01"', "<h2>Experiments</h2>", "horizon 30 d",
+             'id="run-horizon_days-30-2026-11-01"', "10% sample"]
+    assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)
+    assert 'href="experiments/horizon_days-30/2026-11-01/01_ingest.html"' in html
 
 
 def test_redact_shortens_absolute_paths():

@@ -14,7 +14,7 @@ import pytest
 from scheduled import D1, D2, D_BAD
 
 from conftest import REPO
-from customer_analytics import cli, reports
+from customer_analytics import cli, config, pipeline, reports
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
 
@@ -33,7 +33,7 @@ def test_two_scheduled_runs_leave_two_report_folders_an_index_and_predictions_fo
     counts = sched.snapshots["run D2"].counts
     assert set(counts) == {D1, D2} and min(counts.values()) > 0
     html = (sched.reports / "index.html").read_text()
-    assert html.index(f'id="run-{D2}"') < html.index(f'id="run-{D1}"')  # newest first
+    assert html.index(f'id="run-production-{D2}"') < html.index(f'id="run-production-{D1}"')  # newest first
     rows = index_rows(sched)
     for d in (D1, D2):
         assert rows[d].status == "succeeded"
@@ -42,8 +42,11 @@ def test_two_scheduled_runs_leave_two_report_folders_an_index_and_predictions_fo
     heads = reports.read_headlines(sched.reports / D2)
     assert rows[D2].customers_scored == heads["05_batch_prediction"]["customers_scored"] == counts[D2]
     assert rows[D2].ingested == sum(s["accepted"] for s in heads["01_ingest"]["sources"]) > 0
-    assert rows[D2].model.startswith(heads["04_model_comparison"]["model"])
-    assert "held-out RMSE" in rows[D2].error and rows[D2].predicted_spend > 0
+    trained = heads["04_model_comparison"]
+    assert rows[D2].trained.startswith(f"{trained['candidate']} {trained['version']}, held-out RMSE")
+    scored = heads["05_batch_prediction"]
+    assert rows[D2].model == f"{scored['candidate']} {scored['model_version']}, held-out RMSE {scored['error']:,.2f}"
+    assert rows[D2].predicted_spend > 0
     spend = sched.snapshots["re-score D2"].rows[D2]["PRED_SPEND"].sum()  # the index shows D2's latest scores
     assert rows[D2].predicted_spend == pytest.approx(spend, abs=0.01)
 
@@ -71,17 +74,19 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     lines = result.stderr.strip().splitlines()  # --quiet: only the failure, as cron would mail it
     assert lines and all(" ERROR " in ln for ln in lines) and "FAILED at 01_ingest" in lines[0]
     log = sched.log_of("broken run")
-    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: \S*/orders\.jsonl: [\d,]+ of [\d,]+ order lines "
+    assert re.search(rf"run {D_BAD} FAILED at 01_ingest: IngestError: orders\.jsonl: [\d,]+ of [\d,]+ order lines "
                      r"rejected \([\d.]+%\), more than max_reject_share = 5%", log)
     partial = Path(re.search(r"partially executed notebook \(for debugging\): (\S+)", log).group(1))
     assert partial == sched.reports / D_BAD / "01_ingest.ipynb"
     assert "IngestError" in (reports.notebook_error(partial) or "")
-    assert not (sched.reports / D_BAD / "01_ingest.html").exists()
+    failed_html = (sched.reports / D_BAD / "01_ingest.html").read_text()  # written, marked failed, no traceback
+    assert "This step FAILED" in failed_html and "Traceback" not in failed_html
     # the index marks the run failed, keeps the earlier runs, and names no local path
     rows = index_rows(sched)
     assert rows[D_BAD].status == "failed" and rows[D_BAD].failed_step == "01_ingest"
     assert re.fullmatch(r"IngestError: orders\.jsonl: .* rejected .*more than max_reject_share.*", rows[D_BAD].reason)
-    assert rows[D_BAD].links == [] and rows[D_BAD].customers_scored is None
+    assert rows[D_BAD].links == [("01 ingest (failed)", f"{D_BAD}/01_ingest.html")]
+    assert rows[D_BAD].customers_scored is None
     assert rows[D1].status == rows[D2].status == "succeeded"
     assert str(sched.work) not in (sched.reports / "index.html").read_text()
     # and nothing that earlier runs produced was lost
@@ -111,7 +116,7 @@ def test_rescoring_uses_the_default_model_and_replaces_only_that_dates_rows(sche
     head = reports.read_headlines(sched.reports / D2)["05_batch_prediction"]
     assert head["model_version"] == after.default_version
     html = (sched.reports / D2 / "05_batch_prediction.html").read_text()
-    assert f"model <strong>customer_spend {after.default_version}</strong>" in html
+    assert f"model <strong>customer_spend_60d {after.default_version}</strong>" in html
 
 
 def customer_analytics(*args: str) -> subprocess.CompletedProcess:
@@ -122,7 +127,9 @@ def customer_analytics(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["run", "--run-date", "2026-13-45"], "--run-date must be"),
     (["run", "--set", "smaple=0.1"], "Unknown parameter(s) ['smaple']"),
-    (["score", "--env--sample", "2"], "Parameter 'sample' must be a fraction"),
+    (["score", "--env--sample", "2"], "Parameter 'sample' must be in [0.0001, 1], got 2."),
+    (["run", "--set", "columns.orders.colour=x"], "has an unknown field 'colour'"),
+    (["run", "--set", "horizon_days.x=1"], "Parameter 'horizon_days' has no keys"),
     (["run", "--bogus"], "Unknown argument '--bogus'"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(args, message):
@@ -131,16 +138,28 @@ def test_bad_arguments_exit_2_with_a_clear_message(args, message):
 
 
 def test_only_one_run_at_a_time(tmp_path):
-    with cli.run_lock(tmp_path), pytest.raises(cli.LockedError, match="Another run is in progress"):
-        with cli.run_lock(tmp_path):
-            pass
-    with cli.run_lock(tmp_path):  # released again
-        pass
+    """The lock belongs to the process that runs: another process is refused, the same one may nest it."""
+    child = (f"from pathlib import Path; from customer_analytics import pipeline\n"
+             f"with pipeline.acquire_run(Path({str(tmp_path)!r})): pass")
+    with pipeline.acquire_run(tmp_path):
+        with pipeline.acquire_run(tmp_path):  # re-entrant in this process (the CLI, then Ploomber's executor)
+            out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Another run is in progress on this warehouse" in out.stderr
+    assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 0  # released again
 
 
 def test_run_dates_and_overrides_are_parsed_like_the_docs_say():
     today = dt.date(2026, 11, 2)
     assert cli.resolve_date("today", today) == "2026-11-02" and cli.resolve_date("yesterday", today) == "2026-11-01"
-    assert cli.parse_overrides(["sample=0.1"], ["--env--seed", "7", "--env--horizon_days=30"],
-                               {"sample", "seed", "horizon_days"}) == {"sample": "0.1", "seed": "7", "horizon_days": "30"}
+    env_args = ["--env--seed", "7", "--env--horizon_days=30", "--env--columns--orders--quantity", "Qty"]
+    assert cli.parse_overrides(["sample=0.1", "columns.orders.ts=InvoiceDate", "customers_file=null"], env_args) == {
+        ("sample",): "0.1", ("columns", "orders", "ts"): "InvoiceDate", ("customers_file",): None, ("seed",): "7",
+        ("horizon_days",): "30", ("columns", "orders", "quantity"): "Qty"}
+    env = config.read_env(REPO)
+    values = cli.apply_overrides(env, cli.parse_overrides(["columns.orders.ts=InvoiceDate"], []))
+    assert values["columns"]["orders"]["ts"] == "InvoiceDate" and env["columns"]["orders"]["ts"] is None
+    whole = cli.apply_overrides(env, cli.parse_overrides(['columns={"orders": {"ts": "InvoiceDate"}}'], []))
+    assert config.validate(whole, REPO).columns == {"orders": {"ts": "InvoiceDate"}}
+    with pytest.raises(cli.UsageError, match="has no keys"):
+        cli.parse_overrides(["sample.x=1"], [])
     assert cli.pipeline_tasks(REPO) == NOTEBOOKS

@@ -1,17 +1,22 @@
-"""``customer-analytics``: the commands for scheduled runs (cron, CI) and the run index.
+"""``customer-analytics``: scheduled runs, re-scoring and the run index, from the command line.
 
-::
+Usage::
 
-    customer-analytics run   --run-date today          # whole pipeline (ploomber build) for that date
+    customer-analytics run   --run-date today          # whole pipeline (Ploomber) for that date
     customer-analytics score --run-date today          # re-score only: 05_batch_prediction with Papermill
     customer-analytics score --run-date today --ingest #   ... after loading the latest files (01_ingest)
     customer-analytics index                           # rebuild reports/index.html
 
-Every run writes a log file (``logs/<run_date>_<kind>_<started>.log`` unless ``--log-dir``
-says otherwise), records its status in ``reports/<run_date>/run.json`` and refreshes
-``reports/index.html``. On failure it exits non-zero, and the log names the failing notebook,
-the error and where its partially executed copy is (``reports/<run_date>/<notebook>.ipynb``).
-Parameters are overridden with ``--set key=value`` or Ploomber's spelling ``--env--key value``.
+Parameters are overridden with ``--set key=value`` (nested ones with dots:
+``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON: ``--set 'columns={"orders": {...}}'``)
+or Ploomber's spelling ``--env--key value`` / ``--env--columns--orders--ts value``. A run whose
+parameters differ from ``env.yaml`` is an experiment: its tables, reports and models are kept
+apart from production's (README, "Experiments and production").
+
+Every run writes a log file (``logs/<run_date>_<kind>_<started>.log`` unless ``--log-dir`` says
+otherwise), records its status in the run folder's ``run.json`` and refreshes ``reports/index.html``.
+On failure it exits non-zero; the log names the failing notebook, the error, and where its
+partially executed copy is; its HTML report is written, marked failed.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or parameters, 3 another run holds the lock.
 """
@@ -19,37 +24,31 @@ Exit codes: 0 success, 1 the run failed, 2 bad arguments or parameters, 3 anothe
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
-import fcntl
 import logging
 import os
-import subprocess
 import sys
-import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from customer_analytics import config, reports
+from customer_analytics import config, fsutil, pipeline, reports, runs
+from customer_analytics import parameters as P
 
 log = logging.getLogger("customer_analytics.cli")
-_output = logging.getLogger("customer_analytics.cli.output")  # the pipeline's own output, to the log file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 SCORE_NOTEBOOK = "05_batch_prediction"
 INGEST_NOTEBOOK = "01_ingest"
+LockedError = fsutil.LockedError
 
 
 class UsageError(ValueError):
     """Bad command-line arguments; the message says which."""
-
-
-class LockedError(RuntimeError):
-    """Another run holds the lock."""
 
 
 @dataclass
@@ -75,14 +74,23 @@ def resolve_date(text: str, today: dt.date | None = None) -> str:
         raise UsageError(f"--run-date must be 'today', 'yesterday' or a date like 2026-11-02, got {text!r}.") from e
 
 
-def parse_overrides(sets: list[str], extra: list[str], known: set[str]) -> dict[str, str]:
-    """Parameter overrides from ``--set k=v`` and Ploomber-style ``--env--k v`` arguments."""
-    pairs: list[tuple[str, str]] = []
+def _value(text: str) -> Any:
+    """A command-line value: ``null``/``none``/empty -> None, otherwise the text (checks parse it)."""
+    return None if text.strip().lower() in ("", "null", "none", "~") else text
+
+
+def parse_overrides(sets: list[str], extra: list[str]) -> dict[tuple[str, ...], Any]:
+    """Overrides from ``--set key=value`` and ``--env--key value``, by key path (``("columns", "orders", "ts")``).
+
+    Raises:
+        UsageError: malformed argument, unknown parameter, or a nested key of a parameter that is not a mapping.
+    """
+    pairs: list[tuple[list[str], str]] = []
     for item in sets:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise UsageError(f"--set expects key=value, got {item!r}.")
-        pairs.append((key.strip(), value.strip()))
+        pairs.append((key.strip().split("."), value))
     rest = list(extra)
     while rest:
         arg = rest.pop(0)
@@ -93,11 +101,38 @@ def parse_overrides(sets: list[str], extra: list[str], known: set[str]) -> dict[
             if not rest:
                 raise UsageError(f"{arg} needs a value.")
             value = rest.pop(0)
-        pairs.append((key, value))
-    unknown = sorted(k for k, _ in pairs if k not in known)
+        pairs.append((key.split("--"), value))
+    out: dict[tuple[str, ...], Any] = {}
+    unknown = sorted({path[0] for path, _ in pairs if path[0] not in P.BY_NAME})
     if unknown:
-        raise UsageError(f"Unknown parameter(s) {unknown}; known: {sorted(known)}.")
-    return dict(pairs)
+        raise UsageError(f"Unknown parameter(s) {unknown}; known: {sorted(P.BY_NAME)}.")
+    for path, value in pairs:
+        if len(path) > 1 and not isinstance(P.get(path[0]).default, Mapping):
+            raise UsageError(f"Parameter '{path[0]}' has no keys: set it as {path[0]}=value.")
+        if any(not part for part in path):
+            raise UsageError(f"Empty key in {'.'.join(path)!r}.")
+        out[tuple(path)] = _value(value)
+    return out
+
+
+def apply_overrides(values: dict[str, Any], overrides: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
+    """``values`` with ``overrides`` set (nested keys into a copy of the mapping they belong to)."""
+    out = copy.deepcopy(values)
+    for path, value in overrides.items():
+        if len(path) == 1:
+            out[path[0]] = value
+            continue
+        node = out.get(path[0])
+        if isinstance(node, str):  # a mapping given as text earlier on the command line
+            node = yaml.safe_load(node)
+        node = copy.deepcopy(node) if isinstance(node, Mapping) else {}
+        out[path[0]] = node
+        for part in path[1:-1]:
+            child = dict(node[part]) if isinstance(node.get(part), Mapping) else {}
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,167 +142,194 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a parameter of env.yaml (repeatable); --env--KEY VALUE works too")
+                       help="override a parameter of env.yaml (repeatable; KEY may be dotted: columns.orders.ts); "
+                            "--env--KEY VALUE works too")
         p.add_argument("--log-dir", type=Path, help="folder for the log file (default: logs/ in the project)")
-        p.add_argument("--echo", action="store_true", help="also show the pipeline's own output on stderr")
+        p.add_argument("--echo", action="store_true", help="also show the pipeline's own log on stderr")
         p.add_argument("--quiet", action="store_true", help="print only failures (cron then mails only those)")
 
-    run = sub.add_parser("run", help="run the whole pipeline for a date (ploomber build)")
+    run = sub.add_parser("run", help="run the whole pipeline for a date (Ploomber)")
     run.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
     run.add_argument("--force", action="store_true", help="re-execute every notebook, even those up to date")
     common(run)
     score = sub.add_parser("score", help="re-score only: 05_batch_prediction with the registered default model")
     score.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
     score.add_argument("--ingest", action="store_true", help="load the latest input files first (01_ingest)")
-    score.add_argument("--chunk-rows", type=int, help="customers scored per chunk (default: predict.CHUNK_ROWS)")
+    score.add_argument("--chunk-rows", type=int, help="customers scored per chunk (the chunk_rows parameter)")
+    score.add_argument("--force", action="store_true", help="re-score even when nothing changed since the last time")
     common(score)
     index = sub.add_parser("index", help="rebuild reports/index.html from the run folders")
     index.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. reports_dir=/share/reports")
     return ap
 
 
-# --------------------------------------------------------------------------- logging and locking
+# --------------------------------------------------------------------------- logging
+class RedactingFormatter(logging.Formatter):
+    """Log lines without paths outside the project: library paths shortened, data paths made relative.
+
+    The run's own folders (project, reports, logs) stay as they are, so the log still says where the
+    partial notebook of a failed run is.
+    """
+
+    def __init__(self, fmt: str, datefmt: str | None = None, keep: tuple[Path, ...] = (),
+                 inside: tuple[Path, ...] = ()):
+        super().__init__(fmt, datefmt)
+        self.keep, self.inside = keep, inside
+
+    def format(self, record: logging.LogRecord) -> str:
+        return reports.redact(super().format(record), None, keep=self.keep, inside=self.inside)
+
+
+_PATHS: dict[str, tuple[Path, ...]] = {"keep": (), "inside": ()}
+
+
 def _setup_logging(logfile: Path | None, echo: bool, quiet: bool = False) -> list[logging.Handler]:
     pkg = logging.getLogger("customer_analytics")
     pkg.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S", **_PATHS))
+    console.addFilter(lambda r: echo or r.name.startswith("customer_analytics.cli"))
     handlers: list[logging.Handler] = [console]
     pkg.addHandler(console)
-    _output.propagate = False
-    _output.setLevel(logging.INFO)
-    if echo:
-        _output.addHandler(console)
     if logfile:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(logfile, encoding="utf-8")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", **_PATHS))
         pkg.addHandler(fh)
-        raw = logging.FileHandler(logfile, encoding="utf-8")
-        raw.setFormatter(logging.Formatter("%(asctime)s | %(message)s"))
-        _output.addHandler(raw)
-        handlers += [fh, raw]
+        ploomber_log = logging.getLogger("ploomber")
+        ploomber_log.addHandler(fh)
+        ploomber_log.setLevel(logging.WARNING)
+        handlers.append(fh)
     return handlers
 
 
 def _teardown_logging(handlers: list[logging.Handler]) -> None:
     for h in handlers:
-        for lg in (logging.getLogger("customer_analytics"), _output):
+        for lg in (logging.getLogger("customer_analytics"), logging.getLogger("ploomber")):
             lg.removeHandler(h)
         h.close()
 
 
-@contextmanager
-def run_lock(folder: Path) -> Iterator[None]:
-    """One scheduled run at a time per warehouse (an OS lock: released even if the process dies)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "run.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise LockedError(f"Another run is in progress ({holder}); try again when it has finished.") from e
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 # --------------------------------------------------------------------------- runs
-def pipeline_tasks(root: Path) -> list[str]:
-    """Task names of ``pipeline.yaml``, in order."""
-    spec = yaml.safe_load((root / "pipeline.yaml").read_text(encoding="utf-8"))
-    return [t.get("name") or Path(t["source"]).stem for t in spec.get("tasks", [])]
+def pipeline_tasks(root: Path | None = None) -> list[str]:
+    """Task names of the pipeline, in order."""
+    return list(pipeline.TASK_NAMES)
 
 
-def _ploomber() -> str:
-    exe = Path(sys.executable).with_name("ploomber")
-    return str(exe) if exe.exists() else "ploomber"
+def run_pipeline(root: Path, values: dict[str, Any], force: bool) -> Outcome:
+    """Build the pipeline in this process (Ploomber's Python API); the DAG hooks record the outcome."""
+    from ploomber.exceptions import DAGBuildError
+    from ploomber.spec import DAGSpec
+
+    dag = DAGSpec(str(root / pipeline.PIPELINE_FILE), env=values).to_dag()
+    try:
+        report = dag.build(force=force, show_progress=False)
+    except DAGBuildError as e:
+        return _failure(dag, e)
+    if report is not None:
+        for row in str(report).splitlines():
+            log.info("%s", row)
+    return Outcome(True)
 
 
-def run_pipeline(root: Path, run_date: str, overrides: dict[str, str], force: bool) -> tuple[int, list[str]]:
-    """``ploomber build`` for ``run_date``; its output goes to the log. Returns the exit code and the last lines."""
-    cmd = [_ploomber(), "build", "--entry-point", "pipeline.yaml", "--env--run_date", run_date]
-    for k, v in overrides.items():
-        cmd += [f"--env--{k}", v]
-    if force:
-        cmd.append("--force")
-    log.info("running: %s", " ".join(cmd[1:]))
-    tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", stdin=subprocess.DEVNULL) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n").split("\r")[-1]
-            if line.strip():
-                _output.info(line)
-                tail.append(line)
-    return proc.returncode, list(tail)
+def _failure(dag, error: BaseException) -> Outcome:
+    from ploomber.constants import TaskStatus
+
+    for name in dag:
+        task = dag[name]
+        if task.exec_status == TaskStatus.Errored:
+            nb = Path(str(task.product))
+            reason = reports.notebook_error(nb) or pipeline._last_line(str(error))
+            return Outcome(False, name, reason, nb if nb.is_file() else None)
+    return Outcome(False, "", pipeline._last_line(str(error)) or "the pipeline failed")
 
 
-def find_failure(folder: Path, tasks: list[str], since: float, tail: list[str]) -> Outcome:
-    """The first notebook of this run that raised (its partial copy and error), else the last error line."""
-    for task in tasks:
-        nb = folder / f"{task}.ipynb"
-        if nb.is_file() and nb.stat().st_mtime >= since and (err := reports.notebook_error(nb)):
-            return Outcome(False, task, err, nb)
-    errors = [ln for ln in tail if "Error" in ln or "error" in ln]
-    return Outcome(False, "", (errors or tail or ["the pipeline failed before running any notebook"])[-1].strip())
+def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str, Any], force: bool = False,
+                    default_version: str | None = None, on_start: Any = None) -> tuple[Outcome, list[str]]:
+    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure.
 
-
-def score_notebooks(root: Path, folder: Path, steps: list[str], run_date: str, overrides: dict[str, str],
-                    chunk_rows: int | None) -> Outcome:
-    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure."""
+    A step whose last run in ``folder`` used the same library code, parameters, input files and
+    (05) default model version is up to date and skipped, unless ``force``: like ``run``, re-scoring
+    redoes only what changed. Returns the outcome and the steps executed.
+    """
     import papermill as pm
 
+    heads = reports.read_headlines(folder)
+    executed: list[str] = []
     for step in steps:
         src, out, html = root / "notebooks" / f"{step}.ipynb", folder / f"{step}.ipynb", folder / f"{step}.html"
-        declared = set(pm.inspect_notebook(str(src)))
-        values = {"run_date": run_date, "chunk_rows": chunk_rows, **overrides,
-                  "product": {"nb": str(out), "html": str(html)}}
-        parameters = {k: v for k, v in values.items() if k in declared and v is not None}
+        context = pipeline.run_context(step, str(root), **values)
+        extra = {"model_version": default_version} if step == SCORE_NOTEBOOK and default_version else {}
+        if not force and not executed and html.is_file() and pipeline.up_to_date(heads.get(step), context, **extra):
+            log.info("%s is up to date (same code, parameters, input files%s): not run again; --force re-runs it",
+                     step, " and model version" if extra else "")
+            continue
+        if not executed and on_start is not None:
+            on_start()
+        executed.append(step)
+        parameters = {p.name: values.get(p.name) for p in P.for_notebook(step)}
+        parameters.update(run_context=context, product=str(out))
         log.info("executing %s with Papermill", step)
+        folder.mkdir(parents=True, exist_ok=True)
         try:
             pm.execute_notebook(str(src), str(out), parameters=parameters, cwd=str(src.parent),
                                 progress_bar=False, log_output=False)
-        except pm.PapermillExecutionError as e:
-            return Outcome(False, step, f"{e.ename}: {e.evalue}", out)
         except Exception as e:  # noqa: BLE001 - kernel died, bad notebook...: reported, never hidden
-            return Outcome(False, step, f"{type(e).__name__}: {e}", out if out.exists() else None)
+            reason = f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else \
+                f"{type(e).__name__}: {e}"
+            if out.is_file():
+                reports.export_failed_html(out, html, reason)
+            return Outcome(False, step, reason, out if out.exists() else None), executed
         reports.export_html(out, html)
-        _output.info("%s: done, report %s", step, html)
-    return Outcome(True)
+        log.info("%s: done", step)
+    return Outcome(True), executed
+
+
+def _default_version(params: config.Params, namespace: runs.Namespace) -> str | None:
+    """The default model version 05 would score with (local registry only; ``None`` when unknown)."""
+    if not params.is_local:
+        return None
+    from customer_analytics import registry
+
+    schema = namespace.schema(params.schema or config.LOCAL_SCHEMA)
+    reg = registry.LocalRegistry(params.warehouse_dir / "registry" / schema.lower())
+    return reg.default_version(registry.model_name(params.horizon_days))
+
+
+def _resolve(args: argparse.Namespace, extra: list[str], root: Path) -> tuple[dict[str, Any], config.Params]:
+    overrides = parse_overrides(args.set, extra)
+    if getattr(args, "run_date", None):
+        overrides[("run_date",)] = resolve_date(args.run_date)
+    elif ("run_date",) in overrides and overrides[("run_date",)]:
+        overrides[("run_date",)] = resolve_date(str(overrides[("run_date",)]))
+    if getattr(args, "chunk_rows", None) is not None:
+        overrides[("chunk_rows",)] = args.chunk_rows
+    values = apply_overrides(config.read_env(root), overrides)
+    params = config.validate(values, root)  # every value checked, early
+    # what Ploomber and the kernels receive: the validated values in their plain form
+    return {**values, "run_date": params.run_date.isoformat()}, params
 
 
 def execute(args: argparse.Namespace, extra: list[str]) -> int:
     """Run one command; return the process exit code."""
     root = config.project_root()
-    known = set(config.read_env(root)) | {"database", "schema"}
-    overrides = parse_overrides(args.set, extra, known)
+    values, params = _resolve(args, extra, root)
     if args.command == "index":
-        params = config.load(root, **overrides)
         print(reports.build_index(params.reports_dir))  # noqa: T201 - the command's output
         return EXIT_OK
-    if args.run_date:
-        overrides.pop("run_date", None)
-        run_date = resolve_date(args.run_date)
-    else:
-        run_date = resolve_date(str(overrides.pop("run_date", None) or config.read_env(root)["run_date"]))
-    params = config.load(root, run_date=run_date, **overrides)  # validates every value, early
+    namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
+    folder = params.reports_dir / namespace.folder(params.run_date)
     kind = "pipeline" if args.command == "run" else "score"
     started = dt.datetime.now()
     log_dir = (args.log_dir or root / "logs").resolve()
-    logfile = log_dir / f"{run_date}_{kind}_{started:%Y%m%dT%H%M%S}.log"
+    tag = "" if namespace.kind == runs.PRODUCTION else f"{namespace.name}_"
+    logfile = log_dir / f"{params.run_date}_{tag}{kind}_{started:%Y%m%dT%H%M%S}.log"
+    _PATHS.update(keep=(root, params.reports_dir, log_dir), inside=(params.data_dir,))
     handlers = _setup_logging(logfile, args.echo, args.quiet)
     try:
-        with run_lock(params.warehouse_dir):
-            return _execute_run(args, root, params, run_date, kind, overrides, started, logfile)
+        with pipeline.acquire_run(params.warehouse_dir):
+            return _execute_run(args, root, values, params, namespace, folder, kind, started, logfile)
     except LockedError as e:
         log.error("%s", e)
         return EXIT_LOCKED
@@ -275,39 +337,66 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
         _teardown_logging(handlers)
 
 
-def _execute_run(args, root: Path, params: config.Params, run_date: str, kind: str, overrides: dict[str, str],
-                 started: dt.datetime, logfile: Path) -> int:
-    folder = params.reports_dir / run_date
-    since = time.time() - 1
-    status = {"run_date": run_date, "kind": kind, "started": started.isoformat(timespec="seconds"),
-              "log": logfile.name, "pid": os.getpid()}
-    reports.write_status(folder, status="running", **status)
-    reports.build_index(params.reports_dir)
-    log.info("%s for %s started; log: %s", "pipeline run" if kind == "pipeline" else "re-scoring", run_date, logfile)
+def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params, namespace: runs.Namespace,
+                 folder: Path, kind: str, started: dt.datetime, logfile: Path) -> int:
+    what = "pipeline run" if kind == "pipeline" else "re-scoring"
+    status = {"run_date": params.run_date.isoformat(), "kind": kind, "started": started.isoformat(timespec="seconds"),
+              "log": logfile.name, "pid": os.getpid(), "namespace": namespace.as_dict()}
+
+    def mark_running() -> None:
+        reports.write_status(folder, status="running", **status)
+        reports.build_index(params.reports_dir)
+
+    where = "production" if namespace.kind == runs.PRODUCTION else f"experiment {namespace.name} ({namespace.label})"
+    log.info("%s for %s started (%s); log: %s", what, params.run_date, where, logfile)
+    runs.export_params(params)
     try:
         if kind == "pipeline":
-            code, tail = run_pipeline(root, run_date, overrides, args.force)
-            outcome = Outcome(True) if code == 0 else find_failure(folder, pipeline_tasks(root), since, tail)
+            mark_running()
+            outcome = run_pipeline(root, values, args.force)
         else:
             steps = ([INGEST_NOTEBOOK] if args.ingest else []) + [SCORE_NOTEBOOK]
-            outcome = score_notebooks(root, folder, steps, run_date, overrides, args.chunk_rows)
+            outcome, executed = score_notebooks(root, folder, steps, values, args.force,
+                                                _default_version(params, namespace), on_start=mark_running)
+            if not executed:
+                log.info("nothing to re-score for %s: the reports and predictions are up to date", params.run_date)
+                return EXIT_OK
+            reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=outcome.ok, ran=executed,
+                               failed_step=outcome.failed_step, reason=outcome.reason)
+    except OSError as e:
+        log.error("cannot write the reports folder (%s): %s", type(e).__name__, reports.redact(str(e)))
+        outcome = Outcome(False, "", f"{type(e).__name__}: the reports folder could not be written")
+        _record_failure(folder, namespace, outcome)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, with the reason
         log.exception("the run could not complete")
         outcome = Outcome(False, "", f"{type(e).__name__}: {e}")
-    finished = dt.datetime.now().isoformat(timespec="seconds")
+        _record_failure(folder, namespace, outcome)
+    return _report(params, folder, outcome, logfile)
+
+
+def _record_failure(folder: Path, namespace: runs.Namespace, outcome: Outcome) -> None:
+    try:
+        reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=False, ran=[],
+                           failed_step=outcome.failed_step, reason=outcome.reason)
+    except OSError as e:
+        log.error("could not record the failure in the reports folder: %s", reports.redact(str(e)))
+
+
+def _report(params: config.Params, folder: Path, outcome: Outcome, logfile: Path) -> int:
+    try:
+        reports.build_index(params.reports_dir)
+    except OSError as e:
+        log.error("could not refresh the run index: %s", reports.redact(str(e)))
+        outcome = outcome if not outcome.ok else Outcome(False, "", "the run index could not be written")
     if outcome.ok:
-        reports.write_status(folder, status="succeeded", finished=finished, **status)
-        log.info("run %s succeeded; reports in %s", run_date, folder)
-    else:
-        reports.write_status(folder, status="failed", finished=finished, failed_step=outcome.failed_step,
-                             reason=outcome.reason, **status)
-        where = f" at {outcome.failed_step}" if outcome.failed_step else ""
-        log.error("run %s FAILED%s: %s", run_date, where, outcome.reason)
-        if outcome.partial_notebook:
-            log.error("partially executed notebook (for debugging): %s", outcome.partial_notebook)
-        log.error("the reports of earlier runs are kept; full log: %s", logfile)
-    reports.build_index(params.reports_dir)
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+        log.info("run %s succeeded; reports in %s", params.run_date, folder)
+        return EXIT_OK
+    where = f" at {outcome.failed_step}" if outcome.failed_step else ""
+    log.error("run %s FAILED%s: %s", params.run_date, where, reports.redact(outcome.reason))
+    if outcome.partial_notebook:
+        log.error("partially executed notebook (for debugging): %s", outcome.partial_notebook)
+    log.error("the tables, model and reports of earlier runs are kept; full log: %s", logfile)
+    return EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,3 +412,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -71,6 +71,9 @@ FRACTIONAL = ["SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "ORDERS_PER_30D", "
               "STD_GAP_DAYS", "RECENCY_OVER_GAP", "SPEND_LAST", "SPEND_PREV", "SPEND_TREND", "COUPON_SHARE",
               "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND]
 DECIMALS = 9
+#: Version of the feature and label definitions above. Bump it whenever a definition changes: a
+#: registered model records it, and scoring refuses a model built on other definitions.
+DEFINITIONS_VERSION = "1"
 #: feature groups as the report lists them
 GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
           "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT}

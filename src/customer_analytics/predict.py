@@ -30,7 +30,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import DataFrame, Session
 from snowflake.snowpark.window import Window
 
-from customer_analytics import drift
+from customer_analytics import drift, headlines
 from customer_analytics import features as ft
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
@@ -48,6 +48,31 @@ META_COLUMNS = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION"]
 
 class PredictError(RuntimeError):
     """Scoring cannot run as asked; the message says why and what to do."""
+
+
+def check_model(mv: ModelVersion, params: Params) -> None:
+    """Refuse to score with a model that does not predict what this run asks for.
+
+    A registered version records its horizon, targets, product types, features and the version of
+    the feature definitions (see :func:`customer_analytics.registry.register`).
+
+    Raises:
+        PredictError: another horizon or other feature definitions; the message names both values and the fix.
+    """
+    p = mv.meta.get("params", {})
+    horizon = p.get("horizon_days")
+    if horizon != params.horizon_days:
+        raise PredictError(
+            f"Model {mv.name} {mv.version} predicts spend over {horizon} days, but this run asks for "
+            f"{params.horizon_days} days (horizon_days). Fix: train a {params.horizon_days}-day model first "
+            f"(run 04_model_comparison with horizon_days={params.horizon_days} in this namespace), or score with "
+            f"horizon_days={horizon}.")
+    definitions = p.get("definitions_version")
+    if definitions != ft.DEFINITIONS_VERSION:
+        raise PredictError(
+            f"Model {mv.name} {mv.version} was trained on feature definitions version {definitions}, but the "
+            f"features are now computed with version {ft.DEFINITIONS_VERSION}. Fix: retrain (run the pipeline, "
+            "or 03_features and 04_model_comparison) before scoring.")
 
 
 def prediction_column(target: str) -> str:
@@ -265,38 +290,39 @@ def feature_drift(session: Session, params: Params, features: list[str]) -> pd.D
 
 
 def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.DataFrame | None,
-             predictions: pd.DataFrame | None, overview_table: pd.DataFrame) -> dict[str, Any]:
+             predictions: pd.DataFrame | None, overview_table: pd.DataFrame) -> headlines.Scoring:
     """Headline figures of this run (for the summary and the run index): aggregates only."""
     found = drift.findings(features, predictions)
     o = overview_table["predicted spend"]
     metrics = mv.meta.get("metrics", {})
-    return {
-        "customers_scored": run.customers, "chunks": run.chunks, "scoring_set": params.scoring_set,
-        "predicted_spend": float(o["total predicted spend"]) if run.customers else 0.0,
-        "mean_predicted_spend": float(o["mean"]) if run.customers else None,
-        "model": mv.name, "model_version": mv.version,
-        "candidate": (mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator"),
-        "metric": params.primary_metric, "error": metrics.get(params.primary_metric),
-        "table_rows": run.table_rows, "drift_flags": found.flags, "drift_note": found.note, "drift_assessed": found.assessed,
-    }
+    error = metrics.get(params.primary_metric)
+    return headlines.Scoring(
+        customers_scored=run.customers, chunks=run.chunks, scoring_set=params.scoring_set,
+        predicted_spend=float(o["total predicted spend"]) if run.customers else 0.0,
+        mean_predicted_spend=float(o["mean"]) if run.customers else None,
+        model_name=mv.name, model_version=mv.version,
+        candidate=str((mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator") or ""),
+        metric=params.primary_metric, error=float(error) if isinstance(error, int | float) else None,
+        horizon_days=params.horizon_days, table_rows=run.table_rows, drift_flags=list(found.flags),
+        drift_note=found.note, drift_assessed=found.assessed)
 
 
-def summary(head: dict[str, Any], params: Params) -> str:
+def summary(head: headlines.Scoring, params: Params) -> str:
     """Markdown summary of this scoring run, drift warnings first (aggregates only)."""
     who = {"new": f"customers who signed up in the {params.new_customer_days} days before {params.run_date}",
            "active": f"customers who ordered in the {params.horizon_days} days before {params.run_date}",
            "all": f"all customers signed up before {params.run_date}"}[params.scoring_set]
-    flags = head["drift_flags"]
+    flags = head.drift_flags
     alert = (f"**⚠ Drift: {len(flags)} large shift{'s' if len(flags) > 1 else ''}** — " + "; ".join(flags)
              + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
-    if not head["customers_scored"]:
-        return f"{alert}No customers to score ({who}). PREDICTIONS holds {head['table_rows']:,} rows across run dates."
-    err = f", held-out {head['metric'].upper()} {head['error']:,.2f}" if isinstance(head.get("error"), float) else ""
-    return (f"{alert}Scored **{head['customers_scored']:,}** {who} with model **{head['model']} "
-            f"{head['model_version']}** ({head['candidate']}{err}). Predicted spend over the next "
-            f"{params.horizon_days} days: **{head['predicted_spend']:,.0f}** in total, "
-            f"{head['mean_predicted_spend']:,.2f} per customer on average. PREDICTIONS now holds "
-            f"{head['table_rows']:,} rows across run dates.\n\nDrift: {head['drift_note']}.")
+    if not head.customers_scored:
+        return f"{alert}No customers to score ({who}). PREDICTIONS holds {head.table_rows:,} rows across run dates."
+    err = f", held-out {head.metric.upper()} {head.error:,.2f}" if head.error is not None else ""
+    return (f"{alert}Scored **{head.customers_scored:,}** {who} with model **{head.model_name} "
+            f"{head.model_version}** ({head.candidate}{err}). Predicted spend over the next "
+            f"{params.horizon_days} days: **{head.predicted_spend:,.0f}** in total, "
+            f"{head.mean_predicted_spend or 0:,.2f} per customer on average. PREDICTIONS now holds "
+            f"{head.table_rows:,} rows across run dates.\n\nDrift: {head.drift_note}.")
 
 
 def drift_figure(table: pd.DataFrame):

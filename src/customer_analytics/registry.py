@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
+from customer_analytics import headlines
 from customer_analytics import models as md
 from customer_analytics.config import Params
 
@@ -390,15 +391,75 @@ class SnowflakeRegistry:
         return _predictions_frame(out[outputs].to_numpy(), mv.meta["targets"], frame.index)
 
 
-def open_registry(params: Params, session=None) -> LocalRegistry | SnowflakeRegistry:
-    """The registry for ``params.connection``: local files, or Snowflake's registry in the project schema."""
-    if params.is_local:
-        return LocalRegistry(params.warehouse_dir / "registry")
-    if session is None:
-        from customer_analytics import warehouse as wh
+def open_registry(params: Params, session=None, schema: str | None = None) -> LocalRegistry | SnowflakeRegistry:
+    """The registry of one warehouse schema (production's by default; experiments and scratch have their own).
 
+    Local: files under ``<warehouse_dir>/registry/<schema>/``. Snowflake: snowflake-ml's registry in
+    ``<database>.<schema>``.
+    """
+    from customer_analytics import config
+
+    if params.is_local:
+        return LocalRegistry(params.warehouse_dir / "registry" / (schema or params.schema or config.LOCAL_SCHEMA).lower())
+    from customer_analytics import warehouse as wh
+
+    if session is None:
         session = wh.connect(params)
-    return SnowflakeRegistry(session, params.database, params.schema)
+    database, current = wh.current_names(session)
+    return SnowflakeRegistry(session, database, schema or current)
+
+
+def for_run(run) -> LocalRegistry | SnowflakeRegistry | FallbackRegistry:
+    """The registry of a notebook's run (:class:`customer_analytics.runs.Run`): its namespace's own.
+
+    A scratch run (a notebook on its own) writes to scratch's registry and, until it has a default
+    model of its own, scores with production's.
+    """
+    own = open_registry(run.params, run.session, schema=run.schema)
+    if run.namespace.kind == "scratch":
+        return FallbackRegistry(own, open_registry(run.params, run.session, schema=run.production_schema))
+    return own
+
+
+class FallbackRegistry:
+    """A registry that writes to ``primary`` and, where ``primary`` has no default yet, reads ``fallback``'s.
+
+    Scratch runs use it: a notebook run on its own scores with production's default model until
+    it has trained one of its own, and never changes production's registry.
+    """
+
+    def __init__(self, primary, fallback):
+        self.primary, self.fallback = primary, fallback
+
+    def _reader(self, name: str):
+        return self.primary if self.primary.default_version(name) else self.fallback
+
+    def log_model(self, *args, **kwargs) -> ModelVersion:
+        return self.primary.log_model(*args, **kwargs)
+
+    def set_default(self, name: str, version: str, expected: str | None = None) -> None:
+        self.primary.set_default(name, version, expected)
+
+    def list_versions(self, name: str = MODEL_NAME) -> list[ModelVersion]:
+        return self.primary.list_versions(name)
+
+    def default_version(self, name: str = MODEL_NAME) -> str | None:
+        return self.primary.default_version(name)
+
+    def get(self, name: str = MODEL_NAME, version: str | None = None) -> ModelVersion:
+        return (self.primary if version else self._reader(name)).get(name, version)
+
+    def load(self, name: str = MODEL_NAME, version: str | None = None):
+        return (self.primary if version else self._reader(name)).load(name, version)
+
+    def run(self, frame: pd.DataFrame, name: str = MODEL_NAME, version: str | None = None) -> pd.DataFrame:
+        return (self.primary if version else self._reader(name)).run(frame, name, version)
+
+
+def model_name(horizon_days: int) -> str:
+    """The registry model of a horizon: one model (and one default) per horizon, so that a model of one
+    horizon can never be promoted over, or score for, another (e.g. ``customer_spend_60d``)."""
+    return f"{MODEL_NAME}_{int(horizon_days)}d"
 
 
 # --------------------------------------------------------------------------- this project's use
@@ -424,12 +485,16 @@ def register(reg, comparison: md.Comparison, selection: md.Selection, params: Pa
     metrics.update({f"cv_{m}": float(row[f"cv_{m}"]) for m in md.METRICS if pd.notna(row[f"cv_{m}"])})
     model = comparison.models[name]
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    # what the model predicts, checked before it scores (predict.check_model) and before promotion
     run_params = {"candidate": name, "seed": params.seed, "horizon_days": params.horizon_days,
+                  "definitions_version": md.ft.DEFINITIONS_VERSION,
+                  "product_types": md.ft.products_from_columns(comparison.targets),
                   "primary_metric": params.primary_metric, "sample": params.sample, "n_cutoffs": params.n_cutoffs,
                   "cv_folds": params.cv_folds, "max_train_rows": params.max_train_rows,
                   "estimator": repr(estimator)}
-    return reg.log_model(model, MODEL_NAME, metrics, run_params, data_window(params, train, holdout),
-                         comparison.features, comparison.targets, sample_input=train.head(20))
+    return reg.log_model(model, model_name(params.horizon_days), metrics, run_params,
+                         data_window(params, train, holdout), comparison.features, comparison.targets,
+                         sample_input=train.head(20))
 
 
 @dataclasses.dataclass
@@ -458,7 +523,7 @@ class Promotion:
         return pd.DataFrame(rows, index=["version", f"held-out {label}"]).T
 
 
-def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str = MODEL_NAME) -> Promotion:
+def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str | None = None) -> Promotion:
     """Make ``mv`` the default only if it beats the current default on this run's held-out window.
 
     The current default is loaded and evaluated on the same held-out rows as ``mv``. It is kept
@@ -467,6 +532,7 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
     when there is none, or when the current one cannot score this data (other features/targets)
     or cannot be loaded safely.
     """
+    name = name or mv.name
     label = md.METRIC_LABELS[metric]
     new_value = float(mv.meta["metrics"][metric])
     current = reg.default_version(name)
@@ -482,6 +548,9 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
     if current == mv.version:
         return decide(False, "it already is the default")
     cur = reg.get(name, current)
+    if not comparable(cur, mv):
+        return decide(True, f"the current default {current} predicts something else ({_spec(cur)}, this version "
+                            f"{_spec(mv)}), so it cannot be compared on this window")
     missing = [c for c in cur.meta["features"] if c not in holdout.columns]
     if missing or cur.meta["targets"] != mv.meta["targets"]:
         what = f"lacks its features {missing[:5]}" if missing else "has other targets (product types)"
@@ -505,6 +574,18 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
                          f"{value:.3f} on the same window, so {current} stays the default", value)
 
 
+def _spec(mv: ModelVersion) -> str:
+    p = mv.meta.get("params", {})
+    return f"{p.get('horizon_days', '?')}-day horizon, definitions {p.get('definitions_version', '?')}"
+
+
+def comparable(a: ModelVersion, b: ModelVersion) -> bool:
+    """Whether two versions predict the same thing (horizon and feature definitions), so their errors compare."""
+    pa, pb = a.meta.get("params", {}), b.meta.get("params", {})
+    return (pa.get("horizon_days") == pb.get("horizon_days")
+            and pa.get("definitions_version") == pb.get("definitions_version"))
+
+
 def versions_frame(reg, name: str = MODEL_NAME) -> pd.DataFrame:
     """Every version with its candidate, data window and held-out metrics (for the report)."""
     default = reg.default_version(name)
@@ -523,3 +604,21 @@ def describe(mv: ModelVersion) -> pd.DataFrame:
             **{f"window: {k}": v for k, v in m["data_window"].items()},
             **{f"holdout {k}": round(v, 3) for k, v in m["metrics"].items() if not k.startswith("cv_")}}
     return pd.Series(info, name="value").to_frame()
+
+
+def headline(selection: md.Selection, mv: ModelVersion, decision: Promotion) -> headlines.Model:
+    """04's headline record: the version trained in this run, how it compares, and the promotion decision."""
+    return headlines.Model(
+        candidate=selection.chosen, version=mv.version, model_name=mv.name, metric=selection.metric,
+        error=_number(selection.holdout_chosen), baseline=selection.baseline,
+        improvement=_number(selection.improvement), promoted=decision.promoted, decision=decision.reason,
+        default_version=mv.version if decision.promoted else (decision.previous or ""),
+        default_error=_number(decision.new_value if decision.promoted else decision.previous_value))
+
+
+def _number(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None

@@ -37,6 +37,7 @@ import jinja2
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
+from customer_analytics import fsutil, headlines
 from customer_analytics.config import Params
 
 log = logging.getLogger(__name__)
@@ -112,46 +113,57 @@ class ReportExporter(HTMLExporter):
 def export_html(notebook: Path, html: Path) -> Path:
     """Write the stakeholder HTML of an executed notebook (what Ploomber does for each task)."""
     body, _ = ReportExporter().from_filename(str(notebook))
-    _write_atomic(html, body)
+    fsutil.atomic_write(html, body)
     return html
 
 
 # --------------------------------------------------------------------------- run records
-def run_folder(params: Params, product: Any = None) -> Path:
-    """The report folder of this run: the folder of the notebook product, else ``reports_dir/run_date``.
+def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
+    """The HTML of a notebook that failed: what it showed up to the failure, marked failed at the top.
+
+    Error outputs (tracebacks, with paths and code) are replaced by the one-line, redacted reason.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    banner = nbformat.v4.new_markdown_cell(
+        f"> **This step FAILED** — {redact(reason)}\n>\n> What follows is what it showed before it stopped; "
+        "the previous run's tables and model are unchanged.")
+    for cell in nb.cells:
+        outs = cell.get("outputs", [])
+        if any(o.get("output_type") == "error" for o in outs):
+            cell.outputs = [o for o in outs if o.get("output_type") != "error"] + [nbformat.v4.new_output(
+                "stream", name="stderr", text=f"FAILED: {redact(reason)}\n")]
+    title_at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(title_at + 1, banner)
+    body, _ = ReportExporter().from_notebook_node(nb)
+    fsutil.atomic_write(html, body)
+    return html
+
+
+def record(params: Params, folder: Path | None, notebook: str, record: headlines.Record | None = None,
+           **figures: Any) -> Path | None:
+    """Save a notebook's headline record for the run index (aggregates only).
+
+    Called through :meth:`customer_analytics.runs.Run.record` from a notebook's summary cell.
 
     Args:
-        params: the run's parameters.
-        product: the notebook's ``product`` parameter as Ploomber or Papermill passes it
-            (``{"nb": ".../01_ingest.ipynb", "html": ...}`` or a path); ``None`` when the notebook
-            runs on its own (JupyterLab).
-    """
-    if isinstance(product, dict) and product.get("nb"):
-        return Path(str(product["nb"])).parent
-    if isinstance(product, str | Path) and str(product):
-        return Path(str(product)).parent
-    return params.reports_dir / params.run_date.isoformat()
-
-
-def record(params: Params, product: Any, notebook: str, **figures: Any) -> Path | None:
-    """Save a notebook's headline figures for the run index (aggregates only).
-
-    Called from a notebook's summary cell, e.g.
-    ``reports.record(params, product, "01_ingest", sources=counts)``. Values may be numbers,
-    strings, lists, dicts, dates, NumPy scalars or dataclasses (stored as dicts). A notebook run
-    on its own (JupyterLab: ``product`` is ``None``) is not a pipeline run and records nothing.
+        params: the run's parameters (their run date is recorded).
+        folder: the run's report folder (``None``: a notebook run on its own records nothing).
+        notebook: the notebook's name.
+        record: the typed headline record; ``figures`` adds (or, without a record, gives) values.
 
     Returns:
-        The JSON file written, ``<run folder>/headlines/<notebook>.json``, or ``None``.
+        The JSON file written, ``<folder>/headlines/<notebook>.json``, or ``None``.
     """
     if not re.fullmatch(r"[A-Za-z0-9_]+", notebook):
         raise ValueError(f"notebook name {notebook!r}: letters, digits and _ only")
-    if product is None:
-        log.info("%s run on its own: no headline record for the run index", notebook)
+    if folder is None:
         return None
-    payload = {"notebook": notebook, "recorded": _now(), "run_date": params.run_date.isoformat(), **figures}
-    path = run_folder(params, product) / HEADLINES_DIR / f"{notebook}.json"
-    _write_atomic(path, json.dumps(payload, indent=2, default=_jsonable))
+    values = {**(record.as_dict() if record is not None else {}), **figures}
+    payload = {"notebook": notebook, "recorded": _now(), "run_date": params.run_date.isoformat(), **values}
+    path = folder / HEADLINES_DIR / f"{notebook}.json"
+    fsutil.atomic_write(path, json.dumps(payload, indent=2, default=_jsonable))
     return path
 
 
@@ -170,12 +182,10 @@ def read_headlines(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_status(folder: Path, **status: Any) -> Path:
-    """Write (replace) the run's status file ``run.json`` (written by the scheduled-run command)."""
-    if "reason" in status and status["reason"]:
+    """Write (replace) the run's status file ``run.json``."""
+    if status.get("reason"):
         status["reason"] = redact(str(status["reason"]))
-    path = folder / STATUS_FILE
-    _write_atomic(path, json.dumps(status, indent=2, default=_jsonable))
-    return path
+    return fsutil.atomic_write(folder / STATUS_FILE, json.dumps(status, indent=2, default=_jsonable))
 
 
 def read_status(folder: Path) -> dict[str, Any]:
@@ -185,6 +195,30 @@ def read_status(folder: Path) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def finish_run(folder: Path, context: dict[str, Any], *, ok: bool, ran: list[str], failed_step: str = "",
+               reason: str = "") -> Path:
+    """Record how a build ended in ``run.json`` (Ploomber's DAG hooks and the run command call this).
+
+    The command's own fields (kind, start, log, pid) are kept when this process wrote them; a plain
+    ``ploomber build`` leaves a status of its own, so the index never pairs new figures with an old
+    status.
+    """
+    old = read_status(folder)
+    mine = old.get("pid") == os.getpid()
+    status: dict[str, Any] = {k: old[k] for k in ("kind", "started", "log", "pid") if mine and k in old}
+    status.setdefault("kind", "pipeline")
+    status.update(run_date=folder.name, namespace=context.get("namespace") or {"kind": "production",
+                  "name": "production", "label": ""}, finished=_now(), ran=ran)
+    if ok:
+        status["status"] = "succeeded" if ran or not old.get("status") else (
+            "succeeded" if old.get("status") == "succeeded" else old.get("status"))
+        if not ran:
+            status["note"] = "up to date: nothing needed to run again"
+    else:
+        status.update(status="failed", failed_step=failed_step, reason=reason)
+    return write_status(folder, **status)
 
 
 def notebook_error(path: Path) -> str | None:
@@ -203,31 +237,54 @@ def notebook_error(path: Path) -> str | None:
 _ABS_PATH = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"<>:]+[/\\])+([^\s/\\'\"<>:]*)")
 
 
-def redact(text: str, limit: int = 400) -> str:
+def redact(text: str, limit: int | None = 400, *, keep: tuple[Path, ...] = (), inside: tuple[Path, ...] = ()) -> str:
     """``text`` with absolute paths shortened to their last part, cut to ``limit`` characters.
 
     Failure reasons shown in the shared index must not reveal where files live.
+
+    Args:
+        limit: at most this many characters (``None``: no cut).
+        keep: folders whose paths stay as they are (a log may name the project's own files).
+        inside: folders whose paths become relative to them, even when they hold spaces
+            (``data_dir``: "/srv/Acme Corp Shop/orders.jsonl" -> "orders.jsonl").
     """
-    out = _ABS_PATH.sub(lambda m: m.group(1) or "…", text.strip())
-    return out if len(out) <= limit else out[: limit - 1] + "…"
+    out = text.strip()
+    for root in sorted({str(r).rstrip("/\\") for r in inside if str(r)}, key=len, reverse=True):
+        out = out.replace(root + "/", "").replace(root + "\\", "")
+    kept = tuple(str(k).rstrip("/") + "/" for k in keep)
+
+    def short(m: re.Match) -> str:
+        path = m.group(0)
+        return path if kept and path.startswith(kept) else (m.group(1) or "…")
+
+    out = _ABS_PATH.sub(short, out)
+    return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------- index
+EXPERIMENTS_DIR = "experiments"
+
+
 @dataclasses.dataclass
 class RunRow:
-    """What the index shows for one run folder."""
+    """What the index shows for one run folder: one story per run."""
 
     run_date: str
     status: str  # succeeded | failed | running | interrupted | incomplete
     kind: str = "pipeline"
+    namespace: str = "production"
+    label: str = ""
+    href: str = ""  # the folder, relative to the index
     finished: str = ""
     failed_step: str = ""
     reason: str = ""
+    note: str = ""
     log_name: str = ""
     ingested: int | None = None
     rejected: int | None = None
     sources: list[str] = dataclasses.field(default_factory=list)
-    model: str = ""
+    trained: str = ""  # the version 04 trained here, its error and the promotion decision
+    model: str = ""  # the version 05 scored with, and its error
     error: str = ""
     customers_scored: int | None = None
     predicted_spend: float | None = None
@@ -237,39 +294,67 @@ class RunRow:
     links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def collect_runs(reports_dir: Path) -> list[RunRow]:
-    """One :class:`RunRow` per ``reports_dir/<YYYY-MM-DD>/`` folder, newest run date first."""
+def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
+    """Every run folder with its namespace: production's ``<date>/`` and ``experiments/<name>/<date>/``."""
     if not reports_dir.is_dir():
         return []
-    folders = [p for p in reports_dir.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
-    return [_run_row(f) for f in sorted(folders, key=lambda p: p.name, reverse=True)]
+    out = [(p, "production") for p in reports_dir.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
+    exp = reports_dir / EXPERIMENTS_DIR
+    if exp.is_dir():
+        for name in sorted(p for p in exp.iterdir() if p.is_dir()):
+            out += [(p, name.name) for p in name.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
+    return out
+
+
+def collect_runs(reports_dir: Path) -> list[RunRow]:
+    """One :class:`RunRow` per run folder: production first, newest run date first; then experiments."""
+    rows = [_run_row(folder, ns, reports_dir) for folder, ns in run_folders(reports_dir)]
+    return sorted(rows, key=lambda r: (r.namespace != "production", r.namespace, _desc(r.run_date)))
+
+
+def _desc(day: str) -> str:
+    return "".join(chr(ord("9") - ord(c) + ord("0")) if c.isdigit() else c for c in day)
 
 
 def build_index(reports_dir: Path) -> Path:
     """Write ``reports_dir/index.html`` from the run folders (atomically) and return its path."""
-    runs = collect_runs(reports_dir)
+    rows = collect_runs(reports_dir)
+    production = [r for r in rows if r.namespace == "production"]
+    experiments: dict[str, list[RunRow]] = {}
+    for r in rows:
+        if r.namespace != "production":
+            experiments.setdefault(r.namespace, []).append(r)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, d=0: "—" if v is None else f"{v:,.{d}f}"
-    html = env.from_string(_INDEX_TEMPLATE).render(runs=runs, generated=_now().replace("T", " ")[:16])
+    html = env.from_string(_INDEX_TEMPLATE).render(production=production, experiments=experiments,
+                                                   generated=_now().replace("T", " ")[:16])
     path = reports_dir / INDEX_FILE
-    _write_atomic(path, html)
-    log.info("run index: %s (%d runs)", path, len(runs))
+    fsutil.atomic_write(path, html)
+    log.info("run index: %s (%d runs)", path, len(rows))
     return path
 
 
-def _run_row(folder: Path) -> RunRow:
+def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
     status = read_status(folder)
     heads = read_headlines(folder)
+
     def text(key: str) -> str:
         return str(status.get(key) or "")
 
-    row = RunRow(run_date=folder.name, status=text("status"), kind=text("kind") or "pipeline",
-                 finished=text("finished").replace("T", " ")[:16], failed_step=text("failed_step"),
-                 reason=redact(text("reason")), log_name=text("log"))
+    ns = status.get("namespace") if isinstance(status.get("namespace"), dict) else {}
+    label = str(ns.get("label") or "")
+    if not label:
+        label = next((str(h.get("namespace", {}).get("label") or "") for h in heads.values()
+                      if isinstance(h.get("namespace"), dict)), "")
+    href = folder.relative_to(reports_dir).as_posix()
+    row = RunRow(run_date=folder.name, status=text("status"), kind=text("kind") or "pipeline", namespace=namespace,
+                 label=label, href=href, finished=text("finished").replace("T", " ")[:16],
+                 failed_step=text("failed_step"), reason=redact(text("reason")), note=text("note"),
+                 log_name=text("log"))
     notebooks = sorted(p.stem for p in folder.glob("*.ipynb"))
-    if row.status == "running" and not _alive(status.get("pid")):
+    if row.status == "running" and not fsutil.pid_alive(status.get("pid")):
         row.status, row.reason = "interrupted", "the run stopped without recording its result"
-    if not row.status:  # no status file (e.g. a plain `ploomber build`): infer it from the products
+    if not row.status:  # no status file: infer it from the products
         row.status = "succeeded" if notebooks else "incomplete"
         for nb in notebooks:
             html = folder / f"{nb}.html"
@@ -279,66 +364,51 @@ def _run_row(folder: Path) -> RunRow:
                 break
             if not html.exists():
                 row.status = "incomplete"
-    valid = [nb for nb in notebooks if not row.failed_step or nb < row.failed_step]
+    valid = [nb for nb in notebooks if not row.failed_step or nb <= row.failed_step]
     if row.status == "failed" and not row.failed_step:
         valid = []
     if row.status == "failed":  # figures of the failed step and later ones would be stale
         heads = {k: v for k, v in heads.items() if row.failed_step and k < row.failed_step}
-    row.links = [(nb.replace("_", " "), f"{folder.name}/{nb}.html") for nb in valid
-                 if (folder / f"{nb}.html").is_file()]
-    _fill_figures(row, heads)
+    row.links = [(nb.replace("_", " ") + (" (failed)" if nb == row.failed_step else ""), f"{href}/{nb}.html")
+                 for nb in valid if (folder / f"{nb}.html").is_file()]
+    _fill_figures(row, {k: r for k, v in heads.items() if (r := headlines.parse(k, v)) is not None})
     return row
 
 
-def _fill_figures(row: RunRow, heads: dict[str, dict[str, Any]]) -> None:
-    ing = heads.get("01_ingest", {})
-    sources = [s for s in ing.get("sources", []) if isinstance(s, dict)]
-    if sources:
-        row.ingested = _sum(s.get("accepted") for s in sources)
-        row.rejected = _sum(s.get("rejected") for s in sources)
-        row.sources = [f"{s.get('unit', s.get('source', '?'))}: {_fmt(s.get('accepted'))} / {_fmt(s.get('rejected'))}"
-                       for s in sources]
-    comp, pred = heads.get("04_model_comparison", {}), heads.get("05_batch_prediction", {})
-    if pred.get("candidate") or comp.get("model"):
-        name = pred.get("candidate") or comp.get("model")
-        row.model = f"{name} ({pred['model_version']})" if pred.get("model_version") else str(name)
-    metric = str(pred.get("metric") or comp.get("metric") or "").upper()
-    parts = []
-    error = pred.get("error") if isinstance(pred.get("error"), int | float) else comp.get("error")
-    if isinstance(error, int | float):
-        parts.append(f"held-out {metric} {error:,.2f}")
-    rescored = row.kind == "score"  # scored with the registry's default, not necessarily 04's choice of this date
-    if rescored and pred:
-        parts.append("re-scored with the registry's default model")
-    elif isinstance(comp.get("improvement"), int | float) and comp.get("baseline") and comp.get("model") != comp.get(
-            "baseline") and comp["improvement"] == comp["improvement"]:
-        parts.append(f"{comp['improvement']:.0%} better than {comp['baseline']}")
-    row.error = "; ".join(parts)
-    if isinstance(pred.get("customers_scored"), int):
-        row.customers_scored = pred["customers_scored"]
-    if isinstance(pred.get("predicted_spend"), int | float):
-        row.predicted_spend = float(pred["predicted_spend"])
-    row.drift = [str(f) for f in pred.get("drift_flags", []) if f]
-    row.drift_note = str(pred.get("drift_note") or "")
-    if pred and not row.drift:
-        row.drift_state = "no large shift" if pred.get("drift_assessed") else "not assessed"
-
-
-def _sum(values) -> int | None:
-    vals = [v for v in values if isinstance(v, int | float)]
-    return int(sum(vals)) if vals else None
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:,}" if isinstance(v, int | float) else "—"
-
-
-def _alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (TypeError, ValueError, OSError):
-        return False
+def _fill_figures(row: RunRow, heads: dict[str, headlines.Record]) -> None:
+    ing = heads.get("01_ingest")
+    if isinstance(ing, headlines.Ingest) and (counts := ing.counts()):
+        row.ingested = sum(c.accepted for c in counts)
+        row.rejected = sum(c.rejected for c in counts)
+        row.sources = [f"{c.unit}: {c.accepted:,} / {c.rejected:,}" for c in counts if c.status == "loaded"]
+    comp = heads.get("04_model_comparison")
+    if isinstance(comp, headlines.Model) and comp.version:
+        label = comp.metric.upper()
+        trained = f"{comp.candidate} {comp.version}"
+        if comp.error is not None:
+            trained += f", held-out {label} {comp.error:,.2f}"
+        if comp.improvement is not None and comp.baseline and comp.candidate != comp.baseline \
+                and comp.improvement == comp.improvement:
+            trained += f" ({comp.improvement:.0%} better than {comp.baseline})"
+        if comp.promoted:
+            trained += "; promoted to default"
+        elif comp.promoted is False:
+            trained += f"; not promoted: {comp.decision}" if comp.decision else "; not promoted"
+        row.trained = trained
+    pred = heads.get("05_batch_prediction")
+    if isinstance(pred, headlines.Scoring) and pred.model_version:
+        model = f"{pred.candidate or pred.model_name} {pred.model_version}"
+        if pred.error is not None:
+            model += f", held-out {pred.metric.upper()} {pred.error:,.2f}"
+        row.model = model
+        if row.kind == "score":
+            row.error = "re-scored with the registry's default model"
+        row.customers_scored = pred.customers_scored
+        row.predicted_spend = pred.predicted_spend
+        row.drift = [str(f) for f in pred.drift_flags if f]
+        row.drift_note = pred.drift_note
+        if not row.drift:
+            row.drift_state = "no large shift" if pred.drift_assessed else "not assessed"
 
 
 def _now() -> str:
@@ -361,13 +431,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 _INDEX_TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -376,7 +439,7 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 <title>Customer analytics: runs</title>
 <style>
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #2b2b2b; }
-h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 p.lead { color: #555; margin-top: 0; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid #e3e3e3; }
@@ -387,26 +450,30 @@ td:first-child strong { white-space: nowrap; }
 .succeeded { color: #1d6b2f; } .failed, .interrupted { color: #a11d1d; } .running, .incomplete { color: #8a6d00; }
 .small { color: #666; font-size: .82rem; }
 .flag { color: #a11d1d; font-weight: 600; }
+.tag { background: #efe7df; border-radius: .3rem; padding: 0 .35rem; font-size: .82rem; }
 ul.links { margin: 0; padding-left: 1rem; }
 </style>
 </head>
 <body>
 <h1>Customer analytics: runs</h1>
-<p class="lead">Newest run first. Each run date has one HTML report per notebook (code hidden).
-Figures are aggregates only; hover over a drift cell for details. Updated {{ generated }}.</p>
-{% if not runs %}<p>No runs yet.</p>{% else %}
+<p class="lead">Production runs first, newest first; experiments (runs with other parameters) are listed apart and
+never change production's tables, reports or model. Figures are aggregates only; hover over a drift cell for
+details. Updated {{ generated }}.</p>
+{% macro table(runs) %}
 <table>
-<thead><tr><th>Run date</th><th>Status</th><th>Rows ingested / rejected</th><th>Model and held-out error</th>
-<th>Customers scored</th><th>Predicted total spend</th><th>Drift</th><th>Reports</th></tr></thead>
+<thead><tr><th>Run date</th><th>Status</th><th>Rows ingested / rejected</th><th>Model trained in this run</th>
+<th>Model that scored</th><th>Customers scored</th><th>Predicted total spend</th><th>Drift</th><th>Reports</th></tr></thead>
 <tbody>
-{% for r in runs %}<tr id="run-{{ r.run_date }}">
+{% for r in runs %}<tr id="run-{{ r.namespace }}-{{ r.run_date }}">
 <td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else r.kind }}</div></td>
 <td><span class="status {{ r.status }}">{{ r.status }}{% if r.failed_step %} at {{ r.failed_step }}{% endif %}</span>
 {% if r.reason %}<div class="small">{{ r.reason }}</div>{% endif %}
+{% if r.note %}<div class="small">{{ r.note }}</div>{% endif %}
 {% if r.finished %}<div class="small">{{ r.finished }}</div>{% endif %}
 {% if r.log_name %}<div class="small">log: {{ r.log_name }}</div>{% endif %}</td>
 <td class="num">{{ r.ingested | num }} / {{ r.rejected | num }}
 {% for s in r.sources %}<div class="small">{{ s }}</div>{% endfor %}</td>
+<td>{{ r.trained or "—" }}</td>
 <td>{{ r.model or "—" }}{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}</td>
 <td class="num">{{ r.customers_scored | num }}</td>
 <td class="num">{{ r.predicted_spend | num }}</td>
@@ -418,7 +485,15 @@ Figures are aggregates only; hover over a drift cell for details. Updated {{ gen
 </tr>
 {% endfor %}</tbody>
 </table>
-{% endif %}
+{% endmacro %}
+<h2>Production</h2>
+{% if not production %}<p>No production run yet.</p>{% else %}{{ table(production) }}{% endif %}
+{% if experiments %}<h2>Experiments</h2>
+{% for name, runs in experiments.items() %}
+<h3 id="experiment-{{ name }}">{{ name }}
+<span class="tag">{{ runs[0].label or "same parameters as production" }}</span></h3>
+{{ table(runs) }}
+{% endfor %}{% endif %}
 </body>
 </html>
 """

@@ -26,7 +26,7 @@ import pandas as pd
 from snowflake.snowpark import DataFrame, Session
 
 from customer_analytics import warehouse_server as _srv
-from customer_analytics.config import Params, check_identifier
+from customer_analytics.config import LOCAL_DATABASE, LOCAL_SCHEMA, Params, check_identifier
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,27 @@ class WarehouseError(RuntimeError):
 
 # --------------------------------------------------------------------------- sessions
 def connect(params: Params) -> Session:
-    """Open a Snowpark session for ``params.connection``.
+    """Open a Snowpark session on production's database and schema for ``params.connection``.
 
-    ``local`` starts (or reuses) the embedded warehouse server for ``params.warehouse_dir``;
-    the database and schema are created on first use. Any other value is the name of a
-    Snowflake connection in ``connections.toml``.
+    * ``local``: the embedded warehouse server for ``params.warehouse_dir`` (started when
+      needed), database ``params.database`` or ANALYTICS, schema ``params.schema`` or SHOP.
+    * ``default``: Snowflake, through the connector's default connection (``connections.toml``'s
+      ``default_connection_name``, or ``SNOWFLAKE_DEFAULT_CONNECTION_NAME``).
+    * any other name: that connection of ``connections.toml`` (found in ``$SNOWFLAKE_HOME`` or
+      ``~/.snowflake``; the TOML text may also come in ``$SNOWFLAKE_CONNECTIONS``). Database and
+      schema are the connection's unless the parameters name them; a schema that does not exist
+      is created when the role may, otherwise the error names the privilege.
+
+    Notebooks call this once, through :func:`customer_analytics.runs.start`; experiments and
+    scratch runs then switch to their own schema with :func:`enter_schema`.
+
+    Raises:
+        WarehouseError: the warehouse cannot be reached, or database/schema are unknown.
     """
     if params.is_local:
-        port = ensure_local_server(params.warehouse_dir, params.database, params.schema)
+        database = params.database or LOCAL_DATABASE
+        schema = params.schema or LOCAL_SCHEMA
+        port = ensure_local_server(params.warehouse_dir, database, schema)
         cfg = {
             "user": "local",
             "password": "local",
@@ -57,8 +70,8 @@ def connect(params: Params) -> Session:
             "host": "127.0.0.1",
             "port": port,
             "protocol": "http",
-            "database": params.database,
-            "schema": params.schema,
+            "database": database,
+            "schema": schema,
             "session_parameters": _TELEMETRY_OFF,
             "network_timeout": 600,
         }
@@ -69,22 +82,106 @@ def connect(params: Params) -> Session:
         clients = params.warehouse_dir / _srv.CLIENTS_DIR
         clients.mkdir(exist_ok=True)
         (clients / str(os.getpid())).touch()  # keeps the server up while this process lives
-    else:
-        try:
-            session = (
-                Session.builder.config("connection_name", params.connection)
-                .config("session_parameters", _TELEMETRY_OFF)
-                .create()
-            )
-        except Exception as e:  # the connector's own message says what is missing
-            raise WarehouseError(
-                f"Could not open Snowflake connection '{params.connection}': {e}. "
-                "Check ~/.snowflake/connections.toml (or SNOWFLAKE_* variables), or use connection=local."
-            ) from e
-        session.sql(f"CREATE SCHEMA IF NOT EXISTS {params.database}.{params.schema}").collect()
-        session.use_schema(f"{params.database}.{params.schema}")
+        session.telemetry_enabled = False
+        return session
+    session = _snowflake_session(params.connection)
     session.telemetry_enabled = False
+    database = params.database or _unquote(session.get_current_database())
+    schema = params.schema or _unquote(session.get_current_schema())
+    if not database or not schema:
+        session.close()
+        missing = " and ".join(n for n, v in (("database", database), ("schema", schema)) if not v)
+        raise WarehouseError(
+            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = ...` and "
+            f"`schema = ...` to that connection in connections.toml, or set the parameters database and schema "
+            "(env.yaml, or --set database=... --set schema=...).")
+    enter_schema(session, database, schema)
     return session
+
+
+def _snowflake_session(name: str) -> Session:
+    options: dict = {"session_parameters": _TELEMETRY_OFF}
+    try:
+        if name == "default":
+            from snowflake.connector.config_manager import _get_default_connection_params
+
+            options = {**_get_default_connection_params(), **options}
+        else:
+            options["connection_name"] = name
+        return Session.builder.configs(options).create()
+    except Exception as e:  # the connector's own message says what is missing
+        raise WarehouseError(
+            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections from "
+            "connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in $SNOWFLAKE_CONNECTIONS); "
+            "README, Snowflake, shows an example. Or use connection=local."
+        ) from e
+
+
+def _unquote(name: str | None) -> str | None:
+    """A name as Snowpark returns it (``'"SHOP"'``) without the quotes; ``None`` stays ``None``."""
+    if not name:
+        return None
+    return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name
+
+
+def current_names(session: Session) -> tuple[str, str]:
+    """The session's current database and schema, unquoted."""
+    return _unquote(session.get_current_database()) or "", _unquote(session.get_current_schema()) or ""
+
+
+def schema_exists(session: Session, database: str, schema: str) -> bool:
+    """Whether ``database.schema`` exists."""
+    database, schema = check_identifier(database), check_identifier(schema)
+    rows = session.sql(f"SELECT COUNT(*) AS N FROM {database}.INFORMATION_SCHEMA.SCHEMATA "
+                       f"WHERE SCHEMA_NAME = '{schema}'").collect()
+    return rows[0]["N"] > 0
+
+
+def enter_schema(session: Session, database: str, schema: str) -> None:
+    """Make ``database.schema`` the session's schema, creating it when it is missing (and allowed).
+
+    Raises:
+        WarehouseError: it is missing and cannot be created; the message names the privilege.
+    """
+    database, schema = check_identifier(database), check_identifier(schema)
+    if not schema_exists(session, database, schema):
+        try:
+            session.sql(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}").collect()
+        except Exception as e:
+            raise WarehouseError(
+                f"Schema {database}.{schema} does not exist and could not be created ({_first_line(e)}). "
+                f"Creating it needs the CREATE SCHEMA privilege on database {database}: `GRANT CREATE SCHEMA ON "
+                f"DATABASE {database} TO ROLE <your role>;`, or ask an administrator to create it.") from e
+        log.info("created schema %s.%s", database, schema)
+    session.use_schema(f"{database}.{schema}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def list_tables(session: Session, database: str, schema: str) -> dict[str, str]:
+    """Tables and views of ``database.schema``: name -> ``BASE TABLE`` or ``VIEW``."""
+    database, schema = check_identifier(database), check_identifier(schema)
+    where = f"FROM {database}.INFORMATION_SCHEMA.{{}} WHERE TABLE_SCHEMA = '{schema}'"
+    rows = session.sql(f"SELECT TABLE_NAME, TABLE_TYPE {where.format('TABLES')}").collect()
+    out = {r["TABLE_NAME"]: ("VIEW" if "VIEW" in str(r["TABLE_TYPE"]).upper() else "BASE TABLE") for r in rows}
+    # Snowflake lists views in TABLES too; fakesnow only in VIEWS
+    out.update({r["TABLE_NAME"]: "VIEW" for r in session.sql(f"SELECT TABLE_NAME {where.format('VIEWS')}").collect()})
+    return out
+
+
+def create_view(session: Session, database: str, schema: str, table: str, source_schema: str) -> None:
+    """``database.schema.table`` as a live view onto ``database.source_schema.table``."""
+    d, s, t, src = (check_identifier(x) for x in (database, schema, table, source_schema))
+    session.sql(f"CREATE OR REPLACE VIEW {d}.{s}.{t} AS SELECT * FROM {d}.{src}.{t}").collect()
+
+
+def drop_view(session: Session, database: str, schema: str, table: str) -> None:
+    """Drop the view ``database.schema.table`` if there is one."""
+    d, s, t = (check_identifier(x) for x in (database, schema, table))
+    session.sql(f"DROP VIEW IF EXISTS {d}.{s}.{t}").collect()
 
 
 #: Servers started by this process, by pid: polled so that a stopped one is reaped, not a zombie.

@@ -1,0 +1,465 @@
+"""Every run parameter, declared once: its name, default, validation, meaning and notebooks.
+
+This list is the single source of truth for parameters. Everything else follows from it:
+
+* ``env.yaml`` (the production profile) has one key per parameter, in this order, with the
+  ``help`` text as its comment (:func:`render_env` writes it; a test checks keys and comments);
+* every notebook's tagged ``parameters`` cell holds exactly the parameters whose ``notebooks``
+  name it (:func:`parameters_cell`);
+* ``pipeline.yaml`` passes each task those parameters (:mod:`customer_analytics.pipeline`);
+* :func:`customer_analytics.config.load` validates every value with the parameter's ``check``.
+
+``python -m customer_analytics.pipeline --write`` regenerates ``pipeline.yaml``, the notebooks'
+parameter cells and ``env.yaml``'s comments after a change here; ``--check`` (and the tests) say
+where they disagree. To add a parameter: declare it below (and add its field to
+:class:`customer_analytics.config.Params`), run ``--write``, use it through ``params.<name>``.
+
+A parameter with ``identity=True`` changes what a run computes; a run whose identity differs
+from ``env.yaml`` is an *experiment* (see :mod:`customer_analytics.runs`).
+
+Standard library and PyYAML only: Ploomber imports this while it loads the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from customer_analytics import contract
+
+NOTEBOOKS = ("01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction")
+ALL = NOTEBOOKS
+#: The pipeline's DAG: each notebook's upstream notebooks (02_eda is a report only: nothing waits for it).
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "01_ingest": (), "02_eda": ("01_ingest",), "03_features": ("01_ingest",),
+    "04_model_comparison": ("03_features",), "05_batch_prediction": ("03_features", "04_model_comparison"),
+}
+
+
+def ancestors(notebook: str) -> set[str]:
+    """Every notebook ``notebook`` depends on, directly or not."""
+    out: set[str] = set()
+    todo = list(UPSTREAM[notebook])
+    while todo:
+        nb = todo.pop()
+        if nb not in out:
+            out.add(nb)
+            todo += UPSTREAM[nb]
+    return out
+MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+METRICS = ("rmse", "mae", "r2")
+SCORING_SETS = ("new", "active", "all")
+#: values of ``run_namespace`` with a meaning of their own; any other value names an experiment
+NAMESPACE_AUTO, NAMESPACE_PRODUCTION, NAMESPACE_SCRATCH = "auto", "production", "scratch"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+
+
+class ConfigError(ValueError):
+    """A parameter is missing or has a value the pipeline cannot use; the message names it."""
+
+
+Check = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One run parameter.
+
+    Attributes:
+        name: the key in ``env.yaml``, the notebook variable and the ``Params`` field.
+        default: value in the committed ``env.yaml``.
+        help: one line for ``env.yaml`` and ``--help``.
+        check: ``check(name, value) -> normalised value``; raises :class:`ConfigError`.
+        notebooks: the notebooks that take it (their parameters cell declares it).
+        identity: whether it changes what a run computes (a different value = an experiment).
+        label: how an experiment's label says the value (e.g. ``"horizon 30 d"``).
+    """
+
+    name: str
+    default: Any
+    help: str
+    check: Check
+    notebooks: tuple[str, ...] = ()
+    identity: bool = False
+    label: Callable[[Any], str] | None = None
+
+    def describe(self, value: Any) -> str:
+        """The value as an experiment label says it."""
+        if self.label is not None:
+            return self.label(value)
+        return f"{self.name.replace('_', ' ')} {_short(value)}"
+
+
+# --------------------------------------------------------------------------- checks
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    else:
+        text = str(value)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def text(name: str, value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool) or not str(value).strip():
+        raise ConfigError(f"Parameter '{name}' must be a non-empty text, got {_short(value)!r}.")
+    return str(value).strip()
+
+
+def integer(lo: int, hi: int) -> Check:
+    def check(name: str, value: Any) -> int:
+        try:
+            n = int(value)
+            if isinstance(value, bool) or (not isinstance(value, int) and str(value).strip() != str(n)):
+                raise ValueError
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"Parameter '{name}' must be a whole number, got {_short(value)!r}.") from e
+        if not lo <= n <= hi:
+            raise ConfigError(f"Parameter '{name}' must be between {lo:,} and {hi:,}, got {n:,}.")
+        return n
+
+    return check
+
+
+def number(lo: float, hi: float, *, lo_open: bool = False) -> Check:
+    def check(name: str, value: Any) -> float:
+        try:
+            x = float(value)
+            if isinstance(value, bool) or not math.isfinite(x):
+                raise ValueError
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"Parameter '{name}' must be a number, got {_short(value)!r}.") from e
+        if x < lo or x > hi or (lo_open and x == lo):
+            interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+            raise ConfigError(f"Parameter '{name}' must be in {interval}, got {x:g}.")
+        return x
+
+    return check
+
+
+def date(name: str, value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        d = value
+    else:
+        try:
+            d = dt.date.fromisoformat(str(value).strip())
+        except ValueError as e:
+            raise ConfigError(f"Parameter '{name}' must be a date like 2026-11-01, "
+                              f"got {_short(value)!r}.") from e
+    if not contract.MIN_DATE <= d <= contract.MAX_DATE:
+        raise ConfigError(f"Parameter '{name}' must be between {contract.MIN_DATE} and "
+                          f"{contract.MAX_DATE} (the dates the data contract accepts), got {d}.")
+    return d
+
+
+def choice(options: tuple[str, ...]) -> Check:
+    def check(name: str, value: Any) -> str:
+        v = str(value).strip() if isinstance(value, str | int) else value
+        if v not in options:
+            raise ConfigError(f"Parameter '{name}' must be one of {list(options)}, got {_short(value)!r}.")
+        return v
+
+    return check
+
+
+def choices(options: tuple[str, ...]) -> Check:
+    def check(name: str, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = [s.strip() for s in value.split(",") if s.strip()]
+        elif isinstance(value, list | tuple):
+            items = [str(s).strip() for s in value]
+        else:
+            raise ConfigError(f"Parameter '{name}' must be a comma-separated list, got {_short(value)!r}.")
+        bad = [m for m in items if m not in options]
+        if bad or not items:
+            raise ConfigError(f"Parameter '{name}' has unknown value(s) {bad}; choose from {list(options)}.")
+        if len(set(items)) != len(items):
+            raise ConfigError(f"Parameter '{name}' names a value twice: {items}.")
+        return tuple(items)
+
+    return check
+
+
+def path(name: str, value: Any) -> str:
+    """A folder or file path (relative paths are taken from the project folder by config)."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ConfigError(f"Parameter '{name}' must be a path, got {_short(value)!r}.")
+    return value.strip()
+
+
+def file_name(optional: bool) -> Check:
+    """A file or folder name inside ``data_dir``: relative, no '..'; empty/null disables an optional one."""
+
+    def check(name: str, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if optional:
+                return None
+            raise ConfigError(f"Parameter '{name}' is required (a file name inside data_dir).")
+        if not isinstance(value, str) or "\x00" in value:
+            raise ConfigError(f"Parameter '{name}' must be a file name inside data_dir, got {_short(value)!r}.")
+        p = value.strip().replace("\\", "/")
+        parts = [x for x in p.split("/") if x]
+        if p.startswith("/") or ".." in parts or not parts or re.match(r"^[A-Za-z]:", p):
+            raise ConfigError(f"Parameter '{name}' must be a path relative to data_dir without '..', got "
+                              f"{_short(value)!r}; point data_dir at the folder instead.")
+        return "/".join(parts)
+
+    return check
+
+
+def identifier_or_none(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not IDENTIFIER.match(value.strip()):
+        raise ConfigError(f"Parameter '{name}' must be a plain identifier (letters, digits, _), "
+                          f"got {_short(value)!r}.")
+    return value.strip().upper()
+
+
+def connection(name: str, value: Any) -> str:
+    v = text(name, value)
+    if not IDENTIFIER.match(v):
+        raise ConfigError(f"Parameter '{name}' must be 'local', 'default' or a connection name from "
+                          f"connections.toml (letters, digits, _), got {_short(value)!r}.")
+    return v
+
+
+def namespace(name: str, value: Any) -> str:
+    if value is None:
+        return NAMESPACE_AUTO
+    v = str(value).strip().lower()
+    if not NAME.match(v):
+        raise ConfigError(f"Parameter '{name}' must be 'auto', 'production', 'scratch' or an experiment name "
+                          f"(lower-case letters, digits, '-', '_', '.'; at most 40), got {_short(value)!r}.")
+    return v
+
+
+def column_mapping(name: str, raw: Any) -> dict[str, dict[str, str]]:
+    """``{source: {contract field: column name in the file}}``; a null column = the contract's name."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):  # from the command line: JSON or YAML flow mapping
+        try:
+            raw = yaml.safe_load(raw) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter '{name}' is not a valid mapping: {str(e).splitlines()[0]}") from e
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"Parameter '{name}' must be a mapping like {{orders: {{customer_id: Kunde}}}}, "
+                          f"got {_short(raw)!r}.")
+    out: dict[str, dict[str, str]] = {}
+    for src, mapping in raw.items():
+        if src not in contract.MAPPABLE:
+            raise ConfigError(f"Parameter '{name}' has an unknown source {src!r}; "
+                              f"choose from {sorted(contract.MAPPABLE)}.")
+        if mapping is None:
+            continue
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"Parameter '{name}.{src}' must map contract fields to your column names, "
+                              f"got {_short(mapping)!r}.")
+        fields = contract.MAPPABLE[src].field_names
+        cols = {}
+        for fld, col in mapping.items():
+            if fld not in fields:
+                raise ConfigError(f"Parameter '{name}.{src}' has an unknown field {fld!r}; the {src} fields "
+                                  f"are {list(fields)} (see docs/data_contract.md).")
+            if col is None:
+                continue
+            if not isinstance(col, str | int) or isinstance(col, bool) or not str(col).strip():
+                raise ConfigError(f"Parameter '{name}.{src}.{fld}' must be a column name, got {_short(col)!r}.")
+            cols[str(fld)] = str(col).strip()
+        if cols:
+            out[str(src)] = cols
+    return out
+
+
+def _default_columns() -> dict[str, dict[str, None]]:
+    """Every mappable field, unmapped: env.yaml lists them so each can be set on the command line."""
+    return {name: {f: None for f in src.field_names} for name, src in contract.MAPPABLE.items()}
+
+
+def _percent(x: float) -> str:
+    return f"{x:.0%}" if x * 100 == round(x * 100) else f"{x:.2%}"
+
+
+# --------------------------------------------------------------------------- the declaration
+_INGEST = ("01_ingest",)
+_FEATURES_ON = ("03_features", "04_model_comparison", "05_batch_prediction")
+
+PARAMETERS: tuple[Parameter, ...] = (
+    # where things are
+    Parameter("connection", "local", '"local" = embedded warehouse; "default" or a name in '
+              "~/.snowflake/connections.toml = Snowflake", connection, ALL),
+    Parameter("database", None, "warehouse database (null: ANALYTICS locally, the connection's on Snowflake)",
+              identifier_or_none, ALL),
+    Parameter("schema", None, "production schema (null: SHOP locally, the connection's on Snowflake)",
+              identifier_or_none, ALL),
+    Parameter("run_namespace", NAMESPACE_AUTO, "auto | production | scratch | an experiment name "
+              "(see README, Experiments and production)", namespace, ALL),
+    Parameter("data_dir", "data/raw", "folder of the input files (data contract: docs/data_contract.md)",
+              path, _INGEST, identity=True, label=lambda v: f"data from {str(v).rstrip('/').split('/')[-1]}"),
+    Parameter("warehouse_dir", "data/warehouse", "local warehouse files and model registry (connection: local)",
+              path, ALL),
+    Parameter("reports_dir", "reports", "executed notebooks + HTML, one folder per run", path),
+    # the run
+    Parameter("run_date", "2026-11-01", "scoring date; features use data before it", date, ALL),
+    Parameter("horizon_days", 60, "prediction horizon in days", integer(7, 365), _FEATURES_ON, identity=True,
+              label=lambda v: f"horizon {v} d"),
+    Parameter("n_cutoffs", 6, "training cut-offs before the held-out one (horizon_days apart)", integer(1, 24),
+              ("03_features", "04_model_comparison"), identity=True, label=lambda v: f"{v} training cut-offs"),
+    Parameter("cv_folds", 3, "time-based CV: validate on each of the last cv_folds training cut-offs",
+              integer(1, 12), ("04_model_comparison",), identity=True, label=lambda v: f"{v} CV folds"),
+    Parameter("seed", 42, "seed of every random choice", integer(0, 2**31 - 1),
+              ("03_features", "04_model_comparison"), identity=True, label=lambda v: f"seed {v}"),
+    Parameter("sample", 1.0, "fraction of customers (by id hash) for fast iterations",
+              number(0.0001, 1.0), _INGEST, identity=True, label=lambda v: f"{_percent(float(v))} sample"),
+    Parameter("new_customer_days", 30, '"new" = signed up within this many days of run_date',
+              integer(1, 3650), ("05_batch_prediction",), identity=True,
+              label=lambda v: f"new = last {v} d"),
+    Parameter("scoring_set", "new", "who is scored: new | active | all", choice(SCORING_SETS),
+              ("05_batch_prediction",), identity=True, label=lambda v: f"scoring {v} customers"),
+    Parameter("models", ",".join(MODEL_NAMES), "candidates compared in 04", choices(MODEL_NAMES),
+              ("04_model_comparison",), identity=True,
+              label=lambda v: "models " + ", ".join(v if isinstance(v, list | tuple) else str(v).split(","))),
+    Parameter("primary_metric", "rmse", "rmse | mae | r2 (spend; selection by the mean over the CV folds)",
+              choice(METRICS), ("04_model_comparison", "05_batch_prediction"), identity=True,
+              label=lambda v: f"chosen by {str(v).upper()}"),
+    Parameter("max_train_rows", 60000, "cap on training rows per fit (seeded sample in the warehouse)",
+              integer(1000, 10_000_000), ("04_model_comparison",), identity=True,
+              label=lambda v: f"max {int(v):,} training rows"),
+    Parameter("text_max_rows", 20000, "cap on rated reviews pulled to train the text sentiment model",
+              integer(100, 1_000_000), ("03_features",), identity=True,
+              label=lambda v: f"max {int(v):,} text rows"),
+    Parameter("chunk_rows", 50000, "customers scored per chunk pulled to the client (05)",
+              integer(1, 10_000_000), ("05_batch_prediction",)),
+    # the input files (inside data_dir); an optional one set to null is not used
+    Parameter("orders_file", contract.ORDERS.default_file, "JSON lines with nested items, or a CSV of order "
+              "lines (.csv)", file_name(optional=False), _INGEST, identity=True,
+              label=lambda v: f"orders from {v}"),
+    Parameter("customers_file", contract.CUSTOMERS.default_file, "optional: null -> customers derived from "
+              "the orders", file_name(optional=True), _INGEST, identity=True,
+              label=lambda v: f"customers from {v}" if v else "no customers file"),
+    Parameter("reviews_file", contract.REVIEWS.default_file, "optional: null -> no review rows",
+              file_name(optional=True), _INGEST, identity=True,
+              label=lambda v: f"reviews from {v}" if v else "no reviews"),
+    Parameter("calls_dir", contract.CALLS.default_file, "optional folder of support-call transcripts (*.txt)",
+              file_name(optional=True), _INGEST, identity=True,
+              label=lambda v: f"calls from {v}" if v else "no calls"),
+    Parameter("columns", _default_columns(), "your column names where they differ from the contract's "
+              "(field: your column; null = the contract's name)", column_mapping, _INGEST, identity=True,
+              label=lambda v: "own column mapping"),
+    Parameter("max_reject_share", contract.DEFAULT_MAX_REJECT_SHARE, "stop when more than this share of a "
+              "source's rows is rejected", number(0.0, 1.0), _INGEST),
+)
+
+BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
+#: Ploomber renders pipeline.yaml with Jinja: a parameter named like a Jinja global (``namespace``,
+#: ``range``, ...) would never be replaced there.
+JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+assert not JINJA_GLOBALS & set(BY_NAME), "a parameter is named like a Jinja global"
+
+
+def get(name: str) -> Parameter:
+    """The parameter called ``name``.
+
+    Raises:
+        ConfigError: there is no such parameter (the message lists the known ones).
+    """
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise ConfigError(f"Unknown parameter {name!r}; known: {sorted(BY_NAME)}.") from None
+
+
+def for_notebook(notebook: str) -> list[Parameter]:
+    """The parameters a notebook takes, in declaration order."""
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"unknown notebook {notebook!r}; the notebooks are {list(NOTEBOOKS)}")
+    return [p for p in PARAMETERS if notebook in p.notebooks]
+
+
+def identity_names() -> list[str]:
+    """Names of the parameters that make a run's identity."""
+    return [p.name for p in PARAMETERS if p.identity]
+
+
+# --------------------------------------------------------------------------- generated text
+#: Variables every parameters cell declares besides the parameters: what Ploomber/Papermill inject.
+INJECTED = {
+    "upstream": "set by Ploomber: the products of the upstream tasks",
+    "product": "set by Ploomber/Papermill: where this notebook's report goes (None when run on its own)",
+    "run_context": "set by the pipeline: which run this is (None: a run of this notebook on its own)",
+}
+
+
+def parameters_cell(notebook: str) -> str:
+    """The source of a notebook's tagged ``parameters`` cell (generated: edit this module, not the cell)."""
+    lines = ["# Parameters (generated from customer_analytics/parameters.py). None = the value in env.yaml;",
+             "# Ploomber and Papermill inject real values. A notebook run on its own writes to a scratch",
+             "# namespace: set run_namespace = \"production\" to write production's tables."]
+    lines += [f"{name} = None" for name in INJECTED]
+    lines += [f"{p.name} = None" for p in for_notebook(notebook)]
+    return "\n".join(lines)
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{k}: {_yaml_value(v)}" for k, v in value.items())
+        return "{" + inner + "}"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
+
+
+def render_env(values: Mapping[str, Any] | None = None) -> str:
+    """``env.yaml`` for ``values`` (default: the declared defaults), one commented key per parameter."""
+    values = values or {p.name: p.default for p in PARAMETERS}
+    out = ["# Run parameters: the production profile (read-only for notebooks). Generated layout: the keys and",
+           "# comments follow customer_analytics/parameters.py (python -m customer_analytics.pipeline --write).",
+           "# Override for one run: customer-analytics run --set key=value (or ploomber build --env--key value);",
+           "# a run whose parameters differ from these is an experiment, kept apart (README: Experiments).",
+           ]
+    for p in PARAMETERS:
+        value = values.get(p.name, p.default)
+        if isinstance(p.default, Mapping) and isinstance(value, Mapping):  # every key listed, set or not
+            value = _merged(p.default, value)
+        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+            out.append(f"{p.name}:".ljust(31) + f"# {p.help}")
+            out += [f"  {k}: {_yaml_value(v)}" for k, v in value.items()]
+        else:
+            out.append(f"{p.name}: {_yaml_value(value)}".ljust(30) + f" # {p.help}")
+    return "\n".join(out) + "\n"
+
+
+def _merged(default: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(default)
+    for k, v in value.items():
+        out[k] = _merged(default[k], v) if isinstance(default.get(k), Mapping) and isinstance(v, Mapping) else v
+    return out
+
+
+def env_comments(text_: str) -> dict[str, str]:
+    """The comment of each top-level key of an ``env.yaml`` text (for the consistency test)."""
+    out = {}
+    for line in text_.splitlines():
+        m = re.match(r"^([a-z_]+):.*?#\s*(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One identity parameter whose value differs from the production profile."""
+
+    name: str
+    production: Any
+    value: Any
+    label: str = field(default="")
