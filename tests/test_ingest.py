@@ -313,7 +313,7 @@ def test_a_failure_half_way_leaves_the_previous_tables_untouched(run1, corpus_pa
     def boom(*args, **kwargs):
         raise RuntimeError("disk full while writing the ingest log")
 
-    monkeypatch.setattr(ingest, "_write_log", boom)  # the last step before publishing
+    monkeypatch.setattr(ingest.publish, "write_log", boom)  # the last step before publishing
     with pytest.raises(RuntimeError, match="disk full"):
         ingest.run(s, corpus_params)
     assert fingerprint(s) == prints

@@ -17,18 +17,39 @@ PKG = REPO / "src" / "customer_analytics"
 ALWAYS = {"reports", "__init__"}
 
 
+def module_file(name: str) -> Path | None:
+    """The file of a module of the package by dotted name (``ingest``, ``ingest.plan``), if it exists."""
+    base = PKG.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a module file of the package (``__init__`` for the package's own)."""
+    rel = path.relative_to(PKG).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
+    return ".".join(parts)
+
+
 def imported_modules(code: str) -> set[str]:
-    """customer_analytics modules imported by ``code`` (``from customer_analytics import x`` or ``.x``)."""
+    """customer_analytics modules imported by ``code`` (``from customer_analytics import x`` or ``.x``).
+
+    A sub-module (``ingest.plan``) brings its package (``ingest``) with it.
+    """
     out = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("customer_analytics"):
-            if node.module == "customer_analytics":
-                out |= {a.name for a in node.names if (PKG / f"{a.name}.py").is_file()}
-            else:
-                out.add(node.module.split(".")[1])
+            base = node.module.split(".", 1)[1] if "." in node.module else ""
+            if base:
+                out.add(base)
+            out |= {f"{base}.{a.name}".strip(".") for a in node.names
+                    if module_file(f"{base}.{a.name}".strip("."))}
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("customer_analytics.")}
-    return out
+            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
+    parents = {".".join(m.split(".")[:k]) for m in out for k in range(1, m.count(".") + 1)}
+    return out | parents
 
 
 def closure(modules: set[str]) -> set[str]:
@@ -37,7 +58,7 @@ def closure(modules: set[str]) -> set[str]:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
-            todo += imported_modules((PKG / f"{m}.py").read_text())
+            todo += imported_modules(module_file(m).read_text())
     return seen
 
 
@@ -52,7 +73,7 @@ TASKS = yaml.safe_load((REPO / "pipeline.yaml").read_text())["tasks"]
 @pytest.mark.parametrize("task", TASKS, ids=[t["name"] for t in TASKS])
 def test_every_library_module_a_notebook_uses_is_a_resource(task):
     used = closure(imported_modules(notebook_code(REPO / task["source"]))) | ALWAYS
-    declared = {Path(v).stem for v in task["params"]["resources_"].values() if str(v).startswith("src/")}
+    declared = {module_name(REPO / v) for v in task["params"]["resources_"].values() if str(v).startswith("src/")}
     assert used - declared == set(), f"{task['name']}: add these modules to resources_ in pipeline.yaml"
     assert declared - used == set(), f"{task['name']}: resources_ lists modules the notebook does not use"
 

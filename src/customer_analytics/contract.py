@@ -116,6 +116,13 @@ class Field:
         clean: the column it becomes in the CLEAN_ table ("" if none).
         json_path: default location in a JSON record when it differs from ``name`` (dotted).
         level: ``item`` for fields of one element of ``items`` (nested JSON orders).
+        need: when a row must have a value, as the checks apply it: ``always``; ``jsonl`` (JSON
+            lines always, CSV only when the file has the column); ``in_file`` (every row, when the
+            file has the column or key at all); ``never``.
+        group: fields that stand in for each other: ``price`` (the first one the file has is used,
+            and is then needed on every row) or ``content`` (at least one of them per row).
+        lo, hi: inclusive range of a number (``lo`` = 0: below it is a negative amount).
+        sign: ``positive`` (> 0) for a number that must be positive.
     """
 
     name: str
@@ -125,10 +132,20 @@ class Field:
     clean: str = ""
     json_path: str = ""
     level: str = "record"
+    need: str = "never"
+    group: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    sign: str = ""
 
     @property
     def is_required(self) -> bool:
         return self.required == "yes"
+
+    @property
+    def whole(self) -> bool:
+        """Whether the field holds a whole number."""
+        return self.kind == "integer"
 
 
 @dataclass(frozen=True)
@@ -164,26 +181,29 @@ ORDERS = Source(
     fields=(
         Field("order_id", "id", "JSON lines: yes; CSV: no",
               "order identifier; in a CSV without it, an order is one customer's lines with the same `ts`",
-              "ORDER_ID"),
-        Field("customer_id", "id", "yes", "who placed the order", "CUSTOMER_ID"),
+              "ORDER_ID", need="jsonl"),
+        Field("customer_id", "id", "yes", "who placed the order", "CUSTOMER_ID", need="always"),
         Field("ts", "timestamp", "yes", "when the order was placed: a date or a timestamp (local time; a time "
-              "zone suffix is dropped)", "TS"),
-        Field("items", "list", "JSON lines: yes", "the order lines: a list of objects with the item fields below"),
+              "zone suffix is dropped)", "TS", need="always"),
+        Field("items", "list", "JSON lines: yes", "the order lines: a list of objects with the item fields below",
+              need="jsonl"),
         Field("product", "text", "no", f"product type (lower-cased). Absent from the whole file: every line gets "
-              f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item"),
-        Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item"),
+              f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item",
+              need="in_file"),
+        Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item",
+              need="always", sign="positive", hi=MAX_QUANTITY),
         Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency). When the "
               "file has it (a CSV column, or a value on any JSON item), every line needs it",
-              "UNIT_PRICE", level="item"),
+              "UNIT_PRICE", level="item", group="price", lo=0, hi=MAX_AMOUNT),
         Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
-              "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item"),
+              "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item", group="price", lo=0, hi=MAX_AMOUNT),
         Field("line_id", "id", "no", "order line identifier (e.g. an order-item id); when the file has it, a line_id "
               "seen on an earlier line is rejected: the guard against an export appended twice (identical lines "
               "without it are kept: an order may list the same product twice)", level="item"),
         Field("coupon", "text", "no", "coupon code, if any", "COUPON"),
         Field("ship_method", "text", "no", "shipping method", "SHIP_METHOD", json_path="shipping.method"),
         Field("ship_cost", "number", "no", "shipping cost of the order, ≥ 0", "SHIP_COST",
-              json_path="shipping.cost"),
+              json_path="shipping.cost", lo=0, hi=MAX_AMOUNT),
     ),
 )
 
@@ -195,13 +215,14 @@ CUSTOMERS = Source(
                 "against a customer list",
     clean_table="CLEAN_CUSTOMERS", rejected_table="REJECTED_CUSTOMERS",
     fields=(
-        Field("customer_id", "id", "yes", "customer identifier, unique", "CUSTOMER_ID"),
+        Field("customer_id", "id", "yes", "customer identifier, unique", "CUSTOMER_ID", need="always"),
         Field("signup_date", "date", "yes", "when the customer signed up (a timestamp is cut to its date)",
-              "SIGNUP_DATE"),
+              "SIGNUP_DATE", need="always"),
         Field("country", "text", "no", f"country code (upper-cased); '{UNKNOWN}' when absent", "COUNTRY"),
         Field("acquisition_channel", "text", "no", f"how the customer was acquired (lower-cased); '{UNKNOWN}' when "
               "absent", "CHANNEL"),
-        Field("birth_year", "integer", "no", f"year of birth, {BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}", "BIRTH_YEAR"),
+        Field("birth_year", "integer", "no", f"year of birth, {BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}", "BIRTH_YEAR",
+              lo=BIRTH_YEARS[0], hi=BIRTH_YEARS[1]),
     ),
 )
 
@@ -210,10 +231,12 @@ REVIEWS = Source(
     row="one JSON line or CSV record", when_absent="CLEAN_REVIEWS has no review rows (the model gets no review "
     "features from them)", clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
     fields=(
-        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID"),
-        Field("ts", "timestamp", "yes", "when it was written", "TS"),
-        Field("rating", "integer", "this or `text`", f"stars, {RATINGS[0]}-{RATINGS[1]}", "RATING"),
-        Field("text", "text", "this or `rating`", "free text (any length up to the line limit)", "TEXT"),
+        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID", need="always"),
+        Field("ts", "timestamp", "yes", "when it was written", "TS", need="always"),
+        Field("rating", "integer", "this or `text`", f"stars, {RATINGS[0]}-{RATINGS[1]}", "RATING",
+              group="content", lo=RATINGS[0], hi=RATINGS[1]),
+        Field("text", "text", "this or `rating`", "free text (any length up to the line limit)", "TEXT",
+              group="content"),
     ),
 )
 
@@ -224,11 +247,11 @@ CALLS = Source(
     clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
     fields=(
         Field("customer_id", "id", "yes", "a header line `customer_id: …` (or `customer: …`) at the top of the "
-              "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`", "CUSTOMER_ID"),
+              "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`", "CUSTOMER_ID", need="always"),
         Field("ts", "timestamp", "yes", "a header line `ts: …` (or `date: …`, `timestamp: …`), else the date "
-              "in the file name", "TS"),
+              "in the file name", "TS", need="always"),
         Field("text", "text", "yes", "the transcript: everything after the header lines (and the blank line "
-              "that ends them), or the whole file when it has no header", "TEXT"),
+              "that ends them), or the whole file when it has no header", "TEXT", need="always"),
     ),
 )
 
