@@ -81,6 +81,8 @@ class Params:
     calls_dir: str | None = contract.CALLS.default_file
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
+    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
+    date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -275,6 +277,46 @@ def _column_mapping(raw: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def _mapping(raw: Any, key: str, example: str) -> dict:
+    """A mapping parameter, also given as a YAML/JSON string (e.g. from the command line)."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter '{key}' is not a valid mapping: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Parameter '{key}' must be a mapping like {example}, got {raw!r}.")
+    return raw
+
+
+def _date_formats(raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Validate ``date_formats``: {source: {date field: shortcut, Snowflake format, or a list of them}}."""
+    example = '{orders: {ts: "MM/DD/YYYY HH24:MI"}} or {orders: {ts: us}}'
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for src, mapping in _mapping(raw, "date_formats", example).items():
+        names = {s.name: s for s in contract.SOURCES}
+        if src not in names:
+            raise ConfigError(f"Parameter 'date_formats' has an unknown source {src!r}; choose from {sorted(names)}.")
+        if mapping is None:
+            continue
+        dated = [f.name for f in names[src].fields if f.kind in ("date", "timestamp")]
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"Parameter 'date_formats.{src}' must map date fields ({dated}) to layouts, "
+                              f"got {mapping!r}.")
+        out[src] = {}
+        for fld, value in mapping.items():
+            if fld not in dated:
+                raise ConfigError(f"Parameter 'date_formats.{src}' has {fld!r}, which is not a date field of "
+                                  f"{src}; its date fields are {dated}.")
+            try:
+                out[src][fld] = contract.layout_parts(value)
+            except ValueError as e:
+                raise ConfigError(f"Parameter 'date_formats.{src}.{fld}': {e}.") from e
+    return out
+
+
 def _ingest_values(values: dict[str, Any]) -> dict[str, Any]:
     """The ingest parameters of ``values``, validated (names as in :class:`Params`)."""
     share = values.get("max_reject_share", contract.DEFAULT_MAX_REJECT_SHARE)
@@ -291,6 +333,7 @@ def _ingest_values(values: dict[str, Any]) -> dict[str, Any]:
         "calls_dir": _file_name(values, "calls_dir", contract.CALLS.default_file, optional=True),
         "columns": _column_mapping(values.get("columns")),
         "max_reject_share": share,
+        "date_formats": _date_formats(values.get("date_formats")),
     }
 
 

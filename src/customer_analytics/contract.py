@@ -36,6 +36,79 @@ UNKNOWN = "unknown"
 ALL_PRODUCTS = "all"
 
 
+#: Named date layouts (``date_formats`` shortcuts): the parts each one tries, in order. A part is a
+#: Snowflake format (``TRY_TO_TIMESTAMP_NTZ`` syntax, the same on both backends) or one of the
+#: contract's own parsers: ``iso`` (ISO 8601, extended and basic), ``epoch_s``, ``epoch_ms``.
+DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "iso": ("iso",),
+    "us": ("MM/DD/YYYY HH24:MI:SS", "MM/DD/YYYY HH24:MI", "MM/DD/YYYY"),
+    "eu": ("DD.MM.YYYY HH24:MI:SS", "DD.MM.YYYY HH24:MI", "DD.MM.YYYY",
+           "DD/MM/YYYY HH24:MI:SS", "DD/MM/YYYY HH24:MI", "DD/MM/YYYY",
+           "DD-MM-YYYY HH24:MI:SS", "DD-MM-YYYY HH24:MI", "DD-MM-YYYY"),
+    "epoch_s": ("epoch_s",),
+    "epoch_ms": ("epoch_ms",),
+}
+#: What each named layout accepts, for messages and the contract page.
+LAYOUT_TEXT = {
+    "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, and the basic form "
+           "20260301, 20260301T143000",
+    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05",
+    "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
+    "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
+    "epoch_ms": "Unix time in milliseconds: 1772375400000",
+}
+#: The contract's own parsers (not Snowflake formats).
+OWN_PARSERS = ("iso", "epoch_s", "epoch_ms")
+#: Elements a declared Snowflake format may use; they mean the same on Snowflake and (translated by
+#: sqlglot) on the embedded warehouse. Two-digit years and time zones are left out on purpose: the
+#: backends resolve them differently.
+FORMAT_ELEMENTS = ("YYYY", "MMMM", "MON", "MM", "DD", "DY", "HH24", "HH12", "MI", "SS", "FF3", "FF6", "FF9",
+                   "AM", "PM", '"T"')
+FORMAT_SEPARATORS = " -/.:,"
+
+
+def layout_parts(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The parts of a ``date_formats`` value: a shortcut, a Snowflake format, or a list of them.
+
+    Raises:
+        ValueError: an unknown shortcut or a format element outside :data:`FORMAT_ELEMENTS`; the
+            message says what is accepted.
+    """
+    items = [value] if isinstance(value, str) else list(value)
+    if not items:
+        raise ValueError("an empty list of layouts")
+    parts: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"{item!r} is not a date layout")
+        key = item.strip()
+        if key.lower() in DATE_LAYOUTS:
+            parts += DATE_LAYOUTS[key.lower()]
+        else:
+            parts.append(check_format(key))
+    return tuple(dict.fromkeys(parts))
+
+
+def check_format(text: str) -> str:
+    """A Snowflake date/time format, upper-cased; ``ValueError`` naming the first element not accepted."""
+    fmt, i = text.strip().upper().replace('"t"', '"T"'), 0
+    elements = sorted(FORMAT_ELEMENTS, key=len, reverse=True)
+    while i < len(fmt):
+        if fmt[i] in FORMAT_SEPARATORS:
+            i += 1
+            continue
+        hit = next((e for e in elements if fmt.startswith(e, i)), None)
+        if hit is None:
+            raise ValueError(
+                f"{text!r} is neither a shortcut ({', '.join(DATE_LAYOUTS)}) nor a format made of "
+                f"{', '.join(FORMAT_ELEMENTS)} and the separators {FORMAT_SEPARATORS!r} "
+                f"(unknown at {text.strip()[i:i + 8]!r})")
+        i += len(hit)
+    if "YYYY" not in fmt or not any(m in fmt for m in ("MM", "MON")) or "DD" not in fmt:
+        raise ValueError(f"{text!r} must contain a year (YYYY), a month (MM, MON or MMMM) and a day (DD)")
+    return fmt
+
+
 class Reason:
     """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings)."""
 
@@ -82,7 +155,8 @@ REASONS: dict[str, str] = {
                                "is rejected and reading resumes on the next line",
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
-    Reason.BAD_DATE: "not an ISO 8601 date or timestamp, or not a real calendar date (e.g. 2026-02-30)",
+    Reason.BAD_DATE: "not a date or timestamp in the column's layout (see *Date layouts*), or not a real "
+                     "calendar date (e.g. 2026-02-30)",
     Reason.DATE_RANGE: f"a date before {MIN_DATE} or after {MAX_DATE}",
     Reason.NOT_A_NUMBER: "not a plain decimal number (e.g. '12,50', '€3', 'n/a')",
     Reason.NOT_WHOLE: "a quantity, rating or birth year with a fractional part",
@@ -336,14 +410,37 @@ def render_markdown() -> str:
         "  ```",
         "",
         "- **Empty values**: an empty string (after trimming spaces) or JSON `null` is a missing value.",
-        "- **Dates and timestamps**: ISO 8601 — `2026-03-01`, `2026-03-01 14:30`, `2026-03-01T14:30:00.250`; "
-        "a time-zone suffix (`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
-        f"Accepted range: {MIN_DATE} to {MAX_DATE}. Other layouts (`03/01/2026`, `1 Mar 2026`) are rejected: "
-        "convert them in the export.",
+        "- **Dates and timestamps**: see *Date layouts* below; by default ISO 8601 — `2026-03-01`, "
+        "`2026-03-01 14:30`, `2026-03-01T14:30:00.250`, `20260301`, `20260301T143000`; a time-zone suffix "
+        "(`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
+        f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
         "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, currency signs "
         "or decimal commas.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} MB is rejected "
         "without being loaded.",
+        "",
+        "## Date layouts",
+        "",
+        "Every date or timestamp column is parsed in the warehouse with one *layout*, chosen per source and "
+        "field:",
+        "",
+        "- **Declared** in `env.yaml` (or on the command line): `date_formats: {orders: {ts: \"MM/DD/YYYY "
+        "HH24:MI\"}}`. A layout is a shortcut below, a Snowflake format (the syntax of `TRY_TO_TIMESTAMP`; "
+        f"elements {', '.join(f'`{e}`' for e in FORMAT_ELEMENTS)}, separators "
+        f"{' '.join(f'`{c}`' for c in FORMAT_SEPARATORS.strip())} and space), or a list of them tried in order. "
+        "The same string gives the same result on Snowflake and on the embedded warehouse; two-digit years and "
+        "time-zone elements are not accepted because the two resolve them differently.",
+        "- **Detected** otherwise: each shortcut is tried on the column's distinct values (rows spread over the "
+        "whole file, at most 100,000): when exactly one parses the most values, it is used and the `01_ingest` "
+        "report says so; when several parse them equally (`01/02/2021` is 1 February or 2 January), the run "
+        "stops, lists them with example values and names the setting to choose. When none parses anything, "
+        "ISO 8601 is assumed and the rows are rejected as unparseable dates.",
+        "",
+        "| shortcut | accepts |", "|---|---|",
+        *[f"| `{k}` | {v} |" for k, v in LAYOUT_TEXT.items()],
+        "",
+        "A value outside the accepted range (an epoch number too, before or after it) is rejected; the reason "
+        "names the expected layout in the report.",
         "",
         "## Row accounting",
         "",

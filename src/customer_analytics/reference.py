@@ -185,8 +185,15 @@ def _value(rec: dict, fmt: str, name: str):
     return v or None
 
 
+_BASIC = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:[T ]([0-9]{2})([0-9]{2})([0-9]{2})?)?")
+
+
 def parse_timestamp(text: str | None) -> dt.datetime | None:
-    """ISO 8601 date or timestamp (time zone dropped); None when not a real one."""
+    """ISO 8601 date or timestamp, extended or basic (time zone dropped); None when not a real one."""
+    b = _BASIC.fullmatch(text or "")
+    if b:
+        y, mo, d, h, mi, s = b.groups()
+        text = f"{y}-{mo}-{d}" + (f" {h}:{mi}" + (f":{s}" if s else "") if h else "")
     m = _TS.fullmatch(text or "")
     if not m:
         return None

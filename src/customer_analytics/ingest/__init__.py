@@ -39,6 +39,7 @@ from customer_analytics.ingest.common import (
 from customer_analytics.ingest.plan import load_raw_file, plan_sources
 from customer_analytics.ingest.report import (
     counts_frame,
+    layouts_note,
     missing_note,
     reasons_frame,
     rejections,

@@ -16,6 +16,7 @@ from snowflake.snowpark.window import Window
 from customer_analytics import contract
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Field, Reason, Source
+from customer_analytics.ingest import dates
 from customer_analytics.ingest.common import (
     RAW_COLUMNS,
     VALUE_CHARS,
@@ -56,40 +57,24 @@ def number(s: Column) -> Column:
     return F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
 
 
-def _valid_date(s: Column) -> Column:
-    return s.rlike(F.lit(_DATETIME)) & F.substring(s, 1, 10).try_cast("date").is_not_null()
+def typed(df: DataFrame, fields: list[Field], layouts: dict[str, tuple[str, ...]] | None = None) -> DataFrame:
+    """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field.
 
-
-def timestamp(s: Column) -> Column:
-    """ISO 8601 text -> TIMESTAMP (time zone suffix dropped); NULL when not a real date/time.
-
-    The text is validated before any cast: fakesnow's timestamp casts raise (even TRY_CAST) on
-    bad input and read digit strings as epoch seconds.
+    Dates and timestamps are parsed with their layout (``layouts``: field -> parts; ISO 8601 when
+    a field has none), see :mod:`.dates`.
     """
-    core = F.replace(F.call_function("REGEXP_SUBSTR", s, F.lit(_DATE_CORE)), F.lit("T"), F.lit(" "))
-    return F.iff(
-        _valid_date(s),
-        F.substring(core, 1, 26).try_cast("timestamp"),
-        F.lit(None).cast("timestamp"),
-    )
-
-
-def date(s: Column) -> Column:
-    """ISO 8601 text -> DATE (a time part is dropped); NULL when not a real date."""
-    return F.iff(_valid_date(s), F.substring(s, 1, 10).try_cast("date"), F.lit(None).cast("date"))
-
-
-def typed(df: DataFrame, fields: list[Field]) -> DataFrame:
-    """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field."""
-    parse = {"timestamp": timestamp, "date": date, "integer": number, "number": number}
-    return df.select(
-        "*",
-        *[
-            parse[f.kind](F.col(text_col(f.name))).alias(typed_col(f))
-            for f in fields
-            if f.kind in parse
-        ],
-    )
+    layouts = layouts or {}
+    cols = []
+    for f in fields:
+        s = F.col(text_col(f.name))
+        parts = layouts.get(f.name, ("iso",))
+        if f.kind == "timestamp":
+            cols.append(dates.parse(s, parts).alias(typed_col(f)))
+        elif f.kind == "date":
+            cols.append(dates.parse_date(s, parts).alias(typed_col(f)))
+        elif f.kind in ("integer", "number"):
+            cols.append(number(s).alias(typed_col(f)))
+    return df.select("*", *cols)
 
 
 # --------------------------------------------------------------------------- per-field checks

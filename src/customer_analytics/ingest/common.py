@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from customer_analytics import readers
 from customer_analytics.contract import Source
@@ -120,6 +121,7 @@ class SourceCounts:
     bytes: int = 0
     sha256: str = ""
     details: list[dict] = field(default_factory=list)  # per field/reason: rows and example lines
+    layouts: list[dict] = field(default_factory=list)  # per date field: the layout used and how it was chosen
 
     @property
     def reject_share(self) -> float:
@@ -137,6 +139,8 @@ class SourcePlan:
     status: str  # loaded (to be loaded) | missing | disabled
     wanted: dict[str, str] = field(default_factory=dict)  # contract field -> column/key in the file
     stats: readers.FileStats | None = None
+    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # date field -> layout (date_formats)
+    layouts: dict[str, Any] = field(default_factory=dict)  # date field -> dates.LayoutChoice (set when staged)
 
     @property
     def present(self) -> bool:

@@ -193,7 +193,8 @@ def plan_sources(params: Params) -> list[SourcePlan]:
         if src is CALLS:
             path = data_dir / name
             status = "loaded" if readers.call_files(path) else "missing"
-            plans.append(SourcePlan(src, name, path, "calls", status))
+            plans.append(SourcePlan(src, name, path, "calls", status,
+                                    declared=params.date_formats.get(src.name, {})))
             continue
         path = contract.locate(data_dir, name) or data_dir / name
         if path.name != Path(name).name:
@@ -232,7 +233,8 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
             + ("" if src.required else f", or remove it to run without {src.name}")
             + "."
         )
-    plan = SourcePlan(src, name, path, fmt, "loaded", wanted_columns(src, fmt, params))
+    plan = SourcePlan(src, name, path, fmt, "loaded", wanted_columns(src, fmt, params),
+                      declared=params.date_formats.get(src.name, {}))
     if fmt == "csv":
         _check_csv_header(plan)
     else:

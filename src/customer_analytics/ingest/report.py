@@ -13,6 +13,7 @@ from snowflake.snowpark import Session
 from customer_analytics import contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
+from customer_analytics.ingest import dates
 from customer_analytics.ingest.common import RAW, SHOWABLE_FIELDS, SourceCounts
 from customer_analytics.ingest.plan import plan_sources
 
@@ -177,3 +178,13 @@ def table_counts(session: Session) -> pd.DataFrame:
         "REJECTED_REVIEWS",
     ]
     return pd.DataFrame({"rows": [wh.row_count(session, n) for n in names]}, index=names)
+
+
+def layouts_note(counts: list[SourceCounts]) -> str:
+    """Markdown: the layout each date column was read with, and whether it was declared or detected."""
+    lines = [
+        f"- **{c.source}** " + dates.describe(dates.LayoutChoice(**d)).replace("<source>", c.source)
+        for c in counts
+        for d in c.layouts
+    ]
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ then unknown customers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from customer_analytics import contract
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Reason
 from customer_analytics.ingest import checks as ck
+from customer_analytics.ingest import dates
 from customer_analytics.ingest.common import (
     NEW,
     RAW,
@@ -78,7 +80,7 @@ def stage_customers(
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_CUSTOMERS_F")
     present = _present(f, plan, names, ["customer_id", "signup_date"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(CUSTOMERS, present)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
     )
     t = ck.materialise(
         checked.select(
@@ -175,7 +177,7 @@ def stage_orders(
     )
     special = {"items": _items_checks(plan)} if jsonl else {}
     checks = ck.field_checks(plan, present, special, skip=() if jsonl else ("items",))
-    checked = ck.with_reason(ck.typed(f, ck.used_fields(ORDERS, present)), checks)
+    checked = ck.with_reason(ck.typed(f, ck.used_fields(ORDERS, present), dates.resolve(f, plan)), checks)
     has_id = jsonl or present["order_id"]
     unit = (
         F.col("N_UNIT_PRICE")
@@ -249,7 +251,7 @@ def stage_reviews(
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_REVIEWS_F")
     present = _present(f, plan, names, ["customer_id", "ts"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(REVIEWS, present)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
     )
     t = ck.materialise(
         checked.select(
@@ -289,7 +291,7 @@ def stage_calls(
     f = ck.text_fields(raw, plan, names, raw_columns)
     present = {n: True for n in names}
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(contract.CALLS, present)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
     )
     t = ck.materialise(
         checked.select(
@@ -343,6 +345,7 @@ def account(
         bytes=st.bytes,
         sha256=st.sha256,
         details=details(t, plan),
+        layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
     )
     if records != st.records or read != acc + rej + out or sum(reasons.values()) != rej:
         raise IngestError(
