@@ -83,6 +83,16 @@ class Params:
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
     # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
     date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
+    return_order_prefix: str | None = None  # an order id starting with this marks a cancellation (e.g. "C")
+    guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"
+    # orders-only files: per-customer attributes read from the order lines, {name: column in the orders}
+    customer_attributes: dict[str, str] = field(default_factory=dict)
+    # sources already in the warehouse: a table or view (DB.SCHEMA.NAME), used instead of the file
+    orders_table: str | None = None
+    customers_table: str | None = None
+    reviews_table: str | None = None
+    max_product_types: int = 25  # product types with columns of their own; the rarer ones are grouped as 'other'
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,6 +117,8 @@ class Params:
         d["run_date"] = self.run_date.isoformat()
         d["connection"] = "local (embedded)" if self.is_local else "snowflake"
         d["models"] = ", ".join(self.models)
+        if self.guest_ids == contract.DEFAULT_GUEST_IDS:
+            d["guest_ids"] = f"the contract's {len(self.guest_ids)} placeholder ids"
         return d
 
 
@@ -334,7 +346,90 @@ def _ingest_values(values: dict[str, Any]) -> dict[str, Any]:
         "columns": _column_mapping(values.get("columns")),
         "max_reject_share": share,
         "date_formats": _date_formats(values.get("date_formats")),
+        "returns": _choices({"returns": values.get("returns") or "net"}, "returns", contract.RETURNS)[0],
+        "return_order_prefix": _prefix(values.get("return_order_prefix")),
+        "guest_ids": _guest_ids(values.get("guest_ids")),
+        "customer_attributes": _customer_attributes(values.get("customer_attributes")),
+        "max_product_types": _optional_int(values, "max_product_types", 1, 500, Params.max_product_types),
+        **_tables(values),
     }
+
+
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}(\.[A-Za-z_][A-Za-z0-9_$]{0,254}){0,2}$")
+
+
+def _tables(values: dict[str, Any]) -> dict[str, str | None]:
+    """``<source>_table``: a table or view the source is read from, instead of its file.
+
+    The name is ``NAME``, ``SCHEMA.NAME`` or ``DATABASE.SCHEMA.NAME`` of plain identifiers. The file
+    setting must then be empty or left at the contract's default (one source, one place).
+    """
+    out: dict[str, str | None] = {}
+    for src in (contract.ORDERS, contract.CUSTOMERS, contract.REVIEWS):
+        key = f"{src.name}_table"
+        raw = values.get(key)
+        if raw is None or (isinstance(raw, str) and (not raw.strip() or raw.strip() in _RENDERED_NULL)):
+            out[key] = None
+            continue
+        if not isinstance(raw, str) or not _TABLE.match(raw.strip()):
+            raise ConfigError(f"Parameter '{key}' must be a table or view name such as RAW.SHOP.ORDERS (plain "
+                              f"identifiers, dot-separated), got {raw!r}.")
+        given = values.get(src.setting)
+        if given not in (None, "", src.default_file) and not (isinstance(given, str) and given.strip() in
+                                                                 _RENDERED_NULL):
+            raise ConfigError(f"Parameters '{key}' and '{src.setting}' are both set ({raw!r}, {given!r}): read "
+                              f"{src.name} from one place; set {src.setting} to null.")
+        out[key] = raw.strip().upper()
+    return out
+
+
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+def _customer_attributes(raw: Any) -> dict[str, str]:
+    """``customer_attributes``: {attribute name: column of the orders file}; country and channel fill
+    COUNTRY and CHANNEL, other names become columns of the derived CLEAN_CUSTOMERS."""
+    if isinstance(raw, str) and raw.strip() in _RENDERED_NULL:
+        return {}
+    out = {}
+    for name, col in _mapping(raw, "customer_attributes", "{country: Country, segment: CustomerType}").items():
+        key = contract.ATTRIBUTE_ALIASES.get(str(name).lower(), str(name).lower())
+        if not _ATTRIBUTE.match(key) or key in contract.RESERVED_ATTRIBUTES:
+            raise ConfigError(f"Parameter 'customer_attributes' has the name {name!r}: use lower-case letters, "
+                              f"digits and _ (not {sorted(contract.RESERVED_ATTRIBUTES)}).")
+        if not isinstance(col, str | int) or not str(col).strip():
+            raise ConfigError(f"Parameter 'customer_attributes.{name}' must be a column of the orders file, "
+                              f"got {col!r}.")
+        out[key] = str(col).strip()
+    return out
+
+
+#: How Ploomber renders a null parameter into a notebook ('{{x}}' of None).
+_RENDERED_NULL = ("None", "null", "~")
+
+
+def _prefix(raw: Any) -> str | None:
+    """``return_order_prefix``: a short text (null or empty: none)."""
+    if raw is None or (isinstance(raw, str) and (not raw.strip() or raw.strip() in _RENDERED_NULL)):
+        return None
+    if not isinstance(raw, str | int) or len(str(raw).strip()) > 20:
+        raise ConfigError(f"Parameter 'return_order_prefix' must be a short text such as C, got {raw!r}.")
+    return str(raw).strip()
+
+
+def _guest_ids(raw: Any) -> tuple[str, ...]:
+    """``guest_ids``: a list of customer ids meaning "no customer" (null: the contract's default list)."""
+    if raw is None or (isinstance(raw, str) and raw.strip() in _RENDERED_NULL):
+        return contract.DEFAULT_GUEST_IDS
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter 'guest_ids' is not a valid list: {e}") from e
+        raw = [raw] if isinstance(raw, str | int) else raw
+    if not isinstance(raw, list | tuple) or not all(isinstance(x, str | int) for x in raw):
+        raise ConfigError(f"Parameter 'guest_ids' must be a list of ids such as [0, guest, '(blank)'], got {raw!r}.")
+    return tuple(dict.fromkeys(str(x).strip().lower() for x in raw if str(x).strip()))
 
 
 def check_identifier(name: str) -> str:

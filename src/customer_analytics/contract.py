@@ -22,6 +22,8 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: A quoted CSV field may span at most this many lines; beyond, its opening quote is taken as a mistake.
 MAX_RECORD_LINES = 1000
+#: An order (a JSON line) with more items than this is rejected whole: it bounds the work per order.
+MAX_ITEMS = 10_000
 #: Dates and timestamps outside [MIN_DATE, MAX_DATE] are rejected as out of range.
 MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
 #: Plausible ranges of the numeric fields (inclusive).
@@ -31,6 +33,23 @@ MAX_QUANTITY = 1_000_000
 MAX_AMOUNT = 1_000_000_000.0
 #: Default share of a source's rows that may be rejected before the run stops.
 DEFAULT_MAX_REJECT_SHARE = 0.05
+#: What ``returns`` may be: keep return lines and net them (default), exclude them, or reject them.
+RETURNS = ("net", "exclude", "reject")
+#: Customer ids that stand for "no customer" (guest checkouts), compared trimmed and case-insensitively;
+#: an empty id is always one. ``guest_ids`` in env.yaml replaces this list.
+DEFAULT_GUEST_IDS = ("0", "-", "--", "null", "none", "nil", "n/a", "na", "nan", "#n/a", "guest", "unknown",
+                     "(blank)", "blank", "anonymous")
+#: Values of a mapped ``cancelled`` column that mark a return or cancellation (trimmed, any case).
+CANCELLED_VALUES = ("true", "t", "yes", "y", "1", "x", "c", "cancelled", "canceled", "cancellation", "return",
+                    "returned", "refund", "refunded", "storno")
+#: A customer holding more than this share of the orders or of the spend (and 25 times an average
+#: customer's share) is reported as a likely placeholder.
+SUSPECT_SHARE = 0.01
+#: ``customer_attributes`` names that fill CLEAN_CUSTOMERS' own columns (others become new columns).
+ATTRIBUTE_ALIASES = {"channel": "acquisition_channel", "acquisition_channel": "acquisition_channel",
+                     "country": "country"}
+#: Names ``customer_attributes`` may not use (columns CLEAN_CUSTOMERS has for other purposes).
+RESERVED_ATTRIBUTES = frozenset({"customer_id", "signup_date", "birth_year", "line_no", "source_file"})
 #: Categorical values used when a field is absent.
 UNKNOWN = "unknown"
 ALL_PRODUCTS = "all"
@@ -127,15 +146,34 @@ class Reason:
     NOT_A_NUMBER = "not a number"
     NOT_WHOLE = "not a whole number"
     NOT_POSITIVE = "not a positive quantity"
+    RETURN_REJECTED = "return line (returns: reject)"
     NEGATIVE = "negative amount"
     OUT_OF_RANGE = "out of range"
     NOT_A_LIST = "not a list"
     NO_ITEMS = "no items"
+    TOO_MANY_ITEMS = "too many items"
     NO_CONTENT = "neither text nor rating"
     DUPLICATE_CUSTOMER = "duplicate customer_id (first kept)"
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
     DUPLICATE_LINE = "duplicate line (first kept)"
     UNKNOWN_CUSTOMER = "unknown customer_id"
+
+
+class Excluded:
+    """Why a readable, valid row is kept out of the CLEAN_ tables without being an error
+    (``EXCLUDED_ORDER_LINES.REASON``; not counted against ``max_reject_share``)."""
+
+    GUEST = "guest order (placeholder customer id)"
+    RETURN = "return line (returns: exclude)"
+
+
+#: What each exclusion means.
+EXCLUSIONS: dict[str, str] = {
+    Excluded.GUEST: "the customer id is empty or a placeholder (`guest_ids`: by default "
+                    + ", ".join(f"`{g}`" for g in DEFAULT_GUEST_IDS) + "): a guest checkout, not a customer. "
+                    "Its revenue is kept in `EXCLUDED_ORDER_LINES` and shown as guest orders",
+    Excluded.RETURN: "a return or cancellation line while `returns: exclude`",
+}
 
 
 #: What each reason means (the data contract page lists them in this order).
@@ -160,13 +198,16 @@ REASONS: dict[str, str] = {
     Reason.DATE_RANGE: f"a date before {MIN_DATE} or after {MAX_DATE}",
     Reason.NOT_A_NUMBER: "not a plain decimal number (e.g. '12,50', '€3', 'n/a')",
     Reason.NOT_WHOLE: "a quantity, rating or birth year with a fractional part",
-    Reason.NOT_POSITIVE: "a quantity of zero or less",
+    Reason.NOT_POSITIVE: "a quantity of zero (a negative quantity is a return line, see *Returns*)",
+    Reason.RETURN_REJECTED: "a return or cancellation line while `returns: reject`",
     Reason.NEGATIVE: "a price, amount or shipping cost below zero",
     Reason.OUT_OF_RANGE: f"a rating outside {RATINGS[0]}-{RATINGS[1]}, a birth year outside "
                          f"{BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}, a quantity above {MAX_QUANTITY:,} or an amount above "
                          f"{MAX_AMOUNT:,.0f}",
     Reason.NOT_A_LIST: "`items` is present but not a JSON list",
     Reason.NO_ITEMS: "`items` is an empty list: the order has no line",
+    Reason.TOO_MANY_ITEMS: f"`items` has more than {MAX_ITEMS:,} elements: the order is rejected whole (one row), "
+                           "which bounds the memory and work per order",
     Reason.NO_CONTENT: "a review with neither text nor rating",
     Reason.DUPLICATE_CUSTOMER: "a customer_id seen on an earlier valid line; the first is kept",
     Reason.DUPLICATE_ORDER: "JSON lines: an order_id seen on an earlier line. CSV: an order_id whose earlier lines "
@@ -196,7 +237,8 @@ class Field:
         group: fields that stand in for each other: ``price`` (the first one the file has is used,
             and is then needed on every row) or ``content`` (at least one of them per row).
         lo, hi: inclusive range of a number (``lo`` = 0: below it is a negative amount).
-        sign: ``positive`` (> 0) for a number that must be positive.
+        sign: ``positive`` (> 0) or ``nonzero`` (≠ 0; ``hi`` bounds the absolute value).
+        signed_for_returns: below 0 is allowed on a return line (the line total of a return).
     """
 
     name: str
@@ -211,6 +253,7 @@ class Field:
     lo: float | None = None
     hi: float | None = None
     sign: str = ""
+    signed_for_returns: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -256,7 +299,8 @@ ORDERS = Source(
         Field("order_id", "id", "JSON lines: yes; CSV: no",
               "order identifier; in a CSV without it, an order is one customer's lines with the same `ts`",
               "ORDER_ID", need="jsonl"),
-        Field("customer_id", "id", "yes", "who placed the order", "CUSTOMER_ID", need="always"),
+        Field("customer_id", "id", "yes", "who placed the order; empty or a placeholder (`guest_ids`): a guest "
+              "order, excluded (see *Guest orders*)", "CUSTOMER_ID", need="always"),
         Field("ts", "timestamp", "yes", "when the order was placed: a date or a timestamp (local time; a time "
               "zone suffix is dropped)", "TS", need="always"),
         Field("items", "list", "JSON lines: yes", "the order lines: a list of objects with the item fields below",
@@ -264,16 +308,21 @@ ORDERS = Source(
         Field("product", "text", "no", f"product type (lower-cased). Absent from the whole file: every line gets "
               f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item",
               need="in_file"),
-        Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item",
-              need="always", sign="positive", hi=MAX_QUANTITY),
+        Field("quantity", "integer", "yes", "units ordered, a whole number other than 0; below 0 the line is a "
+              "return (CLEAN_ORDER_LINES keeps the sign)", "QUANTITY", level="item", need="always",
+              sign="nonzero", hi=MAX_QUANTITY),
         Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency). When the "
               "file has it (a CSV column, or a value on any JSON item), every line needs it",
               "UNIT_PRICE", level="item", group="price", lo=0, hi=MAX_AMOUNT),
-        Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
-              "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item", group="price", lo=0, hi=MAX_AMOUNT),
+        Field("amount", "number", "this or `unit_price`", "line total, ≥ 0 (below 0 on a return line); used "
+              "when there is no `unit_price`: UNIT_PRICE = |amount| / |quantity|", "UNIT_PRICE", level="item",
+              group="price", lo=0, hi=MAX_AMOUNT, signed_for_returns=True),
         Field("line_id", "id", "no", "order line identifier (e.g. an order-item id); when the file has it, a line_id "
               "seen on an earlier line is rejected: the guard against an export appended twice (identical lines "
               "without it are kept: an order may list the same product twice)", level="item"),
+        Field("cancelled", "text", "no", "marks a return or cancellation line: "
+              + ", ".join(f"`{v}`" for v in CANCELLED_VALUES[:6]) + ", … (any other value: a purchase)",
+              "IS_RETURN"),
         Field("coupon", "text", "no", "coupon code, if any", "COUPON"),
         Field("ship_method", "text", "no", "shipping method", "SHIP_METHOD", json_path="shipping.method"),
         Field("ship_cost", "number", "no", "shipping cost of the order, ≥ 0", "SHIP_COST",
@@ -417,7 +466,9 @@ def render_markdown() -> str:
         "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, currency signs "
         "or decimal commas.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} MB is rejected "
-        "without being loaded.",
+        f"without being loaded; an order (JSON line) with more than {MAX_ITEMS:,} items is rejected whole. The "
+        "reader stages the items of each order as rows of their own, so the warehouse's memory per line grows "
+        "with its size, not with its size times its number of items.",
         "",
         "## Date layouts",
         "",
@@ -442,9 +493,77 @@ def render_markdown() -> str:
         "A value outside the accepted range (an epoch number too, before or after it) is rejected; the reason "
         "names the expected layout in the report.",
         "",
+        "## Returns and cancellations",
+        "",
+        "A return or cancellation is part of the order history, not an error. An order line is a **return line** "
+        "when its quantity is below 0, when a column mapped to `cancelled` holds "
+        + ", ".join(f"`{v}`" for v in CANCELLED_VALUES) + " (any case), or when its order id starts with "
+        "`return_order_prefix` (e.g. `C` for invoices such as `C536379`). What happens to it is `returns`:",
+        "",
+        "- `net` (default): kept in `CLEAN_ORDER_LINES` with `IS_RETURN` true and a **negative** `QUANTITY` "
+        "(`UNIT_PRICE` stays ≥ 0; a negative line total is allowed on a return line). `CLEAN_ORDERS.ORDER_TOTAL` "
+        "is net, `RETURN_TOTAL` the value returned, `IS_RETURN` true for an order of returns only. Every spend "
+        "downstream — features, labels, the EDA, predictions — is **net**; order counts, recency and the gaps "
+        "between orders count purchases only. The `01_ingest` report shows the return rate (value returned / "
+        "value sold).",
+        "- `exclude`: return lines go to `EXCLUDED_ORDER_LINES` (reason "
+        f"`{Excluded.RETURN}`); spend is gross.",
+        f"- `reject`: return lines are rejected (`{Reason.RETURN_REJECTED}`) and count against "
+        "`max_reject_share`: for shops that have no returns, where a negative quantity is a data error.",
+        "",
+        "## Guest orders and placeholder customers",
+        "",
+        "An order line whose customer id is empty or one of `guest_ids` (trimmed, any case; by default "
+        + ", ".join(f"`{g}`" for g in DEFAULT_GUEST_IDS) + ") belongs to a guest checkout, not to a customer. "
+        "It is **excluded**, not rejected: it passes every other check, then goes to `EXCLUDED_ORDER_LINES` "
+        "with its typed values (so the EDA can show guest revenue) and does not count against "
+        "`max_reject_share`. A run where every order line is excluded stops. A customer who holds more than "
+        f"{SUSPECT_SHARE:.0%} of the orders or of the spend (and 25 times an average customer's share) is named "
+        "in the `01_ingest` report as a likely placeholder — verbatim when the id has no digit or repeats one "
+        "character (`(blank)`, `0000`), masked otherwise — so it can be added to `guest_ids`.",
+        "",
+        "## Customer attributes on order lines",
+        "",
+        "Without a customers file, `CLEAN_CUSTOMERS` is derived from the orders. Attributes that the order lines "
+        "carry are mapped with `customer_attributes: {country: Country, channel: SalesChannel, segment: Type}`: "
+        "each customer gets the most frequent value on its accepted lines (ties: the smallest value). `country` "
+        "and `channel` fill `COUNTRY` (upper-cased) and `CHANNEL` (lower-cased); any other name becomes a "
+        "column of its own. With a customers file, the file's values are used.",
+        "",
+        "## Product types",
+        "",
+        "Product names become column names downstream, so each gets a key that is a safe identifier: "
+        "transliterated to ASCII (`crème brûlée` → `creme_brulee`), other characters as `_`, at most 40 "
+        "characters. Names that give the same key (`choc-chip`, `choc chip`) are told apart, never merged: the "
+        "most frequent keeps it, the next get `_2`, `_3`. Only the `max_product_types` (default 25) most frequent "
+        "types keep a key of their own; the rest are grouped as `other`. `CLEAN_ORDER_LINES.PRODUCT` holds the "
+        "key and `PRODUCT_NAME` the name; the table `PRODUCT_TYPES` documents the mapping (and the report lists "
+        "what was renamed or grouped).",
+        "",
+        "## Freshness",
+        "",
+        "`INGEST_LOG` records, per source, the first and last timestamp of its accepted rows (`FIRST_TS`, "
+        "`LAST_TS`); `customer_analytics.freshness.freshness(session)` returns them for the orders. Reports warn "
+        "when `run_date` lies beyond the last order, and model comparison stops when its held-out window reaches "
+        "past the data.",
+        "",
+        "## Sources in the warehouse",
+        "",
+        "Any of orders, customers and reviews can be read from a table or view instead of a file: "
+        "`orders_table: RAW.SHOP.ORDERS` (`NAME`, `SCHEMA.NAME` or `DATABASE.SCHEMA.NAME`; the file setting must "
+        "then be null or left at its default). The table is flat — one row per order line, like a CSV — and its "
+        "columns are matched and mapped like a CSV header; each value is read as text and checked by the same "
+        "contract, with the same accounting and rejection tables (`SOURCE_FILE` is the table's name, `LINE_NO` "
+        "the row's rank in the order of its mapped values, `RECORD` the mapped values as JSON). On Snowflake, a "
+        "file setting may also name a file on a stage (`orders_file: '@MY_STAGE/exports/orders.csv'`): it is "
+        "fetched with `GET` and read like a local file. A table's change does not re-run the ingest by itself "
+        "(the pipeline tracks files only): run `01_ingest` again, or use `--force`.",
+        "",
         "## Row accounting",
         "",
-        "For every source: **rows read = accepted + rejected + sampled out**. *Sampled out* is non-zero only "
+        "For every source: **rows read = accepted + rejected + excluded + sampled out**. *Excluded* rows are "
+        "valid but kept out on purpose (guest orders, returns with `returns: exclude`), with their reason in "
+        "`EXCLUDED_ORDER_LINES`. *Sampled out* is non-zero only "
         "when `sample` < 1: accepted rows of customers outside the sample. Every check runs on every row before "
         "sampling, so rejections do not depend on `sample`. The accounting is asserted in code (a mismatch stops "
         "the run) and shown in the `01_ingest` report, per source and per reason; it is also written to the "
@@ -497,6 +616,11 @@ def render_markdown() -> str:
         "| reason | meaning |", "|---|---|",
         *[f"| `{r}` | {m} |" for r, m in REASONS.items()],
         "",
+        "Exclusions (valid rows kept out on purpose, in `EXCLUDED_ORDER_LINES`; not errors):",
+        "",
+        "| reason | meaning |", "|---|---|",
+        *[f"| `{r}` | {m} |" for r, m in EXCLUSIONS.items()],
+        "",
         "## When the run stops instead",
         "",
         "The run stops with one message naming the file, the problem and the fix — before any `CLEAN_*` table "
@@ -508,9 +632,15 @@ def render_markdown() -> str:
         "lines are not JSON at all;",
         "- a required column is absent from a CSV header (or a required key from every JSON line); the message "
         "lists the columns found and the mapping to add;",
+        "- the dates of a column fit several layouts (see *Date layouts*), or no order line is accepted;",
         "- more than `max_reject_share` (default "
         f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of a source's rows are rejected; the message names the most common "
-        "reasons with an example line.",
+        "reasons with an example line, the expected layout or rule, up to three offending values of fields "
+        "that are not personal data, and the fix — above half of the rows rejected, a mapping or layout problem, "
+        "never \"raise the threshold\".",
+        "",
+        "The `01_ingest` report is still written: `ingest.run(session, params, on_error=\"return\")` gives the "
+        "counts and reasons checked so far with the message, the report shows them, and its last cell stops.",
         "",
         "An optional file that is absent is not an error: the report says it was missing and what was used "
         "instead. Delete an optional file (or set its setting to `null`) to run without it.",

@@ -94,8 +94,11 @@ def _date_checks(f: Field, name: str, needed: bool) -> list[Check]:
     ]
 
 
-def _number_checks(f: Field, name: str, needed: bool) -> list[Check]:
-    """Checks of a numeric field; an absent value passes unless ``needed``."""
+def _number_checks(f: Field, name: str, needed: bool, is_return: Column | None = None) -> list[Check]:
+    """Checks of a numeric field; an absent value passes unless ``needed``.
+
+    ``is_return``: which rows are return lines (a field ``signed_for_returns`` may be below 0 there).
+    """
     v = text_col(f.name)
     s, n = F.col(v), F.col(typed_col(f))
     present = s.is_not_null()
@@ -105,12 +108,18 @@ def _number_checks(f: Field, name: str, needed: bool) -> list[Check]:
         checks.append((present & (F.floor(n) != n), name, Reason.NOT_WHOLE, v))
     if f.sign == "positive":
         checks.append((present & (n <= 0), name, Reason.NOT_POSITIVE, v))
+    elif f.sign == "nonzero":
+        checks.append((present & (n == 0), name, Reason.NOT_POSITIVE, v))
     elif f.lo == 0:
-        checks.append((present & (n < 0), name, Reason.NEGATIVE, v))
+        negative = present & (n < 0)
+        if f.signed_for_returns and is_return is not None:
+            negative = negative & ~is_return
+        checks.append((negative, name, Reason.NEGATIVE, v))
     if f.lo is not None and f.lo != 0:
         checks.append((present & (n < f.lo), name, Reason.OUT_OF_RANGE, v))
     if f.hi is not None:
-        checks.append((present & (n > f.hi), name, Reason.OUT_OF_RANGE, v))
+        size = F.abs(n) if f.sign == "nonzero" or f.signed_for_returns else n
+        checks.append((present & (size > f.hi), name, Reason.OUT_OF_RANGE, v))
     return checks
 
 
@@ -141,6 +150,7 @@ def field_checks(
     present: dict[str, bool],
     special: dict[str, list[Check]] | None = None,
     skip: tuple[str, ...] = (),
+    is_return: Column | None = None,
 ) -> list[Check]:
     """Every per-row check of ``plan``'s source, in contract order, generated from its fields.
 
@@ -150,6 +160,7 @@ def field_checks(
         special: checks of a field that its kind cannot express (the JSON ``items`` list), used at
             that field's place instead of the generated ones.
         skip: fields that get no check here (handled elsewhere).
+        is_return: which rows are return lines (see :func:`_number_checks`).
     """
     src, special = plan.source, special or {}
     checks: list[Check] = []
@@ -163,7 +174,7 @@ def field_checks(
         elif f.kind in ("date", "timestamp"):
             checks += _date_checks(f, name, needed(f, plan.fmt, present))
         elif f.kind in ("integer", "number"):
-            checks += _number_checks(f, name, needed(f, plan.fmt, present))
+            checks += _number_checks(f, name, needed(f, plan.fmt, present), is_return)
         elif needed(f, plan.fmt, present):
             checks.append((F.col(text_col(f.name)).is_null(), name, Reason.MISSING, None))
         group = [g for g in fields if f.group == "content" and g.group == f.group]

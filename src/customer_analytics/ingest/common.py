@@ -46,8 +46,10 @@ CLEAN_COLUMNS = {
         "SHIP_METHOD",
         "SHIP_COST",
         "PRODUCT",
+        "PRODUCT_NAME",
         "QUANTITY",
         "UNIT_PRICE",
+        "IS_RETURN",
         "LINE_NO",
         "ITEM_NO",
         "SOURCE_FILE",
@@ -74,6 +76,8 @@ CLEAN_TYPES = {
     "RATING": "INT",
     "TEXT": "VARCHAR",
     "KIND": "VARCHAR",
+    "IS_RETURN": "BOOLEAN",
+    "PRODUCT_NAME": "VARCHAR",
 }
 #: Where a row's outcome is kept in every STAGE_ table, and what a REJECTED_ table holds.
 OUTCOME = ["FIELD", "REASON", "VALUE"]
@@ -105,7 +109,7 @@ class IngestError(RuntimeError):
 
 @dataclass
 class SourceCounts:
-    """Row accounting for one source: ``read == accepted + rejected + sampled_out`` always holds."""
+    """Row accounting for one source: ``read == accepted + rejected + excluded + sampled_out`` always holds."""
 
     source: str
     unit: str
@@ -114,6 +118,8 @@ class SourceCounts:
     rejected: int
     reasons: dict[str, int] = field(default_factory=dict)
     sampled_out: int = 0
+    excluded: int = 0  # valid rows kept out on purpose (guest orders, excluded returns): not errors
+    excluded_reasons: dict[str, int] = field(default_factory=dict)
     file: str | None = None
     status: str = "loaded"  # loaded | missing | derived (customers built from orders)
     records: int = 0  # physical records in the file (orders JSON lines: lines, not order lines)
@@ -141,6 +147,7 @@ class SourcePlan:
     stats: readers.FileStats | None = None
     declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # date field -> layout (date_formats)
     layouts: dict[str, Any] = field(default_factory=dict)  # date field -> dates.LayoutChoice (set when staged)
+    settings: dict[str, Any] = field(default_factory=dict)  # orders: returns, return_order_prefix, guest_ids
 
     @property
     def present(self) -> bool:
@@ -159,3 +166,9 @@ def fix_hint(src: Source, fld: str) -> str:
         f"rename the column in the file, or map it in env.yaml: columns: {{{src.name}: {{{fld}: <your column>}}}} "
         "(docs/data_contract.md)"
     )
+
+
+def public_text(text: str, data_dir: Path) -> str:
+    """A message without the location of the data folder (reports name files, not where they live)."""
+    d = str(data_dir)
+    return text.replace(f"data_dir {d}", "data_dir").replace(d + "/", "").replace(d, "data_dir")

@@ -248,6 +248,8 @@ def describe(choice: LayoutChoice) -> str:
             f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their rows are "
             "rejected as unparseable dates). Declare the layout in date_formats."
         )
+    if choice.name == "iso" and choice.parsed == choice.values:
+        return f"`{choice.column}`: ISO 8601 dates (detected; every distinct value parses)."
     share = choice.parsed / choice.values if choice.values else 1.0
     return (
         f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct values "

@@ -21,16 +21,9 @@ from customer_analytics.ingest.common import IngestError, SourcePlan, fix_hint
 log = logging.getLogger(__name__)
 
 
-def load_raw_file(
-    session: Session,
-    path: Path,
-    table: str,
-    fmt: str,
-    staging_dir: Path,
-    *,
-    source_file: str | None = None,
-    columns: dict[str, str] | None = None,
-) -> readers.FileStats:
+def load_raw_file(session: Session, path: Path, table: str, fmt: str, staging_dir: Path, *,
+                  source_file: str | None = None, columns: dict[str, str] | None = None,
+                  items: tuple[str, str] | None = None) -> readers.FileStats:
     """Load an input file into ``table``: one row per physical record, nothing dropped, nothing parsed away.
 
     The file is streamed once by :mod:`customer_analytics.readers` into a Parquet file under
@@ -42,6 +35,8 @@ def load_raw_file(
         fmt: ``jsonl``, ``csv`` or ``calls`` (``path`` is then a folder of ``*.txt`` transcripts).
         source_file: name written to ``SOURCE_FILE`` (default: the file name; never a full path).
         columns: CSV only: contract field -> expected column name.
+        items: JSON lines only: ``(key path of the items list, table)``: each element is also loaded
+            into that table, one row each (``readers.ITEM_COLUMNS``).
 
     Returns:
         The reader's statistics; ``records`` equals the rows loaded (checked).
@@ -49,9 +44,12 @@ def load_raw_file(
     table = check_identifier(table)
     name = source_file or path.name
     staged = staging_dir / f"{table}_{uuid.uuid4().hex}.parquet"
+    staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
     try:
         if fmt == "jsonl":
-            stats = readers.read_jsonl(path, staged, name)
+            stats = readers.read_jsonl(path, staged, name, (items[0], staged_items) if items else None)
+            if items:
+                wh.load_staged(session, staged_items, check_identifier(items[1]))
         elif fmt == "csv":
             stats = readers.read_csv(path, staged, name, columns or {})
         elif fmt == "calls":
@@ -61,20 +59,26 @@ def load_raw_file(
         loaded = wh.load_staged(session, staged, table)
     finally:
         staged.unlink(missing_ok=True)
+        staged_items.unlink(missing_ok=True)
     if loaded != stats.records:
-        raise wh.WarehouseError(
-            f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into {table}."
-        )
+        raise wh.WarehouseError(f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into "
+                                f"{table}.")
     return stats
 
 
 def wanted_columns(src: Source, fmt: str, params: Params) -> dict[str, str]:
     """Contract field -> the column (CSV) or key path (JSON) to read it from."""
     mapping = params.columns.get(src.name, {})
-    return {
-        f.name: mapping.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
-        for f in src.fields
-    }
+    out = {f.name: mapping.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
+           for f in src.fields}
+    if src.name == "orders":
+        out |= {attribute_field(k): v for k, v in params.customer_attributes.items()}
+    return out
+
+
+def attribute_field(name: str) -> str:
+    """The staged field of a customer attribute read from the order lines (``attr_<name>``)."""
+    return f"attr_{name}"
 
 
 def required_fields(src: Source, fmt: str) -> list[str]:
@@ -130,6 +134,11 @@ def _check_csv_header(plan: SourcePlan) -> None:
             f"{path}: required column {names} not found. "
             f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: {fix_hint(src, fld)}."
         )
+    absent = [c for k, c in plan.wanted.items() if k.startswith("attr_") and readers.normalise(c) not in have]
+    if absent:
+        raise IngestError(
+            f"{path}: column '{absent[0]}' (customer_attributes) not found. Columns in the file: "
+            f"{', '.join(repr(h) for h in header)}. Fix: set customer_attributes to columns of the orders file.")
     with path.open("rb") as f:
         records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
         next(records, None)
@@ -178,40 +187,64 @@ def plan_sources(params: Params) -> list[SourcePlan]:
     Nothing is written. Optional sources that are not there come back with status ``missing``
     (or ``disabled`` when their setting is empty).
     """
+    return [plan_source(src, params) for src in contract.SOURCES]
+
+
+def plan_source(src: Source, params: Params) -> SourcePlan:
+    """The plan of one source: a warehouse table (``<source>_table``), a file on a Snowflake stage
+    (``@stage/path``), a file or folder in ``data_dir``, or nothing.
+
+    Raises:
+        IngestError: the source cannot be used at all.
+    """
+    declared = params.date_formats.get(src.name, {})
+    table = getattr(params, f"{src.name}_table", None)
+    if table:
+        return SourcePlan(src, table, None, "table", "loaded", wanted_columns(src, "table", params),
+                          declared=declared, settings=_settings(src, params))
+    name = getattr(params, src.setting)
+    if not name:
+        return SourcePlan(src, None, None, None, "disabled")
+    if name.startswith("@"):
+        return _plan_stage(src, name, params)
     data_dir = params.data_dir
     if not data_dir.is_dir():
-        raise IngestError(
-            f"data_dir {data_dir} does not exist. Fix: set data_dir in env.yaml (or "
-            "--env--data_dir) to the folder holding your files; for the demo data run `make demo-data`."
-        )
-    plans = []
-    for src in contract.SOURCES:
-        name = getattr(params, src.setting)
-        if not name:
-            plans.append(SourcePlan(src, None, None, None, "disabled"))
-            continue
-        if src is CALLS:
-            path = data_dir / name
-            status = "loaded" if readers.call_files(path) else "missing"
-            plans.append(SourcePlan(src, name, path, "calls", status,
-                                    declared=params.date_formats.get(src.name, {})))
-            continue
-        path = contract.locate(data_dir, name) or data_dir / name
-        if path.name != Path(name).name:
-            log.warning("%s: not found; using %s instead", data_dir / name, path)
-            name = (Path(name).parent / path.name).as_posix()
-        if not path.exists():
-            if src.required:
-                raise IngestError(
-                    f"{path}: the {src.name} file is missing (it is the only required input). Fix: "
-                    f"set {src.setting} and data_dir in env.yaml to your export; for the demo data "
-                    "run `make demo-data`."
-                )
-            log.warning("%s: not found; running without %s", path, src.name)
-            plans.append(SourcePlan(src, name, path, None, "missing"))
-            continue
-        plans.append(_plan_file(src, name, path, params))
-    return plans
+        if src.required:
+            raise IngestError(
+                f"data_dir {data_dir} does not exist. Fix: set data_dir in env.yaml (or --env--data_dir) to the "
+                f"folder holding your files (or read {src.name} from a table: {src.name}_table); for the demo "
+                "data run `make demo-data`.")
+        return SourcePlan(src, name, data_dir / name, None, "missing")
+    if src is CALLS:
+        path = data_dir / name
+        status = "loaded" if readers.call_files(path) else "missing"
+        return SourcePlan(src, name, path, "calls", status, declared=declared)
+    path = contract.locate(data_dir, name) or data_dir / name
+    if path.name != Path(name).name:
+        log.warning("%s: not found; using %s instead", data_dir / name, path)
+        name = (Path(name).parent / path.name).as_posix()
+    if not path.exists():
+        if src.required:
+            raise IngestError(
+                f"{path}: the {src.name} file is missing (it is the only required input). Fix: set {src.setting} "
+                f"and data_dir in env.yaml to your export (or {src.name}_table to a table); for the demo data run "
+                "`make demo-data`.")
+        log.warning("%s: not found; running without %s", path, src.name)
+        return SourcePlan(src, name, path, None, "missing")
+    return _plan_file(src, name, path, params)
+
+
+def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
+    """A file on a Snowflake stage: fetched (GET) into the staging folder when loaded, then read as a file."""
+    if params.is_local:
+        raise IngestError(f"{src.setting} = {name}: files on a stage (@…) exist only on Snowflake. Fix: with "
+                          f"connection: local, use a file in data_dir or a table ({src.name}_table).")
+    fmt = contract.file_format(Path(name))
+    if fmt not in src.formats:
+        raise IngestError(f"{name}: unsupported file type for {src.name}; accepted: "
+                          f"{', '.join(e for e, f in contract.FORMATS.items() if f in src.formats)}.")
+    return SourcePlan(src, name, None, fmt, "loaded", wanted_columns(src, fmt, params),
+                      declared=params.date_formats.get(src.name, {}), settings=_settings(src, params))
 
 
 def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:
@@ -234,9 +267,23 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
             + "."
         )
     plan = SourcePlan(src, name, path, fmt, "loaded", wanted_columns(src, fmt, params),
-                      declared=params.date_formats.get(src.name, {}))
-    if fmt == "csv":
+                      declared=params.date_formats.get(src.name, {}), settings=_settings(src, params))
+    check_file(plan)
+    return plan
+
+
+def check_file(plan: SourcePlan) -> None:
+    """Pre-check a file's start: its CSV header, or its first JSON lines."""
+    if plan.fmt == "csv":
         _check_csv_header(plan)
     else:
         _check_jsonl_start(plan)
-    return plan
+
+
+def _settings(src: Source, params: Params) -> dict:
+    """The parameters a source's checks depend on besides its columns and dates."""
+    if src.name != "orders":
+        return {}
+    return {"returns": params.returns, "return_order_prefix": params.return_order_prefix,
+            "guest_ids": params.guest_ids, "attributes": list(params.customer_attributes),
+            "max_product_types": params.max_product_types}
