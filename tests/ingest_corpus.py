@@ -22,7 +22,8 @@ R = Reason
 
 @dataclass(frozen=True)
 class Expected:
-    """One row the ingest must reject (reason), exclude (an :class:`Excluded` reason) or accept (reason None)."""
+    """One row the ingest must reject (reason), exclude (an :class:`Excluded` reason) or accept
+    (reason None)."""
 
     source: str
     file: str
@@ -168,7 +169,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             exp(len(out), None, "line", R.NOT_AN_OBJECT, "array line")
             big = json.loads(text)
             big["order_id"] += "-big"
-            big["items"] = [{"product": "gift_box", "quantity": 1, "unit_price": 1.0}] * (MAX_ITEMS + 1)
+            one = {"product": "gift_box", "quantity": 1, "unit_price": 1.0}
+            big["items"] = [one] * (MAX_ITEMS + 1)
             out.append(_dumps(big).encode())
             exp(len(out), None, "items", R.TOO_MANY_ITEMS, "an order of 10,001 items")
         if i == 2 * len(raw_lines) // 3:
@@ -214,7 +216,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                         "price_negative", "product_missing"):
                 key, value, fld, reason = {
                     "qty_zero": ("quantity", 0, "quantity", R.NOT_POSITIVE),
-                    "qty_negative": ("quantity", -2, None, None),  # a return line: accepted, kept negative
+                    # a return line: accepted, kept negative
+                    "qty_negative": ("quantity", -2, None, None),
                     "qty_fraction": ("quantity", 2.5, "quantity", R.NOT_WHOLE),
                     "qty_text": ("quantity", "three", "quantity", R.NOT_A_NUMBER),
                     "price_text": ("unit_price", "abc", "unit_price", R.NOT_A_NUMBER),

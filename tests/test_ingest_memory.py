@@ -1,6 +1,9 @@
-"""Bounded work per order (issue 15, item 4): one JSON line with 100,000 items once took the warehouse server to
-19.8 GB (FLATTEN + GET carried the whole list on every item row). Now the reader stages the items and the server's
-memory stays bounded; and beyond contract.MAX_ITEMS an order is rejected whole, with its own reason."""
+"""Bounded work per order (issue 15, item 4): one JSON line with 100,000 items once took the
+warehouse server to
+19.8 GB (FLATTEN + GET carried the whole list on every item row). Now the reader stages the items
+and the server's
+memory stays bounded; and beyond contract.MAX_ITEMS an order is rejected whole, with its own reason.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +36,24 @@ def peak_rss(warehouse_dir: Path) -> int:
 def write_orders(folder: Path) -> int:
     """Two ordinary orders around one of N_ITEMS items (~5 MB, under the 16 MB line limit)."""
     folder.mkdir(parents=True, exist_ok=True)
-    big = {"order_id": "BIG", "customer_id": "C1", "ts": "2026-03-01T10:00:00",
-           "items": [{"product": f"p{k % 50}", "quantity": 1 + k % 3, "unit_price": 1.5} for k in range(N_ITEMS)]}
-    small = [{"order_id": f"O{i}", "customer_id": "C2", "ts": "2026-03-02", "items": [
-        {"product": "p1", "quantity": 2, "unit_price": 3.0}]} for i in range(2)]
+    big = {
+        "order_id": "BIG",
+        "customer_id": "C1",
+        "ts": "2026-03-01T10:00:00",
+        "items": [
+            {"product": f"p{k % 50}", "quantity": 1 + k % 3, "unit_price": 1.5}
+            for k in range(N_ITEMS)
+        ],
+    }
+    small = [
+        {
+            "order_id": f"O{i}",
+            "customer_id": "C2",
+            "ts": "2026-03-02",
+            "items": [{"product": "p1", "quantity": 2, "unit_price": 3.0}],
+        }
+        for i in range(2)
+    ]
     text = "\n".join(json.dumps(o) for o in [small[0], big, small[1]]) + "\n"
     (folder / "orders.jsonl").write_text(text)
     assert len(text.encode()) < contract.MAX_LINE_BYTES
@@ -46,14 +63,18 @@ def write_orders(folder: Path) -> int:
 @pytest.fixture
 def big_order(tmp_path):
     units = write_orders(tmp_path / "data")
-    p = make_params(tmp_path / "data", tmp_path / "wh", customers_file=None, reviews_file=None, calls_dir=None)
+    p = make_params(
+        tmp_path / "data", tmp_path / "wh", customers_file=None, reviews_file=None, calls_dir=None
+    )
     yield p, units
     wh.stop_local_server(p.warehouse_dir)
 
 
 def test_a_line_of_100000_items_is_flattened_within_a_memory_bound(big_order, monkeypatch):
     p, units = big_order
-    monkeypatch.setattr(contract, "MAX_ITEMS", 200_000)  # let this order through, to measure the flattening
+    monkeypatch.setattr(
+        contract, "MAX_ITEMS", 200_000
+    )  # let this order through, to measure the flattening
     s = wh.connect(p)
     try:
         o = {c.source: c for c in ingest.run(s, p)}["orders"]
@@ -73,7 +94,9 @@ def test_beyond_the_cap_an_order_is_rejected_whole_with_its_own_reason(big_order
     p, _ = big_order
     s = wh.connect(p)
     try:
-        o = {c.source: c for c in ingest.run(s, dataclasses.replace(p, max_reject_share=0.5))}["orders"]
+        o = {c.source: c for c in ingest.run(s, dataclasses.replace(p, max_reject_share=0.5))}[
+            "orders"
+        ]
         assert (o.read, o.accepted, o.reasons) == (3, 2, {Reason.TOO_MANY_ITEMS: 1})
         (d,) = o.details
         assert (d["field"], d["examples"][0]["line"]) == ("items", 2)

@@ -28,16 +28,27 @@ def gift(tmp_path_factory):
 
 
 def params(data, warehouse, **extra) -> config.Params:
-    return config.load(REPO, data_dir=str(data), warehouse_dir=str(warehouse), reports_dir=str(warehouse / "r"),
-                       **{**CASES["gift_invoices"], **extra})
+    return config.load(
+        REPO,
+        data_dir=str(data),
+        warehouse_dir=str(warehouse),
+        reports_dir=str(warehouse / "r"),
+        **{**CASES["gift_invoices"], **extra},
+    )
 
 
 def snapshot(s) -> dict:
-    return {t: s.table(t).count() for t in ("CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS", "EXCLUDED_ORDER_LINES")}
+    return {
+        t: s.table(t).count()
+        for t in ("CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS", "EXCLUDED_ORDER_LINES")
+    }
 
 
-def test_a_column_that_does_not_fit_its_layout_stops_with_the_layout_values_and_fitting_advice(gift):
-    """Issue 12, case 1: all dates rejected; the stop named no layout nor value and advised raising the
+def test_a_column_that_does_not_fit_its_layout_stops_with_the_layout_values_and_fitting_advice(
+    gift,
+):
+    """Issue 12, case 1: all dates rejected; the stop named no layout nor value and advised raising
+    the
     threshold at 100%."""
     data, warehouse, s = gift
     before = snapshot(s)
@@ -45,9 +56,16 @@ def test_a_column_that_does_not_fit_its_layout_stops_with_the_layout_values_and_
         ingest.run(s, params(data, warehouse, date_formats={"orders": {"ts": "iso"}}))
     msg = str(err.value)
     assert "order lines rejected (100.0%)" in msg
-    assert "'unparseable date' in 'InvoiceDate'" in msg and "expected the declared layout iso (ISO 8601" in msg
-    assert re.search(r"values '12/\d+/2010 \d+:\d\d'", msg)  # offending values of a non-personal field
-    assert "mapping or layout problem" in msg and "correct date_formats.orders.ts, or remove it" in msg
+    assert (
+        "'unparseable date' in 'InvoiceDate'" in msg
+        and "expected the declared layout iso (ISO 8601" in msg
+    )
+    assert re.search(
+        r"values '12/\d+/2010 \d+:\d\d'", msg
+    )  # offending values of a non-personal field
+    assert (
+        "mapping or layout problem" in msg and "correct date_formats.orders.ts, or remove it" in msg
+    )
     assert "or raise max_reject_share" not in msg and "\n" not in msg
     assert snapshot(s) == before
 
@@ -63,16 +81,23 @@ def test_below_half_rejected_the_advice_may_be_to_accept_them(gift, tmp_path):
         ingest.run(s, params(bad, warehouse))
     msg = str(err.value)
     assert "'not a number' in 'UnitPrice'" in msg and "values '1,25'" in msg
-    assert "rule: not a plain decimal number" in msg and "or raise max_reject_share if these rejections are" in msg
+    assert (
+        "rule: not a plain decimal number" in msg
+        and "or raise max_reject_share if these rejections are" in msg
+    )
 
 
 def test_run_can_return_a_failed_result_for_the_report_before_raising(gift):
     data, warehouse, s = gift
     before = snapshot(s)
-    result = ingest.run(s, params(data, warehouse, date_formats={"orders": {"ts": "eu"}}), on_error="return")
+    result = ingest.run(
+        s, params(data, warehouse, date_formats={"orders": {"ts": "eu"}}), on_error="return"
+    )
     assert not result.ok and result.source == "orders" and snapshot(s) == before
     (orders,) = [c for c in result if c.source == "orders"]
-    assert orders.rejected > 0 and orders.read == orders.accepted + orders.rejected + orders.excluded
+    assert (
+        orders.rejected > 0 and orders.read == orders.accepted + orders.rejected + orders.excluded
+    )
     assert str(data) in result.message and str(data) not in result.public  # reports show no path
     reasons = ingest.reasons_frame(result)
     assert reasons.loc[("orders", "InvoiceDate", Reason.BAD_DATE), "rows"] == orders.rejected
@@ -89,6 +114,8 @@ def test_a_plan_failure_is_returned_too_and_names_no_path(gift, tmp_path):
     result = ingest.run(s, params(tmp_path / "nowhere", warehouse), on_error="return")
     assert not result.ok and list(result) == [] and "data_dir does not exist" in result.public
     assert str(tmp_path) not in result.public
+    assert ingest.counts_frame(result).empty and ingest.reasons_frame(result).empty
+    assert ingest.summary(result).startswith("**The ingest stopped; no table was replaced**")
     frame = ingest.sources_frame(params(tmp_path / "nowhere", warehouse))
     assert frame.loc["orders", "status"].startswith("unusable: data_dir does not exist")
 
@@ -102,7 +129,28 @@ def test_a_successful_run_returns_an_ok_result(gift):
 
 def test_every_line_a_guest_is_a_stop_not_an_empty_success(gift, tmp_path):
     data, warehouse, s = gift
-    with pytest.raises(ingest.IngestError, match=r"no order line was accepted \(.*guest order.*\)\..*guest_ids"):
-        ingest.run(s, params(data, warehouse, columns={"orders": {
-            **CASES["gift_invoices"]["columns"]["orders"], "customer_id": "Country"}},
-            guest_ids=["united kingdom", "germany", "france", "eire", "spain", "netherlands", "unspecified"]))
+    with pytest.raises(
+        ingest.IngestError, match=r"no order line was accepted \(.*guest order.*\)\..*guest_ids"
+    ):
+        ingest.run(
+            s,
+            params(
+                data,
+                warehouse,
+                columns={
+                    "orders": {
+                        **CASES["gift_invoices"]["columns"]["orders"],
+                        "customer_id": "Country",
+                    }
+                },
+                guest_ids=[
+                    "united kingdom",
+                    "germany",
+                    "france",
+                    "eire",
+                    "spain",
+                    "netherlands",
+                    "unspecified",
+                ],
+            ),
+        )

@@ -1,4 +1,5 @@
-"""The whole pipeline with orders from a warehouse table and no input file at all (issue 14, point 8).
+"""The whole pipeline with orders from a warehouse table and no input file at all (issue 14, point
+8).
 
 One full `ploomber build` (slow).
 """
@@ -25,13 +26,27 @@ def from_table(tmp_path_factory):
     lines = reference.order_lines(work / "demo" / "orders.jsonl")
     env = yaml.safe_load((REPO / "env.yaml").read_text())
     (work / "no_files").mkdir()
-    env.update(data_dir=str(work / "no_files"), warehouse_dir=str(work / "warehouse"),
-               reports_dir=str(work / "reports"), orders_table="RAW_SHOP_ORDERS", customers_file="",
-               reviews_file="", calls_dir="", scoring_set="all")
+    env.update(
+        data_dir=str(work / "no_files"),
+        warehouse_dir=str(work / "warehouse"),
+        reports_dir=str(work / "reports"),
+        orders_table="RAW_SHOP_ORDERS",
+        customers_file="",
+        reviews_file="",
+        calls_dir="",
+        scoring_set="all",
+    )
     (work / "env.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
-    s = wh.connect(config.load(REPO, **{k: env[k] for k in ("data_dir", "warehouse_dir", "reports_dir")}))
+    s = wh.connect(
+        config.load(REPO, **{k: env[k] for k in ("data_dir", "warehouse_dir", "reports_dir")})
+    )
     table = lines[["ORDER_ID", "CUSTOMER_ID", "TS", "PRODUCT", "QUANTITY", "UNIT_PRICE"]]
-    wh.write_pandas(s, table.assign(TS=table["TS"].astype("datetime64[us]")), "RAW_SHOP_ORDERS", work / "staging")
+    wh.write_pandas(
+        s,
+        table.assign(TS=table["TS"].astype("datetime64[us]")),
+        "RAW_SHOP_ORDERS",
+        work / "staging",
+    )
     s.close()
     result = build(work)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -45,7 +60,9 @@ def test_a_pipeline_whose_orders_come_from_a_table_runs_end_to_end(from_table):
     folder = work / "reports" / RUN_DATE
     for name in NOTEBOOKS:
         nb = json.loads((folder / f"{name}.ipynb").read_text())
-        assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"], name
+        assert not [
+            o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
+        ], name
     html = (folder / "01_ingest.html").read_text()
     assert "table in the warehouse" in html and "RAW_SHOP_ORDERS" in html
     s = connect(env)

@@ -18,7 +18,7 @@ ALWAYS = {"reports", "__init__"}
 
 
 def module_file(name: str) -> Path | None:
-    """The file of a module of the package by dotted name (``ingest``, ``ingest.plan``), if it exists."""
+    """The file of a module of the package by dotted name (``ingest``, ``ingest.plan``), if any."""
     base = PKG.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -34,7 +34,8 @@ def module_name(path: Path) -> str:
 
 
 def imported_modules(code: str) -> set[str]:
-    """customer_analytics modules imported by ``code`` (``from customer_analytics import x`` or ``.x``).
+    """customer_analytics modules imported by ``code`` (``from customer_analytics import x``,
+    ``.x``).
 
     A sub-module (``ingest.plan``) brings its package (``ingest``) with it.
     """
@@ -47,7 +48,8 @@ def imported_modules(code: str) -> set[str]:
             out |= {f"{base}.{a.name}".strip(".") for a in node.names
                     if module_file(f"{base}.{a.name}".strip("."))}
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
+            out |= {a.name.split(".", 1)[1] for a in node.names
+                    if a.name.startswith("customer_analytics.")}
     parents = {".".join(m.split(".")[:k]) for m in out for k in range(1, m.count(".") + 1)}
     return out | parents
 
@@ -73,7 +75,8 @@ TASKS = yaml.safe_load((REPO / "pipeline.yaml").read_text())["tasks"]
 @pytest.mark.parametrize("task", TASKS, ids=[t["name"] for t in TASKS])
 def test_every_library_module_a_notebook_uses_is_a_resource(task):
     used = closure(imported_modules(notebook_code(REPO / task["source"]))) | ALWAYS
-    declared = {module_name(REPO / v) for v in task["params"]["resources_"].values() if str(v).startswith("src/")}
+    declared = {module_name(REPO / v) for v in task["params"]["resources_"].values()
+                if str(v).startswith("src/")}
     assert used - declared == set(), f"{task['name']}: add these modules to resources_ in pipeline.yaml"
     assert declared - used == set(), f"{task['name']}: resources_ lists modules the notebook does not use"
 

@@ -81,18 +81,20 @@ class Params:
     calls_dir: str | None = contract.CALLS.default_file
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
-    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
+    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}}
+    # (contract.layout_parts)
     date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
-    return_order_prefix: str | None = None  # an order id starting with this marks a cancellation (e.g. "C")
+    return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
     guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"
-    # orders-only files: per-customer attributes read from the order lines, {name: column in the orders}
+    # orders-only files: per-customer attributes read from the order lines, {name: column in the
+    # orders}
     customer_attributes: dict[str, str] = field(default_factory=dict)
     # sources already in the warehouse: a table or view (DB.SCHEMA.NAME), used instead of the file
     orders_table: str | None = None
     customers_table: str | None = None
     reviews_table: str | None = None
-    max_product_types: int = 25  # product types with columns of their own; the rarer ones are grouped as 'other'
+    max_product_types: int = 25  # product types with own columns; rarer ones are grouped as 'other'
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -304,24 +306,31 @@ def _mapping(raw: Any, key: str, example: str) -> dict:
 
 
 def _date_formats(raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Validate ``date_formats``: {source: {date field: shortcut, Snowflake format, or a list of them}}."""
+    """Validate ``date_formats``: {source: {date field: shortcut, Snowflake format, or a list}}."""
     example = '{orders: {ts: "MM/DD/YYYY HH24:MI"}} or {orders: {ts: us}}'
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     for src, mapping in _mapping(raw, "date_formats", example).items():
         names = {s.name: s for s in contract.SOURCES}
         if src not in names:
-            raise ConfigError(f"Parameter 'date_formats' has an unknown source {src!r}; choose from {sorted(names)}.")
+            raise ConfigError(
+                f"Parameter 'date_formats' has an unknown source {src!r}; choose from "
+                f"{sorted(names)}."
+            )
         if mapping is None:
             continue
         dated = [f.name for f in names[src].fields if f.kind in ("date", "timestamp")]
         if not isinstance(mapping, dict):
-            raise ConfigError(f"Parameter 'date_formats.{src}' must map date fields ({dated}) to layouts, "
-                              f"got {mapping!r}.")
+            raise ConfigError(
+                f"Parameter 'date_formats.{src}' must map date fields ({dated}) to layouts, "
+                f"got {mapping!r}."
+            )
         out[src] = {}
         for fld, value in mapping.items():
             if fld not in dated:
-                raise ConfigError(f"Parameter 'date_formats.{src}' has {fld!r}, which is not a date field of "
-                                  f"{src}; its date fields are {dated}.")
+                raise ConfigError(
+                    f"Parameter 'date_formats.{src}' has {fld!r}, which is not a date field of "
+                    f"{src}; its date fields are {dated}."
+                )
             try:
                 out[src][fld] = contract.layout_parts(value)
             except ValueError as e:
@@ -335,22 +344,36 @@ def _ingest_values(values: dict[str, Any]) -> dict[str, Any]:
     try:
         share = float(share)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share!r}.") from e
+        raise ConfigError(
+            f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share!r}."
+        ) from e
     if not 0 <= share <= 1:
-        raise ConfigError(f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share}.")
+        raise ConfigError(
+            f"Parameter 'max_reject_share' must be a fraction in [0, 1], got {share}."
+        )
     return {
-        "orders_file": _file_name(values, "orders_file", contract.ORDERS.default_file, optional=False),
-        "customers_file": _file_name(values, "customers_file", contract.CUSTOMERS.default_file, optional=True),
-        "reviews_file": _file_name(values, "reviews_file", contract.REVIEWS.default_file, optional=True),
+        "orders_file": _file_name(
+            values, "orders_file", contract.ORDERS.default_file, optional=False
+        ),
+        "customers_file": _file_name(
+            values, "customers_file", contract.CUSTOMERS.default_file, optional=True
+        ),
+        "reviews_file": _file_name(
+            values, "reviews_file", contract.REVIEWS.default_file, optional=True
+        ),
         "calls_dir": _file_name(values, "calls_dir", contract.CALLS.default_file, optional=True),
         "columns": _column_mapping(values.get("columns")),
         "max_reject_share": share,
         "date_formats": _date_formats(values.get("date_formats")),
-        "returns": _choices({"returns": values.get("returns") or "net"}, "returns", contract.RETURNS)[0],
+        "returns": _choices(
+            {"returns": values.get("returns") or "net"}, "returns", contract.RETURNS
+        )[0],
         "return_order_prefix": _prefix(values.get("return_order_prefix")),
         "guest_ids": _guest_ids(values.get("guest_ids")),
         "customer_attributes": _customer_attributes(values.get("customer_attributes")),
-        "max_product_types": _optional_int(values, "max_product_types", 1, 500, Params.max_product_types),
+        "max_product_types": _optional_int(
+            values, "max_product_types", 1, 500, Params.max_product_types
+        ),
         **_tables(values),
     }
 
@@ -368,17 +391,24 @@ def _tables(values: dict[str, Any]) -> dict[str, str | None]:
     for src in (contract.ORDERS, contract.CUSTOMERS, contract.REVIEWS):
         key = f"{src.name}_table"
         raw = values.get(key)
-        if raw is None or (isinstance(raw, str) and (not raw.strip() or raw.strip() in _RENDERED_NULL)):
+        if raw is None or (
+            isinstance(raw, str) and (not raw.strip() or raw.strip() in _RENDERED_NULL)
+        ):
             out[key] = None
             continue
         if not isinstance(raw, str) or not _TABLE.match(raw.strip()):
-            raise ConfigError(f"Parameter '{key}' must be a table or view name such as RAW.SHOP.ORDERS (plain "
-                              f"identifiers, dot-separated), got {raw!r}.")
+            raise ConfigError(
+                f"Parameter '{key}' must be a table or view name such as RAW.SHOP.ORDERS (plain "
+                f"identifiers, dot-separated), got {raw!r}."
+            )
         given = values.get(src.setting)
-        if given not in (None, "", src.default_file) and not (isinstance(given, str) and given.strip() in
-                                                                 _RENDERED_NULL):
-            raise ConfigError(f"Parameters '{key}' and '{src.setting}' are both set ({raw!r}, {given!r}): read "
-                              f"{src.name} from one place; set {src.setting} to null.")
+        if given not in (None, "", src.default_file) and not (
+            isinstance(given, str) and given.strip() in _RENDERED_NULL
+        ):
+            raise ConfigError(
+                f"Parameters '{key}' and '{src.setting}' are both set ({raw!r}, {given!r}): read "
+                f"{src.name} from one place; set {src.setting} to null."
+            )
         out[key] = raw.strip().upper()
     return out
 
@@ -387,19 +417,25 @@ _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
 def _customer_attributes(raw: Any) -> dict[str, str]:
-    """``customer_attributes``: {attribute name: column of the orders file}; country and channel fill
-    COUNTRY and CHANNEL, other names become columns of the derived CLEAN_CUSTOMERS."""
+    """``customer_attributes``: {attribute name: column of the orders file}; country and channel
+    fill COUNTRY and CHANNEL, other names become columns of the derived CLEAN_CUSTOMERS."""
     if isinstance(raw, str) and raw.strip() in _RENDERED_NULL:
         return {}
     out = {}
-    for name, col in _mapping(raw, "customer_attributes", "{country: Country, segment: CustomerType}").items():
+    for name, col in _mapping(
+        raw, "customer_attributes", "{country: Country, segment: CustomerType}"
+    ).items():
         key = contract.ATTRIBUTE_ALIASES.get(str(name).lower(), str(name).lower())
         if not _ATTRIBUTE.match(key) or key in contract.RESERVED_ATTRIBUTES:
-            raise ConfigError(f"Parameter 'customer_attributes' has the name {name!r}: use lower-case letters, "
-                              f"digits and _ (not {sorted(contract.RESERVED_ATTRIBUTES)}).")
+            raise ConfigError(
+                f"Parameter 'customer_attributes' has the name {name!r}: use lower-case letters, "
+                f"digits and _ (not {sorted(contract.RESERVED_ATTRIBUTES)})."
+            )
         if not isinstance(col, str | int) or not str(col).strip():
-            raise ConfigError(f"Parameter 'customer_attributes.{name}' must be a column of the orders file, "
-                              f"got {col!r}.")
+            raise ConfigError(
+                f"Parameter 'customer_attributes.{name}' must be a column of the orders file, "
+                f"got {col!r}."
+            )
         out[key] = str(col).strip()
     return out
 
@@ -413,12 +449,14 @@ def _prefix(raw: Any) -> str | None:
     if raw is None or (isinstance(raw, str) and (not raw.strip() or raw.strip() in _RENDERED_NULL)):
         return None
     if not isinstance(raw, str | int) or len(str(raw).strip()) > 20:
-        raise ConfigError(f"Parameter 'return_order_prefix' must be a short text such as C, got {raw!r}.")
+        raise ConfigError(
+            f"Parameter 'return_order_prefix' must be a short text such as C, got {raw!r}."
+        )
     return str(raw).strip()
 
 
 def _guest_ids(raw: Any) -> tuple[str, ...]:
-    """``guest_ids``: a list of customer ids meaning "no customer" (null: the contract's default list)."""
+    """``guest_ids``: customer ids meaning "no customer" (null: the contract's default list)."""
     if raw is None or (isinstance(raw, str) and raw.strip() in _RENDERED_NULL):
         return contract.DEFAULT_GUEST_IDS
     if isinstance(raw, str):
@@ -428,7 +466,10 @@ def _guest_ids(raw: Any) -> tuple[str, ...]:
             raise ConfigError(f"Parameter 'guest_ids' is not a valid list: {e}") from e
         raw = [raw] if isinstance(raw, str | int) else raw
     if not isinstance(raw, list | tuple) or not all(isinstance(x, str | int) for x in raw):
-        raise ConfigError(f"Parameter 'guest_ids' must be a list of ids such as [0, guest, '(blank)'], got {raw!r}.")
+        raise ConfigError(
+            "Parameter 'guest_ids' must be a list of ids such as [0, guest, '(blank)'], got "
+            f"{raw!r}."
+        )
     return tuple(dict.fromkeys(str(x).strip().lower() for x in raw if str(x).strip()))
 
 

@@ -23,9 +23,10 @@ Feature groups (column lists defined once below):
 * text sentiment (only when a sentiment model exists, see :mod:`customer_analytics.text`): mean
   and lowest sentiment of the customer's texts and the number of negative ones.
 
-Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded); a return line has a negative
-quantity, so every spend figure and label is **net** of returns, while order counts, recency and the
-gaps between orders count purchases only (``CLEAN_ORDERS.IS_RETURN``). Everything here is a
+Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded); a return line has a
+negative quantity, so every spend figure and label is **net** of returns, while order counts,
+recency and the gaps between orders count purchases only (``CLEAN_ORDERS.IS_RETURN``). Everything
+here is a
 Snowpark DataFrame: on Snowflake it runs in the warehouse and only per-customer rows and small
 aggregates come back. ``reference.py`` holds an independent pandas version of the same
 definitions, and the tests compare the two on every column.
@@ -79,10 +80,11 @@ GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purch
 
 
 def product_types(session: Session) -> list[str]:
-    """Product types, sorted: the keys of PRODUCT_TYPES (made safe and unique at ingest, rare types grouped as
-    'other'), else those present in CLEAN_ORDER_LINES (a small aggregate)."""
+    """Product types, sorted: the keys of PRODUCT_TYPES (made safe and unique at ingest, rare
+    types grouped as 'other'), else those present in CLEAN_ORDER_LINES (a small aggregate)."""
     if wh.table_exists(session, "PRODUCT_TYPES"):
-        return sorted(r["PRODUCT"] for r in session.table("PRODUCT_TYPES").select("PRODUCT").collect())
+        rows = session.table("PRODUCT_TYPES").select("PRODUCT").collect()
+        return sorted(r["PRODUCT"] for r in rows)
     rows = session.table("CLEAN_ORDER_LINES").select("PRODUCT").distinct().collect()
     return sorted(r["PRODUCT"] for r in rows)
 
@@ -136,7 +138,7 @@ BY = [KEY, "CUTOFF"]
 
 
 def _purchase(orders: DataFrame) -> Column:
-    """Orders that are purchases: not a return/cancellation order (CLEAN_ORDERS.IS_RETURN, when present)."""
+    """Orders that are purchases, not returns only (CLEAN_ORDERS.IS_RETURN, when present)."""
     return ~F.col("IS_RETURN") if "IS_RETURN" in orders.columns else F.lit(True)
 
 

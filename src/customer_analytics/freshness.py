@@ -1,4 +1,5 @@
-"""How fresh the data is: the first and last order of the clean data, and what a run date may assume.
+"""How fresh the data is: the first and last order of the clean data, and what a run date may
+assume.
 
 The ingest records the date range of each source's accepted rows in ``INGEST_LOG`` (``FIRST_TS``,
 ``LAST_TS``). Reports put :func:`run_date_note` at the top when ``run_date`` lies beyond the data;
@@ -56,29 +57,53 @@ def freshness(session: Session, source: str = "orders") -> Freshness:
     if wh.table_exists(session, "INGEST_LOG"):
         t = session.table("INGEST_LOG")
         if {"FIRST_TS", "LAST_TS"} <= set(t.columns):
-            rows = t.filter(F.col("SOURCE") == F.lit(source)).select("ACCEPTED", "FIRST_TS", "LAST_TS").collect()
+            rows = (
+                t.filter(F.col("SOURCE") == F.lit(source))
+                .select("ACCEPTED", "FIRST_TS", "LAST_TS")
+                .collect()
+            )
             if rows:
                 r = rows[0]
-                return Freshness(r["FIRST_TS"], r["LAST_TS"]) if r["ACCEPTED"] else Freshness(None, None)
-    row = session.table("CLEAN_ORDERS").agg(F.count(F.lit(1)).alias("N"), F.min("TS").alias("FIRST"),
-                                            F.max("TS").alias("LAST")).collect()[0]
-    return Freshness(row["FIRST"], row["LAST"]) if row["N"] else Freshness(None, None)  # NULL shows as 1970
+                return (
+                    Freshness(r["FIRST_TS"], r["LAST_TS"])
+                    if r["ACCEPTED"]
+                    else Freshness(None, None)
+                )
+    row = (
+        session.table("CLEAN_ORDERS")
+        .agg(F.count(F.lit(1)).alias("N"), F.min("TS").alias("FIRST"), F.max("TS").alias("LAST"))
+        .collect()[0]
+    )
+    return (
+        Freshness(row["FIRST"], row["LAST"]) if row["N"] else Freshness(None, None)
+    )  # NULL shows as 1970
 
 
-def run_date_note(fresh: Freshness, run_date: dt.date, tolerance_days: int = DEFAULT_TOLERANCE_DAYS) -> str:
-    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order ('' if not)."""
+def run_date_note(
+    fresh: Freshness, run_date: dt.date, tolerance_days: int = DEFAULT_TOLERANCE_DAYS
+) -> str:
+    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order (''
+    if not)."""
     gap = fresh.days_after(run_date)
     if fresh.last is None:
         return "**The clean data holds no order**: nothing here describes real purchases."
     if gap is None or gap <= tolerance_days:
         return ""
-    return (f"**run_date {run_date} is {gap} days after the last order in the data ({fresh.last_day})**: every "
-            "figure as of the run date treats those days as days without any purchase. Use an earlier run_date "
-            f"(at most {fresh.last_day + dt.timedelta(days=tolerance_days)}) or ingest newer data.")
+    return (
+        f"**run_date {run_date} is {gap} days after the last order in the data "
+        f"({fresh.last_day})**: every "
+        "figure as of the run date treats those days as days without any purchase. Use an earlier "
+        "run_date "
+        f"(at most {fresh.last_day + dt.timedelta(days=tolerance_days)}) or ingest newer data."
+    )
 
 
-def check_holdout(fresh: Freshness, run_date: dt.date, horizon_days: int,
-                  tolerance_days: int = DEFAULT_TOLERANCE_DAYS) -> None:
+def check_holdout(
+    fresh: Freshness,
+    run_date: dt.date,
+    horizon_days: int,
+    tolerance_days: int = DEFAULT_TOLERANCE_DAYS,
+) -> None:
     """Stop when the held-out window ``[run_date - horizon, run_date)`` reaches past the data.
 
     Raises:
@@ -86,12 +111,17 @@ def check_holdout(fresh: Freshness, run_date: dt.date, horizon_days: int,
     """
     start = run_date - dt.timedelta(days=horizon_days)
     if fresh.last is None:
-        raise FreshnessError("The clean data holds no order: there is nothing to evaluate a model on. Fix: "
-                             "ingest order data (01_ingest).")
+        raise FreshnessError(
+            "The clean data holds no order: there is nothing to evaluate a model on. Fix: "
+            "ingest order data (01_ingest)."
+        )
     gap = fresh.days_after(run_date)
     if gap is not None and gap > tolerance_days:
         latest = fresh.last_day + dt.timedelta(days=tolerance_days)
         raise FreshnessError(
-            f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the data, which ends "
-            f"{fresh.last_day}: {gap} days of it have no order at all, so no model can be judged (or promoted) "
-            f"on it. Fix: an earlier run_date (at most {latest}) or newer data.")
+            f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
+            "data, which ends "
+            f"{fresh.last_day}: {gap} days of it have no order at all, so no model can be judged "
+            "(or promoted) "
+            f"on it. Fix: an earlier run_date (at most {latest}) or newer data."
+        )

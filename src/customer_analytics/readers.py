@@ -83,7 +83,8 @@ class _Writer:
 
     def __init__(self, path: Path, columns: tuple[str, ...], text_index: int = 2):
         self.path, self.columns, self.text_index = path, columns, text_index
-        self.schema = pa.schema([(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string()) for c in columns])
+        self.schema = pa.schema([(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string())
+                                 for c in columns])
         self._rows: list[tuple] = []
         self._bytes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,20 +206,23 @@ def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer)
     return None
 
 
-def read_jsonl(path: Path, staged: Path, source_file: str, items: tuple[str, Path] | None = None) -> FileStats:
+def read_jsonl(path: Path, staged: Path, source_file: str,
+               items: tuple[str, Path] | None = None) -> FileStats:
     """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line.
 
     Args:
         items: ``(key path, parquet file)``: also stage each element of the list at that key path as
             its own row (:data:`ITEM_COLUMNS`), so the warehouse never has to take a long list apart
-            (memory per line stays linear in its size). A list longer than :data:`contract.MAX_ITEMS`
-            makes the line unreadable as :data:`Reason.TOO_MANY_ITEMS` (``READ_FIELD`` = items).
+            (memory per line stays linear in its size). A list longer than
+            :data:`contract.MAX_ITEMS` makes the line unreadable as :data:`Reason.TOO_MANY_ITEMS`
+            (``READ_FIELD`` = items).
     """
     stats, digest = FileStats(path, "jsonl", staged), hashlib.sha256()
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(path.open("rb"))
         out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
-        item_out = stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3)) if items else None
+        item_out = (stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3))
+                    if items else None)
         _read_jsonl_lines(f, digest, source_file, out, items[0] if items else None, item_out, stats)
     stats.bytes, stats.sha256 = path.stat().st_size, digest.hexdigest()
     return stats

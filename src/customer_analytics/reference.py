@@ -189,7 +189,7 @@ _BASIC = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:[T ]([0-9]{2})([0-9]{2})(
 
 
 def parse_timestamp(text: str | None) -> dt.datetime | None:
-    """ISO 8601 date or timestamp, extended or basic (time zone dropped); None when not a real one."""
+    """ISO 8601 date or timestamp, extended or basic (time zone dropped); None if not a real one."""
     b = _BASIC.fullmatch(text or "")
     if b:
         y, mo, d, h, mi, s = b.groups()
@@ -252,7 +252,7 @@ class Ingested:
     reviews: pd.DataFrame
     rejected: pd.DataFrame  # SOURCE, SOURCE_FILE, LINE_NO, ITEM_NO, FIELD, REASON
     read: dict[str, int]
-    excluded: pd.DataFrame | None = None  # order lines kept out on purpose: LINE_NO, ITEM_NO, REASON, AMOUNT
+    excluded: pd.DataFrame | None = None  # order lines kept out: LINE_NO, ITEM_NO, REASON, AMOUNT
 
 
 def _records(path: Path, fmt: str) -> tuple[list[dict], dict[str, str]]:
@@ -314,7 +314,7 @@ def _unit(g: dict, price: str, q: float) -> float:
 
 
 def _quantity_problem(text, name):
-    """Quantity: a whole number other than 0 (below 0: a return line), at most MAX_QUANTITY units."""
+    """Quantity: a whole number other than 0 (below 0: a return line), at most MAX_QUANTITY."""
     if text is None:
         return R.MISSING, name
     n = parse_number(text)
@@ -331,7 +331,7 @@ def _quantity_problem(text, name):
 
 def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str = "net",
                      prefix: str | None = None, guest_ids=contract.DEFAULT_GUEST_IDS):
-    """Accepted order lines, rejected rows, rows read and excluded rows (guests, excluded returns)."""
+    """Accepted order lines, rejected rows, rows read and excluded rows (guests, returns)."""
     fmt, recs, header, names, shown = _read_source(path, contract.ORDERS, columns)
     jsonl = fmt == "jsonl"
     # one row per order line; a JSON line with no usable items list is one row
@@ -367,10 +367,12 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
             continue
         q = parse_number(g.get("quantity"))
         is_return = bool((q is not None and q < 0)
-                         or (has["cancelled"] and (g.get("cancelled") or "").lower() in contract.CANCELLED_VALUES)
+                         or (has["cancelled"]
+                             and (g.get("cancelled") or "").lower() in contract.CANCELLED_VALUES)
                          or (prefix and (g.get("order_id") or "").startswith(prefix)))
-        price_problem = _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT, required=True)
-        if price == "amount" and is_return and g[price] is not None and parse_number(g[price]) is not None:
+        price_problem = _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT,
+                                        required=True)
+        if price == "amount" and is_return and parse_number(g[price]) is not None:
             price_problem = _number_problem(str(abs(parse_number(g[price]))), shown[price], lo=0,
                                             hi=contract.MAX_AMOUNT, required=True)
         reason, fld = _first(
@@ -389,8 +391,9 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
             continue
         guest = g["customer_id"] is None or g["customer_id"].lower() in guest_ids
         if guest or (is_return and returns == "exclude"):
-            excluded.append({"LINE_NO": r["line"], "ITEM_NO": k, "REASON": contract.Excluded.GUEST if guest
-                             else contract.Excluded.RETURN, "CUSTOMER_ID": g["customer_id"],
+            why = contract.Excluded.GUEST if guest else contract.Excluded.RETURN
+            excluded.append({"LINE_NO": r["line"], "ITEM_NO": k, "REASON": why,
+                             "CUSTOMER_ID": g["customer_id"],
                              "AMOUNT": (-1 if is_return else 1) * abs(q) * _unit(g, price, q)})
             continue
         qty, amount = abs(parse_number(g["quantity"])), abs(parse_number(g[price]))
@@ -423,8 +426,9 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
     df = pd.DataFrame(accepted).drop(columns="_LINE_ID", errors="ignore")
     if not jsonl and len(df):
         df["ITEM_NO"] = df.groupby("ORDER_ID").cumcount()
-    return df, rejected, len(rows), pd.DataFrame(excluded, columns=["LINE_NO", "ITEM_NO", "REASON", "CUSTOMER_ID",
-                                                                     "AMOUNT"])
+    kept_out = pd.DataFrame(excluded, columns=["LINE_NO", "ITEM_NO", "REASON", "CUSTOMER_ID",
+                                               "AMOUNT"])
+    return df, rejected, len(rows), kept_out
 
 
 def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
@@ -503,7 +507,8 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
 
 def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: str | None = "customers.csv",
            reviews_file: str | None = "reviews.jsonl", calls_dir: str | None = "calls",
-           columns: dict | None = None, returns: str = "net", return_order_prefix: str | None = None,
+           columns: dict | None = None, returns: str = "net",
+           return_order_prefix: str | None = None,
            guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS) -> Ingested:
     """The whole data contract on the files of ``data_dir`` (absent optional files are skipped)."""
     columns = columns or {}
@@ -520,8 +525,8 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
         add("customers", customers_file, rej)
         read["customers"] = len(cust) + len(rej)
         known = set(cust["CUSTOMER_ID"])
-    lines, rej, read["orders"], excluded = _ref_order_lines(data_dir / orders_file, columns, known, returns,
-                                                            return_order_prefix, guest_ids)
+    lines, rej, read["orders"], excluded = _ref_order_lines(
+        data_dir / orders_file, columns, known, returns, return_order_prefix, guest_ids)
     add("orders", orders_file, rej)
     if known is None:
         first = lines.groupby("CUSTOMER_ID")["TS"].min()
@@ -542,9 +547,9 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
     columns_out = ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"]
     parts = [p.astype({"RATING": "float64"}) for p in parts if len(p)]
     reviews = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns_out)
-    return Ingested(cust, lines, reviews, pd.DataFrame(rejected, columns=["SOURCE", "SOURCE_FILE", "LINE_NO",
-                                                                          "ITEM_NO", "FIELD", "REASON"]), read,
-                    excluded)
+    cols = ["SOURCE", "SOURCE_FILE", "LINE_NO", "ITEM_NO", "FIELD", "REASON"]
+    rejected = pd.DataFrame(rejected, columns=cols)
+    return Ingested(cust, lines, reviews, rejected, read, excluded)
 
 
 def order_lines(path: Path) -> pd.DataFrame:
@@ -595,7 +600,8 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     ln["AMOUNT"] = ln["QUANTITY"] * ln["UNIT_PRICE"]
     ln["RETURN_LINE"] = ln["QUANTITY"] < 0  # a return line keeps its negative quantity
     orders = ln.groupby(["ORDER_ID", "CUSTOMER_ID", "TS"], as_index=False).agg(
-        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"),  # count: vectorised; max of str is not
+        # count: vectorised; max of str is not
+        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"),
         IS_RETURN=("RETURN_LINE", "all"))
     net = orders  # spend is net of returns; counts, recency and gaps count purchases only
     orders = orders[~orders["IS_RETURN"]]

@@ -57,7 +57,9 @@ def number(s: Column) -> Column:
     return F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
 
 
-def typed(df: DataFrame, fields: list[Field], layouts: dict[str, tuple[str, ...]] | None = None) -> DataFrame:
+def typed(
+    df: DataFrame, fields: list[Field], layouts: dict[str, tuple[str, ...]] | None = None
+) -> DataFrame:
     """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field.
 
     Dates and timestamps are parsed with their layout (``layouts``: field -> parts; ISO 8601 when
@@ -94,10 +96,13 @@ def _date_checks(f: Field, name: str, needed: bool) -> list[Check]:
     ]
 
 
-def _number_checks(f: Field, name: str, needed: bool, is_return: Column | None = None) -> list[Check]:
+def _number_checks(
+    f: Field, name: str, needed: bool, is_return: Column | None = None
+) -> list[Check]:
     """Checks of a numeric field; an absent value passes unless ``needed``.
 
-    ``is_return``: which rows are return lines (a field ``signed_for_returns`` may be below 0 there).
+    ``is_return``: which rows are return lines (a field ``signed_for_returns`` may be below 0
+    there).
     """
     v = text_col(f.name)
     s, n = F.col(v), F.col(typed_col(f))
@@ -124,7 +129,7 @@ def _number_checks(f: Field, name: str, needed: bool, is_return: Column | None =
 
 
 def used_fields(src: Source, present: dict[str, bool]) -> list[Field]:
-    """The source's fields this file is checked on: of each ``price`` group, the first the file has."""
+    """The source's fields this file is checked on: of a ``price`` group, the first in the file."""
     out = []
     for f in src.fields:
         if f.group == "price":
@@ -187,7 +192,8 @@ def field_checks(
 
 
 def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
-    """Add FIELD/REASON/VALUE from the first failing check; a reading problem (READ_REASON) comes first."""
+    """Add FIELD/REASON/VALUE from the first failing check; a reading problem (READ_REASON) comes
+    first."""
     none = F.lit(None).cast("string")
     fld, why, val = none, none, none
     for bad, name, reason, value in reversed(checks):
@@ -213,14 +219,16 @@ def json_get(v: Column, path: str) -> Column:
 
 
 def parsed_record(record: Column) -> Column:
-    """The record parsed as JSON, only where the reader found it valid (PARSE_JSON never sees bad text)."""
+    """The record parsed as JSON, only where the reader found it valid (PARSE_JSON never sees bad
+    text)."""
     return F.parse_json(F.iff(F.col("READ_REASON").is_null(), record, F.lit(None).cast("string")))
 
 
 def text_fields(
     raw: DataFrame, plan: SourcePlan, names: list[str], raw_columns: list[str]
 ) -> DataFrame:
-    """Raw rows with one trimmed text column ``S_<FIELD>`` per contract field (NULL when absent or empty)."""
+    """Raw rows with one trimmed text column ``S_<FIELD>`` per contract field (NULL when absent or
+    empty)."""
     cols = [F.col(c) for c in RAW_COLUMNS]
     if plan.fmt == "jsonl":
         v = parsed_record(F.col("RECORD"))
@@ -246,7 +254,8 @@ def materialise(df: DataFrame, name: str) -> DataFrame:
 
 
 def occurs(df: DataFrame, names: list[str]) -> dict[str, bool]:
-    """Whether each field has a value on at least one readable row (one aggregate query); ``_rows``: any row."""
+    """Whether each field has a value on at least one readable row (one aggregate query); ``_rows``:
+    any row."""
     if not names:
         return {}
     row = (
@@ -261,7 +270,8 @@ def occurs(df: DataFrame, names: list[str]) -> dict[str, bool]:
 
 
 def require_somewhere(found: dict[str, bool], plan: SourcePlan, fields: list[str]) -> None:
-    """JSON lines: a required key absent from every readable line is a structural problem, not N rejects."""
+    """JSON lines: a required key absent from every readable line is a structural problem, not N
+    rejects."""
     if plan.fmt != "jsonl" or not found.get("_rows"):
         return
     for f in fields:
@@ -316,7 +326,8 @@ def not_first(keys: list[str], order: list[str]) -> Column:
 
 
 def differs_from_first(key: str, same: list[str], order: list[str]) -> Column:
-    """Accepted row whose ``same`` columns differ from those of the first accepted row with its ``key``."""
+    """Accepted row whose ``same`` columns differ from those of the first accepted row with its
+    ``key``."""
     w = Window.partition_by(F.col(key), accepted_flag()).order_by(*[F.col(o) for o in order])
     differs = F.lit(False)
     for c in same:

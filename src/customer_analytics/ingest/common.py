@@ -11,7 +11,8 @@ from customer_analytics.contract import Source
 
 #: Suffix of the tables a run builds before putting them in place together.
 NEW = "__NEW"
-#: Warehouse table stem of each source (CLEAN_/REJECTED_/STAGE_ + stem; calls share the reviews tables).
+#: Warehouse table stem of each source (CLEAN_/REJECTED_/STAGE_ + stem; calls share the reviews
+#: tables).
 STEM = {"customers": "CUSTOMERS", "orders": "ORDER_LINES", "reviews": "REVIEWS", "calls": "REVIEWS"}
 #: STAGE_ table of each source (calls are staged apart, then published with the reviews).
 STAGE = {
@@ -103,13 +104,15 @@ class IngestError(RuntimeError):
     """An input cannot be used at all; the message names the file, the problem and the fix."""
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython/Jupyter (and so Papermill and Ploomber) show instead of a traceback: the message alone."""
+        """What IPython/Jupyter (and so Papermill and Ploomber) show instead of a traceback: the
+        message alone."""
         return [f"IngestError: {self}"]
 
 
 @dataclass
 class SourceCounts:
-    """Row accounting for one source: ``read == accepted + rejected + excluded + sampled_out`` always holds."""
+    """Row accounting for one source: ``read == accepted + rejected + excluded + sampled_out``
+    always holds."""
 
     source: str
     unit: str
@@ -127,7 +130,9 @@ class SourceCounts:
     bytes: int = 0
     sha256: str = ""
     details: list[dict] = field(default_factory=list)  # per field/reason: rows and example lines
-    layouts: list[dict] = field(default_factory=list)  # per date field: the layout used and how it was chosen
+    layouts: list[dict] = field(
+        default_factory=list
+    )  # per date field: the layout used and how it was chosen
 
     @property
     def reject_share(self) -> float:
@@ -145,9 +150,15 @@ class SourcePlan:
     status: str  # loaded (to be loaded) | missing | disabled
     wanted: dict[str, str] = field(default_factory=dict)  # contract field -> column/key in the file
     stats: readers.FileStats | None = None
-    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # date field -> layout (date_formats)
-    layouts: dict[str, Any] = field(default_factory=dict)  # date field -> dates.LayoutChoice (set when staged)
-    settings: dict[str, Any] = field(default_factory=dict)  # orders: returns, return_order_prefix, guest_ids
+    declared: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # date field -> layout (date_formats)
+    layouts: dict[str, Any] = field(
+        default_factory=dict
+    )  # date field -> dates.LayoutChoice (set when staged)
+    settings: dict[str, Any] = field(
+        default_factory=dict
+    )  # orders: returns, return_order_prefix, guest_ids
 
     @property
     def present(self) -> bool:
@@ -163,12 +174,13 @@ class SourcePlan:
 def fix_hint(src: Source, fld: str) -> str:
     """How to map a field whose column was not found."""
     return (
-        f"rename the column in the file, or map it in env.yaml: columns: {{{src.name}: {{{fld}: <your column>}}}} "
+        "rename the column in the file, or map it in env.yaml: columns: "
+        f"{{{src.name}: {{{fld}: <your column>}}}} "
         "(docs/data_contract.md)"
     )
 
 
 def public_text(text: str, data_dir: Path) -> str:
-    """A message without the location of the data folder (reports name files, not where they live)."""
+    """A message without the location of the data folder (reports name files, not places)."""
     d = str(data_dir)
     return text.replace(f"data_dir {d}", "data_dir").replace(d + "/", "").replace(d, "data_dir")

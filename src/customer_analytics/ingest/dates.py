@@ -29,7 +29,8 @@ _EPOCH_RANGE = (
     int((dt.datetime.combine(contract.MIN_DATE, dt.time()) - _EPOCH).total_seconds()),
     int((dt.datetime.combine(contract.MAX_DATE, dt.time.max) - _EPOCH).total_seconds()),
 )
-#: At most this many rows of a column are looked at to detect its layout (spread evenly over the file).
+#: At most this many rows of a column are looked at to detect its layout (spread evenly over the
+#: file).
 DETECT_ROWS = 100_000
 
 
@@ -70,7 +71,8 @@ def shortcut(parts: tuple[str, ...]) -> str:
 
 # --------------------------------------------------------------------------- parsing
 def _iso_extended(s: Column) -> Column:
-    """ISO 8601 basic (``20260301``, ``20260301T1430[00]``) rewritten in the extended form; else unchanged."""
+    """ISO 8601 basic (``20260301``, ``20260301T1430[00]``) rewritten in the extended form; else
+    unchanged."""
 
     def sub(a: int, n: int) -> Column:
         return F.substring(s, a, n)
@@ -105,7 +107,8 @@ def _iso(s: Column) -> Column:
 
 
 def _epoch(s: Column, unit: int) -> Column:
-    """Unix time (``unit`` = 1 for seconds, 1000 for milliseconds) -> TIMESTAMP; NULL outside the range."""
+    """Unix time (``unit`` = 1 for seconds, 1000 for milliseconds) -> TIMESTAMP; NULL outside the
+    range."""
     pattern = "[0-9]{1,12}([.][0-9]{1,6})?" if unit == 1 else "[0-9]{1,15}"
     n = F.iff(s.rlike(F.lit(pattern)), s.try_cast("double"), F.lit(None).cast("double"))
     lo, hi = (x * unit for x in _EPOCH_RANGE)
@@ -144,7 +147,8 @@ def in_range(t: Column) -> Column:
 
 # --------------------------------------------------------------------------- detection
 def detect_counts(df: DataFrame, column: str) -> tuple[int, dict[str, int]]:
-    """Distinct values of ``column`` (rows spread over the file, at most :data:`DETECT_ROWS`) and how
+    """Distinct values of ``column`` (rows spread over the file, at most :data:`DETECT_ROWS`) and
+    how
     many of them each named layout parses into the contract's range (one aggregate query)."""
     rows = df.filter(F.col(column).is_not_null()).count()
     step = max(1, -(-rows // DETECT_ROWS))
@@ -163,7 +167,8 @@ def detect_counts(df: DataFrame, column: str) -> tuple[int, dict[str, int]]:
 
 
 def choose(counts: dict[str, int]) -> list[str]:
-    """The layouts that best parse a column: one name (use it), several (ambiguous), none (nothing parses)."""
+    """The layouts that best parse a column: one name (use it), several (ambiguous), none (nothing
+    parses)."""
     best = max(counts.values(), default=0)
     return [n for n, c in counts.items() if c == best] if best else []
 
@@ -178,7 +183,8 @@ def _examples(
 
 
 def resolve(df: DataFrame, plan: SourcePlan) -> dict[str, tuple[str, ...]]:
-    """Choose the layout of every date field of ``plan``'s source; record the choices in ``plan.layouts``.
+    """Choose the layout of every date field of ``plan``'s source; record the choices in
+    ``plan.layouts``.
 
     A declared layout (``date_formats``) is used as it is. Otherwise the one named layout that
     parses most of the column's values is used; when several parse them equally (``01/02/2021``),
@@ -232,9 +238,12 @@ def _ambiguous(plan: SourcePlan, fld: str, names: list[str], examples: list[str]
     shown = ", ".join(repr(e) for e in examples)
     options = "; ".join(f"{n} ({contract.LAYOUT_TEXT[n]})" for n in names)
     return (
-        f"{plan.path}: the dates in '{column}' fit several layouts, e.g. {shown}: {options}. Nothing was "
-        f"replaced. Fix: say which one in env.yaml, e.g. date_formats: {{{plan.source.name}: {{{fld}: "
-        f'{names[0]}}}}} (or any Snowflake format such as "DD.MM.YYYY HH24:MI"; docs/data_contract.md).'
+        f"{plan.path}: the dates in '{column}' fit several layouts, e.g. {shown}: {options}. "
+        "Nothing was "
+        "replaced. Fix: say which one in env.yaml, e.g. date_formats: "
+        f"{{{plan.source.name}: {{{fld}: "
+        f"{names[0]}}}}} (or any Snowflake format such as "
+        '"DD.MM.YYYY HH24:MI"; docs/data_contract.md).'
     )
 
 
@@ -245,14 +254,16 @@ def describe(choice: LayoutChoice) -> str:
         return f"`{choice.column}`: {what}, as declared in date_formats."
     if choice.how == "default":
         return (
-            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their rows are "
+            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their "
+            "rows are "
             "rejected as unparseable dates). Declare the layout in date_formats."
         )
     if choice.name == "iso" and choice.parsed == choice.values:
         return f"`{choice.column}`: ISO 8601 dates (detected; every distinct value parses)."
     share = choice.parsed / choice.values if choice.values else 1.0
     return (
-        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct values "
+        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct "
+        "values "
         "(the only known layout that does). To fix it for later runs: date_formats: "
         f"{{<source>: {{{choice.field}: {choice.name}}}}}."
     )

@@ -21,13 +21,23 @@ from customer_analytics.ingest.common import IngestError, SourcePlan, fix_hint
 log = logging.getLogger(__name__)
 
 
-def load_raw_file(session: Session, path: Path, table: str, fmt: str, staging_dir: Path, *,
-                  source_file: str | None = None, columns: dict[str, str] | None = None,
-                  items: tuple[str, str] | None = None) -> readers.FileStats:
-    """Load an input file into ``table``: one row per physical record, nothing dropped, nothing parsed away.
+def load_raw_file(
+    session: Session,
+    path: Path,
+    table: str,
+    fmt: str,
+    staging_dir: Path,
+    *,
+    source_file: str | None = None,
+    columns: dict[str, str] | None = None,
+    items: tuple[str, str] | None = None,
+) -> readers.FileStats:
+    """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
+    parsed away.
 
     The file is streamed once by :mod:`customer_analytics.readers` into a Parquet file under
-    ``staging_dir`` (bounded memory), which is then loaded by :func:`warehouse.load_staged` and deleted.
+    ``staging_dir`` (bounded memory), which is then loaded by :func:`warehouse.load_staged` and
+    deleted.
     Columns: ``SOURCE_FILE``, ``LINE_NO``, ``RECORD``, ``READ_REASON``, ``READ_FIELD`` and, for CSV
     and call transcripts, one VARCHAR column per contract field found.
 
@@ -47,7 +57,9 @@ def load_raw_file(session: Session, path: Path, table: str, fmt: str, staging_di
     staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
     try:
         if fmt == "jsonl":
-            stats = readers.read_jsonl(path, staged, name, (items[0], staged_items) if items else None)
+            stats = readers.read_jsonl(
+                path, staged, name, (items[0], staged_items) if items else None
+            )
             if items:
                 wh.load_staged(session, staged_items, check_identifier(items[1]))
         elif fmt == "csv":
@@ -61,16 +73,19 @@ def load_raw_file(session: Session, path: Path, table: str, fmt: str, staging_di
         staged.unlink(missing_ok=True)
         staged_items.unlink(missing_ok=True)
     if loaded != stats.records:
-        raise wh.WarehouseError(f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into "
-                                f"{table}.")
+        raise wh.WarehouseError(
+            f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into {table}."
+        )
     return stats
 
 
 def wanted_columns(src: Source, fmt: str, params: Params) -> dict[str, str]:
     """Contract field -> the column (CSV) or key path (JSON) to read it from."""
     mapping = params.columns.get(src.name, {})
-    out = {f.name: mapping.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
-           for f in src.fields}
+    out = {
+        f.name: mapping.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
+        for f in src.fields
+    }
     if src.name == "orders":
         out |= {attribute_field(k): v for k, v in params.customer_attributes.items()}
     return out
@@ -126,19 +141,27 @@ def _check_csv_header(plan: SourcePlan) -> None:
         hint = ""
         if len(header) == 1 and any(d in header[0] for d in ";\t|"):
             hint = (
-                " The header is a single column containing ';', tab or '|': the file is probably not "
+                " The header is a single column containing ';', tab or '|': the file is probably "
+                "not "
                 "comma-separated; export it with commas."
             )
         fld = missing[0].split("|")[0]
         raise IngestError(
             f"{path}: required column {names} not found. "
-            f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: {fix_hint(src, fld)}."
+            f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: "
+            f"{fix_hint(src, fld)}."
         )
-    absent = [c for k, c in plan.wanted.items() if k.startswith("attr_") and readers.normalise(c) not in have]
+    absent = [
+        c
+        for k, c in plan.wanted.items()
+        if k.startswith("attr_") and readers.normalise(c) not in have
+    ]
     if absent:
         raise IngestError(
             f"{path}: column '{absent[0]}' (customer_attributes) not found. Columns in the file: "
-            f"{', '.join(repr(h) for h in header)}. Fix: set customer_attributes to columns of the orders file.")
+            f"{', '.join(repr(h) for h in header)}. Fix: set customer_attributes to columns of the "
+            "orders file."
+        )
     with path.open("rb") as f:
         records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
         next(records, None)
@@ -165,7 +188,8 @@ def _check_jsonl_start(plan: SourcePlan) -> None:
             text = raw.decode("utf-8", "replace").strip()
             if seen == 0 and text.startswith("[") and readers.json_problem(text) is not None:
                 raise IngestError(
-                    f"{path}: the file is one JSON array, not JSON lines (one object per line). Fix: "
+                    f"{path}: the file is one JSON array, not JSON lines (one object per line). "
+                    "Fix: "
                     f"convert it, e.g. `jq -c '.[]' {path.name} > {path.stem}.jsonl`, and set "
                     f"{plan.source.setting} to the new file."
                 )
@@ -175,14 +199,16 @@ def _check_jsonl_start(plan: SourcePlan) -> None:
                 break
     if seen and not good:
         raise IngestError(
-            f"{path}: none of the first {seen} lines is a JSON object: this is not a JSON-lines file. "
+            f"{path}: none of the first {seen} lines is a JSON object: this is not a JSON-lines "
+            "file. "
             f"Fix: point {plan.source.setting} at the right file, or give it the extension of its "
             f"real format ({', '.join(sorted(contract.FORMATS))})."
         )
 
 
 def plan_sources(params: Params) -> list[SourcePlan]:
-    """Find and pre-check every source (the plan phase): raise :class:`IngestError` on unusable input.
+    """Find and pre-check every source (the plan phase): raise :class:`IngestError` on unusable
+    input.
 
     Nothing is written. Optional sources that are not there come back with status ``missing``
     (or ``disabled`` when their setting is empty).
@@ -200,8 +226,16 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
     declared = params.date_formats.get(src.name, {})
     table = getattr(params, f"{src.name}_table", None)
     if table:
-        return SourcePlan(src, table, None, "table", "loaded", wanted_columns(src, "table", params),
-                          declared=declared, settings=_settings(src, params))
+        return SourcePlan(
+            src,
+            table,
+            None,
+            "table",
+            "loaded",
+            wanted_columns(src, "table", params),
+            declared=declared,
+            settings=_settings(src, params),
+        )
     name = getattr(params, src.setting)
     if not name:
         return SourcePlan(src, None, None, None, "disabled")
@@ -211,9 +245,12 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
     if not data_dir.is_dir():
         if src.required:
             raise IngestError(
-                f"data_dir {data_dir} does not exist. Fix: set data_dir in env.yaml (or --env--data_dir) to the "
-                f"folder holding your files (or read {src.name} from a table: {src.name}_table); for the demo "
-                "data run `make demo-data`.")
+                f"data_dir {data_dir} does not exist. Fix: set data_dir in env.yaml (or "
+                "--env--data_dir) to the "
+                f"folder holding your files (or read {src.name} from a table: {src.name}_table); "
+                "for the demo "
+                "data run `make demo-data`."
+            )
         return SourcePlan(src, name, data_dir / name, None, "missing")
     if src is CALLS:
         path = data_dir / name
@@ -226,25 +263,41 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
     if not path.exists():
         if src.required:
             raise IngestError(
-                f"{path}: the {src.name} file is missing (it is the only required input). Fix: set {src.setting} "
-                f"and data_dir in env.yaml to your export (or {src.name}_table to a table); for the demo data run "
-                "`make demo-data`.")
+                f"{path}: the {src.name} file is missing (it is the only required input). Fix: set "
+                f"{src.setting} "
+                f"and data_dir in env.yaml to your export (or {src.name}_table to a table); for "
+                "the demo data run "
+                "`make demo-data`."
+            )
         log.warning("%s: not found; running without %s", path, src.name)
         return SourcePlan(src, name, path, None, "missing")
     return _plan_file(src, name, path, params)
 
 
 def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
-    """A file on a Snowflake stage: fetched (GET) into the staging folder when loaded, then read as a file."""
+    """A file on a Snowflake stage: fetched (GET) into the staging folder when loaded, then read as
+    a file."""
     if params.is_local:
-        raise IngestError(f"{src.setting} = {name}: files on a stage (@…) exist only on Snowflake. Fix: with "
-                          f"connection: local, use a file in data_dir or a table ({src.name}_table).")
+        raise IngestError(
+            f"{src.setting} = {name}: files on a stage (@…) exist only on Snowflake. Fix: with "
+            f"connection: local, use a file in data_dir or a table ({src.name}_table)."
+        )
     fmt = contract.file_format(Path(name))
     if fmt not in src.formats:
-        raise IngestError(f"{name}: unsupported file type for {src.name}; accepted: "
-                          f"{', '.join(e for e, f in contract.FORMATS.items() if f in src.formats)}.")
-    return SourcePlan(src, name, None, fmt, "loaded", wanted_columns(src, fmt, params),
-                      declared=params.date_formats.get(src.name, {}), settings=_settings(src, params))
+        raise IngestError(
+            f"{name}: unsupported file type for {src.name}; accepted: "
+            f"{', '.join(e for e, f in contract.FORMATS.items() if f in src.formats)}."
+        )
+    return SourcePlan(
+        src,
+        name,
+        None,
+        fmt,
+        "loaded",
+        wanted_columns(src, fmt, params),
+        declared=params.date_formats.get(src.name, {}),
+        settings=_settings(src, params),
+    )
 
 
 def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:
@@ -258,7 +311,8 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         accepted = ", ".join(e for e, f in contract.FORMATS.items() if f in src.formats)
         raise IngestError(
             f"{path}: unsupported file type '{path.suffix or '(none)'}' for {src.name}; accepted: "
-            f"{accepted}. Fix: export the data as CSV or JSON lines (spreadsheets: 'Save as CSV UTF-8')."
+            f"{accepted}. Fix: export the data as CSV or JSON lines (spreadsheets: 'Save as CSV "
+            "UTF-8')."
         )
     if path.stat().st_size == 0:
         raise IngestError(
@@ -266,8 +320,16 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
             + ("" if src.required else f", or remove it to run without {src.name}")
             + "."
         )
-    plan = SourcePlan(src, name, path, fmt, "loaded", wanted_columns(src, fmt, params),
-                      declared=params.date_formats.get(src.name, {}), settings=_settings(src, params))
+    plan = SourcePlan(
+        src,
+        name,
+        path,
+        fmt,
+        "loaded",
+        wanted_columns(src, fmt, params),
+        declared=params.date_formats.get(src.name, {}),
+        settings=_settings(src, params),
+    )
     check_file(plan)
     return plan
 
@@ -284,6 +346,10 @@ def _settings(src: Source, params: Params) -> dict:
     """The parameters a source's checks depend on besides its columns and dates."""
     if src.name != "orders":
         return {}
-    return {"returns": params.returns, "return_order_prefix": params.return_order_prefix,
-            "guest_ids": params.guest_ids, "attributes": list(params.customer_attributes),
-            "max_product_types": params.max_product_types}
+    return {
+        "returns": params.returns,
+        "return_order_prefix": params.return_order_prefix,
+        "guest_ids": params.guest_ids,
+        "attributes": list(params.customer_attributes),
+        "max_product_types": params.max_product_types,
+    }

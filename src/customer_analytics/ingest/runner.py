@@ -29,31 +29,41 @@ log = logging.getLogger(__name__)
 
 
 class IngestResult(list):
-    """The row accounting of a run, one :class:`SourceCounts` per source (a list), and whether it succeeded.
+    """The row accounting of a run, one :class:`SourceCounts` per source (a list), and whether it
+    succeeded.
 
     A failed run (``ok`` False; only with ``run(..., on_error="return")``) holds the counts of the
     sources checked before it stopped, the stop's ``message`` and the source that stopped it, so a
     report can show the reasons and examples before raising with :meth:`raise_if_failed`.
     """
 
-    def __init__(self, counts: list[SourceCounts] = (), message: str | None = None, source: str | None = None,
-                 public: str | None = None):
+    def __init__(
+        self,
+        counts: list[SourceCounts] = (),
+        message: str | None = None,
+        source: str | None = None,
+        public: str | None = None,
+    ):
         super().__init__(counts)
         self.message, self.source = message, source
-        self.public = public or message  # the message without the data folder's location, for reports
+        self.public = (
+            public or message
+        )  # the message without the data folder's location, for reports
 
     @property
     def ok(self) -> bool:
         return self.message is None
 
     def raise_if_failed(self) -> None:
-        """Raise the run's :class:`IngestError` if it failed (the message alone, no traceback in notebooks)."""
+        """Raise the run's :class:`IngestError` if it failed (the message alone, no traceback in
+        notebooks)."""
         if not self.ok:
             raise IngestError(self.message)
 
 
 def run(session: Session, params: Params, on_error: str = "raise") -> IngestResult:
-    """Ingest every configured source; replace the CLEAN_*/REJECTED_*/RAW_* tables only if all of it succeeded.
+    """Ingest every configured source; replace the CLEAN_*/REJECTED_*/RAW_* tables only if all of it
+    succeeded.
 
     Args:
         on_error: ``raise`` (default): unusable input raises :class:`IngestError`. ``return``: the
@@ -82,19 +92,33 @@ def run(session: Session, params: Params, on_error: str = "raise") -> IngestResu
         failed = getattr(e, "counts", None)
         public = public_text(str(e), params.data_dir)
         log.warning("ingest stopped: %s", public)
-        return IngestResult(list(counts.values()), str(e), failed.source if failed else None, public)
+        return IngestResult(
+            list(counts.values()), str(e), failed.source if failed else None, public
+        )
     for c in result:
-        log.info("%s: %s read, %s accepted, %s rejected, %s excluded", c.source, c.read, c.accepted, c.rejected,
-                 c.excluded)
+        log.info(
+            "%s: %s read, %s accepted, %s rejected, %s excluded",
+            c.source,
+            c.read,
+            c.accepted,
+            c.rejected,
+            c.excluded,
+        )
     return IngestResult(result)
 
 
-#: How each optional source is staged after the orders (customers come first: orders are checked against them).
+#: How each optional source is staged after the orders (customers come first: orders are checked
+#: against them).
 _LATER = {"reviews": st.stage_reviews, "calls": st.stage_calls}
 
 
-def stage_all(session: Session, params: Params, plans: dict[str, SourcePlan], staging: Path,
-              counts: dict[str, SourceCounts] | None = None) -> list[SourceCounts]:
+def stage_all(
+    session: Session,
+    params: Params,
+    plans: dict[str, SourcePlan],
+    staging: Path,
+    counts: dict[str, SourceCounts] | None = None,
+) -> list[SourceCounts]:
     """Load, check and account for every present source, then write the ``__NEW`` tables.
 
     ``counts`` (filled as sources are checked) keeps what was counted when a check stops the run.
@@ -108,10 +132,14 @@ def stage_all(session: Session, params: Params, plans: dict[str, SourcePlan], st
 
     customers = None
     if plans["customers"].present:
-        st.stage_customers(session, *st.load(session, plans["customers"], staging), plans["customers"])
+        st.stage_customers(
+            session, *st.load(session, plans["customers"], staging), plans["customers"]
+        )
         account("customers")
         customers = session.table(STAGE["customers"]).filter(F.col("REASON").is_null())
-    st.stage_orders(session, *st.load(session, plans["orders"], staging), plans["orders"], customers)
+    st.stage_orders(
+        session, *st.load(session, plans["orders"], staging), plans["orders"], customers
+    )
     account("orders")
     _require_accepted(counts["orders"], plans["orders"])
     for name, build in _LATER.items():
@@ -119,26 +147,37 @@ def stage_all(session: Session, params: Params, plans: dict[str, SourcePlan], st
             build(session, *st.load(session, plans[name], staging), plans[name], customers)
             account(name)
     pub.write_clean(session, plans, f, staging)
-    result = [counts.get(src.name) or _not_loaded(session, plans[src.name]) for src in contract.SOURCES]
+    result = [
+        counts.get(src.name) or _not_loaded(session, plans[src.name]) for src in contract.SOURCES
+    ]
     pub.write_log(session, result, staging)
     return result
 
 
 def _require_accepted(c: SourceCounts, plan: SourcePlan) -> None:
-    """No order line accepted at all (every one excluded, say): nothing to learn from, stop and say why."""
+    """No order line accepted at all (every one excluded, say): nothing to learn from, stop and say
+    why."""
     if c.accepted + c.sampled_out > 0:
         return
-    why = ", ".join(f"{n:,} {r}" for r, n in {**c.reasons, **c.excluded_reasons}.items()) or "none read"
-    raise IngestError(f"{plan.path}: no order line was accepted ({why}). Nothing was replaced. Fix: check "
-                      "columns: {orders: {customer_id: …}} (a column of placeholders makes every order a guest "
-                      "order) and guest_ids.")
+    why = (
+        ", ".join(f"{n:,} {r}" for r, n in {**c.reasons, **c.excluded_reasons}.items())
+        or "none read"
+    )
+    raise IngestError(
+        f"{plan.path}: no order line was accepted ({why}). Nothing was replaced. Fix: check "
+        "columns: {orders: {customer_id: …}} (a column of placeholders makes every order a guest "
+        "order) and guest_ids."
+    )
 
 
 def _not_loaded(session: Session, plan: SourcePlan) -> SourceCounts:
-    """Accounting of a source that was not loaded (missing or disabled; customers: derived from the orders)."""
+    """Accounting of a source that was not loaded (missing or disabled; customers: derived from the
+    orders)."""
     name = plan.source.name
     pub.missing_raw(session, name)
-    c = SourceCounts(name, UNIT[name], 0, 0, 0, file=plan.name, status="missing" if plan.name else "disabled")
+    c = SourceCounts(
+        name, UNIT[name], 0, 0, 0, file=plan.name, status="missing" if plan.name else "disabled"
+    )
     if plan.source is CUSTOMERS:
         c.status, c.derived = "derived", wh.row_count(session, "CLEAN_CUSTOMERS" + NEW)
     return c

@@ -32,13 +32,20 @@ from customer_analytics.ingest.common import (
     SourcePlan,
     fix_hint,
 )
-from customer_analytics.ingest.plan import attribute_field, check_file, load_raw_file, required_fields
+from customer_analytics.ingest.plan import (
+    attribute_field,
+    check_file,
+    load_raw_file,
+    required_fields,
+)
 
 log = logging.getLogger(__name__)
 
-#: The elements of the JSON orders' items lists, one row each, staged by the reader (a working table).
+#: The elements of the JSON orders' items lists, one row each, staged by the reader (a working
+#: table).
 ITEMS = "RAW_ORDER_ITEMS" + NEW
-#: Item rows keep the whole JSON line in RECORD only up to this size; beyond, RECORD is the item itself, so
+#: Item rows keep the whole JSON line in RECORD only up to this size; beyond, RECORD is the item
+#: itself, so
 #: a line's size is never multiplied by its number of items.
 ITEM_RECORD_BYTES = 16_384
 #: Columns every STAGE_ table starts with (ITEM_NO only where a record can hold several rows).
@@ -51,25 +58,36 @@ def in_sample(customer_id: Column, fraction: float) -> Column:
 
 
 def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFrame, list[str]]:
-    """Load the source into RAW_<SOURCE>__NEW (from its file, its stage file or its table); return the
+    """Load the source into RAW_<SOURCE>__NEW (from its file, its stage file or its table); return
+    the
     table and its columns."""
     table = RAW[plan.source.name] + NEW
     if plan.fmt == "table":
         return load_table(session, plan, table)
-    if plan.path is None:  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
+    if (
+        plan.path is None
+    ):  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
         plan.path = fetch_staged(session, plan, staging_dir)
         check_file(plan)
     log.info("reading %s", plan.path)
     wanted = plan.wanted if plan.fmt == "csv" else None
     items = (plan.wanted["items"], ITEMS) if plan.fmt == "jsonl" and plan.source is ORDERS else None
-    plan.stats = load_raw_file(session, plan.path, table, plan.fmt, staging_dir, source_file=plan.name,
-                               columns=wanted, items=items)
+    plan.stats = load_raw_file(
+        session,
+        plan.path,
+        table,
+        plan.fmt,
+        staging_dir,
+        source_file=plan.name,
+        columns=wanted,
+        items=items,
+    )
     raw = session.table(table)
     return raw, list(raw.columns)
 
 
 def fetch_staged(session: Session, plan: SourcePlan, staging_dir: Path) -> Path:
-    """GET a stage file (``@stage/path/file.csv``) into the staging folder; return the local copy."""
+    """GET a stage file (``@stage/path/file.csv``) into the staging folder; return the copy."""
     target = staging_dir / "stage_files" / plan.source.name
     target.mkdir(parents=True, exist_ok=True)
     for old in target.iterdir():
@@ -77,15 +95,19 @@ def fetch_staged(session: Session, plan: SourcePlan, staging_dir: Path) -> Path:
     session.file.get(plan.name, str(target))
     files = sorted(target.iterdir())
     if len(files) != 1:
-        raise IngestError(f"{plan.name}: expected one file on the stage, found {len(files)}. Fix: point "
-                          f"{plan.source.setting} at a single file.")
+        raise IngestError(
+            f"{plan.name}: expected one file on the stage, found {len(files)}. Fix: point "
+            f"{plan.source.setting} at a single file."
+        )
     return files[0]
 
 
 def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFrame, list[str]]:
-    """RAW_<SOURCE>__NEW from a warehouse table or view: one row per row, the mapped columns as text.
+    """RAW_<SOURCE>__NEW from a warehouse table or view: one row per row, the mapped columns as
+    text.
 
-    Columns are matched to the contract like a CSV header (case-insensitively); ``LINE_NO`` numbers the
+    Columns are matched to the contract like a CSV header (case-insensitively); ``LINE_NO`` numbers
+    the
     rows in the order of their mapped values, ``RECORD`` is the row's mapped values as JSON.
 
     Raises:
@@ -95,28 +117,50 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
         src = session.table(plan.name)
         names = src.columns
     except Exception as e:  # the connector's message names the object; nothing else to add
-        raise IngestError(f"{plan.source.name}_table = {plan.name}: the table or view cannot be read "
-                          f"({type(e).__name__}). Fix: check the name and that this role may SELECT from it.") from e
+        raise IngestError(
+            f"{plan.source.name}_table = {plan.name}: the table or view cannot be read "
+            f"({type(e).__name__}). Fix: check the name and that this role may SELECT from it."
+        ) from e
     by_name = {readers.normalise(c.strip('"')): c for c in names}
-    found = {f: by_name[readers.normalise(col)] for f, col in plan.wanted.items() if readers.normalise(col) in by_name}
+    found = {
+        f: by_name[readers.normalise(col)]
+        for f, col in plan.wanted.items()
+        if readers.normalise(col) in by_name
+    }
     header = [c.strip('"') for c in names]
     for req in required_fields(plan.source, "csv"):
         if not any(x in found for x in req.split("|")):
             want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
-            raise IngestError(f"{plan.source.name}_table = {plan.name}: required column {want} not found. Columns: "
-                              f"{', '.join(repr(h) for h in header)}. Fix: {fix_hint(plan.source, req.split('|')[0])}.")
+            raise IngestError(
+                f"{plan.source.name}_table = {plan.name}: required column {want} not found. "
+                "Columns: "
+                f"{', '.join(repr(h) for h in header)}. Fix: "
+                f"{fix_hint(plan.source, req.split('|')[0])}."
+            )
     text = {f: F.col(c).cast("string") for f, c in found.items()}
     order = [text[f] for f in sorted(found)]
-    record = F.to_json(F.object_construct_keep_null(*[x for f, c in sorted(found.items())
-                                                       for x in (F.lit(c.strip('"')), F.col(c))]))
-    raw = src.select(F.lit(plan.name).alias("SOURCE_FILE"),
-                     F.row_number().over(Window.order_by(*order)).alias("LINE_NO"), record.alias("RECORD"),
-                     F.lit(None).cast("string").alias("READ_REASON"), F.lit(None).cast("string").alias("READ_FIELD"),
-                     *[v.alias(f.upper()) for f, v in text.items()])
+    record = F.to_json(
+        F.object_construct_keep_null(
+            *[x for f, c in sorted(found.items()) for x in (F.lit(c.strip('"')), F.col(c))]
+        )
+    )
+    raw = src.select(
+        F.lit(plan.name).alias("SOURCE_FILE"),
+        F.row_number().over(Window.order_by(*order)).alias("LINE_NO"),
+        record.alias("RECORD"),
+        F.lit(None).cast("string").alias("READ_REASON"),
+        F.lit(None).cast("string").alias("READ_FIELD"),
+        *[v.alias(f.upper()) for f, v in text.items()],
+    )
     wh.replace_table(raw, table)
     rows = wh.row_count(session, table)
-    plan.stats = readers.FileStats(Path(plan.name), "table", Path(table), records=rows,
-                                   columns={f: c.strip('"') for f, c in found.items()})
+    plan.stats = readers.FileStats(
+        Path(plan.name),
+        "table",
+        Path(table),
+        records=rows,
+        columns={f: c.strip('"') for f, c in found.items()},
+    )
     log.info("read %s rows from %s", rows, plan.name)
     t = session.table(table)
     return t, list(t.columns)
@@ -142,12 +186,14 @@ def _present(
 def stage_customers(
     session: Session, raw: DataFrame, raw_columns: list[str], plan: SourcePlan
 ) -> str:
-    """STAGE_CUSTOMERS: every customer row with typed columns and FIELD/REASON/VALUE (REASON null = accepted)."""
+    """STAGE_CUSTOMERS: every customer row with typed columns and FIELD/REASON/VALUE (REASON null =
+    accepted)."""
     names = list(CUSTOMERS.field_names)
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_CUSTOMERS_F")
     present = _present(f, plan, names, ["customer_id", "signup_date"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
     )
     t = ck.materialise(
         checked.select(
@@ -183,43 +229,69 @@ def _attributes(plan: SourcePlan) -> list[str]:
     return [attribute_field(a) for a in plan.settings.get("attributes", [])]
 
 
-def _order_rows(session: Session, raw: DataFrame, raw_columns: list[str], plan: SourcePlan) -> DataFrame:
+def _order_rows(
+    session: Session, raw: DataFrame, raw_columns: list[str], plan: SourcePlan
+) -> DataFrame:
     """Orders as one row per order line; a JSON line without items (or unreadable) stays one row.
 
     JSON lines: the reader staged each element of ``items`` as its own row (:data:`ITEMS`, with its
     true position), so the lines are joined with their items instead of taking the parsed list apart
     in the warehouse (FLATTEN + GET carried the whole list, and the whole line, on every item row:
     memory grew with the square of the items of one order). Item rows carry the line's RECORD only
-    when it is at most :data:`ITEM_RECORD_BYTES`, else the item's own JSON. ``_N_ITEMS`` is 1 on item
+    when it is at most :data:`ITEM_RECORD_BYTES`, else the item's own JSON. ``_N_ITEMS`` is 1 on
+    item
     rows, else the list size (0) or NULL (absent or not a list).
     """
     record_fields = ORDER_FIELDS + _attributes(plan)
     if plan.fmt != "jsonl":
         return ck.text_fields(raw, plan, record_fields + ITEM_FIELDS, raw_columns).select(
-            "*", F.lit(None).cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS"))
+            "*", F.lit(None).cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS")
+        )
     items = ck.json_get(ck.parsed_record(F.col("RECORD")), plan.wanted["items"])
     lines = ck.text_fields(raw, plan, record_fields, raw_columns).select(
-        "*", F.array_size(items).alias("_N_ITEMS"))
+        "*", F.array_size(items).alias("_N_ITEMS")
+    )
     order_cols = [ck.text_col(f) for f in record_fields if f != "items"]
-    small = F.iff(F.length(F.col("RECORD")) <= F.lit(ITEM_RECORD_BYTES), F.col("RECORD"),
-                  F.lit(None).cast("string"))
+    small = F.iff(
+        F.length(F.col("RECORD")) <= F.lit(ITEM_RECORD_BYTES),
+        F.col("RECORD"),
+        F.lit(None).cast("string"),
+    )
     heads = lines.filter(F.col("_N_ITEMS") > 0).select(
-        F.col("SOURCE_FILE").alias("_F"), F.col("LINE_NO").alias("_L"), small.alias("_RECORD"), *order_cols)
+        F.col("SOURCE_FILE").alias("_F"),
+        F.col("LINE_NO").alias("_L"),
+        small.alias("_RECORD"),
+        *order_cols,
+    )
     elements = session.table(ITEMS)
     item = F.parse_json(F.col("ITEM"))
     on = (F.col("_F") == F.col("SOURCE_FILE")) & (F.col("_L") == F.col("LINE_NO"))
     flat = heads.join(elements, on).select(
-        F.col("_F").alias("SOURCE_FILE"), F.col("_L").alias("LINE_NO"),
+        F.col("_F").alias("SOURCE_FILE"),
+        F.col("_L").alias("LINE_NO"),
         F.coalesce(F.col("_RECORD"), F.col("ITEM")).alias("RECORD"),
-        F.lit(None).cast("string").alias("READ_REASON"), F.lit(None).cast("string").alias("READ_FIELD"),
-        *[F.col(c) if c in order_cols else F.lit("[…]").alias(c)  # S_ITEMS: a list was there (not copied)
-          for c in [ck.text_col(f) for f in record_fields]],
-        *[ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f)) for f in ITEM_FIELDS],
-        F.col("ITEM_NO").cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS"))
+        F.lit(None).cast("string").alias("READ_REASON"),
+        F.lit(None).cast("string").alias("READ_FIELD"),
+        *[
+            F.col(c)
+            if c in order_cols
+            else F.lit("[…]").alias(c)  # S_ITEMS: a list was there (not copied)
+            for c in [ck.text_col(f) for f in record_fields]
+        ],
+        *[
+            ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f))
+            for f in ITEM_FIELDS
+        ],
+        F.col("ITEM_NO").cast("int").alias("ITEM_NO"),
+        F.lit(1).alias("_N_ITEMS"),
+    )
     bare = lines.filter(F.coalesce(F.col("_N_ITEMS"), F.lit(0)) == 0).select(
-        *RAW_COLUMNS, *[ck.text_col(f) for f in record_fields],
+        *RAW_COLUMNS,
+        *[ck.text_col(f) for f in record_fields],
         *[F.lit(None).cast("string").alias(ck.text_col(f)) for f in ITEM_FIELDS],
-        F.lit(None).cast("int").alias("ITEM_NO"), "_N_ITEMS")
+        F.lit(None).cast("int").alias("ITEM_NO"),
+        "_N_ITEMS",
+    )
     return flat.union_all(bare)
 
 
@@ -241,7 +313,8 @@ def is_guest(customer_id: Column, guest_ids: tuple[str, ...]) -> Column:
 
 
 def _is_return(plan: SourcePlan, present: dict[str, bool]) -> Column:
-    """Return or cancellation line: a negative quantity, a mapped cancelled flag, or the order-id prefix."""
+    """Return or cancellation line: a negative quantity, a mapped cancelled flag, or the order-id
+    prefix."""
     ret = F.coalesce(F.col("N_QUANTITY") < F.lit(0), F.lit(False))
     if present.get("cancelled"):
         flag = F.lower(F.col("S_CANCELLED")).isin([F.lit(v) for v in contract.CANCELLED_VALUES])
@@ -259,13 +332,25 @@ def _exclusion(plan: SourcePlan) -> tuple[Column, Column]:
     guest = ok & is_guest(F.col("S_CUSTOMER_ID"), plan.settings.get("guest_ids", ()))
     dropped = ok & F.col("IS_RETURN") & F.lit(plan.settings.get("returns") == "exclude")
     reason = F.when(guest, F.lit(Excluded.GUEST)).when(dropped, F.lit(Excluded.RETURN))
-    fld = F.when(guest, F.lit(plan.column("customer_id"))).when(dropped, F.lit(plan.column("quantity")))
+    fld = F.when(guest, F.lit(plan.column("customer_id"))).when(
+        dropped, F.lit(plan.column("quantity"))
+    )
     return reason.otherwise(F.lit(None).cast("string")), fld.otherwise(F.lit(None).cast("string"))
 
 
 #: STAGE_ORDER_LINES' columns after the outcome, in order.
-ORDER_STAGE = ["ORDER_ID", "CUSTOMER_ID", "TS", "COUPON", "SHIP_METHOD", "SHIP_COST", "PRODUCT", "QUANTITY",
-               "UNIT_PRICE", "IS_RETURN"]
+ORDER_STAGE = [
+    "ORDER_ID",
+    "CUSTOMER_ID",
+    "TS",
+    "COUPON",
+    "SHIP_METHOD",
+    "SHIP_COST",
+    "PRODUCT",
+    "QUANTITY",
+    "UNIT_PRICE",
+    "IS_RETURN",
+]
 
 
 def stage_orders(
@@ -283,56 +368,89 @@ def stage_orders(
     """
     f = ck.materialise(_order_rows(session, raw, raw_columns, plan), "STAGE_ORDER_LINES_F")
     jsonl = plan.fmt == "jsonl"
-    present = _present(f, plan, ORDER_FIELDS + ITEM_FIELDS + _attributes(plan),
-                       ["order_id", "customer_id", "ts", "items", *_attributes(plan)])
+    present = _present(
+        f,
+        plan,
+        ORDER_FIELDS + ITEM_FIELDS + _attributes(plan),
+        ["order_id", "customer_id", "ts", "items", *_attributes(plan)],
+    )
     used = ck.used_fields(ORDERS, present)
     typed = ck.typed(f, used, dates.resolve(f, plan))
     typed = typed.select("*", _is_return(plan, present).alias("IS_RETURN"))
     special = {"items": _items_checks(plan)} if jsonl else {}
-    skip = ("customer_id",) if jsonl else ("customer_id", "items")  # an empty customer id: a guest order
+    skip = (
+        ("customer_id",) if jsonl else ("customer_id", "items")
+    )  # an empty customer id: a guest order
     checks = ck.field_checks(plan, present, special, skip, is_return=F.col("IS_RETURN"))
     if plan.settings.get("returns") == "reject":
-        checks.append((F.col("IS_RETURN"), plan.column("quantity"), Reason.RETURN_REJECTED, "S_QUANTITY"))
+        checks.append(
+            (F.col("IS_RETURN"), plan.column("quantity"), Reason.RETURN_REJECTED, "S_QUANTITY")
+        )
     checked = ck.with_reason(typed, checks)
     has_id = jsonl or present["order_id"]
     qty = F.col("N_QUANTITY")
-    unit = (F.col("N_UNIT_PRICE") if any(x.name == "unit_price" for x in used)
-            else F.abs(F.col("N_AMOUNT")) / F.abs(qty))
+    unit = (
+        F.col("N_UNIT_PRICE")
+        if any(x.name == "unit_price" for x in used)
+        else F.abs(F.col("N_AMOUNT")) / F.abs(qty)
+    )
     who = F.coalesce(F.col("S_CUSTOMER_ID"), F.lit(""))
     order_id = F.col("S_ORDER_ID") if has_id else F.concat(who, F.lit("@"), F.col("S_TS"))
     product = F.lower(F.col("S_PRODUCT")) if present["product"] else F.lit(contract.ALL_PRODUCTS)
     signed = F.iff(F.col("IS_RETURN"), -F.abs(qty), qty)
     why, fld = _exclusion(plan)
     head = ["SOURCE_FILE", "LINE_NO", "ITEM_NO", "RECORD"]
-    t = ck.materialise(checked.select(
-        *head,
-        F.coalesce(F.col("FIELD"), fld).alias("FIELD"),
-        F.coalesce(F.col("REASON"), why).alias("REASON"),
-        F.iff(why.is_not_null() & (why == F.lit(Excluded.RETURN)), F.col("S_QUANTITY"), F.col("VALUE"))
-        .alias("VALUE"),
-        "S_LINE_ID",
-        order_id.alias("ORDER_ID"),
-        F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
-        _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
-        F.col("S_COUPON").alias("COUPON"),
-        F.col("S_SHIP_METHOD").alias("SHIP_METHOD"),
-        _ok_or_null(F.col("N_SHIP_COST"), "double").alias("SHIP_COST"),
-        product.alias("PRODUCT"),
-        _ok_or_null(signed, "double").cast("int").alias("QUANTITY"),
-        _ok_or_null(unit, "double").alias("UNIT_PRICE"),
-        _ok_or_null(F.col("IS_RETURN"), "boolean").alias("IS_RETURN"),
-        *[F.col(ck.text_col(a)).alias(a.upper()) for a in _attributes(plan)],
-    ), "STAGE_ORDER_LINES_C")
+    t = ck.materialise(
+        checked.select(
+            *head,
+            F.coalesce(F.col("FIELD"), fld).alias("FIELD"),
+            F.coalesce(F.col("REASON"), why).alias("REASON"),
+            F.iff(
+                why.is_not_null() & (why == F.lit(Excluded.RETURN)),
+                F.col("S_QUANTITY"),
+                F.col("VALUE"),
+            ).alias("VALUE"),
+            "S_LINE_ID",
+            order_id.alias("ORDER_ID"),
+            F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
+            _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
+            F.col("S_COUPON").alias("COUPON"),
+            F.col("S_SHIP_METHOD").alias("SHIP_METHOD"),
+            _ok_or_null(F.col("N_SHIP_COST"), "double").alias("SHIP_COST"),
+            product.alias("PRODUCT"),
+            _ok_or_null(signed, "double").cast("int").alias("QUANTITY"),
+            _ok_or_null(unit, "double").alias("UNIT_PRICE"),
+            _ok_or_null(F.col("IS_RETURN"), "boolean").alias("IS_RETURN"),
+            *[F.col(ck.text_col(a)).alias(a.upper()) for a in _attributes(plan)],
+        ),
+        "STAGE_ORDER_LINES_C",
+    )
     order, c = ["LINE_NO", "ITEM_NO"], plan.column
     rules = []
     if present["line_id"]:
-        rules.append((F.col("S_LINE_ID").is_not_null() & ck.not_first(["S_LINE_ID"], order), c("line_id"),
-                      Reason.DUPLICATE_LINE))
+        rules.append(
+            (
+                F.col("S_LINE_ID").is_not_null() & ck.not_first(["S_LINE_ID"], order),
+                c("line_id"),
+                Reason.DUPLICATE_LINE,
+            )
+        )
     if jsonl:
-        rules.append((ck.differs_from_first("ORDER_ID", ["LINE_NO"], order), c("order_id"), Reason.DUPLICATE_ORDER))
+        rules.append(
+            (
+                ck.differs_from_first("ORDER_ID", ["LINE_NO"], order),
+                c("order_id"),
+                Reason.DUPLICATE_ORDER,
+            )
+        )
     elif has_id:
-        rules.append((ck.differs_from_first("ORDER_ID", ["CUSTOMER_ID", "TS"], order), c("order_id"),
-                      Reason.DUPLICATE_ORDER))
+        rules.append(
+            (
+                ck.differs_from_first("ORDER_ID", ["CUSTOMER_ID", "TS"], order),
+                c("order_id"),
+                Reason.DUPLICATE_ORDER,
+            )
+        )
     columns = [x for x in t.columns if x != "S_LINE_ID"]
     final = ck.cross_checks(t, columns, rules, customers, c("customer_id"))
     return wh.replace_table(final, STAGE["orders"])
@@ -351,7 +469,8 @@ def stage_reviews(
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_REVIEWS_F")
     present = _present(f, plan, names, ["customer_id", "ts"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
     )
     t = ck.materialise(
         checked.select(
@@ -386,12 +505,14 @@ def stage_calls(
     plan: SourcePlan,
     customers: DataFrame | None,
 ) -> str:
-    """STAGE_CALLS: every transcript as a review row (KIND 'call', RATING null) with FIELD/REASON/VALUE."""
+    """STAGE_CALLS: every transcript as a review row (KIND 'call', RATING null) with
+    FIELD/REASON/VALUE."""
     names = list(contract.CALLS.field_names)
     f = ck.text_fields(raw, plan, names, raw_columns)
     present = {n: True for n in names}
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)), ck.field_checks(plan, present)
+        ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
     )
     t = ck.materialise(
         checked.select(
@@ -420,7 +541,9 @@ def rejected_rows(t: DataFrame) -> DataFrame:
     return t.filter(F.col("REASON").is_not_null() & ~is_excluded(F.col("REASON")))
 
 
-def account(session: Session, stage: str, plan: SourcePlan, unit: str, fraction: float) -> SourceCounts:
+def account(
+    session: Session, stage: str, plan: SourcePlan, unit: str, fraction: float
+) -> SourceCounts:
     """Counts of a staged source; asserts that every record read is in it and that
     read = accepted + rejected + excluded + sampled out."""
     t = session.table(stage)
@@ -433,23 +556,43 @@ def account(session: Session, stage: str, plan: SourcePlan, unit: str, fraction:
         F.sum(F.iff(why.is_not_null() & is_excluded(why), 1, 0)).alias("EXCLUDED"),
         F.sum(F.iff(sampled, 1, 0)).alias("OUT"),
     ).collect()[0]
-    read, acc, rej, exc, out = (int(row[k] or 0) for k in ("READ", "ACCEPTED", "REJECTED", "EXCLUDED", "OUT"))
+    read, acc, rej, exc, out = (
+        int(row[k] or 0) for k in ("READ", "ACCEPTED", "REJECTED", "EXCLUDED", "OUT")
+    )
     records = t.select("SOURCE_FILE", "LINE_NO").distinct().count()
-    by_reason = {r["REASON"]: int(r["N"]) for r in t.filter(why.is_not_null()).group_by("REASON").agg(
-        F.count(F.lit(1)).alias("N")).collect()}
+    by_reason = {
+        r["REASON"]: int(r["N"])
+        for r in t.filter(why.is_not_null())
+        .group_by("REASON")
+        .agg(F.count(F.lit(1)).alias("N"))
+        .collect()
+    }
     reasons = {k: v for k, v in by_reason.items() if k not in contract.EXCLUSIONS}
     st = plan.stats
     counts = SourceCounts(
-        plan.source.name, unit, read, acc, rej, reasons, sampled_out=out, file=plan.name, records=st.records,
-        bytes=st.bytes, sha256=st.sha256, details=details(t, plan), excluded=exc,
+        plan.source.name,
+        unit,
+        read,
+        acc,
+        rej,
+        reasons,
+        sampled_out=out,
+        file=plan.name,
+        records=st.records,
+        bytes=st.bytes,
+        sha256=st.sha256,
+        details=details(t, plan),
+        excluded=exc,
         excluded_reasons={k: v for k, v in by_reason.items() if k in contract.EXCLUSIONS},
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(
             f"{plan.path}: row accounting failed ({st.records:,} records read, {records:,} staged; "
-            f"{read:,} rows vs {acc:,} accepted + {rej:,} rejected + {exc:,} excluded + {out:,} sampled "
-            "out). This is a bug: nothing was replaced.")
+            f"{read:,} rows vs {acc:,} accepted + {rej:,} rejected + {exc:,} excluded + {out:,} "
+            "sampled "
+            "out). This is a bug: nothing was replaced."
+        )
     return counts
 
 
@@ -509,7 +652,8 @@ WHOLESALE = 0.5
 
 
 class ThresholdError(IngestError):
-    """More than ``max_reject_share`` of a source's rows were rejected (the counts are in ``counts``)."""
+    """More than ``max_reject_share`` of a source's rows were rejected (the counts are in
+    ``counts``)."""
 
     def __init__(self, message: str, counts: SourceCounts):
         super().__init__(message)
@@ -530,28 +674,51 @@ def _values(d: dict) -> str:
     if d["contract_field"] not in SHOWABLE_FIELDS:
         return ""
     values = list(dict.fromkeys(e["value"] for e in d["examples"] if e["value"] is not None))[:3]
-    return "; values " + ", ".join(repr(v if len(v) <= 30 else v[:29] + "…") for v in values) if values else ""
+    return (
+        "; values " + ", ".join(repr(v if len(v) <= 30 else v[:29] + "…") for v in values)
+        if values
+        else ""
+    )
 
 
 def _advice(counts: SourceCounts, plan: SourcePlan, top: dict) -> str:
-    """What to do: above :data:`WHOLESALE` a mapping or layout problem, else fix the rows or accept them."""
+    """What to do: above :data:`WHOLESALE` a mapping or layout problem, else fix the rows or accept
+    them."""
     src = plan.source.name
-    if top["reason"] in (Reason.BAD_DATE, Reason.DATE_RANGE) and top["contract_field"] in plan.layouts:
+    if (
+        top["reason"] in (Reason.BAD_DATE, Reason.DATE_RANGE)
+        and top["contract_field"] in plan.layouts
+    ):
         fld = top["contract_field"]
-        fix = (f"declare the layout of '{top['field']}': date_formats: {{{src}: {{{fld}: <shortcut or Snowflake "
-               f"format>}}}} (shortcuts {', '.join(contract.DATE_LAYOUTS)})")
+        fix = (
+            f"declare the layout of '{top['field']}': date_formats: "
+            f"{{{src}: {{{fld}: <shortcut or Snowflake "
+            f"format>}}}} (shortcuts {', '.join(contract.DATE_LAYOUTS)})"
+        )
         if plan.layouts[fld].how == "declared":
-            fix = (f"the declared layout does not fit '{top['field']}': correct date_formats.{src}.{fld}, or "
-                   "remove it to have the layout detected")
+            fix = (
+                f"the declared layout does not fit '{top['field']}': correct "
+                f"date_formats.{src}.{fld}, or "
+                "remove it to have the layout detected"
+            )
     elif top["reason"] == Reason.MISSING or top["field"] == "line":
-        fix = f"check that columns: {{{src}: …}} names the right column for each field, and the file's format"
+        fix = (
+            f"check that columns: {{{src}: …}} names the right column for each field, and the "
+            "file's format"
+        )
     else:
         fix = f"check the column mapped to '{top['contract_field']}' (columns: {{{src}: …}})"
     if counts.reject_share > WHOLESALE:
-        return (f"{counts.reject_share:.0%} rejected is not a few bad rows but a mapping or layout problem: {fix}. "
-                "Raising max_reject_share would only hide it")
-    return (f"correct the file (see docs/data_contract.md), or {fix}, or raise max_reject_share if these "
-            "rejections are expected")
+        return (
+            f"{counts.reject_share:.0%} rejected is not a few bad rows but a mapping or layout "
+            f"problem: {fix}. "
+            "Raising max_reject_share would only hide it"
+        )
+    return (
+        f"correct the file (see docs/data_contract.md), or {fix}, or raise max_reject_share if "
+        "these "
+        "rejections are expected"
+    )
 
 
 def check_threshold(counts: SourceCounts, plan: SourcePlan, limit: float) -> None:
@@ -566,9 +733,16 @@ def check_threshold(counts: SourceCounts, plan: SourcePlan, limit: float) -> Non
     if counts.read == 0 or counts.reject_share <= limit:
         return
     top = "; ".join(
-        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. line {d['examples'][0]['line']}): "
-        f"{_expected(d, plan)}{_values(d)}" for d in counts.details[:3])
+        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. line "
+        f"{d['examples'][0]['line']}): "
+        f"{_expected(d, plan)}{_values(d)}"
+        for d in counts.details[:3]
+    )
     raise ThresholdError(
-        f"{plan.path}: {counts.rejected:,} of {counts.read:,} {counts.unit} rejected ({counts.reject_share:.1%}), "
-        f"more than max_reject_share = {limit:.0%}. Most common: {top}. Fix: {_advice(counts, plan, counts.details[0])}."
-        " Nothing was replaced: the previous tables are unchanged.", counts)
+        f"{plan.path}: {counts.rejected:,} of {counts.read:,} {counts.unit} rejected "
+        f"({counts.reject_share:.1%}), "
+        f"more than max_reject_share = {limit:.0%}. Most common: {top}. Fix: "
+        f"{_advice(counts, plan, counts.details[0])}."
+        " Nothing was replaced: the previous tables are unchanged.",
+        counts,
+    )
