@@ -908,7 +908,8 @@ def render_markdown() -> str:
         "`FIELD` (the offending column or key as named in your file, or `line`), `REASON` (below), "
         "`VALUE` (the "
         "offending value, first 200 characters) and `RECORD` (the whole line as read; invalid "
-        "bytes as `\\xNN`).",
+        "bytes as `\\xNN`; for one item of a JSON line longer than 16 KB, the item itself, so that "
+        "a line is never copied once per item).",
         "",
         "## How files are loaded",
         "",
