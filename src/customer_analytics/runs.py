@@ -54,7 +54,7 @@ EXPERIMENT_INFIX = "__X_"
 #: not write are read through views onto production's; its own are real tables.
 TABLE_OWNERS: tuple[tuple[str, str], ...] = (
     ("RAW_", "01_ingest"), ("STAGE_", "01_ingest"), ("CLEAN_", "01_ingest"), ("REJECTED_", "01_ingest"),
-    ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"),
+    ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"), ("EXCLUDED_", "01_ingest"),
     ("FEATURES", "03_features"), ("TEXT_", "03_features"), ("SENTIMENT_", "03_features"),
     ("PREDICTIONS", "05_batch_prediction"), ("SCORING_", "05_batch_prediction"),
 )
