@@ -75,6 +75,7 @@ class Params:
     max_train_rows: int = 60_000
     text_max_rows: int = 20_000
     chunk_rows: int = 50_000
+    freshness_tolerance_days: int = 1
     database: str | None = None
     schema: str | None = None
     run_namespace: str = P.NAMESPACE_AUTO

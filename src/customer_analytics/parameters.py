@@ -457,6 +457,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("text_max_rows", 20000, "cap on rated reviews pulled to train the text sentiment model",
               integer(100, 1_000_000), ("03_features",), identity=True,
               label=lambda v: f"max {int(v):,} text rows"),
+    Parameter("freshness_tolerance_days", 1, "days run_date may lie after the last order before every report "
+              "warns (and 04 stops: its held-out window would be partly empty)", integer(0, 366), ALL),
     Parameter("chunk_rows", 50000, "customers scored per chunk pulled to the client (05)",
               integer(1, 10_000_000), ("05_batch_prediction",)),
     # the input files (inside data_dir); an optional one set to null is not used
