@@ -15,14 +15,15 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from customer_analytics.contract import MAX_LINE_BYTES, Reason
+from customer_analytics.contract import MAX_ITEMS, MAX_LINE_BYTES, Excluded, Reason
 
 R = Reason
 
 
 @dataclass(frozen=True)
 class Expected:
-    """One row the ingest must reject (reason) or accept (reason None)."""
+    """One row the ingest must reject (reason), exclude (an :class:`Excluded` reason) or accept
+    (reason None)."""
 
     source: str
     file: str
@@ -166,6 +167,12 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             exp(len(out), None, "line", R.EMPTY_LINE, "blank line")
             out.append(b"[1, 2]")
             exp(len(out), None, "line", R.NOT_AN_OBJECT, "array line")
+            big = json.loads(text)
+            big["order_id"] += "-big"
+            one = {"product": "gift_box", "quantity": 1, "unit_price": 1.0}
+            big["items"] = [one] * (MAX_ITEMS + 1)
+            out.append(_dumps(big).encode())
+            exp(len(out), None, "items", R.TOO_MANY_ITEMS, "an order of 10,001 items")
         if i == 2 * len(raw_lines) // 3:
             for j in repeat:
                 out.append(raw_lines[j].encode())
@@ -209,7 +216,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                         "price_negative", "product_missing"):
                 key, value, fld, reason = {
                     "qty_zero": ("quantity", 0, "quantity", R.NOT_POSITIVE),
-                    "qty_negative": ("quantity", -2, "quantity", R.NOT_POSITIVE),
+                    # a return line: accepted, kept negative
+                    "qty_negative": ("quantity", -2, None, None),
                     "qty_fraction": ("quantity", 2.5, "quantity", R.NOT_WHOLE),
                     "qty_text": ("quantity", "three", "quantity", R.NOT_A_NUMBER),
                     "price_text": ("unit_price", "abc", "unit_price", R.NOT_A_NUMBER),
@@ -221,7 +229,7 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                     del o["items"][0][key]
                 else:
                     o["items"][0][key] = value
-                exp(line, 0, fld, reason, kind)
+                exp(line, 0, fld, reason, kind)  # reason None: accepted
                 for k in range(1, n):
                     exp(line, k, None, None, kind + " (other items kept)")
             elif kind == "ts_missing":
@@ -231,8 +239,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                 o["ts"], whole = "2026-13-01T00:00:00", ("ts", R.BAD_DATE)
             elif kind == "ts_9999":
                 o["ts"], whole = "9999-12-31T00:00:00", ("ts", R.DATE_RANGE)
-            elif kind == "customer_null":
-                o["customer_id"], whole = None, ("customer_id", R.MISSING)
+            elif kind == "customer_null":  # a guest order: excluded, not rejected
+                o["customer_id"], whole = None, ("customer_id", Excluded.GUEST)
             elif kind == "unknown_customer":
                 o["customer_id"], whole = "X-NOBODY", ("customer_id", R.UNKNOWN_CUSTOMER)
             elif kind == "ship_free":

@@ -110,7 +110,7 @@ def test_corpus_run_completes_and_every_row_is_accounted_for(run1, ref, corpus):
     for name in ("customers", "orders", "reviews", "calls"):
         c = counts[name]
         assert c.status == "loaded"
-        assert c.read == c.accepted + c.rejected + c.sampled_out and c.sampled_out == 0
+        assert c.read == c.accepted + c.rejected + c.excluded + c.sampled_out and c.sampled_out == 0
         assert c.read == ref.read[name], name  # rows counted independently by the reference
         assert 0 < c.rejected / c.read < 0.05, (name, c.rejected, c.read)
         assert sum(c.reasons.values()) == c.rejected
@@ -121,6 +121,8 @@ def test_corpus_run_completes_and_every_row_is_accounted_for(run1, ref, corpus):
     assert counts["orders"].read > counts["orders"].records
     assert wh.row_count(s, "CLEAN_CUSTOMERS") == counts["customers"].accepted
     assert wh.row_count(s, "CLEAN_ORDER_LINES") == counts["orders"].accepted
+    excluded = wh.row_count(s, "EXCLUDED_ORDER_LINES")
+    assert excluded == counts["orders"].excluded == len(ref.excluded) > 0
     assert wh.row_count(s, "CLEAN_REVIEWS") == counts["reviews"].accepted + counts["calls"].accepted
     for t, n in (("REJECTED_CUSTOMERS", counts["customers"].rejected),
                  ("REJECTED_ORDER_LINES", counts["orders"].rejected),
@@ -145,18 +147,27 @@ def test_every_injected_problem_gets_its_exact_reason_and_field(run1, corpus):
     s, _ = run1
     _, expected = corpus
     got = keyed(rejected_rows(s))
+    excl = s.table("EXCLUDED_ORDER_LINES").select("SOURCE_FILE", "LINE_NO", "ITEM_NO", "FIELD",
+                                                  "REASON").to_pandas()
+    excl["ITEM_NO"] = excl["ITEM_NO"].astype("Int64")
+    excluded = keyed(excl)
     cascade_ok = Reason.UNKNOWN_CUSTOMER
     for e in expected:
-        actual = got.get((e.file, e.line, e.item))
+        key = (e.file, e.line, e.item)
+        actual = got.get(key)
         if e.reason is None:  # changed but valid: accepted (or, if its customer was rejected, an unknown customer)
-            assert actual is None or actual[1] == cascade_ok, e
+            assert (actual is None or actual[1] == cascade_ok) and key not in excluded, e
+        elif e.reason in contract.EXCLUSIONS:
+            assert actual is None and excluded.get(key) == (e.field, e.reason), e
         else:
             assert actual == (e.field, e.reason), e
     # every rejection that was not injected is a consequence of a rejected customer
     injected = {(e.file, e.line, e.item) for e in expected if e.reason}
     assert {v[1] for k, v in got.items() if k not in injected} == {cascade_ok}
-    # the corpus exercises every documented reason
-    assert {v[1] for v in got.values()} == set(contract.REASONS)
+    # the corpus exercises every documented reason (a rejected return line needs returns: reject,
+    # tested apart)
+    assert {v[1] for v in got.values()} == set(contract.REASONS) - {Reason.RETURN_REJECTED}
+    assert {v[1] for v in excluded.values()} == {contract.Excluded.GUEST}
 
 
 def test_rejected_rows_match_the_pandas_reference(run1, ref):
@@ -313,7 +324,7 @@ def test_a_failure_half_way_leaves_the_previous_tables_untouched(run1, corpus_pa
     def boom(*args, **kwargs):
         raise RuntimeError("disk full while writing the ingest log")
 
-    monkeypatch.setattr(ingest, "_write_log", boom)  # the last step before publishing
+    monkeypatch.setattr(ingest.publish, "write_log", boom)  # the last step before publishing
     with pytest.raises(RuntimeError, match="disk full"):
         ingest.run(s, corpus_params)
     assert fingerprint(s) == prints
@@ -449,7 +460,7 @@ def test_sampling_keeps_every_check_and_the_accounting(run1, corpus, corpus_para
     try:
         counts = {c.source: c for c in ingest.run(s, p)}
         for name, c in counts.items():
-            assert c.read == c.accepted + c.rejected + c.sampled_out, name
+            assert c.read == c.accepted + c.rejected + c.excluded + c.sampled_out, name
             assert c.rejected == full[name].rejected and c.reasons == full[name].reasons, name
             assert c.accepted + c.sampled_out == full[name].accepted, name
         assert 0.2 < counts["customers"].accepted / full["customers"].accepted < 0.4

@@ -58,6 +58,15 @@ def test_report_html_is_offline_hides_code_and_puts_the_summary_first(tmp_path):
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:|@import|cdnjs|unpkg|mathjax", html, re.I)
 
 
+def test_the_runs_banner_is_shown_right_after_the_title(tmp_path):
+    nb = nbformat.read(executed_notebook(tmp_path / "09_example.ipynb"), as_version=4)
+    nb.cells[2].outputs = [new_output("display_data", data={"text/markdown": "set-up"},
+                                      metadata={"ca_banner": ["**Experiment `x`** (10% sample): not production"]})]
+    nbformat.write(nb, tmp_path / "09_example.ipynb")
+    html = reports.export_html(tmp_path / "09_example.ipynb", tmp_path / "09_example.html").read_text()
+    assert html.index("09 · Example") < html.index("Experiment <code>x</code>") < html.index("In this notebook we")
+
+
 def params_for(tmp_path: Path, run_date: str = "2026-11-01") -> config.Params:
     p = config.load(REPO, reports_dir=str(tmp_path / "reports"))
     return dataclasses.replace(p, run_date=dt.date.fromisoformat(run_date))

@@ -75,6 +75,7 @@ class Params:
     max_train_rows: int = 60_000
     text_max_rows: int = 20_000
     chunk_rows: int = 50_000
+    freshness_tolerance_days: int = 1
     database: str | None = None
     schema: str | None = None
     run_namespace: str = P.NAMESPACE_AUTO
@@ -84,6 +85,16 @@ class Params:
     calls_dir: str | None = contract.CALLS.default_file
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
+    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
+    date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
+    return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
+    guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"
+    customer_attributes: dict[str, str] = field(default_factory=dict)  # orders-only: {name: orders column}
+    orders_table: str | None = None  # sources already in the warehouse (DB.SCHEMA.NAME), instead of files
+    customers_table: str | None = None
+    reviews_table: str | None = None
+    max_product_types: int = 25  # product types with own columns; rarer ones are grouped as 'other'
 
     @property
     def is_local(self) -> bool:
@@ -121,6 +132,8 @@ class Params:
             d.pop(k)
         d["connection"] = "local (embedded)" if self.is_local else "snowflake"
         d["models"] = ", ".join(self.models)
+        if self.guest_ids == contract.DEFAULT_GUEST_IDS:
+            d["guest_ids"] = f"the contract's {len(self.guest_ids)} placeholder ids"
         return d
 
 
@@ -171,6 +184,7 @@ def load(root: Path | None = None, *, base: Mapping[str, Any] | None = None, **o
 def validate(values: Mapping[str, Any], root: Path) -> Params:
     """Check every declared parameter of ``values`` (absent ones take their declared default)."""
     checked = {p.name: p.check(p.name, values.get(p.name, p.default)) for p in P.PARAMETERS}
+    P.cross_check(checked)
     for key in ("data_dir", "warehouse_dir", "reports_dir"):
         p = Path(checked[key]).expanduser()
         checked[key] = (p if p.is_absolute() else root / p).resolve()

@@ -20,8 +20,11 @@ from pathlib import Path
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 #: A physical line (or CSV record, or call transcript) longer than this is rejected, not loaded.
 MAX_LINE_BYTES = 16 * 1024 * 1024
-#: A quoted CSV field may span at most this many lines; beyond, its opening quote is taken as a mistake.
+#: A quoted CSV field may span at most this many lines; beyond, its opening quote is taken as a
+#: mistake.
 MAX_RECORD_LINES = 1000
+#: An order (a JSON line) with more items than this is rejected whole: it bounds the work per order.
+MAX_ITEMS = 10_000
 #: Dates and timestamps outside [MIN_DATE, MAX_DATE] are rejected as out of range.
 MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
 #: Plausible ranges of the numeric fields (inclusive).
@@ -31,9 +34,163 @@ MAX_QUANTITY = 1_000_000
 MAX_AMOUNT = 1_000_000_000.0
 #: Default share of a source's rows that may be rejected before the run stops.
 DEFAULT_MAX_REJECT_SHARE = 0.05
+#: What ``returns`` may be: keep return lines and net them (default), exclude them, or reject them.
+RETURNS = ("net", "exclude", "reject")
+#: Customer ids that stand for "no customer" (guest checkouts), compared trimmed and case-
+#: insensitively;
+#: an empty id is always one. ``guest_ids`` in env.yaml replaces this list.
+DEFAULT_GUEST_IDS = (
+    "0",
+    "-",
+    "--",
+    "null",
+    "none",
+    "nil",
+    "n/a",
+    "na",
+    "nan",
+    "#n/a",
+    "guest",
+    "unknown",
+    "(blank)",
+    "blank",
+    "anonymous",
+)
+#: Values of a mapped ``cancelled`` column that mark a return or cancellation (trimmed, any case).
+CANCELLED_VALUES = (
+    "true",
+    "t",
+    "yes",
+    "y",
+    "1",
+    "x",
+    "c",
+    "cancelled",
+    "canceled",
+    "cancellation",
+    "return",
+    "returned",
+    "refund",
+    "refunded",
+    "storno",
+)
+#: A customer holding more than this share of the orders or of the spend (and 25 times an average
+#: customer's share) is reported as a likely placeholder.
+SUSPECT_SHARE = 0.01
+#: ``customer_attributes`` names that fill CLEAN_CUSTOMERS' own columns (others become new columns).
+ATTRIBUTE_ALIASES = {
+    "channel": "acquisition_channel",
+    "acquisition_channel": "acquisition_channel",
+    "country": "country",
+}
+#: Names ``customer_attributes`` may not use (columns CLEAN_CUSTOMERS has for other purposes).
+RESERVED_ATTRIBUTES = frozenset(
+    {"customer_id", "signup_date", "birth_year", "line_no", "source_file"}
+)
 #: Categorical values used when a field is absent.
 UNKNOWN = "unknown"
 ALL_PRODUCTS = "all"
+
+
+#: Named date layouts (``date_formats`` shortcuts): the parts each one tries, in order. A part is a
+#: Snowflake format (``TRY_TO_TIMESTAMP_NTZ`` syntax, the same on both backends) or one of the
+#: contract's own parsers: ``iso`` (ISO 8601, extended and basic), ``epoch_s``, ``epoch_ms``.
+DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "iso": ("iso",),
+    "us": ("MM/DD/YYYY HH24:MI:SS", "MM/DD/YYYY HH24:MI", "MM/DD/YYYY"),
+    "eu": (
+        "DD.MM.YYYY HH24:MI:SS",
+        "DD.MM.YYYY HH24:MI",
+        "DD.MM.YYYY",
+        "DD/MM/YYYY HH24:MI:SS",
+        "DD/MM/YYYY HH24:MI",
+        "DD/MM/YYYY",
+        "DD-MM-YYYY HH24:MI:SS",
+        "DD-MM-YYYY HH24:MI",
+        "DD-MM-YYYY",
+    ),
+    "epoch_s": ("epoch_s",),
+    "epoch_ms": ("epoch_ms",),
+}
+#: What each named layout accepts, for messages and the contract page.
+LAYOUT_TEXT = {
+    "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, and the basic "
+    "form 20260301, 20260301T143000",
+    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05",
+    "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
+    "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
+    "epoch_ms": "Unix time in milliseconds: 1772375400000",
+}
+#: The contract's own parsers (not Snowflake formats).
+OWN_PARSERS = ("iso", "epoch_s", "epoch_ms")
+#: Elements a declared Snowflake format may use; they mean the same on Snowflake and (translated by
+#: sqlglot) on the embedded warehouse. Two-digit years and time zones are left out on purpose: the
+#: backends resolve them differently.
+FORMAT_ELEMENTS = (
+    "YYYY",
+    "MMMM",
+    "MON",
+    "MM",
+    "DD",
+    "DY",
+    "HH24",
+    "HH12",
+    "MI",
+    "SS",
+    "FF3",
+    "FF6",
+    "FF9",
+    "AM",
+    "PM",
+    '"T"',
+)
+FORMAT_SEPARATORS = " -/.:,"
+
+
+def layout_parts(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The parts of a ``date_formats`` value: a shortcut, a Snowflake format, or a list of them.
+
+    Raises:
+        ValueError: an unknown shortcut or a format element outside :data:`FORMAT_ELEMENTS`; the
+            message says what is accepted.
+    """
+    items = [value] if isinstance(value, str) else list(value)
+    if not items:
+        raise ValueError("an empty list of layouts")
+    parts: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"{item!r} is not a date layout")
+        key = item.strip()
+        if key.lower() in DATE_LAYOUTS:
+            parts += DATE_LAYOUTS[key.lower()]
+        else:
+            parts.append(check_format(key))
+    return tuple(dict.fromkeys(parts))
+
+
+def check_format(text: str) -> str:
+    """A Snowflake date/time format, upper-cased; ``ValueError`` naming the first element not
+    accepted."""
+    fmt, i = text.strip().upper().replace('"t"', '"T"'), 0
+    elements = sorted(FORMAT_ELEMENTS, key=len, reverse=True)
+    while i < len(fmt):
+        if fmt[i] in FORMAT_SEPARATORS:
+            i += 1
+            continue
+        hit = next((e for e in elements if fmt.startswith(e, i)), None)
+        if hit is None:
+            raise ValueError(
+                f"{text!r} is neither a shortcut ({', '.join(DATE_LAYOUTS)}) nor a format made of "
+                f"{', '.join(FORMAT_ELEMENTS)} and the separators {FORMAT_SEPARATORS!r} "
+                f"(unknown at {text.strip()[i : i + 8]!r})"
+            )
+        i += len(hit)
+    if "YYYY" not in fmt or not any(m in fmt for m in ("MM", "MON")) or "DD" not in fmt:
+        raise ValueError(
+            f"{text!r} must contain a year (YYYY), a month (MM, MON or MMMM) and a day (DD)"
+        )
+    return fmt
 
 
 class Reason:
@@ -54,10 +211,12 @@ class Reason:
     NOT_A_NUMBER = "not a number"
     NOT_WHOLE = "not a whole number"
     NOT_POSITIVE = "not a positive quantity"
+    RETURN_REJECTED = "return line (returns: reject)"
     NEGATIVE = "negative amount"
     OUT_OF_RANGE = "out of range"
     NOT_A_LIST = "not a list"
     NO_ITEMS = "no items"
+    TOO_MANY_ITEMS = "too many items"
     NO_CONTENT = "neither text nor rating"
     DUPLICATE_CUSTOMER = "duplicate customer_id (first kept)"
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
@@ -65,42 +224,79 @@ class Reason:
     UNKNOWN_CUSTOMER = "unknown customer_id"
 
 
+class Excluded:
+    """Why a readable, valid row is kept out of the CLEAN_ tables without being an error
+    (``EXCLUDED_ORDER_LINES.REASON``; not counted against ``max_reject_share``)."""
+
+    GUEST = "guest order (placeholder customer id)"
+    RETURN = "return line (returns: exclude)"
+
+
+#: What each exclusion means.
+EXCLUSIONS: dict[str, str] = {
+    Excluded.GUEST: "the customer id is empty or a placeholder (`guest_ids`: by default "
+    + ", ".join(f"`{g}`" for g in DEFAULT_GUEST_IDS)
+    + "): a guest checkout, not a customer. "
+    "Its revenue is kept in `EXCLUDED_ORDER_LINES` and shown as guest orders",
+    Excluded.RETURN: "a return or cancellation line while `returns: exclude`",
+}
+
+
 #: What each reason means (the data contract page lists them in this order).
 REASONS: dict[str, str] = {
-    Reason.INVALID_UTF8: "the bytes of the line (CSV: of the field) are not valid UTF-8; re-export the file as UTF-8",
+    Reason.INVALID_UTF8: "the bytes of the line (CSV: of the field) are not valid UTF-8; re-export "
+    "the file as UTF-8",
     Reason.NUL_BYTE: "the field holds a NUL byte (binary data in a text file)",
     Reason.EMPTY_LINE: "a blank line (JSON lines) or an all-empty CSV record",
-    Reason.LINE_TOO_LONG: f"a line (or CSV record, or transcript) longer than {MAX_LINE_BYTES // 2**20} MB",
-    Reason.MALFORMED_JSON: "not valid JSON (RFC 8259): e.g. a trailing comma, single quotes, NaN, a cut-off line, "
-                           "an invalid \\u escape, or the same key twice in one object",
+    Reason.LINE_TOO_LONG: "a line (or CSV record, or transcript) longer than "
+    f"{MAX_LINE_BYTES // 2**20} MB",
+    Reason.MALFORMED_JSON: "not valid JSON (RFC 8259): e.g. a trailing comma, single quotes, NaN, "
+    "a cut-off line, "
+    "an invalid \\u escape, or the same key twice in one object",
     Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
-    Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields that are all "
-                            "empty, as left by trailing commas, are tolerated)",
-    Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines, or closed only by "
-                               "joining lines into a record with another number of fields than the header, or "
-                               "across a line that is a complete record on its own; only the line that opened it "
-                               "is rejected and reading resumes on the next line",
-    Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside quotes)",
+    Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields "
+    "that are all "
+    "empty, as left by trailing commas, are tolerated)",
+    Reason.CSV_UNCLOSED_QUOTE: f"a quote opened but not closed within {MAX_RECORD_LINES} lines, or "
+    "closed only by "
+    "joining lines into a record with another number of fields than the "
+    "header, or "
+    "across a line that is a complete record on its own; only the line "
+    "that opened it "
+    "is rejected and reading resumes on the next line",
+    Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside "
+    "quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
-    Reason.BAD_DATE: "not an ISO 8601 date or timestamp, or not a real calendar date (e.g. 2026-02-30)",
+    Reason.BAD_DATE: "not a date or timestamp in the column's layout (see *Date layouts*), or not "
+    "a real "
+    "calendar date (e.g. 2026-02-30)",
     Reason.DATE_RANGE: f"a date before {MIN_DATE} or after {MAX_DATE}",
     Reason.NOT_A_NUMBER: "not a plain decimal number (e.g. '12,50', '€3', 'n/a')",
     Reason.NOT_WHOLE: "a quantity, rating or birth year with a fractional part",
-    Reason.NOT_POSITIVE: "a quantity of zero or less",
+    Reason.NOT_POSITIVE: "a quantity of zero (a negative quantity is a return line, see *Returns*)",
+    Reason.RETURN_REJECTED: "a return or cancellation line while `returns: reject`",
     Reason.NEGATIVE: "a price, amount or shipping cost below zero",
     Reason.OUT_OF_RANGE: f"a rating outside {RATINGS[0]}-{RATINGS[1]}, a birth year outside "
-                         f"{BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}, a quantity above {MAX_QUANTITY:,} or an amount above "
-                         f"{MAX_AMOUNT:,.0f}",
+    f"{BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}, a quantity above {MAX_QUANTITY:,} or "
+    "an amount above "
+    f"{MAX_AMOUNT:,.0f}",
     Reason.NOT_A_LIST: "`items` is present but not a JSON list",
     Reason.NO_ITEMS: "`items` is an empty list: the order has no line",
+    Reason.TOO_MANY_ITEMS: f"`items` has more than {MAX_ITEMS:,} elements: the order is rejected "
+    "whole (one row), "
+    "which bounds the memory and work per order",
     Reason.NO_CONTENT: "a review with neither text nor rating",
     Reason.DUPLICATE_CUSTOMER: "a customer_id seen on an earlier valid line; the first is kept",
-    Reason.DUPLICATE_ORDER: "JSON lines: an order_id seen on an earlier line. CSV: an order_id whose earlier lines "
-                            "have another customer_id or timestamp. The first is kept",
-    Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, time, rating and "
-                           "text); orders: a `line_id` seen on an earlier line. Typically an export appended twice",
-    Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a customers file is "
-                             "used): absent from that file, or its line there was rejected",
+    Reason.DUPLICATE_ORDER: "JSON lines: an order_id seen on an earlier line. CSV: an order_id "
+    "whose earlier lines "
+    "have another customer_id or timestamp. The first is kept",
+    Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, "
+    "time, rating and "
+    "text); orders: a `line_id` seen on an earlier line. Typically an "
+    "export appended twice",
+    Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
+    "customers file is "
+    "used): absent from that file, or its line there was rejected",
 }
 
 
@@ -116,6 +312,14 @@ class Field:
         clean: the column it becomes in the CLEAN_ table ("" if none).
         json_path: default location in a JSON record when it differs from ``name`` (dotted).
         level: ``item`` for fields of one element of ``items`` (nested JSON orders).
+        need: when a row must have a value, as the checks apply it: ``always``; ``jsonl`` (JSON
+            lines always, CSV only when the file has the column); ``in_file`` (every row, when the
+            file has the column or key at all); ``never``.
+        group: fields that stand in for each other: ``price`` (the first one the file has is used,
+            and is then needed on every row) or ``content`` (at least one of them per row).
+        lo, hi: inclusive range of a number (``lo`` = 0: below it is a negative amount).
+        sign: ``positive`` (> 0) or ``nonzero`` (≠ 0; ``hi`` bounds the absolute value).
+        signed_for_returns: below 0 is allowed on a return line (the line total of a return).
     """
 
     name: str
@@ -125,10 +329,21 @@ class Field:
     clean: str = ""
     json_path: str = ""
     level: str = "record"
+    need: str = "never"
+    group: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    sign: str = ""
+    signed_for_returns: bool = False
 
     @property
     def is_required(self) -> bool:
         return self.required == "yes"
+
+    @property
+    def whole(self) -> bool:
+        """Whether the field holds a whole number."""
+        return self.kind == "integer"
 
 
 @dataclass(frozen=True)
@@ -156,85 +371,270 @@ class Source:
 
 
 ORDERS = Source(
-    name="orders", setting="orders_file", default_file="orders.jsonl", formats=("jsonl", "csv"), required=True,
-    row="one order line: an element of `items` (JSON lines; a line whose `items` is missing, empty or that cannot "
-        "be read at all counts as one row) or one CSV record",
+    name="orders",
+    setting="orders_file",
+    default_file="orders.jsonl",
+    formats=("jsonl", "csv"),
+    required=True,
+    row="one order line: an element of `items` (JSON lines; a line whose `items` is missing, empty "
+    "or that cannot "
+    "be read at all counts as one row) or one CSV record",
     when_absent="the run stops: orders are the only required source",
-    clean_table="CLEAN_ORDER_LINES", rejected_table="REJECTED_ORDER_LINES",
+    clean_table="CLEAN_ORDER_LINES",
+    rejected_table="REJECTED_ORDER_LINES",
     fields=(
-        Field("order_id", "id", "JSON lines: yes; CSV: no",
-              "order identifier; in a CSV without it, an order is one customer's lines with the same `ts`",
-              "ORDER_ID"),
-        Field("customer_id", "id", "yes", "who placed the order", "CUSTOMER_ID"),
-        Field("ts", "timestamp", "yes", "when the order was placed: a date or a timestamp (local time; a time "
-              "zone suffix is dropped)", "TS"),
-        Field("items", "list", "JSON lines: yes", "the order lines: a list of objects with the item fields below"),
-        Field("product", "text", "no", f"product type (lower-cased). Absent from the whole file: every line gets "
-              f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected", "PRODUCT", level="item"),
-        Field("quantity", "integer", "yes", "units ordered, a whole number ≥ 1", "QUANTITY", level="item"),
-        Field("unit_price", "number", "this or `amount`", "price of one unit, ≥ 0 (the shop's currency). When the "
-              "file has it (a CSV column, or a value on any JSON item), every line needs it",
-              "UNIT_PRICE", level="item"),
-        Field("amount", "number", "this or `unit_price`", "line total, ≥ 0; used when there is no `unit_price`: "
-              "UNIT_PRICE = amount / quantity", "UNIT_PRICE", level="item"),
-        Field("line_id", "id", "no", "order line identifier (e.g. an order-item id); when the file has it, a line_id "
-              "seen on an earlier line is rejected: the guard against an export appended twice (identical lines "
-              "without it are kept: an order may list the same product twice)", level="item"),
+        Field(
+            "order_id",
+            "id",
+            "JSON lines: yes; CSV: no",
+            "order identifier; in a CSV without it, an order is one customer's lines with the "
+            "same `ts`",
+            "ORDER_ID",
+            need="jsonl",
+        ),
+        Field(
+            "customer_id",
+            "id",
+            "yes",
+            "who placed the order; empty or a placeholder (`guest_ids`): a guest "
+            "order, excluded (see *Guest orders*)",
+            "CUSTOMER_ID",
+            need="always",
+        ),
+        Field(
+            "ts",
+            "timestamp",
+            "yes",
+            "when the order was placed: a date or a timestamp (local time; a time "
+            "zone suffix is dropped)",
+            "TS",
+            need="always",
+        ),
+        Field(
+            "items",
+            "list",
+            "JSON lines: yes",
+            "the order lines: a list of objects with the item fields below",
+            need="jsonl",
+        ),
+        Field(
+            "product",
+            "text",
+            "no",
+            f"product type (lower-cased). Absent from the whole file: every line gets "
+            f"'{ALL_PRODUCTS}'. Present in the file but empty on a line: rejected",
+            "PRODUCT",
+            level="item",
+            need="in_file",
+        ),
+        Field(
+            "quantity",
+            "integer",
+            "yes",
+            "units ordered, a whole number other than 0; below 0 the line is a "
+            "return (CLEAN_ORDER_LINES keeps the sign)",
+            "QUANTITY",
+            level="item",
+            need="always",
+            sign="nonzero",
+            hi=MAX_QUANTITY,
+        ),
+        Field(
+            "unit_price",
+            "number",
+            "this or `amount`",
+            "price of one unit, ≥ 0 (the shop's currency). When the "
+            "file has it (a CSV column, or a value on any JSON item), every line needs it",
+            "UNIT_PRICE",
+            level="item",
+            group="price",
+            lo=0,
+            hi=MAX_AMOUNT,
+        ),
+        Field(
+            "amount",
+            "number",
+            "this or `unit_price`",
+            "line total, ≥ 0 (below 0 on a return line); used "
+            "when there is no `unit_price`: UNIT_PRICE = |amount| / |quantity|",
+            "UNIT_PRICE",
+            level="item",
+            group="price",
+            lo=0,
+            hi=MAX_AMOUNT,
+            signed_for_returns=True,
+        ),
+        Field(
+            "line_id",
+            "id",
+            "no",
+            "order line identifier (e.g. an order-item id); when the file has it, a line_id "
+            "seen on an earlier line is rejected: the guard against an export appended twice "
+            "(identical lines "
+            "without it are kept: an order may list the same product twice)",
+            level="item",
+        ),
+        Field(
+            "cancelled",
+            "text",
+            "no",
+            "marks a return or cancellation line: "
+            + ", ".join(f"`{v}`" for v in CANCELLED_VALUES[:6])
+            + ", … (any other value: a purchase)",
+            "IS_RETURN",
+        ),
         Field("coupon", "text", "no", "coupon code, if any", "COUPON"),
-        Field("ship_method", "text", "no", "shipping method", "SHIP_METHOD", json_path="shipping.method"),
-        Field("ship_cost", "number", "no", "shipping cost of the order, ≥ 0", "SHIP_COST",
-              json_path="shipping.cost"),
+        Field(
+            "ship_method",
+            "text",
+            "no",
+            "shipping method",
+            "SHIP_METHOD",
+            json_path="shipping.method",
+        ),
+        Field(
+            "ship_cost",
+            "number",
+            "no",
+            "shipping cost of the order, ≥ 0",
+            "SHIP_COST",
+            json_path="shipping.cost",
+            lo=0,
+            hi=MAX_AMOUNT,
+        ),
     ),
 )
 
 CUSTOMERS = Source(
-    name="customers", setting="customers_file", default_file="customers.csv", formats=("csv", "jsonl"),
-    required=False, row="one CSV record or JSON line",
-    when_absent="CLEAN_CUSTOMERS is derived from the accepted orders: one row per customer_id, SIGNUP_DATE = date "
-                f"of the first order, COUNTRY and CHANNEL = '{UNKNOWN}', BIRTH_YEAR empty; orders are not checked "
-                "against a customer list",
-    clean_table="CLEAN_CUSTOMERS", rejected_table="REJECTED_CUSTOMERS",
+    name="customers",
+    setting="customers_file",
+    default_file="customers.csv",
+    formats=("csv", "jsonl"),
+    required=False,
+    row="one CSV record or JSON line",
+    when_absent="CLEAN_CUSTOMERS is derived from the accepted orders: one row per customer_id, "
+    "SIGNUP_DATE = date "
+    f"of the first order, COUNTRY and CHANNEL = '{UNKNOWN}', BIRTH_YEAR empty; orders "
+    "are not checked "
+    "against a customer list",
+    clean_table="CLEAN_CUSTOMERS",
+    rejected_table="REJECTED_CUSTOMERS",
     fields=(
-        Field("customer_id", "id", "yes", "customer identifier, unique", "CUSTOMER_ID"),
-        Field("signup_date", "date", "yes", "when the customer signed up (a timestamp is cut to its date)",
-              "SIGNUP_DATE"),
-        Field("country", "text", "no", f"country code (upper-cased); '{UNKNOWN}' when absent", "COUNTRY"),
-        Field("acquisition_channel", "text", "no", f"how the customer was acquired (lower-cased); '{UNKNOWN}' when "
-              "absent", "CHANNEL"),
-        Field("birth_year", "integer", "no", f"year of birth, {BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}", "BIRTH_YEAR"),
+        Field(
+            "customer_id", "id", "yes", "customer identifier, unique", "CUSTOMER_ID", need="always"
+        ),
+        Field(
+            "signup_date",
+            "date",
+            "yes",
+            "when the customer signed up (a timestamp is cut to its date)",
+            "SIGNUP_DATE",
+            need="always",
+        ),
+        Field(
+            "country",
+            "text",
+            "no",
+            f"country code (upper-cased); '{UNKNOWN}' when absent",
+            "COUNTRY",
+        ),
+        Field(
+            "acquisition_channel",
+            "text",
+            "no",
+            f"how the customer was acquired (lower-cased); '{UNKNOWN}' when absent",
+            "CHANNEL",
+        ),
+        Field(
+            "birth_year",
+            "integer",
+            "no",
+            f"year of birth, {BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}",
+            "BIRTH_YEAR",
+            lo=BIRTH_YEARS[0],
+            hi=BIRTH_YEARS[1],
+        ),
     ),
 )
 
 REVIEWS = Source(
-    name="reviews", setting="reviews_file", default_file="reviews.jsonl", formats=("jsonl", "csv"), required=False,
-    row="one JSON line or CSV record", when_absent="CLEAN_REVIEWS has no review rows (the model gets no review "
-    "features from them)", clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
+    name="reviews",
+    setting="reviews_file",
+    default_file="reviews.jsonl",
+    formats=("jsonl", "csv"),
+    required=False,
+    row="one JSON line or CSV record",
+    when_absent="CLEAN_REVIEWS has no review rows (the model gets no review features from them)",
+    clean_table="CLEAN_REVIEWS",
+    rejected_table="REJECTED_REVIEWS",
     fields=(
-        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID"),
-        Field("ts", "timestamp", "yes", "when it was written", "TS"),
-        Field("rating", "integer", "this or `text`", f"stars, {RATINGS[0]}-{RATINGS[1]}", "RATING"),
-        Field("text", "text", "this or `rating`", "free text (any length up to the line limit)", "TEXT"),
+        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID", need="always"),
+        Field("ts", "timestamp", "yes", "when it was written", "TS", need="always"),
+        Field(
+            "rating",
+            "integer",
+            "this or `text`",
+            f"stars, {RATINGS[0]}-{RATINGS[1]}",
+            "RATING",
+            group="content",
+            lo=RATINGS[0],
+            hi=RATINGS[1],
+        ),
+        Field(
+            "text",
+            "text",
+            "this or `rating`",
+            "free text (any length up to the line limit)",
+            "TEXT",
+            group="content",
+        ),
     ),
 )
 
 CALLS = Source(
-    name="calls", setting="calls_dir", default_file="calls", formats=("txt",), required=False,
+    name="calls",
+    setting="calls_dir",
+    default_file="calls",
+    formats=("txt",),
+    required=False,
     row="one transcript file `*.txt` in the folder",
     when_absent="no call rows in CLEAN_REVIEWS",
-    clean_table="CLEAN_REVIEWS", rejected_table="REJECTED_REVIEWS",
+    clean_table="CLEAN_REVIEWS",
+    rejected_table="REJECTED_REVIEWS",
     fields=(
-        Field("customer_id", "id", "yes", "a header line `customer_id: …` (or `customer: …`) at the top of the "
-              "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`", "CUSTOMER_ID"),
-        Field("ts", "timestamp", "yes", "a header line `ts: …` (or `date: …`, `timestamp: …`), else the date "
-              "in the file name", "TS"),
-        Field("text", "text", "yes", "the transcript: everything after the header lines (and the blank line "
-              "that ends them), or the whole file when it has no header", "TEXT"),
+        Field(
+            "customer_id",
+            "id",
+            "yes",
+            "a header line `customer_id: …` (or `customer: …`) at the top of the "
+            "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`",
+            "CUSTOMER_ID",
+            need="always",
+        ),
+        Field(
+            "ts",
+            "timestamp",
+            "yes",
+            "a header line `ts: …` (or `date: …`, `timestamp: …`), else the date in the file name",
+            "TS",
+            need="always",
+        ),
+        Field(
+            "text",
+            "text",
+            "yes",
+            "the transcript: everything after the header lines (and the blank line "
+            "that ends them), or the whole file when it has no header",
+            "TEXT",
+            need="always",
+        ),
     ),
 )
 
 #: Every source, in the order they are ingested (customers first: orders are checked against them).
 SOURCES: tuple[Source, ...] = (CUSTOMERS, ORDERS, REVIEWS, CALLS)
-#: Sources whose column names may be mapped in ``env.yaml`` (``columns: {source: {field: your_column}}``).
+#: Sources whose column names may be mapped in ``env.yaml`` (``columns: {source: {field:
+#: your_column}}``).
 MAPPABLE = {s.name: s for s in (ORDERS, CUSTOMERS, REVIEWS)}
 
 
@@ -244,9 +644,11 @@ def source(name: str) -> Source:
 
 
 def candidates(data_dir: Path, name: str) -> list[Path]:
-    """Where a source named ``name`` may be: the name itself, then the same stem with another accepted extension.
+    """Where a source named ``name`` may be: the name itself, then the same stem with another
+    accepted extension.
 
-    So ``orders_file: orders.jsonl`` also finds an ``orders.csv`` export (the report says which file was used).
+    So ``orders_file: orders.jsonl`` also finds an ``orders.csv`` export (the report says which file
+    was used).
     """
     path = data_dir / name
     others = sorted({ext for ext in FORMATS if ext != path.suffix.lower()})
@@ -265,15 +667,24 @@ def file_format(path: Path) -> str | None:
 
 # --------------------------------------------------------------------------- the contract page
 def _source_section(src: Source) -> list[str]:
-    fmt = {"jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)", "csv": "CSV (`.csv`)",
-           "txt": "plain-text files (`.txt`), UTF-8"}
-    out = [f"### `{src.name}` — {'required' if src.required else 'optional'}", "",
-           f"- **File**: `{src.setting}` in `env.yaml` (default `{src.default_file}`, inside `data_dir`).",
-           "- **Formats**: " + "; ".join(fmt[f] for f in src.formats) + ".",
-           f"- **One row is** {src.row}.",
-           f"- **When absent**: {src.when_absent}.",
-           f"- **Lands in** `{src.clean_table}`; rejected rows in `{src.rejected_table}`.", "",
-           "| field | type | required | meaning | clean column |", "|---|---|---|---|---|"]
+    fmt = {
+        "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
+        "csv": "CSV (`.csv`)",
+        "txt": "plain-text files (`.txt`), UTF-8",
+    }
+    out = [
+        f"### `{src.name}` — {'required' if src.required else 'optional'}",
+        "",
+        f"- **File**: `{src.setting}` in `env.yaml` (default `{src.default_file}`, inside "
+        "`data_dir`).",
+        "- **Formats**: " + "; ".join(fmt[f] for f in src.formats) + ".",
+        f"- **One row is** {src.row}.",
+        f"- **When absent**: {src.when_absent}.",
+        f"- **Lands in** `{src.clean_table}`; rejected rows in `{src.rejected_table}`.",
+        "",
+        "| field | type | required | meaning | clean column |",
+        "|---|---|---|---|---|",
+    ]
     for f in src.fields:
         name = f"`{f.name}`" + (f" (JSON: `{f.json_path}`)" if f.json_path else "")
         name += " (JSON: in each element of `items`)" if f.level == "item" else ""
@@ -286,81 +697,261 @@ def render_markdown() -> str:
     lines = [
         "# Data contract",
         "",
-        "<!-- Generated by `python -m customer_analytics.contract --write docs/data_contract.md` from",
-        "     src/customer_analytics/contract.py; tests/test_ingest_contract.py fails when they disagree. -->",
+        "<!-- Generated by `python -m customer_analytics.contract --write docs/data_contract.md` "
+        "from",
+        "     src/customer_analytics/contract.py; tests/test_ingest_contract.py fails when they "
+        "disagree. -->",
         "",
-        "What the ingest (`notebooks/01_ingest.ipynb`, `customer_analytics.ingest`) accepts, and what it does",
+        "What the ingest (`notebooks/01_ingest.ipynb`, `customer_analytics.ingest`) accepts, and "
+        "what it does",
         "with everything else. All input files live in `data_dir` (`env.yaml`).",
         "",
         "## General rules",
         "",
         "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
-        "- **CSV**: comma-separated, first line = header, fields quoted with `\"` when needed (RFC 4180: a quote "
+        '- **CSV**: comma-separated, first line = header, fields quoted with `"` when needed (RFC '
+        "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
-        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is used); "
+        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is "
+        "used); "
         "columns not in the contract are ignored (they are kept "
         "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
-        "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one JSON array is "
+        "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one "
+        "JSON array is "
         "refused with a message saying how to convert it.",
-        "- **Your own column names**: map them in `env.yaml`, contract field on the left, your column (CSV) or "
+        "- **Your own column names**: map them in `env.yaml`, contract field on the left, your "
+        "column (CSV) or "
         "key (JSON, dotted for nested keys) on the right:",
         "",
         "  ```yaml",
         "  orders_file: export.csv",
         "  columns:",
-        "    orders: {customer_id: Kundennummer, ts: Bestelldatum, product: Artikel, quantity: Menge, "
+        "    orders: {customer_id: Kundennummer, ts: Bestelldatum, product: Artikel, quantity: "
+        "Menge, "
         "amount: Betrag}",
         "  ```",
         "",
-        "- **Empty values**: an empty string (after trimming spaces) or JSON `null` is a missing value.",
-        "- **Dates and timestamps**: ISO 8601 — `2026-03-01`, `2026-03-01 14:30`, `2026-03-01T14:30:00.250`; "
-        "a time-zone suffix (`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
-        f"Accepted range: {MIN_DATE} to {MAX_DATE}. Other layouts (`03/01/2026`, `1 Mar 2026`) are rejected: "
-        "convert them in the export.",
-        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, currency signs "
+        "- **Empty values**: an empty string (after trimming spaces) or JSON `null` is a missing "
+        "value.",
+        "- **Dates and timestamps**: see *Date layouts* below; by default ISO 8601 — `2026-03-01`, "
+        "`2026-03-01 14:30`, `2026-03-01T14:30:00.250`, `20260301`, `20260301T143000`; a time-zone "
+        "suffix "
+        "(`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
+        f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
+        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, "
+        "currency signs "
         "or decimal commas.",
-        f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} MB is rejected "
-        "without being loaded.",
+        f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
+        "MB is rejected "
+        f"without being loaded; an order (JSON line) with more than {MAX_ITEMS:,} items is "
+        "rejected whole. The "
+        "reader stages the items of each order as rows of their own, so the warehouse's memory per "
+        "line grows "
+        "with its size, not with its size times its number of items.",
+        "",
+        "## Date layouts",
+        "",
+        "Every date or timestamp column is parsed in the warehouse with one *layout*, chosen per "
+        "source and "
+        "field:",
+        "",
+        "- **Declared** in `env.yaml` (or on the command line): `date_formats: {orders: {ts: "
+        '"MM/DD/YYYY '
+        'HH24:MI"}}`. A layout is a shortcut below, a Snowflake format (the syntax of '
+        "`TRY_TO_TIMESTAMP`; "
+        f"elements {', '.join(f'`{e}`' for e in FORMAT_ELEMENTS)}, separators "
+        f"{' '.join(f'`{c}`' for c in FORMAT_SEPARATORS.strip())} and space), or a list of them "
+        "tried in order. "
+        "The same string gives the same result on Snowflake and on the embedded warehouse; "
+        "two-digit years and "
+        "time-zone elements are not accepted because the two resolve them differently.",
+        "- **Detected** otherwise: each shortcut is tried on the column's distinct values (rows "
+        "spread over the "
+        "whole file, at most 100,000): when exactly one parses the most values, it is used and the "
+        "`01_ingest` "
+        "report says so; when several parse them equally (`01/02/2021` is 1 February or 2 "
+        "January), the run "
+        "stops, lists them with example values and names the setting to choose. When none parses "
+        "anything, "
+        "ISO 8601 is assumed and the rows are rejected as unparseable dates.",
+        "",
+        "| shortcut | accepts |",
+        "|---|---|",
+        *[f"| `{k}` | {v} |" for k, v in LAYOUT_TEXT.items()],
+        "",
+        "A value outside the accepted range (an epoch number too, before or after it) is rejected; "
+        "the reason "
+        "names the expected layout in the report.",
+        "",
+        "## Returns and cancellations",
+        "",
+        "A return or cancellation is part of the order history, not an error. An order line is a "
+        "**return line** "
+        "when its quantity is below 0, when a column mapped to `cancelled` holds "
+        + ", ".join(f"`{v}`" for v in CANCELLED_VALUES)
+        + " (any case), or when its order id starts with "
+        "`return_order_prefix` (e.g. `C` for invoices such as `C536379`). What happens to it is "
+        "`returns`:",
+        "",
+        "- `net` (default): kept in `CLEAN_ORDER_LINES` with `IS_RETURN` true and a **negative** "
+        "`QUANTITY` "
+        "(`UNIT_PRICE` stays ≥ 0; a negative line total is allowed on a return line). "
+        "`CLEAN_ORDERS.ORDER_TOTAL` "
+        "is net, `RETURN_TOTAL` the value returned, `IS_RETURN` true for an order of returns only. "
+        "Every spend "
+        "downstream — features, labels, the EDA, predictions — is **net**; order counts, recency "
+        "and the gaps "
+        "between orders count purchases only. The `01_ingest` report shows the return rate (value "
+        "returned / "
+        "value sold).",
+        "- `exclude`: return lines go to `EXCLUDED_ORDER_LINES` (reason "
+        f"`{Excluded.RETURN}`); spend is gross.",
+        f"- `reject`: return lines are rejected (`{Reason.RETURN_REJECTED}`) and count against "
+        "`max_reject_share`: for shops that have no returns, where a negative quantity is a data "
+        "error.",
+        "",
+        "## Guest orders and placeholder customers",
+        "",
+        "An order line whose customer id is empty or one of `guest_ids` (trimmed, any case; by "
+        "default "
+        + ", ".join(f"`{g}`" for g in DEFAULT_GUEST_IDS)
+        + ") belongs to a guest checkout, not to a customer. "
+        "It is **excluded**, not rejected: it passes every other check, then goes to "
+        "`EXCLUDED_ORDER_LINES` "
+        "with its typed values (so the EDA can show guest revenue) and does not count against "
+        "`max_reject_share`. A run where every order line is excluded stops. A customer who holds "
+        "more than "
+        f"{SUSPECT_SHARE:.0%} of the orders or of the spend (and 25 times an average customer's "
+        "share) is named "
+        "in the `01_ingest` report as a likely placeholder — verbatim when the id has no digit or "
+        "repeats one "
+        "character (`(blank)`, `0000`), masked otherwise — so it can be added to `guest_ids`.",
+        "",
+        "## Customer attributes on order lines",
+        "",
+        "Without a customers file, `CLEAN_CUSTOMERS` is derived from the orders. Attributes that "
+        "the order lines "
+        "carry are mapped with `customer_attributes: {country: Country, channel: SalesChannel, "
+        "segment: Type}`: "
+        "each customer gets the most frequent value on its accepted lines (ties: the smallest "
+        "value). `country` "
+        "and `channel` fill `COUNTRY` (upper-cased) and `CHANNEL` (lower-cased); any other name "
+        "becomes a "
+        "column of its own. With a customers file, the file's values are used.",
+        "",
+        "## Product types",
+        "",
+        "Product names become column names downstream, so each gets a key that is a safe "
+        "identifier: "
+        "transliterated to ASCII (`crème brûlée` → `creme_brulee`), other characters as `_`, at "
+        "most 40 "
+        "characters. Names that give the same key (`choc-chip`, `choc chip`) are told apart, never "
+        "merged: the "
+        "most frequent keeps it, the next get `_2`, `_3`. Only the `max_product_types` (default "
+        "25) most frequent "
+        "types keep a key of their own; the rest are grouped as `other`. "
+        "`CLEAN_ORDER_LINES.PRODUCT` holds the "
+        "key and `PRODUCT_NAME` the name; the table `PRODUCT_TYPES` documents the mapping (and the "
+        "report lists "
+        "what was renamed or grouped).",
+        "",
+        "## Freshness",
+        "",
+        "`INGEST_LOG` records, per source, the first and last timestamp of its accepted rows "
+        "(`FIRST_TS`, "
+        "`LAST_TS`); `customer_analytics.freshness.freshness(session)` returns them for the "
+        "orders. Reports warn "
+        "when `run_date` lies beyond the last order, and model comparison stops when its held-out "
+        "window reaches "
+        "past the data.",
+        "",
+        "## Sources in the warehouse",
+        "",
+        "Any of orders, customers and reviews can be read from a table or view instead of a file: "
+        "`orders_table: RAW.SHOP.ORDERS` (`NAME`, `SCHEMA.NAME` or `DATABASE.SCHEMA.NAME`; the "
+        "file setting must "
+        "then be null or left at its default). The table is flat — one row per order line, like a "
+        "CSV — and its "
+        "columns are matched and mapped like a CSV header; each value is read as text and checked "
+        "by the same "
+        "contract, with the same accounting and rejection tables (`SOURCE_FILE` is the table's "
+        "name, `LINE_NO` "
+        "the row's rank in the order of its mapped values, `RECORD` the mapped values as JSON). On "
+        "Snowflake, a "
+        "file setting may also name a file on a stage (`orders_file: "
+        "'@MY_STAGE/exports/orders.csv'`): it is "
+        "fetched with `GET` and read like a local file. A table's change does not re-run the "
+        "ingest by itself "
+        "(the pipeline tracks files only): run `01_ingest` again, or use `--force`.",
         "",
         "## Row accounting",
         "",
-        "For every source: **rows read = accepted + rejected + sampled out**. *Sampled out* is non-zero only "
-        "when `sample` < 1: accepted rows of customers outside the sample. Every check runs on every row before "
-        "sampling, so rejections do not depend on `sample`. The accounting is asserted in code (a mismatch stops "
-        "the run) and shown in the `01_ingest` report, per source and per reason; it is also written to the "
+        "For every source: **rows read = accepted + rejected + excluded + sampled out**. "
+        "*Excluded* rows are "
+        "valid but kept out on purpose (guest orders, returns with `returns: exclude`), with their "
+        "reason in "
+        "`EXCLUDED_ORDER_LINES`. *Sampled out* is non-zero only "
+        "when `sample` < 1: accepted rows of customers outside the sample. Every check runs on "
+        "every row before "
+        "sampling, so rejections do not depend on `sample`. The accounting is asserted in code (a "
+        "mismatch stops "
+        "the run) and shown in the `01_ingest` report, per source and per reason; it is also "
+        "written to the "
         "tables `INGEST_LOG` (one row per source, with file name, size, SHA-256 and status "
         "`loaded`, `missing`, `disabled` or, for customers built from the orders, `derived`) and "
         "`INGEST_REASONS` (rows per source, field and reason).",
         "",
-        "Every rejected row is kept in its `REJECTED_*` table with `SOURCE_FILE`, `LINE_NO` (1-based physical "
-        "line where the record starts; the header is line 1), `ITEM_NO` (orders: 0-based position in `items`), "
-        "`FIELD` (the offending column or key as named in your file, or `line`), `REASON` (below), `VALUE` (the "
-        "offending value, first 200 characters) and `RECORD` (the whole line as read; invalid bytes as `\\xNN`).",
+        "Every rejected row is kept in its `REJECTED_*` table with `SOURCE_FILE`, `LINE_NO` "
+        "(1-based physical "
+        "line where the record starts; the header is line 1), `ITEM_NO` (orders: 0-based position "
+        "in `items`), "
+        "`FIELD` (the offending column or key as named in your file, or `line`), `REASON` (below), "
+        "`VALUE` (the "
+        "offending value, first 200 characters) and `RECORD` (the whole line as read; invalid "
+        "bytes as `\\xNN`; for one item of a JSON line longer than 16 KB, the item itself, so that "
+        "a line is never copied once per item).",
         "",
         "## How files are loaded",
         "",
-        "Each file is read once, as a stream, by `customer_analytics.readers` (memory stays flat whatever the file "
-        "size: rows go to a Parquet staging file in batches of at most 50,000 rows or 64 MB), which decides only "
-        "what needs the raw bytes — encoding, line length, JSON and CSV syntax — and never stops on bad content. "
-        "The staging file is loaded into `RAW_<SOURCE>` with one row per physical record; every other check runs "
+        "Each file is read once, as a stream, by `customer_analytics.readers` (memory stays flat "
+        "whatever the file "
+        "size: rows go to a Parquet staging file in batches of at most 50,000 rows or 64 MB), "
+        "which decides only "
+        "what needs the raw bytes — encoding, line length, JSON and CSV syntax — and never stops "
+        "on bad content. "
+        "The staging file is loaded into `RAW_<SOURCE>` with one row per physical record; every "
+        "other check runs "
         "in the warehouse, with the same Snowpark code on both backends:",
         "",
-        "- **Embedded local warehouse** (`connection: local`): DuckDB reads the Parquet file directly.",
-        "- **Snowflake**: `PUT` of the Parquet file to a temporary stage, then `COPY INTO … FILE_FORMAT = (TYPE = "
-        "PARQUET) MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT`; the rows loaded are checked "
-        "against the rows read. `ON_ERROR = CONTINUE` (plus `VALIDATE`) is not used on purpose: bad records have "
-        "already been quarantined with their line numbers, so a load error can only be a bug and must stop the "
-        "run rather than drop rows. **Not exercised**: nothing here can reach Snowflake; this path is written "
-        "against the documented `PUT`/`COPY INTO` syntax and the Snowpark `session.file.put` API but has never "
-        "run against an account. Everything else (the checks, the accounting, the publication of the tables) runs "
-        "in the tests on the embedded warehouse and is compared with an independent pandas implementation "
+        "- **Embedded local warehouse** (`connection: local`): DuckDB reads the Parquet file "
+        "directly.",
+        "- **Snowflake**: `PUT` of the Parquet file to a temporary stage, then `COPY INTO … "
+        "FILE_FORMAT = (TYPE = "
+        "PARQUET) MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT`; the rows "
+        "loaded are checked "
+        "against the rows read. `ON_ERROR = CONTINUE` (plus `VALIDATE`) is not used on purpose: "
+        "bad records have "
+        "already been quarantined with their line numbers, so a load error can only be a bug and "
+        "must stop the "
+        "run rather than drop rows. **Not exercised**: nothing here can reach Snowflake; this path "
+        "is written "
+        "against the documented `PUT`/`COPY INTO` syntax and the Snowpark `session.file.put` API "
+        "but has never "
+        "run against an account. Everything else (the checks, the accounting, the publication of "
+        "the tables) runs "
+        "in the tests on the embedded warehouse and is compared with an independent pandas "
+        "implementation "
         "(`customer_analytics.reference`).",
         "",
-        "The new tables are built as `*__NEW` and put in place together at the end (locally in one transaction; "
-        "on Snowflake one `ALTER TABLE … SWAP WITH` per table, after every check has passed), so a run that "
-        "stops half-way leaves the previous tables untouched. Re-running on the same files gives identical tables.",
+        "The new tables are built as `*__NEW` and put in place together at the end (locally in one "
+        "transaction; "
+        "on Snowflake one `ALTER TABLE … SWAP WITH` per table, after every check has passed), so a "
+        "run that "
+        "stops half-way leaves the previous tables untouched. Re-running on the same files gives "
+        "identical tables.",
         "",
-        "A file not found under its configured name is looked for with the same stem and another accepted "
+        "A file not found under its configured name is looked for with the same stem and another "
+        "accepted "
         "extension (`orders.jsonl` → `orders.csv`); the report names the file used.",
         "",
         "## Sources",
@@ -371,28 +962,53 @@ def render_markdown() -> str:
     lines += [
         "## Rejection reasons",
         "",
-        "Checks run in this order; a row gets the first reason that applies: reading (encoding, JSON/CSV "
-        "syntax), then each field in the order of the tables above, then duplicates, then unknown customers.",
+        "Checks run in this order; a row gets the first reason that applies: reading (encoding, "
+        "JSON/CSV "
+        "syntax), then each field in the order of the tables above, then duplicates, then unknown "
+        "customers.",
         "",
-        "| reason | meaning |", "|---|---|",
+        "| reason | meaning |",
+        "|---|---|",
         *[f"| `{r}` | {m} |" for r, m in REASONS.items()],
+        "",
+        "Exclusions (valid rows kept out on purpose, in `EXCLUDED_ORDER_LINES`; not errors):",
+        "",
+        "| reason | meaning |",
+        "|---|---|",
+        *[f"| `{r}` | {m} |" for r, m in EXCLUSIONS.items()],
         "",
         "## When the run stops instead",
         "",
-        "The run stops with one message naming the file, the problem and the fix — before any `CLEAN_*` table "
+        "The run stops with one message naming the file, the problem and the fix — before any "
+        "`CLEAN_*` table "
         "is replaced (the previous tables stay as they were) — when:",
         "",
         "- `data_dir` or the orders file does not exist;",
         "- a file that exists is empty (0 bytes), or a CSV has a header but no record;",
-        "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, or its first "
+        "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, "
+        "or its first "
         "lines are not JSON at all;",
-        "- a required column is absent from a CSV header (or a required key from every JSON line); the message "
+        "- a required column is absent from a CSV header (or a required key from every JSON line); "
+        "the message "
         "lists the columns found and the mapping to add;",
+        "- the dates of a column fit several layouts (see *Date layouts*), or no order line is "
+        "accepted;",
         "- more than `max_reject_share` (default "
-        f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of a source's rows are rejected; the message names the most common "
-        "reasons with an example line.",
+        f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of a source's rows are rejected; the message names the "
+        "most common "
+        "reasons with an example line, the expected layout or rule, up to three offending values "
+        "of fields "
+        "that are not personal data, and the fix — above half of the rows rejected, a mapping or "
+        "layout problem, "
+        'never "raise the threshold".',
         "",
-        "An optional file that is absent is not an error: the report says it was missing and what was used "
+        "The `01_ingest` report is still written: `ingest.run(session, params, "
+        'on_error="return")` gives the '
+        "counts and reasons checked so far with the message, the report shows them, and its last "
+        "cell stops.",
+        "",
+        "An optional file that is absent is not an error: the report says it was missing and what "
+        "was used "
         "instead. Delete an optional file (or set its setting to `null`) to run without it.",
         "",
     ]

@@ -23,7 +23,10 @@ Feature groups (column lists defined once below):
 * text sentiment (only when a sentiment model exists, see :mod:`customer_analytics.text`): mean
   and lowest sentiment of the customer's texts and the number of negative ones.
 
-Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded). Everything here is a
+Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded); a return line has a
+negative quantity, so every spend figure and label is **net** of returns, while order counts,
+recency and the gaps between orders count purchases only (``CLEAN_ORDERS.IS_RETURN``). Everything
+here is a
 Snowpark DataFrame: on Snowflake it runs in the warehouse and only per-customer rows and small
 aggregates come back. ``reference.py`` holds an independent pandas version of the same
 definitions, and the tests compare the two on every column.
@@ -80,7 +83,11 @@ GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purch
 
 
 def product_types(session: Session) -> list[str]:
-    """Product types present in CLEAN_ORDER_LINES, sorted (a small aggregate)."""
+    """Product types, sorted: the keys of PRODUCT_TYPES (made safe and unique at ingest, rare
+    types grouped as 'other'), else those present in CLEAN_ORDER_LINES (a small aggregate)."""
+    if wh.table_exists(session, "PRODUCT_TYPES"):
+        rows = session.table("PRODUCT_TYPES").select("PRODUCT").collect()
+        return sorted(r["PRODUCT"] for r in rows)
     rows = session.table("CLEAN_ORDER_LINES").select("PRODUCT").distinct().collect()
     return sorted(r["PRODUCT"] for r in rows)
 
@@ -133,22 +140,31 @@ def _ratio(num: Column, den: Column) -> Column:
 BY = [KEY, "CUTOFF"]
 
 
+def _purchase(orders: DataFrame) -> Column:
+    """Orders that are purchases, not returns only (CLEAN_ORDERS.IS_RETURN, when present)."""
+    return ~F.col("IS_RETURN") if "IS_RETURN" in orders.columns else F.lit(True)
+
+
 def _order_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: RFM, period and coupon counts before it, the spend label after it."""
+    """Per customer and cut-off: RFM, period and coupon counts before it, the spend label after it.
+
+    Spend sums are net (ORDER_TOTAL is negative for return orders); order counts, first/last order
+    and the largest order count purchases only.
+    """
     orders = _before(session.table("CLEAN_ORDERS"), cuts, "T_NEXT")
-    ts, total, one = F.col("TS"), F.col("ORDER_TOTAL"), F.lit(1)
+    ts, total, one, buy = F.col("TS"), F.col("ORDER_TOTAL"), F.lit(1), _purchase(orders)
     past = ts < F.col("T0")
     return orders.group_by(*BY).agg(
-        _sum_if(past, one).alias("N_ORDERS"),
+        _sum_if(past & buy, one).alias("N_ORDERS"),
         _sum_if(past, total).alias("SPEND"),
-        F.max(F.iff(past, total, F.lit(None))).alias("MAX_ORDER_VALUE"),
-        F.min(F.iff(past, ts, F.lit(None))).alias("FIRST_TS"),
-        F.max(F.iff(past, ts, F.lit(None))).alias("LAST_TS"),
-        _sum_if(_in("T_LAST", "T0"), one).alias("N_ORDERS_LAST"),
+        F.max(F.iff(past & buy, total, F.lit(None))).alias("MAX_ORDER_VALUE"),
+        F.min(F.iff(past & buy, ts, F.lit(None))).alias("FIRST_TS"),
+        F.max(F.iff(past & buy, ts, F.lit(None))).alias("LAST_TS"),
+        _sum_if(_in("T_LAST", "T0") & buy, one).alias("N_ORDERS_LAST"),
         _sum_if(_in("T_LAST", "T0"), total).alias("SPEND_LAST"),
-        _sum_if(_in("T_PREV", "T_LAST"), one).alias("N_ORDERS_PREV"),
+        _sum_if(_in("T_PREV", "T_LAST") & buy, one).alias("N_ORDERS_PREV"),
         _sum_if(_in("T_PREV", "T_LAST"), total).alias("SPEND_PREV"),
-        _sum_if(past & F.col("COUPON").is_not_null(), one).alias("N_COUPON_ORDERS"),
+        _sum_if(past & buy & F.col("COUPON").is_not_null(), one).alias("N_COUPON_ORDERS"),
         _sum_if(_in("T0", "T_NEXT"), total).alias(LABEL_SPEND),
     )
 
@@ -161,7 +177,8 @@ def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     each cut-off.
     """
     w = Window.partition_by(KEY).order_by(F.col("TS"), F.col("ORDER_ID"))
-    gaps = session.table("CLEAN_ORDERS").select(
+    orders = session.table("CLEAN_ORDERS")
+    gaps = orders.filter(_purchase(orders)).select(
         KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
     return _before(gaps, cuts, "T0").group_by(*BY).agg(
         F.avg("GAP").alias("MEAN_GAP_DAYS"), F.stddev_samp("GAP").alias("STD_GAP_DAYS"),

@@ -281,6 +281,125 @@ def column_mapping(name: str, raw: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def _null_text(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "null", "~"))
+
+
+def _mapping_value(name: str, raw: Any, example: str) -> Mapping[str, Any]:
+    """A mapping parameter, also given as a YAML/JSON string (e.g. from the command line)."""
+    if _null_text(raw):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter '{name}' is not a valid mapping: {str(e).splitlines()[0]}") from e
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"Parameter '{name}' must be a mapping like {example}, got {_short(raw)!r}.")
+    return raw
+
+
+def date_formats(name: str, raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``{source: {date field: shortcut, Snowflake format, or a list of them}}``; null = detected."""
+    example = '{orders: {ts: "MM/DD/YYYY HH24:MI"}} or {orders: {ts: us}}'
+    sources = {s.name: s for s in contract.SOURCES}
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for src, mapping in _mapping_value(name, raw, example).items():
+        if src not in sources:
+            raise ConfigError(f"Parameter '{name}' has an unknown source {src!r}; choose from {sorted(sources)}.")
+        if mapping is None:
+            continue
+        dated = [f.name for f in sources[src].fields if f.kind in ("date", "timestamp")]
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"Parameter '{name}.{src}' must map date fields ({dated}) to layouts, "
+                              f"got {_short(mapping)!r}.")
+        for fld, value in mapping.items():
+            if fld not in dated:
+                raise ConfigError(f"Parameter '{name}.{src}' has {fld!r}, which is not a date field of {src}; "
+                                  f"its date fields are {dated}.")
+            if _null_text(value):
+                continue
+            try:
+                out.setdefault(str(src), {})[str(fld)] = contract.layout_parts(value)
+            except ValueError as e:
+                raise ConfigError(f"Parameter '{name}.{src}.{fld}': {e}.") from e
+    return out
+
+
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+def customer_attributes(name: str, raw: Any) -> dict[str, str]:
+    """``{attribute: column of the orders file}``; country and channel fill COUNTRY and CHANNEL."""
+    out = {}
+    for attr, col in _mapping_value(name, raw, "{country: Country, segment: CustomerType}").items():
+        key = contract.ATTRIBUTE_ALIASES.get(str(attr).lower(), str(attr).lower())
+        if not _ATTRIBUTE.match(key) or key in contract.RESERVED_ATTRIBUTES:
+            raise ConfigError(f"Parameter '{name}' has the name {attr!r}: use lower-case letters, digits and _ "
+                              f"(not {sorted(contract.RESERVED_ATTRIBUTES)}).")
+        if _null_text(col):
+            continue
+        if not isinstance(col, str | int) or isinstance(col, bool) or not str(col).strip():
+            raise ConfigError(f"Parameter '{name}.{attr}' must be a column of the orders file, got {_short(col)!r}.")
+        out[key] = str(col).strip()
+    return out
+
+
+def short_text_or_none(limit: int) -> Check:
+    def check(name: str, value: Any) -> str | None:
+        if _null_text(value):
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool) or len(str(value).strip()) > limit:
+            raise ConfigError(f"Parameter '{name}' must be a short text (at most {limit} characters), "
+                              f"got {_short(value)!r}.")
+        return str(value).strip()
+
+    return check
+
+
+def guest_ids(name: str, raw: Any) -> tuple[str, ...]:
+    """Customer ids meaning "no customer" (null: the contract's default list)."""
+    if _null_text(raw):
+        return contract.DEFAULT_GUEST_IDS
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Parameter '{name}' is not a valid list: {str(e).splitlines()[0]}") from e
+        raw = [raw] if isinstance(raw, str | int) else raw
+    if not isinstance(raw, list | tuple) or not all(isinstance(x, str | int) and not isinstance(x, bool)
+                                                    for x in raw):
+        raise ConfigError(f"Parameter '{name}' must be a list of ids such as [0, guest, '(blank)'], "
+                          f"got {_short(raw)!r}.")
+    return tuple(dict.fromkeys(str(x).strip().lower() for x in raw if str(x).strip()))
+
+
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}(\.[A-Za-z_][A-Za-z0-9_$]{0,254}){0,2}$")
+
+
+def table_or_none(name: str, value: Any) -> str | None:
+    """A table or view (``NAME``, ``SCHEMA.NAME`` or ``DATABASE.SCHEMA.NAME``) a source is read from."""
+    if _null_text(value):
+        return None
+    if not isinstance(value, str) or not _TABLE.match(value.strip()):
+        raise ConfigError(f"Parameter '{name}' must be a table or view name such as RAW.SHOP.ORDERS (plain "
+                          f"identifiers, dot-separated), got {_short(value)!r}.")
+    return value.strip().upper()
+
+
+def cross_check(values: Mapping[str, Any]) -> None:
+    """Checks between parameters (each value already checked on its own).
+
+    Raises:
+        ConfigError: e.g. a source given both as a table and as a file.
+    """
+    for src in (contract.ORDERS, contract.CUSTOMERS, contract.REVIEWS):
+        table, given = values.get(f"{src.name}_table"), values.get(src.setting)
+        if table and given not in (None, src.default_file):
+            raise ConfigError(f"Parameters '{src.name}_table' and '{src.setting}' are both set ({table!r}, "
+                              f"{given!r}): read {src.name} from one place; set {src.setting} to null.")
+
+
 def _default_columns() -> dict[str, dict[str, None]]:
     """Every mappable field, unmapped: env.yaml lists them so each can be set on the command line."""
     return {name: {f: None for f in src.field_names} for name, src in contract.MAPPABLE.items()}
@@ -338,6 +457,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("text_max_rows", 20000, "cap on rated reviews pulled to train the text sentiment model",
               integer(100, 1_000_000), ("03_features",), identity=True,
               label=lambda v: f"max {int(v):,} text rows"),
+    Parameter("freshness_tolerance_days", 1, "days run_date may lie after the last order before every report "
+              "warns (and 04 stops: its held-out window would be partly empty)", integer(0, 366), ALL),
     Parameter("chunk_rows", 50000, "customers scored per chunk pulled to the client (05)",
               integer(1, 10_000_000), ("05_batch_prediction",)),
     # the input files (inside data_dir); an optional one set to null is not used
@@ -358,6 +479,31 @@ PARAMETERS: tuple[Parameter, ...] = (
               label=lambda v: "own column mapping"),
     Parameter("max_reject_share", contract.DEFAULT_MAX_REJECT_SHARE, "stop when more than this share of a "
               "source's rows is rejected", number(0.0, 1.0), _INGEST),
+    Parameter("date_formats", {s: {f: None for f in ("ts",) if f in src.field_names} | (
+        {"signup_date": None} if s == "customers" else {}) for s, src in contract.MAPPABLE.items()},
+        "date layouts per source and field: iso | us | eu | epoch_s | epoch_ms or a Snowflake format such as "
+        "MM/DD/YYYY HH24:MI; null = detected", date_formats, _INGEST, identity=True,
+        label=lambda v: "own date layouts"),
+    Parameter("returns", "net", "return/cancellation lines (negative quantity, cancelled flag, order prefix): "
+              "net | exclude | reject", choice(contract.RETURNS), _INGEST, identity=True,
+              label=lambda v: f"returns {v}"),
+    Parameter("return_order_prefix", None, "an order id starting with this is a cancellation, e.g. C",
+              short_text_or_none(20), _INGEST, identity=True, label=lambda v: f"cancellations start with {v}"),
+    Parameter("guest_ids", None, "customer ids meaning a guest checkout (null = the contract's list: empty, 0, -, "
+              "null, n/a, guest, unknown, (blank), ...)", guest_ids, _INGEST, identity=True,
+              label=lambda v: "own guest ids"),
+    Parameter("customer_attributes", {"country": None, "channel": None}, "orders-only files: per-customer "
+              "attributes on the order lines, e.g. {country: Country}", customer_attributes, _INGEST,
+              identity=True, label=lambda v: "attributes from order lines"),
+    Parameter("max_product_types", 25, "product types with their own feature columns; rarer ones are grouped as "
+              "'other'", integer(1, 500), _INGEST, identity=True, label=lambda v: f"max {v} product types"),
+    Parameter("orders_table", None, "read orders from a warehouse table or view instead (e.g. RAW.SHOP.ORDERS; "
+              "flat, one row per order line)", table_or_none, _INGEST, identity=True,
+              label=lambda v: f"orders from table {v}"),
+    Parameter("customers_table", None, "read customers from a warehouse table or view instead",
+              table_or_none, _INGEST, identity=True, label=lambda v: f"customers from table {v}"),
+    Parameter("reviews_table", None, "read reviews from a warehouse table or view instead", table_or_none,
+              _INGEST, identity=True, label=lambda v: f"reviews from table {v}"),
 )
 
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}

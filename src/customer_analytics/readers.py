@@ -15,6 +15,7 @@ commas, and fails the whole query on an invalid ``\\u`` escape).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -29,6 +30,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from customer_analytics import contract
 from customer_analytics.contract import MAX_LINE_BYTES, MAX_RECORD_LINES, Reason
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,10 @@ def normalise(name: str) -> str:
 class _Writer:
     """Accumulates rows and writes them to Parquet in bounded batches (rows and bytes)."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...]):
-        self.path, self.columns = path, columns
-        self.schema = pa.schema([(c, pa.int64() if c == "LINE_NO" else pa.string()) for c in columns])
+    def __init__(self, path: Path, columns: tuple[str, ...], text_index: int = 2):
+        self.path, self.columns, self.text_index = path, columns, text_index
+        self.schema = pa.schema([(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string())
+                                 for c in columns])
         self._rows: list[tuple] = []
         self._bytes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,7 @@ class _Writer:
 
     def add(self, row: tuple) -> None:
         self._rows.append(row)
-        self._bytes += len(row[2] or "")
+        self._bytes += len(row[self.text_index] or "")
         if len(self._rows) >= BATCH_ROWS or self._bytes >= BATCH_BYTES:
             self.flush()
 
@@ -164,41 +167,90 @@ def _has_surrogate(value) -> bool:
 
 def json_problem(text: str) -> str | None:
     """Why one line is not a usable JSON object (``None`` if it is one)."""
+    return parse_object(text)[1]
+
+
+def parse_object(text: str) -> tuple[dict | None, str | None]:
+    """``(object, None)`` for a usable JSON object line, else ``(None, reason)``."""
     try:
         value = _JSON.decode(text)
     except (ValueError, RecursionError):
-        return Reason.MALFORMED_JSON
+        return None, Reason.MALFORMED_JSON
     if not isinstance(value, dict):
-        return Reason.NOT_AN_OBJECT
+        return None, Reason.NOT_AN_OBJECT
     if "\\u" in text.lower() and _has_surrogate(value):  # e.g. "\ud800": invalid text, breaks warehouse parsers
-        return Reason.MALFORMED_JSON
+        return None, Reason.MALFORMED_JSON
+    return value, None
+
+
+#: Columns of the items staged beside a JSON-lines orders file: one row per element of ``items``.
+ITEM_COLUMNS = ("SOURCE_FILE", "LINE_NO", "ITEM_NO", "ITEM")
+
+
+def _get(obj: dict, path: str):
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer) -> str | None:
+    """Write one row per element of the list at ``path`` (each as compact JSON); the reason when the
+    list is longer than :data:`contract.MAX_ITEMS` (then nothing is written)."""
+    items = _get(value, path)
+    if not isinstance(items, list):
+        return None
+    if len(items) > contract.MAX_ITEMS:
+        return Reason.TOO_MANY_ITEMS
+    for k, item in enumerate(items):
+        out.add((source_file, n, k, json.dumps(item, ensure_ascii=False, separators=(",", ":"))))
     return None
 
 
-def read_jsonl(path: Path, staged: Path, source_file: str) -> FileStats:
-    """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line."""
+def read_jsonl(path: Path, staged: Path, source_file: str,
+               items: tuple[str, Path] | None = None) -> FileStats:
+    """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line.
+
+    Args:
+        items: ``(key path, parquet file)``: also stage each element of the list at that key path as
+            its own row (:data:`ITEM_COLUMNS`), so the warehouse never has to take a long list apart
+            (memory per line stays linear in its size). A list longer than
+            :data:`contract.MAX_ITEMS` makes the line unreadable as :data:`Reason.TOO_MANY_ITEMS`
+            (``READ_FIELD`` = items).
+    """
     stats, digest = FileStats(path, "jsonl", staged), hashlib.sha256()
-    with path.open("rb") as f, _Writer(staged, BASE_COLUMNS) as out:
-        for n, raw, too_long in physical_lines(f, digest):
-            reason = None
-            if too_long:
-                reason, text = Reason.LINE_TOO_LONG, show(raw)
-            elif not raw.strip():
-                reason, text = Reason.EMPTY_LINE, ""
-            else:
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    reason, text = Reason.INVALID_UTF8, show(raw)
-                else:
-                    reason = json_problem(text)
-                    if reason:
-                        text = text.replace("\x00", "\\x00")
-            out.add((source_file, n, text, reason, "line" if reason else None))
-            stats.count_error(reason)
-            stats.records = n
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(path.open("rb"))
+        out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
+        item_out = (stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3))
+                    if items else None)
+        _read_jsonl_lines(f, digest, source_file, out, items[0] if items else None, item_out, stats)
     stats.bytes, stats.sha256 = path.stat().st_size, digest.hexdigest()
     return stats
+
+
+def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items_path: str | None,
+                      item_out: _Writer | None, stats: FileStats) -> None:
+    for n, raw, too_long in physical_lines(f, digest):
+        reason, fld = None, "line"
+        if too_long:
+            reason, text = Reason.LINE_TOO_LONG, show(raw)
+        elif not raw.strip():
+            reason, text = Reason.EMPTY_LINE, ""
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                reason, text = Reason.INVALID_UTF8, show(raw)
+            else:
+                value, reason = parse_object(text)
+                if reason:
+                    text = text.replace("\x00", "\\x00")
+                elif items_path and item_out is not None:
+                    reason = _stage_items(value, items_path, source_file, n, item_out)
+                    fld = "items"
+        out.add((source_file, n, text, reason, fld if reason else None))
+        stats.count_error(reason)
+        stats.records = n
 
 
 # --------------------------------------------------------------------------- CSV

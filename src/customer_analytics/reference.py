@@ -185,8 +185,15 @@ def _value(rec: dict, fmt: str, name: str):
     return v or None
 
 
+_BASIC = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:[T ]([0-9]{2})([0-9]{2})([0-9]{2})?)?")
+
+
 def parse_timestamp(text: str | None) -> dt.datetime | None:
-    """ISO 8601 date or timestamp (time zone dropped); None when not a real one."""
+    """ISO 8601 date or timestamp, extended or basic (time zone dropped); None if not a real one."""
+    b = _BASIC.fullmatch(text or "")
+    if b:
+        y, mo, d, h, mi, s = b.groups()
+        text = f"{y}-{mo}-{d}" + (f" {h}:{mi}" + (f":{s}" if s else "") if h else "")
     m = _TS.fullmatch(text or "")
     if not m:
         return None
@@ -245,6 +252,7 @@ class Ingested:
     reviews: pd.DataFrame
     rejected: pd.DataFrame  # SOURCE, SOURCE_FILE, LINE_NO, ITEM_NO, FIELD, REASON
     read: dict[str, int]
+    excluded: pd.DataFrame | None = None  # order lines kept out: LINE_NO, ITEM_NO, REASON, AMOUNT
 
 
 def _records(path: Path, fmt: str) -> tuple[list[dict], dict[str, str]]:
@@ -299,7 +307,31 @@ def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]
     return pd.DataFrame(rows), rejected
 
 
-def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict], int]:
+def _unit(g: dict, price: str, q: float) -> float:
+    """Unit price of a valid line: the unit_price, or |amount| / |quantity|."""
+    v = parse_number(g[price])
+    return v if price == "unit_price" else abs(v) / abs(q)
+
+
+def _quantity_problem(text, name):
+    """Quantity: a whole number other than 0 (below 0: a return line), at most MAX_QUANTITY."""
+    if text is None:
+        return R.MISSING, name
+    n = parse_number(text)
+    if n is None:
+        return R.NOT_A_NUMBER, name
+    if math.isfinite(n) and not n.is_integer():
+        return R.NOT_WHOLE, name
+    if n == 0:
+        return R.NOT_POSITIVE, name
+    if abs(n) > contract.MAX_QUANTITY:
+        return R.OUT_OF_RANGE, name
+    return None
+
+
+def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str = "net",
+                     prefix: str | None = None, guest_ids=contract.DEFAULT_GUEST_IDS):
+    """Accepted order lines, rejected rows, rows read and excluded rows (guests, returns)."""
     fmt, recs, header, names, shown = _read_source(path, contract.ORDERS, columns)
     jsonl = fmt == "jsonl"
     # one row per order line; a JSON line with no usable items list is one row
@@ -314,7 +346,9 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
             items = cur
         if isinstance(items, str) and not items.strip():
             items = None
-        if jsonl and isinstance(items, list) and items:
+        if jsonl and isinstance(items, list) and len(items) > contract.MAX_ITEMS:
+            rows.append(({**r, "reason": R.TOO_MANY_ITEMS, "field": "items"}, None, g, items))
+        elif jsonl and isinstance(items, list) and items:
             for k, it in enumerate(items):
                 row = {**g, **{f: _value({"obj": it}, "jsonl", names[f]) for f in ("product", "quantity",
                                                                                      "unit_price", "amount", "line_id")}}
@@ -322,36 +356,53 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
         else:
             rows.append((r, None, g, items))
     has = {f: any(row.get(f) is not None for r, _, row, _ in rows if r["reason"] is None)
-           for f in ("order_id", "product", "unit_price", "line_id")}
+           for f in ("order_id", "product", "unit_price", "line_id", "cancelled")}
     if fmt == "csv":
         has = {f: names[f].strip().casefold() in header for f in has}
     price = "unit_price" if has["unit_price"] else "amount"
-    out, rejected = [], []
+    out, rejected, excluded = [], [], []
     for r, k, g, items in rows:
         if r["reason"]:
             rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": r["field"], "REASON": r["reason"]})
             continue
+        q = parse_number(g.get("quantity"))
+        is_return = bool((q is not None and q < 0)
+                         or (has["cancelled"]
+                             and (g.get("cancelled") or "").lower() in contract.CANCELLED_VALUES)
+                         or (prefix and (g.get("order_id") or "").startswith(prefix)))
+        price_problem = _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT,
+                                        required=True)
+        if price == "amount" and is_return and parse_number(g[price]) is not None:
+            price_problem = _number_problem(str(abs(parse_number(g[price]))), shown[price], lo=0,
+                                            hi=contract.MAX_AMOUNT, required=True)
         reason, fld = _first(
             (R.MISSING, shown["order_id"]) if (jsonl or has["order_id"]) and g["order_id"] is None else None,
-            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
             _date_problem(g["ts"], shown["ts"]),
             (R.MISSING, shown["items"]) if jsonl and items is None else None,
             (R.NOT_A_LIST, shown["items"]) if jsonl and items is not None and not isinstance(items, list) else None,
             (R.NO_ITEMS, shown["items"]) if jsonl and items == [] else None,
             (R.MISSING, shown["product"]) if has["product"] and g["product"] is None else None,
-            _number_problem(g["quantity"], shown["quantity"], whole=True, positive=True, hi=contract.MAX_QUANTITY,
-                            required=True),
-            _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT, required=True),
-            _number_problem(g["ship_cost"], shown["ship_cost"], lo=0, hi=contract.MAX_AMOUNT))
+            _quantity_problem(g["quantity"], shown["quantity"]),
+            price_problem,
+            _number_problem(g["ship_cost"], shown["ship_cost"], lo=0, hi=contract.MAX_AMOUNT),
+            (R.RETURN_REJECTED, shown["quantity"]) if returns == "reject" and is_return else None)
         if reason:
             rejected.append({"LINE_NO": r["line"], "ITEM_NO": k, "FIELD": fld, "REASON": reason})
             continue
-        qty, amount = parse_number(g["quantity"]), parse_number(g[price])
-        oid = g["order_id"] if (jsonl or has["order_id"]) else f"{g['customer_id']}@{g['ts']}"
+        guest = g["customer_id"] is None or g["customer_id"].lower() in guest_ids
+        if guest or (is_return and returns == "exclude"):
+            why = contract.Excluded.GUEST if guest else contract.Excluded.RETURN
+            excluded.append({"LINE_NO": r["line"], "ITEM_NO": k, "REASON": why,
+                             "CUSTOMER_ID": g["customer_id"],
+                             "AMOUNT": (-1 if is_return else 1) * abs(q) * _unit(g, price, q)})
+            continue
+        qty, amount = abs(parse_number(g["quantity"])), abs(parse_number(g[price]))
+        oid = g["order_id"] if (jsonl or has["order_id"]) else f"{g['customer_id'] or ''}@{g['ts']}"
         out.append({"ORDER_ID": oid, "CUSTOMER_ID": g["customer_id"], "TS": pd.Timestamp(parse_timestamp(g["ts"])),
                     "COUPON": g["coupon"], "SHIP_METHOD": g["ship_method"], "SHIP_COST": parse_number(g["ship_cost"]),
                     "PRODUCT": g["product"].lower() if has["product"] else contract.ALL_PRODUCTS,
-                    "QUANTITY": int(qty), "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
+                    "QUANTITY": int(-qty if is_return else qty), "IS_RETURN": is_return,
+                    "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
                     "LINE_NO": r["line"], "ITEM_NO": k, "_LINE_ID": g.get("line_id")})
     accepted, first_line, first_of_order, seen = [], {}, {}, set()
     for row in sorted(out, key=lambda x: (x["LINE_NO"], x["ITEM_NO"] or 0)):
@@ -375,7 +426,9 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None) -> tuple[pd.D
     df = pd.DataFrame(accepted).drop(columns="_LINE_ID", errors="ignore")
     if not jsonl and len(df):
         df["ITEM_NO"] = df.groupby("ORDER_ID").cumcount()
-    return df, rejected, len(rows)
+    kept_out = pd.DataFrame(excluded, columns=["LINE_NO", "ITEM_NO", "REASON", "CUSTOMER_ID",
+                                               "AMOUNT"])
+    return df, rejected, len(rows), kept_out
 
 
 def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
@@ -454,7 +507,9 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
 
 def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: str | None = "customers.csv",
            reviews_file: str | None = "reviews.jsonl", calls_dir: str | None = "calls",
-           columns: dict | None = None) -> Ingested:
+           columns: dict | None = None, returns: str = "net",
+           return_order_prefix: str | None = None,
+           guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS) -> Ingested:
     """The whole data contract on the files of ``data_dir`` (absent optional files are skipped)."""
     columns = columns or {}
     rejected, read = [], {}
@@ -470,7 +525,8 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
         add("customers", customers_file, rej)
         read["customers"] = len(cust) + len(rej)
         known = set(cust["CUSTOMER_ID"])
-    lines, rej, read["orders"] = _ref_order_lines(data_dir / orders_file, columns, known)
+    lines, rej, read["orders"], excluded = _ref_order_lines(
+        data_dir / orders_file, columns, known, returns, return_order_prefix, guest_ids)
     add("orders", orders_file, rej)
     if known is None:
         first = lines.groupby("CUSTOMER_ID")["TS"].min()
@@ -491,8 +547,9 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
     columns_out = ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"]
     parts = [p.astype({"RATING": "float64"}) for p in parts if len(p)]
     reviews = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns_out)
-    return Ingested(cust, lines, reviews, pd.DataFrame(rejected, columns=["SOURCE", "SOURCE_FILE", "LINE_NO",
-                                                                          "ITEM_NO", "FIELD", "REASON"]), read)
+    cols = ["SOURCE", "SOURCE_FILE", "LINE_NO", "ITEM_NO", "FIELD", "REASON"]
+    rejected = pd.DataFrame(rejected, columns=cols)
+    return Ingested(cust, lines, reviews, rejected, read, excluded)
 
 
 def order_lines(path: Path) -> pd.DataFrame:
@@ -541,8 +598,13 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     pop = cust[cust["SIGNUP_DATE"] < c0].set_index("CUSTOMER_ID")
     ln = lines[lines["CUSTOMER_ID"].isin(pop.index)].copy()
     ln["AMOUNT"] = ln["QUANTITY"] * ln["UNIT_PRICE"]
+    ln["RETURN_LINE"] = ln["QUANTITY"] < 0  # a return line keeps its negative quantity
     orders = ln.groupby(["ORDER_ID", "CUSTOMER_ID", "TS"], as_index=False).agg(
-        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"))  # count: vectorised; max of str is not
+        # count: vectorised; max of str is not
+        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"),
+        IS_RETURN=("RETURN_LINE", "all"))
+    net = orders  # spend is net of returns; counts, recency and gaps count purchases only
+    orders = orders[~orders["IS_RETURN"]]
     past = orders[orders["TS"] < c0].sort_values(["CUSTOMER_ID", "TS", "ORDER_ID"])
     g = past.groupby("CUSTOMER_ID")
 
@@ -552,14 +614,14 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
 
     out = pd.DataFrame(index=pop.index)
     out["N_ORDERS"] = g.size()
-    out["SPEND"] = g["ORDER_TOTAL"].sum()
+    out["SPEND"] = net[net["TS"] < c0].groupby("CUSTOMER_ID")["ORDER_TOTAL"].sum()
     first, last = g["TS"].min(), g["TS"].max()
     out["N_ORDERS_LAST"] = window(orders, c0 - h, c0)
-    out["SPEND_LAST"] = window(orders, c0 - h, c0, "ORDER_TOTAL")
+    out["SPEND_LAST"] = window(net, c0 - h, c0, "ORDER_TOTAL")
     out["N_ORDERS_PREV"] = window(orders, c0 - 2 * h, c0 - h)
-    out["SPEND_PREV"] = window(orders, c0 - 2 * h, c0 - h, "ORDER_TOTAL")
+    out["SPEND_PREV"] = window(net, c0 - 2 * h, c0 - h, "ORDER_TOTAL")
     out["N_COUPON_ORDERS"] = past[past["N_COUPON_LINES"] > 0].groupby("CUSTOMER_ID").size()
-    out[ft.LABEL_SPEND] = window(orders, c0, c0 + h, "ORDER_TOTAL")
+    out[ft.LABEL_SPEND] = window(net, c0, c0 + h, "ORDER_TOTAL")
     out["QTY_TOTAL"] = ln[ln["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
     for p in products:
         lp = ln[ln["PRODUCT"] == p]

@@ -43,6 +43,7 @@ from customer_analytics.config import Params
 log = logging.getLogger(__name__)
 
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
+BANNER_KEY = "ca_banner"  # = runs.BANNER_KEY (runs imports this module's callers, not the other way)
 SUMMARY_TAG = "summary"
 HEADLINES_DIR = "headlines"
 STATUS_FILE = "run.json"
@@ -79,6 +80,37 @@ class SummaryFirstPreprocessor(Preprocessor):
         return nb, resources
 
 
+class BannerPreprocessor(Preprocessor):
+    """Show the run's banner (an experiment's label, data ending before the run date) right after the title.
+
+    The notebooks' set-up cell displays it in its output metadata (``ca_banner``, see
+    :meth:`customer_analytics.runs.Run.banner`); this puts it where a reader looks first.
+    """
+
+    def preprocess(self, nb, resources):
+        import nbformat
+
+        notes: list[str] = []
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                for note in out.get("metadata", {}).get(BANNER_KEY, []) or []:
+                    if isinstance(note, str) and note not in notes:
+                        notes.append(note)
+        if notes:
+            text = "\n>\n".join(f"> ⚠ {n}" for n in notes)
+            title_at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+            title = nb.cells[title_at] if title_at >= 0 else None
+            if title is not None and title.source.startswith("# "):  # right under the heading
+                head, _, rest = title.source.partition("\n")
+                nb.cells[title_at] = nbformat.v4.new_markdown_cell(head, metadata=title.metadata)
+                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
+                if rest.strip():
+                    nb.cells.insert(title_at + 2, nbformat.v4.new_markdown_cell(rest))
+            else:
+                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
+        return nb, resources
+
+
 class FigureAltPreprocessor(Preprocessor):
     """Give each figure an alternative text: the heading of the section it is in."""
 
@@ -107,6 +139,7 @@ class ReportExporter(HTMLExporter):
         self.raw_template = _OFFLINE_TEMPLATE
         self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
+        self.register_preprocessor(BannerPreprocessor(), enabled=True)
         self.register_preprocessor(FigureAltPreprocessor(), enabled=True)
 
 
@@ -291,6 +324,7 @@ class RunRow:
     drift: list[str] = dataclasses.field(default_factory=list)
     drift_state: str = ""
     drift_note: str = ""
+    banner: list[str] = dataclasses.field(default_factory=list)
     links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
@@ -372,6 +406,11 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
     row.links = [(nb.replace("_", " ") + (" (failed)" if nb == row.failed_step else ""), f"{href}/{nb}.html")
                  for nb in valid if (folder / f"{nb}.html").is_file()]
     _fill_figures(row, {k: r for k, v in heads.items() if (r := headlines.parse(k, v)) is not None})
+    for head in heads.values():  # what the reports of this run say first (e.g. data ending before run_date)
+        for note in head.get("banner") or []:
+            text = re.sub(r"[*`]", "", str(note))
+            if text not in row.banner and not text.startswith("Experiment "):
+                row.banner.append(text)
     return row
 
 
@@ -468,6 +507,7 @@ details. Updated {{ generated }}.</p>
 <td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else r.kind }}</div></td>
 <td><span class="status {{ r.status }}">{{ r.status }}{% if r.failed_step %} at {{ r.failed_step }}{% endif %}</span>
 {% if r.reason %}<div class="small">{{ r.reason }}</div>{% endif %}
+{% for b in r.banner %}<div class="flag small">⚠ {{ b }}</div>{% endfor %}
 {% if r.note %}<div class="small">{{ r.note }}</div>{% endif %}
 {% if r.finished %}<div class="small">{{ r.finished }}</div>{% endif %}
 {% if r.log_name %}<div class="small">log: {{ r.log_name }}</div>{% endif %}</td>

@@ -54,7 +54,7 @@ EXPERIMENT_INFIX = "__X_"
 #: not write are read through views onto production's; its own are real tables.
 TABLE_OWNERS: tuple[tuple[str, str], ...] = (
     ("RAW_", "01_ingest"), ("STAGE_", "01_ingest"), ("CLEAN_", "01_ingest"), ("REJECTED_", "01_ingest"),
-    ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"),
+    ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"), ("EXCLUDED_", "01_ingest"),
     ("FEATURES", "03_features"), ("TEXT_", "03_features"), ("SENTIMENT_", "03_features"),
     ("PREDICTIONS", "05_batch_prediction"), ("SCORING_", "05_batch_prediction"),
 )
@@ -183,6 +183,8 @@ def export_params(params: Params) -> None:
 
 # --------------------------------------------------------------------------- a notebook's run
 WORK_LOCK = "work.lock"
+#: Output metadata key of the set-up cell's banner (the report exporter shows it first).
+BANNER_KEY = "ca_banner"
 
 
 @dataclasses.dataclass(repr=False)
@@ -230,7 +232,7 @@ class Run:
             return None
         made = {k: self.context[k] for k in ("library", "params", "inputs") if k in self.context}
         return reports.record(self.params, self.folder, self.notebook, record,
-                              namespace=self.namespace.as_dict(), context=made, **figures)
+                              namespace=self.namespace.as_dict(), context=made, banner=self.banner(), **figures)
 
     def describe(self) -> str:
         """Markdown: which namespace and run date this notebook reads and writes."""
@@ -255,8 +257,44 @@ class Run:
             text += ' To write production\'s tables instead, set `run_namespace = "production"` in the parameters cell.'
         return text
 
+    def banner(self) -> list[str]:
+        """What every report of this run must say first: an experiment's label, data that ends before run_date.
+
+        Computed when asked (after 01_ingest, the freshness is the new data's).
+        """
+        notes = []
+        if self.namespace.kind == EXPERIMENT:
+            notes.append(f"**Experiment `{self.namespace.name}`** ({self.namespace.label}): not production; "
+                         "its tables, model and reports are kept apart.")
+        elif self.namespace.kind == SCRATCH:
+            notes.append(f"**Scratch run** of {self.notebook} on its own ({self.namespace.label}): not production.")
+        note = self.freshness_note()
+        if note:
+            notes.append(note)
+        return notes
+
+    def freshness_note(self) -> str:
+        """The warning when run_date lies beyond the data (see :mod:`customer_analytics.freshness`), or ''."""
+        from customer_analytics import freshness
+        from customer_analytics import warehouse as wh
+
+        if not wh.table_exists(self.session, "INGEST_LOG"):
+            return ""
+        try:
+            fresh = freshness.freshness(self.session)
+        except Exception as e:  # noqa: BLE001 - a note, never a reason to fail the notebook
+            log.warning("could not read how fresh the data is: %s", e)
+            return ""
+        return freshness.run_date_note(fresh, self.params.run_date, self.params.freshness_tolerance_days)
+
     def _repr_markdown_(self) -> str:
         return self.describe()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, str], dict[str, Any]]:
+        """The set-up cell's output: where the notebook reads and writes, plus the banner the report shows first."""
+        banner = self.banner() if self.notebook != "01_ingest" else [
+            n for n in self.banner() if not n.startswith("**run_date")]
+        return {"text/markdown": self.describe(), "text/plain": repr(self)}, {BANNER_KEY: banner}
 
     def __repr__(self) -> str:  # no paths or parameter dumps in a notebook's output
         return f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, {self.params.run_date}>"

@@ -1,0 +1,127 @@
+"""How fresh the data is: the first and last order of the clean data, and what a run date may
+assume.
+
+The ingest records the date range of each source's accepted rows in ``INGEST_LOG`` (``FIRST_TS``,
+``LAST_TS``). Reports put :func:`run_date_note` at the top when ``run_date`` lies beyond the data;
+model comparison calls :func:`check_holdout` first, so a held-out window that reaches past the
+data (half empty: the model would be judged on customers who simply have no data yet) stops the
+run instead of promoting a model on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import snowflake.snowpark.functions as F
+from snowflake.snowpark import Session
+
+from customer_analytics import warehouse as wh
+
+log = logging.getLogger(__name__)
+
+#: Days a run date may lie after the last order before reports warn (a day's export lag is normal).
+DEFAULT_TOLERANCE_DAYS = 1
+
+
+class FreshnessError(RuntimeError):
+    """The data does not cover the window a step needs; the message names both dates and the fix."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"FreshnessError: {self}"]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """First and last order (timestamps) of the clean data; ``None`` when there is no order."""
+
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+    @property
+    def last_day(self) -> dt.date | None:
+        return self.last.date() if self.last else None
+
+    def days_after(self, run_date: dt.date) -> int | None:
+        """Days from the last order's date to ``run_date`` (negative: the data goes beyond it)."""
+        return (run_date - self.last.date()).days if self.last else None
+
+
+def freshness(session: Session, source: str = "orders") -> Freshness:
+    """The date range of a source's clean rows, as the last ingest recorded it in INGEST_LOG.
+
+    Falls back to CLEAN_ORDERS (a small aggregate) for a warehouse ingested before INGEST_LOG had
+    the columns.
+    """
+    if wh.table_exists(session, "INGEST_LOG"):
+        t = session.table("INGEST_LOG")
+        if {"FIRST_TS", "LAST_TS"} <= set(t.columns):
+            rows = (
+                t.filter(F.col("SOURCE") == F.lit(source))
+                .select("ACCEPTED", "FIRST_TS", "LAST_TS")
+                .collect()
+            )
+            if rows:
+                r = rows[0]
+                return (
+                    Freshness(r["FIRST_TS"], r["LAST_TS"])
+                    if r["ACCEPTED"]
+                    else Freshness(None, None)
+                )
+    row = (
+        session.table("CLEAN_ORDERS")
+        .agg(F.count(F.lit(1)).alias("N"), F.min("TS").alias("FIRST"), F.max("TS").alias("LAST"))
+        .collect()[0]
+    )
+    return (
+        Freshness(row["FIRST"], row["LAST"]) if row["N"] else Freshness(None, None)
+    )  # NULL shows as 1970
+
+
+def run_date_note(
+    fresh: Freshness, run_date: dt.date, tolerance_days: int = DEFAULT_TOLERANCE_DAYS
+) -> str:
+    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order (''
+    if not)."""
+    gap = fresh.days_after(run_date)
+    if fresh.last is None:
+        return "**The clean data holds no order**: nothing here describes real purchases."
+    if gap is None or gap <= tolerance_days:
+        return ""
+    return (
+        f"**run_date {run_date} is {gap} days after the last order in the data "
+        f"({fresh.last_day})**: every "
+        "figure as of the run date treats those days as days without any purchase. Use an earlier "
+        "run_date "
+        f"(at most {fresh.last_day + dt.timedelta(days=tolerance_days)}) or ingest newer data."
+    )
+
+
+def check_holdout(
+    fresh: Freshness,
+    run_date: dt.date,
+    horizon_days: int,
+    tolerance_days: int = DEFAULT_TOLERANCE_DAYS,
+) -> None:
+    """Stop when the held-out window ``[run_date - horizon, run_date)`` reaches past the data.
+
+    Raises:
+        FreshnessError: naming the window, the last order date and the fix.
+    """
+    start = run_date - dt.timedelta(days=horizon_days)
+    if fresh.last is None:
+        raise FreshnessError(
+            "The clean data holds no order: there is nothing to evaluate a model on. Fix: "
+            "ingest order data (01_ingest)."
+        )
+    gap = fresh.days_after(run_date)
+    if gap is not None and gap > tolerance_days:
+        latest = fresh.last_day + dt.timedelta(days=tolerance_days)
+        raise FreshnessError(
+            f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
+            "data, which ends "
+            f"{fresh.last_day}: {gap} days of it have no order at all, so no model can be judged "
+            "(or promoted) "
+            f"on it. Fix: an earlier run_date (at most {latest}) or newer data."
+        )

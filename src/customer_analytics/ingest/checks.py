@@ -1,0 +1,335 @@
+"""The contract's checks, generated from its field definitions and run in the warehouse (Snowpark).
+
+Every field of a :class:`contract.Source` says its kind (id, text, date, timestamp, integer,
+number, list), when a row needs it (``need``), its range (``lo``, ``hi``, ``sign``) and which
+fields stand in for each other (``group``). :func:`field_checks` turns that into an ordered list
+of checks; :func:`with_reason` gives each row the first one it fails. The same Snowpark code
+runs on both backends.
+"""
+
+from __future__ import annotations
+
+import snowflake.snowpark.functions as F
+from snowflake.snowpark import Column, DataFrame
+from snowflake.snowpark.window import Window
+
+from customer_analytics import contract
+from customer_analytics import warehouse as wh
+from customer_analytics.contract import Field, Reason, Source
+from customer_analytics.ingest import dates
+from customer_analytics.ingest.common import (
+    RAW_COLUMNS,
+    VALUE_CHARS,
+    IngestError,
+    SourcePlan,
+    fix_hint,
+)
+
+_NUMBER = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+_DATE_CORE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]+)?)?)?"
+)
+_DATETIME = _DATE_CORE + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+
+#: (row is bad, field as named in the file, reason, column shown as VALUE or None)
+Check = tuple[Column, str, str, str | None]
+
+
+def text_col(name: str) -> str:
+    """The staged text column of a contract field: ``S_<FIELD>``."""
+    return f"S_{name.upper()}"
+
+
+def typed_col(f: Field) -> str:
+    """The typed column of a contract field: ``T_<FIELD>`` (dates) or ``N_<FIELD>`` (numbers)."""
+    return ("T_" if f.kind in ("date", "timestamp") else "N_") + f.name.upper()
+
+
+# --------------------------------------------------------------------------- typed values
+def clean_text(c: Column) -> Column:
+    """Trimmed string; empty -> NULL (a missing value)."""
+    t = F.trim(c.cast("string"))
+    return F.iff(t == F.lit(""), F.lit(None).cast("string"), t)
+
+
+def number(s: Column) -> Column:
+    """A plain decimal number as DOUBLE; NULL when the text is not one (checked before casting)."""
+    return F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
+
+
+def typed(
+    df: DataFrame, fields: list[Field], layouts: dict[str, tuple[str, ...]] | None = None
+) -> DataFrame:
+    """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field.
+
+    Dates and timestamps are parsed with their layout (``layouts``: field -> parts; ISO 8601 when
+    a field has none), see :mod:`.dates`.
+    """
+    layouts = layouts or {}
+    cols = []
+    for f in fields:
+        s = F.col(text_col(f.name))
+        parts = layouts.get(f.name, ("iso",))
+        if f.kind == "timestamp":
+            cols.append(dates.parse(s, parts).alias(typed_col(f)))
+        elif f.kind == "date":
+            cols.append(dates.parse_date(s, parts).alias(typed_col(f)))
+        elif f.kind in ("integer", "number"):
+            cols.append(number(s).alias(typed_col(f)))
+    return df.select("*", *cols)
+
+
+# --------------------------------------------------------------------------- per-field checks
+def _date_checks(f: Field, name: str, needed: bool) -> list[Check]:
+    s, t = F.col(text_col(f.name)), F.col(typed_col(f))
+    day = F.to_date(t)
+    out: list[Check] = [(s.is_null(), name, Reason.MISSING, None)] if needed else []
+    present = s.is_not_null()
+    return out + [
+        (present & t.is_null(), name, Reason.BAD_DATE, text_col(f.name)),
+        (
+            present & ((day < F.lit(contract.MIN_DATE)) | (day > F.lit(contract.MAX_DATE))),
+            name,
+            Reason.DATE_RANGE,
+            text_col(f.name),
+        ),
+    ]
+
+
+def _number_checks(
+    f: Field, name: str, needed: bool, is_return: Column | None = None
+) -> list[Check]:
+    """Checks of a numeric field; an absent value passes unless ``needed``.
+
+    ``is_return``: which rows are return lines (a field ``signed_for_returns`` may be below 0
+    there).
+    """
+    v = text_col(f.name)
+    s, n = F.col(v), F.col(typed_col(f))
+    present = s.is_not_null()
+    checks: list[Check] = [(s.is_null(), name, Reason.MISSING, None)] if needed else []
+    checks.append((present & n.is_null(), name, Reason.NOT_A_NUMBER, v))
+    if f.whole:
+        checks.append((present & (F.floor(n) != n), name, Reason.NOT_WHOLE, v))
+    if f.sign == "positive":
+        checks.append((present & (n <= 0), name, Reason.NOT_POSITIVE, v))
+    elif f.sign == "nonzero":
+        checks.append((present & (n == 0), name, Reason.NOT_POSITIVE, v))
+    elif f.lo == 0:
+        negative = present & (n < 0)
+        if f.signed_for_returns and is_return is not None:
+            negative = negative & ~is_return
+        checks.append((negative, name, Reason.NEGATIVE, v))
+    if f.lo is not None and f.lo != 0:
+        checks.append((present & (n < f.lo), name, Reason.OUT_OF_RANGE, v))
+    if f.hi is not None:
+        size = F.abs(n) if f.sign == "nonzero" or f.signed_for_returns else n
+        checks.append((present & (size > f.hi), name, Reason.OUT_OF_RANGE, v))
+    return checks
+
+
+def used_fields(src: Source, present: dict[str, bool]) -> list[Field]:
+    """The source's fields this file is checked on: of a ``price`` group, the first in the file."""
+    out = []
+    for f in src.fields:
+        if f.group == "price":
+            members = [g for g in src.fields if g.group == f.group]
+            if f is not next((g for g in members if present.get(g.name)), members[-1]):
+                continue
+        out.append(f)
+    return out
+
+
+def needed(f: Field, fmt: str, present: dict[str, bool]) -> bool:
+    """Whether every row of this file must have a value for ``f`` (see :class:`contract.Field`)."""
+    return (
+        f.need == "always"
+        or f.group == "price"
+        or (f.need == "jsonl" and (fmt == "jsonl" or present.get(f.name)))
+        or (f.need == "in_file" and bool(present.get(f.name)))
+    )
+
+
+def field_checks(
+    plan: SourcePlan,
+    present: dict[str, bool],
+    special: dict[str, list[Check]] | None = None,
+    skip: tuple[str, ...] = (),
+    is_return: Column | None = None,
+) -> list[Check]:
+    """Every per-row check of ``plan``'s source, in contract order, generated from its fields.
+
+    Args:
+        plan: the source plan (its format and the column names shown in FIELD).
+        present: contract field -> whether the file has it (a CSV column, a key on some JSON line).
+        special: checks of a field that its kind cannot express (the JSON ``items`` list), used at
+            that field's place instead of the generated ones.
+        skip: fields that get no check here (handled elsewhere).
+        is_return: which rows are return lines (see :func:`_number_checks`).
+    """
+    src, special = plan.source, special or {}
+    checks: list[Check] = []
+    fields = used_fields(src, present)
+    for f in fields:
+        name = plan.column(f.name)
+        if f.name in skip:
+            continue
+        if f.name in special:
+            checks += special[f.name]
+        elif f.kind in ("date", "timestamp"):
+            checks += _date_checks(f, name, needed(f, plan.fmt, present))
+        elif f.kind in ("integer", "number"):
+            checks += _number_checks(f, name, needed(f, plan.fmt, present), is_return)
+        elif needed(f, plan.fmt, present):
+            checks.append((F.col(text_col(f.name)).is_null(), name, Reason.MISSING, None))
+        group = [g for g in fields if f.group == "content" and g.group == f.group]
+        if group and f is group[-1]:  # at least one of them per row
+            empty = F.lit(True)
+            for g in group:
+                empty = empty & F.col(text_col(g.name)).is_null()
+            checks.append((empty, name, Reason.NO_CONTENT, None))
+    return checks
+
+
+def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
+    """Add FIELD/REASON/VALUE from the first failing check; a reading problem (READ_REASON) comes
+    first."""
+    none = F.lit(None).cast("string")
+    fld, why, val = none, none, none
+    for bad, name, reason, value in reversed(checks):
+        fld = F.when(bad, F.lit(name)).otherwise(fld)
+        why = F.when(bad, F.lit(reason)).otherwise(why)
+        val = F.when(bad, F.substring(F.col(value), 1, VALUE_CHARS) if value else none).otherwise(
+            val
+        )
+    unread = F.col("READ_REASON").is_not_null()
+    return (
+        df.with_column("FIELD", F.when(unread, F.col("READ_FIELD")).otherwise(fld))
+        .with_column("REASON", F.when(unread, F.col("READ_REASON")).otherwise(why))
+        .with_column("VALUE", F.when(unread, none).otherwise(val))
+    )
+
+
+# --------------------------------------------------------------------------- field extraction
+def json_get(v: Column, path: str) -> Column:
+    """The value at a dotted key path of a parsed JSON value."""
+    for part in path.split("."):
+        v = v[part]
+    return v
+
+
+def parsed_record(record: Column) -> Column:
+    """The record parsed as JSON, only where the reader found it valid (PARSE_JSON never sees bad
+    text)."""
+    return F.parse_json(F.iff(F.col("READ_REASON").is_null(), record, F.lit(None).cast("string")))
+
+
+def text_fields(
+    raw: DataFrame, plan: SourcePlan, names: list[str], raw_columns: list[str]
+) -> DataFrame:
+    """Raw rows with one trimmed text column ``S_<FIELD>`` per contract field (NULL when absent or
+    empty)."""
+    cols = [F.col(c) for c in RAW_COLUMNS]
+    if plan.fmt == "jsonl":
+        v = parsed_record(F.col("RECORD"))
+        return raw.select(
+            *cols, *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names]
+        )
+    return raw.select(
+        *cols,
+        *[
+            (
+                clean_text(F.col(n.upper()))
+                if n.upper() in raw_columns
+                else F.lit(None).cast("string")
+            ).alias(text_col(n))
+            for n in names
+        ],
+    )
+
+
+def materialise(df: DataFrame, name: str) -> DataFrame:
+    """Write ``df`` to table ``name`` and return the table (keeps the next plans small)."""
+    return df.session.table(wh.replace_table(df, name))
+
+
+def occurs(df: DataFrame, names: list[str]) -> dict[str, bool]:
+    """Whether each field has a value on at least one readable row (one aggregate query); ``_rows``:
+    any row."""
+    if not names:
+        return {}
+    row = (
+        df.filter(F.col("READ_REASON").is_null())
+        .agg(
+            F.count(F.lit(1)).alias("_N"),
+            *[F.count(F.col(text_col(n))).alias(n.upper()) for n in names],
+        )
+        .collect()[0]
+    )
+    return {n: bool(row[n.upper()]) for n in names} | {"_rows": bool(row["_N"])}
+
+
+def require_somewhere(found: dict[str, bool], plan: SourcePlan, fields: list[str]) -> None:
+    """JSON lines: a required key absent from every readable line is a structural problem, not N
+    rejects."""
+    if plan.fmt != "jsonl" or not found.get("_rows"):
+        return
+    for f in fields:
+        if not found[f]:
+            raise IngestError(
+                f"{plan.path}: no line has the key '{plan.wanted[f]}' (contract field '{f}'). "
+                f"Fix: {fix_hint(plan.source, f)}. Nothing was replaced."
+            )
+
+
+# --------------------------------------------------------------------------- checks across rows
+def cross_checks(
+    t: DataFrame,
+    columns: list[str],
+    rules: list[tuple[Column, str, str]],
+    customers: DataFrame | None = None,
+    customer_field: str = "customer_id",
+) -> DataFrame:
+    """Apply checks across rows to the rows still accepted, in order (the first that applies wins).
+
+    ``rules``: (row is bad, field, reason); window functions partitioned by :func:`accepted_flag`
+    only compare accepted rows. With ``customers``, rows whose CUSTOMER_ID is not among them are
+    rejected last as unknown customers.
+    """
+    rules = list(rules)
+    if customers is not None:
+        known = customers.select(F.col("CUSTOMER_ID").alias("_K")).distinct()
+        t = t.join(known, F.col("CUSTOMER_ID") == F.col("_K"), "left")
+        rules.append((F.col("_K").is_null(), customer_field, Reason.UNKNOWN_CUSTOMER))
+    ok = F.col("REASON").is_null()
+    fld, why, val = F.col("FIELD"), F.col("REASON"), F.col("VALUE")
+    for bad, name, reason in reversed(rules):
+        hit = ok & bad
+        fld = F.when(hit, F.lit(name)).otherwise(fld)
+        why = F.when(hit, F.lit(reason)).otherwise(why)
+        val = F.when(hit, F.lit(None).cast("string")).otherwise(val)
+    keep = [F.col(c) for c in columns if c not in ("FIELD", "REASON", "VALUE")]
+    return t.select(*keep, fld.alias("FIELD"), why.alias("REASON"), val.alias("VALUE"))
+
+
+def accepted_flag() -> Column:
+    """1 for a row no check has rejected so far, else 0 (a window partition key)."""
+    return F.iff(F.col("REASON").is_null(), F.lit(1), F.lit(0))
+
+
+def not_first(keys: list[str], order: list[str]) -> Column:
+    """Accepted row that is not the first accepted one (in file order) with these ``keys``."""
+    w = Window.partition_by(*[F.col(k) for k in keys], accepted_flag()).order_by(
+        *[F.col(o) for o in order]
+    )
+    return F.row_number().over(w) > 1
+
+
+def differs_from_first(key: str, same: list[str], order: list[str]) -> Column:
+    """Accepted row whose ``same`` columns differ from those of the first accepted row with its
+    ``key``."""
+    w = Window.partition_by(F.col(key), accepted_flag()).order_by(*[F.col(o) for o in order])
+    differs = F.lit(False)
+    for c in same:
+        differs = differs | (F.col(c) != F.first_value(F.col(c)).over(w))
+    return differs

@@ -1,0 +1,186 @@
+"""What the parts of the ingest share: its error, the plan and accounting records, table names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from customer_analytics import readers
+from customer_analytics.contract import Source
+
+#: Suffix of the tables a run builds before putting them in place together.
+NEW = "__NEW"
+#: Warehouse table stem of each source (CLEAN_/REJECTED_/STAGE_ + stem; calls share the reviews
+#: tables).
+STEM = {"customers": "CUSTOMERS", "orders": "ORDER_LINES", "reviews": "REVIEWS", "calls": "REVIEWS"}
+#: STAGE_ table of each source (calls are staged apart, then published with the reviews).
+STAGE = {
+    "customers": "STAGE_CUSTOMERS",
+    "orders": "STAGE_ORDER_LINES",
+    "reviews": "STAGE_REVIEWS",
+    "calls": "STAGE_CALLS",
+}
+RAW = {
+    "customers": "RAW_CUSTOMERS",
+    "orders": "RAW_ORDERS",
+    "reviews": "RAW_REVIEWS",
+    "calls": "RAW_CALLS",
+}
+#: What one row of a source is called in reports.
+UNIT = {"customers": "customers", "orders": "order lines", "reviews": "reviews", "calls": "calls"}
+CLEAN_COLUMNS = {
+    "CUSTOMERS": [
+        "CUSTOMER_ID",
+        "SIGNUP_DATE",
+        "COUNTRY",
+        "CHANNEL",
+        "BIRTH_YEAR",
+        "LINE_NO",
+        "SOURCE_FILE",
+    ],
+    "ORDER_LINES": [
+        "ORDER_ID",
+        "CUSTOMER_ID",
+        "TS",
+        "COUPON",
+        "SHIP_METHOD",
+        "SHIP_COST",
+        "PRODUCT",
+        "PRODUCT_NAME",
+        "QUANTITY",
+        "UNIT_PRICE",
+        "IS_RETURN",
+        "LINE_NO",
+        "ITEM_NO",
+        "SOURCE_FILE",
+    ],
+    "REVIEWS": ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"],
+}
+CLEAN_TYPES = {
+    "CUSTOMER_ID": "VARCHAR",
+    "SIGNUP_DATE": "DATE",
+    "COUNTRY": "VARCHAR",
+    "CHANNEL": "VARCHAR",
+    "BIRTH_YEAR": "INT",
+    "LINE_NO": "INT",
+    "SOURCE_FILE": "VARCHAR",
+    "ORDER_ID": "VARCHAR",
+    "TS": "TIMESTAMP",
+    "COUPON": "VARCHAR",
+    "SHIP_METHOD": "VARCHAR",
+    "SHIP_COST": "DOUBLE",
+    "PRODUCT": "VARCHAR",
+    "QUANTITY": "INT",
+    "UNIT_PRICE": "DOUBLE",
+    "ITEM_NO": "INT",
+    "RATING": "INT",
+    "TEXT": "VARCHAR",
+    "KIND": "VARCHAR",
+    "IS_RETURN": "BOOLEAN",
+    "PRODUCT_NAME": "VARCHAR",
+}
+#: Where a row's outcome is kept in every STAGE_ table, and what a REJECTED_ table holds.
+OUTCOME = ["FIELD", "REASON", "VALUE"]
+REJECT_COLUMNS = ["SOURCE_FILE", "LINE_NO", "ITEM_NO", "FIELD", "REASON", "VALUE", "RECORD"]
+RAW_COLUMNS = list(readers.BASE_COLUMNS)
+#: Fields whose offending values may be shown in reports (never ids, names or free text).
+SHOWABLE_FIELDS = {
+    "signup_date",
+    "birth_year",
+    "ts",
+    "quantity",
+    "unit_price",
+    "amount",
+    "ship_cost",
+    "rating",
+    "items",
+}
+#: Characters of an offending value kept in REJECTED_*.VALUE.
+VALUE_CHARS = 200
+
+
+class IngestError(RuntimeError):
+    """An input cannot be used at all; the message names the file, the problem and the fix."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython/Jupyter (and so Papermill and Ploomber) show instead of a traceback: the
+        message alone."""
+        return [f"IngestError: {self}"]
+
+
+@dataclass
+class SourceCounts:
+    """Row accounting for one source: ``read == accepted + rejected + excluded + sampled_out``
+    always holds."""
+
+    source: str
+    unit: str
+    read: int
+    accepted: int
+    rejected: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    sampled_out: int = 0
+    excluded: int = 0  # valid rows kept out on purpose (guest orders, excluded returns): not errors
+    excluded_reasons: dict[str, int] = field(default_factory=dict)
+    file: str | None = None
+    status: str = "loaded"  # loaded | missing | derived (customers built from orders)
+    records: int = 0  # physical records in the file (orders JSON lines: lines, not order lines)
+    derived: int = 0  # customers derived from orders when the customers source is missing
+    bytes: int = 0
+    sha256: str = ""
+    details: list[dict] = field(default_factory=list)  # per field/reason: rows and example lines
+    layouts: list[dict] = field(
+        default_factory=list
+    )  # per date field: the layout used and how it was chosen
+
+    @property
+    def reject_share(self) -> float:
+        return self.rejected / self.read if self.read else 0.0
+
+
+@dataclass
+class SourcePlan:
+    """What the plan phase found for one source."""
+
+    source: Source
+    name: str | None
+    path: Path | None
+    fmt: str | None
+    status: str  # loaded (to be loaded) | missing | disabled
+    wanted: dict[str, str] = field(default_factory=dict)  # contract field -> column/key in the file
+    stats: readers.FileStats | None = None
+    declared: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # date field -> layout (date_formats)
+    layouts: dict[str, Any] = field(
+        default_factory=dict
+    )  # date field -> dates.LayoutChoice (set when staged)
+    settings: dict[str, Any] = field(
+        default_factory=dict
+    )  # orders: returns, return_order_prefix, guest_ids
+
+    @property
+    def present(self) -> bool:
+        return self.status == "loaded"
+
+    def column(self, fld: str) -> str:
+        """The field's name as the user's file spells it (for FIELD in REJECTED_* and messages)."""
+        if self.stats and fld in self.stats.columns:
+            return self.stats.columns[fld]
+        return self.wanted.get(fld, fld)
+
+
+def fix_hint(src: Source, fld: str) -> str:
+    """How to map a field whose column was not found."""
+    return (
+        "rename the column in the file, or map it in env.yaml: columns: "
+        f"{{{src.name}: {{{fld}: <your column>}}}} "
+        "(docs/data_contract.md)"
+    )
+
+
+def public_text(text: str, data_dir: Path) -> str:
+    """A message without the location of the data folder (reports name files, not places)."""
+    d = str(data_dir)
+    return text.replace(f"data_dir {d}", "data_dir").replace(d + "/", "").replace(d, "data_dir")

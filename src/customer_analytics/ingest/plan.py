@@ -1,0 +1,355 @@
+"""The plan phase: find every source and check what can be checked without reading it all.
+
+Nothing is written here. A file that cannot be used at all stops the run with one
+:class:`IngestError` naming the file, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+from snowflake.snowpark import Session
+
+from customer_analytics import contract, readers
+from customer_analytics import warehouse as wh
+from customer_analytics.config import Params, check_identifier
+from customer_analytics.contract import CALLS, Source
+from customer_analytics.ingest.common import IngestError, SourcePlan, fix_hint
+
+log = logging.getLogger(__name__)
+
+
+def load_raw_file(
+    session: Session,
+    path: Path,
+    table: str,
+    fmt: str,
+    staging_dir: Path,
+    *,
+    source_file: str | None = None,
+    columns: dict[str, str] | None = None,
+    items: tuple[str, str] | None = None,
+) -> readers.FileStats:
+    """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
+    parsed away.
+
+    The file is streamed once by :mod:`customer_analytics.readers` into a Parquet file under
+    ``staging_dir`` (bounded memory), which is then loaded by :func:`warehouse.load_staged` and
+    deleted.
+    Columns: ``SOURCE_FILE``, ``LINE_NO``, ``RECORD``, ``READ_REASON``, ``READ_FIELD`` and, for CSV
+    and call transcripts, one VARCHAR column per contract field found.
+
+    Args:
+        fmt: ``jsonl``, ``csv`` or ``calls`` (``path`` is then a folder of ``*.txt`` transcripts).
+        source_file: name written to ``SOURCE_FILE`` (default: the file name; never a full path).
+        columns: CSV only: contract field -> expected column name.
+        items: JSON lines only: ``(key path of the items list, table)``: each element is also loaded
+            into that table, one row each (``readers.ITEM_COLUMNS``).
+
+    Returns:
+        The reader's statistics; ``records`` equals the rows loaded (checked).
+    """
+    table = check_identifier(table)
+    name = source_file or path.name
+    staged = staging_dir / f"{table}_{uuid.uuid4().hex}.parquet"
+    staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
+    try:
+        if fmt == "jsonl":
+            stats = readers.read_jsonl(
+                path, staged, name, (items[0], staged_items) if items else None
+            )
+            if items:
+                wh.load_staged(session, staged_items, check_identifier(items[1]))
+        elif fmt == "csv":
+            stats = readers.read_csv(path, staged, name, columns or {})
+        elif fmt == "calls":
+            stats = readers.read_calls(path, staged, name)
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+        loaded = wh.load_staged(session, staged, table)
+    finally:
+        staged.unlink(missing_ok=True)
+        staged_items.unlink(missing_ok=True)
+    if loaded != stats.records:
+        raise wh.WarehouseError(
+            f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into {table}."
+        )
+    return stats
+
+
+def wanted_columns(src: Source, fmt: str, params: Params) -> dict[str, str]:
+    """Contract field -> the column (CSV) or key path (JSON) to read it from."""
+    mapping = params.columns.get(src.name, {})
+    out = {
+        f.name: mapping.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
+        for f in src.fields
+    }
+    if src.name == "orders":
+        out |= {attribute_field(k): v for k, v in params.customer_attributes.items()}
+    return out
+
+
+def attribute_field(name: str) -> str:
+    """The staged field of a customer attribute read from the order lines (``attr_<name>``)."""
+    return f"attr_{name}"
+
+
+def required_fields(src: Source, fmt: str) -> list[str]:
+    """Fields a file of format ``fmt`` must have, from the contract; alternatives joined by ``|``.
+
+    JSON lines: record-level fields needed on every line (item fields are checked per item).
+    CSV: fields needed on every row, plus one of each group of stand-ins (``unit_price|amount``,
+    ``rating|text``) at the place of its first member.
+    """
+    if fmt == "jsonl":
+        return [f.name for f in src.fields if f.level == "record" and f.need in ("always", "jsonl")]
+    out: list[str] = []
+    for f in src.fields:
+        if f.group:
+            alternatives = "|".join(g.name for g in src.fields if g.group == f.group)
+            if alternatives not in out:
+                out.append(alternatives)
+        elif f.need == "always" and f.kind != "list":
+            out.append(f.name)
+    return out
+
+
+def _check_csv_header(plan: SourcePlan) -> None:
+    src, path = plan.source, plan.path
+    header = readers.read_header(path)
+    if not header or not any(h.strip() for h in header):
+        raise IngestError(
+            f"{path}: no readable header line. Fix: the first line of a CSV must name its columns."
+        )
+    if any("\x00" in h or any("\udc80" <= c <= "\udcff" for c in h) for h in header):
+        raise IngestError(
+            f"{path}: the header is not UTF-8 text; this does not look like a CSV file. "
+            "Fix: export the file as CSV in UTF-8."
+        )
+    have = {readers.normalise(h) for h in header}
+    missing = [
+        f
+        for f in required_fields(src, "csv")
+        if not any(readers.normalise(plan.wanted[x]) in have for x in f.split("|"))
+    ]
+    if missing:
+        names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
+        if names.replace("'", "") != missing[0].replace("|", " or "):
+            names += f" (contract field '{missing[0].replace('|', ' or ')}')"
+        hint = ""
+        if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+            hint = (
+                " The header is a single column containing ';', tab or '|': the file is probably "
+                "not "
+                "comma-separated; export it with commas."
+            )
+        fld = missing[0].split("|")[0]
+        raise IngestError(
+            f"{path}: required column {names} not found. "
+            f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: "
+            f"{fix_hint(src, fld)}."
+        )
+    absent = [
+        c
+        for k, c in plan.wanted.items()
+        if k.startswith("attr_") and readers.normalise(c) not in have
+    ]
+    if absent:
+        raise IngestError(
+            f"{path}: column '{absent[0]}' (customer_attributes) not found. Columns in the file: "
+            f"{', '.join(repr(h) for h in header)}. Fix: set customer_attributes to columns of the "
+            "orders file."
+        )
+    with path.open("rb") as f:
+        records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
+        next(records, None)
+        if not any(text.strip() for _, text, _ in records):
+            raise IngestError(
+                f"{path}: the file has a header but no data rows. Fix: re-export it"
+                + ("" if src.required else f", or remove it to run without {src.name}")
+                + "."
+            )
+
+
+class _NoDigest:
+    def update(self, _: bytes) -> None:
+        pass
+
+
+def _check_jsonl_start(plan: SourcePlan) -> None:
+    """Refuse a file that is one JSON array, or whose first lines are not JSON at all."""
+    path, seen, good = plan.path, 0, 0
+    with path.open("rb") as f:
+        for _, raw, too_long in readers.physical_lines(f, _NoDigest()):
+            if too_long or not raw.strip():
+                continue
+            text = raw.decode("utf-8", "replace").strip()
+            if seen == 0 and text.startswith("[") and readers.json_problem(text) is not None:
+                raise IngestError(
+                    f"{path}: the file is one JSON array, not JSON lines (one object per line). "
+                    "Fix: "
+                    f"convert it, e.g. `jq -c '.[]' {path.name} > {path.stem}.jsonl`, and set "
+                    f"{plan.source.setting} to the new file."
+                )
+            seen += 1
+            good += readers.json_problem(text) is None
+            if seen >= 5:
+                break
+    if seen and not good:
+        raise IngestError(
+            f"{path}: none of the first {seen} lines is a JSON object: this is not a JSON-lines "
+            "file. "
+            f"Fix: point {plan.source.setting} at the right file, or give it the extension of its "
+            f"real format ({', '.join(sorted(contract.FORMATS))})."
+        )
+
+
+def plan_sources(params: Params) -> list[SourcePlan]:
+    """Find and pre-check every source (the plan phase): raise :class:`IngestError` on unusable
+    input.
+
+    Nothing is written. Optional sources that are not there come back with status ``missing``
+    (or ``disabled`` when their setting is empty).
+    """
+    return [plan_source(src, params) for src in contract.SOURCES]
+
+
+def plan_source(src: Source, params: Params) -> SourcePlan:
+    """The plan of one source: a warehouse table (``<source>_table``), a file on a Snowflake stage
+    (``@stage/path``), a file or folder in ``data_dir``, or nothing.
+
+    Raises:
+        IngestError: the source cannot be used at all.
+    """
+    declared = params.date_formats.get(src.name, {})
+    table = getattr(params, f"{src.name}_table", None)
+    if table:
+        return SourcePlan(
+            src,
+            table,
+            None,
+            "table",
+            "loaded",
+            wanted_columns(src, "table", params),
+            declared=declared,
+            settings=_settings(src, params),
+        )
+    name = getattr(params, src.setting)
+    if not name:
+        return SourcePlan(src, None, None, None, "disabled")
+    if name.startswith("@"):
+        return _plan_stage(src, name, params)
+    data_dir = params.data_dir
+    if not data_dir.is_dir():
+        if src.required:
+            raise IngestError(
+                f"data_dir {data_dir} does not exist. Fix: set data_dir in env.yaml (or "
+                "--env--data_dir) to the "
+                f"folder holding your files (or read {src.name} from a table: {src.name}_table); "
+                "for the demo "
+                "data run `make demo-data`."
+            )
+        return SourcePlan(src, name, data_dir / name, None, "missing")
+    if src is CALLS:
+        path = data_dir / name
+        status = "loaded" if readers.call_files(path) else "missing"
+        return SourcePlan(src, name, path, "calls", status, declared=declared)
+    path = contract.locate(data_dir, name) or data_dir / name
+    if path.name != Path(name).name:
+        log.warning("%s: not found; using %s instead", data_dir / name, path)
+        name = (Path(name).parent / path.name).as_posix()
+    if not path.exists():
+        if src.required:
+            raise IngestError(
+                f"{path}: the {src.name} file is missing (it is the only required input). Fix: set "
+                f"{src.setting} "
+                f"and data_dir in env.yaml to your export (or {src.name}_table to a table); for "
+                "the demo data run "
+                "`make demo-data`."
+            )
+        log.warning("%s: not found; running without %s", path, src.name)
+        return SourcePlan(src, name, path, None, "missing")
+    return _plan_file(src, name, path, params)
+
+
+def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
+    """A file on a Snowflake stage: fetched (GET) into the staging folder when loaded, then read as
+    a file."""
+    if params.is_local:
+        raise IngestError(
+            f"{src.setting} = {name}: files on a stage (@…) exist only on Snowflake. Fix: with "
+            f"connection: local, use a file in data_dir or a table ({src.name}_table)."
+        )
+    fmt = contract.file_format(Path(name))
+    if fmt not in src.formats:
+        raise IngestError(
+            f"{name}: unsupported file type for {src.name}; accepted: "
+            f"{', '.join(e for e, f in contract.FORMATS.items() if f in src.formats)}."
+        )
+    return SourcePlan(
+        src,
+        name,
+        None,
+        fmt,
+        "loaded",
+        wanted_columns(src, fmt, params),
+        declared=params.date_formats.get(src.name, {}),
+        settings=_settings(src, params),
+    )
+
+
+def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:
+    fmt = contract.file_format(path)
+    if not path.is_file():
+        raise IngestError(
+            f"{path}: expected a file for {src.setting}, found a folder. Fix: set {src.setting} "
+            "to the file name."
+        )
+    if fmt not in src.formats:
+        accepted = ", ".join(e for e, f in contract.FORMATS.items() if f in src.formats)
+        raise IngestError(
+            f"{path}: unsupported file type '{path.suffix or '(none)'}' for {src.name}; accepted: "
+            f"{accepted}. Fix: export the data as CSV or JSON lines (spreadsheets: 'Save as CSV "
+            "UTF-8')."
+        )
+    if path.stat().st_size == 0:
+        raise IngestError(
+            f"{path}: the file is empty (0 bytes). Fix: re-export it"
+            + ("" if src.required else f", or remove it to run without {src.name}")
+            + "."
+        )
+    plan = SourcePlan(
+        src,
+        name,
+        path,
+        fmt,
+        "loaded",
+        wanted_columns(src, fmt, params),
+        declared=params.date_formats.get(src.name, {}),
+        settings=_settings(src, params),
+    )
+    check_file(plan)
+    return plan
+
+
+def check_file(plan: SourcePlan) -> None:
+    """Pre-check a file's start: its CSV header, or its first JSON lines."""
+    if plan.fmt == "csv":
+        _check_csv_header(plan)
+    else:
+        _check_jsonl_start(plan)
+
+
+def _settings(src: Source, params: Params) -> dict:
+    """The parameters a source's checks depend on besides its columns and dates."""
+    if src.name != "orders":
+        return {}
+    return {
+        "returns": params.returns,
+        "return_order_prefix": params.return_order_prefix,
+        "guest_ids": params.guest_ids,
+        "attributes": list(params.customer_attributes),
+        "max_product_types": params.max_product_types,
+    }

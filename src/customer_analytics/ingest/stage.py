@@ -1,0 +1,748 @@
+"""Load each source into its RAW_ table, check every row, and account for every row (STAGE_ tables).
+
+A STAGE_ table holds every row of a source with its typed clean columns and ``FIELD`` /
+``REASON`` / ``VALUE`` (``REASON`` null = accepted so far). The order of the checks is the
+contract's: reading problems, then each field (:func:`checks.field_checks`), then duplicates,
+then unknown customers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import snowflake.snowpark.functions as F
+from snowflake.snowpark import Column, DataFrame, Session
+from snowflake.snowpark.window import Window
+
+from customer_analytics import contract, readers
+from customer_analytics import warehouse as wh
+from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Excluded, Reason
+from customer_analytics.ingest import checks as ck
+from customer_analytics.ingest import dates
+from customer_analytics.ingest.common import (
+    NEW,
+    RAW,
+    RAW_COLUMNS,
+    SHOWABLE_FIELDS,
+    STAGE,
+    IngestError,
+    SourceCounts,
+    SourcePlan,
+    fix_hint,
+)
+from customer_analytics.ingest.plan import (
+    attribute_field,
+    check_file,
+    load_raw_file,
+    required_fields,
+)
+
+log = logging.getLogger(__name__)
+
+#: The elements of the JSON orders' items lists, one row each, staged by the reader (a working
+#: table).
+ITEMS = "RAW_ORDER_ITEMS" + NEW
+#: Item rows keep the whole JSON line in RECORD only up to this size; beyond, RECORD is the item
+#: itself, so
+#: a line's size is never multiplied by its number of items.
+ITEM_RECORD_BYTES = 16_384
+#: Columns every STAGE_ table starts with (ITEM_NO only where a record can hold several rows).
+STAGE_HEAD = ["SOURCE_FILE", "LINE_NO", "RECORD", "FIELD", "REASON", "VALUE"]
+
+
+def in_sample(customer_id: Column, fraction: float) -> Column:
+    """Deterministic customer sample: the id's hash bucket (of 10,000) is below ``fraction``."""
+    return (F.abs(F.hash(customer_id)) % 10000) < int(round(fraction * 10000))
+
+
+def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFrame, list[str]]:
+    """Load the source into RAW_<SOURCE>__NEW (from its file, its stage file or its table); return
+    the
+    table and its columns."""
+    table = RAW[plan.source.name] + NEW
+    if plan.fmt == "table":
+        return load_table(session, plan, table)
+    if (
+        plan.path is None
+    ):  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
+        plan.path = fetch_staged(session, plan, staging_dir)
+        check_file(plan)
+    log.info("reading %s", plan.path)
+    wanted = plan.wanted if plan.fmt == "csv" else None
+    items = (plan.wanted["items"], ITEMS) if plan.fmt == "jsonl" and plan.source is ORDERS else None
+    plan.stats = load_raw_file(
+        session,
+        plan.path,
+        table,
+        plan.fmt,
+        staging_dir,
+        source_file=plan.name,
+        columns=wanted,
+        items=items,
+    )
+    raw = session.table(table)
+    return raw, list(raw.columns)
+
+
+def fetch_staged(session: Session, plan: SourcePlan, staging_dir: Path) -> Path:
+    """GET a stage file (``@stage/path/file.csv``) into the staging folder; return the copy."""
+    target = staging_dir / "stage_files" / plan.source.name
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():
+        old.unlink()
+    session.file.get(plan.name, str(target))
+    files = sorted(target.iterdir())
+    if len(files) != 1:
+        raise IngestError(
+            f"{plan.name}: expected one file on the stage, found {len(files)}. Fix: point "
+            f"{plan.source.setting} at a single file."
+        )
+    return files[0]
+
+
+def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFrame, list[str]]:
+    """RAW_<SOURCE>__NEW from a warehouse table or view: one row per row, the mapped columns as
+    text.
+
+    Columns are matched to the contract like a CSV header (case-insensitively); ``LINE_NO`` numbers
+    the
+    rows in the order of their mapped values, ``RECORD`` is the row's mapped values as JSON.
+
+    Raises:
+        IngestError: the table does not exist, or lacks a required column.
+    """
+    try:
+        src = session.table(plan.name)
+        names = src.columns
+    except Exception as e:  # the connector's message names the object; nothing else to add
+        raise IngestError(
+            f"{plan.source.name}_table = {plan.name}: the table or view cannot be read "
+            f"({type(e).__name__}). Fix: check the name and that this role may SELECT from it."
+        ) from e
+    by_name = {readers.normalise(c.strip('"')): c for c in names}
+    found = {
+        f: by_name[readers.normalise(col)]
+        for f, col in plan.wanted.items()
+        if readers.normalise(col) in by_name
+    }
+    header = [c.strip('"') for c in names]
+    for req in required_fields(plan.source, "csv"):
+        if not any(x in found for x in req.split("|")):
+            want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
+            raise IngestError(
+                f"{plan.source.name}_table = {plan.name}: required column {want} not found. "
+                "Columns: "
+                f"{', '.join(repr(h) for h in header)}. Fix: "
+                f"{fix_hint(plan.source, req.split('|')[0])}."
+            )
+    text = {f: F.col(c).cast("string") for f, c in found.items()}
+    order = [text[f] for f in sorted(found)]
+    record = F.to_json(
+        F.object_construct_keep_null(
+            *[x for f, c in sorted(found.items()) for x in (F.lit(c.strip('"')), F.col(c))]
+        )
+    )
+    raw = src.select(
+        F.lit(plan.name).alias("SOURCE_FILE"),
+        F.row_number().over(Window.order_by(*order)).alias("LINE_NO"),
+        record.alias("RECORD"),
+        F.lit(None).cast("string").alias("READ_REASON"),
+        F.lit(None).cast("string").alias("READ_FIELD"),
+        *[v.alias(f.upper()) for f, v in text.items()],
+    )
+    wh.replace_table(raw, table)
+    rows = wh.row_count(session, table)
+    plan.stats = readers.FileStats(
+        Path(plan.name),
+        "table",
+        Path(table),
+        records=rows,
+        columns={f: c.strip('"') for f, c in found.items()},
+    )
+    log.info("read %s rows from %s", rows, plan.name)
+    t = session.table(table)
+    return t, list(t.columns)
+
+
+def _ok_or_null(value: Column, kind: str) -> Column:
+    """``value`` on accepted rows, NULL of type ``kind`` on rejected ones."""
+    return F.iff(F.col("REASON").is_null(), value, F.lit(None).cast(kind))
+
+
+def _present(
+    f: DataFrame, plan: SourcePlan, names: list[str], required: list[str]
+) -> dict[str, bool]:
+    """Which fields the file has: CSV columns in the header; JSON keys on at least one line."""
+    if plan.fmt == "jsonl":
+        found = ck.occurs(f, names)
+        ck.require_somewhere(found, plan, required)
+        return found
+    return {n: n in plan.stats.columns for n in names}
+
+
+# --------------------------------------------------------------------------- customers
+def stage_customers(
+    session: Session, raw: DataFrame, raw_columns: list[str], plan: SourcePlan
+) -> str:
+    """STAGE_CUSTOMERS: every customer row with typed columns and FIELD/REASON/VALUE (REASON null =
+    accepted)."""
+    names = list(CUSTOMERS.field_names)
+    f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_CUSTOMERS_F")
+    present = _present(f, plan, names, ["customer_id", "signup_date"])
+    checked = ck.with_reason(
+        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
+    )
+    t = ck.materialise(
+        checked.select(
+            *STAGE_HEAD,
+            F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
+            F.col("T_SIGNUP_DATE").alias("SIGNUP_DATE"),
+            F.coalesce(F.upper(F.col("S_COUNTRY")), F.lit(contract.UNKNOWN)).alias("COUNTRY"),
+            F.coalesce(F.lower(F.col("S_ACQUISITION_CHANNEL")), F.lit(contract.UNKNOWN)).alias(
+                "CHANNEL"
+            ),
+            _ok_or_null(F.col("N_BIRTH_YEAR"), "double").cast("int").alias("BIRTH_YEAR"),
+        ),
+        "STAGE_CUSTOMERS_C",
+    )
+    columns = [*STAGE_HEAD, "CUSTOMER_ID", "SIGNUP_DATE", "COUNTRY", "CHANNEL", "BIRTH_YEAR"]
+    rules = [
+        (
+            ck.not_first(["CUSTOMER_ID"], ["LINE_NO"]),
+            plan.column("customer_id"),
+            Reason.DUPLICATE_CUSTOMER,
+        )
+    ]
+    return wh.replace_table(ck.cross_checks(t, columns, rules), STAGE["customers"])
+
+
+# --------------------------------------------------------------------------- orders
+ORDER_FIELDS = [f.name for f in ORDERS.fields if f.level == "record"]
+ITEM_FIELDS = [f.name for f in ORDERS.fields if f.level == "item"]
+
+
+def _attributes(plan: SourcePlan) -> list[str]:
+    """Staged fields of the customer attributes read from the order lines."""
+    return [attribute_field(a) for a in plan.settings.get("attributes", [])]
+
+
+def _order_rows(
+    session: Session, raw: DataFrame, raw_columns: list[str], plan: SourcePlan
+) -> DataFrame:
+    """Orders as one row per order line; a JSON line without items (or unreadable) stays one row.
+
+    JSON lines: the reader staged each element of ``items`` as its own row (:data:`ITEMS`, with its
+    true position), so the lines are joined with their items instead of taking the parsed list apart
+    in the warehouse (FLATTEN + GET carried the whole list, and the whole line, on every item row:
+    memory grew with the square of the items of one order). Item rows carry the line's RECORD only
+    when it is at most :data:`ITEM_RECORD_BYTES`, else the item's own JSON. ``_N_ITEMS`` is 1 on
+    item
+    rows, else the list size (0) or NULL (absent or not a list).
+    """
+    record_fields = ORDER_FIELDS + _attributes(plan)
+    if plan.fmt != "jsonl":
+        return ck.text_fields(raw, plan, record_fields + ITEM_FIELDS, raw_columns).select(
+            "*", F.lit(None).cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS")
+        )
+    items = ck.json_get(ck.parsed_record(F.col("RECORD")), plan.wanted["items"])
+    lines = ck.text_fields(raw, plan, record_fields, raw_columns).select(
+        "*", F.array_size(items).alias("_N_ITEMS")
+    )
+    order_cols = [ck.text_col(f) for f in record_fields if f != "items"]
+    small = F.iff(
+        F.length(F.col("RECORD")) <= F.lit(ITEM_RECORD_BYTES),
+        F.col("RECORD"),
+        F.lit(None).cast("string"),
+    )
+    heads = lines.filter(F.col("_N_ITEMS") > 0).select(
+        F.col("SOURCE_FILE").alias("_F"),
+        F.col("LINE_NO").alias("_L"),
+        small.alias("_RECORD"),
+        *order_cols,
+    )
+    elements = session.table(ITEMS)
+    item = F.parse_json(F.col("ITEM"))
+    on = (F.col("_F") == F.col("SOURCE_FILE")) & (F.col("_L") == F.col("LINE_NO"))
+    flat = heads.join(elements, on).select(
+        F.col("_F").alias("SOURCE_FILE"),
+        F.col("_L").alias("LINE_NO"),
+        F.coalesce(F.col("_RECORD"), F.col("ITEM")).alias("RECORD"),
+        F.lit(None).cast("string").alias("READ_REASON"),
+        F.lit(None).cast("string").alias("READ_FIELD"),
+        *[
+            F.col(c)
+            if c in order_cols
+            else F.lit("[…]").alias(c)  # S_ITEMS: a list was there (not copied)
+            for c in [ck.text_col(f) for f in record_fields]
+        ],
+        *[
+            ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f))
+            for f in ITEM_FIELDS
+        ],
+        F.col("ITEM_NO").cast("int").alias("ITEM_NO"),
+        F.lit(1).alias("_N_ITEMS"),
+    )
+    bare = lines.filter(F.coalesce(F.col("_N_ITEMS"), F.lit(0)) == 0).select(
+        *RAW_COLUMNS,
+        *[ck.text_col(f) for f in record_fields],
+        *[F.lit(None).cast("string").alias(ck.text_col(f)) for f in ITEM_FIELDS],
+        F.lit(None).cast("int").alias("ITEM_NO"),
+        "_N_ITEMS",
+    )
+    return flat.union_all(bare)
+
+
+def _items_checks(plan: SourcePlan) -> list[ck.Check]:
+    name = plan.column("items")
+    return [
+        (F.col("_N_ITEMS").is_null() & F.col("S_ITEMS").is_null(), name, Reason.MISSING, None),
+        (F.col("_N_ITEMS").is_null(), name, Reason.NOT_A_LIST, "S_ITEMS"),
+        (F.col("_N_ITEMS") == 0, name, Reason.NO_ITEMS, "S_ITEMS"),
+    ]
+
+
+def is_guest(customer_id: Column, guest_ids: tuple[str, ...]) -> Column:
+    """Whether a (trimmed) customer id is empty or a placeholder: a guest order, not a customer."""
+    guest = customer_id.is_null()
+    if guest_ids:
+        guest = guest | F.lower(customer_id).isin([F.lit(g) for g in guest_ids])
+    return guest
+
+
+def _is_return(plan: SourcePlan, present: dict[str, bool]) -> Column:
+    """Return or cancellation line: a negative quantity, a mapped cancelled flag, or the order-id
+    prefix."""
+    ret = F.coalesce(F.col("N_QUANTITY") < F.lit(0), F.lit(False))
+    if present.get("cancelled"):
+        flag = F.lower(F.col("S_CANCELLED")).isin([F.lit(v) for v in contract.CANCELLED_VALUES])
+        ret = ret | F.coalesce(flag, F.lit(False))
+    prefix = plan.settings.get("return_order_prefix")
+    if prefix:
+        starts = F.substring(F.col("S_ORDER_ID"), 1, len(prefix)) == F.lit(prefix)
+        ret = ret | F.coalesce(starts, F.lit(False))
+    return ret
+
+
+def _exclusion(plan: SourcePlan) -> tuple[Column, Column]:
+    """(reason, field) of the exclusion of an otherwise valid order line (NULL: not excluded)."""
+    ok = F.col("REASON").is_null()
+    guest = ok & is_guest(F.col("S_CUSTOMER_ID"), plan.settings.get("guest_ids", ()))
+    dropped = ok & F.col("IS_RETURN") & F.lit(plan.settings.get("returns") == "exclude")
+    reason = F.when(guest, F.lit(Excluded.GUEST)).when(dropped, F.lit(Excluded.RETURN))
+    fld = F.when(guest, F.lit(plan.column("customer_id"))).when(
+        dropped, F.lit(plan.column("quantity"))
+    )
+    return reason.otherwise(F.lit(None).cast("string")), fld.otherwise(F.lit(None).cast("string"))
+
+
+#: STAGE_ORDER_LINES' columns after the outcome, in order.
+ORDER_STAGE = [
+    "ORDER_ID",
+    "CUSTOMER_ID",
+    "TS",
+    "COUPON",
+    "SHIP_METHOD",
+    "SHIP_COST",
+    "PRODUCT",
+    "QUANTITY",
+    "UNIT_PRICE",
+    "IS_RETURN",
+]
+
+
+def stage_orders(
+    session: Session,
+    raw: DataFrame,
+    raw_columns: list[str],
+    plan: SourcePlan,
+    customers: DataFrame | None,
+) -> str:
+    """STAGE_ORDER_LINES: every order line with typed columns and FIELD/REASON/VALUE.
+
+    Return lines (negative quantity, cancelled flag, order-id prefix) keep a negative QUANTITY and
+    IS_RETURN; with ``returns: reject`` they are rejected, with ``exclude`` excluded. Lines of guest
+    orders (placeholder customer ids) that pass every check are excluded, not rejected.
+    """
+    f = ck.materialise(_order_rows(session, raw, raw_columns, plan), "STAGE_ORDER_LINES_F")
+    jsonl = plan.fmt == "jsonl"
+    present = _present(
+        f,
+        plan,
+        ORDER_FIELDS + ITEM_FIELDS + _attributes(plan),
+        ["order_id", "customer_id", "ts", "items", *_attributes(plan)],
+    )
+    used = ck.used_fields(ORDERS, present)
+    typed = ck.typed(f, used, dates.resolve(f, plan))
+    typed = typed.select("*", _is_return(plan, present).alias("IS_RETURN"))
+    special = {"items": _items_checks(plan)} if jsonl else {}
+    skip = (
+        ("customer_id",) if jsonl else ("customer_id", "items")
+    )  # an empty customer id: a guest order
+    checks = ck.field_checks(plan, present, special, skip, is_return=F.col("IS_RETURN"))
+    if plan.settings.get("returns") == "reject":
+        checks.append(
+            (F.col("IS_RETURN"), plan.column("quantity"), Reason.RETURN_REJECTED, "S_QUANTITY")
+        )
+    checked = ck.with_reason(typed, checks)
+    has_id = jsonl or present["order_id"]
+    qty = F.col("N_QUANTITY")
+    unit = (
+        F.col("N_UNIT_PRICE")
+        if any(x.name == "unit_price" for x in used)
+        else F.abs(F.col("N_AMOUNT")) / F.abs(qty)
+    )
+    who = F.coalesce(F.col("S_CUSTOMER_ID"), F.lit(""))
+    order_id = F.col("S_ORDER_ID") if has_id else F.concat(who, F.lit("@"), F.col("S_TS"))
+    product = F.lower(F.col("S_PRODUCT")) if present["product"] else F.lit(contract.ALL_PRODUCTS)
+    signed = F.iff(F.col("IS_RETURN"), -F.abs(qty), qty)
+    why, fld = _exclusion(plan)
+    head = ["SOURCE_FILE", "LINE_NO", "ITEM_NO", "RECORD"]
+    t = ck.materialise(
+        checked.select(
+            *head,
+            F.coalesce(F.col("FIELD"), fld).alias("FIELD"),
+            F.coalesce(F.col("REASON"), why).alias("REASON"),
+            F.iff(
+                why.is_not_null() & (why == F.lit(Excluded.RETURN)),
+                F.col("S_QUANTITY"),
+                F.col("VALUE"),
+            ).alias("VALUE"),
+            "S_LINE_ID",
+            order_id.alias("ORDER_ID"),
+            F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
+            _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
+            F.col("S_COUPON").alias("COUPON"),
+            F.col("S_SHIP_METHOD").alias("SHIP_METHOD"),
+            _ok_or_null(F.col("N_SHIP_COST"), "double").alias("SHIP_COST"),
+            product.alias("PRODUCT"),
+            _ok_or_null(signed, "double").cast("int").alias("QUANTITY"),
+            _ok_or_null(unit, "double").alias("UNIT_PRICE"),
+            _ok_or_null(F.col("IS_RETURN"), "boolean").alias("IS_RETURN"),
+            *[F.col(ck.text_col(a)).alias(a.upper()) for a in _attributes(plan)],
+        ),
+        "STAGE_ORDER_LINES_C",
+    )
+    order, c = ["LINE_NO", "ITEM_NO"], plan.column
+    rules = []
+    if present["line_id"]:
+        rules.append(
+            (
+                F.col("S_LINE_ID").is_not_null() & ck.not_first(["S_LINE_ID"], order),
+                c("line_id"),
+                Reason.DUPLICATE_LINE,
+            )
+        )
+    if jsonl:
+        rules.append(
+            (
+                ck.differs_from_first("ORDER_ID", ["LINE_NO"], order),
+                c("order_id"),
+                Reason.DUPLICATE_ORDER,
+            )
+        )
+    elif has_id:
+        rules.append(
+            (
+                ck.differs_from_first("ORDER_ID", ["CUSTOMER_ID", "TS"], order),
+                c("order_id"),
+                Reason.DUPLICATE_ORDER,
+            )
+        )
+    columns = [x for x in t.columns if x != "S_LINE_ID"]
+    final = ck.cross_checks(t, columns, rules, customers, c("customer_id"))
+    return wh.replace_table(final, STAGE["orders"])
+
+
+# --------------------------------------------------------------------------- reviews and calls
+def stage_reviews(
+    session: Session,
+    raw: DataFrame,
+    raw_columns: list[str],
+    plan: SourcePlan,
+    customers: DataFrame | None,
+) -> str:
+    """STAGE_REVIEWS: every review row with typed columns and FIELD/REASON/VALUE."""
+    names = list(REVIEWS.field_names)
+    f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_REVIEWS_F")
+    present = _present(f, plan, names, ["customer_id", "ts"])
+    checked = ck.with_reason(
+        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
+    )
+    t = ck.materialise(
+        checked.select(
+            *STAGE_HEAD,
+            "S_TS",
+            "S_RATING",
+            F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
+            _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
+            _ok_or_null(F.col("N_RATING"), "double").cast("int").alias("RATING"),
+            F.col("S_TEXT").alias("TEXT"),
+            F.lit("review").alias("KIND"),
+        ),
+        "STAGE_REVIEWS_C",
+    )
+    rules = [
+        (
+            ck.not_first(["CUSTOMER_ID", "S_TS", "S_RATING", "TEXT"], ["LINE_NO"]),
+            "line",
+            Reason.DUPLICATE_LINE,
+        )
+    ]
+    columns = [x for x in t.columns if not x.startswith("S_")]
+    return wh.replace_table(
+        ck.cross_checks(t, columns, rules, customers, plan.column("customer_id")), STAGE["reviews"]
+    )
+
+
+def stage_calls(
+    session: Session,
+    raw: DataFrame,
+    raw_columns: list[str],
+    plan: SourcePlan,
+    customers: DataFrame | None,
+) -> str:
+    """STAGE_CALLS: every transcript as a review row (KIND 'call', RATING null) with
+    FIELD/REASON/VALUE."""
+    names = list(contract.CALLS.field_names)
+    f = ck.text_fields(raw, plan, names, raw_columns)
+    present = {n: True for n in names}
+    checked = ck.with_reason(
+        ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)),
+        ck.field_checks(plan, present),
+    )
+    t = ck.materialise(
+        checked.select(
+            *STAGE_HEAD,
+            F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
+            _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
+            F.lit(None).cast("int").alias("RATING"),
+            F.col("S_TEXT").alias("TEXT"),
+            F.lit("call").alias("KIND"),
+        ),
+        "STAGE_CALLS_C",
+    )
+    return wh.replace_table(
+        ck.cross_checks(t, t.columns, [], customers, "customer_id"), STAGE["calls"]
+    )
+
+
+# --------------------------------------------------------------------------- accounting
+def is_excluded(reason: Column) -> Column:
+    """Whether a row's REASON is an exclusion (a valid row kept out on purpose), not a rejection."""
+    return reason.isin([F.lit(r) for r in contract.EXCLUSIONS])
+
+
+def rejected_rows(t: DataFrame) -> DataFrame:
+    """The rows of a STAGE_ table that were rejected (exclusions are not rejections)."""
+    return t.filter(F.col("REASON").is_not_null() & ~is_excluded(F.col("REASON")))
+
+
+def account(
+    session: Session, stage: str, plan: SourcePlan, unit: str, fraction: float
+) -> SourceCounts:
+    """Counts of a staged source; asserts that every record read is in it and that
+    read = accepted + rejected + excluded + sampled out."""
+    t = session.table(stage)
+    why = F.col("REASON")
+    sampled = why.is_null() & ~in_sample(F.col("CUSTOMER_ID"), fraction)
+    row = t.agg(
+        F.count(F.lit(1)).alias("READ"),
+        F.sum(F.iff(why.is_null() & ~sampled, 1, 0)).alias("ACCEPTED"),
+        F.sum(F.iff(why.is_not_null() & ~is_excluded(why), 1, 0)).alias("REJECTED"),
+        F.sum(F.iff(why.is_not_null() & is_excluded(why), 1, 0)).alias("EXCLUDED"),
+        F.sum(F.iff(sampled, 1, 0)).alias("OUT"),
+    ).collect()[0]
+    read, acc, rej, exc, out = (
+        int(row[k] or 0) for k in ("READ", "ACCEPTED", "REJECTED", "EXCLUDED", "OUT")
+    )
+    records = t.select("SOURCE_FILE", "LINE_NO").distinct().count()
+    by_reason = {
+        r["REASON"]: int(r["N"])
+        for r in t.filter(why.is_not_null())
+        .group_by("REASON")
+        .agg(F.count(F.lit(1)).alias("N"))
+        .collect()
+    }
+    reasons = {k: v for k, v in by_reason.items() if k not in contract.EXCLUSIONS}
+    st = plan.stats
+    counts = SourceCounts(
+        plan.source.name,
+        unit,
+        read,
+        acc,
+        rej,
+        reasons,
+        sampled_out=out,
+        file=plan.name,
+        records=st.records,
+        bytes=st.bytes,
+        sha256=st.sha256,
+        details=details(t, plan),
+        excluded=exc,
+        excluded_reasons={k: v for k, v in by_reason.items() if k in contract.EXCLUSIONS},
+        layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
+    )
+    if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
+        raise IngestError(
+            f"{plan.path}: row accounting failed ({st.records:,} records read, {records:,} staged; "
+            f"{read:,} rows vs {acc:,} accepted + {rej:,} rejected + {exc:,} excluded + {out:,} "
+            "sampled "
+            "out). This is a bug: nothing was replaced."
+        )
+    return counts
+
+
+def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
+    """Rows per field and reason, with up to three example lines (first in file order)."""
+    bad = rejected_rows(t)
+    groups = bad.group_by("FIELD", "REASON").agg(F.count(F.lit(1)).alias("N")).collect()
+    item = F.col("ITEM_NO") if "ITEM_NO" in t.columns else F.lit(None).cast("int")
+    per_line = bad.group_by("FIELD", "REASON", "SOURCE_FILE", "LINE_NO").agg(
+        F.min(item).alias("ITEM_NO"), F.min(F.col("VALUE")).alias("VALUE")
+    )  # examples on distinct lines
+    w = Window.partition_by(F.col("FIELD"), F.col("REASON")).order_by(
+        F.col("SOURCE_FILE"), F.col("LINE_NO")
+    )
+    ex = (
+        per_line.select(
+            "FIELD",
+            "REASON",
+            "SOURCE_FILE",
+            "LINE_NO",
+            "ITEM_NO",
+            "VALUE",
+            F.row_number().over(w).alias("RN"),
+        )
+        .filter(F.col("RN") <= 3)
+        .collect()
+    )
+    contract_field = {plan.column(f): f for f in plan.source.field_names}
+    out = []
+    for g in sorted(groups, key=lambda r: (-r["N"], r["REASON"], r["FIELD"] or "")):
+        rows = sorted(
+            (r for r in ex if r["FIELD"] == g["FIELD"] and r["REASON"] == g["REASON"]),
+            key=lambda r: (r["SOURCE_FILE"], r["LINE_NO"], r["ITEM_NO"] or 0),
+        )
+        out.append(
+            {
+                "field": g["FIELD"],
+                "contract_field": contract_field.get(g["FIELD"], g["FIELD"]),
+                "reason": g["REASON"],
+                "rows": int(g["N"]),
+                "examples": [
+                    {
+                        "file": r["SOURCE_FILE"],
+                        "line": int(r["LINE_NO"]),
+                        "item": None if r["ITEM_NO"] is None else int(r["ITEM_NO"]),
+                        "value": r["VALUE"],
+                    }
+                    for r in rows
+                ],
+            }
+        )
+    return out
+
+
+#: Above this share of rejected rows, the cause is a mapping or a layout, not a few bad rows.
+WHOLESALE = 0.5
+
+
+class ThresholdError(IngestError):
+    """More than ``max_reject_share`` of a source's rows were rejected (the counts are in
+    ``counts``)."""
+
+    def __init__(self, message: str, counts: SourceCounts):
+        super().__init__(message)
+        self.counts = counts
+
+
+def _expected(d: dict, plan: SourcePlan) -> str:
+    """The layout or rule a rejected value broke, for the threshold message."""
+    layout = plan.layouts.get(d["contract_field"])
+    if layout is not None and d["reason"] in (Reason.BAD_DATE, Reason.DATE_RANGE):
+        how = {"declared": "declared", "detected": "detected", "default": "assumed"}[layout.how]
+        return f"expected the {how} layout {layout.label} ({layout.expected()})"
+    return "rule: " + contract.REASONS.get(d["reason"], d["reason"])
+
+
+def _values(d: dict) -> str:
+    """Up to three offending values, only of fields that are not personal data."""
+    if d["contract_field"] not in SHOWABLE_FIELDS:
+        return ""
+    values = list(dict.fromkeys(e["value"] for e in d["examples"] if e["value"] is not None))[:3]
+    return (
+        "; values " + ", ".join(repr(v if len(v) <= 30 else v[:29] + "…") for v in values)
+        if values
+        else ""
+    )
+
+
+def _advice(counts: SourceCounts, plan: SourcePlan, top: dict) -> str:
+    """What to do: above :data:`WHOLESALE` a mapping or layout problem, else fix the rows or accept
+    them."""
+    src = plan.source.name
+    if (
+        top["reason"] in (Reason.BAD_DATE, Reason.DATE_RANGE)
+        and top["contract_field"] in plan.layouts
+    ):
+        fld = top["contract_field"]
+        fix = (
+            f"declare the layout of '{top['field']}': date_formats: "
+            f"{{{src}: {{{fld}: <shortcut or Snowflake "
+            f"format>}}}} (shortcuts {', '.join(contract.DATE_LAYOUTS)})"
+        )
+        if plan.layouts[fld].how == "declared":
+            fix = (
+                f"the declared layout does not fit '{top['field']}': correct "
+                f"date_formats.{src}.{fld}, or "
+                "remove it to have the layout detected"
+            )
+    elif top["reason"] == Reason.MISSING or top["field"] == "line":
+        fix = (
+            f"check that columns: {{{src}: …}} names the right column for each field, and the "
+            "file's format"
+        )
+    else:
+        fix = f"check the column mapped to '{top['contract_field']}' (columns: {{{src}: …}})"
+    if counts.reject_share > WHOLESALE:
+        return (
+            f"{counts.reject_share:.0%} rejected is not a few bad rows but a mapping or layout "
+            f"problem: {fix}. "
+            "Raising max_reject_share would only hide it"
+        )
+    return (
+        f"correct the file (see docs/data_contract.md), or {fix}, or raise max_reject_share if "
+        "these "
+        "rejections are expected"
+    )
+
+
+def check_threshold(counts: SourceCounts, plan: SourcePlan, limit: float) -> None:
+    """Stop when more than ``limit`` of the source's rows were rejected.
+
+    The message names the most common reasons with an example line, the expected layout or rule,
+    up to three offending values of non-personal fields, and advice that fits the share rejected.
+
+    Raises:
+        ThresholdError: the share is above ``limit``.
+    """
+    if counts.read == 0 or counts.reject_share <= limit:
+        return
+    top = "; ".join(
+        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. line "
+        f"{d['examples'][0]['line']}): "
+        f"{_expected(d, plan)}{_values(d)}"
+        for d in counts.details[:3]
+    )
+    raise ThresholdError(
+        f"{plan.path}: {counts.rejected:,} of {counts.read:,} {counts.unit} rejected "
+        f"({counts.reject_share:.1%}), "
+        f"more than max_reject_share = {limit:.0%}. Most common: {top}. Fix: "
+        f"{_advice(counts, plan, counts.details[0])}."
+        " Nothing was replaced: the previous tables are unchanged.",
+        counts,
+    )

@@ -1,0 +1,79 @@
+"""Freshness: the ingest records the date range of the clean orders; a run date beyond it is said,
+and a held-out
+window that reaches past the data stops model comparison (issue 12, case 6)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pandas as pd
+import pytest
+from realistic_corpus import CASES, write
+
+from conftest import REPO
+from customer_analytics import config, freshness, ingest
+from customer_analytics import warehouse as wh
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    data = write("cd_log", tmp_path_factory.mktemp("cd"), seed=2, customers=80)
+    warehouse = tmp_path_factory.mktemp("cd_wh")
+    p = config.load(
+        REPO,
+        data_dir=str(data),
+        warehouse_dir=str(warehouse),
+        reports_dir=str(warehouse / "r"),
+        **CASES["cd_log"],
+    )
+    s = wh.connect(p)
+    ingest.run(s, p)
+    yield s, p, pd.to_datetime(pd.read_csv(data / "cdnow.csv", dtype=str)["date"], format="%Y%m%d")
+    s.close()
+    wh.stop_local_server(warehouse)
+
+
+def test_the_date_range_of_the_orders_is_recorded_and_read_back(cd):
+    s, _, dates = cd
+    f = freshness.freshness(s)
+    assert (f.first, f.last) == (dates.min().to_pydatetime(), dates.max().to_pydatetime())
+    row = s.sql(
+        "SELECT COUNT(*) AS N FROM INGEST_LOG WHERE LAST_TS IS NULL AND SOURCE <> 'orders'"
+    ).collect()[0]
+    assert row["N"] == 3  # customers (derived), reviews, calls: no date range of their own
+
+
+def test_a_run_date_beyond_the_data_is_said_with_both_dates_and_the_fix(cd):
+    s, p, dates = cd
+    f = freshness.freshness(s)
+    last = dates.max().date()
+    assert freshness.run_date_note(f, last + dt.timedelta(days=1)) == ""
+    note = freshness.run_date_note(f, last + dt.timedelta(days=31))
+    assert (
+        f"is 31 days after the last order in the data ({last})" in note
+        and "earlier run_date" in note
+    )
+    within = dataclasses.replace(p, run_date=last + dt.timedelta(days=1))
+    assert f"run_date {within.run_date} is within the data" in ingest.freshness_note(
+        s, ingest.run(s, p), within
+    )
+
+
+def test_a_held_out_window_past_the_data_stops_with_the_dates_and_the_fix(cd):
+    s, _, dates = cd
+    f = freshness.freshness(s)
+    last = dates.max().date()
+    freshness.check_holdout(
+        f, last + dt.timedelta(days=1), 60
+    )  # the window ends with the data: fine
+    late = last + dt.timedelta(days=30)
+    with pytest.raises(
+        freshness.FreshnessError,
+        match=rf"held-out window {late - dt.timedelta(days=60)} to "
+        rf"{late - dt.timedelta(days=1)} reaches past the data, which ends {last}: 30 days.*"
+        rf"at most {last + dt.timedelta(days=1)}",
+    ):
+        freshness.check_holdout(f, late, 60)
+    with pytest.raises(freshness.FreshnessError, match="holds no order"):
+        freshness.check_holdout(freshness.Freshness(None, None), late, 60)

@@ -1,0 +1,291 @@
+"""Realistic exports (tests/realistic_corpus.py) ingested through settings alone: accounting, dates,
+returns
+(net spend against an independent pandas computation), guest orders, customer attributes, report
+statements."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import snowflake.snowpark.functions as F
+from realistic_corpus import CASES, write
+
+from conftest import REPO
+from customer_analytics import config, contract, ingest
+from customer_analytics import warehouse as wh
+from customer_analytics.contract import Excluded, Reason
+
+
+def settings_params(case: str, data, warehouse, **extra) -> config.Params:
+    """Parameters exactly as a user sets them: env.yaml plus the case's settings as overrides."""
+    return config.load(
+        REPO,
+        data_dir=str(data),
+        warehouse_dir=str(warehouse),
+        reports_dir=str(warehouse / "r"),
+        **{**CASES[case], **extra},
+    )
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """Every case written once and ingested into its own warehouse: (params, session, counts) by
+    case."""
+    out = {}
+    for case in CASES:
+        data = write(case, tmp_path_factory.mktemp(case), seed=11)
+        p = settings_params(case, data, tmp_path_factory.mktemp(f"{case}_wh"))
+        s = wh.connect(p)
+        out[case] = (p, s, {c.source: c for c in ingest.run(s, p)})
+    yield out
+    for p, s, _ in out.values():
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+
+
+def gift_frame(data) -> pd.DataFrame:
+    """The gift retailer's file read with pandas alone (the independent computation)."""
+    df = pd.read_csv(
+        data / "online_retail.csv",
+        dtype={"CustomerID": str, "InvoiceNo": str},
+        keep_default_na=False,
+    )
+    df["ts"] = pd.to_datetime(df["InvoiceDate"], format="%m/%d/%Y %H:%M")
+    df["guest"] = df["CustomerID"].str.strip().str.lower().isin(("", *contract.DEFAULT_GUEST_IDS))
+    df["is_return"] = df["InvoiceNo"].str.startswith("C") | (df["Quantity"] < 0)
+    df["qty"] = np.where(df["is_return"], -df["Quantity"].abs(), df["Quantity"])
+    df["amount"] = df["qty"] * df["UnitPrice"]
+    return df
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_case_ingests_through_settings_alone_and_balances(shop, case):
+    p, s, counts = shop[case]
+    for c in counts.values():
+        assert c.read == c.accepted + c.rejected + c.excluded + c.sampled_out, c
+    o = counts["orders"]
+    assert o.accepted > 0 and o.rejected == 0, o.reasons
+    assert wh.row_count(s, "CLEAN_ORDER_LINES") == o.accepted
+    assert wh.row_count(s, "EXCLUDED_ORDER_LINES") == o.excluded
+    log = s.table("INGEST_LOG").to_pandas().set_index("SOURCE")
+    assert (
+        log.loc["orders", "EXCLUDED"] == o.excluded and log.loc["orders", "ACCEPTED"] == o.accepted
+    )
+
+
+@pytest.mark.parametrize(
+    "case,layout,how",
+    [
+        ("cd_log", "iso", "detected"),
+        ("gift_invoices", "us", "detected"),
+        ("eu_shop", "", "declared"),
+        ("epoch_events", "epoch_s", "detected"),
+    ],
+)
+def test_each_date_layout_is_detected_or_declared_and_said(shop, case, layout, how):
+    _, _, counts = shop[case]
+    (choice,) = counts["orders"].layouts
+    assert (choice["name"], choice["how"]) == (layout, how)
+    note = ingest.layouts_note(list(counts.values()))
+    line = next(x for x in note.splitlines() if f"`{choice['column']}`: " in x)
+    assert ("detected" in line) == (how == "detected") and ("declared" in line) == (
+        how == "declared"
+    )
+
+
+def test_iso_basic_dates_of_the_cd_log_and_customers_derived_without_a_customers_file(shop):
+    p, s, counts = shop["cd_log"]
+    raw = pd.read_csv(p.data_dir / "cdnow.csv", dtype={"user_id": str, "date": str})
+    got = s.table("CLEAN_ORDER_LINES").select("CUSTOMER_ID", "TS", "QUANTITY").to_pandas()
+    want = raw.assign(TS=pd.to_datetime(raw["date"], format="%Y%m%d"))
+    assert sorted(zip(got["CUSTOMER_ID"], got["TS"], strict=True)) == sorted(
+        zip(want["user_id"], want["TS"], strict=True)
+    )
+    assert (
+        counts["customers"].status == "derived"
+        and counts["customers"].derived == raw["user_id"].nunique()
+    )
+
+
+def test_gift_invoices_net_spend_equals_an_independent_pandas_computation(shop):
+    p, s, counts = shop["gift_invoices"]
+    df = gift_frame(p.data_dir)
+    known = df[~df["guest"]]
+    got = (
+        s.table("CLEAN_ORDERS")
+        .group_by("CUSTOMER_ID")
+        .agg(F.sum("ORDER_TOTAL").alias("NET"))
+        .to_pandas()
+    )
+    want = known.groupby("CustomerID")["amount"].sum()
+    got = got.set_index("CUSTOMER_ID")["NET"].sort_index()
+    assert list(got.index) == list(want.sort_index().index)
+    np.testing.assert_allclose(got.values, want.sort_index().values, rtol=1e-9)
+    assert (
+        want < known[known["qty"] > 0].groupby("CustomerID")["amount"].sum()
+    ).any()  # returns made it net
+    lines = s.table("CLEAN_ORDER_LINES")
+    assert lines.filter(F.col("IS_RETURN")).count() == int(known["is_return"].sum()) > 0
+    assert lines.filter(F.col("IS_RETURN") & (F.col("QUANTITY") >= 0)).count() == 0
+    summary = ingest.returns_summary(s)
+    sold = known.loc[~known["is_return"], "amount"].sum()
+    returned = -known.loc[known["is_return"], "amount"].sum()
+    assert summary["return_lines"] == int(known["is_return"].sum())
+    assert summary["rate"] == pytest.approx(returned / sold, rel=1e-9)
+    note = ingest.returns_note(summary)
+    assert f"a **return rate of {returned / sold:.1%}**" in note and "**net** of returns" in note
+
+
+def test_net_spend_reaches_the_features_while_orders_count_purchases(shop):
+    p, s, _ = shop["gift_invoices"]
+    from customer_analytics import features as ft
+
+    df = gift_frame(p.data_dir)
+    known = df[~df["guest"]]
+    cutoff = dt.date(2011, 10, 1)
+    got = ft.features_at(s, cutoff, 60, ft.product_types(s)).to_pandas().set_index("CUSTOMER_ID")
+    past = known[known["ts"] < pd.Timestamp(cutoff)]
+    spend = past.groupby("CustomerID")["amount"].sum()
+    purchases = past[~past["is_return"]].groupby("CustomerID")["InvoiceNo"].nunique()
+    label = (
+        known[
+            (known["ts"] >= pd.Timestamp(cutoff))
+            & (known["ts"] < pd.Timestamp(cutoff) + pd.Timedelta(days=60))
+        ]
+        .groupby("CustomerID")["amount"]
+        .sum()
+    )
+    np.testing.assert_allclose(
+        got["SPEND"], spend.reindex(got.index).fillna(0).values, rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(got["N_ORDERS"], purchases.reindex(got.index).fillna(0).values)
+    np.testing.assert_allclose(
+        got[ft.LABEL_SPEND], label.reindex(got.index).fillna(0).values, rtol=1e-9, atol=1e-9
+    )
+
+
+def test_guest_orders_are_excluded_with_their_reason_and_their_revenue_kept(shop):
+    p, s, counts = shop["gift_invoices"]
+    df = gift_frame(p.data_dir)
+    o = counts["orders"]
+    assert o.excluded == o.excluded_reasons[Excluded.GUEST] == int(df["guest"].sum()) > 0
+    assert o.rejected == 0 and o.reject_share == 0  # guests are not errors
+    ids = {
+        r["CUSTOMER_ID"]
+        for r in s.table("CLEAN_ORDER_LINES").select("CUSTOMER_ID").distinct().collect()
+    }
+    assert not ids & {"", "(blank)"} and None not in ids
+    guests = ingest.guest_orders(s)
+    assert guests["lines"] == int(df["guest"].sum())
+    assert guests["revenue"] == pytest.approx(df.loc[df["guest"], "amount"].sum(), rel=1e-9)
+    assert guests["share"] == pytest.approx(guests["revenue"] / df["amount"].sum(), rel=1e-9)
+    monthly = ingest.guest_monthly(s)
+    assert monthly["guest_revenue"].sum() == pytest.approx(guests["revenue"], rel=1e-9)
+    assert "guest orders, excluded" in ingest.guest_note(guests, list(counts.values()))
+    assert ingest.suspect_customers(
+        s
+    ).empty  # the placeholders are gone, nobody else is implausible
+
+
+def test_customer_attributes_on_order_lines_become_the_most_frequent_value(shop):
+    p, s, _ = shop["gift_invoices"]
+    df = gift_frame(p.data_dir)
+    known = df[~df["guest"]]
+    counts = known.groupby(["CustomerID", "Country"]).size().reset_index(name="n")
+    want = (
+        counts.sort_values(["CustomerID", "n", "Country"], ascending=[True, False, True])
+        .groupby("CustomerID")["Country"]
+        .first()
+        .str.upper()
+    )
+    got = (
+        s.table("CLEAN_CUSTOMERS")
+        .select("CUSTOMER_ID", "COUNTRY")
+        .to_pandas()
+        .set_index("CUSTOMER_ID")["COUNTRY"]
+    )
+    assert got.sort_index().to_dict() == want.sort_index().to_dict()
+    assert got.nunique() > 2
+
+
+def test_eu_dates_of_orders_and_customers(shop):
+    p, s, counts = shop["eu_shop"]
+    k = pd.read_csv(p.data_dir / "kunden.csv")
+    got = s.table("CLEAN_CUSTOMERS").select("CUSTOMER_ID", "SIGNUP_DATE", "CHANNEL").to_pandas()
+    want = dict(
+        zip(
+            k["Kundennummer"],
+            pd.to_datetime(k["Anmeldedatum"], format="%d.%m.%Y").dt.date,
+            strict=True,
+        )
+    )
+    assert {r.CUSTOMER_ID: r.SIGNUP_DATE for r in got.itertuples()} == want
+    assert set(got["CHANNEL"]) == {c.lower() for c in k["Kanal"]}
+    assert counts["customers"].layouts[0]["how"] == "declared"
+
+
+def test_epoch_seconds(shop):
+    p, s, _ = shop["epoch_events"]
+    lines = [pd.read_json(p.data_dir / "events.jsonl", lines=True)]
+    want = sorted(
+        dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(x)) for x in lines[0]["created"]
+    )
+    got = sorted(r["TS"] for r in s.table("CLEAN_ORDERS").select("TS").collect())
+    assert got == want
+
+
+@pytest.mark.parametrize("mode", ["exclude", "reject"])
+def test_returns_exclude_or_reject(mode, tmp_path):
+    data = write("gift_invoices", tmp_path / "data", seed=11, customers=120)
+    p = settings_params("gift_invoices", data, tmp_path / "wh", returns=mode, max_reject_share=0.5)
+    s = wh.connect(p)
+    try:
+        o = {c.source: c for c in ingest.run(s, p)}["orders"]
+        df = gift_frame(data)
+        n_returns = int((df["is_return"] & ~df["guest"]).sum())
+        assert s.table("CLEAN_ORDER_LINES").filter(F.col("IS_RETURN")).count() == 0
+        if mode == "exclude":
+            assert o.excluded_reasons == {
+                Excluded.GUEST: int(df["guest"].sum()),
+                Excluded.RETURN: n_returns,
+            }
+            assert o.rejected == 0
+            assert "returns: exclude" in ingest.returns_note(ingest.returns_summary(s))
+        else:
+            assert o.reasons == {Reason.RETURN_REJECTED: n_returns} and o.rejected == n_returns
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+
+
+def test_a_customer_holding_an_implausible_share_is_named_as_a_likely_placeholder(tmp_path):
+    data = write("cd_log", tmp_path / "data", seed=3)
+    raw = pd.read_csv(data / "cdnow.csv", dtype=str)
+    raw.loc[raw.index % 4 == 0, "user_id"] = (
+        "99999"  # a placeholder the shop used, not in the default list
+    )
+    raw.to_csv(data / "cdnow.csv", index=False)
+    p = settings_params("cd_log", data, tmp_path / "wh")
+    s = wh.connect(p)
+    try:
+        ingest.run(s, p)
+        sus = ingest.suspect_customers(s)
+        assert list(sus.index) == ["99999"] and sus["order share"].iloc[0] > 0.2
+        assert "`99999`" in ingest.suspects_note(sus) and "guest_ids" in ingest.suspects_note(sus)
+        p2 = settings_params("cd_log", data, tmp_path / "wh", guest_ids=["99999"])
+        o = {c.source: c for c in ingest.run(s, p2)}["orders"]
+        assert (
+            o.excluded == int((raw["user_id"] == "99999").sum())
+            and ingest.suspect_customers(s).empty
+        )
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+
+
+def test_ids_are_masked_unless_they_look_like_placeholders():
+    assert ingest.shown_id("(blank)") == "(blank)" and ingest.shown_id("0000") == "0000"
+    assert ingest.shown_id("17850") == "1***0" and ingest.shown_id("C000123") == "C*****3"
