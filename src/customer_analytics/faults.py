@@ -11,10 +11,11 @@ is one of:
   (searched, case-insensitive) to the local warehouse (:func:`before_statement`);
 * ``sql-sent:<regex>`` — a client process, :data:`DELAY_VAR` seconds (default 0.3) after it sent
   such a statement, usually while the warehouse still runs it;
-* ``server:<regex>`` — the local warehouse server, when it receives such a statement.
+* ``server:<regex>`` — the local warehouse server, when it receives such a statement (it kills
+  only itself; the run then meets a dead server).
 
-The process then SIGKILLs the process group named by :data:`GROUP_VAR`, if set (a test starts the
-run in its own group, so the whole run dies at once, as with ``kill -9`` of a job), and itself.
+A client process then SIGKILLs the process group named by :data:`GROUP_VAR`, if set (a test starts
+the run in its own group, so the whole run dies at once, as with ``kill -9`` of a job), and itself.
 Without :data:`KILL_VAR` every check is one dictionary look-up. Nothing here is used in normal runs.
 """
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 KILL_VAR = "CA_FAULT_KILL"
 GROUP_VAR = "CA_FAULT_PGID"
 DELAY_VAR = "CA_FAULT_DELAY"
+#: If set, a file to which the killing process appends where it killed (tests check the kill happened).
+MARK_VAR = "CA_FAULT_MARK"
 
 
 def _spec(kind: str) -> re.Pattern[str] | str | None:
@@ -42,13 +45,18 @@ def _spec(kind: str) -> re.Pattern[str] | str | None:
     return rest if kind == "point" else re.compile(rest, re.IGNORECASE | re.DOTALL)
 
 
-def kill(where: str) -> None:
-    """SIGKILL the run's process group (if :data:`GROUP_VAR` names one) and this process."""
-    log.critical("fault injection: killing the run at %s", where)
-    for handler in logging.getLogger().handlers + logging.getLogger("customer_analytics").handlers:
-        handler.flush()
+def kill(where: str, whole_run: bool = True) -> None:
+    """SIGKILL the run's process group (if :data:`GROUP_VAR` names one and ``whole_run``) and this process."""
+    log.critical("fault injection: killing %s at %s", "the run" if whole_run else "this process", where)
+    if mark := os.environ.get(MARK_VAR):
+        fd = os.open(mark, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{os.getpid()} {where}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     group = os.environ.get(GROUP_VAR, "")
-    if group.isdigit():
+    if whole_run and group.isdigit():
         try:
             os.killpg(int(group), signal.SIGKILL)
         except OSError:

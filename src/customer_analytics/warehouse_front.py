@@ -404,7 +404,7 @@ class Front:
         if self.fault is not None and self.fault.search(str(_json_body(scope, body).get("sqlText", ""))):
             from customer_analytics import faults
 
-            faults.kill("a statement received by the warehouse server")
+            faults.kill("a statement received by the warehouse server", whole_run=False)
         if (why := self.sessions.closed.get(_token(scope) or "")) is not None:
             message = (f"The local warehouse closed this session ({why}); any open transaction was rolled back. "
                        "Connect again.")
