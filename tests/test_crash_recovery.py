@@ -1,4 +1,4 @@
-"""Acceptance (issue 15): the pipeline killed at ten points; after each, the next run succeeds by itself.
+"""Acceptance (issue 15): the pipeline killed at ten points; after each, the next run succeeds.
 
 The ``customer-analytics run`` command runs for real, in its own process group, on small data
 whose files change between runs (two seeded data sets, swapped in place as a daily export would
@@ -36,7 +36,7 @@ from customer_analytics import warehouse as wh
 
 pytestmark = pytest.mark.slow
 
-CUSTOMERS = 500
+CUSTOMERS = 1000  # enough rated reviews in both data sets for a sentiment model
 MODELS = "last_period,mean,ridge"
 #: Tables an ingest publishes together (one transaction): all old or all new.
 INGEST = re.compile(r"^(RAW|CLEAN|REJECTED)_|^INGEST_(LOG|REASONS)$")
@@ -55,15 +55,36 @@ class Point:
 
 POINTS = [
     Point("01 ingest: loading the first input file", r"sql:read_parquet"),
-    Point("01 ingest: publish transaction open, first table dropped", r"sql:^ALTER TABLE \w+__NEW RENAME TO"),
+    Point(
+        "01 ingest: publish transaction open, first table dropped",
+        r"sql:^ALTER TABLE \w+__NEW RENAME TO",
+    ),
     Point("01 ingest: publish transaction complete, before COMMIT", r"sql:^COMMIT"),
     Point("03 features: FEATURES being written", r"sql-sent:^CREATE OR REPLACE TABLE FEATURES AS"),
-    Point("03 features: sentiment model being stored", r"sql:^CREATE OR REPLACE TABLE SENTIMENT_WEIGHTS"),
-    Point("04 models: registry, model file written, no meta.json yet", "point:registry.model_written"),
-    Point("04 models: registry, new version complete, default not decided", "point:registry.registered"),
-    Point("05 prediction: this run's scores being staged", r"sql:^CREATE OR REPLACE TABLE PREDICTIONS__RUN_"),
-    Point("05 prediction: PREDICTIONS being swapped", r"sql-sent:^CREATE OR REPLACE TABLE PREDICTIONS AS"),
-    Point("server: killed while 03 writes FEATURES", r"server:^CREATE OR REPLACE TABLE FEATURES AS", server=True),
+    Point(
+        "03 features: sentiment model being stored",
+        r"sql:^CREATE OR REPLACE TABLE SENTIMENT_WEIGHTS",
+    ),
+    Point(
+        "04 models: registry, model file written, no meta.json yet", "point:registry.model_written"
+    ),
+    Point(
+        "04 models: registry, new version complete, default not decided",
+        "point:registry.registered",
+    ),
+    Point(
+        "05 prediction: this run's scores being staged",
+        r"sql:^CREATE OR REPLACE TABLE PREDICTIONS__RUN_",
+    ),
+    Point(
+        "05 prediction: PREDICTIONS being swapped",
+        r"sql-sent:^CREATE OR REPLACE TABLE PREDICTIONS AS",
+    ),
+    Point(
+        "server: killed while 03 writes FEATURES",
+        r"server:^CREATE OR REPLACE TABLE FEATURES AS",
+        server=True,
+    ),
 ]
 
 
@@ -98,24 +119,49 @@ class Rig:
 
     def run(self, fault: str | None = None) -> subprocess.CompletedProcess:
         exe = Path(sys.executable).with_name("customer-analytics")
-        args = [str(exe), "run", "--set", f"data_dir={self.data}", "--set", f"models={MODELS}",
-                "--set", f"warehouse_dir={self.params.warehouse_dir}", "--set", f"reports_dir={self.params.reports_dir}",
-                "--log-dir", str(self.work / "logs")]
+        args = [
+            str(exe),
+            "run",
+            "--set",
+            f"data_dir={self.data}",
+            "--set",
+            f"models={MODELS}",
+            "--set",
+            f"warehouse_dir={self.params.warehouse_dir}",
+            "--set",
+            f"reports_dir={self.params.reports_dir}",
+            "--log-dir",
+            str(self.work / "logs"),
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CA_FAULT")}
         if fault:
             env |= {faults.KILL_VAR: fault, faults.MARK_VAR: str(self.work / "killed.txt")}
         # its own process group, whose id the fault hook kills: like `kill -9 -<pgid>` of a cron job
         cmd = ["sh", "-c", f'export {faults.GROUP_VAR}=$$; exec "$0" "$@"', *args]
-        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=1200,
-                              start_new_session=True)
+        return subprocess.run(
+            cmd,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1200,
+            start_new_session=True,
+        )
 
     def state(self) -> State:
         s = wh.connect(self.params)
         try:
             schema = s.get_current_schema().strip('"')
-            names = [r[0] for r in s.sql("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
-                                         f"WHERE TABLE_SCHEMA = '{schema}'").collect()]
-            tables = {n: fingerprint(s.table(n).to_pandas()) for n in names if not TRANSIENT.search(n)}
+            names = [
+                r[0]
+                for r in s.sql(
+                    "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
+                    f"WHERE TABLE_SCHEMA = '{schema}'"
+                ).collect()
+            ]
+            tables = {
+                n: fingerprint(s.table(n).to_pandas()) for n in names if not TRANSIENT.search(n)
+            }
         finally:
             s.close()
         reg = registry.open_registry(self.params)
@@ -132,7 +178,8 @@ def fingerprint(df: pd.DataFrame) -> str:
     """Rows and an order-independent hash of a table's content."""
     df = df.reindex(sorted(df.columns), axis=1)
     rows = pd.util.hash_pandas_object(df.astype(str), index=False).sort_values().to_numpy()
-    return f"{len(df)} rows, {hashlib.sha256(rows.tobytes() + ','.join(df.columns).encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(rows.tobytes() + ",".join(df.columns).encode()).hexdigest()[:12]
+    return f"{len(df)} rows, {digest}"
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +191,13 @@ def rig(tmp_path_factory):
         synthetic.write(synthetic.generate(CUSTOMERS, seed=seed), sets[name])
     data = work / "data"
     data.mkdir()
-    params = config.load(REPO, data_dir=str(data), warehouse_dir=str(work / "warehouse"),
-                         reports_dir=str(work / "reports"), models=MODELS)
+    params = config.load(
+        REPO,
+        data_dir=str(data),
+        warehouse_dir=str(work / "warehouse"),
+        reports_dir=str(work / "reports"),
+        models=MODELS,
+    )
     r = Rig(work, data, sets, params)
     r.use("A")
     first = r.run()
@@ -155,8 +207,11 @@ def rig(tmp_path_factory):
     wh.stop_local_server(params.warehouse_dir)
 
 
-@pytest.mark.parametrize("point", POINTS, ids=[f"{i}-{p.name.split(':')[0].replace(' ', '-')}"
-                                               for i, p in enumerate(POINTS, 1)])
+@pytest.mark.parametrize(
+    "point",
+    POINTS,
+    ids=[f"{i}-{p.name.split(':')[0].replace(' ', '-')}" for i, p in enumerate(POINTS, 1)],
+)
 def test_a_run_killed_at_any_point_leaves_old_or_new_tables_and_the_next_run_succeeds(rig, point):
     old = rig.last
     rig.flip()  # the killed run reads other data, so old and new tables differ
@@ -169,21 +224,28 @@ def test_a_run_killed_at_any_point_leaves_old_or_new_tables_and_the_next_run_suc
     if point.server:
         assert killed.returncode == 1, killed.stderr[-3000:]
         reason = rig.status().get("reason", "")
-        assert "The local warehouse stopped" in reason and "HTTPConnectionPool" not in reason, reason
+        assert "The local warehouse stopped" in reason and "HTTPConnectionPool" not in reason, (
+            reason
+        )
     else:
         assert killed.returncode == -9, killed.stderr[-3000:]
     mid = rig.state()  # what any reader sees now, before anything repairs it
 
     again = rig.run()  # the next (scheduled) run, as it is: no --force, no manual step
-    assert again.returncode == 0, f"the run after a kill at {point.name} failed:\n{again.stderr[-4000:]}"
+    assert again.returncode == 0, (
+        f"the run after a kill at {point.name} failed:\n{again.stderr[-4000:]}"
+    )
     assert rig.status().get("status") == "succeeded"
     new = rig.state()
     rig.last = new
 
     assert old.ingest() != new.ingest(), "the two data sets must give different tables"
-    assert mid.ingest() in (old.ingest(), new.ingest()), "the ingest's tables mix old and new content"
+    assert mid.ingest() in (old.ingest(), new.ingest()), (
+        "the ingest's tables mix old and new content"
+    )
     for table in sorted(set(old.tables) | set(new.tables) | set(mid.tables)):
         assert mid.tables.get(table) in (old.tables.get(table), new.tables.get(table)), (
-            f"{table} after the kill at {point.name} is neither the old nor the new table")
+            f"{table} after the kill at {point.name} is neither the old nor the new table"
+        )
     assert mid.default in (old.default, new.default)
     assert set(new.tables) >= set(old.tables)

@@ -58,15 +58,20 @@ def client(p: config.Params, body: str) -> str:
 
 
 def start_client(p: config.Params, body: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", client(p, body)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", client(p, body)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run_client(p: config.Params, body: str, timeout: float) -> subprocess.CompletedProcess:
     """Run a client to its end; a client still running after ``timeout`` seconds fails the test."""
     try:
-        return subprocess.run([sys.executable, "-c", client(p, body)], capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-c", client(p, body)], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the client did not finish within {timeout} s (it hangs on the warehouse)")
 
@@ -91,25 +96,32 @@ def table_values(p: config.Params, table: str) -> list:
 
 # --------------------------------------------------------------------------- item 1: killed clients
 def test_a_client_killed_inside_a_publish_transaction_leaves_no_lock(wparams):
-    """Issue 15 item 1: BEGIN; DROP TABLE RAW_…; SIGKILL. The next publish must not hang (it hung 614 s)."""
+    """Issue 15 item 1: BEGIN; DROP TABLE RAW_…; SIGKILL. The next publish hung 614 s before."""
     s = wh.connect(wparams)
     s.sql("CREATE OR REPLACE TABLE RAW_ORDERS AS SELECT 1 AS V UNION ALL SELECT 2").collect()
     s.sql("CREATE OR REPLACE TABLE RAW_ORDERS__NEW AS SELECT 3 AS V").collect()
     s.close()
-    killed = start_client(wparams, """
+    killed = start_client(
+        wparams,
+        """
         s.sql("BEGIN TRANSACTION").collect()
         s.sql("DROP TABLE IF EXISTS RAW_ORDERS").collect()
         print("inside", flush=True)
         time.sleep(600)
-    """)
+    """,
+    )
     wait_for_line(killed, "inside")
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert table_values(wparams, "RAW_ORDERS") == [1, 2]  # the half-done publish is invisible
-    nxt = run_client(wparams, """
+    nxt = run_client(
+        wparams,
+        """
         wh.publish(s, {"RAW_ORDERS__NEW": "RAW_ORDERS"})
         print(sorted(r[0] for r in s.table("RAW_ORDERS").collect()))
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     assert nxt.stdout.strip() == "[3]"
 
@@ -119,17 +131,22 @@ def test_a_client_killed_during_a_long_statement_does_not_hold_the_table(wparams
     s = wh.connect(wparams)
     s.sql("CREATE OR REPLACE TABLE BIG AS SELECT 1 AS N").collect()
     s.close()
-    killed = start_client(wparams, """
+    killed = start_client(
+        wparams,
+        """
         print("sending", flush=True)
         s.sql("CREATE OR REPLACE TABLE BIG AS SELECT SUM(SEQ4() % 7) AS N "
               "FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
-    """)
+    """,
+    )
     wait_for_line(killed, "sending")
     time.sleep(3)  # the statement runs in the server now
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     started = time.monotonic()
-    nxt = run_client(wparams, 's.sql("CREATE OR REPLACE TABLE BIG AS SELECT 2 AS N").collect()', timeout=60)
+    nxt = run_client(
+        wparams, 's.sql("CREATE OR REPLACE TABLE BIG AS SELECT 2 AS N").collect()', timeout=60
+    )
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     assert time.monotonic() - started < 45
     assert table_values(wparams, "BIG") == [2]
@@ -138,22 +155,26 @@ def test_a_client_killed_during_a_long_statement_does_not_hold_the_table(wparams
 
 
 def test_a_transaction_left_idle_is_rolled_back_after_the_bound(wparams, monkeypatch):
-    """A live client that leaves a transaction open (a notebook cell, then lunch) cannot block writers."""
+    """A live client that leaves a transaction open (a cell, then lunch) cannot block writers."""
     monkeypatch.setenv("CA_WAREHOUSE_TXN_IDLE_SECONDS", "2")
     start_server(wparams)  # started with the bound in its environment
     s = wh.connect(wparams)
     s.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 1 AS V").collect()
     s.sql("BEGIN TRANSACTION").collect()
     s.sql("DROP TABLE IF EXISTS KEEP").collect()
-    nxt = run_client(wparams, 's.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 5 AS V").collect()', timeout=60)
+    nxt = run_client(
+        wparams, 's.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 5 AS V").collect()', timeout=60
+    )
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     assert table_values(wparams, "KEEP") == [5]
-    with pytest.raises(Exception, match="closed this session .its transaction was left idle.*rolled back"):
+    with pytest.raises(
+        Exception, match="closed this session .its transaction was left idle.*rolled back"
+    ):
         s.sql("COMMIT").collect()  # the idle session was closed, and says so
 
 
 def test_a_jupyter_kernel_restarted_inside_a_transaction_leaves_no_lock(wparams):
-    """Issue 15 item 1, as in JupyterLab: restart the kernel in the middle of a publish, then run again."""
+    """Issue 15 item 1 as in JupyterLab: restart the kernel inside a publish, then run again."""
     from jupyter_client.manager import start_new_kernel
 
     s = wh.connect(wparams)
@@ -163,19 +184,28 @@ def test_a_jupyter_kernel_restarted_inside_a_transaction_leaves_no_lock(wparams)
     km, kc = start_new_kernel(kernel_name="python3", env={**os.environ})
     try:
         setup = client(wparams, "")
-        reply = kc.execute_interactive(setup + textwrap.dedent("""
+        reply = kc.execute_interactive(
+            setup
+            + textwrap.dedent("""
             s.sql("BEGIN TRANSACTION").collect()
             s.sql("DROP TABLE IF EXISTS RAW_CUSTOMERS").collect()
-        """), timeout=120)
+        """),
+            timeout=120,
+        )
         assert reply["content"]["status"] == "ok", reply["content"]
         km.restart_kernel(now=True)  # what JupyterLab's "Restart kernel" does to a busy kernel
         kc.wait_for_ready(timeout=120)
         outputs = []
         started = time.monotonic()
-        reply = kc.execute_interactive(setup + textwrap.dedent("""
+        reply = kc.execute_interactive(
+            setup
+            + textwrap.dedent("""
             wh.publish(s, {"RAW_CUSTOMERS__NEW": "RAW_CUSTOMERS"})
             print(sorted(r[0] for r in s.table("RAW_CUSTOMERS").collect()))
-        """), timeout=90, output_hook=lambda m: outputs.append(m["content"].get("text", "")))
+        """),
+            timeout=90,
+            output_hook=lambda m: outputs.append(m["content"].get("text", "")),
+        )
         assert reply["content"]["status"] == "ok", reply["content"]
         assert time.monotonic() - started < 60
         assert "".join(outputs).strip() == "[2]"
@@ -184,7 +214,7 @@ def test_a_jupyter_kernel_restarted_inside_a_transaction_leaves_no_lock(wparams)
         km.shutdown_kernel(now=True)
 
 
-# --------------------------------------------------------------------------- item 8: dead, stuck or full server
+# ------------------------------------------------------------ item 8: dead, stuck or full server
 def _get(p: config.Params, path: str) -> bytes:
     import urllib.request
 
@@ -198,7 +228,8 @@ LONG_QUERY = """
     print("sending", flush=True)
     t = time.monotonic()
     try:
-        s.sql("SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
+        s.sql("SELECT SUM(SEQ4() % 7) AS N "
+              "FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
         print("finished")
     except Exception as e:
         print(f"{type(e).__name__} after {time.monotonic() - t:.0f} s: {e}")
@@ -206,7 +237,7 @@ LONG_QUERY = """
 
 
 def test_a_killed_server_fails_the_client_within_a_minute_and_the_next_run_restarts_it(wparams):
-    """Issue 15 item 8: kill -9 the server during a query. Before: 84 retries, ~10 min, HTTPConnectionPool."""
+    """Issue 15 item 8: kill -9 the server in a query; 84 retries, ~10 min, HTTPConnectionPool."""
     s = wh.connect(wparams)
     s.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 7 AS V").collect()
     s.close()
@@ -225,7 +256,9 @@ def test_a_killed_server_fails_the_client_within_a_minute_and_the_next_run_resta
     assert seconds <= 60
     assert "The local warehouse stopped:" in out and "server.log" in out
     assert "HTTPConnectionPool" not in out and str(wparams.warehouse_dir.parent) not in out
-    assert table_values(wparams, "KEEP") == [7]  # the next connect started a new server, tables intact
+    assert table_values(wparams, "KEEP") == [
+        7
+    ]  # the next connect started a new server, tables intact
 
 
 def test_an_idle_session_finds_its_server_gone_at_once(wparams):
@@ -262,14 +295,16 @@ def test_a_stuck_server_fails_the_client_within_a_minute_and_is_replaced(wparams
 
 
 def test_a_long_query_is_not_taken_for_a_stuck_server(wparams, monkeypatch):
-    """Every request is answered within the hold time, so a query may run far longer than the client's timeouts."""
+    """Each request is answered within the hold time: a query may outlast the client's timeouts."""
     monkeypatch.setenv("CA_WAREHOUSE_HOLD_SECONDS", "0.5")
     monkeypatch.setitem(wh.LOCAL_TIMEOUTS, "socket_timeout", 2)
     monkeypatch.setattr(wh, "REQUEST_RETRY_SECONDS", 3)
     start_server(wparams)
     s = wh.connect(wparams)
     started = time.monotonic()
-    rows = s.sql("SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 600000000))").collect()
+    rows = s.sql(
+        "SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 600000000))"
+    ).collect()
     assert rows[0]["N"] > 0
     assert time.monotonic() - started > 3  # longer than any single request may take
     s.close()
@@ -288,7 +323,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_fails_the_statement_at_once_with_its_cause(small_disk, monkeypatch):
-    """Issue 15 item 8: before, a full disk made the run retry for ~10 min; "No space left" was only in server.log."""
+    """Issue 15 item 8: a full disk made runs retry ~10 min, "No space left" only in server.log."""
     monkeypatch.setenv("CUSTOMER_ANALYTICS_ROOT", str(REPO))
     p = config.load(REPO, warehouse_dir=str(small_disk / "wh"), data_dir=str(small_disk))
     try:
@@ -302,22 +337,29 @@ def test_a_full_disk_fails_the_statement_at_once_with_its_cause(small_disk, monk
                     f.write(b"\0" * (1 << 16))
             except OSError:
                 pass
-        out = run_client(p, """
+        out = run_client(
+            p,
+            """
             t = time.monotonic()
             try:
-                s.sql("CREATE OR REPLACE TABLE BIG AS SELECT SEQ4() AS I, MD5(TO_VARCHAR(SEQ4())) AS H "
+                s.sql("CREATE OR REPLACE TABLE BIG AS "
+                      "SELECT SEQ4() AS I, MD5(TO_VARCHAR(SEQ4())) AS H "
                       "FROM TABLE(GENERATOR(ROWCOUNT => 3000000))").collect()
                 print("written")
             except Exception as e:
                 print(f"{type(e).__name__} after {time.monotonic() - t:.0f} s: {e}")
-        """, timeout=90)
+        """,
+            timeout=90,
+        )
         assert out.stdout.startswith("WarehouseError after"), (out.stdout, out.stderr[-2000:])
         assert int(out.stdout.split(" after ")[1].split(" s")[0]) <= 60
         assert "No space left on device" in out.stdout and "server.log" in out.stdout
         assert str(small_disk) not in out.stdout  # paths are redacted
         filler.unlink()  # space again: the next run gets on with no manual step
         assert table_values(p, "KEEP") == [9]
-        nxt = run_client(p, 's.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 10 AS V").collect()', timeout=60)
+        nxt = run_client(
+            p, 's.sql("CREATE OR REPLACE TABLE KEEP AS SELECT 10 AS V").collect()', timeout=60
+        )
         assert nxt.returncode == 0, nxt.stderr[-2000:]
         assert table_values(p, "KEEP") == [10]
     finally:
@@ -325,7 +367,7 @@ def test_a_full_disk_fails_the_statement_at_once_with_its_cause(small_disk, monk
 
 
 def test_a_retried_request_does_not_run_its_statement_twice(wparams):
-    """The connector re-sends a request it got no answer for (same requestId): the server runs it once."""
+    """The connector re-sends a request it got no answer for (same requestId): it runs once."""
     import gzip
 
     import requests
@@ -334,20 +376,30 @@ def test_a_retried_request_does_not_run_its_statement_twice(wparams):
     s.sql("CREATE OR REPLACE TABLE ONCE (V INT)").collect()
     port = json.loads((wparams.warehouse_dir / srv.STATE_FILE).read_text())["port"]
     base = f"http://127.0.0.1:{port}"
-    login = requests.post(f"{base}/session/v1/login-request?databaseName=ANALYTICS&schemaName=SHOP",
-                          json={"data": {"SESSION_PARAMETERS": {}}}, timeout=30).json()
-    headers = {"Authorization": f'Snowflake Token="{login["data"]["token"]}"', "Content-Encoding": "gzip",
-               "Content-Type": "application/json"}
+    login = requests.post(
+        f"{base}/session/v1/login-request?databaseName=ANALYTICS&schemaName=SHOP",
+        json={"data": {"SESSION_PARAMETERS": {}}},
+        timeout=30,
+    ).json()
+    headers = {
+        "Authorization": f'Snowflake Token="{login["data"]["token"]}"',
+        "Content-Encoding": "gzip",
+        "Content-Type": "application/json",
+    }
     body = gzip.compress(json.dumps({"sqlText": "INSERT INTO ONCE VALUES (1)"}).encode())
     for retry in range(3):
-        r = requests.post(f"{base}/queries/v1/query-request?requestId=abc&retryCount={retry}", data=body,
-                          headers=headers, timeout=30)
+        r = requests.post(
+            f"{base}/queries/v1/query-request?requestId=abc&retryCount={retry}",
+            data=body,
+            headers=headers,
+            timeout=30,
+        )
         assert r.status_code == 200 and r.json()["success"], r.text
     assert [row[0] for row in s.table("ONCE").collect()] == [1]
     s.close()
 
 
-# --------------------------------------------------------------------------- item 3: bounded resources
+# ----------------------------------------------------------------- item 3: bounded resources
 def test_memory_threads_and_spill_folder_are_in_force(wparams, monkeypatch):
     monkeypatch.setenv(MEMORY, "300MiB")
     monkeypatch.setenv(THREADS, "1")
@@ -368,18 +420,26 @@ def test_default_settings_follow_the_machine(tmp_path):
     assert srv.resource_settings(tmp_path, {MEMORY: "10%"})["memory_limit"].endswith("MiB")
 
 
-MEMORY, THREADS, MAX_TEMP = "CA_WAREHOUSE_MEMORY_LIMIT", "CA_WAREHOUSE_THREADS", "CA_WAREHOUSE_MAX_TEMP_SIZE"
+MEMORY, THREADS, MAX_TEMP = (
+    "CA_WAREHOUSE_MEMORY_LIMIT",
+    "CA_WAREHOUSE_THREADS",
+    "CA_WAREHOUSE_MAX_TEMP_SIZE",
+)
 
 
-@pytest.mark.parametrize("var,value", [(MEMORY, "lots"), (MEMORY, "150%"), (THREADS, "0"), (MAX_TEMP, "1 parsec")])
-def test_a_bad_setting_stops_the_server_start_with_a_clear_message(wparams, monkeypatch, var, value):
+@pytest.mark.parametrize(
+    "var,value", [(MEMORY, "lots"), (MEMORY, "150%"), (THREADS, "0"), (MAX_TEMP, "1 parsec")]
+)
+def test_a_bad_setting_stops_the_server_start_with_a_clear_message(
+    wparams, monkeypatch, var, value
+):
     monkeypatch.setenv(var, value)
     with pytest.raises(wh.WarehouseError, match=f"could not start.*{var}"):
         wh.connect(wparams)
 
 
 def test_a_join_larger_than_the_memory_limit_spills_to_the_warehouse_folder(wparams, monkeypatch):
-    """With a 200 MiB limit, an aggregation over ~1 GB of keys completes, within the limit plus overhead."""
+    """With a 200 MiB limit, an aggregation over ~1 GB of keys completes, within the limit."""
     monkeypatch.setenv(MEMORY, "200MiB")
     monkeypatch.setenv(THREADS, "1")
     state = start_server(wparams)
@@ -391,22 +451,25 @@ def test_a_join_larger_than_the_memory_limit_spills_to_the_warehouse_folder(wpar
     def watch():
         while not done.is_set():
             peak.append(int(_status(state["pid"])["VmRSS"]))
-            for f in (wparams.warehouse_dir / "tmp").glob("*"):
+            if any((wparams.warehouse_dir / "tmp").iterdir()):
                 peak.append(-1)  # a spill file exists
-                break
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        rows = s.sql("SELECT COUNT(*) AS N FROM (SELECT SEQ8() AS K, ANY_VALUE(SEQ8()) AS A FROM "
-                     "TABLE(GENERATOR(ROWCOUNT => 40000000)) GROUP BY K)").collect()
+        rows = s.sql(
+            "SELECT COUNT(*) AS N FROM (SELECT SEQ8() AS K, ANY_VALUE(SEQ8()) AS A FROM "
+            "TABLE(GENERATOR(ROWCOUNT => 40000000)) GROUP BY K)"
+        ).collect()
     finally:
         done.set()
         watcher.join()
     assert rows[0]["N"] == 40_000_000
     assert -1 in peak, "nothing was spilled to <warehouse_dir>/tmp"
-    assert max(peak) - base < 600 * 1024  # kB: the limit (200 MiB) plus DuckDB's and Python's overhead
+    assert (
+        max(peak) - base < 600 * 1024
+    )  # kB: the limit (200 MiB) plus DuckDB's and Python's overhead
     s.close()
 
 
@@ -416,11 +479,14 @@ def _status(pid: int) -> dict[str, str]:
 
 
 def test_results_sent_are_not_kept_without_bound(wparams):
-    """fakesnow keeps every result it sent (for RESULT_SCAN); the server's memory must not grow with each."""
+    """fakesnow keeps every result it sent (for RESULT_SCAN): the server must not grow with each."""
     state = start_server(wparams)
     s = wh.connect(wparams)
-    s.sql("CREATE OR REPLACE TABLE WIDE AS SELECT SEQ4() AS A, UNIFORM(0::FLOAT, 1::FLOAT, RANDOM(1)) AS B, "
-          "UNIFORM(0::FLOAT, 1::FLOAT, RANDOM(2)) AS C FROM TABLE(GENERATOR(ROWCOUNT => 2000000))").collect()
+    s.sql(
+        "CREATE OR REPLACE TABLE WIDE AS SELECT SEQ4() AS A, "
+        "UNIFORM(0::FLOAT, 1::FLOAT, RANDOM(1)) AS B, "
+        "UNIFORM(0::FLOAT, 1::FLOAT, RANDOM(2)) AS C FROM TABLE(GENERATOR(ROWCOUNT => 2000000))"
+    ).collect()
     s.table("WIDE").to_pandas()
     before = int(_status(state["pid"])["VmRSS"])
     for _ in range(12):
@@ -460,23 +526,47 @@ def test_the_transaction_probe_sees_open_transactions():
 def test_unhandled_errors_are_classified_by_their_cause():
     import duckdb
 
-    from customer_analytics.warehouse_front import FAILED_CODE, INTERNAL_CODE, STOPPED_CODE, classify
+    from customer_analytics.warehouse_front import (
+        FAILED_CODE,
+        INTERNAL_CODE,
+        STOPPED_CODE,
+        classify,
+    )
 
-    conflict = duckdb.TransactionException('Catalog write-write conflict on alter with "Schema\0main"')
-    assert classify(conflict, "500") == (INTERNAL_CODE, 'TransactionException: Catalog write-write conflict on '
-                                                        'alter with "Schema.main"')
-    disk = duckdb.TransactionException('Failed to commit: Could not write file "x.wal": No space left on device')
+    conflict = duckdb.TransactionException(
+        'Catalog write-write conflict on alter with "Schema\0main"'
+    )
+    assert classify(conflict, "500") == (
+        INTERNAL_CODE,
+        'TransactionException: Catalog write-write conflict on alter with "Schema.main"',
+    )
+    disk = duckdb.TransactionException(
+        'Failed to commit: Could not write file "x.wal": No space left on device'
+    )
     assert classify(disk, "500")[0] == FAILED_CODE
-    assert classify(duckdb.OutOfMemoryException("could not allocate block"), "500")[0] == FAILED_CODE
-    assert classify(duckdb.IOException("No files found that match the pattern"), "500")[0] == INTERNAL_CODE
-    assert classify(duckdb.FatalException("database has been invalidated"), "500")[0] == STOPPED_CODE
-    assert classify(None, "sql_text='x' Unhandled exception") == (INTERNAL_CODE, "sql_text='x' Unhandled exception")
+    assert (
+        classify(duckdb.OutOfMemoryException("could not allocate block"), "500")[0] == FAILED_CODE
+    )
+    assert (
+        classify(duckdb.IOException("No files found that match the pattern"), "500")[0]
+        == INTERNAL_CODE
+    )
+    assert (
+        classify(duckdb.FatalException("database has been invalidated"), "500")[0] == STOPPED_CODE
+    )
+    assert classify(None, "sql_text='x' Unhandled exception") == (
+        INTERNAL_CODE,
+        "sql_text='x' Unhandled exception",
+    )
 
 
 def test_the_stop_cause_is_read_from_this_servers_part_of_the_log(tmp_path):
     log = tmp_path / srv.LOG_FILE
-    log.write_text("x CRITICAL the local warehouse is stopping: old cause\n"
-                   "2026 INFO warehouse server pid 42 listening on 127.0.0.1:1\n"
-                   "2026 CRITICAL the local warehouse is stopping: DuckDB cannot go on (/srv/secret/ANALYTICS.db)\n")
+    log.write_text(
+        "x CRITICAL the local warehouse is stopping: old cause\n"
+        "2026 INFO warehouse server pid 42 listening on 127.0.0.1:1\n"
+        "2026 CRITICAL the local warehouse is stopping: "
+        "DuckDB cannot go on (/srv/secret/ANALYTICS.db)\n"
+    )
     assert srv.stopped_cause(tmp_path, 42) == "DuckDB cannot go on (ANALYTICS.db)"
     assert "killed" in srv.stopped_cause(tmp_path, 43)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 KILL_VAR = "CA_FAULT_KILL"
 GROUP_VAR = "CA_FAULT_PGID"
 DELAY_VAR = "CA_FAULT_DELAY"
-#: If set, a file to which the killing process appends where it killed (tests check the kill happened).
+#: If set: a file to which the killing process appends where it killed (tests check the kill).
 MARK_VAR = "CA_FAULT_MARK"
 
 
@@ -41,13 +41,15 @@ def _spec(kind: str) -> re.Pattern[str] | str | None:
     prefix = f"{kind}:"
     if not value.startswith(prefix):
         return None
-    rest = value[len(prefix):]
+    rest = value[len(prefix) :]
     return rest if kind == "point" else re.compile(rest, re.IGNORECASE | re.DOTALL)
 
 
 def kill(where: str, whole_run: bool = True) -> None:
-    """SIGKILL the run's process group (if :data:`GROUP_VAR` names one and ``whole_run``) and this process."""
-    log.critical("fault injection: killing %s at %s", "the run" if whole_run else "this process", where)
+    """SIGKILL this process; first the run's process group (:data:`GROUP_VAR`) if ``whole_run``."""
+    log.critical(
+        "fault injection: killing %s at %s", "the run" if whole_run else "this process", where
+    )
     if mark := os.environ.get(MARK_VAR):
         fd = os.open(mark, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -71,14 +73,16 @@ def point(name: str) -> None:
 
 
 def before_statement(sql: str) -> None:
-    """Called by a client before it sends ``sql``: kill now (``sql:``) or shortly after (``sql-sent:``)."""
+    """Called before a client sends ``sql``: kill now (``sql:``) or soon after (``sql-sent:``)."""
     if not os.environ.get(KILL_VAR):
         return
     if (pattern := _spec("sql")) is not None and pattern.search(sql):
         kill(f"statement {sql[:80]!r} (before sending it)")
     if (pattern := _spec("sql-sent")) is not None and pattern.search(sql):
         delay = float(os.environ.get(DELAY_VAR) or 0.3)
-        threading.Timer(delay, kill, (f"statement {sql[:80]!r} ({delay} s after sending it)",)).start()
+        threading.Timer(
+            delay, kill, (f"statement {sql[:80]!r} ({delay} s after sending it)",)
+        ).start()
 
 
 def server_point() -> re.Pattern[str] | None:

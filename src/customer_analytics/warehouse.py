@@ -111,7 +111,7 @@ def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema
 
 
 def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> dict:
-    """The state (``pid``, ``port``) of a live warehouse server for ``warehouse_dir``, started if needed.
+    """State (``pid``, ``port``) of the live server of ``warehouse_dir``, started if needed.
 
     A server that runs but does not answer its liveness check is stuck: it is replaced.
     """
@@ -158,7 +158,7 @@ def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
         time.sleep(0.1)
 
 
-# --------------------------------------------------------------------------- liveness of the local server
+# -------------------------------------------------------------------- liveness of the local server
 #: Client-side bounds for the local warehouse (README, "Reliability"). Its server answers every
 #: request within a few seconds however long the query runs (a long one is polled, see
 #: :mod:`customer_analytics.warehouse_front`), so a request with no answer for ``socket_timeout``
@@ -179,8 +179,9 @@ def _owner_parameter() -> dict[str, int]:
 
 
 def _answers(state: dict) -> bool:
-    """Whether the server of ``state`` answers its liveness endpoint (asked twice before giving up)."""
-    return any(_srv.check_alive(int(state["port"]), int(state["pid"]), ALIVE_TIMEOUT) for _ in range(2))
+    """Whether the server of ``state`` answers its liveness endpoint (asked 3 times)."""
+    port, pid = int(state["port"]), int(state["pid"])
+    return any(_srv.check_alive(port, pid, ALIVE_TIMEOUT) for _ in range(3))
 
 
 def _replace_stuck_server(warehouse_dir: Path, state: dict) -> None:
@@ -192,7 +193,7 @@ def _replace_stuck_server(warehouse_dir: Path, state: dict) -> None:
         cmdline = b"customer_analytics.warehouse_server"  # no /proc: trust the state file
     if b"customer_analytics.warehouse_server" not in cmdline:
         return  # the pid is another program's now: the server is gone
-    log.warning("the local warehouse server (pid %s) does not answer: stopping it to start a new one", pid)
+    log.warning("the local warehouse server (pid %s) does not answer: replacing it", pid)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _srv.process_alive(pid):
@@ -203,7 +204,7 @@ def _replace_stuck_server(warehouse_dir: Path, state: dict) -> None:
 
 
 def _shown(path: Path) -> str:
-    """``path`` as messages show it: relative to the project folder, else only its last two parts."""
+    """``path`` as messages show it: relative to the project folder, else its last two parts."""
     from customer_analytics.config import ConfigError, project_root
 
     try:
@@ -213,11 +214,12 @@ def _shown(path: Path) -> str:
 
 
 def stopped_error(warehouse_dir: Path, pid: int, cause: str | None = None) -> WarehouseError:
-    """The error a client raises when the local server ``pid`` has stopped (``cause``: its own words)."""
+    """The error of a client whose local server ``pid`` stopped (``cause``: the server's words)."""
     from customer_analytics.reports import redact
 
     cause = redact(cause, limit=300) if cause else _srv.stopped_cause(warehouse_dir, pid)
-    return WarehouseError(f"The local warehouse stopped: {cause}, see {_shown(warehouse_dir / _srv.LOG_FILE)}. "
+    shown = _shown(warehouse_dir / _srv.LOG_FILE)
+    return WarehouseError(f"The local warehouse stopped: {cause}, see {shown}. "
                           "The next run (or connect) starts it again.")
 
 
@@ -240,7 +242,8 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
     started = _srv.process_started(pid)
     log_shown = _shown(warehouse_dir / _srv.LOG_FILE)
 
-    def guarded(method: str, full_url: str, headers: dict, data: Any = None, timeout: Any = None, **kwargs: Any):
+    def guarded(method: str, full_url: str, headers: dict, data: Any = None, timeout: Any = None,
+                **kwargs: Any) -> Any:
         if "/queries/" not in full_url:
             return fetch(method, full_url, headers, data=data, timeout=timeout, **kwargs)
         if os.environ.get(faults.KILL_VAR) and "query-request" in full_url and data:
@@ -255,8 +258,8 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
                 raise stopped_error(warehouse_dir, pid) from e
             if not _srv.check_alive(port, pid, ALIVE_TIMEOUT):
                 raise WarehouseError(
-                    f"The local warehouse stopped answering: its server (pid {pid}) runs but does not respond, "
-                    f"see {log_shown}. The next run (or connect) replaces it.") from e
+                    f"The local warehouse stopped answering: its server (pid {pid}) runs but does "
+                    f"not respond, see {log_shown}. The next run (or connect) replaces it.") from e
             raise
         code = ret.get("code") if isinstance(ret, dict) else None
         if code == STOPPED_CODE:

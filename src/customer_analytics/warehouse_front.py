@@ -46,8 +46,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,13 +66,17 @@ RESULT_PATH = re.compile(r"^/queries/([0-9a-f]{32})/result$")
 PID_PARAMETER = "CA_CLIENT_PID"
 #: Snowflake's "query in progress": the connector then polls ``data.getResultUrl``.
 IN_PROGRESS = "333333"
-STOPPED_CODE = "299001"  # the engine cannot go on: the server stops, the next client starts a new one
-FAILED_CODE = "299002"  # the machine ran out of disk or memory for this statement; the server goes on
+STOPPED_CODE = (
+    "299001"  # the engine cannot go on: the server stops, the next client starts a new one
+)
+FAILED_CODE = (
+    "299002"  # the machine ran out of disk or memory for this statement; the server goes on
+)
 INTERNAL_CODE = "000603"  # any other unhandled error, answered as an SQL error
 SESSION_CLOSED_CODE = "299003"  # the server closed this session (see Sessions.reap)
 HOLD_VAR = "CA_WAREHOUSE_HOLD_SECONDS"
 TXN_IDLE_VAR = "CA_WAREHOUSE_TXN_IDLE_SECONDS"
-#: How long a statement waits for a table another transaction is changing (default: the idle bound + 15 s).
+#: How long a statement waits for a table another transaction changes (default: idle bound + 15 s).
 LOCK_WAIT_VAR = "CA_WAREHOUSE_LOCK_WAIT_SECONDS"
 HOLD_SECONDS = 5.0
 TXN_IDLE_SECONDS = 120.0
@@ -84,7 +88,9 @@ REAP_WAIT = 10.0
 ANSWERS_KEPT, ANSWER_KEPT_BYTES = 500, 64 << 10
 #: Finished results nobody fetched (their client died) are dropped after this many seconds.
 UNCLAIMED_SECONDS = 600.0
-_RESOURCE = re.compile(r"No space left|Disk quota|File too large|Could not write file|Out of Memory", re.I)
+_RESOURCE = re.compile(
+    r"No space left|Disk quota|File too large|Could not write file|Out of Memory", re.I
+)
 _RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM}
 #: The unhandled errors fakesnow logs while a job runs are appended to this job's list.
 _ERRORS: contextvars.ContextVar[list[BaseException]] = contextvars.ContextVar("ca_query_errors")
@@ -101,11 +107,13 @@ class _CaptureErrors(logging.Filter):
 
 
 def env_seconds(name: str, default: float) -> float:
-    """A number of seconds from the environment variable ``name`` (``default`` if unset or invalid)."""
+    """Seconds from the environment variable ``name`` (``default`` if unset or invalid)."""
     try:
         value = float(os.environ.get(name) or default)
     except ValueError:
-        log.warning("%s=%r is not a number of seconds; using %s", name, os.environ.get(name), default)
+        log.warning(
+            "%s=%r is not a number of seconds; using %s", name, os.environ.get(name), default
+        )
         return default
     return value if value > 0 else default
 
@@ -118,8 +126,12 @@ class Session:
     token: str
     conn: Any  # fakesnow's FakeSnowflakeConnection
     pid: int | None
-    started: str | None  # the owner's process start time: a later process with the same pid is not it
-    lock: threading.Lock = field(default_factory=threading.Lock)  # held while one of its statements runs
+    started: (
+        str | None
+    )  # the owner's process start time: a later process with the same pid is not it
+    lock: threading.Lock = field(
+        default_factory=threading.Lock
+    )  # held while one of its statements runs
     last_used: float = field(default_factory=time.monotonic)
     probed: float = 0.0
     closing: str | None = None
@@ -151,7 +163,9 @@ class Sessions:
         self._mine: dict[str, Session] = {}
         self._reaping = threading.Lock()
         self.txn_idle = txn_idle
-        self.closed: OrderedDict[str, str] = OrderedDict()  # token -> why the server closed it (recent ones)
+        self.closed: OrderedDict[str, str] = (
+            OrderedDict()
+        )  # token -> why the server closed it (recent ones)
 
     def __len__(self) -> int:
         return len(self._mine)
@@ -169,7 +183,11 @@ class Sessions:
             return "closed by its client"
         if s.pid is not None and not process_alive(s.pid, s.started):
             return f"its client process {s.pid} has ended"
-        if now - s.last_used > self.txn_idle and now - s.probed > self.txn_idle and s.lock.acquire(blocking=False):
+        if (
+            now - s.last_used > self.txn_idle
+            and now - s.probed > self.txn_idle
+            and s.lock.acquire(blocking=False)
+        ):
             try:
                 s.probed = now
                 idle_transaction = in_transaction(s.conn._duck_conn)  # noqa: SLF001
@@ -234,7 +252,7 @@ async def _read_body(receive: Callable) -> bytes:
 
 
 async def _call_buffered(app: Callable, scope: dict, body: bytes) -> list[dict]:
-    """Run ``app`` on a request with ``body``; return the messages it sent instead of sending them."""
+    """Run ``app`` on a request with ``body``; return the messages it sent, unsent."""
     messages: list[dict] = []
     delivered = False
 
@@ -255,8 +273,10 @@ async def _call_buffered(app: Callable, scope: dict, body: bytes) -> list[dict]:
 def _json_messages(status: int, content: Any) -> list[dict]:
     body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    return [{"type": "http.response.start", "status": status, "headers": headers},
-            {"type": "http.response.body", "body": body}]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]
 
 
 def _response(messages: list[dict]) -> tuple[int, Any]:
@@ -305,19 +325,32 @@ def announced_pid(scope: dict, body: bytes) -> int | None:
 
 def classify(error: BaseException | None, fallback: str) -> tuple[str, str]:
     """The answer code and message for an unhandled query error (see the module docstring, 3)."""
-    text = " ".join(str(error if error is not None else fallback).replace("\x00", ".").split())[:600]
+    text = " ".join(str(error if error is not None else fallback).replace("\x00", ".").split())[
+        :600
+    ]
     name = type(error).__name__ if error is not None else ""
     if name == "FatalException" or "database has been invalidated" in text:
         return STOPPED_CODE, f"DuckDB cannot go on ({text})"
-    resource = isinstance(error, MemoryError) or name == "OutOfMemoryException" or bool(_RESOURCE.search(text))
+    resource = (
+        isinstance(error, MemoryError)
+        or name == "OutOfMemoryException"
+        or bool(_RESOURCE.search(text))
+    )
     if resource or (isinstance(error, OSError) and error.errno in _RESOURCE_ERRNOS):
         return FAILED_CODE, f"the machine ran out of disk or memory for this statement ({text})"
     return INTERNAL_CODE, f"{name}: {text}" if name else text
 
 
 def _failure(code: str, message: str, query_id: str) -> list[dict]:
-    return _json_messages(200, {"data": {"errorCode": code, "sqlState": "XX000", "queryId": query_id},
-                                "code": code, "message": message, "success": False})
+    return _json_messages(
+        200,
+        {
+            "data": {"errorCode": code, "sqlState": "XX000", "queryId": query_id},
+            "code": code,
+            "message": message,
+            "success": False,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- the front
@@ -337,8 +370,14 @@ class Job:
 class Front:
     """The ASGI app the server runs: fakesnow's ``app`` behind the additions of this module."""
 
-    def __init__(self, app: Callable, registry: dict[str, Any], settings: dict[str, str] | None = None,
-                 fault: re.Pattern[str] | None = None, on_fatal: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        app: Callable,
+        registry: dict[str, Any],
+        settings: dict[str, str] | None = None,
+        fault: re.Pattern[str] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+    ):
         self.app = app
         self.sessions = Sessions(registry, env_seconds(TXN_IDLE_VAR, TXN_IDLE_SECONDS))
         self.hold = env_seconds(HOLD_VAR, HOLD_SECONDS)
@@ -349,7 +388,9 @@ class Front:
         self.last_request = time.monotonic()
         self._jobs: dict[str, Job] = {}
         self._by_request: dict[str, Job] = {}
-        self._answered: OrderedDict[str, list[dict]] = OrderedDict()  # requestId -> small answers sent
+        self._answered: OrderedDict[str, list[dict]] = (
+            OrderedDict()
+        )  # requestId -> small answers sent
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="query")
         logging.getLogger("fakesnow.server").addFilter(_CaptureErrors())
 
@@ -373,14 +414,20 @@ class Front:
     def alive(self) -> dict[str, Any]:
         """What the liveness endpoint answers."""
         running = sum(1 for j in list(self._jobs.values()) if j.finished is None)
-        return {"pid": os.getpid(), "sessions": len(self.sessions), "running": running, "settings": self.settings}
+        return {
+            "pid": os.getpid(),
+            "sessions": len(self.sessions),
+            "running": running,
+            "settings": self.settings,
+        }
 
     def tick(self) -> None:
         """Periodic upkeep: close abandoned sessions, drop results nobody fetched."""
         self.sessions.reap()
         now = time.monotonic()
         for job in list(self._jobs.values()):
-            if job.finished is not None and now - job.finished > UNCLAIMED_SECONDS:
+            gone = job.token is not None and self.sessions.get(job.token) is None  # session closed
+            if job.finished is not None and (gone or now - job.finished > UNCLAIMED_SECONDS):
                 self._forget(job)
 
     def close(self) -> None:
@@ -391,7 +438,9 @@ class Front:
     async def _login(self, scope: dict, receive: Callable, send: Callable) -> None:
         body = await _read_body(receive)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self.sessions.reap, REAP_WAIT)  # a dead client's locks go first
+        await loop.run_in_executor(
+            self._pool, self.sessions.reap, REAP_WAIT
+        )  # a dead client's locks go first
         messages = await _call_buffered(self.app, scope, body)
         status, content = _response(messages)
         token = ((content or {}).get("data") or {}).get("token") if status == 200 else None
@@ -401,17 +450,26 @@ class Front:
 
     async def _query(self, scope: dict, receive: Callable, send: Callable) -> None:
         body = await _read_body(receive)
-        if self.fault is not None and self.fault.search(str(_json_body(scope, body).get("sqlText", ""))):
+        if self.fault is not None and self.fault.search(
+            str(_json_body(scope, body).get("sqlText", ""))
+        ):
             from customer_analytics import faults
 
             faults.kill("a statement received by the warehouse server", whole_run=False)
         if (why := self.sessions.closed.get(_token(scope) or "")) is not None:
-            message = (f"The local warehouse closed this session ({why}); any open transaction was rolled back. "
-                       "Connect again.")
+            message = (
+                f"The local warehouse closed this session ({why}); any open transaction was "
+                "rolled back. "
+                "Connect again."
+            )
             return await _replay(_failure(SESSION_CLOSED_CODE, message, ""), send)
-        request_id = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("requestId") or [None])[0]
+        request_id = (
+            parse_qs(scope.get("query_string", b"").decode("latin-1")).get("requestId") or [None]
+        )[0]
         if request_id and (answered := self._answered.get(request_id)) is not None:
-            return await _replay(answered, send)  # a retry of a statement already answered: not run again
+            return await _replay(
+                answered, send
+            )  # a retry of a statement already answered: not run again
         job = self._by_request.get(request_id) if request_id else None
         if job is None:  # not a retry of a request already running: start it
             job = Job(uuid.uuid4().hex, _token(scope), request_id)
@@ -420,14 +478,22 @@ class Front:
                 self._by_request[request_id] = job
             ctx = contextvars.Context()
             job.future = asyncio.get_running_loop().run_in_executor(
-                self._pool, ctx.run, self._run, job, dict(scope), body)
+                self._pool, ctx.run, self._run, job, dict(scope), body
+            )
         await self._answer(job, send)
 
     async def _result(self, job_id: str, scope: dict, send: Callable) -> None:
         job = self._jobs.get(job_id)
         if job is None or job.token != _token(scope):
-            return await _replay(_failure(INTERNAL_CODE, f"no result for query {job_id} (fetched already, or "
-                                                         "the warehouse server restarted)", job_id), send)
+            return await _replay(
+                _failure(
+                    INTERNAL_CODE,
+                    f"no result for query {job_id} (fetched already, or "
+                    "the warehouse server restarted)",
+                    job_id,
+                ),
+                send,
+            )
         await self._answer(job, send)
 
     async def _abort(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -436,7 +502,10 @@ class Front:
         if job is not None and job.token == _token(scope) and (s := self.sessions.get(job.token)):
             _interrupt(s.conn)
             log.info("interrupted a statement at its client's request")
-        await _replay(_json_messages(200, {"success": True, "data": None, "code": None, "message": None}), send)
+        await _replay(
+            _json_messages(200, {"success": True, "data": None, "code": None, "message": None}),
+            send,
+        )
 
     def _run(self, job: Job, scope: dict, body: bytes) -> None:  # on a worker thread
         session = self.sessions.get(job.token)
@@ -449,7 +518,9 @@ class Front:
                     job.messages = asyncio.run(_call_buffered(self.app, scope, body))
                     if not (self._must_wait(job, session) and time.monotonic() < deadline):
                         break
-                    time.sleep(pause)  # another transaction holds the table: wait for it, as Snowflake does
+                    time.sleep(
+                        pause
+                    )  # another transaction holds the table: wait for it, as Snowflake does
                     pause = min(pause * 2, 2.0)
             finally:
                 job.finished = time.monotonic()
@@ -463,8 +534,10 @@ class Front:
         Only a statement that ran on its own (autocommit) is run again; one inside a transaction
         has aborted that transaction, and its client must roll back.
         """
-        conflict = any(type(e).__name__ == "TransactionException" and "conflict" in str(e).lower()
-                       for e in job.errors)
+        conflict = any(
+            type(e).__name__ == "TransactionException" and "conflict" in str(e).lower()
+            for e in job.errors
+        )
         return conflict and session is not None and not in_transaction(session.conn._duck_conn)  # noqa: SLF001
 
     async def _answer(self, job: Job, send: Callable) -> None:
@@ -472,8 +545,12 @@ class Front:
         try:
             await asyncio.wait_for(asyncio.shield(job.future), self.hold)
         except TimeoutError:
-            progress = {"code": IN_PROGRESS, "message": "Query execution in progress", "success": True,
-                        "data": {"queryId": job.id, "getResultUrl": f"/queries/{job.id}/result"}}
+            progress = {
+                "code": IN_PROGRESS,
+                "message": "Query execution in progress",
+                "success": True,
+                "data": {"queryId": job.id, "getResultUrl": f"/queries/{job.id}/result"},
+            }
             return await _replay(_json_messages(200, progress), send)
         except Exception as e:  # noqa: BLE001 - a failure of this layer, answered like any other
             log.exception("warehouse server: a statement could not be run")
@@ -482,7 +559,9 @@ class Front:
             messages = self._outcome(job)
         self._forget(job)
         if job.request_id and sum(len(m.get("body", b"")) for m in messages) <= ANSWER_KEPT_BYTES:
-            self._answered[job.request_id] = messages  # in case the answer is lost on the way and retried
+            self._answered[job.request_id] = (
+                messages  # in case the answer is lost on the way and retried
+            )
             while len(self._answered) > ANSWERS_KEPT:
                 self._answered.popitem(last=False)
         await _replay(messages, send)

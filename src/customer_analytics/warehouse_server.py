@@ -122,10 +122,10 @@ def process_alive(pid: int, started: str | None = None) -> bool:
 
 # --------------------------------------------------------------------------- resource bounds
 #: Environment variables read when the server starts (README, "Reliability").
-MEMORY_VAR = "CA_WAREHOUSE_MEMORY_LIMIT"  # DuckDB memory limit: "4GiB", "2500MB" or a share of RAM, "25%"
-THREADS_VAR = "CA_WAREHOUSE_THREADS"  # DuckDB worker threads (default: the CPUs this process may use)
+MEMORY_VAR = "CA_WAREHOUSE_MEMORY_LIMIT"  # DuckDB's memory limit: "4GiB", "2500MB" or "25%" of RAM
+THREADS_VAR = "CA_WAREHOUSE_THREADS"  # DuckDB's threads (default: the CPUs this process may use)
 TEMP_VAR = "CA_WAREHOUSE_TEMP_DIR"  # where DuckDB spills (default: <warehouse_dir>/tmp)
-MAX_TEMP_VAR = "CA_WAREHOUSE_MAX_TEMP_SIZE"  # cap on spilled data (default: DuckDB's, 90% of free disk)
+MAX_TEMP_VAR = "CA_WAREHOUSE_MAX_TEMP_SIZE"  # cap on spilled data (default: 90% of free disk)
 TEMP_DIR = "tmp"
 #: Default memory limit: this share of the machine's memory, at most :data:`MEMORY_CAP`.
 MEMORY_SHARE, MEMORY_CAP, MEMORY_FLOOR = 0.25, 4 << 30, 256 << 20
@@ -153,7 +153,10 @@ def machine_memory() -> int:
 
 def machine_cpus() -> int:
     """CPUs this process may use: its CPU affinity, or a lower cgroup CPU quota."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count() or 1
     quota = (_cgroup_value("cpu.max") or "").split()
     if len(quota) == 2 and quota[0].isdigit() and quota[1].isdigit() and int(quota[1]):
         cpus = min(cpus, max(1, -(-int(quota[0]) // int(quota[1]))))
@@ -164,7 +167,7 @@ def _size(text: str, what: str) -> str:
     if m := _PERCENT.match(text):
         share = float(m.group(1)) / 100
         if not 0 < share <= 1:
-            raise SettingsError(f"{what}: a share of memory must be above 0% and at most 100%, got {text!r}.")
+            raise SettingsError(f"{what}: a share of memory must be in (0%, 100%], got {text!r}.")
         return f"{max(1, int(machine_memory() * share) >> 20)}MiB"
     if not _SIZE.match(text):
         raise SettingsError(f"{what}: expected a size like 4GiB, 2500MB or 25%, got {text!r}.")
@@ -176,21 +179,22 @@ def resource_settings(warehouse_dir: Path, environ: dict[str, str] | None = None
 
     Defaults: memory limit 25% of the machine's memory, at most 4 GiB (at least 256 MiB); one
     thread per CPU this process may use; spills to ``<warehouse_dir>/tmp``. The variables
-    :data:`MEMORY_VAR`, :data:`THREADS_VAR`, :data:`TEMP_VAR` and :data:`MAX_TEMP_VAR` override them.
+    :data:`MEMORY_VAR`, :data:`THREADS_VAR`, :data:`TEMP_VAR`, :data:`MAX_TEMP_VAR` override them.
 
     Raises:
         SettingsError: a variable has a value DuckDB could not use; the message names it.
     """
     env = os.environ if environ is None else environ
     memory = min(max(int(machine_memory() * MEMORY_SHARE), MEMORY_FLOOR), MEMORY_CAP)
+    limit = _size(env[MEMORY_VAR], MEMORY_VAR) if env.get(MEMORY_VAR) else f"{memory >> 20}MiB"
     settings = {
-        "memory_limit": _size(env[MEMORY_VAR], MEMORY_VAR) if env.get(MEMORY_VAR) else f"{memory >> 20}MiB",
+        "memory_limit": limit,
         "threads": str(machine_cpus()),
         "temp_directory": str(Path(env.get(TEMP_VAR) or warehouse_dir / TEMP_DIR).resolve()),
     }
     if raw := env.get(THREADS_VAR):
         if not raw.strip().isdigit() or int(raw) < 1:
-            raise SettingsError(f"{THREADS_VAR}: expected a whole number of threads >= 1, got {raw!r}.")
+            raise SettingsError(f"{THREADS_VAR}: expected a whole number >= 1, got {raw!r}.")
         settings["threads"] = str(int(raw))
     if raw := env.get(MAX_TEMP_VAR):
         settings["max_temp_directory_size"] = _size(raw, MAX_TEMP_VAR)
@@ -203,8 +207,9 @@ def apply_settings(duck_conn: Any, settings: dict[str, str]) -> dict[str, str]:
     for name, value in settings.items():
         literal = value if name == "threads" else "'" + value.replace("'", "''") + "'"
         duck_conn.execute(f"SET GLOBAL {name} = {literal}")
-    rows = duck_conn.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
-                             "('memory_limit', 'threads', 'temp_directory', 'max_temp_directory_size')").fetchall()
+    names = "'memory_limit', 'threads', 'temp_directory', 'max_temp_directory_size'"
+    query = f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})"
+    rows = duck_conn.execute(query).fetchall()
     return dict(rows)
 
 
@@ -212,7 +217,8 @@ class BoundedResults(OrderedDict):
     """fakesnow's per-query result cache (kept for ``RESULT_SCAN``), bounded in entries and bytes.
 
     fakesnow keeps every result it ever sent, so the server's memory would grow with every
-    query of every run; only recent results can be asked for again.
+    query of every run; only recent results can be asked for again (a single result larger
+    than ``max_bytes`` is not kept at all: ``RESULT_SCAN`` is for small ones, e.g. of ``SHOW``).
     """
 
     def __init__(self, max_entries: int = 64, max_bytes: int = 256 << 20):
@@ -231,14 +237,14 @@ class BoundedResults(OrderedDict):
                 self._bytes -= self._size(super().pop(key))
             super().__setitem__(key, value)
             self._bytes += self._size(value)
-            while len(self) > 1 and (len(self) > self.max_entries or self._bytes > self.max_bytes):
+            while self and (len(self) > self.max_entries or self._bytes > self.max_bytes):
                 _, old = self.popitem(last=False)
                 self._bytes -= self._size(old)
 
 
-# --------------------------------------------------------------------------- health, seen from a client
+# -------------------------------------------------------------------- health, seen from a client
 def check_alive(port: int, pid: int, timeout: float = 5.0) -> bool:
-    """Whether the server ``pid`` answers its liveness endpoint on ``port`` within ``timeout`` seconds.
+    """Whether server ``pid`` answers its liveness endpoint on ``port`` within ``timeout`` seconds.
 
     The endpoint is served apart from queries, so a long query does not make the server look stuck.
     """
@@ -269,10 +275,12 @@ def stopped_cause(warehouse_dir: Path, pid: int) -> str:
     from customer_analytics.reports import redact
 
     try:
-        lines = (warehouse_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
+        text = (warehouse_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        lines = []
-    start = max((i for i, ln in enumerate(lines) if f"warehouse server pid {pid} " in ln), default=None)
+        text = ""
+    lines = text.splitlines()
+    mark = f"warehouse server pid {pid} "
+    start = max((i for i, ln in enumerate(lines) if mark in ln), default=None)
     if start is not None:
         section = [ln.strip() for ln in lines[start:] if ln.strip()]
         stops = [ln.split(STOP_MARK, 1)[1] for ln in section if STOP_MARK in ln]
@@ -280,8 +288,9 @@ def stopped_cause(warehouse_dir: Path, pid: int) -> str:
             return redact(stops[-1], limit=300)
         if section and _EXCEPTION_LINE.match(section[-1]):  # died of an uncaught exception
             return redact(section[-1], limit=300)
-    return (f"its process (pid {pid}) ended without writing a reason in its log: it was killed (by a person, "
-            "or by the system, e.g. when memory ran out) or could not write its log (disk full?)")
+    return (f"its process (pid {pid}) ended without writing a reason in its log: it was killed "
+            "(by a person, or by the system, e.g. when memory ran out) or could not write its log "
+            "(disk full?)")
 
 
 def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict:
@@ -360,14 +369,15 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         log.error("%s", e)
         return 2
     fs = FakeSnow(db_path=warehouse_dir)
-    fs.results_cache = BoundedResults()  # patch point: every connection made from now on shares this one
+    fs.results_cache = BoundedResults()  # patch point: every connection made from now on uses it
     try:  # attach the database files now, so a lock held by another process fails here, clearly
         in_force = apply_settings(fs.duck_conn, settings)
         fs.connect(database, schema).close()
     except Exception as e:  # noqa: BLE001 - reported to the client through the log
         log.error("cannot open the warehouse files in %s: %s", warehouse_dir, e)
         return 4
-    log.info("DuckDB resource settings: %s", ", ".join(f"{k}={v}" for k, v in sorted(in_force.items())))
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(in_force.items()))
+    log.info("DuckDB resource settings: %s", shown)
     fs_server.shared_fs = fs
 
     app = fs_server.app
@@ -394,12 +404,12 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     server = Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
     fatal: list[str] = []
 
-    def stop_fatally(cause: str) -> None:  # the engine cannot go on: stop, the next client starts a new one
+    def stop_fatally(cause: str) -> None:  # DuckDB cannot go on: stop; the next client starts anew
         if not fatal:
             fatal.append(cause)
             log_stop(cause)
             server.should_exit = True
-            threading.Timer(FATAL_GRACE * 2, os._exit, (EXIT_FATAL,)).start()  # if shutting down hangs
+            threading.Timer(FATAL_GRACE * 2, os._exit, (EXIT_FATAL,)).start()  # if shutdown hangs
 
     front.on_fatal = stop_fatally
 
@@ -411,7 +421,8 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "started": time.time()}))
         tmp.replace(state)
         log.info("warehouse server pid %s listening on 127.0.0.1:%s", os.getpid(), port)
-        while time.monotonic() - front.last_request < idle_minutes * 60 or live_clients(warehouse_dir):
+        idle_seconds = idle_minutes * 60
+        while time.monotonic() - front.last_request < idle_seconds or live_clients(warehouse_dir):
             time.sleep(1)
             try:
                 front.tick()
@@ -434,7 +445,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         fs.duck_conn.close()
     if fatal:
         logging.shutdown()
-        os._exit(EXIT_FATAL)  # queries of other sessions may still run in DuckDB: do not wait for them
+        os._exit(EXIT_FATAL)  # statements of other sessions may still run: do not wait for them
     return 0
 
 
