@@ -29,7 +29,9 @@ fakesnow internals relied on (pre-1.0; each covered by ``tests/test_warehouse_se
 ``fakesnow.server.sessions`` (token -> ``FakeSnowflakeConnection``; ``close()`` closes its DuckDB
 connection, which rolls back), ``FakeSnowflakeConnection._duck_conn`` (interrupt, transaction
 probe), fakesnow logging unhandled query errors with ``exc_info`` on the ``fakesnow.server``
-logger (how the cause is found), and the login answer's ``data.token``.
+logger (how the cause is found), and the login answer's ``data.token``. In
+:func:`customer_analytics.warehouse_server.serve` also: ``fakesnow.server.shared_fs`` and
+``FakeSnow.results_cache`` (replaced by a bounded one before any session exists).
 """
 
 from __future__ import annotations
@@ -126,12 +128,10 @@ class Session:
     token: str
     conn: Any  # fakesnow's FakeSnowflakeConnection
     pid: int | None
-    started: (
-        str | None
-    )  # the owner's process start time: a later process with the same pid is not it
-    lock: threading.Lock = field(
-        default_factory=threading.Lock
-    )  # held while one of its statements runs
+    #: the owner's process start time: a later process with the same pid is not the owner
+    started: str | None
+    #: held while one of its statements runs
+    lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     probed: float = 0.0
     closing: str | None = None
@@ -163,9 +163,8 @@ class Sessions:
         self._mine: dict[str, Session] = {}
         self._reaping = threading.Lock()
         self.txn_idle = txn_idle
-        self.closed: OrderedDict[str, str] = (
-            OrderedDict()
-        )  # token -> why the server closed it (recent ones)
+        #: token -> why the server closed it (the recent ones), told to a client that comes back
+        self.closed: OrderedDict[str, str] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._mine)
@@ -388,9 +387,7 @@ class Front:
         self.last_request = time.monotonic()
         self._jobs: dict[str, Job] = {}
         self._by_request: dict[str, Job] = {}
-        self._answered: OrderedDict[str, list[dict]] = (
-            OrderedDict()
-        )  # requestId -> small answers sent
+        self._answered: OrderedDict[str, list[dict]] = OrderedDict()  # requestId -> answer
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="query")
         logging.getLogger("fakesnow.server").addFilter(_CaptureErrors())
 
@@ -438,9 +435,8 @@ class Front:
     async def _login(self, scope: dict, receive: Callable, send: Callable) -> None:
         body = await _read_body(receive)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self._pool, self.sessions.reap, REAP_WAIT
-        )  # a dead client's locks go first
+        # a dead client's sessions and locks go first
+        await loop.run_in_executor(self._pool, self.sessions.reap, REAP_WAIT)
         messages = await _call_buffered(self.app, scope, body)
         status, content = _response(messages)
         token = ((content or {}).get("data") or {}).get("token") if status == 200 else None
@@ -467,9 +463,8 @@ class Front:
             parse_qs(scope.get("query_string", b"").decode("latin-1")).get("requestId") or [None]
         )[0]
         if request_id and (answered := self._answered.get(request_id)) is not None:
-            return await _replay(
-                answered, send
-            )  # a retry of a statement already answered: not run again
+            # a retry of a statement already answered: not run again
+            return await _replay(answered, send)
         job = self._by_request.get(request_id) if request_id else None
         if job is None:  # not a retry of a request already running: start it
             job = Job(uuid.uuid4().hex, _token(scope), request_id)
@@ -518,9 +513,8 @@ class Front:
                     job.messages = asyncio.run(_call_buffered(self.app, scope, body))
                     if not (self._must_wait(job, session) and time.monotonic() < deadline):
                         break
-                    time.sleep(
-                        pause
-                    )  # another transaction holds the table: wait for it, as Snowflake does
+                    # another transaction holds the table: wait for it, as Snowflake does
+                    time.sleep(pause)
                     pause = min(pause * 2, 2.0)
             finally:
                 job.finished = time.monotonic()
