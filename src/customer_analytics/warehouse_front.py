@@ -134,7 +134,8 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     probed: float = 0.0
-    closing: str | None = None
+    closing: str | None = None  # why the server closes it
+    interrupted: bool = False  # a statement of it was interrupted
 
 
 def in_transaction(duck_conn: Any) -> bool:
@@ -211,26 +212,37 @@ class Sessions:
                 if s.closing is None:
                     continue
                 self._registry.pop(s.token, None)  # no new statement on it
-                if not s.lock.acquire(blocking=False):
+                busy = not s.lock.acquire(blocking=False)
+                if busy:
+                    s.interrupted = True
                     _interrupt(s.conn)
                     if not (wait > 0 and s.lock.acquire(timeout=wait)):
                         continue
                 try:
+                    open_txn = in_transaction(s.conn._duck_conn)  # noqa: SLF001
                     s.conn.close()
                 except Exception as e:  # noqa: BLE001 - it is gone either way
+                    open_txn = True
                     log.warning("closing a session raised %s", e)
                 finally:
                     s.lock.release()
                 del self._mine[s.token]
                 closed += 1
-                if s.closing == "closed by its client":
-                    log.info("closed a session its client closed")
-                    continue
-                log.warning("closed a session (rolling back any open transaction): %s", s.closing)
-                self.closed[s.token] = s.closing
-                while len(self.closed) > 1000:
-                    self.closed.popitem(last=False)
+                self._report(s, open_txn)
         return closed
+
+    def _report(self, s: Session, open_txn: bool) -> None:
+        """Log a closed session: a warning when something was rolled back or interrupted."""
+        if s.closing != "closed by its client":
+            self.closed[s.token] = s.closing or ""
+            while len(self.closed) > 1000:
+                self.closed.popitem(last=False)
+        undone = [w for w, yes in (("a statement interrupted", s.interrupted),
+                                   ("an open transaction rolled back", open_txn)) if yes]
+        if undone:
+            log.warning("closed a session (%s): %s", " and ".join(undone), s.closing)
+        else:
+            log.info("closed a session: %s", s.closing)
 
     def interrupt_all(self) -> None:
         for s in list(self._mine.values()):
