@@ -34,6 +34,18 @@ p = config.load(Path({root!r}), warehouse_dir={wh!r}, data_dir={wh!r})
 s = wh.connect(p)
 """
 
+#: A client's query that runs for minutes; it prints how it ended.
+LONG_QUERY = """
+    print("sending", flush=True)
+    t = time.monotonic()
+    try:
+        s.sql("SELECT SUM(SEQ4() % 7) AS N "
+              "FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
+        print("finished")
+    except Exception as e:
+        print(f"{type(e).__name__} after {time.monotonic() - t:.0f} s: {e}")
+"""
+
 
 @pytest.fixture
 def wparams(tmp_path, monkeypatch):
@@ -154,6 +166,33 @@ def test_a_client_killed_during_a_long_statement_does_not_hold_the_table(wparams
     assert alive["running"] == 0  # the dead client's statement no longer runs
 
 
+def test_interrupting_a_client_stops_its_statement_in_the_server(wparams):
+    """A kernel interrupt (SIGINT: JupyterLab's stop button) during a long query stops it there too."""
+    running = start_client(wparams, """
+        print("sending", flush=True)
+        try:
+            s.sql("SELECT SUM(SEQ4() % 7) AS N "
+                  "FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            time.sleep(120)  # the client lives on: only the interrupt can stop the statement
+    """)
+    try:
+        wait_for_line(running, "sending")
+        time.sleep(3)
+        assert json.loads(_get(wparams, "/ca/alive"))["running"] == 1
+        running.send_signal(signal.SIGINT)
+        wait_for_line(running, "interrupted", timeout=60)
+        deadline = time.monotonic() + 20
+        while json.loads(_get(wparams, "/ca/alive"))["running"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert json.loads(_get(wparams, "/ca/alive"))["running"] == 0
+        assert running.poll() is None
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_a_transaction_left_idle_is_rolled_back_after_the_bound(wparams, monkeypatch):
     """A live client that leaves a transaction open (a cell, then lunch) cannot block writers."""
     monkeypatch.setenv("CA_WAREHOUSE_TXN_IDLE_SECONDS", "2")
@@ -222,18 +261,6 @@ def _get(p: config.Params, path: str) -> bytes:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"http://127.0.0.1:{state['port']}{path}", timeout=10) as r:
         return r.read()
-
-
-LONG_QUERY = """
-    print("sending", flush=True)
-    t = time.monotonic()
-    try:
-        s.sql("SELECT SUM(SEQ4() % 7) AS N "
-              "FROM TABLE(GENERATOR(ROWCOUNT => 20000000000))").collect()
-        print("finished")
-    except Exception as e:
-        print(f"{type(e).__name__} after {time.monotonic() - t:.0f} s: {e}")
-"""
 
 
 def signal_server_during_a_query(p: config.Params, sig: int, value: int) -> tuple[str, int]:
