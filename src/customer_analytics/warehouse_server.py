@@ -221,7 +221,7 @@ class BoundedResults(OrderedDict):
     than ``max_bytes`` is not kept at all: ``RESULT_SCAN`` is for small ones, e.g. of ``SHOW``).
     """
 
-    def __init__(self, max_entries: int = 64, max_bytes: int = 256 << 20):
+    def __init__(self, max_entries: int = 64, max_bytes: int = 64 << 20):
         super().__init__()
         self.max_entries, self.max_bytes, self._bytes = max_entries, max_bytes, 0
         self._lock = threading.Lock()
