@@ -167,8 +167,10 @@ def test_a_client_killed_during_a_long_statement_does_not_hold_the_table(wparams
 
 
 def test_interrupting_a_client_stops_its_statement_in_the_server(wparams):
-    """A kernel interrupt (SIGINT: JupyterLab's stop button) during a long query stops it there too."""
-    running = start_client(wparams, """
+    """A kernel interrupt (SIGINT, JupyterLab's stop button) in a long query stops it there too."""
+    running = start_client(
+        wparams,
+        """
         print("sending", flush=True)
         try:
             s.sql("SELECT SUM(SEQ4() % 7) AS N "
@@ -176,7 +178,8 @@ def test_interrupting_a_client_stops_its_statement_in_the_server(wparams):
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             time.sleep(120)  # the client lives on: only the interrupt can stop the statement
-    """)
+    """,
+    )
     try:
         wait_for_line(running, "sending")
         time.sleep(3)
@@ -385,35 +388,40 @@ def test_a_full_disk_fails_the_statement_at_once_with_its_cause(small_disk, monk
         wh.stop_local_server(p.warehouse_dir)
 
 
+def _post(url: str, body: dict, headers: dict | None = None) -> dict:
+    import gzip
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=gzip.compress(json.dumps(body).encode()),
+        method="POST",
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json", **(headers or {})},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
 def test_a_retried_request_does_not_run_its_statement_twice(wparams):
     """The connector re-sends a request it got no answer for (same requestId): it runs once."""
-    import gzip
-
-    import requests
-
     s = wh.connect(wparams)
     s.sql("CREATE OR REPLACE TABLE ONCE (V INT)").collect()
     port = json.loads((wparams.warehouse_dir / srv.STATE_FILE).read_text())["port"]
     base = f"http://127.0.0.1:{port}"
-    login = requests.post(
+    login = _post(
         f"{base}/session/v1/login-request?databaseName=ANALYTICS&schemaName=SHOP",
-        json={"data": {"SESSION_PARAMETERS": {}}},
-        timeout=30,
-    ).json()
-    headers = {
-        "Authorization": f'Snowflake Token="{login["data"]["token"]}"',
-        "Content-Encoding": "gzip",
-        "Content-Type": "application/json",
-    }
-    body = gzip.compress(json.dumps({"sqlText": "INSERT INTO ONCE VALUES (1)"}).encode())
+        {"data": {"SESSION_PARAMETERS": {}}},
+    )
+    auth = {"Authorization": f'Snowflake Token="{login["data"]["token"]}"'}
     for retry in range(3):
-        r = requests.post(
+        answer = _post(
             f"{base}/queries/v1/query-request?requestId=abc&retryCount={retry}",
-            data=body,
-            headers=headers,
-            timeout=30,
+            {"sqlText": "INSERT INTO ONCE VALUES (1)"},
+            auth,
         )
-        assert r.status_code == 200 and r.json()["success"], r.text
+        assert answer["success"], answer
     assert [row[0] for row in s.table("ONCE").collect()] == [1]
     s.close()
 
@@ -486,9 +494,8 @@ def test_a_join_larger_than_the_memory_limit_spills_to_the_warehouse_folder(wpar
         watcher.join()
     assert rows[0]["N"] == 40_000_000
     assert -1 in peak, "nothing was spilled to <warehouse_dir>/tmp"
-    assert (
-        max(peak) - base < 600 * 1024
-    )  # kB: the limit (200 MiB) plus DuckDB's and Python's overhead
+    # kB: the limit (200 MiB) plus DuckDB's and Python's overhead
+    assert max(peak) - base < 600 * 1024
     s.close()
 
 
