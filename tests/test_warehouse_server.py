@@ -316,6 +316,14 @@ def test_a_stuck_server_fails_the_client_within_a_minute_and_is_replaced(wparams
     assert not srv.process_alive(pid)
 
 
+def test_stopping_a_stuck_server_kills_it(wparams):
+    """`make stop-warehouse` works on a server that does not react to SIGTERM."""
+    pid = start_server(wparams)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    wh.stop_local_server(wparams.warehouse_dir, timeout=2)
+    assert not srv.process_alive(pid)
+
+
 def test_a_long_query_is_not_taken_for_a_stuck_server(wparams, monkeypatch):
     """Each request is answered within the hold time: a query may outlast the client's timeouts."""
     monkeypatch.setenv("CA_WAREHOUSE_HOLD_SECONDS", "0.5")

@@ -119,7 +119,7 @@ def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str =
     if state := _server_state(warehouse_dir):
         if _answers(state):
             return state
-        _replace_stuck_server(warehouse_dir, state)
+        _kill_server(warehouse_dir, state, "does not answer: replacing it")
     log.info("starting the embedded warehouse server for %s", warehouse_dir)
     logfile = open(warehouse_dir / _srv.LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
@@ -156,6 +156,8 @@ def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _server_state(warehouse_dir):
         time.sleep(0.1)
+    if _server_state(warehouse_dir):  # it did not stop (stuck, or stopped with SIGSTOP)
+        _kill_server(warehouse_dir, state, f"did not stop within {timeout} s: killing it")
 
 
 # -------------------------------------------------------------------- liveness of the local server
@@ -184,8 +186,8 @@ def _answers(state: dict) -> bool:
     return any(_srv.check_alive(port, pid, ALIVE_TIMEOUT) for _ in range(3))
 
 
-def _replace_stuck_server(warehouse_dir: Path, state: dict) -> None:
-    """Kill a server that runs but does not answer, so that a new one can start."""
+def _kill_server(warehouse_dir: Path, state: dict, why: str) -> None:
+    """SIGKILL the server of ``state`` (it does not answer, or does not stop); log ``why``."""
     pid = int(state["pid"])
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -193,7 +195,7 @@ def _replace_stuck_server(warehouse_dir: Path, state: dict) -> None:
         cmdline = b"customer_analytics.warehouse_server"  # no /proc: trust the state file
     if b"customer_analytics.warehouse_server" not in cmdline:
         return  # the pid is another program's now: the server is gone
-    log.warning("the local warehouse server (pid %s) does not answer: replacing it", pid)
+    log.warning("the local warehouse server (pid %s) %s", pid, why)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _srv.process_alive(pid):
