@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
-from customer_analytics import headlines
+from customer_analytics import faults, headlines
 from customer_analytics import models as md
 from customer_analytics.config import Params
 
@@ -188,8 +188,10 @@ class LocalRegistry:
         vdir = base / f"v{n}"
         try:
             _write_atomic(vdir / "model.skops", sio.dumps(model))
+            faults.point("registry.model_written")
             meta = build_meta(model, name, f"v{n}", metrics, params, data_window, features, targets)
             _write_atomic(vdir / "meta.json", json.dumps(meta, indent=2, default=str).encode())
+            faults.point("registry.registered")
         except BaseException:
             shutil.rmtree(vdir, ignore_errors=True)
             raise

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from snowflake.snowpark import DataFrame, Session
@@ -62,23 +64,24 @@ def connect(params: Params) -> Session:
     if params.is_local:
         database = params.database or LOCAL_DATABASE
         schema = params.schema or LOCAL_SCHEMA
-        port = ensure_local_server(params.warehouse_dir, database, schema)
+        server = local_server(params.warehouse_dir, database, schema)
         cfg = {
             "user": "local",
             "password": "local",
             "account": "fakesnow",
             "host": "127.0.0.1",
-            "port": port,
+            "port": int(server["port"]),
             "protocol": "http",
             "database": database,
             "schema": schema,
-            "session_parameters": _TELEMETRY_OFF,
-            "network_timeout": 600,
+            "session_parameters": _TELEMETRY_OFF | _owner_parameter(),
+            **LOCAL_TIMEOUTS,
         }
         session = Session.builder.configs(cfg).create()
         # fakesnow has no SYSTEM$CANCEL_ALL_QUERIES, which Session.close() calls; nothing runs
         # asynchronously here, so there is nothing to cancel.
         session.cancel_all = lambda: None
+        guard_local_session(session, params.warehouse_dir, server)
         clients = params.warehouse_dir / _srv.CLIENTS_DIR
         clients.mkdir(exist_ok=True)
         (clients / str(os.getpid())).touch()  # keeps the server up while this process lives
@@ -194,17 +197,26 @@ def _server_state(warehouse_dir: Path) -> dict | None:
         pid = int(state["pid"])
         if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:
             return None
-        os.kill(pid, 0)
-        return state
+        return state if _srv.process_alive(pid) else None
     except (OSError, ValueError, KeyError):
         return None
 
 
 def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> int:
     """Return the port of the warehouse server for ``warehouse_dir``, starting it if needed."""
+    return int(local_server(warehouse_dir, database, schema)["port"])
+
+
+def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> dict:
+    """State (``pid``, ``port``) of the live server of ``warehouse_dir``, started if needed.
+
+    A server that runs but does not answer its liveness check is stuck: it is replaced.
+    """
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     if state := _server_state(warehouse_dir):
-        return int(state["port"])
+        if _answers(state):
+            return state
+        _kill_server(warehouse_dir, state, "does not answer: replacing it")
     log.info("starting the embedded warehouse server for %s", warehouse_dir)
     logfile = open(warehouse_dir / _srv.LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
@@ -218,7 +230,7 @@ def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if state := _server_state(warehouse_dir):
-            return int(state["port"])
+            return state
         code = proc.poll()
         if code == 3:  # another server won the race to start: use it
             time.sleep(0.2)
@@ -241,6 +253,124 @@ def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _server_state(warehouse_dir):
         time.sleep(0.1)
+    if _server_state(warehouse_dir):  # it did not stop (stuck, or stopped with SIGSTOP)
+        _kill_server(warehouse_dir, state, f"did not stop within {timeout} s: killing it")
+
+
+# -------------------------------------------------------------------- liveness of the local server
+#: Client-side bounds for the local warehouse (README, "Reliability"). Its server answers every
+#: request within a few seconds however long the query runs (a long one is polled, see
+#: :mod:`customer_analytics.warehouse_front`), so a request with no answer for ``socket_timeout``
+#: seconds, or still failing after :data:`REQUEST_RETRY_SECONDS` of retries, means a dead or stuck
+#: server, never a long query. ``network_timeout`` stays unset: the connector would also use it as
+#: every statement's time limit (and cancel long queries).
+LOCAL_TIMEOUTS = {"login_timeout": 30, "socket_timeout": 15}
+REQUEST_RETRY_SECONDS = 25
+#: Seconds the liveness endpoint may take to answer before a server counts as stuck.
+ALIVE_TIMEOUT = 5.0
+
+
+def _owner_parameter() -> dict[str, int]:
+    """The session parameter by which the local server knows which process owns a session."""
+    from customer_analytics.warehouse_front import PID_PARAMETER
+
+    return {PID_PARAMETER: os.getpid()}
+
+
+def _answers(state: dict) -> bool:
+    """Whether the server of ``state`` answers its liveness endpoint (asked 3 times)."""
+    port, pid = int(state["port"]), int(state["pid"])
+    return any(_srv.check_alive(port, pid, ALIVE_TIMEOUT) for _ in range(3))
+
+
+def _kill_server(warehouse_dir: Path, state: dict, why: str) -> None:
+    """SIGKILL the server of ``state`` (it does not answer, or does not stop); log ``why``."""
+    pid = int(state["pid"])
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b"customer_analytics.warehouse_server"  # no /proc: trust the state file
+    if b"customer_analytics.warehouse_server" not in cmdline:
+        return  # the pid is another program's now: the server is gone
+    log.warning("the local warehouse server (pid %s) %s", pid, why)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _srv.process_alive(pid):
+        if pid in _CHILDREN:
+            _CHILDREN[pid].poll()
+        time.sleep(0.05)
+    (warehouse_dir / _srv.STATE_FILE).unlink(missing_ok=True)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as messages show it: relative to the project folder, else its last two parts."""
+    from customer_analytics.config import ConfigError, project_root
+
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except (ConfigError, ValueError, OSError):
+        return str(Path(path.parent.name, path.name))
+
+
+def stopped_error(warehouse_dir: Path, pid: int, cause: str | None = None) -> WarehouseError:
+    """The error of a client whose local server ``pid`` stopped (``cause``: the server's words)."""
+    from customer_analytics.reports import redact
+
+    cause = redact(cause, limit=300) if cause else _srv.stopped_cause(warehouse_dir, pid)
+    shown = _shown(warehouse_dir / _srv.LOG_FILE)
+    return WarehouseError(f"The local warehouse stopped: {cause}, see {shown}. "
+                          "The next run (or connect) starts it again.")
+
+
+def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> None:
+    """Make a dead, stuck or failing local server fail this session's statements at once, clearly.
+
+    Wraps the connector's request function of this session (``rest.fetch``): before each
+    statement, a dead server is a :class:`WarehouseError` at once; each request is retried for at
+    most :data:`REQUEST_RETRY_SECONDS` (the statement itself may run for hours), and one that
+    still fails is explained by checking the server
+    (dead, or not answering its liveness endpoint); an answer saying the server stopped or ran out
+    of disk or memory becomes a :class:`WarehouseError` with its cause. SQL errors are unchanged.
+    """
+    from customer_analytics import faults
+    from customer_analytics.warehouse_front import FAILED_CODE, STOPPED_CODE
+
+    rest = session._conn._conn.rest  # noqa: SLF001 - the connector's REST client of this session
+    fetch = rest.fetch
+    pid, port = int(server["pid"]), int(server["port"])
+    started = _srv.process_started(pid)
+    log_shown = _shown(warehouse_dir / _srv.LOG_FILE)
+
+    def guarded(method: str, full_url: str, headers: dict, data: Any = None, timeout: Any = None,
+                **kwargs: Any) -> Any:
+        if "/queries/" not in full_url:
+            return fetch(method, full_url, headers, data=data, timeout=timeout, **kwargs)
+        if os.environ.get(faults.KILL_VAR) and "query-request" in full_url and data:
+            faults.before_statement(str(json.loads(data).get("sqlText", "")))
+        if not _srv.process_alive(pid, started):
+            raise stopped_error(warehouse_dir, pid)
+        budget = REQUEST_RETRY_SECONDS if timeout is None else min(timeout, REQUEST_RETRY_SECONDS)
+        try:
+            ret = fetch(method, full_url, headers, data=data, timeout=budget, **kwargs)
+        except Exception as e:
+            if not _srv.process_alive(pid, started):
+                raise stopped_error(warehouse_dir, pid) from e
+            if not _srv.check_alive(port, pid, ALIVE_TIMEOUT):
+                raise WarehouseError(
+                    f"The local warehouse stopped answering: its server (pid {pid}) runs but does "
+                    f"not respond, see {log_shown}. The next run (or connect) replaces it.") from e
+            raise
+        code = ret.get("code") if isinstance(ret, dict) else None
+        if code == STOPPED_CODE:
+            raise stopped_error(warehouse_dir, pid, str(ret.get("message")))
+        if code == FAILED_CODE:
+            from customer_analytics.reports import redact
+
+            raise WarehouseError(f"The local warehouse could not complete a statement: "
+                                 f"{redact(str(ret.get('message')), limit=300)}, see {log_shown}.")
+        return ret
+
+    rest.fetch = guarded
 
 
 # --------------------------------------------------------------------------- tables
