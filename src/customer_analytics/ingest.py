@@ -36,6 +36,7 @@ from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
 from customer_analytics import contract, readers
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params, check_identifier
 from customer_analytics.contract import CALLS, CUSTOMERS, ORDERS, REVIEWS, Reason, Source
@@ -53,7 +54,7 @@ CLEAN_COLUMNS = {
 }
 CLEAN_TYPES = {"CUSTOMER_ID": "VARCHAR", "SIGNUP_DATE": "DATE", "COUNTRY": "VARCHAR", "CHANNEL": "VARCHAR",
                "BIRTH_YEAR": "INT", "LINE_NO": "INT", "SOURCE_FILE": "VARCHAR", "ORDER_ID": "VARCHAR",
-               "TS": "TIMESTAMP", "COUPON": "VARCHAR", "SHIP_METHOD": "VARCHAR", "SHIP_COST": "DOUBLE",
+               "TS": "TIMESTAMP_NTZ", "COUPON": "VARCHAR", "SHIP_METHOD": "VARCHAR", "SHIP_COST": "DOUBLE",
                "PRODUCT": "VARCHAR", "QUANTITY": "INT", "UNIT_PRICE": "DOUBLE", "ITEM_NO": "INT",
                "RATING": "INT", "TEXT": "VARCHAR", "KIND": "VARCHAR"}
 REJECT_COLUMNS = ["SOURCE_FILE", "LINE_NO", "ITEM_NO", "FIELD", "REASON", "VALUE", "RECORD"]
@@ -162,8 +163,12 @@ class SourcePlan:
 
 
 def in_sample(customer_id: Column, fraction: float) -> Column:
-    """Deterministic customer sample: the id's hash bucket (of 10,000) is below ``fraction``."""
-    return (F.abs(F.hash(customer_id)) % 10000) < int(round(fraction * 10000))
+    """Deterministic customer sample: the id's bucket (of 10,000) is below ``fraction``.
+
+    The bucket comes from :func:`portable.stable_hash` (MD5), so Snowflake, the local warehouse
+    and the pandas reference (:func:`portable.stable_hash_py`) keep the same customers.
+    """
+    return (pt.stable_hash(customer_id) % F.lit(10000)) < F.lit(int(round(fraction * 10000)))
 
 
 # --------------------------------------------------------------------------- plan (no table touched)
@@ -326,7 +331,8 @@ def _timestamp(s: Column) -> Column:
     bad input and read digit strings as epoch seconds.
     """
     core = F.replace(F.call_function("REGEXP_SUBSTR", s, F.lit(_DATE_CORE)), F.lit("T"), F.lit(" "))
-    return F.iff(_valid_date(s), F.substring(core, 1, 26).try_cast("timestamp"), F.lit(None).cast("timestamp"))
+    return F.iff(_valid_date(s), F.substring(core, 1, 26).try_cast(pt.TIMESTAMP_NTZ),
+                 F.lit(None).cast(pt.TIMESTAMP_NTZ))
 
 
 def _date(s: Column) -> Column:
@@ -566,7 +572,7 @@ def stage_orders(session: Session, raw: DataFrame, raw_columns: list[str], plan:
         "ORDER_LINES"][:9]]
     t = _materialise(checked.select(
         *cols[:7 + len(keys)], order_id.alias("ORDER_ID"), F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
-        F.iff(ok, F.col("T_TS"), F.lit(None).cast("timestamp")).alias("TS"),
+        F.iff(ok, F.col("T_TS"), F.lit(None).cast(pt.TIMESTAMP_NTZ)).alias("TS"),
         F.col("S_COUPON").alias("COUPON"), F.col("S_SHIP_METHOD").alias("SHIP_METHOD"),
         F.iff(ok, F.col("N_SHIP_COST"), F.lit(None).cast("double")).alias("SHIP_COST"),
         (F.lower(F.col("S_PRODUCT")) if has_product else F.lit(contract.ALL_PRODUCTS)).alias("PRODUCT"),
@@ -603,7 +609,7 @@ def stage_reviews(session: Session, raw: DataFrame, raw_columns: list[str], plan
             "RATING", "TEXT", "KIND"]
     t = _materialise(checked.select(
         *cols[:8], F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
-        F.iff(ok, F.col("T_TS"), F.lit(None).cast("timestamp")).alias("TS"),
+        F.iff(ok, F.col("T_TS"), F.lit(None).cast(pt.TIMESTAMP_NTZ)).alias("TS"),
         F.iff(ok, F.col("N_RATING"), F.lit(None)).cast("int").alias("RATING"),
         F.col("S_TEXT").alias("TEXT"), F.lit("review").alias("KIND")), "STAGE_REVIEWS_C")
     rules = [(_not_first(["CUSTOMER_ID", "S_TS", "S_RATING", "TEXT"], ["LINE_NO"]), "line", Reason.DUPLICATE_LINE)]
@@ -626,7 +632,7 @@ def stage_calls(session: Session, raw: DataFrame, raw_columns: list[str], plan: 
             "KIND"]
     t = _materialise(checked.select(
         *cols[:6], F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
-        F.iff(ok, F.col("T_TS"), F.lit(None).cast("timestamp")).alias("TS"),
+        F.iff(ok, F.col("T_TS"), F.lit(None).cast(pt.TIMESTAMP_NTZ)).alias("TS"),
         F.lit(None).cast("int").alias("RATING"), F.col("S_TEXT").alias("TEXT"), F.lit("call").alias("KIND")),
         "STAGE_CALLS_C")
     return wh.replace_table(_cross_checks(t, cols, [], customers, "customer_id"), "STAGE_CALLS")
@@ -834,13 +840,13 @@ def _write_log(session: Session, counts: list[SourceCounts], staging: Path) -> N
     log_rows = [{"SOURCE": c.source, "FILE_NAME": c.file, "STATUS": c.status, "UNIT": c.unit, "RECORDS": c.records,
                  "ROWS_READ": c.read, "ACCEPTED": c.accepted, "REJECTED": c.rejected, "SAMPLED_OUT": c.sampled_out,
                  "DERIVED": c.derived, "FILE_BYTES": c.bytes, "FILE_SHA256": c.sha256} for c in counts]
-    reason_rows = [{"SOURCE": c.source, "FIELD": d["field"], "REASON": d["reason"], "ROWS": d["rows"],
+    reason_rows = [{"SOURCE": c.source, "FIELD": d["field"], "REASON": d["reason"], "N_ROWS": d["rows"],
                     "EXAMPLE_LINES": json.dumps([e["line"] for e in d["examples"]])}
                    for c in counts for d in c.details]
     wh.write_pandas(session, pd.DataFrame(log_rows), "INGEST_LOG" + NEW, staging)
-    reasons = pd.DataFrame(reason_rows, columns=["SOURCE", "FIELD", "REASON", "ROWS", "EXAMPLE_LINES"])
+    reasons = pd.DataFrame(reason_rows, columns=["SOURCE", "FIELD", "REASON", "N_ROWS", "EXAMPLE_LINES"])
     if reasons.empty:
-        _empty(session, "INGEST_REASONS" + NEW, list(reasons.columns), {"ROWS": "INT"})
+        _empty(session, "INGEST_REASONS" + NEW, list(reasons.columns), {"N_ROWS": "INT"})
     else:
         wh.write_pandas(session, reasons, "INGEST_REASONS" + NEW, staging)
 
