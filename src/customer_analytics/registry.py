@@ -359,9 +359,10 @@ class LocalRegistry:
 
 # --------------------------------------------------------------------------- Snowflake
 def snowflake_version_name(now: dt.datetime | None = None) -> str:
-    """A new, sortable, unique Snowflake version name, e.g. ``V20261101_101500_1A2B3C``."""
+    """A new, unique Snowflake version name that sorts by creation time, e.g. ``V20261101_101500_123456_1A2B3C``
+    (microseconds, so that versions logged within one second still sort in order)."""
     now = now or dt.datetime.now(dt.UTC)
-    return f"V{now:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6].upper()}"
+    return f"V{now:%Y%m%d_%H%M%S_%f}_{uuid.uuid4().hex[:6].upper()}"
 
 
 #: how far each package of a stored model may move from the version it was fitted with: scikit-learn
