@@ -32,8 +32,16 @@ from packaging.requirements import Requirement
 
 
 class FakeModelVersion:
-    def __init__(self, registry: FakeRegistry, model_name: str, version_name: str, payload: bytes,
-                 metrics: dict, dependencies: list[str], features: list[str]):
+    def __init__(
+        self,
+        registry: FakeRegistry,
+        model_name: str,
+        version_name: str,
+        payload: bytes,
+        metrics: dict,
+        dependencies: list[str],
+        features: list[str],
+    ):
         self._features = features
         self._registry, self._model_name, self._version_name = registry, model_name, version_name
         self._payload, self._dependencies = payload, dependencies
@@ -62,20 +70,35 @@ class FakeModelVersion:
         if self._registry.current_role != self._registry.owner_role:
             raise exceptions.SnowflakeMLException(
                 error_code=error_codes.INSUFFICIENT_PRIVILEGES,
-                original_exception=RuntimeError("model registry: cannot load this model — only the model's "
-                                                "owner role is permitted. You may use export() instead."))
+                original_exception=RuntimeError(
+                    "model registry: cannot load this model — only the model's "
+                    "owner role is permitted. You may use export() instead."
+                ),
+            )
         if not force and (errors := self._environment_errors()):
-            raise ValueError(f"Unable to load this model due to following validation errors: {errors}. Make sure "
-                             "your local environment is the same as that when you logged the model, or if you "
-                             "believe it should work, specify `force=True` to bypass this check.")
+            raise ValueError(
+                f"Unable to load this model due to following validation errors: {errors}. Make sure "
+                "your local environment is the same as that when you logged the model, or if you "
+                "believe it should work, specify `force=True` to bypass this check."
+            )
         return cloudpickle.loads(self._payload)
 
-    def run(self, X, *, function_name: str | None = None, partition_column: str | None = None,  # noqa: N803
-            strict_input_validation: bool = False):
-        self._registry.calls.append(("run", self._model_name, self._version_name, type(X).__module__.split(".")[0]))
+    def run(
+        self,
+        X,
+        *,
+        function_name: str | None = None,
+        partition_column: str | None = None,  # noqa: N803
+        strict_input_validation: bool = False,
+    ):
+        self._registry.calls.append(
+            ("run", self._model_name, self._version_name, type(X).__module__.split(".")[0])
+        )
         if failure := self._registry.run_failures.get(self._version_name):
             raise failure
-        model = cloudpickle.loads(self._payload)  # what the warehouse function does with the logged bytes
+        model = cloudpickle.loads(
+            self._payload
+        )  # what the warehouse function does with the logged bytes
         if isinstance(X, pd.DataFrame):
             return self._predict(model, X)
         from customer_analytics import warehouse as wh
@@ -88,7 +111,11 @@ class FakeModelVersion:
         return X.session.table(name)
 
     def _predict(self, model, frame: pd.DataFrame) -> pd.DataFrame:
-        pred = pd.DataFrame(model.predict(frame[self._features])).to_numpy(dtype=float).reshape(len(frame), -1)
+        pred = (
+            pd.DataFrame(model.predict(frame[self._features]))
+            .to_numpy(dtype=float)
+            .reshape(len(frame), -1)
+        )
         out = frame.copy()
         for i in range(pred.shape[1]):
             out[f"output_feature_{i}"] = pred[:, i]
@@ -108,7 +135,9 @@ class FakeModel:
         try:
             return self._versions[version_or_alias]
         except KeyError:
-            raise ValueError(f"Unable to find version with name {version_or_alias} in model {self.name}") from None
+            raise ValueError(
+                f"Unable to find version with name {version_or_alias} in model {self.name}"
+            ) from None
 
     @property
     def default(self) -> FakeModelVersion:
@@ -131,8 +160,13 @@ class FakeRegistry:
         staging_dir: where the fake writes Parquet files for tables it creates (Snowpark input).
     """
 
-    def __init__(self, owner_role: str = "ANALYST", current_role: str = "ANALYST",
-                 local_versions: dict[str, str] | None = None, staging_dir=None):
+    def __init__(
+        self,
+        owner_role: str = "ANALYST",
+        current_role: str = "ANALYST",
+        local_versions: dict[str, str] | None = None,
+        staging_dir=None,
+    ):
         self.owner_role, self.current_role = owner_role, current_role
         self.local_versions = local_versions or {}
         self.staging_dir = staging_dir
@@ -150,7 +184,9 @@ class FakeRegistry:
     def log_model(self, model, **kwargs) -> FakeModelVersion:
         from snowflake.ml.registry import Registry
 
-        inspect.signature(Registry.log_model).bind(self, model, **kwargs)  # the real API accepts these
+        inspect.signature(Registry.log_model).bind(
+            self, model, **kwargs
+        )  # the real API accepts these
         name, version = kwargs["model_name"], kwargs["version_name"]
         self.calls.append(("log_model", name, version))
         registered = []
@@ -166,8 +202,15 @@ class FakeRegistry:
         m = self.models.setdefault(name, FakeModel(self, name))
         if version in m._versions:
             raise ValueError(f"Version {version} already exists in model {name}")
-        mv = FakeModelVersion(self, name, version, payload, kwargs.get("metrics") or {},
-                              kwargs.get("conda_dependencies") or [], list(kwargs["sample_input_data"].columns))
+        mv = FakeModelVersion(
+            self,
+            name,
+            version,
+            payload,
+            kwargs.get("metrics") or {},
+            kwargs.get("conda_dependencies") or [],
+            list(kwargs["sample_input_data"].columns),
+        )
         m._versions[version] = mv
         if m._default is None:
             m._default = version  # the first version of a model becomes its default

@@ -18,9 +18,16 @@ from customer_analytics.recording import RecordingSession
 
 
 def staged_file(path, rows: int = 3):
-    table = pa.table({"SOURCE_FILE": ["orders.jsonl"] * rows, "LINE_NO": list(range(1, rows + 1)),
-                      "RECORD": ["{}"] * rows, "READ_REASON": [None] * rows, "READ_FIELD": [None] * rows,
-                      "CUSTOMER_ID": ["C1"] * rows})
+    table = pa.table(
+        {
+            "SOURCE_FILE": ["orders.jsonl"] * rows,
+            "LINE_NO": list(range(1, rows + 1)),
+            "RECORD": ["{}"] * rows,
+            "READ_REASON": [None] * rows,
+            "READ_FIELD": [None] * rows,
+            "CUSTOMER_ID": ["C1"] * rows,
+        }
+    )
     pq.write_table(table, path)
     return path
 
@@ -50,8 +57,10 @@ def test_load_staged_fails_loudly_when_copy_reports_another_row_count(tmp_path):
 def test_publish_swaps_existing_tables_and_renames_new_ones():
     s = RecordingSession(existing={"CLEAN_ORDERS", "CLEAN_ORDERS__NEW", "RAW_ORDERS__NEW"})
     wh.publish(s, {"CLEAN_ORDERS__NEW": "CLEAN_ORDERS", "RAW_ORDERS__NEW": "RAW_ORDERS"})
-    exists = ("SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'SHOP' "
-              "AND TABLE_NAME = '{}'")
+    exists = (
+        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'SHOP' "
+        "AND TABLE_NAME = '{}'"
+    )
     assert s.statements == [
         exists.format("CLEAN_ORDERS"),
         "ALTER TABLE CLEAN_ORDERS SWAP WITH CLEAN_ORDERS__NEW",
@@ -91,7 +100,9 @@ def test_session_close_and_cancel_all_work_on_the_embedded_warehouse(fresh_wareh
     from snowflake.snowpark import Session
 
     session = wh.connect(fresh_warehouse)
-    assert session.cancel_all.__func__ is Session.cancel_all  # the real method, not replaced by a no-op
+    assert (
+        session.cancel_all.__func__ is Session.cancel_all
+    )  # the real method, not replaced by a no-op
     session.cancel_all()
     assert session.sql("SELECT 1 AS X").collect()[0]["X"] == 1
     session.close()  # raised SnowparkSessionException before the server answered the cancel

@@ -71,5 +71,9 @@ class SegmentMeanBaseline(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         pos = pd.Index(self.segments_).get_indexer(self._keys(X))
-        table = np.vstack([self.means_, self.overall_[None, :]]) if len(self.segments_) else self.overall_[None, :]
+        table = (
+            np.vstack([self.means_, self.overall_[None, :]])
+            if len(self.segments_)
+            else self.overall_[None, :]
+        )
         return table[np.where(pos >= 0, pos, len(self.segments_))]

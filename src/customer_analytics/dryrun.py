@@ -66,7 +66,9 @@ class DryRun:
     def script(self) -> str:
         """The statements as one SQL script (what ``--dry-run`` prints)."""
         body = ";\n\n".join(s.strip().rstrip(";") for s in self.statements)
-        lint = "-- offline Snowflake SQL check: " + sqlcheck.summary(self.findings).replace("\n", "\n-- ")
+        lint = "-- offline Snowflake SQL check: " + sqlcheck.summary(self.findings).replace(
+            "\n", "\n-- "
+        )
         return f"{self.header}{lint}\n\n{body};\n"
 
 
@@ -94,7 +96,7 @@ def snowflake_statements(sql: str, columns: dict[str, list[str]], folder: Path) 
     else:  # pandas frames: warehouse.write_pandas
         import pandas as pd
 
-        wh.write_pandas(session, pd.DataFrame(columns=cols or ["…"]), table, folder)
+        wh.write_pandas(session, pd.DataFrame(columns=cols or ["COLUMNS_OF_THE_FRAME"]), table, folder)
     return session.statements
 
 
@@ -107,16 +109,24 @@ def _columns(warehouse_dir: Path, database: str, schema: str) -> dict[str, list[
     if not db.exists():
         return out
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                           "WHERE upper(table_schema) = ? ORDER BY table_name, ordinal_position",
-                           [schema.upper()]).fetchall()
+        rows = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE upper(table_schema) = ? ORDER BY table_name, ordinal_position",
+            [schema.upper()],
+        ).fetchall()
     for table, column in rows:
         out.setdefault(table.upper(), []).append(column.upper())
     return out
 
 
-def dry_run(root: Path, run_date: str, overrides: dict[str, str], connection: str,
-            folder: Path | None = None, timeout: float = 3600) -> DryRun:
+def dry_run(
+    root: Path,
+    run_date: str,
+    overrides: dict[str, str],
+    connection: str,
+    folder: Path | None = None,
+    timeout: float = 3600,
+) -> DryRun:
     """Record the Snowflake SQL of a whole run for ``run_date`` without connecting to ``connection``.
 
     Args:
@@ -136,26 +146,58 @@ def dry_run(root: Path, run_date: str, overrides: dict[str, str], connection: st
 
     folder = Path(folder or tempfile.mkdtemp(prefix="ca-dry-run-"))
     folder.mkdir(parents=True, exist_ok=True)
-    own = {"connection": "local", "warehouse_dir": str(folder / "warehouse"), "reports_dir": str(folder / "reports")}
+    own = {
+        "connection": "local",
+        "warehouse_dir": str(folder / "warehouse"),
+        "reports_dir": str(folder / "reports"),
+    }
     params = config.load(root, run_date=run_date, **{**overrides, **own})
     audit = folder / "audit.jsonl"
     audit.unlink(missing_ok=True)
     exe = Path(sys.executable).with_name("ploomber")
-    cmd = [str(exe) if exe.exists() else "ploomber", "build", "--force", "--entry-point", "pipeline.yaml",
-           "--env--run_date", run_date]
+    cmd = [
+        str(exe) if exe.exists() else "ploomber",
+        "build",
+        "--force",
+        "--entry-point",
+        "pipeline.yaml",
+        "--env--run_date",
+        run_date,
+    ]
     for k, v in {**overrides, **own}.items():
         cmd += [f"--env--{k}", str(v)]
-    env = {**os.environ, srv.AUDIT_VAR: str(audit), "PLOOMBER_STATS_ENABLED": "false",
-           "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
+    env = {
+        **os.environ,
+        srv.AUDIT_VAR: str(audit),
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+    }
     try:
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            cmd,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         wh.stop_local_server(params.warehouse_dir)
     columns = _columns(params.warehouse_dir, params.database, params.schema)
-    statements = [s for sql in sqlcheck.audit_statements(audit) for s in snowflake_statements(sql, columns, folder)]
+    statements = [
+        s
+        for sql in sqlcheck.audit_statements(audit)
+        for s in snowflake_statements(sql, columns, folder)
+    ]
     header = _HEADER.format(connection=connection, run_date=run_date)
     if done.returncode:
         header += f"-- THE LOCAL RUN FAILED (exit {done.returncode}): the script stops where it stopped.\n"
-    return DryRun(done.returncode, statements, sqlcheck.check(statements), folder,
-                  (done.stdout + done.stderr)[-3000:], header)
+    return DryRun(
+        done.returncode,
+        statements,
+        sqlcheck.check(statements),
+        folder,
+        (done.stdout + done.stderr)[-3000:],
+        header,
+    )

@@ -28,7 +28,7 @@ from snowflake.snowpark.types import TimestampTimeZone, TimestampType
 TIMESTAMP_NTZ = TimestampType(TimestampTimeZone.NTZ)
 #: hexadecimal digits of the MD5 digest used by :func:`stable_hash` (8: values in [0, 2**32))
 HASH_DIGITS = 8
-HASH_RANGE = 16 ** HASH_DIGITS
+HASH_RANGE = 16**HASH_DIGITS
 SEPARATOR = "|"
 #: SQL comment that marks a statement as sent to the local warehouse only, by design (e.g. DuckDB's
 #: ``read_parquet``, the local branch of ``warehouse.write_pandas``); ``sqlcheck`` honours it
@@ -89,7 +89,9 @@ def stable_hash(*cols: Column) -> Column:
 def stable_hash_py(*values: object) -> int:
     """:func:`stable_hash` of one row's values, in Python (``None`` as '')."""
     text = SEPARATOR.join("" if v is None else str(v) for v in values)
-    return int(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:HASH_DIGITS], 16)
+    return int(
+        hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:HASH_DIGITS], 16
+    )
 
 
 def stable_hashes(rows: Iterable[tuple]) -> list[int]:

@@ -85,19 +85,38 @@ class RecordingSession:
             self.existing.add(m.group(1))
         return []
 
-    def put(self, local_file_name: str, stage_location: str, *, auto_compress: bool = True,
-            overwrite: bool = False, **kwargs: Any) -> list[Row]:
+    def put(
+        self,
+        local_file_name: str,
+        stage_location: str,
+        *,
+        auto_compress: bool = True,
+        overwrite: bool = False,
+        **kwargs: Any,
+    ) -> list[Row]:
         """``session.file.put``: recorded as the ``PUT`` command the connector sends."""
-        self.statements.append(f"PUT 'file://{local_file_name}' {stage_location} "
-                               f"AUTO_COMPRESS={str(auto_compress).upper()} OVERWRITE={str(overwrite).upper()}")
+        self.statements.append(
+            f"PUT 'file://{local_file_name}' {stage_location} "
+            f"AUTO_COMPRESS={str(auto_compress).upper()} OVERWRITE={str(overwrite).upper()}"
+        )
         return [Row(source=local_file_name, status="UPLOADED")]
 
-    def write_pandas(self, df, table_name: str, *, auto_create_table: bool = False, overwrite: bool = False,
-                     use_logical_type: bool | None = None, **kwargs: Any) -> None:
+    def write_pandas(
+        self,
+        df,
+        table_name: str,
+        *,
+        auto_create_table: bool = False,
+        overwrite: bool = False,
+        use_logical_type: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
         """``session.write_pandas``: recorded as one line naming the table and its columns."""
-        self.statements.append(f"-- write_pandas {table_name} ({', '.join(map(str, df.columns))}): "
-                               f"{len(df):,} rows, auto_create_table={auto_create_table}, overwrite={overwrite}, "
-                               f"use_logical_type={use_logical_type}")
+        self.statements.append(
+            f"-- write_pandas {table_name} ({', '.join(map(str, df.columns))}): "
+            f"{len(df):,} rows, auto_create_table={auto_create_table}, overwrite={overwrite}, "
+            f"use_logical_type={use_logical_type}"
+        )
         self.existing.add(table_name)
         self.row_counts[table_name] = len(df)
 

@@ -42,7 +42,8 @@ from customer_analytics.portable import LOCAL_ONLY
 log = logging.getLogger(__name__)
 
 #: Snowflake's reserved and limited keywords ("Reserved & limited keywords" in its SQL reference)
-RESERVED = frozenset("""
+RESERVED = frozenset(
+    """
 ACCOUNT ALL ALTER AND ANY AS ASOF BETWEEN BY CASE CAST CHECK COLUMN CONNECT CONNECTION CONSTRAINT
 CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DATABASE DELETE
 DISTINCT DROP ELSE EXISTS FALSE FOLLOWING FOR FROM FULL GRANT GROUP GSCLUSTER HAVING ILIKE IN
@@ -50,23 +51,41 @@ INCREMENT INNER INSERT INTERSECT INTO IS ISSUE JOIN LATERAL LEFT LIKE LOCALTIME 
 MATCH_CONDITION MINUS NATURAL NOT NULL OF ON OR ORDER ORGANIZATION QUALIFY REGEXP REVOKE RIGHT
 RLIKE ROW ROWS SAMPLE SCHEMA SELECT SET SOME START TABLE TABLESAMPLE THEN TO TRIGGER TRUE
 TRY_CAST UNION UNIQUE UPDATE USING VALUES VIEW WHEN WHENEVER WHERE WITH
-""".split())
+""".split()
+)
 #: DuckDB functions that Snowflake does not have (file readers, DuckDB spellings)
-DUCKDB_ONLY = frozenset("""
+DUCKDB_ONLY = frozenset(
+    """
 READ_PARQUET PARQUET_SCAN PARQUET_METADATA PARQUET_SCHEMA READ_CSV READ_CSV_AUTO SNIFF_CSV
 READ_JSON READ_JSON_AUTO READ_JSON_OBJECTS READ_NDJSON READ_NDJSON_AUTO READ_NDJSON_OBJECTS
 READ_TEXT READ_BLOB GLOB STRING_AGG LIST_VALUE LIST_AGGREGATE LIST_EXTRACT STRUCT_PACK
 STRUCT_EXTRACT STRFTIME STRPTIME EPOCH_MS REGEXP_MATCHES REGEXP_FULL_MATCH STRING_SPLIT
 STR_SPLIT GENERATE_SERIES UNNEST MD5_NUMBER MD5_NUMBER_LOWER MD5_NUMBER_UPPER
-""".split())
+""".split()
+)
 #: statements only DuckDB knows
-DUCKDB_STATEMENTS = ("ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "CHECKPOINT", "EXPORT DATABASE",
-                     "IMPORT DATABASE")
+DUCKDB_STATEMENTS = (
+    "ATTACH",
+    "DETACH",
+    "INSTALL",
+    "LOAD",
+    "PRAGMA",
+    "CHECKPOINT",
+    "EXPORT DATABASE",
+    "IMPORT DATABASE",
+)
 NONPORTABLE_SAMPLING = frozenset({"HASH", "RANDOM", "UNIFORM", "RANDSTR"})
 TIMESTAMP_FUNCTIONS = frozenset({"TO_TIMESTAMP", "TRY_TO_TIMESTAMP"})
 FLOAT_TYPES = frozenset({exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT})
 SPREAD = (exp.Avg, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop)
-RULES = ("parse", "reserved-word", "duckdb-only", "avg-not-double", "timestamp-mapping", "hash-sampling")
+RULES = (
+    "parse",
+    "reserved-word",
+    "duckdb-only",
+    "avg-not-double",
+    "timestamp-mapping",
+    "hash-sampling",
+)
 SHOWN = 160
 
 
@@ -97,7 +116,10 @@ def _function_calls(sql: str) -> list[str]:
     tokens = sqlglot.Dialect.get_or_raise("snowflake").tokenize(sql)
     names = []
     for tok, nxt in zip(tokens, tokens[1:], strict=False):
-        if nxt.token_type == TokenType.L_PAREN and tok.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
+        if nxt.token_type == TokenType.L_PAREN and tok.token_type in (
+            TokenType.VAR,
+            TokenType.IDENTIFIER,
+        ):
             names.append(tok.text.upper())
     return names
 
@@ -111,15 +133,28 @@ def _tree_findings(tree: exp.Expression, local: bool) -> list[tuple[str, str]]:
     for node in tree.walk():
         if isinstance(node, exp.Identifier) and node.name.upper() in RESERVED:
             how = "quoted" if node.quoted else "unquoted"
-            out.append(("reserved-word", f"identifier {node.name} ({how}) is a Snowflake reserved word"))
+            out.append(
+                ("reserved-word", f"identifier {node.name} ({how}) is a Snowflake reserved word")
+            )
         elif isinstance(node, SPREAD) and not _is_float_cast(node.this):
-            out.append(("avg-not-double", f"{node.sql_name()} of {_shown(node.this.sql('snowflake'))} without a "
-                                          "cast to DOUBLE (fixed-point on Snowflake for integers/decimals)"))
+            out.append(
+                (
+                    "avg-not-double",
+                    f"{node.sql_name()} of {_shown(node.this.sql('snowflake'))} without a "
+                    "cast to DOUBLE (fixed-point on Snowflake for integers/decimals)",
+                )
+            )
         elif isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMP:
-            out.append(("timestamp-mapping", "TIMESTAMP follows the account's TIMESTAMP_TYPE_MAPPING: "
-                                             "say TIMESTAMP_NTZ"))
+            out.append(
+                (
+                    "timestamp-mapping",
+                    "TIMESTAMP follows the account's TIMESTAMP_TYPE_MAPPING: say TIMESTAMP_NTZ",
+                )
+            )
         elif isinstance(node, exp.TableSample):
-            out.append(("hash-sampling", "SAMPLE/TABLESAMPLE draws other rows on each backend and run"))
+            out.append(
+                ("hash-sampling", "SAMPLE/TABLESAMPLE draws other rows on each backend and run")
+            )
         elif isinstance(node, exp.Table) and isinstance(node.this, exp.Literal) and not local:
             out.append(("duckdb-only", "a file named as a table (DuckDB only)"))
     return out
@@ -136,22 +171,37 @@ def check_statement(sql: str) -> list[Finding]:
     try:
         calls = _function_calls(sql)
         quiet = logging.getLogger("sqlglot")
-        level, quiet.level = quiet.level, logging.ERROR  # "falling back to a Command" is not a finding
+        level, quiet.level = (
+            quiet.level,
+            logging.ERROR,
+        )  # "falling back to a Command" is not a finding
         try:
             trees = sqlglot.parse(sql, read="snowflake")
         finally:
             quiet.level = level
     except SqlglotError as e:
-        return [Finding("parse", f"does not parse as Snowflake SQL ({str(e).splitlines()[0][:120]})", shown)]
+        return [
+            Finding(
+                "parse", f"does not parse as Snowflake SQL ({str(e).splitlines()[0][:120]})", shown
+            )
+        ]
     for name in calls:
         if name in DUCKDB_ONLY and not local:
             found.append(("duckdb-only", f"{name} is a DuckDB function"))
         elif name in NONPORTABLE_SAMPLING:
-            found.append(("hash-sampling", f"{name} differs between Snowflake and DuckDB "
-                                           "(use portable.stable_hash)"))
+            found.append(
+                (
+                    "hash-sampling",
+                    f"{name} differs between Snowflake and DuckDB (use portable.stable_hash)",
+                )
+            )
         elif name in TIMESTAMP_FUNCTIONS:
-            found.append(("timestamp-mapping", f"{name} follows the account's TIMESTAMP_TYPE_MAPPING: "
-                                               "use TO_TIMESTAMP_NTZ"))
+            found.append(
+                (
+                    "timestamp-mapping",
+                    f"{name} follows the account's TIMESTAMP_TYPE_MAPPING: use TO_TIMESTAMP_NTZ",
+                )
+            )
     for tree in trees:
         if tree is not None:
             found += _tree_findings(tree, local)
@@ -190,7 +240,9 @@ def summary(findings: list[Finding]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("audit", type=Path, help="a JSON-lines audit file written with CA_WAREHOUSE_AUDIT")
+    p.add_argument(
+        "audit", type=Path, help="a JSON-lines audit file written with CA_WAREHOUSE_AUDIT"
+    )
     a = p.parse_args(argv)
     findings = check_audit(a.audit)
     sys.stdout.write(summary(findings) + "\n")
