@@ -168,7 +168,10 @@ def in_sample(customer_id: Column, fraction: float) -> Column:
     The bucket comes from :func:`portable.stable_hash` (MD5), so Snowflake, the local warehouse
     and the pandas reference (:func:`portable.stable_hash_py`) keep the same customers.
     """
-    return (pt.stable_hash(customer_id) % F.lit(10000)) < F.lit(int(round(fraction * 10000)))
+    kept = int(round(fraction * 10000))
+    if kept >= 10000:  # everyone: no hash to compute on every row
+        return F.lit(True)
+    return (pt.stable_hash(customer_id) % F.lit(10000)) < F.lit(kept)
 
 
 # --------------------------------------------------------------------------- plan (no table touched)
