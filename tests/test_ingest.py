@@ -133,7 +133,7 @@ def test_corpus_run_completes_and_every_row_is_accounted_for(run1, ref, corpus):
         assert (log.loc[name, "ROWS_READ"], log.loc[name, "ACCEPTED"], log.loc[name, "REJECTED"]) == (
             c.read, c.accepted, c.rejected)
     reasons = s.table("INGEST_REASONS").to_pandas()
-    assert reasons.groupby("SOURCE")["ROWS"].sum().to_dict() == {n: c.rejected for n, c in counts.items()}
+    assert reasons.groupby("SOURCE")["N_ROWS"].sum().to_dict() == {n: c.rejected for n, c in counts.items()}
 
 
 def corpus_params_threshold() -> float:

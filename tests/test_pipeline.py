@@ -19,7 +19,7 @@ import pytest
 import snowflake.snowpark.functions as F
 
 from conftest import outputs_text, project_env, run_interactively, scratch_project
-from customer_analytics import config, pushdown, registry, runs, synthetic
+from customer_analytics import config, pushdown, registry, runs, sqlcheck, synthetic
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -94,6 +94,27 @@ def test_only_per_customer_rows_samples_and_aggregates_left_the_warehouse(built)
         s.close()
     caught = pushdown.violations(pushdown.read(project / "audit.jsonl"))
     assert [("CLEAN_ORDER_LINES" in v["sql"], "CLEAN_ORDERS" in v["sql"]) for v in caught] == [(True, False), (False, True)]
+
+
+def test_every_statement_of_the_run_passes_the_offline_snowflake_sql_check(built):
+    """Issue 14: every statement a whole run sent, recorded in full by the server, linted for Snowflake."""
+    project, _ = built
+    statements = sqlcheck.audit_statements(project / "audit.jsonl")
+    assert len(set(statements)) > 100
+    assert max(len(s) for s in statements) > 2000  # recorded in full (the audit used to keep 300 characters)
+    assert any(sqlcheck.is_local_only(s) and "read_parquet" in s for s in statements)  # tagged, so exempt
+    findings = sqlcheck.check(statements)
+    assert findings == [], sqlcheck.summary(findings)
+    p = project_params(project)
+    s = wh.connect(p)
+    try:
+        columns = s.sql("SELECT TABLE_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
+                        f"WHERE TABLE_SCHEMA = '{p.schema}'").collect()
+    finally:
+        s.close()
+    reserved = [(r["TABLE_NAME"], r["COLUMN_NAME"]) for r in columns
+                if r["TABLE_NAME"].upper() in sqlcheck.RESERVED or r["COLUMN_NAME"].upper() in sqlcheck.RESERVED]
+    assert reserved == [] and len(columns) > 100
 
 
 def test_tables_hold_the_expected_columns_and_rows(built):

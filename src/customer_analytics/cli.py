@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline for a date (Ploomber)")
     run.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
     run.add_argument("--force", action="store_true", help="re-execute every notebook, even those up to date")
+    run.add_argument("--connection", help="the connection to run on (the connection parameter)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the Snowflake SQL this run would send, without connecting (the run goes to a "
+                          "throw-away embedded warehouse; use --set sample=... for a quicker one)")
     common(run)
     score = sub.add_parser("score", help="re-score only: 05_batch_prediction with the registered default model")
     score.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
@@ -305,6 +309,8 @@ def _resolve(args: argparse.Namespace, extra: list[str], root: Path) -> tuple[di
         overrides[("run_date",)] = resolve_date(str(overrides[("run_date",)]))
     if getattr(args, "chunk_rows", None) is not None:
         overrides[("chunk_rows",)] = args.chunk_rows
+    if getattr(args, "connection", None):
+        overrides[("connection",)] = args.connection
     values = apply_overrides(config.read_env(root), overrides)
     params = config.validate(values, root)  # every value checked, early
     # what Ploomber and the kernels receive: the validated values in their plain form
@@ -318,6 +324,8 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
     if args.command == "index":
         print(reports.build_index(params.reports_dir))  # noqa: T201 - the command's output
         return EXIT_OK
+    if getattr(args, "dry_run", False):
+        return _dry_run(root, values, params)
     namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
     folder = params.reports_dir / namespace.folder(params.run_date)
     kind = "pipeline" if args.command == "run" else "score"
@@ -335,6 +343,22 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
         return EXIT_LOCKED
     finally:
         _teardown_logging(handlers)
+
+
+def _dry_run(root: Path, values: dict[str, Any], params: config.Params) -> int:
+    """``run --dry-run``: print the Snowflake SQL of the run (see :mod:`customer_analytics.dryrun`)."""
+    from customer_analytics import dryrun
+
+    if params.is_local:
+        raise UsageError("--dry-run shows what a run would send to Snowflake: name the connection "
+                         "(--connection NAME).")
+    log.info("dry run for Snowflake connection %s: running on a throw-away embedded warehouse", params.connection)
+    result = dryrun.dry_run(root, values, params.connection)
+    print(result.script(), end="")  # noqa: T201 - the command's output
+    if result.returncode:
+        log.error("the local run behind the dry run failed: %s", reports.redact(result.output.strip().splitlines()[-1]
+                                                                                   if result.output.strip() else ""))
+    return EXIT_OK if result.returncode == 0 else EXIT_FAILED
 
 
 def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params, namespace: runs.Namespace,

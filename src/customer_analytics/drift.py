@@ -28,6 +28,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import DataFrame
 from snowflake.snowpark.types import StringType
 
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, li
             .union_all(current.select(F.lit("current").alias(_SIDE), *cols)))
     aggs = [F.count(F.lit(1)).alias("N")]
     for j, c in enumerate(cols):
-        aggs.append(F.avg(F.col(c)).alias(f"M{j}"))
+        aggs.append(pt.mean(F.col(c)).alias(f"M{j}"))
         aggs.append(F.sum(F.iff(F.col(c).is_null(), F.lit(1), F.lit(0))).alias(f"B{j}_NULL"))
         aggs += [F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
                  for k, cond in enumerate(_bin_conditions(c, edges[c]))]

@@ -4,9 +4,10 @@ Set :data:`KILL_VAR` in the environment of a run; every process of the run inher
 Ploomber, each notebook kernel, and the local warehouse server when the run starts it). The point
 is one of:
 
-* ``point:<name>`` — a named moment in the library, where it calls :func:`point` (e.g.
-  ``point:registry.model_written``: the model file of a new version is written, its ``meta.json``
-  is not);
+* ``point:<name>`` — a named moment in the library, where it calls :func:`point`:
+  ``registry.model_written`` (a new version's model file is written in its private folder, its
+  ``meta.json`` is not), ``registry.meta_written`` (both written, not yet renamed to ``vN``),
+  ``registry.registered`` (the version is complete, the default not decided);
 * ``sql:<regex>`` — a client process, just before it sends a statement that matches ``regex``
   (searched, case-insensitive) to the local warehouse (:func:`before_statement`);
 * ``sql-sent:<regex>`` — a client process, :data:`DELAY_VAR` seconds (default 0.3) after it sent

@@ -42,6 +42,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
+from customer_analytics import portable as pt
 from customer_analytics import text
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
@@ -110,9 +111,10 @@ def cutoff_frame(session: Session, cutoffs: list[dt.date], horizon_days: int,
     """
     h = dt.timedelta(days=horizon_days)
     rows = [f"SELECT CAST('{c.isoformat()}' AS DATE) AS CUTOFF, '{(roles or {}).get(c, '')}' AS ROLE, "
-            f"CAST('{_timestamp(c)}' AS TIMESTAMP) AS T0, CAST('{_timestamp(c - h)}' AS TIMESTAMP) AS T_LAST, "
-            f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP) AS T_PREV, "
-            f"CAST('{_timestamp(c + h)}' AS TIMESTAMP) AS T_NEXT"
+            f"CAST('{_timestamp(c)}' AS TIMESTAMP_NTZ) AS T0, "
+            f"CAST('{_timestamp(c - h)}' AS TIMESTAMP_NTZ) AS T_LAST, "
+            f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP_NTZ) AS T_PREV, "
+            f"CAST('{_timestamp(c + h)}' AS TIMESTAMP_NTZ) AS T_NEXT"
             for c in sorted(set(cutoffs))]
     if any(r not in ROLES for r in (roles or {}).values()):
         raise ValueError(f"roles must be among {ROLES}")
@@ -181,7 +183,7 @@ def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     gaps = orders.filter(_purchase(orders)).select(
         KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
     return _before(gaps, cuts, "T0").group_by(*BY).agg(
-        F.avg("GAP").alias("MEAN_GAP_DAYS"), F.stddev_samp("GAP").alias("STD_GAP_DAYS"),
+        pt.mean(F.col("GAP")).alias("MEAN_GAP_DAYS"), pt.stddev(F.col("GAP")).alias("STD_GAP_DAYS"),
         F.max("GAP").alias("MAX_GAP_DAYS"))
 
 
@@ -208,7 +210,7 @@ def _review_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     return _before(reviews, cuts, "T0").group_by(*BY).agg(
         _sum_if(F.col("IS_REVIEW"), F.lit(1)).alias("N_REVIEWS"),
         _sum_if(~F.col("IS_REVIEW"), F.lit(1)).alias("N_CALLS"),
-        F.avg(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
+        pt.mean(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
     )
 
 
@@ -216,7 +218,7 @@ def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were negative."""
     scores = session.table(text.SCORES_TABLE).select(KEY, "TS", "SENTIMENT", "SENTIMENT_LOGIT")
     return _before(scores, cuts, "T0").group_by(*BY).agg(
-        F.avg(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
+        pt.mean(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
         F.min(F.col("SENTIMENT")).alias("MIN_SENTIMENT"),
         _sum_if(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1)).alias("N_NEGATIVE_TEXTS"),
     )
@@ -367,8 +369,8 @@ def summary(session: Session) -> pd.DataFrame:
     """Customers, mean next-window spend and share of buyers per cut-off (aggregates)."""
     df = session.table(TABLE).group_by("CUTOFF", "ROLE").agg(
         F.count(F.lit(1)).alias("CUSTOMERS"),
-        F.avg(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
-        F.avg(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias("SHARE_BUYING_NEXT"),
+        pt.mean(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
+        pt.mean(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias("SHARE_BUYING_NEXT"),
     ).sort("CUTOFF")
     out = wh.to_pandas(df, "features:summary")
     out.columns = [c.lower() for c in out.columns]
@@ -383,9 +385,9 @@ def describe(session: Session) -> pd.DataFrame:
     numeric = [c for c in feats if c not in CATEGORICAL]
     aggs = []
     for c in numeric:
-        aggs += [F.avg(F.col(c)).alias(f"{c}__MEAN"), F.min(F.col(c)).alias(f"{c}__MIN"),
+        aggs += [pt.mean(F.col(c)).alias(f"{c}__MEAN"), F.min(F.col(c)).alias(f"{c}__MIN"),
                  F.max(F.col(c)).alias(f"{c}__MAX"),
-                 F.avg(F.iff(F.col(c).is_null(), F.lit(1.0), F.lit(0.0))).alias(f"{c}__MISSING")]
+                 pt.mean(F.iff(F.col(c).is_null(), F.lit(1.0), F.lit(0.0))).alias(f"{c}__MISSING")]
     row = df.agg(*aggs).collect()[0].as_dict()
     stats = ("mean", "min", "max", "missing")
     return pd.DataFrame({s: {c.lower(): row[f"{c}__{s.upper()}"] for c in numeric} for s in stats}).astype(float)
@@ -406,20 +408,30 @@ def sample_fraction(n_rows: int, cap: int) -> float:
     return 1.0 if n_rows <= cap else cap / n_rows
 
 
+#: buckets of the ``max_train_rows`` sample
+TRAIN_BUCKETS = 1_000_000
+
+
+def train_bucket(customer: Column, cutoff: Column, seed: int) -> Column:
+    """The sampling bucket (of :data:`TRAIN_BUCKETS`) of a training row, from its customer and cut-off."""
+    return pt.stable_hash(customer, pt.epoch_days(cutoff), F.lit(seed)) % F.lit(TRAIN_BUCKETS)
+
+
 def load_labelled(session: Session, max_train_rows: int | None = None,
                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and holdout rows of FEATURES as pandas, in a stable order (cut-off, customer).
 
     Training rows beyond ``max_train_rows`` are sampled *in the warehouse* by a seeded hash of
-    (customer, cut-off), so at most about that many come to the client; holdout rows all come.
+    (customer, cut-off) (:func:`portable.stable_hash`: the same rows on Snowflake, DuckDB and in
+    pandas), so at most about that many come to the client; holdout rows all come.
     """
     df = session.table(TABLE).filter(F.col("ROLE") != "score")
     if max_train_rows:
         n_train = df.filter(F.col("ROLE") == "train").count()
         frac = sample_fraction(n_train, max_train_rows)
         if frac < 1.0:
-            bucket = F.abs(F.hash(F.col(KEY), F.col("CUTOFF"), F.lit(seed))) % F.lit(1_000_000)
-            df = df.filter((F.col("ROLE") != "train") | (bucket < F.lit(int(frac * 1_000_000))))
+            bucket = train_bucket(F.col(KEY), F.col("CUTOFF"), seed)
+            df = df.filter((F.col("ROLE") != "train") | (bucket < F.lit(int(frac * TRAIN_BUCKETS))))
             log.info("sampling %.1f%% of %d training rows (max_train_rows=%d)", 100 * frac, n_train, max_train_rows)
     frame = wh.to_pandas(df.sort("CUTOFF", KEY), "features:labelled")
     frame = frame.sort_values(["CUTOFF", KEY], kind="stable")

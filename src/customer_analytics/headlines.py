@@ -153,6 +153,8 @@ class Scoring(Record):
     horizon_days: int | None = None
     table_rows: int = 0
     chunks: int = 0
+    scored_in: str = ""  # "warehouse" (Snowflake, through the registry) or "client" (in chunks)
+    scoring_note: str = ""
     drift_flags: list[str] = dataclasses.field(default_factory=list)
     drift_note: str = ""
     drift_assessed: bool = False

@@ -9,6 +9,10 @@
 * **Memory stays flat**: the scored batch is staged once in the warehouse (:data:`BATCH`, with a
   chunk number per ``chunk_rows`` customers, in key order); the client pulls, scores and
   appends one chunk at a time to a staging table, so it never holds more than one chunk.
+* **On Snowflake the model runs in the warehouse** (:func:`score_in_warehouse`: the registry's
+  ``ModelVersion.run`` on the staged batch, written to a table by the warehouse; the client holds
+  no customer row). The chunked client path is the fallback; the log and the report say when
+  it was used and why.
 * **PREDICTIONS keeps history**: one block of rows per ``RUN_DATE``, each row with the model
   name and version. Publishing replaces this date's rows only, in one ``CREATE OR REPLACE``
   statement at the end: a failure at any point leaves the previous table intact.
@@ -32,6 +36,7 @@ from snowflake.snowpark.window import Window
 
 from customer_analytics import drift, headlines
 from customer_analytics import features as ft
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 from customer_analytics.registry import ModelVersion
@@ -143,6 +148,17 @@ class ScoringRun:
     chunks: int
     largest_chunk: int
     table_rows: int
+    #: where the model ran: "warehouse" (Snowflake, ModelVersion.run) or "client" (chunks)
+    where: str = "client"
+    #: why the client path was used on Snowflake ("" when it was not a fallback)
+    fallback: str = ""
+
+    def note(self) -> str:
+        """One sentence for the report when scoring fell back to the client on Snowflake ('' otherwise)."""
+        if not self.fallback:
+            return ""
+        return (f"Scoring in the warehouse was not possible ({self.fallback}), so the customers were "
+                f"scored on this machine in {self.chunks} chunk(s).")
 
 
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
@@ -154,16 +170,66 @@ def stage_batch(session: Session, params: Params, features: list[str], chunk_row
     return wh.row_count(session, BATCH)
 
 
+def in_warehouse(session: Session, reg: Any) -> bool:
+    """Whether the model runs in the warehouse: on Snowflake, with a registry that can run it there."""
+    return reg is not None and not wh.is_local(session) and hasattr(reg, "run_in_warehouse")
+
+
+def model_for_scoring(reg: Any, session: Session, name: str) -> tuple[Any | None, ModelVersion]:
+    """Model ``name``'s default version, with its Python model when this client scores (``None``
+    when the warehouse does: snowflake-ml lets only the owner role load a model here)."""
+    if in_warehouse(session, reg):
+        return None, reg.get(name)
+    return reg.load(name)
+
+
+def score_in_warehouse(session: Session, reg: Any, mv: ModelVersion, params: Params) -> ScoringRun:
+    """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and publish.
+
+    The batch is staged as :data:`BATCH`; the registry's warehouse function writes the predictions
+    into a staging table by one ``CREATE TABLE … AS SELECT``, then :func:`publish` as for the client path.
+    """
+    n = stage_batch(session, params, mv.meta["features"], CHUNK_ROWS)
+    stage = wh.check_identifier(f"{TABLE}__RUN_{params.run_date:%Y%m%d}")
+    if n:
+        out, _ = reg.run_in_warehouse(session.table(BATCH), mv.name, mv.version, keep=(KEY,))
+        preds = out.select(F.col(KEY), F.lit(params.run_date).alias("RUN_DATE"), F.lit(mv.name).alias("MODEL_NAME"),
+                           F.lit(mv.version).alias("MODEL_VERSION"),
+                           *[F.greatest(F.col(t), F.lit(0.0)).alias(prediction_column(t)) for t in mv.meta["targets"]])
+        wh.replace_table(preds.sort(KEY), stage)
+    log.info("scored %d customers in the warehouse with %s %s", n, mv.name, mv.version)
+    total = publish(session, stage if n else None, params)
+    session.sql(f"DROP TABLE IF EXISTS {stage}").collect()
+    return ScoringRun(customers=n, chunks=0, largest_chunk=0, table_rows=total, where="warehouse")
+
+
 def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Params,
-                    chunk_rows: int | None = None) -> ScoringRun:
-    """Score the scoring set chunk by chunk and publish this run date's rows of PREDICTIONS.
+                    chunk_rows: int | None = None, reg: Any = None) -> ScoringRun:
+    """Score the scoring set and publish this run date's rows of PREDICTIONS.
+
+    On Snowflake, with ``reg`` given, the model runs in the warehouse (:func:`score_in_warehouse`);
+    otherwise, or when that fails, this client scores chunk by chunk.
 
     Args:
+        model: the version's Python model (``None``: loaded from ``reg`` when the client scores).
         chunk_rows: customers per chunk pulled to the client (default :data:`CHUNK_ROWS`).
+        reg: the registry holding ``mv`` (for scoring in the warehouse).
     """
     chunk_rows = int(chunk_rows or CHUNK_ROWS)
     if chunk_rows < 1:
         raise PredictError(f"chunk_rows must be a positive whole number, got {chunk_rows}.")
+    fallback = ""
+    if in_warehouse(session, reg):
+        try:
+            return score_in_warehouse(session, reg, mv, params)
+        except Exception as e:  # noqa: BLE001 - the client path below is the fallback, and says why
+            fallback = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+            log.warning("scoring in the warehouse failed (%s); scoring on this client in chunks instead", fallback)
+    elif not wh.is_local(session):
+        fallback = "no registry given to run the model in the warehouse"
+        log.warning("scoring on this client in chunks: %s", fallback)
+    if model is None:
+        model, _ = reg.load(mv.name, mv.version)
     n = stage_batch(session, params, mv.meta["features"], chunk_rows)
     n_chunks = math.ceil(n / chunk_rows)
     stage = wh.check_identifier(f"{TABLE}__RUN_{params.run_date:%Y%m%d}")
@@ -183,7 +249,7 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
     total = publish(session, stage if n else None, params)
     for t in (stage, f"{stage}_PART"):
         session.sql(f"DROP TABLE IF EXISTS {t}").collect()
-    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total)
+    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total, fallback=fallback)
 
 
 def publish(session: Session, staged: str | None, params: Params) -> int:
@@ -218,7 +284,7 @@ def overview(session: Session, params: Params) -> pd.DataFrame:
     """Customers scored and the distribution of predicted spend for this run date (warehouse aggregates)."""
     s = F.col(PRED_SPEND)
     row = _run_rows(session, params.run_date).agg(
-        F.count(F.lit(1)).alias("N"), F.sum(s).alias("TOTAL"), F.avg(s).alias("MEAN"),
+        F.count(F.lit(1)).alias("N"), F.sum(s).alias("TOTAL"), pt.mean(s).alias("MEAN"),
         F.percentile_cont(0.5).within_group(s).alias("MEDIAN"), F.percentile_cont(0.9).within_group(s).alias("P90"),
     ).collect()[0]
     values = {"customers scored": int(row["N"])}
@@ -303,8 +369,9 @@ def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.Dat
         model_name=mv.name, model_version=mv.version,
         candidate=str((mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator") or ""),
         metric=params.primary_metric, error=float(error) if isinstance(error, int | float) else None,
-        horizon_days=params.horizon_days, table_rows=run.table_rows, drift_flags=list(found.flags),
-        drift_note=found.note, drift_assessed=found.assessed)
+        horizon_days=params.horizon_days, table_rows=run.table_rows, scored_in=run.where,
+        scoring_note=run.note(), drift_flags=list(found.flags), drift_note=found.note,
+        drift_assessed=found.assessed)
 
 
 def summary(head: headlines.Scoring, params: Params) -> str:
@@ -315,6 +382,7 @@ def summary(head: headlines.Scoring, params: Params) -> str:
     flags = head.drift_flags
     alert = (f"**⚠ Drift: {len(flags)} large shift{'s' if len(flags) > 1 else ''}** — " + "; ".join(flags)
              + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
+    alert += f"{head.scoring_note}\n\n" if head.scoring_note else ""
     if not head.customers_scored:
         return f"{alert}No customers to score ({who}). PREDICTIONS holds {head.table_rows:,} rows across run dates."
     err = f", held-out {head.metric.upper()} {head.error:,.2f}" if head.error is not None else ""

@@ -20,9 +20,13 @@ targets, code version (git commit), library versions, estimator and creation tim
 * Models are stored with ``skops`` and loaded only if every type skops does not trust by
   default is in :data:`TRUSTED_TYPES` (an explicit allowlist, no prefixes): a tampered file
   naming any other type is refused before anything in it is constructed.
-* A version folder is claimed with ``mkdir`` (atomic: two runs never get the same version),
-  the model is written to a temporary name and renamed, and ``meta.json`` is renamed into place
-  last: a failed run leaves no version that :meth:`LocalRegistry.list_versions` would show.
+* A version is built complete (``model.skops``, then ``meta.json``, each synced) in a private
+  folder ``.incoming/<pid>-<id>/`` and then renamed to ``vN`` in one step; the rename fails when
+  another run took ``vN`` meanwhile, and the next number is tried. So a version folder is always
+  complete: a run killed at any moment leaves at most its private folder, removed by the next
+  write once its process is gone (tested by SIGKILLing a real writer at each step, see
+  :data:`faults.KILL_VAR`). A ``meta.json`` that cannot be read (truncated, edited) hides that
+  version, with a warning, instead of failing every run.
 * ``DEFAULT`` is replaced atomically (write + rename) under a file lock, so a compare-and-set
   (``expected=``) cannot interleave with another run's.
 
@@ -47,6 +51,7 @@ import platform
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -55,7 +60,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
-from customer_analytics import faults, headlines
+from customer_analytics import baselines, faults, headlines
 from customer_analytics import models as md
 from customer_analytics.config import Params
 
@@ -67,12 +72,21 @@ TRUSTED_TYPES = frozenset({
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "customer_analytics.baselines.LastPeriodBaseline",
+    "customer_analytics.baselines.SegmentMeanBaseline",
+    # versions written before the baselines moved to their own module name them here
     "customer_analytics.models.LastPeriodBaseline",
     "customer_analytics.models.SegmentMeanBaseline",
 })
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "snowflake-snowpark-python", "snowflake-ml-python")
 META_KEY = "ca_meta"
+#: set in a version's meta when the registry made it the default by itself (Snowflake does so for the
+#: first version of a model); promotion then treats it as "no default yet"
+AUTO_DEFAULT = "auto_default"
 _VERSION = re.compile(r"^v(\d+)$")
+INCOMING = ".incoming"
+#: a version folder without meta.json older than this is a leftover of the older write scheme
+LEFTOVER_SECONDS = 3600
 
 
 class RegistryError(RuntimeError):
@@ -130,12 +144,53 @@ def _predictions_frame(pred: np.ndarray, targets: list[str], index: pd.Index) ->
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_gone(name: str) -> bool:
+    """Whether the process named by a ``<pid>-<id>`` (or ``.<file>.<pid>-<id>.tmp``) name has ended."""
+    m = re.search(r"(?:^|\.)(\d+)-[0-9a-f]{32}(?:\.tmp)?$", name)
+    return bool(m) and not _pid_alive(int(m.group(1)))
+
+
+def read_meta(vdir: Path) -> dict[str, Any] | None:
+    """A version folder's metadata, or ``None`` (with a warning) when ``meta.json`` is missing or unreadable."""
+    path = vdir / "meta.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("registry: %s/meta.json cannot be read (%s); that version is ignored", vdir.name,
+                    type(e).__name__)
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("metrics"), dict):
+        log.warning("registry: %s/meta.json is not a version's metadata; that version is ignored", vdir.name)
+        return None
+    return meta
 
 
 def check_trusted(path: Path) -> list[str]:
@@ -144,13 +199,15 @@ def check_trusted(path: Path) -> list[str]:
     Raises:
         RegistryError: the file names a type outside the allowlist, or is not a skops file.
     """
+    shown = f"{path.parent.name}/{path.name}"  # the version and file, not where the registry lives
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as e:  # a corrupt or foreign file: refuse, do not guess
-        raise RegistryError(f"{path} is not a readable skops file ({e}); refusing to load it.") from e
+        raise RegistryError(f"{shown} is not a readable skops file ({type(e).__name__}: "
+                            f"{str(e)[:200]}); refusing to load it.") from e
     bad = sorted(t for t in untrusted if t not in TRUSTED_TYPES)
     if bad:
-        raise RegistryError(f"{path} contains types that are not on the trusted list: {bad}; refusing to load it.")
+        raise RegistryError(f"{shown} contains types that are not on the trusted list: {bad}; refusing to load it.")
     return untrusted
 
 
@@ -177,26 +234,64 @@ class LocalRegistry:
             if pred.reshape(len(sample_input), -1).shape[1] != len(targets):
                 raise RegistryError(f"{name}: the model predicts {pred.shape} for {len(targets)} targets.")
         base = self._dir(name)
-        base.mkdir(parents=True, exist_ok=True)
+        (base / INCOMING).mkdir(parents=True, exist_ok=True)
+        self.clean_up(name)
+        work = base / INCOMING / f"{os.getpid()}-{uuid.uuid4().hex}"
+        work.mkdir()
+        try:
+            _write_atomic(work / "model.skops", sio.dumps(model))
+            faults.point("registry.model_written")
+            meta = build_meta(model, name, "", metrics, params, data_window, features, targets)
+            version = self._publish(base, work, meta)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        log.info("registered %s %s", name, version)
+        return ModelVersion(name, version, meta)
+
+    @staticmethod
+    def _publish(base: Path, work: Path, meta: dict[str, Any]) -> str:
+        """Rename the complete version in ``work`` to the next free ``vN``; return ``vN``."""
         n = 1 + max((int(m.group(1)) for p in base.iterdir() if (m := _VERSION.match(p.name))), default=0)
         while True:
+            meta["version"] = f"v{n}"
+            _write_atomic(work / "meta.json", json.dumps(meta, indent=2, default=str).encode())
+            _fsync_dir(work)
+            faults.point("registry.meta_written")
             try:
-                (base / f"v{n}").mkdir()
-                break
-            except FileExistsError:
+                os.rename(work, base / f"v{n}")  # fails if vN exists with content: another run's version
+            except OSError as e:
+                if not (base / f"v{n}").exists():
+                    raise RegistryError(f"Could not store version v{n}: {e}") from e
                 n += 1
-        vdir = base / f"v{n}"
-        try:
-            _write_atomic(vdir / "model.skops", sio.dumps(model))
-            faults.point("registry.model_written")
-            meta = build_meta(model, name, f"v{n}", metrics, params, data_window, features, targets)
-            _write_atomic(vdir / "meta.json", json.dumps(meta, indent=2, default=str).encode())
+                continue
+            _fsync_dir(base)
             faults.point("registry.registered")
-        except BaseException:
-            shutil.rmtree(vdir, ignore_errors=True)
-            raise
-        log.info("registered %s %s", name, meta["version"])
-        return ModelVersion(name, meta["version"], meta)
+            return f"v{n}"
+
+    def clean_up(self, name: str = MODEL_NAME) -> list[str]:
+        """Remove what killed writers left: their private folders and temporary files (once their
+        process is gone), and version folders without metadata left by the older write scheme."""
+        base = self._dir(name)
+        if not base.is_dir():
+            return []
+        removed = []
+        incoming = base / INCOMING
+        for p in list(incoming.iterdir()) if incoming.is_dir() else []:
+            if _owner_gone(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(f"{INCOMING}/{p.name}")
+        for p in base.iterdir():
+            if p.name.endswith(".tmp") and _owner_gone(p.name):
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+            elif (_VERSION.match(p.name) and p.is_dir() and not (p / "meta.json").exists()
+                  and time.time() - p.stat().st_mtime > LEFTOVER_SECONDS):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        if removed:
+            log.info("registry %s: removed what interrupted writes left: %s", name, removed)
+        return removed
 
     def list_versions(self, name: str = MODEL_NAME) -> list[ModelVersion]:
         """Complete versions, oldest first."""
@@ -204,8 +299,7 @@ class LocalRegistry:
         if not base.is_dir():
             return []
         found = sorted((int(m.group(1)), p) for p in base.iterdir() if (m := _VERSION.match(p.name)))
-        return [ModelVersion(name, p.name, json.loads((p / "meta.json").read_text()))
-                for _, p in found if (p / "meta.json").is_file()]
+        return [ModelVersion(name, p.name, meta) for _, p in found if (meta := read_meta(p)) is not None]
 
     @contextlib.contextmanager
     def _lock(self, name: str):
@@ -224,7 +318,7 @@ class LocalRegistry:
             expected: if given, only switch when the current default is still this version
                 (``""`` = no default yet); otherwise raise :class:`RegistryError`.
         """
-        if not (self._dir(name) / version / "meta.json").is_file():
+        if not _VERSION.match(version) or read_meta(self._dir(name) / version) is None:
             raise RegistryError(f"Model {name} has no version {version}.")
         with self._lock(name):
             current = self.default_version(name)
@@ -244,10 +338,11 @@ class LocalRegistry:
         version = version or self.default_version(name)
         if version is None:
             raise RegistryError(f"Model {name} has no default version yet: run 04_model_comparison first.")
-        meta = self._dir(name) / version / "meta.json"
-        if not _VERSION.match(version) or not meta.is_file():
+        if not _VERSION.match(version) or not (self._dir(name) / version / "meta.json").is_file():
             raise RegistryError(f"Model {name} has no version {version}.")
-        return ModelVersion(name, version, json.loads(meta.read_text()))
+        if (meta := read_meta(self._dir(name) / version)) is None:
+            raise RegistryError(f"Model {name} {version}: its meta.json cannot be read (see the log).")
+        return ModelVersion(name, version, meta)
 
     def load(self, name: str = MODEL_NAME, version: str | None = None) -> tuple[Any, ModelVersion]:
         """Load a version's model after checking every type in it is trusted (see :func:`check_trusted`)."""
@@ -264,15 +359,40 @@ class LocalRegistry:
 
 # --------------------------------------------------------------------------- Snowflake
 def snowflake_version_name(now: dt.datetime | None = None) -> str:
-    """A new, sortable, unique Snowflake version name, e.g. ``V20261101_101500_1A2B3C``."""
+    """A new, unique Snowflake version name that sorts by creation time, e.g. ``V20261101_101500_123456_1A2B3C``
+    (microseconds, so that versions logged within one second still sort in order)."""
     now = now or dt.datetime.now(dt.UTC)
-    return f"V{now:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6].upper()}"
+    return f"V{now:%Y%m%d_%H%M%S_%f}_{uuid.uuid4().hex[:6].upper()}"
 
 
-def conda_dependencies() -> list[str]:
-    """Packages the model needs in the warehouse, pinned to the versions it was fitted with."""
-    libs = library_versions()
-    return [f"scikit-learn=={libs['scikit-learn']}", f"numpy=={libs['numpy']}", f"pandas=={libs['pandas']}"]
+#: how far each package of a stored model may move from the version it was fitted with: scikit-learn
+#: pickles are kept only within one minor release (patch releases keep the format); numpy and pandas
+#: within their major release (numpy 2 pickles need numpy >= 2)
+DEPENDENCY_RANGES = {"scikit-learn": "minor", "numpy": "major", "pandas": "major"}
+
+
+def version_range(package: str, installed: str, scope: str) -> str:
+    """A requirement for ``package`` around the ``installed`` version: same minor or same major release.
+
+    >>> version_range("scikit-learn", "1.9.1", "minor")
+    'scikit-learn>=1.9,<1.10'
+    >>> version_range("numpy", "2.4.6", "major")
+    'numpy>=2.0,<3'
+    """
+    m = re.match(r"(\d+)\.(\d+)", installed)
+    if not m:
+        raise RegistryError(f"{package} {installed}: cannot derive a version range from this version.")
+    major, minor = int(m.group(1)), int(m.group(2))
+    if scope == "minor":
+        return f"{package}>={major}.{minor},<{major}.{minor + 1}"
+    return f"{package}>={major}.0,<{major + 1}"
+
+
+def conda_dependencies(libs: dict[str, str] | None = None) -> list[str]:
+    """Packages the model needs in the warehouse, as ranges around the versions it was fitted with
+    (not the exact versions of this machine, which Snowflake's package channel may not have)."""
+    libs = libs or library_versions()
+    return [version_range(p, libs[p], scope) for p, scope in DEPENDENCY_RANGES.items()]
 
 
 def snowflake_log_args(model: Any, name: str, version: str, meta: dict[str, Any],
@@ -280,12 +400,17 @@ def snowflake_log_args(model: Any, name: str, version: str, meta: dict[str, Any]
     """Keyword arguments for ``snowflake.ml.registry.Registry.log_model`` (besides the model).
 
     Metrics are the held-out metrics plus our metadata under :data:`META_KEY` (JSON); the
-    sample input gives the model's signature; our own baseline classes travel by value.
+    sample input gives the model's signature; our own baseline classes travel by value (their
+    module, :mod:`baselines`, imports nothing else of ours, so it unpickles in the warehouse).
     """
     from snowflake.ml.model.task import Task
 
-    own = [type(s) for s in ([model] + [st for _, st in getattr(model, "steps", [])])]
-    ext = [md] if any(t.__module__.startswith("customer_analytics.") for t in own) else None
+    own = {type(s) for s in ([model] + [st for _, st in getattr(model, "steps", [])])}
+    ours = sorted({t.__module__ for t in own if t.__module__.startswith("customer_analytics")})
+    if any(m != baselines.__name__ for m in ours):
+        raise RegistryError(f"{type(model).__name__} uses classes of {ours}: only {baselines.__name__} is "
+                            "self-contained enough to be shipped to the warehouse by value.")
+    ext = [baselines] if ours else None
     info = {k: v for k, v in meta.items() if k != "metrics"}
     return {
         "model_name": name,
@@ -344,10 +469,14 @@ class SnowflakeRegistry:
                                 "to infer the model's signature.")
         version = snowflake_version_name()
         meta = build_meta(model, name, version, metrics, params, data_window, features, targets)
+        had_default = self.default_version(name) is not None
         smv = self._reg.log_model(model, **snowflake_log_args(model, name, version, meta,
                                                               sample_input[features].head(20)))
         log.info("registered %s %s in Snowflake", name, smv.version_name)
-        return ModelVersion(name, smv.version_name, {**meta, "version": smv.version_name})
+        meta = {**meta, "version": smv.version_name}
+        if not had_default and self.default_version(name) == smv.version_name:
+            meta[AUTO_DEFAULT] = True  # Snowflake makes a model's first version its default
+        return ModelVersion(name, smv.version_name, meta)
 
     def list_versions(self, name: str = MODEL_NAME) -> list[ModelVersion]:
         """Every version, oldest first (our version names sort by creation time)."""
@@ -378,7 +507,12 @@ class SnowflakeRegistry:
         return self._mv(name, model.version(version) if version else model.default)
 
     def load(self, name: str = MODEL_NAME, version: str | None = None) -> tuple[Any, ModelVersion]:
-        """The version's Python model, loaded by snowflake-ml (needs the same library versions)."""
+        """The version's Python model, loaded by snowflake-ml.
+
+        snowflake-ml allows this to the model's owner role only, and raises ValueError when this
+        environment differs from the model's (it is not forced): scoring and promotion use
+        :meth:`run`, which works for any role allowed to use the model.
+        """
         model = self._model(name)
         smv = model.version(version) if version else model.default
         return smv.load(), self._mv(name, smv)
@@ -391,6 +525,34 @@ class SnowflakeRegistry:
         out = smv.run(frame[mv.meta["features"]], function_name="predict")
         outputs = [c for c in out.columns if c not in mv.meta["features"]]
         return _predictions_frame(out[outputs].to_numpy(), mv.meta["targets"], frame.index)
+
+    def run_in_warehouse(self, frame, name: str = MODEL_NAME, version: str | None = None,
+                         keep: tuple[str, ...] = ()):
+        """Predictions for a Snowpark DataFrame, computed in the warehouse: no row comes to the client.
+
+        Args:
+            frame: Snowpark DataFrame holding the version's features (and the ``keep`` columns).
+            keep: columns passed through to the result (e.g. the customer key).
+
+        Returns:
+            ``(DataFrame, ModelVersion)``: the ``keep`` columns, then one column per target, named
+            as the targets, in the version's target order.
+        """
+        import snowflake.snowpark.functions as F
+
+        model = self._model(name)
+        smv = model.version(version) if version else model.default
+        mv = self._mv(name, smv)
+        features = mv.meta["features"]
+        out = smv.run(frame.select(*keep, *features), function_name="predict")
+        given = {c.strip('"').upper() for c in (*keep, *features)}
+        outputs = [c for c in out.columns if c.strip('"').upper() not in given]
+        if len(outputs) != len(mv.meta["targets"]):
+            raise RegistryError(f"{name} {mv.version} returned {len(outputs)} prediction columns for "
+                                f"{len(mv.meta['targets'])} targets.")
+        cols = [F.col(c) for c in keep] + [F.col(o).cast("double").alias(t)
+                                           for o, t in zip(outputs, mv.meta["targets"], strict=True)]
+        return out.select(*cols), mv
 
 
 def open_registry(params: Params, session=None, schema: str | None = None) -> LocalRegistry | SnowflakeRegistry:
@@ -545,16 +707,17 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
         log.info("promotion of %s: %s (%s)", mv.version, promoted, reason)
         return Promotion(promoted, mv.version, current, metric, new_value, previous_value, reason)
 
-    if current is None:
+    if current is None or (current == mv.version and mv.meta.get(AUTO_DEFAULT)):
         return decide(True, "there was no default version yet")
     if current == mv.version:
         return decide(False, "it already is the default")
-    cur = reg.get(name, current)
-    if not comparable(cur, mv):
-        return decide(True, f"the current default {current} predicts something else ({_spec(cur)}, this version "
-                            f"{_spec(mv)}), so it cannot be compared on this window")
-    missing = [c for c in cur.meta["features"] if c not in holdout.columns]
-    if missing or cur.meta["targets"] != mv.meta["targets"]:
+    try:  # anything wrong with the stored default (unreadable meta.json, …) means it cannot compete
+        cur = reg.get(name, current)
+        missing = [c for c in cur.meta["features"] if c not in holdout.columns]
+        same_targets = cur.meta["targets"] == mv.meta["targets"]
+    except Exception as e:  # noqa: BLE001 - see above
+        return decide(True, f"the current default {current} could not be loaded ({_why(e)})")
+    if missing or not same_targets:
         what = f"lacks its features {missing[:5]}" if missing else "has other targets (product types)"
         return decide(True, f"the current default {current} cannot score this run's data (it {what})")
     labels_until = cur.meta.get("data_window", {}).get("labels_until")
@@ -563,12 +726,12 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
         return decide(False, f"the current default {current} was trained on labels up to {labels_until}, inside this "
                              f"run's held-out window (from {holdout_cutoff}), so it cannot be compared fairly on it; "
                              f"it stays the default")
-    try:
-        model, _ = reg.load(name, current)
-    except RegistryError as e:
-        return decide(True, f"the current default {current} could not be loaded safely ({e})")
-    value = md.metrics(holdout[cur.meta["targets"]].to_numpy(dtype=float),
-                       md.predict(model, holdout, cur.meta["features"]))[metric]
+    try:  # any failure: refused as unsafe (RegistryError), skops' own errors, snowflake-ml's owner-role
+        # and environment checks (ValueError), a truncated file, …: the default cannot compete
+        pred = np.clip(reg.run(holdout, name, current).to_numpy(dtype=float), 0, None)
+    except Exception as e:  # noqa: BLE001 - see above
+        return decide(True, f"the current default {current} could not be loaded ({_why(e)})")
+    value = md.metrics(holdout[cur.meta["targets"]].to_numpy(dtype=float), pred)[metric]
     if md.is_better(new_value, value, metric):
         return decide(True, f"its held-out {label} {new_value:.3f} beats the current default {current}'s "
                             f"{value:.3f} on the same window", value)
@@ -576,16 +739,10 @@ def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str
                          f"{value:.3f} on the same window, so {current} stays the default", value)
 
 
-def _spec(mv: ModelVersion) -> str:
-    p = mv.meta.get("params", {})
-    return f"{p.get('horizon_days', '?')}-day horizon, definitions {p.get('definitions_version', '?')}"
-
-
-def comparable(a: ModelVersion, b: ModelVersion) -> bool:
-    """Whether two versions predict the same thing (horizon and feature definitions), so their errors compare."""
-    pa, pb = a.meta.get("params", {}), b.meta.get("params", {})
-    return (pa.get("horizon_days") == pb.get("horizon_days")
-            and pa.get("definitions_version") == pb.get("definitions_version"))
+def _why(e: BaseException) -> str:
+    """An exception in a few words for a report: its type and the first line of its message."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
 def versions_frame(reg, name: str = MODEL_NAME) -> pd.DataFrame:

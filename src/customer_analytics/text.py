@@ -37,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from snowflake.snowpark import Column, DataFrame, Session
 
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,16 @@ def text_key(session: Session) -> list[str]:
     return ["CUSTOMER_ID", "TS", "LINE_NO"] + (["KIND"] if has_kind(session) else [])
 
 
+def sample_order(key: list[str], seed: int) -> Column:
+    """A text's place in the seeded training sample: :func:`portable.stable_hash` of its key.
+
+    Timestamps enter as whole seconds since 1970, so that the same texts are drawn on Snowflake,
+    on the local warehouse and in pandas (``portable.stable_hash_py``).
+    """
+    parts = [pt.epoch_seconds(F.col(c)) if c == "TS" else F.col(c) for c in key]
+    return pt.stable_hash(*parts, F.lit(seed))
+
+
 def training_sample(session: Session, before: dt.date, max_rows: int, seed: int) -> pd.DataFrame:
     """A seeded, bounded sample of rated reviews written before ``before``: ``TEXT``, ``POSITIVE``.
 
@@ -127,12 +138,11 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     """
     df = session.table(SOURCE_TABLE)
     df = df.filter(F.col("RATING").is_not_null() & F.col("TEXT").is_not_null()
-                   & (F.col("TS") < F.lit(dt.datetime.combine(before, dt.time()))))
+                   & (F.col("TS") < pt.timestamp_literal(before)))
     if has_kind(session):
         df = df.filter(kind_column(session) == F.lit(DEFAULT_KIND))
     key = text_key(session)
-    # a seeded hash of the key, reduced so that it fits a signed 64-bit integer on every backend
-    order = F.abs(F.hash(*[F.col(c) for c in key], F.lit(seed))) % F.lit(1_000_000_007)
+    order = sample_order(key, seed)
     df = df.select(*key, "TEXT", "RATING", order.alias("_ORDER")).sort("_ORDER", *key).limit(max_rows)
     out = wh.to_pandas(df, "text:training_sample").sort_values(["_ORDER", *key], kind="stable")
     out["POSITIVE"] = (out["RATING"] >= POSITIVE_RATING).astype(int)
@@ -222,7 +232,7 @@ def evaluate(session: Session, model: TextModel) -> pd.DataFrame:
     the training sample's majority class, and precision/recall of "negative" (what a support team
     would act on).
     """
-    since = F.lit(dt.datetime.combine(model.trained_before, dt.time()))
+    since = pt.timestamp_literal(model.trained_before)
     df = session.table(SCORES_TABLE).filter((F.col("TS") >= since) & F.col("RATING").is_not_null()
                                             & (F.col("KIND") == F.lit(DEFAULT_KIND)))
     pos = F.col("RATING") >= F.lit(POSITIVE_RATING)
@@ -253,8 +263,8 @@ def by_kind(session: Session) -> pd.DataFrame:
     df = session.table(SCORES_TABLE).with_column(
         "RATED", F.iff(F.col("RATING").is_not_null(), F.lit("rated"), F.lit("unrated")))
     out = wh.to_pandas(df.group_by("KIND", "RATED").agg(
-        F.count(F.lit(1)).alias("TEXTS"), F.avg(F.col("SENTIMENT")).alias("MEAN_SENTIMENT"),
-        F.avg(F.iff(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1.0), F.lit(0.0))).alias("SHARE_NEGATIVE"),
+        F.count(F.lit(1)).alias("TEXTS"), pt.mean(F.col("SENTIMENT")).alias("MEAN_SENTIMENT"),
+        pt.mean(F.iff(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1.0), F.lit(0.0))).alias("SHARE_NEGATIVE"),
     ).sort("KIND", "RATED"), "text:by_kind")
     out.columns = [c.lower() for c in out.columns]
     return out.set_index(["kind", "rated"])

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from snowflake.snowpark import DataFrame, Session
 
 from customer_analytics import warehouse_server as _srv
 from customer_analytics.config import LOCAL_DATABASE, LOCAL_SCHEMA, Params, check_identifier
+from customer_analytics.portable import local_only
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,40 @@ _TELEMETRY_OFF = {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False, "CLIENT_TELEMET
 
 class WarehouseError(RuntimeError):
     """The warehouse could not be reached or used; the message says why and what to do."""
+
+
+LOCAL = "local"
+SNOWFLAKE = "snowflake"
+BACKENDS = (LOCAL, SNOWFLAKE)
+#: The backend of each session, recorded from the run's parameters when :func:`connect` opens it.
+_BACKEND: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
+
+
+def register_backend(session: Session, backend: str) -> Session:
+    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may too)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _BACKEND[session] = backend
+    return session
+
+
+def backend(session: Session) -> str:
+    """``local`` or ``snowflake``: the backend recorded for ``session`` by :func:`connect`.
+
+    Raises:
+        WarehouseError: the session was not opened by :func:`connect` (nor registered).
+    """
+    try:
+        return _BACKEND[session]
+    except (KeyError, TypeError):
+        raise WarehouseError("This Snowpark session was not opened by customer_analytics.warehouse.connect, so "
+                             "its backend is unknown: open it with connect(params), or call "
+                             "register_backend(session, 'local' | 'snowflake').") from None
+
+
+def is_local(session: Session) -> bool:
+    """Whether ``session`` talks to the embedded local warehouse (see :func:`backend`)."""
+    return backend(session) == LOCAL
 
 
 # --------------------------------------------------------------------------- sessions
@@ -77,17 +113,16 @@ def connect(params: Params) -> Session:
             "session_parameters": _TELEMETRY_OFF | _owner_parameter(),
             **LOCAL_TIMEOUTS,
         }
-        session = Session.builder.configs(cfg).create()
-        # fakesnow has no SYSTEM$CANCEL_ALL_QUERIES, which Session.close() calls; nothing runs
-        # asynchronously here, so there is nothing to cancel.
-        session.cancel_all = lambda: None
+        session = register_backend(Session.builder.configs(cfg).create(), LOCAL)
+        # Session.close()/cancel_all() send SYSTEM$CANCEL_ALL_QUERIES: the server answers it
+        # (warehouse_server.shim_sql)
         guard_local_session(session, params.warehouse_dir, server)
         clients = params.warehouse_dir / _srv.CLIENTS_DIR
         clients.mkdir(exist_ok=True)
         (clients / str(os.getpid())).touch()  # keeps the server up while this process lives
         session.telemetry_enabled = False
         return session
-    session = _snowflake_session(params.connection)
+    session = register_backend(_snowflake_session(params.connection), SNOWFLAKE)
     session.telemetry_enabled = False
     database = params.database or _unquote(session.get_current_database())
     schema = params.schema or _unquote(session.get_current_schema())
@@ -421,13 +456,14 @@ def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Pa
     name = check_identifier(name)
     pdf = pdf.copy()
     pdf.columns = [check_identifier(str(c)) for c in pdf.columns]
-    if _is_local(session):
+    if is_local(session):
         staging_dir = staging_dir or Path.cwd()
         staging_dir.mkdir(parents=True, exist_ok=True)
         path = staging_dir / f"{name}_{uuid.uuid4().hex}.parquet"
         pdf.to_parquet(path, index=False)
         try:
-            session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')").collect()
+            session.sql(local_only(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')")
+                        ).collect()
         finally:
             path.unlink(missing_ok=True)
     else:
@@ -436,10 +472,6 @@ def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Pa
         session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {stage_name}").collect()
         session.sql(f"DROP TABLE IF EXISTS {stage_name}").collect()
     return name
-
-
-def _is_local(session: Session) -> bool:
-    return getattr(session._conn._conn, "host", "") == "127.0.0.1"  # noqa: SLF001
 
 
 def _sql_path(path: Path) -> str:
@@ -466,8 +498,9 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
     file. (Not exercised offline, see README.)
     """
     table = check_identifier(table)
-    if _is_local(session):
-        session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')").collect()
+    if is_local(session):
+        session.sql(local_only(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')")
+                    ).collect()
         return row_count(session, table)
     import pyarrow.parquet as pq
 
@@ -498,7 +531,7 @@ def publish(session: Session, tables: dict[str, str]) -> None:
     not switched as one unit — call this only after every check has passed.
     """
     pairs = [(check_identifier(n), check_identifier(t)) for n, t in tables.items()]
-    if _is_local(session):
+    if is_local(session):
         session.sql("BEGIN TRANSACTION").collect()
         try:
             for new, target in pairs:

@@ -40,13 +40,18 @@ STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 CLIENTS_DIR = "clients"
-#: When set at server start: a JSON-lines file recording every query (its duration, the start of its SQL,
-#: and the shape of the result sent; see ``pushdown``). ``bench/`` uses the durations to profile.
+#: When set at server start: a JSON-lines file recording every query (its duration, its SQL in full, as
+#: sent, and the shape of the result sent; see ``pushdown`` and ``sqlcheck``). ``bench/`` uses the
+#: durations to profile.
 AUDIT_VAR = "CA_WAREHOUSE_AUDIT"
 KEY = "CUSTOMER_ID"
 GRAIN = (KEY, "CUTOFF")
 
 log = logging.getLogger("customer_analytics.warehouse_server")
+#: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all`` send
+#: (the id is ``None`` here: fakesnow's login gives none)
+CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE)
+CANCEL_ANSWER = "SELECT 'no running statement to cancel' AS \"SYSTEM$CANCEL_ALL_QUERIES\""
 
 
 def _free_port() -> int:
@@ -303,7 +308,7 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
 
     data = (json.loads(response_body) or {}).get("data") or {}
     body = gzip.decompress(request_body) if gzipped else request_body
-    sql = " ".join(str(json.loads(body).get("sqlText", "")).split())[:300]
+    sql = str(json.loads(body).get("sqlText", ""))  # in full and unchanged: sqlcheck parses it
     if data.get("queryResultFormat") != "arrow" or not data.get("rowsetBase64"):
         return {"rows": 0, "columns": [], "sql": sql}
     table = pa.ipc.open_stream(base64.b64decode(data["rowsetBase64"])).read_all()
@@ -315,9 +320,56 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
     return record
 
 
-def _audit_queries(app, endpoint, audit_file: Path) -> None:
-    """Record every query result the server sends in ``audit_file`` (see :mod:`customer_analytics.pushdown`)."""
+def shim_sql(sql: str) -> str:
+    """The statement fakesnow runs for ``sql``: Snowflake system functions it lacks are answered here.
+
+    ``SYSTEM$CANCEL_ALL_QUERIES``: the Snowflake connector waits for each statement it sends, so
+    when a session asks, none of its statements runs on this server; the answer says so (one row).
+    """
+    return CANCEL_ANSWER if CANCEL_ALL.match(sql) else sql
+
+
+def _with_shims(endpoint):
+    """``endpoint`` (fakesnow's query handler) with the statements of :func:`shim_sql` rewritten."""
+    import gzip
+
+    from starlette.requests import Request
+
+    async def shimmed(request):
+        body = await request.body()
+        gzipped = request.headers.get("Content-Encoding") == "gzip"
+        try:
+            data = json.loads(gzip.decompress(body) if gzipped else body)
+            sql = str(data.get("sqlText", ""))
+        except Exception:  # noqa: BLE001 - fakesnow answers a malformed request itself
+            return await endpoint(request)
+        if (new := shim_sql(sql)) == sql:
+            return await endpoint(request)
+        raw = json.dumps({**data, "sqlText": new}).encode()
+        raw = gzip.compress(raw) if gzipped else raw
+
+        async def receive():
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        return await endpoint(Request(request.scope, receive))
+
+    return shimmed
+
+
+def _route_queries(app, endpoint, audit_file: Path | None) -> None:
+    """Serve queries through :func:`_with_shims`, recorded in ``audit_file`` when one is given."""
     from starlette.routing import request_response
+
+    handler = _with_shims(endpoint)
+    if audit_file is not None:
+        handler = _audited(handler, audit_file)
+    for route in app.routes:
+        if getattr(route, "endpoint", None) is endpoint:
+            route.app = request_response(handler)
+
+
+def _audited(endpoint, audit_file: Path):
+    """``endpoint`` recording every query result it sends in ``audit_file`` (see :mod:`customer_analytics.pushdown`)."""
 
     async def audited(request):
         started = time.perf_counter()
@@ -332,10 +384,8 @@ def _audit_queries(app, endpoint, audit_file: Path) -> None:
             log.warning("pushdown audit: could not record a result: %s", e)
         return response
 
-    for route in app.routes:
-        if getattr(route, "endpoint", None) is endpoint:
-            route.app = request_response(audited)
     log.info("recording query results in %s", audit_file)
+    return audited
 
 
 #: Seconds a server that hit a fatal engine error waits for its answers to leave before it exits.
@@ -381,8 +431,8 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     fs_server.shared_fs = fs
 
     app = fs_server.app
-    if audit := os.environ.get(AUDIT_VAR):
-        _audit_queries(app, fs_server.query_request, Path(audit))
+    audit = os.environ.get(AUDIT_VAR)
+    _route_queries(app, fs_server.query_request, Path(audit) if audit else None)  # shims, audit
     front = Front(app, fs_server.sessions, settings=in_force, fault=faults.server_point())
 
     class Server(uvicorn.Server):

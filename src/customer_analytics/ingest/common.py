@@ -66,7 +66,7 @@ CLEAN_TYPES = {
     "LINE_NO": "INT",
     "SOURCE_FILE": "VARCHAR",
     "ORDER_ID": "VARCHAR",
-    "TS": "TIMESTAMP",
+    "TS": "TIMESTAMP_NTZ",
     "COUPON": "VARCHAR",
     "SHIP_METHOD": "VARCHAR",
     "SHIP_COST": "DOUBLE",

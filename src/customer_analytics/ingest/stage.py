@@ -17,6 +17,7 @@ from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
 from customer_analytics import contract, readers
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Excluded, Reason
 from customer_analytics.ingest import checks as ck
@@ -53,8 +54,15 @@ STAGE_HEAD = ["SOURCE_FILE", "LINE_NO", "RECORD", "FIELD", "REASON", "VALUE"]
 
 
 def in_sample(customer_id: Column, fraction: float) -> Column:
-    """Deterministic customer sample: the id's hash bucket (of 10,000) is below ``fraction``."""
-    return (F.abs(F.hash(customer_id)) % 10000) < int(round(fraction * 10000))
+    """Deterministic customer sample: the id's bucket (of 10,000) is below ``fraction``.
+
+    The bucket comes from :func:`portable.stable_hash` (MD5), so Snowflake, the local warehouse
+    and the pandas reference (:func:`portable.stable_hash_py`) keep the same customers.
+    """
+    kept = int(round(fraction * 10000))
+    if kept >= 10000:  # everyone: no hash to compute on every row
+        return F.lit(True)
+    return (pt.stable_hash(customer_id) % F.lit(10000)) < F.lit(kept)
 
 
 def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFrame, list[str]]:
@@ -168,7 +176,8 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
 
 def _ok_or_null(value: Column, kind: str) -> Column:
     """``value`` on accepted rows, NULL of type ``kind`` on rejected ones."""
-    return F.iff(F.col("REASON").is_null(), value, F.lit(None).cast(kind))
+    return F.iff(F.col("REASON").is_null(), value,
+                 F.lit(None).cast(pt.TIMESTAMP_NTZ if kind == "timestamp" else kind))
 
 
 def _present(
