@@ -27,6 +27,9 @@ from customer_analytics import baselines, faults, registry
 from customer_analytics import features as ft
 from customer_analytics import models as md
 
+#: the registry model of the test parameters' horizon (one model per horizon)
+NAME = registry.model_name(60)
+
 
 def register(reg, comparison, params, labelled, name):
     """Register candidate ``name`` as if the selection had chosen it."""
@@ -355,8 +358,8 @@ def test_a_default_that_cannot_be_loaded_for_any_reason_is_replaced_not_a_crash(
     reg = registry.LocalRegistry(tmp_path)
     holdout = labelled[1]
     first = register(reg, comparison, params, labelled, "ridge")
-    reg.set_default(registry.MODEL_NAME, first.version)
-    path = tmp_path / registry.MODEL_NAME / first.version / "model.skops"
+    reg.set_default(NAME, first.version)
+    path = tmp_path / NAME / first.version / "model.skops"
     with zipfile.ZipFile(path) as z:
         files = {n: z.read(n) for n in z.namelist()}
     npy = next(n for n in files if n.endswith(".npy"))
@@ -367,7 +370,7 @@ def test_a_default_that_cannot_be_loaded_for_any_reason_is_replaced_not_a_crash(
         for n, b in files.items():
             z.writestr(n, b)
     with pytest.raises(ValueError):  # what skops raises, outside RegistryError
-        reg.load(version=first.version)
+        reg.load(NAME, version=first.version)
     decision = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")
     assert decision.promoted and "could not be loaded" in decision.reason and "ValueError" in decision.reason
     assert str(tmp_path) not in decision.reason
@@ -377,21 +380,21 @@ def test_a_truncated_meta_json_hides_one_version_and_never_fails_every_run(tmp_p
     reg = registry.LocalRegistry(tmp_path)
     holdout = labelled[1]
     v1, v2 = (register(reg, comparison, params, labelled, n) for n in ("mean", "ridge"))
-    reg.set_default(registry.MODEL_NAME, v2.version)
-    meta = tmp_path / registry.MODEL_NAME / v1.version / "meta.json"
+    reg.set_default(NAME, v2.version)
+    meta = tmp_path / NAME / v1.version / "meta.json"
     meta.write_text(meta.read_text()[:40])  # truncated, e.g. a full disk
-    assert [v.version for v in reg.list_versions()] == [v2.version]
-    assert list(registry.versions_frame(reg).index) == [v2.version]
+    assert [v.version for v in reg.list_versions(NAME)] == [v2.version]
+    assert list(registry.versions_frame(reg, NAME).index) == [v2.version]
     with pytest.raises(registry.RegistryError, match="cannot be read"):
-        reg.get(version=v1.version)
+        reg.get(NAME, version=v1.version)
     # now the default's own meta.json is truncated: a new version replaces it instead of failing 04
-    default_meta = tmp_path / registry.MODEL_NAME / v2.version / "meta.json"
+    default_meta = tmp_path / NAME / v2.version / "meta.json"
     default_meta.write_text("{")
     v3 = register(reg, comparison, params, labelled, "segment_mean")
     assert v3.version == "v3"
     decision = registry.promote(reg, v3, holdout, "rmse")
     assert decision.promoted and "could not be loaded" in decision.reason
-    assert reg.default_version() == "v3" and [v.version for v in reg.list_versions()] == ["v3"]
+    assert reg.default_version(NAME) == "v3" and [v.version for v in reg.list_versions(NAME)] == ["v3"]
 
 
 KILLED_WRITER = textwrap.dedent("""
@@ -447,24 +450,24 @@ def test_snowflake_adapter_against_snowflake_ml_2_6_behaviour(comparison, params
     reg = snowflake_adapter(fake)
     holdout = labelled[1]
     first = register(reg, comparison, params, labelled, "mean")
-    assert reg.default_version() == first.version  # Snowflake made it the default already
+    assert reg.default_version(NAME) == first.version  # Snowflake made it the default already
     decision = registry.promote(reg, first, holdout, "rmse")
     assert decision.promoted and "no default version yet" in decision.reason
     best = comparison.board[comparison.board["kind"] == "model"]["rmse"].idxmin()
     better = register(reg, comparison, params, labelled, best)
     fake.current_role = "REPORTING"  # not the owner: snowflake-ml refuses load(), run() is allowed
     decision = registry.promote(reg, better, holdout, "rmse")
-    assert decision.promoted and "beats" in decision.reason and reg.default_version() == better.version
+    assert decision.promoted and "beats" in decision.reason and reg.default_version(NAME) == better.version
     assert decision.previous_value == pytest.approx(comparison.board.loc["mean", "rmse"], rel=1e-9)
-    assert ("run", registry.MODEL_NAME, first.version, "pandas") in fake.calls
+    assert ("run", NAME, first.version, "pandas") in fake.calls
     assert not any(c[0] == "load" for c in fake.calls)
     worse = register(reg, comparison, params, labelled, "segment_mean")
     assert not registry.promote(reg, worse, holdout, "rmse").promoted
-    listed = reg.list_versions()
+    listed = reg.list_versions(NAME)
     assert [v.version for v in listed] == [first.version, better.version, worse.version]
     assert listed[1].meta["metrics"]["rmse"] == pytest.approx(comparison.board.loc[best, "rmse"], rel=1e-12)
     assert listed[1].meta["features"] == comparison.features
-    out = reg.run(holdout, version=better.version)
+    out = reg.run(holdout, NAME, version=better.version)
     np.testing.assert_array_equal(np.clip(out.to_numpy(), 0, None), comparison.predictions[best])
 
 
@@ -477,13 +480,13 @@ def test_snowflake_load_is_owner_only_and_checks_the_environment_and_promotion_s
     holdout = labelled[1]
     first = register(reg, comparison, params, labelled, "ridge")
     with pytest.raises(SnowflakeMLException, match="owner role"):
-        reg.load()
+        reg.load(NAME)
     fake.current_role = fake.owner_role
     fake.local_versions = {"scikit-learn": "0.24.2"}  # this client's environment differs from the model's
     with pytest.raises(ValueError, match="force=True"):
-        reg.load()
+        reg.load(NAME)
     fake.local_versions = {}
-    model, mv = reg.load()
+    model, mv = reg.load(NAME)
     np.testing.assert_array_equal(md.predict(model, holdout, mv.meta["features"]), comparison.predictions["ridge"])
     fake.run_failures[first.version] = ValueError("Unable to run: the environment of this version is broken")
     decision = registry.promote(reg, register(reg, comparison, params, labelled, "mean"), holdout, "rmse")

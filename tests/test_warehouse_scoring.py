@@ -19,6 +19,9 @@ from customer_analytics import models as md
 from customer_analytics import predict, registry
 from customer_analytics import warehouse as wh
 
+#: the registry model of the test parameters' horizon (one model per horizon)
+NAME = registry.model_name(60)
+
 
 def _rows(session, params, version: str) -> pd.DataFrame:
     df = session.table(predict.TABLE).filter(
@@ -33,7 +36,7 @@ def test_scoring_in_the_warehouse_gives_the_client_paths_predictions(
     sel = dataclasses.replace(md.select(comparison, "rmse", params.seed), chosen="random_forest")
     local = registry.LocalRegistry(tmp_path / "local")
     mv_local = registry.register(local, comparison, sel, params, *labelled)
-    model, _ = local.load(version=mv_local.version)
+    model, _ = local.load(NAME, version=mv_local.version)
     client = predict.score_in_chunks(session, model, mv_local, params, chunk_rows=30)
     assert client.where == "client" and not client.fallback and client.chunks > 1
 
@@ -48,7 +51,7 @@ def test_scoring_in_the_warehouse_gives_the_client_paths_predictions(
     assert run.where == "warehouse" and run.customers == client.customers and run.chunks == 0
     assert (
         "run",
-        registry.MODEL_NAME,
+        NAME,
         mv.version,
         "snowflake",
     ) in fake.calls  # a Snowpark DataFrame
@@ -66,7 +69,7 @@ def test_scoring_in_the_warehouse_gives_the_client_paths_predictions(
         got[pred_cols].to_numpy(dtype=float), want[pred_cols].to_numpy(dtype=float), rtol=1e-12
     )
     assert (got[pred_cols].to_numpy() >= 0).all() and set(got["MODEL_NAME"]) == {
-        registry.MODEL_NAME
+        NAME
     }
 
 
