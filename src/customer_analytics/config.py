@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 ENV_FILE = "env.yaml"
 ROOT_ENV_VAR = "CUSTOMER_ANALYTICS_ROOT"
 ENV_FILE_VAR = "CUSTOMER_ANALYTICS_ENV"
-MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+MODEL_NAMES = ("zero", "last_period", "mean", "segment_mean", "btyd", "ridge", "random_forest",
+               "hist_gradient_boosting", "hybrid_boosting")
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -72,6 +73,7 @@ class Params:
     cv_folds: int = 3
     max_train_rows: int = 60_000
     text_max_rows: int = 20_000
+    calibration_tolerance: float = 0.10
     database: str = "ANALYTICS"
     schema: str = "SHOP"
     # ingest: source files inside data_dir (None = no such source), column mapping, reject threshold
@@ -201,6 +203,13 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
     n_cutoffs = _int(values, "n_cutoffs", 1, 24)
     # more folds than n_cutoffs - 1 cannot each train on earlier cut-offs: models.fold_cutoffs uses fewer
     cv_folds = _optional_int(values, "cv_folds", 1, 12, Params.cv_folds)
+    tolerance = values.get("calibration_tolerance", Params.calibration_tolerance)
+    try:
+        tolerance = float(tolerance)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance!r}.") from e
+    if not 0 < tolerance <= 1:
+        raise ConfigError(f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance}.")
     known = {f for f in Params.__dataclass_fields__}
     ingest = _ingest_values(values)
     return Params(
@@ -220,6 +229,7 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
         cv_folds=cv_folds,
         max_train_rows=_optional_int(values, "max_train_rows", 1_000, 10_000_000, Params.max_train_rows),
         text_max_rows=_optional_int(values, "text_max_rows", 100, 1_000_000, Params.text_max_rows),
+        calibration_tolerance=tolerance,
         database=str(values.get("database", "ANALYTICS")).upper(),
         schema=str(values.get("schema", "SHOP")).upper(),
         **ingest,

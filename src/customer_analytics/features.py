@@ -77,6 +77,9 @@ REVIEWS = ["N_REVIEWS", "N_CALLS", "AVG_RATING"]
 SENTIMENT = ["AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS"]
 BTYD_SUMMARY = ["BTYD_X", "BTYD_TX", "BTYD_T", "BTYD_VALUE", "RECENCY_OVER_AGE", "PURCHASE_DAYS_PER_30D"]
 BTYD_OUTPUTS = list(btyd.OUTPUTS)
+#: BTYD outputs that are model inputs (the median days to the next purchase grows with the customer's
+#: age, so it is kept for the outlook in PREDICTIONS only)
+BTYD_INPUTS = [c for c in BTYD_OUTPUTS if c != "BTYD_NEXT_DAYS"]
 BTYD_SCORES = "BTYD_SCORES"
 BTYD_PARAMS = "BTYD_PARAMS"
 #: features measured in days since a fixed event: for a customer they grow with the calendar, so a
@@ -98,7 +101,7 @@ DECIMALS = 9
 #: feature groups as the report lists them
 GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
           "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT,
-          "buy-till-you-die summaries": BTYD_SUMMARY, "buy-till-you-die outputs": BTYD_OUTPUTS}
+          "buy-till-you-die summaries": BTYD_SUMMARY, "buy-till-you-die outputs": BTYD_INPUTS}
 
 
 def product_types(session: Session) -> list[str]:
@@ -403,7 +406,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
 
 def output_columns(products: list[str], sentiment: bool = False, btyd_outputs: bool = False) -> list[str]:
     """The columns of :func:`features_at`, in order."""
-    return [KEY, "CUTOFF"] + feature_columns(products, sentiment, btyd_outputs) + label_columns(products)
+    outlook = [c for c in BTYD_OUTPUTS if c not in BTYD_INPUTS] if btyd_outputs else []
+    return [KEY, "CUTOFF"] + feature_columns(products, sentiment, btyd_outputs) + outlook + label_columns(products)
 
 
 def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False,
@@ -435,7 +439,7 @@ def label_columns(products: list[str]) -> list[str]:
 
 def feature_columns(products: list[str], sentiment: bool = False, btyd_outputs: bool = False) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
-    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else []) + (BTYD_OUTPUTS if btyd_outputs else [])
+    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else []) + (BTYD_INPUTS if btyd_outputs else [])
             + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
 
 

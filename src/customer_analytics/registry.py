@@ -68,6 +68,9 @@ TRUSTED_TYPES = frozenset({
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "customer_analytics.models.LastPeriodBaseline",
     "customer_analytics.models.SegmentMeanBaseline",
+    "customer_analytics.btyd.BTYDRegressor",
+    "customer_analytics.calibration.ScaledRegressor",
+    "customer_analytics.hybrid.PerTargetPoisson",
 })
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "snowflake-snowpark-python", "snowflake-ml-python")
 META_KEY = "ca_meta"

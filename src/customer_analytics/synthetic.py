@@ -49,6 +49,7 @@ import csv
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -286,7 +287,7 @@ def _review_text(rng: np.random.Generator, mood: np.ndarray, product: np.ndarray
 
 
 def write(data: dict, out: Path) -> dict[str, int]:
-    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row counts."""
+    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` (if any) into ``out``; return row counts."""
     out.mkdir(parents=True, exist_ok=True)
     c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
     tmp = {name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")}
@@ -314,8 +315,11 @@ def write(data: dict, out: Path) -> dict[str, int]:
             if o["coupon"][k]:
                 rec["coupon"] = o["coupon"][k]
             f.write(dumps(rec) + "\n")
+    if not r["cust"].size:  # a world without reviews (closed cohorts): no reviews file, none left from before
+        del tmp["reviews.jsonl"]
+        (out / "reviews.jsonl").unlink(missing_ok=True)
     texts = _review_text(data["rng"], r["mood"], r["product"])
-    with tmp["reviews.jsonl"].open("w", encoding="utf-8") as f:
+    with (tmp.get("reviews.jsonl") or Path(os.devnull)).open("w", encoding="utf-8") as f:
         for k in range(r["cust"].size):
             rec = {"customer_id": cust_ids[r["cust"][k]], "ts": r["ts"][k], "text": texts[k]}
             if r["rating"][k]:
