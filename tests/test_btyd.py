@@ -162,14 +162,17 @@ def test_forecast_of_a_simulated_future_adds_up():
     assert btyd.best_family(fits) == "bgnbd"
 
 
-def test_median_days_to_next_purchase_is_the_median_of_the_posterior_waiting_time():
+@pytest.mark.parametrize("p_alive", [1.0, 0.8, 0.55])
+def test_median_days_to_next_purchase_is_the_median_of_the_simulated_waiting_time(p_alive):
+    """Simulate the posterior: alive with probability p_alive, then an exponential wait with a Gamma rate."""
     r, alpha = 0.8, 30.0
     x, T = 3.0, 200.0
-    days = btyd.median_days_to_next((r, alpha, 1, 1), [x], [T])[0]
+    days = btyd.median_days_to_next((r, alpha, 1, 1), [x], [T], [p_alive])[0]
     rng = np.random.default_rng(0)
     lam = rng.gamma(r + x, 1.0 / (alpha + T), 400_000)
-    waits = rng.exponential(1.0, lam.size) / lam
+    waits = np.where(rng.random(lam.size) < p_alive, rng.exponential(1.0, lam.size) / lam, np.inf)
     assert days == pytest.approx(np.median(waits), rel=0.02)
+    assert np.isnan(btyd.median_days_to_next((r, alpha, 1, 1), [x], [T], [0.5])[0])
 
 
 def test_btyd_regressor_splits_spend_by_the_customers_past_mix_and_falls_back_without_history():

@@ -38,7 +38,7 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +139,22 @@ def expected_purchases(family: str, params, t: float, x, t_x, T) -> np.ndarray:
     return alive * probability_alive(family, (r, alpha, a, b), x, t_x, T)
 
 
-def median_days_to_next(params, x, T) -> np.ndarray:
-    """Median time to the next purchase *if the customer is still active*: ``(alpha+T)(2^(1/(r+x)) - 1)``.
+def median_days_to_next(params, x, T, p_alive=1.0) -> np.ndarray:
+    """Median time until the next purchase, counting the chance that the customer has left.
 
     While active, purchases follow a Poisson process whose rate has the posterior
-    ``Gamma(r + x, alpha + T)``; dropping out only happens at a purchase, in both families.
+    ``Gamma(r + x, alpha + T)`` (dropping out only happens at a purchase, in both families), so
+    ``P(next purchase within t) = p_alive * (1 - ((alpha+T) / (alpha+T+t))^(r+x))``; the median
+    solves that = 1/2: ``(alpha+T) * ((1 - 1/(2 p_alive))^(-1/(r+x)) - 1)``. NaN when
+    ``p_alive <= 1/2`` (another purchase is less likely than not). ``p_alive = 1``: the median
+    if the customer is known to be active, ``(alpha+T)(2^(1/(r+x)) - 1)``.
     """
     r, alpha = params[0], params[1]
-    x, T = _arrays(x, T)
-    return (alpha + T) * np.expm1(math.log(2.0) / (r + x))
+    x, T, p_alive = _arrays(x, T, p_alive)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.log1p(-0.5 / p_alive)
+        out = (alpha + T) * np.expm1(-left / (r + x))
+    return np.where(p_alive > 0.5, out, np.nan)
 
 
 def expected_value(params, x, m) -> np.ndarray:
@@ -312,7 +319,8 @@ def score_summaries(summaries: pd.DataFrame, fits: dict[str, Fit | None], horizo
     Returns:
         :data:`OUTPUTS` columns, aligned with ``summaries``: probability alive, expected purchase
         days in the horizon, expected value per purchase, expected spend (their product) and the
-        median days to the next purchase if active. All null when no model could be fitted.
+        median days to the next purchase (null when it is less likely than not,
+        :func:`median_days_to_next`). All null when no model could be fitted.
     """
     out = pd.DataFrame(index=summaries.index, columns=list(OUTPUTS), dtype=float)
     family = best_family(fits)
@@ -322,7 +330,7 @@ def score_summaries(summaries: pd.DataFrame, fits: dict[str, Fit | None], horizo
     theta = fits[family].values
     out["BTYD_P_ALIVE"] = probability_alive(family, theta, x, t_x, T)
     out["BTYD_EXP_PURCHASES"] = expected_purchases(family, theta, float(horizon_days), x, t_x, T)
-    out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T)
+    out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T, out["BTYD_P_ALIVE"].to_numpy())
     gg = fits.get("gamma_gamma")
     if gg is not None and gg.params["q"] > 1:
         value = expected_value(gg.values, x, summaries["VALUE"].to_numpy(dtype=float))
@@ -405,3 +413,48 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
                 own = np.where(past > 0, qty / past, self.units_per_spend_[k])
             out[known, k + 1] = out[known, 0] * np.nan_to_num(own[known], nan=self.units_per_spend_[k])
         return out
+
+
+class BTYDBoosting(RegressorMixin, BaseEstimator):
+    """The hybrid candidate: the BTYD candidate's prediction times a correction learnt by gradient boosting.
+
+    ``prediction_j = b_j(x) * m(x)``: ``b_j`` is ``base``'s prediction of target ``j`` (a
+    :class:`BTYDRegressor`: expected spend and its split into quantities by the customer's past
+    mix) and ``m`` one correction factor, a Poisson-loss regressor fitted on ``spend / b_0`` with
+    sample weights ``b_0`` — exactly a Poisson model of spend with ``log b_0`` as offset, so the
+    correction starts from the BTYD forecast instead of from scratch and follows its decay over
+    the cohort's life. Quantities get the same factor (they stay consistent with the spend). Labels
+    are clipped at 0 (net spend can be negative in a window with returns); a base below 1% of the
+    mean spend is raised to that, so customers the BTYD model writes off can still be corrected
+    upwards. Without any spend on the training rows the correction is 1.
+
+    Args:
+        base: an unfitted :class:`BTYDRegressor`.
+        booster: an unfitted regressor (or pipeline) with a Poisson loss; ``sample_weight`` is passed
+            to its last step.
+    """
+
+    def __init__(self, base=None, booster=None):
+        self.base = base
+        self.booster = booster
+
+    def _offset(self, X) -> np.ndarray:  # noqa: N803 - scikit-learn convention
+        return np.maximum(np.asarray(self.base_.predict(X), dtype=float), self.floor_[None, :])
+
+    def fit(self, X, y):  # noqa: N803
+        y = np.clip(np.asarray(y, dtype=float).reshape(len(X), -1), 0, None)
+        self.base_ = clone(self.base).fit(X, y)
+        self.floor_ = np.maximum(0.01 * y.mean(axis=0), 1e-9)
+        self.booster_ = None
+        if y[:, 0].sum() > 0:
+            b = self._offset(X)[:, 0]
+            step = self.booster.steps[-1][0] + "__" if hasattr(self.booster, "steps") else ""
+            self.booster_ = clone(self.booster).fit(X, y[:, 0] / b, **{f"{step}sample_weight": b})
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X) -> np.ndarray:  # noqa: N803
+        offset = self._offset(X)
+        if self.booster_ is None:
+            return offset
+        return offset * np.asarray(self.booster_.predict(X), dtype=float)[:, None]

@@ -28,9 +28,11 @@ predictions scaled, per target, by actual / predicted totals over the folds (a n
 (``zero``), **refused**.
 
 Selection: among the candidates left, the lowest (R²: highest) mean cross-validated spend metric,
-``primary_metric``; candidates within :data:`SELECTION_MARGIN` (1%) of the best count as tied, and
-the tie goes to the lower cross-validated value of the other error metric (MAE for RMSE and R²,
-RMSE for MAE), so a model that is as good on one and better on the other wins. The held-out window then says, untouched by the selection, how much better
+``primary_metric``; candidates within :data:`SELECTION_MARGIN` (1%) of the best, or within one
+standard error of the paired fold-by-fold differences from it (the "one-standard-error" idea: a
+difference smaller than the folds' disagreement about it is noise), count as tied, and the tie
+goes to the lower cross-validated value of the other error metric (MAE for RMSE and R², RMSE for
+MAE), so a model that is as good on one and better on the other wins. The held-out window then says, untouched by the selection, how much better
 the chosen model is than the best naive baseline (with a paired bootstrap interval). Fitting cost
 is bounded by the number of training rows (``max_train_rows``, sampled in the warehouse, see
 :func:`features.load_labelled`) and by the fixed model sizes below.
@@ -59,20 +61,22 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from customer_analytics import features as ft
-from customer_analytics.btyd import BTYDRegressor
+from customer_analytics.btyd import BTYDBoosting, BTYDRegressor
 from customer_analytics.calibration import ScaledRegressor
-from customer_analytics.hybrid import PerTargetPoisson
 
 log = logging.getLogger(__name__)
 
 BASELINES = ("zero", "last_period", "mean", "segment_mean")
 #: the buy-till-you-die candidate (the academic bar): neither naive nor machine learning
 BTYD = ("btyd",)
+#: candidates that read the BTYD columns by name (left out, with a note, when FEATURES has none)
+NEEDS_BTYD = ("btyd", "hybrid_boosting")
 RECALIBRATED = "_recalibrated"
 #: default largest relative error of a candidate's cross-validated total before it is recalibrated
 CALIBRATION_TOLERANCE = 0.10
-#: candidates whose cross-validated primary metric is within this (relative) margin of the best one count as
-#: tied (fold-to-fold noise is larger than that); the tie goes to the best value of the other error metric
+#: candidates whose cross-validated primary metric is within this (relative) margin of the best one, or within
+#: one standard error of their paired fold-by-fold differences from it, count as tied; the tie goes to the
+#: best value of the other error metric
 SELECTION_MARGIN = 0.01
 #: the other error metric that breaks near-ties of the primary one
 SECONDARY = {"rmse": "mae", "mae": "rmse", "r2": "mae"}
@@ -212,13 +216,14 @@ def candidates(features: list[str], targets: list[str], seed: int,
             ("model", RandomForestRegressor(n_estimators=RF_TREES, min_samples_leaf=20, max_features=0.4,
                                             max_samples=0.5, n_jobs=-1, random_state=seed)),
         ]),
-        "hybrid_boosting": lambda: Pipeline([
-            ("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
-            ("model", PerTargetPoisson(HistGradientBoostingRegressor(
-                loss="poisson", max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=50,
-                l2_regularization=1.0, monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
-                early_stopping=True, validation_fraction=0.1, n_iter_no_change=15, random_state=seed))),
-        ]),
+        "hybrid_boosting": lambda: BTYDBoosting(
+            BTYDRegressor("BTYD_EXP_SPEND", "SPEND", btyd_sources(targets)),
+            Pipeline([("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
+                      ("model", HistGradientBoostingRegressor(
+                          loss="poisson", max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15,
+                          min_samples_leaf=50, l2_regularization=1.0,
+                          monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
+                          early_stopping=True, validation_fraction=0.1, n_iter_no_change=15, random_state=seed))])),
         "hist_gradient_boosting": lambda: Pipeline([
             ("prep", _preprocessor(ml, scale=False, impute=False)),  # missing values handled natively
             ("model", MultiOutputRegressor(HistGradientBoostingRegressor(
@@ -417,11 +422,10 @@ def unavailable(names: tuple[str, ...], train: pd.DataFrame, feats: list[str], t
         if not segs:
             out["segment_mean"] = (f"segment_mean left out: its segment column ({', '.join(SEGMENT_COLUMNS).lower()}) "
                                    "is constant or unknown on the training rows, so it would equal `mean`")
-    if "btyd" in names:
-        need = ["BTYD_EXP_SPEND", "SPEND", *btyd_sources(targets)]
-        missing = [c for c in need if c not in feats]
-        if missing:
-            out["btyd"] = f"btyd left out: the inputs lack {', '.join(m.lower() for m in missing)} (rebuild 03_features)"
+    need = ["BTYD_EXP_SPEND", "SPEND", *btyd_sources(targets)]
+    missing = [c for c in need if c not in feats]
+    for name in (n for n in NEEDS_BTYD if n in names and missing):
+        out[name] = f"{name} left out: the inputs lack {', '.join(m.lower() for m in missing)} (rebuild 03_features)"
     return out
 
 
@@ -594,17 +598,30 @@ def calibration_sentence(comparison: Comparison) -> str:
     return out
 
 
+def paired_se(folds: pd.DataFrame, a: str, b: str, metric: str) -> float:
+    """Standard error of the mean fold-by-fold difference of ``metric`` between candidates ``a`` and ``b``."""
+    wide = folds.pivot(index="cutoff", columns="model", values=metric)
+    if a not in wide or b not in wide:
+        return 0.0
+    d = (wide[a] - wide[b]).dropna()
+    return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
 def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
-    """Eligible candidates whose primary ``metric`` is within :data:`SELECTION_MARGIN` of the best, best first
-    by the other metric (:data:`SECONDARY`): the first row is the chosen candidate."""
+    """Eligible candidates tied with the best on the primary ``metric`` (within :data:`SELECTION_MARGIN` or one
+    paired standard error, see :func:`paired_se`), best first by the other metric (:data:`SECONDARY`): the
+    first row is the chosen candidate; column ``tie_margin`` holds each one's allowance."""
     board = comparison.board
     key = _sort_key(board, metric)
     other = ("cv_" if key.startswith("cv_") else "") + SECONDARY[metric]
     eligible = board[board["eligible"]] if board["eligible"].any() else board
     higher = metric in HIGHER_IS_BETTER
-    best = eligible[key].max() if higher else eligible[key].min()
-    margin = SELECTION_MARGIN * abs(best)
-    near = eligible[eligible[key] >= best - margin] if higher else eligible[eligible[key] <= best + margin]
+    best_name = eligible.sort_values(key, ascending=not higher, kind="stable").index[0]
+    best = eligible.loc[best_name, key]
+    se = [paired_se(comparison.folds, n, best_name, metric) if key.startswith("cv_") else 0.0 for n in eligible.index]
+    margin = np.maximum(SELECTION_MARGIN * abs(best), se)
+    gap = (best - eligible[key]) if higher else (eligible[key] - best)
+    near = eligible[gap.to_numpy() <= margin].assign(tie_margin=margin[gap.to_numpy() <= margin])
     return near.sort_values([other, key], ascending=[True, not higher], kind="stable")
 
 
@@ -619,7 +636,8 @@ def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Select
              else "held-out window: too few cut-offs for cross-validation")
     rule = (f"{calibration_sentence(comparison)}; then, among the candidates left, the "
             f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), where "
-            f"candidates within {SELECTION_MARGIN:.0%} of the best count as tied and the tie goes to the lowest "
+            f"candidates within {SELECTION_MARGIN:.0%} of the best or within one standard error of their fold-by-fold "
+            f"differences from it count as tied and the tie goes to the lowest "
             f"{METRIC_LABELS[SECONDARY[primary_metric]]}; confirmed on the held-out window")
     baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")
     if baselines.empty:
@@ -763,10 +781,12 @@ def why(selection: Selection, comparison: Comparison) -> str:
     parts = []
     if ranked.index[0] != s.chosen:
         parts.append(f"{ranked.index[0]} had the best {where} {label} ({ranked[key].iloc[0]:.3f}), but {s.chosen} is "
-                     f"within {SELECTION_MARGIN:.0%} of it ({b.loc[s.chosen, key]:.3f}) with a lower {where} "
-                     f"{other_label} ({b.loc[s.chosen, other]:.3f} against {b.loc[ranked.index[0], other]:.3f}).")
+                     f"tied with it ({b.loc[s.chosen, key]:.3f}: the gap is within "
+                     f"{ties.loc[s.chosen, 'tie_margin']:.3f}, the larger of {SELECTION_MARGIN:.0%} and one standard "
+                     f"error of their fold-by-fold differences) and has a lower {where} {other_label} "
+                     f"({b.loc[s.chosen, other]:.3f} against {b.loc[ranked.index[0], other]:.3f}).")
     elif len(ties) > 1:
-        parts.append(f"Tied within {SELECTION_MARGIN:.0%} on {where} {label}: {', '.join(ties.index[1:])}; "
+        parts.append(f"Tied with it on {where} {label}: {', '.join(ties.index[1:])}; "
                      f"{s.chosen} has the lowest {where} {other_label} of them ({b.loc[s.chosen, other]:.3f}).")
     elif len(ranked) > 1:
         parts.append(f"Its {where} {label} is {b.loc[s.chosen, key]:.3f} against "

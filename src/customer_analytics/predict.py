@@ -11,7 +11,16 @@
   appends one chunk at a time to a staging table, so it never holds more than one chunk.
 * **PREDICTIONS keeps history**: one block of rows per ``RUN_DATE``, each row with the model
   name and version. Publishing replaces this date's rows only, in one ``CREATE OR REPLACE``
-  statement at the end: a failure at any point leaves the previous table intact.
+  statement at the end: a failure at any point leaves the previous table intact. An empty
+  scoring set still publishes (an empty block: the table exists, this date's old rows are gone)
+  and the summary says which setting would score someone (:func:`scoring_alternatives`).
+* **Per-customer outlook** beside the predicted spend and quantities (:data:`OUTLOOK`), from the
+  buy-till-you-die model fitted as of ``run_date`` on every customer's history (see
+  :mod:`customer_analytics.features`): ``P_ALIVE`` (probability the customer is still active),
+  ``EXP_ORDERS`` (expected purchase days in the next ``horizon_days``) and ``NEXT_ORDER_DATE``
+  (the date by which another order is as likely as not; null when another order is less likely
+  than not, or without a purchase history). The spend and quantities come from the registered
+  model, which need not be the BTYD one.
 
 Everything the report shows is a warehouse aggregate of PREDICTIONS (no customer rows).
 """
@@ -44,6 +53,8 @@ KEY = ft.KEY
 CHUNK_ROWS = 50_000
 PRED_SPEND = "PRED_SPEND"
 META_COLUMNS = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION"]
+#: outlook column -> the FEATURES column it comes from
+OUTLOOK = {"P_ALIVE": "BTYD_P_ALIVE", "EXP_ORDERS": "BTYD_EXP_PURCHASES", "NEXT_ORDER_DATE": "BTYD_NEXT_DAYS"}
 
 
 class PredictError(RuntimeError):
@@ -70,26 +81,51 @@ def _score_block_date(session: Session) -> dt.date | None:
     return session.table("FEATURES").filter(F.col("ROLE") == "score").agg(F.max("CUTOFF").alias("D")).collect()[0]["D"]
 
 
+def _base_features(session: Session, params: Params, features: list[str]) -> DataFrame:
+    """Every customer's features as of ``run_date`` (FEATURES' score rows, or computed for that date)."""
+    if _score_block_date(session) == params.run_date:
+        return session.table("FEATURES").filter(F.col("ROLE") == "score")
+    if not wh.table_exists(session, "CLEAN_ORDER_LINES"):
+        raise PredictError("No clean data in the warehouse: run 01_ingest (or the whole pipeline) first.")
+    log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
+    products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
+    sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
+    return ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment,
+                          btyd_staging=params.warehouse_dir / "staging")
+
+
 def scoring_features(session: Session, params: Params, features: list[str]) -> DataFrame:
-    """Features as of ``run_date`` of the customers to score: ``CUSTOMER_ID`` + ``features``.
+    """Features as of ``run_date`` of the customers to score: ``CUSTOMER_ID`` + ``features`` (+ the outlook's sources).
 
     Raises:
         PredictError: the model needs a column the data cannot provide, or nothing was ingested.
     """
-    if _score_block_date(session) == params.run_date:
-        base = session.table("FEATURES").filter(F.col("ROLE") == "score")
-    else:
-        if not wh.table_exists(session, "CLEAN_ORDER_LINES"):
-            raise PredictError("No clean data in the warehouse: run 01_ingest (or the whole pipeline) first.")
-        log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
-        products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
-        sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
-        base = ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment)
+    base = _base_features(session, params, features)
     missing = [c for c in features if c not in base.columns]
     if missing:
         raise PredictError(f"The model needs feature columns {missing} that the data as of {params.run_date} "
                            "does not have (new or retired product types?): retrain with the full pipeline.")
-    return in_scoring_set(base, params).select(KEY, *features)
+    outlook = [c for c in OUTLOOK.values() if c in base.columns and c not in features]
+    return in_scoring_set(base, params).select(KEY, *features, *outlook)
+
+
+def scoring_alternatives(session: Session, params: Params, features: list[str]) -> dict[str, Any]:
+    """How many customers each scoring set would hold as of ``run_date`` (warehouse aggregates).
+
+    Returns:
+        ``new``, ``active``, ``all`` (customer counts with this run's ``new_customer_days`` and
+        ``horizon_days``) and ``newest_days`` (days since the latest sign-up, ``None`` without customers).
+    """
+    base = _base_features(session, params, features)
+    row = base.agg(
+        F.count(F.lit(1)).alias("N_ALL"),
+        F.sum(F.iff(F.col("TENURE_DAYS") <= F.lit(params.new_customer_days), F.lit(1), F.lit(0))).alias("N_NEW"),
+        F.sum(F.iff((F.col("HAS_ORDERED") == F.lit(1)) & (F.col("RECENCY_DAYS") <= F.lit(params.horizon_days)),
+                    F.lit(1), F.lit(0))).alias("N_ACTIVE"),
+        F.min(F.col("TENURE_DAYS")).alias("NEWEST"),
+    ).collect()[0]
+    return {"new": int(row["N_NEW"] or 0), "active": int(row["N_ACTIVE"] or 0), "all": int(row["N_ALL"] or 0),
+            "newest_days": None if row["NEWEST"] is None else int(row["NEWEST"])}
 
 
 def reference_features(session: Session, params: Params, features: list[str]) -> DataFrame | None:
@@ -100,14 +136,39 @@ def reference_features(session: Session, params: Params, features: list[str]) ->
 
 
 def score(model: Any, frame: pd.DataFrame, mv: ModelVersion, params: Params) -> pd.DataFrame:
-    """Predictions for ``frame`` (feature rows): one row per customer, keyed by ``CUSTOMER_ID``."""
+    """Predictions for ``frame`` (feature rows): one row per customer, keyed by ``CUSTOMER_ID``, with the outlook."""
     pred = np.clip(model.predict(frame[mv.meta["features"]]), 0, None)
     pred = pred.reshape(len(frame), -1)
     out = pd.DataFrame({KEY: frame[KEY].to_numpy(), "RUN_DATE": params.run_date,
                         "MODEL_NAME": mv.name, "MODEL_VERSION": mv.version})
     for i, t in enumerate(mv.meta["targets"]):
         out[prediction_column(t)] = pred[:, i].astype(float)
-    return out
+    return out.assign(**outlook(frame, params))
+
+
+def outlook(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """The :data:`OUTLOOK` columns for ``frame`` (null where the BTYD columns are missing)."""
+    def col(name: str) -> np.ndarray:
+        src = OUTLOOK[name]
+        return frame[src].to_numpy(dtype=float) if src in frame.columns else np.full(len(frame), np.nan)
+
+    days = col("NEXT_ORDER_DATE")
+    ok = np.isfinite(days) & (days < 365 * 100)  # beyond a century: never, in practice
+    start = pd.Timestamp(params.run_date)
+    dates = [(start + pd.Timedelta(days=int(round(d)))).date() if k else None for d, k in zip(days, ok, strict=True)]
+    return {"P_ALIVE": col("P_ALIVE"), "EXP_ORDERS": col("EXP_ORDERS"),
+            "NEXT_ORDER_DATE": pd.Series(dates, index=frame.index, dtype=object)}
+
+
+def empty_block(session: Session, mv: ModelVersion, name: str) -> str:
+    """Create table ``name`` with PREDICTIONS' columns and no rows (the block of an empty scoring set)."""
+    cols = ([f"CAST(NULL AS VARCHAR) AS {KEY}", "CAST(NULL AS DATE) AS RUN_DATE", "CAST(NULL AS VARCHAR) AS MODEL_NAME",
+             "CAST(NULL AS VARCHAR) AS MODEL_VERSION"]
+            + [f"CAST(NULL AS DOUBLE) AS {wh.check_identifier(prediction_column(t))}" for t in mv.meta["targets"]]
+            + ["CAST(NULL AS DOUBLE) AS P_ALIVE", "CAST(NULL AS DOUBLE) AS EXP_ORDERS",
+               "CAST(NULL AS DATE) AS NEXT_ORDER_DATE"])
+    wh.replace_table(session.sql(f"SELECT {', '.join(cols)}").filter(F.lit(False)), name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -118,6 +179,7 @@ class ScoringRun:
     chunks: int
     largest_chunk: int
     table_rows: int
+    alternatives: dict[str, Any] | None = None  # with no customers: what the other scoring sets would hold
 
 
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
@@ -155,10 +217,15 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
             cols = ", ".join(preds.columns)
             session.sql(f"INSERT INTO {stage} ({cols}) SELECT {cols} FROM {part}").collect()
         log.info("scored chunk %d/%d (%d customers)", k + 1, n_chunks, len(frame))
-    total = publish(session, stage if n else None, params)
+    alternatives = None
+    if not n:  # an empty block: PREDICTIONS exists afterwards, and the report can say what would score someone
+        empty_block(session, mv, stage)
+        alternatives = scoring_alternatives(session, params, mv.meta["features"])
+    total = publish(session, stage, params)
     for t in (stage, f"{stage}_PART"):
         session.sql(f"DROP TABLE IF EXISTS {t}").collect()
-    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total)
+    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total,
+                      alternatives=alternatives)
 
 
 def publish(session: Session, staged: str | None, params: Params) -> int:
@@ -278,6 +345,7 @@ def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.Dat
         "candidate": (mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator"),
         "metric": params.primary_metric, "error": metrics.get(params.primary_metric),
         "table_rows": run.table_rows, "drift_flags": found.flags, "drift_note": found.note, "drift_assessed": found.assessed,
+        "alternatives": run.alternatives,
     }
 
 
@@ -290,13 +358,33 @@ def summary(head: dict[str, Any], params: Params) -> str:
     alert = (f"**⚠ Drift: {len(flags)} large shift{'s' if len(flags) > 1 else ''}** — " + "; ".join(flags)
              + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
     if not head["customers_scored"]:
-        return f"{alert}No customers to score ({who}). PREDICTIONS holds {head['table_rows']:,} rows across run dates."
+        return (f"{alert}No customers to score ({who}). {_what_would_score(head.get('alternatives'), params)}"
+                f"PREDICTIONS holds {head['table_rows']:,} rows across run dates (this run date's block is empty).")
     err = f", held-out {head['metric'].upper()} {head['error']:,.2f}" if isinstance(head.get("error"), float) else ""
     return (f"{alert}Scored **{head['customers_scored']:,}** {who} with model **{head['model']} "
             f"{head['model_version']}** ({head['candidate']}{err}). Predicted spend over the next "
             f"{params.horizon_days} days: **{head['predicted_spend']:,.0f}** in total, "
             f"{head['mean_predicted_spend']:,.2f} per customer on average. PREDICTIONS now holds "
             f"{head['table_rows']:,} rows across run dates.\n\nDrift: {head['drift_note']}.")
+
+
+def _what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
+    """A sentence naming the settings that would score someone (from :func:`scoring_alternatives`)."""
+    if not alt:
+        return ""
+    if not alt["all"]:
+        return (f"Nobody had signed up before {params.run_date}: no setting scores anyone on this date; choose a later "
+                "run_date. ")
+    options = []
+    if params.scoring_set != "active" and alt["active"]:
+        options.append(f"`scoring_set: active` would score {alt['active']:,} (ordered in the last "
+                       f"{params.horizon_days} days)")
+    if params.scoring_set != "all":
+        options.append(f"`scoring_set: all` would score {alt['all']:,}")
+    if params.scoring_set == "new" and alt["newest_days"] is not None:
+        options.append(f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the newest "
+                       f"customer signed up {alt['newest_days']} days before {params.run_date})")
+    return ("Settings that would score someone: " + "; ".join(options) + ". ") if options else ""
 
 
 def drift_figure(table: pd.DataFrame):

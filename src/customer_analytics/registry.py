@@ -70,7 +70,7 @@ TRUSTED_TYPES = frozenset({
     "customer_analytics.models.SegmentMeanBaseline",
     "customer_analytics.btyd.BTYDRegressor",
     "customer_analytics.calibration.ScaledRegressor",
-    "customer_analytics.hybrid.PerTargetPoisson",
+    "customer_analytics.btyd.BTYDBoosting",
 })
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "snowflake-snowpark-python", "snowflake-ml-python")
 META_KEY = "ca_meta"
