@@ -610,6 +610,21 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     return out.drop(columns="QTY_TOTAL").reset_index()
 
 
+def with_btyd_outputs(features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """``features`` (one cut-off, from :func:`features_at`) plus the BTYD outputs, fitted on its buyers' summaries.
+
+    The fitting is :mod:`customer_analytics.btyd`'s (the thing under test elsewhere is the
+    warehouse's summaries and plumbing, checked against this).
+    """
+    from customer_analytics import btyd
+
+    buyers = features[features["BTYD_X"].notna()]
+    summaries = pd.DataFrame({"X": buyers["BTYD_X"], "TX": buyers["BTYD_TX"], "T": buyers["BTYD_T"],
+                              "VALUE": buyers["BTYD_VALUE"].round(ft.DECIMALS)})
+    out = btyd.score_summaries(summaries, btyd.fit_cutoff(summaries), horizon_days).round(ft.DECIMALS)
+    return features.join(out.reindex(features.index))
+
+
 def btyd_summary(past_orders: pd.DataFrame, c0: pd.Timestamp) -> pd.DataFrame:
     """The buy-till-you-die summaries of :func:`customer_analytics.features.btyd_summaries`, from orders before ``c0``.
 
