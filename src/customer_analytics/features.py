@@ -507,6 +507,37 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
                         index=list(rows))
 
 
+def btyd_params(session: Session) -> pd.DataFrame:
+    """The BTYD parameters fitted per cut-off (``BTYD_PARAMS``, a few rows), for the report; empty without them."""
+    if not wh.table_exists(session, BTYD_PARAMS):
+        return pd.DataFrame()
+    out = wh.to_pandas(session.table(BTYD_PARAMS).sort("CUTOFF"), "features:btyd_params").set_index("CUTOFF")
+    out.columns = [c.lower() for c in out.columns]
+    return out
+
+
+def outside_range(session: Session, train: pd.DataFrame, margin: float) -> dict[str, float]:
+    """Share of FEATURES' ``score`` rows (as of run_date) outside each numeric feature's range on ``train``.
+
+    "Outside" = beyond the training minimum or maximum by more than ``margin`` x the range's width
+    (one aggregate query; nulls are not counted). Features without score rows or bounds are left out.
+    """
+    feats, _ = model_columns(list(train.columns))
+    numeric = [c for c in feats if c not in CATEGORICAL and train[c].notna().any()]
+    score = session.table(TABLE).filter(F.col("ROLE") == "score")
+    numeric = [c for c in numeric if c in score.columns]
+    if not numeric:
+        return {}
+    aggs = []
+    for c in numeric:
+        lo, hi = float(train[c].min()), float(train[c].max())
+        pad = margin * (hi - lo)
+        out = (F.col(c) < F.lit(lo - pad)) | (F.col(c) > F.lit(hi + pad))
+        aggs += [F.sum(F.iff(out, F.lit(1), F.lit(0))).alias(f"{c}__OUT"), F.count(F.col(c)).alias(f"{c}__N")]
+    row = score.agg(*aggs).collect()[0].as_dict()
+    return {c: row[f"{c}__OUT"] / row[f"{c}__N"] for c in numeric if row[f"{c}__N"]}
+
+
 def sample_fraction(n_rows: int, cap: int) -> float:
     """Fraction of ``n_rows`` to keep so that about ``cap`` rows remain (1.0 when under the cap)."""
     return 1.0 if n_rows <= cap else cap / n_rows

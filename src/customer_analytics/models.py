@@ -685,6 +685,25 @@ def calibration_table(comparison: Comparison) -> pd.DataFrame:
     return out
 
 
+def inputs_note(comparison: Comparison) -> str:
+    """Markdown: which inputs were dropped or kept out of the ML models, and which candidates were left out."""
+    parts = []
+    d, r = comparison.dropped, comparison.ranges
+    if len(d):
+        parts.append(f"**{len(d)} feature{'s' if len(d) > 1 else ''} dropped** before fitting (no information on the "
+                     "training rows): " + "; ".join(f"`{f}` — {why}" for f, why in d["reason"].items()) + ".")
+    else:
+        parts.append("No feature was constant, duplicated or empty on the training rows.")
+    out = r[r["action"].str.startswith("left out")] if len(r) else r
+    if len(r):
+        parts.append(f"**{len(r)} feature{'s' if len(r) > 1 else ''} leave the training range** on more than "
+                     f"{RANGE_SHARE:.0%} of the held-out or scoring rows: " + ", ".join(f"`{f}`" for f in r.index)
+                     + (f"; left out of the machine-learning models: {', '.join(f'`{f}`' for f in out.index)}"
+                        if len(out) else "") + ".")
+    parts += comparison.notes
+    return "\n\n".join(parts)
+
+
 def calibration_deciles(actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
     """Customers in deciles of predicted spend (1 = lowest): mean predicted and mean actual spend per decile."""
     rank = pd.Series(np.asarray(predicted, dtype=float)).rank(method="first")

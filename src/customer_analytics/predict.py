@@ -270,6 +270,27 @@ def overview(session: Session, params: Params) -> pd.DataFrame:
     return pd.Series(values, name="predicted spend", dtype=object).to_frame()
 
 
+def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
+    """The scored customers' outlook for this run date (warehouse aggregates of :data:`OUTLOOK`)."""
+    rows = _run_rows(session, params.run_date)
+    if "P_ALIVE" not in rows.columns:
+        return pd.DataFrame()
+    end = params.run_date + dt.timedelta(days=params.horizon_days)
+    one = F.lit(1)
+    row = rows.agg(
+        F.count(F.col("P_ALIVE")).alias("WITH"), F.avg(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
+        F.sum(F.iff(F.col("P_ALIVE") >= F.lit(0.5), one, F.lit(0))).alias("LIKELY"),
+        F.sum(F.col("EXP_ORDERS")).alias("ORDERS"),
+        F.sum(F.iff(F.col("NEXT_ORDER_DATE") < F.lit(end), one, F.lit(0))).alias("SOON"),
+    ).collect()[0]
+    values = {"customers with a purchase history (outlook known)": int(row["WITH"] or 0),
+              "mean probability still active": None if row["MEAN_ALIVE"] is None else round(float(row["MEAN_ALIVE"]), 3),
+              "likely still active (probability ≥ 0.5)": int(row["LIKELY"] or 0),
+              f"expected orders in the next {params.horizon_days} days": round(float(row["ORDERS"] or 0), 1),
+              f"next order expected before {end}": int(row["SOON"] or 0)}
+    return pd.Series(values, name="outlook", dtype=object).to_frame()
+
+
 def spend_distribution(session: Session, params: Params, bins: int = 20) -> pd.Series:
     """Customers per band of predicted spend (equal bands up to the 99th percentile, the rest in the last)."""
     rows = _run_rows(session, params.run_date)
