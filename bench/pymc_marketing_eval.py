@@ -1,4 +1,4 @@
-"""Throwaway measurement: pymc-marketing's BG/NBD against our scipy fit (import, fit cost, same optimum).
+"""Throwaway measurement: pymc-marketing's BG/NBD against our scipy fit (import, fit, optimum).
 
 Run it in a separate virtualenv (pymc-marketing is *not* a project dependency)::
 
@@ -59,19 +59,30 @@ def main(n: int) -> dict:
     out["ours_fit_s"], out["ours"] = time.perf_counter() - t0, ours.params
     model = clv.BetaGeoModel(model_config={k: Prior("HalfFlat") for k in ("r", "alpha", "a", "b")})
     t0 = time.perf_counter()
-    model.fit(data=pd.DataFrame({"customer_id": np.arange(n), "frequency": x, "recency": tx, "T": T}), method="map")
+    model.fit(
+        data=pd.DataFrame({"customer_id": np.arange(n), "frequency": x, "recency": tx, "T": T}),
+        method="map",
+    )
     out["pymc_map_fit_s"] = time.perf_counter() - t0
-    out["pymc"] = {k: float(model.idata.posterior[k].values.ravel()[0]) for k in ("r", "alpha", "a", "b")}
+    out["pymc"] = {
+        k: float(model.idata.posterior[k].values.ravel()[0]) for k in ("r", "alpha", "a", "b")
+    }
     out["ours_ll_at_ours"] = float(btyd.bgnbd_loglik(ours.values, x, tx, T).sum())
     out["ours_ll_at_pymc"] = float(btyd.bgnbd_loglik(tuple(out["pymc"].values()), x, tx, T).sum())
     import pymc as pm
     from pymc_marketing.clv.distributions import BetaGeoNBD
 
-    dist = BetaGeoNBD.dist(a=ours.params["a"], b=ours.params["b"], r=ours.params["r"], alpha=ours.params["alpha"],
-                           T=T[:50])
+    dist = BetaGeoNBD.dist(
+        a=ours.params["a"],
+        b=ours.params["b"],
+        r=ours.params["r"],
+        alpha=ours.params["alpha"],
+        T=T[:50],
+    )
     theirs = pm.logp(dist, np.column_stack([tx[:50], x[:50]])).eval()
-    out["max_abs_logp_diff_50_customers"] = float(np.max(np.abs(theirs - btyd.bgnbd_loglik(ours.values, x[:50],
-                                                                                              tx[:50], T[:50]))))
+    out["max_abs_logp_diff_50_customers"] = float(
+        np.max(np.abs(theirs - btyd.bgnbd_loglik(ours.values, x[:50], tx[:50], T[:50])))
+    )
     return out
 
 

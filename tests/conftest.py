@@ -87,16 +87,25 @@ def scheduled_runs(tmp_path_factory):
 
 
 #: every model candidate, for the model and registry tests
-NAMES = ("zero", "last_period", "mean", "segment_mean", "btyd", "ridge", "random_forest", "hist_gradient_boosting",
-         "hybrid_boosting")
+NAMES = (
+    "zero",
+    "last_period",
+    "mean",
+    "segment_mean",
+    "btyd",
+    "ridge",
+    "random_forest",
+    "hist_gradient_boosting",
+    "hybrid_boosting",
+)
 CLOSED_CUSTOMERS = 5000
 
 
 @pytest.fixture(scope="session")
 def closed_cohort(tmp_path_factory):
-    """The closed-cohort demo world (5,000 customers, seed 42): params and a warehouse with FEATURES built.
+    """The closed-cohort demo world (5,000 customers, seed 42): params, a warehouse with FEATURES.
 
-    Everyone joined in the first twelve weeks, so env.yaml's ``scoring_set: new`` finds nobody to score.
+    Everyone joined in the first twelve weeks, so env.yaml's ``scoring_set: new`` finds nobody.
     """
     raw = tmp_path_factory.mktemp("closed_raw")
     synthetic.write(synthetic.generate_closed_cohort(CLOSED_CUSTOMERS, seed=42), raw)

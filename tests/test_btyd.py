@@ -1,4 +1,4 @@
-"""Buy-till-you-die models: closed forms against numerical integration, and parameter recovery on simulated data.
+"""BTYD models: closed forms against numerical integration; parameter recovery on simulated data.
 
 The "independent implementation" is the individual-level model integrated numerically over its
 mixing distributions (Gamma for the purchase rate, Beta for the drop-out probability, Gamma for
@@ -22,8 +22,14 @@ from customer_analytics import btyd, synthetic
 CDNOW = synthetic.PROFILES["closed_cohort"]
 TRUE_BG = (CDNOW["r"], CDNOW["alpha"], CDNOW["a"], CDNOW["b"])
 TRUE_GG = (CDNOW["p"], CDNOW["q"], CDNOW["gamma"])
-#: (x, t_x, T) in days: one-time buyer, a few repeats, a heavy buyer, an old repeat buyer, an early one
-HISTORIES = [(0, 0.0, 300.0), (2, 40.0, 200.0), (25, 380.0, 390.0), (7, 100.0, 500.0), (1, 3.0, 5.0)]
+#: (x, t_x, T) in days: one-time buyer, a few repeats, a heavy buyer, an old repeat buyer, a new one
+HISTORIES = [
+    (0, 0.0, 300.0),
+    (2, 40.0, 200.0),
+    (25, 380.0, 390.0),
+    (7, 100.0, 500.0),
+    (1, 3.0, 5.0),
+]
 PARAM_SETS = [TRUE_BG, (1.7, 12.0, 2.5, 4.0)]  # CDNOW-like (a < 1, r < 1) and one with a > 1, r > 1
 
 
@@ -32,13 +38,26 @@ def _quad(f, lo, hi, **kw) -> float:
 
 
 def _rate_integral(r: float, alpha: float, x: int, tau: float, extra=None) -> float:
-    """E[λ^x e^(-λ tau) * extra(λ)] for λ ~ Gamma(shape r, rate alpha), by quadrature (Jacobi weight for λ^(r-1))."""
+    """E[λ^x e^(-λ tau) * extra(λ)], λ ~ Gamma(shape r, rate alpha), by quadrature.
+
+    The Jacobi weight takes care of λ^(r-1) at 0.
+    """
     extra = extra or (lambda lam: 1.0)
     scale = (r + x) / (alpha + tau)
     hi = scale + 80.0 * math.sqrt(r + x) / (alpha + tau) + 1.0 / alpha * 80.0
-    norm = _quad(lambda lam: math.exp(-alpha * lam), 0.0, 200.0 / alpha, weight="alg", wvar=(r - 1.0, 0.0))
-    return _quad(lambda lam: lam ** x * math.exp(-lam * (alpha + tau)) * extra(lam), 0.0, hi,
-                 weight="alg", wvar=(r - 1.0, 0.0)) / norm
+    norm = _quad(
+        lambda lam: math.exp(-alpha * lam), 0.0, 200.0 / alpha, weight="alg", wvar=(r - 1.0, 0.0)
+    )
+    return (
+        _quad(
+            lambda lam: lam**x * math.exp(-lam * (alpha + tau)) * extra(lam),
+            0.0,
+            hi,
+            weight="alg",
+            wvar=(r - 1.0, 0.0),
+        )
+        / norm
+    )
 
 
 def _dropout_integral(a: float, b: float, f) -> float:
@@ -54,7 +73,9 @@ def _likelihood_parts(family: str, params, x: int, t_x: float, T: float) -> tupl
     alive = _rate_integral(r, alpha, x, T) * _dropout_integral(a, b, lambda p: (1 - p) ** keep)
     if family == "bgnbd" and x == 0:
         return alive, 0.0
-    dead = _rate_integral(r, alpha, x, t_x) * _dropout_integral(a, b, lambda p: p * (1 - p) ** (keep - 1))
+    dead = _rate_integral(r, alpha, x, t_x) * _dropout_integral(
+        a, b, lambda p: p * (1 - p) ** (keep - 1)
+    )
     return alive, dead
 
 
@@ -75,15 +96,21 @@ def test_gamma_gamma_likelihood_agrees_with_numerical_integration(params):
     closed = btyd.gamma_gamma_loglik(params, [c[0] for c in cases], [c[1] for c in cases])
     for k, (x, m) in enumerate(cases):
         # the mean of x purchases given nu is Gamma(shape p x, rate nu x); nu ~ Gamma(q, rate g)
-        dens = _quad(lambda nu, x=x, m=m: stats.gamma.pdf(m, p * x, scale=1.0 / (nu * x))
-                     * stats.gamma.pdf(nu, q, scale=1.0 / g), 0.0, np.inf)
+        dens = _quad(
+            lambda nu, x=x, m=m: (
+                stats.gamma.pdf(m, p * x, scale=1.0 / (nu * x))
+                * stats.gamma.pdf(nu, q, scale=1.0 / g)
+            ),
+            0.0,
+            np.inf,
+        )
         assert closed[k] == pytest.approx(math.log(dens), abs=1e-6), (params, x, m)
 
 
 @pytest.mark.parametrize("family", btyd.FAMILIES)
 @pytest.mark.parametrize("params", PARAM_SETS)
 def test_probability_alive_and_expected_purchases_agree_with_numerical_integration(family, params):
-    """E[Y(t) | history] = E over the posterior of (alive) x (1/p)(1 - exp(-λ p t)), integrated numerically."""
+    """E[Y(t) | history] = E over the posterior of alive x (1/p)(1 - exp(-λ p t)), numerically."""
     r, alpha, a, b = params
     horizon = 60.0
     x, t_x, T = (np.array(v, dtype=float) for v in zip(*HISTORIES, strict=True))
@@ -95,8 +122,11 @@ def test_probability_alive_and_expected_purchases_agree_with_numerical_integrati
         keep = xi + 1 if family == "mbgnbd" else xi
 
         def inner(p, xi=xi, Ti=Ti, keep=keep):
-            def per_rate(lam):  # expected purchases of a living customer: (1 - exp(-λ p t)) / p, λ t at p = 0
+            def per_rate(
+                lam,
+            ):  # expected purchases of a living customer: (1 - exp(-λ p t)) / p, λ t at p = 0
                 return -math.expm1(-lam * p * horizon) / p if p > 0 else lam * horizon
+
             return (1 - p) ** keep * _rate_integral(r, alpha, xi, Ti, per_rate)
 
         numeric = _dropout_integral(a, b, inner) / (alive + dead)
@@ -104,7 +134,7 @@ def test_probability_alive_and_expected_purchases_agree_with_numerical_integrati
 
 
 def _simulated(seed: int, n: int, end: float = 546.0):
-    """A closed cohort under BG/NBD + Gamma-Gamma with the CDNOW parameters, joining over 12 weeks."""
+    """A closed cohort under BG/NBD + Gamma-Gamma, CDNOW parameters, joining over 12 weeks."""
     rng = np.random.default_rng(seed)
     T = end - rng.random(n) * 84.0
     cust, t = synthetic.simulate_purchases(rng, n, *TRUE_BG, T)
@@ -142,7 +172,7 @@ def test_fitted_parameters_recover_the_true_ones():
 
 
 def test_forecast_of_a_simulated_future_adds_up():
-    """Fit on the first 400 days, forecast the next 90: the cohort's total purchases and spend within 5%."""
+    """Fit on the first 400 days, forecast the next 90: the cohort's total purchases within 5%."""
     x_all, _, T_end, _, (cust, t) = _simulated(seed=12, n=10000, end=490.0)
     n = len(x_all)
     T = T_end - 90.0
@@ -164,7 +194,7 @@ def test_forecast_of_a_simulated_future_adds_up():
 
 @pytest.mark.parametrize("p_alive", [1.0, 0.8, 0.55])
 def test_median_days_to_next_purchase_is_the_median_of_the_simulated_waiting_time(p_alive):
-    """Simulate the posterior: alive with probability p_alive, then an exponential wait with a Gamma rate."""
+    """Simulate the posterior: alive with probability p_alive, then an exponential wait."""
     r, alpha = 0.8, 30.0
     x, T = 3.0, 200.0
     days = btyd.median_days_to_next((r, alpha, 1, 1), [x], [T], [p_alive])[0]
@@ -176,14 +206,22 @@ def test_median_days_to_next_purchase_is_the_median_of_the_simulated_waiting_tim
 
 
 def test_btyd_regressor_splits_spend_by_the_customers_past_mix_and_falls_back_without_history():
-    X = pd.DataFrame({"BTYD_EXP_SPEND": [10.0, np.nan, 4.0, 6.0], "SPEND": [20.0, 0.0, 0.0, 10.0],
-                      "QTY_A": [4.0, 0.0, 0.0, 1.0], "QTY_B": [2.0, 0.0, 0.0, 1.0]})
+    X = pd.DataFrame(
+        {
+            "BTYD_EXP_SPEND": [10.0, np.nan, 4.0, 6.0],
+            "SPEND": [20.0, 0.0, 0.0, 10.0],
+            "QTY_A": [4.0, 0.0, 0.0, 1.0],
+            "QTY_B": [2.0, 0.0, 0.0, 1.0],
+        }
+    )
     y = np.array([[8.0, 1, 1], [3.0, 1, 0], [0.0, 0, 0], [5.0, 1, 1]])
     model = btyd.BTYDRegressor("BTYD_EXP_SPEND", "SPEND", ("QTY_A", "QTY_B")).fit(X, y)
     pred = model.predict(X)
     np.testing.assert_allclose(pred[0], [10.0, 10.0 * 4 / 20, 10.0 * 2 / 20])
     np.testing.assert_allclose(pred[1], y[1])  # no purchase history: the training mean of such rows
-    np.testing.assert_allclose(pred[2], [4.0, 4.0 * 5 / 30, 4.0 * 3 / 30])  # no past spend: overall units per spend
+    np.testing.assert_allclose(
+        pred[2], [4.0, 4.0 * 5 / 30, 4.0 * 3 / 30]
+    )  # no past spend: overall units per spend
     with pytest.raises(ValueError, match="lacks columns"):
         model.predict(X.drop(columns="QTY_B"))
 
@@ -193,6 +231,9 @@ def test_too_few_customers_or_inconsistent_summaries_are_refused():
         btyd.fit_purchases("bgnbd", [1, 0], [3, 0], [5, 5])
     with pytest.raises(ValueError, match="t_x <= T"):
         btyd.fit_purchases("bgnbd", [1] * 30, [9] * 30, [5] * 30)
-    out = btyd.score_summaries(pd.DataFrame({"X": [1.0], "TX": [2.0], "T": [9.0], "VALUE": [3.0]}),
-                               {"bgnbd": None, "mbgnbd": None, "gamma_gamma": None}, 30)
+    out = btyd.score_summaries(
+        pd.DataFrame({"X": [1.0], "TX": [2.0], "T": [9.0], "VALUE": [3.0]}),
+        {"bgnbd": None, "mbgnbd": None, "gamma_gamma": None},
+        30,
+    )
     assert out.isna().all().all()

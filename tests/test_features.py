@@ -207,26 +207,38 @@ def test_calls_single_product_and_unknown_profile_fields(session, tmp_path, raw_
     assert (got["SHARE_ALL"][got["HAS_ORDERED"] == 1] == 1).all()
 
 
-def test_btyd_outputs_are_the_models_fitted_per_cutoff_on_the_reference_summaries(session, products, params,
-                                                                                  ref_tables):
-    """FEATURES' BTYD columns = BG/NBD / MBG/NBD + Gamma-Gamma fitted, per cut-off, on the pandas summaries."""
+def test_btyd_outputs_are_the_models_fitted_per_cutoff_on_the_reference_summaries(
+    session, products, params, ref_tables
+):
+    """FEATURES' BTYD columns = the models fitted, per cut-off, on the pandas summaries."""
     from customer_analytics import btyd
 
     ft.build(session, params, products)
     table = wh.to_pandas(session.table(ft.TABLE), "test")
     fitted = wh.to_pandas(session.table(ft.BTYD_PARAMS), "test").set_index("CUTOFF")
     for cutoff in (params.cutoffs()[0], params.run_date):
-        ref = reference.features_at(*ref_tables, cutoff, params.horizon_days, products).set_index("CUSTOMER_ID")
+        ref = reference.features_at(*ref_tables, cutoff, params.horizon_days, products).set_index(
+            "CUSTOMER_ID"
+        )
         buyers = ref[ref["BTYD_X"].notna()]
-        summaries = pd.DataFrame({"X": buyers["BTYD_X"], "TX": buyers["BTYD_TX"], "T": buyers["BTYD_T"],
-                                  "VALUE": buyers["BTYD_VALUE"].round(ft.DECIMALS)})
+        summaries = pd.DataFrame(
+            {
+                "X": buyers["BTYD_X"],
+                "TX": buyers["BTYD_TX"],
+                "T": buyers["BTYD_T"],
+                "VALUE": buyers["BTYD_VALUE"].round(ft.DECIMALS),
+            }
+        )
         fits = btyd.fit_cutoff(summaries)
         want = reference.with_btyd_outputs(ref, params.horizon_days)
         got = table[table["CUTOFF"] == cutoff].set_index("CUSTOMER_ID").loc[want.index]
-        assert len(buyers) > 200 and got.loc[ref["BTYD_X"].isna(), ft.BTYD_OUTPUTS].isna().all().all()
+        assert (
+            len(buyers) > 200 and got.loc[ref["BTYD_X"].isna(), ft.BTYD_OUTPUTS].isna().all().all()
+        )
         for col in ft.BTYD_OUTPUTS:
-            np.testing.assert_allclose(got[col], want[col], rtol=1e-7, atol=1e-9, equal_nan=True,
-                                       err_msg=f"{cutoff} {col}")
+            np.testing.assert_allclose(
+                got[col], want[col], rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=f"{cutoff} {col}"
+            )
         row = fitted.loc[cutoff]
         assert row["MODEL"] == btyd.best_family(fits)
         assert row["BGNBD_R"] == pytest.approx(fits["bgnbd"].params["r"], rel=1e-9)

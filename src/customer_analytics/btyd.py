@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 
 import numpy as np
 import pandas as pd
@@ -64,11 +63,19 @@ def bgnbd_loglik(params, x, t_x, T) -> np.ndarray:
     r, alpha, a, b = params
     x, t_x, T = _arrays(x, t_x, T)
     a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = special.gammaln(a + b) + special.gammaln(b + x) - special.gammaln(b) - special.gammaln(a + b + x)
+    a2 = (
+        special.gammaln(a + b)
+        + special.gammaln(b + x)
+        - special.gammaln(b)
+        - special.gammaln(a + b + x)
+    )
     a3 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
-                      -np.inf)
+        a4 = np.where(
+            x > 0,
+            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
+            -np.inf,
+        )
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
@@ -82,14 +89,22 @@ def mbgnbd_loglik(params, x, t_x, T) -> np.ndarray:
     r, alpha, a, b = params
     x, t_x, T = _arrays(x, t_x, T)
     a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = special.gammaln(a + b) + special.gammaln(b + x + 1) - special.gammaln(b) - special.gammaln(a + b + x + 1)
+    a2 = (
+        special.gammaln(a + b)
+        + special.gammaln(b + x + 1)
+        - special.gammaln(b)
+        - special.gammaln(a + b + x + 1)
+    )
     a3 = -(r + x) * np.log(alpha + T)
     a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
 def gamma_gamma_loglik(params, x, m) -> np.ndarray:
-    """Per-customer Gamma-Gamma log-likelihood of the mean value ``m`` of ``x`` purchases (``x >= 1``, ``m > 0``).
+    """Per-customer Gamma-Gamma log-likelihood of the mean value ``m`` of ``x`` purchases.
+
+    ``x >= 1`` and ``m > 0``.
+
 
     Args:
         params: ``(p, q, gamma)``.
@@ -97,14 +112,21 @@ def gamma_gamma_loglik(params, x, m) -> np.ndarray:
     p, q, g = params
     x, m = _arrays(x, m)
     px = p * x
-    return (special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(g)
-            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(g + m * x))
+    return (
+        special.gammaln(px + q)
+        - special.gammaln(px)
+        - special.gammaln(q)
+        + q * np.log(g)
+        + (px - 1) * np.log(m)
+        + px * np.log(x)
+        - (px + q) * np.log(g + m * x)
+    )
 
 
 LOGLIK = {"bgnbd": bgnbd_loglik, "mbgnbd": mbgnbd_loglik}
 
 
-# --------------------------------------------------------------------------- conditional expectations
+# ------------------------------------------------------------------- conditional expectations
 def _dropout_odds(family: str, params, x, t_x, T) -> np.ndarray:
     """Posterior odds dead : alive (0 for BG/NBD customers without repeat purchases)."""
     r, alpha, a, b = params
@@ -122,7 +144,7 @@ def probability_alive(family: str, params, x, t_x, T) -> np.ndarray:
 
 
 def expected_purchases(family: str, params, t: float, x, t_x, T) -> np.ndarray:
-    """Expected purchases in ``(T, T + t]`` given the history (Fader et al. 2005 eq. 10; MBG analogue).
+    """Expected purchases in ``(T, T + t]`` given the history (Fader et al. 2005 eq. 10; MBG too).
 
     Uses ``(1-z)^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; c; z)`` (Euler), with
     ``c = a+b+x-1`` (MBG: ``b -> b+1``), ``z = t / (alpha + T + t)``.
@@ -189,11 +211,20 @@ class Fit:
 
 def _minimise(nll, start: np.ndarray) -> optimize.OptimizeResult:
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
+    res = optimize.minimize(
+        nll,
+        start,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+    )
     if not res.success:  # a rough surface (tiny data): polish with a derivative-free method
-        res2 = optimize.minimize(nll, res.x, method="Nelder-Mead",
-                                 options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-11})
+        res2 = optimize.minimize(
+            nll,
+            res.x,
+            method="Nelder-Mead",
+            options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-11},
+        )
         if res2.fun <= res.fun:
             res2.success = bool(res2.success)
             return res2
@@ -232,7 +263,7 @@ def fit_purchases(family: str, x, t_x, T) -> Fit:
 
 
 def fit_gamma_gamma(x, m) -> Fit:
-    """Maximum-likelihood Gamma-Gamma fit on customers with repeat purchases and a positive mean value.
+    """Maximum-likelihood Gamma-Gamma fit on customers with repeat purchases and a positive mean.
 
     Raises:
         ValueError: fewer than :data:`MIN_CUSTOMERS` usable customers.
@@ -241,20 +272,23 @@ def fit_gamma_gamma(x, m) -> Fit:
     keep = (x > 0) & np.isfinite(m) & (m > 0)
     x, m = x[keep], m[keep]
     if len(x) < MIN_CUSTOMERS:
-        raise ValueError(f"gamma-gamma: {len(x)} customers with repeat purchases, at least {MIN_CUSTOMERS} needed")
+        raise ValueError(
+            f"gamma-gamma: {len(x)} customers with repeat purchases, at least {MIN_CUSTOMERS} "
+            "needed"
+        )
     n = len(x)
 
     def nll(theta):
         return -float(gamma_gamma_loglik(np.exp(theta), x, m).sum()) / n
 
     mean, var = float(m.mean()), float(m.var()) or 1.0
-    res = _minimise(nll, np.log([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3)]))
+    res = _minimise(nll, np.log([max(mean**2 / var, 0.1), 3.0, max(mean, 1e-3)]))
     params = dict(zip(("p", "q", "gamma"), map(float, np.exp(res.x)), strict=True))
     return Fit("gamma_gamma", params, -float(res.fun) * n, n, bool(res.success))
 
 
 def standard_errors(fit: Fit, *data) -> dict[str, float]:
-    """Asymptotic standard errors of the parameters: inverse observed information (central differences).
+    """Asymptotic standard errors: inverse observed information (central differences).
 
     Args:
         fit: a :class:`Fit`.
@@ -267,8 +301,10 @@ def standard_errors(fit: Fit, *data) -> dict[str, float]:
         def ll(v):
             return float(gamma_gamma_loglik(v, x[keep], m[keep]).sum())
     else:
+
         def ll(v):
             return float(LOGLIK[fit.model](v, *data).sum())
+
     theta = np.array(fit.values)
     k = len(theta)
     h = 1e-4 * np.maximum(np.abs(theta), 1e-3)
@@ -276,15 +312,25 @@ def standard_errors(fit: Fit, *data) -> dict[str, float]:
     for i in range(k):
         for j in range(i, k):
             ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-            hess[i, j] = hess[j, i] = (ll(theta + ei + ej) - ll(theta + ei - ej) - ll(theta - ei + ej)
-                                       + ll(theta - ei - ej)) / (4 * h[i] * h[j])
+            hess[i, j] = hess[j, i] = (
+                ll(theta + ei + ej)
+                - ll(theta + ei - ej)
+                - ll(theta - ei + ej)
+                + ll(theta - ei - ej)
+            ) / (4 * h[i] * h[j])
     cov = np.linalg.inv(-hess)
     return dict(zip(fit.params, np.sqrt(np.diag(cov)), strict=True))
 
 
 # --------------------------------------------------------------------------- per cut-off outputs
 #: output columns of :func:`score_summaries`
-OUTPUTS = ("BTYD_P_ALIVE", "BTYD_EXP_PURCHASES", "BTYD_EXP_VALUE", "BTYD_EXP_SPEND", "BTYD_NEXT_DAYS")
+OUTPUTS = (
+    "BTYD_P_ALIVE",
+    "BTYD_EXP_PURCHASES",
+    "BTYD_EXP_VALUE",
+    "BTYD_EXP_SPEND",
+    "BTYD_NEXT_DAYS",
+)
 
 
 def fit_cutoff(summaries: pd.DataFrame) -> dict[str, Fit | None]:
@@ -308,12 +354,14 @@ def fit_cutoff(summaries: pd.DataFrame) -> dict[str, Fit | None]:
 
 
 def best_family(fits: dict[str, Fit | None]) -> str | None:
-    """The purchase model with the higher log-likelihood (same number of parameters: same as by AIC)."""
+    """The purchase model with the higher log-likelihood (same parameter count: same as by AIC)."""
     found = [fits[f] for f in FAMILIES if fits.get(f) is not None]
     return max(found, key=lambda f: f.loglik).model if found else None
 
 
-def score_summaries(summaries: pd.DataFrame, fits: dict[str, Fit | None], horizon_days: float) -> pd.DataFrame:
+def score_summaries(
+    summaries: pd.DataFrame, fits: dict[str, Fit | None], horizon_days: float
+) -> pd.DataFrame:
     """Per-customer outputs of the best-fitting purchase model and Gamma-Gamma.
 
     Returns:
@@ -350,14 +398,14 @@ def params_row(cutoff, fits: dict[str, Fit | None]) -> dict:
         prefix = name.upper()
         row[f"{prefix}_LOGLIK"] = fit.loglik if fit else None
         row[f"{prefix}_N"] = fit.n if fit else 0
-        for k in (("r", "alpha", "a", "b") if name in FAMILIES else ("p", "q", "gamma")):
+        for k in ("r", "alpha", "a", "b") if name in FAMILIES else ("p", "q", "gamma"):
             row[f"{prefix}_{k.upper()}"] = fit.params[k] if fit else None
     return row
 
 
 # --------------------------------------------------------------------------- the candidate
 class BTYDRegressor(RegressorMixin, BaseEstimator):
-    """The BTYD candidate: spend = expected purchases x expected value, quantities split by past mix.
+    """The BTYD candidate: spend = expected purchases x value, quantities split by the past mix.
 
     It reads the BTYD columns that the feature step computed as of each row's cut-off (models
     fitted on all customers' histories before that cut-off, so nothing here is learned from
@@ -375,8 +423,12 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
         past_qty_columns: input columns with the past quantity of each product, in target order.
     """
 
-    def __init__(self, spend_column: str = "BTYD_EXP_SPEND", past_spend_column: str = "SPEND",
-                 past_qty_columns: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        spend_column: str = "BTYD_EXP_SPEND",
+        past_spend_column: str = "SPEND",
+        past_qty_columns: tuple[str, ...] = (),
+    ):
         self.spend_column = spend_column
         self.past_spend_column = past_spend_column
         self.past_qty_columns = past_qty_columns
@@ -391,12 +443,18 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
         self._check(X)
         y = np.asarray(y, dtype=float).reshape(len(X), -1)
         no_history = X[self.spend_column].isna().to_numpy()
-        self.fallback_ = (y[no_history].mean(axis=0) if no_history.any() else np.zeros(y.shape[1])).astype(float)
+        self.fallback_ = (
+            y[no_history].mean(axis=0) if no_history.any() else np.zeros(y.shape[1])
+        ).astype(float)
         past_spend = X[self.past_spend_column].to_numpy(dtype=float)
         total = float(np.nansum(np.clip(past_spend, 0, None)))
         self.units_per_spend_ = np.array(
-            [float(np.nansum(X[c].to_numpy(dtype=float))) / total if total > 0 else 0.0
-             for c in self.past_qty_columns], dtype=float)
+            [
+                float(np.nansum(X[c].to_numpy(dtype=float))) / total if total > 0 else 0.0
+                for c in self.past_qty_columns
+            ],
+            dtype=float,
+        )
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -411,12 +469,14 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
             qty = X[col].to_numpy(dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 own = np.where(past > 0, qty / past, self.units_per_spend_[k])
-            out[known, k + 1] = out[known, 0] * np.nan_to_num(own[known], nan=self.units_per_spend_[k])
+            out[known, k + 1] = out[known, 0] * np.nan_to_num(
+                own[known], nan=self.units_per_spend_[k]
+            )
         return out
 
 
 class BTYDBoosting(RegressorMixin, BaseEstimator):
-    """The hybrid candidate: the BTYD candidate's prediction times a correction learnt by gradient boosting.
+    """The hybrid candidate: the BTYD forecast times a correction learnt by gradient boosting.
 
     ``prediction_j = b_j(x) * m(x)``: ``b_j`` is ``base``'s prediction of target ``j`` (a
     :class:`BTYDRegressor`: expected spend and its split into quantities by the customer's past
@@ -430,8 +490,8 @@ class BTYDBoosting(RegressorMixin, BaseEstimator):
 
     Args:
         base: an unfitted :class:`BTYDRegressor`.
-        booster: an unfitted regressor (or pipeline) with a Poisson loss; ``sample_weight`` is passed
-            to its last step.
+        booster: an unfitted regressor (or pipeline) with a Poisson loss; ``sample_weight`` is
+            passed to its last step.
     """
 
     def __init__(self, base=None, booster=None):

@@ -24,8 +24,17 @@ log = logging.getLogger(__name__)
 ENV_FILE = "env.yaml"
 ROOT_ENV_VAR = "CUSTOMER_ANALYTICS_ROOT"
 ENV_FILE_VAR = "CUSTOMER_ANALYTICS_ENV"
-MODEL_NAMES = ("zero", "last_period", "mean", "segment_mean", "btyd", "ridge", "random_forest",
-               "hist_gradient_boosting", "hybrid_boosting")
+MODEL_NAMES = (
+    "zero",
+    "last_period",
+    "mean",
+    "segment_mean",
+    "btyd",
+    "ridge",
+    "random_forest",
+    "hist_gradient_boosting",
+    "hybrid_boosting",
+)
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
@@ -207,9 +216,13 @@ def _validate(values: dict[str, Any], root: Path) -> Params:
     try:
         tolerance = float(tolerance)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance!r}.") from e
+        raise ConfigError(
+            f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance!r}."
+        ) from e
     if not 0 < tolerance <= 1:
-        raise ConfigError(f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance}.")
+        raise ConfigError(
+            f"Parameter 'calibration_tolerance' must be a fraction in (0, 1], got {tolerance}."
+        )
     known = {f for f in Params.__dataclass_fields__}
     ingest = _ingest_values(values)
     return Params(

@@ -75,16 +75,31 @@ TREND = ["N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "ORDERS_T
 COUPONS = ["N_COUPON_ORDERS", "COUPON_SHARE"]
 REVIEWS = ["N_REVIEWS", "N_CALLS", "AVG_RATING"]
 SENTIMENT = ["AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS"]
-BTYD_SUMMARY = ["BTYD_X", "BTYD_TX", "BTYD_T", "BTYD_VALUE", "RECENCY_OVER_AGE", "PURCHASE_DAYS_PER_30D"]
+BTYD_SUMMARY = [
+    "BTYD_X",
+    "BTYD_TX",
+    "BTYD_T",
+    "BTYD_VALUE",
+    "RECENCY_OVER_AGE",
+    "PURCHASE_DAYS_PER_30D",
+]
 BTYD_OUTPUTS = list(btyd.OUTPUTS)
-#: BTYD outputs that are model inputs (the median days to the next purchase grows with the customer's
-#: age, so it is kept for the outlook in PREDICTIONS only)
+#: BTYD outputs that are model inputs (the median days to the next purchase grows with the
+#: customer's age, so it is kept for the outlook in PREDICTIONS only)
 BTYD_INPUTS = [c for c in BTYD_OUTPUTS if c != "BTYD_NEXT_DAYS"]
 BTYD_SCORES = "BTYD_SCORES"
 BTYD_PARAMS = "BTYD_PARAMS"
-#: features measured in days since a fixed event: for a customer they grow with the calendar, so a
-#: closed cohort's scoring rows lie beyond the training range; relative features carry their information
-ABSOLUTE_TIME = ["TENURE_DAYS", "DAYS_SINCE_FIRST_ORDER", "RECENCY_DAYS", "MAX_GAP_DAYS", "BTYD_T", "BTYD_TX"]
+#: features measured in days since a fixed event: for a customer they grow with the calendar, so
+#: a closed cohort's scoring rows lie beyond the training range; relative features carry their
+#: information
+ABSOLUTE_TIME = [
+    "TENURE_DAYS",
+    "DAYS_SINCE_FIRST_ORDER",
+    "RECENCY_DAYS",
+    "MAX_GAP_DAYS",
+    "BTYD_T",
+    "BTYD_TX",
+]
 #: numeric features that do not depend on the product types or on a sentiment model
 BASE_NUMERIC = PROFILE + ORDERS + GAPS + TREND + COUPONS + REVIEWS + BTYD_SUMMARY
 PRODUCT_PREFIXES = ("QTY", "QTY_LAST", "SHARE")
@@ -95,8 +110,8 @@ LABEL_QTY_PREFIX = "QTY_NEXT"
 #: every value, and so every model fitted on them, identical from one run to the next.
 FRACTIONAL = ["SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D", "MEAN_GAP_DAYS",
               "STD_GAP_DAYS", "RECENCY_OVER_GAP", "SPEND_LAST", "SPEND_PREV", "SPEND_TREND", "COUPON_SHARE",
-              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND, "BTYD_VALUE", "RECENCY_OVER_AGE",
-              "PURCHASE_DAYS_PER_30D", *BTYD_OUTPUTS]
+              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND, "BTYD_VALUE",
+              "RECENCY_OVER_AGE", "PURCHASE_DAYS_PER_30D", *BTYD_OUTPUTS]
 DECIMALS = 9
 #: feature groups as the report lists them
 GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
@@ -233,16 +248,21 @@ def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 def _purchase_days(session: Session) -> DataFrame:
     """Per customer and calendar day: net total of the day's orders, whether it is a purchase day
     (an order of positive total), and the customer's first purchase day ever."""
-    orders = session.table("CLEAN_ORDERS").select(KEY, F.to_date(F.col("TS")).alias("DAY"), "ORDER_TOTAL")
+    orders = session.table("CLEAN_ORDERS").select(
+        KEY, F.to_date(F.col("TS")).alias("DAY"), "ORDER_TOTAL"
+    )
     days = orders.group_by(KEY, "DAY").agg(
         F.sum(F.col("ORDER_TOTAL")).alias("DAY_NET"),
-        F.max(F.iff(F.col("ORDER_TOTAL") > F.lit(0), F.lit(1), F.lit(0))).alias("DAY_BUY"))
-    first = F.min(F.iff(F.col("DAY_BUY") == F.lit(1), F.col("DAY"), F.lit(None))).over(Window.partition_by(KEY))
+        F.max(F.iff(F.col("ORDER_TOTAL") > F.lit(0), F.lit(1), F.lit(0))).alias("DAY_BUY"),
+    )
+    first = F.min(F.iff(F.col("DAY_BUY") == F.lit(1), F.col("DAY"), F.lit(None))).over(
+        Window.partition_by(KEY)
+    )
     return days.select(KEY, "DAY", "DAY_NET", "DAY_BUY", first.alias("FIRST_DAY"))
 
 
 def _btyd_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: purchase days before it, first and last of them, net spend of the repeat ones."""
+    """Per customer and cut-off: purchase days before it, the first, the last, repeat net spend."""
     days = _purchase_days(session).join(cuts.select("CUTOFF"), F.col("DAY") < F.col("CUTOFF"))
     buy = F.col("DAY_BUY") == F.lit(1)
     return days.group_by(*BY).agg(
@@ -254,32 +274,56 @@ def _btyd_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def _btyd_exprs() -> dict[str, Column]:
-    """The :data:`BTYD_SUMMARY` columns from :func:`_btyd_aggregates`' columns (null without a purchase)."""
+    """The :data:`BTYD_SUMMARY` columns from :func:`_btyd_aggregates` (null without a purchase)."""
     nb = F.coalesce(F.col("N_BUY_DAYS"), F.lit(0))
     age = F.datediff("day", F.col("FIRST_BUY"), F.col("CUTOFF"))
     bought = nb > F.lit(0)
     return {
         "BTYD_X": F.iff(bought, nb - F.lit(1), F.lit(None)),
-        "BTYD_TX": F.iff(bought, F.datediff("day", F.col("FIRST_BUY"), F.col("LAST_BUY")), F.lit(None)),
+        "BTYD_TX": F.iff(
+            bought, F.datediff("day", F.col("FIRST_BUY"), F.col("LAST_BUY")), F.lit(None)
+        ),
         "BTYD_T": F.iff(bought, age, F.lit(None)),
-        "BTYD_VALUE": F.iff(nb > F.lit(1), F.col("REPEAT_NET").cast("double") / (nb - F.lit(1)), F.lit(None)),
-        "RECENCY_OVER_AGE": F.iff(bought, F.datediff("day", F.col("LAST_BUY"), F.col("CUTOFF")).cast("double")
-                                  / age, F.lit(None)),
+        "BTYD_VALUE": F.iff(
+            nb > F.lit(1), F.col("REPEAT_NET").cast("double") / (nb - F.lit(1)), F.lit(None)
+        ),
+        "RECENCY_OVER_AGE": F.iff(
+            bought,
+            F.datediff("day", F.col("LAST_BUY"), F.col("CUTOFF")).cast("double") / age,
+            F.lit(None),
+        ),
         "PURCHASE_DAYS_PER_30D": F.iff(bought, nb.cast("double") * F.lit(30.0) / age, F.lit(None)),
     }
 
 
 def btyd_summaries(session: Session, cutoffs: list[dt.date], horizon_days: int) -> DataFrame:
-    """The BTYD inputs per customer with a purchase before each cut-off: ``CUSTOMER_ID, CUTOFF, X, TX, T, VALUE``."""
+    """The BTYD inputs per customer with a purchase before each cut-off.
+
+    Columns ``CUSTOMER_ID, CUTOFF, X, TX, T, VALUE`` (see the module doc).
+    """
     cuts = cutoff_frame(session, cutoffs, horizon_days)
     e = _btyd_exprs()
-    return (_btyd_aggregates(session, cuts).filter(F.col("N_BUY_DAYS") > F.lit(0))
-            .select(KEY, "CUTOFF", e["BTYD_X"].alias("X"), e["BTYD_TX"].alias("TX"), e["BTYD_T"].alias("T"),
-                    F.round(e["BTYD_VALUE"], DECIMALS).alias("VALUE")))
+    return (
+        _btyd_aggregates(session, cuts)
+        .filter(F.col("N_BUY_DAYS") > F.lit(0))
+        .select(
+            KEY,
+            "CUTOFF",
+            e["BTYD_X"].alias("X"),
+            e["BTYD_TX"].alias("TX"),
+            e["BTYD_T"].alias("T"),
+            F.round(e["BTYD_VALUE"], DECIMALS).alias("VALUE"),
+        )
+    )
 
 
-def btyd_table(session: Session, cutoffs: list[dt.date], horizon_days: int, staging_dir: Path,
-               name: str = BTYD_SCORES) -> tuple[str, pd.DataFrame]:
+def btyd_table(
+    session: Session,
+    cutoffs: list[dt.date],
+    horizon_days: int,
+    staging_dir: Path,
+    name: str = BTYD_SCORES,
+) -> tuple[str, pd.DataFrame]:
     """Fit the BTYD models per cut-off and write their per-customer outputs to table ``name``.
 
     Pulls one row of summaries per customer and cut-off (:func:`btyd_summaries`), fits BG/NBD,
@@ -289,17 +333,31 @@ def btyd_table(session: Session, cutoffs: list[dt.date], horizon_days: int, stag
     Returns:
         The table name and the fitted parameters, one row per cut-off (:func:`btyd.params_row`).
     """
-    summaries = wh.to_pandas(btyd_summaries(session, cutoffs, horizon_days).sort("CUTOFF", KEY), "features:btyd")
+    summaries = wh.to_pandas(
+        btyd_summaries(session, cutoffs, horizon_days).sort("CUTOFF", KEY), "features:btyd"
+    )
     summaries = summaries.sort_values(["CUTOFF", KEY], kind="stable")
     params, parts = [], []
     for cutoff in sorted(set(cutoffs)):
         rows = summaries[summaries["CUTOFF"] == cutoff].reset_index(drop=True)
-        fits = btyd.fit_cutoff(rows) if len(rows) else {f: None for f in (*btyd.FAMILIES, "gamma_gamma")}
+        fits = (
+            btyd.fit_cutoff(rows)
+            if len(rows)
+            else {f: None for f in (*btyd.FAMILIES, "gamma_gamma")}
+        )
         params.append(btyd.params_row(cutoff, fits))
-        parts.append(pd.concat([rows[[KEY]].assign(CUTOFF=cutoff),
-                                btyd.score_summaries(rows, fits, horizon_days)], axis=1))
-        log.info("BTYD fit for cut-off %s: %s on %d customers", cutoff, params[-1]["MODEL"], len(rows))
-    out = pd.concat(parts, ignore_index=True).astype({KEY: "string", **{c: "float64" for c in BTYD_OUTPUTS}})
+        parts.append(
+            pd.concat(
+                [rows[[KEY]].assign(CUTOFF=cutoff), btyd.score_summaries(rows, fits, horizon_days)],
+                axis=1,
+            )
+        )
+        log.info(
+            "BTYD fit for cut-off %s: %s on %d customers", cutoff, params[-1]["MODEL"], len(rows)
+        )
+    out = pd.concat(parts, ignore_index=True).astype(
+        {KEY: "string", **{c: "float64" for c in BTYD_OUTPUTS}}
+    )
     out["CUTOFF"] = pd.to_datetime(out["CUTOFF"]).dt.date
     wh.write_pandas(session, out, name, staging_dir)
     return name, pd.DataFrame(params)
@@ -323,8 +381,13 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
     """
     table = None
     if btyd_staging is not None:
-        table, _ = btyd_table(session, [cutoff], horizon_days, btyd_staging,
-                              wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"))
+        table, _ = btyd_table(
+            session,
+            [cutoff],
+            horizon_days,
+            btyd_staging,
+            wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"),
+        )
     return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table)
 
 
@@ -336,7 +399,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
     (customer, cut-off), so the work is one pass over the data whatever the number of cut-offs.
     With ``roles`` the output also has a ``ROLE`` column, and the labels of ``score`` rows are null.
-    With ``btyd_table`` (from :func:`btyd_table`, covering these cut-offs) the BTYD outputs are joined in.
+    With ``btyd_table`` (from :func:`btyd_table`, covering these cut-offs) the BTYD outputs are
+    joined in.
     """
     cuts = cutoff_frame(session, cutoffs, horizon_days, roles)
     cust = session.table("CLEAN_CUSTOMERS").join(cuts.select("CUTOFF", "ROLE"),
@@ -404,14 +468,26 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
 
 
-def output_columns(products: list[str], sentiment: bool = False, btyd_outputs: bool = False) -> list[str]:
+def output_columns(
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+) -> list[str]:
     """The columns of :func:`features_at`, in order."""
     outlook = [c for c in BTYD_OUTPUTS if c not in BTYD_INPUTS] if btyd_outputs else []
-    return [KEY, "CUTOFF"] + feature_columns(products, sentiment, btyd_outputs) + outlook + label_columns(products)
+    return (
+        [KEY, "CUTOFF"]
+        + feature_columns(products, sentiment, btyd_outputs)
+        + outlook
+        + label_columns(products)
+    )
 
 
-def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False,
-          btyd_outputs: bool = True) -> str:
+def build(
+    session: Session,
+    params: Params,
+    products: list[str] | None = None,
+    sentiment: bool = False,
+    btyd_outputs: bool = True,
+) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of
@@ -427,7 +503,9 @@ def build(session: Session, params: Params, products: list[str] | None = None, s
         staging = params.warehouse_dir / "staging"
         table, fitted = btyd_table(session, list(roles), params.horizon_days, staging)
         wh.write_pandas(session, fitted, BTYD_PARAMS, staging)
-    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table)
+    df = features_for(
+        session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table
+    )
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
 
@@ -437,17 +515,23 @@ def label_columns(products: list[str]) -> list[str]:
     return [LABEL_SPEND] + [product_column(LABEL_QTY_PREFIX, p) for p in products]
 
 
-def feature_columns(products: list[str], sentiment: bool = False, btyd_outputs: bool = False) -> list[str]:
+def feature_columns(
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
-    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else []) + (BTYD_INPUTS if btyd_outputs else [])
+    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
+            + (BTYD_INPUTS if btyd_outputs else [])
             + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
 
 
 def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
     """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
     products = products_from_columns(columns)
-    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT),
-                            btyd_outputs=all(c in columns for c in BTYD_OUTPUTS))
+    feats = feature_columns(
+        products,
+        sentiment=all(c in columns for c in SENTIMENT),
+        btyd_outputs=all(c in columns for c in BTYD_OUTPUTS),
+    )
     return [c for c in feats if c in columns], label_columns(products)
 
 
@@ -508,19 +592,22 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
 
 
 def btyd_params(session: Session) -> pd.DataFrame:
-    """The BTYD parameters fitted per cut-off (``BTYD_PARAMS``, a few rows), for the report; empty without them."""
+    """The BTYD parameters fitted per cut-off (``BTYD_PARAMS``), for the report; empty without."""
     if not wh.table_exists(session, BTYD_PARAMS):
         return pd.DataFrame()
-    out = wh.to_pandas(session.table(BTYD_PARAMS).sort("CUTOFF"), "features:btyd_params").set_index("CUTOFF")
+    out = wh.to_pandas(session.table(BTYD_PARAMS).sort("CUTOFF"), "features:btyd_params").set_index(
+        "CUTOFF"
+    )
     out.columns = [c.lower() for c in out.columns]
     return out
 
 
 def outside_range(session: Session, train: pd.DataFrame, margin: float) -> dict[str, float]:
-    """Share of FEATURES' ``score`` rows (as of run_date) outside each numeric feature's range on ``train``.
+    """Share of FEATURES' ``score`` rows outside each numeric feature's range on ``train``.
 
     "Outside" = beyond the training minimum or maximum by more than ``margin`` x the range's width
-    (one aggregate query; nulls are not counted). Features without score rows or bounds are left out.
+    (one aggregate query; nulls are not counted). Features without score rows or bounds are left
+    out.
     """
     feats, _ = model_columns(list(train.columns))
     numeric = [c for c in feats if c not in CATEGORICAL and train[c].notna().any()]
@@ -533,7 +620,10 @@ def outside_range(session: Session, train: pd.DataFrame, margin: float) -> dict[
         lo, hi = float(train[c].min()), float(train[c].max())
         pad = margin * (hi - lo)
         out = (F.col(c) < F.lit(lo - pad)) | (F.col(c) > F.lit(hi + pad))
-        aggs += [F.sum(F.iff(out, F.lit(1), F.lit(0))).alias(f"{c}__OUT"), F.count(F.col(c)).alias(f"{c}__N")]
+        aggs += [
+            F.sum(F.iff(out, F.lit(1), F.lit(0))).alias(f"{c}__OUT"),
+            F.count(F.col(c)).alias(f"{c}__N"),
+        ]
     row = score.agg(*aggs).collect()[0].as_dict()
     return {c: row[f"{c}__OUT"] / row[f"{c}__N"] for c in numeric if row[f"{c}__N"]}
 

@@ -12,11 +12,11 @@ Evaluation is by time only (rows of one cut-off share customers, so a random spl
   validation window because cut-offs are ``horizon_days`` apart);
 * **held-out window** — fit on every training cut-off, evaluate once on the held-out cut-off.
 
-Before fitting, the inputs are reviewed (:func:`review_features`): features missing, constant or
-duplicated on the training rows are dropped, and numeric features whose held-out (or scoring)
-values lie outside the training range for more than :data:`RANGE_SHARE` of the rows are flagged;
-flagged ones are left out of the machine-learning models (in a closed cohort: the ones measuring time
-since a fixed event — tenure, days since the first order, …;
+Before fitting, the inputs are reviewed: features missing, constant or duplicated on the
+training rows are dropped (:func:`dropped_features`), and numeric features whose held-out (or
+scoring) values lie outside the training range for more than :data:`RANGE_SHARE` of the rows are
+flagged (:func:`range_table`); flagged ones are left out of the machine-learning models (in a
+closed cohort: the ones measuring time since a fixed event — tenure, days since the first order, …;
 :data:`customer_analytics.features.ABSOLUTE_TIME` — whose information relative features such as
 recency / age or purchase days per 30 days carry).
 
@@ -32,9 +32,10 @@ Selection: among the candidates left, the lowest (R²: highest) mean cross-valid
 standard error of the paired fold-by-fold differences from it (the "one-standard-error" idea: a
 difference smaller than the folds' disagreement about it is noise), count as tied, and the tie
 goes to the lower cross-validated value of the other error metric (MAE for RMSE and R², RMSE for
-MAE), so a model that is as good on one and better on the other wins. The held-out window then says, untouched by the selection, how much better
-the chosen model is than the best naive baseline (with a paired bootstrap interval). Fitting cost
-is bounded by the number of training rows (``max_train_rows``, sampled in the warehouse, see
+MAE), so a model that is as good on one and better on the other wins. The held-out window then
+says, untouched by the selection, how much better the chosen model is than the best naive
+baseline (with a paired bootstrap interval). Fitting cost is bounded by the number of training
+rows (``max_train_rows``, sampled in the warehouse, see
 :func:`features.load_labelled`) and by the fixed model sizes below.
 """
 
@@ -74,9 +75,9 @@ NEEDS_BTYD = ("btyd", "hybrid_boosting")
 RECALIBRATED = "_recalibrated"
 #: default largest relative error of a candidate's cross-validated total before it is recalibrated
 CALIBRATION_TOLERANCE = 0.10
-#: candidates whose cross-validated primary metric is within this (relative) margin of the best one, or within
-#: one standard error of their paired fold-by-fold differences from it, count as tied; the tie goes to the
-#: best value of the other error metric
+#: candidates whose cross-validated primary metric is within this (relative) margin of the best
+#: one, or within one standard error of their paired fold-by-fold differences from it, count as
+#: tied; the tie goes to the best value of the other error metric
 SELECTION_MARGIN = 0.01
 #: the other error metric that breaks near-ties of the primary one
 SECONDARY = {"rmse": "mae", "mae": "rmse", "r2": "mae"}
@@ -96,11 +97,19 @@ HGB_ITERATIONS = 200
 IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 BOOTSTRAP_SAMPLES = 400
-#: the hybrid's shape constraints: more expected purchases / value / activity never lowers its prediction,
-#: a longer silence relative to the customer's age never raises it. They also keep a decaying cohort's
-#: older customers from landing in a tree leaf learnt from younger ones.
-MONOTONE = {"BTYD_EXP_SPEND": 1, "BTYD_EXP_PURCHASES": 1, "BTYD_P_ALIVE": 1, "BTYD_EXP_VALUE": 1,
-            "ORDERS_PER_30D": 1, "PURCHASE_DAYS_PER_30D": 1, "SPEND_PER_30D": 1, "RECENCY_OVER_AGE": -1}
+#: the hybrid's shape constraints: more expected purchases / value / activity never lowers its
+#: prediction, a longer silence relative to the customer's age never raises it. They also keep a
+#: decaying cohort's older customers from landing in a tree leaf learnt from younger ones.
+MONOTONE = {
+    "BTYD_EXP_SPEND": 1,
+    "BTYD_EXP_PURCHASES": 1,
+    "BTYD_P_ALIVE": 1,
+    "BTYD_EXP_VALUE": 1,
+    "ORDERS_PER_30D": 1,
+    "PURCHASE_DAYS_PER_30D": 1,
+    "SPEND_PER_30D": 1,
+    "RECENCY_OVER_AGE": -1,
+}
 #: OpenMP threads for gradient boosting. Measured here on the shared 2-core machine: the same
 #: fits took 146 s with OpenMP's default threads under CPU contention and 6 s with one thread.
 OPENMP_THREADS = 1
@@ -162,7 +171,9 @@ class SegmentMeanBaseline(RegressorMixin, BaseEstimator):
         return table[np.where(pos >= 0, pos, len(self.segments_))]
 
 
-def _preprocessor(features: list[str], scale: bool, impute: bool = True, named: bool = False) -> ColumnTransformer:
+def _preprocessor(
+    features: list[str], scale: bool, impute: bool = True, named: bool = False
+) -> ColumnTransformer:
     categorical = [c for c in ft.CATEGORICAL if c in features]
     numeric = [c for c in features if c not in categorical]
     steps = ([SimpleImputer(strategy="median", add_indicator=True)] if impute else []) + \
@@ -171,7 +182,8 @@ def _preprocessor(features: list[str], scale: bool, impute: bool = True, named: 
         ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False), categorical),
         ("numeric", make_pipeline(*steps) if steps else "passthrough", numeric),
     ], verbose_feature_names_out=not named)
-    return prep.set_output(transform="pandas") if named else prep  # named: the model sees column names
+    # named: the model sees column names (for monotone constraints by name)
+    return prep.set_output(transform="pandas") if named else prep
 
 
 def last_period_sources(targets: list[str]) -> tuple[str, ...]:
@@ -183,17 +195,18 @@ def last_period_sources(targets: list[str]) -> tuple[str, ...]:
 def btyd_sources(targets: list[str]) -> tuple[str, ...]:
     """The past-quantity input column of each quantity target (``QTY_NEXT_<P>`` -> ``QTY_<P>``)."""
     prefix = ft.LABEL_QTY_PREFIX + "_"
-    return tuple("QTY_" + t[len(prefix):] for t in targets if t != ft.LABEL_SPEND)
+    return tuple("QTY_" + t[len(prefix) :] for t in targets if t != ft.LABEL_SPEND)
 
 
 def kind(name: str) -> str:
-    """``baseline`` (naive), ``btyd`` or ``model`` (machine learning), for a candidate or its recalibrated row."""
+    """``baseline`` (naive), ``btyd`` or ``model`` (machine learning); also of recalibrated rows."""
     base = name.removesuffix(RECALIBRATED)
     return "baseline" if base in BASELINES else "btyd" if base in BTYD else "model"
 
 
-def candidates(features: list[str], targets: list[str], seed: int,
-               model_features: list[str] | None = None) -> dict[str, Callable[[], BaseEstimator]]:
+def candidates(
+    features: list[str], targets: list[str], seed: int, model_features: list[str] | None = None
+) -> dict[str, Callable[[], BaseEstimator]]:
     """Factories for every known candidate, keyed by the names used in ``env.yaml``.
 
     Args:
@@ -210,7 +223,8 @@ def candidates(features: list[str], targets: list[str], seed: int,
         "mean": lambda: DummyRegressor(strategy="mean"),
         "segment_mean": lambda: SegmentMeanBaseline(tuple(c for c in SEGMENT_COLUMNS if c in features)),
         "btyd": lambda: BTYDRegressor("BTYD_EXP_SPEND", "SPEND", btyd_sources(targets)),
-        "ridge": lambda: Pipeline([("prep", _preprocessor(ml, scale=True)), ("model", Ridge(alpha=10.0))]),
+        "ridge": lambda: Pipeline([("prep", _preprocessor(ml, scale=True)),
+                                   ("model", Ridge(alpha=10.0))]),
         "random_forest": lambda: Pipeline([
             ("prep", _preprocessor(ml, scale=False)),
             ("model", RandomForestRegressor(n_estimators=RF_TREES, min_samples_leaf=20, max_features=0.4,
@@ -218,14 +232,17 @@ def candidates(features: list[str], targets: list[str], seed: int,
         ]),
         "hybrid_boosting": lambda: BTYDBoosting(
             BTYDRegressor("BTYD_EXP_SPEND", "SPEND", btyd_sources(targets)),
-            Pipeline([("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
-                      ("model", HistGradientBoostingRegressor(
-                          loss="poisson", max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15,
-                          min_samples_leaf=50, l2_regularization=1.0,
-                          monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
-                          early_stopping=True, validation_fraction=0.1, n_iter_no_change=15, random_state=seed))])),
+            Pipeline([
+                ("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
+                ("model", HistGradientBoostingRegressor(
+                    loss="poisson", max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15,
+                    min_samples_leaf=50, l2_regularization=1.0,
+                    monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
+                    early_stopping=True, validation_fraction=0.1, n_iter_no_change=15,
+                    random_state=seed))])),
         "hist_gradient_boosting": lambda: Pipeline([
-            ("prep", _preprocessor(ml, scale=False, impute=False)),  # missing values handled natively
+            # missing values handled natively
+            ("prep", _preprocessor(ml, scale=False, impute=False)),
             ("model", MultiOutputRegressor(HistGradientBoostingRegressor(
                 max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=50,
                 l2_regularization=1.0,
@@ -268,17 +285,25 @@ def sequential_predictions(model: BaseEstimator) -> BaseEstimator:
 
 def protected_columns(targets: list[str]) -> set[str]:
     """Inputs that a candidate reads by name (never dropped as constant or duplicate)."""
-    return set(last_period_sources(targets)) | set(btyd_sources(targets)) | {"SPEND", "BTYD_EXP_SPEND"}
+    return (
+        set(last_period_sources(targets)) | set(btyd_sources(targets)) | {"SPEND", "BTYD_EXP_SPEND"}
+    )
 
 
 def _same(a: pd.Series, b: pd.Series) -> bool:
     if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
-        return bool(np.array_equal(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True))
-    return bool(a.astype(object).where(a.notna(), None).equals(b.astype(object).where(b.notna(), None)))
+        return bool(
+            np.array_equal(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)
+        )
+    return bool(
+        a.astype(object).where(a.notna(), None).equals(b.astype(object).where(b.notna(), None))
+    )
 
 
-def dropped_features(train: pd.DataFrame, feats: list[str], protected: set[str] = frozenset()) -> pd.DataFrame:
-    """Inputs that cannot help on these training rows: missing everywhere, constant, or a duplicate of another.
+def dropped_features(
+    train: pd.DataFrame, feats: list[str], protected: set[str] = frozenset()
+) -> pd.DataFrame:
+    """Inputs that cannot help on these training rows: missing, constant, or a copy of another.
 
     Returns:
         One row per dropped feature (index, lower case) with the ``reason``; the first of a set of
@@ -294,30 +319,42 @@ def dropped_features(train: pd.DataFrame, feats: list[str], protected: set[str] 
             value = col.dropna().iloc[0] if col.notna().any() else None
             rows[c] = f"constant on the training rows ({value})"
             continue
-        key = int(pd.util.hash_pandas_object(col.astype(float) if col.dtype.kind in "biuf" else col.astype(str),
-                                             index=False).sum())
+        key = int(
+            pd.util.hash_pandas_object(
+                col.astype(float) if col.dtype.kind in "biuf" else col.astype(str), index=False
+            ).sum()
+        )
         twin = next((k for k in by_hash.get(key, []) if _same(train[k], col)), None)
         if twin is not None and c not in protected:
             rows[c] = f"duplicate of {twin.lower()} on the training rows"
             continue
         by_hash.setdefault(key, []).append(c)
         kept.append(c)
-    return pd.DataFrame({"reason": list(rows.values())}, index=pd.Index([c.lower() for c in rows], name="feature"))
+    return pd.DataFrame(
+        {"reason": list(rows.values())}, index=pd.Index([c.lower() for c in rows], name="feature")
+    )
 
 
 def usable_features(train: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Model inputs and targets of a FEATURES frame, without the inputs of :func:`dropped_features`."""
+    """Model inputs and targets of a FEATURES frame, without those of :func:`dropped_features`."""
     feats, targets = ft.model_columns(list(train.columns))
     dropped = dropped_features(train, feats, protected_columns(targets))
     if len(dropped):
-        log.info("leaving out features: %s", "; ".join(f"{f}: {r}" for f, r in dropped["reason"].items()))
+        log.info(
+            "leaving out features: %s", "; ".join(f"{f}: {r}" for f, r in dropped["reason"].items())
+        )
     gone = set(dropped.index)
     return [c for c in feats if c.lower() not in gone], targets
 
 
-def range_table(train: pd.DataFrame, holdout: pd.DataFrame, feats: list[str],
-                score_outside: dict[str, float] | None = None, protected: set[str] = frozenset()) -> pd.DataFrame:
-    """Numeric features whose held-out or scoring values leave the training range, and what is done about it.
+def range_table(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    feats: list[str],
+    score_outside: dict[str, float] | None = None,
+    protected: set[str] = frozenset(),
+) -> pd.DataFrame:
+    """Numeric features whose held-out or scoring values leave the training range, and what is done.
 
     A value is outside when it lies beyond the training minimum or maximum by more than
     :data:`RANGE_MARGIN` of the range's width; a feature is flagged when more than
@@ -332,7 +369,8 @@ def range_table(train: pd.DataFrame, holdout: pd.DataFrame, feats: list[str],
     Returns:
         One row per flagged feature: training min / max, share of held-out and scoring rows
         outside, and the ``action``: flagged features are left out of the machine-learning models
-        (trees predict a flat edge value beyond the range, linear models extrapolate blindly), except
+        (trees predict a flat edge value beyond the range, linear models extrapolate blindly),
+        except
         ``protected`` ones that a candidate reads by name. Absolute time features
         (:data:`features.ABSOLUTE_TIME`) are the usual ones in a closed cohort; relative features
         (recency / age, purchase days per 30 days) carry their information.
@@ -344,14 +382,30 @@ def range_table(train: pd.DataFrame, holdout: pd.DataFrame, feats: list[str],
         lo, hi = train[c].min(), train[c].max()
         h = holdout[c].dropna()
         margin = RANGE_MARGIN * (hi - lo) if pd.notna(lo) else 0.0
-        ho = float(((h < lo - margin) | (h > hi + margin)).mean()) if len(h) and pd.notna(lo) else 0.0
+        ho = (
+            float(((h < lo - margin) | (h > hi + margin)).mean())
+            if len(h) and pd.notna(lo)
+            else 0.0
+        )
         sc = (score_outside or {}).get(c)
         if max(ho, sc or 0.0) > RANGE_SHARE:
-            action = ("left out of the machine-learning models" + (" (time since a fixed event; relative "
-                      "features carry it)" if c in ft.ABSOLUTE_TIME else "") if c not in protected else
-                      "kept (a candidate reads it)")
-            rows[c.lower()] = {"train min": lo, "train max": hi, "held-out rows outside": ho,
-                               "scoring rows outside": sc, "action": action}
+            action = (
+                "left out of the machine-learning models"
+                + (
+                    " (time since a fixed event; relative features carry it)"
+                    if c in ft.ABSOLUTE_TIME
+                    else ""
+                )
+                if c not in protected
+                else "kept (a candidate reads it)"
+            )
+            rows[c.lower()] = {
+                "train min": lo,
+                "train max": hi,
+                "held-out rows outside": ho,
+                "scoring rows outside": sc,
+                "action": action,
+            }
     cols = ["train min", "train max", "held-out rows outside", "scoring rows outside", "action"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols).rename_axis("feature")
 
@@ -388,7 +442,8 @@ class Comparison:
         targets: label columns.
         model_features: inputs of the machine-learning pipelines.
         dropped: features left out before fitting, with the reason.
-        ranges: features whose held-out / scoring values leave the training range (:func:`range_table`).
+        ranges: features whose held-out / scoring values leave the training range
+            (:func:`range_table`).
         notes: candidates left out and why (sentences).
         tolerance: the calibration tolerance used.
     """
@@ -414,23 +469,35 @@ def total_ratio(actual: np.ndarray, predicted: np.ndarray) -> float:
     return p / a if a > 0 else float("nan")
 
 
-def unavailable(names: tuple[str, ...], train: pd.DataFrame, feats: list[str], targets: list[str]) -> dict[str, str]:
-    """Requested candidates that cannot run on these inputs, with the reason (a sentence for the report)."""
+def unavailable(
+    names: tuple[str, ...], train: pd.DataFrame, feats: list[str], targets: list[str]
+) -> dict[str, str]:
+    """Requested candidates that cannot run on these inputs, with the reason (a sentence)."""
     out = {}
     if "segment_mean" in names:
         segs = [c for c in SEGMENT_COLUMNS if c in feats]
         if not segs:
-            out["segment_mean"] = (f"segment_mean left out: its segment column ({', '.join(SEGMENT_COLUMNS).lower()}) "
-                                   "is constant or unknown on the training rows, so it would equal `mean`")
+            out["segment_mean"] = (
+                f"segment_mean left out: its segment column ({', '.join(SEGMENT_COLUMNS).lower()}) "
+                "is constant or unknown on the training rows, so it would equal `mean`"
+            )
     need = ["BTYD_EXP_SPEND", "SPEND", *btyd_sources(targets)]
     missing = [c for c in need if c not in feats]
     for name in (n for n in NEEDS_BTYD if n in names and missing):
-        out[name] = f"{name} left out: the inputs lack {', '.join(m.lower() for m in missing)} (rebuild 03_features)"
+        out[name] = (
+            f"{name} left out: the inputs lack {', '.join(m.lower() for m in missing)} "
+            "(rebuild 03_features)"
+        )
     return out
 
 
-def _calibrate(name: str, cv_ratio: float, fold_pred: list[np.ndarray], fold_actual: list[np.ndarray],
-               tolerance: float) -> tuple[str, np.ndarray | None]:
+def _calibrate(
+    name: str,
+    cv_ratio: float,
+    fold_pred: list[np.ndarray],
+    fold_actual: list[np.ndarray],
+    tolerance: float,
+) -> tuple[str, np.ndarray | None]:
     """What the calibration rule does with one candidate: (status, per-target scale or None)."""
     if not fold_pred:
         return "not checked (no cross-validation folds)", None
@@ -439,10 +506,16 @@ def _calibrate(name: str, cv_ratio: float, fold_pred: list[np.ndarray], fold_act
     pred = np.vstack(fold_pred).sum(axis=0)
     actual = np.vstack(fold_actual).sum(axis=0)
     if not (pred[0] > 0 and actual[0] > 0):
-        return (f"refused: its cross-validated total is {cv_ratio:.0%} of the actual one and it predicts no "
-                "spend, so it cannot be rescaled"), None
+        return (
+            f"refused: its cross-validated total is {cv_ratio:.0%} of the actual one and it "
+            "predicts no spend, so it cannot be rescaled"
+        ), None
     scale = np.where(pred > 0, actual / np.where(pred > 0, pred, 1.0), 1.0)
-    return f"recalibrated ×{scale[0]:.3f} (cross-validated total {cv_ratio:.2f} × actual): see {name}{RECALIBRATED}", scale
+    return (
+        f"recalibrated ×{scale[0]:.3f} (cross-validated total {cv_ratio:.2f} × actual): "
+        f"see {name}{RECALIBRATED}",
+        scale,
+    )
 
 
 def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], seed: int,
@@ -458,7 +531,8 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
         cv_folds: number of validation cut-offs (see :func:`fold_cutoffs`).
         calibration_tolerance: largest relative error of a candidate's cross-validated total spend
             before it is recalibrated or refused (see the module doc).
-        score_outside: share of scoring rows outside the training range per feature (:func:`range_table`).
+        score_outside: share of scoring rows outside the training range per feature
+            (:func:`range_table`).
     """
     all_feats, targets = ft.model_columns(list(train.columns))
     dropped = dropped_features(train, all_feats, protected_columns(targets))
@@ -476,15 +550,39 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
     fold_actual = [train.loc[train["CUTOFF"] == c, targets].to_numpy(dtype=float) for c in folds]
     rows, fold_rows, fitted, preds = [], [], {}, {}
 
-    def record(name: str, fold_pred: list[np.ndarray], holdout_pred: np.ndarray, seconds: float, status: str,
-               eligible: bool) -> None:
+    def record(
+        name: str,
+        fold_pred: list[np.ndarray],
+        holdout_pred: np.ndarray,
+        seconds: float,
+        status: str,
+        eligible: bool,
+    ) -> None:
         for c, p, a in zip(folds, fold_pred, fold_actual, strict=True):
-            fold_rows.append({"model": name, "cutoff": c, "train_rows": int((train["CUTOFF"] < c).sum()),
-                              **metrics(a, p), "ratio": total_ratio(a, p)})
-        cv_ratio = total_ratio(np.vstack(fold_actual), np.vstack(fold_pred)) if fold_pred else float("nan")
-        rows.append({"model": name, "kind": kind(name), **metrics(y_ho, holdout_pred),
-                     "ratio": total_ratio(y_ho, holdout_pred), "cv_ratio": cv_ratio, "calibration": status,
-                     "eligible": eligible, "fit_seconds": seconds})
+            fold_rows.append(
+                {
+                    "model": name,
+                    "cutoff": c,
+                    "train_rows": int((train["CUTOFF"] < c).sum()),
+                    **metrics(a, p),
+                    "ratio": total_ratio(a, p),
+                }
+            )
+        cv_ratio = (
+            total_ratio(np.vstack(fold_actual), np.vstack(fold_pred)) if fold_pred else float("nan")
+        )
+        rows.append(
+            {
+                "model": name,
+                "kind": kind(name),
+                **metrics(y_ho, holdout_pred),
+                "ratio": total_ratio(y_ho, holdout_pred),
+                "cv_ratio": cv_ratio,
+                "calibration": status,
+                "eligible": eligible,
+                "fit_seconds": seconds,
+            }
+        )
         preds[name] = holdout_pred
 
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
@@ -498,25 +596,50 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
             model = sequential_predictions(factories[name]().fit(train[feats], train[targets].astype(float)))
             fitted[name] = model
             seconds = time.perf_counter() - started
-            cv_ratio = total_ratio(np.vstack(fold_actual), np.vstack(fold_pred)) if fold_pred else float("nan")
-            status, scale = _calibrate(name, cv_ratio, fold_pred, fold_actual, calibration_tolerance)
-            record(name, fold_pred, predict(model, holdout, feats), seconds, status,
-                   eligible=not status.startswith(("refused", "recalibrated")))
+            cv_ratio = (
+                total_ratio(np.vstack(fold_actual), np.vstack(fold_pred))
+                if fold_pred
+                else float("nan")
+            )
+            status, scale = _calibrate(
+                name, cv_ratio, fold_pred, fold_actual, calibration_tolerance
+            )
+            record(
+                name,
+                fold_pred,
+                predict(model, holdout, feats),
+                seconds,
+                status,
+                eligible=not status.startswith(("refused", "recalibrated")),
+            )
             if scale is not None:
                 rname = name + RECALIBRATED
                 fitted[rname] = ScaledRegressor.wrap(model, scale)
-                record(rname, [p * scale for p in fold_pred], predict(fitted[rname], holdout, feats), seconds,
-                       f"recalibrated ×{scale[0]:.3f}", eligible=True)
-            log.info("%s: holdout spend RMSE %.3f, total ratio %.2f (%.1f s)", name, rows[-1]["rmse"],
-                     rows[-1]["ratio"], seconds)
-    fold_frame = pd.DataFrame(fold_rows, columns=["model", "cutoff", "train_rows", *METRICS, "ratio"])
+                record(
+                    rname,
+                    [p * scale for p in fold_pred],
+                    predict(fitted[rname], holdout, feats),
+                    seconds,
+                    f"recalibrated ×{scale[0]:.3f}",
+                    eligible=True,
+                )
+            log.info(
+                "%s: holdout spend RMSE %.3f, total ratio %.2f (%.1f s)",
+                name,
+                rows[-1]["rmse"],
+                rows[-1]["ratio"],
+                seconds,
+            )
+    fold_frame = pd.DataFrame(
+        fold_rows, columns=["model", "cutoff", "train_rows", *METRICS, "ratio"]
+    )
     board = pd.DataFrame(rows).set_index("model")
     cv = fold_frame.groupby("model")[list(METRICS)].agg(["mean", "std"])
     for m in METRICS:
         board.insert(board.columns.get_loc("rmse"), f"cv_{m}", cv[(m, "mean")].reindex(board.index))
         board.insert(board.columns.get_loc("rmse"), f"cv_{m}_std", cv[(m, "std")].reindex(board.index))
-    return Comparison(board, fold_frame, fitted, preds, y_ho, feats, targets, model_feats, dropped, ranges,
-                      list(skipped.values()), calibration_tolerance)
+    return Comparison(board, fold_frame, fitted, preds, y_ho, feats, targets, model_feats, dropped,
+                      ranges, list(skipped.values()), calibration_tolerance)
 
 
 @dataclasses.dataclass
@@ -524,7 +647,8 @@ class Selection:
     """The chosen candidate and how it compares with the best naive baseline on the held-out window.
 
     Attributes:
-        chosen: eligible candidate with the best mean cross-validated ``metric`` (held-out metric if no CV).
+        chosen: eligible candidate with the best mean cross-validated ``metric`` (held-out metric
+            if no CV), near ties broken by the other metric (:func:`near_ties`).
         metric: the primary metric.
         rule: the selection rule, in words, with what calibration did.
         baseline: best naive baseline by held-out ``metric`` ('' when none was compared).
@@ -585,21 +709,29 @@ def calibration_sentence(comparison: Comparison) -> str:
     b = comparison.board
     refused = [n for n, s in b["calibration"].items() if s.startswith("refused")]
     recal = [n for n in b.index if n.endswith(RECALIBRATED)]
-    out = (f"a candidate whose cross-validated predicted / actual total spend is off by more than "
-           f"{comparison.tolerance:.0%} is recalibrated (scaled by actual / predicted over the folds) or, if it "
-           "predicts no spend, refused")
+    out = (
+        f"a candidate whose cross-validated predicted / actual total spend is off by more than "
+        f"{comparison.tolerance:.0%} is recalibrated (scaled by actual / predicted over the folds) "
+        "or, if it predicts no spend, refused"
+    )
     if recal:
-        out += "; recalibrated: " + ", ".join(f"{n.removesuffix(RECALIBRATED)} (×{b.loc[n, 'calibration'].split('×')[1]})"
-                                              for n in recal)
+        out += "; recalibrated: " + ", ".join(
+            f"{n.removesuffix(RECALIBRATED)} (×{b.loc[n, 'calibration'].split('×')[1]})"
+            for n in recal
+        )
     if refused:
         out += "; refused: " + ", ".join(refused)
     if not recal and not refused:
-        out += "; every candidate was within it" if b["cv_ratio"].notna().any() else "; not checked (no folds)"
+        out += (
+            "; every candidate was within it"
+            if b["cv_ratio"].notna().any()
+            else "; not checked (no folds)"
+        )
     return out
 
 
 def paired_se(folds: pd.DataFrame, a: str, b: str, metric: str) -> float:
-    """Standard error of the mean fold-by-fold difference of ``metric`` between candidates ``a`` and ``b``."""
+    """Standard error of the mean fold-by-fold difference of ``metric`` between ``a`` and ``b``."""
     wide = folds.pivot(index="cutoff", columns="model", values=metric)
     if a not in wide or b not in wide:
         return 0.0
@@ -608,9 +740,12 @@ def paired_se(folds: pd.DataFrame, a: str, b: str, metric: str) -> float:
 
 
 def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
-    """Eligible candidates tied with the best on the primary ``metric`` (within :data:`SELECTION_MARGIN` or one
-    paired standard error, see :func:`paired_se`), best first by the other metric (:data:`SECONDARY`): the
-    first row is the chosen candidate; column ``tie_margin`` holds each one's allowance."""
+    """Eligible candidates tied with the best on the primary ``metric``, best by the other first.
+
+    Tied: within :data:`SELECTION_MARGIN` or one paired standard error (:func:`paired_se`) of the
+    best; ordered by the other metric (:data:`SECONDARY`), so the first row is the chosen
+    candidate. Column ``tie_margin`` holds each one's allowance.
+    """
     board = comparison.board
     key = _sort_key(board, metric)
     other = ("cv_" if key.startswith("cv_") else "") + SECONDARY[metric]
@@ -618,7 +753,10 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
     higher = metric in HIGHER_IS_BETTER
     best_name = eligible.sort_values(key, ascending=not higher, kind="stable").index[0]
     best = eligible.loc[best_name, key]
-    se = [paired_se(comparison.folds, n, best_name, metric) if key.startswith("cv_") else 0.0 for n in eligible.index]
+    se = [
+        paired_se(comparison.folds, n, best_name, metric) if key.startswith("cv_") else 0.0
+        for n in eligible.index
+    ]
     margin = np.maximum(SELECTION_MARGIN * abs(best), se)
     gap = (best - eligible[key]) if higher else (eligible[key] - best)
     near = eligible[gap.to_numpy() <= margin].assign(tie_margin=margin[gap.to_numpy() <= margin])
@@ -635,9 +773,10 @@ def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Select
     where = (f"mean over {n_folds} cross-validation fold{'s' if n_folds > 1 else ''} (cut-offs)" if key.startswith("cv_")
              else "held-out window: too few cut-offs for cross-validation")
     rule = (f"{calibration_sentence(comparison)}; then, among the candidates left, the "
-            f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), where "
-            f"candidates within {SELECTION_MARGIN:.0%} of the best or within one standard error of their fold-by-fold "
-            f"differences from it count as tied and the tie goes to the lowest "
+            f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), "
+            f"where candidates within {SELECTION_MARGIN:.0%} of the best or within one standard "
+            "error of their fold-by-fold differences from it count as tied and the tie goes to the "
+            "lowest "
             f"{METRIC_LABELS[SECONDARY[primary_metric]]}; confirmed on the held-out window")
     baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")
     if baselines.empty:
@@ -652,8 +791,11 @@ def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Select
 
 
 def leaderboard_table(comparison: Comparison, primary_metric: str) -> pd.DataFrame:
-    """The leaderboard as the report shows it: CV mean ± std and held-out value of the main metrics,
-    predicted / actual total spend (CV pooled and held-out), whether the candidate could be chosen."""
+    """The leaderboard as the report shows it.
+
+    CV mean ± std and held-out value of the main metrics, predicted / actual total spend (CV pooled
+    and held-out), and whether the candidate could be chosen.
+    """
     b = comparison.board
     higher = primary_metric in HIGHER_IS_BETTER
     out = pd.DataFrame(index=b.index)
@@ -672,7 +814,7 @@ def leaderboard_table(comparison: Comparison, primary_metric: str) -> pd.DataFra
 
 
 def calibration_table(comparison: Comparison) -> pd.DataFrame:
-    """Per candidate: predicted / actual total spend in each CV fold, pooled, held-out, and what the rule did."""
+    """Per candidate: predicted / actual total spend per fold, pooled, held-out; the rule's act."""
     b = comparison.board
     out = pd.DataFrame(index=b.index)
     if not comparison.folds.empty:
@@ -686,31 +828,48 @@ def calibration_table(comparison: Comparison) -> pd.DataFrame:
 
 
 def inputs_note(comparison: Comparison) -> str:
-    """Markdown: which inputs were dropped or kept out of the ML models, and which candidates were left out."""
+    """Markdown: inputs dropped or kept out of the ML models, and candidates left out."""
     parts = []
     d, r = comparison.dropped, comparison.ranges
     if len(d):
-        parts.append(f"**{len(d)} feature{'s' if len(d) > 1 else ''} dropped** before fitting (no information on the "
-                     "training rows): " + "; ".join(f"`{f}` — {why}" for f, why in d["reason"].items()) + ".")
+        parts.append(
+            f"**{len(d)} feature{'s' if len(d) > 1 else ''} dropped** before fitting (no "
+            "information on the training rows): "
+            + "; ".join(f"`{f}` — {why}" for f, why in d["reason"].items()) + "."
+        )
     else:
         parts.append("No feature was constant, duplicated or empty on the training rows.")
     out = r[r["action"].str.startswith("left out")] if len(r) else r
     if len(r):
-        parts.append(f"**{len(r)} feature{'s' if len(r) > 1 else ''} leave the training range** on more than "
-                     f"{RANGE_SHARE:.0%} of the held-out or scoring rows: " + ", ".join(f"`{f}`" for f in r.index)
-                     + (f"; left out of the machine-learning models: {', '.join(f'`{f}`' for f in out.index)}"
-                        if len(out) else "") + ".")
+        parts.append(
+            f"**{len(r)} feature{'s' if len(r) > 1 else ''} leave the training range** on more "
+            "than "
+            f"{RANGE_SHARE:.0%} of the held-out or scoring rows: "
+            + ", ".join(f"`{f}`" for f in r.index)
+            + (
+                "; left out of the machine-learning models: "
+                + ", ".join(f"`{f}`" for f in out.index)
+                if len(out)
+                else ""
+            )
+            + "."
+        )
     parts += comparison.notes
     return "\n\n".join(parts)
 
 
-def calibration_deciles(actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Customers in deciles of predicted spend (1 = lowest): mean predicted and mean actual spend per decile."""
+def calibration_deciles(
+    actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10
+) -> pd.DataFrame:
+    """Customers in deciles of predicted spend (1 = lowest): mean predicted and actual spend."""
     rank = pd.Series(np.asarray(predicted, dtype=float)).rank(method="first")
     decile = np.ceil(rank / len(rank) * n_bins).astype(int).clip(1, n_bins)
     df = pd.DataFrame({"decile": decile, "predicted": predicted, "actual": actual})
-    return df.groupby("decile").agg(customers=("actual", "size"), mean_predicted=("predicted", "mean"),
-                                    mean_actual=("actual", "mean"))
+    return df.groupby("decile").agg(
+        customers=("actual", "size"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+    )
 
 
 def per_product(comparison: Comparison, names: list[str] | None = None) -> pd.DataFrame:
@@ -766,7 +925,8 @@ def verdict(selection: Selection, decision=None, comparison: Comparison | None =
     Args:
         selection: output of :func:`select`.
         decision: the registry's promotion decision (:class:`customer_analytics.registry.Promotion`), if any.
-        comparison: the comparison (adds the runner-up, the BTYD bar, calibration and the zero baseline).
+        comparison: the comparison (adds the runner-up, the BTYD bar, calibration and the zero
+            baseline).
     """
     s = selection
     label = METRIC_LABELS[s.metric]
@@ -789,27 +949,38 @@ def verdict(selection: Selection, decision=None, comparison: Comparison | None =
 
 
 def why(selection: Selection, comparison: Comparison) -> str:
-    """Sentences on why the chosen candidate was chosen: runner-up, the BTYD bar, calibration, predicting zero."""
+    """Why the chosen candidate was chosen: runner-up or tie, the BTYD bar, calibration, zero."""
     b, s = comparison.board, selection
     key = _sort_key(b, s.metric)
     where = "cross-validated" if key.startswith("cv_") else "held-out"
-    ranked = b[b["eligible"]].sort_values(key, ascending=s.metric not in HIGHER_IS_BETTER, kind="stable")
+    ranked = b[b["eligible"]].sort_values(
+        key, ascending=s.metric not in HIGHER_IS_BETTER, kind="stable"
+    )
     ties = near_ties(comparison, s.metric)
     other = ("cv_" if key.startswith("cv_") else "") + SECONDARY[s.metric]
     label, other_label = METRIC_LABELS[s.metric], METRIC_LABELS[SECONDARY[s.metric]]
     parts = []
     if ranked.index[0] != s.chosen:
-        parts.append(f"{ranked.index[0]} had the best {where} {label} ({ranked[key].iloc[0]:.3f}), but {s.chosen} is "
-                     f"tied with it ({b.loc[s.chosen, key]:.3f}: the gap is within "
-                     f"{ties.loc[s.chosen, 'tie_margin']:.3f}, the larger of {SELECTION_MARGIN:.0%} and one standard "
-                     f"error of their fold-by-fold differences) and has a lower {where} {other_label} "
-                     f"({b.loc[s.chosen, other]:.3f} against {b.loc[ranked.index[0], other]:.3f}).")
+        parts.append(
+            f"{ranked.index[0]} had the best {where} {label} ({ranked[key].iloc[0]:.3f}), but "
+            f"{s.chosen} is "
+            f"tied with it ({b.loc[s.chosen, key]:.3f}: the gap is within "
+            f"{ties.loc[s.chosen, 'tie_margin']:.3f}, the larger of {SELECTION_MARGIN:.0%} and one "
+            "standard "
+            f"error of their fold-by-fold differences) and has a lower {where} {other_label} "
+            f"({b.loc[s.chosen, other]:.3f} against {b.loc[ranked.index[0], other]:.3f})."
+        )
     elif len(ties) > 1:
-        parts.append(f"Tied with it on {where} {label}: {', '.join(ties.index[1:])}; "
-                     f"{s.chosen} has the lowest {where} {other_label} of them ({b.loc[s.chosen, other]:.3f}).")
+        parts.append(
+            f"Tied with it on {where} {label}: {', '.join(ties.index[1:])}; "
+            f"{s.chosen} has the lowest {where} {other_label} of them "
+            f"({b.loc[s.chosen, other]:.3f})."
+        )
     elif len(ranked) > 1:
-        parts.append(f"Its {where} {label} is {b.loc[s.chosen, key]:.3f} against "
-                     f"{ranked[key].iloc[1]:.3f} for the runner-up, {ranked.index[1]}.")
+        parts.append(
+            f"Its {where} {label} is {b.loc[s.chosen, key]:.3f} against "
+            f"{ranked[key].iloc[1]:.3f} for the runner-up, {ranked.index[1]}."
+        )
     c = b.loc[s.chosen]
     parts.append(f"Its held-out predicted / actual total spend is {c['ratio']:.2f}.")
     bt = [n for n in b.index if kind(n) == "btyd" and b.loc[n, "eligible"]]
@@ -817,13 +988,24 @@ def why(selection: Selection, comparison: Comparison) -> str:
         t = b.loc[bt[0]]
         verdicts = [f"{m.upper()} {c[m]:.3f} vs {t[m]:.3f}" for m in ("rmse", "mae")]
         both = all(c[m] <= t[m] for m in ("rmse", "mae"))
-        parts.append(f"Against the buy-till-you-die model ({bt[0]}) on the held-out window: {', '.join(verdicts)} "
-                     f"({'at or below it on both' if both else 'not below it on both'}).")
+        parts.append(
+            f"Against the buy-till-you-die model ({bt[0]}) on the held-out window: "
+            f"{', '.join(verdicts)} "
+            f"({'at or below it on both' if both else 'not below it on both'})."
+        )
     if "zero" in b.index:
         z = b.loc["zero"]
         best_mae = b["mae"].idxmin()
-        parts.append(f"Predicting no spend for anyone (zero) has a held-out MAE of {z['mae']:.3f} and RMSE of "
-                     f"{z['rmse']:.3f}" + (" — the lowest MAE of all candidates: most customers spend nothing in "
-                                           "the window, and MAE rewards predicting the typical (zero) customer"
-                                           if best_mae == "zero" else "") + ".")
+        parts.append(
+            f"Predicting no spend for anyone (zero) has a held-out MAE of {z['mae']:.3f} and RMSE "
+            "of "
+            f"{z['rmse']:.3f}"
+            + (
+                " — the lowest MAE of all candidates: most customers spend nothing in "
+                "the window, and MAE rewards predicting the typical (zero) customer"
+                if best_mae == "zero"
+                else ""
+            )
+            + "."
+        )
     return " ".join(parts)

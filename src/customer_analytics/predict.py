@@ -54,7 +54,11 @@ CHUNK_ROWS = 50_000
 PRED_SPEND = "PRED_SPEND"
 META_COLUMNS = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION"]
 #: outlook column -> the FEATURES column it comes from
-OUTLOOK = {"P_ALIVE": "BTYD_P_ALIVE", "EXP_ORDERS": "BTYD_EXP_PURCHASES", "NEXT_ORDER_DATE": "BTYD_NEXT_DAYS"}
+OUTLOOK = {
+    "P_ALIVE": "BTYD_P_ALIVE",
+    "EXP_ORDERS": "BTYD_EXP_PURCHASES",
+    "NEXT_ORDER_DATE": "BTYD_NEXT_DAYS",
+}
 
 
 class PredictError(RuntimeError):
@@ -82,20 +86,34 @@ def _score_block_date(session: Session) -> dt.date | None:
 
 
 def _base_features(session: Session, params: Params, features: list[str]) -> DataFrame:
-    """Every customer's features as of ``run_date`` (FEATURES' score rows, or computed for that date)."""
+    """Every customer's features as of ``run_date`` (FEATURES' score rows, or computed then)."""
     if _score_block_date(session) == params.run_date:
         return session.table("FEATURES").filter(F.col("ROLE") == "score")
     if not wh.table_exists(session, "CLEAN_ORDER_LINES"):
-        raise PredictError("No clean data in the warehouse: run 01_ingest (or the whole pipeline) first.")
-    log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
+        raise PredictError(
+            "No clean data in the warehouse: run 01_ingest (or the whole pipeline) first."
+        )
+    log.info(
+        "FEATURES has no score rows for %s: computing features as of that date", params.run_date
+    )
     products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
-    sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
-    return ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment,
-                          btyd_staging=params.warehouse_dir / "staging")
+    sentiment = any(
+        c in ft.SENTIMENT for c in features
+    )  # scores of every text are in TEXT_SENTIMENT
+    return ft.features_at(
+        session,
+        params.run_date,
+        params.horizon_days,
+        products,
+        sentiment=sentiment,
+        btyd_staging=params.warehouse_dir / "staging",
+    )
 
 
 def scoring_features(session: Session, params: Params, features: list[str]) -> DataFrame:
-    """Features as of ``run_date`` of the customers to score: ``CUSTOMER_ID`` + ``features`` (+ the outlook's sources).
+    """Features as of ``run_date`` of the customers to score.
+
+    Columns: ``CUSTOMER_ID``, ``features`` and the outlook's sources (:data:`OUTLOOK`).
 
     Raises:
         PredictError: the model needs a column the data cannot provide, or nothing was ingested.
@@ -114,18 +132,31 @@ def scoring_alternatives(session: Session, params: Params, features: list[str]) 
 
     Returns:
         ``new``, ``active``, ``all`` (customer counts with this run's ``new_customer_days`` and
-        ``horizon_days``) and ``newest_days`` (days since the latest sign-up, ``None`` without customers).
+        ``horizon_days``) and ``newest_days`` (days since the latest sign-up, ``None`` without
+        customers).
     """
     base = _base_features(session, params, features)
     row = base.agg(
         F.count(F.lit(1)).alias("N_ALL"),
-        F.sum(F.iff(F.col("TENURE_DAYS") <= F.lit(params.new_customer_days), F.lit(1), F.lit(0))).alias("N_NEW"),
-        F.sum(F.iff((F.col("HAS_ORDERED") == F.lit(1)) & (F.col("RECENCY_DAYS") <= F.lit(params.horizon_days)),
-                    F.lit(1), F.lit(0))).alias("N_ACTIVE"),
+        F.sum(
+            F.iff(F.col("TENURE_DAYS") <= F.lit(params.new_customer_days), F.lit(1), F.lit(0))
+        ).alias("N_NEW"),
+        F.sum(
+            F.iff(
+                (F.col("HAS_ORDERED") == F.lit(1))
+                & (F.col("RECENCY_DAYS") <= F.lit(params.horizon_days)),
+                F.lit(1),
+                F.lit(0),
+            )
+        ).alias("N_ACTIVE"),
         F.min(F.col("TENURE_DAYS")).alias("NEWEST"),
     ).collect()[0]
-    return {"new": int(row["N_NEW"] or 0), "active": int(row["N_ACTIVE"] or 0), "all": int(row["N_ALL"] or 0),
-            "newest_days": None if row["NEWEST"] is None else int(row["NEWEST"])}
+    return {
+        "new": int(row["N_NEW"] or 0),
+        "active": int(row["N_ACTIVE"] or 0),
+        "all": int(row["N_ALL"] or 0),
+        "newest_days": None if row["NEWEST"] is None else int(row["NEWEST"]),
+    }
 
 
 def reference_features(session: Session, params: Params, features: list[str]) -> DataFrame | None:
@@ -136,7 +167,7 @@ def reference_features(session: Session, params: Params, features: list[str]) ->
 
 
 def score(model: Any, frame: pd.DataFrame, mv: ModelVersion, params: Params) -> pd.DataFrame:
-    """Predictions for ``frame`` (feature rows): one row per customer, keyed by ``CUSTOMER_ID``, with the outlook."""
+    """Predictions for ``frame`` (feature rows): one row per ``CUSTOMER_ID``, with the outlook."""
     pred = np.clip(model.predict(frame[mv.meta["features"]]), 0, None)
     pred = pred.reshape(len(frame), -1)
     out = pd.DataFrame({KEY: frame[KEY].to_numpy(), "RUN_DATE": params.run_date,
@@ -148,25 +179,48 @@ def score(model: Any, frame: pd.DataFrame, mv: ModelVersion, params: Params) -> 
 
 def outlook(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
     """The :data:`OUTLOOK` columns for ``frame`` (null where the BTYD columns are missing)."""
+
     def col(name: str) -> np.ndarray:
         src = OUTLOOK[name]
-        return frame[src].to_numpy(dtype=float) if src in frame.columns else np.full(len(frame), np.nan)
+        return (
+            frame[src].to_numpy(dtype=float)
+            if src in frame.columns
+            else np.full(len(frame), np.nan)
+        )
 
     days = col("NEXT_ORDER_DATE")
     ok = np.isfinite(days) & (days < 365 * 100)  # beyond a century: never, in practice
     start = pd.Timestamp(params.run_date)
-    dates = [(start + pd.Timedelta(days=int(round(d)))).date() if k else None for d, k in zip(days, ok, strict=True)]
-    return {"P_ALIVE": col("P_ALIVE"), "EXP_ORDERS": col("EXP_ORDERS"),
-            "NEXT_ORDER_DATE": pd.Series(dates, index=frame.index, dtype=object)}
+    dates = [
+        (start + pd.Timedelta(days=int(round(d)))).date() if k else None
+        for d, k in zip(days, ok, strict=True)
+    ]
+    return {
+        "P_ALIVE": col("P_ALIVE"),
+        "EXP_ORDERS": col("EXP_ORDERS"),
+        "NEXT_ORDER_DATE": pd.Series(dates, index=frame.index, dtype=object),
+    }
 
 
 def empty_block(session: Session, mv: ModelVersion, name: str) -> str:
-    """Create table ``name`` with PREDICTIONS' columns and no rows (the block of an empty scoring set)."""
-    cols = ([f"CAST(NULL AS VARCHAR) AS {KEY}", "CAST(NULL AS DATE) AS RUN_DATE", "CAST(NULL AS VARCHAR) AS MODEL_NAME",
-             "CAST(NULL AS VARCHAR) AS MODEL_VERSION"]
-            + [f"CAST(NULL AS DOUBLE) AS {wh.check_identifier(prediction_column(t))}" for t in mv.meta["targets"]]
-            + ["CAST(NULL AS DOUBLE) AS P_ALIVE", "CAST(NULL AS DOUBLE) AS EXP_ORDERS",
-               "CAST(NULL AS DATE) AS NEXT_ORDER_DATE"])
+    """Create table ``name`` with PREDICTIONS' columns and no rows (an empty scoring set)."""
+    cols = (
+        [
+            f"CAST(NULL AS VARCHAR) AS {KEY}",
+            "CAST(NULL AS DATE) AS RUN_DATE",
+            "CAST(NULL AS VARCHAR) AS MODEL_NAME",
+            "CAST(NULL AS VARCHAR) AS MODEL_VERSION",
+        ]
+        + [
+            f"CAST(NULL AS DOUBLE) AS {wh.check_identifier(prediction_column(t))}"
+            for t in mv.meta["targets"]
+        ]
+        + [
+            "CAST(NULL AS DOUBLE) AS P_ALIVE",
+            "CAST(NULL AS DOUBLE) AS EXP_ORDERS",
+            "CAST(NULL AS DATE) AS NEXT_ORDER_DATE",
+        ]
+    )
     wh.replace_table(session.sql(f"SELECT {', '.join(cols)}").filter(F.lit(False)), name)
     return name
 
@@ -179,7 +233,9 @@ class ScoringRun:
     chunks: int
     largest_chunk: int
     table_rows: int
-    alternatives: dict[str, Any] | None = None  # with no customers: what the other scoring sets would hold
+    alternatives: dict[str, Any] | None = (
+        None  # with no customers: what the other scoring sets would hold
+    )
 
 
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
@@ -218,14 +274,19 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
             session.sql(f"INSERT INTO {stage} ({cols}) SELECT {cols} FROM {part}").collect()
         log.info("scored chunk %d/%d (%d customers)", k + 1, n_chunks, len(frame))
     alternatives = None
-    if not n:  # an empty block: PREDICTIONS exists afterwards, and the report can say what would score someone
+    if not n:  # an empty block: PREDICTIONS exists, and the report says what would score someone
         empty_block(session, mv, stage)
         alternatives = scoring_alternatives(session, params, mv.meta["features"])
     total = publish(session, stage, params)
     for t in (stage, f"{stage}_PART"):
         session.sql(f"DROP TABLE IF EXISTS {t}").collect()
-    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total,
-                      alternatives=alternatives)
+    return ScoringRun(
+        customers=n,
+        chunks=n_chunks,
+        largest_chunk=largest,
+        table_rows=total,
+        alternatives=alternatives,
+    )
 
 
 def publish(session: Session, staged: str | None, params: Params) -> int:
@@ -278,16 +339,23 @@ def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
     end = params.run_date + dt.timedelta(days=params.horizon_days)
     one = F.lit(1)
     row = rows.agg(
-        F.count(F.col("P_ALIVE")).alias("WITH"), F.avg(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
+        F.count(F.col("P_ALIVE")).alias("WITH"),
+        F.avg(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
         F.sum(F.iff(F.col("P_ALIVE") >= F.lit(0.5), one, F.lit(0))).alias("LIKELY"),
         F.sum(F.col("EXP_ORDERS")).alias("ORDERS"),
         F.sum(F.iff(F.col("NEXT_ORDER_DATE") < F.lit(end), one, F.lit(0))).alias("SOON"),
     ).collect()[0]
-    values = {"customers with a purchase history (outlook known)": int(row["WITH"] or 0),
-              "mean probability still active": None if row["MEAN_ALIVE"] is None else round(float(row["MEAN_ALIVE"]), 3),
-              "likely still active (probability ≥ 0.5)": int(row["LIKELY"] or 0),
-              f"expected orders in the next {params.horizon_days} days": round(float(row["ORDERS"] or 0), 1),
-              f"next order expected before {end}": int(row["SOON"] or 0)}
+    values = {
+        "customers with a purchase history (outlook known)": int(row["WITH"] or 0),
+        "mean probability still active": None
+        if row["MEAN_ALIVE"] is None
+        else round(float(row["MEAN_ALIVE"]), 3),
+        "likely still active (probability ≥ 0.5)": int(row["LIKELY"] or 0),
+        f"expected orders in the next {params.horizon_days} days": round(
+            float(row["ORDERS"] or 0), 1
+        ),
+        f"next order expected before {end}": int(row["SOON"] or 0),
+    }
     return pd.Series(values, name="outlook", dtype=object).to_frame()
 
 
@@ -379,8 +447,9 @@ def summary(head: dict[str, Any], params: Params) -> str:
     alert = (f"**⚠ Drift: {len(flags)} large shift{'s' if len(flags) > 1 else ''}** — " + "; ".join(flags)
              + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
     if not head["customers_scored"]:
-        return (f"{alert}No customers to score ({who}). {_what_would_score(head.get('alternatives'), params)}"
-                f"PREDICTIONS holds {head['table_rows']:,} rows across run dates (this run date's block is empty).")
+        advice = _what_would_score(head.get("alternatives"), params)
+        return (f"{alert}No customers to score ({who}). {advice}PREDICTIONS holds "
+                f"{head['table_rows']:,} rows across run dates (this run date's block is empty).")
     err = f", held-out {head['metric'].upper()} {head['error']:,.2f}" if isinstance(head.get("error"), float) else ""
     return (f"{alert}Scored **{head['customers_scored']:,}** {who} with model **{head['model']} "
             f"{head['model_version']}** ({head['candidate']}{err}). Predicted spend over the next "
@@ -390,21 +459,28 @@ def summary(head: dict[str, Any], params: Params) -> str:
 
 
 def _what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
-    """A sentence naming the settings that would score someone (from :func:`scoring_alternatives`)."""
+    """A sentence naming the settings that would score someone (:func:`scoring_alternatives`)."""
     if not alt:
         return ""
     if not alt["all"]:
-        return (f"Nobody had signed up before {params.run_date}: no setting scores anyone on this date; choose a later "
-                "run_date. ")
+        return (
+            f"Nobody had signed up before {params.run_date}: no setting scores anyone on this "
+            "date; choose a later run_date. "
+        )
     options = []
     if params.scoring_set != "active" and alt["active"]:
-        options.append(f"`scoring_set: active` would score {alt['active']:,} (ordered in the last "
-                       f"{params.horizon_days} days)")
+        options.append(
+            f"`scoring_set: active` would score {alt['active']:,} (ordered in the last "
+            f"{params.horizon_days} days)"
+        )
     if params.scoring_set != "all":
         options.append(f"`scoring_set: all` would score {alt['all']:,}")
     if params.scoring_set == "new" and alt["newest_days"] is not None:
-        options.append(f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the newest "
-                       f"customer signed up {alt['newest_days']} days before {params.run_date})")
+        options.append(
+            f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the "
+            "newest "
+            f"customer signed up {alt['newest_days']} days before {params.run_date})"
+        )
     return ("Settings that would score someone: " + "; ".join(options) + ". ") if options else ""
 
 

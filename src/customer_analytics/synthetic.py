@@ -179,20 +179,45 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
 
 #: closed-cohort worlds: BG/NBD parameters (rate per day), Gamma-Gamma parameters, joining window
 PROFILES = {
-    "closed_cohort": {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426,
-                      "p": 6.25, "q": 3.74, "gamma": 15.44, "join_weeks": 12},
-    "closed_cohort_sparse": {"r": 0.2, "alpha": 80.0, "a": 1.2, "b": 2.0,
-                             "p": 4.0, "q": 3.0, "gamma": 20.0, "join_weeks": 12},
+    "closed_cohort": {
+        "r": 0.243,
+        "alpha": 4.414 * 7,
+        "a": 0.793,
+        "b": 2.426,
+        "p": 6.25,
+        "q": 3.74,
+        "gamma": 15.44,
+        "join_weeks": 12,
+    },
+    "closed_cohort_sparse": {
+        "r": 0.2,
+        "alpha": 80.0,
+        "a": 1.2,
+        "b": 2.0,
+        "p": 4.0,
+        "q": 3.0,
+        "gamma": 20.0,
+        "join_weeks": 12,
+    },
 }
 
 
-def simulate_purchases(rng: np.random.Generator, n: int, r: float, alpha: float, a: float, b: float,
-                       T: np.ndarray | float, dropout_at_start: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Repeat purchases of ``n`` customers under BG/NBD (MBG/NBD with ``dropout_at_start``), by event simulation.
+def simulate_purchases(
+    rng: np.random.Generator,
+    n: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: np.ndarray | float,
+    dropout_at_start: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat purchases of ``n`` customers under BG/NBD (MBG/NBD with ``dropout_at_start``).
 
     Time 0 is each customer's first purchase; ``T`` their age at the end of observation (same unit
-    as ``1 / alpha``). Purchase rate ``λ ~ Gamma(r, alpha)``, drop-out probability ``p ~ Beta(a, b)``
-    after each repeat purchase (and after the first one with ``dropout_at_start``).
+    as ``1 / alpha``). Purchase rate ``λ ~ Gamma(r, alpha)``, drop-out probability
+    ``p ~ Beta(a, b)`` after each repeat purchase (and after the first one with
+    ``dropout_at_start``); simulated event by event.
 
     Returns:
         ``(customer, time)`` of every repeat purchase in ``(0, T]``, in the order drawn.
@@ -212,18 +237,29 @@ def simulate_purchases(rng: np.random.Generator, n: int, r: float, alpha: float,
         cust.append(buyers)
         times.append(t[buyers].copy())
         active[buyers[rng.random(buyers.size) < p[buyers]]] = False
-    return (np.concatenate(cust) if cust else np.zeros(0, int)), (np.concatenate(times) if times else np.zeros(0))
+    return (np.concatenate(cust) if cust else np.zeros(0, int)), (
+        np.concatenate(times) if times else np.zeros(0)
+    )
 
 
-def simulate_values(rng: np.random.Generator, customer: np.ndarray, n: int, p: float, q: float,
-                    gamma: float) -> np.ndarray:
-    """Value of each purchase of ``customer`` (indices < ``n``) under Gamma-Gamma: ``Gamma(p, ν)``, ``ν ~ Gamma(q, gamma)``."""
+def simulate_values(
+    rng: np.random.Generator, customer: np.ndarray, n: int, p: float, q: float, gamma: float
+) -> np.ndarray:
+    """Value of each purchase of ``customer`` (indices < ``n``) under Gamma-Gamma.
+
+    Each purchase is ``Gamma(p, ν)``, with ``ν ~ Gamma(q, gamma)`` per customer.
+    """
     nu = rng.gamma(q, 1.0 / gamma, n)
     return rng.gamma(p, 1.0, customer.size) / nu[customer]
 
 
-def generate_closed_cohort(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: str = "2026-11-01",
-                           profile: str = "closed_cohort") -> dict:
+def generate_closed_cohort(
+    n_customers: int,
+    seed: int = 42,
+    start: str = "2025-01-01",
+    end: str = "2026-11-01",
+    profile: str = "closed_cohort",
+) -> dict:
     """Draw a closed-cohort world (see the module doc); same shape as :func:`generate`'s output."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {list(PROFILES)}")
@@ -250,7 +286,11 @@ def generate_closed_cohort(n_customers: int, seed: int = 42, start: str = "2025-
     n_items = 1 + rng.binomial(2, 0.3, n_orders)
     line_order = np.repeat(np.arange(n_orders), n_items)
     lc = cust[line_order]
-    product = (pref[lc].cumsum(axis=1) < rng.random(lc.size)[:, None]).sum(axis=1).clip(max=len(prod_names) - 1)
+    product = (
+        (pref[lc].cumsum(axis=1) < rng.random(lc.size)[:, None])
+        .sum(axis=1)
+        .clip(max=len(prod_names) - 1)
+    )
     share = rng.gamma(2.0, 1.0, line_order.size)
     share /= np.bincount(line_order, weights=share)[line_order]
     quantity = 1 + rng.poisson(1.0, line_order.size)
@@ -262,15 +302,32 @@ def generate_closed_cohort(n_customers: int, seed: int = 42, start: str = "2025-
     return dict(
         customers=dict(
             customer_id=np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6)),
-            first=rng.choice(FIRST, n), last=rng.choice(LAST, n),
-            signup=(t0 + (join * 86400).astype("timedelta64[s]")).astype("datetime64[D]").astype(str),
-            country=country, channel=np.array(ch_names)[channel], birth_year=rng.integers(1950, 2006, n),
+            first=rng.choice(FIRST, n),
+            last=rng.choice(LAST, n),
+            signup=(t0 + (join * 86400).astype("timedelta64[s]"))
+            .astype("datetime64[D]")
+            .astype(str),
+            country=country,
+            channel=np.array(ch_names)[channel],
+            birth_year=rng.integers(1950, 2006, n),
         ),
-        orders=dict(cust=cust, ts=ts.astype(str), coupon=np.full(n_orders, ""), express=np.zeros(n_orders, bool),
-                    ship_cost=np.full(n_orders, 4.95), country=country[cust], n_items=n_items),
+        orders=dict(
+            cust=cust,
+            ts=ts.astype(str),
+            coupon=np.full(n_orders, ""),
+            express=np.zeros(n_orders, bool),
+            ship_cost=np.full(n_orders, 4.95),
+            country=country[cust],
+            n_items=n_items,
+        ),
         lines=dict(product=np.array(prod_names)[product], quantity=quantity, unit_price=unit_price),
-        reviews=dict(cust=empty.astype(int), ts=empty.astype(str), rating=empty.astype(int), mood=empty,
-                     product=empty.astype(str)),
+        reviews=dict(
+            cust=empty.astype(int),
+            ts=empty.astype(str),
+            rating=empty.astype(int),
+            mood=empty,
+            product=empty.astype(str),
+        ),
         rng=rng,
     )
 
@@ -287,7 +344,7 @@ def _review_text(rng: np.random.Generator, mood: np.ndarray, product: np.ndarray
 
 
 def write(data: dict, out: Path) -> dict[str, int]:
-    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` (if any) into ``out``; return row counts."""
+    """Write ``customers.csv``, ``orders.jsonl``, ``reviews.jsonl`` (if any) to ``out``; counts."""
     out.mkdir(parents=True, exist_ok=True)
     c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
     tmp = {name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")}
@@ -315,7 +372,9 @@ def write(data: dict, out: Path) -> dict[str, int]:
             if o["coupon"][k]:
                 rec["coupon"] = o["coupon"][k]
             f.write(dumps(rec) + "\n")
-    if not r["cust"].size:  # a world without reviews (closed cohorts): no reviews file, none left from before
+    if not r[
+        "cust"
+    ].size:  # a world without reviews (closed cohorts): no reviews file, none left from before
         del tmp["reviews.jsonl"]
         (out / "reviews.jsonl").unlink(missing_ok=True)
     texts = _review_text(data["rng"], r["mood"], r["product"])
@@ -341,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end", default="2026-11-01", help="first day not covered (exclusive)")
     ap.add_argument("--if-absent", action="store_true", help="do nothing when orders.jsonl already exists")
     ap.add_argument("--profile", default="default", choices=["default", *PROFILES],
-                    help="default: the growing cookie shop; closed_cohort(_sparse): a BTYD-simulated closed cohort")
+                    help="default: the growing cookie shop; closed_cohort(_sparse): a closed "
+                         "cohort simulated from the BTYD process")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.if_absent and (a.out / "orders.jsonl").exists():
@@ -351,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--customers must be at least 1")
     dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end)
     started = time.perf_counter()
-    data = (generate(a.customers, a.seed, a.start, a.end) if a.profile == "default"
-            else generate_closed_cohort(a.customers, a.seed, a.start, a.end, a.profile))
+    data = (
+        generate(a.customers, a.seed, a.start, a.end)
+        if a.profile == "default"
+        else generate_closed_cohort(a.customers, a.seed, a.start, a.end, a.profile)
+    )
     counts = write(data, a.out)
     log.info("wrote %s to %s in %.1f s", ", ".join(f"{v:,} {k}" for k, v in counts.items()), a.out,
              time.perf_counter() - started)
