@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import snowflake.snowpark.functions as F
 
 from conftest import CUTOFF, make_params
 from customer_analytics import features as ft
@@ -243,3 +244,44 @@ def test_btyd_outputs_are_the_models_fitted_per_cutoff_on_the_reference_summarie
         assert row["MODEL"] == btyd.best_family(fits)
         assert row["BGNBD_R"] == pytest.approx(fits["bgnbd"].params["r"], rel=1e-9)
         assert row["GAMMA_GAMMA_Q"] == pytest.approx(fits["gamma_gamma"].params["q"], rel=1e-9)
+
+
+def test_btyd_summaries_hold_with_return_lines(session, tmp_path, raw_dir, ref_tables):
+    """Return lines (negative quantities, as the ingest will keep them) in the BTYD summaries.
+
+    A return-only day is no purchase, a return on a purchase day lowers that day's value; the
+    warehouse agrees with the pandas reference.
+    """
+    p = make_params(raw_dir, tmp_path / "wh")
+    lines = wh.to_pandas(session.table("CLEAN_ORDER_LINES"), "test")
+    lines = lines.sort_values(["TS", "ORDER_ID", "ITEM_NO"])
+    first = lines.drop_duplicates("ORDER_ID").reset_index(drop=True)
+    same_day = first.iloc[::7].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "R", QUANTITY=-1,
+                                      TS=lambda d: d["TS"] + pd.Timedelta(hours=1))
+    moved = (same_day["TS"] - pd.Timedelta(hours=1)).dt.normalize()
+    same_day = same_day[same_day["TS"].dt.normalize() == moved]
+    later = first.iloc[3::11].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "L", QUANTITY=-2,
+                                     TS=lambda d: d["TS"] + pd.Timedelta(days=3))
+    end_of_day = pd.Timedelta(hours=23, minutes=59)
+    big = first.iloc[5::13].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "B", QUANTITY=-40,
+                                   TS=lambda d: d["TS"].dt.normalize() + end_of_day)
+    lines = pd.concat([lines, same_day, later, big], ignore_index=True)
+    s = wh.connect(p)
+    try:
+        for t in ("CLEAN_CUSTOMERS", "CLEAN_REVIEWS"):
+            wh.write_pandas(s, wh.to_pandas(session.table(t), "test"), t, tmp_path)
+        wh.write_pandas(s, lines, "CLEAN_ORDER_LINES", tmp_path)
+        orders = s.table("CLEAN_ORDER_LINES").group_by("ORDER_ID", "CUSTOMER_ID", "TS").agg(
+            F.max("COUPON").alias("COUPON"), F.max("SHIP_COST").alias("SHIP_COST"),
+            F.count(F.lit(1)).alias("N_LINES"),
+            F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("ORDER_TOTAL"))
+        wh.replace_table(orders, "CLEAN_ORDERS")
+        products = ft.product_types(s)
+        got = ft.features_at(s, CUTOFF, p.horizon_days, products).to_pandas()
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+    want = reference.features_at(ref_tables[0], lines, ref_tables[2], CUTOFF, p.horizon_days,
+                                 products)
+    assert_same_features(got, want, ft.BTYD_SUMMARY + ["SPEND", "N_ORDERS", ft.LABEL_SPEND])
+    assert (got["BTYD_VALUE"] < 0).any()  # a day whose return outweighs its purchase: value < 0

@@ -20,6 +20,8 @@ closed cohort: the ones measuring time since a fixed event — tenure, days sinc
 :data:`customer_analytics.features.ABSOLUTE_TIME` — whose information relative features such as
 recency / age or purchase days per 30 days carry).
 
+The ``zero`` baseline ("nobody buys") is always compared, whether ``names`` lists it or not.
+
 Calibration is part of the comparison: every candidate's predicted / actual total spend is
 measured over the cross-validation folds (pooled) and on the held-out window. A candidate whose
 cross-validated total is off by more than ``calibration_tolerance`` is **recalibrated** — its
@@ -499,6 +501,8 @@ def _calibrate(
     tolerance: float,
 ) -> tuple[str, np.ndarray | None]:
     """What the calibration rule does with one candidate: (status, per-target scale or None)."""
+    if name == "zero":  # its total is 0 by construction, whatever the folds
+        return "refused: it predicts no spend, so its total cannot add up", None
     if not fold_pred:
         return "not checked (no cross-validation folds)", None
     if np.isfinite(cv_ratio) and abs(cv_ratio - 1) <= tolerance:
@@ -544,6 +548,7 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"Unknown model candidate(s) {unknown}; known: {list(factories)}.")
+    names = ("zero", *(n for n in names if n != "zero"))  # the honest floor is always compared
     skipped = unavailable(names, train, feats, targets)
     folds = fold_cutoffs(train, cv_folds)
     y_ho = holdout[targets].to_numpy(dtype=float)
