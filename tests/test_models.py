@@ -342,6 +342,7 @@ def _hand_comparison(fold_rmse: dict[str, list[float]], mae: dict[str, float]) -
             "kind": "model",
             "cv_rmse": {n: np.mean(v) for n, v in fold_rmse.items()},
             "cv_mae": mae,
+            "cv_mae_at_total": mae,
             "rmse": {n: np.mean(v) for n, v in fold_rmse.items()},
             "mae": mae,
             "eligible": True,
@@ -377,6 +378,24 @@ def test_near_ties_on_the_primary_metric_go_to_the_lower_other_metric():
     # MAE as primary: the tie-break is RMSE
     comp = _hand_comparison({"a": [10.0] * 3, "b": [9.0] * 3}, {"a": 5.0, "b": 5.01})
     assert md.near_ties(comp, "mae").index[0] == "b"
+
+
+def test_mae_at_equal_totals_takes_away_the_gain_of_predicting_less():
+    rng = np.random.default_rng(2)
+    actual = [np.where(rng.random((400, 1)) < 0.1, rng.gamma(2.0, 20.0, (400, 1)), 0.0)
+              for _ in range(3)]
+    good = [a * 0.3 + 3.0 for a in actual]  # right ranking, spread over every customer
+    shrunk = [g * 0.3 for g in good]  # the same ranking, a third of the total: a lower raw MAE
+    def raw(preds):
+        return np.mean([np.mean(np.abs(a - p)) for a, p in zip(actual, preds, strict=True)])
+
+    assert raw(shrunk) < raw(good)
+    assert md.mae_at_total(actual, shrunk) == pytest.approx(md.mae_at_total(actual, good),
+                                                              rel=1e-12)
+    scale = sum(a.sum() for a in actual) / sum(p.sum() for p in good)
+    want = np.mean([np.mean(np.abs(a[:, 0] - scale * p[:, 0]))
+                    for a, p in zip(actual, good, strict=True)])
+    assert md.mae_at_total(actual, good) == pytest.approx(want, rel=1e-12)
 
 
 def test_calibration_deciles_against_a_direct_computation():

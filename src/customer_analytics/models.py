@@ -83,6 +83,11 @@ CALIBRATION_TOLERANCE = 0.10
 SELECTION_MARGIN = 0.01
 #: the other error metric that breaks near-ties of the primary one
 SECONDARY = {"rmse": "mae", "mae": "rmse", "r2": "mae"}
+#: the board column that breaks near-ties of each primary metric over the CV folds: MAE at equal
+#: totals (:func:`mae_at_total`), so that predicting less is no way to win a tie; RMSE for MAE
+TIE_BREAK = {"rmse": "cv_mae_at_total", "mae": "cv_rmse", "r2": "cv_mae_at_total"}
+TIE_LABELS = {"cv_mae_at_total": "MAE at equal totals", "cv_rmse": "RMSE", "mae": "MAE",
+              "rmse": "RMSE"}
 #: share of held-out or scoring rows outside a feature's training range above which it is flagged
 RANGE_SHARE = 0.10
 #: "outside" means beyond the training range by more than this fraction of its width
@@ -471,6 +476,21 @@ def total_ratio(actual: np.ndarray, predicted: np.ndarray) -> float:
     return p / a if a > 0 else float("nan")
 
 
+def mae_at_total(fold_actual: list[np.ndarray], fold_pred: list[np.ndarray]) -> float:
+    """Mean over the folds of the spend MAE once the predictions are scaled to the actual total.
+
+    The scale is actual / predicted spend pooled over the folds (1 when nothing is predicted). On
+    sparse data MAE rewards predicting less (the median customer spends nothing): at equal totals,
+    a lower MAE means the spend is put on the right customers, not that less of it is predicted.
+    """
+    if not fold_pred:
+        return float("nan")
+    ratio = total_ratio(np.vstack(fold_actual), np.vstack(fold_pred))
+    scale = 1.0 / ratio if np.isfinite(ratio) and ratio > 0 else 1.0
+    return float(np.mean([np.mean(np.abs(a[:, 0] - scale * p[:, 0]))
+                          for a, p in zip(fold_actual, fold_pred, strict=True)]))
+
+
 def unavailable(
     names: tuple[str, ...], train: pd.DataFrame, feats: list[str], targets: list[str]
 ) -> dict[str, str]:
@@ -583,6 +603,7 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
                 **metrics(y_ho, holdout_pred),
                 "ratio": total_ratio(y_ho, holdout_pred),
                 "cv_ratio": cv_ratio,
+                "cv_mae_at_total": mae_at_total(fold_actual, fold_pred),
                 "calibration": status,
                 "eligible": eligible,
                 "fit_seconds": seconds,
@@ -753,7 +774,7 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
     """
     board = comparison.board
     key = _sort_key(board, metric)
-    other = ("cv_" if key.startswith("cv_") else "") + SECONDARY[metric]
+    other = TIE_BREAK[metric] if key.startswith("cv_") else SECONDARY[metric]
     eligible = board[board["eligible"]] if board["eligible"].any() else board
     higher = metric in HIGHER_IS_BETTER
     best_name = eligible.sort_values(key, ascending=not higher, kind="stable").index[0]
@@ -766,6 +787,15 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
     gap = (best - eligible[key]) if higher else (eligible[key] - best)
     near = eligible[gap.to_numpy() <= margin].assign(tie_margin=margin[gap.to_numpy() <= margin])
     return near.sort_values([other, key], ascending=[True, not higher], kind="stable")
+
+
+def _tie_label(metric: str, key: str) -> str:
+    if not key.startswith("cv_"):
+        return METRIC_LABELS[SECONDARY[metric]]
+    col = TIE_BREAK[metric]
+    note = (" (each candidate's CV predictions scaled to the actual total, so that predicting less "
+            "cannot win)")
+    return TIE_LABELS[col] + (note if col == "cv_mae_at_total" else "")
 
 
 def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Selection:
@@ -781,8 +811,7 @@ def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Select
             f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), "
             f"where candidates within {SELECTION_MARGIN:.0%} of the best or within one standard "
             "error of their fold-by-fold differences from it count as tied and the tie goes to the "
-            "lowest "
-            f"{METRIC_LABELS[SECONDARY[primary_metric]]}; confirmed on the held-out window")
+            f"lowest {_tie_label(primary_metric, key)}; confirmed on the held-out window")
     baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")
     if baselines.empty:
         return Selection(chosen, primary_metric, rule, "", board.loc[chosen, primary_metric], float("nan"),
@@ -962,8 +991,8 @@ def why(selection: Selection, comparison: Comparison) -> str:
         key, ascending=s.metric not in HIGHER_IS_BETTER, kind="stable"
     )
     ties = near_ties(comparison, s.metric)
-    other = ("cv_" if key.startswith("cv_") else "") + SECONDARY[s.metric]
-    label, other_label = METRIC_LABELS[s.metric], METRIC_LABELS[SECONDARY[s.metric]]
+    other = TIE_BREAK[s.metric] if key.startswith("cv_") else SECONDARY[s.metric]
+    label, other_label = METRIC_LABELS[s.metric], _tie_label(s.metric, key)
     parts = []
     if ranked.index[0] != s.chosen:
         parts.append(
