@@ -33,8 +33,9 @@ Selection: among the candidates left, the lowest (R²: highest) mean cross-valid
 ``primary_metric``; candidates within :data:`SELECTION_MARGIN` (1%) of the best, or within one
 standard error of the paired fold-by-fold differences from it (the "one-standard-error" idea: a
 difference smaller than the folds' disagreement about it is noise), count as tied, and the tie
-goes to the lower cross-validated value of the other error metric (MAE for RMSE and R², RMSE for
-MAE), so a model that is as good on one and better on the other wins. The held-out window then
+goes to the lower cross-validated value of the other error metric (for RMSE and R²: the MAE at
+equal totals, :func:`mae_at_total`, so predicting less cannot win; for MAE: RMSE), so a model that
+is as good on one and better on the other wins. The held-out window then
 says, untouched by the selection, how much better the chosen model is than the best naive
 baseline (with a paired bootstrap interval). Fitting cost is bounded by the number of training
 rows (``max_train_rows``, sampled in the warehouse, see
