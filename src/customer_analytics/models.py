@@ -993,7 +993,8 @@ def why(selection: Selection, comparison: Comparison) -> str:
     )
     ties = near_ties(comparison, s.metric)
     other = TIE_BREAK[s.metric] if key.startswith("cv_") else SECONDARY[s.metric]
-    label, other_label = METRIC_LABELS[s.metric], _tie_label(s.metric, key)
+    label = METRIC_LABELS[s.metric]
+    other_label = TIE_LABELS[other] if other in TIE_LABELS else METRIC_LABELS[other]
     parts = []
     if ranked.index[0] != s.chosen:
         parts.append(
