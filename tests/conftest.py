@@ -87,17 +87,7 @@ def scheduled_runs(tmp_path_factory):
 
 
 #: every model candidate, for the model and registry tests
-NAMES = (
-    "zero",
-    "last_period",
-    "mean",
-    "segment_mean",
-    "btyd",
-    "ridge",
-    "random_forest",
-    "hist_gradient_boosting",
-    "hybrid_boosting",
-)
+NAMES = config.MODEL_NAMES
 CLOSED_CUSTOMERS = 5000
 
 

@@ -53,6 +53,25 @@ def _arrays(*xs):
     return [np.asarray(v, dtype=float) for v in xs]
 
 
+def _beta_geometric_loglik(params, x, t_x, T, shift: int) -> np.ndarray:
+    """BG/NBD (``shift=0``) or MBG/NBD (``shift=1``: a drop-out chance also at the first purchase).
+
+    ``L = A1 * A2 * [(alpha+T)^-(r+x) + [x > 0 or shift] * a / (b+x-1+shift) * (alpha+t_x)^-(r+x)]``
+    with ``A1 = Γ(r+x) alpha^r / Γ(r)`` and ``A2 = B(a, b+x+shift) / B(a, b)``.
+    """
+    r, alpha, a, b = params
+    x, t_x, T = _arrays(x, t_x, T)
+    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    a2 = (special.gammaln(a + b) + special.gammaln(b + x + shift) - special.gammaln(b)
+          - special.gammaln(a + b + x + shift))
+    a3 = -(r + x) * np.log(alpha + T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dead = (np.log(a) - np.log(np.maximum(b + x - 1 + shift, 1e-300))
+                - (r + x) * np.log(alpha + t_x))
+        a4 = np.where((x > 0) | bool(shift), dead, -np.inf)
+    return a1 + a2 + np.logaddexp(a3, a4)
+
+
 def bgnbd_loglik(params, x, t_x, T) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6).
 
@@ -60,23 +79,7 @@ def bgnbd_loglik(params, x, t_x, T) -> np.ndarray:
         params: ``(r, alpha, a, b)``.
         x, t_x, T: repeat purchases, time of the last purchase and age, as arrays (same unit).
     """
-    r, alpha, a, b = params
-    x, t_x, T = _arrays(x, t_x, T)
-    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = (
-        special.gammaln(a + b)
-        + special.gammaln(b + x)
-        - special.gammaln(b)
-        - special.gammaln(a + b + x)
-    )
-    a3 = -(r + x) * np.log(alpha + T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(
-            x > 0,
-            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
-            -np.inf,
-        )
-    return a1 + a2 + np.logaddexp(a3, a4)
+    return _beta_geometric_loglik(params, x, t_x, T, shift=0)
 
 
 def mbgnbd_loglik(params, x, t_x, T) -> np.ndarray:
@@ -86,18 +89,7 @@ def mbgnbd_loglik(params, x, t_x, T) -> np.ndarray:
         params: ``(r, alpha, a, b)``.
         x, t_x, T: repeat purchases, time of the last purchase and age, as arrays (same unit).
     """
-    r, alpha, a, b = params
-    x, t_x, T = _arrays(x, t_x, T)
-    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = (
-        special.gammaln(a + b)
-        + special.gammaln(b + x + 1)
-        - special.gammaln(b)
-        - special.gammaln(a + b + x + 1)
-    )
-    a3 = -(r + x) * np.log(alpha + T)
-    a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
-    return a1 + a2 + np.logaddexp(a3, a4)
+    return _beta_geometric_loglik(params, x, t_x, T, shift=1)
 
 
 def gamma_gamma_loglik(params, x, m) -> np.ndarray:

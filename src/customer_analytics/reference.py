@@ -639,14 +639,7 @@ def btyd_summary(past_orders: pd.DataFrame, c0: pd.Timestamp) -> pd.DataFrame:
     A purchase day is a calendar day with an order of positive total; its value is the net total
     of all that day's orders. Columns are missing (NaN) for customers without a purchase day.
     """
-    cols = [
-        "BTYD_X",
-        "BTYD_TX",
-        "BTYD_T",
-        "BTYD_VALUE",
-        "RECENCY_OVER_AGE",
-        "PURCHASE_DAYS_PER_30D",
-    ]
+    cols = ft.BTYD_SUMMARY
     o = past_orders.assign(DAY=past_orders["TS"].dt.normalize(), BUY=past_orders["ORDER_TOTAL"] > 0)
     days = (
         o.groupby(["CUSTOMER_ID", "DAY"])
