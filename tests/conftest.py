@@ -143,7 +143,35 @@ def scheduled_runs(tmp_path_factory):
 
 
 #: every model candidate, for the model and registry tests
-NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+NAMES = config.MODEL_NAMES
+CLOSED_CUSTOMERS = 5000
+
+
+@pytest.fixture(scope="session")
+def closed_cohort(tmp_path_factory):
+    """The closed-cohort demo world (5,000 customers, seed 42): params, a warehouse with FEATURES.
+
+    Everyone joined in the first twelve weeks, so env.yaml's ``scoring_set: new`` finds nobody.
+    """
+    raw = tmp_path_factory.mktemp("closed_raw")
+    synthetic.write(synthetic.generate_closed_cohort(CLOSED_CUSTOMERS, seed=42), raw)
+    p = make_params(raw, tmp_path_factory.mktemp("closed_wh"))
+    s = wh.connect(p)
+    ingest.run(s, p)
+    model, _ = text.build(s, p.cutoffs()[0], p.seed, p.text_max_rows, p.warehouse_dir / "staging")
+    ft.build(s, p, sentiment=model.available)
+    yield p, s
+    s.close()
+    wh.stop_local_server(p.warehouse_dir)
+
+
+@pytest.fixture(scope="session")
+def closed_comparison(closed_cohort):
+    """env.yaml's candidates compared on the closed cohort, and the selection."""
+    p, s = closed_cohort
+    train, holdout = ft.load_labelled(s, p.max_train_rows, p.seed)
+    comparison = md.compare(train, holdout, p.models, p.seed, p.cv_folds, p.calibration_tolerance)
+    return train, holdout, comparison, md.select(comparison, p.primary_metric, p.seed)
 
 
 @pytest.fixture(scope="module")

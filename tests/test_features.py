@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import snowflake.snowpark.functions as F
 
 from conftest import CUTOFF, make_params
 from customer_analytics import features as ft
@@ -205,3 +206,82 @@ def test_calls_single_product_and_unknown_profile_fields(session, tmp_path, raw_
     assert_same_features(got, want, columns)
     assert (got["CHANNEL"] == ft.UNKNOWN).all() and got["N_CALLS"].sum() > 0
     assert (got["SHARE_ALL"][got["HAS_ORDERED"] == 1] == 1).all()
+
+
+def test_btyd_outputs_are_the_models_fitted_per_cutoff_on_the_reference_summaries(
+    session, products, params, ref_tables
+):
+    """FEATURES' BTYD columns = the models fitted, per cut-off, on the pandas summaries."""
+    from customer_analytics import btyd
+
+    ft.build(session, params, products)
+    table = wh.to_pandas(session.table(ft.TABLE), "test")
+    fitted = wh.to_pandas(session.table(ft.BTYD_PARAMS), "test").set_index("CUTOFF")
+    for cutoff in (params.cutoffs()[0], params.run_date):
+        ref = reference.features_at(*ref_tables, cutoff, params.horizon_days, products).set_index(
+            "CUSTOMER_ID"
+        )
+        buyers = ref[ref["BTYD_X"].notna()]
+        summaries = pd.DataFrame(
+            {
+                "X": buyers["BTYD_X"],
+                "TX": buyers["BTYD_TX"],
+                "T": buyers["BTYD_T"],
+                "VALUE": buyers["BTYD_VALUE"].round(ft.DECIMALS),
+            }
+        )
+        fits = btyd.fit_cutoff(summaries)
+        want = reference.with_btyd_outputs(ref, params.horizon_days)
+        got = table[table["CUTOFF"] == cutoff].set_index("CUSTOMER_ID").loc[want.index]
+        assert (
+            len(buyers) > 200 and got.loc[ref["BTYD_X"].isna(), ft.BTYD_OUTPUTS].isna().all().all()
+        )
+        for col in ft.BTYD_OUTPUTS:
+            np.testing.assert_allclose(
+                got[col], want[col], rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=f"{cutoff} {col}"
+            )
+        row = fitted.loc[cutoff]
+        assert row["MODEL"] == btyd.best_family(fits)
+        assert row["BGNBD_R"] == pytest.approx(fits["bgnbd"].params["r"], rel=1e-9)
+        assert row["GAMMA_GAMMA_Q"] == pytest.approx(fits["gamma_gamma"].params["q"], rel=1e-9)
+
+
+def test_btyd_summaries_hold_with_return_lines(session, tmp_path, raw_dir, ref_tables):
+    """Return lines (negative quantities, as the ingest will keep them) in the BTYD summaries.
+
+    A return-only day is no purchase, a return on a purchase day lowers that day's value; the
+    warehouse agrees with the pandas reference.
+    """
+    p = make_params(raw_dir, tmp_path / "wh")
+    lines = wh.to_pandas(session.table("CLEAN_ORDER_LINES"), "test")
+    lines = lines.sort_values(["TS", "ORDER_ID", "ITEM_NO"])
+    first = lines.drop_duplicates("ORDER_ID").reset_index(drop=True)
+    same_day = first.iloc[::7].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "R", QUANTITY=-1,
+                                      TS=lambda d: d["TS"] + pd.Timedelta(hours=1))
+    moved = (same_day["TS"] - pd.Timedelta(hours=1)).dt.normalize()
+    same_day = same_day[same_day["TS"].dt.normalize() == moved]
+    later = first.iloc[3::11].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "L", QUANTITY=-2,
+                                     TS=lambda d: d["TS"] + pd.Timedelta(days=3))
+    end_of_day = pd.Timedelta(hours=23, minutes=59)
+    big = first.iloc[5::13].assign(ORDER_ID=lambda d: d["ORDER_ID"] + "B", QUANTITY=-40,
+                                   TS=lambda d: d["TS"].dt.normalize() + end_of_day)
+    lines = pd.concat([lines, same_day, later, big], ignore_index=True)
+    s = wh.connect(p)
+    try:
+        for t in ("CLEAN_CUSTOMERS", "CLEAN_REVIEWS"):
+            wh.write_pandas(s, wh.to_pandas(session.table(t), "test"), t, tmp_path)
+        wh.write_pandas(s, lines, "CLEAN_ORDER_LINES", tmp_path)
+        orders = s.table("CLEAN_ORDER_LINES").group_by("ORDER_ID", "CUSTOMER_ID", "TS").agg(
+            F.max("COUPON").alias("COUPON"), F.max("SHIP_COST").alias("SHIP_COST"),
+            F.count(F.lit(1)).alias("N_LINES"),
+            F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("ORDER_TOTAL"))
+        wh.replace_table(orders, "CLEAN_ORDERS")
+        products = ft.product_types(s)
+        got = ft.features_at(s, CUTOFF, p.horizon_days, products).to_pandas()
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+    want = reference.features_at(ref_tables[0], lines, ref_tables[2], CUTOFF, p.horizon_days,
+                                 products)
+    assert_same_features(got, want, ft.BTYD_SUMMARY + ["SPEND", "N_ORDERS", ft.LABEL_SPEND])
+    assert (got["BTYD_VALUE"] < 0).any()  # a day whose return outweighs its purchase: value < 0

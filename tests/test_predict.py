@@ -57,6 +57,7 @@ def ref_tables(raw_dir):
 def expected(ref_tables, products, params, model, mv) -> pd.DataFrame:
     """Independent predictions: pandas features as of run_date, scoring set in pandas, one predict call."""
     f = reference.features_at(*ref_tables, params.run_date, params.horizon_days, products)
+    f = reference.with_btyd_outputs(f, params.horizon_days)
     if params.scoring_set == "new":
         f = f[f["TENURE_DAYS"] <= params.new_customer_days]
     elif params.scoring_set == "active":
@@ -214,3 +215,87 @@ def test_a_model_of_another_horizon_or_other_definitions_is_refused_with_the_fix
                                                                             "definitions_version": "0"}})
     with pytest.raises(predict.PredictError, match="feature definitions version 0.*Fix: retrain"):
         predict.check_model(old, params)
+
+
+def test_an_empty_scoring_set_on_a_fresh_warehouse_writes_an_empty_block_and_names_what_would_score(
+    fresh_warehouse,
+):
+    """Issue 12, item 5: nobody signed up recently, no PREDICTIONS yet: 05's calls must all work."""
+    params = dataclasses.replace(
+        fresh_warehouse, run_date=dt.date(2026, 11, 20), new_customer_days=1
+    )
+    s = wh.connect(params)
+    try:
+        ingest.run(s, params)
+        products = ft.product_types(s)
+        frame = ft.features_at(s, dt.date(2026, 6, 1), params.horizon_days, products).to_pandas()
+        feats, targets = models.usable_features(frame)
+        model = models.candidates(feats, targets, params.seed)["last_period"]().fit(
+            frame[feats], frame[targets]
+        )
+        reg = registry.open_registry(params)
+        mv = reg.log_model(
+            model,
+            registry.model_name(params.horizon_days),
+            {"rmse": 1.0},
+            {"candidate": "last_period"},
+            {},
+            feats,
+            targets,
+        )
+        model, mv = reg.load(mv.name, version=mv.version)
+        everyone = ft.features_at(s, params.run_date, params.horizon_days, products).to_pandas()
+        newest = int(everyone["TENURE_DAYS"].min())
+        assert newest > 1 and not wh.table_exists(
+            s, predict.TABLE
+        )  # the premise: nobody new, a fresh warehouse
+        run = predict.score_in_chunks(s, model, mv, params)
+        assert (
+            run.customers == 0
+            and wh.table_exists(s, predict.TABLE)
+            and wh.row_count(s, predict.TABLE) == 0
+        )
+        scored = predict.overview(s, params)
+        assert scored.loc["customers scored", "predicted spend"] == 0
+        assert predict.spend_distribution(s, params).sum() == 0
+        assert (predict.product_totals(s, params) == 0).all()
+        assert predict.prediction_shift(s, params).empty
+        drift_table = predict.feature_drift(s, params, mv.meta["features"])
+        head = predict.headline(run, mv, params, drift_table, pd.DataFrame(), scored)
+        text = predict.summary(head, params)
+    finally:
+        s.close()
+    active = int(
+        ((everyone["N_ORDERS"] > 0) & (everyone["RECENCY_DAYS"] <= params.horizon_days)).sum()
+    )
+    assert text.startswith(
+        "No customers to score (customers who signed up in the 1 days before 2026-11-20)."
+    )
+    assert (
+        f"`scoring_set: active` would score {active:,}" in text
+        and f"`scoring_set: all` would score {len(everyone):,}" in text
+    )
+    assert f"`new_customer_days: {newest}` would score the latest sign-ups" in text
+
+
+def test_predictions_carry_the_btyd_outlook_of_each_customer(env):
+    """P_ALIVE / EXP_ORDERS / NEXT_ORDER_DATE come from FEATURES' BTYD columns as of run_date."""
+    params, s, model, mv, _ = env
+    p = dataclasses.replace(params, run_date=D1, scoring_set="all")
+    predict.score_in_chunks(s, model, mv, p)
+    got = rows_of(s, D1).set_index("CUSTOMER_ID")
+    feats = wh.to_pandas(s.table(ft.TABLE).filter(F.col("ROLE") == "score"), "test").set_index(
+        "CUSTOMER_ID"
+    )
+    feats = feats.loc[got.index]
+    np.testing.assert_allclose(got["P_ALIVE"], feats["BTYD_P_ALIVE"], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        got["EXP_ORDERS"], feats["BTYD_EXP_PURCHASES"], rtol=1e-12, equal_nan=True
+    )
+    days = feats["BTYD_NEXT_DAYS"]
+    want = [None if pd.isna(d) else D1 + dt.timedelta(days=int(round(d))) for d in days]
+    assert [None if pd.isna(v) else pd.Timestamp(v).date() for v in got["NEXT_ORDER_DATE"]] == want
+    assert got["P_ALIVE"].notna().sum() > 100 and got["NEXT_ORDER_DATE"].notna().sum() > 100
+    never = feats["BTYD_X"].isna()  # no purchase before run_date: no outlook
+    assert got.loc[never, ["P_ALIVE", "EXP_ORDERS", "NEXT_ORDER_DATE"]].isna().all().all()
+    assert (got.loc[got["NEXT_ORDER_DATE"].notna(), "P_ALIVE"] > 0.5).all()

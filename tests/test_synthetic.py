@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from customer_analytics import synthetic
 
@@ -55,3 +56,36 @@ def test_cli_if_absent_leaves_existing_data(tmp_path):
     before = (tmp_path / "orders.jsonl").read_bytes()
     out = subprocess.run(cmd + ["--seed", "9", "--if-absent"], check=True, capture_output=True, text=True)
     assert "already" in out.stderr and (tmp_path / "orders.jsonl").read_bytes() == before
+
+
+def test_closed_cohort_joins_early_then_decays_and_has_no_new_signups(tmp_path):
+    d = synthetic.generate_closed_cohort(3000, seed=5)
+    signup = np.array(d["customers"]["signup"], dtype="datetime64[D]")
+    start = np.datetime64("2025-01-01")
+    assert (signup < start + np.timedelta64(12 * 7, "D")).all()  # all join in the first 12 weeks
+    ts = np.array(d["orders"]["ts"], dtype="datetime64[s]").astype("datetime64[D]")
+    first = np.full(3000, np.datetime64("2100-01-01"), dtype="datetime64[D]")
+    np.minimum.at(first, d["orders"]["cust"], ts)
+    assert (first == signup).all()  # the sign-up day is the first purchase
+    months = ts.astype("datetime64[M]")
+    per_month = np.unique(months[ts >= start + np.timedelta64(120, "D")], return_counts=True)[1]
+    assert per_month[:3].mean() > 2 * per_month[-3:].mean()  # buying decays as customers drop out
+    counts = synthetic.write(d, tmp_path)
+    assert not (tmp_path / "reviews.jsonl").exists() and counts["reviews"] == 0
+    lines = [json.loads(x) for x in (tmp_path / "orders.jsonl").open(encoding="utf-8")]
+    spend = [sum(i["quantity"] * i["unit_price"] for i in o["items"]) for o in lines]
+    assert min(spend) > 0 and len(lines) == counts["orders"]
+
+
+def test_the_purchase_simulation_follows_bg_nbd():
+    """Mean repeat purchases over t equal Fader et al.'s (2005) eq. 9 for BG/NBD.
+
+    E[X(t)] = (a+b-1)/(a-1) [1 - (α/(α+t))^r 2F1(r, b; a+b-1; t/(α+t))].
+    """
+    from scipy.special import hyp2f1
+
+    r, alpha, a, b, t = 0.5, 20.0, 2.5, 3.0, 200.0
+    cust, _ = synthetic.simulate_purchases(np.random.default_rng(1), 200_000, r, alpha, a, b, t)
+    z = t / (alpha + t)
+    expected = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    assert cust.size / 200_000 == pytest.approx(expected, rel=0.02)

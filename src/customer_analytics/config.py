@@ -76,6 +76,7 @@ class Params:
     text_max_rows: int = 20_000
     chunk_rows: int = 50_000
     freshness_tolerance_days: int = 1
+    calibration_tolerance: float = 0.10
     database: str | None = None
     schema: str | None = None
     run_namespace: str = P.NAMESPACE_AUTO

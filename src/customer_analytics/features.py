@@ -21,7 +21,22 @@ Feature groups (column lists defined once below):
 * products: quantity ever and in the last period, and share of all units, per product type;
 * reviews: number of reviews, of call transcripts (0 without a ``KIND`` column) and mean rating;
 * text sentiment (only when a sentiment model exists, see :mod:`customer_analytics.text`): mean
-  and lowest sentiment of the customer's texts and the number of negative ones.
+  and lowest sentiment of the customer's texts and the number of negative ones;
+* buy-till-you-die summaries (:func:`btyd_summaries`), in calendar days: a *purchase day* is a
+  day with at least one order of positive net total (return-only days are not purchases); the
+  customer's repeat purchase days ``BTYD_X``, days from the first to the last purchase day
+  ``BTYD_TX``, days from the first purchase day to the cut-off ``BTYD_T`` (the customer's "age"),
+  the mean net spend of the repeat purchase days ``BTYD_VALUE`` (returns made on those days
+  netted); and two relative features that, unlike tenure or recency, do not grow with the
+  calendar: ``RECENCY_OVER_AGE`` = (T - t_x) / T and ``PURCHASE_DAYS_PER_30D`` = (x + 1) * 30 / T.
+  All null for customers without a purchase before the cut-off;
+* buy-till-you-die outputs (when :func:`build` is asked for them, the default): BG/NBD or MBG/NBD
+  (whichever fits better) and Gamma-Gamma, fitted by :mod:`customer_analytics.btyd` **per cut-off
+  on every customer's summaries as of that cut-off** (no labels, nothing after the cut-off):
+  probability alive, expected purchase days in the horizon, expected value per purchase, expected
+  spend, median days to the next purchase if active. The fit runs on the client from one row
+  per customer and cut-off (:func:`btyd_table`); the outputs go back to the warehouse
+  (``BTYD_SCORES``) and are joined in; the fitted parameters are kept in ``BTYD_PARAMS``.
 
 Spend of an order line is ``QUANTITY * UNIT_PRICE`` (shipping excluded); a return line has a
 negative quantity, so every spend figure and label is **net** of returns, while order counts,
@@ -36,14 +51,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pandas as pd
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
+from customer_analytics import btyd, text
 from customer_analytics import portable as pt
-from customer_analytics import text
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
@@ -63,8 +79,33 @@ TREND = ["N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "ORDERS_T
 COUPONS = ["N_COUPON_ORDERS", "COUPON_SHARE"]
 REVIEWS = ["N_REVIEWS", "N_CALLS", "AVG_RATING"]
 SENTIMENT = ["AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS"]
+BTYD_SUMMARY = [
+    "BTYD_X",
+    "BTYD_TX",
+    "BTYD_T",
+    "BTYD_VALUE",
+    "RECENCY_OVER_AGE",
+    "PURCHASE_DAYS_PER_30D",
+]
+BTYD_OUTPUTS = list(btyd.OUTPUTS)
+#: BTYD outputs that are model inputs (the median days to the next purchase grows with the
+#: customer's age, so it is kept for the outlook in PREDICTIONS only)
+BTYD_INPUTS = [c for c in BTYD_OUTPUTS if c != "BTYD_NEXT_DAYS"]
+BTYD_SCORES = "BTYD_SCORES"
+BTYD_PARAMS = "BTYD_PARAMS"
+#: features measured in days since a fixed event: for a customer they grow with the calendar, so
+#: a closed cohort's scoring rows lie beyond the training range; relative features carry their
+#: information
+ABSOLUTE_TIME = [
+    "TENURE_DAYS",
+    "DAYS_SINCE_FIRST_ORDER",
+    "RECENCY_DAYS",
+    "MAX_GAP_DAYS",
+    "BTYD_T",
+    "BTYD_TX",
+]
 #: numeric features that do not depend on the product types or on a sentiment model
-BASE_NUMERIC = PROFILE + ORDERS + GAPS + TREND + COUPONS + REVIEWS
+BASE_NUMERIC = PROFILE + ORDERS + GAPS + TREND + COUPONS + REVIEWS + BTYD_SUMMARY
 PRODUCT_PREFIXES = ("QTY", "QTY_LAST", "SHARE")
 LABEL_SPEND = "SPEND_NEXT"
 LABEL_QTY_PREFIX = "QTY_NEXT"
@@ -73,14 +114,16 @@ LABEL_QTY_PREFIX = "QTY_NEXT"
 #: every value, and so every model fitted on them, identical from one run to the next.
 FRACTIONAL = ["SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D", "MEAN_GAP_DAYS",
               "STD_GAP_DAYS", "RECENCY_OVER_GAP", "SPEND_LAST", "SPEND_PREV", "SPEND_TREND", "COUPON_SHARE",
-              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND]
+              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND, "BTYD_VALUE",
+              "RECENCY_OVER_AGE", "PURCHASE_DAYS_PER_30D", *BTYD_OUTPUTS]
 DECIMALS = 9
 #: Version of the feature and label definitions above. Bump it whenever a definition changes: a
 #: registered model records it, and scoring refuses a model built on other definitions.
-DEFINITIONS_VERSION = "1"
+DEFINITIONS_VERSION = "2"  # 2: net spend of returns, buy-till-you-die summaries and outputs
 #: feature groups as the report lists them
 GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
-          "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT}
+          "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT,
+          "buy-till-you-die summaries": BTYD_SUMMARY, "buy-till-you-die outputs": BTYD_INPUTS}
 
 
 def product_types(session: Session) -> list[str]:
@@ -224,8 +267,126 @@ def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     )
 
 
+def _purchase_days(session: Session) -> DataFrame:
+    """Per customer and calendar day: net total of the day's orders, whether it is a purchase day
+    (an order of positive total), and the customer's first purchase day ever."""
+    orders = session.table("CLEAN_ORDERS").select(
+        KEY, F.to_date(F.col("TS")).alias("DAY"), "ORDER_TOTAL"
+    )
+    days = orders.group_by(KEY, "DAY").agg(
+        F.sum(F.col("ORDER_TOTAL")).alias("DAY_NET"),
+        F.max(F.iff(F.col("ORDER_TOTAL") > F.lit(0), F.lit(1), F.lit(0))).alias("DAY_BUY"),
+    )
+    first = F.min(F.iff(F.col("DAY_BUY") == F.lit(1), F.col("DAY"), F.lit(None))).over(
+        Window.partition_by(KEY)
+    )
+    return days.select(KEY, "DAY", "DAY_NET", "DAY_BUY", first.alias("FIRST_DAY"))
+
+
+def _btyd_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
+    """Per customer and cut-off: purchase days before it, the first, the last, repeat net spend."""
+    days = _purchase_days(session).join(cuts.select("CUTOFF"), F.col("DAY") < F.col("CUTOFF"))
+    buy = F.col("DAY_BUY") == F.lit(1)
+    return days.group_by(*BY).agg(
+        _sum_if(buy, F.lit(1)).alias("N_BUY_DAYS"),
+        F.min(F.iff(buy, F.col("DAY"), F.lit(None))).alias("FIRST_BUY"),
+        F.max(F.iff(buy, F.col("DAY"), F.lit(None))).alias("LAST_BUY"),
+        _sum_if(buy & (F.col("DAY") > F.col("FIRST_DAY")), F.col("DAY_NET")).alias("REPEAT_NET"),
+    )
+
+
+def _btyd_exprs() -> dict[str, Column]:
+    """The :data:`BTYD_SUMMARY` columns from :func:`_btyd_aggregates` (null without a purchase)."""
+    nb = F.coalesce(F.col("N_BUY_DAYS"), F.lit(0))
+    age = F.datediff("day", F.col("FIRST_BUY"), F.col("CUTOFF"))
+    bought = nb > F.lit(0)
+    return {
+        "BTYD_X": F.iff(bought, nb - F.lit(1), F.lit(None)),
+        "BTYD_TX": F.iff(
+            bought, F.datediff("day", F.col("FIRST_BUY"), F.col("LAST_BUY")), F.lit(None)
+        ),
+        "BTYD_T": F.iff(bought, age, F.lit(None)),
+        "BTYD_VALUE": F.iff(
+            nb > F.lit(1), F.col("REPEAT_NET").cast("double") / (nb - F.lit(1)), F.lit(None)
+        ),
+        "RECENCY_OVER_AGE": F.iff(
+            bought,
+            F.datediff("day", F.col("LAST_BUY"), F.col("CUTOFF")).cast("double") / age,
+            F.lit(None),
+        ),
+        "PURCHASE_DAYS_PER_30D": F.iff(bought, nb.cast("double") * F.lit(30.0) / age, F.lit(None)),
+    }
+
+
+def btyd_summaries(session: Session, cutoffs: list[dt.date], horizon_days: int) -> DataFrame:
+    """The BTYD inputs per customer with a purchase before each cut-off.
+
+    Columns ``CUSTOMER_ID, CUTOFF, X, TX, T, VALUE`` (see the module doc).
+    """
+    cuts = cutoff_frame(session, cutoffs, horizon_days)
+    e = _btyd_exprs()
+    return (
+        _btyd_aggregates(session, cuts)
+        .filter(F.col("N_BUY_DAYS") > F.lit(0))
+        .select(
+            KEY,
+            "CUTOFF",
+            e["BTYD_X"].alias("X"),
+            e["BTYD_TX"].alias("TX"),
+            e["BTYD_T"].alias("T"),
+            F.round(e["BTYD_VALUE"], DECIMALS).alias("VALUE"),
+        )
+    )
+
+
+def btyd_table(
+    session: Session,
+    cutoffs: list[dt.date],
+    horizon_days: int,
+    staging_dir: Path,
+    name: str = BTYD_SCORES,
+) -> tuple[str, pd.DataFrame]:
+    """Fit the BTYD models per cut-off and write their per-customer outputs to table ``name``.
+
+    Pulls one row of summaries per customer and cut-off (:func:`btyd_summaries`), fits BG/NBD,
+    MBG/NBD and Gamma-Gamma on each cut-off's rows (every customer with a purchase before it),
+    and writes ``CUSTOMER_ID, CUTOFF`` + :data:`BTYD_OUTPUTS`.
+
+    Returns:
+        The table name and the fitted parameters, one row per cut-off (:func:`btyd.params_row`).
+    """
+    summaries = wh.to_pandas(
+        btyd_summaries(session, cutoffs, horizon_days).sort("CUTOFF", KEY), "features:btyd"
+    )
+    summaries = summaries.sort_values(["CUTOFF", KEY], kind="stable")
+    params, parts = [], []
+    for cutoff in sorted(set(cutoffs)):
+        rows = summaries[summaries["CUTOFF"] == cutoff].reset_index(drop=True)
+        fits = (
+            btyd.fit_cutoff(rows)
+            if len(rows)
+            else {f: None for f in (*btyd.FAMILIES, "gamma_gamma")}
+        )
+        params.append(btyd.params_row(cutoff, fits))
+        parts.append(
+            pd.concat(
+                [rows[[KEY]].assign(CUTOFF=cutoff), btyd.score_summaries(rows, fits, horizon_days)],
+                axis=1,
+            )
+        )
+        log.info(
+            "BTYD fit for cut-off %s: %s on %d customers", cutoff, params[-1]["MODEL"], len(rows)
+        )
+    out = pd.concat(parts, ignore_index=True).astype(
+        {KEY: "string", **{c: "float64" for c in BTYD_OUTPUTS}}
+    )
+    out["CUTOFF"] = pd.to_datetime(out["CUTOFF"]).dt.date
+    wh.write_pandas(session, out, name, staging_dir)
+    return name, pd.DataFrame(params)
+
+
 def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
-                sentiment: bool = False) -> DataFrame:
+                sentiment: bool = False, btyd_staging: Path | None = None) -> DataFrame:
     """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
 
     Args:
@@ -234,20 +395,34 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         horizon_days: label window (and period) length.
         products: product types (one set of product columns each).
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
+        btyd_staging: fit the BTYD models as of ``cutoff`` (staging folder for the upload) and
+            add their outputs; ``None`` = no BTYD outputs.
 
     Returns:
         One row per customer: the columns of :func:`output_columns`.
     """
-    return features_for(session, [cutoff], horizon_days, products, sentiment)
+    table = None
+    if btyd_staging is not None:
+        table, _ = btyd_table(
+            session,
+            [cutoff],
+            horizon_days,
+            btyd_staging,
+            wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"),
+        )
+    return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table)
 
 
 def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
-                 sentiment: bool = False, roles: dict[dt.date, str] | None = None) -> DataFrame:
+                 sentiment: bool = False, roles: dict[dt.date, str] | None = None,
+                 btyd_table: str | None = None) -> DataFrame:
     """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
 
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
     (customer, cut-off), so the work is one pass over the data whatever the number of cut-offs.
     With ``roles`` the output also has a ``ROLE`` column, and the labels of ``score`` rows are null.
+    With ``btyd_table`` (from :func:`btyd_table`, covering these cut-offs) the BTYD outputs are
+    joined in.
     """
     cuts = cutoff_frame(session, cutoffs, horizon_days, roles)
     cust = session.table("CLEAN_CUSTOMERS").join(cuts.select("CUTOFF", "ROLE"),
@@ -255,7 +430,10 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     df = (cust.join(_order_aggregates(session, cuts), BY, "left")
               .join(_gap_aggregates(session, cuts), BY, "left")
               .join(_product_aggregates(session, cuts, products), BY, "left")
-              .join(_review_aggregates(session, cuts), BY, "left"))
+              .join(_review_aggregates(session, cuts), BY, "left")
+              .join(_btyd_aggregates(session, cuts), BY, "left"))
+    if btyd_table:
+        df = df.join(session.table(btyd_table).select(KEY, "CUTOFF", *BTYD_OUTPUTS), BY, "left")
     if sentiment:
         df = df.join(_sentiment_aggregates(session, cuts), BY, "left")
 
@@ -291,7 +469,10 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
         "N_COUPON_ORDERS": zero("N_COUPON_ORDERS"),
         "COUPON_SHARE": F.iff(n > 0, zero("N_COUPON_ORDERS").cast("double") / n, F.lit(0.0)),
         "N_REVIEWS": zero("N_REVIEWS"), "N_CALLS": zero("N_CALLS"), "AVG_RATING": F.col("AVG_RATING"),
+        **_btyd_exprs(),
     }
+    if btyd_table:
+        exprs.update({c: F.col(c) for c in BTYD_OUTPUTS})
     if sentiment:
         exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
                       "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
@@ -305,26 +486,48 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
     if roles:
         exprs["ROLE"] = F.col("ROLE")
-    fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
+    fractional = (set(FRACTIONAL) | {product_column("SHARE", p) for p in products}) & set(exprs)
     return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
 
 
-def output_columns(products: list[str], sentiment: bool = False) -> list[str]:
+def output_columns(
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+) -> list[str]:
     """The columns of :func:`features_at`, in order."""
-    return [KEY, "CUTOFF"] + feature_columns(products, sentiment) + label_columns(products)
+    outlook = [c for c in BTYD_OUTPUTS if c not in BTYD_INPUTS] if btyd_outputs else []
+    return (
+        [KEY, "CUTOFF"]
+        + feature_columns(products, sentiment, btyd_outputs)
+        + outlook
+        + label_columns(products)
+    )
 
 
-def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False) -> str:
+def build(
+    session: Session,
+    params: Params,
+    products: list[str] | None = None,
+    sentiment: bool = False,
+    btyd_outputs: bool = True,
+) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of
     ``run_date`` (its labels are not observed yet and are left null). All cut-offs are computed in
-    one query (:func:`features_for`) and written in one statement.
+    one query (:func:`features_for`) and written in one statement. With ``btyd_outputs`` the BTYD
+    models are first fitted per cut-off (:func:`btyd_table`; parameters in ``BTYD_PARAMS``).
     """
     products = products or product_types(session)
     cutoffs = params.cutoffs()
     roles = {c: "train" for c in cutoffs[:-1]} | {cutoffs[-1]: "holdout", params.run_date: "score"}
-    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles)
+    table = None
+    if btyd_outputs:
+        staging = params.warehouse_dir / "staging"
+        table, fitted = btyd_table(session, list(roles), params.horizon_days, staging)
+        wh.write_pandas(session, fitted, BTYD_PARAMS, staging)
+    df = features_for(
+        session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table
+    )
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
 
@@ -334,16 +537,23 @@ def label_columns(products: list[str]) -> list[str]:
     return [LABEL_SPEND] + [product_column(LABEL_QTY_PREFIX, p) for p in products]
 
 
-def feature_columns(products: list[str], sentiment: bool = False) -> list[str]:
+def feature_columns(
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
     return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
+            + (BTYD_INPUTS if btyd_outputs else [])
             + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
 
 
 def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
     """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
     products = products_from_columns(columns)
-    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT))
+    feats = feature_columns(
+        products,
+        sentiment=all(c in columns for c in SENTIMENT),
+        btyd_outputs=all(c in columns for c in BTYD_OUTPUTS),
+    )
     return [c for c in feats if c in columns], label_columns(products)
 
 
@@ -401,6 +611,43 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"columns": [len(v) for v in rows.values()],
                          "examples": [", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()]},
                         index=list(rows))
+
+
+def btyd_params(session: Session) -> pd.DataFrame:
+    """The BTYD parameters fitted per cut-off (``BTYD_PARAMS``), for the report; empty without."""
+    if not wh.table_exists(session, BTYD_PARAMS):
+        return pd.DataFrame()
+    out = wh.to_pandas(session.table(BTYD_PARAMS).sort("CUTOFF"), "features:btyd_params").set_index(
+        "CUTOFF"
+    )
+    out.columns = [c.lower() for c in out.columns]
+    return out
+
+
+def outside_range(session: Session, train: pd.DataFrame, margin: float) -> dict[str, float]:
+    """Share of FEATURES' ``score`` rows outside each numeric feature's range on ``train``.
+
+    "Outside" = beyond the training minimum or maximum by more than ``margin`` x the range's width
+    (one aggregate query; nulls are not counted). Features without score rows or bounds are left
+    out.
+    """
+    feats, _ = model_columns(list(train.columns))
+    numeric = [c for c in feats if c not in CATEGORICAL and train[c].notna().any()]
+    score = session.table(TABLE).filter(F.col("ROLE") == "score")
+    numeric = [c for c in numeric if c in score.columns]
+    if not numeric:
+        return {}
+    aggs = []
+    for c in numeric:
+        lo, hi = float(train[c].min()), float(train[c].max())
+        pad = margin * (hi - lo)
+        out = (F.col(c) < F.lit(lo - pad)) | (F.col(c) > F.lit(hi + pad))
+        aggs += [
+            F.sum(F.iff(out, F.lit(1), F.lit(0))).alias(f"{c}__OUT"),
+            F.count(F.col(c)).alias(f"{c}__N"),
+        ]
+    row = score.agg(*aggs).collect()[0].as_dict()
+    return {c: row[f"{c}__OUT"] / row[f"{c}__N"] for c in numeric if row[f"{c}__N"]}
 
 
 def sample_fraction(n_rows: int, cap: int) -> float:

@@ -155,6 +155,7 @@ class Scoring(Record):
     chunks: int = 0
     scored_in: str = ""  # "warehouse" (Snowflake, through the registry) or "client" (in chunks)
     scoring_note: str = ""
+    alternatives: dict[str, Any] | None = None  # no one scored: how many other scoring sets would hold
     drift_flags: list[str] = dataclasses.field(default_factory=list)
     drift_note: str = ""
     drift_assessed: bool = False

@@ -53,7 +53,8 @@ def ancestors(notebook: str) -> set[str]:
             out.add(nb)
             todo += UPSTREAM[nb]
     return out
-MODEL_NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+MODEL_NAMES = ("zero", "last_period", "mean", "segment_mean", "btyd", "ridge", "random_forest",
+               "hist_gradient_boosting", "hybrid_boosting")
 METRICS = ("rmse", "mae", "r2")
 SCORING_SETS = ("new", "active", "all")
 #: values of ``run_namespace`` with a meaning of their own; any other value names an experiment
@@ -451,6 +452,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("primary_metric", "rmse", "rmse | mae | r2 (spend; selection by the mean over the CV folds)",
               choice(METRICS), ("04_model_comparison", "05_batch_prediction"), identity=True,
               label=lambda v: f"chosen by {str(v).upper()}"),
+    Parameter("calibration_tolerance", 0.10, "a candidate whose cross-validated total spend is off by more than "
+              "this share is recalibrated (or refused)", number(0.0, 1.0, lo_open=True), ("04_model_comparison",),
+              identity=True, label=lambda v: f"calibration tolerance {_percent(float(v))}"),
     Parameter("max_train_rows", 60000, "cap on training rows per fit (seeded sample in the warehouse)",
               integer(1000, 10_000_000), ("04_model_comparison",), identity=True,
               label=lambda v: f"max {int(v):,} training rows"),

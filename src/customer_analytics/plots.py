@@ -199,3 +199,27 @@ def psi(table: pd.DataFrame, *, moderate: float, large: float, min_rows: int,
     ax.set_title(title)
     fig.set_layout_engine("tight")
     return fig
+
+
+def calibration(
+    deciles: dict[str, pd.DataFrame], title: str = "Calibration by decile (held-out window)"
+):
+    """Mean predicted against mean actual spend per decile of predicted spend, a line per candidate.
+
+    Args:
+        deciles: candidate -> :func:`customer_analytics.models.calibration_deciles` table.
+    """
+    fig, ax = _figure(5.5, 4.5)
+    top = 0.0
+    for (name, table), marker in zip(deciles.items(), "osD^v<>", strict=False):
+        ax.plot(table["mean_predicted"], table["mean_actual"], marker=marker, label=name)
+        top = max(top, float(table["mean_predicted"].max()), float(table["mean_actual"].max()))
+    ax.plot(
+        [0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="perfect calibration"
+    )
+    ax.set_xlabel("mean predicted spend in the decile")
+    ax.set_ylabel("mean actual spend in the decile")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.set_layout_engine("tight")
+    return fig

@@ -15,7 +15,16 @@
   it was used and why.
 * **PREDICTIONS keeps history**: one block of rows per ``RUN_DATE``, each row with the model
   name and version. Publishing replaces this date's rows only, in one ``CREATE OR REPLACE``
-  statement at the end: a failure at any point leaves the previous table intact.
+  statement at the end: a failure at any point leaves the previous table intact. An empty
+  scoring set still publishes (an empty block: the table exists, this date's old rows are gone)
+  and the summary says which setting would score someone (:func:`scoring_alternatives`).
+* **Per-customer outlook** beside the predicted spend and quantities (:data:`OUTLOOK`), from the
+  buy-till-you-die model fitted as of ``run_date`` on every customer's history (see
+  :mod:`customer_analytics.features`): ``P_ALIVE`` (probability the customer is still active),
+  ``EXP_ORDERS`` (expected purchase days in the next ``horizon_days``) and ``NEXT_ORDER_DATE``
+  (the date by which another order is as likely as not; null when another order is less likely
+  than not, or without a purchase history). The spend and quantities come from the registered
+  model, which need not be the BTYD one.
 
 Everything the report shows is a warehouse aggregate of PREDICTIONS (no customer rows).
 """
@@ -49,6 +58,12 @@ KEY = ft.KEY
 CHUNK_ROWS = 50_000
 PRED_SPEND = "PRED_SPEND"
 META_COLUMNS = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION"]
+#: outlook column -> the FEATURES column it comes from
+OUTLOOK = {
+    "P_ALIVE": "BTYD_P_ALIVE",
+    "EXP_ORDERS": "BTYD_EXP_PURCHASES",
+    "NEXT_ORDER_DATE": "BTYD_NEXT_DAYS",
+}
 
 
 class PredictError(RuntimeError):
@@ -100,26 +115,78 @@ def _score_block_date(session: Session) -> dt.date | None:
     return session.table("FEATURES").filter(F.col("ROLE") == "score").agg(F.max("CUTOFF").alias("D")).collect()[0]["D"]
 
 
+def _base_features(session: Session, params: Params, features: list[str]) -> DataFrame:
+    """Every customer's features as of ``run_date`` (FEATURES' score rows, or computed then)."""
+    if _score_block_date(session) == params.run_date:
+        return session.table("FEATURES").filter(F.col("ROLE") == "score")
+    if not wh.table_exists(session, "CLEAN_ORDER_LINES"):
+        raise PredictError(
+            "No clean data in the warehouse: run 01_ingest (or the whole pipeline) first."
+        )
+    log.info(
+        "FEATURES has no score rows for %s: computing features as of that date", params.run_date
+    )
+    products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
+    sentiment = any(
+        c in ft.SENTIMENT for c in features
+    )  # scores of every text are in TEXT_SENTIMENT
+    return ft.features_at(
+        session,
+        params.run_date,
+        params.horizon_days,
+        products,
+        sentiment=sentiment,
+        btyd_staging=params.warehouse_dir / "staging",
+    )
+
+
 def scoring_features(session: Session, params: Params, features: list[str]) -> DataFrame:
-    """Features as of ``run_date`` of the customers to score: ``CUSTOMER_ID`` + ``features``.
+    """Features as of ``run_date`` of the customers to score.
+
+    Columns: ``CUSTOMER_ID``, ``features`` and the outlook's sources (:data:`OUTLOOK`).
 
     Raises:
         PredictError: the model needs a column the data cannot provide, or nothing was ingested.
     """
-    if _score_block_date(session) == params.run_date:
-        base = session.table("FEATURES").filter(F.col("ROLE") == "score")
-    else:
-        if not wh.table_exists(session, "CLEAN_ORDER_LINES"):
-            raise PredictError("No clean data in the warehouse: run 01_ingest (or the whole pipeline) first.")
-        log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
-        products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
-        sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
-        base = ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment)
+    base = _base_features(session, params, features)
     missing = [c for c in features if c not in base.columns]
     if missing:
         raise PredictError(f"The model needs feature columns {missing} that the data as of {params.run_date} "
                            "does not have (new or retired product types?): retrain with the full pipeline.")
-    return in_scoring_set(base, params).select(KEY, *features)
+    outlook = [c for c in OUTLOOK.values() if c in base.columns and c not in features]
+    return in_scoring_set(base, params).select(KEY, *features, *outlook)
+
+
+def scoring_alternatives(session: Session, params: Params, features: list[str]) -> dict[str, Any]:
+    """How many customers each scoring set would hold as of ``run_date`` (warehouse aggregates).
+
+    Returns:
+        ``new``, ``active``, ``all`` (customer counts with this run's ``new_customer_days`` and
+        ``horizon_days``) and ``newest_days`` (days since the latest sign-up, ``None`` without
+        customers).
+    """
+    base = _base_features(session, params, features)
+    row = base.agg(
+        F.count(F.lit(1)).alias("N_ALL"),
+        F.sum(
+            F.iff(F.col("TENURE_DAYS") <= F.lit(params.new_customer_days), F.lit(1), F.lit(0))
+        ).alias("N_NEW"),
+        F.sum(
+            F.iff(
+                (F.col("HAS_ORDERED") == F.lit(1))
+                & (F.col("RECENCY_DAYS") <= F.lit(params.horizon_days)),
+                F.lit(1),
+                F.lit(0),
+            )
+        ).alias("N_ACTIVE"),
+        F.min(F.col("TENURE_DAYS")).alias("NEWEST"),
+    ).collect()[0]
+    return {
+        "new": int(row["N_NEW"] or 0),
+        "active": int(row["N_ACTIVE"] or 0),
+        "all": int(row["N_ALL"] or 0),
+        "newest_days": None if row["NEWEST"] is None else int(row["NEWEST"]),
+    }
 
 
 def reference_features(session: Session, params: Params, features: list[str]) -> DataFrame | None:
@@ -130,14 +197,76 @@ def reference_features(session: Session, params: Params, features: list[str]) ->
 
 
 def score(model: Any, frame: pd.DataFrame, mv: ModelVersion, params: Params) -> pd.DataFrame:
-    """Predictions for ``frame`` (feature rows): one row per customer, keyed by ``CUSTOMER_ID``."""
+    """Predictions for ``frame`` (feature rows): one row per ``CUSTOMER_ID``, with the outlook."""
     pred = np.clip(model.predict(frame[mv.meta["features"]]), 0, None)
     pred = pred.reshape(len(frame), -1)
     out = pd.DataFrame({KEY: frame[KEY].to_numpy(), "RUN_DATE": params.run_date,
                         "MODEL_NAME": mv.name, "MODEL_VERSION": mv.version})
     for i, t in enumerate(mv.meta["targets"]):
         out[prediction_column(t)] = pred[:, i].astype(float)
-    return out
+    return out.assign(**outlook(frame, params))
+
+
+def outlook(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """The :data:`OUTLOOK` columns for ``frame`` (null where the BTYD columns are missing)."""
+
+    def col(name: str) -> np.ndarray:
+        src = OUTLOOK[name]
+        return (
+            frame[src].to_numpy(dtype=float)
+            if src in frame.columns
+            else np.full(len(frame), np.nan)
+        )
+
+    days = col("NEXT_ORDER_DATE")
+    ok = np.isfinite(days) & (days < 365 * 100)  # beyond a century: never, in practice
+    start = pd.Timestamp(params.run_date)
+    dates = [
+        (start + pd.Timedelta(days=int(round(d)))).date() if k else None
+        for d, k in zip(days, ok, strict=True)
+    ]
+    return {
+        "P_ALIVE": col("P_ALIVE"),
+        "EXP_ORDERS": col("EXP_ORDERS"),
+        "NEXT_ORDER_DATE": pd.Series(dates, index=frame.index, dtype=object),
+    }
+
+
+def outlook_columns(frame: DataFrame, params: Params) -> list[Any]:
+    """:func:`outlook` as Snowpark columns (scoring in the warehouse): null where the BTYD columns are missing."""
+    def col(name: str) -> Any:
+        src = OUTLOOK[name]
+        return F.col(src).cast("double") if src in frame.columns else F.lit(None).cast("double")
+
+    days = col("NEXT_ORDER_DATE")
+    ok = days.is_not_null() & (days < F.lit(365 * 100))
+    next_date = F.iff(ok, F.dateadd("day", F.round(days).cast("int"), F.lit(params.run_date)),
+                      F.lit(None).cast("date"))
+    return [col("P_ALIVE").alias("P_ALIVE"), col("EXP_ORDERS").alias("EXP_ORDERS"),
+            F.to_date(next_date).alias("NEXT_ORDER_DATE")]
+
+
+def empty_block(session: Session, mv: ModelVersion, name: str) -> str:
+    """Create table ``name`` with PREDICTIONS' columns and no rows (an empty scoring set)."""
+    cols = (
+        [
+            f"CAST(NULL AS VARCHAR) AS {KEY}",
+            "CAST(NULL AS DATE) AS RUN_DATE",
+            "CAST(NULL AS VARCHAR) AS MODEL_NAME",
+            "CAST(NULL AS VARCHAR) AS MODEL_VERSION",
+        ]
+        + [
+            f"CAST(NULL AS DOUBLE) AS {wh.check_identifier(prediction_column(t))}"
+            for t in mv.meta["targets"]
+        ]
+        + [
+            "CAST(NULL AS DOUBLE) AS P_ALIVE",
+            "CAST(NULL AS DOUBLE) AS EXP_ORDERS",
+            "CAST(NULL AS DATE) AS NEXT_ORDER_DATE",
+        ]
+    )
+    wh.replace_table(session.sql(f"SELECT {', '.join(cols)}").filter(F.lit(False)), name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -152,6 +281,8 @@ class ScoringRun:
     where: str = "client"
     #: why the client path was used on Snowflake ("" when it was not a fallback)
     fallback: str = ""
+    #: with no customers: what the other scoring sets would hold
+    alternatives: dict[str, Any] | None = None
 
     def note(self) -> str:
         """One sentence for the report when scoring fell back to the client on Snowflake ('' otherwise)."""
@@ -192,15 +323,23 @@ def score_in_warehouse(session: Session, reg: Any, mv: ModelVersion, params: Par
     n = stage_batch(session, params, mv.meta["features"], CHUNK_ROWS)
     stage = wh.check_identifier(f"{TABLE}__RUN_{params.run_date:%Y%m%d}")
     if n:
-        out, _ = reg.run_in_warehouse(session.table(BATCH), mv.name, mv.version, keep=(KEY,))
+        batch = session.table(BATCH)
+        sources = [c for c in OUTLOOK.values() if c in batch.columns]
+        out, _ = reg.run_in_warehouse(batch, mv.name, mv.version, keep=(KEY, *sources))
         preds = out.select(F.col(KEY), F.lit(params.run_date).alias("RUN_DATE"), F.lit(mv.name).alias("MODEL_NAME"),
                            F.lit(mv.version).alias("MODEL_VERSION"),
-                           *[F.greatest(F.col(t), F.lit(0.0)).alias(prediction_column(t)) for t in mv.meta["targets"]])
+                           *[F.greatest(F.col(t), F.lit(0.0)).alias(prediction_column(t)) for t in mv.meta["targets"]],
+                           *outlook_columns(out, params))
         wh.replace_table(preds.sort(KEY), stage)
+    alternatives = None
+    if not n:  # an empty block: PREDICTIONS exists, and the report says what would score someone
+        empty_block(session, mv, stage)
+        alternatives = scoring_alternatives(session, params, mv.meta["features"])
     log.info("scored %d customers in the warehouse with %s %s", n, mv.name, mv.version)
-    total = publish(session, stage if n else None, params)
+    total = publish(session, stage, params)
     session.sql(f"DROP TABLE IF EXISTS {stage}").collect()
-    return ScoringRun(customers=n, chunks=0, largest_chunk=0, table_rows=total, where="warehouse")
+    return ScoringRun(customers=n, chunks=0, largest_chunk=0, table_rows=total, where="warehouse",
+                      alternatives=alternatives)
 
 
 def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Params,
@@ -246,10 +385,15 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
             cols = ", ".join(preds.columns)
             session.sql(f"INSERT INTO {stage} ({cols}) SELECT {cols} FROM {part}").collect()
         log.info("scored chunk %d/%d (%d customers)", k + 1, n_chunks, len(frame))
-    total = publish(session, stage if n else None, params)
+    alternatives = None
+    if not n:  # an empty block: PREDICTIONS exists, and the report says what would score someone
+        empty_block(session, mv, stage)
+        alternatives = scoring_alternatives(session, params, mv.meta["features"])
+    total = publish(session, stage, params)
     for t in (stage, f"{stage}_PART"):
         session.sql(f"DROP TABLE IF EXISTS {t}").collect()
-    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total, fallback=fallback)
+    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total, fallback=fallback,
+                      alternatives=alternatives)
 
 
 def publish(session: Session, staged: str | None, params: Params) -> int:
@@ -292,6 +436,34 @@ def overview(session: Session, params: Params) -> pd.DataFrame:
                (("total predicted spend", row["TOTAL"]), ("mean", row["MEAN"]), ("median", row["MEDIAN"]),
                 ("90th percentile", row["P90"]))}
     return pd.Series(values, name="predicted spend", dtype=object).to_frame()
+
+
+def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
+    """The scored customers' outlook for this run date (warehouse aggregates of :data:`OUTLOOK`)."""
+    rows = _run_rows(session, params.run_date)
+    if "P_ALIVE" not in rows.columns:
+        return pd.DataFrame()
+    end = params.run_date + dt.timedelta(days=params.horizon_days)
+    one = F.lit(1)
+    row = rows.agg(
+        F.count(F.col("P_ALIVE")).alias("WITH"),
+        F.avg(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
+        F.sum(F.iff(F.col("P_ALIVE") >= F.lit(0.5), one, F.lit(0))).alias("LIKELY"),
+        F.sum(F.col("EXP_ORDERS")).alias("ORDERS"),
+        F.sum(F.iff(F.col("NEXT_ORDER_DATE") < F.lit(end), one, F.lit(0))).alias("SOON"),
+    ).collect()[0]
+    values = {
+        "customers with a purchase history (outlook known)": int(row["WITH"] or 0),
+        "mean probability still active": None
+        if row["MEAN_ALIVE"] is None
+        else round(float(row["MEAN_ALIVE"]), 3),
+        "likely still active (probability ≥ 0.5)": int(row["LIKELY"] or 0),
+        f"expected orders in the next {params.horizon_days} days": round(
+            float(row["ORDERS"] or 0), 1
+        ),
+        f"next order expected before {end}": int(row["SOON"] or 0),
+    }
+    return pd.Series(values, name="outlook", dtype=object).to_frame()
 
 
 def spend_distribution(session: Session, params: Params, bins: int = 20) -> pd.Series:
@@ -371,7 +543,7 @@ def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.Dat
         metric=params.primary_metric, error=float(error) if isinstance(error, int | float) else None,
         horizon_days=params.horizon_days, table_rows=run.table_rows, scored_in=run.where,
         scoring_note=run.note(), drift_flags=list(found.flags), drift_note=found.note,
-        drift_assessed=found.assessed)
+        drift_assessed=found.assessed, alternatives=run.alternatives)
 
 
 def summary(head: headlines.Scoring, params: Params) -> str:
@@ -384,13 +556,41 @@ def summary(head: headlines.Scoring, params: Params) -> str:
              + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
     alert += f"{head.scoring_note}\n\n" if head.scoring_note else ""
     if not head.customers_scored:
-        return f"{alert}No customers to score ({who}). PREDICTIONS holds {head.table_rows:,} rows across run dates."
+        advice = _what_would_score(head.alternatives, params)
+        return (f"{alert}No customers to score ({who}). {advice}PREDICTIONS holds "
+                f"{head.table_rows:,} rows across run dates (this run date's block is empty).")
     err = f", held-out {head.metric.upper()} {head.error:,.2f}" if head.error is not None else ""
     return (f"{alert}Scored **{head.customers_scored:,}** {who} with model **{head.model_name} "
             f"{head.model_version}** ({head.candidate}{err}). Predicted spend over the next "
             f"{params.horizon_days} days: **{head.predicted_spend:,.0f}** in total, "
             f"{head.mean_predicted_spend or 0:,.2f} per customer on average. PREDICTIONS now holds "
             f"{head.table_rows:,} rows across run dates.\n\nDrift: {head.drift_note}.")
+
+
+def _what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
+    """A sentence naming the settings that would score someone (:func:`scoring_alternatives`)."""
+    if not alt:
+        return ""
+    if not alt["all"]:
+        return (
+            f"Nobody had signed up before {params.run_date}: no setting scores anyone on this "
+            "date; choose a later run_date. "
+        )
+    options = []
+    if params.scoring_set != "active" and alt["active"]:
+        options.append(
+            f"`scoring_set: active` would score {alt['active']:,} (ordered in the last "
+            f"{params.horizon_days} days)"
+        )
+    if params.scoring_set != "all":
+        options.append(f"`scoring_set: all` would score {alt['all']:,}")
+    if params.scoring_set == "new" and alt["newest_days"] is not None:
+        options.append(
+            f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the "
+            "newest "
+            f"customer signed up {alt['newest_days']} days before {params.run_date})"
+        )
+    return ("Settings that would score someone: " + "; ".join(options) + ". ") if options else ""
 
 
 def drift_figure(table: pd.DataFrame):

@@ -668,4 +668,57 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
         out[ft.product_column("SHARE", p)] = np.where(total > 0, q / total.where(total > 0, 1), 0.0)
     for c in ft.CATEGORICAL:
         out[c] = pop[c].fillna(ft.UNKNOWN)
+    out = out.join(btyd_summary(past, c0))
     return out.drop(columns="QTY_TOTAL").reset_index()
+
+
+def with_btyd_outputs(features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """``features`` (one cut-off, :func:`features_at`) plus the BTYD outputs fitted on its buyers.
+
+    The fitting is :mod:`customer_analytics.btyd`'s (the thing under test elsewhere is the
+    warehouse's summaries and plumbing, checked against this).
+    """
+    from customer_analytics import btyd
+
+    buyers = features[features["BTYD_X"].notna()]
+    summaries = pd.DataFrame(
+        {
+            "X": buyers["BTYD_X"],
+            "TX": buyers["BTYD_TX"],
+            "T": buyers["BTYD_T"],
+            "VALUE": buyers["BTYD_VALUE"].round(ft.DECIMALS),
+        }
+    )
+    out = btyd.score_summaries(summaries, btyd.fit_cutoff(summaries), horizon_days).round(
+        ft.DECIMALS
+    )
+    return features.join(out.reindex(features.index))
+
+
+def btyd_summary(past_orders: pd.DataFrame, c0: pd.Timestamp) -> pd.DataFrame:
+    """The BTYD summaries of :func:`customer_analytics.features.btyd_summaries`, from past orders.
+
+    A purchase day is a calendar day with an order of positive total; its value is the net total
+    of all that day's orders. Columns are missing (NaN) for customers without a purchase day.
+    """
+    cols = ft.BTYD_SUMMARY
+    o = past_orders.assign(DAY=past_orders["TS"].dt.normalize(), BUY=past_orders["ORDER_TOTAL"] > 0)
+    days = (
+        o.groupby(["CUSTOMER_ID", "DAY"])
+        .agg(NET=("ORDER_TOTAL", "sum"), BUY=("BUY", "any"))
+        .reset_index()
+    )
+    buy = days[days["BUY"]]
+    if buy.empty:
+        return pd.DataFrame(columns=cols, dtype=float)
+    g = buy.groupby("CUSTOMER_ID")
+    first, last, n = g["DAY"].min(), g["DAY"].max(), g.size()
+    repeat = buy[buy["DAY"] > buy["CUSTOMER_ID"].map(first)].groupby("CUSTOMER_ID")["NET"].sum()
+    age = (c0 - first).dt.days
+    out = pd.DataFrame({"BTYD_X": n - 1, "BTYD_TX": (last - first).dt.days, "BTYD_T": age})
+    out["BTYD_VALUE"] = (repeat.reindex(out.index).fillna(0) / out["BTYD_X"]).where(
+        out["BTYD_X"] > 0
+    )
+    out["RECENCY_OVER_AGE"] = (c0 - last).dt.days / age
+    out["PURCHASE_DAYS_PER_30D"] = n * 30.0 / age
+    return out.astype(float)

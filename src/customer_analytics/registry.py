@@ -77,6 +77,9 @@ TRUSTED_TYPES = frozenset({
     # versions written before the baselines moved to their own module name them here
     "customer_analytics.models.LastPeriodBaseline",
     "customer_analytics.models.SegmentMeanBaseline",
+    "customer_analytics.btyd.BTYDRegressor",
+    "customer_analytics.calibration.ScaledRegressor",
+    "customer_analytics.btyd.BTYDBoosting",
 })
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "snowflake-snowpark-python", "snowflake-ml-python")
 META_KEY = "ca_meta"
@@ -395,6 +398,30 @@ def conda_dependencies(libs: dict[str, str] | None = None) -> list[str]:
     return [version_range(p, libs[p], scope) for p, scope in DEPENDENCY_RANGES.items()]
 
 
+def _shippable_modules() -> list[Any]:
+    """Our modules whose classes may travel with a model by value: they import nothing else of ours."""
+    from customer_analytics import btyd, calibration
+
+    return [baselines, btyd, calibration]
+
+
+def _estimator_types(model: Any) -> set[type]:
+    """The classes of ``model`` and of every estimator nested in it (pipeline steps, wrapped models)."""
+    seen: set[type] = set()
+    todo = [model]
+    while todo:
+        est = todo.pop()
+        if type(est) in seen:
+            continue
+        seen.add(type(est))
+        todo += [st for _, st in getattr(est, "steps", [])]
+        todo += [t for _, t, _ in getattr(est, "transformers", [])
+                 if hasattr(t, "fit")] if hasattr(est, "transformers") else []
+        if hasattr(est, "get_params"):
+            todo += [v for v in est.get_params(deep=False).values() if hasattr(v, "fit") and hasattr(v, "get_params")]
+    return seen
+
+
 def snowflake_log_args(model: Any, name: str, version: str, meta: dict[str, Any],
                        sample_input: pd.DataFrame) -> dict[str, Any]:
     """Keyword arguments for ``snowflake.ml.registry.Registry.log_model`` (besides the model).
@@ -405,12 +432,12 @@ def snowflake_log_args(model: Any, name: str, version: str, meta: dict[str, Any]
     """
     from snowflake.ml.model.task import Task
 
-    own = {type(s) for s in ([model] + [st for _, st in getattr(model, "steps", [])])}
-    ours = sorted({t.__module__ for t in own if t.__module__.startswith("customer_analytics")})
-    if any(m != baselines.__name__ for m in ours):
-        raise RegistryError(f"{type(model).__name__} uses classes of {ours}: only {baselines.__name__} is "
+    ours = sorted({t.__module__ for t in _estimator_types(model) if t.__module__.startswith("customer_analytics")})
+    shippable = {m.__name__: m for m in _shippable_modules()}
+    if any(m not in shippable for m in ours):
+        raise RegistryError(f"{type(model).__name__} uses classes of {ours}: only {sorted(shippable)} are "
                             "self-contained enough to be shipped to the warehouse by value.")
-    ext = [baselines] if ours else None
+    ext = [shippable[m] for m in ours] or None
     info = {k: v for k, v in meta.items() if k != "metrics"}
     return {
         "model_name": name,

@@ -28,6 +28,18 @@ So future spend is predictable from past frequency, spend, recency (churn), tren
 and sentiment, while any single past window is a noisy estimate of it: models that pool
 these signals beat naive baselines. No real person is described; names and e-mails are
 made up (``example.com``).
+
+**Closed-cohort worlds** (``--profile closed_cohort`` / ``closed_cohort_sparse``,
+:func:`generate_closed_cohort`): the buy-till-you-die generative process with known parameters
+(:data:`PROFILES`). Every customer makes a first purchase in the first ``join_weeks`` weeks (their
+sign-up date is that day; nobody joins later); afterwards, while active, they buy as a Poisson
+process with a rate ``λ ~ Gamma(r, α)`` (per day) and drop out after each repeat purchase with
+probability ``p ~ Beta(a, b)`` (BG/NBD; Fader, Hardie & Lee 2005). Each purchase is worth
+``Gamma(p, ν)`` with ``ν ~ Gamma(q, γ)`` per customer (Gamma-Gamma), split over one to three
+product types of the customer's preference. The default profile uses the published CDNOW
+estimates (r = 0.243, α = 4.414 weeks, a = 0.793, b = 2.426; p = 6.25, q = 3.74, γ = 15.44), so
+the cohort joins and then decays as a real CD retailer's did; the sparse one buys less and
+leaves sooner. No reviews. :func:`simulate_purchases` is the process alone (arrays, for tests).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import csv
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -164,6 +177,161 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
     )
 
 
+#: closed-cohort worlds: BG/NBD parameters (rate per day), Gamma-Gamma parameters, joining window
+PROFILES = {
+    "closed_cohort": {
+        "r": 0.243,
+        "alpha": 4.414 * 7,
+        "a": 0.793,
+        "b": 2.426,
+        "p": 6.25,
+        "q": 3.74,
+        "gamma": 15.44,
+        "join_weeks": 12,
+    },
+    "closed_cohort_sparse": {
+        "r": 0.2,
+        "alpha": 80.0,
+        "a": 1.2,
+        "b": 2.0,
+        "p": 4.0,
+        "q": 3.0,
+        "gamma": 20.0,
+        "join_weeks": 12,
+    },
+}
+
+
+def simulate_purchases(
+    rng: np.random.Generator,
+    n: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: np.ndarray | float,
+    dropout_at_start: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat purchases of ``n`` customers under BG/NBD (MBG/NBD with ``dropout_at_start``).
+
+    Time 0 is each customer's first purchase; ``T`` their age at the end of observation (same unit
+    as ``1 / alpha``). Purchase rate ``λ ~ Gamma(r, alpha)``, drop-out probability
+    ``p ~ Beta(a, b)`` after each repeat purchase (and after the first one with
+    ``dropout_at_start``); simulated event by event.
+
+    Returns:
+        ``(customer, time)`` of every repeat purchase in ``(0, T]``, in the order drawn.
+    """
+    T = np.broadcast_to(np.asarray(T, dtype=float), (n,))
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    active = rng.random(n) >= p if dropout_at_start else np.ones(n, dtype=bool)
+    t = np.zeros(n)
+    cust, times = [], []
+    while active.any():
+        idx = np.flatnonzero(active)
+        t[idx] += rng.exponential(1.0, idx.size) / lam[idx]
+        inside = t[idx] <= T[idx]
+        active[idx[~inside]] = False
+        buyers = idx[inside]
+        cust.append(buyers)
+        times.append(t[buyers].copy())
+        active[buyers[rng.random(buyers.size) < p[buyers]]] = False
+    return (np.concatenate(cust) if cust else np.zeros(0, int)), (
+        np.concatenate(times) if times else np.zeros(0)
+    )
+
+
+def simulate_values(
+    rng: np.random.Generator, customer: np.ndarray, n: int, p: float, q: float, gamma: float
+) -> np.ndarray:
+    """Value of each purchase of ``customer`` (indices < ``n``) under Gamma-Gamma.
+
+    Each purchase is ``Gamma(p, ν)``, with ``ν ~ Gamma(q, gamma)`` per customer.
+    """
+    nu = rng.gamma(q, 1.0 / gamma, n)
+    return rng.gamma(p, 1.0, customer.size) / nu[customer]
+
+
+def generate_closed_cohort(
+    n_customers: int,
+    seed: int = 42,
+    start: str = "2025-01-01",
+    end: str = "2026-11-01",
+    profile: str = "closed_cohort",
+) -> dict:
+    """Draw a closed-cohort world (see the module doc); same shape as :func:`generate`'s output."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {list(PROFILES)}")
+    k = PROFILES[profile]
+    rng = np.random.default_rng(seed)
+    t0, t1 = np.datetime64(start, "s"), np.datetime64(end, "s")
+    span = (t1 - t0).astype(np.int64) / 86400.0
+    n = n_customers
+    join = rng.random(n) * min(k["join_weeks"] * 7.0, span * 0.5)  # day of the first purchase
+    join = np.floor(join) + rng.uniform(0.3, 0.9, n)  # shop hours
+    rep_c, rep_t = simulate_purchases(rng, n, k["r"], k["alpha"], k["a"], k["b"], span - join)
+    cust = np.concatenate([np.arange(n), rep_c])
+    day = np.concatenate([join, join[rep_c] + rep_t])
+    value = simulate_values(rng, cust, n, k["p"], k["q"], k["gamma"])
+    order = np.argsort(day, kind="stable")
+    cust, day, value = cust[order], day[order], value[order]
+    n_orders = cust.size
+    ts = t0 + (day * 86400).astype("timedelta64[s]")
+
+    prod_names = list(PRODUCTS)
+    pop = np.array([PRODUCTS[p][1] for p in prod_names])
+    pref = rng.gamma(np.tile(0.6 * pop, (n, 1)), 1.0)
+    pref /= pref.sum(axis=1, keepdims=True)
+    n_items = 1 + rng.binomial(2, 0.3, n_orders)
+    line_order = np.repeat(np.arange(n_orders), n_items)
+    lc = cust[line_order]
+    product = (
+        (pref[lc].cumsum(axis=1) < rng.random(lc.size)[:, None])
+        .sum(axis=1)
+        .clip(max=len(prod_names) - 1)
+    )
+    share = rng.gamma(2.0, 1.0, line_order.size)
+    share /= np.bincount(line_order, weights=share)[line_order]
+    quantity = 1 + rng.poisson(1.0, line_order.size)
+    unit_price = np.maximum(np.round(value[line_order] * share / quantity, 2), 0.01)
+    country = rng.choice(list(COUNTRIES), n, p=list(COUNTRIES.values()))
+    ch_names = list(CHANNELS)
+    channel = rng.choice(len(ch_names), n, p=[CHANNELS[c][0] for c in ch_names])
+    empty = np.zeros(0)
+    return dict(
+        customers=dict(
+            customer_id=np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6)),
+            first=rng.choice(FIRST, n),
+            last=rng.choice(LAST, n),
+            signup=(t0 + (join * 86400).astype("timedelta64[s]"))
+            .astype("datetime64[D]")
+            .astype(str),
+            country=country,
+            channel=np.array(ch_names)[channel],
+            birth_year=rng.integers(1950, 2006, n),
+        ),
+        orders=dict(
+            cust=cust,
+            ts=ts.astype(str),
+            coupon=np.full(n_orders, ""),
+            express=np.zeros(n_orders, bool),
+            ship_cost=np.full(n_orders, 4.95),
+            country=country[cust],
+            n_items=n_items,
+        ),
+        lines=dict(product=np.array(prod_names)[product], quantity=quantity, unit_price=unit_price),
+        reviews=dict(
+            cust=empty.astype(int),
+            ts=empty.astype(str),
+            rating=empty.astype(int),
+            mood=empty,
+            product=empty.astype(str),
+        ),
+        rng=rng,
+    )
+
+
 def _review_text(rng: np.random.Generator, mood: np.ndarray, product: np.ndarray) -> list[str]:
     out = []
     k = rng.integers(1, 3, mood.size)
@@ -176,7 +344,7 @@ def _review_text(rng: np.random.Generator, mood: np.ndarray, product: np.ndarray
 
 
 def write(data: dict, out: Path) -> dict[str, int]:
-    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row counts."""
+    """Write ``customers.csv``, ``orders.jsonl``, ``reviews.jsonl`` (if any) to ``out``; counts."""
     out.mkdir(parents=True, exist_ok=True)
     c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
     tmp = {name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")}
@@ -204,8 +372,13 @@ def write(data: dict, out: Path) -> dict[str, int]:
             if o["coupon"][k]:
                 rec["coupon"] = o["coupon"][k]
             f.write(dumps(rec) + "\n")
+    if not r[
+        "cust"
+    ].size:  # a world without reviews (closed cohorts): no reviews file, none left from before
+        del tmp["reviews.jsonl"]
+        (out / "reviews.jsonl").unlink(missing_ok=True)
     texts = _review_text(data["rng"], r["mood"], r["product"])
-    with tmp["reviews.jsonl"].open("w", encoding="utf-8") as f:
+    with (tmp.get("reviews.jsonl") or Path(os.devnull)).open("w", encoding="utf-8") as f:
         for k in range(r["cust"].size):
             rec = {"customer_id": cust_ids[r["cust"][k]], "ts": r["ts"][k], "text": texts[k]}
             if r["rating"][k]:
@@ -226,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", default="2025-01-01")
     ap.add_argument("--end", default="2026-11-01", help="first day not covered (exclusive)")
     ap.add_argument("--if-absent", action="store_true", help="do nothing when orders.jsonl already exists")
+    ap.add_argument("--profile", default="default", choices=["default", *PROFILES],
+                    help="default: the growing cookie shop; closed_cohort(_sparse): a closed "
+                         "cohort simulated from the BTYD process")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.if_absent and (a.out / "orders.jsonl").exists():
@@ -235,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--customers must be at least 1")
     dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end)
     started = time.perf_counter()
-    counts = write(generate(a.customers, a.seed, a.start, a.end), a.out)
+    data = (
+        generate(a.customers, a.seed, a.start, a.end)
+        if a.profile == "default"
+        else generate_closed_cohort(a.customers, a.seed, a.start, a.end, a.profile)
+    )
+    counts = write(data, a.out)
     log.info("wrote %s to %s in %.1f s", ", ".join(f"{v:,} {k}" for k, v in counts.items()), a.out,
              time.perf_counter() - started)
     return 0
