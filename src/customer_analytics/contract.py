@@ -222,6 +222,11 @@ class Reason:
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
     DUPLICATE_LINE = "duplicate line (first kept)"
     UNKNOWN_CUSTOMER = "unknown customer_id"
+    # audio calls (customer_analytics.audio)
+    UNREADABLE_AUDIO = "unreadable audio"
+    SILENT_AUDIO = "silent audio"
+    NO_SPEECH = "no speech recognised"
+    AUDIO_BUDGET = "over max_audio_minutes"
 
 
 class Excluded:
@@ -297,7 +302,15 @@ REASONS: dict[str, str] = {
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
     "customers file is "
     "used): absent from that file, or its line there was rejected",
+    Reason.UNREADABLE_AUDIO: "a call recording the decoder cannot read (not WAV, FLAC, MP3 or Ogg "
+    "Vorbis, cut off or corrupt) or with a sample rate outside 8,000-192,000 Hz",
+    Reason.SILENT_AUDIO: "a call recording whose level stays below -50 dBFS, or shorter than 0.2 s",
+    Reason.NO_SPEECH: "a call recording in which the speech recognizer found no word",
+    Reason.AUDIO_BUDGET: "a call recording not transcribed in this run: it does not fit in what is "
+    "left of `max_audio_minutes` of new audio; a later run transcribes it (transcripts are cached)",
 }
+#: The reasons only audio calls can have.
+AUDIO_REASONS = (Reason.UNREADABLE_AUDIO, Reason.SILENT_AUDIO, Reason.NO_SPEECH, Reason.AUDIO_BUDGET)
 
 
 @dataclass(frozen=True)
