@@ -669,3 +669,36 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     for c in ft.CATEGORICAL:
         out[c] = pop[c].fillna(ft.UNKNOWN)
     return out.drop(columns="QTY_TOTAL").reset_index()
+
+
+# --------------------------------------------------------------------------- topics (issue 20)
+def topic_table(assigned: pd.DataFrame, as_of: dt.date, recent_days: int) -> pd.DataFrame:
+    """Per topic: texts, share, reviews, calls, mean rating and trend, from one row per text.
+
+    Args:
+        assigned: ``TEXT_TOPICS`` rows (``TS``, ``KIND``, ``RATING``, ``TOPIC``).
+        recent_days: the trend compares the share over the last ``recent_days`` before ``as_of``
+            with the share over the same span before that (percentage points).
+    """
+    end = pd.Timestamp(as_of)
+    t = assigned[assigned["TOPIC"].notna() & (assigned["TS"] < end)].copy()
+    t["TOPIC"] = t["TOPIC"].astype(int)
+    g = t.groupby("TOPIC")
+    out = pd.DataFrame({"texts": g.size(), "reviews": g["KIND"].apply(lambda k: (k == "review").sum())})
+    out["share"] = out["texts"] / out["texts"].sum()
+    out["calls"] = out["texts"] - out["reviews"]
+    out["mean rating"] = g["RATING"].apply(lambda r: r.dropna().astype(float).mean())
+    recent_start, before_start = end - pd.Timedelta(days=recent_days), end - pd.Timedelta(days=2 * recent_days)
+    recent = t[t["TS"] >= recent_start]["TOPIC"].value_counts(normalize=True)
+    before = t[(t["TS"] >= before_start) & (t["TS"] < recent_start)]["TOPIC"].value_counts(normalize=True)
+    out["trend (pp)"] = 100 * (recent.reindex(out.index).fillna(0) - before.reindex(out.index).fillna(0))
+    return out.sort_index()
+
+
+def topic_shares(assigned: pd.DataFrame, cutoff: dt.date, n_topics: int) -> pd.DataFrame:
+    """Per customer with a text before ``cutoff``: the share of those texts in each topic."""
+    t = assigned[assigned["TS"] < pd.Timestamp(cutoff)]
+    counts = pd.crosstab(t["CUSTOMER_ID"], t["TOPIC"].fillna(0).astype(int))
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    return pd.DataFrame({f"TOPIC_SHARE_{k:02d}": shares[k] if k in shares else 0.0 for k in range(1, n_topics + 1)},
+                        index=shares.index)

@@ -91,20 +91,20 @@ THEMES = {
                        "my package came damaged", "the cookies were smashed to crumbs in the post",
                        "the tin was dented and everything inside was broken", "the parcel was torn open on arrival"),
     "late_delivery": ("the delivery was two weeks late", "the courier was late again", "I am still waiting for my order",
-                      "shipping was very slow", "the delivery took far too long"),
-    "stale": ("the {p} was dry and stale", "the cookies tasted old", "not fresh at all", "the {p} was hard as a rock",
-              "they went stale after one day"),
+                      "the delivery was very slow", "it took far too long to arrive"),
+    "stale": ("the biscuits were dry and stale", "they tasted old and stale", "not fresh at all",
+              "hard as a rock", "they went stale after one day"),
     "customer_service": ("customer service never answered", "nobody replied to my emails",
                          "the support team was unhelpful", "I asked for a refund and heard nothing",
                          "I was on hold for an hour"),
     "price": ("too expensive for what you get", "ok for the price", "prices went up again",
-              "the shipping costs are too high", "a bit pricey but fine"),
-    "taste": ("absolutely delicious {p}", "love the {p}", "perfect with coffee", "the best cookies I have ever had",
-              "the {p} tastes wonderful"),
+              "the postage is too expensive", "a bit pricey but fine"),
+    "taste": ("absolutely delicious {p}", "so tasty", "perfect with coffee", "the best cookies I have ever eaten",
+              "wonderful flavour"),
     "gift": ("great gift, everyone loved it", "bought it as a birthday present", "the gift box looked beautiful",
              "a perfect christmas present", "my friends loved this gift"),
-    "fast_delivery": ("fast delivery", "arrived fresh and well packed", "came the next day",
-                      "quick shipping and careful packaging", "delivered on time"),
+    "fast_delivery": ("fast delivery", "arrived quickly and well packed", "came the next day",
+                      "quick dispatch and careful packaging", "delivered on time"),
 }
 #: Which theme a review has, by the writer's mood (above 0.4 positive, below -0.4 negative).
 THEME_BY_MOOD = {
@@ -200,7 +200,7 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
     r_prod = np.array(prod_names)[product[first_line]]
     order_product = np.array(prod_names)[product[np.searchsorted(line_order, np.arange(n_orders))]]
     r_theme = _draw_themes(rng, np.where(mood > 0.4, "positive", np.where(mood < -0.4, "negative", "neutral")))
-    r_text = [_phrases(rng, t, pr, rng.integers(1, 3)) for t, pr in zip(r_theme, r_prod, strict=True)]
+    r_text = [_phrases(rng, t, pr, rng.integers(1, 4)) for t, pr in zip(r_theme, r_prod, strict=True)]
     calls = _calls(rng, cust, day, span, t0, order_product)
     return dict(
         customers=dict(
