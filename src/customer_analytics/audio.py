@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from customer_analytics import parameters
 from customer_analytics.contract import Reason
@@ -387,6 +388,15 @@ def staged_rows(folder: Path, prefix: str, transcriber: Transcriber, digest) -> 
 
 
 # --------------------------------------------------------------------------- accuracy
+#: The shipped demo recordings (``customer_analytics.synthetic.render_demo_audio`` made them).
+DEMO_AUDIO = Path(__file__).with_name("demo_audio")
+
+
+def demo_clips() -> list[dict]:
+    """The shipped demo recordings: ``file``, ``theme``, ``text`` (what is said), ``voice``, ``seconds``."""
+    manifest = DEMO_AUDIO / "manifest.json"
+    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
+
 def words(text: str) -> list[str]:
     """Lower-case words of a transcript (punctuation dropped) for the word error rate."""
     return _WORD.findall(text.lower().replace("’", "'"))
@@ -411,3 +421,61 @@ def word_error_rate(pairs: Iterable[tuple[str, str]]) -> tuple[float, int]:
         errors += edit_distance(r, words(hyp))
         n += len(r)
     return (errors / n if n else math.nan), n
+
+
+def demo_benchmark(transcriber: Transcriber) -> dict:
+    """Word error rate of ``transcriber``'s recognizer on the shipped demo recordings (their spoken text
+    is known: ``demo_audio/manifest.json``). Cached like any recording, so the demo's own calls cost
+    nothing here. Returns ``recognizer``, ``wer``, ``words``, ``clips``, ``seconds``."""
+    clips = demo_clips()
+    results = [transcriber.transcribe(DEMO_AUDIO / c["file"]) for c in clips]
+    wer, n = word_error_rate((c["text"], r.text or "") for c, r in zip(clips, results, strict=True))
+    return {"recognizer": results[0].recognizer if results else transcriber.spec, "wer": wer, "words": n,
+            "clips": len(clips), "seconds": sum(c["seconds"] for c in clips)}
+
+
+def calls_frame(session) -> pd.DataFrame:
+    """Per outcome of this run's audio calls (transcribed or the rejection reason): recordings, minutes and
+    mean confidence; from ``RAW_CALLS`` (aggregates only)."""
+    import snowflake.snowpark.functions as F
+
+    from customer_analytics import warehouse as wh
+
+    if not wh.table_exists(session, "RAW_CALLS"):
+        return pd.DataFrame(columns=["recordings", "minutes", "mean confidence"])
+    raw = session.table("RAW_CALLS")
+    if "RECOGNIZER" not in raw.columns:
+        return pd.DataFrame(columns=["recordings", "minutes", "mean confidence"])
+    rows = raw.filter(F.col("RECOGNIZER").is_not_null()).group_by(
+        F.coalesce(F.col("READ_REASON"), F.lit("transcribed")).alias("OUTCOME")).agg(
+        F.count(F.lit(1)).alias("RECORDINGS"), F.sum(F.col("AUDIO_SECONDS").cast("double")).alias("SECONDS"),
+        F.avg(F.col("CONFIDENCE").cast("double")).alias("CONFIDENCE"))
+    out = wh.to_pandas(rows.sort("OUTCOME"), "audio:calls").set_index("OUTCOME")
+    out.index.name = "outcome"
+    return pd.DataFrame({"recordings": out["RECORDINGS"], "minutes": (out["SECONDS"].astype(float) / 60).round(2),
+                         "mean confidence": out["CONFIDENCE"].astype(float).round(3)})
+
+
+def summarise(session, params) -> tuple[pd.DataFrame, dict | None]:
+    """The run's audio calls (:func:`calls_frame`) and, when there are any, the recognizer's word error
+    rate on the demo recordings (:func:`demo_benchmark`, with the run's recognizer and cache)."""
+    frame = calls_frame(session)
+    return frame, demo_benchmark(transcriber(settings(params))) if len(frame) else None
+
+
+def report_note(frame: pd.DataFrame | None, bench: dict | None) -> str:
+    """Markdown on the run's audio calls and the recognizer's measured word error rate."""
+    if frame is None:
+        return "The ingest stopped before the calls were published: see the message at the top."
+    if frame.empty:
+        return "No audio calls in this run (only `.txt` transcripts, or none)."
+    n = int(frame["recordings"].sum())
+    ok = int(frame["recordings"].get("transcribed", 0))
+    out = (f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', with "
+           f"RECOGNIZER and CONFIDENCE), {n - ok:,} rejected with their reason (table below).")
+    if bench and bench["words"]:
+        out += (f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on the "
+                f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} words, "
+                f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text (topics and "
+                "sentiment still see words such as *refund*, *late* or *broken*, but many words are wrong).")
+    return out

@@ -43,6 +43,7 @@ from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
 from customer_analytics import text
+from customer_analytics import topics as tp
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
@@ -223,7 +224,7 @@ def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
-                sentiment: bool = False) -> DataFrame:
+                sentiment: bool = False, topics: int = 0) -> DataFrame:
     """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
 
     Args:
@@ -232,15 +233,17 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         horizon_days: label window (and period) length.
         products: product types (one set of product columns each).
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
+        topics: number of text topics: add each topic's share of the customer's texts
+            (:func:`customer_analytics.topics.customer_shares`, from ``FEATURE_TEXT_TOPICS``); 0 = none.
 
     Returns:
         One row per customer: the columns of :func:`output_columns`.
     """
-    return features_for(session, [cutoff], horizon_days, products, sentiment)
+    return features_for(session, [cutoff], horizon_days, products, sentiment, topics=topics)
 
 
 def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
-                 sentiment: bool = False, roles: dict[dt.date, str] | None = None) -> DataFrame:
+                 sentiment: bool = False, roles: dict[dt.date, str] | None = None, topics: int = 0) -> DataFrame:
     """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
 
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
@@ -256,6 +259,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
               .join(_review_aggregates(session, cuts), BY, "left"))
     if sentiment:
         df = df.join(_sentiment_aggregates(session, cuts), BY, "left")
+    if topics:
+        df = df.join(tp.customer_shares(session, cuts, topics), BY, "left")
 
     def zero(name: str) -> Column:
         return F.coalesce(F.col(name), F.lit(0))
@@ -293,6 +298,7 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     if sentiment:
         exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
                       "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
+    exprs.update({c: zero(c) for c in tp.share_columns(topics)})  # no text before the cut-off: 0
     total_qty = zero("QTY_TOTAL")
     for p in products:
         q = product_column("QTY", p)
@@ -303,16 +309,17 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
     if roles:
         exprs["ROLE"] = F.col("ROLE")
-    fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
+    fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products} | set(tp.share_columns(topics))
     return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
 
 
-def output_columns(products: list[str], sentiment: bool = False) -> list[str]:
+def output_columns(products: list[str], sentiment: bool = False, topics: int = 0) -> list[str]:
     """The columns of :func:`features_at`, in order."""
-    return [KEY, "CUTOFF"] + feature_columns(products, sentiment) + label_columns(products)
+    return [KEY, "CUTOFF"] + feature_columns(products, sentiment, topics) + label_columns(products)
 
 
-def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False) -> str:
+def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False,
+          topics: int = 0) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of
@@ -322,7 +329,7 @@ def build(session: Session, params: Params, products: list[str] | None = None, s
     products = products or product_types(session)
     cutoffs = params.cutoffs()
     roles = {c: "train" for c in cutoffs[:-1]} | {cutoffs[-1]: "holdout", params.run_date: "score"}
-    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles)
+    df = features_for(session, list(roles), params.horizon_days, products, sentiment, roles, topics)
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
 
@@ -332,16 +339,17 @@ def label_columns(products: list[str]) -> list[str]:
     return [LABEL_SPEND] + [product_column(LABEL_QTY_PREFIX, p) for p in products]
 
 
-def feature_columns(products: list[str], sentiment: bool = False) -> list[str]:
+def feature_columns(products: list[str], sentiment: bool = False, topics: int = 0) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
-    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
+    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else []) + tp.share_columns(topics)
             + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
 
 
 def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
     """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
     products = products_from_columns(columns)
-    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT))
+    n_topics = sum(c.startswith(tp.SHARE_PREFIX) for c in columns)
+    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT), topics=n_topics)
     return [c for c in feats if c in columns], label_columns(products)
 
 
@@ -395,6 +403,7 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
     """The feature groups and how many columns each has in FEATURES (for the report)."""
     feats, _ = model_columns(columns)
     rows = {g: [c for c in cols if c in feats] for g, cols in GROUPS.items()}
+    rows["text topics"] = [c for c in feats if c.startswith(tp.SHARE_PREFIX)]
     rows["per product type"] = [c for c in feats if c.startswith(tuple(f"{p}_" for p in PRODUCT_PREFIXES))]
     return pd.DataFrame({"columns": [len(v) for v in rows.values()],
                          "examples": [", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()]},

@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from customer_analytics import audio
+
 log = logging.getLogger(__name__)
 
 PRODUCTS = {  # product type -> list price (EUR) and base popularity
@@ -120,7 +122,8 @@ GREETINGS = ("Hello, I am calling about my last order.", "Hi, this is about the 
              "Good morning, I have a question about my order.")
 CLOSINGS = ("Can you help me?", "Thank you.", "Please call me back.")
 #: The shipped demo recordings (see :func:`render_demo_audio`).
-DEMO_AUDIO = Path(__file__).with_name("demo_audio")
+DEMO_AUDIO = audio.DEMO_AUDIO
+demo_clips = audio.demo_clips
 
 
 def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: str = "2026-11-01") -> dict:
@@ -263,12 +266,6 @@ def _calls(rng: np.random.Generator, cust: np.ndarray, day: np.ndarray, span: fl
                 text=text, clip_call=np.array(clip_call, dtype=int))
 
 
-def demo_clips() -> list[dict]:
-    """The shipped demo recordings: ``file``, ``theme``, ``text`` (what is said), ``voice``, ``seconds``."""
-    manifest = DEMO_AUDIO / "manifest.json"
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
-
-
 def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> dict[str, int]:
     """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row counts.
 
@@ -358,8 +355,6 @@ def render_demo_audio(out: Path = DEMO_AUDIO, seed: int = 2026) -> list[dict]:
     import tempfile
 
     import soundfile as sf
-
-    from customer_analytics import audio
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)

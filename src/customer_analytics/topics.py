@@ -188,12 +188,24 @@ def fit(texts: pd.Series, n_topics: int, seed: int, before: dt.date) -> TopicMod
         return TopicModel(None, None, None, before, len(texts), why)
     svd = TruncatedSVD(min(N_DIMS, x.shape[1] - 1), random_state=seed).fit(x)
     e = normalize(svd.transform(x))
-    km = KMeans(n_topics, random_state=seed, n_init=10).fit(e[np.abs(e).sum(axis=1) > 0])
+    km = _by_size(KMeans(n_topics, random_state=seed, n_init=10).fit(e[np.abs(e).sum(axis=1) > 0]))
     df = np.asarray((x > 0).sum(axis=0)).ravel()
     log.info("topic model: %d texts, %d words, %d dimensions, %d topics", len(texts), x.shape[1],
              svd.n_components, n_topics)
     return TopicModel(vec, svd, km, before, len(texts),
                       doc_freq={t: int(df[i]) for t, i in vec.vocabulary_.items()})
+
+
+def _by_size(km: KMeans) -> KMeans:
+    """Renumber the clusters by decreasing size (ties: by centre), so that topic 1 is the largest and
+    refits on similar data number similar topics alike (k-means' own order is arbitrary)."""
+    sizes = np.bincount(km.labels_, minlength=km.n_clusters)
+    order = sorted(range(km.n_clusters), key=lambda k: (-sizes[k], tuple(np.round(km.cluster_centers_[k], 6))))
+    rank = np.empty(km.n_clusters, dtype=int)
+    rank[order] = np.arange(km.n_clusters)
+    km.cluster_centers_ = km.cluster_centers_[order]
+    km.labels_ = rank[km.labels_]
+    return km
 
 
 def train(session: Session, before: dt.date, n_topics: int, seed: int, max_rows: int) -> TopicModel:
@@ -413,3 +425,4 @@ def customer_shares(session: Session, cuts: DataFrame, n_topics: int, tables: Ta
     return rows.group_by("CUSTOMER_ID", "CUTOFF").agg(*[
         (F.sum(F.iff(F.col("TOPIC") == F.lit(k), F.lit(1.0), F.lit(0.0))) / n).alias(c)
         for k, c in enumerate(share_columns(n_topics), 1)])
+
