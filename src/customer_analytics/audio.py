@@ -97,10 +97,12 @@ class PocketSphinx:
         # one, so a transcript does not depend on which files came before it (or were cached)
         d.set_cmn(self._cmn)
         d.start_utt()
-        for chunk in chunks:
-            d.process_raw(np.ascontiguousarray(chunk, dtype="<i2").tobytes(), no_search=False, full_utt=False)
-        d.end_utt()
-        words = [(s.word, s.prob) for s in d.seg() if not s.word.startswith(("<", "[", "+"))]
+        try:
+            for chunk in chunks:
+                d.process_raw(np.ascontiguousarray(chunk, dtype="<i2").tobytes(), no_search=False, full_utt=False)
+        finally:  # a file that breaks off mid-way must not leave the decoder inside an utterance
+            d.end_utt()
+        words = [(s.word, s.prob) for s in (d.seg() or []) if not s.word.startswith(("<", "[", "+"))]
         text = " ".join(re.sub(r"\(\d+\)$", "", w) for w, _ in words)
         confidence = float(np.mean([p for _, p in words])) if words else None
         return text, confidence
