@@ -39,7 +39,9 @@ def test_the_shipped_clips_are_transcribed_with_a_measured_word_error_rate(cache
     assert n > 100 and 0 < wer < 0.8  # measured, not assumed: the report says the figure
     bench = audio.demo_benchmark(audio.Transcriber(cache_dir=folder))
     assert bench["wer"] == pytest.approx(wer) and bench["clips"] == len(CLIPS)
-    assert audio.word_error_rate([("the parcel arrived broken", "the parcel arrived")])[0] == pytest.approx(0.25)
+    assert audio.word_error_rate([("the parcel arrived broken", "the parcel arrived")])[
+        0
+    ] == pytest.approx(0.25)
 
 
 def test_transcripts_are_cached_by_content_and_do_not_depend_on_order(cache, tmp_path):
@@ -48,10 +50,15 @@ def test_transcripts_are_cached_by_content_and_do_not_depend_on_order(cache, tmp
     shutil.copy(audio.DEMO_AUDIO / CLIPS[2]["file"], renamed)
     t = audio.Transcriber(cache_dir=folder)
     again = t.transcribe(renamed)
-    assert again.cached and again.text == results[2].text and t._recognizer is None  # no model loaded
-    fresh = audio.Transcriber()  # no cache, another order: the same words (the decoder is reset per file)
+    assert (
+        again.cached and again.text == results[2].text and t._recognizer is None
+    )  # no model loaded
+    fresh = (
+        audio.Transcriber()
+    )  # no cache, another order: the same words (the decoder is reset per file)
     assert [fresh.transcribe(audio.DEMO_AUDIO / c["file"]).text for c in CLIPS[2::-1]] == [
-        r.text for r in results[2::-1]]
+        r.text for r in results[2::-1]
+    ]
 
 
 def test_other_rates_channels_and_formats_are_resampled_and_mixed_down(cache, tmp_path):
@@ -80,8 +87,13 @@ def test_unusable_recordings_are_rejected_with_their_reason(tmp_path):
     t = audio.Transcriber(cache_dir=tmp_path / "cache")
     got = {p.name: t.transcribe(p) for p in sorted(tmp_path.glob("*.*"))}
     assert {k: v.reason for k, v in got.items()} == {
-        "garbage.wav": R.UNREADABLE_AUDIO, "empty.mp3": R.UNREADABLE_AUDIO, "silent.wav": R.SILENT_AUDIO,
-        "tiny.wav": R.SILENT_AUDIO, "low_rate.wav": R.UNREADABLE_AUDIO, "cut.flac": R.UNREADABLE_AUDIO}
+        "garbage.wav": R.UNREADABLE_AUDIO,
+        "empty.mp3": R.UNREADABLE_AUDIO,
+        "silent.wav": R.SILENT_AUDIO,
+        "tiny.wav": R.SILENT_AUDIO,
+        "low_rate.wav": R.UNREADABLE_AUDIO,
+        "cut.flac": R.UNREADABLE_AUDIO,
+    }
     assert all(v.text is None and v.detail for v in got.values())
     assert all(r in contract.REASONS for r in contract.AUDIO_REASONS)
 
@@ -107,7 +119,9 @@ def test_the_recognizer_is_pluggable_and_a_file_without_words_is_rejected(tmp_pa
     t = audio.Transcriber("my_recognizer:make", cache_dir=tmp_path / "cache")
     r = t.transcribe(audio.DEMO_AUDIO / CLIPS[0]["file"])
     assert (r.reason, r.recognizer) == (R.NO_SPEECH, "silent-test 1.0")
-    assert t.engine.samples == pytest.approx(CLIPS[0]["seconds"] * audio.RATE, abs=audio.RATE * 0.05)
+    assert t.engine.samples == pytest.approx(
+        CLIPS[0]["seconds"] * audio.RATE, abs=audio.RATE * 0.05
+    )
     with pytest.raises(Exception, match="audio_recognizer"):
         audio.recognizer("not a spec")
     sys.modules.pop("my_recognizer", None)
@@ -120,25 +134,39 @@ def test_the_budget_leaves_new_audio_for_a_later_run(cache, tmp_path):
     fresh_cache = tmp_path / "cache"
     first = audio.Transcriber(cache_dir=fresh_cache, max_minutes=0.05)  # 3 s of new audio
     r = first.transcribe(new)
-    assert r.reason == R.AUDIO_BUDGET and "max_audio_minutes" in r.detail and first.stats["transcribed"] == 0
+    assert (
+        r.reason == R.AUDIO_BUDGET
+        and "max_audio_minutes" in r.detail
+        and first.stats["transcribed"] == 0
+    )
     second = audio.Transcriber(cache_dir=fresh_cache, max_minutes=10)  # not cached: transcribed now
     assert second.transcribe(new).text == results[1].text
-    assert audio.Transcriber(cache_dir=folder, max_minutes=0).transcribe(new).text == results[1].text  # cached
+    assert (
+        audio.Transcriber(cache_dir=folder, max_minutes=0).transcribe(new).text == results[1].text
+    )  # cached
 
 
 @pytest.fixture(scope="module")
 def demo_with_audio(tmp_path_factory, cache):
     """Demo data with every shipped recording given to a call, plus four unusable recordings."""
     raw = tmp_path_factory.mktemp("audio_raw")
-    counts = synthetic.write(synthetic.generate(900, seed=11), raw, calls=True, audio_clips=len(CLIPS))
+    counts = synthetic.write(
+        synthetic.generate(900, seed=11), raw, calls=True, audio_clips=len(CLIPS)
+    )
     calls = raw / "calls"
     stem = next(calls.glob("*.txt")).stem  # a real customer and date
     sf.write(str(calls / f"{stem}_silent.wav"), np.zeros(16000), 16000)
     (calls / f"{stem}_broken.mp3").write_bytes(b"ID3 but nothing after")
-    (calls / f"{stem}_cut.flac").write_bytes((audio.DEMO_AUDIO / CLIPS[0]["file"]).read_bytes()[:300])
-    shutil.copy(audio.DEMO_AUDIO / CLIPS[3]["file"], calls / "NOBODY_2026-01-05.flac")  # unknown customer
+    (calls / f"{stem}_cut.flac").write_bytes(
+        (audio.DEMO_AUDIO / CLIPS[0]["file"]).read_bytes()[:300]
+    )
+    shutil.copy(
+        audio.DEMO_AUDIO / CLIPS[3]["file"], calls / "NOBODY_2026-01-05.flac"
+    )  # unknown customer
     warehouse = tmp_path_factory.mktemp("audio_wh")
-    shutil.copytree(cache[0], warehouse / audio.CACHE_FOLDER)  # the clips were transcribed once already
+    shutil.copytree(
+        cache[0], warehouse / audio.CACHE_FOLDER
+    )  # the clips were transcribed once already
     p = make_params(raw, warehouse, max_reject_share=0.2)
     s = wh.connect(p)
     result = ingest.run(s, p)
@@ -155,31 +183,47 @@ def test_every_audio_file_is_transcribed_into_the_calls_or_rejected_with_a_reaso
     assert written["audio_calls"] == len(CLIPS) and len(recordings) == len(CLIPS) + 4
     c = counts["calls"]
     assert c.read == len(files) == c.accepted + c.rejected  # rows read = accepted + rejected
-    clean = s.sql("SELECT SOURCE_FILE, TEXT, RECOGNIZER, CONFIDENCE FROM CLEAN_REVIEWS "
-                  "WHERE RECOGNIZER IS NOT NULL").to_pandas()
-    rejected = s.sql("SELECT SOURCE_FILE, FIELD, REASON FROM REJECTED_REVIEWS "
-                     "WHERE SOURCE_FILE LIKE 'calls/%'").to_pandas()
+    clean = s.sql(
+        "SELECT SOURCE_FILE, TEXT, RECOGNIZER, CONFIDENCE FROM CLEAN_REVIEWS "
+        "WHERE RECOGNIZER IS NOT NULL"
+    ).to_pandas()
+    rejected = s.sql(
+        "SELECT SOURCE_FILE, FIELD, REASON FROM REJECTED_REVIEWS WHERE SOURCE_FILE LIKE 'calls/%'"
+    ).to_pandas()
     names = {f"calls/{r.name}" for r in recordings}
     assert set(clean["SOURCE_FILE"]) | set(rejected["SOURCE_FILE"]) >= names
     assert not set(clean["SOURCE_FILE"]) & set(rejected["SOURCE_FILE"])
-    assert len(clean) == len(CLIPS) and clean["TEXT"].str.len().gt(0).all()  # the unknown customer's is rejected
-    assert clean["RECOGNIZER"].str.startswith("pocketsphinx").all() and clean["CONFIDENCE"].between(0, 1).all()
+    assert (
+        len(clean) == len(CLIPS) and clean["TEXT"].str.len().gt(0).all()
+    )  # the unknown customer's is rejected
+    assert (
+        clean["RECOGNIZER"].str.startswith("pocketsphinx").all()
+        and clean["CONFIDENCE"].between(0, 1).all()
+    )
     reasons = rejected.set_index("SOURCE_FILE")["REASON"].to_dict()
-    assert sorted(reasons.values()) == sorted([R.SILENT_AUDIO, R.UNREADABLE_AUDIO, R.UNREADABLE_AUDIO,
-                                               R.UNKNOWN_CUSTOMER])
+    assert sorted(reasons.values()) == sorted(
+        [R.SILENT_AUDIO, R.UNREADABLE_AUDIO, R.UNREADABLE_AUDIO, R.UNKNOWN_CUSTOMER]
+    )
     assert c.reasons == {R.SILENT_AUDIO: 1, R.UNREADABLE_AUDIO: 2, R.UNKNOWN_CUSTOMER: 1}
     # RAW_CALLS keeps what the recording was (format, rate, duration), never a transcript of a rejected one
     raw = s.sql("SELECT RECORD FROM RAW_CALLS WHERE RECOGNIZER IS NOT NULL").to_pandas()
     assert raw["RECORD"].str.startswith("audio: ").all()
 
 
-def test_the_01_report_states_the_recognizer_and_its_measured_word_error_rate(demo_with_audio, cache, tmp_path):
+def test_the_01_report_states_the_recognizer_and_its_measured_word_error_rate(
+    demo_with_audio, cache, tmp_path
+):
     _, p, _, _ = demo_with_audio
     project = scratch_project(tmp_path / "project")
     warehouse = tmp_path / "wh"
     shutil.copytree(cache[0], warehouse / audio.CACHE_FOLDER)
-    nb = run_interactively(project, "01_ingest", data_dir=str(p.data_dir), warehouse_dir=str(warehouse),
-                           max_reject_share=0.2)
+    nb = run_interactively(
+        project,
+        "01_ingest",
+        data_dir=str(p.data_dir),
+        warehouse_dir=str(warehouse),
+        max_reject_share=0.2,
+    )
     wh.stop_local_server(warehouse)
     shown = outputs_text(nb)
     bench = audio.demo_benchmark(audio.Transcriber(cache_dir=cache[0]))

@@ -44,7 +44,12 @@ def test_planted_structure_is_visible_in_the_data():
     assert per_customer[channel == "referral"].mean() > 1.5 * per_customer[channel == "social"].mean()
     # review wording follows sentiment: the complaint themes go with low ratings
     texts, rating = d["reviews"]["text"], d["reviews"]["rating"]
-    neg = np.array(["broken" in t.lower() or "stale" in t.lower() or "never answered" in t.lower() for t in texts])
+    neg = np.array(
+        [
+            "broken" in t.lower() or "stale" in t.lower() or "never answered" in t.lower()
+            for t in texts
+        ]
+    )
     assert neg.sum() > 50
     assert rating[(rating > 0) & neg].mean() < rating[(rating > 0) & ~neg].mean() - 1
 
@@ -69,11 +74,16 @@ def test_calls_and_audio_clips_are_written_with_the_contract_s_file_names(tmp_pa
     audio = [f for f in files if f.suffix == ".flac"]
     clips = synthetic.demo_clips()
     assert len(audio) == 3 and {f.read_bytes() for f in audio} == {
-        (synthetic.DEMO_AUDIO / c["file"]).read_bytes() for c in clips[:3]}
+        (synthetic.DEMO_AUDIO / c["file"]).read_bytes() for c in clips[:3]
+    }
     for k, clip in zip(d["calls"]["clip_call"][:3], clips[:3], strict=True):
-        assert d["calls"]["theme"][k] == clip["theme"]  # a recording is given to a call of its theme
+        assert (
+            d["calls"]["theme"][k] == clip["theme"]
+        )  # a recording is given to a call of its theme
     first = next(f for f in files if f.suffix == ".txt").read_text(encoding="utf-8").splitlines()
-    assert first[0].startswith("customer_id: C") and first[1].startswith("ts: 20") and first[2] == ""
+    assert (
+        first[0].startswith("customer_id: C") and first[1].startswith("ts: 20") and first[2] == ""
+    )
 
 
 def test_cli_if_absent_leaves_existing_data(tmp_path):

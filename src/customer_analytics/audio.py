@@ -99,10 +99,16 @@ class PocketSphinx:
         d.start_utt()
         try:
             for chunk in chunks:
-                d.process_raw(np.ascontiguousarray(chunk, dtype="<i2").tobytes(), no_search=False, full_utt=False)
+                d.process_raw(
+                    np.ascontiguousarray(chunk, dtype="<i2").tobytes(),
+                    no_search=False,
+                    full_utt=False,
+                )
         finally:  # a file that breaks off mid-way must not leave the decoder inside an utterance
             d.end_utt()
-        words = [(s.word, s.prob) for s in (d.seg() or []) if not s.word.startswith(("<", "[", "+"))]
+        words = [
+            (s.word, s.prob) for s in (d.seg() or []) if not s.word.startswith(("<", "[", "+"))
+        ]
         text = " ".join(re.sub(r"\(\d+\)$", "", w) for w, _ in words)
         confidence = float(np.mean([p for _, p in words])) if words else None
         return text, confidence
@@ -121,8 +127,12 @@ def recognizer(spec: str = DEFAULT_RECOGNIZER) -> Recognizer:
         return PocketSphinx()
     module, attr = spec.split(":")
     made = getattr(importlib.import_module(module), attr)()
-    if not isinstance(getattr(made, "name", None), str) or not callable(getattr(made, "transcribe", None)):
-        raise TypeError(f"{spec} did not return a recognizer (an object with .name and .transcribe).")
+    if not isinstance(getattr(made, "name", None), str) or not callable(
+        getattr(made, "transcribe", None)
+    ):
+        raise TypeError(
+            f"{spec} did not return a recognizer (an object with .name and .transcribe)."
+        )
     return made
 
 
@@ -135,8 +145,10 @@ def audio_files(folder: Path) -> list[Path]:
     """The recordings of a calls folder, sorted by name (hidden files left out)."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_audio(p) and not p.name.startswith(".")),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and is_audio(p) and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
 
 
 # --------------------------------------------------------------------------- decoding
@@ -175,8 +187,10 @@ def info(path: Path) -> Info:
         raise AudioProblem(Reason.UNREADABLE_AUDIO, "not a readable WAV/FLAC/MP3/Ogg file") from e
     out = Info(str(i.format), int(i.samplerate), int(i.channels), float(i.duration))
     if not MIN_RATE <= out.rate <= MAX_RATE or out.channels < 1:
-        raise AudioProblem(Reason.UNREADABLE_AUDIO, f"unsupported audio ({out.describe()}); expected "
-                                                    f"{MIN_RATE}-{MAX_RATE} Hz")
+        raise AudioProblem(
+            Reason.UNREADABLE_AUDIO,
+            f"unsupported audio ({out.describe()}); expected {MIN_RATE}-{MAX_RATE} Hz",
+        )
     return out
 
 
@@ -207,13 +221,17 @@ def chunks(path: Path, meta: Info, level: list[float]) -> Iterator[np.ndarray]:
     import soundfile as sf
 
     try:
-        for block in sf.blocks(str(path), blocksize=BLOCK_SECONDS * meta.rate, dtype="float32", always_2d=True):
+        for block in sf.blocks(
+            str(path), blocksize=BLOCK_SECONDS * meta.rate, dtype="float32", always_2d=True
+        ):
             mono = block.mean(axis=1, dtype=np.float64)
             level[0] += float(np.dot(mono, mono))
             level[1] += mono.size
             yield to_int16(resample(mono, meta.rate))
     except (RuntimeError, sf.LibsndfileError) as e:
-        raise AudioProblem(Reason.UNREADABLE_AUDIO, "the file breaks off or is corrupt while decoding") from e
+        raise AudioProblem(
+            Reason.UNREADABLE_AUDIO, "the file breaks off or is corrupt while decoding"
+        ) from e
 
 
 def dbfs(sum_squares: float, n: int) -> float:
@@ -256,7 +274,9 @@ class Transcriber:
     cache_dir: Path | None = None
     max_minutes: float = 10.0
     used_seconds: float = 0.0
-    stats: dict[str, int] = dataclasses.field(default_factory=lambda: {"cached": 0, "transcribed": 0})
+    stats: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"cached": 0, "transcribed": 0}
+    )
     _recognizer: Recognizer | None = None
 
     @property
@@ -284,9 +304,14 @@ class Transcriber:
             return self._store(digest, Result(None, p.reason, p.detail, self.spec))
         budget = self.max_minutes * 60 - self.used_seconds
         if meta.seconds > budget:
-            return Result(None, Reason.AUDIO_BUDGET, f"{meta.seconds / 60:.1f} min of audio; "
-                          f"{max(budget, 0) / 60:.1f} of max_audio_minutes {self.max_minutes:g} left in this run",
-                          self.spec, seconds=meta.seconds)
+            return Result(
+                None,
+                Reason.AUDIO_BUDGET,
+                f"{meta.seconds / 60:.1f} min of audio; "
+                f"{max(budget, 0) / 60:.1f} of max_audio_minutes {self.max_minutes:g} left in this run",
+                self.spec,
+                seconds=meta.seconds,
+            )
         self.used_seconds += meta.seconds
         return self._store(digest, self._recognise(path, meta))
 
@@ -298,17 +323,32 @@ class Transcriber:
         except AudioProblem as p:
             return Result(None, p.reason, p.detail, self.engine.name, seconds=meta.seconds)
         self.stats["transcribed"] += 1
-        log.info("transcribed %s (%.1f s of audio) in %.1f s", path.name, meta.seconds,
-                 time.perf_counter() - started)
+        log.info(
+            "transcribed %s (%.1f s of audio) in %.1f s",
+            path.name,
+            meta.seconds,
+            time.perf_counter() - started,
+        )
         loud = dbfs(*level)
         name = self.engine.name
         if level[1] < MIN_SECONDS * meta.rate or loud < SILENCE_DBFS:
-            return Result(None, Reason.SILENT_AUDIO, f"{meta.describe()}, level {loud:.0f} dBFS "
-                          f"(silent below {SILENCE_DBFS:g} dBFS or {MIN_SECONDS:g} s)", name, seconds=meta.seconds)
+            return Result(
+                None,
+                Reason.SILENT_AUDIO,
+                f"{meta.describe()}, level {loud:.0f} dBFS "
+                f"(silent below {SILENCE_DBFS:g} dBFS or {MIN_SECONDS:g} s)",
+                name,
+                seconds=meta.seconds,
+            )
         text = " ".join(text.split())
         if not text:
-            return Result(None, Reason.NO_SPEECH, f"{meta.describe()}: the recognizer found no word", name,
-                          seconds=meta.seconds)
+            return Result(
+                None,
+                Reason.NO_SPEECH,
+                f"{meta.describe()}: the recognizer found no word",
+                name,
+                seconds=meta.seconds,
+            )
         conf = None if confidence is None else round(min(max(float(confidence), 0.0), 1.0), 4)
         return Result(text, None, meta.describe(), name, conf, meta.seconds)
 
@@ -346,16 +386,25 @@ CACHE_FOLDER = "transcripts"
 
 def settings(params) -> dict:
     """What the ingest's calls plan needs to build a :class:`Transcriber` (from the run's parameters)."""
-    return {"audio_recognizer": params.audio_recognizer, "max_audio_minutes": params.max_audio_minutes,
-            "transcript_cache": params.warehouse_dir / CACHE_FOLDER}
+    return {
+        "audio_recognizer": params.audio_recognizer,
+        "max_audio_minutes": params.max_audio_minutes,
+        "transcript_cache": params.warehouse_dir / CACHE_FOLDER,
+    }
 
 
 def transcriber(plan_settings: dict) -> Transcriber:
     """The :class:`Transcriber` of a calls plan's settings (:func:`settings`); defaults where absent."""
-    return Transcriber(plan_settings.get("audio_recognizer", DEFAULT_RECOGNIZER),
-                       plan_settings.get("transcript_cache"), float(plan_settings.get("max_audio_minutes", 10.0)))
+    return Transcriber(
+        plan_settings.get("audio_recognizer", DEFAULT_RECOGNIZER),
+        plan_settings.get("transcript_cache"),
+        float(plan_settings.get("max_audio_minutes", 10.0)),
+    )
 
-def staged_rows(folder: Path, prefix: str, transcriber: Transcriber, digest) -> Iterator[tuple[tuple, int]]:
+
+def staged_rows(
+    folder: Path, prefix: str, transcriber: Transcriber, digest
+) -> Iterator[tuple[tuple, int]]:
     """One staged calls row per recording of ``folder`` (``readers.CALL_COLUMNS``), with the file's size.
 
     The customer and date come from the file name (as for a transcript without header lines);
@@ -376,17 +425,51 @@ def staged_rows(folder: Path, prefix: str, transcriber: Transcriber, digest) -> 
         conf = None if r.confidence is None else f"{r.confidence:.4f}"
         secs = None if r.seconds is None else f"{r.seconds:.2f}"
         if r.reason:
-            row = (name, 1, f"audio: {r.detail}", r.reason, "audio", cid, ts, None, r.recognizer, None, secs)
+            row = (
+                name,
+                1,
+                f"audio: {r.detail}",
+                r.reason,
+                "audio",
+                cid,
+                ts,
+                None,
+                r.recognizer,
+                None,
+                secs,
+            )
         else:
-            row = (name, 1, f"audio: {r.detail}", None, None, cid, ts, r.text, r.recognizer, conf, secs)
+            row = (
+                name,
+                1,
+                f"audio: {r.detail}",
+                None,
+                None,
+                cid,
+                ts,
+                r.text,
+                r.recognizer,
+                conf,
+                secs,
+            )
         if not r.cached:
-            log.info("audio calls: %d/%d (%s from the cache, %.1f of max_audio_minutes %g used, %.0f s)", k,
-                     len(files), transcriber.stats["cached"], transcriber.used_seconds / 60,
-                     transcriber.max_minutes, time.perf_counter() - started)
+            log.info(
+                "audio calls: %d/%d (%s from the cache, %.1f of max_audio_minutes %g used, %.0f s)",
+                k,
+                len(files),
+                transcriber.stats["cached"],
+                transcriber.used_seconds / 60,
+                transcriber.max_minutes,
+                time.perf_counter() - started,
+            )
         yield row, size
     if files:
-        log.info("audio calls: %d recordings, %d from the cache, %d transcribed", len(files),
-                 transcriber.stats["cached"], transcriber.stats["transcribed"])
+        log.info(
+            "audio calls: %d recordings, %d from the cache, %d transcribed",
+            len(files),
+            transcriber.stats["cached"],
+            transcriber.stats["transcribed"],
+        )
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -398,6 +481,7 @@ def demo_clips() -> list[dict]:
     """The shipped demo recordings: ``file``, ``theme``, ``text`` (what is said), ``voice``, ``seconds``."""
     manifest = DEMO_AUDIO / "manifest.json"
     return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
+
 
 def words(text: str) -> list[str]:
     """Lower-case words of a transcript (punctuation dropped) for the word error rate."""
@@ -432,8 +516,13 @@ def demo_benchmark(transcriber: Transcriber) -> dict:
     clips = demo_clips()
     results = [transcriber.transcribe(DEMO_AUDIO / c["file"]) for c in clips]
     wer, n = word_error_rate((c["text"], r.text or "") for c, r in zip(clips, results, strict=True))
-    return {"recognizer": results[0].recognizer if results else transcriber.spec, "wer": wer, "words": n,
-            "clips": len(clips), "seconds": sum(c["seconds"] for c in clips)}
+    return {
+        "recognizer": results[0].recognizer if results else transcriber.spec,
+        "wer": wer,
+        "words": n,
+        "clips": len(clips),
+        "seconds": sum(c["seconds"] for c in clips),
+    }
 
 
 def calls_frame(session) -> pd.DataFrame:
@@ -448,14 +537,24 @@ def calls_frame(session) -> pd.DataFrame:
     raw = session.table("RAW_CALLS")
     if "RECOGNIZER" not in raw.columns:
         return pd.DataFrame(columns=["recordings", "minutes", "mean confidence"])
-    rows = raw.filter(F.col("RECOGNIZER").is_not_null()).group_by(
-        F.coalesce(F.col("READ_REASON"), F.lit("transcribed")).alias("OUTCOME")).agg(
-        F.count(F.lit(1)).alias("RECORDINGS"), F.sum(F.col("AUDIO_SECONDS").cast("double")).alias("SECONDS"),
-        F.avg(F.col("CONFIDENCE").cast("double")).alias("CONFIDENCE"))
+    rows = (
+        raw.filter(F.col("RECOGNIZER").is_not_null())
+        .group_by(F.coalesce(F.col("READ_REASON"), F.lit("transcribed")).alias("OUTCOME"))
+        .agg(
+            F.count(F.lit(1)).alias("RECORDINGS"),
+            F.sum(F.col("AUDIO_SECONDS").cast("double")).alias("SECONDS"),
+            F.avg(F.col("CONFIDENCE").cast("double")).alias("CONFIDENCE"),
+        )
+    )
     out = wh.to_pandas(rows.sort("OUTCOME"), "audio:calls").set_index("OUTCOME")
     out.index.name = "outcome"
-    return pd.DataFrame({"recordings": out["RECORDINGS"], "minutes": (out["SECONDS"].astype(float) / 60).round(2),
-                         "mean confidence": out["CONFIDENCE"].astype(float).round(3)})
+    return pd.DataFrame(
+        {
+            "recordings": out["RECORDINGS"],
+            "minutes": (out["SECONDS"].astype(float) / 60).round(2),
+            "mean confidence": out["CONFIDENCE"].astype(float).round(3),
+        }
+    )
 
 
 def summarise(session, params) -> tuple[pd.DataFrame, dict | None]:
@@ -473,11 +572,15 @@ def report_note(frame: pd.DataFrame | None, bench: dict | None) -> str:
         return "No audio calls in this run (only `.txt` transcripts, or none)."
     n = int(frame["recordings"].sum())
     ok = int(frame["recordings"].get("transcribed", 0))
-    out = (f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', with "
-           f"RECOGNIZER and CONFIDENCE), {n - ok:,} rejected with their reason (table below).")
+    out = (
+        f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', with "
+        f"RECOGNIZER and CONFIDENCE), {n - ok:,} rejected with their reason (table below)."
+    )
     if bench and bench["words"]:
-        out += (f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on the "
-                f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} words, "
-                f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text (topics and "
-                "sentiment still see words such as *refund*, *late* or *broken*, but many words are wrong).")
+        out += (
+            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on the "
+            f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} words, "
+            f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text (topics and "
+            "sentiment still see words such as *refund*, *late* or *broken*, but many words are wrong)."
+        )
     return out

@@ -161,11 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(score)
     index = sub.add_parser("index", help="rebuild reports/index.html from the run folders")
     index.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. reports_dir=/share/reports")
-    similar = sub.add_parser("similar", help="the review and call texts most similar to a query (built by 02_eda)")
+    similar = sub.add_parser(
+        "similar", help="the review and call texts most similar to a query (built by 02_eda)"
+    )
     similar.add_argument("query", help='what to look for, e.g. "parcel arrived broken"')
     similar.add_argument("-n", type=int, default=10, help="how many texts (default 10)")
-    similar.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="the run whose texts to search (an experiment's parameters; default production)")
+    similar.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the run whose texts to search (an experiment's parameters; default production)",
+    )
     return ap
 
 
@@ -360,9 +367,14 @@ def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
         schema = namespace.schema(production_schema)
         if schema != production_schema:
             wh.enter_schema(session, database, schema)
-        if not (wh.table_exists(session, topics.SEARCH.embeddings) and wh.table_exists(session, topics.SEARCH.words)):
-            print(f"No search index in {namespace.name}: run the pipeline first (02_eda builds it).",  # noqa: T201
-                  file=sys.stderr)
+        if not (
+            wh.table_exists(session, topics.SEARCH.embeddings)
+            and wh.table_exists(session, topics.SEARCH.words)
+        ):
+            print(
+                f"No search index in {namespace.name}: run the pipeline first (02_eda builds it).",  # noqa: T201
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         try:
             found = topics.similar(session, query, n, vectors=not params.is_local)

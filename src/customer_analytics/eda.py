@@ -125,16 +125,33 @@ def cohort_frame(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> 
     Computed in the warehouse; one row per cell comes back.
     """
     last = as_of.year * 12 + as_of.month - 1  # the month of as_of: partial, left out
-    cust = session.table("CLEAN_CUSTOMERS").select("CUSTOMER_ID", _month_number(F.col("SIGNUP_DATE")).alias("COHORT"))
+    cust = session.table("CLEAN_CUSTOMERS").select(
+        "CUSTOMER_ID", _month_number(F.col("SIGNUP_DATE")).alias("COHORT")
+    )
     cust = cust.filter((F.col("COHORT") >= F.lit(last - months)) & (F.col("COHORT") < F.lit(last)))
     sizes = cust.group_by("COHORT").agg(F.count(F.lit(1)).alias("CUSTOMERS"))
-    orders = session.table("CLEAN_ORDERS").filter(F.col("TS") < _as_of(as_of)).select(
-        "CUSTOMER_ID", _month_number(F.col("TS")).alias("M"), "ORDER_TOTAL",
-        F.iff(F.coalesce(F.col("IS_RETURN"), F.lit(False)), F.lit(None), F.col("CUSTOMER_ID")).alias("BUYER"))
-    cells = (orders.join(cust, "CUSTOMER_ID").with_column("OFFSET", F.col("M") - F.col("COHORT"))
-             .filter((F.col("OFFSET") >= F.lit(0)) & (F.col("M") < F.lit(last)))
-             .group_by("COHORT", "OFFSET")
-             .agg(F.count_distinct(F.col("BUYER")).alias("ACTIVE"), F.sum(F.col("ORDER_TOTAL")).alias("REVENUE")))
+    orders = (
+        session.table("CLEAN_ORDERS")
+        .filter(F.col("TS") < _as_of(as_of))
+        .select(
+            "CUSTOMER_ID",
+            _month_number(F.col("TS")).alias("M"),
+            "ORDER_TOTAL",
+            F.iff(
+                F.coalesce(F.col("IS_RETURN"), F.lit(False)), F.lit(None), F.col("CUSTOMER_ID")
+            ).alias("BUYER"),
+        )
+    )
+    cells = (
+        orders.join(cust, "CUSTOMER_ID")
+        .with_column("OFFSET", F.col("M") - F.col("COHORT"))
+        .filter((F.col("OFFSET") >= F.lit(0)) & (F.col("M") < F.lit(last)))
+        .group_by("COHORT", "OFFSET")
+        .agg(
+            F.count_distinct(F.col("BUYER")).alias("ACTIVE"),
+            F.sum(F.col("ORDER_TOTAL")).alias("REVENUE"),
+        )
+    )
     out = _pull(sizes.join(cells, "COHORT", "left").sort("COHORT", "OFFSET"), "cohorts")
     out = out.fillna({"offset": 0, "active": 0, "revenue": 0.0})  # a cohort without any order
     out["cohort"] = [_month_start(int(n)) for n in out["cohort"]]
@@ -183,34 +200,66 @@ def churn_rates(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> p
     rows = " UNION ALL ".join(
         f"SELECT CAST('{d.isoformat()}' AS DATE) AS MONTH, CAST('{d.isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M0, "
         f"CAST('{(d - h).isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M_BEFORE, "
-        f"CAST('{(d + h).isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M_AFTER" for d in sorted(starts))
+        f"CAST('{(d + h).isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M_AFTER"
+        for d in sorted(starts)
+    )
     months_df = session.sql(rows)
-    buys = session.table("CLEAN_ORDERS").filter(~F.coalesce(F.col("IS_RETURN"), F.lit(False))).select(
-        "CUSTOMER_ID", "TS")
-    per = (buys.join(months_df, (F.col("TS") >= F.col("M_BEFORE")) & (F.col("TS") < F.col("M_AFTER")))
-           .group_by("MONTH", "CUSTOMER_ID")
-           .agg(F.max(F.iff(F.col("TS") < F.col("M0"), F.lit(1), F.lit(0))).alias("BEFORE"),
-                F.max(F.iff(F.col("TS") >= F.col("M0"), F.lit(1), F.lit(0))).alias("AFTER")))
-    agg = per.filter(F.col("BEFORE") == F.lit(1)).group_by("MONTH").agg(
-        F.count(F.lit(1)).alias("BASE"), F.sum(F.iff(F.col("AFTER") == F.lit(0), F.lit(1), F.lit(0))).alias("CHURNED"))
+    buys = (
+        session.table("CLEAN_ORDERS")
+        .filter(~F.coalesce(F.col("IS_RETURN"), F.lit(False)))
+        .select("CUSTOMER_ID", "TS")
+    )
+    per = (
+        buys.join(months_df, (F.col("TS") >= F.col("M_BEFORE")) & (F.col("TS") < F.col("M_AFTER")))
+        .group_by("MONTH", "CUSTOMER_ID")
+        .agg(
+            F.max(F.iff(F.col("TS") < F.col("M0"), F.lit(1), F.lit(0))).alias("BEFORE"),
+            F.max(F.iff(F.col("TS") >= F.col("M0"), F.lit(1), F.lit(0))).alias("AFTER"),
+        )
+    )
+    agg = (
+        per.filter(F.col("BEFORE") == F.lit(1))
+        .group_by("MONTH")
+        .agg(
+            F.count(F.lit(1)).alias("BASE"),
+            F.sum(F.iff(F.col("AFTER") == F.lit(0), F.lit(1), F.lit(0))).alias("CHURNED"),
+        )
+    )
     out = _pull(agg.sort("MONTH"), "churn").set_index("month")
     out.index = [pd.Timestamp(i).date() for i in out.index]
     out.index.name = "month"
-    return pd.DataFrame({"active customers": out["base"], "churned": out["churned"],
-                         "churn rate": out["churned"] / out["base"]})
+    return pd.DataFrame(
+        {
+            "active customers": out["base"],
+            "churned": out["churned"],
+            "churn rate": out["churned"] / out["base"],
+        }
+    )
 
 
 def repeat_purchase(session: Session, as_of: dt.date) -> pd.DataFrame:
     """Per sign-up year: customers, buyers (at least one purchase before ``as_of``), repeat buyers (two
     or more) and the repeat-purchase rate (repeat buyers / buyers); the last row is every customer."""
-    per = session.table("CLEAN_ORDERS").filter(
-        (F.col("TS") < _as_of(as_of)) & ~F.coalesce(F.col("IS_RETURN"), F.lit(False))).group_by(
-        "CUSTOMER_ID").agg(F.count(F.lit(1)).alias("N"))
-    cust = session.table("CLEAN_CUSTOMERS").filter(F.col("SIGNUP_DATE") < F.lit(as_of)).select(
-        "CUSTOMER_ID", F.year(F.col("SIGNUP_DATE")).alias("YEAR"))
-    agg = cust.join(per, "CUSTOMER_ID", "left").group_by("YEAR").agg(
-        F.count(F.lit(1)).alias("CUSTOMERS"), F.count(F.col("N")).alias("BUYERS"),
-        F.sum(F.iff(F.col("N") >= F.lit(2), F.lit(1), F.lit(0))).alias("REPEAT_BUYERS"))
+    per = (
+        session.table("CLEAN_ORDERS")
+        .filter((F.col("TS") < _as_of(as_of)) & ~F.coalesce(F.col("IS_RETURN"), F.lit(False)))
+        .group_by("CUSTOMER_ID")
+        .agg(F.count(F.lit(1)).alias("N"))
+    )
+    cust = (
+        session.table("CLEAN_CUSTOMERS")
+        .filter(F.col("SIGNUP_DATE") < F.lit(as_of))
+        .select("CUSTOMER_ID", F.year(F.col("SIGNUP_DATE")).alias("YEAR"))
+    )
+    agg = (
+        cust.join(per, "CUSTOMER_ID", "left")
+        .group_by("YEAR")
+        .agg(
+            F.count(F.lit(1)).alias("CUSTOMERS"),
+            F.count(F.col("N")).alias("BUYERS"),
+            F.sum(F.iff(F.col("N") >= F.lit(2), F.lit(1), F.lit(0))).alias("REPEAT_BUYERS"),
+        )
+    )
     out = _pull(agg.sort("YEAR"), "repeat").set_index("year")
     out.loc["all"] = out.sum()
     out.index = out.index.astype(str)
@@ -223,10 +272,16 @@ def retention_summary(retention: pd.DataFrame, churn: pd.DataFrame, repeat: pd.D
     """Markdown: the definitions and the headline retention, churn and repeat-purchase figures."""
     m1 = retention[1].mean() if 1 in retention.columns else float("nan")
     m3 = retention[3].mean() if 3 in retention.columns else float("nan")
-    churn_text = (f"{churn['churn rate'].iloc[-1]:.0%} in the last fully observed month ({churn.index[-1]}), "
-                  f"{churn['churn rate'].mean():.0%} on average" if len(churn) else "not observable yet")
-    return (f"A sign-up cohort's **retention** N months later is the share of its customers who bought in that "
-            f"month: on average {m1:.0%} one month and {m3:.0%} three months after signing up. A customer who "
-            f"bought in the {CHURN_DAYS} days before a month starts **churns** that month when they buy nothing in "
-            f"the next {CHURN_DAYS} days: {churn_text}. **Repeat purchase:** "
-            f"{repeat.loc['all', 'repeat-purchase rate']:.0%} of the customers who bought once bought again.")
+    churn_text = (
+        f"{churn['churn rate'].iloc[-1]:.0%} in the last fully observed month ({churn.index[-1]}), "
+        f"{churn['churn rate'].mean():.0%} on average"
+        if len(churn)
+        else "not observable yet"
+    )
+    return (
+        f"A sign-up cohort's **retention** N months later is the share of its customers who bought in that "
+        f"month: on average {m1:.0%} one month and {m3:.0%} three months after signing up. A customer who "
+        f"bought in the {CHURN_DAYS} days before a month starts **churns** that month when they buy nothing in "
+        f"the next {CHURN_DAYS} days: {churn_text}. **Repeat purchase:** "
+        f"{repeat.loc['all', 'repeat-purchase rate']:.0%} of the customers who bought once bought again."
+    )

@@ -318,8 +318,13 @@ def output_columns(products: list[str], sentiment: bool = False, topics: int = 0
     return [KEY, "CUTOFF"] + feature_columns(products, sentiment, topics) + label_columns(products)
 
 
-def build(session: Session, params: Params, products: list[str] | None = None, sentiment: bool = False,
-          topics: int = 0) -> str:
+def build(
+    session: Session,
+    params: Params,
+    products: list[str] | None = None,
+    sentiment: bool = False,
+    topics: int = 0,
+) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
     Train and holdout cut-offs come from :meth:`Params.cutoffs`; the ``score`` block is as of

@@ -201,8 +201,11 @@ def psi(table: pd.DataFrame, *, moderate: float, large: float, min_rows: int,
     return fig
 
 
-def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention: share of each sign-up cohort buying N months later",
-                   percent: bool = True):
+def cohort_heatmap(
+    matrix: pd.DataFrame,
+    title: str = "Retention: share of each sign-up cohort buying N months later",
+    percent: bool = True,
+):
     """Heat map of a cohort x months-since-sign-up table (unobserved cells blank), with the values written
     in the cells when the table is small enough to read them."""
     n_rows, n_cols = matrix.shape
@@ -218,15 +221,24 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention: share of each 
         top = float(values.max()) if values.count() else 0.0
         for (r, c), v in np.ndenumerate(matrix.to_numpy(dtype=float)):
             if np.isfinite(v):
-                ax.text(c, r, f"{100 * v:.0f}" if percent else f"{v:.0f}", ha="center", va="center", fontsize=6,
-                        color="white" if v > 0.6 * top else "black")
+                ax.text(
+                    c,
+                    r,
+                    f"{100 * v:.0f}" if percent else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if v > 0.6 * top else "black",
+                )
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="share (%)" if percent else "")
     ax.set_title(title)
     fig.set_layout_engine("tight")
     return fig
 
 
-def lines(frame: pd.DataFrame, title: str, ylabel: str, percent: bool = False, labels: dict | None = None):
+def lines(
+    frame: pd.DataFrame, title: str, ylabel: str, percent: bool = False, labels: dict | None = None
+):
     """One line per column of ``frame`` over its index (e.g. months)."""
     fig, ax = _figure(8, 3.5)
     x = pd.to_datetime(pd.Series(frame.index))

@@ -109,9 +109,9 @@ def scoring_features(session: Session, params: Params, features: list[str]) -> D
         log.info("FEATURES has no score rows for %s: computing features as of that date", params.run_date)
         products = [p for p in ft.product_types(session) if ft.product_column("QTY", p) in features]
         sentiment = any(c in ft.SENTIMENT for c in features)  # scores of every text are in TEXT_SENTIMENT
-        n_topics = sum(c.startswith(ft.tp.SHARE_PREFIX) for c in features)  # topic shares (issue 20)
-        base = ft.features_at(session, params.run_date, params.horizon_days, products, sentiment=sentiment,
-                              topics=n_topics)
+        n_topics = sum(c.startswith(ft.tp.SHARE_PREFIX) for c in features)  # issue 20
+        base = ft.features_at(session, params.run_date, params.horizon_days, products,
+                              sentiment=sentiment, topics=n_topics)
     missing = [c for c in features if c not in base.columns]
     if missing:
         raise PredictError(f"The model needs feature columns {missing} that the data as of {params.run_date} "

@@ -684,14 +684,23 @@ def topic_table(assigned: pd.DataFrame, as_of: dt.date, recent_days: int) -> pd.
     t = assigned[assigned["TOPIC"].notna() & (assigned["TS"] < end)].copy()
     t["TOPIC"] = t["TOPIC"].astype(int)
     g = t.groupby("TOPIC")
-    out = pd.DataFrame({"texts": g.size(), "reviews": g["KIND"].apply(lambda k: (k == "review").sum())})
+    out = pd.DataFrame(
+        {"texts": g.size(), "reviews": g["KIND"].apply(lambda k: (k == "review").sum())}
+    )
     out["share"] = out["texts"] / out["texts"].sum()
     out["calls"] = out["texts"] - out["reviews"]
     out["mean rating"] = g["RATING"].apply(lambda r: r.dropna().astype(float).mean())
-    recent_start, before_start = end - pd.Timedelta(days=recent_days), end - pd.Timedelta(days=2 * recent_days)
+    recent_start, before_start = (
+        end - pd.Timedelta(days=recent_days),
+        end - pd.Timedelta(days=2 * recent_days),
+    )
     recent = t[t["TS"] >= recent_start]["TOPIC"].value_counts(normalize=True)
-    before = t[(t["TS"] >= before_start) & (t["TS"] < recent_start)]["TOPIC"].value_counts(normalize=True)
-    out["trend (pp)"] = 100 * (recent.reindex(out.index).fillna(0) - before.reindex(out.index).fillna(0))
+    before = t[(t["TS"] >= before_start) & (t["TS"] < recent_start)]["TOPIC"].value_counts(
+        normalize=True
+    )
+    out["trend (pp)"] = 100 * (
+        recent.reindex(out.index).fillna(0) - before.reindex(out.index).fillna(0)
+    )
     return out.sort_index()
 
 
@@ -700,8 +709,10 @@ def topic_shares(assigned: pd.DataFrame, cutoff: dt.date, n_topics: int) -> pd.D
     t = assigned[assigned["TS"] < pd.Timestamp(cutoff)]
     counts = pd.crosstab(t["CUSTOMER_ID"], t["TOPIC"].fillna(0).astype(int))
     shares = counts.div(counts.sum(axis=1), axis=0)
-    return pd.DataFrame({f"TOPIC_SHARE_{k:02d}": shares[k] if k in shares else 0.0 for k in range(1, n_topics + 1)},
-                        index=shares.index)
+    return pd.DataFrame(
+        {f"TOPIC_SHARE_{k:02d}": shares[k] if k in shares else 0.0 for k in range(1, n_topics + 1)},
+        index=shares.index,
+    )
 
 
 # --------------------------------------------------------------------------- retention (issue 20)
@@ -715,8 +726,9 @@ def cohorts(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date, months: in
     last = as_of.year * 12 + as_of.month - 1
     c = cust.assign(COHORT=_month_no(cust["SIGNUP_DATE"]))
     c = c[(c["COHORT"] >= last - months) & (c["COHORT"] < last)]
-    o = orders[pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of)].merge(c[["CUSTOMER_ID", "COHORT"]],
-                                                                         on="CUSTOMER_ID")
+    o = orders[pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of)].merge(
+        c[["CUSTOMER_ID", "COHORT"]], on="CUSTOMER_ID"
+    )
     o = o.assign(M=_month_no(o["TS"]))
     o = o[(o["M"] >= o["COHORT"]) & (o["M"] < last)].assign(OFFSET=lambda d: d["M"] - d["COHORT"])
     rows = []
@@ -725,7 +737,9 @@ def cohorts(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date, months: in
         if mine.empty:
             rows.append((cohort, 0, len(members), 0, 0.0))
         for off, cell in mine.groupby("OFFSET"):
-            buyers = cell.loc[~cell["IS_RETURN"].fillna(False).astype(bool), "CUSTOMER_ID"].nunique()
+            buyers = cell.loc[
+                ~cell["IS_RETURN"].fillna(False).astype(bool), "CUSTOMER_ID"
+            ].nunique()
             rows.append((cohort, int(off), len(members), buyers, float(cell["ORDER_TOTAL"].sum())))
     out = pd.DataFrame(rows, columns=["cohort", "offset", "customers", "active", "revenue"])
     out["cohort"] = [dt.date(int(n) // 12, int(n) % 12 + 1, 1) for n in out["cohort"]]
@@ -744,18 +758,29 @@ def churn_rates(orders: pd.DataFrame, month_starts: list[dt.date], days: int) ->
         after = set(buys.loc[(ts >= m0) & (ts < m0 + h), "CUSTOMER_ID"])
         if before:
             rows[m] = (len(before), len(before - after), len(before - after) / len(before))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["active customers", "churned", "churn rate"])
+    return pd.DataFrame.from_dict(
+        rows, orient="index", columns=["active customers", "churned", "churn rate"]
+    )
 
 
 def repeat_purchase(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Per sign-up year and overall: customers, buyers, repeat buyers (2+ purchases before ``as_of``)."""
-    buys = orders[(pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of))
-                  & ~orders["IS_RETURN"].fillna(False).astype(bool)]
+    buys = orders[
+        (pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of))
+        & ~orders["IS_RETURN"].fillna(False).astype(bool)
+    ]
     n = buys.groupby("CUSTOMER_ID").size()
     c = cust[pd.to_datetime(cust["SIGNUP_DATE"]) < pd.Timestamp(as_of)].copy()
     c["N"] = c["CUSTOMER_ID"].map(n).fillna(0)
     c["YEAR"] = pd.to_datetime(c["SIGNUP_DATE"]).dt.year.astype(str)
-    out = pd.concat([c, c.assign(YEAR="all")]).groupby("YEAR").agg(
-        customers=("N", "size"), buyers=("N", lambda x: (x >= 1).sum()), repeat=("N", lambda x: (x >= 2).sum()))
+    out = (
+        pd.concat([c, c.assign(YEAR="all")])
+        .groupby("YEAR")
+        .agg(
+            customers=("N", "size"),
+            buyers=("N", lambda x: (x >= 1).sum()),
+            repeat=("N", lambda x: (x >= 2).sum()),
+        )
+    )
     out["repeat-purchase rate"] = out["repeat"] / out["buyers"]
     return out

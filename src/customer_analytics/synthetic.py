@@ -89,37 +89,91 @@ LAST = ("Müller", "Martin", "Smith", "de Vries", "Rossi", "Schmidt", "Dubois", 
 #: The planted themes of review and call texts: theme -> phrases ({p} = a product). The first
 #: phrase of ``damaged_parcel`` is the planted complaint; the others are its paraphrases.
 THEMES = {
-    "damaged_parcel": ("the parcel arrived broken", "the box was crushed and half the cookies were in pieces",
-                       "my package came damaged", "the cookies were smashed to crumbs in the post",
-                       "the tin was dented and everything inside was broken", "the parcel was torn open on arrival"),
-    "late_delivery": ("the delivery was two weeks late", "the courier was late again", "I am still waiting for my order",
-                      "the delivery was very slow", "it took far too long to arrive"),
-    "stale": ("the biscuits were dry and stale", "they tasted old and stale", "not fresh at all",
-              "hard as a rock", "they went stale after one day"),
-    "customer_service": ("customer service never answered", "nobody replied to my emails",
-                         "the support team was unhelpful", "I asked for a refund and heard nothing",
-                         "I was on hold for an hour"),
-    "price": ("too expensive for what you get", "ok for the price", "prices went up again",
-              "the postage is too expensive", "a bit pricey but fine"),
-    "taste": ("absolutely delicious {p}", "so tasty", "perfect with coffee", "the best cookies I have ever eaten",
-              "wonderful flavour"),
-    "gift": ("great gift, everyone loved it", "bought it as a birthday present", "the gift box looked beautiful",
-             "a perfect christmas present", "my friends loved this gift"),
-    "fast_delivery": ("fast delivery", "arrived quickly and well packed", "came the next day",
-                      "quick dispatch and careful packaging", "delivered on time"),
+    "damaged_parcel": (
+        "the parcel arrived broken",
+        "the box was crushed and half the cookies were in pieces",
+        "my package came damaged",
+        "the cookies were smashed to crumbs in the post",
+        "the tin was dented and everything inside was broken",
+        "the parcel was torn open on arrival",
+    ),
+    "late_delivery": (
+        "the delivery was two weeks late",
+        "the courier was late again",
+        "I am still waiting for my order",
+        "the delivery was very slow",
+        "it took far too long to arrive",
+    ),
+    "stale": (
+        "the biscuits were dry and stale",
+        "they tasted old and stale",
+        "not fresh at all",
+        "hard as a rock",
+        "they went stale after one day",
+    ),
+    "customer_service": (
+        "customer service never answered",
+        "nobody replied to my emails",
+        "the support team was unhelpful",
+        "I asked for a refund and heard nothing",
+        "I was on hold for an hour",
+    ),
+    "price": (
+        "too expensive for what you get",
+        "ok for the price",
+        "prices went up again",
+        "the postage is too expensive",
+        "a bit pricey but fine",
+    ),
+    "taste": (
+        "absolutely delicious {p}",
+        "so tasty",
+        "perfect with coffee",
+        "the best cookies I have ever eaten",
+        "wonderful flavour",
+    ),
+    "gift": (
+        "great gift, everyone loved it",
+        "bought it as a birthday present",
+        "the gift box looked beautiful",
+        "a perfect christmas present",
+        "my friends loved this gift",
+    ),
+    "fast_delivery": (
+        "fast delivery",
+        "arrived quickly and well packed",
+        "came the next day",
+        "quick dispatch and careful packaging",
+        "delivered on time",
+    ),
 }
 #: Which theme a review has, by the writer's mood (above 0.4 positive, below -0.4 negative).
 THEME_BY_MOOD = {
     "positive": {"taste": 0.45, "gift": 0.25, "fast_delivery": 0.3},
     "neutral": {"price": 0.4, "late_delivery": 0.2, "taste": 0.2, "fast_delivery": 0.2},
-    "negative": {"damaged_parcel": 0.3, "late_delivery": 0.2, "stale": 0.2, "customer_service": 0.15, "price": 0.15},
+    "negative": {
+        "damaged_parcel": 0.3,
+        "late_delivery": 0.2,
+        "stale": 0.2,
+        "customer_service": 0.15,
+        "price": 0.15,
+    },
 }
 #: Which theme a support call has (calls are mostly complaints).
-CALL_THEMES = {"damaged_parcel": 0.3, "late_delivery": 0.25, "customer_service": 0.2, "stale": 0.1, "gift": 0.1,
-               "price": 0.05}
+CALL_THEMES = {
+    "damaged_parcel": 0.3,
+    "late_delivery": 0.25,
+    "customer_service": 0.2,
+    "stale": 0.1,
+    "gift": 0.1,
+    "price": 0.05,
+}
 CALL_SHARE = 0.02  # orders followed by a support call
-GREETINGS = ("Hello, I am calling about my last order.", "Hi, this is about the order I placed last week.",
-             "Good morning, I have a question about my order.")
+GREETINGS = (
+    "Hello, I am calling about my last order.",
+    "Hi, this is about the order I placed last week.",
+    "Good morning, I have a question about my order.",
+)
 CLOSINGS = ("Can you help me?", "Thank you.", "Please call me back.")
 #: The shipped demo recordings (see :func:`render_demo_audio`).
 DEMO_AUDIO = audio.DEMO_AUDIO
@@ -202,21 +256,44 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
     first_line = np.searchsorted(line_order, r_order)
     r_prod = np.array(prod_names)[product[first_line]]
     order_product = np.array(prod_names)[product[np.searchsorted(line_order, np.arange(n_orders))]]
-    r_theme = _draw_themes(rng, np.where(mood > 0.4, "positive", np.where(mood < -0.4, "negative", "neutral")))
-    r_text = [_phrases(rng, t, pr, rng.integers(1, 4)) for t, pr in zip(r_theme, r_prod, strict=True)]
+    r_theme = _draw_themes(
+        rng, np.where(mood > 0.4, "positive", np.where(mood < -0.4, "negative", "neutral"))
+    )
+    r_text = [
+        _phrases(rng, t, pr, rng.integers(1, 4)) for t, pr in zip(r_theme, r_prod, strict=True)
+    ]
     calls = _calls(rng, cust, day, span, t0, order_product)
     return dict(
         customers=dict(
             customer_id=np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 6)),
-            first=rng.choice(FIRST, n), last=rng.choice(LAST, n),
-            signup=(t0 + (signup_day * 86400).astype("timedelta64[s]")).astype("datetime64[D]").astype(str),
-            country=country, channel=np.array(ch_names)[channel], birth_year=birth_year,
+            first=rng.choice(FIRST, n),
+            last=rng.choice(LAST, n),
+            signup=(t0 + (signup_day * 86400).astype("timedelta64[s]"))
+            .astype("datetime64[D]")
+            .astype(str),
+            country=country,
+            channel=np.array(ch_names)[channel],
+            birth_year=birth_year,
         ),
-        orders=dict(cust=cust, ts=ts.astype(str), coupon=coupon, express=express, ship_cost=ship_cost,
-                    country=country[cust], n_items=n_items),
+        orders=dict(
+            cust=cust,
+            ts=ts.astype(str),
+            coupon=coupon,
+            express=express,
+            ship_cost=ship_cost,
+            country=country[cust],
+            n_items=n_items,
+        ),
         lines=dict(product=np.array(prod_names)[product], quantity=quantity, unit_price=unit_price),
-        reviews=dict(cust=r_cust, ts=(t0 + (r_day * 86400).astype("timedelta64[s]")).astype(str),
-                     rating=np.where(rated, rating, 0), mood=mood, product=r_prod, theme=r_theme, text=r_text),
+        reviews=dict(
+            cust=r_cust,
+            ts=(t0 + (r_day * 86400).astype("timedelta64[s]")).astype(str),
+            rating=np.where(rated, rating, 0),
+            mood=mood,
+            product=r_prod,
+            theme=r_theme,
+            text=r_text,
+        ),
         calls=calls,
         rng=rng,
     )
@@ -229,7 +306,9 @@ def _draw_themes(rng: np.random.Generator, moods: np.ndarray) -> np.ndarray:
     for mood, probs in THEME_BY_MOOD.items():
         at = moods == mood
         cum = np.cumsum(list(probs.values()))
-        out[at] = np.array(list(probs))[np.searchsorted(cum / cum[-1], u[at], side="right").clip(max=len(cum) - 1)]
+        out[at] = np.array(list(probs))[
+            np.searchsorted(cum / cum[-1], u[at], side="right").clip(max=len(cum) - 1)
+        ]
     return out.astype(str)
 
 
@@ -243,12 +322,23 @@ def _phrases(rng: np.random.Generator, theme: str, product: str, k: int) -> str:
 
 def call_text(rng: np.random.Generator, theme: str, product: str) -> str:
     """A support-call transcript: greeting, one or two phrases of ``theme``, closing."""
-    return " ".join((GREETINGS[rng.integers(len(GREETINGS))], _phrases(rng, theme, product, rng.integers(1, 3)),
-                     CLOSINGS[rng.integers(len(CLOSINGS))]))
+    return " ".join(
+        (
+            GREETINGS[rng.integers(len(GREETINGS))],
+            _phrases(rng, theme, product, rng.integers(1, 3)),
+            CLOSINGS[rng.integers(len(CLOSINGS))],
+        )
+    )
 
 
-def _calls(rng: np.random.Generator, cust: np.ndarray, day: np.ndarray, span: float, t0: np.datetime64,
-           product: np.ndarray) -> dict:
+def _calls(
+    rng: np.random.Generator,
+    cust: np.ndarray,
+    day: np.ndarray,
+    span: float,
+    t0: np.datetime64,
+    product: np.ndarray,
+) -> dict:
     """Support calls after :data:`CALL_SHARE` of the orders (see the module doc), and which call each
     shipped demo recording is given to (``clip_call``: one call of the clip's theme each)."""
     at = np.flatnonzero(rng.random(cust.size) < CALL_SHARE)
@@ -256,14 +346,21 @@ def _calls(rng: np.random.Generator, cust: np.ndarray, day: np.ndarray, span: fl
     at, c_day = at[c_day < span], c_day[c_day < span]
     names = list(CALL_THEMES)
     cum = np.cumsum(list(CALL_THEMES.values()))
-    theme = np.array(names)[np.searchsorted(cum / cum[-1], rng.random(at.size), side="right").clip(max=len(names) - 1)]
+    theme = np.array(names)[
+        np.searchsorted(cum / cum[-1], rng.random(at.size), side="right").clip(max=len(names) - 1)
+    ]
     text = [call_text(rng, t, pr) for t, pr in zip(theme, product[at], strict=True)]
     clip_call = []
     for clip in demo_clips():
         free = np.flatnonzero((theme == clip["theme"]) & ~np.isin(np.arange(at.size), clip_call))
         clip_call.append(int(rng.choice(free)) if free.size else -1)
-    return dict(cust=cust[at], ts=(t0 + (c_day * 86400).astype("timedelta64[s]")).astype(str), theme=theme,
-                text=text, clip_call=np.array(clip_call, dtype=int))
+    return dict(
+        cust=cust[at],
+        ts=(t0 + (c_day * 86400).astype("timedelta64[s]")).astype(str),
+        theme=theme,
+        text=text,
+        clip_call=np.array(clip_call, dtype=int),
+    )
 
 
 def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> dict[str, int]:
@@ -309,8 +406,12 @@ def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> d
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     for name, path in tmp.items():
         path.replace(out / name)
-    counts = {"customers": len(cust_ids), "orders": int(o["cust"].size),
-              "order_lines": int(li["product"].size), "reviews": int(r["cust"].size)}
+    counts = {
+        "customers": len(cust_ids),
+        "orders": int(o["cust"].size),
+        "order_lines": int(li["product"].size),
+        "reviews": int(r["cust"].size),
+    }
     if calls:
         counts |= write_calls(data["calls"], cust_ids, out / "calls", audio_clips)
     return counts
@@ -321,17 +422,21 @@ def call_file_stem(customer_id: str, ts: str, k: int) -> str:
     return f"{customer_id}_{ts[:10]}_{k + 1:05d}"
 
 
-def write_calls(calls: dict, cust_ids: np.ndarray, folder: Path, audio_clips: int = 0) -> dict[str, int]:
+def write_calls(
+    calls: dict, cust_ids: np.ndarray, folder: Path, audio_clips: int = 0
+) -> dict[str, int]:
     """Write one transcript per call into ``folder`` (header lines ``customer_id`` and ``ts``), and the
     first ``audio_clips`` shipped recordings in place of the transcripts of their calls."""
     folder.mkdir(parents=True, exist_ok=True)
-    clips = demo_clips()[:max(audio_clips, 0)]
+    clips = demo_clips()[: max(audio_clips, 0)]
     audio = {int(k): c for k, c in zip(calls["clip_call"], clips, strict=False) if k >= 0}
     for k in range(calls["cust"].size):
         cid, ts = cust_ids[calls["cust"][k]], calls["ts"][k]
         stem = call_file_stem(cid, ts, k)
         if k in audio:
-            shutil.copyfile(DEMO_AUDIO / audio[k]["file"], folder / f"{stem}{Path(audio[k]['file']).suffix}")
+            shutil.copyfile(
+                DEMO_AUDIO / audio[k]["file"], folder / f"{stem}{Path(audio[k]['file']).suffix}"
+            )
             continue
         text = f"customer_id: {cid}\nts: {ts.replace('T', ' ')}\n\n{calls['text'][k]}\n"
         (folder / f"{stem}.txt").write_text(text, encoding="utf-8")
@@ -340,8 +445,16 @@ def write_calls(calls: dict, cust_ids: np.ndarray, folder: Path, audio_clips: in
 
 #: What the shipped demo recordings say: one call theme each, spoken by these espeak-ng voices (the two
 #: PocketSphinx understands best of the US-English ones tried) at 130 words per minute.
-DEMO_CLIP_THEMES = ("damaged_parcel", "late_delivery", "customer_service", "damaged_parcel", "stale", "gift",
-                    "late_delivery", "price")
+DEMO_CLIP_THEMES = (
+    "damaged_parcel",
+    "late_delivery",
+    "customer_service",
+    "damaged_parcel",
+    "stale",
+    "gift",
+    "late_delivery",
+    "price",
+)
 DEMO_VOICES = ("en-us+f2", "en-us+f5")
 
 
@@ -364,14 +477,24 @@ def render_demo_audio(out: Path = DEMO_AUDIO, seed: int = 2026) -> list[dict]:
         voice = DEMO_VOICES[k % len(DEMO_VOICES)]
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "clip.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", "130", "-w", str(wav), text], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", "130", "-w", str(wav), text],
+                check=True,
+                capture_output=True,
+            )
             x, rate = sf.read(str(wav), dtype="float64")
         y = audio.to_int16(audio.resample(x, rate))
         name = f"call_{k + 1:02d}.flac"
         sf.write(str(out / name), y, audio.RATE, format="FLAC", subtype="PCM_16")
-        manifest.append({"file": name, "theme": theme, "text": text, "voice": voice,
-                         "seconds": round(y.size / audio.RATE, 2)})
+        manifest.append(
+            {
+                "file": name,
+                "theme": theme,
+                "text": text,
+                "voice": voice,
+                "seconds": round(y.size / audio.RATE, 2),
+            }
+        )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
@@ -386,15 +509,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end", default="2026-11-01", help="first day not covered (exclusive)")
     ap.add_argument("--if-absent", action="store_true", help="do nothing when orders.jsonl already exists")
     ap.add_argument("--no-calls", action="store_true", help="write no support calls (calls/)")
-    ap.add_argument("--audio-clips", type=int, default=len(demo_clips()),
-                    help="shipped demo recordings given to calls (default: all of them)")
-    ap.add_argument("--render-demo-audio", action="store_true",
-                    help="maintainers: re-record the shipped demo calls with espeak-ng, then exit")
+    ap.add_argument(
+        "--audio-clips",
+        type=int,
+        default=len(demo_clips()),
+        help="shipped demo recordings given to calls (default: all of them)",
+    )
+    ap.add_argument(
+        "--render-demo-audio",
+        action="store_true",
+        help="maintainers: re-record the shipped demo calls with espeak-ng, then exit",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.render_demo_audio:
         clips = render_demo_audio()
-        log.info("wrote %d recordings (%.0f s) to %s", len(clips), sum(c["seconds"] for c in clips), DEMO_AUDIO)
+        log.info(
+            "wrote %d recordings (%.0f s) to %s",
+            len(clips),
+            sum(c["seconds"] for c in clips),
+            DEMO_AUDIO,
+        )
         return 0
     if a.if_absent and (a.out / "orders.jsonl").exists():
         log.info("demo data already in %s (delete it to regenerate)", a.out)
@@ -403,8 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--customers must be at least 1")
     dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end)
     started = time.perf_counter()
-    counts = write(generate(a.customers, a.seed, a.start, a.end), a.out, calls=not a.no_calls,
-                   audio_clips=a.audio_clips)
+    counts = write(
+        generate(a.customers, a.seed, a.start, a.end),
+        a.out,
+        calls=not a.no_calls,
+        audio_clips=a.audio_clips,
+    )
     log.info("wrote %s to %s in %.1f s", ", ".join(f"{v:,} {k}" for k, v in counts.items()), a.out,
              time.perf_counter() - started)
     return 0

@@ -30,22 +30,35 @@ class FeatureCheck:
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` without the topic-share columns unless they are kept."""
-        return frame if self.keep else frame.drop(columns=[c for c in self.columns if c in frame.columns])
+        return (
+            frame
+            if self.keep
+            else frame.drop(columns=[c for c in self.columns if c in frame.columns])
+        )
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({f"held-out spend {self.metric}": [self.with_topics, self.without_topics]},
-                            index=[f"{self.candidate} with topic shares", f"{self.candidate} without"])
+        return pd.DataFrame(
+            {f"held-out spend {self.metric}": [self.with_topics, self.without_topics]},
+            index=[f"{self.candidate} with topic shares", f"{self.candidate} without"],
+        )
 
     def sentence(self) -> str:
         if not self.columns:
             return "No topic-share features in this run (no topic model)."
         verdict = "**kept**: they improve" if self.keep else "**left out**: they do not improve"
-        return (f"The {len(self.columns)} topic-share features are {verdict} the held-out spend {self.metric} of "
-                f"{self.candidate} ({self.with_topics:.4g} with them, {self.without_topics:.4g} without).")
+        return (
+            f"The {len(self.columns)} topic-share features are {verdict} the held-out spend {self.metric} of "
+            f"{self.candidate} ({self.with_topics:.4g} with them, {self.without_topics:.4g} without)."
+        )
 
 
-def check(train: pd.DataFrame, holdout: pd.DataFrame, seed: int, metric: str,
-                  candidate: str = "random_forest") -> FeatureCheck:
+def check(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    metric: str,
+    candidate: str = "random_forest",
+) -> FeatureCheck:
     """Fit ``candidate`` with and without the ``TOPIC_SHARE_*`` columns on ``train`` and compare their
     spend ``metric`` on ``holdout``; the shares are kept only if they improve it.
 
@@ -58,9 +71,18 @@ def check(train: pd.DataFrame, holdout: pd.DataFrame, seed: int, metric: str,
     values = {}
     for name, frame in (("with", train), ("without", train.drop(columns=cols))):
         feats, targets = md.usable_features(frame)
-        model = md.candidates(feats, targets, seed)[candidate]().fit(frame[feats], frame[targets].astype(float))
-        values[name] = md.metrics(holdout[targets].to_numpy(dtype=float), md.predict(model, holdout, feats))[metric]
+        model = md.candidates(feats, targets, seed)[candidate]().fit(
+            frame[feats], frame[targets].astype(float)
+        )
+        values[name] = md.metrics(
+            holdout[targets].to_numpy(dtype=float), md.predict(model, holdout, feats)
+        )[metric]
     keep = md.is_better(values["with"], values["without"], metric)
-    log.info("topic shares %s: held-out %s %.4f with, %.4f without", "kept" if keep else "left out", metric,
-             values["with"], values["without"])
+    log.info(
+        "topic shares %s: held-out %s %.4f with, %.4f without",
+        "kept" if keep else "left out",
+        metric,
+        values["with"],
+        values["without"],
+    )
     return FeatureCheck(keep, candidate, metric, values["with"], values["without"], cols)

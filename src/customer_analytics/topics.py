@@ -74,8 +74,14 @@ class Tables:
     prefix: str
 
     def __getattr__(self, item: str) -> str:
-        names = {"weights": "EMBEDDING_WEIGHTS", "centroids": "TOPIC_CENTROIDS", "embeddings": "TEXT_EMBEDDINGS",
-                 "topics": "TEXT_TOPICS", "vectors": "TEXT_VECTORS", "words": "TOPIC_WORDS"}
+        names = {
+            "weights": "EMBEDDING_WEIGHTS",
+            "centroids": "TOPIC_CENTROIDS",
+            "embeddings": "TEXT_EMBEDDINGS",
+            "topics": "TEXT_TOPICS",
+            "vectors": "TEXT_VECTORS",
+            "words": "TOPIC_WORDS",
+        }
         if item not in names:
             raise AttributeError(item)
         return self.prefix + names[item]
@@ -118,13 +124,17 @@ class TopicModel:
         vocab = self.vectorizer.get_feature_names_out()
         w = self.svd.components_ * self.vectorizer.idf_[None, :]
         dims, toks = np.nonzero(w)
-        return pd.DataFrame({"TOKEN": vocab[toks], "DIM": dims.astype(int), "WEIGHT": w[dims, toks].astype(float)})
+        return pd.DataFrame(
+            {"TOKEN": vocab[toks], "DIM": dims.astype(int), "WEIGHT": w[dims, toks].astype(float)}
+        )
 
     def centroids(self) -> pd.DataFrame:
         """``TOPIC``, ``DIM``, ``VALUE``: the k-means centres (topics numbered from 1)."""
         c = self.kmeans.cluster_centers_
         topic, dim = np.meshgrid(np.arange(c.shape[0]), np.arange(c.shape[1]), indexing="ij")
-        return pd.DataFrame({"TOPIC": topic.ravel() + 1, "DIM": dim.ravel(), "VALUE": c.ravel().astype(float)})
+        return pd.DataFrame(
+            {"TOPIC": topic.ravel() + 1, "DIM": dim.ravel(), "VALUE": c.ravel().astype(float)}
+        )
 
     def predict(self, texts: pd.Series | list[str]) -> np.ndarray:
         """Topic (1..k) of each text on the client; 0 for a text with no known word."""
@@ -159,10 +169,15 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     Drawn in the warehouse (ordered by a seeded hash of the text's id), like the sentiment model's.
     """
     df = session.table(text.SOURCE_TABLE).filter(
-        F.col("TEXT").is_not_null() & (F.col("TS") < F.lit(dt.datetime.combine(before, dt.time()))))
+        F.col("TEXT").is_not_null() & (F.col("TS") < F.lit(dt.datetime.combine(before, dt.time())))
+    )
     order = F.abs(F.hash(text_id(), F.lit(seed))) % F.lit(1_000_000_007)
-    df = df.select(text_id().alias("TEXT_ID"), "TEXT", order.alias("_ORDER")).sort("_ORDER", "TEXT_ID")
-    out = wh.to_pandas(df.limit(max_rows), "topics:training_sample").sort_values(["_ORDER", "TEXT_ID"])
+    df = df.select(text_id().alias("TEXT_ID"), "TEXT", order.alias("_ORDER")).sort(
+        "_ORDER", "TEXT_ID"
+    )
+    out = wh.to_pandas(df.limit(max_rows), "topics:training_sample").sort_values(
+        ["_ORDER", "TEXT_ID"]
+    )
     return out["TEXT"].reset_index(drop=True)
 
 
@@ -172,12 +187,22 @@ def fit(texts: pd.Series, n_topics: int, seed: int, before: dt.date) -> TopicMod
     Returns a model without estimators (and a ``reason``) when there are too few texts or words.
     """
     if len(texts) < max(MIN_TEXTS, 3 * n_topics):
-        why = (f"only {len(texts)} texts were written before {before} (at least "
-               f"{max(MIN_TEXTS, 3 * n_topics)} are needed for {n_topics} topics)")
+        why = (
+            f"only {len(texts)} texts were written before {before} (at least "
+            f"{max(MIN_TEXTS, 3 * n_topics)} are needed for {n_topics} topics)"
+        )
         log.warning("no topic model: %s", why)
         return TopicModel(None, None, None, before, len(texts), why)
-    vec = TfidfVectorizer(binary=True, lowercase=True, token_pattern=text.TOKEN_PATTERN, stop_words="english",
-                          min_df=MIN_DF, max_df=MAX_DF, max_features=MAX_VOCABULARY, dtype=np.float64)
+    vec = TfidfVectorizer(
+        binary=True,
+        lowercase=True,
+        token_pattern=text.TOKEN_PATTERN,
+        stop_words="english",
+        min_df=MIN_DF,
+        max_df=MAX_DF,
+        max_features=MAX_VOCABULARY,
+        dtype=np.float64,
+    )
     try:
         x = vec.fit_transform(texts)
     except ValueError:  # no word left after the frequency limits
@@ -190,17 +215,30 @@ def fit(texts: pd.Series, n_topics: int, seed: int, before: dt.date) -> TopicMod
     e = normalize(svd.transform(x))
     km = _by_size(KMeans(n_topics, random_state=seed, n_init=10).fit(e[np.abs(e).sum(axis=1) > 0]))
     df = np.asarray((x > 0).sum(axis=0)).ravel()
-    log.info("topic model: %d texts, %d words, %d dimensions, %d topics", len(texts), x.shape[1],
-             svd.n_components, n_topics)
-    return TopicModel(vec, svd, km, before, len(texts),
-                      doc_freq={t: int(df[i]) for t, i in vec.vocabulary_.items()})
+    log.info(
+        "topic model: %d texts, %d words, %d dimensions, %d topics",
+        len(texts),
+        x.shape[1],
+        svd.n_components,
+        n_topics,
+    )
+    return TopicModel(
+        vec,
+        svd,
+        km,
+        before,
+        len(texts),
+        doc_freq={t: int(df[i]) for t, i in vec.vocabulary_.items()},
+    )
 
 
 def _by_size(km: KMeans) -> KMeans:
     """Renumber the clusters by decreasing size (ties: by centre), so that topic 1 is the largest and
     refits on similar data number similar topics alike (k-means' own order is arbitrary)."""
     sizes = np.bincount(km.labels_, minlength=km.n_clusters)
-    order = sorted(range(km.n_clusters), key=lambda k: (-sizes[k], tuple(np.round(km.cluster_centers_[k], 6))))
+    order = sorted(
+        range(km.n_clusters), key=lambda k: (-sizes[k], tuple(np.round(km.cluster_centers_[k], 6)))
+    )
     rank = np.empty(km.n_clusters, dtype=int)
     rank[order] = np.arange(km.n_clusters)
     km.cluster_centers_ = km.cluster_centers_[order]
@@ -213,8 +251,16 @@ def train(session: Session, before: dt.date, n_topics: int, seed: int, max_rows:
     return fit(training_sample(session, before, max_rows, seed), n_topics, seed, before)
 
 
-def build(session: Session, before: dt.date, n_topics: int, seed: int, max_rows: int,
-          staging_dir: Path | None = None, tables: Tables = SEARCH, vectors: bool = False) -> TopicModel:
+def build(
+    session: Session,
+    before: dt.date,
+    n_topics: int,
+    seed: int,
+    max_rows: int,
+    staging_dir: Path | None = None,
+    tables: Tables = SEARCH,
+    vectors: bool = False,
+) -> TopicModel:
     """Fit the model on texts before ``before``, then embed and assign every text in the warehouse.
 
     Writes ``tables``: weights, centroids, embeddings, topics and the topics' words (and, with
@@ -229,42 +275,81 @@ def build(session: Session, before: dt.date, n_topics: int, seed: int, max_rows:
             write_vectors(session, model, tables)
     else:
         texts = session.table(text.SOURCE_TABLE).filter(F.col("TEXT").is_not_null())
-        wh.replace_table(texts.select(text_id().alias("TEXT_ID"), "CUSTOMER_ID", "TS", text.kind_column(session)
-                                      .alias("KIND"), "RATING", F.lit(None).cast("int").alias("TOPIC")), tables.topics)
+        wh.replace_table(
+            texts.select(
+                text_id().alias("TEXT_ID"),
+                "CUSTOMER_ID",
+                "TS",
+                text.kind_column(session).alias("KIND"),
+                "RATING",
+                F.lit(None).cast("int").alias("TOPIC"),
+            ),
+            tables.topics,
+        )
     return model
 
 
-def embed_texts(session: Session, model: TopicModel, tables: Tables = SEARCH,
-                staging_dir: Path | None = None) -> str:
+def embed_texts(
+    session: Session, model: TopicModel, tables: Tables = SEARCH, staging_dir: Path | None = None
+) -> str:
     """``TEXT_EMBEDDINGS``: ``TEXT_ID``, ``DIM``, ``VALUE`` (unit length per text), computed in the warehouse."""
     weights = session.table(wh.write_pandas(session, model.weights(), tables.weights, staging_dir))
-    texts = session.table(text.SOURCE_TABLE).filter(F.col("TEXT").is_not_null()).select(
-        text_id().alias("TEXT_ID"), "TEXT")
-    raw = text.tokens(texts, ["TEXT_ID"]).join(weights, "TOKEN").group_by("TEXT_ID", "DIM").agg(
-        F.sum(F.col("WEIGHT")).alias("RAW"))
+    texts = (
+        session.table(text.SOURCE_TABLE)
+        .filter(F.col("TEXT").is_not_null())
+        .select(text_id().alias("TEXT_ID"), "TEXT")
+    )
+    raw = (
+        text.tokens(texts, ["TEXT_ID"])
+        .join(weights, "TOKEN")
+        .group_by("TEXT_ID", "DIM")
+        .agg(F.sum(F.col("WEIGHT")).alias("RAW"))
+    )
     norm = F.sqrt(F.sum(F.col("RAW") * F.col("RAW")).over(Window.partition_by(F.col("TEXT_ID"))))
     out = raw.select("TEXT_ID", "DIM", F.round(F.col("RAW") / norm, DECIMALS).alias("VALUE"))
     return wh.replace_table(out.filter(F.col("VALUE").is_not_null()), tables.embeddings)
 
 
-def assign_topics(session: Session, model: TopicModel, tables: Tables = SEARCH,
-                  staging_dir: Path | None = None) -> str:
+def assign_topics(
+    session: Session, model: TopicModel, tables: Tables = SEARCH, staging_dir: Path | None = None
+) -> str:
     """``TEXT_TOPICS``: every text with its key, kind, rating and nearest topic (1..k; null = no known word).
 
     Nearest centre by Euclidean distance, as k-means assigns: the largest
     ``embedding . centre - |centre|^2 / 2``, ties to the lower topic.
     """
     cent = session.table(wh.write_pandas(session, model.centroids(), tables.centroids, staging_dir))
-    bias = cent.group_by("TOPIC").agg((F.lit(-0.5) * F.sum(F.col("VALUE") * F.col("VALUE"))).alias("BIAS"))
+    bias = cent.group_by("TOPIC").agg(
+        (F.lit(-0.5) * F.sum(F.col("VALUE") * F.col("VALUE"))).alias("BIAS")
+    )
     emb = session.table(tables.embeddings)
-    score = (emb.join(cent.with_column_renamed("VALUE", "C"), "DIM").group_by("TEXT_ID", "TOPIC")
-             .agg(F.sum(F.col("VALUE") * F.col("C")).alias("DOT")).join(bias, "TOPIC")
-             .select("TEXT_ID", "TOPIC", F.round(F.col("DOT") + F.col("BIAS"), DECIMALS).alias("SCORE")))
-    best = Window.partition_by(F.col("TEXT_ID")).order_by(F.col("SCORE").desc(), F.col("TOPIC").asc())
-    nearest = score.select("TEXT_ID", "TOPIC", F.row_number().over(best).alias("_R")).filter(F.col("_R") == 1)
-    texts = session.table(text.SOURCE_TABLE).filter(F.col("TEXT").is_not_null()).select(
-        text_id().alias("TEXT_ID"), "CUSTOMER_ID", "TS", text.kind_column(session).alias("KIND"), "RATING")
-    out = texts.join(nearest.select("TEXT_ID", F.col("TOPIC").cast("int").alias("TOPIC")), "TEXT_ID", "left")
+    score = (
+        emb.join(cent.with_column_renamed("VALUE", "C"), "DIM")
+        .group_by("TEXT_ID", "TOPIC")
+        .agg(F.sum(F.col("VALUE") * F.col("C")).alias("DOT"))
+        .join(bias, "TOPIC")
+        .select("TEXT_ID", "TOPIC", F.round(F.col("DOT") + F.col("BIAS"), DECIMALS).alias("SCORE"))
+    )
+    best = Window.partition_by(F.col("TEXT_ID")).order_by(
+        F.col("SCORE").desc(), F.col("TOPIC").asc()
+    )
+    nearest = score.select("TEXT_ID", "TOPIC", F.row_number().over(best).alias("_R")).filter(
+        F.col("_R") == 1
+    )
+    texts = (
+        session.table(text.SOURCE_TABLE)
+        .filter(F.col("TEXT").is_not_null())
+        .select(
+            text_id().alias("TEXT_ID"),
+            "CUSTOMER_ID",
+            "TS",
+            text.kind_column(session).alias("KIND"),
+            "RATING",
+        )
+    )
+    out = texts.join(
+        nearest.select("TEXT_ID", F.col("TOPIC").cast("int").alias("TOPIC")), "TEXT_ID", "left"
+    )
     wh.write_pandas(session, words_frame(model), tables.words, staging_dir)
     return wh.replace_table(out.sort("TEXT_ID"), tables.topics)
 
@@ -272,15 +357,22 @@ def assign_topics(session: Session, model: TopicModel, tables: Tables = SEARCH,
 def words_frame(model: TopicModel) -> pd.DataFrame:
     """``TOPIC``, ``LABEL``, ``WORDS``: each topic's label and typical words (for reports and the CLI)."""
     words, labels = model.top_words(), model.labels()
-    return pd.DataFrame({"TOPIC": list(words), "LABEL": [labels[k] for k in words],
-                         "WORDS": [", ".join(w) for w in words.values()]})
+    return pd.DataFrame(
+        {
+            "TOPIC": list(words),
+            "LABEL": [labels[k] for k in words],
+            "WORDS": [", ".join(w) for w in words.values()],
+        }
+    )
 
 
 def vector_sql(tables: Tables, n_dims: int) -> str:
     """Snowflake: one ``VECTOR(FLOAT, n)`` per text from the long ``TEXT_EMBEDDINGS`` table."""
-    return (f"CREATE OR REPLACE TABLE {tables.vectors} AS SELECT TEXT_ID, "
-            f"ARRAY_AGG(VALUE) WITHIN GROUP (ORDER BY DIM)::VECTOR(FLOAT, {int(n_dims)}) AS EMBEDDING "
-            f"FROM {tables.embeddings} GROUP BY TEXT_ID")
+    return (
+        f"CREATE OR REPLACE TABLE {tables.vectors} AS SELECT TEXT_ID, "
+        f"ARRAY_AGG(VALUE) WITHIN GROUP (ORDER BY DIM)::VECTOR(FLOAT, {int(n_dims)}) AS EMBEDDING "
+        f"FROM {tables.embeddings} GROUP BY TEXT_ID"
+    )
 
 
 def write_vectors(session: Session, model: TopicModel, tables: Tables = SEARCH) -> str:
@@ -302,27 +394,42 @@ def query_vector(session: Session, query: str, tables: Tables = SEARCH) -> np.nd
         ValueError: no word of the query is known to the model.
     """
     toks = query_tokens(query)
-    rows = (session.table(tables.weights).filter(F.col("TOKEN").isin(toks)).group_by("DIM")
-            .agg(F.sum(F.col("WEIGHT")).alias("Q")).collect()) if toks else []
+    rows = (
+        (
+            session.table(tables.weights)
+            .filter(F.col("TOKEN").isin(toks))
+            .group_by("DIM")
+            .agg(F.sum(F.col("WEIGHT")).alias("Q"))
+            .collect()
+        )
+        if toks
+        else []
+    )
     n = session.table(tables.weights).agg(F.max(F.col("DIM")).alias("N")).collect()[0]["N"]
     q = np.zeros(int(n or 0) + 1)
     for r in rows:
         q[int(r["DIM"])] = float(r["Q"])
     norm = float(np.linalg.norm(q))
     if norm == 0:
-        raise ValueError("None of the query's words occurs in enough texts to be known to the topic model; "
-                         "try other words.")
+        raise ValueError(
+            "None of the query's words occurs in enough texts to be known to the topic model; "
+            "try other words."
+        )
     return q / norm
 
 
 def similarity_sql(tables: Tables, q: np.ndarray, n: int) -> str:
     """Snowflake: the ``n`` texts most similar to ``q`` with ``VECTOR_COSINE_SIMILARITY``."""
     literal = ", ".join(repr(float(v)) for v in q)
-    return (f"SELECT TEXT_ID, ROUND(VECTOR_COSINE_SIMILARITY(EMBEDDING, [{literal}]::VECTOR(FLOAT, {q.size})), "
-            f"{DECIMALS}) AS SIMILARITY FROM {tables.vectors} ORDER BY SIMILARITY DESC, TEXT_ID LIMIT {int(n)}")
+    return (
+        f"SELECT TEXT_ID, ROUND(VECTOR_COSINE_SIMILARITY(EMBEDDING, [{literal}]::VECTOR(FLOAT, {q.size})), "
+        f"{DECIMALS}) AS SIMILARITY FROM {tables.vectors} ORDER BY SIMILARITY DESC, TEXT_ID LIMIT {int(n)}"
+    )
 
 
-def similar(session: Session, query: str, n: int = 10, tables: Tables = SEARCH, vectors: bool = False) -> pd.DataFrame:
+def similar(
+    session: Session, query: str, n: int = 10, tables: Tables = SEARCH, vectors: bool = False
+) -> pd.DataFrame:
     """The ``n`` texts most similar to ``query``, most similar first, computed in the warehouse.
 
     Args:
@@ -339,13 +446,22 @@ def similar(session: Session, query: str, n: int = 10, tables: Tables = SEARCH, 
         weight = F.lit(0.0)
         for d in range(q.size - 1, -1, -1):
             weight = F.iff(F.col("DIM") == F.lit(d), F.lit(float(q[d])), weight)
-        sim = session.table(tables.embeddings).group_by("TEXT_ID").agg(
-            F.round(F.sum(F.col("VALUE") * weight), DECIMALS).alias("SIMILARITY"))
+        sim = (
+            session.table(tables.embeddings)
+            .group_by("TEXT_ID")
+            .agg(F.round(F.sum(F.col("VALUE") * weight), DECIMALS).alias("SIMILARITY"))
+        )
         top = sim.sort(F.col("SIMILARITY").desc(), F.col("TEXT_ID")).limit(n)
     texts = session.table(text.SOURCE_TABLE).select(text_id().alias("TEXT_ID"), "TEXT")
     info = session.table(tables.topics).select("TEXT_ID", "TS", "KIND", "RATING", "TOPIC")
-    df = top.join(info, "TEXT_ID").join(texts, "TEXT_ID").sort(F.col("SIMILARITY").desc(), F.col("TEXT_ID"))
-    out = wh.to_pandas(df.select("SIMILARITY", "TS", "KIND", "RATING", "TOPIC", "TEXT"), "topics:similar")
+    df = (
+        top.join(info, "TEXT_ID")
+        .join(texts, "TEXT_ID")
+        .sort(F.col("SIMILARITY").desc(), F.col("TEXT_ID"))
+    )
+    out = wh.to_pandas(
+        df.select("SIMILARITY", "TS", "KIND", "RATING", "TOPIC", "TEXT"), "topics:similar"
+    )
     out.columns = ["similarity", "date", "kind", "rating", "topic", "text"]
     out["date"] = pd.to_datetime(out["date"]).dt.date
     out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
@@ -361,9 +477,11 @@ def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd
     """
     end = dt.datetime.combine(as_of, dt.time())
     recent, before = end - dt.timedelta(days=RECENT_DAYS), end - dt.timedelta(days=2 * RECENT_DAYS)
-    t = session.table(tables.topics).filter(F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end)))
+    t = session.table(tables.topics).filter(
+        F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end))
+    )
     one, zero = F.lit(1), F.lit(0)
-    in_recent = (F.col("TS") >= F.lit(recent))
+    in_recent = F.col("TS") >= F.lit(recent)
     in_before = (F.col("TS") >= F.lit(before)) & ~in_recent
     agg = t.group_by("TOPIC").agg(
         F.count(one).alias("TEXTS"),
@@ -373,25 +491,43 @@ def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd
         F.sum(F.iff(in_recent, one, zero)).alias("RECENT"),
         F.sum(F.iff(in_before, one, zero)).alias("BEFORE"),
     )
-    out = wh.to_pandas(agg.join(session.table(tables.words), "TOPIC", "left").sort("TOPIC"), "topics:table")
+    out = wh.to_pandas(
+        agg.join(session.table(tables.words), "TOPIC", "left").sort("TOPIC"), "topics:table"
+    )
     out.columns = [c.lower() for c in out.columns]
     out = out.set_index("topic")
     total = out["texts"].sum()
-    shares = {k: out[k] / out[k].sum() if out[k].sum() else np.nan * out[k] for k in ("recent", "before")}
-    return pd.DataFrame({
-        "label": out["label"], "typical words": out["words"], "texts": out["texts"],
-        "share": out["texts"] / total if total else np.nan, "reviews": out["reviews"],
-        "calls": out["texts"] - out["reviews"], "mean rating": out["mean_rating"].astype(float),
-        "trend (pp)": 100 * (shares["recent"] - shares["before"]),
-    })
+    shares = {
+        k: out[k] / out[k].sum() if out[k].sum() else np.nan * out[k] for k in ("recent", "before")
+    }
+    return pd.DataFrame(
+        {
+            "label": out["label"],
+            "typical words": out["words"],
+            "texts": out["texts"],
+            "share": out["texts"] / total if total else np.nan,
+            "reviews": out["reviews"],
+            "calls": out["texts"] - out["reviews"],
+            "mean rating": out["mean_rating"].astype(float),
+            "trend (pp)": 100 * (shares["recent"] - shares["before"]),
+        }
+    )
 
 
 def monthly_shares(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd.DataFrame:
     """Share of each topic among the texts of each calendar month before ``as_of`` (rows: months)."""
     end = dt.datetime.combine(as_of, dt.time())
-    t = session.table(tables.topics).filter(F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end)))
-    df = t.group_by(F.date_trunc("month", F.col("TS")).alias("MONTH"), "TOPIC").agg(F.count(F.lit(1)).alias("N"))
-    out = wh.to_pandas(df, "topics:monthly").pivot(index="MONTH", columns="TOPIC", values="N").fillna(0)
+    t = session.table(tables.topics).filter(
+        F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end))
+    )
+    df = t.group_by(F.date_trunc("month", F.col("TS")).alias("MONTH"), "TOPIC").agg(
+        F.count(F.lit(1)).alias("N")
+    )
+    out = (
+        wh.to_pandas(df, "topics:monthly")
+        .pivot(index="MONTH", columns="TOPIC", values="N")
+        .fillna(0)
+    )
     out.index = pd.to_datetime(out.index)
     return out.div(out.sum(axis=1), axis=0).sort_index()
 
@@ -402,9 +538,11 @@ def summary_text(model: TopicModel, table: pd.DataFrame | None) -> str:
         return f"**No text topics** in this run: {model.reason}."
     top = table.sort_values("share", ascending=False).iloc[0]
     rising = table.sort_values("trend (pp)", ascending=False).iloc[0]
-    return (f"The {int(table['texts'].sum()):,} review and call texts fall into **{model.n_topics} topics**; the "
-            f"largest is *{top['label']}* ({top['share']:.0%} of the texts), and the one growing most over the "
-            f"last {RECENT_DAYS} days is *{rising['label']}* ({rising['trend (pp)']:+.1f} percentage points).")
+    return (
+        f"The {int(table['texts'].sum()):,} review and call texts fall into **{model.n_topics} topics**; the "
+        f"largest is *{top['label']}* ({top['share']:.0%} of the texts), and the one growing most over the "
+        f"last {RECENT_DAYS} days is *{rising['label']}* ({rising['trend (pp)']:+.1f} percentage points)."
+    )
 
 
 # --------------------------------------------------------------------------- features
@@ -413,7 +551,9 @@ def share_columns(n_topics: int) -> list[str]:
     return [f"{SHARE_PREFIX}{k:02d}" for k in range(1, n_topics + 1)]
 
 
-def customer_shares(session: Session, cuts: DataFrame, n_topics: int, tables: Tables = FEATURE) -> DataFrame:
+def customer_shares(
+    session: Session, cuts: DataFrame, n_topics: int, tables: Tables = FEATURE
+) -> DataFrame:
     """Per customer and cut-off: the share of their texts written before the cut-off in each topic.
 
     ``cuts`` is the feature stage's table of cut-offs (``CUTOFF``, ``T0`` = the cut-off as a
@@ -422,7 +562,9 @@ def customer_shares(session: Session, cuts: DataFrame, n_topics: int, tables: Ta
     t = session.table(tables.topics).select("CUSTOMER_ID", "TS", "TOPIC")
     rows = t.join(cuts.select("CUTOFF", "T0"), F.col("TS") < F.col("T0"))
     n = F.count(F.lit(1))
-    return rows.group_by("CUSTOMER_ID", "CUTOFF").agg(*[
-        (F.sum(F.iff(F.col("TOPIC") == F.lit(k), F.lit(1.0), F.lit(0.0))) / n).alias(c)
-        for k, c in enumerate(share_columns(n_topics), 1)])
-
+    return rows.group_by("CUSTOMER_ID", "CUTOFF").agg(
+        *[
+            (F.sum(F.iff(F.col("TOPIC") == F.lit(k), F.lit(1.0), F.lit(0.0))) / n).alias(c)
+            for k, c in enumerate(share_columns(n_topics), 1)
+        ]
+    )

@@ -258,8 +258,9 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
         path = data_dir / name
         # audio calls (customer_analytics.audio): recordings count as calls; settings for the transcriber
         status = "loaded" if readers.call_files(path) or audio.audio_files(path) else "missing"
-        return SourcePlan(src, name, path, "calls", status, declared=declared,
-                          settings=audio.settings(params))
+        return SourcePlan(
+            src, name, path, "calls", status, declared=declared, settings=audio.settings(params)
+        )
     path = contract.locate(data_dir, name) or data_dir / name
     if path.name != Path(name).name:
         log.warning("%s: not found; using %s instead", data_dir / name, path)
