@@ -1,5 +1,7 @@
-"""Audio support calls (issue 20): offline transcription, its rejections, cache and budget, the ingest's
-accounting and the 01 report's word error rate. Real recordings (the shipped demo clips), real decoders,
+"""Audio support calls (issue 20): offline transcription, its rejections, cache and budget, the
+ingest's
+accounting and the 01 report's word error rate. Real recordings (the shipped demo clips), real
+decoders,
 the real PocketSphinx model."""
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_params, outputs_text, run_interactively, scratch_project
 
+from conftest import make_params, outputs_text, run_interactively, scratch_project
 from customer_analytics import audio, contract, ingest, synthetic
 from customer_analytics import warehouse as wh
 
@@ -205,7 +207,8 @@ def test_every_audio_file_is_transcribed_into_the_calls_or_rejected_with_a_reaso
         [R.SILENT_AUDIO, R.UNREADABLE_AUDIO, R.UNREADABLE_AUDIO, R.UNKNOWN_CUSTOMER]
     )
     assert c.reasons == {R.SILENT_AUDIO: 1, R.UNREADABLE_AUDIO: 2, R.UNKNOWN_CUSTOMER: 1}
-    # RAW_CALLS keeps what the recording was (format, rate, duration), never a transcript of a rejected one
+    # RAW_CALLS keeps what the recording was (format, rate, duration), never a transcript of a
+    # rejected one
     raw = s.sql("SELECT RECORD FROM RAW_CALLS WHERE RECOGNIZER IS NOT NULL").to_pandas()
     assert raw["RECORD"].str.startswith("audio: ").all()
 

@@ -1,4 +1,5 @@
-"""Retention, churn and repeat purchase (issue 20): warehouse numbers against an independent pandas computation."""
+"""Retention, churn and repeat purchase (issue 20): warehouse numbers against an independent pandas
+computation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_params
 
+from conftest import make_params
 from customer_analytics import eda, ingest, plots, reference
 from customer_analytics import warehouse as wh
 
@@ -63,12 +64,15 @@ def test_churn_and_repeat_purchase_equal_pandas(session):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Four customers by hand: a return, a customer who never buys, orders in the run date's own month."""
+    """Four customers by hand: a return, a customer who never buys, orders in the run date's own
+    month."""
     raw = tmp_path_factory.mktemp("retention_raw")
     (raw / "customers.csv").write_text(
         "customer_id,name,email,signup_date,country,acquisition_channel,birth_year\n"
-        "A,x,x@example.com,2026-01-10,DE,organic,1980\nB,x,x@example.com,2026-01-20,DE,organic,1980\n"
-        "C,x,x@example.com,2026-01-25,DE,organic,1980\nD,x,x@example.com,2026-02-03,DE,organic,1980\n",
+        "A,x,x@example.com,2026-01-10,DE,organic,1980\n"
+        "B,x,x@example.com,2026-01-20,DE,organic,1980\n"
+        "C,x,x@example.com,2026-01-25,DE,organic,1980\n"
+        "D,x,x@example.com,2026-02-03,DE,organic,1980\n",
         encoding="utf-8",
     )
     orders = [

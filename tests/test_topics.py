@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlglot
-from conftest import make_params
 
+from conftest import make_params
 from customer_analytics import features, ingest, reference, synthetic, topics
 from customer_analytics import warehouse as wh
 
@@ -96,7 +96,8 @@ def test_the_planted_complaint_finds_its_paraphrases_above_unrelated_texts(demo)
     )
     unrelated = theme != "damaged_parcel"
     assert paraphrase.sum() >= 20  # texts of the complaint without a word of the query
-    # ranked above unrelated texts: a paraphrase beats a random unrelated text at least 90% of the time
+    # ranked above unrelated texts: a paraphrase beats a random unrelated text at least 90% of the
+    # time
     ranks = pd.Series(np.arange(len(found)), index=found.index)
     beats = (ranks[unrelated].to_numpy()[None, :] > ranks[paraphrase].to_numpy()[:, None]).mean()
     assert beats >= 0.9, beats

@@ -64,7 +64,8 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 class Recognizer(Protocol):
     """A speech recognizer: ``name`` (recognizer, version and model: part of the cache key) and
-    ``transcribe`` (16-bit mono :data:`RATE` Hz chunks -> text and a confidence in [0, 1] or None)."""
+    ``transcribe`` (16-bit mono :data:`RATE` Hz chunks -> text and a confidence in [0, 1] or
+    None)."""
 
     name: str
 
@@ -177,7 +178,8 @@ def info(path: Path) -> Info:
     """Format, sample rate, channels and duration of a recording.
 
     Raises:
-        AudioProblem: unreadable audio (not a recording libsndfile can read, or an unsupported rate).
+        AudioProblem: unreadable audio (not a recording libsndfile can read, or an unsupported
+        rate).
     """
     import soundfile as sf
 
@@ -262,7 +264,8 @@ class Result:
 
 @dataclasses.dataclass
 class Transcriber:
-    """Transcribes the recordings of one ingest run: cache first, then the recognizer within a budget.
+    """Transcribes the recordings of one ingest run: cache first, then the recognizer within a
+    budget.
 
     Attributes:
         spec: the recognizer (:func:`recognizer`), built only when a file is not in the cache.
@@ -292,7 +295,8 @@ class Transcriber:
         return self.cache_dir / key[:2] / f"{key}.json"
 
     def transcribe(self, path: Path, digest: str | None = None) -> Result:
-        """The transcript of one recording, from the cache or the recognizer (see the module doc)."""
+        """The transcript of one recording, from the cache or the recognizer (see the module
+        doc)."""
         digest = digest or file_digest(path)
         cached = self._read_cache(digest)
         if cached is not None:
@@ -308,7 +312,8 @@ class Transcriber:
                 None,
                 Reason.AUDIO_BUDGET,
                 f"{meta.seconds / 60:.1f} min of audio; "
-                f"{max(budget, 0) / 60:.1f} of max_audio_minutes {self.max_minutes:g} left in this run",
+                f"{max(budget, 0) / 60:.1f} of max_audio_minutes {self.max_minutes:g} left in this "
+                f"run",
                 self.spec,
                 seconds=meta.seconds,
             )
@@ -380,12 +385,14 @@ def file_digest(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- the ingest's hook
-#: Folder of cached transcripts, inside ``warehouse_dir`` (shared by every namespace: content-addressed).
+#: Folder of cached transcripts, inside ``warehouse_dir`` (shared by every namespace:
+# content-addressed).
 CACHE_FOLDER = "transcripts"
 
 
 def settings(params) -> dict:
-    """What the ingest's calls plan needs to build a :class:`Transcriber` (from the run's parameters)."""
+    """What the ingest's calls plan needs to build a :class:`Transcriber` (from the run's
+    parameters)."""
     return {
         "audio_recognizer": params.audio_recognizer,
         "max_audio_minutes": params.max_audio_minutes,
@@ -394,7 +401,8 @@ def settings(params) -> dict:
 
 
 def transcriber(plan_settings: dict) -> Transcriber:
-    """The :class:`Transcriber` of a calls plan's settings (:func:`settings`); defaults where absent."""
+    """The :class:`Transcriber` of a calls plan's settings (:func:`settings`); defaults where
+    absent."""
     return Transcriber(
         plan_settings.get("audio_recognizer", DEFAULT_RECOGNIZER),
         plan_settings.get("transcript_cache"),
@@ -405,7 +413,8 @@ def transcriber(plan_settings: dict) -> Transcriber:
 def staged_rows(
     folder: Path, prefix: str, transcriber: Transcriber, digest
 ) -> Iterator[tuple[tuple, int]]:
-    """One staged calls row per recording of ``folder`` (``readers.CALL_COLUMNS``), with the file's size.
+    """One staged calls row per recording of ``folder`` (``readers.CALL_COLUMNS``), with the file's
+    size.
 
     The customer and date come from the file name (as for a transcript without header lines);
     ``RECORD`` describes the recording (format, rate, channels, duration: nothing personal) or
@@ -478,7 +487,8 @@ DEMO_AUDIO = Path(__file__).with_name("demo_audio")
 
 
 def demo_clips() -> list[dict]:
-    """The shipped demo recordings: ``file``, ``theme``, ``text`` (what is said), ``voice``, ``seconds``."""
+    """The shipped demo recordings: ``file``, ``theme``, ``text`` (what is said), ``voice``,
+    ``seconds``."""
     manifest = DEMO_AUDIO / "manifest.json"
     return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
 
@@ -500,7 +510,8 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def word_error_rate(pairs: Iterable[tuple[str, str]]) -> tuple[float, int]:
-    """Corpus word error rate of ``(reference, hypothesis)`` pairs, and the number of reference words."""
+    """Corpus word error rate of ``(reference, hypothesis)`` pairs, and the number of reference
+    words."""
     errors = n = 0
     for ref, hyp in pairs:
         r = words(ref)
@@ -510,7 +521,8 @@ def word_error_rate(pairs: Iterable[tuple[str, str]]) -> tuple[float, int]:
 
 
 def demo_benchmark(transcriber: Transcriber) -> dict:
-    """Word error rate of ``transcriber``'s recognizer on the shipped demo recordings (their spoken text
+    """Word error rate of ``transcriber``'s recognizer on the shipped demo recordings (their spoken
+    text
     is known: ``demo_audio/manifest.json``). Cached like any recording, so the demo's own calls cost
     nothing here. Returns ``recognizer``, ``wer``, ``words``, ``clips``, ``seconds``."""
     clips = demo_clips()
@@ -526,7 +538,8 @@ def demo_benchmark(transcriber: Transcriber) -> dict:
 
 
 def calls_frame(session) -> pd.DataFrame:
-    """Per outcome of this run's audio calls (transcribed or the rejection reason): recordings, minutes and
+    """Per outcome of this run's audio calls (transcribed or the rejection reason): recordings,
+    minutes and
     mean confidence; from ``RAW_CALLS`` (aggregates only)."""
     import snowflake.snowpark.functions as F
 
@@ -558,7 +571,8 @@ def calls_frame(session) -> pd.DataFrame:
 
 
 def summarise(session, params) -> tuple[pd.DataFrame, dict | None]:
-    """The run's audio calls (:func:`calls_frame`) and, when there are any, the recognizer's word error
+    """The run's audio calls (:func:`calls_frame`) and, when there are any, the recognizer's word
+    error
     rate on the demo recordings (:func:`demo_benchmark`, with the run's recognizer and cache)."""
     frame = calls_frame(session)
     return frame, demo_benchmark(transcriber(settings(params))) if len(frame) else None
@@ -573,14 +587,19 @@ def report_note(frame: pd.DataFrame | None, bench: dict | None) -> str:
     n = int(frame["recordings"].sum())
     ok = int(frame["recordings"].get("transcribed", 0))
     out = (
-        f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', with "
+        f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', "
+        f"with "
         f"RECOGNIZER and CONFIDENCE), {n - ok:,} rejected with their reason (table below)."
     )
     if bench and bench["words"]:
         out += (
-            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on the "
-            f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} words, "
-            f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text (topics and "
-            "sentiment still see words such as *refund*, *late* or *broken*, but many words are wrong)."
+            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on "
+            f"the "
+            f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} "
+            f"words, "
+            f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text "
+            f"(topics and "
+            "sentiment still see words such as *refund*, *late* or *broken*, but many words are "
+            "wrong)."
         )
     return out

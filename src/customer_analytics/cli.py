@@ -6,7 +6,8 @@ Usage::
     customer-analytics score --run-date today          # re-score only: 05_batch_prediction with Papermill
     customer-analytics score --run-date today --ingest #   ... after loading the latest files (01_ingest)
     customer-analytics index                           # rebuild reports/index.html
-    customer-analytics similar "parcel arrived broken" # the review/call texts most like this one (-n 10)
+    customer-analytics similar "parcel arrived broken" # the review/call texts most like this one
+    (-n 10)
 
 Parameters are overridden with ``--set key=value`` (nested ones with dots:
 ``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON: ``--set 'columns={"orders": {...}}'``)
@@ -353,7 +354,8 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
-    """Print the ``n`` texts most similar to ``query`` in the run's search index (see :mod:`topics`):
+    """Print the ``n`` texts most similar to ``query`` in the run's search index (see
+    :mod:`topics`):
     similarity, date, kind, rating, topic and text, never who wrote it."""
     from customer_analytics import topics
     from customer_analytics import warehouse as wh
@@ -372,7 +374,8 @@ def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
             and wh.table_exists(session, topics.SEARCH.words)
         ):
             print(
-                f"No search index in {namespace.name}: run the pipeline first (02_eda builds it).",  # noqa: T201
+                f"No search index in {namespace.name}: run the pipeline first "
+                f"(02_eda builds it).",  # noqa: T201
                 file=sys.stderr,
             )
             return EXIT_FAILED

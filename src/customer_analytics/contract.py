@@ -310,7 +310,8 @@ REASONS: dict[str, str] = {
     "left of `max_audio_minutes` of new audio; a later run transcribes it (transcripts are cached)",
 }
 #: The reasons only audio calls can have.
-AUDIO_REASONS = (Reason.UNREADABLE_AUDIO, Reason.SILENT_AUDIO, Reason.NO_SPEECH, Reason.AUDIO_BUDGET)
+AUDIO_REASONS = (Reason.UNREADABLE_AUDIO, Reason.SILENT_AUDIO, Reason.NO_SPEECH,
+                 Reason.AUDIO_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -610,8 +611,8 @@ CALLS = Source(
     default_file="calls",
     formats=("txt", "audio"),
     required=False,
-    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; see *Audio calls*), "
-    "in the folder",
+    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; "
+    "see *Audio calls*), in the folder",
     when_absent="no call rows in CLEAN_REVIEWS",
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
@@ -687,7 +688,8 @@ def _source_section(src: Source) -> list[str]:
         "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
         "csv": "CSV (`.csv`)",
         "txt": "plain-text files (`.txt`), UTF-8",
-        "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline (see *Audio calls*)",
+        "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline "
+        "(see *Audio calls*)",
     }
     out = [
         f"### `{src.name}` — {'required' if src.required else 'optional'}",
@@ -880,11 +882,14 @@ def render_markdown() -> str:
         "transcribed offline by the `audio_recognizer` (default `pocketsphinx`: CMU PocketSphinx 5 "
         "with the US-English model in its wheel; or `package.module:factory` for your own, e.g. a "
         "local Whisper model). The customer and date come from the file name "
-        "(`<customer_id>_<YYYY-MM-DD>[_anything].<ext>`). A transcribed recording becomes a call row "
+        "(`<customer_id>_<YYYY-MM-DD>[_anything].<ext>`). A transcribed recording becomes a call "
+        "row "
         "of `CLEAN_REVIEWS` like a transcript, with `RECOGNIZER` (name, version, model) and "
         "`CONFIDENCE` (mean word posterior, 0-1; both null for typed texts); `RAW_CALLS.RECORD` "
-        "describes the recording (format, rate, channels, duration) and `AUDIO_SECONDS` its length. "
-        "A recording that cannot be used is rejected (field `audio`) as *unreadable audio*, *silent "
+        "describes the recording (format, rate, channels, duration) and `AUDIO_SECONDS` its "
+        "length. "
+        "A recording that cannot be used is rejected (field `audio`) as *unreadable audio*, "
+        "*silent "
         "audio*, *no speech recognised* or *over max_audio_minutes*; the usual checks (date, known "
         "customer) follow. Transcripts are cached by the file's content and the recognizer under "
         "`warehouse_dir/transcripts`, so a recording is transcribed once; at most "

@@ -104,7 +104,8 @@ MAX_MONTHS = 24
 
 
 def _month_number(col: Column) -> Column:
-    """Months since year 0 (year * 12 + month - 1): month arithmetic that means the same everywhere."""
+    """Months since year 0 (year * 12 + month - 1): month arithmetic that means the same
+    everywhere."""
     return F.year(col) * F.lit(12) + F.month(col) - F.lit(1)
 
 
@@ -183,7 +184,8 @@ def revenue_matrix(frame: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
 
 
 def churn_rates(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> pd.DataFrame:
-    """Monthly churn (see :data:`CHURN_DAYS`): per month start, the active base and the share that churned.
+    """Monthly churn (see :data:`CHURN_DAYS`): per month start, the active base and the share that
+    churned.
 
     Only months whose following :data:`CHURN_DAYS` end by ``as_of`` (fully observed) are shown.
     """
@@ -198,7 +200,8 @@ def churn_rates(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> p
     if not starts:
         return pd.DataFrame(columns=["active customers", "churned", "churn rate"])
     rows = " UNION ALL ".join(
-        f"SELECT CAST('{d.isoformat()}' AS DATE) AS MONTH, CAST('{d.isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M0, "
+        f"SELECT CAST('{d.isoformat()}' AS DATE) AS MONTH, CAST('{d.isoformat()} 00:00:00' AS "
+        f"TIMESTAMP_NTZ) AS M0, "
         f"CAST('{(d - h).isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M_BEFORE, "
         f"CAST('{(d + h).isoformat()} 00:00:00' AS TIMESTAMP_NTZ) AS M_AFTER"
         for d in sorted(starts)
@@ -238,8 +241,10 @@ def churn_rates(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> p
 
 
 def repeat_purchase(session: Session, as_of: dt.date) -> pd.DataFrame:
-    """Per sign-up year: customers, buyers (at least one purchase before ``as_of``), repeat buyers (two
-    or more) and the repeat-purchase rate (repeat buyers / buyers); the last row is every customer."""
+    """Per sign-up year: customers, buyers (at least one purchase before ``as_of``), repeat buyers
+    (two
+    or more) and the repeat-purchase rate (repeat buyers / buyers); the last row is every
+    customer."""
     per = (
         session.table("CLEAN_ORDERS")
         .filter((F.col("TS") < _as_of(as_of)) & ~F.coalesce(F.col("IS_RETURN"), F.lit(False)))
@@ -279,9 +284,13 @@ def retention_summary(retention: pd.DataFrame, churn: pd.DataFrame, repeat: pd.D
         else "not observable yet"
     )
     return (
-        f"A sign-up cohort's **retention** N months later is the share of its customers who bought in that "
-        f"month: on average {m1:.0%} one month and {m3:.0%} three months after signing up. A customer who "
-        f"bought in the {CHURN_DAYS} days before a month starts **churns** that month when they buy nothing in "
+        f"A sign-up cohort's **retention** N months later is the share of its customers who bought "
+        f"in that "
+        f"month: on average {m1:.0%} one month and {m3:.0%} three months after signing up. A "
+        f"customer who "
+        f"bought in the {CHURN_DAYS} days before a month starts **churns** that month when they "
+        f"buy nothing in "
         f"the next {CHURN_DAYS} days: {churn_text}. **Repeat purchase:** "
-        f"{repeat.loc['all', 'repeat-purchase rate']:.0%} of the customers who bought once bought again."
+        f"{repeat.loc['all', 'repeat-purchase rate']:.0%} of the customers who bought once bought "
+        f"again."
     )

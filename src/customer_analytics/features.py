@@ -234,7 +234,8 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         products: product types (one set of product columns each).
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
         topics: number of text topics: add each topic's share of the customer's texts
-            (:func:`customer_analytics.topics.customer_shares`, from ``FEATURE_TEXT_TOPICS``); 0 = none.
+            (:func:`customer_analytics.topics.customer_shares`, from ``FEATURE_TEXT_TOPICS``); 0 =
+            none.
 
     Returns:
         One row per customer: the columns of :func:`output_columns`.
@@ -243,7 +244,8 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
 
 
 def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
-                 sentiment: bool = False, roles: dict[dt.date, str] | None = None, topics: int = 0) -> DataFrame:
+                 sentiment: bool = False, roles: dict[dt.date, str] | None = None,
+                 topics: int = 0) -> DataFrame:
     """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
 
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
@@ -309,7 +311,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
     if roles:
         exprs["ROLE"] = F.col("ROLE")
-    fractional = set(FRACTIONAL) | {product_column("SHARE", p) for p in products} | set(tp.share_columns(topics))
+    fractional = (set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
+                  | set(tp.share_columns(topics)))
     return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
 
 
@@ -354,7 +357,8 @@ def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
     """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
     products = products_from_columns(columns)
     n_topics = sum(c.startswith(tp.SHARE_PREFIX) for c in columns)
-    feats = feature_columns(products, sentiment=all(c in columns for c in SENTIMENT), topics=n_topics)
+    sentiment = all(c in columns for c in SENTIMENT)
+    feats = feature_columns(products, sentiment=sentiment, topics=n_topics)
     return [c for c in feats if c in columns], label_columns(products)
 
 

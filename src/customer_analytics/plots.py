@@ -206,7 +206,8 @@ def cohort_heatmap(
     title: str = "Retention: share of each sign-up cohort buying N months later",
     percent: bool = True,
 ):
-    """Heat map of a cohort x months-since-sign-up table (unobserved cells blank), with the values written
+    """Heat map of a cohort x months-since-sign-up table (unobserved cells blank), with the values
+    written
     in the cells when the table is small enough to read them."""
     n_rows, n_cols = matrix.shape
     fig, ax = _figure(min(1.0 + 0.42 * max(n_cols, 1), 12), min(1.2 + 0.32 * max(n_rows, 1), 10))

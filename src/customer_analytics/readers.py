@@ -454,7 +454,8 @@ def read_calls(folder: Path, staged: Path, prefix: str, transcriber=None) -> Fil
             stats.count_error(row[3])
             stats.records += 1
             stats.bytes += size
-        # ---- hook: audio calls (customer_analytics.audio); one row per recording, like a transcript
+        # ---- hook: audio calls (customer_analytics.audio); one row per recording, like a
+        # transcript
         if transcriber is not None:
             from customer_analytics import audio
 

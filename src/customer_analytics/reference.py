@@ -722,7 +722,8 @@ def _month_no(ts: pd.Series) -> pd.Series:
 
 
 def cohorts(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date, months: int) -> pd.DataFrame:
-    """Cohort cells as :func:`customer_analytics.eda.cohort_frame` defines them, from CLEAN_ frames."""
+    """Cohort cells as :func:`customer_analytics.eda.cohort_frame` defines them, from CLEAN_
+    frames."""
     last = as_of.year * 12 + as_of.month - 1
     c = cust.assign(COHORT=_month_no(cust["SIGNUP_DATE"]))
     c = c[(c["COHORT"] >= last - months) & (c["COHORT"] < last)]
@@ -764,7 +765,8 @@ def churn_rates(orders: pd.DataFrame, month_starts: list[dt.date], days: int) ->
 
 
 def repeat_purchase(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
-    """Per sign-up year and overall: customers, buyers, repeat buyers (2+ purchases before ``as_of``)."""
+    """Per sign-up year and overall: customers, buyers, repeat buyers (2+ purchases before
+    ``as_of``)."""
     buys = orders[
         (pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of))
         & ~orders["IS_RETURN"].fillna(False).astype(bool)

@@ -1,4 +1,5 @@
-"""Seeded demo data for a cookie shop: customers (CSV), orders and reviews (JSON lines), support calls.
+"""Seeded demo data for a cookie shop: customers (CSV), orders and reviews (JSON lines), support
+calls.
 
 Usage::
 
@@ -339,7 +340,8 @@ def _calls(
     t0: np.datetime64,
     product: np.ndarray,
 ) -> dict:
-    """Support calls after :data:`CALL_SHARE` of the orders (see the module doc), and which call each
+    """Support calls after :data:`CALL_SHARE` of the orders (see the module doc), and which call
+    each
     shipped demo recording is given to (``clip_call``: one call of the clip's theme each)."""
     at = np.flatnonzero(rng.random(cust.size) < CALL_SHARE)
     c_day = day[at] + rng.uniform(1, 10, at.size)
@@ -364,12 +366,14 @@ def _calls(
 
 
 def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> dict[str, int]:
-    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row counts.
+    """Write ``customers.csv``, ``orders.jsonl`` and ``reviews.jsonl`` into ``out``; return row
+    counts.
 
     Args:
         calls: also write the support calls into ``out/calls`` (one ``.txt`` transcript each).
         audio_clips: with ``calls``, give this many of the shipped demo recordings to calls of their
-            theme (written as ``.flac`` instead of the call's transcript; at most the number shipped).
+            theme (written as ``.flac`` instead of the call's transcript; at most the number
+            shipped).
     """
     out.mkdir(parents=True, exist_ok=True)
     c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
@@ -425,7 +429,8 @@ def call_file_stem(customer_id: str, ts: str, k: int) -> str:
 def write_calls(
     calls: dict, cust_ids: np.ndarray, folder: Path, audio_clips: int = 0
 ) -> dict[str, int]:
-    """Write one transcript per call into ``folder`` (header lines ``customer_id`` and ``ts``), and the
+    """Write one transcript per call into ``folder`` (header lines ``customer_id`` and ``ts``), and
+    the
     first ``audio_clips`` shipped recordings in place of the transcripts of their calls."""
     folder.mkdir(parents=True, exist_ok=True)
     clips = demo_clips()[: max(audio_clips, 0)]
@@ -443,7 +448,8 @@ def write_calls(
     return {"calls": int(calls["cust"].size), "audio_calls": len(audio)}
 
 
-#: What the shipped demo recordings say: one call theme each, spoken by these espeak-ng voices (the two
+#: What the shipped demo recordings say: one call theme each, spoken by these espeak-ng voices (the
+# two
 #: PocketSphinx understands best of the US-English ones tried) at 130 words per minute.
 DEMO_CLIP_THEMES = (
     "damaged_parcel",

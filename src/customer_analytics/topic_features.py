@@ -47,8 +47,10 @@ class FeatureCheck:
             return "No topic-share features in this run (no topic model)."
         verdict = "**kept**: they improve" if self.keep else "**left out**: they do not improve"
         return (
-            f"The {len(self.columns)} topic-share features are {verdict} the held-out spend {self.metric} of "
-            f"{self.candidate} ({self.with_topics:.4g} with them, {self.without_topics:.4g} without)."
+            f"The {len(self.columns)} topic-share features are {verdict} the held-out spend "
+            f"{self.metric} of "
+            f"{self.candidate} ({self.with_topics:.4g} with them, {self.without_topics:.4g} "
+            f"without)."
         )
 
 
@@ -59,7 +61,8 @@ def check(
     metric: str,
     candidate: str = "random_forest",
 ) -> FeatureCheck:
-    """Fit ``candidate`` with and without the ``TOPIC_SHARE_*`` columns on ``train`` and compare their
+    """Fit ``candidate`` with and without the ``TOPIC_SHARE_*`` columns on ``train`` and compare
+    their
     spend ``metric`` on ``holdout``; the shares are kept only if they improve it.
 
     Call it in 04 right after loading the rows, then use ``check.apply(train)`` and

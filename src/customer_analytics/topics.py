@@ -69,7 +69,8 @@ SHARE_PREFIX = "TOPIC_SHARE_"
 
 @dataclasses.dataclass(frozen=True)
 class Tables:
-    """The warehouse tables of one topic model (prefix: '' for the EDA and search, FEATURE_ for 03)."""
+    """The warehouse tables of one topic model (prefix: '' for the EDA and search, FEATURE_ for
+    03)."""
 
     prefix: str
 
@@ -116,11 +117,13 @@ class TopicModel:
         return int(self.svd.n_components) if self.available else 0
 
     def embed(self, texts: pd.Series | list[str]) -> np.ndarray:
-        """Unit-length embeddings of ``texts`` on the client (zero rows for texts with no known word)."""
+        """Unit-length embeddings of ``texts`` on the client (zero rows for texts with no known
+        word)."""
         return normalize(self.svd.transform(self.vectorizer.transform(list(texts))))
 
     def weights(self) -> pd.DataFrame:
-        """``TOKEN``, ``DIM``, ``WEIGHT`` = idf(token) * SVD component (the pushed-down embedding)."""
+        """``TOKEN``, ``DIM``, ``WEIGHT`` = idf(token) * SVD component (the pushed-down
+        embedding)."""
         vocab = self.vectorizer.get_feature_names_out()
         w = self.svd.components_ * self.vectorizer.idf_[None, :]
         dims, toks = np.nonzero(w)
@@ -143,7 +146,8 @@ class TopicModel:
         return np.where(np.abs(e).sum(axis=1) > 0, out, 0)
 
     def top_words(self, n: int = TOP_WORDS) -> dict[int, list[str]]:
-        """The most typical words of each topic (those of at least :data:`REPORT_MIN_DOCS` texts)."""
+        """The most typical words of each topic (those of at least :data:`REPORT_MIN_DOCS`
+        texts)."""
         vocab = self.vectorizer.get_feature_names_out()
         common = np.array([self.doc_freq.get(t, 0) >= REPORT_MIN_DOCS for t in vocab])
         term = self.kmeans.cluster_centers_ @ self.svd.components_
@@ -233,7 +237,8 @@ def fit(texts: pd.Series, n_topics: int, seed: int, before: dt.date) -> TopicMod
 
 
 def _by_size(km: KMeans) -> KMeans:
-    """Renumber the clusters by decreasing size (ties: by centre), so that topic 1 is the largest and
+    """Renumber the clusters by decreasing size (ties: by centre), so that topic 1 is the largest
+    and
     refits on similar data number similar topics alike (k-means' own order is arbitrary)."""
     sizes = np.bincount(km.labels_, minlength=km.n_clusters)
     order = sorted(
@@ -292,7 +297,8 @@ def build(
 def embed_texts(
     session: Session, model: TopicModel, tables: Tables = SEARCH, staging_dir: Path | None = None
 ) -> str:
-    """``TEXT_EMBEDDINGS``: ``TEXT_ID``, ``DIM``, ``VALUE`` (unit length per text), computed in the warehouse."""
+    """``TEXT_EMBEDDINGS``: ``TEXT_ID``, ``DIM``, ``VALUE`` (unit length per text), computed in the
+    warehouse."""
     weights = session.table(wh.write_pandas(session, model.weights(), tables.weights, staging_dir))
     texts = (
         session.table(text.SOURCE_TABLE)
@@ -313,7 +319,8 @@ def embed_texts(
 def assign_topics(
     session: Session, model: TopicModel, tables: Tables = SEARCH, staging_dir: Path | None = None
 ) -> str:
-    """``TEXT_TOPICS``: every text with its key, kind, rating and nearest topic (1..k; null = no known word).
+    """``TEXT_TOPICS``: every text with its key, kind, rating and nearest topic (1..k; null = no
+    known word).
 
     Nearest centre by Euclidean distance, as k-means assigns: the largest
     ``embedding . centre - |centre|^2 / 2``, ties to the lower topic.
@@ -355,7 +362,8 @@ def assign_topics(
 
 
 def words_frame(model: TopicModel) -> pd.DataFrame:
-    """``TOPIC``, ``LABEL``, ``WORDS``: each topic's label and typical words (for reports and the CLI)."""
+    """``TOPIC``, ``LABEL``, ``WORDS``: each topic's label and typical words (for reports and the
+    CLI)."""
     words, labels = model.top_words(), model.labels()
     return pd.DataFrame(
         {
@@ -422,8 +430,10 @@ def similarity_sql(tables: Tables, q: np.ndarray, n: int) -> str:
     """Snowflake: the ``n`` texts most similar to ``q`` with ``VECTOR_COSINE_SIMILARITY``."""
     literal = ", ".join(repr(float(v)) for v in q)
     return (
-        f"SELECT TEXT_ID, ROUND(VECTOR_COSINE_SIMILARITY(EMBEDDING, [{literal}]::VECTOR(FLOAT, {q.size})), "
-        f"{DECIMALS}) AS SIMILARITY FROM {tables.vectors} ORDER BY SIMILARITY DESC, TEXT_ID LIMIT {int(n)}"
+        f"SELECT TEXT_ID, ROUND(VECTOR_COSINE_SIMILARITY(EMBEDDING, [{literal}]::VECTOR(FLOAT, "
+        f"{q.size})), "
+        f"{DECIMALS}) AS SIMILARITY FROM {tables.vectors} ORDER BY SIMILARITY DESC, TEXT_ID LIMIT "
+        f"{int(n)}"
     )
 
 
@@ -470,7 +480,8 @@ def similar(
 
 # --------------------------------------------------------------------------- topics in the EDA
 def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd.DataFrame:
-    """Per topic (aggregates only): label, words, texts, share, reviews, calls, mean rating and trend.
+    """Per topic (aggregates only): label, words, texts, share, reviews, calls, mean rating and
+    trend.
 
     ``trend (pp)`` is the topic's share of the texts written in the :data:`RECENT_DAYS` days before
     ``as_of`` minus its share in the same span before that, in percentage points.
@@ -515,7 +526,8 @@ def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd
 
 
 def monthly_shares(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd.DataFrame:
-    """Share of each topic among the texts of each calendar month before ``as_of`` (rows: months)."""
+    """Share of each topic among the texts of each calendar month before ``as_of`` (rows:
+    months)."""
     end = dt.datetime.combine(as_of, dt.time())
     t = session.table(tables.topics).filter(
         F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end))
@@ -539,9 +551,12 @@ def summary_text(model: TopicModel, table: pd.DataFrame | None) -> str:
     top = table.sort_values("share", ascending=False).iloc[0]
     rising = table.sort_values("trend (pp)", ascending=False).iloc[0]
     return (
-        f"The {int(table['texts'].sum()):,} review and call texts fall into **{model.n_topics} topics**; the "
-        f"largest is *{top['label']}* ({top['share']:.0%} of the texts), and the one growing most over the "
-        f"last {RECENT_DAYS} days is *{rising['label']}* ({rising['trend (pp)']:+.1f} percentage points)."
+        f"The {int(table['texts'].sum()):,} review and call texts fall into **{model.n_topics} "
+        f"topics**; the "
+        f"largest is *{top['label']}* ({top['share']:.0%} of the texts), and the one growing most "
+        f"over the "
+        f"last {RECENT_DAYS} days is *{rising['label']}* ({rising['trend (pp)']:+.1f} percentage "
+        f"points)."
     )
 
 

@@ -256,7 +256,8 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
         return SourcePlan(src, name, data_dir / name, None, "missing")
     if src is CALLS:
         path = data_dir / name
-        # audio calls (customer_analytics.audio): recordings count as calls; settings for the transcriber
+        # audio calls (customer_analytics.audio): recordings count as calls; settings for the
+        # transcriber
         status = "loaded" if readers.call_files(path) or audio.audio_files(path) else "missing"
         return SourcePlan(
             src, name, path, "calls", status, declared=declared, settings=audio.settings(params)
