@@ -213,6 +213,7 @@ def test_every_audio_file_is_transcribed_into_the_calls_or_rejected_with_a_reaso
     assert raw["RECORD"].str.startswith("audio: ").all()
 
 
+@pytest.mark.slow
 def test_the_01_report_states_the_recognizer_and_its_measured_word_error_rate(
     demo_with_audio, cache, tmp_path
 ):
