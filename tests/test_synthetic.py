@@ -43,11 +43,48 @@ def test_planted_structure_is_visible_in_the_data():
     channel = d["customers"]["channel"]
     # referral customers buy more often than social-media ones (channel effect)
     assert per_customer[channel == "referral"].mean() > 1.5 * per_customer[channel == "social"].mean()
-    # review wording follows sentiment: negative phrases go with low ratings
-    texts = synthetic._review_text(np.random.default_rng(0), d["reviews"]["mood"], d["reviews"]["product"])
-    rating = d["reviews"]["rating"]
-    neg = np.array(["broken" in t.lower() or "disappointed" in t.lower() for t in texts])
+    # review wording follows sentiment: the complaint themes go with low ratings
+    texts, rating = d["reviews"]["text"], d["reviews"]["rating"]
+    neg = np.array(
+        [
+            "broken" in t.lower() or "stale" in t.lower() or "never answered" in t.lower()
+            for t in texts
+        ]
+    )
+    assert neg.sum() > 50
     assert rating[(rating > 0) & neg].mean() < rating[(rating > 0) & ~neg].mean() - 1
+
+
+def test_every_text_carries_its_documented_theme():
+    d = synthetic.generate(2000, seed=4)
+    for part in (d["reviews"], d["calls"]):
+        assert len(part["text"]) == len(part["theme"]) > 20
+        for text, theme in zip(part["text"], part["theme"], strict=True):
+            phrases = [p.split("{p}")[0].lower() for p in synthetic.THEMES[theme]]
+            assert any(p in text.lower() for p in phrases), (theme, text)
+    # every planted theme appears, and the planted complaint itself
+    assert set(d["reviews"]["theme"]) == set(synthetic.THEMES)
+    assert any("the parcel arrived broken" in t.lower() for t in d["reviews"]["text"])
+
+
+def test_calls_and_audio_clips_are_written_with_the_contract_s_file_names(tmp_path):
+    d = synthetic.generate(2000, seed=4)
+    counts = synthetic.write(d, tmp_path, calls=True, audio_clips=3)
+    files = sorted((tmp_path / "calls").iterdir())
+    assert counts["calls"] == len(files) == len(d["calls"]["text"]) and counts["audio_calls"] == 3
+    audio = [f for f in files if f.suffix == ".flac"]
+    clips = synthetic.demo_clips()
+    assert len(audio) == 3 and {f.read_bytes() for f in audio} == {
+        (synthetic.DEMO_AUDIO / c["file"]).read_bytes() for c in clips[:3]
+    }
+    for k, clip in zip(d["calls"]["clip_call"][:3], clips[:3], strict=True):
+        assert (
+            d["calls"]["theme"][k] == clip["theme"]
+        )  # a recording is given to a call of its theme
+    first = next(f for f in files if f.suffix == ".txt").read_text(encoding="utf-8").splitlines()
+    assert (
+        first[0].startswith("customer_id: C") and first[1].startswith("ts: 20") and first[2] == ""
+    )
 
 
 def test_cli_if_absent_leaves_existing_data(tmp_path):

@@ -61,7 +61,7 @@ def test_tokenisation_in_the_warehouse_matches_sklearn_on_awkward_texts(session,
     scored = reviews[reviews["TEXT"].notna()]
     assert got["LINE_NO"].tolist() == scored["LINE_NO"].tolist()
     np.testing.assert_allclose(got["SENTIMENT_LOGIT"], model.pipeline.decision_function(scored["TEXT"]), atol=1e-9)
-    assert model.pipeline.decision_function(["love"])[0] > model.intercept  # the words really carry weight
+    assert model.pipeline.decision_function(["delicious"])[0] > model.intercept  # the words carry weight
 
 
 def test_out_of_time_accuracy_is_sklearns_accuracy_on_later_rated_reviews(built, ref_reviews, before):

@@ -6,6 +6,8 @@ Usage::
     customer-analytics score --run-date today          # re-score only: 05_batch_prediction with Papermill
     customer-analytics score --run-date today --ingest #   ... after loading the latest files (01_ingest)
     customer-analytics index                           # rebuild reports/index.html
+    customer-analytics similar "parcel arrived broken" # the review/call texts most like this one
+    (-n 10)
 
 Parameters are overridden with ``--set key=value`` (nested ones with dots:
 ``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON: ``--set 'columns={"orders": {...}}'``)
@@ -164,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(score)
     index = sub.add_parser("index", help="rebuild reports/index.html from the run folders")
     index.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. reports_dir=/share/reports")
+    similar = sub.add_parser(
+        "similar", help="the review and call texts most similar to a query (built by 02_eda)"
+    )
+    similar.add_argument("query", help='what to look for, e.g. "parcel arrived broken"')
+    similar.add_argument("-n", type=int, default=10, help="how many texts (default 10)")
+    similar.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the run whose texts to search (an experiment's parameters; default production)",
+    )
     return ap
 
 
@@ -326,6 +340,8 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
         return EXIT_OK
     if getattr(args, "dry_run", False):
         return _dry_run(root, values, params)
+    if args.command == "similar":
+        return similar_texts(args.query, args.n, params, root)
     namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
     folder = params.reports_dir / namespace.folder(params.run_date)
     kind = "pipeline" if args.command == "run" else "score"
@@ -359,6 +375,47 @@ def _dry_run(root: Path, values: dict[str, Any], params: config.Params) -> int:
         log.error("the local run behind the dry run failed: %s", reports.redact(result.output.strip().splitlines()[-1]
                                                                                    if result.output.strip() else ""))
     return EXIT_OK if result.returncode == 0 else EXIT_FAILED
+
+
+def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
+    """Print the ``n`` texts most similar to ``query`` in the run's search index (see
+    :mod:`topics`):
+    similarity, date, kind, rating, topic and text, never who wrote it."""
+    from customer_analytics import topics
+    from customer_analytics import warehouse as wh
+
+    if not query.strip() or n < 1:
+        raise UsageError("similar needs a non-empty query and -n of at least 1.")
+    namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
+    session = wh.connect(params)
+    try:
+        database, production_schema = wh.current_names(session)
+        schema = namespace.schema(production_schema)
+        if schema != production_schema:
+            wh.enter_schema(session, database, schema)
+        if not (
+            wh.table_exists(session, topics.SEARCH.embeddings)
+            and wh.table_exists(session, topics.SEARCH.words)
+        ):
+            print(
+                f"No search index in {namespace.name}: run the pipeline first "
+                f"(02_eda builds it).",  # noqa: T201
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        try:
+            found = topics.similar(session, query, n, vectors=not params.is_local)
+        except ValueError as e:
+            print(e, file=sys.stderr)  # noqa: T201
+            return EXIT_FAILED
+        labels = session.table(topics.SEARCH.words).to_pandas().set_index("TOPIC")["LABEL"]
+    finally:
+        session.close()
+    found["topic"] = found["topic"].map(labels).fillna("-")
+    found["rating"] = found["rating"].map(lambda r: "-" if r != r or r is None else f"{int(r)}")
+    found["text"] = found["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 120)
+    print(found.to_string(float_format=lambda x: f"{x:.3f}"))  # noqa: T201 - the command's output
+    return EXIT_OK
 
 
 def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params, namespace: runs.Namespace,

@@ -74,6 +74,9 @@ class Params:
     cv_folds: int = 3
     max_train_rows: int = 60_000
     text_max_rows: int = 20_000
+    text_topics: int = 8  # topics of the review/call texts (topics.py)
+    max_audio_minutes: float = 10.0  # new call audio transcribed per run at most (audio.py)
+    audio_recognizer: str = "pocketsphinx"  # or package.module:factory
     chunk_rows: int = 50_000
     freshness_tolerance_days: int = 1
     calibration_tolerance: float = 0.10

@@ -222,6 +222,11 @@ class Reason:
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
     DUPLICATE_LINE = "duplicate line (first kept)"
     UNKNOWN_CUSTOMER = "unknown customer_id"
+    # audio calls (customer_analytics.audio)
+    UNREADABLE_AUDIO = "unreadable audio"
+    SILENT_AUDIO = "silent audio"
+    NO_SPEECH = "no speech recognised"
+    AUDIO_BUDGET = "over max_audio_minutes"
 
 
 class Excluded:
@@ -297,7 +302,16 @@ REASONS: dict[str, str] = {
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
     "customers file is "
     "used): absent from that file, or its line there was rejected",
+    Reason.UNREADABLE_AUDIO: "a call recording the decoder cannot read (not WAV, FLAC, MP3 or Ogg "
+    "Vorbis, cut off or corrupt) or with a sample rate outside 8,000-192,000 Hz",
+    Reason.SILENT_AUDIO: "a call recording whose level stays below -50 dBFS, or shorter than 0.2 s",
+    Reason.NO_SPEECH: "a call recording in which the speech recognizer found no word",
+    Reason.AUDIO_BUDGET: "a call recording not transcribed in this run: it does not fit in what is "
+    "left of `max_audio_minutes` of new audio; a later run transcribes it (transcripts are cached)",
 }
+#: The reasons only audio calls can have.
+AUDIO_REASONS = (Reason.UNREADABLE_AUDIO, Reason.SILENT_AUDIO, Reason.NO_SPEECH,
+                 Reason.AUDIO_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -595,9 +609,10 @@ CALLS = Source(
     name="calls",
     setting="calls_dir",
     default_file="calls",
-    formats=("txt",),
+    formats=("txt", "audio"),
     required=False,
-    row="one transcript file `*.txt` in the folder",
+    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; "
+    "see *Audio calls*), in the folder",
     when_absent="no call rows in CLEAN_REVIEWS",
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
@@ -607,7 +622,8 @@ CALLS = Source(
             "id",
             "yes",
             "a header line `customer_id: …` (or `customer: …`) at the top of the "
-            "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`",
+            "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt` (a recording: "
+            "always the file name)",
             "CUSTOMER_ID",
             need="always",
         ),
@@ -624,7 +640,8 @@ CALLS = Source(
             "text",
             "yes",
             "the transcript: everything after the header lines (and the blank line "
-            "that ends them), or the whole file when it has no header",
+            "that ends them), or the whole file when it has no header; for a recording, "
+            "what the speech recognizer heard",
             "TEXT",
             need="always",
         ),
@@ -671,6 +688,8 @@ def _source_section(src: Source) -> list[str]:
         "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
         "csv": "CSV (`.csv`)",
         "txt": "plain-text files (`.txt`), UTF-8",
+        "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline "
+        "(see *Audio calls*)",
     }
     out = [
         f"### `{src.name}` — {'required' if src.required else 'optional'}",
@@ -854,6 +873,29 @@ def render_markdown() -> str:
         "key and `PRODUCT_NAME` the name; the table `PRODUCT_TYPES` documents the mapping (and the "
         "report lists "
         "what was renamed or grouped).",
+        "",
+        "## Audio calls",
+        "",
+        "A calls folder may hold recordings beside the transcripts: WAV, FLAC, MP3 or Ogg Vorbis "
+        "(`.wav`, `.flac`, `.mp3`, `.ogg`, any case), 8,000-192,000 Hz, any number of channels "
+        "(mixed down), 8 to 32-bit integer or float samples. Each is resampled to 16 kHz mono and "
+        "transcribed offline by the `audio_recognizer` (default `pocketsphinx`: CMU PocketSphinx 5 "
+        "with the US-English model in its wheel; or `package.module:factory` for your own, e.g. a "
+        "local Whisper model). The customer and date come from the file name "
+        "(`<customer_id>_<YYYY-MM-DD>[_anything].<ext>`). A transcribed recording becomes a call "
+        "row "
+        "of `CLEAN_REVIEWS` like a transcript, with `RECOGNIZER` (name, version, model) and "
+        "`CONFIDENCE` (mean word posterior, 0-1; both null for typed texts); `RAW_CALLS.RECORD` "
+        "describes the recording (format, rate, channels, duration) and `AUDIO_SECONDS` its "
+        "length. "
+        "A recording that cannot be used is rejected (field `audio`) as *unreadable audio*, "
+        "*silent "
+        "audio*, *no speech recognised* or *over max_audio_minutes*; the usual checks (date, known "
+        "customer) follow. Transcripts are cached by the file's content and the recognizer under "
+        "`warehouse_dir/transcripts`, so a recording is transcribed once; at most "
+        "`max_audio_minutes` of new audio is transcribed per run, the rest by later runs. "
+        "Accuracy: the `01_ingest` report gives the recognizer's word error rate measured on the "
+        "shipped demo recordings.",
         "",
         "## Freshness",
         "",

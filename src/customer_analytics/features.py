@@ -60,6 +60,7 @@ from snowflake.snowpark.window import Window
 
 from customer_analytics import btyd, text
 from customer_analytics import portable as pt
+from customer_analytics import topics as tp
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
@@ -386,7 +387,7 @@ def btyd_table(
 
 
 def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
-                sentiment: bool = False, btyd_staging: Path | None = None) -> DataFrame:
+                sentiment: bool = False, btyd_staging: Path | None = None, topics: int = 0) -> DataFrame:
     """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
 
     Args:
@@ -397,6 +398,9 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
         btyd_staging: fit the BTYD models as of ``cutoff`` (staging folder for the upload) and
             add their outputs; ``None`` = no BTYD outputs.
+        topics: number of text topics: add each topic's share of the customer's texts
+            (:func:`customer_analytics.topics.customer_shares`, from ``FEATURE_TEXT_TOPICS``); 0 =
+            none.
 
     Returns:
         One row per customer: the columns of :func:`output_columns`.
@@ -410,12 +414,12 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
             btyd_staging,
             wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"),
         )
-    return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table)
+    return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table, topics=topics)
 
 
 def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
                  sentiment: bool = False, roles: dict[dt.date, str] | None = None,
-                 btyd_table: str | None = None) -> DataFrame:
+                 btyd_table: str | None = None, topics: int = 0) -> DataFrame:
     """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
 
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
@@ -436,6 +440,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
         df = df.join(session.table(btyd_table).select(KEY, "CUTOFF", *BTYD_OUTPUTS), BY, "left")
     if sentiment:
         df = df.join(_sentiment_aggregates(session, cuts), BY, "left")
+    if topics:
+        df = df.join(tp.customer_shares(session, cuts, topics), BY, "left")
 
     def zero(name: str) -> Column:
         return F.coalesce(F.col(name), F.lit(0))
@@ -476,6 +482,7 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     if sentiment:
         exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
                       "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
+    exprs.update({c: zero(c) for c in tp.share_columns(topics)})  # no text before the cut-off: 0
     total_qty = zero("QTY_TOTAL")
     for p in products:
         q = product_column("QTY", p)
@@ -486,18 +493,19 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
     if roles:
         exprs["ROLE"] = F.col("ROLE")
-    fractional = (set(FRACTIONAL) | {product_column("SHARE", p) for p in products}) & set(exprs)
+    fractional = (set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
+                  | set(tp.share_columns(topics))) & set(exprs)
     return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
 
 
 def output_columns(
-    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False, topics: int = 0
 ) -> list[str]:
     """The columns of :func:`features_at`, in order."""
     outlook = [c for c in BTYD_OUTPUTS if c not in BTYD_INPUTS] if btyd_outputs else []
     return (
         [KEY, "CUTOFF"]
-        + feature_columns(products, sentiment, btyd_outputs)
+        + feature_columns(products, sentiment, btyd_outputs, topics)
         + outlook
         + label_columns(products)
     )
@@ -509,6 +517,7 @@ def build(
     products: list[str] | None = None,
     sentiment: bool = False,
     btyd_outputs: bool = True,
+    topics: int = 0,
 ) -> str:
     """Write FEATURES: one block per cut-off, with ``ROLE`` = train / holdout / score.
 
@@ -526,7 +535,7 @@ def build(
         table, fitted = btyd_table(session, list(roles), params.horizon_days, staging)
         wh.write_pandas(session, fitted, BTYD_PARAMS, staging)
     df = features_for(
-        session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table
+        session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table, topics=topics
     )
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
@@ -538,11 +547,11 @@ def label_columns(products: list[str]) -> list[str]:
 
 
 def feature_columns(
-    products: list[str], sentiment: bool = False, btyd_outputs: bool = False
+    products: list[str], sentiment: bool = False, btyd_outputs: bool = False, topics: int = 0
 ) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
     return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
-            + (BTYD_INPUTS if btyd_outputs else [])
+            + (BTYD_INPUTS if btyd_outputs else []) + tp.share_columns(topics)
             + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
 
 
@@ -553,6 +562,7 @@ def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
         products,
         sentiment=all(c in columns for c in SENTIMENT),
         btyd_outputs=all(c in columns for c in BTYD_OUTPUTS),
+        topics=sum(c.startswith(tp.SHARE_PREFIX) for c in columns),
     )
     return [c for c in feats if c in columns], label_columns(products)
 
@@ -607,6 +617,7 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
     """The feature groups and how many columns each has in FEATURES (for the report)."""
     feats, _ = model_columns(columns)
     rows = {g: [c for c in cols if c in feats] for g, cols in GROUPS.items()}
+    rows["text topics"] = [c for c in feats if c.startswith(tp.SHARE_PREFIX)]
     rows["per product type"] = [c for c in feats if c.startswith(tuple(f"{p}_" for p in PRODUCT_PREFIXES))]
     return pd.DataFrame({"columns": [len(v) for v in rows.values()],
                          "examples": [", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()]},

@@ -346,6 +346,17 @@ def customer_attributes(name: str, raw: Any) -> dict[str, str]:
     return out
 
 
+_RECOGNIZER = re.compile(r"^(pocketsphinx|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+
+
+def recognizer_spec(name: str, value: Any) -> str:
+    """``pocketsphinx`` or ``package.module:factory`` (see :mod:`customer_analytics.audio`)."""
+    if not isinstance(value, str) or not _RECOGNIZER.match(value.strip()):
+        raise ConfigError(f"Parameter '{name}' must be 'pocketsphinx' or 'package.module:factory' "
+                          f"(a callable returning a recognizer), got {_short(value)!r}.")
+    return value.strip()
+
+
 def short_text_or_none(limit: int) -> Check:
     def check(name: str, value: Any) -> str | None:
         if _null_text(value):
@@ -438,7 +449,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("cv_folds", 3, "time-based CV: validate on each of the last cv_folds training cut-offs",
               integer(1, 12), ("04_model_comparison",), identity=True, label=lambda v: f"{v} CV folds"),
     Parameter("seed", 42, "seed of every random choice", integer(0, 2**31 - 1),
-              ("03_features", "04_model_comparison"), identity=True, label=lambda v: f"seed {v}"),
+              ("02_eda", "03_features", "04_model_comparison"), identity=True,
+              label=lambda v: f"seed {v}"),
     Parameter("sample", 1.0, "fraction of customers (by id hash) for fast iterations",
               number(0.0001, 1.0), _INGEST, identity=True, label=lambda v: f"{_percent(float(v))} sample"),
     Parameter("new_customer_days", 30, '"new" = signed up within this many days of run_date',
@@ -458,11 +470,16 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_train_rows", 60000, "cap on training rows per fit (seeded sample in the warehouse)",
               integer(1000, 10_000_000), ("04_model_comparison",), identity=True,
               label=lambda v: f"max {int(v):,} training rows"),
-    Parameter("text_max_rows", 20000, "cap on rated reviews pulled to train the text sentiment model",
-              integer(100, 1_000_000), ("03_features",), identity=True,
+    Parameter("text_max_rows", 20000,
+              "cap on texts pulled to train the text sentiment and topic models",
+              integer(100, 1_000_000), ("02_eda", "03_features"), identity=True,
               label=lambda v: f"max {int(v):,} text rows"),
     Parameter("freshness_tolerance_days", 1, "days run_date may lie after the last order before every report "
               "warns (and 04 stops: its held-out window would be partly empty)", integer(0, 366), ALL),
+    Parameter("text_topics", 8,
+              "topics the review and call texts are grouped into (02 report, 03 features)",
+              integer(2, 50), ("02_eda", "03_features"), identity=True,
+              label=lambda v: f"{v} text topics"),
     Parameter("chunk_rows", 50000, "customers scored per chunk pulled to the client (05)",
               integer(1, 10_000_000), ("05_batch_prediction",)),
     # the input files (inside data_dir); an optional one set to null is not used
@@ -478,6 +495,15 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("calls_dir", contract.CALLS.default_file, "optional folder of support-call transcripts (*.txt)",
               file_name(optional=True), _INGEST, identity=True,
               label=lambda v: f"calls from {v}" if v else "no calls"),
+    Parameter("max_audio_minutes", 10,
+              "audio calls: minutes of new recordings transcribed per run at most "
+              "(transcripts are cached; the rest waits for the next run)",
+              number(0.0, 100_000.0), _INGEST, identity=True,
+              label=lambda v: f"max {float(v):g} audio min"),
+    Parameter("audio_recognizer", "pocketsphinx",
+              "speech recognizer for audio calls: pocketsphinx (offline, model in its wheel) "
+              "or package.module:factory", recognizer_spec, _INGEST, identity=True,
+              label=lambda v: f"recognizer {v}"),
     Parameter("columns", _default_columns(), "your column names where they differ from the contract's "
               "(field: your column; null = the contract's name)", column_mapping, _INGEST, identity=True,
               label=lambda v: "own column mapping"),

@@ -223,3 +223,57 @@ def calibration(
     ax.legend(fontsize=8)
     fig.set_layout_engine("tight")
     return fig
+
+
+def cohort_heatmap(
+    matrix: pd.DataFrame,
+    title: str = "Retention: share of each sign-up cohort buying N months later",
+    percent: bool = True,
+):
+    """Heat map of a cohort x months-since-sign-up table (unobserved cells blank), with the values
+    written
+    in the cells when the table is small enough to read them."""
+    n_rows, n_cols = matrix.shape
+    fig, ax = _figure(min(1.0 + 0.42 * max(n_cols, 1), 12), min(1.2 + 0.32 * max(n_rows, 1), 10))
+    values = np.ma.masked_invalid(matrix.to_numpy(dtype=float))
+    image = ax.imshow(values, aspect="auto", cmap="YlOrBr", interpolation="nearest")
+    ax.grid(False)
+    ax.set_xticks(range(n_cols), [str(c) for c in matrix.columns], fontsize=7)
+    ax.set_yticks(range(n_rows), [f"{pd.Timestamp(i):%Y-%m}" for i in matrix.index], fontsize=7)
+    ax.set_xlabel(matrix.columns.name or "")
+    ax.set_ylabel(matrix.index.name or "")
+    if n_rows * n_cols <= 400:
+        top = float(values.max()) if values.count() else 0.0
+        for (r, c), v in np.ndenumerate(matrix.to_numpy(dtype=float)):
+            if np.isfinite(v):
+                ax.text(
+                    c,
+                    r,
+                    f"{100 * v:.0f}" if percent else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if v > 0.6 * top else "black",
+                )
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="share (%)" if percent else "")
+    ax.set_title(title)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def lines(
+    frame: pd.DataFrame, title: str, ylabel: str, percent: bool = False, labels: dict | None = None
+):
+    """One line per column of ``frame`` over its index (e.g. months)."""
+    fig, ax = _figure(8, 3.5)
+    x = pd.to_datetime(pd.Series(frame.index))
+    for col in frame.columns:
+        y = frame[col].to_numpy(dtype=float) * (100 if percent else 1)
+        ax.plot(x, y, marker="o", ms=3, label=str((labels or {}).get(col, col)))
+    ax.set_ylabel(ylabel + (" (%)" if percent else ""))
+    ax.set_title(title)
+    if len(frame.columns) > 1:
+        ax.legend(fontsize=7, ncol=2)
+    fig.autofmt_xdate()
+    fig.set_layout_engine("tight")
+    return fig

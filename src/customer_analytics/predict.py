@@ -130,6 +130,7 @@ def _base_features(session: Session, params: Params, features: list[str]) -> Dat
     sentiment = any(
         c in ft.SENTIMENT for c in features
     )  # scores of every text are in TEXT_SENTIMENT
+    n_topics = sum(c.startswith(ft.tp.SHARE_PREFIX) for c in features)
     return ft.features_at(
         session,
         params.run_date,
@@ -137,6 +138,7 @@ def _base_features(session: Session, params: Params, features: list[str]) -> Dat
         products,
         sentiment=sentiment,
         btyd_staging=params.warehouse_dir / "staging",
+        topics=n_topics,
     )
 
 

@@ -426,10 +426,18 @@ def parse_call(text: str, file_name: str) -> tuple[str | None, str | None, str]:
     return cid or None, ts or None, body
 
 
-def read_calls(folder: Path, staged: Path, prefix: str) -> FileStats:
-    """Stage a folder of call transcripts: one row per file, with CUSTOMER_ID, TS and TEXT columns."""
+#: Columns of a staged calls folder after BASE_COLUMNS (the last three are set for recordings only).
+CALL_COLUMNS = ("CUSTOMER_ID", "TS", "TEXT", "RECOGNIZER", "CONFIDENCE", "AUDIO_SECONDS")
+
+
+def read_calls(folder: Path, staged: Path, prefix: str, transcriber=None) -> FileStats:
+    """Stage a folder of call transcripts: one row per file, with the :data:`CALL_COLUMNS`.
+
+    Args:
+        transcriber: an :class:`audio.Transcriber`; recordings are read only when one is given.
+    """
     stats, digest = FileStats(folder, "txt", staged), hashlib.sha256()
-    with _Writer(staged, BASE_COLUMNS + ("CUSTOMER_ID", "TS", "TEXT")) as out:
+    with _Writer(staged, BASE_COLUMNS + CALL_COLUMNS) as out:
         for path in call_files(folder):
             name = f"{prefix}/{path.name}"
             size = path.stat().st_size
@@ -442,10 +450,21 @@ def read_calls(folder: Path, staged: Path, prefix: str) -> FileStats:
                 raw = path.read_bytes()
                 digest.update(raw)
                 row = _call_row(raw, name)
-            out.add(row)
+            out.add(row + (None, None, None))
             stats.count_error(row[3])
             stats.records += 1
             stats.bytes += size
+        # ---- hook: audio calls (customer_analytics.audio); one row per recording, like a
+        # transcript
+        if transcriber is not None:
+            from customer_analytics import audio
+
+            for row, size in audio.staged_rows(folder, prefix, transcriber, digest):
+                out.add(row)
+                stats.count_error(row[3])
+                stats.records += 1
+                stats.bytes += size
+        # ---- end of hook
     stats.sha256 = digest.hexdigest()
     return stats
 

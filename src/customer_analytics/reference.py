@@ -722,3 +722,120 @@ def btyd_summary(past_orders: pd.DataFrame, c0: pd.Timestamp) -> pd.DataFrame:
     out["RECENCY_OVER_AGE"] = (c0 - last).dt.days / age
     out["PURCHASE_DAYS_PER_30D"] = n * 30.0 / age
     return out.astype(float)
+
+
+# --------------------------------------------------------------------------- topics (issue 20)
+def topic_table(assigned: pd.DataFrame, as_of: dt.date, recent_days: int) -> pd.DataFrame:
+    """Per topic: texts, share, reviews, calls, mean rating and trend, from one row per text.
+
+    Args:
+        assigned: ``TEXT_TOPICS`` rows (``TS``, ``KIND``, ``RATING``, ``TOPIC``).
+        recent_days: the trend compares the share over the last ``recent_days`` before ``as_of``
+            with the share over the same span before that (percentage points).
+    """
+    end = pd.Timestamp(as_of)
+    t = assigned[assigned["TOPIC"].notna() & (assigned["TS"] < end)].copy()
+    t["TOPIC"] = t["TOPIC"].astype(int)
+    g = t.groupby("TOPIC")
+    out = pd.DataFrame(
+        {"texts": g.size(), "reviews": g["KIND"].apply(lambda k: (k == "review").sum())}
+    )
+    out["share"] = out["texts"] / out["texts"].sum()
+    out["calls"] = out["texts"] - out["reviews"]
+    out["mean rating"] = g["RATING"].apply(lambda r: r.dropna().astype(float).mean())
+    recent_start, before_start = (
+        end - pd.Timedelta(days=recent_days),
+        end - pd.Timedelta(days=2 * recent_days),
+    )
+    recent = t[t["TS"] >= recent_start]["TOPIC"].value_counts(normalize=True)
+    before = t[(t["TS"] >= before_start) & (t["TS"] < recent_start)]["TOPIC"].value_counts(
+        normalize=True
+    )
+    out["trend (pp)"] = 100 * (
+        recent.reindex(out.index).fillna(0) - before.reindex(out.index).fillna(0)
+    )
+    return out.sort_index()
+
+
+def topic_shares(assigned: pd.DataFrame, cutoff: dt.date, n_topics: int) -> pd.DataFrame:
+    """Per customer with a text before ``cutoff``: the share of those texts in each topic."""
+    t = assigned[assigned["TS"] < pd.Timestamp(cutoff)]
+    counts = pd.crosstab(t["CUSTOMER_ID"], t["TOPIC"].fillna(0).astype(int))
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    return pd.DataFrame(
+        {f"TOPIC_SHARE_{k:02d}": shares[k] if k in shares else 0.0 for k in range(1, n_topics + 1)},
+        index=shares.index,
+    )
+
+
+# --------------------------------------------------------------------------- retention (issue 20)
+def _month_no(ts: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(ts)
+    return ts.dt.year * 12 + ts.dt.month - 1
+
+
+def cohorts(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date, months: int) -> pd.DataFrame:
+    """Cohort cells as :func:`customer_analytics.eda.cohort_frame` defines them, from CLEAN_
+    frames."""
+    last = as_of.year * 12 + as_of.month - 1
+    c = cust.assign(COHORT=_month_no(cust["SIGNUP_DATE"]))
+    c = c[(c["COHORT"] >= last - months) & (c["COHORT"] < last)]
+    o = orders[pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of)].merge(
+        c[["CUSTOMER_ID", "COHORT"]], on="CUSTOMER_ID"
+    )
+    o = o.assign(M=_month_no(o["TS"]))
+    o = o[(o["M"] >= o["COHORT"]) & (o["M"] < last)].assign(OFFSET=lambda d: d["M"] - d["COHORT"])
+    rows = []
+    for cohort, members in c.groupby("COHORT"):
+        mine = o[o["COHORT"] == cohort]
+        if mine.empty:
+            rows.append((cohort, 0, len(members), 0, 0.0))
+        for off, cell in mine.groupby("OFFSET"):
+            buyers = cell.loc[
+                ~cell["IS_RETURN"].fillna(False).astype(bool), "CUSTOMER_ID"
+            ].nunique()
+            rows.append((cohort, int(off), len(members), buyers, float(cell["ORDER_TOTAL"].sum())))
+    out = pd.DataFrame(rows, columns=["cohort", "offset", "customers", "active", "revenue"])
+    out["cohort"] = [dt.date(int(n) // 12, int(n) % 12 + 1, 1) for n in out["cohort"]]
+    return out.sort_values(["cohort", "offset"]).reset_index(drop=True)
+
+
+def churn_rates(orders: pd.DataFrame, month_starts: list[dt.date], days: int) -> pd.DataFrame:
+    """Per month start: customers who bought in the ``days`` before it, and the share of them who
+    bought nothing in the ``days`` from it."""
+    buys = orders[~orders["IS_RETURN"].fillna(False).astype(bool)]
+    ts = pd.to_datetime(buys["TS"])
+    rows = {}
+    for m in month_starts:
+        m0, h = pd.Timestamp(m), pd.Timedelta(days=days)
+        before = set(buys.loc[(ts >= m0 - h) & (ts < m0), "CUSTOMER_ID"])
+        after = set(buys.loc[(ts >= m0) & (ts < m0 + h), "CUSTOMER_ID"])
+        if before:
+            rows[m] = (len(before), len(before - after), len(before - after) / len(before))
+    return pd.DataFrame.from_dict(
+        rows, orient="index", columns=["active customers", "churned", "churn rate"]
+    )
+
+
+def repeat_purchase(cust: pd.DataFrame, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Per sign-up year and overall: customers, buyers, repeat buyers (2+ purchases before
+    ``as_of``)."""
+    buys = orders[
+        (pd.to_datetime(orders["TS"]) < pd.Timestamp(as_of))
+        & ~orders["IS_RETURN"].fillna(False).astype(bool)
+    ]
+    n = buys.groupby("CUSTOMER_ID").size()
+    c = cust[pd.to_datetime(cust["SIGNUP_DATE"]) < pd.Timestamp(as_of)].copy()
+    c["N"] = c["CUSTOMER_ID"].map(n).fillna(0)
+    c["YEAR"] = pd.to_datetime(c["SIGNUP_DATE"]).dt.year.astype(str)
+    out = (
+        pd.concat([c, c.assign(YEAR="all")])
+        .groupby("YEAR")
+        .agg(
+            customers=("N", "size"),
+            buyers=("N", lambda x: (x >= 1).sum()),
+            repeat=("N", lambda x: (x >= 2).sum()),
+        )
+    )
+    out["repeat-purchase rate"] = out["repeat"] / out["buyers"]
+    return out

@@ -55,7 +55,8 @@ CLEAN_COLUMNS = {
         "ITEM_NO",
         "SOURCE_FILE",
     ],
-    "REVIEWS": ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"],
+    "REVIEWS": ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE",
+                "RECOGNIZER", "CONFIDENCE"],
 }
 CLEAN_TYPES = {
     "CUSTOMER_ID": "VARCHAR",
@@ -77,6 +78,8 @@ CLEAN_TYPES = {
     "RATING": "INT",
     "TEXT": "VARCHAR",
     "KIND": "VARCHAR",
+    "RECOGNIZER": "VARCHAR",
+    "CONFIDENCE": "DOUBLE",
     "IS_RETURN": "BOOLEAN",
     "PRODUCT_NAME": "VARCHAR",
 }

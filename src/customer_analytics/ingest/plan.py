@@ -12,7 +12,7 @@ from pathlib import Path
 
 from snowflake.snowpark import Session
 
-from customer_analytics import contract, readers
+from customer_analytics import audio, contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params, check_identifier
 from customer_analytics.contract import CALLS, Source
@@ -31,6 +31,7 @@ def load_raw_file(
     source_file: str | None = None,
     columns: dict[str, str] | None = None,
     items: tuple[str, str] | None = None,
+    transcriber=None,
 ) -> readers.FileStats:
     """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
     parsed away.
@@ -47,6 +48,7 @@ def load_raw_file(
         columns: CSV only: contract field -> expected column name.
         items: JSON lines only: ``(key path of the items list, table)``: each element is also loaded
             into that table, one row each (``readers.ITEM_COLUMNS``).
+        transcriber: calls only: an :class:`audio.Transcriber` for the folder's recordings.
 
     Returns:
         The reader's statistics; ``records`` equals the rows loaded (checked).
@@ -65,7 +67,7 @@ def load_raw_file(
         elif fmt == "csv":
             stats = readers.read_csv(path, staged, name, columns or {})
         elif fmt == "calls":
-            stats = readers.read_calls(path, staged, name)
+            stats = readers.read_calls(path, staged, name, transcriber)
         else:
             raise ValueError(f"unknown format {fmt!r}")
         loaded = wh.load_staged(session, staged, table)
@@ -254,8 +256,12 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
         return SourcePlan(src, name, data_dir / name, None, "missing")
     if src is CALLS:
         path = data_dir / name
-        status = "loaded" if readers.call_files(path) else "missing"
-        return SourcePlan(src, name, path, "calls", status, declared=declared)
+        # audio calls (customer_analytics.audio): recordings count as calls; settings for the
+        # transcriber
+        status = "loaded" if readers.call_files(path) or audio.audio_files(path) else "missing"
+        return SourcePlan(
+            src, name, path, "calls", status, declared=declared, settings=audio.settings(params)
+        )
     path = contract.locate(data_dir, name) or data_dir / name
     if path.name != Path(name).name:
         log.warning("%s: not found; using %s instead", data_dir / name, path)

@@ -16,7 +16,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
-from customer_analytics import contract, readers
+from customer_analytics import audio, contract, readers
 from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Excluded, Reason
@@ -89,6 +89,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         source_file=plan.name,
         columns=wanted,
         items=items,
+        transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
     )
     raw = session.table(table)
     return raw, list(raw.columns)
@@ -491,6 +492,8 @@ def stage_reviews(
             _ok_or_null(F.col("N_RATING"), "double").cast("int").alias("RATING"),
             F.col("S_TEXT").alias("TEXT"),
             F.lit("review").alias("KIND"),
+            F.lit(None).cast("string").alias("RECOGNIZER"),
+            F.lit(None).cast("double").alias("CONFIDENCE"),
         ),
         "STAGE_REVIEWS_C",
     )
@@ -515,9 +518,10 @@ def stage_calls(
     customers: DataFrame | None,
 ) -> str:
     """STAGE_CALLS: every transcript as a review row (KIND 'call', RATING null) with
-    FIELD/REASON/VALUE."""
+    FIELD/REASON/VALUE; a transcribed recording also has RECOGNIZER and CONFIDENCE."""
     names = list(contract.CALLS.field_names)
-    f = ck.text_fields(raw, plan, names, raw_columns)
+    # audio calls (customer_analytics.audio): the recognizer and its confidence ride along
+    f = ck.text_fields(raw, plan, names + ["recognizer", "confidence"], raw_columns)
     present = {n: True for n in names}
     checked = ck.with_reason(
         ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)),
@@ -531,6 +535,8 @@ def stage_calls(
             F.lit(None).cast("int").alias("RATING"),
             F.col("S_TEXT").alias("TEXT"),
             F.lit("call").alias("KIND"),
+            F.col("S_RECOGNIZER").alias("RECOGNIZER"),
+            F.col("S_CONFIDENCE").cast("double").alias("CONFIDENCE"),
         ),
         "STAGE_CALLS_C",
     )
