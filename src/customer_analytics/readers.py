@@ -282,7 +282,7 @@ def _legacy(head: bytes, name: str) -> Sniffed | None:
     good = sum(1 for ch in decoded if ord(ch) > 0x7F and ch != "\ufffd")
     if bad >= 3 and good == 0:
         return Sniffed("legacy", f"is not UTF-8: {bad} byte sequences in its first "
-                       f"{len(text) // 1024 or 1} KB are not UTF-8 and none is; it looks like "
+                       f"{len(text):,} bytes are not UTF-8 and none is; it looks like "
                        "an 8-bit encoding such as Windows-1252 or ISO-8859-1 (Latin-1)",
                        _iconv("WINDOWS-1252", name))
     return None
