@@ -299,7 +299,8 @@ REASONS: dict[str, str] = {
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside "
     "quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
-    Reason.NOT_A_VALUE: "JSON lines: an object `{…}` or a list `[…]` where one value is expected, "
+    Reason.NOT_A_VALUE: "JSON lines: an object `{…}` or a list `[…]` where one value is "
+    "expected, "
     "or `true`/`false` where an id, a date or a number is expected (text fields such as "
     "`cancelled` take `true`/`false` as text)",
     Reason.INVISIBLE_IN_ID: "an id holds a control character (tab, line break, …), a zero-width "
@@ -635,7 +636,9 @@ CALLS = Source(
     default_file="calls",
     formats=("txt",),
     required=False,
-    row="one transcript file `*.txt` in the folder",
+    row="one transcript file `*.txt` (any case) in the folder itself. Every other entry is not "
+    "read and is counted by reason in the 01 report and the log, never named: hidden files, "
+    "sub-folders (not entered), compressed files, documents, audio, other extensions",
     when_absent="no call rows in CLEAN_REVIEWS",
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
@@ -683,7 +686,9 @@ SKIP_FOLDER = "a sub-folder (transcripts are read from the calls folder itself, 
 SKIP_COMPRESSED = "compressed: unpack it into the calls folder"
 SKIP_DOCUMENT = "a document: save the transcript as plain text (.txt, UTF-8)"
 SKIP_MEDIA = "audio or video: transcribe it into a .txt file first"
-SKIP_TEXT = "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
+SKIP_TEXT = (
+    "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
+)
 SKIP_OTHER = "not a .txt file"
 #: File name endings of each kind of skipped entry (compared in lower case).
 SKIP_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -767,12 +772,22 @@ def render_markdown() -> str:
         "",
         "## General rules",
         "",
-        "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
+        "- **Encoding**: UTF-8 (a byte-order mark is allowed, also at the start of a line of files "
+        "joined together). Line endings: `\\n` or `\\r\\n`, mixed or not; a line break inside a "
+        "quoted CSV field is kept exactly as in the file. A file in UTF-16 or UTF-32, in an 8-bit "
+        "encoding (Windows-1252, Latin-1), with lines ending in a carriage return alone, or that "
+        "is "
+        "an archive, a document, an image or other binary data stops the run with what it is and "
+        "how to re-export it.",
+        "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "
+        "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
+        "a "
+        "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
         '- **CSV**: comma-separated, first line = header, fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
-        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is "
-        "used); "
+        "case-insensitively, ignoring surrounding spaces; a column the run reads that the header "
+        "names twice stops the run (which one holds the field would be a guess); "
         "columns not in the contract are ignored (they are kept "
         "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
         "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one "
@@ -1043,7 +1058,12 @@ def render_markdown() -> str:
         "is replaced (the previous tables stay as they were) — when:",
         "",
         "- `data_dir` or the orders file does not exist;",
-        "- a file that exists is empty (0 bytes), or a CSV has a header but no record;",
+        "- a file that exists is empty (0 bytes) or holds only blank lines, or a CSV has a header "
+        "but no record;",
+        "- a file is not UTF-8 text with LF or CRLF lines (see *Encoding*), lies outside "
+        "`data_dir`, is not a regular file, or changes while it is read;",
+        "- a CSV names a column the run reads twice, or its first line is a record (no header "
+        "line): the message then quotes none of its fields;",
         "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, "
         "or its first "
         "lines are not JSON at all;",

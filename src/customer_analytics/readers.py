@@ -126,8 +126,8 @@ class UnsafeInput(ValueError):
 
 
 def within(path: Path, root: Path) -> bool:
-    """Whether ``path``, links followed, lies inside ``root`` (itself resolved: a data folder that is
-    a link is fine; only escapes from it are not)."""
+    """Whether ``path``, links followed, lies inside ``root`` (itself resolved: a data folder
+    that is a link is fine; only escapes from it are not)."""
     try:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
     except (OSError, ValueError):
@@ -361,7 +361,7 @@ def physical_lines(f: BinaryIO, digest, keep_cr: bool = False) -> Iterator[tuple
 
 # --------------------------------------------------------------------------- JSON lines
 class _NumberRange(ValueError):
-    """A JSON number no warehouse holds: beyond a double (1e400) or an integer of too many digits."""
+    """A JSON number no warehouse holds: beyond a double (1e400), or too many digits."""
 
 
 def _reject_constant(name: str):
@@ -578,8 +578,10 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
             size += len(nxt[1]) + 1
         joined = "".join(parts)
         lines_of = parts[2:-1:2]  # the lines between the first and the last
-        if quotes % 2 == 0 and (n_fields is None or (_fits(joined, n_fields)
-                                                     and not any(_is_record(x, n_fields) for x in lines_of))):
+        fits = n_fields is None or (
+            _fits(joined, n_fields) and not any(_is_record(x, n_fields) for x in lines_of)
+        )
+        if quotes % 2 == 0 and fits:
             if header and n_fields is None:
                 n_fields = len(split_record(joined) or [])
             yield no, joined, None
@@ -626,7 +628,8 @@ def read_head(path: Path, n: int = 2, root: Path | None = None) -> list[list[str
     read: too long, an unclosed quote, a syntax error); fewer when the file is shorter."""
     out: list[list[str] | None] = []
     with open_input(path, root) as f:
-        for _, text, reason in csv_records(physical_lines(f, _Counted(), keep_cr=True), header=False):
+        lines = physical_lines(f, _Counted(), keep_cr=True)
+        for _, text, reason in csv_records(lines, header=False):
             out.append(None if reason else split_record(text))
             if len(out) >= n:
                 break

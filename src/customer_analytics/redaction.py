@@ -54,8 +54,13 @@ def _spellings(roots: Iterable[Path | str]) -> list[str]:
     return sorted((s for s in out if s), key=len, reverse=True)
 
 
-def redact(text: str, limit: int | None = 400, *, keep: Iterable[Path | str] = (),
-           inside: Iterable[Path | str] = ()) -> str:
+def redact(
+    text: str,
+    limit: int | None = 400,
+    *,
+    keep: Iterable[Path | str] = (),
+    inside: Iterable[Path | str] = (),
+) -> str:
     """``text`` without the places and the personal data a shared report must not show.
 
     Args:
@@ -94,8 +99,13 @@ class RedactingFormatter(logging.Formatter):
         inside: folders whose paths become relative (``data_dir``).
     """
 
-    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
-                 keep: tuple[Path, ...] = (), inside: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        keep: tuple[Path, ...] = (),
+        inside: tuple[Path, ...] = (),
+    ):
         super().__init__(fmt, datefmt)
         self.keep, self.inside = keep, inside
 

@@ -576,8 +576,9 @@ _ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b", b"%PDF", b"BZh", b"\xfd7zXZ\x00", b"Rar
 
 def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
     rows, rejected = [], []
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".txt" and not p.name.startswith(".")
-                    and not p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []
+    entries = folder.iterdir() if folder.is_dir() else []
+    files = sorted((p for p in entries if p.suffix.lower() == ".txt"
+                    and not p.name.startswith(".") and not p.is_dir()), key=lambda p: p.name)
     root = os.path.realpath(folder.parent)
     for p in files:
         name = f"{prefix}/{os.fsencode(p.name).decode('utf-8', 'backslashreplace')}"
@@ -624,11 +625,14 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                         n += 1
                     body = "\n".join(lines[n:]).strip() or None
                     fm = re.match(r"^(.+?)_(\d{4}-\d{2}-\d{2})(?:[_T].*)?$", p.stem)
-                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "").strip(" ") or None
+                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "")
+                    cid = cid.strip(" ") or None
                     ts = (head.get("ts") or (fm[2] if fm else None) or "").strip(" ") or None
                     reason, fld = _first(
-                        (R.INVISIBLE_IN_ID, "customer_id") if cid and _INVISIBLE.search(cid) else None,
-                        (R.MISSING, "customer_id") if cid is None else None, _date_problem(ts, "ts"),
+                        (R.INVISIBLE_IN_ID, "customer_id")
+                        if cid and _INVISIBLE.search(cid) else None,
+                        (R.MISSING, "customer_id") if cid is None else None,
+                        _date_problem(ts, "ts"),
                         (R.MISSING, "text") if body is None else None)
         if reason is None and known is not None and cid not in known:
             reason, fld = R.UNKNOWN_CUSTOMER, "customer_id"

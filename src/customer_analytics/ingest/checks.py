@@ -41,8 +41,8 @@ def text_col(name: str) -> str:
 
 
 def kind_col(name: str) -> str:
-    """JSON lines: the first character of the field's JSON text (``{`` object, ``[`` list, ``t``/``f``
-    true/false, ``"`` text, else a number): ``K_<FIELD>``."""
+    """JSON lines: the first character of the field's JSON text (``{`` object, ``[`` list,
+    ``t``/``f`` true/false, ``"`` text, else a number): ``K_<FIELD>``."""
     return f"K_{name.upper()}"
 
 

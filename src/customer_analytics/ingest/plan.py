@@ -78,7 +78,8 @@ def load_raw_file(
 
 
 def _read(path: Path, staged: Path, name: str, fmt: str, columns: dict[str, str] | None,
-          items: tuple[str, str] | None, staged_items: Path, root: Path | None) -> readers.FileStats:
+          items: tuple[str, str] | None, staged_items: Path,
+          root: Path | None) -> readers.FileStats:
     """Stage one source with its reader; refuse what must not be read, and a file that changed."""
     try:
         if fmt == "jsonl":
@@ -273,7 +274,8 @@ def _header_advice(header: list[str], shown: bool) -> str:
 def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
     """Stop when a column the run reads is named twice: which one holds the field is ambiguous."""
     for fld, col in plan.wanted.items():
-        where = [i + 1 for i, h in enumerate(header) if readers.normalise(h) == readers.normalise(col)]
+        want = readers.normalise(col)
+        where = [i + 1 for i, h in enumerate(header) if readers.normalise(h) == want]
         if len(where) > 1:
             name = fld.removeprefix("attr_")
             setting = (

@@ -290,7 +290,10 @@ def _order_rows(
             F.col(k) if k in order_kinds else F.lit("[").alias(k)
             for k in [ck.kind_col(f) for f in record_fields]
         ],
-        *[ck.json_kind(ck.json_get(item, plan.wanted[f])).alias(ck.kind_col(f)) for f in ITEM_FIELDS],
+        *[
+            ck.json_kind(ck.json_get(item, plan.wanted[f])).alias(ck.kind_col(f))
+            for f in ITEM_FIELDS
+        ],
         F.col("ITEM_NO").cast("int").alias("ITEM_NO"),
         F.lit(1).alias("_N_ITEMS"),
     )
