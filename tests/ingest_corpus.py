@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from customer_analytics import contract
 from customer_analytics.contract import MAX_ITEMS, MAX_LINE_BYTES, Excluded, Reason
 
 R = Reason
@@ -71,8 +72,8 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
     col = {h: i for i, h in enumerate(header)}
     edits: dict[int, tuple] = {}  # body index -> (kind, payload)
     kinds = ["missing_id", "feb30", "us_date", "old_date", "by_text", "by_frac", "by_old", "bad_utf8", "nul",
-             "few_fields", "unclosed", "lone_cr", "trailing_comma", "multiline", "cjk", "quoted", "spaces", "ts_signup",
-             "zwsp_id", "bidi_id", "crlf_name", "tab_id"]
+             "few_fields", "unclosed", "lone_cr", "trailing_comma", "multiline", "cjk", "quoted", "spaces",
+             "ts_signup", "zwsp_id", "bidi_id", "crlf_name", "tab_id"]
     picks = rng.sample(range(5, len(body) - 5), 2 * len(kinds))
     for k, idx in enumerate(picks):
         edits[idx] = kinds[k % len(kinds)]
@@ -139,7 +140,8 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
             row[col["signup_date"]] = row[col["signup_date"]] + "T08:30:00"
         elif kind in ("zwsp_id", "bidi_id", "tab_id"):  # invisible in any viewer: a look-alike id
             mark = {"zwsp_id": "\u200b", "bidi_id": "\u202e", "tab_id": "\t"}[kind]
-            row[col["customer_id"]], fld, reason = cid[:2] + mark + cid[2:], "customer_id", R.INVISIBLE_IN_ID
+            row[col["customer_id"]] = cid[:2] + mark + cid[2:]
+            fld, reason = "customer_id", R.INVISIBLE_IN_ID
         elif kind == "crlf_name":  # a CRLF inside a quoted field: kept exactly (issue 15.17)
             row[col["name"]] = row[col["name"]] + "\r\nc/o Meier"
         enc = enc if enc is not None else _csv_line(row).encode()
@@ -156,9 +158,9 @@ ORDER_KINDS = ["truncated", "trailing_comma", "array", "bad_utf8", "nan", "surro
                "items_object", "qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
                "price_negative", "ts_missing", "ts_month13", "ts_9999", "customer_null", "unknown_customer",
                "product_missing", "ship_free", "order_id_missing", "tz", "date_only", "huge_note", "qty_string",
-               "deep", "deep_ok", "huge_number", "big_int", "nul_coupon", "nul_raw", "customer_object", "customer_true",
-               "customer_list", "order_id_zwsp", "qty_bool", "product_object", "dup_key_deep", "bom_line",
-               "control_coupon", "emoji_coupon"]
+               "deep", "deep_ok", "huge_number", "big_int", "nul_coupon", "nul_raw", "customer_object",
+               "customer_true", "customer_list", "order_id_zwsp", "qty_bool", "product_object", "dup_key_deep",
+               "bom_line", "control_coupon", "emoji_coupon"]
 
 
 def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> None:
@@ -229,7 +231,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             enc, single = _dumps(o).replace('"__BIG__"', "1e400").encode(), ("line", R.NUMBER_RANGE)
         elif kind == "big_int":
             o["note"] = "__BIG__"
-            enc, single = _dumps(o).replace('"__BIG__"', "9" * 40).encode(), ("line", R.NUMBER_RANGE)
+            enc = _dumps(o).replace('"__BIG__"', "9" * 40).encode()
+            single = ("line", R.NUMBER_RANGE)
         elif kind == "nul_coupon":  # issue 15.15: the same reason as a NUL in a CSV field
             o["coupon"] = "__NUL__"
             enc, single = _dumps(o).replace("__NUL__", "A\\u0000B").encode(), ("coupon", R.NUL_BYTE)
@@ -238,8 +241,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             enc, single = _dumps(o).replace("__NUL__", "A\x00B").encode(), ("line", R.NUL_BYTE)
         elif kind == "dup_key_deep":
             o["shipping"] = "__DUP__"
-            enc, single = _dumps(o).replace('"__DUP__"', '{"method":"a","x":{"k":1,"k":2}}').encode(), \
-                ("line", R.MALFORMED_JSON)
+            enc = _dumps(o).replace('"__DUP__"', '{"method":"a","x":{"k":1,"k":2}}').encode()
+            single = ("line", R.MALFORMED_JSON)
         else:
             single = None
             if kind in ("qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
@@ -287,8 +290,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             elif kind == "qty_string":
                 o["items"][0]["quantity"] = str(o["items"][0]["quantity"])
             elif kind in ("customer_object", "customer_true", "customer_list"):  # issue 15.16
-                o["customer_id"] = {"customer_object": {"id": o["customer_id"]}, "customer_true": True,
-                                    "customer_list": [o["customer_id"]]}[kind]
+                o["customer_id"] = {"customer_object": {"id": o["customer_id"]},
+                                    "customer_true": True, "customer_list": [o["customer_id"]]}[kind]
                 whole = ("customer_id", R.NOT_A_VALUE)
             elif kind == "order_id_zwsp":
                 o["order_id"] = o["order_id"] + "\u200b"
@@ -307,7 +310,8 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                     exp(line, k, None, None, kind)
             if kind in ("qty_bool", "product_object"):
                 key = "quantity" if kind == "qty_bool" else "product"
-                o["items"][0][key] = True if kind == "qty_bool" else {"name": o["items"][0].get("product")}
+                bad = True if kind == "qty_bool" else {"name": o["items"][0].get("product")}
+                o["items"][0][key] = bad
                 exp(line, 0, key, R.NOT_A_VALUE, kind)
                 for k in range(1, n):
                     exp(line, k, None, None, kind + " (other items kept)")
@@ -421,16 +425,19 @@ def _hostile_calls(folder: Path, customers: list[str], expected: list[Expected])
     outside = folder.parent.parent / "outside_secret.txt"  # next to data_dir, not inside it
     outside.write_text(f"customer_id: {cid}\nts: 2026-02-02\n\nroot:x:0:0:SECRET-OUTSIDE")
     (folder / f"{cid}_2026-02-02_link.txt").symlink_to(outside)
-    (folder / f"{cid}_2026-02-09_inside_link.txt").symlink_to(folder / f"{cid}_2026-02-03_target.txt")
+    target = folder / f"{cid}_2026-02-03_target.txt"
+    (folder / f"{cid}_2026-02-09_inside_link.txt").symlink_to(target)
     (folder / f"{cid}_2026-02-03_target.txt").write_text(body)
     (folder / f"{cid}_2026-02-04_utf16.txt").write_bytes(body.encode("utf-16"))
     (folder / f"{cid}_2026-02-05_zip.txt").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
     (folder / f"{cid}\u200b_2026-02-06.txt").write_text(body)  # an invisible character in the id
-    (folder / "CON.txt").write_text(f"customer_id: {cid}\nts: 2026-02-07\n\n{body}")  # Windows-reserved
-    (folder / f"{cid}_2026-02-08_cr.txt").write_bytes(f"customer_id: {cid}\rts: 2026-02-08\r\r{body}".encode())
+    # a Windows-reserved name is an ordinary file here
+    (folder / "CON.txt").write_text(f"customer_id: {cid}\nts: 2026-02-07\n\n{body}")
+    cr_only = f"customer_id: {cid}\rts: 2026-02-08\r\r{body}"  # CR-only lines: a transcript is read
+    (folder / f"{cid}_2026-02-08_cr.txt").write_bytes(cr_only.encode())
     for name, fld, reason in [
         (f"{cid}_2026-02-02_link.txt", "file", R.OUTSIDE_DATA_DIR),
-        (f"{cid}_2026-02-09_inside_link.txt", None, None),  # a link that stays inside data_dir is read
+        (f"{cid}_2026-02-09_inside_link.txt", None, None),  # a link inside data_dir is read
         (f"{cid}_2026-02-03_target.txt", None, None),
         (f"{cid}_2026-02-04_utf16.txt", "text", R.NOT_UTF8_TEXT),
         (f"{cid}_2026-02-05_zip.txt", "text", R.NOT_TEXT),
@@ -450,9 +457,5 @@ def _hostile_calls(folder: Path, customers: list[str], expected: list[Expected])
 
 
 #: What the calls folder of the corpus holds that is not read, per reason.
-CALL_SKIPPED = {"a document: save the transcript as plain text (.txt, UTF-8)": 1,
-                "compressed: unpack it into the calls folder": 1,
-                "text under another extension (.text, .md, .log, …): rename it to .txt to have it read": 1,
-                "hidden (the name starts with '.')": 1,
-                "a sub-folder (transcripts are read from the calls folder itself, not from below it)": 1,
-                "audio or video: transcribe it into a .txt file first": 1}
+CALL_SKIPPED = {contract.SKIP_DOCUMENT: 1, contract.SKIP_COMPRESSED: 1, contract.SKIP_TEXT: 1,
+                contract.SKIP_HIDDEN: 1, contract.SKIP_FOLDER: 1, contract.SKIP_MEDIA: 1}
