@@ -445,3 +445,32 @@ def test_redaction_of_data_paths_is_relative_and_knows_the_resolved_folder(tmp_p
     assert out == "orders.jsonl and calls/x.txt; data_dir data_dir is empty; data_dir"
     assert "Acme" not in reports.redact("x" * 500 + f" {real}/o.csv")
     assert len(reports.redact("/a b" * 200_000, None)) < 200_001  # linear, bounded
+
+
+def test_a_pipe_among_the_transcripts_is_rejected_unopened_and_a_link_out_unread(tmp_path):
+    """Issue 15.10 at the reader: a transcript that is a pipe or leads out of data_dir is a
+    rejected row (never opened or read); a link that stays inside is read."""
+    data = tmp_path / "data"
+    calls = data / "calls"
+    calls.mkdir(parents=True)
+    os.mkfifo(calls / "C1_2026-01-01.txt")
+    (tmp_path / "secret.txt").write_text("SECRET")
+    (calls / "C2_2026-01-02.txt").symlink_to(tmp_path / "secret.txt")
+    (data / "inside.txt").write_text("inside")
+    (calls / "C3_2026-01-03.txt").symlink_to(data / "inside.txt")
+    done = {}
+    worker = threading.Thread(
+        target=lambda: done.setdefault(
+            "stats", readers.read_calls(calls, tmp_path / "c.parquet", "calls", root=data)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the reader blocked on a named pipe"
+    got = [(r["SOURCE_FILE"], r["READ_REASON"], r["RECORD"]) for r in rows(tmp_path / "c.parquet")]
+    assert got == [
+        ("calls/C1_2026-01-01.txt", Reason.NOT_A_FILE, ""),
+        ("calls/C2_2026-01-02.txt", Reason.OUTSIDE_DATA_DIR, ""),
+        ("calls/C3_2026-01-03.txt", None, "inside"),
+    ]
