@@ -4,6 +4,7 @@ reference, unusable inputs, and tables left untouched by failed runs."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import random
 import shutil
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import snowflake.snowpark.functions as F
-from ingest_corpus import corrupt
+from ingest_corpus import CALL_SKIPPED, corrupt
 
 from conftest import make_params
 from customer_analytics import contract, ingest, reference
@@ -116,7 +117,8 @@ def test_corpus_run_completes_and_every_row_is_accounted_for(run1, ref, corpus):
         assert sum(c.reasons.values()) == c.rejected
     assert counts["orders"].records == physical_lines(data / "orders.jsonl")
     assert counts["reviews"].records == counts["reviews"].read == physical_lines(data / "reviews.jsonl")
-    assert counts["calls"].records == len(list((data / "calls").glob("*.txt")))
+    assert counts["calls"].records == len([p for p in (data / "calls").glob("*.txt") if not p.name.startswith(".")])
+    assert counts["calls"].skipped == CALL_SKIPPED  # every entry not read is counted, by reason
     # a JSON line is one row per item, or one row when it has no usable items
     assert counts["orders"].read > counts["orders"].records
     assert wh.row_count(s, "CLEAN_CUSTOMERS") == counts["customers"].accepted
@@ -166,9 +168,11 @@ def test_every_injected_problem_gets_its_exact_reason_and_field(run1, corpus):
     assert {v[1] for k, v in got.items() if k not in injected} == {cascade_ok}
     # the corpus exercises every documented reason (a rejected return line needs returns: reject,
     # tested apart; the audio reasons need recordings and a recognizer: tests/test_audio.py)
-    assert {v[1] for v in got.values()} == set(contract.REASONS) - {Reason.RETURN_REJECTED} - set(
-        contract.AUDIO_REASONS
-    )
+    # (a pipe among the transcripts, NOT_A_FILE, is tested apart: the corpus is copied by tests)
+    assert {v[1] for v in got.values()} == set(contract.REASONS) - {
+        Reason.RETURN_REJECTED,
+        Reason.NOT_A_FILE,
+    } - set(contract.AUDIO_REASONS)
     assert {v[1] for v in excluded.values()} == {contract.Excluded.GUEST}
 
 
@@ -238,6 +242,13 @@ def _random_bytes(path: Path) -> None:
     path.write_bytes(random.Random(1).randbytes(50_000))
 
 
+def _link_outside(path: Path) -> None:
+    target = path.parent.parent / "elsewhere.jsonl"
+    target.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(target)
+
+
 def _json_array(path: Path, data: Path) -> None:
     head = (data / "orders.jsonl").read_bytes().split(b"\n")[:50]
     rows = [json.loads(line) for line in head if line.startswith(b"{") and line.endswith(b"}")]
@@ -258,9 +269,26 @@ CASES = {
     "empty optional file": (lambda d: (d / "customers.csv").write_bytes(b""), {},
                             r"customers\.csv: the file is empty.*or remove it to run without customers"),
     "random bytes as JSON lines": (lambda d: _random_bytes(d / "orders.jsonl"), {},
-                                   r"orders\.jsonl: none of the first \d lines is a JSON object"),
+                                   r"orders\.jsonl: the file is binary data, not text.*Fix: point orders_file"),
     "random bytes as CSV": (lambda d: _random_bytes(d / "customers.csv"), {},
-                            r"customers\.csv: (the header is not UTF-8|required column)"),
+                            r"customers\.csv: the file is binary data, not text"),
+    "not JSON at all": (lambda d: (d / "orders.jsonl").write_text("order;customer\n1;2\n"), {},
+                        r"orders\.jsonl: none of the first \d lines is a JSON object"),
+    "UTF-16 customers (issue 15.18)": (
+        lambda d: (d / "customers.csv").write_bytes((d / "customers.csv").read_text("utf-8", "replace").encode("utf-16")),
+        {}, r"customers\.csv: the file is UTF-16 \(little-endian, with a byte-order mark\), not UTF-8\. "
+            r"Fix: re-export it as UTF-8.*iconv -f UTF-16 -t UTF-8 customers\.csv"),
+    "CR-only orders (issue 15.18)": (
+        lambda d: (d / "orders.jsonl").write_bytes((d / "orders.jsonl").read_bytes().replace(b"\n", b"\r")), {},
+        r"orders\.jsonl: the file ends its lines with a carriage return alone.*Fix: re-export it with Unix"),
+    "gzip renamed": (lambda d: (d / "orders.jsonl").write_bytes(gzip.compress((d / "orders.jsonl").read_bytes())),
+                     {}, r"orders\.jsonl: the file is gzip-compressed, not a text file\. Fix: decompress it"),
+    "duplicate column (issue 15.13)": (
+        lambda d: (d / "customers.csv").write_text("customer_id,signup_date,name,Signup_Date \nC1,2026-01-01,A,x\n"),
+        {}, r"customers\.csv: the header names the column 'signup_date' 2 times \(columns 2, 4;.*ambiguous"),
+    "orders link outside data_dir (issue 15.10)": (
+        lambda d: _link_outside(d / "orders.jsonl"), {},
+        r"orders\.jsonl: refused: it resolves to a place outside data_dir.*never read"),
     "one JSON array": (lambda d: _json_array(d / "orders.json", d), {"orders_file": "orders.json"},
                        r"orders\.json: the file is one JSON array.*jq -c"),
     "spreadsheet": (lambda d: (d / "orders.xlsx").write_bytes(b"PK\x03\x04"), {"orders_file": "orders.xlsx"},

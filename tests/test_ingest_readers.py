@@ -51,7 +51,8 @@ def test_csv_with_bom_crlf_quoted_newlines_and_trailing_commas(tmp_path):
     assert stats.records == 3 and stats.read_errors == {}
     assert [r["LINE_NO"] for r in rows] == [2, 4, 5]  # a record is numbered by its first line
     assert [r["CUSTOMER_ID"] for r in rows] == ["C1", "C2", "C3"]
-    assert rows[2]["BIRTH_YEAR"] == "" and rows[0]["RECORD"] == 'C1,"Anna\nMaria",2026-01-02,1980'
+    # the line break inside the quoted field is kept exactly as in the file (CRLF; issue 15.17)
+    assert rows[2]["BIRTH_YEAR"] == "" and rows[0]["RECORD"] == 'C1,"Anna\r\nMaria",2026-01-02,1980'
     assert stats.columns == CUSTOMER_COLUMNS
 
 

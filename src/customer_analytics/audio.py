@@ -44,13 +44,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from customer_analytics import parameters
+from customer_analytics import contract, parameters
 from customer_analytics.contract import Reason
 
 log = logging.getLogger(__name__)
 
 #: Recording file types read from a calls folder (any case).
-SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+SUFFIXES = contract.AUDIO_SUFFIXES
 #: Sample rate the recognizer gets (Hz); every recording is resampled to it.
 RATE = 16_000
 MIN_RATE, MAX_RATE = 8_000, 192_000
@@ -135,12 +135,9 @@ def is_audio(path: Path) -> bool:
 
 def audio_files(folder: Path) -> list[Path]:
     """The recordings of a calls folder, sorted by name (hidden files left out)."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and is_audio(p) and not p.name.startswith(".")),
-        key=lambda p: p.name,
-    )
+    from customer_analytics import readers
+
+    return [p for p in readers.call_files(folder) if is_audio(p)]
 
 
 # --------------------------------------------------------------------------- decoding
@@ -319,9 +316,8 @@ class Transcriber:
         except AudioProblem as p:
             return Result(None, p.reason, p.detail, self.engine.name, seconds=meta.seconds)
         self.stats["transcribed"] += 1
-        log.info(
-            "transcribed %s (%.1f s of audio) in %.1f s",
-            path.name,
+        log.info(  # never the file's name: it may hold a customer id
+            "transcribed a recording (%.1f s of audio) in %.1f s",
             meta.seconds,
             time.perf_counter() - started,
         )
@@ -401,75 +397,71 @@ def transcriber(plan_settings: dict) -> Transcriber:
     )
 
 
-def staged_rows(
-    folder: Path, prefix: str, transcriber: Transcriber, digest
-) -> Iterator[tuple[tuple, int]]:
-    """One staged calls row per recording of ``folder`` (``readers.CALL_COLUMNS``), with the file's
-    size.
+def staged_row(
+    path: Path, name: str, transcriber: Transcriber, digest, root: Path | None = None
+) -> tuple[tuple, int]:
+    """The staged calls row of one recording (``readers.CALL_COLUMNS``) and the file's size.
 
     The customer and date come from the file name (as for a transcript without header lines);
     ``RECORD`` describes the recording (format, rate, channels, duration: nothing personal) or
-    why it cannot be used, ``TEXT`` is the transcript. ``digest`` is updated with each file's
-    name and content hash. Progress is logged file by file.
+    why it cannot be used, ``TEXT`` is the transcript. A recording that resolves outside ``root``
+    or is not a regular file is rejected unread. ``digest`` is updated with the file's name and
+    content hash.
     """
     from customer_analytics import readers
 
-    files = audio_files(folder)
-    started = time.perf_counter()
-    for k, path in enumerate(files, 1):
-        name, size = f"{prefix}/{path.name}", path.stat().st_size
-        sha = file_digest(path)
-        digest.update(name.encode() + b"\0" + sha.encode())
-        r = transcriber.transcribe(path, sha)
-        cid, ts, _ = readers.parse_call("", path.name)
-        conf = None if r.confidence is None else f"{r.confidence:.4f}"
-        secs = None if r.seconds is None else f"{r.seconds:.2f}"
-        if r.reason:
-            row = (
-                name,
-                1,
-                f"audio: {r.detail}",
-                r.reason,
-                "audio",
-                cid,
-                ts,
-                None,
-                r.recognizer,
-                None,
-                secs,
-            )
-        else:
-            row = (
-                name,
-                1,
-                f"audio: {r.detail}",
-                None,
-                None,
-                cid,
-                ts,
-                r.text,
-                r.recognizer,
-                conf,
-                secs,
-            )
-        if not r.cached:
-            log.info(
-                "audio calls: %d/%d (%s from the cache, %.1f of max_audio_minutes %g used, %.0f s)",
-                k,
-                len(files),
-                transcriber.stats["cached"],
-                transcriber.used_seconds / 60,
-                transcriber.max_minutes,
-                time.perf_counter() - started,
-            )
-        yield row, size
-    if files:
+    cid, ts, _ = readers.parse_call("", path.name)
+    try:
+        real = readers.check_input(path, root)
+    except readers.UnsafeInput as e:
+        digest.update(name.encode() + b"\0")
+        return (name, 1, "", e.reason, "file", cid, ts, None, None, None, None), 0
+    size = real.stat().st_size
+    sha = file_digest(real)
+    digest.update(name.encode() + b"\0" + sha.encode())
+    r = transcriber.transcribe(real, sha)
+    conf = None if r.confidence is None else f"{r.confidence:.4f}"
+    secs = None if r.seconds is None else f"{r.seconds:.2f}"
+    record = f"audio: {r.detail}"
+    if r.reason:
+        return (name, 1, record, r.reason, "audio", cid, ts, None, r.recognizer, None, secs), size
+    return (name, 1, record, None, None, cid, ts, r.text, r.recognizer, conf, secs), size
+
+
+class Progress:
+    """Logs the progress of a folder's recordings: after each one transcribed (not cached), and a
+    summary at the end."""
+
+    def __init__(self, total: int, transcriber: Transcriber | None):
+        self.total, self.transcriber, self.k = total, transcriber, 0
+        self.started = time.perf_counter()
+        self._cached = transcriber.stats["cached"] if transcriber else 0
+
+    def step(self) -> None:
+        self.k += 1
+        t = self.transcriber
+        if t is None or t.stats["cached"] > self._cached:
+            self._cached = t.stats["cached"] if t else 0
+            return
         log.info(
-            "audio calls: %d recordings, %d from the cache, %d transcribed",
-            len(files),
-            transcriber.stats["cached"],
-            transcriber.stats["transcribed"],
+            "audio calls: %d/%d (%s from the cache, %.1f of max_audio_minutes %g used, %.0f s)",
+            self.k,
+            self.total,
+            t.stats["cached"],
+            t.used_seconds / 60,
+            t.max_minutes,
+            time.perf_counter() - self.started,
         )
+
+    def done(self) -> None:
+        t = self.transcriber
+        if t is not None and self.total:
+            log.info(
+                "audio calls: %d recordings, %d from the cache, %d transcribed",
+                self.total,
+                t.stats["cached"],
+                t.stats["transcribed"],
+            )
 
 
 # --------------------------------------------------------------------------- accuracy

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from customer_analytics import config, fsutil, pipeline, reports, runs
+from customer_analytics import config, fsutil, pipeline, redaction, reports, runs
 from customer_analytics import parameters as P
 
 log = logging.getLogger("customer_analytics.cli")
@@ -182,20 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- logging
-class RedactingFormatter(logging.Formatter):
-    """Log lines without paths outside the project: library paths shortened, data paths made relative.
-
-    The run's own folders (project, reports, logs) stay as they are, so the log still says where the
-    partial notebook of a failed run is.
-    """
-
-    def __init__(self, fmt: str, datefmt: str | None = None, keep: tuple[Path, ...] = (),
-                 inside: tuple[Path, ...] = ()):
-        super().__init__(fmt, datefmt)
-        self.keep, self.inside = keep, inside
-
-    def format(self, record: logging.LogRecord) -> str:
-        return reports.redact(super().format(record), None, keep=self.keep, inside=self.inside)
+#: Log lines without paths outside the project: library paths shortened, data paths made relative.
+#: The run's own folders (project, reports, logs) stay as they are, so the log still says where the
+#: partial notebook of a failed run is.
+RedactingFormatter = redaction.RedactingFormatter
 
 
 _PATHS: dict[str, tuple[Path, ...]] = {"keep": (), "inside": ()}

@@ -203,10 +203,13 @@ def check_identifier(name: str) -> str:
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
-    """Send this package's log records to stderr (notebooks: warnings only, to keep reports clean)."""
+    """Send this package's log records to stderr (notebooks: warnings only, to keep reports clean),
+    redacted like every message that reaches a report (:mod:`customer_analytics.redaction`)."""
+    from customer_analytics.redaction import RedactingFormatter
+
     logger = logging.getLogger("customer_analytics")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)

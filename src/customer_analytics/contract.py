@@ -25,6 +25,17 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_RECORD_LINES = 1000
 #: An order (a JSON line) with more items than this is rejected whole: it bounds the work per order.
 MAX_ITEMS = 10_000
+#: A JSON line nested deeper than this (objects and lists inside each other) is rejected.
+MAX_JSON_DEPTH = 100
+#: A JSON integer with more digits than this is rejected (Snowflake's NUMBER holds 38).
+MAX_JSON_INT_DIGITS = 38
+#: Characters an id may not hold, as regular-expression ranges: control characters, the soft
+#: hyphen, zero-width and other invisible format characters, bidirectional controls, line and
+#: paragraph separators, the byte-order mark, interlinear annotation marks.
+INVISIBLE_ID_CHARS = (
+    "\x01-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
 #: Dates and timestamps outside [MIN_DATE, MAX_DATE] are rejected as out of range.
 MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
 #: Plausible ranges of the numeric fields (inclusive).
@@ -202,10 +213,18 @@ class Reason:
     LINE_TOO_LONG = "line too long"
     MALFORMED_JSON = "malformed JSON"
     NOT_AN_OBJECT = "not a JSON object"
+    TOO_DEEP = "JSON nested too deeply"
+    NUMBER_RANGE = "JSON number out of range"
+    NOT_UTF8_TEXT = "UTF-16 or UTF-32 text (not UTF-8)"
+    NOT_TEXT = "not a text file"
+    OUTSIDE_DATA_DIR = "outside data_dir"
+    NOT_A_FILE = "not a regular file"
     CSV_FIELD_COUNT = "malformed CSV line (wrong number of fields)"
     CSV_UNCLOSED_QUOTE = "malformed CSV line (unclosed quote)"
     CSV_SYNTAX = "malformed CSV line"
     MISSING = "missing required field"
+    NOT_A_VALUE = "not a single value"
+    INVISIBLE_IN_ID = "invisible character in id"
     BAD_DATE = "unparseable date"
     DATE_RANGE = "date out of range"
     NOT_A_NUMBER = "not a number"
@@ -259,6 +278,19 @@ REASONS: dict[str, str] = {
     "a cut-off line, "
     "an invalid \\u escape, or the same key twice in one object",
     Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
+    Reason.TOO_DEEP: f"objects and lists nested more than {MAX_JSON_DEPTH} levels deep (no export "
+    "needs that many; it bounds the work per line)",
+    Reason.NUMBER_RANGE: "a JSON number no warehouse can hold: beyond the range of a double "
+    f"(e.g. `1e400`) or an integer of more than {MAX_JSON_INT_DIGITS} digits (the warehouse's "
+    "JSON parser would refuse the whole load); quote it to keep it as text",
+    Reason.NOT_UTF8_TEXT: "a transcript saved as UTF-16 or UTF-32 (e.g. Windows 'Unicode' text); "
+    "save it as UTF-8",
+    Reason.NOT_TEXT: "a transcript that is binary data (an archive, a document, control bytes) "
+    "under a `.txt` name",
+    Reason.OUTSIDE_DATA_DIR: "a transcript that is a link to a file outside `data_dir`: it is "
+    "never read (a data folder that is itself a link is fine; only escapes from it are refused)",
+    Reason.NOT_A_FILE: "a transcript name that is not a regular file (a pipe, device or socket): "
+    "it is not opened",
     Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields "
     "that are all "
     "empty, as left by trailing commas, are tolerated)",
@@ -272,6 +304,13 @@ REASONS: dict[str, str] = {
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside "
     "quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
+    Reason.NOT_A_VALUE: "JSON lines: an object `{…}` or a list `[…]` where one value is "
+    "expected, "
+    "or `true`/`false` where an id, a date or a number is expected (text fields such as "
+    "`cancelled` take `true`/`false` as text)",
+    Reason.INVISIBLE_IN_ID: "an id holds a control character (tab, line break, …), a zero-width "
+    "character, a soft hyphen or a bidirectional override: it would look like another id that "
+    "it is not. Letters of any script, emoji and punctuation are fine",
     Reason.BAD_DATE: "not a date or timestamp in the column's layout (see *Date layouts*), or not "
     "a real "
     "calendar date (e.g. 2026-02-30)",
@@ -611,8 +650,10 @@ CALLS = Source(
     default_file="calls",
     formats=("txt", "audio"),
     required=False,
-    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; "
-    "see *Audio calls*), in the folder",
+    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; see "
+    "*Audio calls*), any case, in the folder itself. Every other entry is not read and is counted "
+    "by reason in the 01 report and the log, never named: hidden files, sub-folders (not "
+    "entered), compressed files, documents, other audio or video, other extensions",
     when_absent="no call rows in CLEAN_REVIEWS",
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
@@ -653,6 +694,33 @@ SOURCES: tuple[Source, ...] = (CUSTOMERS, ORDERS, REVIEWS, CALLS)
 #: Sources whose column names may be mapped in ``env.yaml`` (``columns: {source: {field:
 #: your_column}}``).
 MAPPABLE = {s.name: s for s in (ORDERS, CUSTOMERS, REVIEWS)}
+
+
+#: Why an entry of the calls folder is not read (the 01 report and the log count them by reason;
+#: names are never shown, they may hold personal data).
+SKIP_HIDDEN = "hidden (the name starts with '.')"
+SKIP_FOLDER = "a sub-folder (transcripts are read from the calls folder itself, not from below it)"
+SKIP_COMPRESSED = "compressed: unpack it into the calls folder"
+SKIP_DOCUMENT = "a document: save the transcript as plain text (.txt, UTF-8)"
+SKIP_MEDIA = (
+    "audio or video in a format not read: convert it to .wav, .flac, .mp3 or .ogg (transcribed "
+    "by the ingest) or transcribe it into a .txt file"
+)
+#: Recordings read from a calls folder (any case) and transcribed (:mod:`customer_analytics.audio`).
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+SKIP_TEXT = (
+    "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
+)
+SKIP_OTHER = "not a .txt file"
+#: File name endings of each kind of skipped entry (compared in lower case).
+SKIP_SUFFIXES: dict[str, tuple[str, ...]] = {
+    SKIP_COMPRESSED: (".gz", ".zip", ".bz2", ".xz", ".zst", ".7z", ".rar", ".tgz", ".tar"),
+    SKIP_DOCUMENT: (".pdf", ".doc", ".docx", ".rtf", ".odt", ".html", ".htm", ".pages"),
+    SKIP_MEDIA: (".m4a", ".aac", ".wma", ".opus", ".mp4", ".webm", ".mov", ".amr", ".aiff"),
+    SKIP_TEXT: (".text", ".md", ".log", ".srt", ".vtt", ".asc"),
+}
+CALL_SKIPS = (SKIP_HIDDEN, SKIP_FOLDER, SKIP_COMPRESSED, SKIP_DOCUMENT, SKIP_MEDIA, SKIP_TEXT,
+              SKIP_OTHER)
 
 
 def source(name: str) -> Source:
@@ -727,12 +795,22 @@ def render_markdown() -> str:
         "",
         "## General rules",
         "",
-        "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
+        "- **Encoding**: UTF-8 (a byte-order mark is allowed, also at the start of a line of files "
+        "joined together). Line endings: `\\n` or `\\r\\n`, mixed or not; a line break inside a "
+        "quoted CSV field is kept exactly as in the file. A file in UTF-16 or UTF-32, in an 8-bit "
+        "encoding (Windows-1252, Latin-1), with lines ending in a carriage return alone, or that "
+        "is "
+        "an archive, a document, an image or other binary data stops the run with what it is and "
+        "how to re-export it.",
+        "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "
+        "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
+        "a "
+        "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
         '- **CSV**: comma-separated, first line = header, fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
-        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is "
-        "used); "
+        "case-insensitively, ignoring surrounding spaces; a column the run reads that the header "
+        "names twice stops the run (which one holds the field would be a guess); "
         "columns not in the contract are ignored (they are kept "
         "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
         "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one "
@@ -1026,7 +1104,12 @@ def render_markdown() -> str:
         "is replaced (the previous tables stay as they were) — when:",
         "",
         "- `data_dir` or the orders file does not exist;",
-        "- a file that exists is empty (0 bytes), or a CSV has a header but no record;",
+        "- a file that exists is empty (0 bytes) or holds only blank lines, or a CSV has a header "
+        "but no record;",
+        "- a file is not UTF-8 text with LF or CRLF lines (see *Encoding*), lies outside "
+        "`data_dir`, is not a regular file, or changes while it is read;",
+        "- a CSV names a column the run reads twice, or its first line is a record (no header "
+        "line): the message then quotes none of its fields;",
         "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, "
         "or its first "
         "lines are not JSON at all;",

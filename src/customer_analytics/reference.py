@@ -12,7 +12,9 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +34,18 @@ _TS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([01][0-9]|2[0-3]):([0
                  r"(?:[.]([0-9]+))?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
 
 
-def _lines(path: Path) -> list[bytes]:
+def _lines(path: Path, keep_cr: bool = False) -> list[bytes]:
     data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
+    while data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+    return lines if keep_cr else [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
+class _Range(ValueError):
+    pass
 
 
 def _strict_json(text: str):
@@ -52,28 +58,69 @@ def _strict_json(text: str):
             raise ValueError("duplicate key")
         return dict(pairs)
 
-    return json.loads(text, parse_constant=no_constant, object_pairs_hook=no_duplicates)
+    def finite(t):
+        if math.isinf(float(t)):
+            raise _Range(t)
+        return float(t)
+
+    def bounded(t):
+        if len(t.lstrip("-")) > contract.MAX_JSON_INT_DIGITS:
+            raise _Range(t)
+        return int(t)
+
+    return json.loads(text, parse_constant=no_constant, object_pairs_hook=no_duplicates,
+                      parse_float=finite, parse_int=bounded)
 
 
-def _has_lone_surrogate(obj) -> bool:
-    if isinstance(obj, str):
-        return bool(re.search("[\ud800-\udfff]", obj))
-    if isinstance(obj, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in obj.items())
-    if isinstance(obj, list):
-        return any(_has_lone_surrogate(v) for v in obj)
-    return False
+def _depth(obj) -> int:
+    best, todo = 0, [(obj, 1)]
+    while todo:
+        o, d = todo.pop()
+        if isinstance(o, dict | list):
+            best = max(best, d)
+            todo += [(v, d + 1) for v in (o.values() if isinstance(o, dict) else o)]
+    return best
+
+
+def _strings(obj, top="line"):
+    """Every key and string of a parsed line, with the top-level key it is under."""
+    todo = [(obj, top, True)]
+    while todo:
+        o, t, first = todo.pop()
+        if isinstance(o, dict):
+            for k, v in o.items():
+                key = k if first else t
+                yield k, key
+                todo.append((v, key, False))
+        elif isinstance(o, list):
+            todo += [(v, t, False) for v in o]
+        elif isinstance(o, str):
+            yield o, t
+
+
+def _line_problem(obj) -> tuple[str, str] | None:
+    """(reason, field) of a parsed object: depth, NUL (field: its top-level key), lone surrogate."""
+    if _depth(obj) > contract.MAX_JSON_DEPTH:
+        return R.TOO_DEEP, "line"
+    found = [(R.NUL_BYTE, key) if "\x00" in text else (R.MALFORMED_JSON, "line")
+             for text, key in _strings(obj) if "\x00" in text or re.search("[\ud800-\udfff]", text)]
+    return found[0] if found else None
 
 
 def jsonl_records(path: Path) -> list[dict]:
-    """One dict per physical line: ``line``, ``obj`` (parsed object or None), ``reason`` (None if readable)."""
+    """One dict per physical line: ``line``, ``obj`` (parsed object or None), ``reason`` (None if
+    readable) and ``field``."""
     out = []
     for no, raw in enumerate(_lines(path), start=1):
-        rec = {"line": no, "obj": None, "reason": None}
+        rec = {"line": no, "obj": None, "reason": None, "field": "line"}
+        while raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         if len(raw) > contract.MAX_LINE_BYTES:
             rec["reason"] = R.LINE_TOO_LONG
         elif raw.strip() == b"":
             rec["reason"] = R.EMPTY_LINE
+        elif b"\x00" in raw:
+            rec["reason"] = R.NUL_BYTE
         else:
             try:
                 text = raw.decode("utf-8")
@@ -82,13 +129,18 @@ def jsonl_records(path: Path) -> list[dict]:
             else:
                 try:
                     obj = _strict_json(text)
-                except (ValueError, RecursionError):
+                except _Range:
+                    rec["reason"] = R.NUMBER_RANGE
+                except RecursionError:
+                    rec["reason"] = R.TOO_DEEP
+                except ValueError:
                     rec["reason"] = R.MALFORMED_JSON
                 else:
+                    problem = _line_problem(obj) if isinstance(obj, dict) else None
                     if not isinstance(obj, dict):
                         rec["reason"] = R.NOT_AN_OBJECT
-                    elif _has_lone_surrogate(obj):
-                        rec["reason"] = R.MALFORMED_JSON
+                    elif problem:
+                        rec["reason"], rec["field"] = problem
                     else:
                         rec["obj"] = obj
         out.append(rec)
@@ -111,13 +163,16 @@ def _alone(line: str, width: int) -> bool:
 
 def csv_records(path: Path) -> tuple[list[str], list[dict]]:
     """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
-    lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path)]
+    raw_lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path, keep_cr=True)]
+    ends = ["\r\n" if ln.endswith("\r") else "\n" for ln in raw_lines]
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in raw_lines]
     records, i, width = [], 0, None
     while i < len(lines):
+        lines[i] = lines[i].lstrip("\ufeff")
         j, text = i, lines[i]
         while text.count('"') % 2 and j + 1 < len(lines) and j + 1 - i < contract.MAX_RECORD_LINES:
             j += 1
-            text += "\n" + lines[j]
+            text += ends[j - 1] + lines[j]
         fields = None
         if text.count('"') % 2 == 0:
             try:
@@ -181,8 +236,35 @@ def _value(rec: dict, fmt: str, name: str):
             v = json.dumps(v, separators=(",", ":"))
         elif isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
             v = repr(v)
-    v = None if v is None else str(v).strip()
+    v = None if v is None else str(v).strip(" ")  # the warehouses' TRIM: spaces only
     return v or None
+
+
+_INVISIBLE = re.compile(f"[{contract.INVISIBLE_ID_CHARS}]")
+
+
+def _kind(rec: dict, fmt: str, name: str) -> str | None:
+    """JSON lines: ``{``, ``[``, ``t`` or ``f`` for an object, a list or true/false at ``name``."""
+    if fmt != "jsonl":
+        return None
+    v = rec.get("obj")
+    for part in name.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    return "{" if isinstance(v, dict) else "[" if isinstance(v, list) else None
+
+
+def _vp(source: contract.Source, field: str, rec: dict, fmt: str, names: dict, shown: dict,
+        g: dict):
+    """The value problem of a field: not a single JSON value, or an invisible character in an id."""
+    f = source.field(field)
+    bad = ("{", "[") if f.kind == "text" else ("{", "[", "t", "f")
+    if _kind(rec, fmt, names[field]) in bad:
+        return R.NOT_A_VALUE, shown[field]
+    if f.kind == "id" and g.get(field) is not None and _INVISIBLE.search(g[field]):
+        return R.INVISIBLE_IN_ID, shown[field]
+    return None
 
 
 _BASIC = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:[T ]([0-9]{2})([0-9]{2})([0-9]{2})?)?")
@@ -260,7 +342,7 @@ def _records(path: Path, fmt: str) -> tuple[list[dict], dict[str, str]]:
     if fmt == "csv":
         header, recs = csv_records(path)
         return recs, {h.strip().casefold(): h for h in header}
-    return [{**r, "field": "line" if r["reason"] else None} for r in jsonl_records(path)], {}
+    return [{**r, "field": r["field"] if r["reason"] else None} for r in jsonl_records(path)], {}
 
 
 def _names(source: contract.Source, fmt: str, columns: dict) -> dict[str, str]:
@@ -287,9 +369,13 @@ def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]
     rows, rejected, seen = [], [], set()
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
+        vp = {f: _vp(contract.CUSTOMERS, f, r, fmt, names, shown, g) for f in names} if g else {}
         reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
+            vp["customer_id"],
             (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+            vp["signup_date"],
             _date_problem(g["signup_date"], shown["signup_date"]),
+            vp["country"], vp["acquisition_channel"], vp["birth_year"],
             _number_problem(g["birth_year"], shown["birth_year"], whole=True, lo=contract.BIRTH_YEARS[0],
                             hi=contract.BIRTH_YEARS[1]))
         if reason is None and g["customer_id"] in seen:
@@ -327,6 +413,17 @@ def _quantity_problem(text, name):
     if abs(n) > contract.MAX_QUANTITY:
         return R.OUT_OF_RANGE, name
     return None
+
+
+def _item_obj(item, names: dict) -> dict:
+    """An item's fields placed where the line's field paths find them (for :func:`_kind`)."""
+    out = {}
+    for f in ("product", "quantity", "unit_price", "amount", "line_id"):
+        v = item
+        for part in names[f].split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        out[names[f].split(".")[0]] = v if "." not in names[f] else {names[f].split(".", 1)[1]: v}
+    return out
 
 
 def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str = "net",
@@ -375,15 +472,26 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
         if price == "amount" and is_return and parse_number(g[price]) is not None:
             price_problem = _number_problem(str(abs(parse_number(g[price]))), shown[price], lo=0,
                                             hi=contract.MAX_AMOUNT, required=True)
+        src_rec = r if k is None else {"obj": {**(r["obj"] or {}), **_item_obj(items[k], names)}}
+        vp = {f: _vp(contract.ORDERS, f, src_rec, fmt, names, shown, g)
+              for f in contract.ORDERS.field_names if f != "items"}
+        other_price = "amount" if price == "unit_price" else "unit_price"
         reason, fld = _first(
+            vp["order_id"],
             (R.MISSING, shown["order_id"]) if (jsonl or has["order_id"]) and g["order_id"] is None else None,
+            vp["customer_id"], vp["ts"],
             _date_problem(g["ts"], shown["ts"]),
             (R.MISSING, shown["items"]) if jsonl and items is None else None,
             (R.NOT_A_LIST, shown["items"]) if jsonl and items is not None and not isinstance(items, list) else None,
             (R.NO_ITEMS, shown["items"]) if jsonl and items == [] else None,
+            vp["product"],
             (R.MISSING, shown["product"]) if has["product"] and g["product"] is None else None,
+            vp["quantity"],
             _quantity_problem(g["quantity"], shown["quantity"]),
+            vp[price],
             price_problem,
+            *[vp[f] for f in ("line_id", "cancelled", "coupon", "ship_method", "ship_cost")
+              if f != other_price],
             _number_problem(g["ship_cost"], shown["ship_cost"], lo=0, hi=contract.MAX_AMOUNT),
             (R.RETURN_REJECTED, shown["quantity"]) if returns == "reject" and is_return else None)
         if reason:
@@ -436,10 +544,15 @@ def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataF
     rows, rejected, seen = [], [], set()
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
+        vp = {f: _vp(contract.REVIEWS, f, r, fmt, names, shown, g) for f in names} if g else {}
         reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
+            vp["customer_id"],
             (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+            vp["ts"],
             _date_problem(g["ts"], shown["ts"]),
+            vp["rating"],
             _number_problem(g["rating"], shown["rating"], whole=True, lo=contract.RATINGS[0], hi=contract.RATINGS[1]),
+            vp["text"],
             (R.NO_CONTENT, shown["text"]) if g["text"] is None and g["rating"] is None else None)
         key = (g.get("customer_id"), g.get("ts"), g.get("rating"), g.get("text"))
         if reason is None and key in seen:
@@ -458,15 +571,36 @@ def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataF
     return pd.DataFrame(rows), rejected
 
 
+_ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b", b"%PDF", b"BZh", b"\xfd7zXZ\x00", b"Rar!")
+
+
 def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
     rows, rejected = [], []
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".txt" and not p.name.startswith(".")),
-                   key=lambda p: p.name) if folder.is_dir() else []
+    entries = folder.iterdir() if folder.is_dir() else []
+    files = sorted((p for p in entries if p.suffix.lower() == ".txt"
+                    and not p.name.startswith(".") and not p.is_dir()), key=lambda p: p.name)
+    root = os.path.realpath(folder.parent)
     for p in files:
-        name, raw = f"{prefix}/{p.name}", p.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        name = f"{prefix}/{os.fsencode(p.name).decode('utf-8', 'backslashreplace')}"
         cid = ts = body = None
         reason = fld = None
-        if len(raw) > contract.MAX_LINE_BYTES:
+        real = os.path.realpath(p)
+        if not Path(real).is_relative_to(root):
+            reason, fld, raw = R.OUTSIDE_DATA_DIR, "file", b""
+        elif not stat.S_ISREG(os.stat(real).st_mode):
+            reason, fld, raw = R.NOT_A_FILE, "file", b""
+        else:
+            raw = Path(real).read_bytes()
+            while raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        if reason:
+            pass
+        elif raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+            reason, fld = R.NOT_UTF8_TEXT, "text"
+        elif raw.startswith(_ARCHIVES) or (len(raw[:4096]) >= 64 and 20 * len(
+                re.findall(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]", raw[:4096])) >= len(raw[:4096])):
+            reason, fld = R.NOT_TEXT, "text"
+        elif len(raw) > contract.MAX_LINE_BYTES:
             reason, fld = R.LINE_TOO_LONG, "text"
         else:
             try:
@@ -491,10 +625,15 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                         n += 1
                     body = "\n".join(lines[n:]).strip() or None
                     fm = re.match(r"^(.+?)_(\d{4}-\d{2}-\d{2})(?:[_T].*)?$", p.stem)
-                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "").strip() or None
-                    ts = (head.get("ts") or (fm[2] if fm else None) or "").strip() or None
-                    reason, fld = _first((R.MISSING, "customer_id") if cid is None else None, _date_problem(ts, "ts"),
-                                         (R.MISSING, "text") if body is None else None)
+                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "")
+                    cid = cid.strip(" ") or None
+                    ts = (head.get("ts") or (fm[2] if fm else None) or "").strip(" ") or None
+                    reason, fld = _first(
+                        (R.INVISIBLE_IN_ID, "customer_id")
+                        if cid and _INVISIBLE.search(cid) else None,
+                        (R.MISSING, "customer_id") if cid is None else None,
+                        _date_problem(ts, "ts"),
+                        (R.MISSING, "text") if body is None else None)
         if reason is None and known is not None and cid not in known:
             reason, fld = R.UNKNOWN_CUSTOMER, "customer_id"
         if reason:

@@ -37,7 +37,7 @@ import jinja2
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
-from customer_analytics import fsutil, headlines
+from customer_analytics import fsutil, headlines, redaction
 from customer_analytics.config import Params
 
 log = logging.getLogger(__name__)
@@ -267,31 +267,13 @@ def notebook_error(path: Path) -> str | None:
     return None
 
 
-_ABS_PATH = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"<>:]+[/\\])+([^\s/\\'\"<>:]*)")
+def redact(text: str, limit: int | None = 400, *, keep: tuple[Path, ...] = (),
+           inside: tuple[Path, ...] = ()) -> str:
+    """The one redaction of messages (see :func:`customer_analytics.redaction.redact`).
 
-
-def redact(text: str, limit: int | None = 400, *, keep: tuple[Path, ...] = (), inside: tuple[Path, ...] = ()) -> str:
-    """``text`` with absolute paths shortened to their last part, cut to ``limit`` characters.
-
-    Failure reasons shown in the shared index must not reveal where files live.
-
-    Args:
-        limit: at most this many characters (``None``: no cut).
-        keep: folders whose paths stay as they are (a log may name the project's own files).
-        inside: folders whose paths become relative to them, even when they hold spaces
-            (``data_dir``: "/srv/Acme Corp Shop/orders.jsonl" -> "orders.jsonl").
+    Failure reasons shown in the shared index must not reveal where files live, nor personal data.
     """
-    out = text.strip()
-    for root in sorted({str(r).rstrip("/\\") for r in inside if str(r)}, key=len, reverse=True):
-        out = out.replace(root + "/", "").replace(root + "\\", "")
-    kept = tuple(str(k).rstrip("/") + "/" for k in keep)
-
-    def short(m: re.Match) -> str:
-        path = m.group(0)
-        return path if kept and path.startswith(kept) else (m.group(1) or "…")
-
-    out = _ABS_PATH.sub(short, out)
-    return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
+    return redaction.redact(text, limit, keep=keep, inside=inside)
 
 
 # --------------------------------------------------------------------------- index

@@ -40,6 +40,24 @@ def text_col(name: str) -> str:
     return f"S_{name.upper()}"
 
 
+def kind_col(name: str) -> str:
+    """JSON lines: the first character of the field's JSON text (``{`` object, ``[`` list,
+    ``t``/``f`` true/false, ``"`` text, else a number): ``K_<FIELD>``."""
+    return f"K_{name.upper()}"
+
+
+def json_kind(v: Column) -> Column:
+    """The first character of a JSON value's text (NULL when absent): tells objects, lists and
+    true/false from single values, the same on both backends (``TO_JSON``)."""
+    return F.substring(F.to_json(v), 1, 1)
+
+
+#: JSON kinds (first characters) no field takes, and those only text fields take.
+_COMPOUND, _BOOLEAN = ("{", "["), ("t", "f")
+#: An id with one of these characters is rejected (see :data:`contract.INVISIBLE_ID_CHARS`).
+_INVISIBLE = f"[^{contract.INVISIBLE_ID_CHARS}]*[{contract.INVISIBLE_ID_CHARS}](.|\n)*"
+
+
 def typed_col(f: Field) -> str:
     """The typed column of a contract field: ``T_<FIELD>`` (dates) or ``N_<FIELD>`` (numbers)."""
     return ("T_" if f.kind in ("date", "timestamp") else "N_") + f.name.upper()
@@ -172,6 +190,7 @@ def field_checks(
     fields = used_fields(src, present)
     for f in fields:
         name = plan.column(f.name)
+        checks += value_checks(f, name, plan.fmt)
         if f.name in skip:
             continue
         if f.name in special:
@@ -189,6 +208,24 @@ def field_checks(
                 empty = empty & F.col(text_col(g.name)).is_null()
             checks.append((empty, name, Reason.NO_CONTENT, None))
     return checks
+
+
+def value_checks(f: Field, name: str, fmt: str) -> list[Check]:
+    """Checks every value of a field gets first, whatever else applies to it: JSON lines give one
+    value (not an object or a list; for ids, dates and numbers not true/false either), and an id
+    holds no invisible character (:data:`contract.INVISIBLE_ID_CHARS`)."""
+    if f.kind == "list":
+        return []
+    s = F.col(text_col(f.name))
+    out: list[Check] = []
+    if fmt == "jsonl":
+        bad = _COMPOUND if f.kind == "text" else _COMPOUND + _BOOLEAN
+        kind = F.col(kind_col(f.name))
+        out.append((kind.isin([F.lit(k) for k in bad]), name, Reason.NOT_A_VALUE, text_col(f.name)))
+    if f.kind == "id":
+        out.append((s.is_not_null() & s.rlike(F.lit(_INVISIBLE)), name, Reason.INVISIBLE_IN_ID,
+                    None))
+    return out
 
 
 def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
@@ -233,7 +270,9 @@ def text_fields(
     if plan.fmt == "jsonl":
         v = parsed_record(F.col("RECORD"))
         return raw.select(
-            *cols, *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names]
+            *cols,
+            *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names],
+            *[json_kind(json_get(v, plan.wanted[n])).alias(kind_col(n)) for n in names],
         )
     return raw.select(
         *cols,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from customer_analytics import readers
+from customer_analytics import readers, redaction
 from customer_analytics.contract import Source
 
 #: Suffix of the tables a run builds before putting them in place together.
@@ -133,6 +134,7 @@ class SourceCounts:
     bytes: int = 0
     sha256: str = ""
     details: list[dict] = field(default_factory=list)  # per field/reason: rows and example lines
+    skipped: dict[str, int] = field(default_factory=dict)  # calls: entries not read, per reason
     layouts: list[dict] = field(
         default_factory=list
     )  # per date field: the layout used and how it was chosen
@@ -162,6 +164,8 @@ class SourcePlan:
     settings: dict[str, Any] = field(
         default_factory=dict
     )  # orders: returns, return_order_prefix, guest_ids
+    root: Path | None = None  # the data folder a file must lie in (None: a table or stage file)
+    skipped: dict[str, int] = field(default_factory=dict)  # calls: entries not read, per reason
 
     @property
     def present(self) -> bool:
@@ -184,6 +188,9 @@ def fix_hint(src: Source, fld: str) -> str:
 
 
 def public_text(text: str, data_dir: Path) -> str:
-    """A message without the location of the data folder (reports name files, not places)."""
-    d = str(data_dir)
-    return text.replace(f"data_dir {d}", "data_dir").replace(d + "/", "").replace(d, "data_dir")
+    """A message as reports, run.json, the index and logs may show it: through the one redaction
+    (:func:`customer_analytics.redaction.redact`), files named relative to ``data_dir`` (as given
+    or resolved), no other path, no e-mail address. Never cut: a stop message is shown whole."""
+    for d in {str(data_dir), os.path.realpath(data_dir)}:
+        text = text.replace(f"data_dir {d}", "data_dir")
+    return redaction.redact(text, None, inside=(data_dir,))

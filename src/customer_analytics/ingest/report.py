@@ -51,8 +51,9 @@ def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
 
 
 def _example(e: dict, show_value: bool) -> str:
-    where = Path(e["file"]).name if e["file"] and "/" in e["file"] else f"line {e['line']}"
-    where += f" item {e['item']}" if e["item"] is not None else ""
+    where = e.get("where") or (
+        f"line {e['line']}" + (f" item {e['item']}" if e["item"] is not None else "")
+    )
     value = e["value"] if e["value"] is None or len(e["value"]) <= 30 else e["value"][:29] + "…"
     return where + (f" ({value!r})" if show_value and value is not None else "")
 
@@ -104,7 +105,16 @@ def missing_note(counts: list[SourceCounts]) -> str:
                 f"- **{c.source}**: no {'file' if c.source != 'calls' else 'transcripts'} "
                 f"({c.file or 'disabled'}); {what}."
             )
+        if c.skipped:
+            notes.append(f"- **{c.source}**: {skipped_text(c)}")
     return "\n".join(notes)
+
+
+def skipped_text(c: SourceCounts) -> str:
+    """The entries of a calls folder that were not read, counted per reason (names never shown)."""
+    total = sum(c.skipped.values())
+    parts = "; ".join(f"{n:,} {r}" for r, n in sorted(c.skipped.items(), key=lambda x: -x[1]))
+    return f"{total:,} entries of {c.file}/ were not read ({parts})."
 
 
 def summary(counts: list[SourceCounts], session: Session | None = None) -> str:
@@ -145,6 +155,9 @@ def summary(counts: list[SourceCounts], session: Session | None = None) -> str:
             )
             + "."
         )
+    skipped = [c for c in counts if c.skipped]
+    if skipped:
+        text += " Not read: " + " ".join(skipped_text(c) for c in skipped)
     excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
     if excluded:
         text += (
@@ -219,7 +232,7 @@ def sources_frame(params: Params) -> pd.DataFrame:
         local = p.present and p.path is not None
         size = (
             (
-                sum(f.stat().st_size for f in readers.call_files(p.path))
+                sum(f.lstat().st_size for f in readers.call_files(p.path))
                 if p.fmt == "calls"
                 else p.path.stat().st_size
             )

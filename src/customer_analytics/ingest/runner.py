@@ -177,7 +177,8 @@ def _not_loaded(session: Session, plan: SourcePlan) -> SourceCounts:
     name = plan.source.name
     pub.missing_raw(session, name)
     c = SourceCounts(
-        name, UNIT[name], 0, 0, 0, file=plan.name, status="missing" if plan.name else "disabled"
+        name, UNIT[name], 0, 0, 0, file=plan.name, status="missing" if plan.name else "disabled",
+        skipped=dict(plan.skipped),
     )
     if plan.source is CUSTOMERS:
         c.status, c.derived = "derived", wh.row_count(session, "CLEAN_CUSTOMERS" + NEW)

@@ -76,6 +76,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         plan.path is None
     ):  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
         plan.path = fetch_staged(session, plan, staging_dir)
+        plan.root = plan.path.parent
         check_file(plan)
     log.info("reading %s", plan.path)
     wanted = plan.wanted if plan.fmt == "csv" else None
@@ -90,6 +91,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         columns=wanted,
         items=items,
         transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
+        root=plan.root,
     )
     raw = session.table(table)
     return raw, list(raw.columns)
@@ -262,6 +264,7 @@ def _order_rows(
         "*", F.array_size(items).alias("_N_ITEMS")
     )
     order_cols = [ck.text_col(f) for f in record_fields if f != "items"]
+    order_kinds = [ck.kind_col(f) for f in record_fields if f != "items"]
     small = F.iff(
         F.length(F.col("RECORD")) <= F.lit(ITEM_RECORD_BYTES),
         F.col("RECORD"),
@@ -272,6 +275,7 @@ def _order_rows(
         F.col("LINE_NO").alias("_L"),
         small.alias("_RECORD"),
         *order_cols,
+        *order_kinds,
     )
     elements = session.table(ITEMS)
     item = F.parse_json(F.col("ITEM"))
@@ -292,6 +296,14 @@ def _order_rows(
             ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f))
             for f in ITEM_FIELDS
         ],
+        *[
+            F.col(k) if k in order_kinds else F.lit("[").alias(k)
+            for k in [ck.kind_col(f) for f in record_fields]
+        ],
+        *[
+            ck.json_kind(ck.json_get(item, plan.wanted[f])).alias(ck.kind_col(f))
+            for f in ITEM_FIELDS
+        ],
         F.col("ITEM_NO").cast("int").alias("ITEM_NO"),
         F.lit(1).alias("_N_ITEMS"),
     )
@@ -299,6 +311,8 @@ def _order_rows(
         *RAW_COLUMNS,
         *[ck.text_col(f) for f in record_fields],
         *[F.lit(None).cast("string").alias(ck.text_col(f)) for f in ITEM_FIELDS],
+        *[ck.kind_col(f) for f in record_fields],
+        *[F.lit(None).cast("string").alias(ck.kind_col(f)) for f in ITEM_FIELDS],
         F.lit(None).cast("int").alias("ITEM_NO"),
         "_N_ITEMS",
     )
@@ -600,6 +614,7 @@ def account(
         excluded=exc,
         excluded_reasons={k: v for k, v in by_reason.items() if k in contract.EXCLUSIONS},
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
+        skipped=dict(plan.skipped),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(
@@ -636,6 +651,7 @@ def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
         .collect()
     )
     contract_field = {plan.column(f): f for f in plan.source.field_names}
+    position = {n: k for k, n in enumerate(plan.stats.names if plan.stats else [], start=1)}
     out = []
     for g in sorted(groups, key=lambda r: (-r["N"], r["REASON"], r["FIELD"] or "")):
         rows = sorted(
@@ -649,17 +665,30 @@ def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
                 "reason": g["REASON"],
                 "rows": int(g["N"]),
                 "examples": [
-                    {
-                        "file": r["SOURCE_FILE"],
-                        "line": int(r["LINE_NO"]),
-                        "item": None if r["ITEM_NO"] is None else int(r["ITEM_NO"]),
-                        "value": r["VALUE"],
-                    }
+                    _example(r, position, plan)
                     for r in rows
                 ],
             }
         )
     return out
+
+
+def _example(r, position: dict[str, int], plan: SourcePlan) -> dict:
+    """One example row: where it is (``where``, for reports) and its value.
+
+    A transcript is named by its position in the calls folder (``file 17 of calls/``, in name
+    order), never by its name: file names of transcripts may hold e-mail addresses or names.
+    """
+    item = None if r["ITEM_NO"] is None else int(r["ITEM_NO"])
+    if plan.fmt == "calls":
+        k = position.get(r["SOURCE_FILE"])
+        where = f"file {k} of {plan.name}/ in name order" if k else f"a file of {plan.name}/"
+        file = f"{plan.name}/#{k}" if k else plan.name
+    else:
+        where = f"line {int(r['LINE_NO'])}" + (f" item {item}" if item is not None else "")
+        file = r["SOURCE_FILE"]
+    return {"file": file, "line": int(r["LINE_NO"]), "item": item, "value": r["VALUE"],
+            "where": where}
 
 
 #: Above this share of rejected rows, the cause is a mapping or a layout, not a few bad rows.
@@ -748,8 +777,8 @@ def check_threshold(counts: SourceCounts, plan: SourcePlan, limit: float) -> Non
     if counts.read == 0 or counts.reject_share <= limit:
         return
     top = "; ".join(
-        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. line "
-        f"{d['examples'][0]['line']}): "
+        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. "
+        f"{d['examples'][0]['where']}): "
         f"{_expected(d, plan)}{_values(d)}"
         for d in counts.details[:3]
     )
