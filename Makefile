@@ -19,14 +19,26 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export SNOWFLAKE_DISABLE_TELEMETRY := true
 
-.PHONY: run test lab demo-data lint clean stop-warehouse scheduled-run rescore index bench
+.PHONY: run test test-fast lab demo-data lint format lock clean stop-warehouse scheduled-run rescore index bench
 
-$(STAMP): pyproject.toml
+LOCK   := requirements.lock
+
+# the locked versions (requirements.lock), then the project itself without resolving anything more
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}; run: make PYTHON=python3.11 ..."'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# re-resolve requirements.lock after editing pyproject.toml (kept pins stay); UPGRADE=1 takes the
+# newest versions pyproject.toml allows, UPGRADE=pkg one package only. Then: make test, commit both.
+UPGRADE ?=
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11.7 --custom-compile-command "make lock" \
+	  $(if $(filter 1,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE))) -o $(LOCK)
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
 
 demo-data: $(STAMP)
 	$(BIN)/python -m customer_analytics.synthetic --out data/raw --customers $(DEMO_CUSTOMERS) --if-absent

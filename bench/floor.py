@@ -34,8 +34,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the pandas reference (tests/reference.py)
 
-from customer_analytics import config, contract, models, reference, text  # noqa: E402
+import reference  # noqa: E402
+from customer_analytics import config, contract, models, text  # noqa: E402
 
 LO, HI = pd.Timestamp(contract.MIN_DATE), pd.Timestamp(contract.MAX_DATE) + pd.Timedelta(days=1)
 

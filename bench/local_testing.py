@@ -24,12 +24,14 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the pandas reference (tests/reference.py)
 
 from snowflake.snowpark import Session  # noqa: E402
 from snowflake.snowpark.mock import ColumnEmulator, ColumnType, patch  # noqa: E402
 from snowflake.snowpark.types import DoubleType, LongType  # noqa: E402
 
-from customer_analytics import config, features, reference  # noqa: E402
+import reference  # noqa: E402
+from customer_analytics import config, features  # noqa: E402
 
 
 @patch("stddev_samp")

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import snowflake.snowpark.functions as F
 
+import reference
 from conftest import CUTOFF, make_params
 from customer_analytics import features as ft
-from customer_analytics import ingest, reference, text
+from customer_analytics import ingest, text
 from customer_analytics import warehouse as wh
 
 
@@ -274,7 +275,9 @@ def test_btyd_summaries_hold_with_return_lines(session, tmp_path, raw_dir, ref_t
         orders = s.table("CLEAN_ORDER_LINES").group_by("ORDER_ID", "CUSTOMER_ID", "TS").agg(
             F.max("COUPON").alias("COUPON"), F.max("SHIP_COST").alias("SHIP_COST"),
             F.count(F.lit(1)).alias("N_LINES"),
-            F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("ORDER_TOTAL"))
+            F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("ORDER_TOTAL"),
+            # as the ingest publishes it: an order of return lines only is a return
+            (F.min(F.iff(F.col("QUANTITY") < 0, F.lit(1), F.lit(0))) == F.lit(1)).alias("IS_RETURN"))
         wh.replace_table(orders, "CLEAN_ORDERS")
         products = ft.product_types(s)
         got = ft.features_at(s, CUTOFF, p.horizon_days, products).to_pandas()

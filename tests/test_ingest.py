@@ -16,8 +16,9 @@ import pytest
 import snowflake.snowpark.functions as F
 from ingest_corpus import CALL_SKIPPED, corrupt
 
+import reference
 from conftest import make_params
-from customer_analytics import contract, ingest, reference
+from customer_analytics import contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Reason
 

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from test_pipeline import NOTEBOOKS, ran
 
+import reference
 from conftest import REPO
-from customer_analytics import config, contract, parameters, reference, synthetic
+from customer_analytics import config, contract, parameters, synthetic
 from customer_analytics import warehouse as wh
 
 pytestmark = pytest.mark.slow

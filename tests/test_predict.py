@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 import snowflake.snowpark.functions as F
 
+import reference
 from conftest import make_params
 from customer_analytics import features as ft
-from customer_analytics import ingest, models, predict, reference, registry
+from customer_analytics import ingest, models, predict, registry
 from customer_analytics import warehouse as wh
 
 D1 = dt.date(2026, 11, 1)  # = run_date of env.yaml: FEATURES holds its score rows

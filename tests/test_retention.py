@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import reference
 from conftest import make_params
-from customer_analytics import eda, ingest, plots, reference
+from customer_analytics import eda, ingest, plots
 from customer_analytics import warehouse as wh
 
 AS_OF = dt.date(2026, 11, 1)

@@ -7,9 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import snowflake.snowpark.functions as F
 from sklearn.metrics import accuracy_score
 
-from customer_analytics import reference, text
+import reference
+from customer_analytics import text
 from customer_analytics import warehouse as wh
 
 
@@ -96,15 +98,32 @@ def test_too_few_rated_reviews_give_no_model_and_say_why(session):
         text.score_texts(session, model)
 
 
-def test_only_the_bounded_training_sample_and_small_aggregates_reach_the_client(session, params, before):
-    """Scoring and features are pushed down: per-text and per-order rows stay in the warehouse."""
+def test_only_the_bounded_training_sample_and_small_aggregates_reach_the_client(
+    session, params, before, monkeypatch
+):
+    """Scoring and features are pushed down: per-text, per-order and per-customer rows stay in the
+    warehouse. The BTYD fits pull distinct (x, t_x, T) histories and a capped sample of repeat
+    buyers (cap lowered here to show that it binds)."""
     from customer_analytics import features as ft
 
+    monkeypatch.setattr(ft, "BTYD_VALUE_SAMPLE", 40)
     start = dict(wh.ROWS_PULLED)
     model, _ = text.build(session, before, params.seed, 50, params.warehouse_dir / "staging")
     ft.build(session, params, sentiment=model.available)
     pulled = {k: v - start.get(k, 0) for k, v in wh.ROWS_PULLED.items() if v != start.get(k, 0)}
-    assert pulled == {"text:training_sample": 50}
+    n_cutoffs = len(params.cutoffs()) + 1
+    distinct = session.table(f"{ft.BTYD_SCORES}_SUMMARIES").select("CUTOFF", "X", "TX", "T")
+    customers = session.table(f"{ft.BTYD_SCORES}_SUMMARIES").count()
+    assert set(pulled) == {"text:training_sample", "features:btyd_triples",
+                           "features:btyd_value_sample"}
+    assert pulled["text:training_sample"] == 50
+    assert pulled["features:btyd_triples"] == distinct.distinct().count() < customers
+    # a seeded hash sample: about the cap per cut-off, far below the repeat buyers
+    assert 0 < pulled["features:btyd_value_sample"] <= 2 * 40 * n_cutoffs
+    # every buyer still gets the outputs
+    scores = session.table(ft.BTYD_SCORES)
+    assert scores.count() == customers
+    assert scores.filter(F.col("BTYD_EXP_VALUE").is_null()).count() < customers / 10
 
 
 def test_the_report_shows_only_common_words(built):

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import sqlglot
 
+import reference
 from conftest import make_params
-from customer_analytics import features, ingest, reference, synthetic, topics
+from customer_analytics import features, ingest, synthetic, topics
 from customer_analytics import warehouse as wh
 
 QUERY = "parcel arrived broken"

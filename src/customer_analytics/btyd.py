@@ -230,18 +230,26 @@ def _compress(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [uniq[:, k] for k in range(uniq.shape[1])], counts.astype(float)
 
 
-def fit_purchases(family: str, x, t_x, T) -> Fit:
+def fit_purchases(family: str, x, t_x, T, counts=None) -> Fit:
     """Maximum-likelihood BG/NBD (``bgnbd``) or MBG/NBD (``mbgnbd``) fit.
+
+    Args:
+        counts: customers per row when the rows are already distinct ``(x, t_x, T)`` triples
+            (the likelihood only needs those); ``None``: one customer per row.
 
     Raises:
         ValueError: fewer than :data:`MIN_CUSTOMERS` customers, or inconsistent summaries.
     """
     x, t_x, T = _arrays(x, t_x, T)
-    if len(x) < MIN_CUSTOMERS:
-        raise ValueError(f"{family}: {len(x)} customers, at least {MIN_CUSTOMERS} needed")
+    n = len(x) if counts is None else int(np.sum(counts))
+    if n < MIN_CUSTOMERS:
+        raise ValueError(f"{family}: {n} customers, at least {MIN_CUSTOMERS} needed")
     if (x < 0).any() or (t_x < 0).any() or (t_x > T).any() or ((x == 0) & (t_x != 0)).any():
         raise ValueError(f"{family}: summaries need x >= 0, 0 <= t_x <= T and t_x = 0 when x = 0")
-    (ux, utx, uT), w = _compress(x, t_x, T)
+    if counts is None:
+        (ux, utx, uT), w = _compress(x, t_x, T)
+    else:
+        ux, utx, uT, w = x, t_x, T, np.asarray(counts, dtype=float)
     ll = LOGLIK[family]
     total = w.sum()
 
@@ -251,7 +259,7 @@ def fit_purchases(family: str, x, t_x, T) -> Fit:
     scale = max(float(np.average(uT, weights=w)) / (float(np.average(ux, weights=w)) + 1.0), 1e-3)
     res = _minimise(nll, np.log([1.0, scale, 1.0, 3.0]))
     params = dict(zip(("r", "alpha", "a", "b"), map(float, np.exp(res.x)), strict=True))
-    return Fit(family, params, -float(res.fun) * total, len(x), bool(res.success))
+    return Fit(family, params, -float(res.fun) * total, n, bool(res.success))
 
 
 def fit_gamma_gamma(x, m) -> Fit:
@@ -263,6 +271,8 @@ def fit_gamma_gamma(x, m) -> Fit:
     x, m = _arrays(x, m)
     keep = (x > 0) & np.isfinite(m) & (m > 0)
     x, m = x[keep], m[keep]
+    order = np.lexsort((m, x))  # the same fit whatever order the rows come in (float sums)
+    x, m = x[order], m[order]
     if len(x) < MIN_CUSTOMERS:
         raise ValueError(
             f"gamma-gamma: {len(x)} customers with repeat purchases, at least {MIN_CUSTOMERS} "
@@ -343,6 +353,60 @@ def fit_cutoff(summaries: pd.DataFrame) -> dict[str, Fit | None]:
         log.info("no Gamma-Gamma fit: %s", e)
         out["gamma_gamma"] = None
     return out
+
+
+def fit_cutoff_compressed(triples: pd.DataFrame, values: pd.DataFrame) -> dict[str, Fit | None]:
+    """:func:`fit_cutoff` from what the warehouse sends: distinct ``X, TX, T`` with their count
+    ``N``, and repeat buyers' ``X, VALUE`` (all of them, or a sample)."""
+    out: dict[str, Fit | None] = {}
+    for family in FAMILIES:
+        try:
+            out[family] = fit_purchases(
+                family, triples["X"], triples["TX"], triples["T"], counts=triples["N"]
+            )
+        except ValueError as e:
+            log.info("no %s fit: %s", family, e)
+            out[family] = None
+    try:
+        out["gamma_gamma"] = fit_gamma_gamma(values["X"], values["VALUE"])
+    except ValueError as e:
+        log.info("no Gamma-Gamma fit: %s", e)
+        out["gamma_gamma"] = None
+    return out
+
+
+#: the outputs of :func:`score_triples` (those that depend on ``x, t_x, T`` only)
+TRIPLE_OUTPUTS = ("BTYD_P_ALIVE", "BTYD_EXP_PURCHASES", "BTYD_NEXT_DAYS")
+
+
+def score_triples(
+    triples: pd.DataFrame, fits: dict[str, Fit | None], horizon_days: float
+) -> pd.DataFrame:
+    """The :data:`TRIPLE_OUTPUTS` of the best purchase model per ``X, TX, T`` row (as
+    :func:`score_summaries`); all null when no model could be fitted."""
+    out = pd.DataFrame(index=triples.index, columns=list(TRIPLE_OUTPUTS), dtype=float)
+    family = best_family(fits)
+    if family is None or triples.empty:
+        return out
+    x, t_x, T = (triples[c].to_numpy(dtype=float) for c in ("X", "TX", "T"))
+    theta = fits[family].values
+    out["BTYD_P_ALIVE"] = probability_alive(family, theta, x, t_x, T)
+    out["BTYD_EXP_PURCHASES"] = expected_purchases(family, theta, float(horizon_days), x, t_x, T)
+    out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T, out["BTYD_P_ALIVE"].to_numpy())
+    return out
+
+
+def value_rule(fits: dict[str, Fit | None], pooled: float | None) -> tuple[str, object]:
+    """How a cut-off's expected value per purchase is computed (:func:`score_summaries`' rule):
+    ``("gamma_gamma", (p, q, gamma))`` when Gamma-Gamma is usable (``q > 1``), else
+    ``("own_mean", pooled)``: the customer's own mean where positive, else ``pooled`` (the mean
+    over repeat buyers). ``("none", None)`` without a purchase model (every output is then null)."""
+    if best_family(fits) is None:
+        return "none", None
+    gg = fits.get("gamma_gamma")
+    if gg is not None and gg.params["q"] > 1:
+        return "gamma_gamma", gg.values
+    return "own_mean", None if pooled is None or not np.isfinite(pooled) else float(pooled)
 
 
 def best_family(fits: dict[str, Fit | None]) -> str | None:

@@ -1061,7 +1061,7 @@ def render_markdown() -> str:
         "the tables) runs "
         "in the tests on the embedded warehouse and is compared with an independent pandas "
         "implementation "
-        "(`customer_analytics.reference`).",
+        "(`tests/reference.py`).",
         "",
         "The new tables are built as `*__NEW` and put in place together at the end (locally in one "
         "transaction; "

@@ -43,7 +43,7 @@ negative quantity, so every spend figure and label is **net** of returns, while 
 recency and the gaps between orders count purchases only (``CLEAN_ORDERS.IS_RETURN``). Everything
 here is a
 Snowpark DataFrame: on Snowflake it runs in the warehouse and only per-customer rows and small
-aggregates come back. ``reference.py`` holds an independent pandas version of the same
+aggregates come back. ``tests/reference.py`` holds an independent pandas version of the same
 definitions, and the tests compare the two on every column.
 """
 
@@ -340,54 +340,132 @@ def btyd_summaries(session: Session, cutoffs: list[dt.date], horizon_days: int) 
     )
 
 
+#: Gamma-Gamma is fitted on at most this many repeat buyers per cut-off, a seeded sample drawn in
+#: the warehouse (all of them below it); BG/NBD and MBG/NBD on the distinct ``(x, t_x, T)`` triples
+#: with their counts, which is exactly their likelihood. So what reaches the client does not grow
+#: with the number of customers beyond these bounds.
+BTYD_VALUE_SAMPLE = 100_000
+
+
 def btyd_table(
     session: Session,
     cutoffs: list[dt.date],
     horizon_days: int,
     staging_dir: Path,
     name: str = BTYD_SCORES,
+    seed: int = 0,
 ) -> tuple[str, pd.DataFrame]:
     """Fit the BTYD models per cut-off and write their per-customer outputs to table ``name``.
 
-    Pulls one row of summaries per customer and cut-off (:func:`btyd_summaries`), fits BG/NBD,
-    MBG/NBD and Gamma-Gamma on each cut-off's rows (every customer with a purchase before it),
-    and writes ``CUSTOMER_ID, CUTOFF`` + :data:`BTYD_OUTPUTS`.
+    The per-customer summaries (:func:`btyd_summaries`) stay in the warehouse. Pulled to the
+    client: per cut-off, the distinct ``(x, t_x, T)`` triples with their counts (BG/NBD and MBG/NBD
+    are fitted on them, and probability alive, expected purchases and days to the next purchase
+    are computed per triple) and at most :data:`BTYD_VALUE_SAMPLE` repeat buyers' ``(x, value)``
+    (Gamma-Gamma, sampled with ``seed``). The per-triple outputs go back as a small table and the
+    warehouse joins them to every customer, computing the Gamma-Gamma expected value there.
+    Columns of ``name``: ``CUSTOMER_ID, CUTOFF`` + :data:`BTYD_OUTPUTS`.
 
     Returns:
         The table name and the fitted parameters, one row per cut-off (:func:`btyd.params_row`).
     """
-    summaries = wh.to_pandas(
-        btyd_summaries(session, cutoffs, horizon_days).sort("CUTOFF", KEY), "features:btyd"
+    name = wh.check_identifier(name)
+    summary_table = wh.replace_table(
+        btyd_summaries(session, cutoffs, horizon_days), f"{name}_SUMMARIES"
     )
-    summaries = summaries.sort_values(["CUTOFF", KEY], kind="stable")
-    params, parts = [], []
-    for cutoff in sorted(set(cutoffs)):
-        rows = summaries[summaries["CUTOFF"] == cutoff].reset_index(drop=True)
-        fits = (
-            btyd.fit_cutoff(rows)
-            if len(rows)
-            else {f: None for f in (*btyd.FAMILIES, "gamma_gamma")}
+    summ = session.table(summary_table)
+    triples = wh.to_pandas(
+        summ.group_by("CUTOFF", "X", "TX", "T").agg(F.count(F.lit(1)).alias("N")),
+        "features:btyd_triples",
+    )
+    repeat = summ.filter((F.col("X") > F.lit(0)) & (F.col("VALUE") > F.lit(0)))
+    stats = summ.filter(F.col("X") > F.lit(0)).group_by("CUTOFF").agg(
+        _sum_if(F.col("VALUE") > F.lit(0), F.lit(1)).alias("N"), pt.mean(F.col("VALUE")).alias("M")
+    ).collect()
+    counts = {r["CUTOFF"]: r["N"] or 0 for r in stats}
+    pooled = {r["CUTOFF"]: r["M"] for r in stats}
+    bucket = pt.stable_hash(F.col(KEY), pt.epoch_days(F.col("CUTOFF")), F.lit(seed)) % F.lit(
+        1_000_000
+    )
+    share = F.lit(0.0)
+    for cutoff, n in counts.items():  # per cut-off: the share that keeps at most the cap
+        share = F.iff(
+            F.col("CUTOFF") == pt.timestamp_literal(cutoff).cast("date"),
+            F.lit(min(1.0, BTYD_VALUE_SAMPLE / max(n, 1))),
+            share,
         )
+    values = wh.to_pandas(
+        repeat.filter(bucket < share * F.lit(1_000_000)).select("CUTOFF", "X", "VALUE"),
+        "features:btyd_value_sample",
+    )
+    params, parts, gg = [], [], {}
+    for cutoff in sorted(set(cutoffs)):
+        tri = triples[triples["CUTOFF"] == cutoff].sort_values(["X", "TX", "T"])
+        val = values[values["CUTOFF"] == cutoff].sort_values(["X", "VALUE"], kind="stable")
+        fits = btyd.fit_cutoff_compressed(tri, val)
         params.append(btyd.params_row(cutoff, fits))
         parts.append(
             pd.concat(
-                [rows[[KEY]].assign(CUTOFF=cutoff), btyd.score_summaries(rows, fits, horizon_days)],
+                [tri[["X", "TX", "T"]].reset_index(drop=True).assign(CUTOFF=cutoff),
+                 btyd.score_triples(tri.reset_index(drop=True), fits, horizon_days)],
                 axis=1,
             )
         )
+        gg[cutoff] = btyd.value_rule(fits, pooled.get(cutoff))
         log.info(
-            "BTYD fit for cut-off %s: %s on %d customers", cutoff, params[-1]["MODEL"], len(rows)
+            "BTYD fit for cut-off %s: %s on %d customers (%d distinct histories)",
+            cutoff, params[-1]["MODEL"], int(tri["N"].sum()), len(tri),
         )
-    out = pd.concat(parts, ignore_index=True).astype(
-        {KEY: "string", **{c: "float64" for c in BTYD_OUTPUTS}}
-    )
+    cols = ["X", "TX", "T", "CUTOFF", *btyd.TRIPLE_OUTPUTS]
+    out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    out = out.astype({c: "float64" for c in ("X", "TX", "T", *btyd.TRIPLE_OUTPUTS)})
     out["CUTOFF"] = pd.to_datetime(out["CUTOFF"]).dt.date
-    wh.write_pandas(session, out, name, staging_dir)
+    per_triple = wh.write_pandas(session, out, f"{name}_TRIPLES", staging_dir)
+    t = session.table(per_triple)
+    joined = summ.join(
+        t, (summ["CUTOFF"] == t["CUTOFF"]) & (summ["X"] == t["X"]) & (summ["TX"] == t["TX"])
+        & (summ["T"] == t["T"]), "left"
+    )
+    value = _btyd_value(gg, summ["CUTOFF"], summ["X"], summ["VALUE"])
+    purchases = t["BTYD_EXP_PURCHASES"]
+    result = joined.select(
+        summ[KEY].alias(KEY),
+        summ["CUTOFF"].alias("CUTOFF"),
+        t["BTYD_P_ALIVE"].alias("BTYD_P_ALIVE"),
+        purchases.alias("BTYD_EXP_PURCHASES"),
+        value.alias("BTYD_EXP_VALUE"),
+        (purchases * value).alias("BTYD_EXP_SPEND"),
+        t["BTYD_NEXT_DAYS"].alias("BTYD_NEXT_DAYS"),
+    )
+    wh.replace_table(result, name)
     return name, pd.DataFrame(params)
 
 
+def _btyd_value(rules: dict, cutoff: Column, x: Column, value: Column) -> Column:
+    """Expected value per purchase, per cut-off's rule (:func:`btyd.value_rule`), in SQL.
+
+    Gamma-Gamma: ``p (gamma + x m) / (p x + q - 1)`` with ``m`` the customer's mean repeat value
+    (non-positive or missing: 0), NULL where not positive; without a usable Gamma-Gamma fit: the
+    customer's own mean where positive, else the pooled mean of repeat buyers.
+    """
+    out: Column = F.lit(None).cast("double")
+    for c, rule in rules.items():
+        if rule[0] == "none":
+            continue
+        if rule[0] == "gamma_gamma":
+            p, q, g = (F.lit(float(v)) for v in rule[1])
+            m = F.iff(value > F.lit(0), value.cast("double"), F.lit(0.0))
+            v = p * (g + x * m) / (p * x + q - F.lit(1.0))
+            expr = F.iff(v > F.lit(0), v, F.lit(None).cast("double"))
+        else:
+            pooled = F.lit(None).cast("double") if rule[1] is None else F.lit(float(rule[1]))
+            expr = F.iff(value > F.lit(0), value.cast("double"), pooled)
+        out = F.iff(cutoff == pt.timestamp_literal(c).cast("date"), expr, out)
+    return out
+
+
 def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
-                sentiment: bool = False, btyd_staging: Path | None = None, topics: int = 0) -> DataFrame:
+                sentiment: bool = False, btyd_staging: Path | None = None, topics: int = 0,
+                seed: int = 0) -> DataFrame:
     """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
 
     Args:
@@ -398,6 +476,7 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
         btyd_staging: fit the BTYD models as of ``cutoff`` (staging folder for the upload) and
             add their outputs; ``None`` = no BTYD outputs.
+        seed: the BTYD fit's sample of repeat buyers (:func:`btyd_table`).
         topics: number of text topics: add each topic's share of the customer's texts
             (:func:`customer_analytics.topics.customer_shares`, from ``FEATURE_TEXT_TOPICS``); 0 =
             none.
@@ -413,6 +492,7 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
             horizon_days,
             btyd_staging,
             wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"),
+            seed=seed,
         )
     return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table, topics=topics)
 
@@ -532,7 +612,7 @@ def build(
     table = None
     if btyd_outputs:
         staging = params.warehouse_dir / "staging"
-        table, fitted = btyd_table(session, list(roles), params.horizon_days, staging)
+        table, fitted = btyd_table(session, list(roles), params.horizon_days, staging, seed=params.seed)
         wh.write_pandas(session, fitted, BTYD_PARAMS, staging)
     df = features_for(
         session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table, topics=topics

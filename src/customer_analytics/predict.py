@@ -139,6 +139,7 @@ def _base_features(session: Session, params: Params, features: list[str]) -> Dat
         sentiment=sentiment,
         btyd_staging=params.warehouse_dir / "staging",
         topics=n_topics,
+        seed=params.seed,
     )
 
 

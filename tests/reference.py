@@ -807,7 +807,8 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
         out[ft.product_column("SHARE", p)] = np.where(total > 0, q / total.where(total > 0, 1), 0.0)
     for c in ft.CATEGORICAL:
         out[c] = pop[c].fillna(ft.UNKNOWN)
-    out = out.join(btyd_summary(past, c0))
+    # purchase days from purchases; a day's value nets every order of that day, returns included
+    out = out.join(btyd_summary(net[net["TS"] < c0], c0))
     return out.drop(columns="QTY_TOTAL").reset_index()
 
 
