@@ -83,6 +83,23 @@ def test_production_is_exactly_as_the_first_run_left_it(sequence):
     assert changed == []
 
 
+def test_every_table_a_run_leaves_has_the_notebook_that_writes_it(sequence):
+    """Scratch runs read upstream tables through views by owner (runs.TABLE_OWNERS): a table
+    without one would be invisible to a notebook run on its own."""
+    from customer_analytics import runs
+
+    project, _, _, _ = sequence
+    params = config.load(project)
+    s = wh.connect(params)
+    try:
+        tables = wh.list_tables(s, params.database, params.schema)
+    finally:
+        s.close()
+    assert {"FEATURES", "BTYD_PARAMS", "TEXT_TOPICS", "PREDICTIONS"} <= set(tables)
+    assert [t for t in tables if runs.table_owner(t) is None] == []
+    assert runs.table_owner("TEXT_TOPICS") == "02_eda" and runs.table_owner("BTYD_PARAMS") == "03_features"
+
+
 def test_the_experiments_ran_in_their_own_namespaces(sequence):
     project, _, steps, _ = sequence
     params = config.load(project)

@@ -52,11 +52,15 @@ EXPERIMENT_INFIX = "__X_"
 
 #: Which notebook writes each table (by name or prefix). In scratch, the tables a notebook does
 #: not write are read through views onto production's; its own are real tables.
-TABLE_OWNERS: tuple[tuple[str, str], ...] = (
+TABLE_OWNERS: tuple[tuple[str, str], ...] = (  # first match wins
     ("RAW_", "01_ingest"), ("STAGE_", "01_ingest"), ("CLEAN_", "01_ingest"), ("REJECTED_", "01_ingest"),
     ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"), ("EXCLUDED_", "01_ingest"),
-    ("FEATURES", "03_features"), ("TEXT_", "03_features"), ("SENTIMENT_", "03_features"),
+    ("TEXT_SENTIMENT", "03_features"), ("TEXT_", "02_eda"), ("EMBEDDING_", "02_eda"),
+    ("TOPIC_", "02_eda"),
+    ("BTYD_SCORES_AT_", "05_batch_prediction"),
+    ("FEATURE", "03_features"), ("BTYD_", "03_features"), ("SENTIMENT_", "03_features"),
     ("PREDICTIONS", "05_batch_prediction"), ("SCORING_", "05_batch_prediction"),
+    ("TARGETS", "05_batch_prediction"),
 )
 
 
