@@ -92,7 +92,8 @@ def test_every_table_a_run_leaves_has_the_notebook_that_writes_it(sequence):
     params = config.load(project)
     s = wh.connect(params)
     try:
-        tables = wh.list_tables(s, params.database, params.schema)
+        tables = wh.list_tables(s, s.get_current_database().strip('"'),
+                                s.get_current_schema().strip('"'))
     finally:
         s.close()
     assert {"FEATURES", "BTYD_PARAMS", "TEXT_TOPICS", "PREDICTIONS"} <= set(tables)
