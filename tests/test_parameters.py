@@ -71,6 +71,27 @@ def test_a_hand_edit_of_a_generated_file_is_caught(tmp_path):
     assert set(pipeline.sync(project, write=False)) == {"pipeline.yaml", "env.yaml"}
 
 
+def test_notebooks_with_outputs_or_definitions_are_caught_and_outputs_stripped(tmp_path):
+    """Notebooks are committed without outputs and without logic (the pre-commit hook runs this)."""
+    project = scratch_project(tmp_path / "p")
+    path = project / "notebooks" / "04_model_comparison.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[2].outputs = [nbformat.v4.new_output("stream", text="a figure of last run\n")]
+    code[2].execution_count = 7
+    code[3].source += "\n\ndef helper(x):\n    return x\n"
+    nbformat.write(nb, path)
+    assert pipeline.sync(project, write=False) == ["notebooks/04_model_comparison.ipynb (outputs)"]
+    problems = pipeline.notebook_problems(project)
+    assert len(problems) == 1 and "04_model_comparison.ipynb cell" in problems[0]
+    assert "defines a function" in problems[0]
+    pipeline.sync(project, write=True)
+    assert pipeline.sync(project, write=False) == []
+    again = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert again[2].outputs == [] and again[2].execution_count is None
+    assert pipeline.notebook_problems(REPO) == []
+
+
 def test_no_parameter_is_named_like_a_jinja_global():
     """Ploomber renders pipeline.yaml with Jinja: `{{namespace}}` would stay `{{namespace}}` (seen here)."""
     import jinja2

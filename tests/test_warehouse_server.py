@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from customer_analytics import config
+from customer_analytics import config, fsutil
 from customer_analytics import warehouse as wh
 from customer_analytics import warehouse_server as srv
 
@@ -313,7 +313,7 @@ def test_a_stuck_server_fails_the_client_within_a_minute_and_is_replaced(wparams
     out, pid = signal_server_during_a_query(wparams, signal.SIGSTOP, 8)
     assert "stopped answering" in out
     assert table_values(wparams, "KEEP") == [8]  # the stuck server was replaced
-    assert not srv.process_alive(pid)
+    assert not fsutil.pid_alive(pid)
 
 
 def test_stopping_a_stuck_server_kills_it(wparams):
@@ -321,7 +321,7 @@ def test_stopping_a_stuck_server_kills_it(wparams):
     pid = start_server(wparams)["pid"]
     os.kill(pid, signal.SIGSTOP)
     wh.stop_local_server(wparams.warehouse_dir, timeout=2)
-    assert not srv.process_alive(pid)
+    assert not fsutil.pid_alive(pid)
 
 
 def test_a_long_query_is_not_taken_for_a_stuck_server(wparams, monkeypatch):
@@ -533,14 +533,14 @@ def test_results_sent_are_not_kept_without_bound(wparams):
 # --------------------------------------------------------------------------- the pieces, alone
 def test_a_zombie_is_not_alive_and_a_reused_pid_is_another_process():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = srv.process_started(child.pid)
+    started = fsutil.process_started(child.pid)
     deadline = time.monotonic() + 30
-    while srv.process_alive(child.pid) and time.monotonic() < deadline:
+    while fsutil.pid_alive(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not srv.process_alive(child.pid)  # exited, not yet reaped: a zombie
+    assert not fsutil.pid_alive(child.pid)  # exited, not yet reaped: a zombie
     child.wait()
-    assert srv.process_alive(os.getpid())
-    assert not srv.process_alive(os.getpid(), started="1")
+    assert fsutil.pid_alive(os.getpid())
+    assert not fsutil.pid_alive(os.getpid(), started="1")
     assert started is None or started.isdigit()
 
 

@@ -379,6 +379,43 @@ def _set_parameters_cell(path: Path, source: str, write: bool) -> bool:
     return True
 
 
+def _strip_outputs(path: Path, write: bool) -> bool:
+    """Notebooks are committed without outputs: clear them (``write``); return whether any."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    dirty = [c for c in nb.cells if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    if dirty and write:
+        for c in dirty:
+            c.outputs, c.execution_count = [], None
+        fsutil.atomic_write(path, nbformat.writes(nb) + "\n")
+    return bool(dirty)
+
+
+def notebook_problems(root: Path) -> list[str]:
+    """What the notebooks' code cells hold that belongs in the library: ``def`` and ``class``."""
+    import ast
+
+    import nbformat
+
+    found = []
+    for task in TASKS:
+        nb = nbformat.read(root / task.source, as_version=4)
+        for k, cell in enumerate(nb.cells, 1):
+            if cell.cell_type != "code":
+                continue
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                found.append(f"{task.source} cell {k}: not valid Python")
+                continue
+            kinds = {type(n).__name__ for n in ast.walk(tree)}
+            for node, what in (("FunctionDef", "a function"), ("ClassDef", "a class")):
+                if node in kinds:
+                    found.append(f"{task.source} cell {k}: defines {what} (logic belongs in src/)")
+    return found
+
+
 def sync(root: Path, write: bool) -> list[str]:
     """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's layout.
 
@@ -395,6 +432,8 @@ def sync(root: Path, write: bool) -> list[str]:
     for task in TASKS:
         if _set_parameters_cell(root / task.source, P.parameters_cell(task.name), write):
             stale.append(task.source)
+        if _strip_outputs(root / task.source, write):
+            stale.append(f"{task.source} (outputs)")
     env = root / config.ENV_FILE
     current = env.read_text(encoding="utf-8") if env.is_file() else ""
     import yaml
@@ -412,7 +451,8 @@ def sync(root: Path, write: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m customer_analytics.pipeline --check | --write``."""
     ap = argparse.ArgumentParser(description="Check or regenerate the files that follow the parameter "
-                                             "declaration (pipeline.yaml, parameter cells, env.yaml).")
+                                             "declaration (pipeline.yaml, parameter cells, env.yaml), "
+                                             "and keep the notebooks free of outputs and definitions.")
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true")
     group.add_argument("--write", action="store_true")
@@ -421,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     stale = sync(root, write=a.write)
     for name in stale:
         print(f"{'updated' if a.write else 'out of date'}: {name}")  # noqa: T201 - a command's output
-    return 1 if stale and a.check else 0
+    problems = notebook_problems(root)
+    for problem in problems:
+        print(f"problem: {problem}")  # noqa: T201
+    return 1 if (stale and a.check) or problems else 0
 
 
 if __name__ == "__main__":

@@ -40,10 +40,8 @@ snowflake-ml signatures, see the README.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -60,7 +58,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
-from customer_analytics import baselines, faults, headlines
+from customer_analytics import baselines, faults, fsutil, headlines
 from customer_analytics import models as md
 from customer_analytics.config import Params
 
@@ -146,15 +144,6 @@ def _predictions_frame(pred: np.ndarray, targets: list[str], index: pd.Index) ->
     return pd.DataFrame(np.asarray(pred, dtype=float).reshape(len(index), -1), columns=targets, index=index)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -163,20 +152,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner_gone(name: str) -> bool:
     """Whether the process named by a ``<pid>-<id>`` (or ``.<file>.<pid>-<id>.tmp``) name has ended."""
     m = re.search(r"(?:^|\.)(\d+)-[0-9a-f]{32}(?:\.tmp)?$", name)
-    return bool(m) and not _pid_alive(int(m.group(1)))
+    return bool(m) and not fsutil.pid_alive(int(m.group(1)))
 
 
 def read_meta(vdir: Path) -> dict[str, Any] | None:
@@ -242,7 +221,7 @@ class LocalRegistry:
         work = base / INCOMING / f"{os.getpid()}-{uuid.uuid4().hex}"
         work.mkdir()
         try:
-            _write_atomic(work / "model.skops", sio.dumps(model))
+            fsutil.atomic_write(work / "model.skops", sio.dumps(model), fsync=True)
             faults.point("registry.model_written")
             meta = build_meta(model, name, "", metrics, params, data_window, features, targets)
             version = self._publish(base, work, meta)
@@ -258,7 +237,7 @@ class LocalRegistry:
         n = 1 + max((int(m.group(1)) for p in base.iterdir() if (m := _VERSION.match(p.name))), default=0)
         while True:
             meta["version"] = f"v{n}"
-            _write_atomic(work / "meta.json", json.dumps(meta, indent=2, default=str).encode())
+            fsutil.atomic_write(work / "meta.json", json.dumps(meta, indent=2, default=str), fsync=True)
             _fsync_dir(work)
             faults.point("registry.meta_written")
             try:
@@ -304,15 +283,9 @@ class LocalRegistry:
         found = sorted((int(m.group(1)), p) for p in base.iterdir() if (m := _VERSION.match(p.name)))
         return [ModelVersion(name, p.name, meta) for _, p in found if (meta := read_meta(p)) is not None]
 
-    @contextlib.contextmanager
     def _lock(self, name: str):
-        self._dir(name).mkdir(parents=True, exist_ok=True)
-        with open(self._dir(name) / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        """The model's lock (waits for another process's promotion to finish)."""
+        return fsutil.file_lock(self._dir(name) / ".lock", timeout=float("inf"))
 
     def set_default(self, name: str, version: str, expected: str | None = None) -> None:
         """Make ``version`` the default one.
@@ -328,7 +301,7 @@ class LocalRegistry:
             if expected is not None and (current or "") != expected:
                 raise RegistryError(f"Model {name}: the default changed to {current} meanwhile (expected "
                                     f"{expected or 'none'}); not switching to {version}.")
-            _write_atomic(self._dir(name) / "DEFAULT", version.encode())
+            fsutil.atomic_write(self._dir(name) / "DEFAULT", version, fsync=True)
         log.info("default of %s is now %s", name, version)
 
     def default_version(self, name: str = MODEL_NAME) -> str | None:

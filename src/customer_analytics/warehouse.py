@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 from snowflake.snowpark import DataFrame, Session
 
+from customer_analytics import fsutil
 from customer_analytics import warehouse_server as _srv
 from customer_analytics.config import LOCAL_DATABASE, LOCAL_SCHEMA, Params, check_identifier
 from customer_analytics.portable import local_only
@@ -232,7 +233,7 @@ def _server_state(warehouse_dir: Path) -> dict | None:
         pid = int(state["pid"])
         if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:
             return None
-        return state if _srv.process_alive(pid) else None
+        return state if fsutil.pid_alive(pid) else None
     except (OSError, ValueError, KeyError):
         return None
 
@@ -330,7 +331,7 @@ def _kill_server(warehouse_dir: Path, state: dict, why: str) -> None:
     log.warning("the local warehouse server (pid %s) %s", pid, why)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _srv.process_alive(pid):
+    while time.monotonic() < deadline and fsutil.pid_alive(pid):
         if pid in _CHILDREN:
             _CHILDREN[pid].poll()
         time.sleep(0.05)
@@ -373,7 +374,7 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
     rest = session._conn._conn.rest  # noqa: SLF001 - the connector's REST client of this session
     fetch = rest.fetch
     pid, port = int(server["pid"]), int(server["port"])
-    started = _srv.process_started(pid)
+    started = fsutil.process_started(pid)
     log_shown = _shown(warehouse_dir / _srv.LOG_FILE)
 
     def guarded(method: str, full_url: str, headers: dict, data: Any = None, timeout: Any = None,
@@ -382,13 +383,13 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
             return fetch(method, full_url, headers, data=data, timeout=timeout, **kwargs)
         if os.environ.get(faults.KILL_VAR) and "query-request" in full_url and data:
             faults.before_statement(str(json.loads(data).get("sqlText", "")))
-        if not _srv.process_alive(pid, started):
+        if not fsutil.pid_alive(pid, started):
             raise stopped_error(warehouse_dir, pid)
         budget = REQUEST_RETRY_SECONDS if timeout is None else min(timeout, REQUEST_RETRY_SECONDS)
         try:
             ret = fetch(method, full_url, headers, data=data, timeout=budget, **kwargs)
         except Exception as e:
-            if not _srv.process_alive(pid, started):
+            if not fsutil.pid_alive(pid, started):
                 raise stopped_error(warehouse_dir, pid) from e
             if not _srv.check_alive(port, pid, ALIVE_TIMEOUT):
                 raise WarehouseError(

@@ -55,7 +55,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from customer_analytics.warehouse_server import process_alive, process_started
+from customer_analytics.fsutil import pid_alive as process_alive
+from customer_analytics.fsutil import process_started
 
 log = logging.getLogger("customer_analytics.warehouse_server")
 

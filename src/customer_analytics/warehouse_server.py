@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +34,8 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from customer_analytics import fsutil
 
 STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -64,65 +65,11 @@ def live_clients(warehouse_dir: Path) -> int:
     """Count registered client processes that are still alive; forget the dead ones."""
     live = 0
     for f in (warehouse_dir / CLIENTS_DIR).glob("*"):
-        if f.name.isdigit() and process_alive(int(f.name)):
+        if f.name.isdigit() and fsutil.pid_alive(int(f.name)):
             live += 1
         else:
             f.unlink(missing_ok=True)
     return live
-
-
-# --------------------------------------------------------------------------- processes
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of ``/proc/<pid>/stat`` (state first), ``None`` if there is no such process.
-
-    Raises:
-        OSError: ``/proc`` cannot be read (not Linux): the caller falls back to ``kill(pid, 0)``.
-    """
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if not Path("/proc/self/stat").exists():
-            raise
-        return None
-    except ProcessLookupError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def process_started(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, as text), ``None`` if unknown or gone.
-
-    Recorded with a pid, it tells a process from a later one that got the same pid.
-    """
-    try:
-        fields = _proc_stat(pid)
-    except OSError:
-        return None
-    return fields[19] if fields and len(fields) > 19 else None
-
-
-def process_alive(pid: int, started: str | None = None) -> bool:
-    """Whether process ``pid`` runs (a zombie does not: it is dead, only not yet reaped).
-
-    Args:
-        started: its :func:`process_started` value when it was seen alive; a process with the same
-            pid but another start time is another process, so the recorded one is dead.
-    """
-    if pid <= 0:
-        return False
-    try:
-        fields = _proc_stat(pid)
-    except OSError:  # no /proc: ask the kernel whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except PermissionError:
-            return True
-        except OSError:
-            return False
-        return True
-    if not fields or fields[0] in ("Z", "X", "x"):
-        return False
-    return started is None or len(fields) <= 19 or fields[19] == started
 
 
 # --------------------------------------------------------------------------- resource bounds
@@ -396,10 +343,9 @@ EXIT_FATAL = 70
 def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) -> int:
     """Run the server until idle for ``idle_minutes``; return a process exit code."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(warehouse_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the process lifetime
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    try:  # held for the process lifetime
+        fsutil.hold_lock(warehouse_dir / LOCK_FILE)
+    except fsutil.LockedError:
         log.error("another warehouse server already serves %s", warehouse_dir)
         return 3
 
