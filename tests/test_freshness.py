@@ -64,15 +64,17 @@ def test_a_held_out_window_past_the_data_stops_with_the_dates_and_the_fix(cd):
     s, _, dates = cd
     f = freshness.freshness(s)
     last = dates.max().date()
-    freshness.check_holdout(
-        f, last + dt.timedelta(days=1), 60
-    )  # the window ends with the data: fine
+    freshness.check_holdout(f, last + dt.timedelta(days=1), 60)  # the window ends with the data
+    tolerated = last + dt.timedelta(days=freshness.DEFAULT_TOLERANCE_DAYS)  # a weekend's lag
+    freshness.check_holdout(f, tolerated, 60)
+    with pytest.raises(freshness.FreshnessError, match="its last 3 days have no order"):
+        freshness.check_holdout(f, tolerated + dt.timedelta(days=1), 60)
     late = last + dt.timedelta(days=30)
     with pytest.raises(
         freshness.FreshnessError,
         match=rf"held-out window {late - dt.timedelta(days=60)} to "
-        rf"{late - dt.timedelta(days=1)} reaches past the data, which ends {last}: 30 days.*"
-        rf"at most {last + dt.timedelta(days=1)}",
+        rf"{late - dt.timedelta(days=1)} reaches past the data, which ends {last}: its last 29 days.*"
+        rf"at most {tolerated}",
     ):
         freshness.check_holdout(f, late, 60)
     with pytest.raises(freshness.FreshnessError, match="holds no order"):

@@ -37,7 +37,7 @@ def test_model_comparison_stops_naming_both_dates_and_the_fix(late_run):
     project, out = late_run
     assert out.returncode == 1
     assert re.search(r"FAILED at 04_model_comparison: FreshnessError: The held-out window 2026-10-21 to "
-                     r"2026-12-19 reaches past the data, which ends 2026-10-3\d: \d+ days of it have no order "
+                     r"2026-12-19 reaches past the data, which ends 2026-10-3\d: its last \d+ days have no order "
                      r"at all.*Fix: an earlier run_date \(at most 2026-1\d-\d\d\) or newer data", out.stderr)
     params = config.load(project)
     reg = registry.open_registry(params)

@@ -78,7 +78,7 @@ class Params:
     max_audio_minutes: float = 10.0  # new call audio transcribed per run at most (audio.py)
     audio_recognizer: str = "pocketsphinx"  # or package.module:factory
     chunk_rows: int = 50_000
-    freshness_tolerance_days: int = 1
+    freshness_tolerance_days: int = 3
     calibration_tolerance: float = 0.10
     database: str | None = None
     schema: str | None = None

@@ -21,8 +21,10 @@ from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
 
-#: Days a run date may lie after the last order before reports warn (a day's export lag is normal).
-DEFAULT_TOLERANCE_DAYS = 1
+#: Days a run date may lie after the last order's day before reports warn and 04 stops. A run
+#: date is the first day *not* in the data, so 1 means "data up to yesterday"; 3 lets a Monday run
+#: use an export that ends on Friday (two days of the held-out window without data).
+DEFAULT_TOLERANCE_DAYS = 3
 
 
 class FreshnessError(RuntimeError):
@@ -121,7 +123,7 @@ def check_holdout(
         raise FreshnessError(
             f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
             "data, which ends "
-            f"{fresh.last_day}: {gap} days of it have no order at all, so no model can be judged "
+            f"{fresh.last_day}: its last {gap - 1} days have no order at all, so no model can be judged "
             "(or promoted) "
             f"on it. Fix: an earlier run_date (at most {latest}) or newer data."
         )

@@ -474,7 +474,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               "cap on texts pulled to train the text sentiment and topic models",
               integer(100, 1_000_000), ("02_eda", "03_features"), identity=True,
               label=lambda v: f"max {int(v):,} text rows"),
-    Parameter("freshness_tolerance_days", 1, "days run_date may lie after the last order before every report "
+    Parameter("freshness_tolerance_days", 3, "days run_date may lie after the last order's day before every report "
               "warns (and 04 stops: its held-out window would be partly empty)", integer(0, 366), ALL),
     Parameter("text_topics", 8,
               "topics the review and call texts are grouped into (02 report, 03 features)",

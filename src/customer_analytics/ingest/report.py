@@ -525,19 +525,41 @@ def product_types_table(session: Session, result: list[SourceCounts]) -> pd.Data
     return frame[frame["note"] != ""]
 
 
-def freshness_note(session: Session, result: list[SourceCounts], params: Params) -> str:
+class FreshnessNote(str):
+    """The 01 report's freshness paragraph; its warning (if any) goes to the report's banner.
+
+    01's set-up cell cannot know the new data's range, so this cell's output carries the banner
+    metadata the exporter shows under the title (see :class:`customer_analytics.reports.BannerPreprocessor`).
+    """
+
+    warning: str = ""
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, str], dict]:
+        from customer_analytics.runs import BANNER_KEY
+
+        meta = {BANNER_KEY: [self.warning]} if self.warning else {}
+        return {"text/markdown": str(self), "text/plain": str(self)}, meta
+
+
+def _note(text: str, warning: str) -> FreshnessNote:
+    note = FreshnessNote(text)
+    note.warning = warning
+    return note
+
+
+def freshness_note(session: Session, result: list[SourceCounts], params: Params) -> FreshnessNote:
     """Markdown: the date range of the orders, and a warning when run_date lies beyond the data."""
     from customer_analytics import freshness
 
     if getattr(result, "ok", True) is False:
-        return _STOPPED
+        return _note(_STOPPED, "")
     fresh = freshness.freshness(session)
+    warning = freshness.run_date_note(fresh, params.run_date, params.freshness_tolerance_days)
     if fresh.last is None:
-        return freshness.run_date_note(fresh, params.run_date)
+        return _note(warning, warning)
     text = (
         f"Orders run from **{fresh.first:%Y-%m-%d}** to **{fresh.last:%Y-%m-%d}** (recorded in "
-        "INGEST_LOG: "
-        "FIRST_TS, LAST_TS)."
+        "INGEST_LOG: FIRST_TS, LAST_TS)."
     )
-    warning = freshness.run_date_note(fresh, params.run_date)
-    return text + (" " + warning if warning else f" run_date {params.run_date} is within the data.")
+    return _note(text + (" " + warning if warning else f" run_date {params.run_date} is within the data."),
+                 warning)
