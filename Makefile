@@ -2,7 +2,9 @@
 #   make run    generate the demo data if absent, then run the whole pipeline (ploomber build, through
 #               `customer-analytics run`: log file in logs/, reports/<run_date>/, reports/index.html)
 #               (parameters: make run RUN_ARGS="--env--run_date 2026-09-01")
-#   make test   run the tests (unit + notebooks + scheduled runs + browser)
+#   make test   run the tests (unit + notebooks + scheduled runs + browser): what CI runs
+#   make test-fast  the inner loop: no notebook, pipeline or warehouse (under 2 minutes)
+#   make lint / make format  ruff, ruff format and mypy (see CONTRIBUTING.md)
 #   make bench  benchmarks at 10k/100k/1M orders -> bench/RESULTS.md (by hand; not part of make test)
 #   make scheduled-run / make rescore / make index: what cron calls (see README, "Scheduled runs")
 # Both create .venv (Python 3.11) and install the project into it when missing.
@@ -59,6 +61,9 @@ index: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not warehouse" -q
+
 # JupyterLab with the project's Jupyter config (.jupyter/: Ploomber's server extension off, it breaks JupyterLab 4)
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -71,6 +76,14 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m customer_analytics.pipeline --check
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/python -m customer_analytics.pipeline --write
 
 stop-warehouse: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from customer_analytics import warehouse as wh; wh.stop_local_server(Path("data/warehouse").resolve())'

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,54 @@ from customer_analytics import warehouse as wh
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CUSTOMERS = 1500
+TESTS = Path(__file__).resolve().parent
+_CONFIG: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _CONFIG
+    _CONFIG = config
+    config.addinivalue_line("markers", "warehouse: starts the embedded warehouse (deselected by make test-fast)")
+
+
+def progress(text: str) -> None:
+    """A line on the terminal now, while a long fixture works (pytest captures everything else)."""
+    reporter = _CONFIG.pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
+    if reporter is not None:
+        reporter.write_line(f"  ... {text}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Say when a shared fixture of these tests starts and how long it took: some run whole
+    pipelines for minutes, and pytest is otherwise silent until the first test of the module."""
+    code = getattr(fixturedef.func, "__code__", None)
+    path = Path(code.co_filename) if code is not None else None
+    shared = fixturedef.scope in ("session", "module") and path is not None and TESTS in path.parents
+    started = time.perf_counter()
+    if shared:
+        progress(f"{fixturedef.argname} ({fixturedef.scope} fixture, {request.node.name}): setting up")
+    yield
+    if shared:
+        progress(f"{fixturedef.argname}: ready after {time.perf_counter() - started:.0f} s")
+
+
+#: fixtures that start the embedded warehouse (directly or through another)
+WAREHOUSE_FIXTURES = {"session", "params", "fresh_warehouse", "labelled", "comparison", "closed_cohort",
+                      "closed_comparison", "scheduled_runs"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tier marker: a test that uses the embedded warehouse (through these fixtures or by
+    connecting itself) is ``warehouse``; ``make test-fast`` deselects it and ``slow``."""
+    connects: dict[str, bool] = {}
+    for item in items:
+        source = getattr(getattr(item, "module", None), "__file__", None) or ""
+        if source not in connects:
+            connects[source] = bool(source) and "wh.connect(" in Path(source).read_text(encoding="utf-8")
+        uses = WAREHOUSE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or connects[source]:
+            item.add_marker(pytest.mark.warehouse)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import snowflake.snowpark.functions as F
 
-from conftest import REPO
+from conftest import REPO, progress
 from customer_analytics import config, parameters, registry, synthetic
 from customer_analytics import warehouse as wh
 
@@ -76,6 +76,7 @@ class Schedule:
         cmd = [str(exe), *args, "--log-dir", str(self.logs)]
         env = CRON_ENV | {k: v for k, v in os.environ.items() if k in ("HOME", "TMPDIR", "LANG", "PYTHONPATH")}
         env[config.ENV_FILE_VAR] = str(self.env_file(data_dir or self.raw))
+        progress(f"scheduled runs: {step} ({' '.join(args[:3])})")
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
         self.results[step] = out
         self.snapshots[step] = self.snapshot()

@@ -321,7 +321,7 @@ class Transcriber:
             meta.seconds,
             time.perf_counter() - started,
         )
-        loud = dbfs(*level)
+        loud = dbfs(level[0], int(level[1]))
         name = self.engine.name
         if level[1] < MIN_SECONDS * meta.rate or loud < SILENCE_DBFS:
             return Result(

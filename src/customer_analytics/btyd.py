@@ -389,7 +389,7 @@ def score_triples(
     if family is None or triples.empty:
         return out
     x, t_x, T = (triples[c].to_numpy(dtype=float) for c in ("X", "TX", "T"))
-    theta = fits[family].values
+    theta = _fitted(fits, family).values
     out["BTYD_P_ALIVE"] = probability_alive(family, theta, x, t_x, T)
     out["BTYD_EXP_PURCHASES"] = expected_purchases(family, theta, float(horizon_days), x, t_x, T)
     out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T, out["BTYD_P_ALIVE"].to_numpy())
@@ -411,8 +411,15 @@ def value_rule(fits: dict[str, Fit | None], pooled: float | None) -> tuple[str, 
 
 def best_family(fits: dict[str, Fit | None]) -> str | None:
     """The purchase model with the higher log-likelihood (same parameter count: same as by AIC)."""
-    found = [fits[f] for f in FAMILIES if fits.get(f) is not None]
+    found = [fit for f in FAMILIES if (fit := fits.get(f)) is not None]
     return max(found, key=lambda f: f.loglik).model if found else None
+
+
+def _fitted(fits: dict[str, Fit | None], family: str) -> Fit:
+    fit = fits[family]
+    if fit is None:
+        raise ValueError(f"no {family} fit")
+    return fit
 
 
 def score_summaries(
@@ -431,7 +438,7 @@ def score_summaries(
     if family is None or summaries.empty:
         return out
     x, t_x, T = (summaries[c].to_numpy(dtype=float) for c in ("X", "TX", "T"))
-    theta = fits[family].values
+    theta = _fitted(fits, family).values
     out["BTYD_P_ALIVE"] = probability_alive(family, theta, x, t_x, T)
     out["BTYD_EXP_PURCHASES"] = expected_purchases(family, theta, float(horizon_days), x, t_x, T)
     out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T, out["BTYD_P_ALIVE"].to_numpy())

@@ -127,7 +127,7 @@ def apply_overrides(values: dict[str, Any], overrides: Mapping[tuple[str, ...], 
         node = out.get(path[0])
         if isinstance(node, str):  # a mapping given as text earlier on the command line
             node = yaml.safe_load(node)
-        node = copy.deepcopy(node) if isinstance(node, Mapping) else {}
+        node = dict(copy.deepcopy(node)) if isinstance(node, Mapping) else {}
         out[path[0]] = node
         for part in path[1:-1]:
             child = dict(node[part]) if isinstance(node.get(part), Mapping) else {}
@@ -196,14 +196,16 @@ def _setup_logging(logfile: Path | None, echo: bool, quiet: bool = False) -> lis
     pkg.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S", **_PATHS))
+    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S",
+                                             keep=_PATHS["keep"], inside=_PATHS["inside"]))
     console.addFilter(lambda r: echo or r.name.startswith("customer_analytics.cli"))
     handlers: list[logging.Handler] = [console]
     pkg.addHandler(console)
     if logfile:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(logfile, encoding="utf-8")
-        fh.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", **_PATHS))
+        fh.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                         keep=_PATHS["keep"], inside=_PATHS["inside"]))
         pkg.addHandler(fh)
         ploomber_log = logging.getLogger("ploomber")
         ploomber_log.addHandler(fh)

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 #: Accepted file formats, by file name extension.
@@ -204,8 +205,20 @@ def check_format(text: str) -> str:
     return fmt
 
 
-class Reason:
-    """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings)."""
+class SourceStatus(StrEnum):
+    """What the ingest did with a source (``INGEST_LOG.STATUS``)."""
+
+    LOADED = "loaded"  # found and read (or, in a plan: to be read)
+    MISSING = "missing"  # optional and not found
+    DISABLED = "disabled"  # switched off in the settings
+    DERIVED = "derived"  # customers built from the orders (no customers file)
+
+
+class Reason(StrEnum):
+    """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings).
+
+    Members are strings; pass ``str(reason)`` to Snowpark's ``F.lit`` (it refuses str subclasses).
+    """
 
     INVALID_UTF8 = "invalid UTF-8"
     NUL_BYTE = "NUL byte"
@@ -248,7 +261,7 @@ class Reason:
     AUDIO_BUDGET = "over max_audio_minutes"
 
 
-class Excluded:
+class Excluded(StrEnum):
     """Why a readable, valid row is kept out of the CLEAN_ tables without being an error
     (``EXCLUDED_ORDER_LINES.REASON``; not counted against ``max_reject_share``)."""
 

@@ -90,7 +90,7 @@ def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, li
         aggs += [F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
                  for k, cond in enumerate(_bin_conditions(c, edges[c]))]
     rows = {r[_SIDE]: r.as_dict() for r in both.group_by(_SIDE).agg(*aggs).collect()}
-    out = {}
+    out: dict[str, dict] = {}
     for side in ("reference", "current"):
         r = rows.get(side, {})
         out[side] = {"rows": int(r.get("N") or 0), "mean": {}, "counts": {}}

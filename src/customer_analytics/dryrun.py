@@ -92,11 +92,12 @@ def snowflake_statements(sql: str, columns: dict[str, list[str]], folder: Path) 
         path = folder / f"{table}.parquet"
         types = {c: pa.int64() if c == "LINE_NO" else pa.string() for c in cols}
         pq.write_table(pa.table({c: pa.array([], t) for c, t in types.items()}), path)
-        wh.load_staged(session, path, table)
+        wh.load_staged(session, path, table)  # type: ignore[arg-type]  # records as a Session
     else:  # pandas frames: warehouse.write_pandas
         import pandas as pd
 
-        wh.write_pandas(session, pd.DataFrame(columns=cols or ["COLUMNS_OF_THE_FRAME"]), table, folder)
+        frame = pd.DataFrame(columns=cols or ["COLUMNS_OF_THE_FRAME"])
+        wh.write_pandas(session, frame, table, folder)  # type: ignore[arg-type]  # records as a Session
     return session.statements
 
 

@@ -190,7 +190,7 @@ def churn_rates(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> p
     Only months whose following :data:`CHURN_DAYS` end by ``as_of`` (fully observed) are shown.
     """
     h = dt.timedelta(days=CHURN_DAYS)
-    starts = []
+    starts: list[dt.date] = []
     m = as_of.year * 12 + as_of.month - 1
     while len(starts) < months and m > 0:
         d = _month_start(m)

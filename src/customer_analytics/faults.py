@@ -37,13 +37,15 @@ DELAY_VAR = "CA_FAULT_DELAY"
 MARK_VAR = "CA_FAULT_MARK"
 
 
-def _spec(kind: str) -> re.Pattern[str] | str | None:
+def _raw_spec(kind: str) -> str | None:
     value = os.environ.get(KILL_VAR, "")
     prefix = f"{kind}:"
-    if not value.startswith(prefix):
-        return None
-    rest = value[len(prefix) :]
-    return rest if kind == "point" else re.compile(rest, re.IGNORECASE | re.DOTALL)
+    return value[len(prefix) :] if value.startswith(prefix) else None
+
+
+def _spec(kind: str) -> re.Pattern[str] | None:
+    rest = _raw_spec(kind)
+    return None if rest is None else re.compile(rest, re.IGNORECASE | re.DOTALL)
 
 
 def kill(where: str, whole_run: bool = True) -> None:
@@ -69,7 +71,7 @@ def kill(where: str, whole_run: bool = True) -> None:
 
 def point(name: str) -> None:
     """A named moment: kill the run here if :data:`KILL_VAR` is ``point:<name>``."""
-    if os.environ.get(KILL_VAR) and _spec("point") == name:
+    if os.environ.get(KILL_VAR) and _raw_spec("point") == name:
         kill(f"point {name}")
 
 
@@ -88,4 +90,4 @@ def before_statement(sql: str) -> None:
 
 def server_point() -> re.Pattern[str] | None:
     """The ``server:`` pattern in force for a warehouse server starting now, if any."""
-    return _spec("server") if os.environ.get(KILL_VAR) else None  # type: ignore[return-value]
+    return _spec("server") if os.environ.get(KILL_VAR) else None

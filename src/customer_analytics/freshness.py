@@ -96,7 +96,7 @@ def run_date_note(
         f"({fresh.last_day})**: every "
         "figure as of the run date treats those days as days without any purchase. Use an earlier "
         "run_date "
-        f"(at most {fresh.last_day + dt.timedelta(days=tolerance_days)}) or ingest newer data."
+        f"(at most {fresh.last.date() + dt.timedelta(days=tolerance_days)}) or ingest newer data."
     )
 
 
@@ -119,7 +119,7 @@ def check_holdout(
         )
     gap = fresh.days_after(run_date)
     if gap is not None and gap > tolerance_days:
-        latest = fresh.last_day + dt.timedelta(days=tolerance_days)
+        latest = fresh.last.date() + dt.timedelta(days=tolerance_days)
         raise FreshnessError(
             f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
             "data, which ends "

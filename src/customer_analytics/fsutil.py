@@ -87,16 +87,16 @@ def pid_alive(pid: object, started: str | None = None) -> bool:
             pid but another start time is another process, so the recorded one is dead.
     """
     try:
-        pid = int(pid)  # type: ignore[call-overload]
+        number = int(pid)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
-    if pid <= 0:
+    if number <= 0:
         return False
     try:
-        fields = _proc_stat(pid)
+        fields = _proc_stat(number)
     except OSError:  # no /proc: ask the kernel whether the pid exists
         try:
-            os.kill(pid, 0)
+            os.kill(number, 0)
         except PermissionError:
             return True
         except OSError:

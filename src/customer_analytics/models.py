@@ -48,6 +48,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 import pandas as pd
@@ -254,7 +255,7 @@ def _same(a: pd.Series, b: pd.Series) -> bool:
 
 
 def dropped_features(
-    train: pd.DataFrame, feats: list[str], protected: set[str] = frozenset()
+    train: pd.DataFrame, feats: list[str], protected: AbstractSet[str] = frozenset()
 ) -> pd.DataFrame:
     """Inputs that cannot help on these training rows: missing, constant, or a copy of another.
 
@@ -262,7 +263,9 @@ def dropped_features(
         One row per dropped feature (index, lower case) with the ``reason``; the first of a set of
         duplicates is kept, and ``protected`` columns are only dropped when missing everywhere.
     """
-    rows, kept, by_hash = {}, [], {}
+    rows: dict[str, str] = {}
+    kept: list[str] = []
+    by_hash: dict[int, list[str]] = {}
     for c in feats:
         col = train[c]
         if col.isna().all():
@@ -305,7 +308,7 @@ def range_table(
     holdout: pd.DataFrame,
     feats: list[str],
     score_outside: dict[str, float] | None = None,
-    protected: set[str] = frozenset(),
+    protected: AbstractSet[str] = frozenset(),
 ) -> pd.DataFrame:
     """Numeric features whose held-out or scoring values leave the training range, and what is done.
 

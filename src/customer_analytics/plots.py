@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 # Figures are built with the object API (no pyplot state): a cell that returns one shows it once.
-STYLE = {"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+STYLE: dict[str, Any] = {"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3}
 
 
@@ -23,8 +25,8 @@ class ReportFigure(Figure):
         return buf.getvalue()
 
 
-def _figure(width: float, height: float) -> tuple[ReportFigure, object]:
-    with rc_context(STYLE):
+def _figure(width: float, height: float) -> tuple[ReportFigure, Axes]:
+    with rc_context(STYLE):  # type: ignore[arg-type]  # the stubs list keys as literals
         fig = ReportFigure(figsize=(width, height))
         return fig, fig.subplots()
 

@@ -48,7 +48,7 @@ from customer_analytics import features as ft
 from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
-from customer_analytics.registry import ModelVersion
+from customer_analytics.registry import ModelRegistry, ModelVersion, WarehouseRegistry
 
 log = logging.getLogger(__name__)
 
@@ -304,12 +304,19 @@ def stage_batch(session: Session, params: Params, features: list[str], chunk_row
     return wh.row_count(session, BATCH)
 
 
-def in_warehouse(session: Session, reg: Any) -> bool:
-    """Whether the model runs in the warehouse: on Snowflake, with a registry that can run it there."""
-    return reg is not None and not wh.is_local(session) and hasattr(reg, "run_in_warehouse")
+def warehouse_registry(session: Session, reg: ModelRegistry | None) -> WarehouseRegistry | None:
+    """``reg`` if the model runs in the warehouse: on Snowflake, with a registry that can run it there."""
+    if reg is not None and not wh.is_local(session) and isinstance(reg, WarehouseRegistry):
+        return reg
+    return None
 
 
-def model_for_scoring(reg: Any, session: Session, name: str) -> tuple[Any | None, ModelVersion]:
+def in_warehouse(session: Session, reg: ModelRegistry | None) -> bool:
+    """Whether the model runs in the warehouse (see :func:`warehouse_registry`)."""
+    return warehouse_registry(session, reg) is not None
+
+
+def model_for_scoring(reg: ModelRegistry, session: Session, name: str) -> tuple[Any | None, ModelVersion]:
     """Model ``name``'s default version, with its Python model when this client scores (``None``
     when the warehouse does: snowflake-ml lets only the owner role load a model here)."""
     if in_warehouse(session, reg):
@@ -317,7 +324,7 @@ def model_for_scoring(reg: Any, session: Session, name: str) -> tuple[Any | None
     return reg.load(name)
 
 
-def score_in_warehouse(session: Session, reg: Any, mv: ModelVersion, params: Params) -> ScoringRun:
+def score_in_warehouse(session: Session, reg: WarehouseRegistry, mv: ModelVersion, params: Params) -> ScoringRun:
     """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and publish.
 
     The batch is staged as :data:`BATCH`; the registry's warehouse function writes the predictions
@@ -346,7 +353,7 @@ def score_in_warehouse(session: Session, reg: Any, mv: ModelVersion, params: Par
 
 
 def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Params,
-                    chunk_rows: int | None = None, reg: Any = None) -> ScoringRun:
+                    chunk_rows: int | None = None, reg: ModelRegistry | None = None) -> ScoringRun:
     """Score the scoring set and publish this run date's rows of PREDICTIONS.
 
     On Snowflake, with ``reg`` given, the model runs in the warehouse (:func:`score_in_warehouse`);
@@ -361,16 +368,18 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
     if chunk_rows < 1:
         raise PredictError(f"chunk_rows must be a positive whole number, got {chunk_rows}.")
     fallback = ""
-    if in_warehouse(session, reg):
+    if (runner := warehouse_registry(session, reg)) is not None:
         try:
-            return score_in_warehouse(session, reg, mv, params)
+            return score_in_warehouse(session, runner, mv, params)
         except Exception as e:  # noqa: BLE001 - the client path below is the fallback, and says why
             fallback = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
             log.warning("scoring in the warehouse failed (%s); scoring on this client in chunks instead", fallback)
     elif not wh.is_local(session):
-        fallback = "no registry given to run the model in the warehouse"
+        fallback = "no registry given that can run the model in the warehouse"
         log.warning("scoring on this client in chunks: %s", fallback)
     if model is None:
+        if reg is None:
+            raise PredictError("score_in_chunks needs the model or the registry that holds it.")
         model, _ = reg.load(mv.name, mv.version)
     n = stage_batch(session, params, mv.meta["features"], chunk_rows)
     n_chunks = math.ceil(n / chunk_rows)
@@ -417,6 +426,7 @@ def publish(session: Session, staged: str | None, params: Params) -> int:
         new = session.table(staged)
         same = set(old.columns) == set(new.columns)
         merged = old.union_all_by_name(new, allow_missing_columns=not same)
+    assert merged is not None  # staged or an existing table: returned above otherwise
     wh.replace_table(merged, f"{TABLE}__MERGED")
     wh.replace_table(session.table(f"{TABLE}__MERGED"), TABLE)  # the one atomic swap
     session.sql(f"DROP TABLE IF EXISTS {TABLE}__MERGED").collect()
@@ -434,7 +444,7 @@ def overview(session: Session, params: Params) -> pd.DataFrame:
         F.count(F.lit(1)).alias("N"), F.sum(s).alias("TOTAL"), pt.mean(s).alias("MEAN"),
         F.percentile_cont(0.5).within_group(s).alias("MEDIAN"), F.percentile_cont(0.9).within_group(s).alias("P90"),
     ).collect()[0]
-    values = {"customers scored": int(row["N"])}
+    values: dict[str, float | None] = {"customers scored": int(row["N"])}
     values |= {k: None if v is None else round(float(v), 2) for k, v in
                (("total predicted spend", row["TOTAL"]), ("mean", row["MEAN"]), ("median", row["MEDIAN"]),
                 ("90th percentile", row["P90"]))}

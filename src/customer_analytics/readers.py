@@ -460,10 +460,11 @@ def _parse(text: str) -> tuple[dict | None, str, str | None]:
 ITEM_COLUMNS = ("SOURCE_FILE", "LINE_NO", "ITEM_NO", "ITEM")
 
 
-def _get(obj: dict, path: str):
+def _get(obj: dict, path: str) -> object:
+    found: object = obj
     for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else None
-    return obj
+        found = found.get(part) if isinstance(found, dict) else None
+    return found
 
 
 def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer) -> str | None:
@@ -507,7 +508,8 @@ def read_jsonl(path: Path, staged: Path, source_file: str,
 def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items_path: str | None,
                       item_out: _Writer | None, stats: FileStats) -> None:
     for n, raw, too_long in physical_lines(f, digest):
-        reason, fld = None, "line"
+        reason: str | None = None
+        fld = "line"
         if too_long:
             reason, text = Reason.LINE_TOO_LONG, show(raw)
         elif not _drop_boms(raw).strip():
@@ -521,7 +523,7 @@ def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items
                 value, fld, reason = _parse(text)
                 if reason:
                     text = text.replace("\x00", "\\x00")
-                elif items_path and item_out is not None:
+                elif items_path and item_out is not None and value is not None:
                     reason = _stage_items(value, items_path, source_file, n, item_out)
                     fld = "items"
         out.add((source_file, n, text, reason, fld if reason else None))
@@ -691,9 +693,10 @@ def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str],
                 column = "line" if reason else None
                 if reason is None and fields is None:
                     reason, column = Reason.CSV_SYNTAX, "line"
-                elif reason is None:
+                elif reason is None and fields is not None:
                     reason, column = _field_problem(fields, header, text)
-                values = [None] * len(found) if reason else [fields[i] for i in found.values()]
+                values = ([fields[i] for i in found.values()] if fields is not None and not reason
+                          else [None] * len(found))
                 out.add((source_file, no, _as_record(text), reason, column, *values))
                 stats.count_error(reason)
                 stats.records += 1
@@ -740,7 +743,8 @@ def scan_calls(folder: Path) -> CallScan:
     """
     if not folder.is_dir():
         return CallScan([], {})
-    files, skipped = [], Counter()
+    files: list = []
+    skipped: Counter[str] = Counter()
     with os.scandir(folder) as entries:
         for entry in entries:
             reason = _skip_reason(entry)

@@ -57,7 +57,7 @@ class RecordingSession:
     schema: str = "SHOP"
 
     def __post_init__(self) -> None:
-        wh.register_backend(self, wh.SNOWFLAKE)
+        wh.register_backend(self, wh.SNOWFLAKE)  # type: ignore[arg-type]  # stands in for a Session
 
     def __hash__(self) -> int:  # a registered session is a key of warehouse's backend map
         return id(self)

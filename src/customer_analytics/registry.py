@@ -1,6 +1,7 @@
 """Model registry with one interface on both backends, and the promotion guard.
 
-Interface (both :class:`LocalRegistry` and :class:`SnowflakeRegistry`)::
+Interface (:class:`ModelRegistry`; :class:`LocalRegistry`, :class:`SnowflakeRegistry` and
+:class:`FallbackRegistry` are checked against it by mypy and a test)::
 
     mv = reg.log_model(model, name, metrics, params, data_window, features, targets, sample_input)
     reg.list_versions(name) -> [ModelVersion, ...]      oldest first
@@ -52,7 +53,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ def _fsync_dir(path: Path) -> None:
 def _owner_gone(name: str) -> bool:
     """Whether the process named by a ``<pid>-<id>`` (or ``.<file>.<pid>-<id>.tmp``) name has ended."""
     m = re.search(r"(?:^|\.)(\d+)-[0-9a-f]{32}(?:\.tmp)?$", name)
-    return bool(m) and not fsutil.pid_alive(int(m.group(1)))
+    return m is not None and not fsutil.pid_alive(int(m.group(1)))
 
 
 def read_meta(vdir: Path) -> dict[str, Any] | None:
@@ -191,6 +192,51 @@ def check_trusted(path: Path) -> list[str]:
     if bad:
         raise RegistryError(f"{shown} contains types that are not on the trusted list: {bad}; refusing to load it.")
     return untrusted
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """What notebooks, :mod:`customer_analytics.predict` and the functions below use of a registry."""
+
+    def log_model(self, model: Any, name: str, metrics: dict[str, float], params: dict[str, Any],
+                  data_window: dict[str, str], features: list[str], targets: list[str],
+                  sample_input: pd.DataFrame | None = None) -> ModelVersion:
+        """Store ``model`` as a new version (not the default) and return it."""
+        ...
+
+    def list_versions(self, name: str = ...) -> list[ModelVersion]:
+        """The model's versions, oldest first."""
+        ...
+
+    def default_version(self, name: str = ...) -> str | None:
+        """The default version's name (``None``: none yet)."""
+        ...
+
+    def set_default(self, name: str, version: str, expected: str | None = None) -> None:
+        """Make ``version`` the default; with ``expected``, only if the default is still that one."""
+        ...
+
+    def get(self, name: str = ..., version: str | None = None) -> ModelVersion:
+        """A version (``None``: the default)."""
+        ...
+
+    def load(self, name: str = ..., version: str | None = None) -> tuple[Any, ModelVersion]:
+        """The version's Python model and its :class:`ModelVersion`."""
+        ...
+
+    def run(self, frame: pd.DataFrame, name: str = ..., version: str | None = None) -> pd.DataFrame:
+        """The version's predictions for ``frame`` (one column per target)."""
+        ...
+
+
+@runtime_checkable
+class WarehouseRegistry(ModelRegistry, Protocol):
+    """A registry that can also run a version inside the warehouse (Snowflake's)."""
+
+    def run_in_warehouse(self, frame: Any, name: str = ..., version: str | None = None,
+                         keep: tuple[str, ...] = ()) -> tuple[Any, ModelVersion]:
+        """Predictions for a Snowpark DataFrame, computed in the warehouse, and the version used."""
+        ...
 
 
 class LocalRegistry:
@@ -544,7 +590,8 @@ class SnowflakeRegistry:
         smv = model.version(version) if version else model.default
         mv = self._mv(name, smv)
         features = mv.meta["features"]
-        out = smv.run(frame.select(*keep, *features), function_name="predict")
+        # a kept column may also be a feature (the BTYD outlook of a hybrid model): select it once
+        out = smv.run(frame.select(*dict.fromkeys((*keep, *features))), function_name="predict")
         given = {c.strip('"').upper() for c in (*keep, *features)}
         outputs = [c for c in out.columns if c.strip('"').upper() not in given]
         if len(outputs) != len(mv.meta["targets"]):
@@ -555,7 +602,7 @@ class SnowflakeRegistry:
         return out.select(*cols), mv
 
 
-def open_registry(params: Params, session=None, schema: str | None = None) -> LocalRegistry | SnowflakeRegistry:
+def open_registry(params: Params, session=None, schema: str | None = None) -> ModelRegistry:
     """The registry of one warehouse schema (production's by default; experiments and scratch have their own).
 
     Local: files under ``<warehouse_dir>/registry/<schema>/``. Snowflake: snowflake-ml's registry in
@@ -573,7 +620,7 @@ def open_registry(params: Params, session=None, schema: str | None = None) -> Lo
     return SnowflakeRegistry(session, database, schema or current)
 
 
-def for_run(run) -> LocalRegistry | SnowflakeRegistry | FallbackRegistry:
+def for_run(run) -> ModelRegistry:
     """The registry of a notebook's run (:class:`customer_analytics.runs.Run`): its namespace's own.
 
     A scratch run (a notebook on its own) writes to scratch's registry and, until it has a default
@@ -592,14 +639,16 @@ class FallbackRegistry:
     it has trained one of its own, and never changes production's registry.
     """
 
-    def __init__(self, primary, fallback):
+    def __init__(self, primary: ModelRegistry, fallback: ModelRegistry):
         self.primary, self.fallback = primary, fallback
 
-    def _reader(self, name: str):
+    def _reader(self, name: str) -> ModelRegistry:
         return self.primary if self.primary.default_version(name) else self.fallback
 
-    def log_model(self, *args, **kwargs) -> ModelVersion:
-        return self.primary.log_model(*args, **kwargs)
+    def log_model(self, model: Any, name: str, metrics: dict[str, float], params: dict[str, Any],
+                  data_window: dict[str, str], features: list[str], targets: list[str],
+                  sample_input: pd.DataFrame | None = None) -> ModelVersion:
+        return self.primary.log_model(model, name, metrics, params, data_window, features, targets, sample_input)
 
     def set_default(self, name: str, version: str, expected: str | None = None) -> None:
         self.primary.set_default(name, version, expected)
@@ -613,7 +662,7 @@ class FallbackRegistry:
     def get(self, name: str = MODEL_NAME, version: str | None = None) -> ModelVersion:
         return (self.primary if version else self._reader(name)).get(name, version)
 
-    def load(self, name: str = MODEL_NAME, version: str | None = None):
+    def load(self, name: str = MODEL_NAME, version: str | None = None) -> tuple[Any, ModelVersion]:
         return (self.primary if version else self._reader(name)).load(name, version)
 
     def run(self, frame: pd.DataFrame, name: str = MODEL_NAME, version: str | None = None) -> pd.DataFrame:
@@ -636,7 +685,7 @@ def data_window(params: Params, train: pd.DataFrame, holdout: pd.DataFrame) -> d
             "run_date": params.run_date.isoformat(), "train_rows": str(len(train)), "holdout_rows": str(len(holdout))}
 
 
-def register(reg, comparison: md.Comparison, selection: md.Selection, params: Params, train: pd.DataFrame,
+def register(reg: ModelRegistry, comparison: md.Comparison, selection: md.Selection, params: Params, train: pd.DataFrame,
              holdout: pd.DataFrame) -> ModelVersion:
     """Log the chosen model with its held-out metrics and data window (the default is left to :func:`promote`).
 
@@ -687,7 +736,7 @@ class Promotion:
         return pd.DataFrame(rows, index=["version", f"held-out {label}"]).T
 
 
-def promote(reg, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str | None = None) -> Promotion:
+def promote(reg: ModelRegistry, mv: ModelVersion, holdout: pd.DataFrame, metric: str, name: str | None = None) -> Promotion:
     """Make ``mv`` the default only if it beats the current default on this run's held-out window.
 
     The current default is loaded and evaluated on the same held-out rows as ``mv``. It is kept
@@ -745,7 +794,7 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
-def versions_frame(reg, name: str = MODEL_NAME) -> pd.DataFrame:
+def versions_frame(reg: ModelRegistry, name: str = MODEL_NAME) -> pd.DataFrame:
     """Every version with its candidate, data window and held-out metrics (for the report)."""
     default = reg.default_version(name)
     rows = [{"version": v.version, "default": v.version == default, "candidate": v.meta["params"]["candidate"],

@@ -357,7 +357,8 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
     def text(key: str) -> str:
         return str(status.get(key) or "")
 
-    ns = status.get("namespace") if isinstance(status.get("namespace"), dict) else {}
+    ns = status.get("namespace")
+    ns = ns if isinstance(ns, dict) else {}
     label = str(ns.get("label") or "")
     if not label:
         label = next((str(h.get("namespace", {}).get("label") or "") for h in heads.values()
@@ -390,9 +391,9 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
     _fill_figures(row, {k: r for k, v in heads.items() if (r := headlines.parse(k, v)) is not None})
     for head in heads.values():  # what the reports of this run say first (e.g. data ending before run_date)
         for note in head.get("banner") or []:
-            text = re.sub(r"[*`]", "", str(note))
-            if text not in row.banner and not text.startswith("Experiment "):
-                row.banner.append(text)
+            plain = re.sub(r"[*`]", "", str(note))
+            if plain not in row.banner and not plain.startswith("Experiment "):
+                row.banner.append(plain)
     return row
 
 

@@ -204,7 +204,7 @@ def check_statement(sql: str) -> list[Finding]:
             )
     for tree in trees:
         if tree is not None:
-            found += _tree_findings(tree, local)
+            found += _tree_findings(tree, local)  # type: ignore[arg-type]  # parse() yields Expression
     return [Finding(rule, detail, shown) for rule, detail in dict.fromkeys(found)]
 
 

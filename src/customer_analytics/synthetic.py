@@ -274,7 +274,7 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
         rng, np.where(mood > 0.4, "positive", np.where(mood < -0.4, "negative", "neutral"))
     )
     r_text = [
-        _phrases(rng, t, pr, rng.integers(1, 4)) for t, pr in zip(r_theme, r_prod, strict=True)
+        _phrases(rng, t, pr, int(rng.integers(1, 4))) for t, pr in zip(r_theme, r_prod, strict=True)
     ]
     calls = _calls(rng, cust, day, span, t0, order_product)
     return dict(
@@ -499,7 +499,7 @@ def call_text(rng: np.random.Generator, theme: str, product: str) -> str:
     return " ".join(
         (
             GREETINGS[rng.integers(len(GREETINGS))],
-            _phrases(rng, theme, product, rng.integers(1, 3)),
+            _phrases(rng, theme, product, int(rng.integers(1, 3))),
             CLOSINGS[rng.integers(len(CLOSINGS))],
         )
     )
@@ -525,7 +525,7 @@ def _calls(
         np.searchsorted(cum / cum[-1], rng.random(at.size), side="right").clip(max=len(names) - 1)
     ]
     text = [call_text(rng, t, pr) for t, pr in zip(theme, product[at], strict=True)]
-    clip_call = []
+    clip_call: list[int] = []
     for clip in demo_clips():
         free = np.flatnonzero((theme == clip["theme"]) & ~np.isin(np.arange(at.size), clip_call))
         clip_call.append(int(rng.choice(free)) if free.size else -1)

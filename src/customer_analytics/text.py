@@ -82,12 +82,14 @@ class TextModel:
 
     def weights(self) -> pd.DataFrame:
         """One row per vocabulary word with a non-zero weight: ``TOKEN``, ``WEIGHT``."""
+        assert self.pipeline is not None, "weights of a trained model"
         bow, clf = self.pipeline.named_steps["bow"], self.pipeline.named_steps["clf"]
         out = pd.DataFrame({"TOKEN": bow.get_feature_names_out(), "WEIGHT": clf.coef_[0].astype(float)})
         return out[out["WEIGHT"] != 0].sort_values("TOKEN").reset_index(drop=True)
 
     @property
     def intercept(self) -> float:
+        assert self.pipeline is not None, "intercept of a trained model"
         return float(self.pipeline.named_steps["clf"].intercept_[0])
 
     def top_words(self, n: int = 8) -> pd.DataFrame:
@@ -136,7 +138,7 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     The sample is drawn in the warehouse (ordered by a seeded hash of the review's key), so at
     most ``max_rows`` rows come to the client.
     """
-    df = session.table(SOURCE_TABLE)
+    df: DataFrame = session.table(SOURCE_TABLE)
     df = df.filter(F.col("RATING").is_not_null() & F.col("TEXT").is_not_null()
                    & (F.col("TS") < pt.timestamp_literal(before)))
     if has_kind(session):

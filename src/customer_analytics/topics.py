@@ -108,24 +108,32 @@ class TopicModel:
     def available(self) -> bool:
         return self.kmeans is not None
 
+    def fitted(self) -> tuple[TfidfVectorizer, TruncatedSVD, KMeans]:
+        """The three fitted parts; only for an :attr:`available` model."""
+        if self.vectorizer is None or self.svd is None or self.kmeans is None:
+            raise ValueError(f"no topic model: {self.reason}")
+        return self.vectorizer, self.svd, self.kmeans
+
     @property
     def n_topics(self) -> int:
-        return int(self.kmeans.n_clusters) if self.available else 0
+        return int(self.fitted()[2].n_clusters) if self.available else 0
 
     @property
     def n_dims(self) -> int:
-        return int(self.svd.n_components) if self.available else 0
+        return int(self.fitted()[1].n_components) if self.available else 0
 
     def embed(self, texts: pd.Series | list[str]) -> np.ndarray:
         """Unit-length embeddings of ``texts`` on the client (zero rows for texts with no known
         word)."""
-        return normalize(self.svd.transform(self.vectorizer.transform(list(texts))))
+        vectorizer, svd, _ = self.fitted()
+        return normalize(svd.transform(vectorizer.transform(list(texts))))
 
     def weights(self) -> pd.DataFrame:
         """``TOKEN``, ``DIM``, ``WEIGHT`` = idf(token) * SVD component (the pushed-down
         embedding)."""
-        vocab = self.vectorizer.get_feature_names_out()
-        w = self.svd.components_ * self.vectorizer.idf_[None, :]
+        vectorizer, svd, _ = self.fitted()
+        vocab = vectorizer.get_feature_names_out()
+        w = svd.components_ * vectorizer.idf_[None, :]
         dims, toks = np.nonzero(w)
         return pd.DataFrame(
             {"TOKEN": vocab[toks], "DIM": dims.astype(int), "WEIGHT": w[dims, toks].astype(float)}
@@ -133,7 +141,8 @@ class TopicModel:
 
     def centroids(self) -> pd.DataFrame:
         """``TOPIC``, ``DIM``, ``VALUE``: the k-means centres (topics numbered from 1)."""
-        c = self.kmeans.cluster_centers_
+        kmeans = self.fitted()[2]
+        c = kmeans.cluster_centers_
         topic, dim = np.meshgrid(np.arange(c.shape[0]), np.arange(c.shape[1]), indexing="ij")
         return pd.DataFrame(
             {"TOPIC": topic.ravel() + 1, "DIM": dim.ravel(), "VALUE": c.ravel().astype(float)}
@@ -141,16 +150,18 @@ class TopicModel:
 
     def predict(self, texts: pd.Series | list[str]) -> np.ndarray:
         """Topic (1..k) of each text on the client; 0 for a text with no known word."""
+        kmeans = self.fitted()[2]
         e = self.embed(texts)
-        out = self.kmeans.predict(e) + 1
+        out = kmeans.predict(e) + 1
         return np.where(np.abs(e).sum(axis=1) > 0, out, 0)
 
     def top_words(self, n: int = TOP_WORDS) -> dict[int, list[str]]:
         """The most typical words of each topic (those of at least :data:`REPORT_MIN_DOCS`
         texts)."""
-        vocab = self.vectorizer.get_feature_names_out()
+        vectorizer, svd, kmeans = self.fitted()
+        vocab = vectorizer.get_feature_names_out()
         common = np.array([self.doc_freq.get(t, 0) >= REPORT_MIN_DOCS for t in vocab])
-        term = self.kmeans.cluster_centers_ @ self.svd.components_
+        term = kmeans.cluster_centers_ @ svd.components_
         out = {}
         for k, row in enumerate(term, 1):
             order = [i for i in np.argsort(-row) if common[i] and row[i] > 0]
@@ -546,7 +557,7 @@ def monthly_shares(session: Session, as_of: dt.date, tables: Tables = SEARCH) ->
 
 def summary_text(model: TopicModel, table: pd.DataFrame | None) -> str:
     """Markdown sentence on the topics (or why there are none)."""
-    if not model.available:
+    if not model.available or table is None:
         return f"**No text topics** in this run: {model.reason}."
     top = table.sort_values("share", ascending=False).iloc[0]
     rising = table.sort_values("trend (pp)", ascending=False).iloc[0]

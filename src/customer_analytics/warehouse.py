@@ -28,10 +28,27 @@ from typing import Any
 import pandas as pd
 from snowflake.snowpark import DataFrame, Session
 
-from customer_analytics import fsutil
+from customer_analytics import contract, fsutil
 from customer_analytics import warehouse_server as _srv
 from customer_analytics.config import LOCAL_DATABASE, LOCAL_SCHEMA, Params, check_identifier
 from customer_analytics.portable import local_only
+
+
+def _enums_as_string_literals(*enums: type) -> None:
+    """Let Snowpark take the contract's string enums as literals (``F.lit``, ``==``, ``isin``).
+
+    Snowpark infers a literal's type by looking up ``type(value)`` exactly, so it refuses ``str``
+    subclasses such as :class:`enum.StrEnum` members; this maps each enum to ``StringType`` in that
+    table (the value's SQL is then the member's string, tested in tests/test_ingest.py).
+    """
+    from snowflake.snowpark._internal.type_utils import PYTHON_TO_SNOW_TYPE_MAPPINGS
+    from snowflake.snowpark.types import StringType
+
+    for enum in enums:
+        PYTHON_TO_SNOW_TYPE_MAPPINGS.setdefault(enum, StringType)
+
+
+_enums_as_string_literals(contract.Reason, contract.Excluded, contract.SourceStatus)
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +142,16 @@ def connect(params: Params) -> Session:
         return session
     session = register_backend(_snowflake_session(params.connection), SNOWFLAKE)
     session.telemetry_enabled = False
-    database = params.database or _unquote(session.get_current_database())
-    schema = params.schema or _unquote(session.get_current_schema())
-    if not database or not schema:
+    found_db = params.database or _unquote(session.get_current_database())
+    found_schema = params.schema or _unquote(session.get_current_schema())
+    if not found_db or not found_schema:
         session.close()
-        missing = " and ".join(n for n, v in (("database", database), ("schema", schema)) if not v)
+        missing = " and ".join(n for n, v in (("database", found_db), ("schema", found_schema)) if not v)
         raise WarehouseError(
             f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = ...` and "
             f"`schema = ...` to that connection in connections.toml, or set the parameters database and schema "
             "(env.yaml, or --set database=... --set schema=...).")
-    enter_schema(session, database, schema)
+    enter_schema(session, found_db, found_schema)
     return session
 
 
@@ -372,6 +389,7 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
     from customer_analytics.warehouse_front import FAILED_CODE, STOPPED_CODE
 
     rest = session._conn._conn.rest  # noqa: SLF001 - the connector's REST client of this session
+    assert rest is not None, "a connected session has a REST client"
     fetch = rest.fetch
     pid, port = int(server["pid"]), int(server["port"])
     started = fsutil.process_started(pid)
@@ -406,7 +424,7 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
                                  f"{redact(str(ret.get('message')), limit=300)}, see {log_shown}.")
         return ret
 
-    rest.fetch = guarded
+    rest.fetch = guarded  # type: ignore[method-assign]  # this session's client only
 
 
 # --------------------------------------------------------------------------- tables
@@ -431,7 +449,7 @@ def table_exists(session: Session, name: str) -> bool:
     name = check_identifier(name)
     rows = session.sql(
         "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES "
-        f"WHERE TABLE_SCHEMA = '{session.get_current_schema().strip(chr(34))}' AND TABLE_NAME = '{name}'"
+        f"WHERE TABLE_SCHEMA = '{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
     ).collect()
     return rows[0]["N"] > 0
 

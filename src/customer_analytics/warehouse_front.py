@@ -328,6 +328,8 @@ def announced_pid(scope: dict, body: bytes) -> int | None:
     """The process id a client announced in its login request, if any."""
     data = _json_body(scope, body).get("data") or {}
     value = (data.get("SESSION_PARAMETERS") or {}).get(PID_PARAMETER)
+    if value is None:
+        return None
     try:
         pid = int(value)
     except (TypeError, ValueError):

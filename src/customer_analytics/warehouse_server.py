@@ -374,7 +374,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         return 4
     shown = ", ".join(f"{k}={v}" for k, v in sorted(in_force.items()))
     log.info("DuckDB resource settings: %s", shown)
-    fs_server.shared_fs = fs
+    fs_server.shared_fs = fs  # type: ignore[attr-defined]  # fakesnow <0.13 internal (pinned)
 
     app = fs_server.app
     audit = os.environ.get(AUDIT_VAR)

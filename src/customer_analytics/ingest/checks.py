@@ -9,6 +9,8 @@ runs on both backends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame
 from snowflake.snowpark.window import Window
@@ -190,16 +192,16 @@ def field_checks(
     fields = used_fields(src, present)
     for f in fields:
         name = plan.column(f.name)
-        checks += value_checks(f, name, plan.fmt)
+        checks += value_checks(f, name, plan.found_fmt)
         if f.name in skip:
             continue
         if f.name in special:
             checks += special[f.name]
         elif f.kind in ("date", "timestamp"):
-            checks += _date_checks(f, name, needed(f, plan.fmt, present))
+            checks += _date_checks(f, name, needed(f, plan.found_fmt, present))
         elif f.kind in ("integer", "number"):
-            checks += _number_checks(f, name, needed(f, plan.fmt, present), is_return)
-        elif needed(f, plan.fmt, present):
+            checks += _number_checks(f, name, needed(f, plan.found_fmt, present), is_return)
+        elif needed(f, plan.found_fmt, present):
             checks.append((F.col(text_col(f.name)).is_null(), name, Reason.MISSING, None))
         group = [g for g in fields if f.group == "content" and g.group == f.group]
         if group and f is group[-1]:  # at least one of them per row
@@ -235,7 +237,7 @@ def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
     fld, why, val = none, none, none
     for bad, name, reason, value in reversed(checks):
         fld = F.when(bad, F.lit(name)).otherwise(fld)
-        why = F.when(bad, F.lit(reason)).otherwise(why)
+        why = F.when(bad, F.lit(str(reason))).otherwise(why)
         val = F.when(bad, F.substring(F.col(value), 1, VALUE_CHARS) if value else none).otherwise(
             val
         )
@@ -325,7 +327,7 @@ def require_somewhere(found: dict[str, bool], plan: SourcePlan, fields: list[str
 def cross_checks(
     t: DataFrame,
     columns: list[str],
-    rules: list[tuple[Column, str, str]],
+    rules: Sequence[tuple[Column, str, str]],
     customers: DataFrame | None = None,
     customer_field: str = "customer_id",
 ) -> DataFrame:
@@ -345,7 +347,7 @@ def cross_checks(
     for bad, name, reason in reversed(rules):
         hit = ok & bad
         fld = F.when(hit, F.lit(name)).otherwise(fld)
-        why = F.when(hit, F.lit(reason)).otherwise(why)
+        why = F.when(hit, F.lit(str(reason))).otherwise(why)
         val = F.when(hit, F.lit(None).cast("string")).otherwise(val)
     keep = [F.col(c) for c in columns if c not in ("FIELD", "REASON", "VALUE")]
     return t.select(*keep, fld.alias("FIELD"), why.alias("REASON"), val.alias("VALUE"))

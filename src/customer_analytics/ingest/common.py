@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from customer_analytics import readers, redaction
-from customer_analytics.contract import Source
+from customer_analytics.contract import Source, SourceStatus
 
 #: Suffix of the tables a run builds before putting them in place together.
 NEW = "__NEW"
@@ -128,7 +128,7 @@ class SourceCounts:
     excluded: int = 0  # valid rows kept out on purpose (guest orders, excluded returns): not errors
     excluded_reasons: dict[str, int] = field(default_factory=dict)
     file: str | None = None
-    status: str = "loaded"  # loaded | missing | derived (customers built from orders)
+    status: SourceStatus = SourceStatus.LOADED
     records: int = 0  # physical records in the file (orders JSON lines: lines, not order lines)
     derived: int = 0  # customers derived from orders when the customers source is missing
     bytes: int = 0
@@ -152,7 +152,7 @@ class SourcePlan:
     name: str | None
     path: Path | None
     fmt: str | None
-    status: str  # loaded (to be loaded) | missing | disabled
+    status: SourceStatus  # LOADED (to be loaded) | MISSING | DISABLED
     wanted: dict[str, str] = field(default_factory=dict)  # contract field -> column/key in the file
     stats: readers.FileStats | None = None
     declared: dict[str, tuple[str, ...]] = field(
@@ -169,7 +169,36 @@ class SourcePlan:
 
     @property
     def present(self) -> bool:
-        return self.status == "loaded"
+        return self.status == SourceStatus.LOADED
+
+    # The planned source's parts, for the steps that only run once the plan found them.
+    @property
+    def local_path(self) -> Path:
+        """The file (or calls folder) on this machine; a table or stage source has none."""
+        if self.path is None:
+            raise IngestError(f"{self.source.name}: not a file on this machine")
+        return self.path
+
+    @property
+    def found_name(self) -> str:
+        """The file, table or stage path as the user named it."""
+        if self.name is None:
+            raise IngestError(f"{self.source.name}: no input was found")
+        return self.name
+
+    @property
+    def found_fmt(self) -> str:
+        """``jsonl``, ``csv``, ``calls`` or ``table``."""
+        if self.fmt is None:
+            raise IngestError(f"{self.source.name}: no input was found")
+        return self.fmt
+
+    @property
+    def found_stats(self) -> readers.FileStats:
+        """What reading the input counted (set once it was staged)."""
+        if self.stats is None:
+            raise IngestError(f"{self.source.name}: not staged yet")
+        return self.stats
 
     def column(self, fld: str) -> str:
         """The field's name as the user's file spells it (for FIELD in REJECTED_* and messages)."""

@@ -16,7 +16,7 @@ from snowflake.snowpark import Session
 from customer_analytics import audio, contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params, check_identifier
-from customer_analytics.contract import CALLS, Source
+from customer_analytics.contract import CALLS, Source, SourceStatus
 from customer_analytics.ingest.common import IngestError, SourcePlan, fix_hint
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _known_names(plan: SourcePlan) -> set[str]:
 
 
 def _check_csv_header(plan: SourcePlan) -> None:
-    src, path = plan.source, plan.path
+    src, path = plan.source, plan.local_path
     head = readers.read_head(path, 2, plan.root)
     header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
@@ -294,7 +294,7 @@ def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
 
 
 def _has_data(plan: SourcePlan) -> bool:
-    with readers.open_input(plan.path, plan.root) as f:
+    with readers.open_input(plan.local_path, plan.root) as f:
         records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
         next(records, None)
         return any(text.strip() for _, text, _ in records)
@@ -307,7 +307,7 @@ class _NoDigest:
 
 def _check_jsonl_start(plan: SourcePlan) -> None:
     """Refuse a file that is one JSON array, or whose first lines are not JSON at all."""
-    path, seen, good = plan.path, 0, 0
+    path, seen, good = plan.local_path, 0, 0
     with readers.open_input(path, plan.root) as f:
         for _, raw, too_long in readers.physical_lines(f, _NoDigest()):
             if too_long or not raw.strip():
@@ -337,7 +337,7 @@ def check_encoding(plan: SourcePlan) -> None:
     """Stop on a file that is not UTF-8 text with LF or CRLF lines, saying what it is and how to
     re-export it (:func:`readers.sniff`): UTF-16/32, an archive or other binary data, CR-only line
     endings, an 8-bit encoding, nothing but blank lines."""
-    what = readers.sniff_file(plan.path, plan.root)
+    what = readers.sniff_file(plan.local_path, plan.root)
     if what is not None:
         src = plan.source
         fix = what.fix.replace("the setting", src.setting).replace("<source>", src.name)
@@ -369,14 +369,14 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
             table,
             None,
             "table",
-            "loaded",
+            SourceStatus.LOADED,
             wanted_columns(src, "table", params),
             declared=declared,
             settings=_settings(src, params),
         )
     name = getattr(params, src.setting)
     if not name:
-        return SourcePlan(src, None, None, None, "disabled")
+        return SourcePlan(src, None, None, None, SourceStatus.DISABLED)
     if name.startswith("@"):
         return _plan_stage(src, name, params)
     data_dir = params.data_dir
@@ -389,7 +389,7 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
                 "for the demo "
                 "data run `make demo-data`."
             )
-        return SourcePlan(src, name, data_dir / name, None, "missing")
+        return SourcePlan(src, name, data_dir / name, None, SourceStatus.MISSING)
     if src is CALLS:
         return _plan_calls(src, name, data_dir, declared, params)
     path = contract.locate(data_dir, name) or data_dir / name
@@ -406,7 +406,7 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
                 "`make demo-data`."
             )
         log.warning("%s: not found; running without %s", path, src.name)
-        return SourcePlan(src, name, path, None, "missing")
+        return SourcePlan(src, name, path, None, SourceStatus.MISSING)
     return _plan_file(src, name, path, params)
 
 
@@ -429,7 +429,7 @@ def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
         name,
         None,
         fmt,
-        "loaded",
+        SourceStatus.LOADED,
         wanted_columns(src, fmt, params),
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
@@ -459,7 +459,7 @@ def _plan_calls(
             "%s: %s entries not read (%s)", name, sum(scan.skipped.values()),
             "; ".join(f"{n} {r}" for r, n in scan.skipped.items()),
         )
-    status = "loaded" if scan.files else "missing"
+    status = SourceStatus.LOADED if scan.files else SourceStatus.MISSING
     return SourcePlan(src, name, path, "calls", status, declared=declared, root=data_dir,
                       skipped=scan.skipped, settings=audio.settings(params))
 
@@ -493,7 +493,7 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         name,
         path,
         fmt,
-        "loaded",
+        SourceStatus.LOADED,
         wanted_columns(src, fmt, params),
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),

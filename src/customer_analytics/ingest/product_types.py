@@ -20,6 +20,7 @@ come to the client, so the work stays bounded whatever the number of distinct na
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +49,7 @@ def product_key(name: str) -> str:
     return text[:MAX_KEY].rstrip("_")
 
 
-def assign_keys(names: list[str], reserved: set[str] = frozenset()) -> dict[str, str]:
+def assign_keys(names: list[str], reserved: AbstractSet[str] = frozenset()) -> dict[str, str]:
     """Unique keys for ``names`` (most important first): a clash gets ``_2``, ``_3``, … in that
     order."""
     taken, out = set(reserved), {}

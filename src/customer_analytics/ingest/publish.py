@@ -270,7 +270,7 @@ def date_range(session: Session, source: str) -> tuple[object, object]:
     )
     if table is None:
         return None, None
-    t = session.table(table + NEW)
+    t: DataFrame = session.table(table + NEW)
     if source in ("reviews", "calls") and "KIND" in t.columns:
         t = t.filter(F.col("KIND") == F.lit("review" if source == "reviews" else "call"))
     row = t.agg(

@@ -24,6 +24,7 @@ from customer_analytics.ingest.common import (
     public_text,
 )
 from customer_analytics.ingest.plan import plan_source
+from customer_analytics.ingest.runner import IngestResult
 
 
 def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def skipped_text(c: SourceCounts) -> str:
     return f"{total:,} entries of {c.file}/ were not read ({parts})."
 
 
-def summary(counts: list[SourceCounts], session: Session | None = None) -> str:
+def summary(counts: IngestResult, session: Session | None = None) -> str:
     """Markdown summary of the ingest: whether it stopped, accepted/rejected/excluded per source,
     what was
     missing, the date layouts detected and, given the session of a run that succeeded, the date
@@ -195,7 +196,7 @@ def _orders_sentence(session: Session) -> str:
     return out
 
 
-def status_note(result: list[SourceCounts]) -> str:
+def status_note(result: IngestResult) -> str:
     """Markdown shown first in the 01 report when the run stopped ('' when it succeeded)."""
     if getattr(result, "ok", True):
         return ""
@@ -211,7 +212,7 @@ def sources_frame(params: Params) -> pd.DataFrame:
     format and
     size, or why it is absent or unusable (the plan phase of :func:`run`, which is where a stop
     comes from)."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for src in contract.SOURCES:
         try:
             p = plan_source(src, params)
@@ -230,16 +231,14 @@ def sources_frame(params: Params) -> pd.DataFrame:
             )
             continue
         local = p.present and p.path is not None
-        size = (
-            (
-                sum(f.lstat().st_size for f in readers.call_files(p.path))
+        size: int | None = None
+        if local:
+            size = (
+                sum(f.lstat().st_size for f in readers.call_files(p.local_path))
                 if p.fmt == "calls"
-                else p.path.stat().st_size
+                else p.local_path.stat().st_size
             )
-            if local
-            else None
-        )
-        n_files = len(readers.call_files(p.path)) if p.fmt == "calls" and p.present else None
+        n_files = len(readers.call_files(p.local_path)) if p.fmt == "calls" and local else None
         status = {"loaded": "found", "missing": "missing", "disabled": "disabled"}[p.status]
         if p.fmt == "table":
             status = "table in the warehouse"

@@ -85,7 +85,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         session,
         plan.path,
         table,
-        plan.fmt,
+        plan.found_fmt,
         staging_dir,
         source_file=plan.name,
         columns=wanted,
@@ -103,7 +103,7 @@ def fetch_staged(session: Session, plan: SourcePlan, staging_dir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for old in target.iterdir():
         old.unlink()
-    session.file.get(plan.name, str(target))
+    session.file.get(plan.found_name, str(target))
     files = sorted(target.iterdir())
     if len(files) != 1:
         raise IngestError(
@@ -125,7 +125,7 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
         IngestError: the table does not exist, or lacks a required column.
     """
     try:
-        src = session.table(plan.name)
+        src = session.table(plan.found_name)
         names = src.columns
     except Exception as e:  # the connector's message names the object; nothing else to add
         raise IngestError(
@@ -166,7 +166,7 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
     wh.replace_table(raw, table)
     rows = wh.row_count(session, table)
     plan.stats = readers.FileStats(
-        Path(plan.name),
+        Path(plan.found_name),
         "table",
         Path(table),
         records=rows,
@@ -191,7 +191,7 @@ def _present(
         found = ck.occurs(f, names)
         ck.require_somewhere(found, plan, required)
         return found
-    return {n: n in plan.stats.columns for n in names}
+    return {n: n in plan.found_stats.columns for n in names}
 
 
 # --------------------------------------------------------------------------- customers
@@ -355,7 +355,7 @@ def _exclusion(plan: SourcePlan) -> tuple[Column, Column]:
     ok = F.col("REASON").is_null()
     guest = ok & is_guest(F.col("S_CUSTOMER_ID"), plan.settings.get("guest_ids", ()))
     dropped = ok & F.col("IS_RETURN") & F.lit(plan.settings.get("returns") == "exclude")
-    reason = F.when(guest, F.lit(Excluded.GUEST)).when(dropped, F.lit(Excluded.RETURN))
+    reason = F.when(guest, F.lit(str(Excluded.GUEST))).when(dropped, F.lit(str(Excluded.RETURN)))
     fld = F.when(guest, F.lit(plan.column("customer_id"))).when(
         dropped, F.lit(plan.column("quantity"))
     )
@@ -430,7 +430,7 @@ def stage_orders(
             F.coalesce(F.col("FIELD"), fld).alias("FIELD"),
             F.coalesce(F.col("REASON"), why).alias("REASON"),
             F.iff(
-                why.is_not_null() & (why == F.lit(Excluded.RETURN)),
+                why.is_not_null() & (why == F.lit(str(Excluded.RETURN))),
                 F.col("S_QUANTITY"),
                 F.col("VALUE"),
             ).alias("VALUE"),
@@ -562,7 +562,7 @@ def stage_calls(
 # --------------------------------------------------------------------------- accounting
 def is_excluded(reason: Column) -> Column:
     """Whether a row's REASON is an exclusion (a valid row kept out on purpose), not a rejection."""
-    return reason.isin([F.lit(r) for r in contract.EXCLUSIONS])
+    return reason.isin([F.lit(str(r)) for r in contract.EXCLUSIONS])
 
 
 def rejected_rows(t: DataFrame) -> DataFrame:
@@ -597,7 +597,7 @@ def account(
         .collect()
     }
     reasons = {k: v for k, v in by_reason.items() if k not in contract.EXCLUSIONS}
-    st = plan.stats
+    st = plan.found_stats
     counts = SourceCounts(
         plan.source.name,
         unit,
