@@ -138,3 +138,12 @@ def test_a_sub_package_counts_whole_and_relative_imports_are_followed(tmp_path):
 def test_the_dag_has_no_artificial_edges():
     """02_eda is a report only: nothing downstream waits for it, so editing eda.py re-runs 02 alone."""
     assert not any("02_eda" in t.upstream for t in pipeline.TASKS)
+
+
+def test_the_shipped_env_yaml_holds_the_declared_defaults():
+    """env.yaml is production's profile; as shipped it is the declaration's defaults, so a merge that
+    loses a line (the BTYD candidates once dropped out of `models`) is caught here."""
+    env = yaml.safe_load((REPO / "env.yaml").read_text())
+    differ = {p.name: (env.get(p.name), p.default) for p in parameters.PARAMETERS
+              if p.name in env and str(env[p.name]) != str(p.default)}
+    assert differ == {}
