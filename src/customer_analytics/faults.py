@@ -75,10 +75,14 @@ def point(name: str) -> None:
         kill(f"point {name}")
 
 
+_LEADING_TAGS = re.compile(r"^\s*(?:/\*.*?\*/\s*)+", re.DOTALL)
+
+
 def before_statement(sql: str) -> None:
     """Called before a client sends ``sql``: kill now (``sql:``) or soon after (``sql-sent:``)."""
     if not os.environ.get(KILL_VAR):
         return
+    sql = _LEADING_TAGS.sub("", sql)  # patterns match the statement, not its tags (/* ca:local-only */)
     if (pattern := _spec("sql")) is not None and pattern.search(sql):
         kill(f"statement {sql[:80]!r} (before sending it)")
     if (pattern := _spec("sql-sent")) is not None and pattern.search(sql):
