@@ -98,7 +98,9 @@ def test_index_and_every_linked_report_load_cleanly_in_chromium(browser, schedul
     assert shot.stat().st_size > 10_000  # a real rendering, not a blank page
 
     reports = [local_file(u) for u in page["links"] if not urlparse(u).fragment]
-    assert len(reports) == 10  # D1 and D2: five notebooks each; the failed run links none
+    # D1 and D2: five notebooks each; the failed run links only the report of the step that failed
+    assert len(reports) == 11
+    assert [p.name for p in reports if p.parent.name == "2026-11-03"] == ["01_ingest.html"]
     missing = [p for p in reports if not p.is_file()]
     assert not missing, f"links to missing files: {missing}"
     figures = 0
