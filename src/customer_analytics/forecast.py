@@ -45,7 +45,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
+import json
 import logging
+import re
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
@@ -56,7 +60,7 @@ from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
 from customer_analytics import features as ft
-from customer_analytics import predict
+from customer_analytics import fsutil, predict
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
@@ -698,3 +702,93 @@ def headline(head: Any, fc: Forecast | None, checks: list[Check], change: Change
         top_decile_share=(top[0].total.expected / fc.overall.expected) if top and fc and fc.overall.expected
         else None,
         track=[c.record() for c in checks], changes=change.record() if change else None)
+
+
+# --------------------------------------------------------------------------- export for the CRM
+class ExportError(ValueError):
+    """``export-targets`` cannot write what was asked; the message says why and what to do."""
+
+
+EXPORT_LOG = "exports.jsonl"
+
+
+def refuse_report_path(out: Path, forbidden: list[Path]) -> None:
+    """Raise :class:`ExportError` when ``out`` lies under one of ``forbidden`` (the reports folders).
+
+    Personal data never goes where reports are published: the path is resolved first, so ``..`` or a
+    link into ``reports/`` is refused too.
+    """
+    target = out.expanduser().resolve()
+    for folder in forbidden:
+        if target.is_relative_to(folder.expanduser().resolve()):
+            raise ExportError(f"export-targets does not write under the reports folder ({folder.name}/): "
+                              "reports are shared and hold aggregates only. Choose a path outside it.")
+
+
+def export_frame(session: Session, params: Params, top: int | None = None,
+                 product: str | None = None) -> pd.DataFrame:
+    """This run date's rows of TARGETS for the CRM, best first (by ``product``'s expected spend if given).
+
+    Args:
+        top: keep the ``top`` customers only.
+        product: a product-type key or its name in the shop (``PRODUCT_TYPES``).
+
+    Raises:
+        ExportError: no TARGETS for the run date, an unknown product type or a bad ``top``.
+    """
+    if top is not None and top < 1:
+        raise ExportError(f"--top must be at least 1, got {top}.")
+    if not wh.table_exists(session, TARGETS):
+        raise ExportError("No TARGETS table in this warehouse: run the pipeline (05_batch_prediction) first.")
+    rows = session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(params.run_date))
+    if rows.limit(1).count() == 0:
+        dates = sorted({r["RUN_DATE"] for r in session.table(TARGETS).select("RUN_DATE").distinct().collect()})
+        known = ", ".join(d.isoformat() for d in dates[-5:]) or "none"
+        raise ExportError(f"TARGETS holds no customer for run date {params.run_date} (latest run dates: "
+                          f"{known}). Run the pipeline for that date first, or pass one of those.")
+    products = sorted(c.removeprefix("EXPECTED_UNITS_").lower() for c in rows.columns
+                      if c.startswith("EXPECTED_UNITS_"))
+    order = F.col("EXPECTED_SPEND")
+    if product:
+        names = product_names(session, products)
+        match = [p for p in products if _plain(product) in (_plain(p), _plain(names[p]))]
+        if not match:
+            raise ExportError(f"--product {product[:40]!r} is not a product type of run {params.run_date}; "
+                              f"choose one of: {', '.join(sorted(products))}.")
+        order = F.col(wh.column_name(f"EXPECTED_SPEND_{match[0]}"))
+    ranked = rows.select(*[c for c in target_columns(products) if c in rows.columns]).sort(
+        order.desc(), F.col(KEY))
+    if top is not None:
+        ranked = ranked.limit(top)
+    frame = wh.to_pandas(ranked, "forecast:export")
+    for col in frame.columns:  # money to the cent, units and probabilities to three places
+        if col.startswith(("EXPECTED_SPEND", "EXPECTED_UNITS_", "P_BUY")):
+            frame[col] = frame[col].astype(float).round(2 if col.startswith("EXPECTED_SPEND") else 3)
+    return frame
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[\s_-]+", " ", str(name).strip().lower())
+
+
+def export_targets(session: Session, params: Params, out: Path, forbidden: list[Path], log_dir: Path,
+                   top: int | None = None, product: str | None = None) -> int:
+    """Write the target list to ``out`` (CSV, written atomically) and log who exported how many rows when.
+
+    The log line (``log_dir/exports.jsonl`` and the library log) names the file, not its folder, and
+    holds no customer data. Returns the number of rows written.
+    """
+    refuse_report_path(out, forbidden)
+    if out.suffix.lower() != ".csv":
+        raise ExportError(f"--out must name a .csv file, got {out.name[:60]!r}.")
+    frame = export_frame(session, params, top, product)
+    fsutil.atomic_write(out, frame.to_csv(index=False, date_format="%Y-%m-%d"))
+    entry = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "who": getpass.getuser(),
+             "run_date": params.run_date.isoformat(), "rows": len(frame), "top": top, "product": product,
+             "file": out.name}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / EXPORT_LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+    log.info("export-targets: %s exported %d rows of run %s to %s", entry["who"], len(frame), params.run_date,
+             out.name)
+    return len(frame)

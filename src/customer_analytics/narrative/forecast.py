@@ -59,7 +59,8 @@ def summary(head: headlines.Scoring, params: Params) -> str:
     if alert:
         parts.append(alert)
     if not head.customers_scored:
-        parts.append(f"**No customer to score** ({who(params)}). " + what_would_score(head.alternatives, params))
+        parts.append(f"**No customer to score**: there are no {who(params)}. "
+                     + what_would_score(head.alternatives, params))
         parts.append(changes_text(head.changes, c))
         return "\n\n".join(parts)
     parts.append(changes_text(head.changes, c))
@@ -79,7 +80,7 @@ def summary(head: headlines.Scoring, params: Params) -> str:
         parts.append("No earlier forecast can be checked yet (none whose window has ended).")
     if head.scoring_note:
         parts.append(f"Scoring in the warehouse was not possible ({head.scoring_note}), so the customers were "
-                     "scored on this machine.")
+                     f"scored on this machine in {fmt.count(head.chunks, 'chunk')}.")
     return "\n\n".join(parts)
 
 
@@ -294,16 +295,21 @@ def outlook_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def drift_table(table: pd.DataFrame | None, top: int = 5) -> pd.DataFrame:
-    """The few largest shifts of the drift table, in words (the full table stays in the notebook)."""
+def drift_table(table: pd.DataFrame | None, currency: str, top: int = 5) -> pd.DataFrame:
+    """The few largest shifts of the drift table, in words, money in ``currency`` (the full table stays in the
+    notebook)."""
     if table is None or table.empty or table["psi"].isna().all():
         return pd.DataFrame()
     shown = table[table["psi"].notna()].sort_values("psi", ascending=False).head(top)
+
+    def mean(f: str, v: float) -> str:
+        return fmt.money(v, currency, 2) if words.is_money(f) else fmt.number(v, 2)
+
     return pd.DataFrame({"feature": [words.feature(f) for f in shown.index],
                          "shift (PSI)": [fmt.number(v, 2) for v in shown["psi"]],
                          "level": [str(v) for v in shown["level"]],
-                         "average, training customers": [fmt.number(v, 2) for v in shown["reference mean"]],
-                         "average, scored customers": [fmt.number(v, 2) for v in shown["current mean"]]})
+                         "average, training customers": [mean(f, v) for f, v in shown["reference mean"].items()],
+                         "average, scored customers": [mean(f, v) for f, v in shown["current mean"].items()]})
 
 
 def spend_bands(bands: pd.DataFrame, currency: str) -> pd.Series:

@@ -63,6 +63,9 @@ _FEATURES = {
     "BTYD_EXP_SPEND": "expected spend (buy-till-you-die)", "BTYD_NEXT_DAYS": "days to the next purchase",
     "SPEND_NEXT": "spend in the next window", "PRED_SPEND": "predicted spend",
 }
+#: features that are amounts of money (shown with the currency)
+MONEY_FEATURES = {"SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "SPEND_PER_30D", "SPEND_LAST", "SPEND_PREV",
+                  "BTYD_VALUE", "BTYD_EXP_VALUE", "BTYD_EXP_SPEND", "SPEND_NEXT", "PRED_SPEND"}
 _PRODUCT_FEATURES = (("QTY_LAST_", "units of {} in the last period"), ("QTY_NEXT_", "units of {} in the next window"),
                      ("PRED_QTY_", "predicted units of {}"), ("QTY_", "units of {} bought"),
                      ("SHARE_", "share of {} in the units bought"))
@@ -105,6 +108,11 @@ def table(name: str) -> str:
         if name.startswith(prefix):
             return words.format(name[len(prefix):].lower().replace("_", " "))
     return name.lower().replace("_", " ")
+
+
+def is_money(name: str) -> bool:
+    """Whether feature ``name`` is an amount of money."""
+    return str(name).upper() in MONEY_FEATURES
 
 
 def feature(name: str) -> str:
