@@ -43,8 +43,9 @@ import jinja2
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
-from customer_analytics import fsutil, headlines, narrative, redaction
+from customer_analytics import fsutil, headlines, redaction
 from customer_analytics.config import Params
+from customer_analytics.narrative import fmt as numbers
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +422,7 @@ def _outcomes(rows: list[RunRow]) -> None:
             if found:
                 c = found[0]
                 mark = {True: " ✓ inside the range", False: " ✗ outside the range"}.get(c.get("inside"), "")
-                row.outcome = (f"actual {narrative.fmt.money(c.get('actual'), later.currency)}{mark} "
+                row.outcome = (f"actual {numbers.money(c.get('actual'), later.currency)}{mark} "
                                f"(checked on {later.run_date})")
                 break
 
