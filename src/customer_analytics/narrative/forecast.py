@@ -144,7 +144,7 @@ def model_used(mv: Any, params: Params) -> str:
     """Which model made the forecast, in words."""
     p, w, m = mv.meta.get("params") or {}, mv.meta.get("data_window") or {}, mv.meta.get("metrics") or {}
     err = m.get(params.primary_metric)
-    name = f"The forecast comes from the {words.model(str(p.get('candidate', '')))} model ({words.version(mv.version)}"
+    name = f"The forecast comes from the model \"{words.model(str(p.get('candidate', '')))}\" ({words.version(mv.version)}"
     out = name + (f", chosen in the run of {fmt.day(w['run_date'])})" if w.get("run_date") else ")")
     if isinstance(err, int | float) and params.primary_metric != "r2":
         out += (f"; on its held-out window its {words.metric(params.primary_metric)} per customer was "
