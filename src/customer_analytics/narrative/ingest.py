@@ -77,8 +77,19 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     if session is not None and not failed:
         text += _orders_sentence(session)
     if params is not None:
-        return f"{heading(params)}\n\n{text}"
+        late = _late_note(session, params) if session is not None and not failed else ""
+        return f"{heading(params)}\n\n" + (f"> ⚠ {late}\n\n" if late else "") + text
     return text
+
+
+def _late_note(session: Any, params: Params) -> str:
+    """The run-date warning of the other reports' banner, for the top of 01's summary: 01's own banner is
+    computed before the new data is in, so it cannot say it."""
+    from customer_analytics import freshness
+
+    fresh = freshness.freshness(session)
+    return run_date_note(fresh.last_day, params.run_date, fresh.days_after(params.run_date),
+                         params.freshness_tolerance_days)
 
 
 def _orders_sentence(session: Any) -> str:
