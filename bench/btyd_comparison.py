@@ -24,6 +24,7 @@ import pandas as pd
 
 from customer_analytics import btyd, config, features, ingest, models, synthetic, text
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import models as story
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,7 @@ def main() -> None:
         "",
         fitted.round(3).T.to_markdown(),
         "",
-        models.verdict(selection, comparison=comparison),
+        story.chosen(selection, "EUR") + " " + story.why(selection, comparison, "EUR"),
         "",
     ]
     path = a.out / f"btyd_{a.profile}_{a.customers}.md"

@@ -17,6 +17,7 @@ from conftest import CUTOFF, make_params
 from customer_analytics import features as ft
 from customer_analytics import ingest, text
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import features as story
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_no_reviews_at_all_gives_features_without_sentiment(session, products, t
         wh.stop_local_server(p.warehouse_dir)
     assert not set(ft.SENTIMENT) & set(table.columns)
     assert (table["N_REVIEWS"] == 0).all() and table["AVG_RATING"].isna().all() and len(table) > 1000
-    assert "No text sentiment features" in ft.summary_text(ft_summary_from(table), 10, model)
+    assert "The tone of reviews and calls is not included" in story.summary(ft_summary_from(table), p, 10, model)
 
 
 def ft_summary_from(table: pd.DataFrame) -> pd.DataFrame:

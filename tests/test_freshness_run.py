@@ -49,9 +49,11 @@ def test_every_report_says_first_that_the_data_ends_before_the_run_date(late_run
     folder = config.load(project).reports_dir / LATE
     for name in ("01_ingest", "02_eda", "03_features", "04_model_comparison"):
         html = (folder / f"{name}.html").read_text()
-        note = re.search(r"⚠ <strong>run_date 2026-12-20 is (\d+) days after the last order", html)
+        note = re.search(r"⚠ <strong>The run date, 20 Dec 2026, is (\d+) days after the last order", html)
         assert note, name
-        assert html.index(note.group(0)) < html.index("In this notebook we"), name  # before anything else
+        sections = [h.start() for h in re.finditer(r"<h[1-6][^>]*>(.*?)</h[1-6]>", html, re.S)
+                    if ": summary" not in h.group(1)]
+        assert html.index(note.group(0)) < sections[0], name  # above or in the summary, before any section
     assert "This step FAILED" in (folder / "04_model_comparison.html").read_text()
 
 
@@ -59,6 +61,6 @@ def test_the_index_shows_the_warning_with_the_run(late_run):
     project, _ = late_run
     row = next(r for r in reports.collect_runs(config.load(project).reports_dir) if r.run_date == LATE)
     assert row.status == "failed" and row.failed_step == "04_model_comparison"
-    assert any(b.startswith("run_date 2026-12-20 is") for b in row.banner)
+    assert any(b.startswith("The run date, 20 Dec 2026, is") for b in row.banner)
     html = (config.load(project).reports_dir / "index.html").read_text()
-    assert "⚠ run_date 2026-12-20 is" in html
+    assert "⚠ The run date, 20 Dec 2026, is" in html

@@ -21,6 +21,7 @@ from conftest import make_params
 from customer_analytics import contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Reason
+from customer_analytics.narrative import ingest as story
 
 PUBLISHED = ["RAW_CUSTOMERS", "RAW_ORDERS", "RAW_REVIEWS", "RAW_CALLS", "CLEAN_CUSTOMERS", "CLEAN_ORDER_LINES",
              "CLEAN_ORDERS", "CLEAN_REVIEWS", "REJECTED_CUSTOMERS", "REJECTED_ORDER_LINES", "REJECTED_REVIEWS",
@@ -225,7 +226,7 @@ def test_report_helpers_show_aggregates_and_only_non_personal_values(run1):
     text = " ".join(reasons["examples"])
     assert "2026-02-30" in text and "'three'" in text  # dates and quantities are shown
     assert "example.com" not in text and "Ren" not in text  # e-mails and names are not
-    summary = ingest.summary(list(counts.values()))
+    summary = story.summary(list(counts.values()))
     assert "order lines accepted" in summary and "Most common rejection" in summary
 
 
@@ -477,9 +478,9 @@ def test_without_customers_and_reviews_files(raw_dir, tmp_path):
                         strict=True))["TS"] == "TimestampType"
         log = s.table("INGEST_LOG").to_pandas().set_index("SOURCE")["STATUS"].to_dict()
         assert log == {"customers": "derived", "orders": "loaded", "reviews": "missing", "calls": "missing"}
-        note = ingest.missing_note(list(counts.values()))
+        note = story.missing_note(list(counts.values()))
         assert "customers were derived from the orders" in note and "**reviews**: no file (reviews.jsonl)" in note
-        assert "Missing: customers (derived" in ingest.summary(list(counts.values()))
+        assert "Missing: customers (derived" in story.summary(list(counts.values()))
     finally:
         s.close()
         wh.stop_local_server(p.warehouse_dir)

@@ -18,6 +18,7 @@ from conftest import REPO, make_params
 from customer_analytics import config, ingest, parameters
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Reason
+from customer_analytics.narrative import ingest as story
 
 NAME, EMAIL = "Rosa Fischer", "rosa.fischer1@example.com"
 SECRET = "root:x:0:0:SECRET-OUTSIDE-DATA-DIR"
@@ -88,11 +89,11 @@ def test_transcript_names_never_reach_the_report_which_names_files_by_position(s
     """Issue 15.11: transcript file names reached the 01 report's examples."""
     _, _, _, result = shop
     reasons = ingest.reasons_frame(result)
-    shown = reasons.to_string() + ingest.summary(result) + ingest.missing_note(result)
+    shown = reasons.to_string() + story.summary(result) + story.missing_note(result)
     assert EMAIL not in shown and "rosa" not in shown.lower() and "C000023" not in shown
     examples = " ".join(reasons.xs("calls", level="source")["examples"])
     assert "file 1 of calls/ in name order" in examples  # C000023_… sorts first
-    assert "1 entries of calls/ were not read (1 a document" in ingest.summary(result)
+    assert "1 entries of calls/ were not read (1 a document" in story.summary(result)
 
 
 def test_customer_ids_that_are_not_single_values_are_rejected_without_a_customers_file(shop):

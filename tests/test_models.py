@@ -12,6 +12,8 @@ from sklearn.pipeline import Pipeline
 from conftest import NAMES
 from customer_analytics import features as ft
 from customer_analytics import models as md
+from customer_analytics.narrative import models as story
+from customer_analytics.narrative import words
 
 
 def test_segment_mean_baseline_is_the_mean_of_each_target_per_channel(labelled):
@@ -100,8 +102,10 @@ def test_selection_follows_the_rule_and_measures_against_the_best_baseline(compa
         assert sel.improvement == pytest.approx((m - b) / abs(b) if metric == "r2" else (b - m) / b)
         lo, hi = sel.interval
         assert lo <= sel.improvement <= hi
-    text_out = md.verdict(md.select(comparison, "rmse", 1))
-    assert "Selection rule" in text_out and "RMSE" in text_out
+    sel = md.select(comparison, "rmse", 1)
+    text_out = story.rule(sel, comparison) + " " + story.chosen(sel, "EUR")
+    assert "lowest typical error (RMSE)" in text_out and "€" in text_out
+    assert f"Chosen: **{words.model(sel.chosen)}**" in text_out and f"{sel.chosen}**" not in text_out
 
 
 def test_models_beat_the_naive_baselines_on_the_small_data(comparison):
@@ -165,7 +169,8 @@ def test_with_a_single_training_cutoff_selection_falls_back_to_the_holdout_and_s
     result = md.compare(last, holdout, ("last_period", "ridge"), params.seed, params.cv_folds)
     assert result.folds.empty and result.board["cv_rmse"].isna().all()
     sel = md.select(result, "rmse", params.seed)
-    assert sel.chosen == result.board["rmse"].idxmin() and "too few cut-offs" in sel.rule
+    assert sel.chosen == result.board["rmse"].idxmin() and sel.folds == 0
+    assert "too few past periods" in story.rule(sel, result)
     # zero is compared although not asked for, and refused without folds too
     assert "zero" in result.board.index and not result.board.loc["zero", "eligible"]
     assert "–" in md.leaderboard_table(result, "rmse").to_string()
@@ -179,11 +184,10 @@ def test_zero_baseline_is_compared_and_refused_by_the_calibration_rule(compariso
     assert (
         board.loc["zero", "calibration"].startswith("refused") and board.loc["zero", "ratio"] == 0
     )
-    text = md.verdict(md.select(comparison, "rmse", 1), comparison=comparison)
-    assert (
-        "Predicting no spend for anyone (zero) has a held-out MAE of" in text
-        and "refused: zero" in text
-    )
+    sel = md.select(comparison, "rmse", 1)
+    text = story.rule(sel, comparison) + " " + story.why(sel, comparison, "EUR")
+    assert "Predicting no spend for anyone has an average error (MAE) of €" in text
+    assert 'set aside: "nobody buys"' in text
 
 
 def test_on_the_closed_cohort_the_chosen_model_is_at_or_below_btyd_on_both_errors_and_calibrated(
@@ -229,7 +233,7 @@ def test_a_miscalibrated_candidate_is_recalibrated_by_its_pooled_cross_validated
         comparison.predictions["mean"] * scale[None, :],
         rtol=1e-12,
     )
-    assert "mean (×" in md.calibration_sentence(comparison)
+    assert '"overall average" (×' in story.calibration_rule(comparison)
     table = md.calibration_table(comparison)
     assert (
         list(table.columns[:3]) == [f"fold {c}" for c in folds]
@@ -435,5 +439,4 @@ def test_on_the_default_demo_data_the_chosen_model_beats_the_baselines_by_15_per
     board = comparison.board
     best_naive = board[board["kind"] == "baseline"]["rmse"].min()
     assert selection.baseline and selection.holdout_baseline == best_naive
-    assert selection.holdout_chosen <= 0.85 * best_naive, md.verdict(selection,
-                                                                     comparison=comparison)
+    assert selection.holdout_chosen <= 0.85 * best_naive, story.why(selection, comparison, "EUR")

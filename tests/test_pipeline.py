@@ -23,9 +23,10 @@ from customer_analytics import config, pushdown, registry, runs, sqlcheck, synth
 from customer_analytics import warehouse as wh
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
-#: A phrase of each notebook's summary cell, which the report shows right after the title.
-SUMMARY = {"01_ingest": "This run ingested", "02_eda": "The clean data holds", "03_features": "FEATURES holds",
-           "04_model_comparison": "Selection rule", "05_batch_prediction": "Predicted spend over the next"}
+#: A phrase of each notebook's summary cell, which the report shows first, under its own heading.
+SUMMARY = {"01_ingest": "This run received", "02_eda": "The checked data holds",
+           "03_features": "Each customer is described by", "04_model_comparison": "Chosen:",
+           "05_batch_prediction": "are expected to spend"}
 pytestmark = pytest.mark.slow
 
 
@@ -69,8 +70,12 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, name
         html = (folder / f"{name}.html").read_text()
-        assert "In this notebook we" in html, name
-        assert html.index("In this notebook we") < html.index(SUMMARY[name]) < html.index("Set-up"), name
+        # the developer's introduction and set-up stay in the notebook; the summary's heading comes first
+        assert "In this notebook we" not in html and "Set-up" not in html, name
+        first = re.search(r"<h[12][^>]*>(.*?)</h[12]>", html[html.index("<body"):], re.S)
+        assert first and "summary" in first.group(1), name
+        top = html.index(first.group(0))
+        assert top < html.index(SUMMARY[name]) < html.index("<h2", top + 1), name
         assert "customer_analytics import" not in html and "config.load(" not in html, f"{name}: code is visible"
         assert str(project) not in html, f"{name}: a local path leaked into the report"
         if name != "01_ingest":
@@ -212,4 +217,4 @@ def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_d
     finally:
         s.close()
     html = (project / "reports" / "2026-10-01" / "04_model_comparison.html").read_text()
-    assert "Selection rule" in html and ("is now the default" in html or "was not promoted" in html)
+    assert "Selection rule" in html and ("is now the default" in html or "not made the default" in html)

@@ -21,6 +21,7 @@ from conftest import make_params
 from customer_analytics import features as ft
 from customer_analytics import ingest, models, predict, registry
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import forecast as story
 
 D1 = dt.date(2026, 11, 1)  # = run_date of env.yaml: FEATURES holds its score rows
 D2 = dt.date(2026, 11, 2)  # no score rows in FEATURES: features are computed for the date
@@ -163,7 +164,7 @@ def test_a_date_without_customers_to_score_scores_nobody_and_keeps_history(env):
     run = predict.score_in_chunks(s, model, mv, p)
     assert run.customers == 0 and run.chunks == 0 and counts(s) == before
     head = predict.headline(run, mv, p, None, pd.DataFrame(), predict.overview(s, p))
-    assert predict.summary(head, p).startswith("No customers to score")
+    assert "**No customer to score**: there are no new customers" in story.summary(head, p)
 
 
 def test_report_aggregates_match_pandas_on_the_predictions(env):
@@ -199,11 +200,14 @@ def test_large_shifts_lead_the_summary(env):
                           "current rows": run.customers}, index=["SPEND", "AGE", "COUNTRY"])
     preds = pd.DataFrame({"previous run": ["2026-10-31"], "psi": [0.3], "level": ["large"]}, index=["predicted spend"])
     head = predict.headline(run, mv, p, feats, preds, predict.overview(s, p))
-    text = predict.summary(head, p)
-    assert text.startswith("**⚠ Drift: 2 large shifts** — SPEND: PSI 0.40 vs training window; "
-                           "predicted spend: PSI 0.30 vs run of 2026-10-31.")
-    assert head.drift_flags == ["SPEND: PSI 0.40 vs training window", "predicted spend: PSI 0.30 vs run of 2026-10-31"]
-    assert "1 large and 1 moderate shifts among 3 features" in text and f"Scored **{run.customers:,}**" in text
+    text = story.summary(head, p)
+    assert text.split("\n\n")[1].startswith(  # right under the heading
+        "> ⚠ **Large shifts since the model learned**: spend so far (PSI 0.40); expected spend per customer "
+        "against the run of 31 Oct 2026 (PSI 0.30).")
+    assert head.drift["large"] == [["SPEND", 0.4]] and head.drift["prediction_level"] == "large"
+    assert story.drift_note(head.drift).startswith(
+        "Against the customers the model learned from, 1 of 3 features shifted a lot and 1 moderately; the "
+        "largest shift is in spend so far (PSI 0.40).")
 
 
 def test_a_model_of_another_horizon_or_other_definitions_is_refused_with_the_fix(env):
@@ -263,15 +267,14 @@ def test_an_empty_scoring_set_on_a_fresh_warehouse_writes_an_empty_block_and_nam
         assert predict.prediction_shift(s, params).empty
         drift_table = predict.feature_drift(s, params, mv.meta["features"])
         head = predict.headline(run, mv, params, drift_table, pd.DataFrame(), scored)
-        text = predict.summary(head, params)
+        text = story.summary(head, params)
     finally:
         s.close()
     active = int(
         ((everyone["N_ORDERS"] > 0) & (everyone["RECENCY_DAYS"] <= params.horizon_days)).sum()
     )
-    assert text.startswith(
-        "No customers to score (customers who signed up in the 1 days before 2026-11-20)."
-    )
+    assert "**No customer to score**: there are no new customers (signed up in the 1 days before 20 Nov " \
+        "2026)." in text
     assert (
         f"`scoring_set: active` would score {active:,}" in text
         and f"`scoring_set: all` would score {len(everyone):,}" in text

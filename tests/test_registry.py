@@ -26,6 +26,7 @@ from conftest import NAMES
 from customer_analytics import baselines, faults, registry
 from customer_analytics import features as ft
 from customer_analytics import models as md
+from customer_analytics.narrative import models as story
 
 #: the registry model of the test parameters' horizon (one model per horizon)
 NAME = registry.model_name(60)
@@ -176,8 +177,9 @@ def test_promotion_guard_compares_with_the_current_default_on_the_same_window(tm
     assert better.promoted and reg.default_version(name) == "v3" and "beats" in better.reason
     worse = registry.promote(reg, register(reg, comparison, params, labelled, "segment_mean"), holdout, "rmse")
     assert not worse.promoted and reg.default_version(name) == "v3"
-    assert "was not promoted" in worse.sentence() and "v3 stays the default" in md.verdict(
-        md.select(comparison, "rmse", params.seed), worse)
+    assert worse.code == "not_better" and (first.code, same.code, better.code) == ("first", "not_better", "better")
+    said = story.promotion(worse, "EUR")
+    assert "not made the default" in said and "version 3 stays the default" in said and "€" in said
 
 
 def test_promotion_guard_with_an_incomparable_or_unfair_default(tmp_path, comparison, params, labelled):

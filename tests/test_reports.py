@@ -116,36 +116,52 @@ def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
     steps = ["01_ingest", "02_eda", "05_batch_prediction"]
     heads = {"01_ingest": {"sources": [{"source": "customers", "unit": "customers", "accepted": 1200, "rejected": 3},
                                        {"source": "orders", "unit": "order lines", "accepted": 800, "rejected": 7}]},
-             "04_model_comparison": {"candidate": "ridge", "version": "v4", "baseline": "mean", "improvement": 0.25,
-                                     "metric": "rmse", "error": 11.0, "promoted": False,
-                                     "decision": "v3 stays the default"},
+             "04_model_comparison": {"candidate": "random_forest", "version": "v4", "baseline": "last_period",
+                                     "improvement": 0.25, "metric": "rmse", "error": 11.0, "promoted": False,
+                                     "decision": "not_better", "default_version": "v3"},
              "05_batch_prediction": {"customers_scored": 42, "predicted_spend": 1234.5, "candidate": "ridge",
-                                     "model_version": "v3", "metric": "rmse", "error": 12.345,
-                                     "drift_flags": ["SPEND: PSI 0.41 vs training window"], "drift_assessed": True}}
+                                     "model_version": "v3", "metric": "rmse", "error": 12.345, "currency": "USD",
+                                     "expected_spend": 1300.0, "spend_low": 1100.0, "spend_high": 1500.0,
+                                     "level": 0.9, "window_end": "2026-12-30",
+                                     "drift": {"large": [["SPEND", 0.41]], "features": 30},
+                                     "drift_assessed": True}}
     make_run(root, "2026-11-01", steps, {"status": "succeeded", "kind": "pipeline"}, heads=heads)
+    later = {**heads, "05_batch_prediction": {
+        **heads["05_batch_prediction"], "track": [{"run_date": "2026-11-01", "forecast": 1300.0, "low": 1100.0,
+                                                   "high": 1500.0, "actual": 1450.25, "inside": True}]}}
+    make_run(root, "2027-01-01", steps, {"status": "succeeded", "kind": "pipeline"}, heads=later)
     make_run(root, "2026-11-02", steps, {"status": "failed", "failed_step": "02_eda", "log": "x.log",
                                          "reason": "IngestError: /very/private/dir/orders.jsonl: <empty> file"},
              error_at="02_eda", heads=heads)
     (root / "not-a-run").mkdir()
     runs = reports.collect_runs(root)
-    assert [r.run_date for r in runs] == ["2026-11-02", "2026-11-01"]
-    ok, failed = runs[1], runs[0]
-    assert (ok.status, ok.ingested, ok.rejected, ok.customers_scored, ok.predicted_spend) == (
-        "succeeded", 2000, 10, 42, 1234.5)
-    # one story: the version trained here (not promoted) and the version that scored never share a cell
-    assert ok.trained == "ridge v4, held-out RMSE 11.00 (25% better than mean); not promoted: v3 stays the default"
-    assert ok.model == "ridge v3, held-out RMSE 12.35"
-    assert ok.drift == ["SPEND: PSI 0.41 vs training window"]
+    assert [r.run_date for r in runs] == ["2027-01-01", "2026-11-02", "2026-11-01"]
+    checker, failed, ok = runs
+    assert (ok.status, ok.rejected, ok.customers_scored, ok.predicted_spend) == ("succeeded", 10, 42, 1300.0)
+    # what was received is said per source, never added up across customers and order lines
+    assert ok.sources == ["1,200 customers (3 rejected)", "800 order lines (7 rejected)"]
+    # one story, in words: the version trained here (not promoted) and the version that scored
+    assert ok.trained == ('random forest (version 4): typical error (RMSE) $11.00 per customer, 25% better than '
+                          '"same as last period"; not made the default (version 3 stays)')
+    assert ok.model == "linear model (ridge) (version 3)"
+    assert ok.forecast == "$1,300 ($1,100–$1,500, 90%) from 42 customers"
+    assert ok.drift == ["spend so far (PSI 0.41)"]
+    # a later run checked this forecast against what happened: both rows say so
+    assert ok.outcome == "actual $1,450 ✓ inside the range (checked on 2027-01-01)"
+    assert checker.track == ["2026-11-01: forecast $1,300 ($1,100–$1,500), actual $1,450 ✓"]
     assert [href for _, href in ok.links] == [f"2026-11-01/{s}.html" for s in steps]
     # a failed run: reason without the path, links and figures only from the steps before the failure
     assert failed.status == "failed" and failed.failed_step == "02_eda"
     assert failed.reason == "IngestError: orders.jsonl: <empty> file"
     assert [href for _, href in failed.links] == ["2026-11-02/01_ingest.html"]
-    assert failed.ingested == 2000 and failed.customers_scored is None
+    assert failed.sources and failed.customers_scored is None
     html = reports.build_index(root).read_text()
     assert html.index('id="run-production-2026-11-02"') < html.index('id="run-production-2026-11-01"')
     assert "&lt;empty&gt;" in html and "<empty>" not in html and "/very/private" not in html
-    assert "failed at 02_eda" in html and "1,234" in html and "⚠ SPEND: PSI 0.41" in html
+    assert "failed at 02_eda" in html and "$1,300 ($1,100–$1,500, 90%)" in html
+    assert "⚠ spend so far (PSI 0.41)" in html and "actual $1,450 ✓" in html
+    for raw in ("random_forest", "last_period", "SPEND", "nan", "None"):
+        assert not re.search(rf"\b{raw}\b", re.sub(r"<[^>]+>", " ", html)), raw
 
 
 def test_index_survives_missing_and_broken_records(tmp_path):
@@ -155,7 +171,7 @@ def test_index_survives_missing_and_broken_records(tmp_path):
              heads={"01_ingest": "{not json", "05_batch_prediction": {"customers_scored": "many"}})
     make_run(root, "2026-10-03", [], {"status": "running", "pid": 999_999_999})  # its process is gone
     runs = {r.run_date: r for r in reports.collect_runs(root)}
-    assert runs["2026-10-01"].status == "succeeded" and runs["2026-10-01"].ingested is None
+    assert runs["2026-10-01"].status == "succeeded" and runs["2026-10-01"].sources == []
     assert (runs["2026-10-02"].status, runs["2026-10-02"].failed_step) == ("failed", "02_eda")
     assert runs["2026-10-02"].reason == "IngestError: boom" and runs["2026-10-02"].customers_scored is None
     assert runs["2026-10-03"].status == "interrupted"

@@ -14,6 +14,7 @@ import reference
 from conftest import make_params
 from customer_analytics import eda, ingest, plots
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import eda as story
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -57,7 +58,7 @@ def test_churn_and_repeat_purchase_equal_pandas(session):
         repeat[["customers", "buyers", "repeat buyers"]].to_numpy(),
         ref[["customers", "buyers", "repeat"]].to_numpy(),
     )
-    text = eda.retention_summary(
+    text = story.retention_summary(
         eda.retention_matrix(eda.cohort_frame(session, AS_OF), AS_OF), churn, repeat
     )
     assert "churns" in text and "%" in text

@@ -15,6 +15,7 @@ from scheduled import D1, D2, D_BAD
 
 from conftest import REPO
 from customer_analytics import cli, config, pipeline, reports
+from customer_analytics.narrative import words
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
 
@@ -41,14 +42,16 @@ def test_two_scheduled_runs_leave_two_report_folders_an_index_and_predictions_fo
     # headline figures come from the notebooks' own records
     heads = reports.read_headlines(sched.reports / D2)
     assert rows[D2].customers_scored == heads["05_batch_prediction"]["customers_scored"] == counts[D2]
-    assert rows[D2].ingested == sum(s["accepted"] for s in heads["01_ingest"]["sources"]) > 0
+    loaded = [c for c in heads["01_ingest"]["sources"] if c.get("status", "loaded") == "loaded"]
+    # what each source delivered, never added up across units
+    assert [x.split(" (")[0] for x in rows[D2].sources] == [f"{c['accepted']:,} {c['unit']}" for c in loaded]
     trained = heads["04_model_comparison"]
-    assert rows[D2].trained.startswith(f"{trained['candidate']} {trained['version']}, held-out RMSE")
+    assert rows[D2].trained.startswith(f"{words.model(trained['candidate'])} ({words.version(trained['version'])})")
     scored = heads["05_batch_prediction"]
-    assert rows[D2].model == f"{scored['candidate']} {scored['model_version']}, held-out RMSE {scored['error']:,.2f}"
-    assert rows[D2].predicted_spend > 0
+    assert rows[D2].model == f"{words.model(scored['candidate'])} ({words.version(scored['model_version'])})"
+    assert rows[D2].predicted_spend == scored["expected_spend"] > 0  # the forecast, with its range
     spend = sched.snapshots["re-score D2"].rows[D2]["PRED_SPEND"].sum()  # the index shows D2's latest scores
-    assert rows[D2].predicted_spend == pytest.approx(spend, abs=0.01)
+    assert scored["predicted_spend"] == pytest.approx(spend, abs=0.01)
 
 
 @pytest.mark.slow
@@ -116,7 +119,7 @@ def test_rescoring_uses_the_default_model_and_replaces_only_that_dates_rows(sche
     head = reports.read_headlines(sched.reports / D2)["05_batch_prediction"]
     assert head["model_version"] == after.default_version
     html = (sched.reports / D2 / "05_batch_prediction.html").read_text()
-    assert f"model <strong>customer_spend_60d {after.default_version}</strong>" in html
+    assert f"({words.version(after.default_version)}, chosen in the run of" in html
 
 
 def customer_analytics(*args: str) -> subprocess.CompletedProcess:

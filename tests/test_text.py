@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score
 import reference
 from customer_analytics import text
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import features as story
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_training_sample_is_bounded_seeded_and_uses_only_earlier_rated_reviews(s
 def test_too_few_rated_reviews_give_no_model_and_say_why(session):
     model = text.train(session, dt.date(2025, 1, 5), seed=1, max_rows=1000)
     assert not model.available and "rated reviews" in model.reason
-    assert "No text sentiment features" in text.summary_text(model, None)
+    assert "**No tone (sentiment) features**" in story.text_summary(model, None)
     with pytest.raises(ValueError, match="No sentiment model"):
         text.score_texts(session, model)
 

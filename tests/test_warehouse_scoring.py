@@ -15,9 +15,11 @@ import pandas as pd
 import snowflake.snowpark.functions as F
 from fake_snowml import FakeRegistry
 
+from conftest import REPO
+from customer_analytics import config, headlines, predict, registry
 from customer_analytics import models as md
-from customer_analytics import predict, registry
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import forecast as story
 
 #: the registry model of the test parameters' horizon (one model per horizon)
 NAME = registry.model_name(60)
@@ -74,12 +76,9 @@ def test_scoring_in_the_warehouse_gives_the_client_paths_predictions(
 
 
 def test_the_client_path_says_when_it_is_a_fallback_on_snowflake():
-    run = predict.ScoringRun(
-        customers=10,
-        chunks=2,
-        largest_chunk=5,
-        table_rows=10,
-        fallback="SnowparkSQLException: function not found",
-    )
-    assert "not possible (SnowparkSQLException" in run.note() and "2 chunk" in run.note()
-    assert predict.ScoringRun(customers=10, chunks=2, largest_chunk=5, table_rows=10).note() == ""
+    params = config.load(REPO)
+    head = headlines.Scoring(customers_scored=10, chunks=2, table_rows=10,
+                             scoring_note="SnowparkSQLException: function not found")
+    text = story.summary(head, params)
+    assert "Scoring in the warehouse was not possible (SnowparkSQLException" in text and "in 2 chunks" in text
+    assert "not possible" not in story.summary(dataclasses.replace(head, scoring_note=""), params)

@@ -559,30 +559,3 @@ def summarise(session, params) -> tuple[pd.DataFrame, dict | None]:
     rate on the demo recordings (:func:`demo_benchmark`, with the run's recognizer and cache)."""
     frame = calls_frame(session)
     return frame, demo_benchmark(transcriber(settings(params))) if len(frame) else None
-
-
-def report_note(frame: pd.DataFrame | None, bench: dict | None) -> str:
-    """Markdown on the run's audio calls and the recognizer's measured word error rate."""
-    if frame is None:
-        return "The ingest stopped before the calls were published: see the message at the top."
-    if frame.empty:
-        return "No audio calls in this run (only `.txt` transcripts, or none)."
-    n = int(frame["recordings"].sum())
-    ok = int(frame["recordings"].get("transcribed", 0))
-    out = (
-        f"**{n:,} audio calls**: {ok:,} transcribed into the calls (`CLEAN_REVIEWS`, KIND 'call', "
-        f"with "
-        f"RECOGNIZER and CONFIDENCE), {n - ok:,} rejected with their reason (table below)."
-    )
-    if bench and bench["words"]:
-        out += (
-            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on "
-            f"the "
-            f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} "
-            f"words, "
-            f"synthetic voices), is **{bench['wer']:.0%}**: treat audio transcripts as rough text "
-            f"(topics and "
-            "sentiment still see words such as *refund*, *late* or *broken*, but many words are "
-            "wrong)."
-        )
-    return out

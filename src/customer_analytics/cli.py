@@ -8,6 +8,8 @@ Usage::
     customer-analytics index                           # rebuild reports/index.html
     customer-analytics similar "parcel arrived broken" # the review/call texts most like this one
     (-n 10)
+    customer-analytics export-targets --run-date 2026-11-01 --out ~/crm/targets.csv [--top 500]
+    [--product gift_box]                               # the target list for the CRM (TARGETS)
 
 Parameters are overridden with ``--set key=value`` (nested ones with dots:
 ``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON: ``--set 'columns={"orders": {...}}'``)
@@ -178,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="the run whose texts to search (an experiment's parameters; default production)",
     )
+    export = sub.add_parser(
+        "export-targets",
+        help="write a run date's target list (TARGETS: customer id, expected spend, units and probability of "
+             "buying per product type, decile, channel, country) to a CSV for the CRM",
+    )
+    export.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
+    export.add_argument("--out", type=Path, required=True, help="the CSV file to write (never under reports/)")
+    export.add_argument("--top", type=int, help="only the N customers expected to spend most")
+    export.add_argument("--product", help="rank by the expected spend on this product type (key or name)")
+    export.add_argument("--log-dir", type=Path, help="folder of the export log (default: logs/ in the project)")
+    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="the run whose targets to export (an experiment's parameters; default production)")
     return ap
 
 
@@ -334,6 +348,8 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
         return _dry_run(root, values, params)
     if args.command == "similar":
         return similar_texts(args.query, args.n, params, root)
+    if args.command == "export-targets":
+        return export_targets(args, params, root)
     namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
     folder = params.reports_dir / namespace.folder(params.run_date)
     kind = "pipeline" if args.command == "run" else "score"
@@ -407,6 +423,39 @@ def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
     found["rating"] = found["rating"].map(lambda r: "-" if r != r or r is None else f"{int(r)}")
     found["text"] = found["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 120)
     print(found.to_string(float_format=lambda x: f"{x:.3f}"))  # noqa: T201 - the command's output
+    return EXIT_OK
+
+
+def export_targets(args: argparse.Namespace, params: config.Params, root: Path) -> int:
+    """``export-targets``: the run date's TARGETS rows to a CSV; personal data leaves only this way.
+
+    Refuses a path under the reports folders; logs who exported how many rows, when (no customer data).
+    """
+    from customer_analytics import forecast
+    from customer_analytics import warehouse as wh
+
+    forbidden = [params.reports_dir, root / "reports"]
+    try:
+        forecast.refuse_report_path(args.out, forbidden)  # before connecting
+    except forecast.ExportError as e:
+        raise UsageError(str(e)) from None
+    namespace = runs.resolve(params, runs.production_params(root), pipeline=True)
+    log_dir = (args.log_dir or root / "logs").resolve()
+    handlers = _setup_logging(None, echo=False)
+    session = wh.connect(params)
+    try:
+        database, production_schema = wh.current_names(session)
+        schema = namespace.schema(production_schema)
+        if schema != production_schema:
+            wh.enter_schema(session, database, schema)
+        rows = forecast.export_targets(session, params, args.out, forbidden, log_dir, args.top, args.product)
+    except forecast.ExportError as e:
+        print(f"customer-analytics export-targets: {e}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+    finally:
+        session.close()
+        _teardown_logging(handlers)
+    print(f"{rows:,} customers of run {params.run_date} written to {args.out.name}")  # noqa: T201
     return EXIT_OK
 
 

@@ -78,6 +78,8 @@ class Params:
     max_audio_minutes: float = 10.0  # new call audio transcribed per run at most (audio.py)
     audio_recognizer: str = "pocketsphinx"  # or package.module:factory
     chunk_rows: int = 50_000
+    forecast_level: float = 0.9  # level of 05's forecast ranges (forecast.py)
+    currency: str = "EUR"  # ISO 4217 code of every money figure in the reports (narrative/fmt.py)
     freshness_tolerance_days: int = 3
     calibration_tolerance: float = 0.10
     database: str | None = None

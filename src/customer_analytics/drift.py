@@ -139,38 +139,59 @@ def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bi
 
 @dataclass(frozen=True)
 class Findings:
-    """What the report's summary and the run index say about drift."""
+    """What the report's summary and the run index say about drift, as numbers (the narrative words them).
 
-    flags: list[str]
-    note: str
-    assessed: bool
+    Attributes:
+        large: features with a large shift, with their PSI, largest first.
+        moderate: number of features with a moderate shift.
+        features: features compared.
+        largest: the feature with the largest PSI and its value (``None`` when none was computed).
+        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or ``""``.
+        rows: scored customers (for ``"too few rows"``).
+        previous: the previous run date predictions were compared with (``""`` without one).
+        prediction_psi: PSI of predicted spend against it (``None`` when not assessed).
+        prediction_level: its level (``stable``/``moderate``/``large``/``not assessed``).
+    """
+
+    large: tuple[tuple[str, float], ...] = ()
+    moderate: int = 0
+    features: int = 0
+    largest: tuple[str, float] | None = None
+    reason: str = ""
+    rows: int = 0
+    previous: str = ""
+    prediction_psi: float | None = None
+    prediction_level: str = ""
+
+    @property
+    def assessed(self) -> bool:
+        """Whether any drift check could be made."""
+        return (not self.reason) or self.prediction_level not in ("", "not assessed", "n/a")
+
+    def record(self) -> dict:
+        """A JSON-friendly copy (for the headline record)."""
+        return {"large": [list(x) for x in self.large], "moderate": self.moderate, "features": self.features,
+                "largest": list(self.largest) if self.largest else None, "reason": self.reason, "rows": self.rows,
+                "previous": self.previous, "prediction_psi": self.prediction_psi,
+                "prediction_level": self.prediction_level}
 
 
 def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) -> Findings:
-    """Large shifts as short flags (``"SPEND: PSI 0.41"``) and a one-line note for everything else."""
-    flags, notes, assessed = [], [], False
+    """The drift tables' findings: large shifts, counts, the largest, and the predictions' shift."""
+    out: dict = {}
     if features is None or features.empty:
-        notes.append("feature drift not assessed (no training rows to compare with)")
+        out["reason"] = "no reference"
     elif (features["level"] == "not assessed").all():
-        n = int(features["current rows"].iloc[0])
-        notes.append(f"feature drift not assessed (only {n:,} scored customers; at least {MIN_ROWS} needed)")
+        out.update(reason="too few rows", rows=int(features["current rows"].iloc[0]))
     else:
-        assessed = True
-        large = features[features["level"] == "large"]
-        flags += [f"{f}: PSI {p:.2f} vs training window" for f, p in large["psi"].items()]
-        moderate = int((features["level"] == "moderate").sum())
-        top = features["psi"].idxmax() if features["psi"].notna().any() else None
-        largest = f" (largest: {top}, PSI {features.loc[top, 'psi']:.2f})" if top is not None else ""
-        notes.append(f"{len(large)} large and {moderate} moderate shifts among {len(features)} features "
-                     f"vs the training window{largest}")
-    if predictions is None or predictions.empty:
-        notes.append("no earlier run to compare predictions with")
-    else:
+        large = features[features["level"] == "large"]["psi"]
+        out.update(large=tuple((str(f), float(p)) for f, p in large.items()),
+                   moderate=int((features["level"] == "moderate").sum()), features=len(features))
+        if features["psi"].notna().any():
+            top = features["psi"].idxmax()
+            out["largest"] = (str(top), float(features.loc[top, "psi"]))
+    if predictions is not None and not predictions.empty:
         p = predictions.iloc[0]
-        assessed = assessed or p["level"] not in ("not assessed", "n/a")
-        if p["level"] == "large":
-            flags.append(f"predicted spend: PSI {p['psi']:.2f} vs run of {p['previous run']}")
-        notes.append(f"predicted spend vs {p['previous run']}: {p['level']} (PSI {p['psi']:.2f})"
-                     if p["level"] not in ("not assessed", "n/a") else
-                     f"predicted spend vs {p['previous run']}: not assessed")
-    return Findings(flags, "; ".join(notes), assessed)
+        out.update(previous=str(p["previous run"]), prediction_level=str(p["level"]),
+                   prediction_psi=float(p["psi"]) if p["level"] not in ("not assessed", "n/a") else None)
+    return Findings(**out)

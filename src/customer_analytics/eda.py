@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import snowflake.snowpark.functions as F
-from snowflake.snowpark import Column, Session
+from snowflake.snowpark import Column, DataFrame, Session
 
 from customer_analytics import warehouse as wh
 
@@ -24,12 +24,32 @@ def _pull(df, label: str) -> pd.DataFrame:
 
 
 def monthly_orders(session: Session) -> pd.DataFrame:
-    """Orders, revenue and active customers per calendar month."""
+    """Orders, net revenue and active customers per calendar month, with how much of each month the data
+    covers (``days``, ``partial``: the first and last month of the data are usually partial, so a low last
+    month is not a collapse)."""
     month = F.date_trunc("month", F.col("TS")).alias("MONTH")
-    df = session.table("CLEAN_ORDERS").group_by(month).agg(
+    orders = session.table("CLEAN_ORDERS")
+    df = orders.group_by(month).agg(
         F.count(F.lit(1)).alias("ORDERS"), F.sum("ORDER_TOTAL").alias("REVENUE"),
         F.count_distinct("CUSTOMER_ID").alias("CUSTOMERS")).sort("MONTH")
-    return _pull(df, "monthly").set_index("month")
+    out = _pull(df, "monthly").set_index("month")
+    span = orders.agg(F.min("TS").alias("FIRST"), F.max("TS").alias("LAST")).collect()[0]
+    return with_coverage(out, span["FIRST"], span["LAST"])
+
+
+def with_coverage(monthly: pd.DataFrame, first: dt.datetime | None, last: dt.datetime | None) -> pd.DataFrame:
+    """``monthly`` (indexed by month start) with ``days`` covered by the data ``[first, last]`` and ``partial``."""
+    out = monthly.copy()
+    if first is None or last is None or out.empty:
+        out["days"], out["partial"] = pd.Series(dtype=int), pd.Series(dtype=bool)
+        return out
+    lo, hi = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    starts = pd.to_datetime(pd.Series(out.index, index=out.index))
+    ends = starts + pd.offsets.MonthEnd(0)
+    covered = (ends.clip(upper=hi) - starts.clip(lower=lo)).dt.days + 1
+    out["days"] = covered.clip(lower=0).astype(int)
+    out["partial"] = out["days"] < (ends - starts).dt.days + 1
+    return out
 
 
 def product_mix(session: Session) -> pd.DataFrame:
@@ -47,18 +67,79 @@ def counts_by(session: Session, table: str, column: str) -> pd.Series:
     return out.set_index(column.lower())["count"].sort_index(key=lambda s: s.astype(str))
 
 
-def binned(session: Session, table: str, column: str, width: float, cap: float) -> pd.Series:
-    """Histogram of ``column`` with bins of ``width``; values above ``cap`` go to the last bin."""
+def binned(session: Session, table: str, column: str, width: float, cap: float,
+           where: Column | None = None) -> pd.Series:
+    """Histogram of ``column`` with bins of ``width``; values at or above ``cap`` go to the last bin."""
+    rows: DataFrame = session.table(table)
+    if where is not None:
+        rows = rows.filter(where)
     b = F.least(F.floor(F.col(column) / width) * width, F.lit(cap)).alias("BIN")
-    out = _pull(session.table(table).group_by(b).count(), f"{table}.{column}:bins")
+    out = _pull(rows.group_by(b).count(), f"{table}.{column}:bins")
     return out.set_index("bin")["count"].sort_index()
 
 
-def orders_per_customer(session: Session, cap: int = 30) -> pd.Series:
-    """How many customers placed 0, 1, 2, … orders (``cap`` = cap or more)."""
+def quantile(session: Session, table: str, column: str, q: float, where: Column | None = None) -> float | None:
+    """The ``q`` quantile of ``column`` (``None`` without rows)."""
+    rows: DataFrame = session.table(table)
+    if where is not None:
+        rows = rows.filter(where)
+    v = rows.agg(F.percentile_cont(q).within_group(F.col(column)).alias("Q")).collect()[0]["Q"]
+    return None if v is None else float(v)
+
+
+def nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k at least ``raw`` (readable bin edges)."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** np.floor(np.log10(raw))
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw))
+
+
+#: bins of the value histograms: equal bins up to the 99th percentile, the rest in the last bin
+HIST_BINS, HIST_QUANTILE = 30, 0.99
+
+
+def order_values(session: Session) -> tuple[pd.Series, float, float]:
+    """Purchases (not returns) by order value: bins up to the 99th percentile, the rest in the last bin.
+
+    Returns the counts per bin (indexed by the bin's lower edge), the bin width and where the last bin
+    starts (the range comes from the data, not from a fixed cap).
+    """
+    buy = ~F.coalesce(F.col("IS_RETURN"), F.lit(False))
+    top = quantile(session, "CLEAN_ORDERS", "ORDER_TOTAL", HIST_QUANTILE, buy) or 0.0
+    width = nice_step(top / HIST_BINS)
+    cap = width * np.ceil(top / width) if top > 0 else width
+    return binned(session, "CLEAN_ORDERS", "ORDER_TOTAL", width, cap, buy), width, float(cap)
+
+
+def orders_per_customer(session: Session, cap: int | None = None) -> tuple[pd.Series, int]:
+    """How many customers placed 1, 2, … orders; from the 99th percentile (or ``cap``) on, one last bar.
+
+    Returns the counts and where the last bar starts.
+    """
     per = session.table("CLEAN_ORDERS").group_by("CUSTOMER_ID").agg(F.count(F.lit(1)).alias("N"))
+    if cap is None:
+        q = per.agg(F.percentile_cont(HIST_QUANTILE).within_group(F.col("N")).alias("Q")).collect()[0]["Q"]
+        cap = max(int(np.ceil(q or 1)), 2)
     out = _pull(per.group_by(F.least(F.col("N"), F.lit(cap)).alias("ORDERS")).count(), "orders_per_customer")
-    return out.set_index("orders")["count"].sort_index()
+    return out.set_index("orders")["count"].sort_index(), cap
+
+
+def ratings(session: Session) -> pd.Series:
+    """Reviews per rating (calls, which carry no rating, are not reviews); "no rating" for unrated ones."""
+    if not wh.table_exists(session, "CLEAN_REVIEWS"):
+        return pd.Series(dtype=int, name="reviews")
+    rows: DataFrame = session.table("CLEAN_REVIEWS")
+    if "KIND" in rows.columns:
+        rows = rows.filter(F.coalesce(F.col("KIND"), F.lit("review")) != F.lit("call"))
+    out = _pull(rows.group_by("RATING").count(), "ratings")
+    out["rating"] = [("no rating" if pd.isna(v) else str(int(v))) for v in out["rating"]]
+    return out.set_index("rating")["count"].sort_index().rename("reviews")
+
+
+def has_rows(session: Session, table: str) -> bool:
+    """Whether ``table`` exists and holds at least one row."""
+    return wh.table_exists(session, table) and session.table(table).limit(1).count() > 0
 
 
 def missing_values(session: Session, tables: tuple[str, ...] = CLEAN_TABLES) -> pd.DataFrame:
@@ -79,20 +160,9 @@ def headline(session: Session) -> dict[str, float]:
         F.count(F.lit(1)).alias("ORDERS"), F.sum("ORDER_TOTAL").alias("REVENUE"),
         F.min("TS").alias("FIRST"), F.max("TS").alias("LAST")).collect()[0]
     return {"customers": wh.row_count(session, "CLEAN_CUSTOMERS"), "orders": o["ORDERS"],
-            "revenue": float(o["REVENUE"] or 0), "first_order": str(o["FIRST"])[:10], "last_order": str(o["LAST"])[:10],
-            "reviews": wh.row_count(session, "CLEAN_REVIEWS")}
-
-
-def summary(head: dict) -> str:
-    """Markdown sentence with the headline figures."""
-    return (f"The clean data holds **{head['customers']:,} customers**, **{head['orders']:,} orders** "
-            f"(revenue {head['revenue']:,.0f}) from {head['first_order']} to {head['last_order']}, "
-            f"and **{head['reviews']:,} reviews**.")
-
-
-def headline_frame(head: dict) -> pd.DataFrame:
-    """The headline figures as a small two-column table."""
-    return pd.Series(head, name="value").to_frame()
+            "revenue": float(o["REVENUE"] or 0), "first_order": str(o["FIRST"])[:10] if o["FIRST"] else None,
+            "last_order": str(o["LAST"])[:10] if o["LAST"] else None,
+            "reviews": wh.row_count(session, "CLEAN_REVIEWS") if wh.table_exists(session, "CLEAN_REVIEWS") else 0}
 
 
 # --------------------------------------------------------------------------- retention (issue 20)
@@ -271,26 +341,3 @@ def repeat_purchase(session: Session, as_of: dt.date) -> pd.DataFrame:
     out.index.name = "sign-up year"
     out["repeat-purchase rate"] = out["repeat_buyers"] / out["buyers"].where(out["buyers"] > 0)
     return out.rename(columns={"repeat_buyers": "repeat buyers"})
-
-
-def retention_summary(retention: pd.DataFrame, churn: pd.DataFrame, repeat: pd.DataFrame) -> str:
-    """Markdown: the definitions and the headline retention, churn and repeat-purchase figures."""
-    m1 = retention[1].mean() if 1 in retention.columns else float("nan")
-    m3 = retention[3].mean() if 3 in retention.columns else float("nan")
-    churn_text = (
-        f"{churn['churn rate'].iloc[-1]:.0%} in the last fully observed month ({churn.index[-1]}), "
-        f"{churn['churn rate'].mean():.0%} on average"
-        if len(churn)
-        else "not observable yet"
-    )
-    return (
-        f"A sign-up cohort's **retention** N months later is the share of its customers who bought "
-        f"in that "
-        f"month: on average {m1:.0%} one month and {m3:.0%} three months after signing up. A "
-        f"customer who "
-        f"bought in the {CHURN_DAYS} days before a month starts **churns** that month when they "
-        f"buy nothing in "
-        f"the next {CHURN_DAYS} days: {churn_text}. **Repeat purchase:** "
-        f"{repeat.loc['all', 'repeat-purchase rate']:.0%} of the customers who bought once bought "
-        f"again."
-    )

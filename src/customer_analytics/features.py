@@ -784,25 +784,3 @@ def window_table(train: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataFrame:
         "rows": [len(train), len(holdout)],
         "cut-offs": [", ".join(str(c) for c in sorted(set(train["CUTOFF"]))), str(holdout["CUTOFF"].iloc[0])],
     }, index=["train", "holdout"])
-
-
-def summary_text(summary: pd.DataFrame, n_features: int | None = None, text_model=None) -> str:
-    """Markdown sentences describing the FEATURES table from :func:`summary`'s output.
-
-    Args:
-        summary: output of :func:`summary`.
-        n_features: number of model input columns (mentioned when given).
-        text_model: the run's :class:`customer_analytics.text.TextModel` (says whether sentiment is in).
-    """
-    by_role = summary.groupby("role")["customers"].sum()
-    train_cutoffs = (summary["role"] == "train").sum()
-    holdout = summary[summary["role"] == "holdout"].iloc[0]
-    out = (f"FEATURES holds **{by_role.get('train', 0):,} training rows** from {train_cutoffs} past cut-offs, "
-           f"**{by_role.get('holdout', 0):,} held-out rows** (cut-off {holdout.name}: "
-           f"{holdout['share_buying_next']:.0%} of customers bought in the following window, "
-           f"{holdout['mean_spend_next']:,.2f} spent on average) and **{by_role.get('score', 0):,} rows to score**")
-    out += f", with {n_features} model inputs per row." if n_features else "."
-    if text_model is not None:
-        out += (" Text sentiment features are included." if text_model.available
-                else f" **No text sentiment features**: {text_model.reason}.")
-    return out

@@ -2,10 +2,10 @@
 assume.
 
 The ingest records the date range of each source's accepted rows in ``INGEST_LOG`` (``FIRST_TS``,
-``LAST_TS``). Reports put :func:`run_date_note` at the top when ``run_date`` lies beyond the data;
-model comparison calls :func:`check_holdout` first, so a held-out window that reaches past the
-data (half empty: the model would be judged on customers who simply have no data yet) stops the
-run instead of promoting a model on it.
+``LAST_TS``). Reports put :func:`customer_analytics.narrative.runs.run_date_note` at the top when
+``run_date`` lies beyond the data; model comparison calls :func:`check_holdout` first, so a
+held-out window that reaches past the data (half empty: the model would be judged on customers
+who simply have no data yet) stops the run instead of promoting a model on it.
 """
 
 from __future__ import annotations
@@ -79,25 +79,6 @@ def freshness(session: Session, source: str = "orders") -> Freshness:
     return (
         Freshness(row["FIRST"], row["LAST"]) if row["N"] else Freshness(None, None)
     )  # NULL shows as 1970
-
-
-def run_date_note(
-    fresh: Freshness, run_date: dt.date, tolerance_days: int = DEFAULT_TOLERANCE_DAYS
-) -> str:
-    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order (''
-    if not)."""
-    gap = fresh.days_after(run_date)
-    if fresh.last is None:
-        return "**The clean data holds no order**: nothing here describes real purchases."
-    if gap is None or gap <= tolerance_days:
-        return ""
-    return (
-        f"**run_date {run_date} is {gap} days after the last order in the data "
-        f"({fresh.last_day})**: every "
-        "figure as of the run date treats those days as days without any purchase. Use an earlier "
-        "run_date "
-        f"(at most {fresh.last.date() + dt.timedelta(days=tolerance_days)}) or ingest newer data."
-    )
 
 
 def check_holdout(

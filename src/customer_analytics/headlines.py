@@ -156,9 +156,21 @@ class Scoring(Record):
     scored_in: str = ""  # "warehouse" (Snowflake, through the registry) or "client" (in chunks)
     scoring_note: str = ""
     alternatives: dict[str, Any] | None = None  # no one scored: how many other scoring sets would hold
-    drift_flags: list[str] = dataclasses.field(default_factory=list)
-    drift_note: str = ""
+    drift: dict[str, Any] | None = None  # drift.Findings.record(): large shifts, counts, predictions' shift
     drift_assessed: bool = False
+    # the forecast (forecast.py): expected spend over the horizon with its measured range
+    currency: str = ""
+    expected_spend: float | None = None
+    spend_low: float | None = None
+    spend_high: float | None = None
+    level: float | None = None
+    coverage: float | None = None  # measured on the held-out window (groups of coverage_group customers)
+    coverage_group: int | None = None
+    window_end: str | None = None
+    buyers: float | None = None  # expected number of scored customers who buy
+    top_decile_share: float | None = None  # share of the expected spend from the top 10% of them
+    track: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # earlier forecasts vs actual
+    changes: dict[str, Any] | None = None  # forecast.Change.record(): this run against the previous one
 
 
 RECORDS: dict[str, type[Record]] = {c.notebook: c for c in (Ingest, Eda, Features, Model, Scoring)}

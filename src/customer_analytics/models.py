@@ -625,7 +625,7 @@ class Selection:
         chosen: eligible candidate with the best mean cross-validated ``metric`` (held-out metric
             if no CV), near ties broken by the other metric (:func:`near_ties`).
         metric: the primary metric.
-        rule: the selection rule, in words, with what calibration did.
+        folds: cross-validation folds the selection used (0: the held-out window, too few cut-offs).
         baseline: best naive baseline by held-out ``metric`` ('' when none was compared).
         holdout_chosen, holdout_baseline: held-out ``metric`` of both.
         improvement: relative error reduction of ``chosen`` over ``baseline`` (R²: relative gain).
@@ -634,7 +634,7 @@ class Selection:
 
     chosen: str
     metric: str
-    rule: str
+    folds: int
     baseline: str
     holdout_chosen: float
     holdout_baseline: float
@@ -679,32 +679,6 @@ def _sort_key(board: pd.DataFrame, metric: str) -> str:
     return f"cv_{metric}" if board[f"cv_{metric}"].notna().all() else metric
 
 
-def calibration_sentence(comparison: Comparison) -> str:
-    """What the calibration rule did, in one sentence."""
-    b = comparison.board
-    refused = [n for n, s in b["calibration"].items() if s.startswith("refused")]
-    recal = [n for n in b.index if n.endswith(RECALIBRATED)]
-    out = (
-        f"a candidate whose cross-validated predicted / actual total spend is off by more than "
-        f"{comparison.tolerance:.0%} is recalibrated (scaled by actual / predicted over the folds) "
-        "or, if it predicts no spend, refused"
-    )
-    if recal:
-        out += "; recalibrated: " + ", ".join(
-            f"{n.removesuffix(RECALIBRATED)} (×{b.loc[n, 'calibration'].split('×')[1]})"
-            for n in recal
-        )
-    if refused:
-        out += "; refused: " + ", ".join(refused)
-    if not recal and not refused:
-        out += (
-            "; every candidate was within it"
-            if b["cv_ratio"].notna().any()
-            else "; not checked (no folds)"
-        )
-    return out
-
-
 def paired_se(folds: pd.DataFrame, a: str, b: str, metric: str) -> float:
     """Standard error of the mean fold-by-fold difference of ``metric`` between ``a`` and ``b``."""
     wide = folds.pivot(index="cutoff", columns="model", values=metric)
@@ -738,38 +712,22 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
     return near.sort_values([other, key], ascending=[True, not higher], kind="stable")
 
 
-def _tie_label(metric: str, key: str) -> str:
-    if not key.startswith("cv_"):
-        return METRIC_LABELS[SECONDARY[metric]]
-    col = TIE_BREAK[metric]
-    note = (" (each candidate's CV predictions scaled to the actual total, so that predicting less "
-            "cannot win)")
-    return TIE_LABELS[col] + (note if col == "cv_mae_at_total" else "")
-
-
 def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Selection:
     """Apply the selection rule (see the module doc) and measure the chosen model against the baselines."""
     board = comparison.board
     higher = primary_metric in HIGHER_IS_BETTER
     key = _sort_key(board, primary_metric)
     chosen = near_ties(comparison, primary_metric).index[0]
-    n_folds = comparison.folds["cutoff"].nunique()
-    where = (f"mean over {n_folds} cross-validation fold{'s' if n_folds > 1 else ''} (cut-offs)" if key.startswith("cv_")
-             else "held-out window: too few cut-offs for cross-validation")
-    rule = (f"{calibration_sentence(comparison)}; then, among the candidates left, the "
-            f"{'highest' if higher else 'lowest'} spend {METRIC_LABELS[primary_metric]} ({where}), "
-            f"where candidates within {SELECTION_MARGIN:.0%} of the best or within one standard "
-            "error of their fold-by-fold differences from it count as tied and the tie goes to the "
-            f"lowest {_tie_label(primary_metric, key)}; confirmed on the held-out window")
+    n_folds = comparison.folds["cutoff"].nunique() if key.startswith("cv_") else 0
     baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")
     if baselines.empty:
-        return Selection(chosen, primary_metric, rule, "", board.loc[chosen, primary_metric], float("nan"),
+        return Selection(chosen, primary_metric, n_folds, "", board.loc[chosen, primary_metric], float("nan"),
                          float("nan"), (float("nan"), float("nan")))
     base = baselines.index[0]
     m, b = board.loc[chosen, primary_metric], board.loc[base, primary_metric]
     interval = improvement_interval(comparison.actual, comparison.predictions[chosen],
                                     comparison.predictions[base], primary_metric, seed)
-    return Selection(chosen, primary_metric, rule, base, float(m), float(b), _improvement(m, b, primary_metric),
+    return Selection(chosen, primary_metric, n_folds, base, float(m), float(b), _improvement(m, b, primary_metric),
                      interval)
 
 
@@ -808,37 +766,6 @@ def calibration_table(comparison: Comparison) -> pd.DataFrame:
     out["held-out"] = b["ratio"].round(3)
     out["calibration rule"] = b["calibration"]
     return out
-
-
-def inputs_note(comparison: Comparison) -> str:
-    """Markdown: inputs dropped or kept out of the ML models, and candidates left out."""
-    parts = []
-    d, r = comparison.dropped, comparison.ranges
-    if len(d):
-        parts.append(
-            f"**{len(d)} feature{'s' if len(d) > 1 else ''} dropped** before fitting (no "
-            "information on the training rows): "
-            + "; ".join(f"`{f}` — {why}" for f, why in d["reason"].items()) + "."
-        )
-    else:
-        parts.append("No feature was constant, duplicated or empty on the training rows.")
-    out = r[r["action"].str.startswith("left out")] if len(r) else r
-    if len(r):
-        parts.append(
-            f"**{len(r)} feature{'s' if len(r) > 1 else ''} leave the training range** on more "
-            "than "
-            f"{RANGE_SHARE:.0%} of the held-out or scoring rows: "
-            + ", ".join(f"`{f}`" for f in r.index)
-            + (
-                "; left out of the machine-learning models: "
-                + ", ".join(f"`{f}`" for f in out.index)
-                if len(out)
-                else ""
-            )
-            + "."
-        )
-    parts += comparison.notes
-    return "\n\n".join(parts)
 
 
 def calibration_deciles(
@@ -900,96 +827,3 @@ def importance(model: BaseEstimator, holdout: pd.DataFrame, features: list[str],
     out = pd.DataFrame({"feature": [f.lower() for f in features], "importance": result.importances_mean,
                         "std": result.importances_std})
     return out.sort_values("importance", ascending=False, kind="stable").head(top).set_index("feature")
-
-
-def verdict(selection: Selection, decision=None, comparison: Comparison | None = None) -> str:
-    """Markdown summary: the selection rule, the chosen model, its gain over the baselines, the promotion.
-
-    Args:
-        selection: output of :func:`select`.
-        decision: the registry's promotion decision (:class:`customer_analytics.registry.Promotion`), if any.
-        comparison: the comparison (adds the runner-up, the BTYD bar, calibration and the zero
-            baseline).
-    """
-    s = selection
-    label = METRIC_LABELS[s.metric]
-    out = f"Selection rule: {s.rule}. Chosen: **{s.chosen}**"
-    if not s.baseline:
-        out += " (no naive baseline in the comparison)."
-    elif kind(s.chosen) == "baseline":
-        out += f" — a naive baseline: no model beat the baselines on this data (held-out {label} {s.holdout_chosen:.3f})."
-    else:
-        lo, hi = s.interval
-        better = "better" if s.improvement >= 0 else "worse"
-        out += (f", whose held-out spend {label} ({s.holdout_chosen:.3f}) is **{abs(s.improvement):.1%} {better}** "
-                f"than the best naive baseline's (**{s.baseline}**, {s.holdout_baseline:.3f}; 90% bootstrap "
-                f"interval of the gain {lo:.1%} to {hi:.1%}).")
-    if comparison is not None:
-        out += " " + why(s, comparison)
-    if decision is not None:
-        out += f" {decision.sentence()}"
-    return out
-
-
-def why(selection: Selection, comparison: Comparison) -> str:
-    """Why the chosen candidate was chosen: runner-up or tie, the BTYD bar, calibration, zero."""
-    b, s = comparison.board, selection
-    key = _sort_key(b, s.metric)
-    where = "cross-validated" if key.startswith("cv_") else "held-out"
-    ranked = b[b["eligible"]].sort_values(
-        key, ascending=s.metric not in HIGHER_IS_BETTER, kind="stable"
-    )
-    ties = near_ties(comparison, s.metric)
-    other = TIE_BREAK[s.metric] if key.startswith("cv_") else SECONDARY[s.metric]
-    label = METRIC_LABELS[s.metric]
-    other_label = TIE_LABELS[other] if other in TIE_LABELS else METRIC_LABELS[other]
-    parts = []
-    if ranked.index[0] != s.chosen:
-        parts.append(
-            f"{ranked.index[0]} had the best {where} {label} ({ranked[key].iloc[0]:.3f}), but "
-            f"{s.chosen} is "
-            f"tied with it ({b.loc[s.chosen, key]:.3f}: the gap is within "
-            f"{ties.loc[s.chosen, 'tie_margin']:.3f}, the larger of {SELECTION_MARGIN:.0%} and one "
-            "standard "
-            f"error of their fold-by-fold differences) and has a lower {where} {other_label} "
-            f"({b.loc[s.chosen, other]:.3f} against {b.loc[ranked.index[0], other]:.3f})."
-        )
-    elif len(ties) > 1:
-        parts.append(
-            f"Tied with it on {where} {label}: {', '.join(ties.index[1:])}; "
-            f"{s.chosen} has the lowest {where} {other_label} of them "
-            f"({b.loc[s.chosen, other]:.3f})."
-        )
-    elif len(ranked) > 1:
-        parts.append(
-            f"Its {where} {label} is {b.loc[s.chosen, key]:.3f} against "
-            f"{ranked[key].iloc[1]:.3f} for the runner-up, {ranked.index[1]}."
-        )
-    c = b.loc[s.chosen]
-    parts.append(f"Its held-out predicted / actual total spend is {c['ratio']:.2f}.")
-    bt = [n for n in b.index if kind(n) == "btyd" and b.loc[n, "eligible"]]
-    if bt and s.chosen not in bt:
-        t = b.loc[bt[0]]
-        verdicts = [f"{m.upper()} {c[m]:.3f} vs {t[m]:.3f}" for m in ("rmse", "mae")]
-        both = all(c[m] <= t[m] for m in ("rmse", "mae"))
-        parts.append(
-            f"Against the buy-till-you-die model ({bt[0]}) on the held-out window: "
-            f"{', '.join(verdicts)} "
-            f"({'at or below it on both' if both else 'not below it on both'})."
-        )
-    if "zero" in b.index:
-        z = b.loc["zero"]
-        best_mae = b["mae"].idxmin()
-        parts.append(
-            f"Predicting no spend for anyone (zero) has a held-out MAE of {z['mae']:.3f} and RMSE "
-            "of "
-            f"{z['rmse']:.3f}"
-            + (
-                " — the lowest MAE of all candidates: most customers spend nothing in "
-                "the window, and MAE rewards predicting the typical (zero) customer"
-                if best_mae == "zero"
-                else ""
-            )
-            + "."
-        )
-    return " ".join(parts)

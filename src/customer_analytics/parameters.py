@@ -162,6 +162,21 @@ def date(name: str, value: Any) -> dt.date:
     return d
 
 
+def currency(name: str, value: Any) -> str:
+    """An ISO 4217 currency code (``EUR``, ``usd``): upper-cased, checked against Babel's list when installed."""
+    code = str(value).strip().upper() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ConfigError(f"Parameter '{name}' must be a three-letter currency code such as EUR, USD or GBP, "
+                          f"got {_short(value)!r}.")
+    try:
+        from babel.numbers import list_currencies
+    except ImportError:  # pragma: no cover - Babel comes with the reports' dependencies
+        return code
+    if code not in list_currencies():
+        raise ConfigError(f"Parameter '{name}': {code} is not a currency code (ISO 4217), e.g. EUR, USD or GBP.")
+    return code
+
+
 def choice(options: tuple[str, ...]) -> Check:
     def check(name: str, value: Any) -> str:
         v = str(value).strip() if isinstance(value, str | int) else value
@@ -449,7 +464,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("cv_folds", 3, "time-based CV: validate on each of the last cv_folds training cut-offs",
               integer(1, 12), ("04_model_comparison",), identity=True, label=lambda v: f"{v} CV folds"),
     Parameter("seed", 42, "seed of every random choice", integer(0, 2**31 - 1),
-              ("02_eda", "03_features", "04_model_comparison"), identity=True,
+              ("02_eda", "03_features", "04_model_comparison", "05_batch_prediction"), identity=True,
               label=lambda v: f"seed {v}"),
     Parameter("sample", 1.0, "fraction of customers (by id hash) for fast iterations",
               number(0.0001, 1.0), _INGEST, identity=True, label=lambda v: f"{_percent(float(v))} sample"),
@@ -480,6 +495,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "topics the review and call texts are grouped into (02 report, 03 features)",
               integer(2, 50), ("02_eda", "03_features"), identity=True,
               label=lambda v: f"{v} text topics"),
+    Parameter("forecast_level", 0.9, "level of the forecast ranges in 05 (0.9 = 90%; their coverage is measured on "
+              "the held-out window)", number(0.5, 0.99), ("05_batch_prediction",), identity=True,
+              label=lambda v: f"{_percent(float(v))} ranges"),
+    Parameter("currency", "EUR", "currency of every money figure in the reports (ISO 4217 code: EUR, USD, GBP, ...)",
+              currency, ALL),
     Parameter("chunk_rows", 50000, "customers scored per chunk pulled to the client (05)",
               integer(1, 10_000_000), ("05_batch_prediction",)),
     # the input files (inside data_dir); an optional one set to null is not used

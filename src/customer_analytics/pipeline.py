@@ -70,8 +70,9 @@ def library_modules(task: str, root: Path) -> list[str]:
     """The ``customer_analytics`` modules a notebook uses, directly or through other modules.
 
     A module is named by its file relative to the package (``models.py``, or ``ingest/plan.py``
-    inside a sub-package; a sub-package counts whole). Imports anywhere in a file count, function
-    bodies included.
+    inside a sub-package; a sub-package counts whole, unless only its modules are imported by name:
+    then its ``__init__`` and those modules). Imports anywhere in a file count, function bodies
+    included.
     """
     pkg = root / "src" / "customer_analytics"
     import nbformat
@@ -114,11 +115,16 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
                 continue
             module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
             module = [m for m in module if m]
-            out.add(".".join(module)) if module else None
-            for alias in node.names:  # "from customer_analytics import features" names modules
-                candidate = ".".join([*module, alias.name])
-                if _files(pkg, candidate):
-                    out.add(candidate)
+            # "from customer_analytics import features" names modules; so does "from
+            # customer_analytics.narrative import eda", which runs the sub-package's __init__ and that
+            # module only (a name that is not a module counts the sub-package whole)
+            names = [".".join([*module, alias.name]) for alias in node.names]
+            found = {n for n in names if _files(pkg, n)}
+            if module and len(found) == len(names) and pkg.joinpath(*module).is_dir():
+                out.add(".".join([*module, "__init__"]))
+            elif module:
+                out.add(".".join(module))
+            out |= found
         elif isinstance(node, ast.Import):
             out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
     return {m for m in out if m and _files(pkg, m)}

@@ -45,16 +45,33 @@ def bars(values: pd.Series, title: str, xlabel: str = "", ylabel: str = "", hori
     return fig
 
 
-def monthly(df: pd.DataFrame, title: str = "Orders and revenue per month"):
-    """Orders (bars) and revenue (line) per month."""
+def monthly(df: pd.DataFrame, title: str = "Orders and revenue per month", revenue_label: str = "revenue",
+            guests: pd.Series | None = None):
+    """Orders (bars) and revenue (line) per month; months the data covers only in part (column ``partial``)
+    drawn hatched and pale, with the revenue point hollow, so a partial last month does not read as a
+    collapse; guest-order revenue (``guests``, by month) as a second line."""
     fig, ax = _figure(8, 3.5)
     x = pd.to_datetime(df.index)
-    ax.bar(x, df["orders"], width=20, color="#d9b38c", label="orders")
+    partial = df["partial"].to_numpy(dtype=bool) if "partial" in df else np.zeros(len(df), dtype=bool)
+    ax.bar(x[~partial], df["orders"].to_numpy()[~partial], width=20, color="#d9b38c", label="orders")
+    if partial.any():
+        ax.bar(x[partial], df["orders"].to_numpy()[partial], width=20, color="#f3e6d8", edgecolor="#b08a66",
+               hatch="//", label="orders (partial month)")
     ax.set_ylabel("orders")
     ax2 = ax.twinx()
-    ax2.plot(x, df["revenue"], color="#5a3825", marker="o", label="revenue")
-    ax2.set_ylabel("revenue")
+    rev = df["revenue"].to_numpy(dtype=float)
+    ax2.plot(x, rev, color="#5a3825", label="revenue")
+    ax2.plot(x[~partial], rev[~partial], "o", color="#5a3825", ms=4)
+    if partial.any():
+        ax2.plot(x[partial], rev[partial], "o", mfc="white", color="#5a3825", ms=5, label="partial month")
+    if guests is not None and len(guests):
+        g = guests.reindex(df.index).fillna(0.0)
+        ax2.plot(x, g.to_numpy(dtype=float), color="#a11d1d", ls="--", label="guest orders' revenue")
+    ax2.set_ylabel(revenue_label)
     ax2.grid(False)
+    handles = ax.get_legend_handles_labels()
+    handles2 = ax2.get_legend_handles_labels()
+    ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], fontsize=7, loc="upper left")
     ax.set_title(title)
     fig.autofmt_xdate()
     fig.set_layout_engine("tight")

@@ -287,12 +287,6 @@ class ScoringRun:
     #: with no customers: what the other scoring sets would hold
     alternatives: dict[str, Any] | None = None
 
-    def note(self) -> str:
-        """One sentence for the report when scoring fell back to the client on Snowflake ('' otherwise)."""
-        if not self.fallback:
-            return ""
-        return (f"Scoring in the warehouse was not possible ({self.fallback}), so the customers were "
-                f"scored on this machine in {self.chunks} chunk(s).")
 
 
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
@@ -408,16 +402,19 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
                       alternatives=alternatives)
 
 
-def publish(session: Session, staged: str | None, params: Params) -> int:
-    """Replace this run date's rows of PREDICTIONS with table ``staged`` (``None``: no rows); return the row count.
+def publish(session: Session, staged: str | None, params: Params, table: str = TABLE) -> int:
+    """Replace this run date's rows of ``table`` (PREDICTIONS) with table ``staged`` (``None``: no rows); return
+    the row count.
 
-    Earlier run dates are kept; if the prediction columns changed (new product types), the
-    union is by name and missing columns are null, so no history is lost.
+    Earlier run dates are kept; if the columns changed (new product types), the union is by name
+    and missing columns are null, so no history is lost. TARGETS and FORECASTS
+    (:mod:`customer_analytics.forecast`) keep their history the same way.
     """
-    exists = wh.table_exists(session, TABLE)
+    table = wh.check_identifier(table)
+    exists = wh.table_exists(session, table)
     if staged is None and not exists:
         return 0
-    old = session.table(TABLE).filter(F.col("RUN_DATE") != F.lit(params.run_date)) if exists else None
+    old = session.table(table).filter(F.col("RUN_DATE") != F.lit(params.run_date)) if exists else None
     if staged is None:
         merged = old
     elif old is None:
@@ -427,10 +424,10 @@ def publish(session: Session, staged: str | None, params: Params) -> int:
         same = set(old.columns) == set(new.columns)
         merged = old.union_all_by_name(new, allow_missing_columns=not same)
     assert merged is not None  # staged or an existing table: returned above otherwise
-    wh.replace_table(merged, f"{TABLE}__MERGED")
-    wh.replace_table(session.table(f"{TABLE}__MERGED"), TABLE)  # the one atomic swap
-    session.sql(f"DROP TABLE IF EXISTS {TABLE}__MERGED").collect()
-    return wh.row_count(session, TABLE)
+    wh.replace_table(merged, f"{table}__MERGED")
+    wh.replace_table(session.table(f"{table}__MERGED"), table)  # the one atomic swap
+    session.sql(f"DROP TABLE IF EXISTS {table}__MERGED").collect()
+    return wh.row_count(session, table)
 
 
 def _run_rows(session: Session, run_date: dt.date) -> DataFrame:
@@ -555,55 +552,8 @@ def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.Dat
         candidate=str((mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator") or ""),
         metric=params.primary_metric, error=float(error) if isinstance(error, int | float) else None,
         horizon_days=params.horizon_days, table_rows=run.table_rows, scored_in=run.where,
-        scoring_note=run.note(), drift_flags=list(found.flags), drift_note=found.note,
-        drift_assessed=found.assessed, alternatives=run.alternatives)
-
-
-def summary(head: headlines.Scoring, params: Params) -> str:
-    """Markdown summary of this scoring run, drift warnings first (aggregates only)."""
-    who = {"new": f"customers who signed up in the {params.new_customer_days} days before {params.run_date}",
-           "active": f"customers who ordered in the {params.horizon_days} days before {params.run_date}",
-           "all": f"all customers signed up before {params.run_date}"}[params.scoring_set]
-    flags = head.drift_flags
-    alert = (f"**⚠ Drift: {len(flags)} large shift{'s' if len(flags) > 1 else ''}** — " + "; ".join(flags)
-             + ". See the drift sections before acting on these predictions.\n\n") if flags else ""
-    alert += f"{head.scoring_note}\n\n" if head.scoring_note else ""
-    if not head.customers_scored:
-        advice = _what_would_score(head.alternatives, params)
-        return (f"{alert}No customers to score ({who}). {advice}PREDICTIONS holds "
-                f"{head.table_rows:,} rows across run dates (this run date's block is empty).")
-    err = f", held-out {head.metric.upper()} {head.error:,.2f}" if head.error is not None else ""
-    return (f"{alert}Scored **{head.customers_scored:,}** {who} with model **{head.model_name} "
-            f"{head.model_version}** ({head.candidate}{err}). Predicted spend over the next "
-            f"{params.horizon_days} days: **{head.predicted_spend:,.0f}** in total, "
-            f"{head.mean_predicted_spend or 0:,.2f} per customer on average. PREDICTIONS now holds "
-            f"{head.table_rows:,} rows across run dates.\n\nDrift: {head.drift_note}.")
-
-
-def _what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
-    """A sentence naming the settings that would score someone (:func:`scoring_alternatives`)."""
-    if not alt:
-        return ""
-    if not alt["all"]:
-        return (
-            f"Nobody had signed up before {params.run_date}: no setting scores anyone on this "
-            "date; choose a later run_date. "
-        )
-    options = []
-    if params.scoring_set != "active" and alt["active"]:
-        options.append(
-            f"`scoring_set: active` would score {alt['active']:,} (ordered in the last "
-            f"{params.horizon_days} days)"
-        )
-    if params.scoring_set != "all":
-        options.append(f"`scoring_set: all` would score {alt['all']:,}")
-    if params.scoring_set == "new" and alt["newest_days"] is not None:
-        options.append(
-            f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the "
-            "newest "
-            f"customer signed up {alt['newest_days']} days before {params.run_date})"
-        )
-    return ("Settings that would score someone: " + "; ".join(options) + ". ") if options else ""
+        scoring_note=run.fallback, drift=found.record(), drift_assessed=found.assessed,
+        alternatives=run.alternatives, currency=params.currency)
 
 
 def drift_figure(table: pd.DataFrame):

@@ -720,12 +720,10 @@ class Promotion:
     metric: str
     new_value: float
     previous_value: float | None
-    reason: str
-
-    def sentence(self) -> str:
-        """The decision in one Markdown sentence."""
-        head = f"Version **{self.version}** {'is now the default' if self.promoted else 'was not promoted'}"
-        return f"{head}: {self.reason}."
+    reason: str  # for the log
+    #: why, for the report's words (:mod:`customer_analytics.narrative.models`): first | already | unloadable |
+    #: incompatible | overlap | better | not_better
+    code: str = ""
 
     def table(self) -> pd.DataFrame:
         """New version and current default side by side (for the report)."""
@@ -750,42 +748,43 @@ def promote(reg: ModelRegistry, mv: ModelVersion, holdout: pd.DataFrame, metric:
     new_value = float(mv.meta["metrics"][metric])
     current = reg.default_version(name)
 
-    def decide(promoted: bool, reason: str, previous_value: float | None = None) -> Promotion:
+    def decide(promoted: bool, reason: str, previous_value: float | None = None, code: str = "") -> Promotion:
         if promoted:
             reg.set_default(name, mv.version, expected=current or "")
         log.info("promotion of %s: %s (%s)", mv.version, promoted, reason)
-        return Promotion(promoted, mv.version, current, metric, new_value, previous_value, reason)
+        return Promotion(promoted, mv.version, current, metric, new_value, previous_value, reason, code)
 
     if current is None or (current == mv.version and mv.meta.get(AUTO_DEFAULT)):
-        return decide(True, "there was no default version yet")
+        return decide(True, "there was no default version yet", code="first")
     if current == mv.version:
-        return decide(False, "it already is the default")
+        return decide(False, "it already is the default", code="already")
     try:  # anything wrong with the stored default (unreadable meta.json, …) means it cannot compete
         cur = reg.get(name, current)
         missing = [c for c in cur.meta["features"] if c not in holdout.columns]
         same_targets = cur.meta["targets"] == mv.meta["targets"]
     except Exception as e:  # noqa: BLE001 - see above
-        return decide(True, f"the current default {current} could not be loaded ({_why(e)})")
+        return decide(True, f"the current default {current} could not be loaded ({_why(e)})", code="unloadable")
     if missing or not same_targets:
         what = f"lacks its features {missing[:5]}" if missing else "has other targets (product types)"
-        return decide(True, f"the current default {current} cannot score this run's data (it {what})")
+        return decide(True, f"the current default {current} cannot score this run's data (it {what})",
+                      code="incompatible")
     labels_until = cur.meta.get("data_window", {}).get("labels_until")
     holdout_cutoff = str(holdout["CUTOFF"].iloc[0])
     if labels_until and labels_until > holdout_cutoff:
         return decide(False, f"the current default {current} was trained on labels up to {labels_until}, inside this "
                              f"run's held-out window (from {holdout_cutoff}), so it cannot be compared fairly on it; "
-                             f"it stays the default")
+                             f"it stays the default", code="overlap")
     try:  # any failure: refused as unsafe (RegistryError), skops' own errors, snowflake-ml's owner-role
         # and environment checks (ValueError), a truncated file, …: the default cannot compete
         pred = np.clip(reg.run(holdout, name, current).to_numpy(dtype=float), 0, None)
     except Exception as e:  # noqa: BLE001 - see above
-        return decide(True, f"the current default {current} could not be loaded ({_why(e)})")
+        return decide(True, f"the current default {current} could not be loaded ({_why(e)})", code="unloadable")
     value = md.metrics(holdout[cur.meta["targets"]].to_numpy(dtype=float), pred)[metric]
     if md.is_better(new_value, value, metric):
         return decide(True, f"its held-out {label} {new_value:.3f} beats the current default {current}'s "
-                            f"{value:.3f} on the same window", value)
+                            f"{value:.3f} on the same window", value, "better")
     return decide(False, f"its held-out {label} {new_value:.3f} does not beat the current default {current}'s "
-                         f"{value:.3f} on the same window, so {current} stays the default", value)
+                         f"{value:.3f} on the same window, so {current} stays the default", value, "not_better")
 
 
 def _why(e: BaseException) -> str:
@@ -819,7 +818,7 @@ def headline(selection: md.Selection, mv: ModelVersion, decision: Promotion) -> 
     return headlines.Model(
         candidate=selection.chosen, version=mv.version, model_name=mv.name, metric=selection.metric,
         error=_number(selection.holdout_chosen), baseline=selection.baseline,
-        improvement=_number(selection.improvement), promoted=decision.promoted, decision=decision.reason,
+        improvement=_number(selection.improvement), promoted=decision.promoted, decision=decision.code,
         default_version=mv.version if decision.promoted else (decision.previous or ""),
         default_error=_number(decision.new_value if decision.promoted else decision.previous_value))
 

@@ -7,11 +7,17 @@ parameter cells are removed (they show paths); figures are embedded; the page lo
 from the network (nbconvert's lab template would fetch require.js, MathJax and Mermaid from a
 CDN; those blocks are left out), so each file opens from disk or a file share, offline.
 
-Report conventions for notebooks:
+Report conventions for notebooks (cell tags; the notebook keeps every cell, the HTML shows what a
+stakeholder reads):
 
 * the first markdown cell starts with ``# <title>``: it becomes the page title;
-* a code cell tagged ``summary`` (usually the last one, written from the run's own numbers)
-  is moved right after the title, so a reader sees "what this run found" first.
+* cells tagged ``intro`` (the developer's introduction), ``setup``, ``recap`` and ``details`` (full
+  diagnostic tables) stay in the executed notebook and are removed from the HTML (nbconvert's
+  ``TagRemovePreprocessor``); a heading left with nothing under it is dropped;
+* a code cell tagged ``summary`` (usually the last one, written from the run's own numbers, its
+  Markdown opening with the summary's heading) is moved to the top, so the report's first heading
+  is its summary; the run's banner (experiment, data ending before the run date) goes above it;
+* a cell tagged ``glossary`` ends the report.
 
 **Run records and index.** Each run writes ``reports/<run_date>/``. A notebook's summary cell
 calls :func:`record` to leave its headline figures in ``reports/<run_date>/headlines/<notebook>.json``;
@@ -39,10 +45,15 @@ from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
 from customer_analytics import fsutil, headlines, redaction
 from customer_analytics.config import Params
+from customer_analytics.narrative import fmt as numbers
 
 log = logging.getLogger(__name__)
 
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
+DEFAULT_CURRENCY = "EUR"  # = the currency parameter's default, for records written before it existed
+#: cells that stay in the executed notebook but not in the stakeholder HTML: the developer's introduction
+#: (``intro``), the set-up (``setup``), the recap (``recap``) and full diagnostic tables (``details``)
+NOTEBOOK_ONLY_TAGS = {"intro", "setup", "recap", "details"}
 BANNER_KEY = "ca_banner"  # = runs.BANNER_KEY (runs imports this module's callers, not the other way)
 SUMMARY_TAG = "summary"
 HEADLINES_DIR = "headlines"
@@ -66,48 +77,110 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-class SummaryFirstPreprocessor(Preprocessor):
-    """Move cells tagged ``summary`` after the title cell; use the title as the page title."""
+class TitlePreprocessor(Preprocessor):
+    """Take the page title from the first heading and keep the run's banners, before any cell is removed.
 
-    def preprocess(self, nb, resources):
-        cells = nb.cells
-        summary = [c for c in cells if SUMMARY_TAG in c.get("metadata", {}).get("tags", [])]
-        rest = [c for c in cells if c not in summary]
-        title_at = next((i for i, c in enumerate(rest) if c.cell_type == "markdown"), -1)
-        nb.cells = rest[: title_at + 1] + summary + rest[title_at + 1:]
-        if title_at >= 0 and (m := re.match(r"#\s+(.+)", rest[title_at].source.strip())):
-            nb.metadata["title"] = m.group(1).strip()
-        return nb, resources
-
-
-class BannerPreprocessor(Preprocessor):
-    """Show the run's banner (an experiment's label, data ending before the run date) right after the title.
-
-    The notebooks' set-up cell displays it in its output metadata (``ca_banner``, see
-    :meth:`customer_analytics.runs.Run.banner`); this puts it where a reader looks first.
+    The notebooks' set-up cell displays the banner in its output metadata (``ca_banner``, see
+    :meth:`customer_analytics.runs.Run.banner`); the set-up cell itself is notebook-only.
     """
 
     def preprocess(self, nb, resources):
-        import nbformat
-
+        first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+        if first is not None and (m := re.match(r"#\s+(.+)", first.source.strip())):
+            nb.metadata["title"] = m.group(1).strip()
         notes: list[str] = []
         for cell in nb.cells:
             for out in cell.get("outputs", []):
                 for note in out.get("metadata", {}).get(BANNER_KEY, []) or []:
                     if isinstance(note, str) and note not in notes:
                         notes.append(note)
-        if notes:
-            text = "\n>\n".join(f"> ⚠ {n}" for n in notes)
-            title_at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
-            title = nb.cells[title_at] if title_at >= 0 else None
-            if title is not None and title.source.startswith("# "):  # right under the heading
-                head, _, rest = title.source.partition("\n")
-                nb.cells[title_at] = nbformat.v4.new_markdown_cell(head, metadata=title.metadata)
-                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
-                if rest.strip():
-                    nb.cells.insert(title_at + 2, nbformat.v4.new_markdown_cell(rest))
-            else:
-                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
+        resources[BANNER_KEY] = notes
+        return nb, resources
+
+
+def _title_at(nb) -> int:
+    """Index of a visible title cell (markdown starting with ``# ``) at the top, or -1."""
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" or c.get("outputs")), -1)
+    if first >= 0 and nb.cells[first].cell_type == "markdown" and nb.cells[first].source.startswith("# "):
+        return first
+    return -1
+
+
+class SummaryFirstPreprocessor(Preprocessor):
+    """Move cells tagged ``summary`` to the top: right after a visible title, else first.
+
+    A notebook whose introduction is notebook-only has no visible title: its summary's own heading is
+    then the report's first heading.
+    """
+
+    def preprocess(self, nb, resources):
+        summary = [c for c in nb.cells if SUMMARY_TAG in c.get("metadata", {}).get("tags", [])]
+        nb.cells = [c for c in nb.cells if c not in summary]
+        title_at = _title_at(nb)
+        nb.cells = nb.cells[: title_at + 1] + summary + nb.cells[title_at + 1:]
+        return nb, resources
+
+
+class BannerPreprocessor(Preprocessor):
+    """Show the run's banner (an experiment's label, data ending before the run date) where a reader looks
+    first: right under a visible title, else at the very top."""
+
+    def preprocess(self, nb, resources):
+        import nbformat
+
+        notes = resources.get(BANNER_KEY) or []
+        if not notes:
+            return nb, resources
+        text = "\n>\n".join(f"> ⚠ {n}" for n in notes)
+        banner = nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]})
+        title_at = _title_at(nb)
+        if title_at < 0:
+            nb.cells.insert(0, banner)
+            return nb, resources
+        title = nb.cells[title_at]
+        head, _, rest = title.source.partition("\n")
+        nb.cells[title_at] = nbformat.v4.new_markdown_cell(head, metadata=title.metadata)
+        nb.cells.insert(title_at + 1, banner)
+        if rest.strip():
+            nb.cells.insert(title_at + 2, nbformat.v4.new_markdown_cell(rest))
+        return nb, resources
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+\S")
+
+
+def _heading_level(cell) -> int | None:
+    """The level of a markdown cell made of headings only (``## Set-up``), else ``None``."""
+    if cell.cell_type != "markdown":
+        return None
+    lines = [ln for ln in cell.source.splitlines() if ln.strip()]
+    if not lines or not all(_HEADING.match(ln) for ln in lines):
+        return None
+    return min(len(m.group(1)) for ln in lines if (m := _HEADING.match(ln)))
+
+
+def _shows_something(cell) -> bool:
+    if cell.cell_type == "markdown":
+        return bool(cell.source.strip())
+    return any(o.get("output_type") in ("stream", "error") or o.get("data") for o in cell.get("outputs", []))
+
+
+class EmptySectionPreprocessor(Preprocessor):
+    """Drop headings with nothing under them (a section whose cells are notebook-only or showed nothing),
+    and code cells that show nothing."""
+
+    def preprocess(self, nb, resources):
+        cells = [c for c in nb.cells if c.cell_type == "markdown" or _shows_something(c)]
+        keep = []
+        for i, cell in enumerate(cells):
+            level = _heading_level(cell)
+            if level is not None:
+                nxt = next((c for c in cells[i + 1:]), None)
+                nxt_level = _heading_level(nxt) if nxt is not None else 0
+                if nxt is None or (nxt_level is not None and nxt_level <= level):
+                    continue
+            keep.append(cell)
+        nb.cells = keep
         return nb, resources
 
 
@@ -126,7 +199,8 @@ class FigureAltPreprocessor(Preprocessor):
 
 
 class ReportExporter(HTMLExporter):
-    """HTML without code cells' input, prompts or parameter cells; the summary comes first; offline."""
+    """HTML without code cells' input, prompts, parameter cells or notebook-only cells; the summary comes
+    first; offline."""
 
     export_from_notebook = "Customer analytics report"
 
@@ -137,9 +211,12 @@ class ReportExporter(HTMLExporter):
         self.exclude_output_prompt = True
         self.embed_images = True
         self.raw_template = _OFFLINE_TEMPLATE
-        self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
+        self.register_preprocessor(TitlePreprocessor(), enabled=True)  # before any cell goes
+        self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS | NOTEBOOK_ONLY_TAGS),
+                                   enabled=True)
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
         self.register_preprocessor(BannerPreprocessor(), enabled=True)
+        self.register_preprocessor(EmptySectionPreprocessor(), enabled=True)
         self.register_preprocessor(FigureAltPreprocessor(), enabled=True)
 
 
@@ -282,7 +359,7 @@ EXPERIMENTS_DIR = "experiments"
 
 @dataclasses.dataclass
 class RunRow:
-    """What the index shows for one run folder: one story per run."""
+    """What the index shows for one run folder: one story per run, in words and in the run's currency."""
 
     run_date: str
     status: str  # succeeded | failed | running | interrupted | incomplete
@@ -295,19 +372,24 @@ class RunRow:
     reason: str = ""
     note: str = ""
     log_name: str = ""
-    ingested: int | None = None
-    rejected: int | None = None
-    sources: list[str] = dataclasses.field(default_factory=list)
+    currency: str = DEFAULT_CURRENCY
+    sources: list[str] = dataclasses.field(default_factory=list)  # what was received, per source
+    rejected: int | None = None  # rows rejected, all sources
     trained: str = ""  # the version 04 trained here, its error and the promotion decision
-    model: str = ""  # the version 05 scored with, and its error
+    model: str = ""  # the version 05 scored with
     error: str = ""
     customers_scored: int | None = None
-    predicted_spend: float | None = None
+    predicted_spend: float | None = None  # the forecast total (expected spend; the model's own sum before)
+    forecast: str = ""  # the forecast with its range, in words
+    outcome: str = ""  # this run's forecast against what happened, once a later run checked it
+    track: list[str] = dataclasses.field(default_factory=list)  # earlier forecasts this run checked
+    changes: str = ""  # what changed since the previous run
+    window_end: str = ""
     drift: list[str] = dataclasses.field(default_factory=list)
     drift_state: str = ""
-    drift_note: str = ""
     banner: list[str] = dataclasses.field(default_factory=list)
     links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # the raw track records
 
 
 def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
@@ -325,7 +407,25 @@ def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
 def collect_runs(reports_dir: Path) -> list[RunRow]:
     """One :class:`RunRow` per run folder: production first, newest run date first; then experiments."""
     rows = [_run_row(folder, ns, reports_dir) for folder, ns in run_folders(reports_dir)]
-    return sorted(rows, key=lambda r: (r.namespace != "production", r.namespace, _desc(r.run_date)))
+    rows = sorted(rows, key=lambda r: (r.namespace != "production", r.namespace, _desc(r.run_date)))
+    _outcomes(rows)
+    return rows
+
+
+def _outcomes(rows: list[RunRow]) -> None:
+    """Give each run's forecast the outcome a later run of its namespace checked (the newest check wins)."""
+    for row in rows:
+        for later in rows:  # newest first within a namespace
+            if later.namespace != row.namespace or later.run_date <= row.run_date:
+                continue
+            found = [c for c in later.checks if c.get("run_date") == row.run_date]
+            if found:
+                c = found[0]
+                inside = c.get("inside")
+                mark = " ✓ inside the range" if inside is True else " ✗ outside the range" if inside is False else ""
+                row.outcome = (f"actual {numbers.money(c.get('actual'), later.currency)}{mark} "
+                               f"(checked on {later.run_date})")
+                break
 
 
 def _desc(day: str) -> str:
@@ -398,37 +498,30 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
 
 
 def _fill_figures(row: RunRow, heads: dict[str, headlines.Record]) -> None:
+    from customer_analytics.narrative import runs as words
+
+    pred = heads.get("05_batch_prediction")
+    if isinstance(pred, headlines.Scoring) and pred.currency:
+        row.currency = pred.currency
     ing = heads.get("01_ingest")
     if isinstance(ing, headlines.Ingest) and (counts := ing.counts()):
-        row.ingested = sum(c.accepted for c in counts)
+        row.sources = words.received(counts)
         row.rejected = sum(c.rejected for c in counts)
-        row.sources = [f"{c.unit}: {c.accepted:,} / {c.rejected:,}" for c in counts if c.status == "loaded"]
     comp = heads.get("04_model_comparison")
     if isinstance(comp, headlines.Model) and comp.version:
-        label = comp.metric.upper()
-        trained = f"{comp.candidate} {comp.version}"
-        if comp.error is not None:
-            trained += f", held-out {label} {comp.error:,.2f}"
-        if comp.improvement is not None and comp.baseline and comp.candidate != comp.baseline \
-                and comp.improvement == comp.improvement:
-            trained += f" ({comp.improvement:.0%} better than {comp.baseline})"
-        if comp.promoted:
-            trained += "; promoted to default"
-        elif comp.promoted is False:
-            trained += f"; not promoted: {comp.decision}" if comp.decision else "; not promoted"
-        row.trained = trained
-    pred = heads.get("05_batch_prediction")
+        row.trained = words.trained(comp, row.currency)
     if isinstance(pred, headlines.Scoring) and pred.model_version:
-        model = f"{pred.candidate or pred.model_name} {pred.model_version}"
-        if pred.error is not None:
-            model += f", held-out {pred.metric.upper()} {pred.error:,.2f}"
-        row.model = model
+        row.model = words.scored_with(pred)
         if row.kind == "score":
             row.error = "re-scored with the registry's default model"
         row.customers_scored = pred.customers_scored
-        row.predicted_spend = pred.predicted_spend
-        row.drift = [str(f) for f in pred.drift_flags if f]
-        row.drift_note = pred.drift_note
+        row.predicted_spend = pred.expected_spend if pred.expected_spend is not None else pred.predicted_spend
+        row.forecast = words.forecast(pred, row.currency)
+        row.window_end = pred.window_end or ""
+        row.checks = [c for c in pred.track if isinstance(c, dict) and c.get("run_date")]
+        row.track = [words.check_text(c, row.currency, short=True) for c in row.checks]
+        row.changes = words.changes_text(pred.changes, row.currency)
+        row.drift = words.drift_flags(pred.drift)
         if not row.drift:
             row.drift_state = "no large shift" if pred.drift_assessed else "not assessed"
 
@@ -472,6 +565,8 @@ td:first-child strong { white-space: nowrap; }
 .succeeded { color: #1d6b2f; } .failed, .interrupted { color: #a11d1d; } .running, .incomplete { color: #8a6d00; }
 .small { color: #666; font-size: .82rem; }
 .flag { color: #a11d1d; font-weight: 600; }
+.outcome { font-weight: 600; margin-top: .3rem; }
+td.forecast, td.track { min-width: 12rem; }
 .tag { background: #efe7df; border-radius: .3rem; padding: 0 .35rem; font-size: .82rem; }
 ul.links { margin: 0; padding-left: 1rem; }
 </style>
@@ -479,12 +574,13 @@ ul.links { margin: 0; padding-left: 1rem; }
 <body>
 <h1>Customer analytics: runs</h1>
 <p class="lead">Production runs first, newest first; experiments (runs with other parameters) are listed apart and
-never change production's tables, reports or model. Figures are aggregates only; hover over a drift cell for
-details. Updated {{ generated }}.</p>
+never change production's tables, reports or model. Figures are aggregates only; a forecast is checked against
+what its customers actually spent once its window has ended (✓ inside its range, ✗ outside). Updated
+{{ generated }}.</p>
 {% macro table(runs) %}
 <table>
-<thead><tr><th>Run date</th><th>Status</th><th>Rows ingested / rejected</th><th>Model trained in this run</th>
-<th>Model that scored</th><th>Customers scored</th><th>Predicted total spend</th><th>Drift</th><th>Reports</th></tr></thead>
+<thead><tr><th>Run date</th><th>Status</th><th>Data received</th><th>Forecast (expected spend)</th>
+<th>Forecast vs actual</th><th>What changed</th><th>Models</th><th>Drift</th><th>Reports</th></tr></thead>
 <tbody>
 {% for r in runs %}<tr id="run-{{ r.namespace }}-{{ r.run_date }}">
 <td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else r.kind }}</div></td>
@@ -494,13 +590,16 @@ details. Updated {{ generated }}.</p>
 {% if r.note %}<div class="small">{{ r.note }}</div>{% endif %}
 {% if r.finished %}<div class="small">{{ r.finished }}</div>{% endif %}
 {% if r.log_name %}<div class="small">log: {{ r.log_name }}</div>{% endif %}</td>
-<td class="num">{{ r.ingested | num }} / {{ r.rejected | num }}
-{% for s in r.sources %}<div class="small">{{ s }}</div>{% endfor %}</td>
-<td>{{ r.trained or "—" }}</td>
-<td>{{ r.model or "—" }}{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}</td>
-<td class="num">{{ r.customers_scored | num }}</td>
-<td class="num">{{ r.predicted_spend | num }}</td>
-<td title="{{ r.drift_note }}">{% for f in r.drift %}<div class="flag">⚠ {{ f }}</div>{% endfor %}
+<td>{% for s in r.sources %}<div>{{ s }}</div>{% endfor %}{% if not r.sources %}—{% endif %}</td>
+<td class="forecast">{{ r.forecast or "—" }}
+{% if r.window_end %}<div class="small">window up to {{ r.window_end }}</div>{% endif %}
+{% if r.outcome %}<div class="outcome">{{ r.outcome }}</div>{% endif %}</td>
+<td class="track">{% for t in r.track %}<div>{{ t }}</div>{% endfor %}{% if not r.track %}—{% endif %}</td>
+<td class="small">{{ r.changes or "—" }}</td>
+<td>{% if r.trained %}<div><span class="small">trained:</span> {{ r.trained }}</div>{% endif %}
+{% if r.model %}<div><span class="small">forecast by:</span> {{ r.model }}</div>{% endif %}
+{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}{% if not r.trained and not r.model %}—{% endif %}</td>
+<td>{% for f in r.drift %}<div class="flag">⚠ {{ f }}</div>{% endfor %}
 {% if not r.drift %}{{ r.drift_state or "—" }}{% endif %}</td>
 <td>{% if r.links %}<ul class="links">
 {% for label, href in r.links %}<li><a href="{{ href }}">{{ label }}</a></li>{% endfor %}</ul>

@@ -289,7 +289,10 @@ class Run:
         except Exception as e:  # noqa: BLE001 - a note, never a reason to fail the notebook
             log.warning("could not read how fresh the data is: %s", e)
             return ""
-        return freshness.run_date_note(fresh, self.params.run_date, self.params.freshness_tolerance_days)
+        from customer_analytics.narrative import runs as words
+
+        return words.run_date_note(fresh.last_day, self.params.run_date, fresh.days_after(self.params.run_date),
+                                   self.params.freshness_tolerance_days)
 
     def _repr_markdown_(self) -> str:
         return self.describe()
@@ -297,7 +300,7 @@ class Run:
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, str], dict[str, Any]]:
         """The set-up cell's output: where the notebook reads and writes, plus the banner the report shows first."""
         banner = self.banner() if self.notebook != "01_ingest" else [
-            n for n in self.banner() if not n.startswith("**run_date")]
+            n for n in self.banner() if not n.startswith("**The run date")]
         return {"text/markdown": self.describe(), "text/plain": repr(self)}, {BANNER_KEY: banner}
 
     def __repr__(self) -> str:  # no paths or parameter dumps in a notebook's output

@@ -270,16 +270,3 @@ def by_kind(session: Session) -> pd.DataFrame:
     ).sort("KIND", "RATED"), "text:by_kind")
     out.columns = [c.lower() for c in out.columns]
     return out.set_index(["kind", "rated"])
-
-
-def summary_text(model: TextModel, quality: pd.DataFrame | None) -> str:
-    """Markdown sentence on the sentiment model (or why there is none)."""
-    if not model.available:
-        return f"**No text sentiment features** in this run: {model.reason}."
-    q = quality.iloc[:, 0] if quality is not None else None
-    if q is None or not q["rated reviews tested"]:
-        return (f"A sentiment model was trained on {model.n_train:,} rated reviews written before "
-                f"{model.trained_before}; no later rated review was available to test it.")
-    return (f"The text sentiment model (trained on {model.n_train:,} rated reviews written before "
-            f"{model.trained_before}) classifies **{q['accuracy']:.1%}** of the {int(q['rated reviews tested']):,} "
-            f"later rated reviews correctly (always guessing the majority class: {q['majority-class accuracy']:.1%}).")

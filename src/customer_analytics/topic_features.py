@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class FeatureCheck:
     """Whether the topic-share features help: one candidate fitted with and without them, on the
-    held-out window (the 04 report shows :meth:`table` and :meth:`sentence`)."""
+    held-out window (the 04 report shows :meth:`table` and a sentence)."""
 
     keep: bool
     candidate: str
@@ -40,17 +40,6 @@ class FeatureCheck:
         return pd.DataFrame(
             {f"held-out spend {self.metric}": [self.with_topics, self.without_topics]},
             index=[f"{self.candidate} with topic shares", f"{self.candidate} without"],
-        )
-
-    def sentence(self) -> str:
-        if not self.columns:
-            return "No topic-share features in this run (no topic model)."
-        verdict = "**kept**: they improve" if self.keep else "**left out**: they do not improve"
-        return (
-            f"The {len(self.columns)} topic-share features are {verdict} the held-out spend "
-            f"{self.metric} of "
-            f"{self.candidate} ({self.with_topics:.4g} with them, {self.without_topics:.4g} "
-            f"without)."
         )
 
 

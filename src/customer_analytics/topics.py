@@ -555,22 +555,6 @@ def monthly_shares(session: Session, as_of: dt.date, tables: Tables = SEARCH) ->
     return out.div(out.sum(axis=1), axis=0).sort_index()
 
 
-def summary_text(model: TopicModel, table: pd.DataFrame | None) -> str:
-    """Markdown sentence on the topics (or why there are none)."""
-    if not model.available or table is None:
-        return f"**No text topics** in this run: {model.reason}."
-    top = table.sort_values("share", ascending=False).iloc[0]
-    rising = table.sort_values("trend (pp)", ascending=False).iloc[0]
-    return (
-        f"The {int(table['texts'].sum()):,} review and call texts fall into **{model.n_topics} "
-        f"topics**; the "
-        f"largest is *{top['label']}* ({top['share']:.0%} of the texts), and the one growing most "
-        f"over the "
-        f"last {RECENT_DAYS} days is *{rising['label']}* ({rising['trend (pp)']:+.1f} percentage "
-        f"points)."
-    )
-
-
 # --------------------------------------------------------------------------- features
 def share_columns(n_topics: int) -> list[str]:
     """``TOPIC_SHARE_01`` … : the per-customer topic share features."""

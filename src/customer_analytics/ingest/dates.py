@@ -246,25 +246,3 @@ def _ambiguous(plan: SourcePlan, fld: str, names: list[str], examples: list[str]
         f"{names[0]}}}}} (or any Snowflake format such as "
         '"DD.MM.YYYY HH24:MI"; docs/data_contract.md).'
     )
-
-
-def describe(choice: LayoutChoice) -> str:
-    """One Markdown sentence on the layout used for a date field (for the 01 report)."""
-    what = f"**{choice.label}** ({choice.expected()})" if choice.name else f"`{choice.label}`"
-    if choice.how == "declared":
-        return f"`{choice.column}`: {what}, as declared in date_formats."
-    if choice.how == "default":
-        return (
-            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their "
-            "rows are "
-            "rejected as unparseable dates). Declare the layout in date_formats."
-        )
-    if choice.name == "iso" and choice.parsed == choice.values:
-        return f"`{choice.column}`: ISO 8601 dates (detected; every distinct value parses)."
-    share = choice.parsed / choice.values if choice.values else 1.0
-    return (
-        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct "
-        "values "
-        "(the only known layout that does). To fix it for later runs: date_formats: "
-        f"{{<source>: {{{choice.field}: {choice.name}}}}}."
-    )

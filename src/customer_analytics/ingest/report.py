@@ -15,7 +15,7 @@ from customer_analytics import contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 from customer_analytics.contract import Excluded
-from customer_analytics.ingest import dates, product_types
+from customer_analytics.ingest import product_types
 from customer_analytics.ingest.common import (
     RAW,
     SHOWABLE_FIELDS,
@@ -24,7 +24,6 @@ from customer_analytics.ingest.common import (
     public_text,
 )
 from customer_analytics.ingest.plan import plan_source
-from customer_analytics.ingest.runner import IngestResult
 
 
 def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
@@ -77,133 +76,6 @@ def reasons_frame(counts: list[SourceCounts]) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows, columns=["source", "field", "reason", "rows", "examples"]).set_index(
         ["source", "field", "reason"]
-    )
-
-
-def rejections(counts: list[SourceCounts]):
-    """For the report: :func:`reasons_frame`, or a Markdown note when nothing was rejected."""
-    from IPython.display import Markdown
-
-    if not any(c.rejected for c in counts):
-        return Markdown("No row was rejected.")
-    return reasons_frame(counts).style  # a Styler: long example lists are not cut at 50 characters
-
-
-def missing_note(counts: list[SourceCounts]) -> str:
-    """Markdown: which optional sources were missing and what was used instead ('' when none)."""
-    notes = []
-    for c in counts:
-        if c.status == "derived":
-            notes.append(
-                f"- **customers**: no file ({c.file or 'disabled'}); {c.derived:,} customers were "
-                "derived "
-                "from the orders (sign-up = first order; country and channel "
-                f"'{contract.UNKNOWN}')."
-            )
-        elif c.status in ("missing", "disabled"):
-            what = "no review rows" if c.source == "reviews" else "no support-call rows"
-            notes.append(
-                f"- **{c.source}**: no {'file' if c.source != 'calls' else 'transcripts'} "
-                f"({c.file or 'disabled'}); {what}."
-            )
-        if c.skipped:
-            notes.append(f"- **{c.source}**: {skipped_text(c)}")
-    return "\n".join(notes)
-
-
-def skipped_text(c: SourceCounts) -> str:
-    """The entries of a calls folder that were not read, counted per reason (names never shown)."""
-    total = sum(c.skipped.values())
-    parts = "; ".join(f"{n:,} {r}" for r, n in sorted(c.skipped.items(), key=lambda x: -x[1]))
-    return f"{total:,} entries of {c.file}/ were not read ({parts})."
-
-
-def summary(counts: IngestResult, session: Session | None = None) -> str:
-    """Markdown summary of the ingest: whether it stopped, accepted/rejected/excluded per source,
-    what was
-    missing, the date layouts detected and, given the session of a run that succeeded, the date
-    range of
-    the orders and the return rate."""
-    failed = getattr(counts, "ok", True) is False
-    parts = [
-        f"**{c.accepted:,}** of {c.read:,} {c.unit} accepted ({c.rejected:,} rejected"
-        + (f", {c.excluded:,} excluded" if c.excluded else "")
-        + (f", {c.sampled_out:,} outside the sample" if c.sampled_out else "")
-        + ")"
-        for c in counts
-        if c.status == "loaded"
-    ]
-    text = ""
-    if failed:
-        text = (
-            "**The ingest stopped; no table was replaced** (the next notebooks still see the "
-            "previous data). "
-            f"{counts.public} "
-        )
-        if parts:
-            text += "Checked before the stop: " + "; ".join(parts) + "."
-    else:
-        text = "This run ingested: " + "; ".join(parts) + "."
-    missing = [c for c in counts if c.status != "loaded"]
-    if missing and not failed:
-        text += (
-            " Missing: "
-            + "; ".join(
-                f"{c.source} (derived {c.derived:,} customers from the orders)"
-                if c.status == "derived"
-                else f"{c.source} (none used)"
-                for c in missing
-            )
-            + "."
-        )
-    skipped = [c for c in counts if c.skipped]
-    if skipped:
-        text += " Not read: " + " ".join(skipped_text(c) for c in skipped)
-    excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
-    if excluded:
-        text += (
-            " Excluded, not errors: " + "; ".join(f"{n:,} {r}" for r, n in excluded.items()) + "."
-        )
-    detected = [
-        d for c in counts for d in c.layouts if d["how"] == "detected" and d["name"] != "iso"
-    ]
-    if detected:
-        text += (
-            " Dates read as "
-            + "; ".join(f"{d['name']} in '{d['column']}' (detected)" for d in detected)
-            + "."
-        )
-    rejected = sum(c.rejected for c in counts)
-    if rejected and not failed:
-        top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
-        text += (
-            f" Most common rejection: '{top[0]}' ({top[1]:,} rows); all rejected rows are kept "
-            "in REJECTED_*."
-        )
-    if session is not None and not failed:
-        text += _orders_sentence(session)
-    return text
-
-
-def _orders_sentence(session: Session) -> str:
-    from customer_analytics import freshness
-
-    fresh = freshness.freshness(session)
-    out = f" Orders from {fresh.first:%Y-%m-%d} to {fresh.last:%Y-%m-%d}." if fresh.last else ""
-    ret = returns_summary(session)
-    if ret["return_lines"]:
-        out += f" Return rate {ret['rate']:.1%}: spend is net of returns."
-    return out
-
-
-def status_note(result: IngestResult) -> str:
-    """Markdown shown first in the 01 report when the run stopped ('' when it succeeded)."""
-    if getattr(result, "ok", True):
-        return ""
-    return (
-        f"**The ingest stopped.** {result.public} The tables below show what was counted and why; "
-        "the "
-        "notebook stops in its last cell."
     )
 
 
@@ -286,16 +158,6 @@ def table_counts(session: Session) -> pd.DataFrame:
     return pd.DataFrame({"rows": [wh.row_count(session, n) for n in names]}, index=names)
 
 
-def layouts_note(counts: list[SourceCounts]) -> str:
-    """Markdown: the layout each date column was read with, declared or detected."""
-    lines = [
-        f"- **{c.source}** " + dates.describe(dates.LayoutChoice(**d)).replace("<source>", c.source)
-        for c in counts
-        for d in c.layouts
-    ]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- returns, guests,
 # placeholders
 def _one(df) -> dict:
@@ -342,27 +204,6 @@ def returns_summary(session: Session) -> dict:
     }
 
 
-def returns_note(summary: dict) -> str:
-    """Markdown: how returns were handled and the return rate (for the 01 report)."""
-    if not summary["return_lines"] and not summary["excluded_return_lines"]:
-        return "No return or cancellation line: spend is the same gross or net."
-    text = (
-        f"**{summary['return_lines']:,}** of {summary['lines']:,} order lines are returns or "
-        "cancellations: "
-        f"{summary['returned']:,.2f} returned of {summary['sold']:,.2f} sold, a **return rate of "
-        f"{summary['rate']:.1%}**. Spend in every later report (features, labels, EDA, "
-        "predictions) is "
-        f"**net** of returns ({summary['net']:,.2f}); order counts count purchases only."
-    )
-    if summary["excluded_return_lines"]:
-        text += (
-            f" {summary['excluded_return_lines']:,} return lines were excluded (returns: exclude): "
-            "spend "
-            "is gross."
-        )
-    return text
-
-
 def guest_orders(session: Session) -> dict:
     """Guest orders (placeholder customer ids), kept in EXCLUDED_ORDER_LINES: lines, orders, revenue
     and
@@ -393,7 +234,9 @@ def guest_orders(session: Session) -> dict:
 
 
 def guest_monthly(session: Session) -> pd.DataFrame:
-    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart)."""
+    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without any)."""
+    if not wh.table_exists(session, "EXCLUDED_ORDER_LINES"):
+        return pd.DataFrame(columns=["guest_orders", "guest_revenue"])
     g = session.table("EXCLUDED_ORDER_LINES").filter(F.col("REASON") == F.lit(Excluded.GUEST))
     month = F.date_trunc("month", F.col("TS")).alias("MONTH")
     df = g.group_by(month).agg(
@@ -403,21 +246,6 @@ def guest_monthly(session: Session) -> pd.DataFrame:
     out = wh.to_pandas(df.sort("MONTH"), "ingest:guest_monthly")
     out.columns = [c.lower() for c in out.columns]
     return out.set_index("month")
-
-
-def guest_note(guests: dict, counts: list[SourceCounts]) -> str:
-    """Markdown: the guest orders excluded, and the setting that decides what a guest id is."""
-    if not guests["lines"]:
-        return "No guest order: every order line has a customer id."
-    return (
-        f"**{guests['lines']:,}** order lines ({guests['orders']:,} orders) carry no customer id "
-        "or a placeholder "
-        "id: guest orders, excluded from the customers and the models but not errors (not counted "
-        "against "
-        f"max_reject_share). Their revenue, {guests['revenue']:,.2f} ({guests['share']:.1%} of all "
-        "revenue), is "
-        "kept in EXCLUDED_ORDER_LINES. Which ids mean a guest is the setting guest_ids."
-    )
 
 
 def shown_id(customer_id: str) -> str:
@@ -474,91 +302,10 @@ def suspect_customers(session: Session, max_share: float = contract.SUSPECT_SHAR
     return out.set_index("customer")
 
 
-def suspects_note(suspects: pd.DataFrame) -> str:
-    """Markdown for the 01/02 reports: the likely placeholder customers, or that there is none."""
-    if suspects.empty:
-        return "No single customer holds an implausible share of the orders or the spend."
-    names = ", ".join(
-        f"`{c}` ({r['order share']:.1%} of orders, {r['spend share']:.1%} of spend)"
-        for c, r in suspects.head(5).iterrows()
-    )
-    return (
-        f"**{len(suspects)} customer id(s) hold an implausible share** and are likely placeholders "
-        "for guest "
-        f"orders: {names}. If so, add them to guest_ids and run again; masked ids are shown as "
-        "first and last "
-        "character."
-    )
-
-
 # --------------------------------------------------------------------------- report sections
-_STOPPED = "Not shown: the ingest stopped, so the tables still hold the previous run's data."
-
-
-def orders_notes(session: Session, result: list[SourceCounts]) -> str:
-    """Markdown: returns and the return rate, guest orders, and likely placeholder customers."""
-    if getattr(result, "ok", True) is False:
-        return _STOPPED
-    return "\n\n".join(
-        [
-            returns_note(returns_summary(session)),
-            guest_note(guest_orders(session), result),
-            suspects_note(suspect_customers(session)),
-        ]
-    )
-
-
-def product_types_note(session: Session, result: list[SourceCounts], params: Params) -> str:
-    """Markdown: how many product types go downstream, which names were renamed, told apart or
-    grouped."""
-    if getattr(result, "ok", True) is False:
-        return _STOPPED
-    return product_types.note(product_types.frame(session), params.max_product_types)
-
-
 def product_types_table(session: Session, result: list[SourceCounts]) -> pd.DataFrame:
     """The product types whose key differs from their name, or that group others."""
     if getattr(result, "ok", True) is False:
         return pd.DataFrame()
     frame = product_types.frame(session)
     return frame[frame["note"] != ""]
-
-
-class FreshnessNote(str):
-    """The 01 report's freshness paragraph; its warning (if any) goes to the report's banner.
-
-    01's set-up cell cannot know the new data's range, so this cell's output carries the banner
-    metadata the exporter shows under the title (see :class:`customer_analytics.reports.BannerPreprocessor`).
-    """
-
-    warning: str = ""
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, str], dict]:
-        from customer_analytics.runs import BANNER_KEY
-
-        meta = {BANNER_KEY: [self.warning]} if self.warning else {}
-        return {"text/markdown": str(self), "text/plain": str(self)}, meta
-
-
-def _note(text: str, warning: str) -> FreshnessNote:
-    note = FreshnessNote(text)
-    note.warning = warning
-    return note
-
-
-def freshness_note(session: Session, result: list[SourceCounts], params: Params) -> FreshnessNote:
-    """Markdown: the date range of the orders, and a warning when run_date lies beyond the data."""
-    from customer_analytics import freshness
-
-    if getattr(result, "ok", True) is False:
-        return _note(_STOPPED, "")
-    fresh = freshness.freshness(session)
-    warning = freshness.run_date_note(fresh, params.run_date, params.freshness_tolerance_days)
-    if fresh.last is None:
-        return _note(warning, warning)
-    text = (
-        f"Orders run from **{fresh.first:%Y-%m-%d}** to **{fresh.last:%Y-%m-%d}** (recorded in "
-        "INGEST_LOG: FIRST_TS, LAST_TS)."
-    )
-    return _note(text + (" " + warning if warning else f" run_date {params.run_date} is within the data."),
-                 warning)
