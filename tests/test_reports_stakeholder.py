@@ -24,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import reference
 from conftest import project_env, scratch_project
-from customer_analytics import config, reference, synthetic
+from customer_analytics import config, synthetic
 from customer_analytics import warehouse as wh
 from customer_analytics.narrative import fmt
 
