@@ -12,6 +12,7 @@ import pandas as pd
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 
 CLEAN_TABLES = ("CLEAN_CUSTOMERS", "CLEAN_ORDERS", "CLEAN_ORDER_LINES", "CLEAN_REVIEWS")
@@ -184,7 +185,7 @@ def _month_start(n: int) -> dt.date:
 
 
 def _as_of(as_of: dt.date) -> Column:
-    return F.lit(dt.datetime.combine(as_of, dt.time()))
+    return pt.timestamp_literal(as_of)
 
 
 def cohort_frame(session: Session, as_of: dt.date, months: int = MAX_MONTHS) -> pd.DataFrame:

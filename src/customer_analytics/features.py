@@ -373,10 +373,10 @@ def btyd_table(
         btyd_summaries(session, cutoffs, horizon_days), f"{name}_SUMMARIES"
     )
     summ = session.table(summary_table)
-    triples = wh.to_pandas(
-        summ.group_by("CUTOFF", "X", "TX", "T").agg(F.count(F.lit(1)).alias("N")),
+    triples = wh.to_pandas(  # a compressed per-customer summary (pushdown.COMPRESSED_COLUMN)
+        summ.group_by("CUTOFF", "X", "TX", "T").agg(F.count(F.lit(1)).alias("N_CUSTOMERS")),
         "features:btyd_triples",
-    )
+    ).rename(columns={"N_CUSTOMERS": "N"})
     repeat = summ.filter((F.col("X") > F.lit(0)) & (F.col("VALUE") > F.lit(0)))
     stats = summ.filter(F.col("X") > F.lit(0)).group_by("CUTOFF").agg(
         _sum_if(F.col("VALUE") > F.lit(0), F.lit(1)).alias("N"), pt.mean(F.col("VALUE")).alias("M")
@@ -394,9 +394,11 @@ def btyd_table(
             share,
         )
     values = wh.to_pandas(
-        repeat.filter(bucket < share * F.lit(1_000_000)).select("CUTOFF", "X", "VALUE"),
+        repeat.filter(bucket < share * F.lit(1_000_000)).select(
+            "CUTOFF", "X", "VALUE", bucket.alias("_ORDER")  # a declared sample (pushdown.SAMPLE_COLUMN)
+        ),
         "features:btyd_value_sample",
-    )
+    ).drop(columns="_ORDER")
     params, parts, gg = [], [], {}
     for cutoff in sorted(set(cutoffs)):
         tri = triples[triples["CUTOFF"] == cutoff].sort_values(["X", "TX", "T"])

@@ -61,6 +61,7 @@ from snowflake.snowpark.window import Window
 
 from customer_analytics import features as ft
 from customer_analytics import fsutil, predict
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 
@@ -304,9 +305,9 @@ def unit_prices(session: Session, params: Params, products: list[str]) -> dict[s
     lines = session.table("CLEAN_ORDER_LINES").filter(F.col("QUANTITY") > F.lit(0))
     start = dt.datetime.combine(params.run_date - dt.timedelta(days=params.horizon_days), dt.time())
     end = dt.datetime.combine(params.run_date, dt.time())
-    recent = lines.filter((F.col("TS") >= F.lit(start)) & (F.col("TS") < F.lit(end)))
+    recent = lines.filter((F.col("TS") >= pt.timestamp_literal(start)) & (F.col("TS") < pt.timestamp_literal(end)))
     out: dict[str, float] = {}
-    for frame in (recent, lines.filter(F.col("TS") < F.lit(end))):
+    for frame in (recent, lines.filter(F.col("TS") < pt.timestamp_literal(end))):
         rows = frame.group_by("PRODUCT").agg(F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("V"),
                                              F.sum("QUANTITY").alias("Q")).collect()
         for r in rows:
@@ -548,7 +549,8 @@ def actual_spend(session: Session, customers: DataFrame, start: dt.date, horizon
     """Net spend per customer of ``customers`` (a frame with ``CUSTOMER_ID``) in ``[start, start + horizon)``:
     the same definition as the spend label (sum of CLEAN_ORDERS.ORDER_TOTAL; 0 without an order)."""
     t0, t1 = _window(start, horizon_days)
-    orders = session.table("CLEAN_ORDERS").filter((F.col("TS") >= F.lit(t0)) & (F.col("TS") < F.lit(t1)))
+    in_window = (F.col("TS") >= pt.timestamp_literal(t0)) & (F.col("TS") < pt.timestamp_literal(t1))
+    orders = session.table("CLEAN_ORDERS").filter(in_window)
     spend = orders.group_by(KEY).agg(F.sum("ORDER_TOTAL").alias("ACTUAL"))
     return customers.join(spend, KEY, "left").with_column("ACTUAL", F.coalesce(F.col("ACTUAL"), F.lit(0.0)))
 

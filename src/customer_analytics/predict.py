@@ -456,14 +456,14 @@ def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
     end = params.run_date + dt.timedelta(days=params.horizon_days)
     one = F.lit(1)
     row = rows.agg(
-        F.count(F.col("P_ALIVE")).alias("WITH"),
-        F.avg(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
+        F.count(F.col("P_ALIVE")).alias("N_KNOWN"),  # WITH is reserved
+        pt.mean(F.col("P_ALIVE")).alias("MEAN_ALIVE"),
         F.sum(F.iff(F.col("P_ALIVE") >= F.lit(0.5), one, F.lit(0))).alias("LIKELY"),
         F.sum(F.col("EXP_ORDERS")).alias("ORDERS"),
         F.sum(F.iff(F.col("NEXT_ORDER_DATE") < F.lit(end), one, F.lit(0))).alias("SOON"),
     ).collect()[0]
     values = {
-        "customers with a purchase history (outlook known)": int(row["WITH"] or 0),
+        "customers with a purchase history (outlook known)": int(row["N_KNOWN"] or 0),
         "mean probability still active": None
         if row["MEAN_ALIVE"] is None
         else round(float(row["MEAN_ALIVE"]), 3),

@@ -50,6 +50,7 @@ from sklearn.preprocessing import normalize
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
+from customer_analytics import portable as pt
 from customer_analytics import text
 from customer_analytics import warehouse as wh
 
@@ -184,9 +185,9 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     Drawn in the warehouse (ordered by a seeded hash of the text's id), like the sentiment model's.
     """
     df = session.table(text.SOURCE_TABLE).filter(
-        F.col("TEXT").is_not_null() & (F.col("TS") < F.lit(dt.datetime.combine(before, dt.time())))
+        F.col("TEXT").is_not_null() & (F.col("TS") < pt.timestamp_literal(before))
     )
-    order = F.abs(F.hash(text_id(), F.lit(seed))) % F.lit(1_000_000_007)
+    order = pt.stable_hash(text_id(), F.lit(seed))  # the same rows on both backends (not HASH)
     df = df.select(text_id().alias("TEXT_ID"), "TEXT", order.alias("_ORDER")).sort(
         "_ORDER", "TEXT_ID"
     )
@@ -228,7 +229,7 @@ def fit(texts: pd.Series, n_topics: int, seed: int, before: dt.date) -> TopicMod
         return TopicModel(None, None, None, before, len(texts), why)
     svd = TruncatedSVD(min(N_DIMS, x.shape[1] - 1), random_state=seed).fit(x)
     e = normalize(svd.transform(x))
-    km = _by_size(KMeans(n_topics, random_state=seed, n_init=10).fit(e[np.abs(e).sum(axis=1) > 0]))
+    km = _by_size(KMeans(n_topics, random_state=seed, n_init=50).fit(e[np.abs(e).sum(axis=1) > 0]))
     df = np.asarray((x > 0).sum(axis=0)).ravel()
     log.info(
         "topic model: %d texts, %d words, %d dimensions, %d topics",
@@ -500,11 +501,11 @@ def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd
     end = dt.datetime.combine(as_of, dt.time())
     recent, before = end - dt.timedelta(days=RECENT_DAYS), end - dt.timedelta(days=2 * RECENT_DAYS)
     t = session.table(tables.topics).filter(
-        F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end))
+        F.col("TOPIC").is_not_null() & (F.col("TS") < pt.timestamp_literal(end))
     )
     one, zero = F.lit(1), F.lit(0)
     in_recent = F.col("TS") >= F.lit(recent)
-    in_before = (F.col("TS") >= F.lit(before)) & ~in_recent
+    in_before = (F.col("TS") >= pt.timestamp_literal(before)) & ~in_recent
     agg = t.group_by("TOPIC").agg(
         F.count(one).alias("TEXTS"),
         F.sum(F.iff(F.col("KIND") == F.lit(text.DEFAULT_KIND), one, zero)).alias("REVIEWS"),
@@ -541,7 +542,7 @@ def monthly_shares(session: Session, as_of: dt.date, tables: Tables = SEARCH) ->
     months)."""
     end = dt.datetime.combine(as_of, dt.time())
     t = session.table(tables.topics).filter(
-        F.col("TOPIC").is_not_null() & (F.col("TS") < F.lit(end))
+        F.col("TOPIC").is_not_null() & (F.col("TS") < pt.timestamp_literal(end))
     )
     df = t.group_by(F.date_trunc("month", F.col("TS")).alias("MONTH"), "TOPIC").agg(
         F.count(F.lit(1)).alias("N")
