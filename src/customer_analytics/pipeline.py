@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -62,7 +63,9 @@ class Task:
 TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
 #: Library modules every notebook depends on without importing them (the HTML exporter, the package).
-ALWAYS = ("__init__", "reports")
+ALWAYS = ("__init__", "reports", "report_html")
+#: Of those, the modules only the pipeline's process loads (the HTML export), never a notebook's kernel.
+EXPORT_ONLY = ("report_html.py",)
 
 
 # --------------------------------------------------------------------------- computed parameters
@@ -103,8 +106,19 @@ def _files(pkg: Path, name: str) -> list[str]:
 
 def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
     """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports)."""
+    return {m for m in _import_candidates(code, package) if m and _files(pkg, m)}
+
+
+@functools.lru_cache(maxsize=512)
+def _import_candidates(code: str, package: tuple[str, ...]) -> frozenset[str]:
+    """Dotted names (relative to the package) that imports in ``code`` may name; parsed once per text.
+
+    Ploomber computes ``run_context`` for every task while it loads the pipeline, and every task
+    walks the same modules: parsing each text once keeps that off the no-op rebuild's time. Which
+    names are modules (files) is decided by the caller, at every call.
+    """
     out = set()
-    for node in ast.walk(ast.parse(code)):
+    for node in _statements(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
@@ -115,13 +129,27 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
             module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
             module = [m for m in module if m]
             out.add(".".join(module)) if module else None
-            for alias in node.names:  # "from customer_analytics import features" names modules
-                candidate = ".".join([*module, alias.name])
-                if _files(pkg, candidate):
-                    out.add(candidate)
+            # "from customer_analytics import features" names modules
+            out |= {".".join([*module, alias.name]) for alias in node.names}
         elif isinstance(node, ast.Import):
             out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
-    return {m for m in out if m and _files(pkg, m)}
+    return frozenset(out)
+
+
+#: The fields of a statement that hold statements (imports are statements: no expression is entered).
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST):
+    """Every statement of ``tree``, nested ones included (function and class bodies, branches)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in _BLOCKS:
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                todo.extend(block)
 
 
 def library_digest(task: str, root: Path) -> str:

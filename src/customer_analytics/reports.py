@@ -1,6 +1,8 @@
 """Stakeholder HTML: the report exporter, per-run headline records and the run index.
 
-**Report exporter.** Registered as the nbconvert exporter ``ca_report`` (see ``pyproject.toml``),
+**Report exporter** (:mod:`customer_analytics.report_html`, loaded on first use: kernels that only
+record headlines do not import nbconvert). Registered as the nbconvert exporter ``ca_report`` (see
+``pyproject.toml``),
 so Ploomber uses it through ``nbconvert_exporter_name`` and a Papermill-only user can run
 ``jupyter nbconvert --to ca_report reports/<date>/01_ingest.ipynb``. Code, prompts and the
 parameter cells are removed (they show paths); figures are embedded; the page loads nothing
@@ -33,10 +35,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from nbconvert.exporters import HTMLExporter
-from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
-
 from customer_analytics import fsutil, headlines, redaction
 from customer_analytics.config import Params
 
@@ -49,102 +47,23 @@ HEADLINES_DIR = "headlines"
 STATUS_FILE = "run.json"
 INDEX_FILE = "index.html"
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-# nbconvert's lab template without the blocks that load scripts from a CDN (require.js, MathJax,
-# Mermaid, Jupyter widgets): the reports need none of them and must open offline.
-_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block data_png scoped -%}
-<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
-<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
- alt="{{ output.metadata.get('alt', 'Figure') | escape_html }}">
-</div>
-{%- endblock data_png -%}
-"""
+#: What :mod:`customer_analytics.report_html` defines, importable from here as before (loaded on use:
+#: a notebook kernel records headlines without importing nbconvert).
+_EXPORTER_NAMES = ("ReportExporter", "SummaryFirstPreprocessor", "BannerPreprocessor", "FigureAltPreprocessor")
 
 
-class SummaryFirstPreprocessor(Preprocessor):
-    """Move cells tagged ``summary`` after the title cell; use the title as the page title."""
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTER_NAMES:
+        from customer_analytics import report_html
 
-    def preprocess(self, nb, resources):
-        cells = nb.cells
-        summary = [c for c in cells if SUMMARY_TAG in c.get("metadata", {}).get("tags", [])]
-        rest = [c for c in cells if c not in summary]
-        title_at = next((i for i, c in enumerate(rest) if c.cell_type == "markdown"), -1)
-        nb.cells = rest[: title_at + 1] + summary + rest[title_at + 1:]
-        if title_at >= 0 and (m := re.match(r"#\s+(.+)", rest[title_at].source.strip())):
-            nb.metadata["title"] = m.group(1).strip()
-        return nb, resources
-
-
-class BannerPreprocessor(Preprocessor):
-    """Show the run's banner (an experiment's label, data ending before the run date) right after the title.
-
-    The notebooks' set-up cell displays it in its output metadata (``ca_banner``, see
-    :meth:`customer_analytics.runs.Run.banner`); this puts it where a reader looks first.
-    """
-
-    def preprocess(self, nb, resources):
-        import nbformat
-
-        notes: list[str] = []
-        for cell in nb.cells:
-            for out in cell.get("outputs", []):
-                for note in out.get("metadata", {}).get(BANNER_KEY, []) or []:
-                    if isinstance(note, str) and note not in notes:
-                        notes.append(note)
-        if notes:
-            text = "\n>\n".join(f"> ⚠ {n}" for n in notes)
-            title_at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
-            title = nb.cells[title_at] if title_at >= 0 else None
-            if title is not None and title.source.startswith("# "):  # right under the heading
-                head, _, rest = title.source.partition("\n")
-                nb.cells[title_at] = nbformat.v4.new_markdown_cell(head, metadata=title.metadata)
-                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
-                if rest.strip():
-                    nb.cells.insert(title_at + 2, nbformat.v4.new_markdown_cell(rest))
-            else:
-                nb.cells.insert(title_at + 1, nbformat.v4.new_markdown_cell(text, metadata={"tags": ["banner"]}))
-        return nb, resources
-
-
-class FigureAltPreprocessor(Preprocessor):
-    """Give each figure an alternative text: the heading of the section it is in."""
-
-    def preprocess(self, nb, resources):
-        heading = nb.metadata.get("title", "Figure")
-        for cell in nb.cells:
-            if cell.cell_type == "markdown" and (m := re.search(r"^#+\s+(.+)$", cell.source, re.M)):
-                heading = m.group(1).strip()
-            for out in cell.get("outputs", []):
-                if "image/png" in out.get("data", {}):
-                    out.setdefault("metadata", {})["alt"] = f"Figure: {heading}"
-        return nb, resources
-
-
-class ReportExporter(HTMLExporter):
-    """HTML without code cells' input, prompts or parameter cells; the summary comes first; offline."""
-
-    export_from_notebook = "Customer analytics report"
-
-    def __init__(self, config=None, **kw):
-        super().__init__(config=config, **kw)
-        self.exclude_input = True
-        self.exclude_input_prompt = True
-        self.exclude_output_prompt = True
-        self.embed_images = True
-        self.raw_template = _OFFLINE_TEMPLATE
-        self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
-        self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
-        self.register_preprocessor(BannerPreprocessor(), enabled=True)
-        self.register_preprocessor(FigureAltPreprocessor(), enabled=True)
+        return getattr(report_html, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def export_html(notebook: Path, html: Path) -> Path:
     """Write the stakeholder HTML of an executed notebook (what Ploomber does for each task)."""
+    from customer_analytics.report_html import ReportExporter
+
     body, _ = ReportExporter().from_filename(str(notebook))
     fsutil.atomic_write(html, body)
     return html
@@ -157,6 +76,8 @@ def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
     Error outputs (tracebacks, with paths and code) are replaced by the one-line, redacted reason.
     """
     import nbformat
+
+    from customer_analytics.report_html import ReportExporter
 
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
@@ -340,6 +261,8 @@ def build_index(reports_dir: Path) -> Path:
     for r in rows:
         if r.namespace != "production":
             experiments.setdefault(r.namespace, []).append(r)
+    import jinja2
+
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, d=0: "—" if v is None else f"{v:,.{d}f}"
     html = env.from_string(_INDEX_TEMPLATE).render(production=production, experiments=experiments,
