@@ -12,7 +12,8 @@ into this module while it loads and builds the pipeline:
   library modules the notebook uses (a change re-runs exactly the notebooks that use it) and,
   for the ingest, a fingerprint of the input files (a changed file re-runs the ingest); and it
   hands the full parameters to the notebook kernels (:data:`runs.RUN_PARAMS_VAR`).
-* :func:`executor` — Ploomber's serial executor, holding the run lock while it builds.
+* :func:`executor` — builds independent notebooks at the same time, their kernels started ahead
+  (:mod:`customer_analytics.executor`), holding the run lock while it builds.
 * :func:`on_finish` / :func:`on_failure` — record the run's outcome in ``run.json``, write the
   HTML of a failed notebook (marked failed) and refresh the run index.
 
@@ -270,27 +271,24 @@ def acquire_run(warehouse_dir: Path) -> Any:
 
 
 def executor(warehouse_dir: str, root: str | None = None):
-    """Ploomber's serial executor, building while this process holds the run lock."""
-    from ploomber.executors import Serial
+    """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the same
+    time, each kernel started ahead with its imports done, while this process holds the run lock."""
+    from customer_analytics.executor import ConcurrentExecutor
 
     folder = Path(warehouse_dir)
     if not folder.is_absolute() and root:
         folder = Path(root) / folder
-
-    class LockedSerial(Serial):
-        def __call__(self, dag, show_progress):
-            with acquire_run(folder.resolve()):
-                return super().__call__(dag, show_progress)
-
-    return LockedSerial()
+    return ConcurrentExecutor(folder.resolve(), Path(root or config.project_root()).resolve())
 
 
 def export_report(product) -> None:
     """Task hook: the stakeholder HTML of the executed notebook, beside it (``<notebook>.html``)."""
     from customer_analytics import reports
+    from customer_analytics.executor import EXPORT_LOCK
 
     nb = Path(str(product))
-    reports.export_html(nb, nb.with_suffix(".html"))
+    with EXPORT_LOCK:  # two notebooks may finish at the same time
+        reports.export_html(nb, nb.with_suffix(".html"))
 
 
 def _run_folders(dag) -> dict[Path, list]:
@@ -362,6 +360,10 @@ HEADER = """\
 """
 
 
+#: The kernel manager Papermill uses for the notebooks: adopts the kernel the executor started ahead.
+KERNEL_MANAGER = "customer_analytics.kernels.PooledKernelManager"
+
+
 def _placeholder(name: str) -> str:
     return "'{{" + name + "}}'"
 
@@ -379,7 +381,7 @@ def render_pipeline() -> str:
         if task.upstream:
             lines.append(f"    upstream: [{', '.join(task.upstream)}]")
         lines += ["    static_analysis: disable", f'    product: "{folder}/{task.name}.ipynb"',
-                  "    executor_params: {progress_bar: false}",
+                  f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
                   "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
         if i == 0:
             lines += ["      run_context: &run_context", "        dotted_path: customer_analytics.pipeline::run_context",
