@@ -144,7 +144,8 @@ def _interrupt(running: dict) -> None:
     """Ctrl-C: the notebooks being built stop in their current cell, as they would under ``Serial``.
 
     Their kernels get SIGINT (the cell raises ``KeyboardInterrupt``; Papermill saves the partial
-    notebook); a kernel still busy after :data:`INTERRUPT_GRACE_S`, or a second Ctrl-C, gets SIGKILL.
+    notebook; a kernel that ignored it gets it again, see :func:`kernels.signal_running`); a kernel
+    still busy after :data:`INTERRUPT_GRACE_S`, or a second Ctrl-C, gets SIGKILL.
     The caller re-raises ``KeyboardInterrupt`` once the threads have ended.
     """
     log.warning("interrupted: stopping the %d notebook(s) being built", len(running))
@@ -152,7 +153,8 @@ def _interrupt(running: dict) -> None:
     deadline = time.monotonic() + INTERRUPT_GRACE_S
     try:
         while left and time.monotonic() < deadline:
-            # again each second: a kernel between two cells ignores SIGINT
+            # a kernel that started meanwhile gets it too; one between two cells (it ignores
+            # SIGINT) gets it again after kernels.RESEND_S
             kernels.signal_running(signal.SIGINT)
             _, left = cf.wait(left, timeout=1.0)
     except KeyboardInterrupt:  # pressed again: no more waiting

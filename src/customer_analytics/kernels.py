@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,15 +209,24 @@ _running_lock = threading.Lock()
 _stopping = threading.Event()
 
 
+#: Seconds before a kernel that got SIGINT and still runs its notebook gets it again (one between
+#: two cells ignores it; one still writing its traceback must not get a second one at once).
+RESEND_S = 5.0
+
+
 def signal_running(signum: int = signal.SIGINT) -> int:
     """Send ``signum`` to the kernel of every notebook this process is executing; return how many.
 
     SIGINT is what a kernel's interrupt sends: the running cell raises ``KeyboardInterrupt``, the
-    notebook stops there as failed (its partial notebook saved). Used when the build is interrupted.
+    notebook stops there as failed (its partial notebook saved). Used when the build is interrupted;
+    called repeatedly, a kernel gets SIGINT again only :data:`RESEND_S` after the last one.
     """
+    now = time.monotonic()
     with _running_lock:
         _stopping.set()  # a notebook about to start its kernel does not start it
-        managers = list(_running)
+        managers = [m for m in _running if signum != signal.SIGINT or now - m.signalled >= RESEND_S]
+        for m in managers:
+            m.signalled = now
     return sum(m.send_now(signum) for m in managers)
 
 
@@ -239,6 +249,7 @@ class PooledKernelManager(AsyncKernelManager):
 
     _warm: _Warm | None = None
     _service: KernelService | None = None
+    signalled: float = float("-inf")  # when signal_running last sent SIGINT
 
     async def start_kernel(self, **kw: Any) -> None:
         if _stopping.is_set():
