@@ -70,15 +70,14 @@ class PeakMemory:
         self._thread.join()
 
     def _sample(self, proc: psutil.Process) -> None:
-        try:
-            rss = proc.memory_info().rss
-            entry = self.peaks.setdefault(proc.pid, {"started": proc.create_time(), "peak_rss": 0})
+        try:  # read everything first: a process may end between two reads
+            rss, started = proc.memory_info().rss, proc.create_time()
             # re-read each time: a child forked by a kernel carries the kernel's command line until it execs
-            entry["cmdline"] = " ".join(proc.cmdline())
-            entry["ppid"] = proc.ppid()
-            entry["peak_rss"] = max(entry["peak_rss"], rss)
+            cmdline, ppid = " ".join(proc.cmdline()), proc.ppid()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
+            return
+        entry = self.peaks.setdefault(proc.pid, {"started": started, "peak_rss": 0})
+        entry.update(cmdline=cmdline, ppid=ppid, peak_rss=max(entry["peak_rss"], rss))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -164,6 +163,16 @@ def chosen_model(report_dir: Path) -> dict:
     return {k: head.get(k) for k in ("model", "baseline", "improvement")}
 
 
+def report_folder(reports_dir: Path) -> Path:
+    """The run's report folder: ``<run_date>/``, or ``experiments/<name>/<run_date>/`` (a data_dir other
+    than env.yaml's makes the benchmark's run an experiment)."""
+    day = str(config.load(ROOT).run_date)
+    found = sorted(reports_dir.glob(f"**/{day}/01_ingest.ipynb"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RuntimeError(f"no executed 01_ingest.ipynb for {day} under {reports_dir}")
+    return found[-1].parent
+
+
 def stop_server(warehouse: Path) -> None:
     from customer_analytics import warehouse as wh
 
@@ -191,7 +200,7 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     result["pipeline_s"] = run["seconds"]
     result["tasks_s"] = task_seconds(run["output"])
     result["kernel_peak_rss_mb"] = {name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)}
-    reports = work / "reports" / str(config.load(ROOT).run_date)
+    reports = report_folder(work / "reports")
     result["stage_split_s"] = stage_split(reports)
     result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20
     result["pipeline_model"] = chosen_model(reports)

@@ -101,6 +101,46 @@ def test_run_beside_a_plain_ploomber_build_is_refused_and_the_build_completes(pr
     assert build.returncode == 0, err[-3000:]
 
 
+def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(project):
+    """Issue 19: 02_eda and 03_features run at the same time, in threads; Ctrl-C (SIGINT to Ploomber
+    alone, as a terminal sends it: kernels run in sessions of their own) must stop both notebooks
+    where they are, not wait for them to finish, and leave no kernel behind."""
+    import psutil
+
+    folder = config.load(project).reports_dir / "2026-11-01"
+    started = time.time()
+    build = start(project, "build", "--force", tool="ploomber")
+
+    def working(name: str) -> bool:  # this build's notebook has run a cell (Papermill saves after each)
+        path = folder / f"{name}.ipynb"
+        try:
+            return path.stat().st_mtime > started and any(
+                c.get("execution_count") for c in json.loads(path.read_text())["cells"])
+        except (OSError, ValueError):  # not there yet, or being written
+            return False
+
+    wait_for(lambda: working("02_eda") and working("03_features"), what="02 and 03 working together")
+    kernels = kernels_of(build.pid)
+    assert len(kernels) >= 2
+    interrupted = time.monotonic()
+    os.kill(build.pid, signal.SIGINT)
+    build.communicate(timeout=120)
+    assert build.returncode != 0
+    assert time.monotonic() - interrupted < 60
+    for name in ("02_eda", "03_features"):  # stopped in a cell, their later cells never run, no report
+        cells = [c for c in json.loads((folder / f"{name}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
+        status = [c["metadata"]["papermill"]["status"] for c in cells]
+        assert "failed" in status and status[-1] == "pending", (name, status)
+        html = folder / f"{name}.html"
+        assert not html.is_file() or html.stat().st_mtime < started, name
+    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                             for p in kernels), timeout=30, what="the kernels to exit")
+    with pipeline.acquire_run(config.load(project).warehouse_dir):  # free at once: no kernel holds the work lock
+        pass
+    assert not (folder / "04_model_comparison.ipynb").is_file() or (
+        (folder / "04_model_comparison.ipynb").stat().st_mtime < started)
+
+
 @pytest.fixture
 def full_disk(tmp_path):
     """A tiny filesystem, filled up: what reports_dir looks like on a full disk."""

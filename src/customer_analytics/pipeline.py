@@ -12,7 +12,8 @@ into this module while it loads and builds the pipeline:
   library modules the notebook uses (a change re-runs exactly the notebooks that use it) and,
   for the ingest, a fingerprint of the input files (a changed file re-runs the ingest); and it
   hands the full parameters to the notebook kernels (:data:`runs.RUN_PARAMS_VAR`).
-* :func:`executor` — Ploomber's serial executor, holding the run lock while it builds.
+* :func:`executor` — builds independent notebooks at the same time, their kernels started ahead
+  (:mod:`customer_analytics.executor`), holding the run lock while it builds.
 * :func:`on_finish` / :func:`on_failure` — record the run's outcome in ``run.json``, write the
   HTML of a failed notebook (marked failed) and refresh the run index.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -62,7 +64,9 @@ class Task:
 TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
 #: Library modules every notebook depends on without importing them (the HTML exporter, the package).
-ALWAYS = ("__init__", "reports")
+ALWAYS = ("__init__", "reports", "report_html")
+#: Of those, the modules only the pipeline's process loads (the HTML export), never a notebook's kernel.
+EXPORT_ONLY = ("report_html.py",)
 
 
 # --------------------------------------------------------------------------- computed parameters
@@ -103,9 +107,40 @@ def _files(pkg: Path, name: str) -> list[str]:
 
 
 def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
-    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports)."""
-    out = set()
-    for node in ast.walk(ast.parse(code)):
+    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports).
+
+    "from customer_analytics import features" names modules; so does "from
+    customer_analytics.narrative import eda", which runs the sub-package's ``__init__`` and that
+    module only (a name that is not a module counts the sub-package whole). Which names are modules
+    (files) is decided here, at every call; only the parsing is cached.
+    """
+    out: set[str] = set()
+    for module, names in _import_statements(code, package):
+        if names is None:  # import customer_analytics.x
+            out.add(".".join(module))
+            continue
+        dotted = [".".join([*module, n]) for n in names]
+        found = {n for n in dotted if _files(pkg, n)}
+        if module and len(found) == len(dotted) and pkg.joinpath(*module).is_dir():
+            out.add(".".join([*module, "__init__"]))
+        elif module:
+            out.add(".".join(module))
+        out |= found
+    return {m for m in out if m and _files(pkg, m)}
+
+
+@functools.lru_cache(maxsize=512)
+def _import_statements(
+    code: str, package: tuple[str, ...]
+) -> tuple[tuple[tuple[str, ...], tuple[str, ...] | None], ...]:
+    """The package's imports in ``code``: (module parts relative to the package, imported names or
+    ``None`` for a plain ``import``); parsed once per text.
+
+    Ploomber computes ``run_context`` for every task while it loads the pipeline, and every task
+    walks the same modules: parsing each text once keeps that off the no-op rebuild's time.
+    """
+    out: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
+    for node in _statements(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
@@ -114,20 +149,27 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
             else:
                 continue
             module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
-            module = [m for m in module if m]
-            # "from customer_analytics import features" names modules; so does "from
-            # customer_analytics.narrative import eda", which runs the sub-package's __init__ and that
-            # module only (a name that is not a module counts the sub-package whole)
-            names = [".".join([*module, alias.name]) for alias in node.names]
-            found = {n for n in names if _files(pkg, n)}
-            if module and len(found) == len(names) and pkg.joinpath(*module).is_dir():
-                out.add(".".join([*module, "__init__"]))
-            elif module:
-                out.add(".".join(module))
-            out |= found
+            out.append((tuple(m for m in module if m), tuple(alias.name for alias in node.names)))
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
-    return {m for m in out if m and _files(pkg, m)}
+            out += [(tuple(a.name.split(".")[1:]), None) for a in node.names
+                    if a.name.startswith("customer_analytics.")]
+    return tuple(out)
+
+
+#: The fields of a statement that hold statements (imports are statements: no expression is entered).
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST):
+    """Every statement of ``tree``, nested ones included (function and class bodies, branches)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in _BLOCKS:
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                todo.extend(block)
 
 
 def library_digest(task: str, root: Path) -> str:
@@ -248,27 +290,24 @@ def acquire_run(warehouse_dir: Path) -> Any:
 
 
 def executor(warehouse_dir: str, root: str | None = None):
-    """Ploomber's serial executor, building while this process holds the run lock."""
-    from ploomber.executors import Serial
+    """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the same
+    time, each kernel started ahead with its imports done, while this process holds the run lock."""
+    from customer_analytics.executor import ConcurrentExecutor
 
     folder = Path(warehouse_dir)
     if not folder.is_absolute() and root:
         folder = Path(root) / folder
-
-    class LockedSerial(Serial):
-        def __call__(self, dag, show_progress):
-            with acquire_run(folder.resolve()):
-                return super().__call__(dag, show_progress)
-
-    return LockedSerial()
+    return ConcurrentExecutor(folder.resolve(), Path(root or config.project_root()).resolve())
 
 
 def export_report(product) -> None:
     """Task hook: the stakeholder HTML of the executed notebook, beside it (``<notebook>.html``)."""
     from customer_analytics import reports
+    from customer_analytics.executor import EXPORT_LOCK
 
     nb = Path(str(product))
-    reports.export_html(nb, nb.with_suffix(".html"))
+    with EXPORT_LOCK:  # two notebooks may finish at the same time
+        reports.export_html(nb, nb.with_suffix(".html"))
 
 
 def _run_folders(dag) -> dict[Path, list]:
@@ -340,6 +379,10 @@ HEADER = """\
 """
 
 
+#: The kernel manager Papermill uses for the notebooks: adopts the kernel the executor started ahead.
+KERNEL_MANAGER = "customer_analytics.kernels.PooledKernelManager"
+
+
 def _placeholder(name: str) -> str:
     return "'{{" + name + "}}'"
 
@@ -357,7 +400,7 @@ def render_pipeline() -> str:
         if task.upstream:
             lines.append(f"    upstream: [{', '.join(task.upstream)}]")
         lines += ["    static_analysis: disable", f'    product: "{folder}/{task.name}.ipynb"',
-                  "    executor_params: {progress_bar: false}",
+                  f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
                   "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
         if i == 0:
             lines += ["      run_context: &run_context", "        dotted_path: customer_analytics.pipeline::run_context",
