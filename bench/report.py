@@ -12,8 +12,13 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
-TARGETS = {"pipeline_1m_s": 180.0, "pipeline_over_floor": 2.0, "growth_100k_to_1m": 10.0, "peak_rss_gb": 4.0,
-           "noop_s": 5.0}
+TARGETS = {
+    "pipeline_1m_s": 180.0,
+    "pipeline_over_floor": 2.0,
+    "growth_100k_to_1m": 10.0,
+    "peak_rss_gb": 4.0,
+    "noop_s": 5.0,
+}
 
 
 NOTES = [
@@ -74,29 +79,66 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     rows = []
     big = by.get(max(by)) if by else None
     if big:
-        rows.append((f"full pipeline at {big['orders']:,} orders", f"< {TARGETS['pipeline_1m_s']:.0f} s",
-                     f"{big['pipeline_s']:.1f} s", big["pipeline_s"] < TARGETS["pipeline_1m_s"]))
+        rows.append(
+            (
+                f"full pipeline at {big['orders']:,} orders",
+                f"< {TARGETS['pipeline_1m_s']:.0f} s",
+                f"{big['pipeline_s']:.1f} s",
+                big["pipeline_s"] < TARGETS["pipeline_1m_s"],
+            )
+        )
         r = _ratio(big["pipeline_s"], big.get("floor_s"))
-        rows.append(("pipeline / floor at that size", f"≤ {TARGETS['pipeline_over_floor']:.0f}×", f"{_fmt(r, '.2f')}×",
-                     None if r is None else r <= TARGETS["pipeline_over_floor"]))
-        peak = max(max(r["kernel_peak_rss_mb"].values(), default=0) for r in results["sizes"]) / 1024
+        rows.append(
+            (
+                "pipeline / floor at that size",
+                f"≤ {TARGETS['pipeline_over_floor']:.0f}×",
+                f"{_fmt(r, '.2f')}×",
+                None if r is None else r <= TARGETS["pipeline_over_floor"],
+            )
+        )
+        peak = (
+            max(max(r["kernel_peak_rss_mb"].values(), default=0) for r in results["sizes"]) / 1024
+        )
         server = max(r.get("server_peak_rss_mb", 0) for r in results["sizes"]) / 1024
-        rows.append(("peak memory of any notebook kernel", f"< {TARGETS['peak_rss_gb']:.0f} GiB", f"{peak:.2f} GiB",
-                     peak < TARGETS["peak_rss_gb"]))
-        rows.append(("peak memory of the warehouse server", f"< {TARGETS['peak_rss_gb']:.0f} GiB", f"{server:.2f} GiB",
-                     server < TARGETS["peak_rss_gb"]))
+        rows.append(
+            (
+                "peak memory of any notebook kernel",
+                f"< {TARGETS['peak_rss_gb']:.0f} GiB",
+                f"{peak:.2f} GiB",
+                peak < TARGETS["peak_rss_gb"],
+            )
+        )
+        rows.append(
+            (
+                "peak memory of the warehouse server",
+                f"< {TARGETS['peak_rss_gb']:.0f} GiB",
+                f"{server:.2f} GiB",
+                server < TARGETS["peak_rss_gb"],
+            )
+        )
         noop = max(r["noop_rebuild_s"] for r in results["sizes"])
         reran = sorted({n for r in results["sizes"] for n in r.get("noop_ran", [])})
-        rows.append(("no-op rebuild (worst size)", f"< {TARGETS['noop_s']:.0f} s",
-                     f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
-                     noop < TARGETS["noop_s"] and not reran))
+        rows.append(
+            (
+                "no-op rebuild (worst size)",
+                f"< {TARGETS['noop_s']:.0f} s",
+                f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
+                noop < TARGETS["noop_s"] and not reran,
+            )
+        )
     sizes = sorted(by)
     if len(sizes) >= 2:
         lo, hi = by[sizes[-2]], by[sizes[-1]]
         g = hi["pipeline_s"] / lo["pipeline_s"]
         n = hi["orders"] / lo["orders"]
-        rows.append((f"growth {lo['orders']:,} → {hi['orders']:,} orders ({n:.1f}× data)", f"≤ {n:.1f}× (linear)",
-                     f"{g:.2f}×", g <= n))
+        rows.append(
+            (
+                f"growth {lo['orders']:,} → {hi['orders']:,} orders ({n:.1f}× data)",
+                f"≤ {n:.1f}× (linear)",
+                f"{g:.2f}×",
+                g <= n,
+            )
+        )
     return rows
 
 
@@ -121,78 +163,155 @@ def write_report(results: dict, folder: Path) -> None:
         "| target | limit | measured | met |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {t} | {lim} | {val} | {'yes' if ok else 'no' if ok is not None else '–'} |"
-              for t, lim, val, ok in targets(results)]
-    lines += ["", "## Ratios", "", "| orders | customers | pipeline / floor | local_testing features / pipeline features |",
-              "|---:|---:|---:|---:|"]
+    lines += [
+        f"| {t} | {lim} | {val} | {'yes' if ok else 'no' if ok is not None else '–'} |"
+        for t, lim, val, ok in targets(results)
+    ]
+    lines += [
+        "",
+        "## Ratios",
+        "",
+        "| orders | customers | pipeline / floor | local_testing features / pipeline features |",
+        "|---:|---:|---:|---:|",
+    ]
     lt_limit = results.get("local_testing_timeout_s", 600)
     for r in sizes:
         lt = r.get("local_testing_s")
         feat = r["tasks_s"].get("03_features")
         status = r.get("local_testing_status")
-        lt_txt = (_fmt(_ratio(lt, feat), ".0f") + "×" if lt else
-                  f"did not finish within {lt_limit:.0f} s ({status})" if status else
-                  "not run: it did not finish at a smaller size" if results.get("local_testing", True) else
-                  "not run (--no-local-testing)")
-        lines.append(f"| {r['orders']:,} | {r['customers']:,} | {_fmt(_ratio(r['pipeline_s'], r.get('floor_s')), '.2f')}× "
-                     f"| {lt_txt} |")
-    lines += ["", "## Seconds", "", "| orders | pipeline | " + " | ".join(NOTEBOOKS) + " | no-op rebuild | floor | "
-              "local_testing features |", "|---:" * (len(NOTEBOOKS) + 5) + "|"]
+        lt_txt = (
+            _fmt(_ratio(lt, feat), ".0f") + "×"
+            if lt
+            else f"did not finish within {lt_limit:.0f} s ({status})"
+            if status
+            else "not run: it did not finish at a smaller size"
+            if results.get("local_testing", True)
+            else "not run (--no-local-testing)"
+        )
+        lines.append(
+            f"| {r['orders']:,} | {r['customers']:,} | {_fmt(_ratio(r['pipeline_s'], r.get('floor_s')), '.2f')}× "
+            f"| {lt_txt} |"
+        )
+    lines += [
+        "",
+        "## Seconds",
+        "",
+        "| orders | pipeline | " + " | ".join(NOTEBOOKS) + " | no-op rebuild | floor | "
+        "local_testing features |",
+        "|---:" * (len(NOTEBOOKS) + 5) + "|",
+    ]
     for r in sizes:
-        lines.append(f"| {r['orders']:,} | {r['pipeline_s']:.1f} | "
-                     + " | ".join(_fmt(r["tasks_s"].get(n)) for n in NOTEBOOKS)
-                     + f" | {r['noop_rebuild_s']:.1f} | {_fmt(r.get('floor_s'))} | {_fmt(r.get('local_testing_s'))} |")
-    lines += ["", "Inside the notebooks (cells tagged `bench-warehouse` / `bench-model`, from Papermill's cell "
-              "durations), seconds:", "", "| orders | " + " | ".join(NOTEBOOKS) + " |", "|---:" * (len(NOTEBOOKS) + 1) + "|"]
+        lines.append(
+            f"| {r['orders']:,} | {r['pipeline_s']:.1f} | "
+            + " | ".join(_fmt(r["tasks_s"].get(n)) for n in NOTEBOOKS)
+            + f" | {r['noop_rebuild_s']:.1f} | {_fmt(r.get('floor_s'))} | {_fmt(r.get('local_testing_s'))} |"
+        )
+    lines += [
+        "",
+        "Inside the notebooks (cells tagged `bench-warehouse` / `bench-model`, from Papermill's cell "
+        "durations), seconds:",
+        "",
+        "| orders | " + " | ".join(NOTEBOOKS) + " |",
+        "|---:" * (len(NOTEBOOKS) + 1) + "|",
+    ]
     for r in sizes:
         split = r.get("stage_split_s", {})
-        lines.append(f"| {r['orders']:,} | " + " | ".join(
-            f"{split.get(n, {}).get('warehouse_s', 0):.1f} wh / {split.get(n, {}).get('model_s', 0):.1f} model"
-            for n in NOTEBOOKS) + " |")
-    lines += ["", "Stage by stage, pipeline notebook against the floor's step (seconds; the notebook's time includes "
-              "its kernel start, set-up cell, figures and HTML export), and the model each chose:", "",
-              "| orders | ingest: 01 / floor | features (+ text model): 03 / floor | models: 04 / floor "
-              "| chosen (gain over best baseline): pipeline / floor |", "|---:|---:|---:|---:|---|"]
+        lines.append(
+            f"| {r['orders']:,} | "
+            + " | ".join(
+                f"{split.get(n, {}).get('warehouse_s', 0):.1f} wh / {split.get(n, {}).get('model_s', 0):.1f} model"
+                for n in NOTEBOOKS
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Stage by stage, pipeline notebook against the floor's step (seconds; the notebook's time includes "
+        "its kernel start, set-up cell, figures and HTML export), and the model each chose:",
+        "",
+        "| orders | ingest: 01 / floor | features (+ text model): 03 / floor | models: 04 / floor "
+        "| chosen (gain over best baseline): pipeline / floor |",
+        "|---:|---:|---:|---:|---|",
+    ]
     for r in sizes:
         fd, pm, t = r.get("floor_detail", {}), r.get("pipeline_model", {}), r["tasks_s"]
         gain = f"{pm.get('model', '–')} ({_fmt(100 * pm['improvement'] if pm.get('improvement') is not None else None)}%)"
-        fgain = (f"{fd.get('chosen', '–')} "
-                 f"({_fmt(100 * fd['holdout_improvement'] if fd.get('holdout_improvement') is not None else None)}%)")
-        lines.append(f"| {r['orders']:,} | {_fmt(t.get('01_ingest'))} / {_fmt(fd.get('ingest_s'))} "
-                     f"| {_fmt(t.get('03_features'))} / {_fmt(fd.get('features_s'))} "
-                     f"| {_fmt(t.get('04_model_comparison'))} / {_fmt(fd.get('models_s'))} | {gain} / {fgain} |")
-    lines += ["", "## Peak resident memory (MiB)", "", "| orders | " + " | ".join(NOTEBOOKS)
-              + " | warehouse server | floor |", "|---:" * (len(NOTEBOOKS) + 3) + "|"]
+        fgain = (
+            f"{fd.get('chosen', '–')} "
+            f"({_fmt(100 * fd['holdout_improvement'] if fd.get('holdout_improvement') is not None else None)}%)"
+        )
+        lines.append(
+            f"| {r['orders']:,} | {_fmt(t.get('01_ingest'))} / {_fmt(fd.get('ingest_s'))} "
+            f"| {_fmt(t.get('03_features'))} / {_fmt(fd.get('features_s'))} "
+            f"| {_fmt(t.get('04_model_comparison'))} / {_fmt(fd.get('models_s'))} | {gain} / {fgain} |"
+        )
+    lines += [
+        "",
+        "## Peak resident memory (MiB)",
+        "",
+        "| orders | " + " | ".join(NOTEBOOKS) + " | warehouse server | floor |",
+        "|---:" * (len(NOTEBOOKS) + 3) + "|",
+    ]
     for r in sizes:
-        lines.append(f"| {r['orders']:,} | " + " | ".join(_fmt(r["kernel_peak_rss_mb"].get(n), ".0f") for n in NOTEBOOKS)
-                     + f" | {_fmt(r.get('server_peak_rss_mb'), '.0f')} | {_fmt(r.get('floor_peak_rss_mb'), '.0f')} |")
+        lines.append(
+            f"| {r['orders']:,} | "
+            + " | ".join(_fmt(r["kernel_peak_rss_mb"].get(n), ".0f") for n in NOTEBOOKS)
+            + f" | {_fmt(r.get('server_peak_rss_mb'), '.0f')} | {_fmt(r.get('floor_peak_rss_mb'), '.0f')} |"
+        )
     lines += ["", "![scaling](scaling.png)", ""]
-    overhead = " / ".join(f"{r['pipeline_s'] - sum(sum(v.values()) for v in r.get('stage_split_s', {}).values()):.0f} s"
-                          for r in sizes) + " at the sizes above"
+    overhead = (
+        " / ".join(
+            f"{r['pipeline_s'] - sum(sum(v.values()) for v in r.get('stage_split_s', {}).values()):.0f} s"
+            for r in sizes
+        )
+        + " at the sizes above"
+    )
     timed_out = [r for r in sizes if r.get("local_testing_status") == "timeout"]
     lt_bound = "–"
     if timed_out:
         r, limit = timed_out[0], results.get("local_testing_timeout_s", 600)
         feat = r["tasks_s"].get("03_features") or float("nan")
         lt_bound = f"more than {limit:.0f} s / {feat:.1f} s ≈ {limit / feat:.0f}× at {r['orders']:,} orders"
-    lines += ["## How to read this", "",
-              *(n.replace("{overhead}", overhead).replace("{lt_bound}", lt_bound) for n in NOTES), ""]
+    lines += [
+        "## How to read this",
+        "",
+        *(n.replace("{overhead}", overhead).replace("{lt_bound}", lt_bound) for n in NOTES),
+        "",
+    ]
     (folder / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
 
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
     x = [r["orders"] for r in sizes]
     ax.plot(x, [r["pipeline_s"] for r in sizes], marker="o", label="pipeline (5 notebooks)")
-    ax.plot(x, [r.get("floor_s") for r in sizes], marker="s", label="floor (pandas + scikit-learn script)")
-    ax.plot(x, [r["tasks_s"].get("03_features") for r in sizes], marker="^", ls="--", label="pipeline: 03_features")
+    ax.plot(
+        x,
+        [r.get("floor_s") for r in sizes],
+        marker="s",
+        label="floor (pandas + scikit-learn script)",
+    )
+    ax.plot(
+        x,
+        [r["tasks_s"].get("03_features") for r in sizes],
+        marker="^",
+        ls="--",
+        label="pipeline: 03_features",
+    )
     lt = [(r["orders"], r["local_testing_s"]) for r in sizes if r.get("local_testing_s")]
     if lt:
-        ax.plot(*zip(*lt, strict=True), marker="x", ls="--", label="Snowpark local_testing: features")
+        ax.plot(
+            *zip(*lt, strict=True), marker="x", ls="--", label="Snowpark local_testing: features"
+        )
     cut = [r["orders"] for r in sizes if r.get("local_testing_status") == "timeout"]
     if cut:
         limit = results.get("local_testing_timeout_s", 600)
-        ax.scatter(cut, [limit] * len(cut), marker="^", color="red",
-                   label=f"Snowpark local_testing: features unfinished after {limit:.0f} s")
+        ax.scatter(
+            cut,
+            [limit] * len(cut),
+            marker="^",
+            color="red",
+            label=f"Snowpark local_testing: features unfinished after {limit:.0f} s",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("orders")
@@ -205,5 +324,7 @@ def write_report(results: dict, folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
+    path = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
+    )
     write_report(json.loads(path.read_text()), Path(__file__).parent)

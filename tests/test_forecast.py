@@ -81,17 +81,34 @@ def test_money_counts_and_missing_values_read_as_people_write_them():
     assert fmt.count(0, "customer") == "no customers" and fmt.count(1, "customer") == "1 customer"
     assert fmt.units(3253.0) == "3,253 units" and fmt.percent(0.4512) == "45%"
     assert fmt.day("2026-09-01") == "1 Sep 2026" and fmt.number(None) == fmt.MISSING
-    frame = pd.DataFrame({"spend": [775070.12, np.nan], "customers": [1200, 3], "share": [0.1234, None]})
+    frame = pd.DataFrame(
+        {"spend": [775070.12, np.nan], "customers": [1200, 3], "share": [0.1234, None]}
+    )
     html = fmt.table(frame, currency="EUR", money_cols=["spend"], percent_cols=["share"]).to_html()
     assert "€775,070" in html and "12%" in html and "1,200" in html
-    assert "nan" not in html.lower() and fmt.MISSING in html and ">0<" not in html  # no 0–n index column
+    assert (
+        "nan" not in html.lower() and fmt.MISSING in html and ">0<" not in html
+    )  # no 0–n index column
 
 
 def test_every_model_feature_and_table_has_words_without_underscores():
     for name in (*config.MODEL_NAMES, *(n + "_recalibrated" for n in config.MODEL_NAMES)):
         assert "_" not in words.model(name), name
-    for col in ("DAYS_SINCE_FIRST_ORDER", "QTY_LAST_CHOCOLATE_CHIP", "TOPIC_SHARE_3", "BTYD_P_ALIVE"):
+    for col in (
+        "DAYS_SINCE_FIRST_ORDER",
+        "QTY_LAST_CHOCOLATE_CHIP",
+        "TOPIC_SHARE_3",
+        "BTYD_P_ALIVE",
+    ):
         assert "_" not in words.feature(col) and words.feature(col).islower(), col
-    for table in ("CLEAN_ORDERS", "REJECTED_ORDER_LINES", "RAW_CALLS", "EXCLUDED_ORDER_LINES", "TARGETS"):
+    for table in (
+        "CLEAN_ORDERS",
+        "REJECTED_ORDER_LINES",
+        "RAW_CALLS",
+        "EXCLUDED_ORDER_LINES",
+        "TARGETS",
+    ):
         assert "_" not in words.table(table) and not words.table(table).isupper(), table
-    assert words.model("last_period") == "same as last period" and words.version("v12") == "version 12"
+    assert (
+        words.model("last_period") == "same as last period" and words.version("v12") == "version 12"
+    )

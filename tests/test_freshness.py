@@ -58,8 +58,9 @@ def test_a_run_date_beyond_the_data_is_said_with_both_dates_and_the_fix(cd):
     assert f"is 31 days after the last order in the data ({narrative.fmt.day(last)})" in late
     assert "Use an earlier run date" in late
     within = dataclasses.replace(p, run_date=last + dt.timedelta(days=1))
-    assert f"The run date, {narrative.fmt.day(within.run_date)}, is within the data" in story.freshness_note(
-        s, ingest.run(s, p), within
+    assert (
+        f"The run date, {narrative.fmt.day(within.run_date)}, is within the data"
+        in story.freshness_note(s, ingest.run(s, p), within)
     )
 
 

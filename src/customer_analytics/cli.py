@@ -75,7 +75,9 @@ def resolve_date(text: str, today: dt.date | None = None) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError as e:
-        raise UsageError(f"--run-date must be 'today', 'yesterday' or a date like 2026-11-02, got {text!r}.") from e
+        raise UsageError(
+            f"--run-date must be 'today', 'yesterday' or a date like 2026-11-02, got {text!r}."
+        ) from e
 
 
 def _value(text: str) -> Any:
@@ -100,7 +102,7 @@ def parse_overrides(sets: list[str], extra: list[str]) -> dict[tuple[str, ...], 
         arg = rest.pop(0)
         if not arg.startswith("--env--"):
             raise UsageError(f"Unknown argument {arg!r}.")
-        key, sep, value = arg[len("--env--"):].partition("=")
+        key, sep, value = arg[len("--env--") :].partition("=")
         if not sep:
             if not rest:
                 raise UsageError(f"{arg} needs a value.")
@@ -119,7 +121,9 @@ def parse_overrides(sets: list[str], extra: list[str]) -> dict[tuple[str, ...], 
     return out
 
 
-def apply_overrides(values: dict[str, Any], overrides: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
+def apply_overrides(
+    values: dict[str, Any], overrides: Mapping[tuple[str, ...], Any]
+) -> dict[str, Any]:
     """``values`` with ``overrides`` set (nested keys into a copy of the mapping they belong to)."""
     out = copy.deepcopy(values)
     for path, value in overrides.items():
@@ -140,34 +144,73 @@ def apply_overrides(values: dict[str, Any], overrides: Mapping[tuple[str, ...], 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="customer-analytics", description=__doc__.split("::")[0].strip(),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="customer-analytics",
+        description=__doc__.split("::")[0].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a parameter of env.yaml (repeatable; KEY may be dotted: columns.orders.ts); "
-                            "--env--KEY VALUE works too")
-        p.add_argument("--log-dir", type=Path, help="folder for the log file (default: logs/ in the project)")
-        p.add_argument("--echo", action="store_true", help="also show the pipeline's own log on stderr")
-        p.add_argument("--quiet", action="store_true", help="print only failures (cron then mails only those)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a parameter of env.yaml (repeatable; KEY may be dotted: columns.orders.ts); "
+            "--env--KEY VALUE works too",
+        )
+        p.add_argument(
+            "--log-dir", type=Path, help="folder for the log file (default: logs/ in the project)"
+        )
+        p.add_argument(
+            "--echo", action="store_true", help="also show the pipeline's own log on stderr"
+        )
+        p.add_argument(
+            "--quiet", action="store_true", help="print only failures (cron then mails only those)"
+        )
 
     run = sub.add_parser("run", help="run the whole pipeline for a date (Ploomber)")
-    run.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
-    run.add_argument("--force", action="store_true", help="re-execute every notebook, even those up to date")
+    run.add_argument(
+        "--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)"
+    )
+    run.add_argument(
+        "--force", action="store_true", help="re-execute every notebook, even those up to date"
+    )
     run.add_argument("--connection", help="the connection to run on (the connection parameter)")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the Snowflake SQL this run would send, without connecting (the run goes to a "
-                          "throw-away embedded warehouse; use --set sample=... for a quicker one)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the Snowflake SQL this run would send, without connecting (the run goes to a "
+        "throw-away embedded warehouse; use --set sample=... for a quicker one)",
+    )
     common(run)
-    score = sub.add_parser("score", help="re-score only: 05_batch_prediction with the registered default model")
-    score.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
-    score.add_argument("--ingest", action="store_true", help="load the latest input files first (01_ingest)")
-    score.add_argument("--chunk-rows", type=int, help="customers scored per chunk (the chunk_rows parameter)")
-    score.add_argument("--force", action="store_true", help="re-score even when nothing changed since the last time")
+    score = sub.add_parser(
+        "score", help="re-score only: 05_batch_prediction with the registered default model"
+    )
+    score.add_argument(
+        "--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)"
+    )
+    score.add_argument(
+        "--ingest", action="store_true", help="load the latest input files first (01_ingest)"
+    )
+    score.add_argument(
+        "--chunk-rows", type=int, help="customers scored per chunk (the chunk_rows parameter)"
+    )
+    score.add_argument(
+        "--force",
+        action="store_true",
+        help="re-score even when nothing changed since the last time",
+    )
     common(score)
     index = sub.add_parser("index", help="rebuild reports/index.html from the run folders")
-    index.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. reports_dir=/share/reports")
+    index.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. reports_dir=/share/reports",
+    )
     similar = sub.add_parser(
         "similar", help="the review and call texts most similar to a query (built by 02_eda)"
     )
@@ -183,15 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser(
         "export-targets",
         help="write a run date's target list (TARGETS: customer id, expected spend, units and probability of "
-             "buying per product type, decile, channel, country) to a CSV for the CRM",
+        "buying per product type, decile, channel, country) to a CSV for the CRM",
     )
-    export.add_argument("--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)")
-    export.add_argument("--out", type=Path, required=True, help="the CSV file to write (never under reports/)")
+    export.add_argument(
+        "--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)"
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, help="the CSV file to write (never under reports/)"
+    )
     export.add_argument("--top", type=int, help="only the N customers expected to spend most")
-    export.add_argument("--product", help="rank by the expected spend on this product type (key or name)")
-    export.add_argument("--log-dir", type=Path, help="folder of the export log (default: logs/ in the project)")
-    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="the run whose targets to export (an experiment's parameters; default production)")
+    export.add_argument(
+        "--product", help="rank by the expected spend on this product type (key or name)"
+    )
+    export.add_argument(
+        "--log-dir", type=Path, help="folder of the export log (default: logs/ in the project)"
+    )
+    export.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the run whose targets to export (an experiment's parameters; default production)",
+    )
     return ap
 
 
@@ -210,16 +266,27 @@ def _setup_logging(logfile: Path | None, echo: bool, quiet: bool = False) -> lis
     pkg.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S",
-                                             keep=_PATHS["keep"], inside=_PATHS["inside"]))
+    console.setFormatter(
+        RedactingFormatter(
+            "%(asctime)s %(levelname)s %(message)s",
+            "%H:%M:%S",
+            keep=_PATHS["keep"],
+            inside=_PATHS["inside"],
+        )
+    )
     console.addFilter(lambda r: echo or r.name.startswith("customer_analytics.cli"))
     handlers: list[logging.Handler] = [console]
     pkg.addHandler(console)
     if logfile:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(logfile, encoding="utf-8")
-        fh.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                         keep=_PATHS["keep"], inside=_PATHS["inside"]))
+        fh.setFormatter(
+            RedactingFormatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s",
+                keep=_PATHS["keep"],
+                inside=_PATHS["inside"],
+            )
+        )
         pkg.addHandler(fh)
         ploomber_log = logging.getLogger("ploomber")
         ploomber_log.addHandler(fh)
@@ -269,8 +336,15 @@ def _failure(dag, error: BaseException) -> Outcome:
     return Outcome(False, "", pipeline._last_line(str(error)) or "the pipeline failed")
 
 
-def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str, Any], force: bool = False,
-                    default_version: str | None = None, on_start: Any = None) -> tuple[Outcome, list[str]]:
+def score_notebooks(
+    root: Path,
+    folder: Path,
+    steps: list[str],
+    values: dict[str, Any],
+    force: bool = False,
+    default_version: str | None = None,
+    on_start: Any = None,
+) -> tuple[Outcome, list[str]]:
     """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure.
 
     A step whose last run in ``folder`` used the same library code, parameters, input files and
@@ -282,12 +356,26 @@ def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str
     heads = reports.read_headlines(folder)
     executed: list[str] = []
     for step in steps:
-        src, out, html = root / "notebooks" / f"{step}.ipynb", folder / f"{step}.ipynb", folder / f"{step}.html"
+        src, out, html = (
+            root / "notebooks" / f"{step}.ipynb",
+            folder / f"{step}.ipynb",
+            folder / f"{step}.html",
+        )
         context = pipeline.run_context(step, str(root), **values)
-        extra = {"model_version": default_version} if step == SCORE_NOTEBOOK and default_version else {}
-        if not force and not executed and html.is_file() and pipeline.up_to_date(heads.get(step), context, **extra):
-            log.info("%s is up to date (same code, parameters, input files%s): not run again; --force re-runs it",
-                     step, " and model version" if extra else "")
+        extra = (
+            {"model_version": default_version} if step == SCORE_NOTEBOOK and default_version else {}
+        )
+        if (
+            not force
+            and not executed
+            and html.is_file()
+            and pipeline.up_to_date(heads.get(step), context, **extra)
+        ):
+            log.info(
+                "%s is up to date (same code, parameters, input files%s): not run again; --force re-runs it",
+                step,
+                " and model version" if extra else "",
+            )
             continue
         if not executed and on_start is not None:
             on_start()
@@ -297,11 +385,20 @@ def score_notebooks(root: Path, folder: Path, steps: list[str], values: dict[str
         log.info("executing %s with Papermill", step)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            pm.execute_notebook(str(src), str(out), parameters=parameters, cwd=str(src.parent),
-                                progress_bar=False, log_output=False)
+            pm.execute_notebook(
+                str(src),
+                str(out),
+                parameters=parameters,
+                cwd=str(src.parent),
+                progress_bar=False,
+                log_output=False,
+            )
         except Exception as e:  # noqa: BLE001 - kernel died, bad notebook...: reported, never hidden
-            reason = f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else \
-                f"{type(e).__name__}: {e}"
+            reason = (
+                f"{e.ename}: {e.evalue}"
+                if isinstance(e, pm.PapermillExecutionError)
+                else f"{type(e).__name__}: {e}"
+            )
             if out.is_file():
                 reports.export_failed_html(out, html, reason)
             return Outcome(False, step, reason, out if out.exists() else None), executed
@@ -321,7 +418,9 @@ def _default_version(params: config.Params, namespace: runs.Namespace) -> str | 
     return reg.default_version(registry.model_name(params.horizon_days))
 
 
-def _resolve(args: argparse.Namespace, extra: list[str], root: Path) -> tuple[dict[str, Any], config.Params]:
+def _resolve(
+    args: argparse.Namespace, extra: list[str], root: Path
+) -> tuple[dict[str, Any], config.Params]:
     overrides = parse_overrides(args.set, extra)
     if getattr(args, "run_date", None):
         overrides[("run_date",)] = resolve_date(args.run_date)
@@ -361,7 +460,9 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
     handlers = _setup_logging(logfile, args.echo, args.quiet)
     try:
         with pipeline.acquire_run(params.warehouse_dir):
-            return _execute_run(args, root, values, params, namespace, folder, kind, started, logfile)
+            return _execute_run(
+                args, root, values, params, namespace, folder, kind, started, logfile
+            )
     except LockedError as e:
         log.error("%s", e)
         return EXIT_LOCKED
@@ -374,14 +475,21 @@ def _dry_run(root: Path, values: dict[str, Any], params: config.Params) -> int:
     from customer_analytics import dryrun
 
     if params.is_local:
-        raise UsageError("--dry-run shows what a run would send to Snowflake: name the connection "
-                         "(--connection NAME).")
-    log.info("dry run for Snowflake connection %s: running on a throw-away embedded warehouse", params.connection)
+        raise UsageError(
+            "--dry-run shows what a run would send to Snowflake: name the connection "
+            "(--connection NAME)."
+        )
+    log.info(
+        "dry run for Snowflake connection %s: running on a throw-away embedded warehouse",
+        params.connection,
+    )
     result = dryrun.dry_run(root, values, params.connection)
     print(result.script(), end="")  # noqa: T201 - the command's output
     if result.returncode:
-        log.error("the local run behind the dry run failed: %s", reports.redact(result.output.strip().splitlines()[-1]
-                                                                                   if result.output.strip() else ""))
+        log.error(
+            "the local run behind the dry run failed: %s",
+            reports.redact(result.output.strip().splitlines()[-1] if result.output.strip() else ""),
+        )
     return EXIT_OK if result.returncode == 0 else EXIT_FAILED
 
 
@@ -406,8 +514,7 @@ def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
             and wh.table_exists(session, topics.SEARCH.words)
         ):
             print(
-                f"No search index in {namespace.name}: run the pipeline first "
-                f"(02_eda builds it).",  # noqa: T201
+                f"No search index in {namespace.name}: run the pipeline first (02_eda builds it).",  # noqa: T201
                 file=sys.stderr,
             )
             return EXIT_FAILED
@@ -448,7 +555,9 @@ def export_targets(args: argparse.Namespace, params: config.Params, root: Path) 
         schema = namespace.schema(production_schema)
         if schema != production_schema:
             wh.enter_schema(session, database, schema)
-        rows = forecast.export_targets(session, params, args.out, forbidden, log_dir, args.top, args.product)
+        rows = forecast.export_targets(
+            session, params, args.out, forbidden, log_dir, args.top, args.product
+        )
     except forecast.ExportError as e:
         print(f"customer-analytics export-targets: {e}", file=sys.stderr)  # noqa: T201
         return EXIT_FAILED
@@ -459,17 +568,36 @@ def export_targets(args: argparse.Namespace, params: config.Params, root: Path) 
     return EXIT_OK
 
 
-def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params, namespace: runs.Namespace,
-                 folder: Path, kind: str, started: dt.datetime, logfile: Path) -> int:
+def _execute_run(
+    args,
+    root: Path,
+    values: dict[str, Any],
+    params: config.Params,
+    namespace: runs.Namespace,
+    folder: Path,
+    kind: str,
+    started: dt.datetime,
+    logfile: Path,
+) -> int:
     what = "pipeline run" if kind == "pipeline" else "re-scoring"
-    status = {"run_date": params.run_date.isoformat(), "kind": kind, "started": started.isoformat(timespec="seconds"),
-              "log": logfile.name, "pid": os.getpid(), "namespace": namespace.as_dict()}
+    status = {
+        "run_date": params.run_date.isoformat(),
+        "kind": kind,
+        "started": started.isoformat(timespec="seconds"),
+        "log": logfile.name,
+        "pid": os.getpid(),
+        "namespace": namespace.as_dict(),
+    }
 
     def mark_running() -> None:
         reports.write_status(folder, status="running", **status)
         reports.build_index(params.reports_dir)
 
-    where = "production" if namespace.kind == runs.PRODUCTION else f"experiment {namespace.name} ({namespace.label})"
+    where = (
+        "production"
+        if namespace.kind == runs.PRODUCTION
+        else f"experiment {namespace.name} ({namespace.label})"
+    )
     log.info("%s for %s started (%s); log: %s", what, params.run_date, where, logfile)
     runs.export_params(params)
     try:
@@ -478,15 +606,33 @@ def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params
             outcome = run_pipeline(root, values, args.force)
         else:
             steps = ([INGEST_NOTEBOOK] if args.ingest else []) + [SCORE_NOTEBOOK]
-            outcome, executed = score_notebooks(root, folder, steps, values, args.force,
-                                                _default_version(params, namespace), on_start=mark_running)
+            outcome, executed = score_notebooks(
+                root,
+                folder,
+                steps,
+                values,
+                args.force,
+                _default_version(params, namespace),
+                on_start=mark_running,
+            )
             if not executed:
-                log.info("nothing to re-score for %s: the reports and predictions are up to date", params.run_date)
+                log.info(
+                    "nothing to re-score for %s: the reports and predictions are up to date",
+                    params.run_date,
+                )
                 return EXIT_OK
-            reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=outcome.ok, ran=executed,
-                               failed_step=outcome.failed_step, reason=outcome.reason)
+            reports.finish_run(
+                folder,
+                {"namespace": namespace.as_dict()},
+                ok=outcome.ok,
+                ran=executed,
+                failed_step=outcome.failed_step,
+                reason=outcome.reason,
+            )
     except OSError as e:
-        log.error("cannot write the reports folder (%s): %s", type(e).__name__, reports.redact(str(e)))
+        log.error(
+            "cannot write the reports folder (%s): %s", type(e).__name__, reports.redact(str(e))
+        )
         outcome = Outcome(False, "", f"{type(e).__name__}: the reports folder could not be written")
         _record_failure(folder, namespace, outcome)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, with the reason
@@ -498,8 +644,14 @@ def _execute_run(args, root: Path, values: dict[str, Any], params: config.Params
 
 def _record_failure(folder: Path, namespace: runs.Namespace, outcome: Outcome) -> None:
     try:
-        reports.finish_run(folder, {"namespace": namespace.as_dict()}, ok=False, ran=[],
-                           failed_step=outcome.failed_step, reason=outcome.reason)
+        reports.finish_run(
+            folder,
+            {"namespace": namespace.as_dict()},
+            ok=False,
+            ran=[],
+            failed_step=outcome.failed_step,
+            reason=outcome.reason,
+        )
     except OSError as e:
         log.error("could not record the failure in the reports folder: %s", reports.redact(str(e)))
 
@@ -509,7 +661,9 @@ def _report(params: config.Params, folder: Path, outcome: Outcome, logfile: Path
         reports.build_index(params.reports_dir)
     except OSError as e:
         log.error("could not refresh the run index: %s", reports.redact(str(e)))
-        outcome = outcome if not outcome.ok else Outcome(False, "", "the run index could not be written")
+        outcome = (
+            outcome if not outcome.ok else Outcome(False, "", "the run index could not be written")
+        )
     if outcome.ok:
         log.info("run %s succeeded; reports in %s", params.run_date, folder)
         return EXIT_OK
@@ -534,4 +688,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -23,7 +23,15 @@ from customer_analytics import contract
 from customer_analytics import parameters as P
 from customer_analytics.parameters import IDENTIFIER, ConfigError
 
-__all__ = ["ConfigError", "Params", "check_identifier", "load", "project_root", "read_env", "setup_logging"]
+__all__ = [
+    "ConfigError",
+    "Params",
+    "check_identifier",
+    "load",
+    "project_root",
+    "read_env",
+    "setup_logging",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +104,12 @@ class Params:
     returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
     return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
     guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"
-    customer_attributes: dict[str, str] = field(default_factory=dict)  # orders-only: {name: orders column}
-    orders_table: str | None = None  # sources already in the warehouse (DB.SCHEMA.NAME), instead of files
+    customer_attributes: dict[str, str] = field(
+        default_factory=dict
+    )  # orders-only: {name: orders column}
+    orders_table: str | None = (
+        None  # sources already in the warehouse (DB.SCHEMA.NAME), instead of files
+    )
     customers_table: str | None = None
     reviews_table: str | None = None
     max_product_types: int = 25  # product types with own columns; rarer ones are grouped as 'other'
@@ -122,8 +134,15 @@ class Params:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = (v.isoformat() if isinstance(v, dt.date) else str(v) if isinstance(v, Path)
-                           else list(v) if isinstance(v, tuple) else v)
+            out[f.name] = (
+                v.isoformat()
+                if isinstance(v, dt.date)
+                else str(v)
+                if isinstance(v, Path)
+                else list(v)
+                if isinstance(v, tuple)
+                else v
+            )
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -158,16 +177,22 @@ def read_env(root: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise ConfigError(f"Parameter file {path.name} is missing from the project folder.") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"Parameter file {path.name} is not valid YAML: {str(e).splitlines()[0]}") from e
+        raise ConfigError(
+            f"Parameter file {path.name} is not valid YAML: {str(e).splitlines()[0]}"
+        ) from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping of parameter names to values.")
     unknown = sorted(set(raw) - set(P.BY_NAME))
     if unknown:
-        raise ConfigError(f"{path.name} has unknown parameter(s) {unknown}; known: {sorted(P.BY_NAME)}.")
+        raise ConfigError(
+            f"{path.name} has unknown parameter(s) {unknown}; known: {sorted(P.BY_NAME)}."
+        )
     return raw
 
 
-def load(root: Path | None = None, *, base: Mapping[str, Any] | None = None, **overrides: Any) -> Params:
+def load(
+    root: Path | None = None, *, base: Mapping[str, Any] | None = None, **overrides: Any
+) -> Params:
     """Build validated :class:`Params` from ``env.yaml`` (or ``base``) plus non-``None`` overrides.
 
     Args:

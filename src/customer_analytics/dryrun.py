@@ -149,14 +149,26 @@ def dry_run(
 
     folder = Path(folder or tempfile.mkdtemp(prefix="ca-dry-run-"))
     folder.mkdir(parents=True, exist_ok=True)
-    own = {**values, "connection": "local", "warehouse_dir": str(folder / "warehouse"),
-           "reports_dir": str(folder / "reports")}
+    own = {
+        **values,
+        "connection": "local",
+        "warehouse_dir": str(folder / "warehouse"),
+        "reports_dir": str(folder / "reports"),
+    }
     env_file = folder / "env.yaml"
     env_file.write_text(parameters.render_env(own), encoding="utf-8")
     params = config.validate(own, root)
     audit = folder / "audit.jsonl"
     audit.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "customer_analytics.cli", "run", "--force", "--log-dir", str(folder / "logs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "customer_analytics.cli",
+        "run",
+        "--force",
+        "--log-dir",
+        str(folder / "logs"),
+    ]
     env = {
         **os.environ,
         srv.AUDIT_VAR: str(audit),
@@ -167,15 +179,34 @@ def dry_run(
     }
     try:
         done = subprocess.run(
-            cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            cmd,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     finally:
         wh.stop_local_server(params.warehouse_dir)
-    database, schema = params.database or config.LOCAL_DATABASE, params.schema or config.LOCAL_SCHEMA
+    database, schema = (
+        params.database or config.LOCAL_DATABASE,
+        params.schema or config.LOCAL_SCHEMA,
+    )
     columns = _columns(params.warehouse_dir, database, schema)
-    statements = [s for sql in sqlcheck.audit_statements(audit) for s in snowflake_statements(sql, columns, folder)]
+    statements = [
+        s
+        for sql in sqlcheck.audit_statements(audit)
+        for s in snowflake_statements(sql, columns, folder)
+    ]
     header = _HEADER.format(connection=connection, run_date=params.run_date)
     if done.returncode:
         header += f"-- THE LOCAL RUN FAILED (exit {done.returncode}): the script stops where it stopped.\n"
-    return DryRun(done.returncode, statements, sqlcheck.check(statements), folder,
-                  (done.stdout + done.stderr)[-3000:], header)
+    return DryRun(
+        done.returncode,
+        statements,
+        sqlcheck.check(statements),
+        folder,
+        (done.stdout + done.stderr)[-3000:],
+        header,
+    )

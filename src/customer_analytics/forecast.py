@@ -106,11 +106,15 @@ class Calibration:
     buy_rate: list[float]
 
     def band(self, pred: np.ndarray) -> np.ndarray:
-        return np.searchsorted(np.asarray(self.edges, dtype=float), np.asarray(pred, dtype=float), side="right")
+        return np.searchsorted(
+            np.asarray(self.edges, dtype=float), np.asarray(pred, dtype=float), side="right"
+        )
 
     def expected(self, pred: np.ndarray) -> np.ndarray:
         """Each customer's expected value: the prediction plus its band's mean error, never below 0."""
-        return np.maximum(np.asarray(pred, dtype=float) + np.asarray(self.shift)[self.band(pred)], 0.0)
+        return np.maximum(
+            np.asarray(pred, dtype=float) + np.asarray(self.shift)[self.band(pred)], 0.0
+        )
 
     def p_buy(self, pred: np.ndarray) -> np.ndarray:
         """Each customer's probability of buying: the share of calibration customers of its band who bought."""
@@ -126,7 +130,7 @@ class Calibration:
         """:meth:`total` from a group's expected sum and its customers per band (warehouse aggregates)."""
         counts = np.asarray(counts, dtype=float)
         var, cal = np.asarray(self.var), np.maximum(np.asarray(self.count, dtype=float), 1.0)
-        sd = float(np.sqrt((counts * var).sum() + (counts ** 2 * var / cal).sum()))
+        sd = float(np.sqrt((counts * var).sum() + (counts**2 * var / cal).sum()))
         z = NormalDist().inv_cdf(0.5 + level / 2)
         n = int(counts.sum())
         return Total(n, expected, max(expected - z * sd, 0.0), expected + z * sd, level)
@@ -146,23 +150,37 @@ class Total:
     level: float
 
 
-def calibrate(target: str, pred: np.ndarray, actual: np.ndarray, bands: int | None = None) -> Calibration:
+def calibrate(
+    target: str, pred: np.ndarray, actual: np.ndarray, bands: int | None = None
+) -> Calibration:
     """Bands of predicted value (equal counts) with the mean, variance and buy rate of the error."""
     pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
     if not len(pred):
         raise ValueError(f"no calibration customers for {target}")
     k = bands or int(np.clip(len(pred) // PER_BAND, 2, BANDS))
-    edges = np.unique(np.quantile(pred, np.linspace(0, 1, k + 1)[1:-1])) if len(pred) > 1 else np.array([])
+    edges = (
+        np.unique(np.quantile(pred, np.linspace(0, 1, k + 1)[1:-1]))
+        if len(pred) > 1
+        else np.array([])
+    )
     edges = edges[edges > pred.min()]  # no empty first band
     band = np.searchsorted(edges, pred, side="right")
     n = len(edges) + 1
     count = np.bincount(band, minlength=n)
     err = actual - pred
     shift = np.bincount(band, err, n) / np.maximum(count, 1)
-    var = np.array([err[band == b].var(ddof=1) if count[b] > 1 else float(err.var()) for b in range(n)])
+    var = np.array(
+        [err[band == b].var(ddof=1) if count[b] > 1 else float(err.var()) for b in range(n)]
+    )
     buy = np.bincount(band, (actual > 0).astype(float), n) / np.maximum(count, 1)
-    return Calibration(target, [float(e) for e in edges], [float(s) for s in shift], [float(v) for v in var],
-                       [int(c) for c in count], [float(b) for b in buy])
+    return Calibration(
+        target,
+        [float(e) for e in edges],
+        [float(s) for s in shift],
+        [float(v) for v in var],
+        [int(c) for c in count],
+        [float(b) for b in buy],
+    )
 
 
 @dataclasses.dataclass
@@ -177,8 +195,15 @@ class Coverage:
     level: float
 
 
-def coverage(target: str, pred: np.ndarray, actual: np.ndarray, group: int, level: float, seed: int,
-             splits: int = SPLITS) -> Coverage:
+def coverage(
+    target: str,
+    pred: np.ndarray,
+    actual: np.ndarray,
+    group: int,
+    level: float,
+    seed: int,
+    splits: int = SPLITS,
+) -> Coverage:
     """Repeated random splits: calibrate on the rest, check the range of a set-aside group (module doc)."""
     pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
     n = len(pred)
@@ -221,8 +246,9 @@ class Calibrated:
         return self.targets[ft.LABEL_SPEND]
 
 
-def holdout_rows(session: Session, params: Params, features: list[str], targets: list[str]) -> tuple[
-        pd.DataFrame, str]:
+def holdout_rows(
+    session: Session, params: Params, features: list[str], targets: list[str]
+) -> tuple[pd.DataFrame, str]:
     """The held-out rows of FEATURES to calibrate on: those of the scoring set, or all when too few.
 
     Returns the rows (features and labels, at most :data:`MAX_CALIBRATION_ROWS`, a seeded sample
@@ -242,11 +268,15 @@ def holdout_rows(session: Session, params: Params, features: list[str], targets:
     if n > MAX_CALIBRATION_ROWS:
         bucket = ft.train_bucket(F.col(KEY), F.col("CUTOFF"), params.seed)
         chosen = chosen.filter(bucket < F.lit(int(ft.TRAIN_BUCKETS * MAX_CALIBRATION_ROWS / n)))
-    frame = wh.to_pandas(chosen.select(KEY, "CUTOFF", *features, *targets).sort(KEY), "forecast:holdout")
+    frame = wh.to_pandas(
+        chosen.select(KEY, "CUTOFF", *features, *targets).sort(KEY), "forecast:holdout"
+    )
     return frame, population
 
 
-def calibrate_model(session: Session, params: Params, mv: Any, model: Any = None, reg: Any = None) -> Calibrated:
+def calibrate_model(
+    session: Session, params: Params, mv: Any, model: Any = None, reg: Any = None
+) -> Calibrated:
     """Calibrate the ranges of model version ``mv`` on this run's held-out window and measure their coverage.
 
     Args:
@@ -256,9 +286,13 @@ def calibrate_model(session: Session, params: Params, mv: Any, model: Any = None
     feats, targets = mv.meta["features"], mv.meta["targets"]
     frame, population = holdout_rows(session, params, feats, targets)
     if frame.empty:
-        raise predict.PredictError("The held-out window has no customer: no range can be calibrated.")
+        raise predict.PredictError(
+            "The held-out window has no customer: no range can be calibrated."
+        )
     if model is not None:
-        pred = np.clip(np.asarray(model.predict(frame[feats]), dtype=float).reshape(len(frame), -1), 0, None)
+        pred = np.clip(
+            np.asarray(model.predict(frame[feats]), dtype=float).reshape(len(frame), -1), 0, None
+        )
     else:
         pred = np.clip(reg.run(frame, mv.name, mv.version).to_numpy(dtype=float), 0, None)
     actual = frame[targets].to_numpy(dtype=float)
@@ -270,10 +304,22 @@ def calibrate_model(session: Session, params: Params, mv: Any, model: Any = None
         covs[t] = coverage(t, pred[:, j], actual[:, j], group, level, params.seed + j)
     start = pd.Timestamp(frame["CUTOFF"].iloc[0]).date()
     total = actual[:, 0].sum()
-    log.info("forecast ranges calibrated on %d held-out customers (%s); measured coverage %.1f%%",
-             len(frame), population, 100 * covs[targets[0]].share)
-    return Calibrated(cals, covs, population, start, start + dt.timedelta(days=params.horizon_days - 1),
-                      len(frame), level, float(pred[:, 0].sum() / total) if total > 0 else float("nan"))
+    log.info(
+        "forecast ranges calibrated on %d held-out customers (%s); measured coverage %.1f%%",
+        len(frame),
+        population,
+        100 * covs[targets[0]].share,
+    )
+    return Calibrated(
+        cals,
+        covs,
+        population,
+        start,
+        start + dt.timedelta(days=params.horizon_days - 1),
+        len(frame),
+        level,
+        float(pred[:, 0].sum() / total) if total > 0 else float("nan"),
+    )
 
 
 def scoring_count(session: Session, params: Params) -> int:
@@ -307,8 +353,14 @@ def unit_prices(session: Session, params: Params, products: list[str]) -> dict[s
     recent = lines.filter((F.col("TS") >= F.lit(start)) & (F.col("TS") < F.lit(end)))
     out: dict[str, float] = {}
     for frame in (recent, lines.filter(F.col("TS") < F.lit(end))):
-        rows = frame.group_by("PRODUCT").agg(F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("V"),
-                                             F.sum("QUANTITY").alias("Q")).collect()
+        rows = (
+            frame.group_by("PRODUCT")
+            .agg(
+                F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("V"),
+                F.sum("QUANTITY").alias("Q"),
+            )
+            .collect()
+        )
         for r in rows:
             if r["PRODUCT"] in products and r["PRODUCT"] not in out and r["Q"]:
                 out[r["PRODUCT"]] = float(r["V"]) / float(r["Q"])
@@ -330,34 +382,55 @@ def qty_target(product: str) -> str:
 
 def target_columns(products: list[str]) -> list[str]:
     """The columns of TARGETS, in order (documented in the README, exported by ``export-targets``)."""
-    cols = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION", "DECILE", "CHANNEL", "COUNTRY", "P_BUY",
-            "EXPECTED_SPEND"]
+    cols = [
+        KEY,
+        "RUN_DATE",
+        "MODEL_NAME",
+        "MODEL_VERSION",
+        "DECILE",
+        "CHANNEL",
+        "COUNTRY",
+        "P_BUY",
+        "EXPECTED_SPEND",
+    ]
     for p in products:
-        cols += [wh.column_name(f"EXPECTED_UNITS_{p}"), wh.column_name(f"EXPECTED_SPEND_{p}"),
-                 wh.column_name(f"P_BUY_{p}")]
+        cols += [
+            wh.column_name(f"EXPECTED_UNITS_{p}"),
+            wh.column_name(f"EXPECTED_SPEND_{p}"),
+            wh.column_name(f"P_BUY_{p}"),
+        ]
     return cols
 
 
-def stage_targets(session: Session, params: Params, mv: Any, cal: Calibrated) -> tuple[str, list[str]]:
+def stage_targets(
+    session: Session, params: Params, mv: Any, cal: Calibrated
+) -> tuple[str, list[str]]:
     """Stage this run date's target rows (with band columns) in the warehouse; return the table and products.
 
     Computed in the warehouse from this run date's PREDICTIONS, CLEAN_CUSTOMERS and the calibration,
     in three materialised steps (bands; expected values; spend split and decile), so that no column's
     expression repeats another's (Snowpark inlines a column into every expression that uses it).
     """
-    products = [p for p in ft.products_from_columns(mv.meta["targets"]) if qty_target(p) in cal.targets]
+    products = [
+        p for p in ft.products_from_columns(mv.meta["targets"]) if qty_target(p) in cal.targets
+    ]
     name = wh.check_identifier(f"{TARGETS}__RUN_{params.run_date:%Y%m%d}")
     preds = session.table(predict.TABLE).filter(F.col("RUN_DATE") == F.lit(params.run_date))
     cust = session.table("CLEAN_CUSTOMERS").select(
-        KEY, *[F.coalesce(F.col(c).cast("string"), F.lit(UNKNOWN)).alias(c) for c in ft.CATEGORICAL])
+        KEY, *[F.coalesce(F.col(c).cast("string"), F.lit(UNKNOWN)).alias(c) for c in ft.CATEGORICAL]
+    )
     sources = {"SPEND": (predict.PRED_SPEND, cal.spend)}
-    sources |= {wh.column_name(p): (predict.prediction_column(qty_target(p)), cal.targets[qty_target(p)])
-                for p in products}
+    sources |= {
+        wh.column_name(p): (predict.prediction_column(qty_target(p)), cal.targets[qty_target(p)])
+        for p in products
+    }
     base = [KEY, "RUN_DATE", "MODEL_NAME", "MODEL_VERSION"]
     step1 = preds.join(cust, KEY, "left").select(
-        *base, *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in ft.CATEGORICAL],
+        *base,
+        *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in ft.CATEGORICAL],
         *[F.col(src).alias(f"PRED_{k}") for k, (src, _) in sources.items()],
-        *[_band(F.col(src), c).alias(f"BAND_{k}") for k, (src, c) in sources.items()])
+        *[_band(F.col(src), c).alias(f"BAND_{k}") for k, (src, c) in sources.items()],
+    )
     wh.replace_table(step1, f"{name}_A")
     a = session.table(f"{name}_A")
     prices = unit_prices(session, params, products)
@@ -366,15 +439,19 @@ def stage_targets(session: Session, params: Params, mv: Any, cal: Calibrated) ->
     for k, (_, c) in sources.items():
         band = F.col(f"BAND_{k}")
         value = F.greatest(F.col(f"PRED_{k}") + _lookup(band, c.shift), F.lit(0.0))
-        cols += [value.alias(f"EXPECTED_{'SPEND' if k == 'SPEND' else 'UNITS_' + k}"),
-                 _lookup(band, c.buy_rate).alias("P_BUY" if k == "SPEND" else f"P_BUY_{k}")]
+        cols += [
+            value.alias(f"EXPECTED_{'SPEND' if k == 'SPEND' else 'UNITS_' + k}"),
+            _lookup(band, c.buy_rate).alias("P_BUY" if k == "SPEND" else f"P_BUY_{k}"),
+        ]
     wh.replace_table(a.select(*cols), f"{name}_B")
     b = session.table(f"{name}_B")
     for p in products:
         weight = weight + F.col(wh.column_name(f"EXPECTED_UNITS_{p}")) * F.lit(prices[p])
     mix = _recent_mix(prices)
     out = [F.col(c) for c in b.columns]
-    for p in products:  # each customer's expected spend split by their expected units at each product's price
+    for p in (
+        products
+    ):  # each customer's expected spend split by their expected units at each product's price
         units = F.col(wh.column_name(f"EXPECTED_UNITS_{p}"))
         share = F.iff(weight > F.lit(0), units * F.lit(prices[p]) / weight, F.lit(mix.get(p, 0.0)))
         out.append((F.col("EXPECTED_SPEND") * share).alias(wh.column_name(f"EXPECTED_SPEND_{p}")))
@@ -410,7 +487,9 @@ class GroupTotal:
     group: str
     measure: str
     total: Total
-    spend: Total | None = None  # products: the spend at each product's price, range scaled from the units
+    spend: Total | None = (
+        None  # products: the spend at each product's price, range scaled from the units
+    )
     expected_buyers: float | None = None  # products: sum of the customers' probability of buying it
 
 
@@ -431,11 +510,15 @@ class Forecast:
         return [g for g in self.groups if g.kind == kind]
 
 
-def _group_totals(staged: DataFrame, key: Column | None, band: str, value: str, cal: Calibration,
-                  level: float) -> dict[str, Total]:
+def _group_totals(
+    staged: DataFrame, key: Column | None, band: str, value: str, cal: Calibration, level: float
+) -> dict[str, Total]:
     by = [key.alias("G")] if key is not None else [F.lit(OVERALL).alias("G")]
-    rows = staged.group_by(*by, F.col(band).alias("B")).agg(
-        F.count(F.lit(1)).alias("N"), F.sum(F.col(value)).alias("V")).collect()
+    rows = (
+        staged.group_by(*by, F.col(band).alias("B"))
+        .agg(F.count(F.lit(1)).alias("N"), F.sum(F.col(value)).alias("V"))
+        .collect()
+    )
     sums: dict[str, float] = {}
     counts: dict[str, np.ndarray] = {}
     for r in rows:
@@ -445,42 +528,78 @@ def _group_totals(staged: DataFrame, key: Column | None, band: str, value: str, 
     return {g: cal.total_from(sums[g], counts[g], level) for g in sorted(counts)}
 
 
-def totals(session: Session, params: Params, staged: str, products: list[str], cal: Calibrated) -> Forecast:
+def totals(
+    session: Session, params: Params, staged: str, products: list[str], cal: Calibrated
+) -> Forecast:
     """The forecast of this run date: overall, per decile, channel, country and product type."""
     df = session.table(staged)
     level = cal.level
     end = params.run_date + dt.timedelta(days=params.horizon_days - 1)
     spend = cal.spend
     overall = _group_totals(df, None, "BAND_SPEND", "EXPECTED_SPEND", spend, level).get(
-        OVERALL, Total(0, 0.0, 0.0, 0.0, level))
+        OVERALL, Total(0, 0.0, 0.0, 0.0, level)
+    )
     groups: list[GroupTotal] = []
-    for kind, key in ((DECILE, F.col("DECILE").cast("string")), (CHANNEL, F.col("CHANNEL")),
-                      (COUNTRY, F.col("COUNTRY"))):
+    for kind, key in (
+        (DECILE, F.col("DECILE").cast("string")),
+        (CHANNEL, F.col("CHANNEL")),
+        (COUNTRY, F.col("COUNTRY")),
+    ):
         for g, t in _group_totals(df, key, "BAND_SPEND", "EXPECTED_SPEND", spend, level).items():
             groups.append(GroupTotal(kind, g, SPEND, t))
     groups.sort(key=lambda g: (g.kind, int(g.group) if g.kind == DECILE else 0, -g.total.expected))
     for p in products:
         c = cal.targets[qty_target(p)]
-        units = _group_totals(df, None, f"BAND_{wh.column_name(p)}", wh.column_name(f"EXPECTED_UNITS_{p}"),
-                              c, level).get(OVERALL)
+        units = _group_totals(
+            df, None, f"BAND_{wh.column_name(p)}", wh.column_name(f"EXPECTED_UNITS_{p}"), c, level
+        ).get(OVERALL)
         if units is None:
             continue
-        row = df.agg(F.sum(F.col(wh.column_name(f"EXPECTED_SPEND_{p}"))).alias("S"),
-                     F.sum(F.col(wh.column_name(f"P_BUY_{p}"))).alias("B")).collect()[0]
+        row = df.agg(
+            F.sum(F.col(wh.column_name(f"EXPECTED_SPEND_{p}"))).alias("S"),
+            F.sum(F.col(wh.column_name(f"P_BUY_{p}"))).alias("B"),
+        ).collect()[0]
         s = float(row["S"] or 0.0)
         scale = s / units.expected if units.expected > 0 else 0.0
         money = Total(units.customers, s, units.low * scale, units.high * scale, level)
         groups.append(GroupTotal(PRODUCT, p, UNITS, units, money, float(row["B"] or 0.0)))
     agg = df.agg(F.sum(F.col("P_BUY")).alias("B")).collect()[0]
-    model_total = session.table(predict.TABLE).filter(F.col("RUN_DATE") == F.lit(params.run_date)).agg(
-        F.sum(F.col(predict.PRED_SPEND)).alias("S")).collect()[0]["S"]
-    return Forecast(params.run_date, end, level, overall, groups, cal, float(model_total or 0.0),
-                    float(agg["B"] or 0.0))
+    model_total = (
+        session.table(predict.TABLE)
+        .filter(F.col("RUN_DATE") == F.lit(params.run_date))
+        .agg(F.sum(F.col(predict.PRED_SPEND)).alias("S"))
+        .collect()[0]["S"]
+    )
+    return Forecast(
+        params.run_date,
+        end,
+        level,
+        overall,
+        groups,
+        cal,
+        float(model_total or 0.0),
+        float(agg["B"] or 0.0),
+    )
 
 
-FORECAST_COLUMNS = ["RUN_DATE", "HORIZON_DAYS", "LEVEL", "KIND", "GROUP_NAME", "MEASURE", "CUSTOMERS",
-                    "EXPECTED", "LOW", "HIGH", "EXPECTED_SPEND", "LOW_SPEND", "HIGH_SPEND", "MODEL_NAME",
-                    "MODEL_VERSION", "COVERAGE"]
+FORECAST_COLUMNS = [
+    "RUN_DATE",
+    "HORIZON_DAYS",
+    "LEVEL",
+    "KIND",
+    "GROUP_NAME",
+    "MEASURE",
+    "CUSTOMERS",
+    "EXPECTED",
+    "LOW",
+    "HIGH",
+    "EXPECTED_SPEND",
+    "LOW_SPEND",
+    "HIGH_SPEND",
+    "MODEL_NAME",
+    "MODEL_VERSION",
+    "COVERAGE",
+]
 
 
 def forecast_frame(fc: Forecast, params: Params, mv: Any) -> pd.DataFrame:
@@ -490,12 +609,26 @@ def forecast_frame(fc: Forecast, params: Params, mv: Any) -> pd.DataFrame:
     out = []
     for g in rows:
         s = g.spend if g.spend is not None else (g.total if g.measure == SPEND else None)
-        out.append({"RUN_DATE": params.run_date, "HORIZON_DAYS": params.horizon_days, "LEVEL": fc.level,
-                    "KIND": g.kind, "GROUP_NAME": g.group, "MEASURE": g.measure, "CUSTOMERS": g.total.customers,
-                    "EXPECTED": g.total.expected, "LOW": g.total.low, "HIGH": g.total.high,
-                    "EXPECTED_SPEND": s.expected if s else None, "LOW_SPEND": s.low if s else None,
-                    "HIGH_SPEND": s.high if s else None, "MODEL_NAME": mv.name, "MODEL_VERSION": mv.version,
-                    "COVERAGE": cov})
+        out.append(
+            {
+                "RUN_DATE": params.run_date,
+                "HORIZON_DAYS": params.horizon_days,
+                "LEVEL": fc.level,
+                "KIND": g.kind,
+                "GROUP_NAME": g.group,
+                "MEASURE": g.measure,
+                "CUSTOMERS": g.total.customers,
+                "EXPECTED": g.total.expected,
+                "LOW": g.total.low,
+                "HIGH": g.total.high,
+                "EXPECTED_SPEND": s.expected if s else None,
+                "LOW_SPEND": s.low if s else None,
+                "HIGH_SPEND": s.high if s else None,
+                "MODEL_NAME": mv.name,
+                "MODEL_VERSION": mv.version,
+                "COVERAGE": cov,
+            }
+        )
     return pd.DataFrame(out, columns=FORECAST_COLUMNS)
 
 
@@ -534,9 +667,16 @@ class Check:
         return bool(self.low <= self.actual <= self.high)
 
     def record(self) -> dict[str, Any]:
-        return {"run_date": self.run_date.isoformat(), "window_end": self.window_end.isoformat(),
-                "customers": self.customers, "forecast": self.forecast, "low": self.low, "high": self.high,
-                "actual": self.actual, "inside": self.inside}
+        return {
+            "run_date": self.run_date.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "customers": self.customers,
+            "forecast": self.forecast,
+            "low": self.low,
+            "high": self.high,
+            "actual": self.actual,
+            "inside": self.inside,
+        }
 
 
 def _window(d: dt.date, horizon: int) -> tuple[dt.datetime, dt.datetime]:
@@ -544,13 +684,19 @@ def _window(d: dt.date, horizon: int) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=horizon)
 
 
-def actual_spend(session: Session, customers: DataFrame, start: dt.date, horizon_days: int) -> DataFrame:
+def actual_spend(
+    session: Session, customers: DataFrame, start: dt.date, horizon_days: int
+) -> DataFrame:
     """Net spend per customer of ``customers`` (a frame with ``CUSTOMER_ID``) in ``[start, start + horizon)``:
     the same definition as the spend label (sum of CLEAN_ORDERS.ORDER_TOTAL; 0 without an order)."""
     t0, t1 = _window(start, horizon_days)
-    orders = session.table("CLEAN_ORDERS").filter((F.col("TS") >= F.lit(t0)) & (F.col("TS") < F.lit(t1)))
+    orders = session.table("CLEAN_ORDERS").filter(
+        (F.col("TS") >= F.lit(t0)) & (F.col("TS") < F.lit(t1))
+    )
     spend = orders.group_by(KEY).agg(F.sum("ORDER_TOTAL").alias("ACTUAL"))
-    return customers.join(spend, KEY, "left").with_column("ACTUAL", F.coalesce(F.col("ACTUAL"), F.lit(0.0)))
+    return customers.join(spend, KEY, "left").with_column(
+        "ACTUAL", F.coalesce(F.col("ACTUAL"), F.lit(0.0))
+    )
 
 
 def checkable_dates(session: Session, params: Params, last_day: dt.date | None) -> list[dt.date]:
@@ -572,31 +718,64 @@ def track_record(session: Session, params: Params, last_day: dt.date | None) -> 
     out = []
     for d in reversed(checkable_dates(session, params, last_day)):
         block = session.table(predict.TABLE).filter(F.col("RUN_DATE") == F.lit(d))
-        has_targets = wh.table_exists(session, TARGETS) and session.table(TARGETS).filter(
-            F.col("RUN_DATE") == F.lit(d)).limit(1).count() > 0
+        has_targets = (
+            wh.table_exists(session, TARGETS)
+            and session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(d)).limit(1).count() > 0
+        )
         if has_targets:
-            base = session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(d)).select(
-                KEY, F.col("EXPECTED_SPEND").alias("FORECAST"), "DECILE")
+            base = (
+                session.table(TARGETS)
+                .filter(F.col("RUN_DATE") == F.lit(d))
+                .select(KEY, F.col("EXPECTED_SPEND").alias("FORECAST"), "DECILE")
+            )
         else:
-            base = block.select(KEY, F.col(predict.PRED_SPEND).alias("FORECAST"), F.lit(None).cast("int").alias(
-                "DECILE"))
+            base = block.select(
+                KEY,
+                F.col(predict.PRED_SPEND).alias("FORECAST"),
+                F.lit(None).cast("int").alias("DECILE"),
+            )
         joined = actual_spend(session, base, d, params.horizon_days)
-        row = joined.agg(F.count(F.lit(1)).alias("N"), F.sum("FORECAST").alias("F"),
-                         F.sum("ACTUAL").alias("A")).collect()[0]
+        row = joined.agg(
+            F.count(F.lit(1)).alias("N"), F.sum("FORECAST").alias("F"), F.sum("ACTUAL").alias("A")
+        ).collect()[0]
         low = high = None
         forecast = float(row["F"] or 0.0)
         if wh.table_exists(session, FORECASTS):
-            f = session.table(FORECASTS).filter((F.col("RUN_DATE") == F.lit(d)) & (F.col("KIND") == F.lit(OVERALL))
-                                                ).collect()
+            f = (
+                session.table(FORECASTS)
+                .filter((F.col("RUN_DATE") == F.lit(d)) & (F.col("KIND") == F.lit(OVERALL)))
+                .collect()
+            )
             if f:
-                forecast, low, high = float(f[0]["EXPECTED"]), float(f[0]["LOW"]), float(f[0]["HIGH"])
+                forecast, low, high = (
+                    float(f[0]["EXPECTED"]),
+                    float(f[0]["LOW"]),
+                    float(f[0]["HIGH"]),
+                )
         deciles = pd.DataFrame()
         if has_targets:
-            deciles = wh.to_pandas(joined.group_by("DECILE").agg(
-                F.count(F.lit(1)).alias("CUSTOMERS"), F.sum("FORECAST").alias("FORECAST"),
-                F.sum("ACTUAL").alias("ACTUAL")).sort("DECILE"), "forecast:track_deciles").set_index("DECILE")
-        out.append(Check(d, d + dt.timedelta(days=params.horizon_days - 1), int(row["N"] or 0), forecast, low,
-                         high, float(row["A"] or 0.0), deciles))
+            deciles = wh.to_pandas(
+                joined.group_by("DECILE")
+                .agg(
+                    F.count(F.lit(1)).alias("CUSTOMERS"),
+                    F.sum("FORECAST").alias("FORECAST"),
+                    F.sum("ACTUAL").alias("ACTUAL"),
+                )
+                .sort("DECILE"),
+                "forecast:track_deciles",
+            ).set_index("DECILE")
+        out.append(
+            Check(
+                d,
+                d + dt.timedelta(days=params.horizon_days - 1),
+                int(row["N"] or 0),
+                forecast,
+                low,
+                high,
+                float(row["A"] or 0.0),
+                deciles,
+            )
+        )
     return out
 
 
@@ -612,26 +791,40 @@ class Change:
     total_now: float
     version_before: str
     version_now: str
-    shifts: list[tuple[str, str, float, float]]  # (kind, group, before, now): the largest moves first
-    basis: str = "expected"  # totals: "expected" (FORECASTS, both runs) or "model" (PREDICTIONS' own sums)
+    shifts: list[
+        tuple[str, str, float, float]
+    ]  # (kind, group, before, now): the largest moves first
+    basis: str = (
+        "expected"  # totals: "expected" (FORECASTS, both runs) or "model" (PREDICTIONS' own sums)
+    )
 
     def record(self) -> dict[str, Any]:
-        return {**{k: v for k, v in dataclasses.asdict(self).items() if k != "shifts"},
-                "previous": self.previous.isoformat(),
-                "shifts": [list(s) for s in self.shifts]}
+        return {
+            **{k: v for k, v in dataclasses.asdict(self).items() if k != "shifts"},
+            "previous": self.previous.isoformat(),
+            "shifts": [list(s) for s in self.shifts],
+        }
 
 
 def _block_summary(session: Session, d: dt.date) -> tuple[int, float, str]:
     rows = session.table(predict.TABLE).filter(F.col("RUN_DATE") == F.lit(d))
-    r = rows.agg(F.count(F.lit(1)).alias("N"), F.sum(F.col(predict.PRED_SPEND)).alias("S")).collect()[0]
+    r = rows.agg(
+        F.count(F.lit(1)).alias("N"), F.sum(F.col(predict.PRED_SPEND)).alias("S")
+    ).collect()[0]
     versions = rows.group_by("MODEL_VERSION").count().sort(F.col("COUNT").desc()).limit(1).collect()
-    return int(r["N"] or 0), float(r["S"] or 0.0), (str(versions[0]["MODEL_VERSION"]) if versions else "")
+    return (
+        int(r["N"] or 0),
+        float(r["S"] or 0.0),
+        (str(versions[0]["MODEL_VERSION"]) if versions else ""),
+    )
 
 
 def _forecast_rows(session: Session, d: dt.date) -> pd.DataFrame:
     if not wh.table_exists(session, FORECASTS):
         return pd.DataFrame()
-    return wh.to_pandas(session.table(FORECASTS).filter(F.col("RUN_DATE") == F.lit(d)), "forecast:rows")
+    return wh.to_pandas(
+        session.table(FORECASTS).filter(F.col("RUN_DATE") == F.lit(d)), "forecast:rows"
+    )
 
 
 def changes(session: Session, params: Params, top: int = 3) -> Change | None:
@@ -655,20 +848,32 @@ def changes(session: Session, params: Params, top: int = 3) -> Change | None:
             basis = "expected"
         value = "EXPECTED_SPEND"
         both = b.index.intersection(n.index)
-        moves = [(k, g, float(b.loc[(k, g), value]), float(n.loc[(k, g), value])) for k, g in both
-                 if k in (CHANNEL, COUNTRY, PRODUCT) and pd.notna(b.loc[(k, g), value])
-                 and pd.notna(n.loc[(k, g), value])]
+        moves = [
+            (k, g, float(b.loc[(k, g), value]), float(n.loc[(k, g), value]))
+            for k, g in both
+            if k in (CHANNEL, COUNTRY, PRODUCT)
+            and pd.notna(b.loc[(k, g), value])
+            and pd.notna(n.loc[(k, g), value])
+        ]
         shifts = sorted(moves, key=lambda m: -abs(m[3] - m[2]))[:top]
     else:  # an earlier run without FORECASTS: units per product type from PREDICTIONS
         cols = [c for c in session.table(predict.TABLE).columns if c.startswith("PRED_QTY_")]
         if cols:
+
             def sums(d: dt.date) -> dict[str, float]:
-                row = session.table(predict.TABLE).filter(F.col("RUN_DATE") == F.lit(d)).agg(
-                    *[F.sum(F.col(c)).alias(c) for c in cols]).collect()[0]
+                row = (
+                    session.table(predict.TABLE)
+                    .filter(F.col("RUN_DATE") == F.lit(d))
+                    .agg(*[F.sum(F.col(c)).alias(c) for c in cols])
+                    .collect()[0]
+                )
                 return {c: float(row[c] or 0.0) for c in cols}
+
             a, b2 = sums(prev), sums(params.run_date)
-            shifts = sorted([("units", c.removeprefix("PRED_QTY_").lower(), a[c], b2[c]) for c in cols],
-                            key=lambda m: -abs(m[3] - m[2]))[:top]
+            shifts = sorted(
+                [("units", c.removeprefix("PRED_QTY_").lower(), a[c], b2[c]) for c in cols],
+                key=lambda m: -abs(m[3] - m[2]),
+            )[:top]
     return Change(prev, n0, n1, s0, s1, v0, v1, shifts, basis)
 
 
@@ -676,17 +881,32 @@ def changes(session: Session, params: Params, top: int = 3) -> Change | None:
 def spend_bands(session: Session, params: Params, bins: int = 20) -> pd.DataFrame:
     """Scored customers per band of expected spend (equal bands up to the 99th percentile, the rest in the
     last): columns ``low``, ``high`` (``None`` for the last) and ``customers``."""
-    rows = session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(params.run_date)) if wh.table_exists(
-        session, TARGETS) else None
+    rows = (
+        session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(params.run_date))
+        if wh.table_exists(session, TARGETS)
+        else None
+    )
     if rows is None:
         return pd.DataFrame(columns=["low", "high", "customers"])
-    top = rows.agg(F.percentile_cont(0.99).within_group(F.col("EXPECTED_SPEND")).alias("P99")).collect()[0]["P99"]
+    top = rows.agg(
+        F.percentile_cont(0.99).within_group(F.col("EXPECTED_SPEND")).alias("P99")
+    ).collect()[0]["P99"]
     width = predict._nice_width(float(top or 0) / bins)
-    band = F.least(F.floor(F.col("EXPECTED_SPEND") / F.lit(width)), F.lit(bins - 1)).cast("int").alias("BAND")
-    counts = {r["BAND"]: r["N"] for r in rows.group_by(band).agg(F.count(F.lit(1)).alias("N")).collect()}
-    return pd.DataFrame({"low": [i * width for i in range(bins)],
-                         "high": [(i + 1) * width for i in range(bins - 1)] + [None],
-                         "customers": [int(counts.get(i, 0)) for i in range(bins)]})
+    band = (
+        F.least(F.floor(F.col("EXPECTED_SPEND") / F.lit(width)), F.lit(bins - 1))
+        .cast("int")
+        .alias("BAND")
+    )
+    counts = {
+        r["BAND"]: r["N"] for r in rows.group_by(band).agg(F.count(F.lit(1)).alias("N")).collect()
+    }
+    return pd.DataFrame(
+        {
+            "low": [i * width for i in range(bins)],
+            "high": [(i + 1) * width for i in range(bins - 1)] + [None],
+            "customers": [int(counts.get(i, 0)) for i in range(bins)],
+        }
+    )
 
 
 def headline(head: Any, fc: Forecast | None, checks: list[Check], change: Change | None) -> Any:
@@ -695,13 +915,20 @@ def headline(head: Any, fc: Forecast | None, checks: list[Check], change: Change
     top = [g for g in fc.by(DECILE) if g.group == "1"] if fc else []
     return dataclasses.replace(
         head,
-        expected_spend=fc.overall.expected if fc else None, spend_low=fc.overall.low if fc else None,
-        spend_high=fc.overall.high if fc else None, level=fc.level if fc else None,
-        coverage=cov.share if cov else None, coverage_group=cov.group if cov else None,
-        window_end=fc.window_end.isoformat() if fc else None, buyers=fc.buyers if fc else None,
-        top_decile_share=(top[0].total.expected / fc.overall.expected) if top and fc and fc.overall.expected
+        expected_spend=fc.overall.expected if fc else None,
+        spend_low=fc.overall.low if fc else None,
+        spend_high=fc.overall.high if fc else None,
+        level=fc.level if fc else None,
+        coverage=cov.share if cov else None,
+        coverage_group=cov.group if cov else None,
+        window_end=fc.window_end.isoformat() if fc else None,
+        buyers=fc.buyers if fc else None,
+        top_decile_share=(top[0].total.expected / fc.overall.expected)
+        if top and fc and fc.overall.expected
         else None,
-        track=[c.record() for c in checks], changes=change.record() if change else None)
+        track=[c.record() for c in checks],
+        changes=change.record() if change else None,
+    )
 
 
 # --------------------------------------------------------------------------- export for the CRM
@@ -721,12 +948,15 @@ def refuse_report_path(out: Path, forbidden: list[Path]) -> None:
     target = out.expanduser().resolve()
     for folder in forbidden:
         if target.is_relative_to(folder.expanduser().resolve()):
-            raise ExportError(f"export-targets does not write under the reports folder ({folder.name}/): "
-                              "reports are shared and hold aggregates only. Choose a path outside it.")
+            raise ExportError(
+                f"export-targets does not write under the reports folder ({folder.name}/): "
+                "reports are shared and hold aggregates only. Choose a path outside it."
+            )
 
 
-def export_frame(session: Session, params: Params, top: int | None = None,
-                 product: str | None = None) -> pd.DataFrame:
+def export_frame(
+    session: Session, params: Params, top: int | None = None, product: str | None = None
+) -> pd.DataFrame:
     """This run date's rows of TARGETS for the CRM, best first (by ``product``'s expected spend if given).
 
     Args:
@@ -739,31 +969,45 @@ def export_frame(session: Session, params: Params, top: int | None = None,
     if top is not None and top < 1:
         raise ExportError(f"--top must be at least 1, got {top}.")
     if not wh.table_exists(session, TARGETS):
-        raise ExportError("No TARGETS table in this warehouse: run the pipeline (05_batch_prediction) first.")
+        raise ExportError(
+            "No TARGETS table in this warehouse: run the pipeline (05_batch_prediction) first."
+        )
     rows = session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(params.run_date))
     if rows.limit(1).count() == 0:
-        dates = sorted({r["RUN_DATE"] for r in session.table(TARGETS).select("RUN_DATE").distinct().collect()})
+        dates = sorted(
+            {r["RUN_DATE"] for r in session.table(TARGETS).select("RUN_DATE").distinct().collect()}
+        )
         known = ", ".join(d.isoformat() for d in dates[-5:]) or "none"
-        raise ExportError(f"TARGETS holds no customer for run date {params.run_date} (latest run dates: "
-                          f"{known}). Run the pipeline for that date first, or pass one of those.")
-    products = sorted(c.removeprefix("EXPECTED_UNITS_").lower() for c in rows.columns
-                      if c.startswith("EXPECTED_UNITS_"))
+        raise ExportError(
+            f"TARGETS holds no customer for run date {params.run_date} (latest run dates: "
+            f"{known}). Run the pipeline for that date first, or pass one of those."
+        )
+    products = sorted(
+        c.removeprefix("EXPECTED_UNITS_").lower()
+        for c in rows.columns
+        if c.startswith("EXPECTED_UNITS_")
+    )
     order = F.col("EXPECTED_SPEND")
     if product:
         names = product_names(session, products)
         match = [p for p in products if _plain(product) in (_plain(p), _plain(names[p]))]
         if not match:
-            raise ExportError(f"--product {product[:40]!r} is not a product type of run {params.run_date}; "
-                              f"choose one of: {', '.join(sorted(products))}.")
+            raise ExportError(
+                f"--product {product[:40]!r} is not a product type of run {params.run_date}; "
+                f"choose one of: {', '.join(sorted(products))}."
+            )
         order = F.col(wh.column_name(f"EXPECTED_SPEND_{match[0]}"))
     ranked = rows.select(*[c for c in target_columns(products) if c in rows.columns]).sort(
-        order.desc(), F.col(KEY))
+        order.desc(), F.col(KEY)
+    )
     if top is not None:
         ranked = ranked.limit(top)
     frame = wh.to_pandas(ranked, "forecast:export")
     for col in frame.columns:  # money to the cent, units and probabilities to three places
         if col.startswith(("EXPECTED_SPEND", "EXPECTED_UNITS_", "P_BUY")):
-            frame[col] = frame[col].astype(float).round(2 if col.startswith("EXPECTED_SPEND") else 3)
+            frame[col] = (
+                frame[col].astype(float).round(2 if col.startswith("EXPECTED_SPEND") else 3)
+            )
     return frame
 
 
@@ -771,8 +1015,15 @@ def _plain(name: str) -> str:
     return re.sub(r"[\s_-]+", " ", str(name).strip().lower())
 
 
-def export_targets(session: Session, params: Params, out: Path, forbidden: list[Path], log_dir: Path,
-                   top: int | None = None, product: str | None = None) -> int:
+def export_targets(
+    session: Session,
+    params: Params,
+    out: Path,
+    forbidden: list[Path],
+    log_dir: Path,
+    top: int | None = None,
+    product: str | None = None,
+) -> int:
     """Write the target list to ``out`` (CSV, written atomically) and log who exported how many rows when.
 
     The log line (``log_dir/exports.jsonl`` and the library log) names the file, not its folder, and
@@ -783,12 +1034,23 @@ def export_targets(session: Session, params: Params, out: Path, forbidden: list[
         raise ExportError(f"--out must name a .csv file, got {out.name[:60]!r}.")
     frame = export_frame(session, params, top, product)
     fsutil.atomic_write(out, frame.to_csv(index=False, date_format="%Y-%m-%d"))
-    entry = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "who": getpass.getuser(),
-             "run_date": params.run_date.isoformat(), "rows": len(frame), "top": top, "product": product,
-             "file": out.name}
+    entry = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "who": getpass.getuser(),
+        "run_date": params.run_date.isoformat(),
+        "rows": len(frame),
+        "top": top,
+        "product": product,
+        "file": out.name,
+    }
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / EXPORT_LOG, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
-    log.info("export-targets: %s exported %d rows of run %s to %s", entry["who"], len(frame), params.run_date,
-             out.name)
+    log.info(
+        "export-targets: %s exported %d rows of run %s to %s",
+        entry["who"],
+        len(frame),
+        params.run_date,
+        out.name,
+    )
     return len(frame)

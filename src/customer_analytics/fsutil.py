@@ -112,7 +112,9 @@ _HELD: dict[Path, tuple[IO[str], bool]] = {}
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = "") -> Iterator[None]:
+def file_lock(
+    path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = ""
+) -> Iterator[None]:
     """Hold an OS lock (``flock``) on ``path`` for the ``with`` block.
 
     The lock belongs to this process: it is released when the block ends or the process dies,

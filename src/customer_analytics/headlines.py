@@ -41,7 +41,9 @@ class Record:
             if _fits(value, hints[f.name]):
                 values[f.name] = value
             else:
-                log.warning("%s: ignoring %s=%r (not a %s)", cls.notebook, f.name, value, hints[f.name])
+                log.warning(
+                    "%s: ignoring %s=%r (not a %s)", cls.notebook, f.name, value, hints[f.name]
+                )
         return cls(**values)
 
 
@@ -155,8 +157,12 @@ class Scoring(Record):
     chunks: int = 0
     scored_in: str = ""  # "warehouse" (Snowflake, through the registry) or "client" (in chunks)
     scoring_note: str = ""
-    alternatives: dict[str, Any] | None = None  # no one scored: how many other scoring sets would hold
-    drift: dict[str, Any] | None = None  # drift.Findings.record(): large shifts, counts, predictions' shift
+    alternatives: dict[str, Any] | None = (
+        None  # no one scored: how many other scoring sets would hold
+    )
+    drift: dict[str, Any] | None = (
+        None  # drift.Findings.record(): large shifts, counts, predictions' shift
+    )
     drift_assessed: bool = False
     # the forecast (forecast.py): expected spend over the horizon with its measured range
     currency: str = ""
@@ -164,13 +170,19 @@ class Scoring(Record):
     spend_low: float | None = None
     spend_high: float | None = None
     level: float | None = None
-    coverage: float | None = None  # measured on the held-out window (groups of coverage_group customers)
+    coverage: float | None = (
+        None  # measured on the held-out window (groups of coverage_group customers)
+    )
     coverage_group: int | None = None
     window_end: str | None = None
     buyers: float | None = None  # expected number of scored customers who buy
     top_decile_share: float | None = None  # share of the expected spend from the top 10% of them
-    track: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # earlier forecasts vs actual
-    changes: dict[str, Any] | None = None  # forecast.Change.record(): this run against the previous one
+    track: list[dict[str, Any]] = dataclasses.field(
+        default_factory=list
+    )  # earlier forecasts vs actual
+    changes: dict[str, Any] | None = (
+        None  # forecast.Change.record(): this run against the previous one
+    )
 
 
 RECORDS: dict[str, type[Record]] = {c.notebook: c for c in (Ingest, Eda, Features, Model, Scoring)}

@@ -78,8 +78,11 @@ def library_modules(task: str, root: Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(root / "notebooks" / f"{task}.ipynb", as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
-                     and not c.source.lstrip().startswith(("%", "!")))
+    code = "\n".join(
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and not c.source.lstrip().startswith(("%", "!"))
+    )
     seen: set[str] = set()
     todo = [f for name in sorted(_imported(code, pkg, ()) | set(ALWAYS)) for f in _files(pkg, name)]
     while todo:
@@ -88,8 +91,11 @@ def library_modules(task: str, root: Path) -> list[str]:
             continue
         seen.add(rel)
         parts = tuple(Path(rel).parts[:-1])
-        todo += [f for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
-                 for f in _files(pkg, name)]
+        todo += [
+            f
+            for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
+            for f in _files(pkg, name)
+        ]
     return sorted(seen)
 
 
@@ -108,12 +114,20 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
+                base = (
+                    list(package[: len(package) - node.level + 1])
+                    if node.level <= len(package) + 1
+                    else []
+                )
             elif node.module and node.module.split(".")[0] == "customer_analytics":
                 base = []
             else:
                 continue
-            module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
+            module = (
+                [*base, *((node.module or "").split(".")[1 if not node.level else 0 :])]
+                if node.module
+                else base
+            )
             module = [m for m in module if m]
             # "from customer_analytics import features" names modules; so does "from
             # customer_analytics.narrative import eda", which runs the sub-package's __init__ and that
@@ -126,7 +140,11 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
                 out.add(".".join(module))
             out |= found
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
+            out |= {
+                a.name.split(".", 1)[1]
+                for a in node.names
+                if a.name.startswith("customer_analytics.")
+            }
     return {m for m in out if m and _files(pkg, m)}
 
 
@@ -185,8 +203,12 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
     params = config.validate(values, project)
     namespace = runs.resolve(params, runs.production_params(project), pipeline=True)
     runs.export_params(params)
-    context: dict[str, Any] = {"namespace": namespace.as_dict(), "folder": namespace.folder(params.run_date),
-                               "library": library_digest(task, project), "params": params_digest(task, params)}
+    context: dict[str, Any] = {
+        "namespace": namespace.as_dict(),
+        "folder": namespace.folder(params.run_date),
+        "library": library_digest(task, project),
+        "params": params_digest(task, params),
+    }
     if task in READS_FILES:
         context["inputs"] = input_fingerprint(params)
     return context
@@ -241,8 +263,10 @@ def acquire_run(warehouse_dir: Path) -> Any:
                     pass
                 yield
         except fsutil.LockedError as e:
-            raise fsutil.LockedError(f"Another run is in progress on this warehouse ({e}); try again when it "
-                                     "has finished.") from e
+            raise fsutil.LockedError(
+                f"Another run is in progress on this warehouse ({e}); try again when it "
+                "has finished."
+            ) from e
 
     return held()
 
@@ -310,7 +334,9 @@ def on_failure(dag, traceback=None) -> None:
                 reports.export_failed_html(nb, html, reason)
         else:
             reason = _last_line((traceback or {}).get("build", "")) or "the pipeline failed"
-        reports.finish_run(folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason)
+        reports.finish_run(
+            folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason
+        )
         reports.build_index(_reports_dir(folder, tasks[0]))
 
 
@@ -346,22 +372,40 @@ def _placeholder(name: str) -> str:
 
 def render_pipeline() -> str:
     """The text of ``pipeline.yaml``."""
-    lines = [HEADER.rstrip("\n"), "meta:", "  extract_upstream: false", "  extract_product: false", "",
-             "executor:", "  dotted_path: customer_analytics.pipeline.executor",
-             f"  warehouse_dir: {_placeholder('warehouse_dir')}", f"  root: {_placeholder('root')}",
-             "on_finish: customer_analytics.pipeline.on_finish",
-             "on_failure: customer_analytics.pipeline.on_failure", "", "tasks:"]
+    lines = [
+        HEADER.rstrip("\n"),
+        "meta:",
+        "  extract_upstream: false",
+        "  extract_product: false",
+        "",
+        "executor:",
+        "  dotted_path: customer_analytics.pipeline.executor",
+        f"  warehouse_dir: {_placeholder('warehouse_dir')}",
+        f"  root: {_placeholder('root')}",
+        "on_finish: customer_analytics.pipeline.on_finish",
+        "on_failure: customer_analytics.pipeline.on_failure",
+        "",
+        "tasks:",
+    ]
     folder = "{{reports_dir}}/{{ '{{' }}run_context.folder{{ '}}' }}"
     for i, task in enumerate(TASKS):
         lines += [f"  - source: {task.source}", f"    name: {task.name}"]
         if task.upstream:
             lines.append(f"    upstream: [{', '.join(task.upstream)}]")
-        lines += ["    static_analysis: disable", f'    product: "{folder}/{task.name}.ipynb"',
-                  "    executor_params: {progress_bar: false}",
-                  "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
+        lines += [
+            "    static_analysis: disable",
+            f'    product: "{folder}/{task.name}.ipynb"',
+            "    executor_params: {progress_bar: false}",
+            "    on_finish: customer_analytics.pipeline.export_report",
+            "    params:",
+        ]
         if i == 0:
-            lines += ["      run_context: &run_context", "        dotted_path: customer_analytics.pipeline::run_context",
-                      f"        task: {task.name}", f"        root: {_placeholder('root')}"]
+            lines += [
+                "      run_context: &run_context",
+                "        dotted_path: customer_analytics.pipeline::run_context",
+                f"        task: {task.name}",
+                f"        root: {_placeholder('root')}",
+            ]
             lines += [f"        {p.name}: {_placeholder(p.name)}" for p in P.PARAMETERS]
         else:
             lines.append(f"      run_context: {{<<: *run_context, task: {task.name}}}")
@@ -374,7 +418,9 @@ def _set_parameters_cell(path: Path, source: str, write: bool) -> bool:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    cell = next(
+        (c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None
+    )
     if cell is None:
         raise ValueError(f"{path.name} has no cell tagged 'parameters'")
     if cell.source == source:
@@ -390,7 +436,11 @@ def _strip_outputs(path: Path, write: bool) -> bool:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    dirty = [c for c in nb.cells if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     if dirty and write:
         for c in dirty:
             c.outputs, c.execution_count = [], None
@@ -447,7 +497,8 @@ def sync(root: Path, write: bool) -> list[str]:
     raw = (yaml.safe_load(current) or {}) if current else {}
     expected = P.render_env({k: v for k, v in raw.items() if k in P.BY_NAME})
     if list(P.env_comments(current).items()) != list(P.env_comments(expected).items()) or (
-            yaml.safe_load(expected) != raw):
+        yaml.safe_load(expected) != raw
+    ):
         stale.append(config.ENV_FILE)
         if write:
             fsutil.atomic_write(env, expected)
@@ -456,9 +507,11 @@ def sync(root: Path, write: bool) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m customer_analytics.pipeline --check | --write``."""
-    ap = argparse.ArgumentParser(description="Check or regenerate the files that follow the parameter "
-                                             "declaration (pipeline.yaml, parameter cells, env.yaml), "
-                                             "and keep the notebooks free of outputs and definitions.")
+    ap = argparse.ArgumentParser(
+        description="Check or regenerate the files that follow the parameter "
+        "declaration (pipeline.yaml, parameter cells, env.yaml), "
+        "and keep the notebooks free of outputs and definitions."
+    )
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true")
     group.add_argument("--write", action="store_true")

@@ -34,11 +34,14 @@ def read(path: Path) -> list[dict]:
     """The audit records of ``path`` (empty when nothing was recorded)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
-def violations(records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT,
-               sample_limit: int = SAMPLE_LIMIT) -> list[dict]:
+def violations(
+    records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT, sample_limit: int = SAMPLE_LIMIT
+) -> list[dict]:
     """The records that brought more than per-customer rows, bounded samples or small aggregates."""
     out = []
     for r in records:
@@ -47,5 +50,10 @@ def violations(records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT,
             if r["max_rows_per_customer"] > 1 and not sample:
                 out.append({**r, "why": f"up to {r['max_rows_per_customer']} rows per customer"})
         elif r["rows"] > aggregate_limit:
-            out.append({**r, "why": f"{r['rows']:,} rows without a customer key (aggregate limit {aggregate_limit:,})"})
+            out.append(
+                {
+                    **r,
+                    "why": f"{r['rows']:,} rows without a customer key (aggregate limit {aggregate_limit:,})",
+                }
+            )
     return out

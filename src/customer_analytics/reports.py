@@ -50,11 +50,15 @@ from customer_analytics.narrative import fmt as numbers
 log = logging.getLogger(__name__)
 
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
-DEFAULT_CURRENCY = "EUR"  # = the currency parameter's default, for records written before it existed
+DEFAULT_CURRENCY = (
+    "EUR"  # = the currency parameter's default, for records written before it existed
+)
 #: cells that stay in the executed notebook but not in the stakeholder HTML: the developer's introduction
 #: (``intro``), the set-up (``setup``), the recap (``recap``) and full diagnostic tables (``details``)
 NOTEBOOK_ONLY_TAGS = {"intro", "setup", "recap", "details"}
-BANNER_KEY = "ca_banner"  # = runs.BANNER_KEY (runs imports this module's callers, not the other way)
+BANNER_KEY = (
+    "ca_banner"  # = runs.BANNER_KEY (runs imports this module's callers, not the other way)
+)
 SUMMARY_TAG = "summary"
 HEADLINES_DIR = "headlines"
 STATUS_FILE = "run.json"
@@ -100,8 +104,14 @@ class TitlePreprocessor(Preprocessor):
 
 def _title_at(nb) -> int:
     """Index of a visible title cell (markdown starting with ``# ``) at the top, or -1."""
-    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" or c.get("outputs")), -1)
-    if first >= 0 and nb.cells[first].cell_type == "markdown" and nb.cells[first].source.startswith("# "):
+    first = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" or c.get("outputs")), -1
+    )
+    if (
+        first >= 0
+        and nb.cells[first].cell_type == "markdown"
+        and nb.cells[first].source.startswith("# ")
+    ):
         return first
     return -1
 
@@ -117,7 +127,7 @@ class SummaryFirstPreprocessor(Preprocessor):
         summary = [c for c in nb.cells if SUMMARY_TAG in c.get("metadata", {}).get("tags", [])]
         nb.cells = [c for c in nb.cells if c not in summary]
         title_at = _title_at(nb)
-        nb.cells = nb.cells[: title_at + 1] + summary + nb.cells[title_at + 1:]
+        nb.cells = nb.cells[: title_at + 1] + summary + nb.cells[title_at + 1 :]
         return nb, resources
 
 
@@ -162,7 +172,10 @@ def _heading_level(cell) -> int | None:
 def _shows_something(cell) -> bool:
     if cell.cell_type == "markdown":
         return bool(cell.source.strip())
-    return any(o.get("output_type") in ("stream", "error") or o.get("data") for o in cell.get("outputs", []))
+    return any(
+        o.get("output_type") in ("stream", "error") or o.get("data")
+        for o in cell.get("outputs", [])
+    )
 
 
 class EmptySectionPreprocessor(Preprocessor):
@@ -175,7 +188,7 @@ class EmptySectionPreprocessor(Preprocessor):
         for i, cell in enumerate(cells):
             level = _heading_level(cell)
             if level is not None:
-                nxt = next((c for c in cells[i + 1:]), None)
+                nxt = next((c for c in cells[i + 1 :]), None)
                 nxt_level = _heading_level(nxt) if nxt is not None else 0
                 if nxt is None or (nxt_level is not None and nxt_level <= level):
                     continue
@@ -212,8 +225,9 @@ class ReportExporter(HTMLExporter):
         self.embed_images = True
         self.raw_template = _OFFLINE_TEMPLATE
         self.register_preprocessor(TitlePreprocessor(), enabled=True)  # before any cell goes
-        self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS | NOTEBOOK_ONLY_TAGS),
-                                   enabled=True)
+        self.register_preprocessor(
+            TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS | NOTEBOOK_ONLY_TAGS), enabled=True
+        )
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
         self.register_preprocessor(BannerPreprocessor(), enabled=True)
         self.register_preprocessor(EmptySectionPreprocessor(), enabled=True)
@@ -238,12 +252,14 @@ def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
         f"> **This step FAILED** — {redact(reason)}\n>\n> What follows is what it showed before it stopped; "
-        "the previous run's tables and model are unchanged.")
+        "the previous run's tables and model are unchanged."
+    )
     for cell in nb.cells:
         outs = cell.get("outputs", [])
         if any(o.get("output_type") == "error" for o in outs):
-            cell.outputs = [o for o in outs if o.get("output_type") != "error"] + [nbformat.v4.new_output(
-                "stream", name="stderr", text=f"FAILED: {redact(reason)}\n")]
+            cell.outputs = [o for o in outs if o.get("output_type") != "error"] + [
+                nbformat.v4.new_output("stream", name="stderr", text=f"FAILED: {redact(reason)}\n")
+            ]
     title_at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
     nb.cells.insert(title_at + 1, banner)
     body, _ = ReportExporter().from_notebook_node(nb)
@@ -251,8 +267,13 @@ def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
     return html
 
 
-def record(params: Params, folder: Path | None, notebook: str, record: headlines.Record | None = None,
-           **figures: Any) -> Path | None:
+def record(
+    params: Params,
+    folder: Path | None,
+    notebook: str,
+    record: headlines.Record | None = None,
+    **figures: Any,
+) -> Path | None:
     """Save a notebook's headline record for the run index (aggregates only).
 
     Called through :meth:`customer_analytics.runs.Run.record` from a notebook's summary cell.
@@ -271,7 +292,12 @@ def record(params: Params, folder: Path | None, notebook: str, record: headlines
     if folder is None:
         return None
     values = {**(record.as_dict() if record is not None else {}), **figures}
-    payload = {"notebook": notebook, "recorded": _now(), "run_date": params.run_date.isoformat(), **values}
+    payload = {
+        "notebook": notebook,
+        "recorded": _now(),
+        "run_date": params.run_date.isoformat(),
+        **values,
+    }
     path = folder / HEADLINES_DIR / f"{notebook}.json"
     fsutil.atomic_write(path, json.dumps(payload, indent=2, default=_jsonable))
     return path
@@ -295,7 +321,9 @@ def write_status(folder: Path, **status: Any) -> Path:
     """Write (replace) the run's status file ``run.json``."""
     if status.get("reason"):
         status["reason"] = redact(str(status["reason"]))
-    return fsutil.atomic_write(folder / STATUS_FILE, json.dumps(status, indent=2, default=_jsonable))
+    return fsutil.atomic_write(
+        folder / STATUS_FILE, json.dumps(status, indent=2, default=_jsonable)
+    )
 
 
 def read_status(folder: Path) -> dict[str, Any]:
@@ -307,8 +335,15 @@ def read_status(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def finish_run(folder: Path, context: dict[str, Any], *, ok: bool, ran: list[str], failed_step: str = "",
-               reason: str = "") -> Path:
+def finish_run(
+    folder: Path,
+    context: dict[str, Any],
+    *,
+    ok: bool,
+    ran: list[str],
+    failed_step: str = "",
+    reason: str = "",
+) -> Path:
     """Record how a build ended in ``run.json`` (Ploomber's DAG hooks and the run command call this).
 
     The command's own fields (kind, start, log, pid) are kept when this process wrote them; a plain
@@ -317,13 +352,23 @@ def finish_run(folder: Path, context: dict[str, Any], *, ok: bool, ran: list[str
     """
     old = read_status(folder)
     mine = old.get("pid") == os.getpid()
-    status: dict[str, Any] = {k: old[k] for k in ("kind", "started", "log", "pid") if mine and k in old}
+    status: dict[str, Any] = {
+        k: old[k] for k in ("kind", "started", "log", "pid") if mine and k in old
+    }
     status.setdefault("kind", "pipeline")
-    status.update(run_date=folder.name, namespace=context.get("namespace") or {"kind": "production",
-                  "name": "production", "label": ""}, finished=_now(), ran=ran)
+    status.update(
+        run_date=folder.name,
+        namespace=context.get("namespace")
+        or {"kind": "production", "name": "production", "label": ""},
+        finished=_now(),
+        ran=ran,
+    )
     if ok:
-        status["status"] = "succeeded" if ran or not old.get("status") else (
-            "succeeded" if old.get("status") == "succeeded" else old.get("status"))
+        status["status"] = (
+            "succeeded"
+            if ran or not old.get("status")
+            else ("succeeded" if old.get("status") == "succeeded" else old.get("status"))
+        )
         if not ran:
             status["note"] = "up to date: nothing needed to run again"
     else:
@@ -344,8 +389,13 @@ def notebook_error(path: Path) -> str | None:
     return None
 
 
-def redact(text: str, limit: int | None = 400, *, keep: tuple[Path, ...] = (),
-           inside: tuple[Path, ...] = ()) -> str:
+def redact(
+    text: str,
+    limit: int | None = 400,
+    *,
+    keep: tuple[Path, ...] = (),
+    inside: tuple[Path, ...] = (),
+) -> str:
     """The one redaction of messages (see :func:`customer_analytics.redaction.redact`).
 
     Failure reasons shown in the shared index must not reveal where files live, nor personal data.
@@ -379,7 +429,9 @@ class RunRow:
     model: str = ""  # the version 05 scored with
     error: str = ""
     customers_scored: int | None = None
-    predicted_spend: float | None = None  # the forecast total (expected spend; the model's own sum before)
+    predicted_spend: float | None = (
+        None  # the forecast total (expected spend; the model's own sum before)
+    )
     forecast: str = ""  # the forecast with its range, in words
     outcome: str = ""  # this run's forecast against what happened, once a later run checked it
     track: list[str] = dataclasses.field(default_factory=list)  # earlier forecasts this run checked
@@ -396,11 +448,15 @@ def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
     """Every run folder with its namespace: production's ``<date>/`` and ``experiments/<name>/<date>/``."""
     if not reports_dir.is_dir():
         return []
-    out = [(p, "production") for p in reports_dir.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
+    out = [
+        (p, "production") for p in reports_dir.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)
+    ]
     exp = reports_dir / EXPERIMENTS_DIR
     if exp.is_dir():
         for name in sorted(p for p in exp.iterdir() if p.is_dir()):
-            out += [(p, name.name) for p in name.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)]
+            out += [
+                (p, name.name) for p in name.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)
+            ]
     return out
 
 
@@ -422,9 +478,17 @@ def _outcomes(rows: list[RunRow]) -> None:
             if found:
                 c = found[0]
                 inside = c.get("inside")
-                mark = " ✓ inside the range" if inside is True else " ✗ outside the range" if inside is False else ""
-                row.outcome = (f"actual {numbers.money(c.get('actual'), later.currency)}{mark} "
-                               f"(checked on {later.run_date})")
+                mark = (
+                    " ✓ inside the range"
+                    if inside is True
+                    else " ✗ outside the range"
+                    if inside is False
+                    else ""
+                )
+                row.outcome = (
+                    f"actual {numbers.money(c.get('actual'), later.currency)}{mark} "
+                    f"(checked on {later.run_date})"
+                )
                 break
 
 
@@ -442,8 +506,9 @@ def build_index(reports_dir: Path) -> Path:
             experiments.setdefault(r.namespace, []).append(r)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, d=0: "—" if v is None else f"{v:,.{d}f}"
-    html = env.from_string(_INDEX_TEMPLATE).render(production=production, experiments=experiments,
-                                                   generated=_now().replace("T", " ")[:16])
+    html = env.from_string(_INDEX_TEMPLATE).render(
+        production=production, experiments=experiments, generated=_now().replace("T", " ")[:16]
+    )
     path = reports_dir / INDEX_FILE
     fsutil.atomic_write(path, html)
     log.info("run index: %s (%d runs)", path, len(rows))
@@ -461,13 +526,28 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
     ns = ns if isinstance(ns, dict) else {}
     label = str(ns.get("label") or "")
     if not label:
-        label = next((str(h.get("namespace", {}).get("label") or "") for h in heads.values()
-                      if isinstance(h.get("namespace"), dict)), "")
+        label = next(
+            (
+                str(h.get("namespace", {}).get("label") or "")
+                for h in heads.values()
+                if isinstance(h.get("namespace"), dict)
+            ),
+            "",
+        )
     href = folder.relative_to(reports_dir).as_posix()
-    row = RunRow(run_date=folder.name, status=text("status"), kind=text("kind") or "pipeline", namespace=namespace,
-                 label=label, href=href, finished=text("finished").replace("T", " ")[:16],
-                 failed_step=text("failed_step"), reason=redact(text("reason")), note=text("note"),
-                 log_name=text("log"))
+    row = RunRow(
+        run_date=folder.name,
+        status=text("status"),
+        kind=text("kind") or "pipeline",
+        namespace=namespace,
+        label=label,
+        href=href,
+        finished=text("finished").replace("T", " ")[:16],
+        failed_step=text("failed_step"),
+        reason=redact(text("reason")),
+        note=text("note"),
+        log_name=text("log"),
+    )
     notebooks = sorted(p.stem for p in folder.glob("*.ipynb"))
     if row.status == "running" and not fsutil.pid_alive(status.get("pid")):
         row.status, row.reason = "interrupted", "the run stopped without recording its result"
@@ -476,7 +556,8 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
         for nb in notebooks:
             html = folder / f"{nb}.html"
             if (err := notebook_error(folder / f"{nb}.ipynb")) and (
-                    not html.exists() or html.stat().st_mtime < (folder / f"{nb}.ipynb").stat().st_mtime):
+                not html.exists() or html.stat().st_mtime < (folder / f"{nb}.ipynb").stat().st_mtime
+            ):
                 row.status, row.failed_step, row.reason = "failed", nb, redact(err)
                 break
             if not html.exists():
@@ -486,10 +567,15 @@ def _run_row(folder: Path, namespace: str, reports_dir: Path) -> RunRow:
         valid = []
     if row.status == "failed":  # figures of the failed step and later ones would be stale
         heads = {k: v for k, v in heads.items() if row.failed_step and k < row.failed_step}
-    row.links = [(nb.replace("_", " ") + (" (failed)" if nb == row.failed_step else ""), f"{href}/{nb}.html")
-                 for nb in valid if (folder / f"{nb}.html").is_file()]
+    row.links = [
+        (nb.replace("_", " ") + (" (failed)" if nb == row.failed_step else ""), f"{href}/{nb}.html")
+        for nb in valid
+        if (folder / f"{nb}.html").is_file()
+    ]
     _fill_figures(row, {k: r for k, v in heads.items() if (r := headlines.parse(k, v)) is not None})
-    for head in heads.values():  # what the reports of this run say first (e.g. data ending before run_date)
+    for head in (
+        heads.values()
+    ):  # what the reports of this run say first (e.g. data ending before run_date)
         for note in head.get("banner") or []:
             plain = re.sub(r"[*`]", "", str(note))
             if plain not in row.banner and not plain.startswith("Experiment "):
@@ -515,7 +601,9 @@ def _fill_figures(row: RunRow, heads: dict[str, headlines.Record]) -> None:
         if row.kind == "score":
             row.error = "re-scored with the registry's default model"
         row.customers_scored = pred.customers_scored
-        row.predicted_spend = pred.expected_spend if pred.expected_spend is not None else pred.predicted_spend
+        row.predicted_spend = (
+            pred.expected_spend if pred.expected_spend is not None else pred.predicted_spend
+        )
         row.forecast = words.forecast(pred, row.currency)
         row.window_end = pred.window_end or ""
         row.checks = [c for c in pred.track if isinstance(c, dict) and c.get("run_date")]

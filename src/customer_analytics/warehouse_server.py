@@ -51,7 +51,9 @@ GRAIN = (KEY, "CUTOFF")
 log = logging.getLogger("customer_analytics.warehouse_server")
 #: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all`` send
 #: (the id is ``None`` here: fakesnow's login gives none)
-CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE)
+CANCEL_ALL = re.compile(
+    r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE
+)
 CANCEL_ANSWER = "SELECT 'no running statement to cancel' AS \"SYSTEM$CANCEL_ALL_QUERIES\""
 
 
@@ -240,9 +242,11 @@ def stopped_cause(warehouse_dir: Path, pid: int) -> str:
             return redact(stops[-1], limit=300)
         if section and _EXCEPTION_LINE.match(section[-1]):  # died of an uncaught exception
             return redact(section[-1], limit=300)
-    return (f"its process (pid {pid}) ended without writing a reason in its log: it was killed "
-            "(by a person, or by the system, e.g. when memory ran out) or could not write its log "
-            "(disk full?)")
+    return (
+        f"its process (pid {pid}) ended without writing a reason in its log: it was killed "
+        "(by a person, or by the system, e.g. when memory ran out) or could not write its log "
+        "(disk full?)"
+    )
 
 
 def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict:
@@ -323,8 +327,11 @@ def _audited(endpoint, audit_file: Path):
         response = await endpoint(request)
         seconds = round(time.perf_counter() - started, 4)
         try:
-            record = describe_result(await request.body(), request.headers.get("Content-Encoding") == "gzip",
-                                     response.body)
+            record = describe_result(
+                await request.body(),
+                request.headers.get("Content-Encoding") == "gzip",
+                response.body,
+            )
             with audit_file.open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"time": time.time(), "seconds": seconds, **record}) + "\n")
         except Exception as e:  # noqa: BLE001 - the audit must never break a query
@@ -357,7 +364,9 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     from customer_analytics import faults
     from customer_analytics.warehouse_front import Front
 
-    fs_server = importlib.import_module("fakesnow.server")  # the package's `server` name is a function
+    fs_server = importlib.import_module(
+        "fakesnow.server"
+    )  # the package's `server` name is a function
 
     try:
         settings = resource_settings(warehouse_dir)
@@ -450,10 +459,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("warehouse_dir", type=Path)
     p.add_argument("--database", default="ANALYTICS")
     p.add_argument("--schema", default="SHOP")
-    p.add_argument("--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 10)))
+    p.add_argument(
+        "--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 10))
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")  # fakesnow's own note
+    warnings.filterwarnings(
+        "ignore", message="Arrow output on a DB-API result"
+    )  # fakesnow's own note
     return serve(a.warehouse_dir.resolve(), a.database, a.schema, a.idle_minutes)
 
 

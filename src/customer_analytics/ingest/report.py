@@ -45,8 +45,19 @@ def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
         }
         for c in counts
     ]
-    columns = ["source", "file", "status", "unit", "read", "accepted", "rejected", "excluded",
-               "sampled out", "rejected %", "balanced"]
+    columns = [
+        "source",
+        "file",
+        "status",
+        "unit",
+        "read",
+        "accepted",
+        "rejected",
+        "excluded",
+        "sampled out",
+        "rejected %",
+        "balanced",
+    ]
     return pd.DataFrame(rows, columns=columns).set_index("source")
 
 

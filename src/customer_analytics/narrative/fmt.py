@@ -127,9 +127,18 @@ def listing(items: Iterable[str], last: str = "and") -> str:
     return f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
-def table(frame: pd.DataFrame, *, currency: str | None = None, money_cols: Iterable[str] = (),
-          unit_cols: Iterable[str] = (), percent_cols: Iterable[str] = (), count_cols: Iterable[str] = (),
-          decimals: dict[str, int] | None = None, index: bool | None = None, na: str = MISSING):
+def table(
+    frame: pd.DataFrame,
+    *,
+    currency: str | None = None,
+    money_cols: Iterable[str] = (),
+    unit_cols: Iterable[str] = (),
+    percent_cols: Iterable[str] = (),
+    count_cols: Iterable[str] = (),
+    decimals: dict[str, int] | None = None,
+    index: bool | None = None,
+    na: str = MISSING,
+):
     """A table formatted for people (a pandas ``Styler``): money with the currency, counts with
     thousands separators, shares as percentages, other numbers with sensible decimals; missing values
     as ``na``; the index hidden when it is only row numbers.
@@ -145,16 +154,25 @@ def table(frame: pd.DataFrame, *, currency: str | None = None, money_cols: Itera
     decimals = decimals or {}
     if set(money_cols) and currency is None:
         raise ValueError("money columns need a currency")
-    kinds = {**{c: "count" for c in (*unit_cols, *count_cols)}, **{c: "percent" for c in percent_cols},
-             **{c: "money" for c in money_cols}}
+    kinds = {
+        **{c: "count" for c in (*unit_cols, *count_cols)},
+        **{c: "percent" for c in percent_cols},
+        **{c: "money" for c in money_cols},
+    }
     formats: dict[str, Any] = {}
     for col in frame.columns:
         kind = kinds.get(col)
         if kind is None:
             dtype = frame[col].dtype
-            kind = ("bool" if pd.api.types.is_bool_dtype(dtype) else
-                    "count" if pd.api.types.is_integer_dtype(dtype) else
-                    "number" if pd.api.types.is_numeric_dtype(dtype) else "text")
+            kind = (
+                "bool"
+                if pd.api.types.is_bool_dtype(dtype)
+                else "count"
+                if pd.api.types.is_integer_dtype(dtype)
+                else "number"
+                if pd.api.types.is_numeric_dtype(dtype)
+                else "text"
+            )
         places = decimals.get(col, 0 if kind != "number" or _whole(frame[col]) else 2)
         formats[col] = _formatter(kind, places, currency, na)
     styler = frame.style.format(formats, na_rep=na)
