@@ -53,7 +53,8 @@ def main() -> None:
         btyd.fit_purchases(family, df["X"], df["TX"], df["T"])
         t2 = time.perf_counter()
         print(
-            f"{family}: {t1 - t0:.2f} s on distinct histories, {t2 - t1:.2f} s on one row per customer"
+            f"{family}: {t1 - t0:.2f} s on distinct histories, {t2 - t1:.2f} s on one row per "
+            "customer"
         )
     rep = df[df["X"] > 0]
     t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The floor: the pipeline's work as one plain pandas + scikit-learn script (no notebooks, no warehouse).
+"""The floor: the pipeline's work as one plain pandas + scikit-learn script (no notebooks, no
+warehouse).
 
 Usage: ``.venv/bin/python bench/floor.py DATA_DIR [--out FOLDER]`` (``bench/run.py`` calls it).
 
@@ -43,7 +44,8 @@ LO, HI = pd.Timestamp(contract.MIN_DATE), pd.Timestamp(contract.MAX_DATE) + pd.T
 
 
 def _jsonl(path: Path) -> tuple[pd.DataFrame, int]:
-    """Objects of a JSON-lines file (with their 1-based ``LINE_NO``) and the number of lines that are not one."""
+    """Objects of a JSON-lines file (with their 1-based ``LINE_NO``) and the number of lines that
+    are not one."""
     recs, bad = [], 0
     with path.open("rb") as f:
         for no, line in enumerate(f, 1):
@@ -79,7 +81,8 @@ def _text(s: pd.Series) -> pd.Series:
 def floor_ingest(
     data_dir: Path, params
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Customers, order lines and reviews that pass the checks, and the number rejected per source."""
+    """Customers, order lines and reviews that pass the checks, and the number rejected per
+    source."""
     rejected = {}
     c = pd.read_csv(data_dir / params.customers_file, dtype=str, keep_default_na=False)
     cid, signup, by = _text(c["customer_id"]), _ts(c["signup_date"]), _num(c["birth_year"])
@@ -274,7 +277,7 @@ def run(data_dir: Path, out: Path, reference_ingest: bool = False) -> dict[str, 
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "floor")
     ap.add_argument(

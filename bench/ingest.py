@@ -59,8 +59,8 @@ class PeakRSS(threading.Thread):
 
 
 def own_peak_rss() -> int:
-    """This process's peak resident memory in bytes: Linux's VmHWM (ru_maxrss would include the parent's
-    peak from before ``exec``), else ru_maxrss."""
+    """This process's peak resident memory in bytes: Linux's VmHWM (ru_maxrss would include the
+    parent's peak from before ``exec``), else ru_maxrss."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"{name}: {out.stderr[-3000:]}")
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         report = {
-            "what": "ingest.run on the embedded warehouse (fakesnow/DuckDB), fresh warehouse per case",
+            "what": "ingest.run on the embedded warehouse (fakesnow/DuckDB), fresh warehouse per "
+            "case",
             "customers": a.customers,
             "data_generation_seconds": round(gen, 1),
             "machine": {

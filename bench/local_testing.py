@@ -1,6 +1,7 @@
 """The feature stage on Snowpark's own ``local_testing`` emulator, for comparison with the pipeline.
 
-Usage: ``.venv/bin/python bench/local_testing.py DATA_DIR`` (``bench/run.py`` calls it with a timeout).
+Usage: ``.venv/bin/python bench/local_testing.py DATA_DIR`` (``bench/run.py`` calls it with a
+    timeout).
 
 The clean tables are made with the pandas reference ingest (not timed) and loaded into a
 ``local_testing`` session with ``create_dataframe`` (timed as ``load_s``: the emulator has no file
@@ -8,8 +9,8 @@ readers). Then the very same Snowpark feature code the pipeline runs (``features
 every cut-off and ``run_date``) is evaluated and pulled to the client (timed as ``features_s``).
 Three adaptations, all forced by the emulator: the small cut-offs table is built with
 ``create_dataframe`` (it has no ``session.sql``), ``STDDEV_SAMP`` and ``YEAR`` are patched in (not
-implemented there), and the text-sentiment features are left out (they need the sentiment table that 03 scores
-in the warehouse with SQL). Prints one JSON line.
+implemented there), and the text-sentiment features are left out (they need the sentiment table that
+03 scores in the warehouse with SQL). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from customer_analytics import config, features  # noqa: E402
 
 @patch("stddev_samp")
 def _stddev_samp(column: ColumnEmulator) -> ColumnEmulator:
-    """The emulator lacks STDDEV_SAMP (used for the spread of inter-purchase gaps): a minimal stand-in."""
+    """The emulator lacks STDDEV_SAMP (used for the spread of inter-purchase gaps): a minimal
+    stand-in."""
     values = column.dropna().astype(float)
     return ColumnEmulator(
         data=[values.std(ddof=1) if len(values) > 1 else None],

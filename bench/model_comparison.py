@@ -100,7 +100,8 @@ def main() -> None:
         "stages_03_04_seconds": round(
             sum(v for k, v in times.items() if k not in ("generate data", "ingest")), 2
         ),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpu, load {os.getloadavg()[0]:.1f} at the end",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpu, load {os.getloadavg()[0]:.1f} at "
+        "the end",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     a.out.mkdir(parents=True, exist_ok=True)

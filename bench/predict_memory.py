@@ -1,6 +1,7 @@
 """Client memory of batch scoring: chunked vs one chunk, as the number of scored customers grows.
 
-Run: ``.venv/bin/python bench/predict_memory.py [--customers 4000 16000 64000] [--chunk-rows 2000]``.
+Run: ``.venv/bin/python bench/predict_memory.py [--customers 4000 16000 64000] [--chunk-rows
+    2000]``.
 For each size it generates demo data, ingests it into a throw-away local warehouse, builds
 FEATURES, registers a ridge model and scores everyone (``scoring_set=all``) twice: in chunks of
 ``--chunk-rows`` and in one chunk. It records the peak of Python-tracked allocations

@@ -1,4 +1,5 @@
-"""Benchmark harness: the full pipeline at several sizes, beside the references a user could pick instead.
+"""Benchmark harness: the full pipeline at several sizes, beside the references a user could pick
+instead.
 
 Usage (from the project folder; `make bench` runs the default sizes)::
 
@@ -75,7 +76,8 @@ class PeakMemory:
         try:
             rss = proc.memory_info().rss
             entry = self.peaks.setdefault(proc.pid, {"started": proc.create_time(), "peak_rss": 0})
-            # re-read each time: a child forked by a kernel carries the kernel's command line until it execs
+            # re-read each time: a child forked by a kernel carries the kernel's command line until
+            # it execs
             entry["cmdline"] = " ".join(proc.cmdline())
             entry["ppid"] = proc.ppid()
             entry["peak_rss"] = max(entry["peak_rss"], rss)
@@ -100,7 +102,8 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def kernels(self) -> list[dict]:
-        """Notebook kernels, in the order they started (= the order the serial executor ran the tasks)."""
+        """Notebook kernels, in the order they started (= the order the serial executor ran the
+        tasks)."""
         kernels = {pid: v for pid, v in self.peaks.items() if "ipykernel" in v["cmdline"]}
         # a kernel's own children (forked before exec, joblib workers) are not kernels
         return sorted(
@@ -314,7 +317,7 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="numbers of orders, comma-separated")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--local-testing-timeout", type=float, default=600)
@@ -323,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         "--report-dir",
         type=Path,
         default=None,
-        help="where RESULTS.md and scaling.png go (default: bench/ for the default sizes, else --out, "
-        "so a quick run does not overwrite the committed results)",
+        help="where RESULTS.md and scaling.png go (default: bench/ for the default sizes, else "
+        "--out, so a quick run does not overwrite the committed results)",
     )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -154,7 +154,8 @@ SCRATCH_IGNORE = shutil.ignore_patterns(
 
 
 def scratch_project(dest: Path, **env: object) -> Path:
-    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it.
+    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that
+    edit it.
 
     ``env`` changes its ``env.yaml`` (the copy's production profile), e.g. ``data_dir=...``.
     """
@@ -166,7 +167,8 @@ def scratch_project(dest: Path, **env: object) -> Path:
 
 
 def project_env(project: Path, **extra: str) -> dict[str, str]:
-    """Environment for a process working in a scratch project: its sources, its env.yaml, no telemetry."""
+    """Environment for a process working in a scratch project: its sources, its env.yaml, no
+    telemetry."""
     return {
         **os.environ,
         "PLOOMBER_STATS_ENABLED": "false",
@@ -178,7 +180,8 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
 
 
 def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: object):
-    """Run a committed notebook the way JupyterLab's "Run All" does, with ``cell`` typed into its parameters cell.
+    """Run a committed notebook the way JupyterLab's "Run All" does, with ``cell`` typed into its
+    parameters cell.
 
     The kernel starts in ``project/notebooks`` with no pipeline around it (no ``run_context``, no
     ``product``). Returns the executed notebook; raises nbclient's CellExecutionError on an error.
@@ -227,7 +230,8 @@ def outputs_text(nb) -> str:
 
 @pytest.fixture(scope="session")
 def scheduled_runs(tmp_path_factory):
-    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once per session."""
+    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once
+    per session."""
     from scheduled import run_schedule
 
     sched = run_schedule(tmp_path_factory.mktemp("scheduled"))
@@ -269,7 +273,8 @@ def closed_comparison(closed_cohort):
 
 @pytest.fixture(scope="module")
 def labelled(session, params):
-    """(train, holdout) FEATURES rows, built (text model + features) in each module that asks for them."""
+    """(train, holdout) FEATURES rows, built (text model + features) in each module that asks for
+    them."""
     model, _ = text.build(
         session,
         params.cutoffs()[0],

@@ -65,9 +65,10 @@ def _good_customer_ids(path: Path, bad: set[str]) -> set[str]:
         return {r["customer_id"] for r in csv.DictReader(f)} - bad
 
 
-# --------------------------------------------------------------------------- customers.csv (BOM, CRLF)
+# ----------------------------------------------------------------------- customers.csv (BOM, CRLF)
 def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> set[str]:
-    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become unknown)."""
+    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become
+    unknown)."""
     with src.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]

@@ -24,7 +24,7 @@ import pandas as pd
 from customer_analytics import contract
 from customer_analytics import features as ft
 
-# --------------------------------------------------------------------------- ingest (the data contract)
+# ---------------------------------------------------------------------- ingest (the data contract)
 # A deliberately plain, whole-file implementation of docs/data_contract.md: it shares only the
 # constants and reason strings of ``contract`` with the warehouse ingest (none of its code), so
 # tests can compare the warehouse's CLEAN_/REJECTED_ tables with it row for row.
@@ -174,7 +174,8 @@ def _alone(line: str, width: int) -> bool:
 
 
 def csv_records(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
+    """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or
+    ``reason``/``field``."""
     raw_lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path, keep_cr=True)]
     ends = ["\r\n" if ln.endswith("\r") else "\n" for ln in raw_lines]
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in raw_lines]
@@ -238,7 +239,8 @@ def _csv_problem(fields: list[str], header: list[str]) -> tuple[str | None, str 
 
 
 def _value(rec: dict, fmt: str, name: str):
-    """The text of a field (None when missing or empty), ``name`` as in the file (dotted for JSON)."""
+    """The text of a field (None when missing or empty), ``name`` as in the file (dotted for
+    JSON)."""
     if fmt == "csv":
         v = (rec["values"] or {}).get(name.strip().casefold())
     else:
@@ -343,7 +345,8 @@ def _first(*problems):
 
 @dataclass
 class Ingested:
-    """The reference ingest: accepted rows per clean table, and every rejected row with its reason."""
+    """The reference ingest: accepted rows per clean table, and every rejected row with its
+    reason."""
 
     customers: pd.DataFrame
     order_lines: pd.DataFrame
@@ -375,8 +378,8 @@ def _shown(names: dict[str, str], header: dict[str, str]) -> dict[str, str]:
 
 
 def _read_source(path: Path, source: contract.Source, columns: dict):
-    """A file's format, its records, its CSV header (normalised name -> spelling), each field's name in the
-    file and the name shown in reasons."""
+    """A file's format, its records, its CSV header (normalised name -> spelling), each field's name
+    in the file and the name shown in reasons."""
     fmt = contract.file_format(path)
     recs, header = _records(path, fmt)
     names = _names(source, fmt, columns)
@@ -754,7 +757,8 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                     n = 0
                     for ln in lines:
                         m = re.match(
-                            r"\s*(customer_id|customer|customer id|ts|date|timestamp)\s*:\s*(.*?)\s*$",
+                            r"\s*(customer_id|customer|customer "
+                            r"id|ts|date|timestamp)\s*:\s*(.*?)\s*$",
                             ln,
                             re.I,
                         )
@@ -892,7 +896,8 @@ def text_scores(revs: pd.DataFrame, pipeline) -> pd.DataFrame:
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    """Calendar days between two timestamps (day boundaries crossed, like SQL ``DATEDIFF('day', …)``)."""
+    """Calendar days between two timestamps (day boundaries crossed, like SQL ``DATEDIFF('day',
+    …)``)."""
     return (later.dt.normalize() - earlier.dt.normalize()).dt.days
 
 

@@ -1,4 +1,5 @@
-"""Scheduled runs, for real: the ``customer-analytics`` command as cron would call it (cron's bare environment).
+"""Scheduled runs, for real: the ``customer-analytics`` command as cron would call it (cron's bare
+environment).
 
 Shared (once per test session, via the ``scheduled_runs`` fixture in ``conftest.py``) by the
 acceptance tests, the personal-data scan and the browser test, because each full pipeline run
@@ -6,7 +7,8 @@ costs about a minute. The sequence:
 
 1. ``run --run-date D1`` and ``run --run-date D2`` (two consecutive dates);
 2. ``run --run-date D1 --force`` (re-running the first date, every notebook executed again);
-3. ``run --run-date D_BAD --quiet`` with orders broken beyond the reject threshold (ingest must fail);
+3. ``run --run-date D_BAD --quiet`` with orders broken beyond the reject threshold (ingest must
+fail);
 4. ``score --run-date D2 --force`` (re-scoring only, with the registered default model).
 
 Each step runs as cron would, with the shop's own production profile (an env file named by
@@ -64,7 +66,8 @@ class Schedule:
         return self.work / "logs"
 
     def env_file(self, data_dir: Path) -> Path:
-        """The production profile of this shop: the project's env.yaml with its own folders and quick models."""
+        """The production profile of this shop: the project's env.yaml with its own folders and
+        quick models."""
         values = {
             **config.read_env(REPO),
             "data_dir": str(data_dir),

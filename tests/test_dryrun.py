@@ -1,4 +1,5 @@
-"""``customer-analytics run --dry-run``'s library function: the Snowflake SQL of a whole run, without connecting."""
+"""``customer-analytics run --dry-run``'s library function: the Snowflake SQL of a whole run,
+without connecting."""
 
 from __future__ import annotations
 

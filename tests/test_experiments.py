@@ -43,7 +43,8 @@ def command(
 
 
 def production_state(project: Path) -> dict:
-    """What production holds: tables row for row, the registry's files and default, the report folder's bytes."""
+    """What production holds: tables row for row, the registry's files and default, the report
+    folder's bytes."""
     params = config.load(project)
     s = wh.connect(params)
     try:

@@ -1,4 +1,5 @@
-"""Features and labels: the warehouse's numbers against an independent pandas computation, and no leakage."""
+"""Features and labels: the warehouse's numbers against an independent pandas computation, and no
+leakage."""
 
 from __future__ import annotations
 
@@ -175,7 +176,8 @@ def test_no_leakage_changing_every_order_after_the_cutoff_changes_only_the_label
 
 
 def test_no_reviews_at_all_gives_features_without_sentiment(session, products, tmp_path, raw_dir):
-    """CLEAN_REVIEWS may be empty (no reviews source): no text model, review counts 0, ratings missing."""
+    """CLEAN_REVIEWS may be empty (no reviews source): no text model, review counts 0, ratings
+    missing."""
     p = make_params(raw_dir, tmp_path / "wh")
     p = dataclasses.replace(p, n_cutoffs=2, cv_folds=1)
     s = wh.connect(p)
@@ -222,7 +224,8 @@ def ft_summary_from(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_calls_single_product_and_unknown_profile_fields(session, tmp_path, raw_dir, params):
-    """Issue 3's shapes: a KIND column with unrated call transcripts, one product type 'all', no channel/country."""
+    """Issue 3's shapes: a KIND column with unrated call transcripts, one product type 'all', no
+    channel/country."""
     p = make_params(raw_dir, tmp_path / "wh")
     s = wh.connect(p)
     try:

@@ -1,4 +1,5 @@
-"""A run date beyond the data (issue 12, case 6): every report says so first, and 04 stops instead of promoting.
+"""A run date beyond the data (issue 12, case 6): every report says so first, and 04 stops instead
+of promoting.
 
 Seen on a real log: `run --run-date today` on data ending a month earlier gave no warning anywhere;
 the held-out window was half empty and a model with held-out R² = -0.06 became the default.
@@ -49,8 +50,8 @@ def test_model_comparison_stops_naming_both_dates_and_the_fix(late_run):
     assert out.returncode == 1
     assert re.search(
         r"FAILED at 04_model_comparison: FreshnessError: The held-out window 2026-10-21 to "
-        r"2026-12-19 reaches past the data, which ends 2026-10-3\d: its last \d+ days have no order "
-        r"at all.*Fix: an earlier run_date \(at most 2026-1\d-\d\d\) or newer data",
+        r"2026-12-19 reaches past the data, which ends 2026-10-3\d: its last \d+ days have no "
+        r"order at all.*Fix: an earlier run_date \(at most 2026-1\d-\d\d\) or newer data",
         out.stderr,
     )
     params = config.load(project)

@@ -1,5 +1,5 @@
-"""Ingest on the real embedded warehouse: the broken-input corpus, exact reasons, accounting, the pandas
-reference, unusable inputs, and tables left untouched by failed runs."""
+"""Ingest on the real embedded warehouse: the broken-input corpus, exact reasons, accounting, the
+pandas reference, unusable inputs, and tables left untouched by failed runs."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def fingerprint(session) -> dict[str, tuple]:
 
 def leftovers(session) -> list[str]:
     rows = session.sql(
-        "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%\\_\\_NEW' ESCAPE '\\\\' "
-        "OR TABLE_NAME LIKE 'STAGE\\_%' ESCAPE '\\\\'"
+        "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%\\_\\_NEW' "
+        "ESCAPE '\\\\' OR TABLE_NAME LIKE 'STAGE\\_%' ESCAPE '\\\\'"
     ).collect()
     return sorted(r["TABLE_NAME"] for r in rows)
 
@@ -376,15 +376,16 @@ CASES = {
             (d / "customers.csv").read_text("utf-8", "replace").encode("utf-16")
         ),
         {},
-        r"customers\.csv: the file is UTF-16 \(little-endian, with a byte-order mark\), not UTF-8\. "
-        r"Fix: re-export it as UTF-8.*iconv -f UTF-16 -t UTF-8 customers\.csv",
+        r"customers\.csv: the file is UTF-16 \(little-endian, with a byte-order mark\), not "
+        r"UTF-8\. Fix: re-export it as UTF-8.*iconv -f UTF-16 -t UTF-8 customers\.csv",
     ),
     "CR-only orders (issue 15.18)": (
         lambda d: (d / "orders.jsonl").write_bytes(
             (d / "orders.jsonl").read_bytes().replace(b"\n", b"\r")
         ),
         {},
-        r"orders\.jsonl: the file ends its lines with a carriage return alone.*Fix: re-export it with Unix",
+        r"orders\.jsonl: the file ends its lines with a carriage return alone.*Fix: re-export it "
+        r"with Unix",
     ),
     "gzip renamed": (
         lambda d: (d / "orders.jsonl").write_bytes(
@@ -398,7 +399,8 @@ CASES = {
             "customer_id,signup_date,name,Signup_Date \nC1,2026-01-01,A,x\n"
         ),
         {},
-        r"customers\.csv: the header names the column 'signup_date' 2 times \(columns 2, 4;.*ambiguous",
+        r"customers\.csv: the header names the column 'signup_date' 2 times \(columns 2, "
+        r"4;.*ambiguous",
     ),
     "orders link outside data_dir (issue 15.10)": (
         lambda d: _link_outside(d / "orders.jsonl"),
@@ -478,8 +480,8 @@ def test_too_many_rejections_stop_before_anything_is_replaced(
     before = fingerprint(s)
     with pytest.raises(
         ingest.IngestError,
-        match=r"orders\.jsonl: [\d,]+ of [\d,]+ order lines rejected \(\d+\.\d%\), "
-        r"more than max_reject_share = 5%\. Most common: 'malformed JSON' in 'line' \([\d,]+ rows, e\.g\. "
+        match=r"orders\.jsonl: [\d,]+ of [\d,]+ order lines rejected \(\d+\.\d%\), more than "
+        r"max_reject_share = 5%\. Most common: 'malformed JSON' in 'line' \([\d,]+ rows, e\.g\. "
         r"line 1\).*Nothing was replaced",
     ):
         ingest.run(s, corpus_params.__class__(**{**corpus_params.__dict__, "data_dir": data}))
@@ -532,7 +534,8 @@ def test_publishing_is_all_or_nothing(fresh_warehouse):
 
 # --------------------------------------------------------------------------- other shapes of input
 def _flat_csv(data_src: Path, path: Path, *, with_ids: bool) -> list[tuple]:
-    """Demo orders as a flat CSV of order lines in German column names; returns injected (line, field, reason)."""
+    """Demo orders as a flat CSV of order lines in German column names; returns injected (line,
+    field, reason)."""
     lines = reference.order_lines(data_src / "orders.jsonl")
     out = pd.DataFrame({"Kunde": lines["CUSTOMER_ID"], "Menge": lines["QUANTITY"]})
     if with_ids:

@@ -9,7 +9,8 @@ from customer_analytics import config, contract
 def test_contract_page_matches_the_code():
     page = (REPO / "docs" / "data_contract.md").read_text(encoding="utf-8")
     assert page == contract.render_markdown(), (
-        "docs/data_contract.md is out of date: run `python -m customer_analytics.contract --write docs/data_contract.md`"
+        "docs/data_contract.md is out of date: run `python -m customer_analytics.contract --write "
+        "docs/data_contract.md`"
     )
 
 

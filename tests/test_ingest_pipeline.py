@@ -1,5 +1,5 @@
-"""The whole pipeline on a new user's input: a flat CSV of order lines in their own column names, without
-customers or reviews files, configured through env.yaml only.
+"""The whole pipeline on a new user's input: a flat CSV of order lines in their own column names,
+without customers or reviews files, configured through env.yaml only.
 
 One full `ploomber build` (~45 s): keep this file small.
 """
@@ -27,7 +27,8 @@ RUN_DATE = "2026-11-01"
 
 
 def build(work: Path, *extra: str) -> subprocess.CompletedProcess:
-    """`ploomber build` run from ``work``, which holds the user's env.yaml (see :func:`new_user`)."""
+    """`ploomber build` run from ``work``, which holds the user's env.yaml (see
+    :func:`new_user`)."""
     cmd = [
         str(Path(sys.executable).with_name("ploomber")),
         "build",
@@ -68,7 +69,8 @@ def dag_status(env: dict, work: Path) -> dict[str, str]:
 
 
 def _export(raw: Path, dest: Path) -> None:
-    """Demo orders as a shop's flat export: German column names, a date (no time), a line total, no product type."""
+    """Demo orders as a shop's flat export: German column names, a date (no time), a line total, no
+    product type."""
     lines = reference.order_lines(raw / "orders.jsonl")
     pd.DataFrame(
         {
@@ -82,11 +84,13 @@ def _export(raw: Path, dest: Path) -> None:
 
 @pytest.fixture(scope="module")
 def new_user(tmp_path_factory):
-    """A new user's shop: one flat CSV of order lines (no customers, no reviews) and an edited env.yaml.
+    """A new user's shop: one flat CSV of order lines (no customers, no reviews) and an edited
+    env.yaml.
 
-    The user's env.yaml is the project's with ``data_dir`` and the column mapping changed (and, for the
-    test, its own warehouse and reports folders). Rather than editing the repository's file, the test puts
-    it in the working directory, where Ploomber looks first, and points the notebooks' config at it.
+    The user's env.yaml is the project's with ``data_dir`` and the column mapping changed (and, for
+    the test, its own warehouse and reports folders). Rather than editing the repository's file, the
+    test puts it in the working directory, where Ploomber looks first, and points the notebooks'
+    config at it.
     """
     work = tmp_path_factory.mktemp("new_user")
     synthetic.write(synthetic.generate(1000, seed=17), work / "demo")

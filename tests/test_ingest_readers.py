@@ -1,4 +1,5 @@
-"""The streaming readers: every physical record becomes exactly one staged row, bad ones flagged, never raising."""
+"""The streaming readers: every physical record becomes exactly one staged row, bad ones flagged,
+never raising."""
 
 import hashlib
 import io
@@ -118,8 +119,9 @@ def test_an_unclosed_quote_rejects_only_its_line(tmp_path):
     lines += ['C6,"multi', 'line",2026-01-02', "C7,n,2026-01-02"]
     stats, rows = read_csv(tmp_path, "\n".join(lines).encode())
     got = [(r["LINE_NO"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows]
-    # the stray quote of line 2 would close at line 7 (the legitimate multi-line field), swallowing lines 3-6:
-    # the joined record has the wrong number of fields, so only line 2 is rejected and reading resumes
+    # the stray quote of line 2 would close at line 7 (the legitimate multi-line field), swallowing
+    # lines 3-6: the joined record has the wrong number of fields, so only line 2 is rejected and
+    # reading resumes
     assert got == [
         (2, None, Reason.CSV_UNCLOSED_QUOTE),
         (3, "C2", None),
@@ -141,7 +143,8 @@ def test_a_stray_quote_cannot_swallow_complete_records_even_when_the_field_count
         'tail",2026-01-05',
         "C4,n,2026-01-02",
     ]
-    # joined, lines 2-5 would split into exactly 3 fields (C1 | Anna...tail | 2026-01-05), hiding C2 and C3
+    # joined, lines 2-5 would split into exactly 3 fields (C1 | Anna...tail | 2026-01-05), hiding C2
+    # and C3
     stats, rows = read_csv(tmp_path, "\n".join(lines).encode())
     got = [(r["LINE_NO"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows]
     assert got == [

@@ -1,4 +1,5 @@
-"""JupyterLab with the project's Jupyter configuration: the file browser lists, notebooks open and save.
+"""JupyterLab with the project's Jupyter configuration: the file browser lists, notebooks open and
+save.
 
 Ploomber's auto-enabled server extension makes JupyterLab 4 answer HTTP 500 on every listing
 ("'coroutine' object is not subscriptable"); `.jupyter/jupyter_server_config.json` disables it.

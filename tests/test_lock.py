@@ -48,8 +48,8 @@ def test_the_lock_satisfies_every_declared_dependency():
             f"{req.name} is declared in pyproject.toml but not locked: run make lock"
         )
         assert req.specifier.contains(pins[name], prereleases=True), (
-            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject.toml's {req.specifier}: "
-            "run make lock"
+            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject.toml's "
+            f"{req.specifier}: run make lock"
         )
 
 

@@ -1,4 +1,5 @@
-"""Model candidates, time-based evaluation and selection, checked against independent computations."""
+"""Model candidates, time-based evaluation and selection, checked against independent
+computations."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def test_every_model_is_a_pipeline_with_its_preprocessing_inside(labelled, compa
 
 
 def test_cross_validation_trains_only_on_earlier_cutoffs(labelled, params):
-    """Corrupting the labels of the last training cut-off changes only the fold that validates on it."""
+    """Corrupting the labels of the last training cut-off changes only the fold that validates on
+    it."""
     train, holdout = labelled
     folds = md.fold_cutoffs(train, params.cv_folds)
     assert len(folds) == params.cv_folds and max(folds) < holdout["CUTOFF"].iloc[0]

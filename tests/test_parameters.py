@@ -1,4 +1,5 @@
-"""One declaration per parameter: env.yaml, pipeline.yaml and the notebooks' parameter cells follow from it."""
+"""One declaration per parameter: env.yaml, pipeline.yaml and the notebooks' parameter cells follow
+from it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from customer_analytics import config, parameters, pipeline
 
 
 def test_the_files_agree_with_the_declaration():
-    """pipeline.yaml, every notebook's parameters cell and env.yaml's keys and comments (run --write to fix)."""
+    """pipeline.yaml, every notebook's parameters cell and env.yaml's keys and comments (run --write
+    to fix)."""
     assert pipeline.sync(REPO, write=False) == []
 
 
@@ -113,14 +115,16 @@ def test_notebooks_with_outputs_or_definitions_are_caught_and_outputs_stripped(t
 
 
 def test_no_parameter_is_named_like_a_jinja_global():
-    """Ploomber renders pipeline.yaml with Jinja: `{{namespace}}` would stay `{{namespace}}` (seen here)."""
+    """Ploomber renders pipeline.yaml with Jinja: `{{namespace}}` would stay `{{namespace}}` (seen
+    here)."""
     import jinja2
 
     assert not set(jinja2.Environment().globals) & set(parameters.BY_NAME)
 
 
 def test_every_nested_parameter_can_be_set_from_plain_ploomber():
-    """Ploomber adds one --env--a--b argument per leaf of env.yaml: every column of the mapping is one."""
+    """Ploomber adds one --env--a--b argument per leaf of env.yaml: every column of the mapping is
+    one."""
     from ploomber.cli.parsers import _flatten_dict
 
     flat = _flatten_dict(yaml.safe_load((REPO / "env.yaml").read_text()))
@@ -166,13 +170,14 @@ def test_a_sub_package_counts_whole_and_relative_imports_are_followed(tmp_path):
 
 
 def test_the_dag_has_no_artificial_edges():
-    """02_eda is a report only: nothing downstream waits for it, so editing eda.py re-runs 02 alone."""
+    """02_eda is a report only: nothing downstream waits for it, so editing eda.py re-runs 02
+    alone."""
     assert not any("02_eda" in t.upstream for t in pipeline.TASKS)
 
 
 def test_the_shipped_env_yaml_holds_the_declared_defaults():
-    """env.yaml is production's profile; as shipped it is the declaration's defaults, so a merge that
-    loses a line (the BTYD candidates once dropped out of `models`) is caught here."""
+    """env.yaml is production's profile; as shipped it is the declaration's defaults, so a merge
+    that loses a line (the BTYD candidates once dropped out of `models`) is caught here."""
     env = yaml.safe_load((REPO / "env.yaml").read_text())
     differ = {
         p.name: (env.get(p.name), p.default)

@@ -1,4 +1,5 @@
-"""The five notebooks, executed headless by a plain `ploomber build` on a small sample, and their products.
+"""The five notebooks, executed headless by a plain `ploomber build` on a small sample, and their
+products.
 
 The build runs in a scratch copy of the project (its own src/, notebooks/, pipeline.yaml and an
 env.yaml pointing at its own data, warehouse and reports: its production profile) whose library
@@ -92,7 +93,8 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
         ]
         assert not errors, name
         html = (folder / f"{name}.html").read_text()
-        # the developer's introduction and set-up stay in the notebook; the summary's heading comes first
+        # the developer's introduction and set-up stay in the notebook; the summary's heading comes
+        # first
         assert "In this notebook we" not in html and "Set-up" not in html, name
         first = re.search(r"<h[12][^>]*>(.*?)</h[12]>", html[html.index("<body") :], re.S)
         assert first and "summary" in first.group(1), name
@@ -107,7 +109,8 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
 
 
 def test_only_per_customer_rows_samples_and_aggregates_left_the_warehouse(built):
-    """Pushdown audit of the whole first build (every query of every notebook, as the server saw it)."""
+    """Pushdown audit of the whole first build (every query of every notebook, as the server saw
+    it)."""
     project, _ = built
     records = pushdown.read(project / "audit.jsonl")
     assert len(records) > 50
@@ -134,7 +137,8 @@ def test_only_per_customer_rows_samples_and_aggregates_left_the_warehouse(built)
 
 
 def test_every_statement_of_the_run_passes_the_offline_snowflake_sql_check(built):
-    """Issue 14: every statement a whole run sent, recorded in full by the server, linted for Snowflake."""
+    """Issue 14: every statement a whole run sent, recorded in full by the server, linted for
+    Snowflake."""
     project, _ = built
     statements = sqlcheck.audit_statements(project / "audit.jsonl")
     assert len(set(statements)) > 100
@@ -214,7 +218,8 @@ def test_editing_a_library_module_reruns_exactly_its_notebooks_and_their_downstr
 
 
 def test_a_notebook_run_on_its_own_writes_scratch_and_leaves_production_alone(built):
-    """ "Run All" in JupyterLab on the committed 03 notebook, with another horizon typed into its parameters cell."""
+    """ "Run All" in JupyterLab on the committed 03 notebook, with another horizon typed into its
+    parameters cell."""
     project, _ = built
     folder = project / "reports" / "2026-11-01"
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
@@ -282,7 +287,8 @@ def test_another_run_date_adds_a_registry_version_and_its_predictions_name_the_d
     p = project_params(project, run_date="2026-10-01")
     reg, name = registry.open_registry(p), registry.model_name(p.horizon_days)
     versions = reg.list_versions(name)
-    # earlier tests of this module re-ran 04 for 2026-11-01 (library edits); this build adds one version
+    # earlier tests of this module re-ran 04 for 2026-11-01 (library edits); this build adds one
+    # version
     dates = [v.meta["data_window"]["run_date"] for v in versions]
     assert dates[-1] == "2026-10-01" and set(dates[:-1]) == {"2026-11-01"}
     assert all(v.meta["metrics"]["rmse"] > 0 and v.meta["metrics"]["cv_rmse"] > 0 for v in versions)

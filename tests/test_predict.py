@@ -1,4 +1,5 @@
-"""Batch prediction on the real embedded warehouse: chunked scoring, scoring sets, history, aggregates.
+"""Batch prediction on the real embedded warehouse: chunked scoring, scoring sets, history,
+aggregates.
 
 The warehouse's predictions are checked against an independent computation: features from the
 pandas reference (``reference.py``), the scoring set filtered in pandas, the same model applied
@@ -66,7 +67,8 @@ def ref_tables(raw_dir):
 
 
 def expected(ref_tables, products, params, model, mv) -> pd.DataFrame:
-    """Independent predictions: pandas features as of run_date, scoring set in pandas, one predict call."""
+    """Independent predictions: pandas features as of run_date, scoring set in pandas, one predict
+    call."""
     f = reference.features_at(*ref_tables, params.run_date, params.horizon_days, products)
     f = reference.with_btyd_outputs(f, params.horizon_days)
     if params.scoring_set == "new":
@@ -251,13 +253,13 @@ def test_large_shifts_lead_the_summary(env):
     head = predict.headline(run, mv, p, feats, preds, predict.overview(s, p))
     text = story.summary(head, p)
     assert text.split("\n\n")[1].startswith(  # right under the heading
-        "> ⚠ **Large shifts since the model learned**: spend so far (PSI 0.40); expected spend per customer "
-        "against the run of 31 Oct 2026 (PSI 0.30)."
+        "> ⚠ **Large shifts since the model learned**: spend so far (PSI 0.40); expected spend "
+        "per customer against the run of 31 Oct 2026 (PSI 0.30)."
     )
     assert head.drift["large"] == [["SPEND", 0.4]] and head.drift["prediction_level"] == "large"
     assert story.drift_note(head.drift).startswith(
-        "Against the customers the model learned from, 1 of 3 features shifted a lot and 1 moderately; the "
-        "largest shift is in spend so far (PSI 0.40)."
+        "Against the customers the model learned from, 1 of 3 features shifted a lot and 1 "
+        "moderately; the largest shift is in spend so far (PSI 0.40)."
     )
 
 
@@ -331,8 +333,8 @@ def test_an_empty_scoring_set_on_a_fresh_warehouse_writes_an_empty_block_and_nam
         ((everyone["N_ORDERS"] > 0) & (everyone["RECENCY_DAYS"] <= params.horizon_days)).sum()
     )
     assert (
-        "**No customer to score**: there are no new customers (signed up in the 1 days before 20 Nov "
-        "2026)." in text
+        "**No customer to score**: there are no new customers (signed up in the 1 days "
+        "before 20 Nov 2026)." in text
     )
     assert (
         f"`scoring_set: active` would score {active:,}" in text

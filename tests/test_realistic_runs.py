@@ -75,11 +75,17 @@ def test_the_five_notebooks_run_and_the_accounting_balances(case_run):
     customers = s.table("CLEAN_CUSTOMERS").count()
     assert 0 < preds <= customers  # scoring_set: all
     mv = registry.open_registry(params).get(registry.model_name(params.horizon_days))
+    held_out = {
+        k: round(v, 2)
+        for k, v in mv.meta["metrics"].items()
+        if "spend" in k.lower() or k in ("rmse", "mae")
+    }
     print(
-        f"\n{case}: orders read {orders['ROWS_READ']:,}, accepted {orders['ACCEPTED']:,}, rejected "
-        f"{orders['REJECTED']:,}, excluded {orders['EXCLUDED']:,}; by reason {dict(sorted(reasons.items()))}; chosen "
-        f"{mv.meta['params']['candidate']} ({mv.version}); held-out metrics "
-        f"{ {k: round(v, 2) for k, v in mv.meta['metrics'].items() if 'spend' in k.lower() or k in ('rmse', 'mae')} }"
+        f"\n{case}: orders read {orders['ROWS_READ']:,}, accepted {orders['ACCEPTED']:,}, "
+        f"rejected {orders['REJECTED']:,}, excluded {orders['EXCLUDED']:,}; by reason "
+        f"{dict(sorted(reasons.items()))}; chosen {mv.meta['params']['candidate']} "
+        f"({mv.version}); held-out metrics "
+        f"{held_out}"
     )
 
 

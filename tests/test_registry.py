@@ -1,4 +1,5 @@
-"""Model registry: round trips, safe loading, atomic and concurrent versions, promotion guard, Snowflake adapter."""
+"""Model registry: round trips, safe loading, atomic and concurrent versions, promotion guard,
+Snowflake adapter."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def test_log_list_load_predict_gives_identical_predictions(
 
 
 class Sneaky:
-    """Restoring this object writes a file: the kind of side effect a registry must never run on load."""
+    """Restoring this object writes a file: the kind of side effect a registry must never run on
+    load."""
 
     def __init__(self, marker: str):
         self.marker = marker
@@ -132,8 +134,9 @@ WORKER = textwrap.dedent("""
     model = Ridge().fit(X, y)
     while not go.exists():
         time.sleep(0.01)
-    mv = LocalRegistry(root).log_model(model, "m", {"rmse": float(worker)}, {"worker": worker}, {}, ["a", "b", "c"],
-                                       ["y"])
+    mv = LocalRegistry(root).log_model(
+        model, "m", {"rmse": float(worker)}, {"worker": worker}, {}, ["a", "b", "c"], ["y"]
+    )
     np.save(root / f"pred_{worker}.npy", model.predict(np.eye(3)))
     print(mv.version)
 """)
@@ -288,7 +291,7 @@ def test_two_run_dates_leave_two_versions_with_their_metrics(session, params, tm
     assert versions["default"].sum() == 1
 
 
-# ----------------------------------------------------------------------------------- Snowflake adapter, offline
+# ---------------------------------------------------------------------- Snowflake adapter, offline
 def test_log_model_arguments_bind_to_the_installed_snowflake_ml_api(comparison, labelled):
     from snowflake.ml.model import type_hints
     from snowflake.ml.model.target_platform import TargetPlatform
@@ -347,7 +350,8 @@ def test_the_adapter_calls_exist_with_these_signatures_in_snowflake_ml():
 
 @pytest.mark.parametrize("name", ["ridge", "segment_mean", "random_forest"])
 def test_snowflake_ml_packages_and_reloads_the_model_offline(tmp_path, comparison, labelled, name):
-    """snowflake-ml's own packaging step (what log_model uploads), run locally with our arguments."""
+    """snowflake-ml's own packaging step (what log_model uploads), run locally with our
+    arguments."""
     packager = pytest.importorskip("snowflake.ml.model._packager.model_packager")
     from snowflake.ml.model.target_platform import TargetPlatform
 
@@ -390,7 +394,8 @@ def test_snowflake_ml_packages_and_reloads_the_model_offline(tmp_path, compariso
 def test_the_real_snowflake_registry_accepts_the_call_and_fails_only_at_sql(
     session, comparison, labelled
 ):
-    """On the embedded warehouse the real ``Registry`` is built and ``log_model`` gets as far as its first SQL."""
+    """On the embedded warehouse the real ``Registry`` is built and ``log_model`` gets as far as its
+    first SQL."""
     from snowflake.snowpark.exceptions import SnowparkSQLException
 
     reg = registry.SnowflakeRegistry(session, "ANALYTICS", "SHOP")
@@ -407,7 +412,7 @@ def test_the_real_snowflake_registry_accepts_the_call_and_fails_only_at_sql(
         )
 
 
-# ----------------------------------------------------------------------------------- issue 14 / 15: Snowflake
+# ------------------------------------------------------------------------ issue 14 / 15: Snowflake
 def test_warehouse_dependencies_are_ranges_around_the_fitted_versions_not_exact_pins():
     deps = registry.conda_dependencies()
     assert not any("==" in d for d in deps), deps
@@ -431,7 +436,8 @@ def test_warehouse_dependencies_are_ranges_around_the_fitted_versions_not_exact_
 def test_every_candidate_unpickles_by_value_where_customer_analytics_cannot_be_imported(
     tmp_path, comparison, labelled
 ):
-    """What snowflake-ml does with ``ext_modules`` (cloudpickle by value), then unpickled without our package."""
+    """What snowflake-ml does with ``ext_modules`` (cloudpickle by value), then unpickled without
+    our package."""
     import cloudpickle
 
     holdout = labelled[1]
@@ -497,7 +503,8 @@ def test_the_baselines_module_imports_nothing_of_ours_and_shares_the_unknown_lab
 def test_a_default_that_cannot_be_loaded_for_any_reason_is_replaced_not_a_crash(
     tmp_path, comparison, params, labelled
 ):
-    """skops raises ValueError (not RegistryError) for a .npy holding a pickled object (issue 15, item 22)."""
+    """skops raises ValueError (not RegistryError) for a .npy holding a pickled object (issue 15,
+    item 22)."""
     reg = registry.LocalRegistry(tmp_path)
     holdout = labelled[1]
     first = register(reg, comparison, params, labelled, "ridge")
@@ -564,7 +571,9 @@ KILLED_WRITER = textwrap.dedent("""
         registry.sio.dumps = die
     elif how == "while-building-meta":  # killed after the model file, before the metadata
         registry.build_meta = die
-    registry.LocalRegistry(root).log_model(model, "m", {"rmse": 1.0}, {}, {}, ["a", "b", "c"], ["y"])
+    registry.LocalRegistry(root).log_model(
+        model, "m", {"rmse": 1.0}, {}, {}, ["a", "b", "c"], ["y"]
+    )
 """)
 
 
@@ -617,7 +626,8 @@ def snowflake_adapter(fake) -> registry.SnowflakeRegistry:
 
 
 def test_snowflake_adapter_against_snowflake_ml_2_6_behaviour(comparison, params, labelled):
-    """First version becomes the default by itself; promotion compares in the warehouse (run), not by load."""
+    """First version becomes the default by itself; promotion compares in the warehouse (run), not
+    by load."""
     fake = FakeRegistry()
     reg = snowflake_adapter(fake)
     holdout = labelled[1]

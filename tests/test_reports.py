@@ -1,4 +1,5 @@
-"""Report exporter (offline, summary first) and the run index (headline records, status, robustness)."""
+"""Report exporter (offline, summary first) and the run index (headline records, status,
+robustness)."""
 
 from __future__ import annotations
 
@@ -252,7 +253,8 @@ def test_index_lists_runs_newest_first_with_figures_status_and_links(tmp_path):
     assert ok.outcome == "actual $1,450 ✓ inside the range (checked on 2027-01-01)"
     assert checker.track == ["2026-11-01: forecast $1,300 ($1,100–$1,500), actual $1,450 ✓"]
     assert [href for _, href in ok.links] == [f"2026-11-01/{s}.html" for s in steps]
-    # a failed run: reason without the path, links and figures only from the steps before the failure
+    # a failed run: reason without the path, links and figures only from the steps before the
+    # failure
     assert failed.status == "failed" and failed.failed_step == "02_eda"
     assert failed.reason == "IngestError: orders.jsonl: <empty> file"
     assert [href for _, href in failed.links] == ["2026-11-02/01_ingest.html"]

@@ -1,13 +1,13 @@
 """Reports a marketing manager acts on (issue 17), on two real runs a horizon apart.
 
-``customer-analytics run --run-date 2026-09-01`` and then ``--run-date 2026-11-01`` in a scratch copy
-of the project on generated demo data. Checked: each report opens with its summary, in words, with
-the currency, without NaN or raw identifiers; 05 states the forecast's range and the coverage measured
-on the held-out window; the second run checks the first run's forecast against what its customers
-actually spent (recomputed here from the raw orders file with pandas), in 05 and in the index;
-``export-targets`` writes the documented columns and never under ``reports/``; no personal data in any
-report; in headless Chromium, the first screen (1400×900) of every report holds its summary
-(screenshots saved as test artefacts).
+``customer-analytics run --run-date 2026-09-01`` and then ``--run-date 2026-11-01`` in a scratch
+copy of the project on generated demo data. Checked: each report opens with its summary, in words,
+with the currency, without NaN or raw identifiers; 05 states the forecast's range and the coverage
+measured on the held-out window; the second run checks the first run's forecast against what its
+customers actually spent (recomputed here from the raw orders file with pandas), in 05 and in the
+index; ``export-targets`` writes the documented columns and never under ``reports/``; no personal
+data in any report; in headless Chromium, the first screen (1400×900) of every report holds its
+summary (screenshots saved as test artefacts).
 """
 
 from __future__ import annotations
@@ -173,7 +173,8 @@ def test_the_second_run_checks_the_first_forecast_against_what_happened(two_runs
     )
     assert done.returncode == 0, done.stderr[-2000:]
     targets = pd.read_csv(out)
-    # what those customers actually spent in the first forecast's window, from the raw file, in pandas
+    # what those customers actually spent in the first forecast's window, from the raw file, in
+    # pandas
     lines = reference.order_lines(params.data_dir / params.orders_file)
     start = pd.Timestamp(FIRST)
     window = lines[
@@ -195,8 +196,9 @@ def test_the_second_run_checks_the_first_forecast_against_what_happened(two_runs
     mark = "✓" if check["inside"] else "✗"
     report = visible(params.reports_dir / SECOND / "05_batch_prediction.html")
     said = (
-        f"forecast {fmt.money(check['forecast'], 'EUR')} ({fmt.money_range(check['low'], check['high'], 'EUR')}),"
-        f" actual {fmt.money(actual, 'EUR')} {mark}"
+        f"forecast {fmt.money(check['forecast'], 'EUR')} "
+        f"({fmt.money_range(check['low'], check['high'], 'EUR')}), actual "
+        f"{fmt.money(actual, 'EUR')} {mark}"
     )
     assert f"1 Sep 2026: {said}" in report
     index = visible(params.reports_dir / "index.html")

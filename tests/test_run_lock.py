@@ -1,4 +1,5 @@
-"""One run at a time, held by the process that does the work; a full reports disk is reported, not crashed on.
+"""One run at a time, held by the process that does the work; a full reports disk is reported, not
+crashed on.
 
 Issue 15, items 9 and 21: killing only the `customer-analytics` process used to free the lock while
 Ploomber and a notebook kernel ran on, and `run --force` beside a plain `ploomber build --force`
@@ -94,15 +95,16 @@ def test_a_run_waits_for_the_kernels_of_a_killed_run_and_never_runs_beside_them(
 
 
 def test_the_lock_waits_for_a_kernel_that_still_works(tmp_path):
-    """A process holding the work lock (a kernel of a run whose command was killed) delays the next run."""
+    """A process holding the work lock (a kernel of a run whose command was killed) delays the next
+    run."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             (
-                "import time; from pathlib import Path; from customer_analytics import fsutil, runs\n"
-                f"fsutil.hold_lock(Path({str(tmp_path)!r}) / runs.WORK_LOCK, shared=True)\n"
-                "print('held', flush=True); time.sleep(4)"
+                "import time; from pathlib import Path; from customer_analytics import fsutil, "
+                f"runs\nfsutil.hold_lock(Path({str(tmp_path)!r}) / runs.WORK_LOCK, "
+                "shared=True)\nprint('held', flush=True); time.sleep(4)"
             ),
         ],
         stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
-"""Scheduled runs (issue 5 acceptance): the `customer-analytics` command run for real, as cron would."""
+"""Scheduled runs (issue 5 acceptance): the `customer-analytics` command run for real, as cron
+would."""
 
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ def test_rerunning_the_first_date_leaves_row_counts_unchanged(scheduled_runs):
     assert sched.results["re-run D1"].returncode == 0, sched.results["re-run D1"].stderr[-3000:]
     before, after = sched.snapshots["run D2"], sched.snapshots["re-run D1"]
     assert after.counts == before.counts
-    # it really ran again: a new model version was registered (the promotion guard decides whether it
-    # becomes the default) and D1 was scored again with the default ...
+    # it really ran again: a new model version was registered (the promotion guard decides whether
+    # it becomes the default) and D1 was scored again with the default ...
     assert len(after.versions) == len(before.versions) + 1
     assert set(after.rows[D1]["MODEL_VERSION"]) == {after.default_version}
     assert list(after.rows[D1]["CUSTOMER_ID"]) == list(before.rows[D1]["CUSTOMER_ID"])
@@ -95,8 +96,8 @@ def test_a_run_with_broken_input_fails_and_says_where_and_why(scheduled_runs):
     assert lines and all(" ERROR " in ln for ln in lines) and "FAILED at 01_ingest" in lines[0]
     log = sched.log_of("broken run")
     assert re.search(
-        rf"run {D_BAD} FAILED at 01_ingest: IngestError: orders\.jsonl: [\d,]+ of [\d,]+ order lines "
-        r"rejected \([\d.]+%\), more than max_reject_share = 5%",
+        rf"run {D_BAD} FAILED at 01_ingest: IngestError: orders\.jsonl: [\d,]+ of [\d,]+ order "
+        r"lines rejected \([\d.]+%\), more than max_reject_share = 5%",
         log,
     )
     partial = Path(re.search(r"partially executed notebook \(for debugging\): (\S+)", log).group(1))
@@ -132,7 +133,8 @@ def test_rescoring_uses_the_default_model_and_replaces_only_that_dates_rows(sche
     assert result.returncode == 0, result.stderr[-3000:]
     before, after = sched.snapshots["broken run"], sched.snapshots["re-score D2"]
     assert after.counts == before.counts
-    # D2's features were computed for D2 (FEATURES now holds D1's): the same customers as the full run of D2
+    # D2's features were computed for D2 (FEATURES now holds D1's): the same customers as the full
+    # run of D2
     assert list(after.rows[D2]["CUSTOMER_ID"]) == list(before.rows[D2]["CUSTOMER_ID"])
     assert set(after.rows[D2]["MODEL_VERSION"]) == {after.default_version}
     if set(before.rows[D2]["MODEL_VERSION"]) == {
@@ -171,7 +173,8 @@ def test_bad_arguments_exit_2_with_a_clear_message(args, message):
 
 
 def test_only_one_run_at_a_time(tmp_path):
-    """The lock belongs to the process that runs: another process is refused, the same one may nest it."""
+    """The lock belongs to the process that runs: another process is refused, the same one may nest
+    it."""
     child = (
         f"from pathlib import Path; from customer_analytics import pipeline\n"
         f"with pipeline.acquire_run(Path({str(tmp_path)!r})): pass"

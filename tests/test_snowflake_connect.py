@@ -1,7 +1,8 @@
-"""Opening a Snowflake session: database and schema from the connection, schemas created only when missing.
+"""Opening a Snowflake session: database and schema from the connection, schemas created only when
+missing.
 
-Snowflake cannot run here: a recording session stands in for the connector's (Snowflake-only branch),
-answering the metadata queries the way Snowflake would and recording every statement sent.
+Snowflake cannot run here: a recording session stands in for the connector's (Snowflake-only
+branch), answering the metadata queries the way Snowflake would and recording every statement sent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class Row(dict):
 
 
 class RecordingSession:
-    """What warehouse.connect needs from a Snowpark session on Snowflake, recording the SQL it is sent."""
+    """What warehouse.connect needs from a Snowpark session on Snowflake, recording the SQL it is
+    sent."""
 
     def __init__(
         self, database: str | None, schema: str | None, schemas: set[str], can_create: bool = True

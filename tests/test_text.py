@@ -1,4 +1,5 @@
-"""Text sentiment: the warehouse's scores against scikit-learn's own, training sample, evaluation."""
+"""Text sentiment: the warehouse's scores against scikit-learn's own, training sample,
+evaluation."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def test_warehouse_scores_match_sklearn_on_every_text(session, built, ref_review
 def test_tokenisation_in_the_warehouse_matches_sklearn_on_awkward_texts(
     session, built, fresh_warehouse
 ):
-    """Case, punctuation, digits, accents, one-letter words, repeats (binary!), empty and missing texts."""
+    """Case, punctuation, digits, accents, one-letter words, repeats (binary!), empty and missing
+    texts."""
     model, _ = built
     texts = [
         "LOVE love LoVe!!! love",

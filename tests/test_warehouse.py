@@ -53,7 +53,10 @@ def test_a_second_process_uses_the_warehouse_while_a_session_is_open(fresh_wareh
     s.sql("CREATE OR REPLACE TABLE SHARED AS SELECT 1 AS X").collect()
     code = textwrap.dedent(f"""
         from customer_analytics import config, warehouse as wh
-        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        p = config.load(
+            warehouse_dir={str(fresh_warehouse.warehouse_dir)!r},
+            data_dir={str(fresh_warehouse.data_dir)!r},
+        )
         s = wh.connect(p)
         s.sql("CREATE OR REPLACE TABLE FROM_OTHER AS SELECT COUNT(*) AS N FROM SHARED").collect()
         print(s.table("FROM_OTHER").collect()[0]["N"])
@@ -112,7 +115,8 @@ def test_table_helpers(session):
 
 
 def test_another_process_is_served_while_a_long_query_runs(fresh_warehouse):
-    """A kernel stays usable while the pipeline runs a long query (queries do not queue behind each other)."""
+    """A kernel stays usable while the pipeline runs a long query (queries do not queue behind each
+    other)."""
     import threading
 
     s = wh.connect(fresh_warehouse)
@@ -127,7 +131,10 @@ def test_another_process_is_served_while_a_long_query_runs(fresh_warehouse):
     )
     code = textwrap.dedent(f"""
         from customer_analytics import config, warehouse as wh
-        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        p = config.load(
+            warehouse_dir={str(fresh_warehouse.warehouse_dir)!r},
+            data_dir={str(fresh_warehouse.data_dir)!r},
+        )
         print(wh.connect(p).table("SHARED").collect()[0]["X"])
     """)
     env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(REPO)}

@@ -3,8 +3,10 @@
 Usage::
 
     customer-analytics run   --run-date today          # whole pipeline (Ploomber) for that date
-    customer-analytics score --run-date today          # re-score only: 05_batch_prediction with Papermill
-    customer-analytics score --run-date today --ingest #   ... after loading the latest files (01_ingest)
+    customer-analytics score --run-date today          # re-score only: 05_batch_prediction
+                                                       # with Papermill
+    customer-analytics score --run-date today --ingest #   ... after loading the latest files
+                                                       # (01_ingest)
     customer-analytics index                           # rebuild reports/index.html
     customer-analytics similar "parcel arrived broken" # the review/call texts most like this one
     (-n 10)
@@ -12,17 +14,20 @@ Usage::
     [--product gift_box]                               # the target list for the CRM (TARGETS)
 
 Parameters are overridden with ``--set key=value`` (nested ones with dots:
-``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON: ``--set 'columns={"orders": {...}}'``)
-or Ploomber's spelling ``--env--key value`` / ``--env--columns--orders--ts value``. A run whose
+``--set columns.orders.ts=InvoiceDate``; a whole mapping as JSON:
+``--set 'columns={"orders": {...}}'``) or Ploomber's spelling ``--env--key value`` /
+``--env--columns--orders--ts value``. A run whose
 parameters differ from ``env.yaml`` is an experiment: its tables, reports and models are kept
 apart from production's (README, "Experiments and production").
 
 Every run writes a log file (``logs/<run_date>_<kind>_<started>.log`` unless ``--log-dir`` says
-otherwise), records its status in the run folder's ``run.json`` and refreshes ``reports/index.html``.
+otherwise), records its status in the run folder's ``run.json`` and refreshes
+``reports/index.html``.
 On failure it exits non-zero; the log names the failing notebook, the error, and where its
 partially executed copy is; its HTML report is written, marked failed.
 
-Exit codes: 0 success, 1 the run failed, 2 bad arguments or parameters, 3 another run holds the lock.
+Exit codes: 0 success, 1 the run failed, 2 bad arguments or parameters, 3 another run holds the
+lock.
 """
 
 from __future__ import annotations
@@ -81,15 +86,18 @@ def resolve_date(text: str, today: dt.date | None = None) -> str:
 
 
 def _value(text: str) -> Any:
-    """A command-line value: ``null``/``none``/empty -> None, otherwise the text (checks parse it)."""
+    """A command-line value: ``null``/``none``/empty -> None, otherwise the text (checks parse
+    it)."""
     return None if text.strip().lower() in ("", "null", "none", "~") else text
 
 
 def parse_overrides(sets: list[str], extra: list[str]) -> dict[tuple[str, ...], Any]:
-    """Overrides from ``--set key=value`` and ``--env--key value``, by key path (``("columns", "orders", "ts")``).
+    """Overrides from ``--set key=value`` and ``--env--key value``, by key path (``("columns",
+    "orders", "ts")``).
 
     Raises:
-        UsageError: malformed argument, unknown parameter, or a nested key of a parameter that is not a mapping.
+        UsageError: malformed argument, unknown parameter, or a nested key of a parameter that is
+            not a mapping.
     """
     pairs: list[tuple[list[str], str]] = []
     for item in sets:
@@ -157,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override a parameter of env.yaml (repeatable; KEY may be dotted: columns.orders.ts); "
-            "--env--KEY VALUE works too",
+            help="override a parameter of env.yaml (repeatable; KEY may be dotted: "
+            "columns.orders.ts); --env--KEY VALUE works too",
         )
         p.add_argument(
             "--log-dir", type=Path, help="folder for the log file (default: logs/ in the project)"
@@ -225,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export = sub.add_parser(
         "export-targets",
-        help="write a run date's target list (TARGETS: customer id, expected spend, units and probability of "
-        "buying per product type, decile, channel, country) to a CSV for the CRM",
+        help="write a run date's target list (TARGETS: customer id, expected spend, units and "
+        "probability of buying per product type, decile, channel, country) to a CSV for the CRM",
     )
     export.add_argument(
         "--run-date", help="today, yesterday or YYYY-MM-DD (default: run_date of env.yaml)"
@@ -309,7 +317,8 @@ def pipeline_tasks(root: Path | None = None) -> list[str]:
 
 
 def run_pipeline(root: Path, values: dict[str, Any], force: bool) -> Outcome:
-    """Build the pipeline in this process (Ploomber's Python API); the DAG hooks record the outcome."""
+    """Build the pipeline in this process (Ploomber's Python API); the DAG hooks record the
+    outcome."""
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
@@ -345,7 +354,8 @@ def score_notebooks(
     default_version: str | None = None,
     on_start: Any = None,
 ) -> tuple[Outcome, list[str]]:
-    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first failure.
+    """Execute ``steps`` with Papermill into ``folder`` and export each to HTML; stop at the first
+    failure.
 
     A step whose last run in ``folder`` used the same library code, parameters, input files and
     (05) default model version is up to date and skipped, unless ``force``: like ``run``, re-scoring
@@ -372,7 +382,8 @@ def score_notebooks(
             and pipeline.up_to_date(heads.get(step), context, **extra)
         ):
             log.info(
-                "%s is up to date (same code, parameters, input files%s): not run again; --force re-runs it",
+                "%s is up to date (same code, parameters, input files%s): not run again; --force "
+                "re-runs it",
                 step,
                 " and model version" if extra else "",
             )
@@ -408,7 +419,8 @@ def score_notebooks(
 
 
 def _default_version(params: config.Params, namespace: runs.Namespace) -> str | None:
-    """The default model version 05 would score with (local registry only; ``None`` when unknown)."""
+    """The default model version 05 would score with (local registry only; ``None`` when
+    unknown)."""
     if not params.is_local:
         return None
     from customer_analytics import registry
@@ -471,7 +483,8 @@ def execute(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _dry_run(root: Path, values: dict[str, Any], params: config.Params) -> int:
-    """``run --dry-run``: print the Snowflake SQL of the run (see :mod:`customer_analytics.dryrun`)."""
+    """``run --dry-run``: print the Snowflake SQL of the run (see
+    :mod:`customer_analytics.dryrun`)."""
     from customer_analytics import dryrun
 
     if params.is_local:
@@ -536,7 +549,8 @@ def similar_texts(query: str, n: int, params: config.Params, root: Path) -> int:
 def export_targets(args: argparse.Namespace, params: config.Params, root: Path) -> int:
     """``export-targets``: the run date's TARGETS rows to a CSV; personal data leaves only this way.
 
-    Refuses a path under the reports folders; logs who exported how many rows, when (no customer data).
+    Refuses a path under the reports folders; logs who exported how many rows, when (no customer
+    data).
     """
     from customer_analytics import forecast
     from customer_analytics import warehouse as wh

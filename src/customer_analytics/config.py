@@ -45,7 +45,8 @@ MODEL_NAMES, METRICS, SCORING_SETS = P.MODEL_NAMES, P.METRICS, P.SCORING_SETS
 
 
 def project_root(start: Path | None = None) -> Path:
-    """Return the project folder: ``$CUSTOMER_ANALYTICS_ROOT`` or the nearest parent with ``env.yaml``.
+    """Return the project folder: ``$CUSTOMER_ANALYTICS_ROOT`` or the nearest parent with
+    ``env.yaml``.
 
     Args:
         start: folder to search upwards from (default: the current directory).
@@ -99,7 +100,8 @@ class Params:
     calls_dir: str | None = contract.CALLS.default_file
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
-    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
+    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}}
+    # (contract.layout_parts)
     date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
     return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
@@ -130,7 +132,8 @@ class Params:
         return [last - step * k for k in range(self.n_cutoffs, -1, -1)]
 
     def values(self) -> dict[str, Any]:
-        """Every parameter's value, JSON-friendly (dates as ISO text, paths as text, tuples as lists)."""
+        """Every parameter's value, JSON-friendly (dates as ISO text, paths as text, tuples as
+        lists)."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
@@ -163,7 +166,8 @@ class Params:
 
 
 def env_path(root: Path | None = None) -> Path:
-    """The parameter file: ``env.yaml`` in the project, or the file named by ``$CUSTOMER_ANALYTICS_ENV``."""
+    """The parameter file: ``env.yaml`` in the project, or the file named by
+    ``$CUSTOMER_ANALYTICS_ENV``."""
     root = root or project_root()
     path = Path(os.environ.get(ENV_FILE_VAR) or root / ENV_FILE)
     return path if path.is_absolute() else root / path
@@ -223,7 +227,8 @@ def validate(values: Mapping[str, Any], root: Path) -> Params:
 
 
 def check_identifier(name: str) -> str:
-    """Return ``name`` upper-cased if it is a plain SQL identifier, else raise :class:`ConfigError`."""
+    """Return ``name`` upper-cased if it is a plain SQL identifier, else raise
+    :class:`ConfigError`."""
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise ConfigError(f"{name!r} is not a valid table or column name.")
     return name.upper()

@@ -61,7 +61,8 @@ def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
 def decile_edges(
     reference: DataFrame, numeric: list[str], bins: int = BINS
 ) -> dict[str, list[float]]:
-    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``, deduplicated."""
+    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``,
+    deduplicated."""
     qs = [i / bins for i in range(1, bins)]
     aggs = [
         F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
@@ -88,7 +89,8 @@ def _bin_conditions(col: str, edges: list[float]):
 def numeric_counts(
     reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]
 ) -> dict[str, dict]:
-    """Binned counts (missing bin first), mean and row count of each column on both sides, in one query."""
+    """Binned counts (missing bin first), mean and row count of each column on both sides, in one
+    query."""
     cols = list(edges)
     both = reference.select(F.lit("reference").alias(_SIDE), *cols).union_all(
         current.select(F.lit("current").alias(_SIDE), *cols)
@@ -116,7 +118,8 @@ def numeric_counts(
 
 
 def categorical_counts(reference: DataFrame, current: DataFrame, col: str) -> pd.DataFrame:
-    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``, ``current``."""
+    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``,
+    ``current``."""
     value = F.coalesce(F.col(col).cast("string"), F.lit("(missing)")).alias("VALUE")
     both = reference.select(F.lit("reference").alias(_SIDE), value).union_all(
         current.select(F.lit("current").alias(_SIDE), value)
@@ -174,14 +177,16 @@ def feature_psi(
 
 @dataclass(frozen=True)
 class Findings:
-    """What the report's summary and the run index say about drift, as numbers (the narrative words them).
+    """What the report's summary and the run index say about drift, as numbers (the narrative words
+    them).
 
     Attributes:
         large: features with a large shift, with their PSI, largest first.
         moderate: number of features with a moderate shift.
         features: features compared.
         largest: the feature with the largest PSI and its value (``None`` when none was computed).
-        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or ``""``.
+        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or
+            ``""``.
         rows: scored customers (for ``"too few rows"``).
         previous: the previous run date predictions were compared with (``""`` without one).
         prediction_psi: PSI of predicted spend against it (``None`` when not assessed).

@@ -24,9 +24,9 @@ def _pull(df, label: str) -> pd.DataFrame:
 
 
 def monthly_orders(session: Session) -> pd.DataFrame:
-    """Orders, net revenue and active customers per calendar month, with how much of each month the data
-    covers (``days``, ``partial``: the first and last month of the data are usually partial, so a low last
-    month is not a collapse)."""
+    """Orders, net revenue and active customers per calendar month, with how much of each month the
+    data covers (``days``, ``partial``: the first and last month of the data are usually partial, so
+    a low last month is not a collapse)."""
     month = F.date_trunc("month", F.col("TS")).alias("MONTH")
     orders = session.table("CLEAN_ORDERS")
     df = (
@@ -46,7 +46,8 @@ def monthly_orders(session: Session) -> pd.DataFrame:
 def with_coverage(
     monthly: pd.DataFrame, first: dt.datetime | None, last: dt.datetime | None
 ) -> pd.DataFrame:
-    """``monthly`` (indexed by month start) with ``days`` covered by the data ``[first, last]`` and ``partial``."""
+    """``monthly`` (indexed by month start) with ``days`` covered by the data ``[first, last]`` and
+    ``partial``."""
     out = monthly.copy()
     if first is None or last is None or out.empty:
         out["days"], out["partial"] = pd.Series(dtype=int), pd.Series(dtype=bool)
@@ -86,7 +87,8 @@ def counts_by(session: Session, table: str, column: str) -> pd.Series:
 def binned(
     session: Session, table: str, column: str, width: float, cap: float, where: Column | None = None
 ) -> pd.Series:
-    """Histogram of ``column`` with bins of ``width``; values at or above ``cap`` go to the last bin."""
+    """Histogram of ``column`` with bins of ``width``; values at or above ``cap`` go to the last
+    bin."""
     rows: DataFrame = session.table(table)
     if where is not None:
         rows = rows.filter(where)
@@ -119,10 +121,11 @@ HIST_BINS, HIST_QUANTILE = 30, 0.99
 
 
 def order_values(session: Session) -> tuple[pd.Series, float, float]:
-    """Purchases (not returns) by order value: bins up to the 99th percentile, the rest in the last bin.
+    """Purchases (not returns) by order value: bins up to the 99th percentile, the rest in the last
+    bin.
 
-    Returns the counts per bin (indexed by the bin's lower edge), the bin width and where the last bin
-    starts (the range comes from the data, not from a fixed cap).
+    Returns the counts per bin (indexed by the bin's lower edge), the bin width and where the last
+    bin starts (the range comes from the data, not from a fixed cap).
     """
     buy = ~F.coalesce(F.col("IS_RETURN"), F.lit(False))
     top = quantile(session, "CLEAN_ORDERS", "ORDER_TOTAL", HIST_QUANTILE, buy) or 0.0
@@ -132,7 +135,8 @@ def order_values(session: Session) -> tuple[pd.Series, float, float]:
 
 
 def orders_per_customer(session: Session, cap: int | None = None) -> tuple[pd.Series, int]:
-    """How many customers placed 1, 2, … orders; from the 99th percentile (or ``cap``) on, one last bar.
+    """How many customers placed 1, 2, … orders; from the 99th percentile (or ``cap``) on, one last
+    bar.
 
     Returns the counts and where the last bar starts.
     """
@@ -149,7 +153,8 @@ def orders_per_customer(session: Session, cap: int | None = None) -> tuple[pd.Se
 
 
 def ratings(session: Session) -> pd.Series:
-    """Reviews per rating (calls, which carry no rating, are not reviews); "no rating" for unrated ones."""
+    """Reviews per rating (calls, which carry no rating, are not reviews); "no rating" for unrated
+    ones."""
     if not wh.table_exists(session, "CLEAN_REVIEWS"):
         return pd.Series(dtype=int, name="reviews")
     rows: DataFrame = session.table("CLEAN_REVIEWS")

@@ -266,7 +266,8 @@ def _order_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: statistics of the calendar days between consecutive orders before it.
+    """Per customer and cut-off: statistics of the calendar days between consecutive orders before
+    it.
 
     The gap of an order (days since the customer's previous order) involves that order and an
     earlier one only, so it is computed once over all orders and then kept for the orders before
@@ -289,7 +290,8 @@ def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def _product_aggregates(session: Session, cuts: DataFrame, products: list[str]) -> DataFrame:
-    """Per customer, cut-off and product type: quantity ever, in the last period, and the label window."""
+    """Per customer, cut-off and product type: quantity ever, in the last period, and the label
+    window."""
     lines = _before(session.table("CLEAN_ORDER_LINES"), cuts, "T_NEXT")
     qty = F.col("QUANTITY")
     past = F.col("TS") < F.col("T0")
@@ -322,7 +324,8 @@ def _review_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were negative."""
+    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were
+    negative."""
     scores = session.table(text.SCORES_TABLE).select(KEY, "TS", "SENTIMENT", "SENTIMENT_LOGIT")
     return (
         _before(scores, cuts, "T0")
@@ -559,7 +562,8 @@ def features_at(
 
     Args:
         session: Snowpark session holding the CLEAN_* tables.
-        cutoff: features use data strictly before this date; labels cover ``[cutoff, cutoff + horizon)``.
+        cutoff: features use data strictly before this date; labels cover ``[cutoff, cutoff +
+            horizon)``.
         horizon_days: label window (and period) length.
         products: product types (one set of product columns each).
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
@@ -768,7 +772,8 @@ def feature_columns(
 
 
 def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
-    """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
+    """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical
+    order."""
     products = products_from_columns(columns)
     feats = feature_columns(
         products,
@@ -830,7 +835,8 @@ def summary(session: Session) -> pd.DataFrame:
 
 
 def describe(session: Session) -> pd.DataFrame:
-    """Mean, min, max and share missing of every numeric feature on the training rows (aggregates)."""
+    """Mean, min, max and share missing of every numeric feature on the training rows
+    (aggregates)."""
     df = session.table(TABLE).filter(F.col("ROLE") == "train")
     feats, _ = model_columns(df.columns)
     numeric = [c for c in feats if c not in CATEGORICAL]
@@ -915,7 +921,8 @@ TRAIN_BUCKETS = 1_000_000
 
 
 def train_bucket(customer: Column, cutoff: Column, seed: int) -> Column:
-    """The sampling bucket (of :data:`TRAIN_BUCKETS`) of a training row, from its customer and cut-off."""
+    """The sampling bucket (of :data:`TRAIN_BUCKETS`) of a training row, from its customer and
+    cut-off."""
     return pt.stable_hash(customer, pt.epoch_days(cutoff), F.lit(seed)) % F.lit(TRAIN_BUCKETS)
 
 

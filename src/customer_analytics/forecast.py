@@ -13,7 +13,8 @@ range is the normal approximation of a sum of independent errors, with the uncer
 band means included::
 
     variance = sum over the group's customers of their band's variance
-             + sum over bands of (customers of the group in the band)^2 * variance / calibration customers
+             + sum over bands of (customers of the group in the band)^2 * variance / calibration
+             customers
 
 **Measured coverage.** The method is tested on the same held-out window by repeated random splits
 (:func:`coverage`): :data:`SPLITS` times, a random group of held-out customers (as many as this
@@ -91,7 +92,8 @@ class Calibration:
 
     Attributes:
         target: the model's target (``SPEND_NEXT`` or ``QTY_NEXT_<P>``).
-        edges: band edges on the prediction (band ``k`` = predictions with ``k`` edges at or below them).
+        edges: band edges on the prediction (band ``k`` = predictions with ``k`` edges at or below
+            them).
         shift: mean error (actual - predicted) per band.
         var: variance of the error per band.
         count: calibration customers per band.
@@ -111,13 +113,15 @@ class Calibration:
         )
 
     def expected(self, pred: np.ndarray) -> np.ndarray:
-        """Each customer's expected value: the prediction plus its band's mean error, never below 0."""
+        """Each customer's expected value: the prediction plus its band's mean error, never below
+        0."""
         return np.maximum(
             np.asarray(pred, dtype=float) + np.asarray(self.shift)[self.band(pred)], 0.0
         )
 
     def p_buy(self, pred: np.ndarray) -> np.ndarray:
-        """Each customer's probability of buying: the share of calibration customers of its band who bought."""
+        """Each customer's probability of buying: the share of calibration customers of its band who
+        bought."""
         return np.asarray(self.buy_rate)[self.band(pred)]
 
     def total(self, pred: np.ndarray, level: float) -> Total:
@@ -127,7 +131,8 @@ class Calibration:
         return self.total_from(float(self.expected(pred).sum()), counts, level)
 
     def total_from(self, expected: float, counts: np.ndarray, level: float) -> Total:
-        """:meth:`total` from a group's expected sum and its customers per band (warehouse aggregates)."""
+        """:meth:`total` from a group's expected sum and its customers per band (warehouse
+        aggregates)."""
         counts = np.asarray(counts, dtype=float)
         var, cal = np.asarray(self.var), np.maximum(np.asarray(self.count, dtype=float), 1.0)
         sd = float(np.sqrt((counts * var).sum() + (counts**2 * var / cal).sum()))
@@ -204,7 +209,8 @@ def coverage(
     seed: int,
     splits: int = SPLITS,
 ) -> Coverage:
-    """Repeated random splits: calibrate on the rest, check the range of a set-aside group (module doc)."""
+    """Repeated random splits: calibrate on the rest, check the range of a set-aside group (module
+    doc)."""
     pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
     n = len(pred)
     size = int(max(1, min(group, n // 2)))
@@ -229,7 +235,8 @@ class Calibrated:
         window_start, window_end: the held-out window (first and last day).
         customers: held-out customers calibrated on.
         level: the range's level.
-        model_total_ratio: on that window, the model's total / the actual total (before calibration).
+        model_total_ratio: on that window, the model's total / the actual total (before
+            calibration).
     """
 
     targets: dict[str, Calibration]
@@ -277,10 +284,12 @@ def holdout_rows(
 def calibrate_model(
     session: Session, params: Params, mv: Any, model: Any = None, reg: Any = None
 ) -> Calibrated:
-    """Calibrate the ranges of model version ``mv`` on this run's held-out window and measure their coverage.
+    """Calibrate the ranges of model version ``mv`` on this run's held-out window and measure their
+    coverage.
 
     Args:
-        model: the version's Python model (``None``: predictions through ``reg.run``, e.g. on Snowflake).
+        model: the version's Python model (``None``: predictions through ``reg.run``, e.g. on
+            Snowflake).
         reg: the registry holding ``mv``.
     """
     feats, targets = mv.meta["features"], mv.meta["targets"]
@@ -345,8 +354,8 @@ def _lookup(band: Column, values: list[float]) -> Column:
 
 
 def unit_prices(session: Session, params: Params, products: list[str]) -> dict[str, float]:
-    """Average net price per unit of each product type over the last ``horizon_days`` before run_date
-    (over all time when none was sold then; 0 when never)."""
+    """Average net price per unit of each product type over the last ``horizon_days`` before
+    run_date (over all time when none was sold then; 0 when never)."""
     lines = session.table("CLEAN_ORDER_LINES").filter(F.col("QUANTITY") > F.lit(0))
     start = dt.datetime.combine(params.run_date - dt.timedelta(days=params.horizon_days), dt.time())
     end = dt.datetime.combine(params.run_date, dt.time())
@@ -368,7 +377,8 @@ def unit_prices(session: Session, params: Params, products: list[str]) -> dict[s
 
 
 def product_names(session: Session, products: list[str]) -> dict[str, str]:
-    """Each product-type key's name as the shop writes it (from PRODUCT_TYPES; the key when absent)."""
+    """Each product-type key's name as the shop writes it (from PRODUCT_TYPES; the key when
+    absent)."""
     names = {}
     if wh.table_exists(session, "PRODUCT_TYPES"):
         for r in session.table("PRODUCT_TYPES").select("PRODUCT", "NAME").collect():
@@ -381,7 +391,8 @@ def qty_target(product: str) -> str:
 
 
 def target_columns(products: list[str]) -> list[str]:
-    """The columns of TARGETS, in order (documented in the README, exported by ``export-targets``)."""
+    """The columns of TARGETS, in order (documented in the README, exported by
+    ``export-targets``)."""
     cols = [
         KEY,
         "RUN_DATE",
@@ -405,11 +416,13 @@ def target_columns(products: list[str]) -> list[str]:
 def stage_targets(
     session: Session, params: Params, mv: Any, cal: Calibrated
 ) -> tuple[str, list[str]]:
-    """Stage this run date's target rows (with band columns) in the warehouse; return the table and products.
+    """Stage this run date's target rows (with band columns) in the warehouse; return the table and
+    products.
 
     Computed in the warehouse from this run date's PREDICTIONS, CLEAN_CUSTOMERS and the calibration,
-    in three materialised steps (bands; expected values; spend split and decile), so that no column's
-    expression repeats another's (Snowpark inlines a column into every expression that uses it).
+    in three materialised steps (bands; expected values; spend split and decile), so that no
+    column's expression repeats another's (Snowpark inlines a column into every expression that uses
+    it).
     """
     products = [
         p for p in ft.products_from_columns(mv.meta["targets"]) if qty_target(p) in cal.targets
@@ -463,7 +476,8 @@ def stage_targets(
 
 
 def _recent_mix(prices: dict[str, float]) -> dict[str, float]:
-    """Split of spend when a customer is expected to buy no unit at all: equal shares of the priced types."""
+    """Split of spend when a customer is expected to buy no unit at all: equal shares of the priced
+    types."""
     priced = [p for p, v in prices.items() if v > 0] or list(prices)
     return {p: 1.0 / len(priced) for p in priced} if priced else {}
 
@@ -481,7 +495,8 @@ def publish_targets(session: Session, staged: str, params: Params, products: lis
 # --------------------------------------------------------------------------- totals
 @dataclasses.dataclass
 class GroupTotal:
-    """One row of FORECASTS: a group's expected total and range (spend, or units of a product type)."""
+    """One row of FORECASTS: a group's expected total and range (spend, or units of a product
+    type)."""
 
     kind: str
     group: str
@@ -633,7 +648,8 @@ def forecast_frame(fc: Forecast, params: Params, mv: Any) -> pd.DataFrame:
 
 
 def publish(session: Session, params: Params, mv: Any, cal: Calibrated) -> Forecast:
-    """Write this run date's TARGETS and FORECASTS blocks (each replaced in one step) and return the forecast."""
+    """Write this run date's TARGETS and FORECASTS blocks (each replaced in one step) and return the
+    forecast."""
     staged, products = stage_targets(session, params, mv, cal)
     fc = totals(session, params, staged, products, cal)
     publish_targets(session, staged, params, products)
@@ -687,8 +703,9 @@ def _window(d: dt.date, horizon: int) -> tuple[dt.datetime, dt.datetime]:
 def actual_spend(
     session: Session, customers: DataFrame, start: dt.date, horizon_days: int
 ) -> DataFrame:
-    """Net spend per customer of ``customers`` (a frame with ``CUSTOMER_ID``) in ``[start, start + horizon)``:
-    the same definition as the spend label (sum of CLEAN_ORDERS.ORDER_TOTAL; 0 without an order)."""
+    """Net spend per customer of ``customers`` (a frame with ``CUSTOMER_ID``) in ``[start, start +
+    horizon)``: the same definition as the spend label (sum of CLEAN_ORDERS.ORDER_TOTAL; 0 without
+    an order)."""
     t0, t1 = _window(start, horizon_days)
     orders = session.table("CLEAN_ORDERS").filter(
         (F.col("TS") >= F.lit(t0)) & (F.col("TS") < F.lit(t1))
@@ -700,7 +717,8 @@ def actual_spend(
 
 
 def checkable_dates(session: Session, params: Params, last_day: dt.date | None) -> list[dt.date]:
-    """Earlier run dates in PREDICTIONS whose forecast window has ended by run_date and lies in the data."""
+    """Earlier run dates in PREDICTIONS whose forecast window has ended by run_date and lies in the
+    data."""
     if last_day is None or not wh.table_exists(session, predict.TABLE):
         return []
     rows = session.table(predict.TABLE).select("RUN_DATE").distinct().collect()
@@ -828,7 +846,8 @@ def _forecast_rows(session: Session, d: dt.date) -> pd.DataFrame:
 
 
 def changes(session: Session, params: Params, top: int = 3) -> Change | None:
-    """What changed since the previous run date: customers, expected total, model version, largest shifts."""
+    """What changed since the previous run date: customers, expected total, model version, largest
+    shifts."""
     prev = predict.previous_run_date(session, params)
     if prev is None:
         return None
@@ -879,8 +898,8 @@ def changes(session: Session, params: Params, top: int = 3) -> Change | None:
 
 # --------------------------------------------------------------------------- for the report
 def spend_bands(session: Session, params: Params, bins: int = 20) -> pd.DataFrame:
-    """Scored customers per band of expected spend (equal bands up to the 99th percentile, the rest in the
-    last): columns ``low``, ``high`` (``None`` for the last) and ``customers``."""
+    """Scored customers per band of expected spend (equal bands up to the 99th percentile, the rest
+    in the last): columns ``low``, ``high`` (``None`` for the last) and ``customers``."""
     rows = (
         session.table(TARGETS).filter(F.col("RUN_DATE") == F.lit(params.run_date))
         if wh.table_exists(session, TARGETS)
@@ -910,7 +929,8 @@ def spend_bands(session: Session, params: Params, bins: int = 20) -> pd.DataFram
 
 
 def headline(head: Any, fc: Forecast | None, checks: list[Check], change: Change | None) -> Any:
-    """05's headline record with the forecast, the track record and what changed (aggregates only)."""
+    """05's headline record with the forecast, the track record and what changed (aggregates
+    only)."""
     cov = fc.calibration.coverage.get(ft.LABEL_SPEND) if fc else None
     top = [g for g in fc.by(DECILE) if g.group == "1"] if fc else []
     return dataclasses.replace(
@@ -940,7 +960,8 @@ EXPORT_LOG = "exports.jsonl"
 
 
 def refuse_report_path(out: Path, forbidden: list[Path]) -> None:
-    """Raise :class:`ExportError` when ``out`` lies under one of ``forbidden`` (the reports folders).
+    """Raise :class:`ExportError` when ``out`` lies under one of ``forbidden`` (the reports
+    folders).
 
     Personal data never goes where reports are published: the path is resolved first, so ``..`` or a
     link into ``reports/`` is refused too.
@@ -957,7 +978,8 @@ def refuse_report_path(out: Path, forbidden: list[Path]) -> None:
 def export_frame(
     session: Session, params: Params, top: int | None = None, product: str | None = None
 ) -> pd.DataFrame:
-    """This run date's rows of TARGETS for the CRM, best first (by ``product``'s expected spend if given).
+    """This run date's rows of TARGETS for the CRM, best first (by ``product``'s expected spend if
+    given).
 
     Args:
         top: keep the ``top`` customers only.
@@ -1024,7 +1046,8 @@ def export_targets(
     top: int | None = None,
     product: str | None = None,
 ) -> int:
-    """Write the target list to ``out`` (CSV, written atomically) and log who exported how many rows when.
+    """Write the target list to ``out`` (CSV, written atomically) and log who exported how many rows
+    when.
 
     The log line (``log_dir/exports.jsonl`` and the library log) names the file, not its folder, and
     holds no customer data. Returns the number of rows written.

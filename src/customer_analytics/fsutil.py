@@ -125,7 +125,8 @@ def file_lock(
         path: the lock file (created when missing).
         shared: a shared lock (many holders) instead of an exclusive one.
         timeout: seconds to wait for the lock; 0 = fail at once.
-        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since ...").
+        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since
+            ...").
 
     Raises:
         LockedError: the lock is held elsewhere (after ``timeout``); the message names the holder.

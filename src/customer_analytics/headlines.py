@@ -31,7 +31,8 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        """The record from its JSON form; a value of the wrong type is dropped (with a warning), not trusted."""
+        """The record from its JSON form; a value of the wrong type is dropped (with a warning), not
+        trusted."""
         hints = typing.get_type_hints(cls)
         values = {}
         for f in dataclasses.fields(cls):
@@ -122,7 +123,8 @@ class Features(Record):
 
 @dataclasses.dataclass
 class Model(Record):
-    """04_model_comparison: the version trained here, how it compares, and whether it became the default."""
+    """04_model_comparison: the version trained here, how it compares, and whether it became the
+    default."""
 
     notebook: ClassVar[str] = "04_model_comparison"
     candidate: str = ""
@@ -195,7 +197,8 @@ def parse(notebook: str, data: dict[str, Any]) -> Record | None:
 
 
 def ingest_record(counts: list[Any], last_order: str | None = None) -> Ingest:
-    """01's record from the ingest's per-source counts (only their totals: no examples, no values)."""
+    """01's record from the ingest's per-source counts (only their totals: no examples, no
+    values)."""
     names = [f.name for f in dataclasses.fields(SourceCount)]
     sources = [{n: getattr(c, n) for n in names if hasattr(c, n)} for c in counts]
     return Ingest(sources=sources, last_order=last_order)

@@ -267,7 +267,8 @@ def candidates(
 
 
 def metrics(y_true: np.ndarray | pd.DataFrame, y_pred: np.ndarray) -> dict[str, float]:
-    """Spend RMSE/MAE/R² (first column), MAE on the top decile by actual spend, mean quantity MAE."""
+    """Spend RMSE/MAE/R² (first column), MAE on the top decile by actual spend, mean quantity
+    MAE."""
     yt = np.asarray(y_true, dtype=float)
     yt = yt.reshape(len(yt), -1)
     y_pred = np.asarray(y_pred, dtype=float).reshape(len(yt), -1)
@@ -291,7 +292,8 @@ def is_better(a: float, b: float, metric: str, rel_tol: float = 1e-9) -> bool:
 
 
 def sequential_predictions(model: BaseEstimator) -> BaseEstimator:
-    """Set every ``n_jobs`` of a fitted model to 1, so that its predictions are bit-for-bit reproducible.
+    """Set every ``n_jobs`` of a fitted model to 1, so that its predictions are bit-for-bit
+    reproducible.
 
     A random forest predicting with several threads adds the trees' outputs in the order the
     threads finish (differences of ~1e-14 from one call to the next); fitting is unaffected.
@@ -434,14 +436,16 @@ def range_table(
 
 
 def predict(model: BaseEstimator, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """Predictions of ``model`` for ``frame``, clipped at 0 (spend and quantities cannot be negative)."""
+    """Predictions of ``model`` for ``frame``, clipped at 0 (spend and quantities cannot be
+    negative)."""
     return np.clip(
         np.asarray(model.predict(frame[features]), dtype=float).reshape(len(frame), -1), 0, None
     )
 
 
 def fold_cutoffs(train: pd.DataFrame, cv_folds: int) -> list:
-    """The training cut-offs used as validation folds (the last ``cv_folds``, each with earlier data)."""
+    """The training cut-offs used as validation folds (the last ``cv_folds``, each with earlier
+    data)."""
     cutoffs = sorted(train["CUTOFF"].unique())
     n = min(cv_folds, len(cutoffs) - 1)
     if n < cv_folds:
@@ -579,7 +583,8 @@ def compare(
     calibration_tolerance: float = CALIBRATION_TOLERANCE,
     score_outside: dict[str, float] | None = None,
 ) -> Comparison:
-    """Cross-validate every candidate over the training cut-offs, then score it on the held-out window.
+    """Cross-validate every candidate over the training cut-offs, then score it on the held-out
+    window.
 
     Args:
         train: FEATURES training rows (several cut-offs), e.g. from :func:`features.load_labelled`.
@@ -772,7 +777,8 @@ def improvement_interval(
     seed: int,
     n_boot: int = BOOTSTRAP_SAMPLES,
 ) -> tuple[float, float]:
-    """90% paired bootstrap interval (resampling held-out customers) of the relative improvement in spend."""
+    """90% paired bootstrap interval (resampling held-out customers) of the relative improvement in
+    spend."""
     rng = np.random.default_rng(seed)
     a, m, b = (
         np.asarray(x, dtype=float).reshape(len(actual), -1)[:, 0]
@@ -828,7 +834,8 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
 
 
 def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Selection:
-    """Apply the selection rule (see the module doc) and measure the chosen model against the baselines."""
+    """Apply the selection rule (see the module doc) and measure the chosen model against the
+    baselines."""
     board = comparison.board
     higher = primary_metric in HIGHER_IS_BETTER
     key = _sort_key(board, primary_metric)
@@ -939,7 +946,8 @@ def per_product(comparison: Comparison, names: list[str] | None = None) -> pd.Da
 
 
 def lift_table(actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Customers ranked by predicted spend, in deciles (1 = highest): actual spend and lift per decile."""
+    """Customers ranked by predicted spend, in deciles (1 = highest): actual spend and lift per
+    decile."""
     rank = pd.Series(predicted).rank(method="first", ascending=False)
     decile = np.ceil(rank / len(rank) * n_bins).astype(int).clip(1, n_bins)
     df = pd.DataFrame({"decile": decile, "actual": actual, "predicted": predicted})

@@ -36,7 +36,8 @@ from customer_analytics import contract
 
 NOTEBOOKS = ("01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction")
 ALL = NOTEBOOKS
-#: The pipeline's DAG: each notebook's upstream notebooks (02_eda is a report only: nothing waits for it).
+#: The pipeline's DAG: each notebook's upstream notebooks (02_eda is a report only: nothing waits
+#: for it).
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "01_ingest": (),
     "02_eda": ("01_ingest",),
@@ -188,7 +189,8 @@ def date(name: str, value: Any) -> dt.date:
 
 
 def currency(name: str, value: Any) -> str:
-    """An ISO 4217 currency code (``EUR``, ``usd``): upper-cased, checked against Babel's list when installed."""
+    """An ISO 4217 currency code (``EUR``, ``usd``): upper-cased, checked against Babel's list when
+    installed."""
     code = str(value).strip().upper() if isinstance(value, str) else ""
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise ConfigError(
@@ -248,7 +250,8 @@ def path(name: str, value: Any) -> str:
 
 
 def file_name(optional: bool) -> Check:
-    """A file or folder name inside ``data_dir``: relative, no '..'; empty/null disables an optional one."""
+    """A file or folder name inside ``data_dir``: relative, no '..'; empty/null disables an optional
+    one."""
 
     def check(name: str, value: Any) -> str | None:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -305,7 +308,8 @@ def namespace(name: str, value: Any) -> str:
 
 
 def column_mapping(name: str, raw: Any) -> dict[str, dict[str, str]]:
-    """``{source: {contract field: column name in the file}}``; a null column = the contract's name."""
+    """``{source: {contract field: column name in the file}}``; a null column = the contract's
+    name."""
     if raw is None:
         return {}
     if isinstance(raw, str):  # from the command line: JSON or YAML flow mapping
@@ -377,7 +381,8 @@ def _mapping_value(name: str, raw: Any, example: str) -> Mapping[str, Any]:
 
 
 def date_formats(name: str, raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
-    """``{source: {date field: shortcut, Snowflake format, or a list of them}}``; null = detected."""
+    """``{source: {date field: shortcut, Snowflake format, or a list of them}}``; null =
+    detected."""
     example = '{orders: {ts: "MM/DD/YYYY HH24:MI"}} or {orders: {ts: us}}'
     sources = {s.name: s for s in contract.SOURCES}
     out: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -426,7 +431,8 @@ def customer_attributes(name: str, raw: Any) -> dict[str, str]:
             continue
         if not isinstance(col, str | int) or isinstance(col, bool) or not str(col).strip():
             raise ConfigError(
-                f"Parameter '{name}.{attr}' must be a column of the orders file, got {_short(col)!r}."
+                f"Parameter '{name}.{attr}' must be a column of the orders file, got "
+                f"{_short(col)!r}."
             )
         out[key] = str(col).strip()
     return out
@@ -489,7 +495,8 @@ _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}(\.[A-Za-z_][A-Za-z0-9_$]{0,
 
 
 def table_or_none(name: str, value: Any) -> str | None:
-    """A table or view (``NAME``, ``SCHEMA.NAME`` or ``DATABASE.SCHEMA.NAME``) a source is read from."""
+    """A table or view (``NAME``, ``SCHEMA.NAME`` or ``DATABASE.SCHEMA.NAME``) a source is read
+    from."""
     if _null_text(value):
         return None
     if not isinstance(value, str) or not _TABLE.match(value.strip()):
@@ -516,7 +523,8 @@ def cross_check(values: Mapping[str, Any]) -> None:
 
 
 def _default_columns() -> dict[str, dict[str, None]]:
-    """Every mappable field, unmapped: env.yaml lists them so each can be set on the command line."""
+    """Every mappable field, unmapped: env.yaml lists them so each can be set on the command
+    line."""
     return {name: {f: None for f in src.field_names} for name, src in contract.MAPPABLE.items()}
 
 
@@ -811,8 +819,8 @@ PARAMETERS: tuple[Parameter, ...] = (
             | ({"signup_date": None} if s == "customers" else {})
             for s, src in contract.MAPPABLE.items()
         },
-        "date layouts per source and field: iso | us | eu | epoch_s | epoch_ms or a Snowflake format such as "
-        "MM/DD/YYYY HH24:MI; null = detected",
+        "date layouts per source and field: iso | us | eu | epoch_s | epoch_ms or a Snowflake "
+        "format such as MM/DD/YYYY HH24:MI; null = detected",
         date_formats,
         _INGEST,
         identity=True,
@@ -930,16 +938,21 @@ def identity_names() -> list[str]:
 #: Variables every parameters cell declares besides the parameters: what Ploomber/Papermill inject.
 INJECTED = {
     "upstream": "set by Ploomber: the products of the upstream tasks",
-    "product": "set by Ploomber/Papermill: where this notebook's report goes (None when run on its own)",
-    "run_context": "set by the pipeline: which run this is (None: a run of this notebook on its own)",
+    "product": "set by Ploomber/Papermill: where this notebook's report goes (None when run on "
+    "its own)",
+    "run_context": "set by the pipeline: which run this is (None: a run of this notebook on its "
+    "own)",
 }
 
 
 def parameters_cell(notebook: str) -> str:
-    """The source of a notebook's tagged ``parameters`` cell (generated: edit this module, not the cell)."""
+    """The source of a notebook's tagged ``parameters`` cell (generated: edit this module, not the
+    cell)."""
     lines = [
-        "# Parameters (generated from customer_analytics/parameters.py). None = the value in env.yaml;",
-        "# Ploomber and Papermill inject real values. A notebook run on its own writes to a scratch",
+        "# Parameters (generated from customer_analytics/parameters.py). None = the value in "
+        "env.yaml;",
+        "# Ploomber and Papermill inject real values. A notebook run on its own writes to a "
+        "scratch",
         '# namespace: set run_namespace = "production" to write production\'s tables.',
     ]
     lines += [f"{name} = None" for name in INJECTED]
@@ -956,13 +969,18 @@ def _yaml_value(value: Any) -> str:
 
 
 def render_env(values: Mapping[str, Any] | None = None) -> str:
-    """``env.yaml`` for ``values`` (default: the declared defaults), one commented key per parameter."""
+    """``env.yaml`` for ``values`` (default: the declared defaults), one commented key per
+    parameter."""
     values = values or {p.name: p.default for p in PARAMETERS}
     out = [
-        "# Run parameters: the production profile (read-only for notebooks). Generated layout: the keys and",
-        "# comments follow customer_analytics/parameters.py (python -m customer_analytics.pipeline --write).",
-        "# Override for one run: customer-analytics run --set key=value (or ploomber build --env--key value);",
-        "# a run whose parameters differ from these is an experiment, kept apart (README: Experiments).",
+        "# Run parameters: the production profile (read-only for notebooks). Generated layout: "
+        "the keys and",
+        "# comments follow customer_analytics/parameters.py (python -m "
+        "customer_analytics.pipeline --write).",
+        "# Override for one run: customer-analytics run --set key=value (or ploomber build "
+        "--env--key value);",
+        "# a run whose parameters differ from these is an experiment, kept apart (README: "
+        "Experiments).",
     ]
     for p in PARAMETERS:
         value = values.get(p.name, p.default)

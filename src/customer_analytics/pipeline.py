@@ -61,7 +61,8 @@ class Task:
 #: The five notebooks, in order. 02_eda is a report only: nothing waits for it.
 TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
-#: Library modules every notebook depends on without importing them (the HTML exporter, the package).
+#: Library modules every notebook depends on without importing them (the HTML exporter, the
+#: package).
 ALWAYS = ("__init__", "reports")
 
 
@@ -100,7 +101,8 @@ def library_modules(task: str, root: Path) -> list[str]:
 
 
 def _files(pkg: Path, name: str) -> list[str]:
-    """The files of module ``name`` (dotted, relative to the package): one file, or a whole sub-package."""
+    """The files of module ``name`` (dotted, relative to the package): one file, or a whole
+    sub-package."""
     path = pkg.joinpath(*name.split("."))
     if path.is_dir():
         return sorted(p.relative_to(pkg).as_posix() for p in path.rglob("*.py"))
@@ -109,7 +111,8 @@ def _files(pkg: Path, name: str) -> list[str]:
 
 
 def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
-    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports)."""
+    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for
+    relative imports)."""
     out = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
@@ -130,8 +133,8 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
             )
             module = [m for m in module if m]
             # "from customer_analytics import features" names modules; so does "from
-            # customer_analytics.narrative import eda", which runs the sub-package's __init__ and that
-            # module only (a name that is not a module counts the sub-package whole)
+            # customer_analytics.narrative import eda", which runs the sub-package's __init__ and
+            # that module only (a name that is not a module counts the sub-package whole)
             names = [".".join([*module, alias.name]) for alias in node.names]
             found = {n for n in names if _files(pkg, n)}
             if module and len(found) == len(names) and pkg.joinpath(*module).is_dir():
@@ -194,8 +197,9 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
         **values: every run parameter, as Ploomber rendered them from ``env.yaml`` and overrides.
 
     Returns:
-        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside ``reports_dir``),
-        ``library`` (digest of the modules the notebook uses) and, for ``01_ingest``, ``inputs``.
+        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside
+        ``reports_dir``), ``library`` (digest of the modules the notebook uses) and, for
+        ``01_ingest``, ``inputs``.
     """
     # parameters reach the notebooks through runs.start(globals()), which Ploomber cannot see
     warnings.filterwarnings("ignore", message=UNUSED_PARAMS_WARNING)
@@ -214,7 +218,8 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
     return context
 
 
-#: Notebooks that read the input files (01) or may recompute from the freshest data (05, re-scoring).
+#: Notebooks that read the input files (01) or may recompute from the freshest data (05,
+#: re-scoring).
 READS_FILES = ("01_ingest", "05_batch_prediction")
 
 
@@ -226,7 +231,8 @@ def params_digest(task: str, params: config.Params) -> str:
 
 
 def up_to_date(record: dict[str, Any] | None, context: dict[str, Any], **extra: Any) -> bool:
-    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra`` values).
+    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra``
+    values).
 
     Used by re-scoring, which runs outside Ploomber: same library code, parameters and input files
     (and, for 05, the same model version) give the same result, so there is nothing to redo.
@@ -304,7 +310,8 @@ def _run_folders(dag) -> dict[Path, list]:
 
 
 def on_finish(dag, report=None) -> None:
-    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the index."""
+    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the
+    index."""
     from ploomber.constants import TaskStatus
 
     from customer_analytics import reports
@@ -356,12 +363,18 @@ def _last_line(text: str) -> str:
 
 # --------------------------------------------------------------------------- generated files
 HEADER = """\
-# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> prediction.
-# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a change there run
-#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' parameter cells
-#                                                     and env.yaml's comments against the declaration)
-# Each task gets the parameters its notebook declares, plus run_context, computed by Python while Ploomber
-# loads this file: the run's namespace (production, or an experiment kept apart), its report folder, a digest
+# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> \
+prediction.
+# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a \
+change there run
+#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' \
+parameter cells
+#                                                     and env.yaml's comments against the \
+declaration)
+# Each task gets the parameters its notebook declares, plus run_context, computed by Python while \
+Ploomber
+# loads this file: the run's namespace (production, or an experiment kept apart), its report \
+folder, a digest
 # of the library modules the notebook uses and, for the ingest, a fingerprint of the input files.
 """
 
@@ -473,7 +486,8 @@ def notebook_problems(root: Path) -> list[str]:
 
 
 def sync(root: Path, write: bool) -> list[str]:
-    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's layout.
+    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's
+    layout.
 
     Returns:
         The files that differed from the declaration (after ``write`` they no longer do).

@@ -58,9 +58,9 @@ def monthly(
     revenue_label: str = "revenue",
     guests: pd.Series | None = None,
 ):
-    """Orders (bars) and revenue (line) per month; months the data covers only in part (column ``partial``)
-    drawn hatched and pale, with the revenue point hollow, so a partial last month does not read as a
-    collapse; guest-order revenue (``guests``, by month) as a second line."""
+    """Orders (bars) and revenue (line) per month; months the data covers only in part (column
+    ``partial``) drawn hatched and pale, with the revenue point hollow, so a partial last month does
+    not read as a collapse; guest-order revenue (``guests``, by month) as a second line."""
     fig, ax = _figure(8, 3.5)
     x = pd.to_datetime(df.index)
     partial = (
@@ -105,7 +105,8 @@ def monthly(
 
 
 def leaderboard(board: pd.DataFrame, metric: str, label: str | None = None):
-    """Spend error of every candidate: cross-validated mean ± std (bar + whisker) and held-out value (dot).
+    """Spend error of every candidate: cross-validated mean ± std (bar + whisker) and held-out value
+    (dot).
 
     Args:
         board: :attr:`customer_analytics.models.Comparison.board` (``kind``, ``cv_<metric>``,
@@ -196,7 +197,8 @@ def importance(
 
 
 def lift(table: pd.DataFrame, title: str = "Customers ranked by predicted spend"):
-    """Decile chart: mean actual vs predicted spend per decile, and the cumulative share of spend."""
+    """Decile chart: mean actual vs predicted spend per decile, and the cumulative share of
+    spend."""
     fig, ax = _figure(8, 3.8)
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["mean_actual"], width=0.4, color="#8c5a3c", label="actual (mean)")
@@ -258,7 +260,8 @@ def psi(
     title: str = "Feature drift: scored batch vs training window",
     top: int = 15,
 ):
-    """Horizontal bars of the largest PSI values, with the ``moderate`` and ``large`` thresholds marked."""
+    """Horizontal bars of the largest PSI values, with the ``moderate`` and ``large`` thresholds
+    marked."""
     shown = table["psi"].dropna().sort_values(ascending=False).head(top)[::-1]
     fig, ax = _figure(7, 0.6 + 0.3 * max(len(shown), 1))
     assessed = "level" not in table or (table["level"] != "not assessed").any()

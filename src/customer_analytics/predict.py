@@ -77,23 +77,26 @@ def check_model(mv: ModelVersion, params: Params) -> None:
     the feature definitions (see :func:`customer_analytics.registry.register`).
 
     Raises:
-        PredictError: another horizon or other feature definitions; the message names both values and the fix.
+        PredictError: another horizon or other feature definitions; the message names both values
+            and the fix.
     """
     p = mv.meta.get("params", {})
     horizon = p.get("horizon_days")
     if horizon != params.horizon_days:
         raise PredictError(
-            f"Model {mv.name} {mv.version} predicts spend over {horizon} days, but this run asks for "
-            f"{params.horizon_days} days (horizon_days). Fix: train a {params.horizon_days}-day model first "
-            f"(run 04_model_comparison with horizon_days={params.horizon_days} in this namespace), or score with "
+            f"Model {mv.name} {mv.version} predicts spend over {horizon} days, but this run asks "
+            f"for {params.horizon_days} days (horizon_days). Fix: train a "
+            f"{params.horizon_days}-day model first (run 04_model_comparison with "
+            f"horizon_days={params.horizon_days} in this namespace), or score with "
             f"horizon_days={horizon}."
         )
     definitions = p.get("definitions_version")
     if definitions != ft.DEFINITIONS_VERSION:
         raise PredictError(
-            f"Model {mv.name} {mv.version} was trained on feature definitions version {definitions}, but the "
-            f"features are now computed with version {ft.DEFINITIONS_VERSION}. Fix: retrain (run the pipeline, "
-            "or 03_features and 04_model_comparison) before scoring."
+            f"Model {mv.name} {mv.version} was trained on feature definitions version "
+            f"{definitions}, but the features are now computed with version "
+            f"{ft.DEFINITIONS_VERSION}. Fix: retrain (run the pipeline, or 03_features and "
+            "04_model_comparison) before scoring."
         )
 
 
@@ -255,7 +258,8 @@ def outlook(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
 
 
 def outlook_columns(frame: DataFrame, params: Params) -> list[Any]:
-    """:func:`outlook` as Snowpark columns (scoring in the warehouse): null where the BTYD columns are missing."""
+    """:func:`outlook` as Snowpark columns (scoring in the warehouse): null where the BTYD columns
+    are missing."""
 
     def col(name: str) -> Any:
         src = OUTLOOK[name]
@@ -315,7 +319,8 @@ class ScoringRun:
 
 
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
-    """Materialise the scored batch as :data:`BATCH` with a ``CHUNK_NO`` per ``chunk_rows`` customers; return its rows."""
+    """Materialise the scored batch as :data:`BATCH` with a ``CHUNK_NO`` per ``chunk_rows``
+    customers; return its rows."""
     rank = F.row_number().over(Window.order_by(F.col(KEY)))
     batch = scoring_features(session, params, features).with_column(
         "CHUNK_NO", F.floor((rank - F.lit(1)) / F.lit(chunk_rows)).cast("int")
@@ -325,7 +330,8 @@ def stage_batch(session: Session, params: Params, features: list[str], chunk_row
 
 
 def warehouse_registry(session: Session, reg: ModelRegistry | None) -> WarehouseRegistry | None:
-    """``reg`` if the model runs in the warehouse: on Snowflake, with a registry that can run it there."""
+    """``reg`` if the model runs in the warehouse: on Snowflake, with a registry that can run it
+    there."""
     if reg is not None and not wh.is_local(session) and isinstance(reg, WarehouseRegistry):
         return reg
     return None
@@ -349,10 +355,12 @@ def model_for_scoring(
 def score_in_warehouse(
     session: Session, reg: WarehouseRegistry, mv: ModelVersion, params: Params
 ) -> ScoringRun:
-    """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and publish.
+    """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and
+    publish.
 
     The batch is staged as :data:`BATCH`; the registry's warehouse function writes the predictions
-    into a staging table by one ``CREATE TABLE … AS SELECT``, then :func:`publish` as for the client path.
+    into a staging table by one ``CREATE TABLE … AS SELECT``, then :func:`publish` as for the client
+    path.
     """
     n = stage_batch(session, params, mv.meta["features"], CHUNK_ROWS)
     stage = wh.check_identifier(f"{TABLE}__RUN_{params.run_date:%Y%m%d}")
@@ -463,8 +471,8 @@ def score_in_chunks(
 
 
 def publish(session: Session, staged: str | None, params: Params, table: str = TABLE) -> int:
-    """Replace this run date's rows of ``table`` (PREDICTIONS) with table ``staged`` (``None``: no rows); return
-    the row count.
+    """Replace this run date's rows of ``table`` (PREDICTIONS) with table ``staged`` (``None``: no
+    rows); return the row count.
 
     Earlier run dates are kept; if the columns changed (new product types), the union is by name
     and missing columns are null, so no history is lost. TARGETS and FORECASTS
@@ -497,7 +505,8 @@ def _run_rows(session: Session, run_date: dt.date) -> DataFrame:
 
 
 def overview(session: Session, params: Params) -> pd.DataFrame:
-    """Customers scored and the distribution of predicted spend for this run date (warehouse aggregates)."""
+    """Customers scored and the distribution of predicted spend for this run date (warehouse
+    aggregates)."""
     s = F.col(PRED_SPEND)
     row = (
         _run_rows(session, params.run_date)
@@ -552,7 +561,8 @@ def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
 
 
 def spend_distribution(session: Session, params: Params, bins: int = 20) -> pd.Series:
-    """Customers per band of predicted spend (equal bands up to the 99th percentile, the rest in the last)."""
+    """Customers per band of predicted spend (equal bands up to the 99th percentile, the rest in the
+    last)."""
     rows = _run_rows(session, params.run_date)
     top = rows.agg(F.percentile_cont(0.99).within_group(F.col(PRED_SPEND)).alias("P99")).collect()[
         0
@@ -608,7 +618,8 @@ def previous_run_date(session: Session, params: Params) -> dt.date | None:
 
 
 def prediction_shift(session: Session, params: Params) -> pd.DataFrame:
-    """PSI of predicted spend between the previous run date and this one (empty when there is no earlier run)."""
+    """PSI of predicted spend between the previous run date and this one (empty when there is no
+    earlier run)."""
     prev = previous_run_date(session, params)
     if prev is None:
         return pd.DataFrame()
@@ -632,7 +643,8 @@ def prediction_shift(session: Session, params: Params) -> pd.DataFrame:
 
 
 def feature_drift(session: Session, params: Params, features: list[str]) -> pd.DataFrame | None:
-    """PSI of each model feature: this run's scored batch against the training rows of the same scoring set."""
+    """PSI of each model feature: this run's scored batch against the training rows of the same
+    scoring set."""
     reference = reference_features(session, params, features)
     if reference is None:
         return None

@@ -53,7 +53,8 @@ def violations(
             out.append(
                 {
                     **r,
-                    "why": f"{r['rows']:,} rows without a customer key (aggregate limit {aggregate_limit:,})",
+                    "why": f"{r['rows']:,} rows without a customer key (aggregate limit "
+                    f"{aggregate_limit:,})",
                 }
             )
     return out

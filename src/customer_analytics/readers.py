@@ -1,4 +1,5 @@
-"""Streaming file readers: raw input files -> Parquet staging files with one row per physical record.
+"""Streaming file readers: raw input files -> Parquet staging files with one row per physical
+record.
 
 Each reader walks its file once, in binary, line by line (memory stays flat whatever the file
 size: rows are flushed to Parquet in bounded batches), and never raises on bad content. Every
@@ -63,7 +64,8 @@ csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
 @dataclass
 class FileStats:
-    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable records."""
+    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable
+    records."""
 
     path: Path
     fmt: str
@@ -112,7 +114,8 @@ class _Counted:
 
 
 def normalise(name: str) -> str:
-    """A column name as matched against the contract: BOM and surrounding spaces removed, case folded."""
+    """A column name as matched against the contract: BOM and surrounding spaces removed, case
+    folded."""
     return name.replace("\ufeff", "").strip().casefold()
 
 
@@ -654,7 +657,8 @@ def _split_eol(raw: bytes) -> tuple[str, str]:
 
 
 def _is_record(line: str, n_fields: int) -> bool:
-    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not inside a field)."""
+    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not
+    inside a field)."""
     return line.count('"') % 2 == 0 and _fits(line, n_fields)
 
 
@@ -727,7 +731,8 @@ def _field_problem(
 def read_csv(
     path: Path, staged: Path, source_file: str, wanted: dict[str, str], root: Path | None = None
 ) -> FileStats:
-    """Stage a CSV file: one row per record after the header, plus one string column per contract field.
+    """Stage a CSV file: one row per record after the header, plus one string column per contract
+    field.
 
     Args:
         path: the CSV file.

@@ -92,8 +92,8 @@ LIBRARIES = (
     "snowflake-ml-python",
 )
 META_KEY = "ca_meta"
-#: set in a version's meta when the registry made it the default by itself (Snowflake does so for the
-#: first version of a model); promotion then treats it as "no default yet"
+#: set in a version's meta when the registry made it the default by itself (Snowflake does so for
+#: the first version of a model); promotion then treats it as "no default yet"
 AUTO_DEFAULT = "auto_default"
 _VERSION = re.compile(r"^v(\d+)$")
 INCOMING = ".incoming"
@@ -107,7 +107,8 @@ class RegistryError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelVersion:
-    """A registry entry's metadata (``meta``: metrics, params, data_window, features, targets, …)."""
+    """A registry entry's metadata (``meta``: metrics, params, data_window, features, targets,
+    …)."""
 
     name: str
     version: str
@@ -192,13 +193,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _owner_gone(name: str) -> bool:
-    """Whether the process named by a ``<pid>-<id>`` (or ``.<file>.<pid>-<id>.tmp``) name has ended."""
+    """Whether the process named by a ``<pid>-<id>`` (or ``.<file>.<pid>-<id>.tmp``) name has
+    ended."""
     m = re.search(r"(?:^|\.)(\d+)-[0-9a-f]{32}(?:\.tmp)?$", name)
     return m is not None and not fsutil.pid_alive(int(m.group(1)))
 
 
 def read_meta(vdir: Path) -> dict[str, Any] | None:
-    """A version folder's metadata, or ``None`` (with a warning) when ``meta.json`` is missing or unreadable."""
+    """A version folder's metadata, or ``None`` (with a warning) when ``meta.json`` is missing or
+    unreadable."""
     path = vdir / "meta.json"
     if not path.is_file():
         return None
@@ -243,7 +246,8 @@ def check_trusted(path: Path) -> list[str]:
 
 @runtime_checkable
 class ModelRegistry(Protocol):
-    """What notebooks, :mod:`customer_analytics.predict` and the functions below use of a registry."""
+    """What notebooks, :mod:`customer_analytics.predict` and the functions below use of a
+    registry."""
 
     def log_model(
         self,
@@ -268,7 +272,8 @@ class ModelRegistry(Protocol):
         ...
 
     def set_default(self, name: str, version: str, expected: str | None = None) -> None:
-        """Make ``version`` the default; with ``expected``, only if the default is still that one."""
+        """Make ``version`` the default; with ``expected``, only if the default is still that
+        one."""
         ...
 
     def get(self, name: str = ..., version: str | None = None) -> ModelVersion:
@@ -453,7 +458,8 @@ class LocalRegistry:
         return ModelVersion(name, version, meta)
 
     def load(self, name: str = MODEL_NAME, version: str | None = None) -> tuple[Any, ModelVersion]:
-        """Load a version's model after checking every type in it is trusted (see :func:`check_trusted`)."""
+        """Load a version's model after checking every type in it is trusted (see
+        :func:`check_trusted`)."""
         mv = self.get(name, version)
         path = self._dir(name) / mv.version / "model.skops"
         trusted = check_trusted(path)
@@ -462,7 +468,8 @@ class LocalRegistry:
     def run(
         self, frame: pd.DataFrame, name: str = MODEL_NAME, version: str | None = None
     ) -> pd.DataFrame:
-        """Predictions of a version for ``frame`` (which must hold its features): one column per target."""
+        """Predictions of a version for ``frame`` (which must hold its features): one column per
+        target."""
         model, mv = self.load(name, version)
         return _predictions_frame(
             model.predict(frame[mv.meta["features"]]), mv.meta["targets"], frame.index
@@ -471,8 +478,9 @@ class LocalRegistry:
 
 # --------------------------------------------------------------------------- Snowflake
 def snowflake_version_name(now: dt.datetime | None = None) -> str:
-    """A new, unique Snowflake version name that sorts by creation time, e.g. ``V20261101_101500_123456_1A2B3C``
-    (microseconds, so that versions logged within one second still sort in order)."""
+    """A new, unique Snowflake version name that sorts by creation time, e.g.
+    ``V20261101_101500_123456_1A2B3C`` (microseconds, so that versions logged within one second
+    still sort in order)."""
     now = now or dt.datetime.now(dt.UTC)
     return f"V{now:%Y%m%d_%H%M%S_%f}_{uuid.uuid4().hex[:6].upper()}"
 
@@ -484,7 +492,8 @@ DEPENDENCY_RANGES = {"scikit-learn": "minor", "numpy": "major", "pandas": "major
 
 
 def version_range(package: str, installed: str, scope: str) -> str:
-    """A requirement for ``package`` around the ``installed`` version: same minor or same major release.
+    """A requirement for ``package`` around the ``installed`` version: same minor or same major
+    release.
 
     >>> version_range("scikit-learn", "1.9.1", "minor")
     'scikit-learn>=1.9,<1.10'
@@ -510,14 +519,16 @@ def conda_dependencies(libs: dict[str, str] | None = None) -> list[str]:
 
 
 def _shippable_modules() -> list[Any]:
-    """Our modules whose classes may travel with a model by value: they import nothing else of ours."""
+    """Our modules whose classes may travel with a model by value: they import nothing else of
+    ours."""
     from customer_analytics import btyd, calibration
 
     return [baselines, btyd, calibration]
 
 
 def _estimator_types(model: Any) -> set[type]:
-    """The classes of ``model`` and of every estimator nested in it (pipeline steps, wrapped models)."""
+    """The classes of ``model`` and of every estimator nested in it (pipeline steps, wrapped
+    models)."""
     seen: set[type] = set()
     todo = [model]
     while todo:
@@ -601,7 +612,8 @@ class SnowflakeRegistry:
     Args:
         session: a Snowpark session on Snowflake.
         database, schema: where the registry lives.
-        registry: an existing ``snowflake.ml.registry.Registry`` (built from the session if omitted).
+        registry: an existing ``snowflake.ml.registry.Registry`` (built from the session if
+            omitted).
     """
 
     def __init__(self, session, database: str, schema: str, registry=None):
@@ -667,7 +679,8 @@ class SnowflakeRegistry:
             return None
 
     def set_default(self, name: str, version: str, expected: str | None = None) -> None:
-        """Make ``version`` the default (the check against ``expected`` is not atomic on Snowflake)."""
+        """Make ``version`` the default (the check against ``expected`` is not atomic on
+        Snowflake)."""
         model = self._model(name)
         current = self.default_version(name)
         if expected is not None and (current or "") != expected:
@@ -706,7 +719,8 @@ class SnowflakeRegistry:
     def run_in_warehouse(
         self, frame, name: str = MODEL_NAME, version: str | None = None, keep: tuple[str, ...] = ()
     ):
-        """Predictions for a Snowpark DataFrame, computed in the warehouse: no row comes to the client.
+        """Predictions for a Snowpark DataFrame, computed in the warehouse: no row comes to the
+        client.
 
         Args:
             frame: Snowpark DataFrame holding the version's features (and the ``keep`` columns).
@@ -739,7 +753,8 @@ class SnowflakeRegistry:
 
 
 def open_registry(params: Params, session=None, schema: str | None = None) -> ModelRegistry:
-    """The registry of one warehouse schema (production's by default; experiments and scratch have their own).
+    """The registry of one warehouse schema (production's by default; experiments and scratch have
+    their own).
 
     Local: files under ``<warehouse_dir>/registry/<schema>/``. Snowflake: snowflake-ml's registry in
     ``<database>.<schema>``.
@@ -775,7 +790,8 @@ def for_run(run) -> ModelRegistry:
 
 
 class FallbackRegistry:
-    """A registry that writes to ``primary`` and, where ``primary`` has no default yet, reads ``fallback``'s.
+    """A registry that writes to ``primary`` and, where ``primary`` has no default yet, reads
+    ``fallback``'s.
 
     Scratch runs use it: a notebook run on its own scores with production's default model until
     it has trained one of its own, and never changes production's registry.
@@ -824,8 +840,8 @@ class FallbackRegistry:
 
 
 def model_name(horizon_days: int) -> str:
-    """The registry model of a horizon: one model (and one default) per horizon, so that a model of one
-    horizon can never be promoted over, or score for, another (e.g. ``customer_spend_60d``)."""
+    """The registry model of a horizon: one model (and one default) per horizon, so that a model of
+    one horizon can never be promoted over, or score for, another (e.g. ``customer_spend_60d``)."""
     return f"{MODEL_NAME}_{int(horizon_days)}d"
 
 
@@ -853,7 +869,8 @@ def register(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
 ) -> ModelVersion:
-    """Log the chosen model with its held-out metrics and data window (the default is left to :func:`promote`).
+    """Log the chosen model with its held-out metrics and data window (the default is left to
+    :func:`promote`).
 
     The stored model is exactly the one evaluated on the held-out window (fitted on the training
     cut-offs only), so the recorded metrics describe the stored artifact.
@@ -903,8 +920,8 @@ class Promotion:
     new_value: float
     previous_value: float | None
     reason: str  # for the log
-    #: why, for the report's words (:mod:`customer_analytics.narrative.models`): first | already | unloadable |
-    #: incompatible | overlap | better | not_better
+    #: why, for the report's words (:mod:`customer_analytics.narrative.models`): first | already |
+    #: unloadable | incompatible | overlap | better | not_better
     code: str = ""
 
     def table(self) -> pd.DataFrame:
@@ -974,12 +991,13 @@ def promote(
     if labels_until and labels_until > holdout_cutoff:
         return decide(
             False,
-            f"the current default {current} was trained on labels up to {labels_until}, inside this "
-            f"run's held-out window (from {holdout_cutoff}), so it cannot be compared fairly on it; "
-            f"it stays the default",
+            f"the current default {current} was trained on labels up to {labels_until}, inside "
+            f"this run's held-out window (from {holdout_cutoff}), so it cannot be compared fairly "
+            "on it; it stays the default",
             code="overlap",
         )
-    try:  # any failure: refused as unsafe (RegistryError), skops' own errors, snowflake-ml's owner-role
+    # any failure: refused as unsafe (RegistryError), skops' own errors, snowflake-ml's owner-role
+    try:
         # and environment checks (ValueError), a truncated file, …: the default cannot compete
         pred = np.clip(reg.run(holdout, name, current).to_numpy(dtype=float), 0, None)
     except Exception as e:  # noqa: BLE001 - see above
@@ -1045,7 +1063,8 @@ def describe(mv: ModelVersion) -> pd.DataFrame:
 
 
 def headline(selection: md.Selection, mv: ModelVersion, decision: Promotion) -> headlines.Model:
-    """04's headline record: the version trained in this run, how it compares, and the promotion decision."""
+    """04's headline record: the version trained in this run, how it compares, and the promotion
+    decision."""
     return headlines.Model(
         candidate=selection.chosen,
         version=mv.version,

@@ -19,13 +19,13 @@ stakeholder reads):
   is its summary; the run's banner (experiment, data ending before the run date) goes above it;
 * a cell tagged ``glossary`` ends the report.
 
-**Run records and index.** Each run writes ``reports/<run_date>/``. A notebook's summary cell
-calls :func:`record` to leave its headline figures in ``reports/<run_date>/headlines/<notebook>.json``;
+**Run records and index.** Each run writes ``reports/<run_date>/``. A notebook's summary cell calls
+:func:`record` to leave its headline figures in ``reports/<run_date>/headlines/<notebook>.json``;
 the scheduled-run command (:mod:`customer_analytics.cli`) writes the run's status to
-``reports/<run_date>/run.json``. :func:`build_index` turns those files into
-``reports/index.html``: one row per run, newest first, with headline figures and links to the
-reports. A missing or unreadable record shows as "—"; it never breaks the index. Only
-aggregates go into these files (no customer rows, no paths, no connection details).
+``reports/<run_date>/run.json``. :func:`build_index` turns those files into ``reports/index.html``:
+one row per run, newest first, with headline figures and links to the reports. A missing or
+unreadable record shows as "—"; it never breaks the index. Only aggregates go into these files (no
+customer rows, no paths, no connection details).
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ HIDDEN_TAGS = {"parameters", "injected-parameters"}
 DEFAULT_CURRENCY = (
     "EUR"  # = the currency parameter's default, for records written before it existed
 )
-#: cells that stay in the executed notebook but not in the stakeholder HTML: the developer's introduction
-#: (``intro``), the set-up (``setup``), the recap (``recap``) and full diagnostic tables (``details``)
+#: cells that stay in the executed notebook but not in the stakeholder HTML: the developer's
+#: introduction (``intro``), the set-up (``setup``), the recap (``recap``) and full diagnostic
+#: tables (``details``)
 NOTEBOOK_ONLY_TAGS = {"intro", "setup", "recap", "details"}
 BANNER_KEY = (
     "ca_banner"  # = runs.BANNER_KEY (runs imports this module's callers, not the other way)
@@ -82,7 +83,8 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 
 
 class TitlePreprocessor(Preprocessor):
-    """Take the page title from the first heading and keep the run's banners, before any cell is removed.
+    """Take the page title from the first heading and keep the run's banners, before any cell is
+    removed.
 
     The notebooks' set-up cell displays the banner in its output metadata (``ca_banner``, see
     :meth:`customer_analytics.runs.Run.banner`); the set-up cell itself is notebook-only.
@@ -119,8 +121,8 @@ def _title_at(nb) -> int:
 class SummaryFirstPreprocessor(Preprocessor):
     """Move cells tagged ``summary`` to the top: right after a visible title, else first.
 
-    A notebook whose introduction is notebook-only has no visible title: its summary's own heading is
-    then the report's first heading.
+    A notebook whose introduction is notebook-only has no visible title: its summary's own heading
+    is then the report's first heading.
     """
 
     def preprocess(self, nb, resources):
@@ -132,7 +134,8 @@ class SummaryFirstPreprocessor(Preprocessor):
 
 
 class BannerPreprocessor(Preprocessor):
-    """Show the run's banner (an experiment's label, data ending before the run date) where a reader looks
+    """Show the run's banner (an experiment's label, data ending before the run date) where a reader
+    looks
     first: right under a visible title, else at the very top."""
 
     def preprocess(self, nb, resources):
@@ -179,8 +182,8 @@ def _shows_something(cell) -> bool:
 
 
 class EmptySectionPreprocessor(Preprocessor):
-    """Drop headings with nothing under them (a section whose cells are notebook-only or showed nothing),
-    and code cells that show nothing."""
+    """Drop headings with nothing under them (a section whose cells are notebook-only or showed
+    nothing), and code cells that show nothing."""
 
     def preprocess(self, nb, resources):
         cells = [c for c in nb.cells if c.cell_type == "markdown" or _shows_something(c)]
@@ -212,8 +215,8 @@ class FigureAltPreprocessor(Preprocessor):
 
 
 class ReportExporter(HTMLExporter):
-    """HTML without code cells' input, prompts, parameter cells or notebook-only cells; the summary comes
-    first; offline."""
+    """HTML without code cells' input, prompts, parameter cells or notebook-only cells; the summary
+    comes first; offline."""
 
     export_from_notebook = "Customer analytics report"
 
@@ -243,7 +246,8 @@ def export_html(notebook: Path, html: Path) -> Path:
 
 # --------------------------------------------------------------------------- run records
 def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
-    """The HTML of a notebook that failed: what it showed up to the failure, marked failed at the top.
+    """The HTML of a notebook that failed: what it showed up to the failure, marked failed at the
+    top.
 
     Error outputs (tracebacks, with paths and code) are replaced by the one-line, redacted reason.
     """
@@ -251,8 +255,8 @@ def export_failed_html(notebook: Path, html: Path, reason: str) -> Path:
 
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
-        f"> **This step FAILED** — {redact(reason)}\n>\n> What follows is what it showed before it stopped; "
-        "the previous run's tables and model are unchanged."
+        f"> **This step FAILED** — {redact(reason)}\n>\n> What follows is what it showed before "
+        "it stopped; the previous run's tables and model are unchanged."
     )
     for cell in nb.cells:
         outs = cell.get("outputs", [])
@@ -304,7 +308,8 @@ def record(
 
 
 def read_headlines(folder: Path) -> dict[str, dict[str, Any]]:
-    """Every headline record of a run folder, by notebook (unreadable files are skipped with a warning)."""
+    """Every headline record of a run folder, by notebook (unreadable files are skipped with a
+    warning)."""
     out = {}
     for path in sorted((folder / HEADLINES_DIR).glob("*.json")):
         try:
@@ -344,7 +349,8 @@ def finish_run(
     failed_step: str = "",
     reason: str = "",
 ) -> Path:
-    """Record how a build ended in ``run.json`` (Ploomber's DAG hooks and the run command call this).
+    """Record how a build ended in ``run.json`` (Ploomber's DAG hooks and the run command call
+    this).
 
     The command's own fields (kind, start, log, pid) are kept when this process wrote them; a plain
     ``ploomber build`` leaves a status of its own, so the index never pairs new figures with an old
@@ -377,7 +383,8 @@ def finish_run(
 
 
 def notebook_error(path: Path) -> str | None:
-    """``"<ErrorName>: <message>"`` of the first cell that raised in an executed notebook, if any."""
+    """``"<ErrorName>: <message>"`` of the first cell that raised in an executed notebook, if
+    any."""
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -409,7 +416,8 @@ EXPERIMENTS_DIR = "experiments"
 
 @dataclasses.dataclass
 class RunRow:
-    """What the index shows for one run folder: one story per run, in words and in the run's currency."""
+    """What the index shows for one run folder: one story per run, in words and in the run's
+    currency."""
 
     run_date: str
     status: str  # succeeded | failed | running | interrupted | incomplete
@@ -445,7 +453,8 @@ class RunRow:
 
 
 def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
-    """Every run folder with its namespace: production's ``<date>/`` and ``experiments/<name>/<date>/``."""
+    """Every run folder with its namespace: production's ``<date>/`` and
+    ``experiments/<name>/<date>/``."""
     if not reports_dir.is_dir():
         return []
     out = [
@@ -461,7 +470,8 @@ def run_folders(reports_dir: Path) -> list[tuple[Path, str]]:
 
 
 def collect_runs(reports_dir: Path) -> list[RunRow]:
-    """One :class:`RunRow` per run folder: production first, newest run date first; then experiments."""
+    """One :class:`RunRow` per run folder: production first, newest run date first; then
+    experiments."""
     rows = [_run_row(folder, ns, reports_dir) for folder, ns in run_folders(reports_dir)]
     rows = sorted(rows, key=lambda r: (r.namespace != "production", r.namespace, _desc(r.run_date)))
     _outcomes(rows)
@@ -469,7 +479,8 @@ def collect_runs(reports_dir: Path) -> list[RunRow]:
 
 
 def _outcomes(rows: list[RunRow]) -> None:
-    """Give each run's forecast the outcome a later run of its namespace checked (the newest check wins)."""
+    """Give each run's forecast the outcome a later run of its namespace checked (the newest check
+    wins)."""
     for row in rows:
         for later in rows:  # newest first within a namespace
             if later.namespace != row.namespace or later.run_date <= row.run_date:
@@ -641,16 +652,19 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Customer analytics: runs</title>
 <style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #2b2b2b; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: \
+#2b2b2b; }
 h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 p.lead { color: #555; margin-top: 0; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
-th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid #e3e3e3; }
+th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid \
+#e3e3e3; }
 th { background: #f6f1ec; font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; }
 td:first-child strong { white-space: nowrap; }
 .status { font-weight: 600; white-space: nowrap; }
-.succeeded { color: #1d6b2f; } .failed, .interrupted { color: #a11d1d; } .running, .incomplete { color: #8a6d00; }
+.succeeded { color: #1d6b2f; } .failed, .interrupted { color: #a11d1d; } .running, .incomplete { \
+color: #8a6d00; }
 .small { color: #666; font-size: .82rem; }
 .flag { color: #a11d1d; font-weight: 600; }
 .outcome { font-weight: 600; margin-top: .3rem; }
@@ -661,18 +675,23 @@ ul.links { margin: 0; padding-left: 1rem; }
 </head>
 <body>
 <h1>Customer analytics: runs</h1>
-<p class="lead">Production runs first, newest first; experiments (runs with other parameters) are listed apart and
-never change production's tables, reports or model. Figures are aggregates only; a forecast is checked against
+<p class="lead">Production runs first, newest first; experiments (runs with other parameters) are \
+listed apart and
+never change production's tables, reports or model. Figures are aggregates only; a forecast is \
+checked against
 what its customers actually spent once its window has ended (✓ inside its range, ✗ outside). Updated
 {{ generated }}.</p>
 {% macro table(runs) %}
 <table>
 <thead><tr><th>Run date</th><th>Status</th><th>Data received</th><th>Forecast (expected spend)</th>
-<th>Forecast vs actual</th><th>What changed</th><th>Models</th><th>Drift</th><th>Reports</th></tr></thead>
+<th>Forecast vs actual</th><th>What \
+changed</th><th>Models</th><th>Drift</th><th>Reports</th></tr></thead>
 <tbody>
 {% for r in runs %}<tr id="run-{{ r.namespace }}-{{ r.run_date }}">
-<td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else r.kind }}</div></td>
-<td><span class="status {{ r.status }}">{{ r.status }}{% if r.failed_step %} at {{ r.failed_step }}{% endif %}</span>
+<td><strong>{{ r.run_date }}</strong><div class="small">{{ "re-scoring" if r.kind == "score" else \
+r.kind }}</div></td>
+<td><span class="status {{ r.status }}">{{ r.status }}{% if r.failed_step %} at {{ r.failed_step \
+}}{% endif %}</span>
 {% if r.reason %}<div class="small">{{ r.reason }}</div>{% endif %}
 {% for b in r.banner %}<div class="flag small">⚠ {{ b }}</div>{% endfor %}
 {% if r.note %}<div class="small">{{ r.note }}</div>{% endif %}
@@ -682,11 +701,13 @@ what its customers actually spent once its window has ended (✓ inside its rang
 <td class="forecast">{{ r.forecast or "—" }}
 {% if r.window_end %}<div class="small">window up to {{ r.window_end }}</div>{% endif %}
 {% if r.outcome %}<div class="outcome">{{ r.outcome }}</div>{% endif %}</td>
-<td class="track">{% for t in r.track %}<div>{{ t }}</div>{% endfor %}{% if not r.track %}—{% endif %}</td>
+<td class="track">{% for t in r.track %}<div>{{ t }}</div>{% endfor %}{% if not r.track %}—{% \
+endif %}</td>
 <td class="small">{{ r.changes or "—" }}</td>
 <td>{% if r.trained %}<div><span class="small">trained:</span> {{ r.trained }}</div>{% endif %}
 {% if r.model %}<div><span class="small">forecast by:</span> {{ r.model }}</div>{% endif %}
-{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}{% if not r.trained and not r.model %}—{% endif %}</td>
+{% if r.error %}<div class="small">{{ r.error }}</div>{% endif %}{% if not r.trained and not \
+r.model %}—{% endif %}</td>
 <td>{% for f in r.drift %}<div class="flag">⚠ {{ f }}</div>{% endfor %}
 {% if not r.drift %}{{ r.drift_state or "—" }}{% endif %}</td>
 <td>{% if r.links %}<ul class="links">

@@ -151,10 +151,12 @@ def _derived_name(diffs: list[tuple[str, Any, Any]]) -> str:
 
 
 def resolve(params: Params, production: Params, pipeline: bool) -> Namespace:
-    """The namespace of a run with ``params`` (``pipeline``: a pipeline run, else a notebook on its own).
+    """The namespace of a run with ``params`` (``pipeline``: a pipeline run, else a notebook on its
+    own).
 
     Raises:
-        ConfigError: ``run_namespace: production`` was asked with parameters that are not production's.
+        ConfigError: ``run_namespace: production`` was asked with parameters that are not
+            production's.
     """
     diffs = differences(params, production)
     label = "; ".join(P.get(n).describe(v) for n, _, v in diffs)
@@ -165,8 +167,8 @@ def resolve(params: Params, production: Params, pipeline: bool) -> Namespace:
         if diffs:
             what = ", ".join(f"{n} ({_short(v)} instead of {_short(p)})" for n, p, v in diffs)
             raise ConfigError(
-                f"run_namespace 'production' runs with production's parameters (env.yaml), but these "
-                f"differ: {what}. Change env.yaml to change production, or run this as an "
+                "run_namespace 'production' runs with production's parameters (env.yaml), but "
+                f"these differ: {what}. Change env.yaml to change production, or run this as an "
                 "experiment (run_namespace auto or a name)."
             )
         return Namespace(PRODUCTION, PRODUCTION)
@@ -211,7 +213,8 @@ BANNER_KEY = "ca_banner"
 
 @dataclasses.dataclass(repr=False)
 class Run:
-    """What a notebook's set-up cell resolved: parameters, namespace, its one session, where it reports.
+    """What a notebook's set-up cell resolved: parameters, namespace, its one session, where it
+    reports.
 
     Attributes:
         notebook: the notebook's name (e.g. ``03_features``).
@@ -241,7 +244,8 @@ class Run:
         return self.folder is None
 
     def record(self, record: Any = None, **figures: Any) -> Path | None:
-        """Save this notebook's headline record for the run index (pipeline runs only; aggregates only).
+        """Save this notebook's headline record for the run index (pipeline runs only; aggregates
+        only).
 
         Args:
             record: the notebook's typed record (:mod:`customer_analytics.headlines`).
@@ -272,29 +276,34 @@ class Run:
             head = f"**Production run** for {p.run_date}: reads and writes {where}"
         elif ns.kind == EXPERIMENT:
             head = (
-                f"**Experiment `{ns.name}`** ({ns.label}) for {p.run_date}: reads and writes its own "
-                f"{where}; production (`{self.production_schema}`) is not touched"
+                f"**Experiment `{ns.name}`** ({ns.label}) for {p.run_date}: reads and writes its "
+                f"own {where}; production (`{self.production_schema}`) is not touched"
             )
         else:
             head = (
-                f"**Scratch run** of this notebook on its own, for {p.run_date}: writes {where}, not "
-                "production"
+                f"**Scratch run** of this notebook on its own, for {p.run_date}: writes {where}, "
+                "not production"
             )
             if self.views:
                 head += (
-                    f"; reads {_table_list(self.views)} from production (`{self.production_schema}`) "
-                    "where this namespace has not computed them itself"
+                    f"; reads {_table_list(self.views)} from production "
+                    f"(`{self.production_schema}`) where this namespace has not computed them "
+                    "itself"
                 )
             head += f". Differences from production: {ns.label}"
         text = head + "."
         if self.folder is not None:
             text += f" Reports: `{self.folder.relative_to(p.reports_dir)}/` in the reports folder."
         elif ns.kind != PRODUCTION:
-            text += ' To write production\'s tables instead, set `run_namespace = "production"` in the parameters cell.'
+            text += (
+                ' To write production\'s tables instead, set `run_namespace = "production"` in '
+                "the parameters cell."
+            )
         return text
 
     def banner(self) -> list[str]:
-        """What every report of this run must say first: an experiment's label, data that ends before run_date.
+        """What every report of this run must say first: an experiment's label, data that ends
+        before run_date.
 
         Computed when asked (after 01_ingest, the freshness is the new data's).
         """
@@ -306,7 +315,8 @@ class Run:
             )
         elif self.namespace.kind == SCRATCH:
             notes.append(
-                f"**Scratch run** of {self.notebook} on its own ({self.namespace.label}): not production."
+                f"**Scratch run** of {self.notebook} on its own ({self.namespace.label}): not "
+                "production."
             )
         note = self.freshness_note()
         if note:
@@ -314,7 +324,8 @@ class Run:
         return notes
 
     def freshness_note(self) -> str:
-        """The warning when run_date lies beyond the data (see :mod:`customer_analytics.freshness`), or ''."""
+        """The warning when run_date lies beyond the data (see :mod:`customer_analytics.freshness`),
+        or ''."""
         from customer_analytics import freshness
         from customer_analytics import warehouse as wh
 
@@ -340,7 +351,8 @@ class Run:
     def _repr_mimebundle_(
         self, include=None, exclude=None
     ) -> tuple[dict[str, str], dict[str, Any]]:
-        """The set-up cell's output: where the notebook reads and writes, plus the banner the report shows first."""
+        """The set-up cell's output: where the notebook reads and writes, plus the banner the report
+        shows first."""
         banner = (
             self.banner()
             if self.notebook != "01_ingest"
@@ -349,7 +361,10 @@ class Run:
         return {"text/markdown": self.describe(), "text/plain": repr(self)}, {BANNER_KEY: banner}
 
     def __repr__(self) -> str:  # no paths or parameter dumps in a notebook's output
-        return f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, {self.params.run_date}>"
+        return (
+            f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, "
+            f"{self.params.run_date}>"
+        )
 
 
 def _table_list(names: tuple[str, ...]) -> str:
@@ -420,7 +435,8 @@ def start(notebook: str, cell: Mapping[str, Any]) -> Run:
 def prepare_scratch(
     session: Any, notebook: str, database: str, source: str, scratch: str
 ) -> tuple[str, ...]:
-    """Read-through views in ``scratch`` onto ``source``'s tables that ``notebook`` reads but does not write.
+    """Read-through views in ``scratch`` onto ``source``'s tables that ``notebook`` reads but does
+    not write.
 
     A table the notebook writes is never a view (an old one is dropped); one it reads is a view
     onto the source schema unless an earlier scratch run of its owner made a real table.

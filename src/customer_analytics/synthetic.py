@@ -3,7 +3,8 @@ calls.
 
 Usage::
 
-    python -m customer_analytics.synthetic --customers 10000 --out data/raw [--seed 42] [--if-absent]
+    python -m customer_analytics.synthetic --customers 10000 --out data/raw [--seed 42]
+    [--if-absent]
 
 Generating process (everything drawn from one ``numpy`` generator seeded by ``--seed``):
 

@@ -70,7 +70,8 @@ _BACKEND: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
 
 
 def register_backend(session: Session, backend: str) -> Session:
-    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may too)."""
+    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may
+    too)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     _BACKEND[session] = backend
@@ -152,9 +153,9 @@ def connect(params: Params) -> Session:
             n for n, v in (("database", found_db), ("schema", found_schema)) if not v
         )
         raise WarehouseError(
-            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = ...` and "
-            f"`schema = ...` to that connection in connections.toml, or set the parameters database and schema "
-            "(env.yaml, or --set database=... --set schema=...)."
+            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = "
+            "...` and `schema = ...` to that connection in connections.toml, or set the "
+            "parameters database and schema (env.yaml, or --set database=... --set schema=...)."
         )
     enter_schema(session, found_db, found_schema)
     return session
@@ -172,9 +173,10 @@ def _snowflake_session(name: str) -> Session:
         return Session.builder.configs(options).create()
     except Exception as e:  # the connector's own message says what is missing
         raise WarehouseError(
-            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections from "
-            "connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in $SNOWFLAKE_CONNECTIONS); "
-            "README, Snowflake, shows an example. Or use connection=local."
+            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections "
+            "from connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in "
+            "$SNOWFLAKE_CONNECTIONS); README, Snowflake, shows an example. Or use "
+            "connection=local."
         ) from e
 
 
@@ -214,9 +216,10 @@ def enter_schema(session: Session, database: str, schema: str) -> None:
             session.sql(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}").collect()
         except Exception as e:
             raise WarehouseError(
-                f"Schema {database}.{schema} does not exist and could not be created ({_first_line(e)}). "
-                f"Creating it needs the CREATE SCHEMA privilege on database {database}: `GRANT CREATE SCHEMA ON "
-                f"DATABASE {database} TO ROLE <your role>;`, or ask an administrator to create it."
+                f"Schema {database}.{schema} does not exist and could not be created "
+                f"({_first_line(e)}). Creating it needs the CREATE SCHEMA privilege on database "
+                f"{database}: `GRANT CREATE SCHEMA ON DATABASE {database} TO ROLE <your role>;`, "
+                "or ask an administrator to create it."
             ) from e
         log.info("created schema %s.%s", database, schema)
     session.use_schema(f"{database}.{schema}")
@@ -329,8 +332,9 @@ def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str =
                 .splitlines()[-3:]
             )
             raise WarehouseError(
-                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} "
-                "If another program (a DuckDB shell, an old server) holds the files, stop it and retry."
+                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} If "
+                "another program (a DuckDB shell, an old server) holds the files, stop it and "
+                "retry."
             )
         time.sleep(0.1)
     raise WarehouseError(
@@ -499,8 +503,8 @@ def table_exists(session: Session, name: str) -> bool:
     """Whether a table ``name`` exists in the current schema."""
     name = check_identifier(name)
     rows = session.sql(
-        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES "
-        f"WHERE TABLE_SCHEMA = '{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
+        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = "
+        f"'{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
     ).collect()
     return rows[0]["N"] > 0
 
@@ -511,7 +515,8 @@ def row_count(session: Session, name: str) -> int:
 
 
 def to_pandas(df: DataFrame, label: str) -> pd.DataFrame:
-    """Materialise ``df`` on the client, counting the rows under ``label`` in :data:`ROWS_PULLED`."""
+    """Materialise ``df`` on the client, counting the rows under ``label`` in
+    :data:`ROWS_PULLED`."""
     out = df.to_pandas()
     ROWS_PULLED[label] += len(out)
     return out
@@ -536,7 +541,8 @@ def write_pandas(
         try:
             session.sql(
                 local_only(
-                    f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')"
+                    f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
+                    f"read_parquet('{_sql_path(path)}')"
                 )
             ).collect()
         finally:
@@ -566,7 +572,8 @@ INGEST_STAGE = "CA_INGEST_STAGE"
 
 
 def load_staged(session: Session, parquet: Path, table: str) -> int:
-    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row count.
+    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row
+    count.
 
     Local: DuckDB reads the file directly (the embedded server runs on this machine). Snowflake:
     ``PUT`` to a temporary stage, then ``COPY INTO`` by column name with ``ON_ERROR =
@@ -578,7 +585,8 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
     if is_local(session):
         session.sql(
             local_only(
-                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')"
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM "
+                f"read_parquet('{_sql_path(parquet)}')"
             )
         ).collect()
         return row_count(session, table)

@@ -41,16 +41,16 @@ STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 CLIENTS_DIR = "clients"
-#: When set at server start: a JSON-lines file recording every query (its duration, its SQL in full, as
-#: sent, and the shape of the result sent; see ``pushdown`` and ``sqlcheck``). ``bench/`` uses the
-#: durations to profile.
+#: When set at server start: a JSON-lines file recording every query (its duration, its SQL in full,
+#: as sent, and the shape of the result sent; see ``pushdown`` and ``sqlcheck``). ``bench/`` uses
+#: the durations to profile.
 AUDIT_VAR = "CA_WAREHOUSE_AUDIT"
 KEY = "CUSTOMER_ID"
 GRAIN = (KEY, "CUTOFF")
 
 log = logging.getLogger("customer_analytics.warehouse_server")
-#: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all`` send
-#: (the id is ``None`` here: fakesnow's login gives none)
+#: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all``
+#: send (the id is ``None`` here: fakesnow's login gives none)
 CANCEL_ALL = re.compile(
     r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE
 )
@@ -272,7 +272,8 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
 
 
 def shim_sql(sql: str) -> str:
-    """The statement fakesnow runs for ``sql``: Snowflake system functions it lacks are answered here.
+    """The statement fakesnow runs for ``sql``: Snowflake system functions it lacks are answered
+    here.
 
     ``SYSTEM$CANCEL_ALL_QUERIES``: the Snowflake connector waits for each statement it sends, so
     when a session asks, none of its statements runs on this server; the answer says so (one row).
@@ -320,7 +321,8 @@ def _route_queries(app, endpoint, audit_file: Path | None) -> None:
 
 
 def _audited(endpoint, audit_file: Path):
-    """``endpoint`` recording every query result it sends in ``audit_file`` (see :mod:`customer_analytics.pushdown`)."""
+    """``endpoint`` recording every query result it sends in ``audit_file`` (see
+    :mod:`customer_analytics.pushdown`)."""
 
     async def audited(request):
         started = time.perf_counter()

@@ -245,7 +245,8 @@ def guest_orders(session: Session) -> dict:
 
 
 def guest_monthly(session: Session) -> pd.DataFrame:
-    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without any)."""
+    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without
+    any)."""
     if not wh.table_exists(session, "EXCLUDED_ORDER_LINES"):
         return pd.DataFrame(columns=["guest_orders", "guest_revenue"])
     g = session.table("EXCLUDED_ORDER_LINES").filter(F.col("REASON") == F.lit(Excluded.GUEST))

@@ -1,5 +1,5 @@
-"""What the 02 report says: the size of the data, revenue with guest orders, partial months, retention,
-topics; absent sources as sentences, not empty charts."""
+"""What the 02 report says: the size of the data, revenue with guest orders, partial months,
+retention, topics; absent sources as sentences, not empty charts."""
 
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ def summary(
     monthly: pd.DataFrame | None = None,
     suspects: pd.DataFrame | None = None,
 ) -> str:
-    """The 02 summary: customers, orders, revenue (net, in the currency) over the period, guest orders,
-    a partial last month, likely placeholder customers."""
+    """The 02 summary: customers, orders, revenue (net, in the currency) over the period, guest
+    orders, a partial last month, likely placeholder customers."""
     c = params.currency
     if not head.get("orders"):
-        return f"{heading(params)}\n\nThe checked data holds **no order**: there is nothing to explore yet."
+        return (
+            f"{heading(params)}\n\nThe checked data holds **no order**: there is nothing to "
+            "explore yet."
+        )
     out = (
         f"The checked data holds **{fmt.count(head['customers'], 'customer')}** and "
         f"**{fmt.count(head['orders'], 'order')}** from {fmt.day(head['first_order'])} to "
@@ -36,8 +39,9 @@ def summary(
     )
     if guests and guests.get("lines"):
         out += (
-            f", plus {fmt.money(guests['revenue'], c)} from {fmt.count(guests['orders'], 'guest order')} "
-            f"({fmt.percent(guests['share'], 1)} of all revenue)"
+            f", plus {fmt.money(guests['revenue'], c)} from "
+            f"{fmt.count(guests['orders'], 'guest order')} ({fmt.percent(guests['share'], 1)} of "
+            "all revenue)"
         )
     reviews = head.get("reviews") or 0
     out += (
@@ -50,7 +54,8 @@ def summary(
         out += " " + note
     if suspects is not None and len(suspects):
         out += (
-            f" **{fmt.count(len(suspects), 'customer id')} hold an implausible share of the orders or the "
+            f" **{fmt.count(len(suspects), 'customer id')} hold an implausible share of the "
+            "orders or the "
             'spend and are likely placeholders for guest orders** (see "Guest orders").'
         )
     return f"{heading(params)}\n\n{out}"
@@ -64,7 +69,10 @@ def partial_note(monthly: pd.DataFrame | None) -> str:
         f"{fmt.month(m)} ({fmt.count(r['days'], 'day')} of data)"
         for m, r in monthly[monthly["partial"]].iterrows()
     ]
-    return f"Partial months, drawn hatched in the chart and not to be read as a drop: {fmt.listing(parts)}."
+    return (
+        "Partial months, drawn hatched in the chart and not to be read as a drop: "
+        f"{fmt.listing(parts)}."
+    )
 
 
 def headline_table(head: dict, params: Params, guests: dict | None = None) -> Any:
@@ -97,8 +105,8 @@ def revenue_label(params: Params) -> str:
 
 def order_values_title(width: float, cap: float, params: Params) -> str:
     return (
-        f"Order value of purchases ({fmt.money(width, params.currency, 0 if width >= 1 else 2)} bins; "
-        f"last bar: {fmt.money(cap, params.currency)} and more, the top 1%)"
+        f"Order value of purchases ({fmt.money(width, params.currency, 0 if width >= 1 else 2)} "
+        f"bins; last bar: {fmt.money(cap, params.currency)} and more, the top 1%)"
     )
 
 
@@ -134,8 +142,8 @@ def segment_counts(counts: pd.Series) -> pd.Series:
 
 def no_reviews(params: Params) -> str:
     return (
-        "**No reviews in this run's data** (no reviews file, or it held no row): there are no ratings to "
-        "show, and the customer profiles carry no review or sentiment information."
+        "**No reviews in this run's data** (no reviews file, or it held no row): there are no "
+        "ratings to show, and the customer profiles carry no review or sentiment information."
     )
 
 
@@ -172,11 +180,12 @@ def retention_summary(
     )
     rate = repeat.loc["all", "repeat-purchase rate"] if "all" in repeat.index else None
     return (
-        f"A sign-up cohort's **retention** N months later is the share of its customers who bought in that "
-        f"month: on average {fmt.percent(m1)} one month and {fmt.percent(m3)} three months after signing up. "
-        f"A customer who bought in the {churn_days} days before a month starts **churns** that month when they "
-        f"buy nothing in the next {churn_days} days: {churn_text}. **Repeat purchase:** {fmt.percent(rate)} of "
-        "the customers who bought once bought again."
+        "A sign-up cohort's **retention** N months later is the share of its customers who "
+        f"bought in that month: on average {fmt.percent(m1)} one month and {fmt.percent(m3)} "
+        f"three months after signing up. A customer who bought in the {churn_days} days before a "
+        f"month starts **churns** that month when they buy nothing in the next {churn_days} days: "
+        f"{churn_text}. **Repeat purchase:** {fmt.percent(rate)} of the customers who bought once "
+        "bought again."
     )
 
 
@@ -190,7 +199,10 @@ def repeat_table(repeat: pd.DataFrame) -> Any:
 
 
 def revenue_heatmap_title(params: Params) -> str:
-    return f"Cumulative net revenue per customer by sign-up cohort ({fmt.symbol(params.currency).strip()})"
+    return (
+        "Cumulative net revenue per customer by sign-up cohort "
+        f"({fmt.symbol(params.currency).strip()})"
+    )
 
 
 def topics_summary(model: Any, table: pd.DataFrame | None, recent_days: int = 90) -> str:
@@ -200,10 +212,11 @@ def topics_summary(model: Any, table: pd.DataFrame | None, recent_days: int = 90
     top = table.sort_values("share", ascending=False).iloc[0]
     rising = table.sort_values("trend (pp)", ascending=False).iloc[0]
     return (
-        f"The {fmt.count(int(table['texts'].sum()))} review and call texts fall into **{model.n_topics} "
-        f"topics**; the largest is *{top['label']}* ({fmt.percent(top['share'])} of the texts), and the one "
-        f"growing most over the last {recent_days} days is *{rising['label']}* "
-        f"({fmt.number(rising['trend (pp)'], 1)} percentage points)."
+        f"The {fmt.count(int(table['texts'].sum()))} review and call texts fall into "
+        f"**{model.n_topics} topics**; the largest is *{top['label']}* "
+        f"({fmt.percent(top['share'])} of the texts), and the one growing most over the last "
+        f"{recent_days} days is *{rising['label']}* ({fmt.number(rising['trend (pp)'], 1)} "
+        "percentage points)."
     )
 
 
@@ -217,7 +230,8 @@ def topics_table(table: pd.DataFrame) -> Any:
 
 
 def guests_note(guests: dict, suspects: pd.DataFrame, params: Params) -> str:
-    """Guest orders (kept out of the customers) and likely placeholder customers, for the 02 report."""
+    """Guest orders (kept out of the customers) and likely placeholder customers, for the 02
+    report."""
     from customer_analytics.narrative import ingest as ingest_words
 
     return (

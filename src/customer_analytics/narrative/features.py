@@ -1,4 +1,5 @@
-"""What the 03 report says: the customer profiles the models learn from, the tone model, the topics."""
+"""What the 03 report says: the customer profiles the models learn from, the tone model, the
+topics."""
 
 from __future__ import annotations
 
@@ -21,22 +22,23 @@ def heading(params: Params) -> str:
 def summary(
     table: pd.DataFrame, params: Params, n_features: int | None = None, text_model: Any = None
 ) -> str:
-    """The 03 summary from :func:`customer_analytics.features.summary`: profiles per role, the held-out
-    customers' behaviour, whether the texts' tone is in."""
+    """The 03 summary from :func:`customer_analytics.features.summary`: profiles per role, the
+    held-out customers' behaviour, whether the texts' tone is in."""
     c = params.currency
     by_role = table.groupby("role")["customers"].sum()
     past = int((table["role"] == "train").sum())
     holdout = table[table["role"] == "holdout"].iloc[0]
     out = (
-        f"Each customer is described by {fmt.count(n_features, 'fact')} known before a date (recency, frequency, "
-        "spend, time between orders, products bought, reviews, …). The models learn from "
-        f"**{fmt.count(by_role.get('train', 0), 'past profile')}** taken at {fmt.count(past, 'date')}, each with "
-        f"what the customer then spent over the next {params.horizon_days} days; "
-        f"**{fmt.count(by_role.get('holdout', 0), 'profile')}** as of {fmt.day(holdout.name)} are kept apart to "
-        f"check them ({fmt.percent(holdout['share_buying_next'])} of those customers bought in the following "
-        f"{params.horizon_days} days, {fmt.money(holdout['mean_spend_next'], c, 2)} each on average); "
-        f"**{fmt.count(by_role.get('score', 0), 'customer')}** are profiled as of {fmt.day(params.run_date)} for "
-        "the forecast."
+        f"Each customer is described by {fmt.count(n_features, 'fact')} known before a date "
+        "(recency, frequency, spend, time between orders, products bought, reviews, …). The "
+        f"models learn from **{fmt.count(by_role.get('train', 0), 'past profile')}** taken at "
+        f"{fmt.count(past, 'date')}, each with what the customer then spent over the next "
+        f"{params.horizon_days} days; **{fmt.count(by_role.get('holdout', 0), 'profile')}** as of "
+        f"{fmt.day(holdout.name)} are kept apart to check them "
+        f"({fmt.percent(holdout['share_buying_next'])} of those customers bought in the following "
+        f"{params.horizon_days} days, {fmt.money(holdout['mean_spend_next'], c, 2)} each on "
+        f"average); **{fmt.count(by_role.get('score', 0), 'customer')}** are profiled as of "
+        f"{fmt.day(params.run_date)} for the forecast."
     )
     if text_model is not None:
         out += (
@@ -54,14 +56,15 @@ def text_summary(model: Any, quality: pd.DataFrame | None) -> str:
     q = quality.iloc[:, 0] if quality is not None else None
     if q is None or not q["rated reviews tested"]:
         return (
-            f"A tone model was trained on {fmt.count(model.n_train, 'rated review')} written before "
-            f"{fmt.day(model.trained_before)}; no later rated review was available to test it."
+            f"A tone model was trained on {fmt.count(model.n_train, 'rated review')} written "
+            f"before {fmt.day(model.trained_before)}; no later rated review was available to test "
+            "it."
         )
     return (
         f"The tone model (trained on {fmt.count(model.n_train, 'rated review')} written before "
         f"{fmt.day(model.trained_before)}) reads **{fmt.percent(q['accuracy'], 1)}** of the "
-        f"{fmt.count(int(q['rated reviews tested']))} later rated reviews right (always guessing the most common "
-        f"kind: {fmt.percent(q['majority-class accuracy'], 1)})."
+        f"{fmt.count(int(q['rated reviews tested']))} later rated reviews right (always guessing "
+        f"the most common kind: {fmt.percent(q['majority-class accuracy'], 1)})."
     )
 
 

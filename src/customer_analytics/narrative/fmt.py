@@ -49,7 +49,8 @@ def count(value: Any, noun: str = "", plural: str | None = None) -> str:
 
 
 def symbol(currency: str) -> str:
-    """The currency's symbol in English (``EUR`` -> ``€``), with a space after a letter code (``CHF ``)."""
+    """The currency's symbol in English (``EUR`` -> ``€``), with a space after a letter code (``CHF
+    ``)."""
     from babel.numbers import get_currency_symbol
 
     sym = get_currency_symbol(currency, locale="en")
@@ -57,7 +58,8 @@ def symbol(currency: str) -> str:
 
 
 def money(value: Any, currency: str, decimals: int = 0) -> str:
-    """``money(12107.4, "EUR")`` -> ``"€12,107"``; negative -> ``"−€12"``; missing -> "not available"."""
+    """``money(12107.4, "EUR")`` -> ``"€12,107"``; negative -> ``"−€12"``; missing -> "not
+    available"."""
     if missing(value):
         return MISSING
     x = round(float(value), decimals)
@@ -140,8 +142,8 @@ def table(
     na: str = MISSING,
 ):
     """A table formatted for people (a pandas ``Styler``): money with the currency, counts with
-    thousands separators, shares as percentages, other numbers with sensible decimals; missing values
-    as ``na``; the index hidden when it is only row numbers.
+    thousands separators, shares as percentages, other numbers with sensible decimals; missing
+    values as ``na``; the index hidden when it is only row numbers.
 
     Args:
         frame: the table (aggregates only).

@@ -1,4 +1,5 @@
-"""What the 05 report (and the index) say about the forecast: plain sentences, money in the currency."""
+"""What the 05 report (and the index) say about the forecast: plain sentences, money in the
+currency."""
 
 from __future__ import annotations
 
@@ -55,22 +56,22 @@ def forecast_sentence(head: headlines.Scoring, params: Params) -> str:
     )
     out = (
         f"**The {fmt.count(head.customers_scored)} {who(params)} are expected to spend "
-        f"{fmt.money(head.expected_spend, c)} from {fmt.day(params.run_date)} to {fmt.day(end)}: between "
-        f"{fmt.money(head.spend_low, c)} and {fmt.money(head.spend_high, c)} "
+        f"{fmt.money(head.expected_spend, c)} from {fmt.day(params.run_date)} to {fmt.day(end)}: "
+        f"between {fmt.money(head.spend_low, c)} and {fmt.money(head.spend_high, c)} "
         f"({_level(head.level or params.forecast_level)}).**"
     )
     if head.coverage is not None:
         out += (
-            f" Tested on the latest period whose outcome is known, ranges made this way held the actual "
-            f"spend of {fmt.percent(head.coverage)} of {fmt.count(fcm.SPLITS)} random groups of "
-            f"{fmt.count(head.coverage_group, 'customer')} like these."
+            " Tested on the latest period whose outcome is known, ranges made this way held the "
+            f"actual spend of {fmt.percent(head.coverage)} of {fmt.count(fcm.SPLITS)} random "
+            f"groups of {fmt.count(head.coverage_group, 'customer')} like these."
         )
     return out
 
 
 def summary(head: headlines.Scoring, params: Params) -> str:
-    """The 05 summary: heading, what changed, the forecast with its range, who to target, the track record,
-    drift warnings."""
+    """The 05 summary: heading, what changed, the forecast with its range, who to target, the track
+    record, drift warnings."""
     c = head.currency or params.currency
     parts = [heading(params)]
     alert = drift_alert(head)
@@ -88,13 +89,14 @@ def summary(head: headlines.Scoring, params: Params) -> str:
     target = []
     if head.top_decile_share is not None:
         target.append(
-            f"The tenth of them expected to spend most should bring {fmt.percent(head.top_decile_share)} "
+            "The tenth of them expected to spend most should bring "
+            f"{fmt.percent(head.top_decile_share)} "
             'of it (see "Who to target")'
         )
     if head.buyers is not None:
         target.append(
-            f"about {fmt.number(head.buyers)} of the {fmt.count(head.customers_scored)} are expected "
-            "to buy at all"
+            f"about {fmt.number(head.buyers)} of the {fmt.count(head.customers_scored)} are "
+            "expected to buy at all"
         )
     if target:
         parts.append("; ".join(target) + ".")
@@ -104,8 +106,8 @@ def summary(head: headlines.Scoring, params: Params) -> str:
         parts.append("No earlier forecast can be checked yet (none whose window has ended).")
     if head.scoring_note:
         parts.append(
-            f"Scoring in the warehouse was not possible ({head.scoring_note}), so the customers were "
-            f"scored on this machine in {fmt.count(head.chunks, 'chunk')}."
+            f"Scoring in the warehouse was not possible ({head.scoring_note}), so the customers "
+            f"were scored on this machine in {fmt.count(head.chunks, 'chunk')}."
         )
     return "\n\n".join(parts)
 
@@ -116,8 +118,8 @@ def drift_alert(head: headlines.Scoring) -> str:
     if not flags:
         return ""
     return (
-        f"> ⚠ **Large shifts since the model learned**: {'; '.join(flags)}. Read the drift section before "
-        "acting on this forecast."
+        f"> ⚠ **Large shifts since the model learned**: {'; '.join(flags)}. Read the drift "
+        "section before acting on this forecast."
     )
 
 
@@ -128,8 +130,8 @@ def drift_note(d: dict[str, Any] | None) -> str:
     out = []
     if d.get("reason") == "no reference":
         out.append(
-            "The scored customers could not be compared with the training customers (none of the same "
-            "kind in the training window)."
+            "The scored customers could not be compared with the training customers (none of the "
+            "same kind in the training window)."
         )
     elif d.get("reason") == "too few rows":
         out.append(
@@ -139,9 +141,9 @@ def drift_note(d: dict[str, Any] | None) -> str:
     else:
         largest = d.get("largest")
         out.append(
-            f"Against the customers the model learned from, {fmt.count(len(d.get('large') or []))} of "
-            f"{fmt.count(d.get('features'))} features shifted a lot and {fmt.count(d.get('moderate'))} "
-            "moderately"
+            "Against the customers the model learned from, "
+            f"{fmt.count(len(d.get('large') or []))} of {fmt.count(d.get('features'))} features "
+            f"shifted a lot and {fmt.count(d.get('moderate'))} moderately"
             + (
                 f"; the largest shift is in {words.feature(largest[0])} (PSI "
                 f"{fmt.number(largest[1], 2)})"
@@ -171,8 +173,8 @@ def what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
         return ""
     if not alt["all"]:
         return (
-            f"Nobody had signed up before {fmt.day(params.run_date)}: no setting scores anyone on this date; "
-            "choose a later run date."
+            f"Nobody had signed up before {fmt.day(params.run_date)}: no setting scores anyone on "
+            "this date; choose a later run date."
         )
     options = []
     if params.scoring_set != "active" and alt["active"]:
@@ -184,8 +186,9 @@ def what_would_score(alt: dict[str, Any] | None, params: Params) -> str:
         options.append(f"`scoring_set: all` would score {fmt.count(alt['all'])}")
     if params.scoring_set == "new" and alt["newest_days"] is not None:
         options.append(
-            f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the newest "
-            f"customer signed up {alt['newest_days']} days before {fmt.day(params.run_date)})"
+            f"`new_customer_days: {alt['newest_days']}` would score the latest sign-ups (the "
+            f"newest customer signed up {alt['newest_days']} days before "
+            f"{fmt.day(params.run_date)})"
         )
     return ("Settings that would score someone: " + "; ".join(options) + ".") if options else ""
 
@@ -199,7 +202,10 @@ def model_used(mv: Any, params: Params) -> str:
         mv.meta.get("metrics") or {},
     )
     err = m.get(params.primary_metric)
-    name = f'The forecast comes from the model "{words.model(str(p.get("candidate", "")))}" ({words.version(mv.version)}'
+    name = (
+        f'The forecast comes from the model "{words.model(str(p.get("candidate", "")))}" '
+        f"({words.version(mv.version)}"
+    )
     out = name + (f", chosen in the run of {fmt.day(w['run_date'])})" if w.get("run_date") else ")")
     if isinstance(err, int | float) and params.primary_metric != "r2":
         out += (
@@ -219,27 +225,29 @@ def range_note(fc: fcm.Forecast, params: Params) -> str:
         else "all customers (too few of the scored kind)"
     )
     out = (
-        f"Each customer's expected spend is the model's forecast corrected by how far off it was for "
-        f"{pop} on the latest period whose outcome is known ({fmt.period(cal.window_start, cal.window_end)}, "
+        "Each customer's expected spend is the model's forecast corrected by how far off it was "
+        f"for {pop} on the latest period whose outcome is known "
+        f"({fmt.period(cal.window_start, cal.window_end)}, "
         f"{fmt.count(cal.customers, 'customer')}): there the model's total was "
-        f"{fmt.percent(cal.model_total_ratio)} of the actual. Before that correction the model's own total "
-        f"for this run is {fmt.money(fc.model_total, c)}."
+        f"{fmt.percent(cal.model_total_ratio)} of the actual. Before that correction the model's "
+        f"own total for this run is {fmt.money(fc.model_total, c)}."
     )
     out += (
-        f" The {_level(fc.level)} ranges add up how much single customers vary around their forecast. "
-        f"Tried on that period ({fmt.count(cov.splits)} times: a random group of "
-        f"{fmt.count(cov.group, 'customer')} set aside, the correction learned from the others), the range "
-        f"held the group's actual spend {fmt.percent(cov.share)} of the time."
+        f" The {_level(fc.level)} ranges add up how much single customers vary around their "
+        f"forecast. Tried on that period ({fmt.count(cov.splits)} times: a random group of "
+        f"{fmt.count(cov.group, 'customer')} set aside, the correction learned from the others), "
+        f"the range held the group's actual spend {fmt.percent(cov.share)} of the time."
     )
     out += (
-        " The ranges do not cover a change of season or of the shop between that period and the next: "
-        "the track record below shows how past forecasts did."
+        " The ranges do not cover a change of season or of the shop between that period and the "
+        "next: the track record below shows how past forecasts did."
     )
     return out
 
 
 def products_table(fc: fcm.Forecast, names: dict[str, str], currency: str) -> pd.DataFrame:
-    """Per product type: expected units and spend with their ranges, expected buyers, measured coverage."""
+    """Per product type: expected units and spend with their ranges, expected buyers, measured
+    coverage."""
     cov = fc.calibration.coverage
     rows = []
     for g in sorted(fc.by(fcm.PRODUCT), key=lambda g: -(g.spend.expected if g.spend else 0)):
@@ -280,7 +288,8 @@ def groups_table(fc: fcm.Forecast, kind: str, currency: str) -> pd.DataFrame:
 
 
 def deciles_table(fc: fcm.Forecast, currency: str) -> pd.DataFrame:
-    """Customers by expected-spend decile: customers, expected spend (range), share and cumulative share."""
+    """Customers by expected-spend decile: customers, expected spend (range), share and cumulative
+    share."""
     total = fc.overall.expected
     rows, cum = [], 0.0
     for g in sorted(fc.by(fcm.DECILE), key=lambda g: int(g.group)):
@@ -310,10 +319,11 @@ def top_decile_share(fc: fcm.Forecast) -> float | None:
 def targets_note(params: Params, rows: int) -> str:
     """Where the per-customer list is and how to export it (no personal data in the report)."""
     return (
-        f"The list of the {fmt.count(rows, 'customer')} with their expected spend, units and probability "
-        "of buying per product type is kept in the warehouse, not in this report. To hand it to the CRM: "
-        f"`customer-analytics export-targets --run-date {params.run_date} --out targets.csv --top 100` "
-        "(or `--product <type>` for one product type's best prospects); every export is logged."
+        f"The list of the {fmt.count(rows, 'customer')} with their expected spend, units and "
+        "probability of buying per product type is kept in the warehouse, not in this report. To "
+        f"hand it to the CRM: `customer-analytics export-targets --run-date {params.run_date} "
+        "--out targets.csv --top 100` (or `--product <type>` for one product type's best "
+        "prospects); every export is logged."
     )
 
 
@@ -344,13 +354,19 @@ def track_table(checks: list[fcm.Check], currency: str) -> pd.DataFrame:
 def track_note(checks: list[fcm.Check], currency: str) -> str:
     if not checks:
         return (
-            "No earlier forecast can be checked yet: a forecast is checked once its window has ended and "
-            "the data covers it."
+            "No earlier forecast can be checked yet: a forecast is checked once its window has "
+            "ended and the data covers it."
         )
     inside = [c for c in checks if c.inside is not None]
-    out = f"{fmt.count(len(checks), 'earlier forecast')} can be checked against what the same customers spent."
+    out = (
+        f"{fmt.count(len(checks), 'earlier forecast')} can be checked against what the same "
+        "customers spent."
+    )
     if inside:
-        out += f" {fmt.count(sum(c.inside for c in inside))} of {fmt.count(len(inside))} fell inside their range."
+        out += (
+            f" {fmt.count(sum(c.inside for c in inside))} of {fmt.count(len(inside))} fell inside "
+            "their range."
+        )
     return out
 
 
@@ -410,8 +426,8 @@ def outlook_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_table(table: pd.DataFrame | None, currency: str, top: int = 5) -> pd.DataFrame:
-    """The few largest shifts of the drift table, in words, money in ``currency`` (the full table stays in the
-    notebook)."""
+    """The few largest shifts of the drift table, in words, money in ``currency`` (the full table
+    stays in the notebook)."""
     if table is None or table.empty or table["psi"].isna().all():
         return pd.DataFrame()
     shown = table[table["psi"].notna()].sort_values("psi", ascending=False).head(top)
@@ -448,10 +464,10 @@ def glossary() -> str:
 def track_deciles_intro(check: fcm.Check) -> str:
     if check.deciles.empty:
         return (
-            f"The forecast of {fmt.day(check.run_date)} has no per-decile record (it was made before the "
-            "target list existed)."
+            f"The forecast of {fmt.day(check.run_date)} has no per-decile record (it was made "
+            "before the target list existed)."
         )
     return (
-        f"Per decile, the forecast of {fmt.day(check.run_date)} against what each tenth of its customers "
-        "actually spent (decile 1 = the tenth expected to spend most):"
+        f"Per decile, the forecast of {fmt.day(check.run_date)} against what each tenth of its "
+        "customers actually spent (decile 1 = the tenth expected to spend most):"
     )

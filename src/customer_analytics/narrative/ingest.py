@@ -1,4 +1,5 @@
-"""What the 01 report says: what was received, rejected, excluded; dates, returns, guests, freshness.
+"""What the 01 report says: what was received, rejected, excluded; dates, returns, guests,
+freshness.
 
 The numbers come from :mod:`customer_analytics.ingest` (counts, returns, guest orders, likely
 placeholder customers, product types) and :mod:`customer_analytics.freshness`. Values of personal
@@ -36,9 +37,9 @@ def skipped_text(c: Any) -> str:
 
 
 def summary(counts: Any, session: Any = None, params: Params | None = None) -> str:
-    """The 01 summary: whether the ingest stopped, accepted / rejected / excluded per source, what was
-    missing, the date layouts detected and, given the session of a run that succeeded, the date range of the
-    orders and the return rate."""
+    """The 01 summary: whether the ingest stopped, accepted / rejected / excluded per source, what
+    was missing, the date layouts detected and, given the session of a run that succeeded, the date
+    range of the orders and the return rate."""
     failed = _failed(counts)
     parts = [
         f"**{c.accepted:,}** of {c.read:,} {c.unit} accepted ({c.rejected:,} rejected"
@@ -50,8 +51,8 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     ]
     if failed:
         text = (
-            "**The ingest stopped; no table was replaced** (the next steps still see the previous data). "
-            f"{counts.public} "
+            "**The ingest stopped; no table was replaced** (the next steps still see the "
+            f"previous data). {counts.public} "
         )
         if parts:
             text += "Checked before the stop: " + "; ".join(parts) + "."
@@ -90,8 +91,8 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     if rejected and not failed:
         top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
         text += (
-            f" Most common rejection: '{top[0]}' ({top[1]:,} rows); every rejected row is kept in the "
-            "warehouse with its reason."
+            f" Most common rejection: '{top[0]}' ({top[1]:,} rows); every rejected row is kept in "
+            "the warehouse with its reason."
         )
     if session is not None and not failed:
         text += _orders_sentence(session)
@@ -102,8 +103,8 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
 
 
 def _late_note(session: Any, params: Params) -> str:
-    """The run-date warning of the other reports' banner, for the top of 01's summary: 01's own banner is
-    computed before the new data is in, so it cannot say it."""
+    """The run-date warning of the other reports' banner, for the top of 01's summary: 01's own
+    banner is computed before the new data is in, so it cannot say it."""
     from customer_analytics import freshness
 
     fresh = freshness.freshness(session)
@@ -142,8 +143,8 @@ def missing_note(counts: Any) -> str:
     for c in counts:
         if c.status == "derived":
             notes.append(
-                f"- **customers**: no file ({c.file or 'disabled'}); {c.derived:,} customers were derived "
-                "from the orders (sign-up = first order; country and channel "
+                f"- **customers**: no file ({c.file or 'disabled'}); {c.derived:,} customers were "
+                "derived from the orders (sign-up = first order; country and channel "
                 f"'{contract.UNKNOWN}')."
             )
         elif c.status in ("missing", "disabled"):
@@ -158,7 +159,8 @@ def missing_note(counts: Any) -> str:
 
 
 def rejections(counts: Any) -> Any:
-    """The rejected rows per source, field and reason with examples (formatted), or a sentence when none."""
+    """The rejected rows per source, field and reason with examples (formatted), or a sentence when
+    none."""
     from IPython.display import Markdown
 
     from customer_analytics import ingest
@@ -175,15 +177,15 @@ def layout_text(choice: Any) -> str:
         return f"`{choice.column}`: {what}, as declared in date_formats."
     if choice.how == "default":
         return (
-            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their rows are "
-            "rejected as unparseable dates). Declare the layout in date_formats."
+            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their "
+            "rows are rejected as unparseable dates). Declare the layout in date_formats."
         )
     if choice.name == "iso" and choice.parsed == choice.values:
         return f"`{choice.column}`: ISO 8601 dates (detected; every distinct value parses)."
     share = choice.parsed / choice.values if choice.values else 1.0
     return (
-        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct values "
-        "(the only known layout that does). To fix it for later runs: date_formats: "
+        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct "
+        "values (the only known layout that does). To fix it for later runs: date_formats: "
         f"{{<source>: {{{choice.field}: {choice.name}}}}}."
     )
 
@@ -204,16 +206,17 @@ def returns_note(summary: dict, currency: str = "EUR") -> str:
     if not summary["return_lines"] and not summary["excluded_return_lines"]:
         return "No return or cancellation line: spend is the same gross or net."
     text = (
-        f"**{summary['return_lines']:,}** of {summary['lines']:,} order lines are returns or cancellations: "
-        f"{fmt.money(summary['returned'], currency, 2)} returned of {fmt.money(summary['sold'], currency, 2)} "
-        f"sold, a **return rate of {fmt.percent(summary['rate'], 1)}**. Spend in every later report "
-        "(exploration, customer profiles, forecasts) is **net** of returns "
-        f"({fmt.money(summary['net'], currency, 2)}); order counts count purchases only."
+        f"**{summary['return_lines']:,}** of {summary['lines']:,} order lines are returns or "
+        f"cancellations: {fmt.money(summary['returned'], currency, 2)} returned of "
+        f"{fmt.money(summary['sold'], currency, 2)} sold, a **return rate of "
+        f"{fmt.percent(summary['rate'], 1)}**. Spend in every later report (exploration, customer "
+        f"profiles, forecasts) is **net** of returns ({fmt.money(summary['net'], currency, 2)}); "
+        "order counts count purchases only."
     )
     if summary["excluded_return_lines"]:
         text += (
-            f" {summary['excluded_return_lines']:,} return lines were excluded (returns: exclude): spend "
-            "is gross."
+            f" {summary['excluded_return_lines']:,} return lines were excluded (returns: "
+            "exclude): spend is gross."
         )
     return text
 
@@ -223,11 +226,12 @@ def guest_note(guests: dict, currency: str = "EUR") -> str:
     if not guests["lines"]:
         return "No guest order: every order line has a customer id."
     return (
-        f"**{guests['lines']:,}** order lines ({guests['orders']:,} orders) carry no customer id or a "
-        "placeholder id: guest orders, excluded from the customers and the models but not errors (not counted "
-        f"against max_reject_share). Their revenue, {fmt.money(guests['revenue'], currency, 2)} "
-        f"({fmt.percent(guests['share'], 1)} of all revenue), is kept apart in the warehouse. Which ids mean a "
-        "guest is the setting guest_ids."
+        f"**{guests['lines']:,}** order lines ({guests['orders']:,} orders) carry no customer id "
+        "or a placeholder id: guest orders, excluded from the customers and the models but not "
+        "errors (not counted against max_reject_share). Their revenue, "
+        f"{fmt.money(guests['revenue'], currency, 2)} ({fmt.percent(guests['share'], 1)} of all "
+        "revenue), is kept apart in the warehouse. Which ids mean a guest is the setting "
+        "guest_ids."
     )
 
 
@@ -241,9 +245,9 @@ def suspects_note(suspects: pd.DataFrame) -> str:
         for c, r in suspects.head(5).iterrows()
     )
     return (
-        f"**{len(suspects)} customer id(s) hold an implausible share** and are likely placeholders for guest "
-        f"orders: {names}. If so, add them to guest_ids and run again; masked ids are shown as first and last "
-        "character."
+        f"**{len(suspects)} customer id(s) hold an implausible share** and are likely "
+        f"placeholders for guest orders: {names}. If so, add them to guest_ids and run again; "
+        "masked ids are shown as first and last character."
     )
 
 
@@ -263,18 +267,22 @@ def orders_notes(session: Any, result: Any, currency: str = "EUR") -> str:
 
 
 def product_types_text(mapping: pd.DataFrame, max_types: int) -> str:
-    """Markdown: how many product types go downstream, which names were renamed, told apart or grouped."""
+    """Markdown: how many product types go downstream, which names were renamed, told apart or
+    grouped."""
     from customer_analytics.ingest.product_types import OTHER
 
     renamed = mapping[mapping["note"].isin(["renamed", "told apart from a name with the same key"])]
     grouped = OTHER in mapping.index and pd.isna(mapping.loc[OTHER, "name"])
-    text = f"**{len(mapping):,} product types** are used downstream (at most max_product_types = {max_types:,}"
+    text = (
+        f"**{len(mapping):,} product types** are used downstream (at most max_product_types = "
+        f"{max_types:,}"
+    )
     text += " plus 'other')." if grouped else ")."
     if grouped:
         o = mapping.loc[OTHER]
         text += (
-            f" The {int(o['names']):,} least frequent types ({int(o['lines']):,} order lines) are grouped as "
-            "'other'."
+            f" The {int(o['names']):,} least frequent types ({int(o['lines']):,} order lines) are "
+            "grouped as 'other'."
         )
     if len(renamed):
         text += (
@@ -294,7 +302,8 @@ def product_types_note(session: Any, result: Any, params: Params) -> str:
 
 
 def freshness_note(session: Any, result: Any, params: Params) -> str:
-    """Markdown: the date range of the orders, and a warning when the run date lies beyond the data."""
+    """Markdown: the date range of the orders, and a warning when the run date lies beyond the
+    data."""
     from customer_analytics import freshness
 
     if _failed(result):
@@ -323,16 +332,16 @@ def audio_note(frame: pd.DataFrame | None, bench: dict | None) -> str:
     n = int(frame["recordings"].sum())
     ok = int(frame["recordings"].get("transcribed", 0))
     out = (
-        f"**{n:,} audio calls**: {ok:,} transcribed into calls (with the recognizer's name and confidence), "
-        f"{n - ok:,} rejected with their reason (table below)."
+        f"**{n:,} audio calls**: {ok:,} transcribed into calls (with the recognizer's name and "
+        f"confidence), {n - ok:,} rejected with their reason (table below)."
     )
     if bench and bench["words"]:
         out += (
-            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on the "
-            f"{bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, {bench['words']} words, "
-            f"synthetic voices), is **{fmt.percent(bench['wer'])}**: treat audio transcripts as rough text "
-            "(topics and sentiment still see words such as *refund*, *late* or *broken*, but many words are "
-            "wrong)."
+            f" Recognizer: **{bench['recognizer']}**, offline. Its word error rate, measured on "
+            f"the {bench['clips']} shipped demo recordings ({bench['seconds']:.0f} s, "
+            f"{bench['words']} words, synthetic voices), is **{fmt.percent(bench['wer'])}**: "
+            "treat audio transcripts as rough text (topics and sentiment still see words such as "
+            "*refund*, *late* or *broken*, but many words are wrong)."
         )
     return out
 

@@ -48,12 +48,14 @@ def calibration_rule(comparison: md.Comparison) -> str:
     refused = [n for n, s in b["calibration"].items() if str(s).startswith("refused")]
     recal = [n for n in b.index if n.endswith(md.RECALIBRATED)]
     out = (
-        f"a model whose total over the past periods is off by more than {fmt.percent(comparison.tolerance)} "
-        "is rescaled to the actual total or, if it predicts no spend at all, set aside"
+        "a model whose total over the past periods is off by more than "
+        f"{fmt.percent(comparison.tolerance)} is rescaled to the actual total or, if it predicts "
+        "no spend at all, set aside"
     )
     if recal:
         out += "; rescaled: " + ", ".join(
-            f'"{words.model(n.removesuffix(md.RECALIBRATED))}" (×{b.loc[n, "calibration"].split("×")[1]})'
+            f'"{words.model(n.removesuffix(md.RECALIBRATED))}" '
+            f"(×{b.loc[n, 'calibration'].split('×')[1]})"
             for n in recal
         )
     if refused:
@@ -72,22 +74,24 @@ def rule(selection: md.Selection, comparison: md.Comparison) -> str:
     s = selection
     higher = s.metric in md.HIGHER_IS_BETTER
     where = (
-        f"the average over {fmt.count(s.folds, 'past period')} (each judged after learning only from the "
-        "periods before it)"
+        f"the average over {fmt.count(s.folds, 'past period')} (each judged after learning only "
+        "from the periods before it)"
         if s.folds
         else "the held-out window (too few past periods to judge on)"
     )
     tie = TIE_WORDS[md.TIE_BREAK[s.metric] if s.folds else md.SECONDARY[s.metric]]
     return (
-        f"First, {calibration_rule(comparison)}. Then the model with the {'highest' if higher else 'lowest'} "
-        f"{words.metric(s.metric)} on {where} is chosen; models within {fmt.percent(md.SELECTION_MARGIN)} of "
-        "the best, or within the folds' own disagreement about the difference, count as tied, and the tie goes "
-        f"to the lowest {tie}. The held-out window, which no model saw, then confirms the choice."
+        f"First, {calibration_rule(comparison)}. Then the model with the "
+        f"{'highest' if higher else 'lowest'} {words.metric(s.metric)} on {where} is chosen; "
+        f"models within {fmt.percent(md.SELECTION_MARGIN)} of the best, or within the folds' own "
+        f"disagreement about the difference, count as tied, and the tie goes to the lowest {tie}. "
+        "The held-out window, which no model saw, then confirms the choice."
     )
 
 
 def why(selection: md.Selection, comparison: md.Comparison, currency: str) -> str:
-    """Why the chosen model was chosen: runner-up or tie, the buy-till-you-die bar, calibration, zero."""
+    """Why the chosen model was chosen: runner-up or tie, the buy-till-you-die bar, calibration,
+    zero."""
     b, s = comparison.board, selection
     key = md._sort_key(b, s.metric)
     where = "past periods" if key.startswith("cv_") else "held-out window"
@@ -104,8 +108,8 @@ def why(selection: md.Selection, comparison: md.Comparison, currency: str) -> st
         parts.append(
             f'"{words.model(best)}" had the best {label} over the {where} '
             f"({_err(ranked[key].iloc[0], s.metric, currency)}), but {name} is tied with it "
-            f"({_err(b.loc[s.chosen, key], s.metric, currency)}) and has a lower {TIE_WORDS[other]} "
-            f"({_err(b.loc[s.chosen, other], 'mae', currency)} against "
+            f"({_err(b.loc[s.chosen, key], s.metric, currency)}) and has a lower "
+            f"{TIE_WORDS[other]} ({_err(b.loc[s.chosen, other], 'mae', currency)} against "
             f"{_err(b.loc[best, other], 'mae', currency)})."
         )
     elif len(ties) > 1:
@@ -117,8 +121,8 @@ def why(selection: md.Selection, comparison: md.Comparison, currency: str) -> st
         )
     elif len(ranked) > 1:
         parts.append(
-            f"Its {label} over the {where} is {_err(b.loc[s.chosen, key], s.metric, currency)}, against "
-            f"{_err(ranked[key].iloc[1], s.metric, currency)} for the runner-up, "
+            f"Its {label} over the {where} is {_err(b.loc[s.chosen, key], s.metric, currency)}, "
+            f"against {_err(ranked[key].iloc[1], s.metric, currency)} for the runner-up, "
             f'"{words.model(ranked.index[1])}".'
         )
     c = b.loc[s.chosen]
@@ -133,16 +137,19 @@ def why(selection: md.Selection, comparison: md.Comparison, currency: str) -> st
             f"Against the buy-till-you-die model on the held-out window: {words.metric('rmse')} "
             f"{_err(c['rmse'], 'rmse', currency)} against {_err(t['rmse'], 'rmse', currency)}, "
             f"{words.metric('mae')} {_err(c['mae'], 'mae', currency)} against "
-            f"{_err(t['mae'], 'mae', currency)} ({'at or below it on both' if both else 'not below it on both'})."
+            f"{_err(t['mae'], 'mae', currency)} "
+            f"({'at or below it on both' if both else 'not below it on both'})."
         )
     if "zero" in b.index:
         z = b.loc["zero"]
         lowest = b["mae"].idxmin() == "zero"
         parts.append(
-            f"Predicting no spend for anyone has an {words.metric('mae')} of {_err(z['mae'], 'mae', currency)}"
+            f"Predicting no spend for anyone has an {words.metric('mae')} of "
+            f"{_err(z['mae'], 'mae', currency)}"
             + (
-                " — the lowest of all: most customers spend nothing in a window, and the average error "
-                "rewards predicting the typical (zero) customer; that is why it is never chosen"
+                " — the lowest of all: most customers spend nothing in a window, and the average "
+                "error rewards predicting the typical (zero) customer; that is why it is never "
+                "chosen"
                 if lowest
                 else ""
             )
@@ -167,7 +174,8 @@ def chosen(selection: md.Selection, currency: str) -> str:
     better = "better" if s.improvement >= 0 else "worse"
     return out + (
         f". On the held-out window its {label} per customer, "
-        f"{_err(s.holdout_chosen, s.metric, currency)}, is **{fmt.percent(abs(s.improvement))} {better}** "
+        f"{_err(s.holdout_chosen, s.metric, currency)}, is **{fmt.percent(abs(s.improvement))} "
+        f"{better}** "
         f'than the best simple rule\'s ("{words.model(s.baseline)}", '
         f"{_err(s.holdout_baseline, s.metric, currency)}; 90% interval of the gain "
         f"{fmt.percent(lo)} to {fmt.percent(hi)})."
@@ -183,27 +191,30 @@ def promotion(decision: Any, currency: str) -> str:
     if d.code == "already":
         return f"{v[0].upper() + v[1:]} already is the default."
     if d.code == "unloadable":
-        return f"It is stored as {v} and is now the default: the previous default ({prev}) could not be loaded."
+        return (
+            f"It is stored as {v} and is now the default: the previous default ({prev}) could not "
+            "be loaded."
+        )
     if d.code == "incompatible":
         return (
-            f"It is stored as {v} and is now the default: the previous default ({prev}) cannot score this "
-            "data (other features or product types)."
+            f"It is stored as {v} and is now the default: the previous default ({prev}) cannot "
+            "score this data (other features or product types)."
         )
     if d.code == "overlap":
         return (
-            f"It is stored as {v} but not made the default: {prev} stays, because it learned from part of "
-            "this held-out window and cannot be compared fairly on it."
+            f"It is stored as {v} but not made the default: {prev} stays, because it learned from "
+            "part of this held-out window and cannot be compared fairly on it."
         )
     new, old = _err(d.new_value, d.metric, currency), _err(d.previous_value, d.metric, currency)
     if d.code == "better":
         return (
-            f"It is stored as {v} and is now the default: its {words.metric(d.metric)} on the held-out "
-            f"window, {new}, beats {prev}'s {old} on the same window."
+            f"It is stored as {v} and is now the default: its {words.metric(d.metric)} on the "
+            f"held-out window, {new}, beats {prev}'s {old} on the same window."
         )
     if d.code == "not_better":
         return (
-            f"It is stored as {v} but not made the default: its {words.metric(d.metric)}, {new}, does not beat "
-            f"{prev}'s {old} on the same window, so {prev} stays the default."
+            f"It is stored as {v} but not made the default: its {words.metric(d.metric)}, {new}, "
+            f"does not beat {prev}'s {old} on the same window, so {prev} stays the default."
         )
     return f"It is stored as {v}; {'now the default' if d.promoted else 'not made the default'}."
 
@@ -225,8 +236,8 @@ def summary(
     )
     if top is not None and not fmt.missing(top["share_of_spend"]):
         facts += (
-            f" The tenth of them it ranked highest spent {fmt.percent(top['share_of_spend'])} of all their "
-            f"spend, {fmt.number(top['lift'], 1)} times the average customer."
+            f" The tenth of them it ranked highest spent {fmt.percent(top['share_of_spend'])} of "
+            f"all their spend, {fmt.number(top['lift'], 1)} times the average customer."
         )
     out.append(facts)
     out.append(promotion(decision, c))
@@ -235,7 +246,8 @@ def summary(
 
 # --------------------------------------------------------------------------- tables
 def leaderboard(comparison: md.Comparison, primary_metric: str, currency: str) -> Any:
-    """The leaderboard: models as words, errors in the currency, totals as percentages of the actual."""
+    """The leaderboard: models as words, errors in the currency, totals as percentages of the
+    actual."""
     b = comparison.board
     order = b.sort_values(
         md._sort_key(b, primary_metric),
@@ -294,8 +306,8 @@ def inputs_note(comparison: md.Comparison) -> str:
     d, r = comparison.dropped, comparison.ranges
     if len(d):
         parts.append(
-            f"**{fmt.count(len(d), 'feature')} dropped** before learning (no information on the training "
-            "rows): "
+            f"**{fmt.count(len(d), 'feature')} dropped** before learning (no information on the "
+            "training rows): "
             + "; ".join(f"{words.feature(f)} — {_reason(why)}" for f, why in d["reason"].items())
             + "."
         )
@@ -440,14 +452,16 @@ def versions_table(frame: pd.DataFrame, currency: str) -> Any:
 
 
 def topic_check(check: Any) -> str:
-    """Whether the topic-share features were kept (:class:`customer_analytics.topic_features.FeatureCheck`)."""
+    """Whether the topic-share features were kept
+    (:class:`customer_analytics.topic_features.FeatureCheck`)."""
     if not check.columns:
         return "No topic-share features in this run (no topic model)."
     verdict = "**kept**: they improve" if check.keep else "**left out**: they do not improve"
     return (
         f"The {len(check.columns)} topic-share features are {verdict} the held-out "
         f"{words.metric(check.metric)} of the {words.model(check.candidate)} model "
-        f"({fmt.number(check.with_topics, 4)} with them, {fmt.number(check.without_topics, 4)} without)."
+        f"({fmt.number(check.with_topics, 4)} with them, {fmt.number(check.without_topics, 4)} "
+        "without)."
     )
 
 

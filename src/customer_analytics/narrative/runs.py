@@ -1,4 +1,5 @@
-"""Words of the run index and of the banner every report of a run shows first (light imports only)."""
+"""Words of the run index and of the banner every report of a run shows first (light imports
+only)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,23 @@ from customer_analytics.narrative import fmt, words
 def run_date_note(
     last_day: dt.date | None, run_date: dt.date, gap: int | None, tolerance_days: int
 ) -> str:
-    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order ('' if not)."""
+    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order (''
+    if not)."""
     if last_day is None:
         return "**The checked data holds no order**: nothing here describes real purchases."
     if gap is None or gap <= tolerance_days:
         return ""
     return (
         f"**The run date, {fmt.day(run_date)}, is {gap} days after the last order in the data "
-        f"({fmt.day(last_day)})**: every figure as of the run date treats those days as days without any "
-        f"purchase. Use an earlier run date (at most {fmt.day(last_day + dt.timedelta(days=tolerance_days))}) "
-        "or load newer data."
+        f"({fmt.day(last_day)})**: every figure as of the run date treats those days as days "
+        "without any purchase. Use an earlier run date (at most "
+        f"{fmt.day(last_day + dt.timedelta(days=tolerance_days))}) or load newer data."
     )
 
 
 def received(sources: list[Any]) -> list[str]:
-    """What a run received, per source: "90,579 order lines (12 rejected)" (never added up across units)."""
+    """What a run received, per source: "90,579 order lines (12 rejected)" (never added up across
+    units)."""
     out = []
     for c in sources:
         if c.status != "loaded":
@@ -82,13 +85,16 @@ def forecast(rec: Any, currency: str) -> str:
         )
     out = fmt.money(rec.expected_spend, currency)
     if rec.spend_low is not None and rec.level:
-        out += f" ({fmt.money_range(rec.spend_low, rec.spend_high, currency)}, {fmt.percent(rec.level)})"
+        out += (
+            f" ({fmt.money_range(rec.spend_low, rec.spend_high, currency)}, "
+            f"{fmt.percent(rec.level)})"
+        )
     return out + f" from {fmt.count(rec.customers_scored, 'customer')}"
 
 
 def check_text(check: dict[str, Any], currency: str, *, short: bool = False) -> str:
-    """One earlier forecast against what happened: "2026-09-01: forecast €12,100 (€11,300–€12,900), actual
-    €11,800 ✓" (✓ inside the range, ✗ outside; no mark when the run recorded no range)."""
+    """One earlier forecast against what happened: "2026-09-01: forecast €12,100 (€11,300–€12,900),
+    actual €11,800 ✓" (✓ inside the range, ✗ outside; no mark when the run recorded no range)."""
     inside = check.get("inside")
     mark = " ✓" if inside is True else " ✗" if inside is False else ""
     rng = (
@@ -106,7 +112,8 @@ def check_text(check: dict[str, Any], currency: str, *, short: bool = False) -> 
 
 
 def changes_text(change: dict[str, Any] | None, currency: str) -> str:
-    """Two or three sentences: this run against the previous one (from :meth:`forecast.Change.record`)."""
+    """Two or three sentences: this run against the previous one (from
+    :meth:`forecast.Change.record`)."""
     if not change:
         return (
             "This is the first forecast in this warehouse: there is no earlier run to compare with."

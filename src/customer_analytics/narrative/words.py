@@ -122,7 +122,8 @@ _PRODUCT_FEATURES = (
 
 
 def model(name: str) -> str:
-    """A candidate's name as words: ``last_period`` -> "same as last period" (recalibrated ones say so)."""
+    """A candidate's name as words: ``last_period`` -> "same as last period" (recalibrated ones say
+    so)."""
     base = name.removesuffix(RECALIBRATED)
     words = MODELS.get(base, base.replace("_", " "))
     return words + (", rescaled" if name.endswith(RECALIBRATED) else "")
@@ -184,33 +185,38 @@ def feature(name: str) -> str:
 
 #: the glossary: a technical word -> its meaning in one sentence
 GLOSSARY = {
-    "held-out window": "the most recent past period whose outcome is known; the models never saw it while "
-    "learning, so how they do there shows how they will do on the next period.",
-    "forecast window": "the period the forecast is about: from the run date, for the horizon (e.g. 60 days).",
-    "90% range": "the range that, with the method used here, held the actual spend nine times out of ten "
-    "when tried on the held-out window.",
-    "decile": "one tenth of the customers, ranked by expected spend (decile 1 = the tenth expected to spend most).",
-    "baseline": 'a simple rule such as "same as last period"; a model is worth using only if it beats them.',
-    "typical error (RMSE)": "root mean squared error per customer: like an average error, but large misses "
-    "count more.",
+    "held-out window": "the most recent past period whose outcome is known; the models never saw "
+    "it while learning, so how they do there shows how they will do on the next period.",
+    "forecast window": "the period the forecast is about: from the run date, for the horizon "
+    "(e.g. 60 days).",
+    "90% range": "the range that, with the method used here, held the actual spend nine times out "
+    "of ten when tried on the held-out window.",
+    "decile": "one tenth of the customers, ranked by expected spend (decile 1 = the tenth "
+    "expected to spend most).",
+    "baseline": 'a simple rule such as "same as last period"; a model is worth using only if it '
+    "beats them.",
+    "typical error (RMSE)": "root mean squared error per customer: like an average error, but "
+    "large misses count more.",
     "average error (MAE)": "mean absolute error per customer.",
-    "share of variation explained (R²)": "how much of the differences between customers the forecast "
-    "explains (1 = all, 0 = no better than the average).",
-    "cross-validation": "judging a model on several past periods in turn, each time learning only from the "
-    "periods before it.",
-    "buy-till-you-die model": "a classic model of repeat purchases (BG/NBD with Gamma-Gamma): how often a "
-    "customer buys, how much, and the chance they are still active.",
-    "shift (PSI)": "population stability index: how much a distribution moved between two groups (below 0.1 "
-    "stable, 0.1–0.25 moderate, from 0.25 large).",
+    "share of variation explained (R²)": "how much of the differences between customers the "
+    "forecast explains (1 = all, 0 = no better than the average).",
+    "cross-validation": "judging a model on several past periods in turn, each time learning only "
+    "from the periods before it.",
+    "buy-till-you-die model": "a classic model of repeat purchases (BG/NBD with Gamma-Gamma): how "
+    "often a customer buys, how much, and the chance they are still active.",
+    "shift (PSI)": "population stability index: how much a distribution moved between two groups "
+    "(below 0.1 stable, 0.1–0.25 moderate, from 0.25 large).",
     "lift": "how many times more the customers of a group spent than the average customer.",
-    "calibration": "whether the forecast totals add up: predicted total divided by actual total (1 = right).",
-    "probability of buying": "the share of past customers with a similar forecast who bought in the window.",
+    "calibration": "whether the forecast totals add up: predicted total divided by actual total "
+    "(1 = right).",
+    "probability of buying": "the share of past customers with a similar forecast who bought in "
+    "the window.",
     "net spend": "purchases minus returns, shipping excluded.",
-    "guest orders": "orders without a customer account (a placeholder id); counted in revenue, not as "
-    "customers.",
+    "guest orders": "orders without a customer account (a placeholder id); counted in revenue, "
+    "not as customers.",
     "rejected rows": "input rows that break the data contract; kept apart with their reason.",
-    "sentiment": "how positive a review or call sounds, from 0 (negative) to 1 (positive), learned from "
-    "the ratings.",
+    "sentiment": "how positive a review or call sounds, from 0 (negative) to 1 (positive), "
+    "learned from the ratings.",
     "topic": "a group of texts that use similar words.",
     "cohort": "the customers who signed up in the same month.",
     "churn": "a customer who bought in the previous 90 days buys nothing in the next 90.",
