@@ -116,7 +116,7 @@ def main() -> None:
         "seconds": times,
         "board": board.reset_index().to_dict(orient="records"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpu, shared, load {load:.1f} at the "
-                   "end",
+        "end",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     a.out.mkdir(parents=True, exist_ok=True)

@@ -42,15 +42,20 @@ def main() -> None:
     a = ap.parse_args()
     df = simulate(a.customers, a.seed)
     triples = df.groupby(["X", "TX", "T"]).size().rename("N").reset_index()
-    print(f"{a.customers:,} customers, {len(triples):,} distinct (x, t_x, T) histories, "
-          f"{int((df['X'] > 0).sum()):,} repeat buyers")
+    print(
+        f"{a.customers:,} customers, {len(triples):,} distinct (x, t_x, T) histories, "
+        f"{int((df['X'] > 0).sum()):,} repeat buyers"
+    )
     for family in btyd.FAMILIES:
         t0 = time.perf_counter()
         btyd.fit_purchases(family, triples["X"], triples["TX"], triples["T"], counts=triples["N"])
         t1 = time.perf_counter()
         btyd.fit_purchases(family, df["X"], df["TX"], df["T"])
         t2 = time.perf_counter()
-        print(f"{family}: {t1 - t0:.2f} s on distinct histories, {t2 - t1:.2f} s on one row per customer")
+        print(
+            f"{family}: {t1 - t0:.2f} s on distinct histories, {t2 - t1:.2f} s on one row per "
+            "customer"
+        )
     rep = df[df["X"] > 0]
     t0 = time.perf_counter()
     btyd.fit_gamma_gamma(rep["X"], rep["M"])

@@ -1,4 +1,5 @@
-"""A fake of snowflake-ml's ``Registry`` with the behaviour of snowflake-ml-python 2.6 that our adapter meets.
+"""A fake of snowflake-ml's ``Registry`` with the behaviour of snowflake-ml-python 2.6 that our
+adapter meets.
 
 Snowflake cannot run here, so :class:`registry.SnowflakeRegistry` is tested against this fake.
 What it reproduces (read from the installed 2.6 sources, ``snowflake/ml/registry`` and
@@ -77,9 +78,9 @@ class FakeModelVersion:
             )
         if not force and (errors := self._environment_errors()):
             raise ValueError(
-                f"Unable to load this model due to following validation errors: {errors}. Make sure "
-                "your local environment is the same as that when you logged the model, or if you "
-                "believe it should work, specify `force=True` to bypass this check."
+                f"Unable to load this model due to following validation errors: {errors}. Make "
+                "sure your local environment is the same as that when you logged the model, or "
+                "if you believe it should work, specify `force=True` to bypass this check."
             )
         return cloudpickle.loads(self._payload)
 

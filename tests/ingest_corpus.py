@@ -41,7 +41,9 @@ def _dumps(obj) -> str:
 
 def _csv_line(values: list[str]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(values)  # fields holding a line break get quoted
+    csv.writer(buf, lineterminator="\r\n").writerow(
+        values
+    )  # fields holding a line break get quoted
     return buf.getvalue()[:-2]
 
 
@@ -63,17 +65,39 @@ def _good_customer_ids(path: Path, bad: set[str]) -> set[str]:
         return {r["customer_id"] for r in csv.DictReader(f)} - bad
 
 
-# --------------------------------------------------------------------------- customers.csv (BOM, CRLF)
+# ----------------------------------------------------------------------- customers.csv (BOM, CRLF)
 def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> set[str]:
-    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become unknown)."""
+    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become
+    unknown)."""
     with src.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
     col = {h: i for i, h in enumerate(header)}
     edits: dict[int, tuple] = {}  # body index -> (kind, payload)
-    kinds = ["missing_id", "feb30", "us_date", "old_date", "by_text", "by_frac", "by_old", "bad_utf8", "nul",
-             "few_fields", "unclosed", "lone_cr", "trailing_comma", "multiline", "cjk", "quoted", "spaces",
-             "ts_signup", "zwsp_id", "bidi_id", "crlf_name", "tab_id"]
+    kinds = [
+        "missing_id",
+        "feb30",
+        "us_date",
+        "old_date",
+        "by_text",
+        "by_frac",
+        "by_old",
+        "bad_utf8",
+        "nul",
+        "few_fields",
+        "unclosed",
+        "lone_cr",
+        "trailing_comma",
+        "multiline",
+        "cjk",
+        "quoted",
+        "spaces",
+        "ts_signup",
+        "zwsp_id",
+        "bidi_id",
+        "crlf_name",
+        "tab_id",
+    ]
     picks = rng.sample(range(5, len(body) - 5), 2 * len(kinds))
     for k, idx in enumerate(picks):
         edits[idx] = kinds[k % len(kinds)]
@@ -93,7 +117,9 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
             add(b"", "line", R.EMPTY_LINE, "blank line")
         if i == len(body) // 3:
             for j in dup_source:
-                add(_csv_line(body[j]).encode(), "customer_id", R.DUPLICATE_CUSTOMER, "repeated row")
+                add(
+                    _csv_line(body[j]).encode(), "customer_id", R.DUPLICATE_CUSTOMER, "repeated row"
+                )
         if kind is None:
             lines.append(_csv_line(row).encode())
             continue
@@ -154,13 +180,52 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
 
 
 # --------------------------------------------------------------------------- orders.jsonl
-ORDER_KINDS = ["truncated", "trailing_comma", "array", "bad_utf8", "nan", "surrogate", "items_empty", "items_missing",
-               "items_object", "qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
-               "price_negative", "ts_missing", "ts_month13", "ts_9999", "customer_null", "unknown_customer",
-               "product_missing", "ship_free", "order_id_missing", "tz", "date_only", "huge_note", "qty_string",
-               "deep", "deep_ok", "huge_number", "big_int", "nul_coupon", "nul_raw", "customer_object",
-               "customer_true", "customer_list", "order_id_zwsp", "qty_bool", "product_object", "dup_key_deep",
-               "bom_line", "control_coupon", "emoji_coupon"]
+ORDER_KINDS = [
+    "truncated",
+    "trailing_comma",
+    "array",
+    "bad_utf8",
+    "nan",
+    "surrogate",
+    "items_empty",
+    "items_missing",
+    "items_object",
+    "qty_zero",
+    "qty_negative",
+    "qty_fraction",
+    "qty_text",
+    "price_text",
+    "price_euro",
+    "price_negative",
+    "ts_missing",
+    "ts_month13",
+    "ts_9999",
+    "customer_null",
+    "unknown_customer",
+    "product_missing",
+    "ship_free",
+    "order_id_missing",
+    "tz",
+    "date_only",
+    "huge_note",
+    "qty_string",
+    "deep",
+    "deep_ok",
+    "huge_number",
+    "big_int",
+    "nul_coupon",
+    "nul_raw",
+    "customer_object",
+    "customer_true",
+    "customer_list",
+    "order_id_zwsp",
+    "qty_bool",
+    "product_object",
+    "dup_key_deep",
+    "bom_line",
+    "control_coupon",
+    "emoji_coupon",
+]
 
 
 def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> None:
@@ -207,8 +272,10 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             enc, single = ("[" + text + "]").encode(), ("line", R.NOT_AN_OBJECT)
         elif kind == "bad_utf8":
             o["coupon"] = "XMAS"
-            enc, single = _dumps(o).replace("XMAS", "X\udcffMAS").encode("utf-8", "surrogateescape"), \
-                ("line", R.INVALID_UTF8)
+            enc, single = (
+                _dumps(o).replace("XMAS", "X\udcffMAS").encode("utf-8", "surrogateescape"),
+                ("line", R.INVALID_UTF8),
+            )
         elif kind == "nan":
             o["items"][0]["quantity"] = "__NAN__"
             enc, single = _dumps(o).replace('"__NAN__"', "NaN").encode(), ("line", R.MALFORMED_JSON)
@@ -245,8 +312,16 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             single = ("line", R.MALFORMED_JSON)
         else:
             single = None
-            if kind in ("qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
-                        "price_negative", "product_missing"):
+            if kind in (
+                "qty_zero",
+                "qty_negative",
+                "qty_fraction",
+                "qty_text",
+                "price_text",
+                "price_euro",
+                "price_negative",
+                "product_missing",
+            ):
                 key, value, fld, reason = {
                     "qty_zero": ("quantity", 0, "quantity", R.NOT_POSITIVE),
                     # a return line: accepted, kept negative
@@ -290,8 +365,11 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             elif kind == "qty_string":
                 o["items"][0]["quantity"] = str(o["items"][0]["quantity"])
             elif kind in ("customer_object", "customer_true", "customer_list"):  # issue 15.16
-                o["customer_id"] = {"customer_object": {"id": o["customer_id"]},
-                                    "customer_true": True, "customer_list": [o["customer_id"]]}[kind]
+                o["customer_id"] = {
+                    "customer_object": {"id": o["customer_id"]},
+                    "customer_true": True,
+                    "customer_list": [o["customer_id"]],
+                }[kind]
                 whole = ("customer_id", R.NOT_A_VALUE)
             elif kind == "order_id_zwsp":
                 o["order_id"] = o["order_id"] + "\u200b"
@@ -335,8 +413,19 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
 # --------------------------------------------------------------------------- reviews.jsonl
 def _reviews(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> None:
     raw_lines = src.read_text(encoding="utf-8").splitlines()
-    kinds = ["rating_6", "rating_frac", "rating_text", "no_content", "trailing_comma", "ts_word", "unknown_customer",
-             "huge_text", "emoji", "text_object", "rating_true"]
+    kinds = [
+        "rating_6",
+        "rating_frac",
+        "rating_text",
+        "no_content",
+        "trailing_comma",
+        "ts_word",
+        "unknown_customer",
+        "huge_text",
+        "emoji",
+        "text_object",
+        "rating_true",
+    ]
     picks = rng.sample(range(5, len(raw_lines) - 5), len(kinds))
     edits = dict(zip(picks, kinds, strict=True))
     out: list[bytes] = []
@@ -388,7 +477,9 @@ def _reviews(src: Path, dst: Path, rng: random.Random, expected: list[Expected])
 
 
 # --------------------------------------------------------------------------- calls/*.txt
-def _calls(folder: Path, rng: random.Random, customers: list[str], n: int, expected: list[Expected]) -> None:
+def _calls(
+    folder: Path, rng: random.Random, customers: list[str], n: int, expected: list[Expected]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     bad = {3: "no_customer", 17: "bad_utf8", 42: "unknown_customer", 77: "empty_body"}
     for i in range(n):
@@ -412,7 +503,10 @@ def _calls(folder: Path, rng: random.Random, customers: list[str], n: int, expec
         elif i % 2:
             name, data = f"{cid}_{day}_{i}.txt", body.encode()
         else:
-            name, data = f"t{i:03d}.txt", f"Customer: {cid}\nDate: {day}T09:{i % 60:02d}:00\n\n{body}".encode()
+            name, data = (
+                f"t{i:03d}.txt",
+                f"Customer: {cid}\nDate: {day}T09:{i % 60:02d}:00\n\n{body}".encode(),
+            )
         (folder / name).write_bytes(data)
         expected.append(Expected("calls", f"calls/{name}", 1, None, fld, reason, kind or "ok"))
     _hostile_calls(folder, customers, expected)
@@ -457,5 +551,11 @@ def _hostile_calls(folder: Path, customers: list[str], expected: list[Expected])
 
 
 #: What the calls folder of the corpus holds that is not read, per reason.
-CALL_SKIPPED = {contract.SKIP_DOCUMENT: 1, contract.SKIP_COMPRESSED: 1, contract.SKIP_TEXT: 1,
-                contract.SKIP_HIDDEN: 1, contract.SKIP_FOLDER: 1, contract.SKIP_MEDIA: 1}
+CALL_SKIPPED = {
+    contract.SKIP_DOCUMENT: 1,
+    contract.SKIP_COMPRESSED: 1,
+    contract.SKIP_TEXT: 1,
+    contract.SKIP_HIDDEN: 1,
+    contract.SKIP_FOLDER: 1,
+    contract.SKIP_MEDIA: 1,
+}

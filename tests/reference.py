@@ -24,14 +24,16 @@ import pandas as pd
 from customer_analytics import contract
 from customer_analytics import features as ft
 
-# --------------------------------------------------------------------------- ingest (the data contract)
+# ---------------------------------------------------------------------- ingest (the data contract)
 # A deliberately plain, whole-file implementation of docs/data_contract.md: it shares only the
 # constants and reason strings of ``contract`` with the warehouse ingest (none of its code), so
 # tests can compare the warehouse's CLEAN_/REJECTED_ tables with it row for row.
 R = contract.Reason
 _NUM = re.compile(r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")
-_TS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])"
-                 r"(?:[.]([0-9]+))?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+_TS = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])"
+    r"(?:[.]([0-9]+))?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
 
 
 def _lines(path: Path, keep_cr: bool = False) -> list[bytes]:
@@ -68,8 +70,13 @@ def _strict_json(text: str):
             raise _Range(t)
         return int(t)
 
-    return json.loads(text, parse_constant=no_constant, object_pairs_hook=no_duplicates,
-                      parse_float=finite, parse_int=bounded)
+    return json.loads(
+        text,
+        parse_constant=no_constant,
+        object_pairs_hook=no_duplicates,
+        parse_float=finite,
+        parse_int=bounded,
+    )
 
 
 def _depth(obj) -> int:
@@ -102,8 +109,11 @@ def _line_problem(obj) -> tuple[str, str] | None:
     """(reason, field) of a parsed object: depth, NUL (field: its top-level key), lone surrogate."""
     if _depth(obj) > contract.MAX_JSON_DEPTH:
         return R.TOO_DEEP, "line"
-    found = [(R.NUL_BYTE, key) if "\x00" in text else (R.MALFORMED_JSON, "line")
-             for text, key in _strings(obj) if "\x00" in text or re.search("[\ud800-\udfff]", text)]
+    found = [
+        (R.NUL_BYTE, key) if "\x00" in text else (R.MALFORMED_JSON, "line")
+        for text, key in _strings(obj)
+        if "\x00" in text or re.search("[\ud800-\udfff]", text)
+    ]
     return found[0] if found else None
 
 
@@ -148,7 +158,9 @@ def jsonl_records(path: Path) -> list[dict]:
 
 
 def _complete(fields: list[str] | None, width: int) -> bool:
-    return fields is not None and len(fields) >= width and all(f.strip() == "" for f in fields[width:])
+    return (
+        fields is not None and len(fields) >= width and all(f.strip() == "" for f in fields[width:])
+    )
 
 
 def _alone(line: str, width: int) -> bool:
@@ -162,7 +174,8 @@ def _alone(line: str, width: int) -> bool:
 
 
 def csv_records(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or ``reason``/``field``."""
+    """Header and one dict per CSV record: ``line`` (first line), ``values`` (column -> text) or
+    ``reason``/``field``."""
     raw_lines = [ln.decode("utf-8", "surrogateescape") for ln in _lines(path, keep_cr=True)]
     ends = ["\r\n" if ln.endswith("\r") else "\n" for ln in raw_lines]
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in raw_lines]
@@ -179,8 +192,11 @@ def csv_records(path: Path) -> tuple[list[str], list[dict]]:
                 fields = next(csv.reader([text]), [])
             except csv.Error:
                 fields = None
-        fits = j == i or width is None or (_complete(fields, width)
-                                           and not any(_alone(x, width) for x in lines[i + 1:j]))
+        fits = (
+            j == i
+            or width is None
+            or (_complete(fields, width) and not any(_alone(x, width) for x in lines[i + 1 : j]))
+        )
         if text.count('"') % 2 or not fits:
             records.append({"line": i + 1, "text": lines[i], "reason": R.CSV_UNCLOSED_QUOTE})
             i += 1
@@ -211,7 +227,7 @@ def csv_records(path: Path) -> tuple[list[str], list[dict]]:
 def _csv_problem(fields: list[str], header: list[str]) -> tuple[str | None, str | None]:
     if all(f.strip() == "" for f in fields):
         return R.EMPTY_LINE, "line"
-    extra = fields[len(header):]
+    extra = fields[len(header) :]
     if len(fields) < len(header) or any(f.strip() for f in extra):
         return R.CSV_FIELD_COUNT, "line"
     for name, value in zip(header, fields, strict=False):
@@ -223,7 +239,8 @@ def _csv_problem(fields: list[str], header: list[str]) -> tuple[str | None, str 
 
 
 def _value(rec: dict, fmt: str, name: str):
-    """The text of a field (None when missing or empty), ``name`` as in the file (dotted for JSON)."""
+    """The text of a field (None when missing or empty), ``name`` as in the file (dotted for
+    JSON)."""
     if fmt == "csv":
         v = (rec["values"] or {}).get(name.strip().casefold())
     else:
@@ -255,8 +272,9 @@ def _kind(rec: dict, fmt: str, name: str) -> str | None:
     return "{" if isinstance(v, dict) else "[" if isinstance(v, list) else None
 
 
-def _vp(source: contract.Source, field: str, rec: dict, fmt: str, names: dict, shown: dict,
-        g: dict):
+def _vp(
+    source: contract.Source, field: str, rec: dict, fmt: str, names: dict, shown: dict, g: dict
+):
     """The value problem of a field: not a single JSON value, or an invisible character in an id."""
     f = source.field(field)
     bad = ("{", "[") if f.kind == "text" else ("{", "[", "t", "f")
@@ -327,7 +345,8 @@ def _first(*problems):
 
 @dataclass
 class Ingested:
-    """The reference ingest: accepted rows per clean table, and every rejected row with its reason."""
+    """The reference ingest: accepted rows per clean table, and every rejected row with its
+    reason."""
 
     customers: pd.DataFrame
     order_lines: pd.DataFrame
@@ -347,7 +366,10 @@ def _records(path: Path, fmt: str) -> tuple[list[dict], dict[str, str]]:
 
 def _names(source: contract.Source, fmt: str, columns: dict) -> dict[str, str]:
     m = columns.get(source.name, {})
-    return {f.name: m.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name) for f in source.fields}
+    return {
+        f.name: m.get(f.name) or (f.json_path if fmt == "jsonl" and f.json_path else f.name)
+        for f in source.fields
+    }
 
 
 def _shown(names: dict[str, str], header: dict[str, str]) -> dict[str, str]:
@@ -356,8 +378,8 @@ def _shown(names: dict[str, str], header: dict[str, str]) -> dict[str, str]:
 
 
 def _read_source(path: Path, source: contract.Source, columns: dict):
-    """A file's format, its records, its CSV header (normalised name -> spelling), each field's name in the
-    file and the name shown in reasons."""
+    """A file's format, its records, its CSV header (normalised name -> spelling), each field's name
+    in the file and the name shown in reasons."""
     fmt = contract.file_format(path)
     recs, header = _records(path, fmt)
     names = _names(source, fmt, columns)
@@ -370,14 +392,26 @@ def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
         vp = {f: _vp(contract.CUSTOMERS, f, r, fmt, names, shown, g) for f in names} if g else {}
-        reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
-            vp["customer_id"],
-            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
-            vp["signup_date"],
-            _date_problem(g["signup_date"], shown["signup_date"]),
-            vp["country"], vp["acquisition_channel"], vp["birth_year"],
-            _number_problem(g["birth_year"], shown["birth_year"], whole=True, lo=contract.BIRTH_YEARS[0],
-                            hi=contract.BIRTH_YEARS[1]))
+        reason, fld = (
+            (r["reason"], r["field"])
+            if r["reason"]
+            else _first(
+                vp["customer_id"],
+                (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+                vp["signup_date"],
+                _date_problem(g["signup_date"], shown["signup_date"]),
+                vp["country"],
+                vp["acquisition_channel"],
+                vp["birth_year"],
+                _number_problem(
+                    g["birth_year"],
+                    shown["birth_year"],
+                    whole=True,
+                    lo=contract.BIRTH_YEARS[0],
+                    hi=contract.BIRTH_YEARS[1],
+                ),
+            )
+        )
         if reason is None and g["customer_id"] in seen:
             reason, fld = R.DUPLICATE_CUSTOMER, shown["customer_id"]
         if reason:
@@ -386,10 +420,18 @@ def _ref_customers(path: Path, columns: dict) -> tuple[pd.DataFrame, list[dict]]
         seen.add(g["customer_id"])
         by = parse_number(g["birth_year"])
         signup = pd.Timestamp(parse_timestamp(g["signup_date"]).date())
-        rows.append({"CUSTOMER_ID": g["customer_id"], "SIGNUP_DATE": signup,
-                     "COUNTRY": g["country"].upper() if g["country"] else contract.UNKNOWN,
-                     "CHANNEL": g["acquisition_channel"].lower() if g["acquisition_channel"] else contract.UNKNOWN,
-                     "BIRTH_YEAR": None if by is None else int(by), "LINE_NO": r["line"]})
+        rows.append(
+            {
+                "CUSTOMER_ID": g["customer_id"],
+                "SIGNUP_DATE": signup,
+                "COUNTRY": g["country"].upper() if g["country"] else contract.UNKNOWN,
+                "CHANNEL": g["acquisition_channel"].lower()
+                if g["acquisition_channel"]
+                else contract.UNKNOWN,
+                "BIRTH_YEAR": None if by is None else int(by),
+                "LINE_NO": r["line"],
+            }
+        )
     return pd.DataFrame(rows), rejected
 
 
@@ -426,15 +468,25 @@ def _item_obj(item, names: dict) -> dict:
     return out
 
 
-def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str = "net",
-                     prefix: str | None = None, guest_ids=contract.DEFAULT_GUEST_IDS):
+def _ref_order_lines(
+    path: Path,
+    columns: dict,
+    known: set | None,
+    returns: str = "net",
+    prefix: str | None = None,
+    guest_ids=contract.DEFAULT_GUEST_IDS,
+):
     """Accepted order lines, rejected rows, rows read and excluded rows (guests, returns)."""
     fmt, recs, header, names, shown = _read_source(path, contract.ORDERS, columns)
     jsonl = fmt == "jsonl"
     # one row per order line; a JSON line with no usable items list is one row
     rows = []
     for r in recs:
-        g = {f: _value(r, fmt, names[f]) for f in contract.ORDERS.field_names} if r["reason"] is None else {}
+        g = (
+            {f: _value(r, fmt, names[f]) for f in contract.ORDERS.field_names}
+            if r["reason"] is None
+            else {}
+        )
         items = None
         if jsonl and r["reason"] is None:
             cur = r["obj"]
@@ -447,42 +499,68 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
             rows.append(({**r, "reason": R.TOO_MANY_ITEMS, "field": "items"}, None, g, items))
         elif jsonl and isinstance(items, list) and items:
             for k, it in enumerate(items):
-                row = {**g, **{f: _value({"obj": it}, "jsonl", names[f]) for f in ("product", "quantity",
-                                                                                     "unit_price", "amount", "line_id")}}
+                row = {
+                    **g,
+                    **{
+                        f: _value({"obj": it}, "jsonl", names[f])
+                        for f in ("product", "quantity", "unit_price", "amount", "line_id")
+                    },
+                }
                 rows.append((r, k, row, items))
         else:
             rows.append((r, None, g, items))
-    has = {f: any(row.get(f) is not None for r, _, row, _ in rows if r["reason"] is None)
-           for f in ("order_id", "product", "unit_price", "line_id", "cancelled")}
+    has = {
+        f: any(row.get(f) is not None for r, _, row, _ in rows if r["reason"] is None)
+        for f in ("order_id", "product", "unit_price", "line_id", "cancelled")
+    }
     if fmt == "csv":
         has = {f: names[f].strip().casefold() in header for f in has}
     price = "unit_price" if has["unit_price"] else "amount"
     out, rejected, excluded = [], [], []
     for r, k, g, items in rows:
         if r["reason"]:
-            rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": r["field"], "REASON": r["reason"]})
+            rejected.append(
+                {"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": r["field"], "REASON": r["reason"]}
+            )
             continue
         q = parse_number(g.get("quantity"))
-        is_return = bool((q is not None and q < 0)
-                         or (has["cancelled"]
-                             and (g.get("cancelled") or "").lower() in contract.CANCELLED_VALUES)
-                         or (prefix and (g.get("order_id") or "").startswith(prefix)))
-        price_problem = _number_problem(g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT,
-                                        required=True)
+        is_return = bool(
+            (q is not None and q < 0)
+            or (
+                has["cancelled"] and (g.get("cancelled") or "").lower() in contract.CANCELLED_VALUES
+            )
+            or (prefix and (g.get("order_id") or "").startswith(prefix))
+        )
+        price_problem = _number_problem(
+            g[price], shown[price], lo=0, hi=contract.MAX_AMOUNT, required=True
+        )
         if price == "amount" and is_return and parse_number(g[price]) is not None:
-            price_problem = _number_problem(str(abs(parse_number(g[price]))), shown[price], lo=0,
-                                            hi=contract.MAX_AMOUNT, required=True)
+            price_problem = _number_problem(
+                str(abs(parse_number(g[price]))),
+                shown[price],
+                lo=0,
+                hi=contract.MAX_AMOUNT,
+                required=True,
+            )
         src_rec = r if k is None else {"obj": {**(r["obj"] or {}), **_item_obj(items[k], names)}}
-        vp = {f: _vp(contract.ORDERS, f, src_rec, fmt, names, shown, g)
-              for f in contract.ORDERS.field_names if f != "items"}
+        vp = {
+            f: _vp(contract.ORDERS, f, src_rec, fmt, names, shown, g)
+            for f in contract.ORDERS.field_names
+            if f != "items"
+        }
         other_price = "amount" if price == "unit_price" else "unit_price"
         reason, fld = _first(
             vp["order_id"],
-            (R.MISSING, shown["order_id"]) if (jsonl or has["order_id"]) and g["order_id"] is None else None,
-            vp["customer_id"], vp["ts"],
+            (R.MISSING, shown["order_id"])
+            if (jsonl or has["order_id"]) and g["order_id"] is None
+            else None,
+            vp["customer_id"],
+            vp["ts"],
             _date_problem(g["ts"], shown["ts"]),
             (R.MISSING, shown["items"]) if jsonl and items is None else None,
-            (R.NOT_A_LIST, shown["items"]) if jsonl and items is not None and not isinstance(items, list) else None,
+            (R.NOT_A_LIST, shown["items"])
+            if jsonl and items is not None and not isinstance(items, list)
+            else None,
             (R.NO_ITEMS, shown["items"]) if jsonl and items == [] else None,
             vp["product"],
             (R.MISSING, shown["product"]) if has["product"] and g["product"] is None else None,
@@ -490,28 +568,49 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
             _quantity_problem(g["quantity"], shown["quantity"]),
             vp[price],
             price_problem,
-            *[vp[f] for f in ("line_id", "cancelled", "coupon", "ship_method", "ship_cost")
-              if f != other_price],
+            *[
+                vp[f]
+                for f in ("line_id", "cancelled", "coupon", "ship_method", "ship_cost")
+                if f != other_price
+            ],
             _number_problem(g["ship_cost"], shown["ship_cost"], lo=0, hi=contract.MAX_AMOUNT),
-            (R.RETURN_REJECTED, shown["quantity"]) if returns == "reject" and is_return else None)
+            (R.RETURN_REJECTED, shown["quantity"]) if returns == "reject" and is_return else None,
+        )
         if reason:
             rejected.append({"LINE_NO": r["line"], "ITEM_NO": k, "FIELD": fld, "REASON": reason})
             continue
         guest = g["customer_id"] is None or g["customer_id"].lower() in guest_ids
         if guest or (is_return and returns == "exclude"):
             why = contract.Excluded.GUEST if guest else contract.Excluded.RETURN
-            excluded.append({"LINE_NO": r["line"], "ITEM_NO": k, "REASON": why,
-                             "CUSTOMER_ID": g["customer_id"],
-                             "AMOUNT": (-1 if is_return else 1) * abs(q) * _unit(g, price, q)})
+            excluded.append(
+                {
+                    "LINE_NO": r["line"],
+                    "ITEM_NO": k,
+                    "REASON": why,
+                    "CUSTOMER_ID": g["customer_id"],
+                    "AMOUNT": (-1 if is_return else 1) * abs(q) * _unit(g, price, q),
+                }
+            )
             continue
         qty, amount = abs(parse_number(g["quantity"])), abs(parse_number(g[price]))
         oid = g["order_id"] if (jsonl or has["order_id"]) else f"{g['customer_id'] or ''}@{g['ts']}"
-        out.append({"ORDER_ID": oid, "CUSTOMER_ID": g["customer_id"], "TS": pd.Timestamp(parse_timestamp(g["ts"])),
-                    "COUPON": g["coupon"], "SHIP_METHOD": g["ship_method"], "SHIP_COST": parse_number(g["ship_cost"]),
-                    "PRODUCT": g["product"].lower() if has["product"] else contract.ALL_PRODUCTS,
-                    "QUANTITY": int(-qty if is_return else qty), "IS_RETURN": is_return,
-                    "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
-                    "LINE_NO": r["line"], "ITEM_NO": k, "_LINE_ID": g.get("line_id")})
+        out.append(
+            {
+                "ORDER_ID": oid,
+                "CUSTOMER_ID": g["customer_id"],
+                "TS": pd.Timestamp(parse_timestamp(g["ts"])),
+                "COUPON": g["coupon"],
+                "SHIP_METHOD": g["ship_method"],
+                "SHIP_COST": parse_number(g["ship_cost"]),
+                "PRODUCT": g["product"].lower() if has["product"] else contract.ALL_PRODUCTS,
+                "QUANTITY": int(-qty if is_return else qty),
+                "IS_RETURN": is_return,
+                "UNIT_PRICE": amount if price == "unit_price" else amount / qty,
+                "LINE_NO": r["line"],
+                "ITEM_NO": k,
+                "_LINE_ID": g.get("line_id"),
+            }
+        )
     accepted, first_line, first_of_order, seen = [], {}, {}, set()
     for row in sorted(out, key=lambda x: (x["LINE_NO"], x["ITEM_NO"] or 0)):
         reason = fld = None
@@ -523,19 +622,32 @@ def _ref_order_lines(path: Path, columns: dict, known: set | None, returns: str 
         first = first_of_order.setdefault(row["ORDER_ID"], (row["CUSTOMER_ID"], row["TS"]))
         if reason is None and jsonl and first_line[row["ORDER_ID"]] != row["LINE_NO"]:
             reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
-        if reason is None and not jsonl and has["order_id"] and first != (row["CUSTOMER_ID"], row["TS"]):
+        if (
+            reason is None
+            and not jsonl
+            and has["order_id"]
+            and first != (row["CUSTOMER_ID"], row["TS"])
+        ):
             reason, fld = R.DUPLICATE_ORDER, shown["order_id"]
         if reason is None and known is not None and row["CUSTOMER_ID"] not in known:
             reason, fld = R.UNKNOWN_CUSTOMER, shown["customer_id"]
         if reason:
-            rejected.append({"LINE_NO": row["LINE_NO"], "ITEM_NO": row["ITEM_NO"], "FIELD": fld, "REASON": reason})
+            rejected.append(
+                {
+                    "LINE_NO": row["LINE_NO"],
+                    "ITEM_NO": row["ITEM_NO"],
+                    "FIELD": fld,
+                    "REASON": reason,
+                }
+            )
         else:
             accepted.append(row)
     df = pd.DataFrame(accepted).drop(columns="_LINE_ID", errors="ignore")
     if not jsonl and len(df):
         df["ITEM_NO"] = df.groupby("ORDER_ID").cumcount()
-    kept_out = pd.DataFrame(excluded, columns=["LINE_NO", "ITEM_NO", "REASON", "CUSTOMER_ID",
-                                               "AMOUNT"])
+    kept_out = pd.DataFrame(
+        excluded, columns=["LINE_NO", "ITEM_NO", "REASON", "CUSTOMER_ID", "AMOUNT"]
+    )
     return df, rejected, len(rows), kept_out
 
 
@@ -545,15 +657,28 @@ def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataF
     for r in recs:
         g = {f: _value(r, fmt, n) for f, n in names.items()} if r["reason"] is None else {}
         vp = {f: _vp(contract.REVIEWS, f, r, fmt, names, shown, g) for f in names} if g else {}
-        reason, fld = (r["reason"], r["field"]) if r["reason"] else _first(
-            vp["customer_id"],
-            (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
-            vp["ts"],
-            _date_problem(g["ts"], shown["ts"]),
-            vp["rating"],
-            _number_problem(g["rating"], shown["rating"], whole=True, lo=contract.RATINGS[0], hi=contract.RATINGS[1]),
-            vp["text"],
-            (R.NO_CONTENT, shown["text"]) if g["text"] is None and g["rating"] is None else None)
+        reason, fld = (
+            (r["reason"], r["field"])
+            if r["reason"]
+            else _first(
+                vp["customer_id"],
+                (R.MISSING, shown["customer_id"]) if g["customer_id"] is None else None,
+                vp["ts"],
+                _date_problem(g["ts"], shown["ts"]),
+                vp["rating"],
+                _number_problem(
+                    g["rating"],
+                    shown["rating"],
+                    whole=True,
+                    lo=contract.RATINGS[0],
+                    hi=contract.RATINGS[1],
+                ),
+                vp["text"],
+                (R.NO_CONTENT, shown["text"])
+                if g["text"] is None and g["rating"] is None
+                else None,
+            )
+        )
         key = (g.get("customer_id"), g.get("ts"), g.get("rating"), g.get("text"))
         if reason is None and key in seen:
             reason, fld = R.DUPLICATE_LINE, "line"
@@ -565,9 +690,16 @@ def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataF
             rejected.append({"LINE_NO": r["line"], "ITEM_NO": None, "FIELD": fld, "REASON": reason})
             continue
         rating = parse_number(g["rating"])
-        rows.append({"CUSTOMER_ID": g["customer_id"], "TS": pd.Timestamp(parse_timestamp(g["ts"])),
-                     "RATING": None if rating is None else int(rating), "TEXT": g["text"], "LINE_NO": r["line"],
-                     "KIND": "review"})
+        rows.append(
+            {
+                "CUSTOMER_ID": g["customer_id"],
+                "TS": pd.Timestamp(parse_timestamp(g["ts"])),
+                "RATING": None if rating is None else int(rating),
+                "TEXT": g["text"],
+                "LINE_NO": r["line"],
+                "KIND": "review",
+            }
+        )
     return pd.DataFrame(rows), rejected
 
 
@@ -577,8 +709,14 @@ _ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b", b"%PDF", b"BZh", b"\xfd7zXZ\x00", b"Rar
 def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
     rows, rejected = [], []
     entries = folder.iterdir() if folder.is_dir() else []
-    files = sorted((p for p in entries if p.suffix.lower() == ".txt"
-                    and not p.name.startswith(".") and not p.is_dir()), key=lambda p: p.name)
+    files = sorted(
+        (
+            p
+            for p in entries
+            if p.suffix.lower() == ".txt" and not p.name.startswith(".") and not p.is_dir()
+        ),
+        key=lambda p: p.name,
+    )
     root = os.path.realpath(folder.parent)
     for p in files:
         name = f"{prefix}/{os.fsencode(p.name).decode('utf-8', 'backslashreplace')}"
@@ -597,8 +735,11 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
             pass
         elif raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
             reason, fld = R.NOT_UTF8_TEXT, "text"
-        elif raw.startswith(_ARCHIVES) or (len(raw[:4096]) >= 64 and 20 * len(
-                re.findall(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]", raw[:4096])) >= len(raw[:4096])):
+        elif raw.startswith(_ARCHIVES) or (
+            len(raw[:4096]) >= 64
+            and 20 * len(re.findall(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]", raw[:4096]))
+            >= len(raw[:4096])
+        ):
             reason, fld = R.NOT_TEXT, "text"
         elif len(raw) > contract.MAX_LINE_BYTES:
             reason, fld = R.LINE_TOO_LONG, "text"
@@ -615,7 +756,12 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                     lines = text.splitlines()
                     n = 0
                     for ln in lines:
-                        m = re.match(r"\s*(customer_id|customer|customer id|ts|date|timestamp)\s*:\s*(.*?)\s*$", ln, re.I)
+                        m = re.match(
+                            r"\s*(customer_id|customer|customer "
+                            r"id|ts|date|timestamp)\s*:\s*(.*?)\s*$",
+                            ln,
+                            re.I,
+                        )
                         if not m:
                             break
                         key = "ts" if m[1].lower() in ("ts", "date", "timestamp") else "customer_id"
@@ -625,37 +771,60 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                         n += 1
                     body = "\n".join(lines[n:]).strip() or None
                     fm = re.match(r"^(.+?)_(\d{4}-\d{2}-\d{2})(?:[_T].*)?$", p.stem)
-                    cid = (head.get("customer_id") or (fm[1] if fm else None) or "")
+                    cid = head.get("customer_id") or (fm[1] if fm else None) or ""
                     cid = cid.strip(" ") or None
                     ts = (head.get("ts") or (fm[2] if fm else None) or "").strip(" ") or None
                     reason, fld = _first(
                         (R.INVISIBLE_IN_ID, "customer_id")
-                        if cid and _INVISIBLE.search(cid) else None,
+                        if cid and _INVISIBLE.search(cid)
+                        else None,
                         (R.MISSING, "customer_id") if cid is None else None,
                         _date_problem(ts, "ts"),
-                        (R.MISSING, "text") if body is None else None)
+                        (R.MISSING, "text") if body is None else None,
+                    )
         if reason is None and known is not None and cid not in known:
             reason, fld = R.UNKNOWN_CUSTOMER, "customer_id"
         if reason:
-            rejected.append({"SOURCE_FILE": name, "LINE_NO": 1, "ITEM_NO": None, "FIELD": fld, "REASON": reason})
+            rejected.append(
+                {"SOURCE_FILE": name, "LINE_NO": 1, "ITEM_NO": None, "FIELD": fld, "REASON": reason}
+            )
             continue
-        rows.append({"CUSTOMER_ID": cid, "TS": pd.Timestamp(parse_timestamp(ts)), "RATING": None, "TEXT": body,
-                     "LINE_NO": 1, "KIND": "call", "SOURCE_FILE": name})
+        rows.append(
+            {
+                "CUSTOMER_ID": cid,
+                "TS": pd.Timestamp(parse_timestamp(ts)),
+                "RATING": None,
+                "TEXT": body,
+                "LINE_NO": 1,
+                "KIND": "call",
+                "SOURCE_FILE": name,
+            }
+        )
     return pd.DataFrame(rows), rejected
 
 
-def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: str | None = "customers.csv",
-           reviews_file: str | None = "reviews.jsonl", calls_dir: str | None = "calls",
-           columns: dict | None = None, returns: str = "net",
-           return_order_prefix: str | None = None,
-           guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS) -> Ingested:
+def ingest(
+    data_dir: Path,
+    orders_file: str = "orders.jsonl",
+    customers_file: str | None = "customers.csv",
+    reviews_file: str | None = "reviews.jsonl",
+    calls_dir: str | None = "calls",
+    columns: dict | None = None,
+    returns: str = "net",
+    return_order_prefix: str | None = None,
+    guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS,
+) -> Ingested:
     """The whole data contract on the files of ``data_dir`` (absent optional files are skipped)."""
     columns = columns or {}
     rejected, read = [], {}
 
     def add(source, file_name, rows):
-        rejected.extend({"SOURCE": source, "SOURCE_FILE": file_name, **r} if "SOURCE_FILE" not in r
-                        else {"SOURCE": source, **r} for r in rows)
+        rejected.extend(
+            {"SOURCE": source, "SOURCE_FILE": file_name, **r}
+            if "SOURCE_FILE" not in r
+            else {"SOURCE": source, **r}
+            for r in rows
+        )
 
     known = None
     cust_path = data_dir / customers_file if customers_file else None
@@ -665,13 +834,21 @@ def ingest(data_dir: Path, orders_file: str = "orders.jsonl", customers_file: st
         read["customers"] = len(cust) + len(rej)
         known = set(cust["CUSTOMER_ID"])
     lines, rej, read["orders"], excluded = _ref_order_lines(
-        data_dir / orders_file, columns, known, returns, return_order_prefix, guest_ids)
+        data_dir / orders_file, columns, known, returns, return_order_prefix, guest_ids
+    )
     add("orders", orders_file, rej)
     if known is None:
         first = lines.groupby("CUSTOMER_ID")["TS"].min()
-        cust = pd.DataFrame({"CUSTOMER_ID": first.index, "SIGNUP_DATE": first.dt.normalize().values,
-                             "COUNTRY": contract.UNKNOWN, "CHANNEL": contract.UNKNOWN, "BIRTH_YEAR": None,
-                             "LINE_NO": None})
+        cust = pd.DataFrame(
+            {
+                "CUSTOMER_ID": first.index,
+                "SIGNUP_DATE": first.dt.normalize().values,
+                "COUNTRY": contract.UNKNOWN,
+                "CHANNEL": contract.UNKNOWN,
+                "BIRTH_YEAR": None,
+                "LINE_NO": None,
+            }
+        )
     parts = []
     if reviews_file and (data_dir / reviews_file).is_file():
         revs, rej = _ref_reviews(data_dir / reviews_file, columns, known)
@@ -719,12 +896,20 @@ def text_scores(revs: pd.DataFrame, pipeline) -> pd.DataFrame:
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    """Calendar days between two timestamps (day boundaries crossed, like SQL ``DATEDIFF('day', …)``)."""
+    """Calendar days between two timestamps (day boundaries crossed, like SQL ``DATEDIFF('day',
+    …)``)."""
     return (later.dt.normalize() - earlier.dt.normalize()).dt.days
 
 
-def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cutoff: dt.date,
-                horizon_days: int, products: list[str], scores: pd.DataFrame | None = None) -> pd.DataFrame:
+def features_at(
+    cust: pd.DataFrame,
+    lines: pd.DataFrame,
+    revs: pd.DataFrame,
+    cutoff: dt.date,
+    horizon_days: int,
+    products: list[str],
+    scores: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Same definitions as :func:`customer_analytics.features.features_at`, in pandas.
 
     Args:
@@ -740,8 +925,10 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     ln["RETURN_LINE"] = ln["QUANTITY"] < 0  # a return line keeps its negative quantity
     orders = ln.groupby(["ORDER_ID", "CUSTOMER_ID", "TS"], as_index=False).agg(
         # count: vectorised; max of str is not
-        ORDER_TOTAL=("AMOUNT", "sum"), N_COUPON_LINES=("COUPON", "count"),
-        IS_RETURN=("RETURN_LINE", "all"))
+        ORDER_TOTAL=("AMOUNT", "sum"),
+        N_COUPON_LINES=("COUPON", "count"),
+        IS_RETURN=("RETURN_LINE", "all"),
+    )
     net = orders  # spend is net of returns; counts, recency and gaps count purchases only
     orders = orders[~orders["IS_RETURN"]]
     past = orders[orders["TS"] < c0].sort_values(["CUSTOMER_ID", "TS", "ORDER_ID"])
@@ -764,7 +951,9 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     out["QTY_TOTAL"] = ln[ln["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
     for p in products:
         lp = ln[ln["PRODUCT"] == p]
-        out[ft.product_column("QTY", p)] = lp[lp["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
+        out[ft.product_column("QTY", p)] = (
+            lp[lp["TS"] < c0].groupby("CUSTOMER_ID")["QUANTITY"].sum()
+        )
         out[ft.product_column("QTY_LAST", p)] = window(lp, c0 - h, c0, "QUANTITY")
         out[ft.product_column("QTY_NEXT", p)] = window(lp, c0, c0 + h, "QUANTITY")
     revs = revs if "KIND" in revs.columns else revs.assign(KIND="review")
@@ -786,8 +975,12 @@ def features_at(cust: pd.DataFrame, lines: pd.DataFrame, revs: pd.DataFrame, cut
     out["AGE"] = cutoff.year - pop["BIRTH_YEAR"]
     n = out["N_ORDERS"]
     out["HAS_ORDERED"] = (n > 0).astype(int)
-    out["RECENCY_DAYS"] = _days(pd.Series(c0, index=last.index), last).reindex(out.index).fillna(tenure)
-    out["DAYS_SINCE_FIRST_ORDER"] = _days(pd.Series(c0, index=first.index), first).reindex(out.index)
+    out["RECENCY_DAYS"] = (
+        _days(pd.Series(c0, index=last.index), last).reindex(out.index).fillna(tenure)
+    )
+    out["DAYS_SINCE_FIRST_ORDER"] = _days(pd.Series(c0, index=first.index), first).reindex(
+        out.index
+    )
     out["AVG_ORDER_VALUE"] = np.where(n > 0, out["SPEND"] / n.where(n > 0, 1), 0.0)
     out["MAX_ORDER_VALUE"] = g["ORDER_TOTAL"].max().reindex(out.index).fillna(0)
     out["ORDERS_PER_30D"] = n * 30.0 / tenure

@@ -16,14 +16,23 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.slow  # about a minute without mypy's cache
 def test_the_type_checker_is_clean_on_the_library():
-    out = subprocess.run([str(BIN / "mypy"), "--cache-dir", "/dev/null"], cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [str(BIN / "mypy"), "--cache-dir", "/dev/null"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:]
 
 
-@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])
+@pytest.mark.parametrize(
+    "args", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"]
+)
 def test_ruff_lint_and_format_are_clean(args):
-    out = subprocess.run([str(BIN / "ruff"), *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(BIN / "ruff"), *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-3000:]
 
 
@@ -34,7 +43,9 @@ def test_every_registry_is_a_model_registry_and_only_snowflakes_runs_in_the_ware
     for reg in (local, snowflake, scratch):
         assert isinstance(reg, registry.ModelRegistry), type(reg).__name__
     assert isinstance(snowflake, registry.WarehouseRegistry)
-    assert not isinstance(local, registry.WarehouseRegistry) and not isinstance(scratch, registry.WarehouseRegistry)
+    assert not isinstance(local, registry.WarehouseRegistry) and not isinstance(
+        scratch, registry.WarehouseRegistry
+    )
 
     class Partial:  # a registry missing a call is not one
         def get(self, name, version=None): ...

@@ -153,7 +153,10 @@ class Rig:
             }
         finally:
             s.close()
-        reg, name = registry.open_registry(self.params), registry.model_name(self.params.horizon_days)
+        reg, name = (
+            registry.open_registry(self.params),
+            registry.model_name(self.params.horizon_days),
+        )
         default = reg.default_version(name)
         if default:
             reg.load(name, version=default)  # the default must load (raises otherwise)
@@ -180,8 +183,13 @@ def rig(tmp_path_factory):
         synthetic.write(synthetic.generate(CUSTOMERS, seed=seed), sets[name])
     data = work / "data"
     data.mkdir()
-    values = {**config.read_env(REPO), "data_dir": str(data), "warehouse_dir": str(work / "warehouse"),
-              "reports_dir": str(work / "reports"), "models": MODELS}
+    values = {
+        **config.read_env(REPO),
+        "data_dir": str(data),
+        "warehouse_dir": str(work / "warehouse"),
+        "reports_dir": str(work / "reports"),
+        "models": MODELS,
+    }
     env_file = work / "env.yaml"
     env_file.write_text(parameters.render_env(values))
     params = config.validate(values, REPO)

@@ -1,4 +1,5 @@
-"""``customer-analytics run --dry-run``'s library function: the Snowflake SQL of a whole run, without connecting."""
+"""``customer-analytics run --dry-run``'s library function: the Snowflake SQL of a whole run,
+without connecting."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ pytestmark = pytest.mark.slow
 def test_a_dry_run_records_the_snowflake_statements_of_a_whole_run_and_touches_nothing(tmp_path):
     project = scratch_project(tmp_path / "project")
     synthetic.write(synthetic.generate(400, seed=3), project / "raw")
-    values = {**config.read_env(project), "data_dir": str(project / "raw"), "models": "last_period,ridge"}
+    values = {
+        **config.read_env(project),
+        "data_dir": str(project / "raw"),
+        "models": "last_period,ridge",
+    }
     result = dryrun.dry_run(project, values, "prod", folder=tmp_path / "dry")
     assert result.returncode == 0, result.output
     script = result.script()
@@ -44,10 +49,27 @@ def test_the_command_prints_the_script_without_connecting(tmp_path):
 
     project = scratch_project(tmp_path / "project", data_dir=str(tmp_path / "raw"))
     synthetic.write(synthetic.generate(300, seed=4), tmp_path / "raw")
-    out = subprocess.run([str(Path(sys.executable).with_name("customer-analytics")), "run", "--dry-run",
-                          "--connection", "prod", "--set", "models=last_period,mean"], cwd=project,
-                         env=project_env(project), capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("customer-analytics")),
+            "run",
+            "--dry-run",
+            "--connection",
+            "prod",
+            "--set",
+            "models=last_period,mean",
+        ],
+        cwd=project,
+        env=project_env(project),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("-- customer-analytics dry run for Snowflake connection 'prod', run date 2026-11-01")
+    assert out.stdout.startswith(
+        "-- customer-analytics dry run for Snowflake connection 'prod', run date 2026-11-01"
+    )
     assert "CREATE OR REPLACE TABLE FEATURES AS SELECT" in out.stdout
-    assert not (tmp_path / "reports").exists() and not (project / "data").exists()  # nothing of the project's
+    assert (
+        not (tmp_path / "reports").exists() and not (project / "data").exists()
+    )  # nothing of the project's

@@ -1,8 +1,8 @@
-"""Forecast ranges (issue 17): the band calibration against pandas, the range of a total tried on groups the
-calibration never saw, and the report's number formats and words.
+"""Forecast ranges (issue 17): the band calibration against pandas, the range of a total tried on
+groups the calibration never saw, and the report's number formats and words.
 
-The warehouse side (TARGETS, FORECASTS, the track record, ``export-targets``) runs in the pipeline test
-``test_reports_stakeholder.py``.
+The warehouse side (TARGETS, FORECASTS, the track record, ``export-targets``) runs in the pipeline
+test ``test_reports_stakeholder.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from customer_analytics.narrative import fmt, words
 
 
 def shop(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A model's forecasts and what customers then spent: most spend nothing, spenders vary a lot, and the
-    model is biased (over-forecasts small spenders, under-forecasts big ones)."""
+    """A model's forecasts and what customers then spent: most spend nothing, spenders vary a lot,
+    and the model is biased (over-forecasts small spenders, under-forecasts big ones)."""
     value = rng.gamma(0.8, 30.0, n)  # each customer's true expected spend
     buys = rng.random(n) < np.clip(value / 60, 0.05, 0.9)
     actual = np.where(buys, rng.gamma(2.0, value / 2.0 + 1.0), 0.0)
@@ -42,9 +42,10 @@ def test_band_calibration_matches_pandas_on_the_same_bands():
 
 @pytest.mark.parametrize("group", [50, 400])
 def test_the_range_of_a_total_holds_about_as_often_as_stated_on_groups_it_never_saw(group):
-    """Calibrate once on 3,000 past customers; draw 400 fresh groups from the same shop: about 90% of their
-    actual totals fall inside the 90% range (binomial sd 1.5 points), and the coverage the report states
-    (measured by :func:`forecast.coverage` on the calibration customers alone) agrees with it."""
+    """Calibrate once on 3,000 past customers; draw 400 fresh groups from the same shop: about 90%
+    of their actual totals fall inside the 90% range (binomial sd 1.5 points), and the coverage the
+    report states (measured by :func:`forecast.coverage` on the calibration customers alone) agrees
+    with it."""
     rng = np.random.default_rng(11)
     pred, actual = shop(3000, rng)
     cal = forecast.calibrate("SPEND_NEXT", pred, actual)
@@ -61,7 +62,7 @@ def test_the_range_of_a_total_holds_about_as_often_as_stated_on_groups_it_never_
     assert 0.85 <= stated.share <= 0.95 and abs(stated.share - fresh) <= 0.06, (stated.share, fresh)
 
 
-def test_a_wider_level_gives_a_wider_range_and_a_group_total_from_warehouse_aggregates_is_the_same():
+def test_a_wider_level_gives_a_wider_range_and_a_group_total_from_warehouse_aggregates_is_same():
     rng = np.random.default_rng(2)
     pred, actual = shop(1000, rng)
     cal = forecast.calibrate("SPEND_NEXT", pred, actual)
@@ -81,17 +82,34 @@ def test_money_counts_and_missing_values_read_as_people_write_them():
     assert fmt.count(0, "customer") == "no customers" and fmt.count(1, "customer") == "1 customer"
     assert fmt.units(3253.0) == "3,253 units" and fmt.percent(0.4512) == "45%"
     assert fmt.day("2026-09-01") == "1 Sep 2026" and fmt.number(None) == fmt.MISSING
-    frame = pd.DataFrame({"spend": [775070.12, np.nan], "customers": [1200, 3], "share": [0.1234, None]})
+    frame = pd.DataFrame(
+        {"spend": [775070.12, np.nan], "customers": [1200, 3], "share": [0.1234, None]}
+    )
     html = fmt.table(frame, currency="EUR", money_cols=["spend"], percent_cols=["share"]).to_html()
     assert "€775,070" in html and "12%" in html and "1,200" in html
-    assert "nan" not in html.lower() and fmt.MISSING in html and ">0<" not in html  # no 0–n index column
+    assert (
+        "nan" not in html.lower() and fmt.MISSING in html and ">0<" not in html
+    )  # no 0–n index column
 
 
 def test_every_model_feature_and_table_has_words_without_underscores():
     for name in (*config.MODEL_NAMES, *(n + "_recalibrated" for n in config.MODEL_NAMES)):
         assert "_" not in words.model(name), name
-    for col in ("DAYS_SINCE_FIRST_ORDER", "QTY_LAST_CHOCOLATE_CHIP", "TOPIC_SHARE_3", "BTYD_P_ALIVE"):
+    for col in (
+        "DAYS_SINCE_FIRST_ORDER",
+        "QTY_LAST_CHOCOLATE_CHIP",
+        "TOPIC_SHARE_3",
+        "BTYD_P_ALIVE",
+    ):
         assert "_" not in words.feature(col) and words.feature(col).islower(), col
-    for table in ("CLEAN_ORDERS", "REJECTED_ORDER_LINES", "RAW_CALLS", "EXCLUDED_ORDER_LINES", "TARGETS"):
+    for table in (
+        "CLEAN_ORDERS",
+        "REJECTED_ORDER_LINES",
+        "RAW_CALLS",
+        "EXCLUDED_ORDER_LINES",
+        "TARGETS",
+    ):
         assert "_" not in words.table(table) and not words.table(table).isupper(), table
-    assert words.model("last_period") == "same as last period" and words.version("v12") == "version 12"
+    assert (
+        words.model("last_period") == "same as last period" and words.version("v12") == "version 12"
+    )

@@ -58,8 +58,9 @@ def test_a_run_date_beyond_the_data_is_said_with_both_dates_and_the_fix(cd):
     assert f"is 31 days after the last order in the data ({narrative.fmt.day(last)})" in late
     assert "Use an earlier run date" in late
     within = dataclasses.replace(p, run_date=last + dt.timedelta(days=1))
-    assert f"The run date, {narrative.fmt.day(within.run_date)}, is within the data" in story.freshness_note(
-        s, ingest.run(s, p), within
+    assert (
+        f"The run date, {narrative.fmt.day(within.run_date)}, is within the data"
+        in story.freshness_note(s, ingest.run(s, p), within)
     )
 
 
@@ -75,9 +76,8 @@ def test_a_held_out_window_past_the_data_stops_with_the_dates_and_the_fix(cd):
     late = last + dt.timedelta(days=30)
     with pytest.raises(
         freshness.FreshnessError,
-        match=rf"held-out window {late - dt.timedelta(days=60)} to "
-        rf"{late - dt.timedelta(days=1)} reaches past the data, which ends {last}: its last 29 days.*"
-        rf"at most {tolerated}",
+        match=rf"held-out window {late - dt.timedelta(days=60)} to {late - dt.timedelta(days=1)} "
+        rf"reaches past the data, which ends {last}: its last 29 days.*at most {tolerated}",
     ):
         freshness.check_holdout(f, late, 60)
     with pytest.raises(freshness.FreshnessError, match="holds no order"):

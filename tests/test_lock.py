@@ -34,7 +34,9 @@ def locked() -> dict[str, str]:
 
 def declared() -> list[Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    return [
+        Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+    ]
 
 
 def test_the_lock_satisfies_every_declared_dependency():
@@ -42,10 +44,13 @@ def test_the_lock_satisfies_every_declared_dependency():
     assert len(pins) > 100
     for req in declared():
         name = canonicalize_name(req.name)
-        assert name in pins, f"{req.name} is declared in pyproject.toml but not locked: run make lock"
+        assert name in pins, (
+            f"{req.name} is declared in pyproject.toml but not locked: run make lock"
+        )
         assert req.specifier.contains(pins[name], prereleases=True), (
-            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject.toml's {req.specifier}: "
-            "run make lock")
+            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject.toml's "
+            f"{req.specifier}: run make lock"
+        )
 
 
 def test_the_environment_holds_exactly_the_locked_versions():

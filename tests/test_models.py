@@ -1,4 +1,5 @@
-"""Model candidates, time-based evaluation and selection, checked against independent computations."""
+"""Model candidates, time-based evaluation and selection, checked against independent
+computations."""
 
 from __future__ import annotations
 
@@ -21,16 +22,27 @@ def test_segment_mean_baseline_is_the_mean_of_each_target_per_channel(labelled):
     feats, targets = md.usable_features(train)
     model = md.SegmentMeanBaseline(("CHANNEL",)).fit(train[feats], train[targets])
     want = train.groupby("CHANNEL")[targets].mean()
-    np.testing.assert_allclose(model.predict(holdout[feats]), want.loc[holdout["CHANNEL"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(holdout[feats]), want.loc[holdout["CHANNEL"]].to_numpy(), rtol=1e-12
+    )
     unseen = holdout[feats].head(3).assign(CHANNEL="carrier_pigeon")
-    np.testing.assert_allclose(model.predict(unseen), np.tile(train[targets].mean().to_numpy(), (3, 1)), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(unseen), np.tile(train[targets].mean().to_numpy(), (3, 1)), rtol=1e-12
+    )
 
 
 def test_last_period_baseline_repeats_the_last_period(labelled):
     train, holdout = labelled
     feats, targets = md.usable_features(train)
-    pred = md.LastPeriodBaseline(md.last_period_sources(targets)).fit(train[feats]).predict(holdout[feats])
-    assert list(md.last_period_sources(targets))[:2] == ["SPEND_LAST", "QTY_LAST_" + targets[1][len("QTY_NEXT_"):]]
+    pred = (
+        md.LastPeriodBaseline(md.last_period_sources(targets))
+        .fit(train[feats])
+        .predict(holdout[feats])
+    )
+    assert list(md.last_period_sources(targets))[:2] == [
+        "SPEND_LAST",
+        "QTY_LAST_" + targets[1][len("QTY_NEXT_") :],
+    ]
     np.testing.assert_array_equal(pred[:, 0], holdout["SPEND_LAST"].to_numpy(dtype=float))
 
 
@@ -45,29 +57,42 @@ def test_metrics_follow_their_definitions():
     top = np.argsort(-y[:, 0])[:50]  # the 10% of customers who spent most
     assert m["top_decile_mae"] == pytest.approx(np.abs(y[top, 0] - p[top, 0]).mean())
     assert m["qty_mae"] == pytest.approx(np.abs(y[:, 1:] - p[:, 1:]).mean())
-    assert md.is_better(1.0, 2.0, "rmse") and md.is_better(0.5, 0.4, "r2") and not md.is_better(2.0, 2.0, "rmse")
+    assert (
+        md.is_better(1.0, 2.0, "rmse")
+        and md.is_better(0.5, 0.4, "r2")
+        and not md.is_better(2.0, 2.0, "rmse")
+    )
 
 
 def test_every_model_is_a_pipeline_with_its_preprocessing_inside(labelled, comparison):
     train, holdout = labelled
     for name in set(NAMES) - set(md.BASELINES) - set(md.NEEDS_BTYD):
         model = comparison.models[name]
-        assert isinstance(model, Pipeline) and isinstance(model.steps[0][1], ColumnTransformer), name
-        odd = holdout.head(20).assign(CHANNEL="never_seen", COUNTRY=None)  # unseen categories, missing values
+        assert isinstance(model, Pipeline) and isinstance(model.steps[0][1], ColumnTransformer), (
+            name
+        )
+        odd = holdout.head(20).assign(
+            CHANNEL="never_seen", COUNTRY=None
+        )  # unseen categories, missing values
         assert md.predict(model, odd, comparison.features).shape == (20, len(comparison.targets))
 
 
 def test_cross_validation_trains_only_on_earlier_cutoffs(labelled, params):
-    """Corrupting the labels of the last training cut-off changes only the fold that validates on it."""
+    """Corrupting the labels of the last training cut-off changes only the fold that validates on
+    it."""
     train, holdout = labelled
     folds = md.fold_cutoffs(train, params.cv_folds)
     assert len(folds) == params.cv_folds and max(folds) < holdout["CUTOFF"].iloc[0]
     names = ("ridge", "segment_mean")
-    clean = md.compare(train, holdout, names, params.seed, params.cv_folds).folds.set_index(["model", "cutoff"])
+    clean = md.compare(train, holdout, names, params.seed, params.cv_folds).folds.set_index(
+        ["model", "cutoff"]
+    )
     spoiled_train = train.copy()
     last = spoiled_train["CUTOFF"] == folds[-1]
     spoiled_train.loc[last, ft.LABEL_SPEND] *= 50
-    spoiled = md.compare(spoiled_train, holdout, names, params.seed, params.cv_folds).folds.set_index(["model", "cutoff"])
+    spoiled = md.compare(
+        spoiled_train, holdout, names, params.seed, params.cv_folds
+    ).folds.set_index(["model", "cutoff"])
     raw = list(names)  # a recalibrated row's scale pools every fold's totals: left out here
     for c in folds[:-1]:
         pd.testing.assert_series_equal(
@@ -105,7 +130,9 @@ def test_selection_follows_the_rule_and_measures_against_the_best_baseline(compa
     sel = md.select(comparison, "rmse", 1)
     text_out = story.rule(sel, comparison) + " " + story.chosen(sel, "EUR")
     assert "lowest typical error (RMSE)" in text_out and "€" in text_out
-    assert f"Chosen: **{words.model(sel.chosen)}**" in text_out and f"{sel.chosen}**" not in text_out
+    assert (
+        f"Chosen: **{words.model(sel.chosen)}**" in text_out and f"{sel.chosen}**" not in text_out
+    )
 
 
 def test_models_beat_the_naive_baselines_on_the_small_data(comparison):
@@ -144,14 +171,24 @@ def test_single_product_and_unknown_channel_still_compare(labelled, params):
     def one_product(df):
         out = df.drop(columns=qty).assign(CHANNEL=ft.UNKNOWN, COUNTRY=ft.UNKNOWN)
         for prefix in ("QTY", "QTY_LAST", ft.LABEL_QTY_PREFIX):
-            out[f"{prefix}_ALL"] = df[[c for c in qty if c.startswith(prefix + "_") and
-                                       (prefix != "QTY" or not c.startswith(("QTY_LAST_", "QTY_NEXT_")))]].sum(axis=1)
+            out[f"{prefix}_ALL"] = df[
+                [
+                    c
+                    for c in qty
+                    if c.startswith(prefix + "_")
+                    and (prefix != "QTY" or not c.startswith(("QTY_LAST_", "QTY_NEXT_")))
+                ]
+            ].sum(axis=1)
         out["SHARE_ALL"] = (out["QTY_ALL"] > 0).astype(float)
         return out
 
-    result = md.compare(one_product(train), one_product(holdout),
-                        ("last_period", "segment_mean", "ridge", "btyd"), params.seed,
-                        params.cv_folds)
+    result = md.compare(
+        one_product(train),
+        one_product(holdout),
+        ("last_period", "segment_mean", "ridge", "btyd"),
+        params.seed,
+        params.cv_folds,
+    )
     assert result.targets == [ft.LABEL_SPEND, "QTY_NEXT_ALL"]
     assert result.board["rmse"].notna().all()
     # a constant segment column: segment_mean would equal mean, so it is left out, with a note
@@ -163,7 +200,9 @@ def test_single_product_and_unknown_channel_still_compare(labelled, params):
     )
 
 
-def test_with_a_single_training_cutoff_selection_falls_back_to_the_holdout_and_says_so(labelled, params):
+def test_with_a_single_training_cutoff_selection_falls_back_to_the_holdout_and_says_so(
+    labelled, params
+):
     train, holdout = labelled
     last = train[train["CUTOFF"] == train["CUTOFF"].max()]
     result = md.compare(last, holdout, ("last_period", "ridge"), params.seed, params.cv_folds)
@@ -386,19 +425,23 @@ def test_near_ties_on_the_primary_metric_go_to_the_lower_other_metric():
 
 def test_mae_at_equal_totals_takes_away_the_gain_of_predicting_less():
     rng = np.random.default_rng(2)
-    actual = [np.where(rng.random((400, 1)) < 0.1, rng.gamma(2.0, 20.0, (400, 1)), 0.0)
-              for _ in range(3)]
+    actual = [
+        np.where(rng.random((400, 1)) < 0.1, rng.gamma(2.0, 20.0, (400, 1)), 0.0) for _ in range(3)
+    ]
     good = [a * 0.3 + 3.0 for a in actual]  # right ranking, spread over every customer
     shrunk = [g * 0.3 for g in good]  # the same ranking, a third of the total: a lower raw MAE
+
     def raw(preds):
         return np.mean([np.mean(np.abs(a - p)) for a, p in zip(actual, preds, strict=True)])
 
     assert raw(shrunk) < raw(good)
-    assert md.mae_at_total(actual, shrunk) == pytest.approx(md.mae_at_total(actual, good),
-                                                              rel=1e-12)
+    assert md.mae_at_total(actual, shrunk) == pytest.approx(
+        md.mae_at_total(actual, good), rel=1e-12
+    )
     scale = sum(a.sum() for a in actual) / sum(p.sum() for p in good)
-    want = np.mean([np.mean(np.abs(a[:, 0] - scale * p[:, 0]))
-                    for a, p in zip(actual, good, strict=True)])
+    want = np.mean(
+        [np.mean(np.abs(a[:, 0] - scale * p[:, 0])) for a, p in zip(actual, good, strict=True)]
+    )
     assert md.mae_at_total(actual, good) == pytest.approx(want, rel=1e-12)
 
 

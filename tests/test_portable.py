@@ -20,9 +20,9 @@ from customer_analytics import warehouse as wh
 
 def test_stable_hash_is_the_same_in_the_warehouse_and_in_python(session):
     df = session.sql(
-        "SELECT 'C00001' AS ID, CAST('2026-01-02' AS DATE) AS D, CAST('2026-01-02 10:11:12' AS TIMESTAMP_NTZ) AS T, "
-        "7 AS N UNION ALL SELECT 'Ünïcødé ''quoted''', CAST('1969-12-31' AS DATE), "
-        "CAST('1969-12-31 23:59:59' AS TIMESTAMP_NTZ), NULL"
+        "SELECT 'C00001' AS ID, CAST('2026-01-02' AS DATE) AS D, CAST('2026-01-02 10:11:12' AS "
+        "TIMESTAMP_NTZ) AS T, 7 AS N UNION ALL SELECT 'Ünïcødé ''quoted''', CAST('1969-12-31' AS "
+        "DATE), CAST('1969-12-31 23:59:59' AS TIMESTAMP_NTZ), NULL"
     )
     h = portable.stable_hash(
         F.col("ID"),

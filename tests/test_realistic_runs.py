@@ -29,12 +29,24 @@ def case_run(request, tmp_path_factory):
     case = request.param
     root = tmp_path_factory.mktemp(case)
     data = write(case, root / "raw", seed=11)
-    project = scratch_project(root / "project", data_dir=str(data), warehouse_dir=str(root / "warehouse"),
-                              reports_dir=str(root / "reports"), models=MODELS, **CASES[case])
+    project = scratch_project(
+        root / "project",
+        data_dir=str(data),
+        warehouse_dir=str(root / "warehouse"),
+        reports_dir=str(root / "reports"),
+        models=MODELS,
+        **CASES[case],
+    )
     progress(f"{case}: customer-analytics run (five notebooks)")
     exe = Path(sys.executable).with_name("customer-analytics")
-    out = subprocess.run([str(exe), "run"], cwd=project, env=project_env(project), capture_output=True,
-                         text=True, timeout=1500)
+    out = subprocess.run(
+        [str(exe), "run"],
+        cwd=project,
+        env=project_env(project),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     params = config.load(project)
     session = wh.connect(params) if out.returncode == 0 else None
     yield case, params, session, out
@@ -49,8 +61,9 @@ def test_the_five_notebooks_run_and_the_accounting_balances(case_run):
     log = {r["SOURCE"]: r.as_dict() for r in s.table("INGEST_LOG").collect()}
     orders = log["orders"]
     assert orders["ROWS_READ"] > 0 and orders["ACCEPTED"] > 0
-    assert orders["ROWS_READ"] == (orders["ACCEPTED"] + orders["REJECTED"] + orders["EXCLUDED"]
-                                   + orders["SAMPLED_OUT"])
+    assert orders["ROWS_READ"] == (
+        orders["ACCEPTED"] + orders["REJECTED"] + orders["EXCLUDED"] + orders["SAMPLED_OUT"]
+    )
     reasons: dict[str, int] = {}
     for r in s.table("INGEST_REASONS").filter(F.col("SOURCE") == "orders").collect():
         reasons[r["REASON"]] = reasons.get(r["REASON"], 0) + r["N_ROWS"]
@@ -62,19 +75,33 @@ def test_the_five_notebooks_run_and_the_accounting_balances(case_run):
     customers = s.table("CLEAN_CUSTOMERS").count()
     assert 0 < preds <= customers  # scoring_set: all
     mv = registry.open_registry(params).get(registry.model_name(params.horizon_days))
-    print(f"\n{case}: orders read {orders['ROWS_READ']:,}, accepted {orders['ACCEPTED']:,}, rejected "
-          f"{orders['REJECTED']:,}, excluded {orders['EXCLUDED']:,}; by reason {dict(sorted(reasons.items()))}; chosen "
-          f"{mv.meta['params']['candidate']} ({mv.version}); held-out metrics "
-          f"{ {k: round(v, 2) for k, v in mv.meta['metrics'].items() if 'spend' in k.lower() or k in ('rmse', 'mae')} }")
+    held_out = {
+        k: round(v, 2)
+        for k, v in mv.meta["metrics"].items()
+        if "spend" in k.lower() or k in ("rmse", "mae")
+    }
+    print(
+        f"\n{case}: orders read {orders['ROWS_READ']:,}, accepted {orders['ACCEPTED']:,}, "
+        f"rejected {orders['REJECTED']:,}, excluded {orders['EXCLUDED']:,}; by reason "
+        f"{dict(sorted(reasons.items()))}; chosen {mv.meta['params']['candidate']} "
+        f"({mv.version}); held-out metrics "
+        f"{held_out}"
+    )
 
 
 def test_the_reports_say_what_the_settings_did(case_run):
     case, params, _, out = case_run
     assert out.returncode == 0, out.stderr[-3000:]
-    html = (params.reports_dir / str(params.run_date) / "01_ingest.html").read_text(encoding="utf-8").lower()
+    html = (
+        (params.reports_dir / str(params.run_date) / "01_ingest.html")
+        .read_text(encoding="utf-8")
+        .lower()
+    )
     if case == "gift_invoices":  # cancellations netted, guests kept out with their revenue
         assert "return" in html and "guest" in html
     if case == "cd_log":  # no customers file: customers derived from the orders
         assert "derived" in html or "from the orders" in html
     if case in ("eu_shop", "cd_log", "epoch_events", "gift_invoices"):
-        assert "error" not in (params.reports_dir / "index.html").read_text(encoding="utf-8").lower()
+        assert (
+            "error" not in (params.reports_dir / "index.html").read_text(encoding="utf-8").lower()
+        )

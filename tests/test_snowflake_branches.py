@@ -1,4 +1,5 @@
-"""The Snowflake-only branches of ``warehouse``, run against a recording session: exact statement sequences.
+"""The Snowflake-only branches of ``warehouse``, run against a recording session: exact statement
+sequences.
 
 Snowflake cannot run here; these branches never run on the embedded warehouse. Each test runs the
 real function against :class:`recording.RecordingSession` (registered as a Snowflake session),
@@ -39,11 +40,12 @@ def test_load_staged_puts_the_file_on_a_stage_and_copies_it_by_column_name(tmp_p
     assert s.statements == [
         "CREATE TEMPORARY STAGE IF NOT EXISTS CA_INGEST_STAGE",
         "REMOVE @CA_INGEST_STAGE/RAW_ORDERS__NEW/",
-        f"PUT 'file://{parquet}' @CA_INGEST_STAGE/RAW_ORDERS__NEW AUTO_COMPRESS=FALSE OVERWRITE=TRUE",
-        "CREATE OR REPLACE TABLE RAW_ORDERS__NEW (SOURCE_FILE VARCHAR, LINE_NO NUMBER(38,0), RECORD VARCHAR, "
-        "READ_REASON VARCHAR, READ_FIELD VARCHAR, CUSTOMER_ID VARCHAR)",
-        "COPY INTO RAW_ORDERS__NEW FROM @CA_INGEST_STAGE/RAW_ORDERS__NEW/ FILE_FORMAT = (TYPE = PARQUET) "
-        "MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT PURGE = TRUE",
+        f"PUT 'file://{parquet}' @CA_INGEST_STAGE/RAW_ORDERS__NEW AUTO_COMPRESS=FALSE "
+        "OVERWRITE=TRUE",
+        "CREATE OR REPLACE TABLE RAW_ORDERS__NEW (SOURCE_FILE VARCHAR, LINE_NO NUMBER(38,0), "
+        "RECORD VARCHAR, READ_REASON VARCHAR, READ_FIELD VARCHAR, CUSTOMER_ID VARCHAR)",
+        "COPY INTO RAW_ORDERS__NEW FROM @CA_INGEST_STAGE/RAW_ORDERS__NEW/ FILE_FORMAT = (TYPE = "
+        "PARQUET) MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT PURGE = TRUE",
     ]
     assert sqlcheck.check(s.statements) == []
 
@@ -78,14 +80,16 @@ def test_write_pandas_uses_the_connector_then_one_create_as_select():
     assert s.statements == [
         "-- write_pandas PREDICTIONS__RUN_20261101__STAGE (CUSTOMER_ID, PRED_SPEND): 2 rows, "
         "auto_create_table=True, overwrite=True, use_logical_type=True",
-        "CREATE OR REPLACE TABLE PREDICTIONS__RUN_20261101 AS SELECT * FROM PREDICTIONS__RUN_20261101__STAGE",
+        "CREATE OR REPLACE TABLE PREDICTIONS__RUN_20261101 AS SELECT * FROM "
+        "PREDICTIONS__RUN_20261101__STAGE",
         "DROP TABLE IF EXISTS PREDICTIONS__RUN_20261101__STAGE",
     ]
     assert sqlcheck.check(s.statements[1:]) == []
 
 
 def test_the_backend_comes_from_the_run_not_from_the_connection_object(fresh_warehouse):
-    """``connect`` records the backend from the parameters; an unknown session is refused, not guessed."""
+    """``connect`` records the backend from the parameters; an unknown session is refused, not
+    guessed."""
     session = wh.connect(fresh_warehouse)
     try:
         assert wh.backend(session) == wh.LOCAL and wh.is_local(session)

@@ -1,4 +1,5 @@
-"""The offline Snowflake SQL lint: each rule catches a planted statement, and lets the right form pass."""
+"""The offline Snowflake SQL lint: each rule catches a planted statement, and lets the right form
+pass."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from customer_analytics import portable, sqlcheck
 PLANTED = [
     (
         "reserved-word",
-        "CREATE OR REPLACE TABLE INGEST_REASONS__NEW (SOURCE VARCHAR, FIELD VARCHAR, REASON VARCHAR, ROWS INT, "
-        "EXAMPLE_LINES VARCHAR)",
-        "CREATE OR REPLACE TABLE INGEST_REASONS__NEW (SOURCE VARCHAR, FIELD VARCHAR, REASON VARCHAR, N_ROWS INT, "
-        "EXAMPLE_LINES VARCHAR)",
+        "CREATE OR REPLACE TABLE INGEST_REASONS__NEW (SOURCE VARCHAR, FIELD VARCHAR, REASON "
+        "VARCHAR, ROWS INT, EXAMPLE_LINES VARCHAR)",
+        "CREATE OR REPLACE TABLE INGEST_REASONS__NEW (SOURCE VARCHAR, FIELD VARCHAR, REASON "
+        "VARCHAR, N_ROWS INT, EXAMPLE_LINES VARCHAR)",
     ),
     (
         "reserved-word",
@@ -97,7 +98,8 @@ def test_findings_name_the_rule_and_show_the_statement_briefly():
 
 def test_snowflake_commands_the_branches_send_parse():
     for sql in (
-        "PUT 'file:///tmp/a b.parquet' @CA_INGEST_STAGE/RAW_ORDERS__NEW AUTO_COMPRESS=FALSE OVERWRITE=TRUE",
+        "PUT 'file:///tmp/a b.parquet' @CA_INGEST_STAGE/RAW_ORDERS__NEW AUTO_COMPRESS=FALSE "
+        "OVERWRITE=TRUE",
         "REMOVE @CA_INGEST_STAGE/RAW_ORDERS__NEW/",
         "ALTER TABLE A SWAP WITH A__NEW",
         "select system$cancel_all_queries(12)",

@@ -70,15 +70,20 @@ def test_scoring_in_the_warehouse_gives_the_client_paths_predictions(
     np.testing.assert_allclose(
         got[pred_cols].to_numpy(dtype=float), want[pred_cols].to_numpy(dtype=float), rtol=1e-12
     )
-    assert (got[pred_cols].to_numpy() >= 0).all() and set(got["MODEL_NAME"]) == {
-        NAME
-    }
+    assert (got[pred_cols].to_numpy() >= 0).all() and set(got["MODEL_NAME"]) == {NAME}
 
 
 def test_the_client_path_says_when_it_is_a_fallback_on_snowflake():
     params = config.load(REPO)
-    head = headlines.Scoring(customers_scored=10, chunks=2, table_rows=10,
-                             scoring_note="SnowparkSQLException: function not found")
+    head = headlines.Scoring(
+        customers_scored=10,
+        chunks=2,
+        table_rows=10,
+        scoring_note="SnowparkSQLException: function not found",
+    )
     text = story.summary(head, params)
-    assert "Scoring in the warehouse was not possible (SnowparkSQLException" in text and "in 2 chunks" in text
+    assert (
+        "Scoring in the warehouse was not possible (SnowparkSQLException" in text
+        and "in 2 chunks" in text
+    )
     assert "not possible" not in story.summary(dataclasses.replace(head, scoring_note=""), params)

@@ -90,7 +90,9 @@ class PocketSphinx:
         self._module = pocketsphinx
 
     def transcribe(self, chunks: Iterable[np.ndarray]) -> tuple[str, float | None]:
-        samples = [np.ascontiguousarray(c, dtype="<i2") for c in chunks]  # decoding errors raise here
+        samples = [
+            np.ascontiguousarray(c, dtype="<i2") for c in chunks
+        ]  # decoding errors raise here
         d = self._module.Decoder(samprate=RATE, loglevel="FATAL", bestpath=True, cmn="batch")
         d.start_utt()
         try:

@@ -1,4 +1,5 @@
-"""The naive baseline estimators, self-contained: this module imports nothing from customer_analytics.
+"""The naive baseline estimators, self-contained: this module imports nothing from
+customer_analytics.
 
 On Snowflake a model is shipped to the warehouse by value (snowflake-ml's ``ext_modules``
 pickles this module's classes with cloudpickle), and it is unpickled where customer_analytics
@@ -23,7 +24,8 @@ class LastPeriodBaseline(RegressorMixin, BaseEstimator):
     """Naive baseline: next period's spend and quantities equal the last period's.
 
     Args:
-        source_columns: input column for each target, in target order (``SPEND_LAST``, ``QTY_LAST_*``).
+        source_columns: input column for each target, in target order (``SPEND_LAST``,
+            ``QTY_LAST_*``).
     """
 
     def __init__(self, source_columns: tuple[str, ...] = ()):

@@ -62,12 +62,19 @@ def _beta_geometric_loglik(params, x, t_x, T, shift: int) -> np.ndarray:
     r, alpha, a, b = params
     x, t_x, T = _arrays(x, t_x, T)
     a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = (special.gammaln(a + b) + special.gammaln(b + x + shift) - special.gammaln(b)
-          - special.gammaln(a + b + x + shift))
+    a2 = (
+        special.gammaln(a + b)
+        + special.gammaln(b + x + shift)
+        - special.gammaln(b)
+        - special.gammaln(a + b + x + shift)
+    )
     a3 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dead = (np.log(a) - np.log(np.maximum(b + x - 1 + shift, 1e-300))
-                - (r + x) * np.log(alpha + t_x))
+        dead = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1 + shift, 1e-300))
+            - (r + x) * np.log(alpha + t_x)
+        )
         a4 = np.where((x > 0) | bool(shift), dead, -np.inf)
     return a1 + a2 + np.logaddexp(a3, a4)
 

@@ -362,8 +362,12 @@ REASONS: dict[str, str] = {
     "left of `max_audio_minutes` of new audio; a later run transcribes it (transcripts are cached)",
 }
 #: The reasons only audio calls can have.
-AUDIO_REASONS = (Reason.UNREADABLE_AUDIO, Reason.SILENT_AUDIO, Reason.NO_SPEECH,
-                 Reason.AUDIO_BUDGET)
+AUDIO_REASONS = (
+    Reason.UNREADABLE_AUDIO,
+    Reason.SILENT_AUDIO,
+    Reason.NO_SPEECH,
+    Reason.AUDIO_BUDGET,
+)
 
 
 @dataclass(frozen=True)
@@ -721,9 +725,7 @@ SKIP_MEDIA = (
 )
 #: Recordings read from a calls folder (any case) and transcribed (:mod:`customer_analytics.audio`).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
-SKIP_TEXT = (
-    "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
-)
+SKIP_TEXT = "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
 SKIP_OTHER = "not a .txt file"
 #: File name endings of each kind of skipped entry (compared in lower case).
 SKIP_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -732,8 +734,15 @@ SKIP_SUFFIXES: dict[str, tuple[str, ...]] = {
     SKIP_MEDIA: (".m4a", ".aac", ".wma", ".opus", ".mp4", ".webm", ".mov", ".amr", ".aiff"),
     SKIP_TEXT: (".text", ".md", ".log", ".srt", ".vtt", ".asc"),
 }
-CALL_SKIPS = (SKIP_HIDDEN, SKIP_FOLDER, SKIP_COMPRESSED, SKIP_DOCUMENT, SKIP_MEDIA, SKIP_TEXT,
-              SKIP_OTHER)
+CALL_SKIPS = (
+    SKIP_HIDDEN,
+    SKIP_FOLDER,
+    SKIP_COMPRESSED,
+    SKIP_DOCUMENT,
+    SKIP_MEDIA,
+    SKIP_TEXT,
+    SKIP_OTHER,
+)
 
 
 def source(name: str) -> Source:

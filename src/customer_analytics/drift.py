@@ -58,14 +58,22 @@ def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def decile_edges(reference: DataFrame, numeric: list[str], bins: int = BINS) -> dict[str, list[float]]:
-    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``, deduplicated."""
+def decile_edges(
+    reference: DataFrame, numeric: list[str], bins: int = BINS
+) -> dict[str, list[float]]:
+    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``,
+    deduplicated."""
     qs = [i / bins for i in range(1, bins)]
-    aggs = [F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
-            for j, c in enumerate(numeric) for k, q in enumerate(qs)]
+    aggs = [
+        F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
+        for j, c in enumerate(numeric)
+        for k, q in enumerate(qs)
+    ]
     row = reference.agg(*aggs).collect()[0].as_dict() if aggs else {}
-    return {c: sorted({float(row[f"E{j}_{k}"]) for k in range(len(qs)) if row[f"E{j}_{k}"] is not None})
-            for j, c in enumerate(numeric)}
+    return {
+        c: sorted({float(row[f"E{j}_{k}"]) for k in range(len(qs)) if row[f"E{j}_{k}"] is not None})
+        for j, c in enumerate(numeric)
+    }
 
 
 def _bin_conditions(col: str, edges: list[float]):
@@ -78,17 +86,23 @@ def _bin_conditions(col: str, edges: list[float]):
     return conds
 
 
-def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]) -> dict[str, dict]:
-    """Binned counts (missing bin first), mean and row count of each column on both sides, in one query."""
+def numeric_counts(
+    reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]
+) -> dict[str, dict]:
+    """Binned counts (missing bin first), mean and row count of each column on both sides, in one
+    query."""
     cols = list(edges)
-    both = (reference.select(F.lit("reference").alias(_SIDE), *cols)
-            .union_all(current.select(F.lit("current").alias(_SIDE), *cols)))
+    both = reference.select(F.lit("reference").alias(_SIDE), *cols).union_all(
+        current.select(F.lit("current").alias(_SIDE), *cols)
+    )
     aggs = [F.count(F.lit(1)).alias("N")]
     for j, c in enumerate(cols):
         aggs.append(pt.mean(F.col(c)).alias(f"M{j}"))
         aggs.append(F.sum(F.iff(F.col(c).is_null(), F.lit(1), F.lit(0))).alias(f"B{j}_NULL"))
-        aggs += [F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
-                 for k, cond in enumerate(_bin_conditions(c, edges[c]))]
+        aggs += [
+            F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
+            for k, cond in enumerate(_bin_conditions(c, edges[c]))
+        ]
     rows = {r[_SIDE]: r.as_dict() for r in both.group_by(_SIDE).agg(*aggs).collect()}
     out: dict[str, dict] = {}
     for side in ("reference", "current"):
@@ -97,21 +111,29 @@ def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, li
         for j, c in enumerate(cols):
             n_bins = len(_bin_conditions(c, edges[c]))
             out[side]["mean"][c] = r.get(f"M{j}")
-            out[side]["counts"][c] = np.array([r.get(f"B{j}_NULL") or 0] + [r.get(f"B{j}_{k}") or 0 for k in range(n_bins)])
+            out[side]["counts"][c] = np.array(
+                [r.get(f"B{j}_NULL") or 0] + [r.get(f"B{j}_{k}") or 0 for k in range(n_bins)]
+            )
     return out
 
 
 def categorical_counts(reference: DataFrame, current: DataFrame, col: str) -> pd.DataFrame:
-    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``, ``current``."""
+    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``,
+    ``current``."""
     value = F.coalesce(F.col(col).cast("string"), F.lit("(missing)")).alias("VALUE")
-    both = (reference.select(F.lit("reference").alias(_SIDE), value)
-            .union_all(current.select(F.lit("current").alias(_SIDE), value)))
-    df = wh.to_pandas(both.group_by(_SIDE, "VALUE").agg(F.count(F.lit(1)).alias("N")), "drift:categorical")
+    both = reference.select(F.lit("reference").alias(_SIDE), value).union_all(
+        current.select(F.lit("current").alias(_SIDE), value)
+    )
+    df = wh.to_pandas(
+        both.group_by(_SIDE, "VALUE").agg(F.count(F.lit(1)).alias("N")), "drift:categorical"
+    )
     table = df.pivot_table(index="VALUE", columns=_SIDE, values="N", aggfunc="sum", fill_value=0)
     return table.reindex(columns=["reference", "current"], fill_value=0)
 
 
-def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bins: int = BINS) -> pd.DataFrame:
+def feature_psi(
+    reference: DataFrame, current: DataFrame, columns: list[str], bins: int = BINS
+) -> pd.DataFrame:
     """PSI of every column of ``columns`` between ``reference`` and ``current`` (Snowpark frames).
 
     Returns one row per feature, largest PSI first: ``psi``, ``level``, ``reference mean``,
@@ -125,28 +147,46 @@ def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bi
     n_ref, n_cur = counts["reference"]["rows"], counts["current"]["rows"]
     rows = []
     for c in numeric:
-        rows.append({"feature": c, "psi": psi_from_counts(counts["reference"]["counts"][c], counts["current"]["counts"][c]),
-                     "reference mean": counts["reference"]["mean"][c], "current mean": counts["current"]["mean"][c]})
+        rows.append(
+            {
+                "feature": c,
+                "psi": psi_from_counts(
+                    counts["reference"]["counts"][c], counts["current"]["counts"][c]
+                ),
+                "reference mean": counts["reference"]["mean"][c],
+                "current mean": counts["current"]["mean"][c],
+            }
+        )
     for c in categorical:
         t = categorical_counts(reference, current, c)
-        rows.append({"feature": c, "psi": psi_from_counts(t["reference"].to_numpy(), t["current"].to_numpy()),
-                     "reference mean": None, "current mean": None})
+        rows.append(
+            {
+                "feature": c,
+                "psi": psi_from_counts(t["reference"].to_numpy(), t["current"].to_numpy()),
+                "reference mean": None,
+                "current mean": None,
+            }
+        )
     out = pd.DataFrame(rows, columns=["feature", "psi", "reference mean", "current mean"])
-    out["level"] = [level(p) if min(n_ref, n_cur) >= MIN_ROWS else "not assessed" for p in out["psi"]]
+    out["level"] = [
+        level(p) if min(n_ref, n_cur) >= MIN_ROWS else "not assessed" for p in out["psi"]
+    ]
     out["reference rows"], out["current rows"] = n_ref, n_cur
     return out.sort_values("psi", ascending=False, na_position="last").set_index("feature")
 
 
 @dataclass(frozen=True)
 class Findings:
-    """What the report's summary and the run index say about drift, as numbers (the narrative words them).
+    """What the report's summary and the run index say about drift, as numbers (the narrative words
+    them).
 
     Attributes:
         large: features with a large shift, with their PSI, largest first.
         moderate: number of features with a moderate shift.
         features: features compared.
         largest: the feature with the largest PSI and its value (``None`` when none was computed).
-        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or ``""``.
+        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or
+            ``""``.
         rows: scored customers (for ``"too few rows"``).
         previous: the previous run date predictions were compared with (``""`` without one).
         prediction_psi: PSI of predicted spend against it (``None`` when not assessed).
@@ -170,10 +210,17 @@ class Findings:
 
     def record(self) -> dict:
         """A JSON-friendly copy (for the headline record)."""
-        return {"large": [list(x) for x in self.large], "moderate": self.moderate, "features": self.features,
-                "largest": list(self.largest) if self.largest else None, "reason": self.reason, "rows": self.rows,
-                "previous": self.previous, "prediction_psi": self.prediction_psi,
-                "prediction_level": self.prediction_level}
+        return {
+            "large": [list(x) for x in self.large],
+            "moderate": self.moderate,
+            "features": self.features,
+            "largest": list(self.largest) if self.largest else None,
+            "reason": self.reason,
+            "rows": self.rows,
+            "previous": self.previous,
+            "prediction_psi": self.prediction_psi,
+            "prediction_level": self.prediction_level,
+        }
 
 
 def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) -> Findings:
@@ -185,13 +232,19 @@ def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) ->
         out.update(reason="too few rows", rows=int(features["current rows"].iloc[0]))
     else:
         large = features[features["level"] == "large"]["psi"]
-        out.update(large=tuple((str(f), float(p)) for f, p in large.items()),
-                   moderate=int((features["level"] == "moderate").sum()), features=len(features))
+        out.update(
+            large=tuple((str(f), float(p)) for f, p in large.items()),
+            moderate=int((features["level"] == "moderate").sum()),
+            features=len(features),
+        )
         if features["psi"].notna().any():
             top = features["psi"].idxmax()
             out["largest"] = (str(top), float(features.loc[top, "psi"]))
     if predictions is not None and not predictions.empty:
         p = predictions.iloc[0]
-        out.update(previous=str(p["previous run"]), prediction_level=str(p["level"]),
-                   prediction_psi=float(p["psi"]) if p["level"] not in ("not assessed", "n/a") else None)
+        out.update(
+            previous=str(p["previous run"]),
+            prediction_level=str(p["level"]),
+            prediction_psi=float(p["psi"]) if p["level"] not in ("not assessed", "n/a") else None,
+        )
     return Findings(**out)

@@ -6,9 +6,10 @@ server recording every statement in full (``CA_WAREHOUSE_AUDIT``). The script is
 in order, with these differences from a real Snowflake run, each said in the script:
 
 * statements tagged local-only (DuckDB reading a Parquet file) are replaced by what the Snowflake
-  branch sends instead, produced by the same functions against a :class:`recording.RecordingSession`:
-  ``PUT`` + ``COPY INTO`` for loading a file (``warehouse.load_staged``), the connector's
-  ``write_pandas`` + ``CREATE … AS SELECT`` for a pandas frame (``warehouse.write_pandas``);
+  branch sends instead, produced by the same functions against a
+  :class:`recording.RecordingSession`: ``PUT`` + ``COPY INTO`` for loading a file
+  (``warehouse.load_staged``), the connector's ``write_pandas`` + ``CREATE … AS SELECT`` for a
+  pandas frame (``warehouse.write_pandas``);
 * the statements of opening a Snowflake session and snowflake-ml's own SQL (logging a model,
   ``ModelVersion.run``) are not in it: a comment at the top says so;
 * ``connection`` is only named: nothing connects to it.
@@ -36,10 +37,14 @@ from customer_analytics.portable import LOCAL_ONLY
 from customer_analytics.recording import RecordingSession
 
 _LOCAL_LOAD = re.compile(r"CREATE OR REPLACE TABLE (\w+) AS SELECT \* FROM read_parquet\(", re.I)
-_HEADER = """-- customer-analytics dry run for Snowflake connection '{connection}', run date {run_date}
--- Recorded on the embedded warehouse (nothing connected to Snowflake). Not included: the statements of
--- opening the session (database/schema set-up) and snowflake-ml's own SQL (log_model, ModelVersion.run).
--- Loads of local files are shown as the Snowflake branch sends them (PUT + COPY INTO, write_pandas).
+_HEADER = """-- customer-analytics dry run for Snowflake connection '{connection}', run date \
+{run_date}
+-- Recorded on the embedded warehouse (nothing connected to Snowflake). Not included: the \
+statements of
+-- opening the session (database/schema set-up) and snowflake-ml's own SQL (log_model, \
+ModelVersion.run).
+-- Loads of local files are shown as the Snowflake branch sends them (PUT + COPY INTO, \
+write_pandas).
 """
 
 
@@ -50,7 +55,8 @@ class DryRun:
     Attributes:
         returncode: ``ploomber build``'s exit code (0: the run completed; otherwise the script stops
             where the run stopped).
-        statements: the Snowflake statements, in order (local-only ones replaced, see the module doc).
+        statements: the Snowflake statements, in order (local-only ones replaced, see the module
+            doc).
         findings: the offline Snowflake SQL check of ``statements`` (:mod:`sqlcheck`).
         folder: where the throw-away warehouse, reports and audit were written.
         output: the last lines of ``ploomber build``'s output.
@@ -102,7 +108,8 @@ def snowflake_statements(sql: str, columns: dict[str, list[str]], folder: Path) 
 
 
 def _columns(warehouse_dir: Path, database: str, schema: str) -> dict[str, list[str]]:
-    """Columns of every table of the dry-run warehouse (read from its files after the server stopped)."""
+    """Columns of every table of the dry-run warehouse (read from its files after the server
+    stopped)."""
     import duckdb
 
     out: dict[str, list[str]] = {}
@@ -135,7 +142,8 @@ def dry_run(
             overrides); ``connection``, ``warehouse_dir`` and ``reports_dir`` are replaced by the
             dry run's own.
         connection: the Snowflake connection name the user asked about (only named in the script).
-        folder: where to write the throw-away warehouse and reports (default: a new temporary folder).
+        folder: where to write the throw-away warehouse and reports (default: a new temporary
+            folder).
         timeout: seconds the local run may take.
 
     Returns:
@@ -149,14 +157,26 @@ def dry_run(
 
     folder = Path(folder or tempfile.mkdtemp(prefix="ca-dry-run-"))
     folder.mkdir(parents=True, exist_ok=True)
-    own = {**values, "connection": "local", "warehouse_dir": str(folder / "warehouse"),
-           "reports_dir": str(folder / "reports")}
+    own = {
+        **values,
+        "connection": "local",
+        "warehouse_dir": str(folder / "warehouse"),
+        "reports_dir": str(folder / "reports"),
+    }
     env_file = folder / "env.yaml"
     env_file.write_text(parameters.render_env(own), encoding="utf-8")
     params = config.validate(own, root)
     audit = folder / "audit.jsonl"
     audit.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "customer_analytics.cli", "run", "--force", "--log-dir", str(folder / "logs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "customer_analytics.cli",
+        "run",
+        "--force",
+        "--log-dir",
+        str(folder / "logs"),
+    ]
     env = {
         **os.environ,
         srv.AUDIT_VAR: str(audit),
@@ -167,15 +187,37 @@ def dry_run(
     }
     try:
         done = subprocess.run(
-            cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            cmd,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     finally:
         wh.stop_local_server(params.warehouse_dir)
-    database, schema = params.database or config.LOCAL_DATABASE, params.schema or config.LOCAL_SCHEMA
+    database, schema = (
+        params.database or config.LOCAL_DATABASE,
+        params.schema or config.LOCAL_SCHEMA,
+    )
     columns = _columns(params.warehouse_dir, database, schema)
-    statements = [s for sql in sqlcheck.audit_statements(audit) for s in snowflake_statements(sql, columns, folder)]
+    statements = [
+        s
+        for sql in sqlcheck.audit_statements(audit)
+        for s in snowflake_statements(sql, columns, folder)
+    ]
     header = _HEADER.format(connection=connection, run_date=params.run_date)
     if done.returncode:
-        header += f"-- THE LOCAL RUN FAILED (exit {done.returncode}): the script stops where it stopped.\n"
-    return DryRun(done.returncode, statements, sqlcheck.check(statements), folder,
-                  (done.stdout + done.stderr)[-3000:], header)
+        header += (
+            f"-- THE LOCAL RUN FAILED (exit {done.returncode}): the script stops where it "
+            "stopped.\n"
+        )
+    return DryRun(
+        done.returncode,
+        statements,
+        sqlcheck.check(statements),
+        folder,
+        (done.stdout + done.stderr)[-3000:],
+        header,
+    )

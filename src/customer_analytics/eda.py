@@ -25,21 +25,30 @@ def _pull(df, label: str) -> pd.DataFrame:
 
 
 def monthly_orders(session: Session) -> pd.DataFrame:
-    """Orders, net revenue and active customers per calendar month, with how much of each month the data
-    covers (``days``, ``partial``: the first and last month of the data are usually partial, so a low last
-    month is not a collapse)."""
+    """Orders, net revenue and active customers per calendar month, with how much of each month the
+    data covers (``days``, ``partial``: the first and last month of the data are usually partial, so
+    a low last month is not a collapse)."""
     month = F.date_trunc("month", F.col("TS")).alias("MONTH")
     orders = session.table("CLEAN_ORDERS")
-    df = orders.group_by(month).agg(
-        F.count(F.lit(1)).alias("ORDERS"), F.sum("ORDER_TOTAL").alias("REVENUE"),
-        F.count_distinct("CUSTOMER_ID").alias("CUSTOMERS")).sort("MONTH")
+    df = (
+        orders.group_by(month)
+        .agg(
+            F.count(F.lit(1)).alias("ORDERS"),
+            F.sum("ORDER_TOTAL").alias("REVENUE"),
+            F.count_distinct("CUSTOMER_ID").alias("CUSTOMERS"),
+        )
+        .sort("MONTH")
+    )
     out = _pull(df, "monthly").set_index("month")
     span = orders.agg(F.min("TS").alias("FIRST"), F.max("TS").alias("LAST")).collect()[0]
     return with_coverage(out, span["FIRST"], span["LAST"])
 
 
-def with_coverage(monthly: pd.DataFrame, first: dt.datetime | None, last: dt.datetime | None) -> pd.DataFrame:
-    """``monthly`` (indexed by month start) with ``days`` covered by the data ``[first, last]`` and ``partial``."""
+def with_coverage(
+    monthly: pd.DataFrame, first: dt.datetime | None, last: dt.datetime | None
+) -> pd.DataFrame:
+    """``monthly`` (indexed by month start) with ``days`` covered by the data ``[first, last]`` and
+    ``partial``."""
     out = monthly.copy()
     if first is None or last is None or out.empty:
         out["days"], out["partial"] = pd.Series(dtype=int), pd.Series(dtype=bool)
@@ -55,8 +64,14 @@ def with_coverage(monthly: pd.DataFrame, first: dt.datetime | None, last: dt.dat
 
 def product_mix(session: Session) -> pd.DataFrame:
     """Quantity and revenue per product type."""
-    df = session.table("CLEAN_ORDER_LINES").group_by("PRODUCT").agg(
-        F.sum("QUANTITY").alias("QUANTITY"), F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("REVENUE"))
+    df = (
+        session.table("CLEAN_ORDER_LINES")
+        .group_by("PRODUCT")
+        .agg(
+            F.sum("QUANTITY").alias("QUANTITY"),
+            F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("REVENUE"),
+        )
+    )
     return _pull(df, "products").set_index("product").sort_values("revenue", ascending=False)
 
 
@@ -64,13 +79,17 @@ def counts_by(session: Session, table: str, column: str) -> pd.Series:
     """Row counts per value of ``column`` (missing values shown as 'missing')."""
     df = session.table(table).group_by(column).count()
     out = _pull(df, f"{table}.{column}")
-    out[column.lower()] = out[column.lower()].astype(object).where(out[column.lower()].notna(), "missing")
+    out[column.lower()] = (
+        out[column.lower()].astype(object).where(out[column.lower()].notna(), "missing")
+    )
     return out.set_index(column.lower())["count"].sort_index(key=lambda s: s.astype(str))
 
 
-def binned(session: Session, table: str, column: str, width: float, cap: float,
-           where: Column | None = None) -> pd.Series:
-    """Histogram of ``column`` with bins of ``width``; values at or above ``cap`` go to the last bin."""
+def binned(
+    session: Session, table: str, column: str, width: float, cap: float, where: Column | None = None
+) -> pd.Series:
+    """Histogram of ``column`` with bins of ``width``; values at or above ``cap`` go to the last
+    bin."""
     rows: DataFrame = session.table(table)
     if where is not None:
         rows = rows.filter(where)
@@ -79,7 +98,9 @@ def binned(session: Session, table: str, column: str, width: float, cap: float,
     return out.set_index("bin")["count"].sort_index()
 
 
-def quantile(session: Session, table: str, column: str, q: float, where: Column | None = None) -> float | None:
+def quantile(
+    session: Session, table: str, column: str, q: float, where: Column | None = None
+) -> float | None:
     """The ``q`` quantile of ``column`` (``None`` without rows)."""
     rows: DataFrame = session.table(table)
     if where is not None:
@@ -101,10 +122,11 @@ HIST_BINS, HIST_QUANTILE = 30, 0.99
 
 
 def order_values(session: Session) -> tuple[pd.Series, float, float]:
-    """Purchases (not returns) by order value: bins up to the 99th percentile, the rest in the last bin.
+    """Purchases (not returns) by order value: bins up to the 99th percentile, the rest in the last
+    bin.
 
-    Returns the counts per bin (indexed by the bin's lower edge), the bin width and where the last bin
-    starts (the range comes from the data, not from a fixed cap).
+    Returns the counts per bin (indexed by the bin's lower edge), the bin width and where the last
+    bin starts (the range comes from the data, not from a fixed cap).
     """
     buy = ~F.coalesce(F.col("IS_RETURN"), F.lit(False))
     top = quantile(session, "CLEAN_ORDERS", "ORDER_TOTAL", HIST_QUANTILE, buy) or 0.0
@@ -114,20 +136,26 @@ def order_values(session: Session) -> tuple[pd.Series, float, float]:
 
 
 def orders_per_customer(session: Session, cap: int | None = None) -> tuple[pd.Series, int]:
-    """How many customers placed 1, 2, … orders; from the 99th percentile (or ``cap``) on, one last bar.
+    """How many customers placed 1, 2, … orders; from the 99th percentile (or ``cap``) on, one last
+    bar.
 
     Returns the counts and where the last bar starts.
     """
     per = session.table("CLEAN_ORDERS").group_by("CUSTOMER_ID").agg(F.count(F.lit(1)).alias("N"))
     if cap is None:
-        q = per.agg(F.percentile_cont(HIST_QUANTILE).within_group(F.col("N")).alias("Q")).collect()[0]["Q"]
+        q = per.agg(F.percentile_cont(HIST_QUANTILE).within_group(F.col("N")).alias("Q")).collect()[
+            0
+        ]["Q"]
         cap = max(int(np.ceil(q or 1)), 2)
-    out = _pull(per.group_by(F.least(F.col("N"), F.lit(cap)).alias("ORDERS")).count(), "orders_per_customer")
+    out = _pull(
+        per.group_by(F.least(F.col("N"), F.lit(cap)).alias("ORDERS")).count(), "orders_per_customer"
+    )
     return out.set_index("orders")["count"].sort_index(), cap
 
 
 def ratings(session: Session) -> pd.Series:
-    """Reviews per rating (calls, which carry no rating, are not reviews); "no rating" for unrated ones."""
+    """Reviews per rating (calls, which carry no rating, are not reviews); "no rating" for unrated
+    ones."""
     if not wh.table_exists(session, "CLEAN_REVIEWS"):
         return pd.Series(dtype=int, name="reviews")
     rows: DataFrame = session.table("CLEAN_REVIEWS")
@@ -148,7 +176,9 @@ def missing_values(session: Session, tables: tuple[str, ...] = CLEAN_TABLES) -> 
     rows = []
     for t in tables:
         df = session.table(t)
-        agg = df.agg(*[F.count(F.lit(1)).alias("N")] + [F.count(F.col(c)).alias(c) for c in df.columns]).collect()[0]
+        agg = df.agg(
+            *[F.count(F.lit(1)).alias("N")] + [F.count(F.col(c)).alias(c) for c in df.columns]
+        ).collect()[0]
         n = agg["N"] or 1
         rows += [{"table": t, "column": c, "missing_share": 1 - agg[c] / n} for c in df.columns]
     out = pd.DataFrame(rows)
@@ -157,13 +187,26 @@ def missing_values(session: Session, tables: tuple[str, ...] = CLEAN_TABLES) -> 
 
 def headline(session: Session) -> dict[str, float]:
     """A few headline figures for the report summary."""
-    o = session.table("CLEAN_ORDERS").agg(
-        F.count(F.lit(1)).alias("ORDERS"), F.sum("ORDER_TOTAL").alias("REVENUE"),
-        F.min("TS").alias("FIRST"), F.max("TS").alias("LAST")).collect()[0]
-    return {"customers": wh.row_count(session, "CLEAN_CUSTOMERS"), "orders": o["ORDERS"],
-            "revenue": float(o["REVENUE"] or 0), "first_order": str(o["FIRST"])[:10] if o["FIRST"] else None,
-            "last_order": str(o["LAST"])[:10] if o["LAST"] else None,
-            "reviews": wh.row_count(session, "CLEAN_REVIEWS") if wh.table_exists(session, "CLEAN_REVIEWS") else 0}
+    o = (
+        session.table("CLEAN_ORDERS")
+        .agg(
+            F.count(F.lit(1)).alias("ORDERS"),
+            F.sum("ORDER_TOTAL").alias("REVENUE"),
+            F.min("TS").alias("FIRST"),
+            F.max("TS").alias("LAST"),
+        )
+        .collect()[0]
+    )
+    return {
+        "customers": wh.row_count(session, "CLEAN_CUSTOMERS"),
+        "orders": o["ORDERS"],
+        "revenue": float(o["REVENUE"] or 0),
+        "first_order": str(o["FIRST"])[:10] if o["FIRST"] else None,
+        "last_order": str(o["LAST"])[:10] if o["LAST"] else None,
+        "reviews": wh.row_count(session, "CLEAN_REVIEWS")
+        if wh.table_exists(session, "CLEAN_REVIEWS")
+        else 0,
+    }
 
 
 # --------------------------------------------------------------------------- retention (issue 20)

@@ -82,7 +82,9 @@ def before_statement(sql: str) -> None:
     """Called before a client sends ``sql``: kill now (``sql:``) or soon after (``sql-sent:``)."""
     if not os.environ.get(KILL_VAR):
         return
-    sql = _LEADING_TAGS.sub("", sql)  # patterns match the statement, not its tags (/* ca:local-only */)
+    sql = _LEADING_TAGS.sub(
+        "", sql
+    )  # patterns match the statement, not its tags (/* ca:local-only */)
     if (pattern := _spec("sql")) is not None and pattern.search(sql):
         kill(f"statement {sql[:80]!r} (before sending it)")
     if (pattern := _spec("sql-sent")) is not None and pattern.search(sql):

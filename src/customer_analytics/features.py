@@ -73,10 +73,26 @@ ROLES = ("train", "holdout", "score")
 CATEGORICAL = ["CHANNEL", "COUNTRY"]
 UNKNOWN = "unknown"
 PROFILE = ["TENURE_DAYS", "AGE"]
-ORDERS = ["HAS_ORDERED", "RECENCY_DAYS", "DAYS_SINCE_FIRST_ORDER", "N_ORDERS", "SPEND", "AVG_ORDER_VALUE",
-          "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D"]
+ORDERS = [
+    "HAS_ORDERED",
+    "RECENCY_DAYS",
+    "DAYS_SINCE_FIRST_ORDER",
+    "N_ORDERS",
+    "SPEND",
+    "AVG_ORDER_VALUE",
+    "MAX_ORDER_VALUE",
+    "ORDERS_PER_30D",
+    "SPEND_PER_30D",
+]
 GAPS = ["MEAN_GAP_DAYS", "STD_GAP_DAYS", "MAX_GAP_DAYS", "RECENCY_OVER_GAP"]
-TREND = ["N_ORDERS_LAST", "SPEND_LAST", "N_ORDERS_PREV", "SPEND_PREV", "ORDERS_TREND", "SPEND_TREND"]
+TREND = [
+    "N_ORDERS_LAST",
+    "SPEND_LAST",
+    "N_ORDERS_PREV",
+    "SPEND_PREV",
+    "ORDERS_TREND",
+    "SPEND_TREND",
+]
 COUPONS = ["N_COUPON_ORDERS", "COUPON_SHARE"]
 REVIEWS = ["N_REVIEWS", "N_CALLS", "AVG_RATING"]
 SENTIMENT = ["AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS"]
@@ -113,18 +129,44 @@ LABEL_QTY_PREFIX = "QTY_NEXT"
 #: non-integer columns, rounded to :data:`DECIMALS` places: a sum of doubles depends (in its last
 #: bits) on the order the warehouse adds rows in, which parallel engines do not fix; rounding makes
 #: every value, and so every model fitted on them, identical from one run to the next.
-FRACTIONAL = ["SPEND", "AVG_ORDER_VALUE", "MAX_ORDER_VALUE", "ORDERS_PER_30D", "SPEND_PER_30D", "MEAN_GAP_DAYS",
-              "STD_GAP_DAYS", "RECENCY_OVER_GAP", "SPEND_LAST", "SPEND_PREV", "SPEND_TREND", "COUPON_SHARE",
-              "AVG_RATING", "AVG_SENTIMENT", "MIN_SENTIMENT", LABEL_SPEND, "BTYD_VALUE",
-              "RECENCY_OVER_AGE", "PURCHASE_DAYS_PER_30D", *BTYD_OUTPUTS]
+FRACTIONAL = [
+    "SPEND",
+    "AVG_ORDER_VALUE",
+    "MAX_ORDER_VALUE",
+    "ORDERS_PER_30D",
+    "SPEND_PER_30D",
+    "MEAN_GAP_DAYS",
+    "STD_GAP_DAYS",
+    "RECENCY_OVER_GAP",
+    "SPEND_LAST",
+    "SPEND_PREV",
+    "SPEND_TREND",
+    "COUPON_SHARE",
+    "AVG_RATING",
+    "AVG_SENTIMENT",
+    "MIN_SENTIMENT",
+    LABEL_SPEND,
+    "BTYD_VALUE",
+    "RECENCY_OVER_AGE",
+    "PURCHASE_DAYS_PER_30D",
+    *BTYD_OUTPUTS,
+]
 DECIMALS = 9
 #: Version of the feature and label definitions above. Bump it whenever a definition changes: a
 #: registered model records it, and scoring refuses a model built on other definitions.
 DEFINITIONS_VERSION = "2"  # 2: net spend of returns, buy-till-you-die summaries and outputs
 #: feature groups as the report lists them
-GROUPS = {"profile": CATEGORICAL + PROFILE, "orders (RFM)": ORDERS, "inter-purchase time": GAPS,
-          "trend": TREND, "coupons": COUPONS, "reviews": REVIEWS, "text sentiment": SENTIMENT,
-          "buy-till-you-die summaries": BTYD_SUMMARY, "buy-till-you-die outputs": BTYD_INPUTS}
+GROUPS = {
+    "profile": CATEGORICAL + PROFILE,
+    "orders (RFM)": ORDERS,
+    "inter-purchase time": GAPS,
+    "trend": TREND,
+    "coupons": COUPONS,
+    "reviews": REVIEWS,
+    "text sentiment": SENTIMENT,
+    "buy-till-you-die summaries": BTYD_SUMMARY,
+    "buy-till-you-die outputs": BTYD_INPUTS,
+}
 
 
 def product_types(session: Session) -> list[str]:
@@ -146,20 +188,26 @@ def _timestamp(d: dt.date) -> str:
     return dt.datetime.combine(d, dt.time()).isoformat(sep=" ")
 
 
-def cutoff_frame(session: Session, cutoffs: list[dt.date], horizon_days: int,
-                 roles: dict[dt.date, str] | None = None) -> DataFrame:
+def cutoff_frame(
+    session: Session,
+    cutoffs: list[dt.date],
+    horizon_days: int,
+    roles: dict[dt.date, str] | None = None,
+) -> DataFrame:
     """A small table of cut-offs: ``CUTOFF`` (date), ``ROLE`` and the window bounds as timestamps.
 
     ``T0`` = the cut-off, ``T_LAST`` / ``T_PREV`` = start of the last / previous period, ``T_NEXT``
     = end of the label window. Built from validated dates (never from user strings).
     """
     h = dt.timedelta(days=horizon_days)
-    rows = [f"SELECT CAST('{c.isoformat()}' AS DATE) AS CUTOFF, '{(roles or {}).get(c, '')}' AS ROLE, "
-            f"CAST('{_timestamp(c)}' AS TIMESTAMP_NTZ) AS T0, "
-            f"CAST('{_timestamp(c - h)}' AS TIMESTAMP_NTZ) AS T_LAST, "
-            f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP_NTZ) AS T_PREV, "
-            f"CAST('{_timestamp(c + h)}' AS TIMESTAMP_NTZ) AS T_NEXT"
-            for c in sorted(set(cutoffs))]
+    rows = [
+        f"SELECT CAST('{c.isoformat()}' AS DATE) AS CUTOFF, '{(roles or {}).get(c, '')}' AS ROLE, "
+        f"CAST('{_timestamp(c)}' AS TIMESTAMP_NTZ) AS T0, "
+        f"CAST('{_timestamp(c - h)}' AS TIMESTAMP_NTZ) AS T_LAST, "
+        f"CAST('{_timestamp(c - 2 * h)}' AS TIMESTAMP_NTZ) AS T_PREV, "
+        f"CAST('{_timestamp(c + h)}' AS TIMESTAMP_NTZ) AS T_NEXT"
+        for c in sorted(set(cutoffs))
+    ]
     if any(r not in ROLES for r in (roles or {}).values()):
         raise ValueError(f"roles must be among {ROLES}")
     return session.sql(" UNION ALL ".join(rows))
@@ -167,7 +215,9 @@ def cutoff_frame(session: Session, cutoffs: list[dt.date], horizon_days: int,
 
 def _before(df: DataFrame, cuts: DataFrame, bound: str) -> DataFrame:
     """One copy of each row of ``df`` per cut-off whose ``bound`` is after the row's ``TS``."""
-    return df.join(cuts.select("CUTOFF", "T0", "T_LAST", "T_PREV", "T_NEXT"), F.col("TS") < F.col(bound))
+    return df.join(
+        cuts.select("CUTOFF", "T0", "T_LAST", "T_PREV", "T_NEXT"), F.col("TS") < F.col(bound)
+    )
 
 
 def _in(lo: str, hi: str) -> Column:
@@ -216,7 +266,8 @@ def _order_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
 
 
 def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: statistics of the calendar days between consecutive orders before it.
+    """Per customer and cut-off: statistics of the calendar days between consecutive orders before
+    it.
 
     The gap of an order (days since the customer's previous order) involves that order and an
     earlier one only, so it is computed once over all orders and then kept for the orders before
@@ -225,14 +276,22 @@ def _gap_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     w = Window.partition_by(KEY).order_by(F.col("TS"), F.col("ORDER_ID"))
     orders = session.table("CLEAN_ORDERS")
     gaps = orders.filter(_purchase(orders)).select(
-        KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP"))
-    return _before(gaps, cuts, "T0").group_by(*BY).agg(
-        pt.mean(F.col("GAP")).alias("MEAN_GAP_DAYS"), pt.stddev(F.col("GAP")).alias("STD_GAP_DAYS"),
-        F.max("GAP").alias("MAX_GAP_DAYS"))
+        KEY, "TS", F.datediff("day", F.lag(F.col("TS")).over(w), F.col("TS")).alias("GAP")
+    )
+    return (
+        _before(gaps, cuts, "T0")
+        .group_by(*BY)
+        .agg(
+            pt.mean(F.col("GAP")).alias("MEAN_GAP_DAYS"),
+            pt.stddev(F.col("GAP")).alias("STD_GAP_DAYS"),
+            F.max("GAP").alias("MAX_GAP_DAYS"),
+        )
+    )
 
 
 def _product_aggregates(session: Session, cuts: DataFrame, products: list[str]) -> DataFrame:
-    """Per customer, cut-off and product type: quantity ever, in the last period, and the label window."""
+    """Per customer, cut-off and product type: quantity ever, in the last period, and the label
+    window."""
     lines = _before(session.table("CLEAN_ORDER_LINES"), cuts, "T_NEXT")
     qty = F.col("QUANTITY")
     past = F.col("TS") < F.col("T0")
@@ -250,21 +309,32 @@ def _product_aggregates(session: Session, cuts: DataFrame, products: list[str]) 
 def _review_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
     """Per customer and cut-off: reviews, call transcripts and mean rating before it."""
     is_review = text.kind_column(session) == F.lit(text.DEFAULT_KIND)
-    reviews = session.table(text.SOURCE_TABLE).select(KEY, "TS", "RATING", is_review.alias("IS_REVIEW"))
-    return _before(reviews, cuts, "T0").group_by(*BY).agg(
-        _sum_if(F.col("IS_REVIEW"), F.lit(1)).alias("N_REVIEWS"),
-        _sum_if(~F.col("IS_REVIEW"), F.lit(1)).alias("N_CALLS"),
-        pt.mean(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
+    reviews = session.table(text.SOURCE_TABLE).select(
+        KEY, "TS", "RATING", is_review.alias("IS_REVIEW")
+    )
+    return (
+        _before(reviews, cuts, "T0")
+        .group_by(*BY)
+        .agg(
+            _sum_if(F.col("IS_REVIEW"), F.lit(1)).alias("N_REVIEWS"),
+            _sum_if(~F.col("IS_REVIEW"), F.lit(1)).alias("N_CALLS"),
+            pt.mean(F.iff(F.col("IS_REVIEW"), F.col("RATING"), F.lit(None))).alias("AVG_RATING"),
+        )
     )
 
 
 def _sentiment_aggregates(session: Session, cuts: DataFrame) -> DataFrame:
-    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were negative."""
+    """Per customer and cut-off: mean and lowest sentiment of texts before it, and how many were
+    negative."""
     scores = session.table(text.SCORES_TABLE).select(KEY, "TS", "SENTIMENT", "SENTIMENT_LOGIT")
-    return _before(scores, cuts, "T0").group_by(*BY).agg(
-        pt.mean(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
-        F.min(F.col("SENTIMENT")).alias("MIN_SENTIMENT"),
-        _sum_if(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1)).alias("N_NEGATIVE_TEXTS"),
+    return (
+        _before(scores, cuts, "T0")
+        .group_by(*BY)
+        .agg(
+            pt.mean(F.col("SENTIMENT")).alias("AVG_SENTIMENT"),
+            F.min(F.col("SENTIMENT")).alias("MIN_SENTIMENT"),
+            _sum_if(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1)).alias("N_NEGATIVE_TEXTS"),
+        )
     )
 
 
@@ -378,9 +448,15 @@ def btyd_table(
         "features:btyd_triples",
     ).rename(columns={"N_CUSTOMERS": "N"})
     repeat = summ.filter((F.col("X") > F.lit(0)) & (F.col("VALUE") > F.lit(0)))
-    stats = summ.filter(F.col("X") > F.lit(0)).group_by("CUTOFF").agg(
-        _sum_if(F.col("VALUE") > F.lit(0), F.lit(1)).alias("N"), pt.mean(F.col("VALUE")).alias("M")
-    ).collect()
+    stats = (
+        summ.filter(F.col("X") > F.lit(0))
+        .group_by("CUTOFF")
+        .agg(
+            _sum_if(F.col("VALUE") > F.lit(0), F.lit(1)).alias("N"),
+            pt.mean(F.col("VALUE")).alias("M"),
+        )
+        .collect()
+    )
     counts = {r["CUTOFF"]: r["N"] or 0 for r in stats}
     pooled = {r["CUTOFF"]: r["M"] for r in stats}
     bucket = pt.stable_hash(F.col(KEY), pt.epoch_days(F.col("CUTOFF")), F.lit(seed)) % F.lit(
@@ -407,15 +483,20 @@ def btyd_table(
         params.append(btyd.params_row(cutoff, fits))
         parts.append(
             pd.concat(
-                [tri[["X", "TX", "T"]].reset_index(drop=True).assign(CUTOFF=cutoff),
-                 btyd.score_triples(tri.reset_index(drop=True), fits, horizon_days)],
+                [
+                    tri[["X", "TX", "T"]].reset_index(drop=True).assign(CUTOFF=cutoff),
+                    btyd.score_triples(tri.reset_index(drop=True), fits, horizon_days),
+                ],
                 axis=1,
             )
         )
         gg[cutoff] = btyd.value_rule(fits, pooled.get(cutoff))
         log.info(
             "BTYD fit for cut-off %s: %s on %d customers (%d distinct histories)",
-            cutoff, params[-1]["MODEL"], int(tri["N"].sum()), len(tri),
+            cutoff,
+            params[-1]["MODEL"],
+            int(tri["N"].sum()),
+            len(tri),
         )
     cols = ["X", "TX", "T", "CUTOFF", *btyd.TRIPLE_OUTPUTS]
     out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
@@ -424,8 +505,12 @@ def btyd_table(
     per_triple = wh.write_pandas(session, out, f"{name}_TRIPLES", staging_dir)
     t = session.table(per_triple)
     joined = summ.join(
-        t, (summ["CUTOFF"] == t["CUTOFF"]) & (summ["X"] == t["X"]) & (summ["TX"] == t["TX"])
-        & (summ["T"] == t["T"]), "left"
+        t,
+        (summ["CUTOFF"] == t["CUTOFF"])
+        & (summ["X"] == t["X"])
+        & (summ["TX"] == t["TX"])
+        & (summ["T"] == t["T"]),
+        "left",
     )
     value = _btyd_value(gg, summ["CUTOFF"], summ["X"], summ["VALUE"])
     purchases = t["BTYD_EXP_PURCHASES"]
@@ -465,14 +550,22 @@ def _btyd_value(rules: dict, cutoff: Column, x: Column, value: Column) -> Column
     return out
 
 
-def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: list[str],
-                sentiment: bool = False, btyd_staging: Path | None = None, topics: int = 0,
-                seed: int = 0) -> DataFrame:
+def features_at(
+    session: Session,
+    cutoff: dt.date,
+    horizon_days: int,
+    products: list[str],
+    sentiment: bool = False,
+    btyd_staging: Path | None = None,
+    topics: int = 0,
+    seed: int = 0,
+) -> DataFrame:
     """Features and labels for every customer signed up before ``cutoff`` (see the module doc).
 
     Args:
         session: Snowpark session holding the CLEAN_* tables.
-        cutoff: features use data strictly before this date; labels cover ``[cutoff, cutoff + horizon)``.
+        cutoff: features use data strictly before this date; labels cover ``[cutoff, cutoff +
+            horizon)``.
         horizon_days: label window (and period) length.
         products: product types (one set of product columns each).
         sentiment: add the text-sentiment features from :data:`text.SCORES_TABLE`.
@@ -496,12 +589,21 @@ def features_at(session: Session, cutoff: dt.date, horizon_days: int, products: 
             wh.check_identifier(f"{BTYD_SCORES}_AT_{cutoff:%Y%m%d}"),
             seed=seed,
         )
-    return features_for(session, [cutoff], horizon_days, products, sentiment, btyd_table=table, topics=topics)
+    return features_for(
+        session, [cutoff], horizon_days, products, sentiment, btyd_table=table, topics=topics
+    )
 
 
-def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, products: list[str],
-                 sentiment: bool = False, roles: dict[dt.date, str] | None = None,
-                 btyd_table: str | None = None, topics: int = 0) -> DataFrame:
+def features_for(
+    session: Session,
+    cutoffs: list[dt.date],
+    horizon_days: int,
+    products: list[str],
+    sentiment: bool = False,
+    roles: dict[dt.date, str] | None = None,
+    btyd_table: str | None = None,
+    topics: int = 0,
+) -> DataFrame:
     """:func:`features_at` for several cut-offs in one query: one row per customer and cut-off.
 
     Every row is joined with the small table of cut-offs (:func:`cutoff_frame`) and aggregated per
@@ -511,13 +613,16 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     joined in.
     """
     cuts = cutoff_frame(session, cutoffs, horizon_days, roles)
-    cust = session.table("CLEAN_CUSTOMERS").join(cuts.select("CUTOFF", "ROLE"),
-                                                 F.col("SIGNUP_DATE") < F.col("CUTOFF"))
-    df = (cust.join(_order_aggregates(session, cuts), BY, "left")
-              .join(_gap_aggregates(session, cuts), BY, "left")
-              .join(_product_aggregates(session, cuts, products), BY, "left")
-              .join(_review_aggregates(session, cuts), BY, "left")
-              .join(_btyd_aggregates(session, cuts), BY, "left"))
+    cust = session.table("CLEAN_CUSTOMERS").join(
+        cuts.select("CUTOFF", "ROLE"), F.col("SIGNUP_DATE") < F.col("CUTOFF")
+    )
+    df = (
+        cust.join(_order_aggregates(session, cuts), BY, "left")
+        .join(_gap_aggregates(session, cuts), BY, "left")
+        .join(_product_aggregates(session, cuts, products), BY, "left")
+        .join(_review_aggregates(session, cuts), BY, "left")
+        .join(_btyd_aggregates(session, cuts), BY, "left")
+    )
     if btyd_table:
         df = df.join(session.table(btyd_table).select(KEY, "CUTOFF", *BTYD_OUTPUTS), BY, "left")
     if sentiment:
@@ -534,7 +639,8 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
     recency = F.coalesce(F.datediff("day", F.col("LAST_TS"), c0), tenure)
     mean_gap = F.iff(n > 1, F.col("MEAN_GAP_DAYS"), F.lit(None))
     exprs: dict[str, Column] = {
-        KEY: F.col(KEY), "CUTOFF": c0,
+        KEY: F.col(KEY),
+        "CUTOFF": c0,
         **{c: F.coalesce(F.col(c), F.lit(UNKNOWN)) for c in CATEGORICAL},
         "TENURE_DAYS": tenure,
         "AGE": F.year(c0) - F.col("BIRTH_YEAR"),
@@ -556,28 +662,44 @@ def features_for(session: Session, cutoffs: list[dt.date], horizon_days: int, pr
         "SPEND_TREND": zero("SPEND_LAST") - zero("SPEND_PREV"),
         "N_COUPON_ORDERS": zero("N_COUPON_ORDERS"),
         "COUPON_SHARE": F.iff(n > 0, zero("N_COUPON_ORDERS").cast("double") / n, F.lit(0.0)),
-        "N_REVIEWS": zero("N_REVIEWS"), "N_CALLS": zero("N_CALLS"), "AVG_RATING": F.col("AVG_RATING"),
+        "N_REVIEWS": zero("N_REVIEWS"),
+        "N_CALLS": zero("N_CALLS"),
+        "AVG_RATING": F.col("AVG_RATING"),
         **_btyd_exprs(),
     }
     if btyd_table:
         exprs.update({c: F.col(c) for c in BTYD_OUTPUTS})
     if sentiment:
-        exprs.update({"AVG_SENTIMENT": F.col("AVG_SENTIMENT"), "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
-                      "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS")})
+        exprs.update(
+            {
+                "AVG_SENTIMENT": F.col("AVG_SENTIMENT"),
+                "MIN_SENTIMENT": F.col("MIN_SENTIMENT"),
+                "N_NEGATIVE_TEXTS": zero("N_NEGATIVE_TEXTS"),
+            }
+        )
     exprs.update({c: zero(c) for c in tp.share_columns(topics)})  # no text before the cut-off: 0
     total_qty = zero("QTY_TOTAL")
     for p in products:
         q = product_column("QTY", p)
         exprs[q] = zero(q)
         exprs[product_column("QTY_LAST", p)] = zero(product_column("QTY_LAST", p))
-        exprs[product_column("SHARE", p)] = F.iff(total_qty > 0, zero(q).cast("double") / total_qty, F.lit(0.0))
+        exprs[product_column("SHARE", p)] = F.iff(
+            total_qty > 0, zero(q).cast("double") / total_qty, F.lit(0.0)
+        )
     is_score = F.col("ROLE") == F.lit("score")
-    exprs.update({c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)})
+    exprs.update(
+        {c: F.iff(is_score, F.lit(None).cast("double"), zero(c)) for c in label_columns(products)}
+    )
     if roles:
         exprs["ROLE"] = F.col("ROLE")
-    fractional = (set(FRACTIONAL) | {product_column("SHARE", p) for p in products}
-                  | set(tp.share_columns(topics))) & set(exprs)
-    return df.select(*[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()])
+    fractional = (
+        set(FRACTIONAL)
+        | {product_column("SHARE", p) for p in products}
+        | set(tp.share_columns(topics))
+    ) & set(exprs)
+    return df.select(
+        *[(F.round(e, DECIMALS) if k in fractional else e).alias(k) for k, e in exprs.items()]
+    )
 
 
 def output_columns(
@@ -614,10 +736,19 @@ def build(
     table = None
     if btyd_outputs:
         staging = params.warehouse_dir / "staging"
-        table, fitted = btyd_table(session, list(roles), params.horizon_days, staging, seed=params.seed)
+        table, fitted = btyd_table(
+            session, list(roles), params.horizon_days, staging, seed=params.seed
+        )
         wh.write_pandas(session, fitted, BTYD_PARAMS, staging)
     df = features_for(
-        session, list(roles), params.horizon_days, products, sentiment, roles, btyd_table=table, topics=topics
+        session,
+        list(roles),
+        params.horizon_days,
+        products,
+        sentiment,
+        roles,
+        btyd_table=table,
+        topics=topics,
     )
     log.info("building FEATURES for %d cut-offs and run_date %s", len(cutoffs), params.run_date)
     return wh.replace_table(df, TABLE)
@@ -632,13 +763,19 @@ def feature_columns(
     products: list[str], sentiment: bool = False, btyd_outputs: bool = False, topics: int = 0
 ) -> list[str]:
     """Model inputs: categorical + numeric features (no labels, no keys)."""
-    return (CATEGORICAL + BASE_NUMERIC + (SENTIMENT if sentiment else [])
-            + (BTYD_INPUTS if btyd_outputs else []) + tp.share_columns(topics)
-            + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES])
+    return (
+        CATEGORICAL
+        + BASE_NUMERIC
+        + (SENTIMENT if sentiment else [])
+        + (BTYD_INPUTS if btyd_outputs else [])
+        + tp.share_columns(topics)
+        + [product_column(k, p) for p in products for k in PRODUCT_PREFIXES]
+    )
 
 
 def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
-    """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical order."""
+    """``(features, targets)`` present in a FEATURES frame's ``columns``, in their canonical
+    order."""
     products = products_from_columns(columns)
     feats = feature_columns(
         products,
@@ -652,28 +789,47 @@ def model_columns(columns: list[str]) -> tuple[list[str], list[str]]:
 def products_from_columns(columns: list[str]) -> list[str]:
     """Recover the product column suffixes from FEATURES' ``QTY_NEXT_*`` columns."""
     prefix = LABEL_QTY_PREFIX + "_"
-    return sorted(c[len(prefix):].lower() for c in columns if c.startswith(prefix))
+    return sorted(c[len(prefix) :].lower() for c in columns if c.startswith(prefix))
 
 
 def cutoff_table(params: Params) -> pd.DataFrame:
     """The cut-offs of this run with their role and label window (for the report)."""
     h = dt.timedelta(days=params.horizon_days)
     cutoffs = params.cutoffs()
-    rows = [{"cutoff": c, "role": "holdout" if i == len(cutoffs) - 1 else "train",
-             "features from data before": c, "labels over": f"{c} .. {c + h - dt.timedelta(days=1)}"}
-            for i, c in enumerate(cutoffs)]
-    rows.append({"cutoff": params.run_date, "role": "score", "features from data before": params.run_date,
-                 "labels over": "(future)"})
+    rows = [
+        {
+            "cutoff": c,
+            "role": "holdout" if i == len(cutoffs) - 1 else "train",
+            "features from data before": c,
+            "labels over": f"{c} .. {c + h - dt.timedelta(days=1)}",
+        }
+        for i, c in enumerate(cutoffs)
+    ]
+    rows.append(
+        {
+            "cutoff": params.run_date,
+            "role": "score",
+            "features from data before": params.run_date,
+            "labels over": "(future)",
+        }
+    )
     return pd.DataFrame(rows).set_index("cutoff")
 
 
 def summary(session: Session) -> pd.DataFrame:
     """Customers, mean next-window spend and share of buyers per cut-off (aggregates)."""
-    df = session.table(TABLE).group_by("CUTOFF", "ROLE").agg(
-        F.count(F.lit(1)).alias("CUSTOMERS"),
-        pt.mean(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
-        pt.mean(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias("SHARE_BUYING_NEXT"),
-    ).sort("CUTOFF")
+    df = (
+        session.table(TABLE)
+        .group_by("CUTOFF", "ROLE")
+        .agg(
+            F.count(F.lit(1)).alias("CUSTOMERS"),
+            pt.mean(F.col(LABEL_SPEND)).alias("MEAN_SPEND_NEXT"),
+            pt.mean(F.iff(F.col(LABEL_SPEND) > 0, F.lit(1.0), F.lit(0.0))).alias(
+                "SHARE_BUYING_NEXT"
+            ),
+        )
+        .sort("CUTOFF")
+    )
     out = wh.to_pandas(df, "features:summary")
     out.columns = [c.lower() for c in out.columns]
     out["share_buying_next"] = out["share_buying_next"].mask(out["role"] == "score")
@@ -681,18 +837,24 @@ def summary(session: Session) -> pd.DataFrame:
 
 
 def describe(session: Session) -> pd.DataFrame:
-    """Mean, min, max and share missing of every numeric feature on the training rows (aggregates)."""
+    """Mean, min, max and share missing of every numeric feature on the training rows
+    (aggregates)."""
     df = session.table(TABLE).filter(F.col("ROLE") == "train")
     feats, _ = model_columns(df.columns)
     numeric = [c for c in feats if c not in CATEGORICAL]
     aggs = []
     for c in numeric:
-        aggs += [pt.mean(F.col(c)).alias(f"{c}__MEAN"), F.min(F.col(c)).alias(f"{c}__MIN"),
-                 F.max(F.col(c)).alias(f"{c}__MAX"),
-                 pt.mean(F.iff(F.col(c).is_null(), F.lit(1.0), F.lit(0.0))).alias(f"{c}__MISSING")]
+        aggs += [
+            pt.mean(F.col(c)).alias(f"{c}__MEAN"),
+            F.min(F.col(c)).alias(f"{c}__MIN"),
+            F.max(F.col(c)).alias(f"{c}__MAX"),
+            pt.mean(F.iff(F.col(c).is_null(), F.lit(1.0), F.lit(0.0))).alias(f"{c}__MISSING"),
+        ]
     row = df.agg(*aggs).collect()[0].as_dict()
     stats = ("mean", "min", "max", "missing")
-    return pd.DataFrame({s: {c.lower(): row[f"{c}__{s.upper()}"] for c in numeric} for s in stats}).astype(float)
+    return pd.DataFrame(
+        {s: {c.lower(): row[f"{c}__{s.upper()}"] for c in numeric} for s in stats}
+    ).astype(float)
 
 
 def feature_groups(columns: list[str]) -> pd.DataFrame:
@@ -700,10 +862,18 @@ def feature_groups(columns: list[str]) -> pd.DataFrame:
     feats, _ = model_columns(columns)
     rows = {g: [c for c in cols if c in feats] for g, cols in GROUPS.items()}
     rows["text topics"] = [c for c in feats if c.startswith(tp.SHARE_PREFIX)]
-    rows["per product type"] = [c for c in feats if c.startswith(tuple(f"{p}_" for p in PRODUCT_PREFIXES))]
-    return pd.DataFrame({"columns": [len(v) for v in rows.values()],
-                         "examples": [", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()]},
-                        index=list(rows))
+    rows["per product type"] = [
+        c for c in feats if c.startswith(tuple(f"{p}_" for p in PRODUCT_PREFIXES))
+    ]
+    return pd.DataFrame(
+        {
+            "columns": [len(v) for v in rows.values()],
+            "examples": [
+                ", ".join(v[:4]).lower() + (" …" if len(v) > 4 else "") for v in rows.values()
+            ],
+        },
+        index=list(rows),
+    )
 
 
 def btyd_params(session: Session) -> pd.DataFrame:
@@ -753,12 +923,14 @@ TRAIN_BUCKETS = 1_000_000
 
 
 def train_bucket(customer: Column, cutoff: Column, seed: int) -> Column:
-    """The sampling bucket (of :data:`TRAIN_BUCKETS`) of a training row, from its customer and cut-off."""
+    """The sampling bucket (of :data:`TRAIN_BUCKETS`) of a training row, from its customer and
+    cut-off."""
     return pt.stable_hash(customer, pt.epoch_days(cutoff), F.lit(seed)) % F.lit(TRAIN_BUCKETS)
 
 
-def load_labelled(session: Session, max_train_rows: int | None = None,
-                  seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_labelled(
+    session: Session, max_train_rows: int | None = None, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and holdout rows of FEATURES as pandas, in a stable order (cut-off, customer).
 
     Training rows beyond ``max_train_rows`` are sampled *in the warehouse* by a seeded hash of
@@ -772,7 +944,12 @@ def load_labelled(session: Session, max_train_rows: int | None = None,
         if frac < 1.0:
             bucket = train_bucket(F.col(KEY), F.col("CUTOFF"), seed)
             df = df.filter((F.col("ROLE") != "train") | (bucket < F.lit(int(frac * TRAIN_BUCKETS))))
-            log.info("sampling %.1f%% of %d training rows (max_train_rows=%d)", 100 * frac, n_train, max_train_rows)
+            log.info(
+                "sampling %.1f%% of %d training rows (max_train_rows=%d)",
+                100 * frac,
+                n_train,
+                max_train_rows,
+            )
     frame = wh.to_pandas(df.sort("CUTOFF", KEY), "features:labelled")
     frame = frame.sort_values(["CUTOFF", KEY], kind="stable")
     train = frame[frame["ROLE"] == "train"].reset_index(drop=True)
@@ -782,7 +959,13 @@ def load_labelled(session: Session, max_train_rows: int | None = None,
 
 def window_table(train: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataFrame:
     """Rows and cut-offs of the training and held-out sets."""
-    return pd.DataFrame({
-        "rows": [len(train), len(holdout)],
-        "cut-offs": [", ".join(str(c) for c in sorted(set(train["CUTOFF"]))), str(holdout["CUTOFF"].iloc[0])],
-    }, index=["train", "holdout"])
+    return pd.DataFrame(
+        {
+            "rows": [len(train), len(holdout)],
+            "cut-offs": [
+                ", ".join(str(c) for c in sorted(set(train["CUTOFF"]))),
+                str(holdout["CUTOFF"].iloc[0]),
+            ],
+        },
+        index=["train", "holdout"],
+    )

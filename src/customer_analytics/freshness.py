@@ -103,8 +103,7 @@ def check_holdout(
         latest = fresh.last.date() + dt.timedelta(days=tolerance_days)
         raise FreshnessError(
             f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
-            "data, which ends "
-            f"{fresh.last_day}: its last {gap - 1} days have no order at all, so no model can be judged "
-            "(or promoted) "
-            f"on it. Fix: an earlier run_date (at most {latest}) or newer data."
+            f"data, which ends {fresh.last_day}: its last {gap - 1} days have no order at all, so "
+            "no model can be judged (or promoted) on it. Fix: an earlier run_date (at most "
+            f"{latest}) or newer data."
         )

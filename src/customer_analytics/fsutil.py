@@ -112,7 +112,9 @@ _HELD: dict[Path, tuple[IO[str], bool]] = {}
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = "") -> Iterator[None]:
+def file_lock(
+    path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = ""
+) -> Iterator[None]:
     """Hold an OS lock (``flock``) on ``path`` for the ``with`` block.
 
     The lock belongs to this process: it is released when the block ends or the process dies,
@@ -123,7 +125,8 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float = 0.0, owner: 
         path: the lock file (created when missing).
         shared: a shared lock (many holders) instead of an exclusive one.
         timeout: seconds to wait for the lock; 0 = fail at once.
-        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since ...").
+        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since
+            ...").
 
     Raises:
         LockedError: the lock is held elsewhere (after ``timeout``); the message names the holder.

@@ -91,16 +91,25 @@ SECONDARY = {"rmse": "mae", "mae": "rmse", "r2": "mae"}
 #: the board column that breaks near-ties of each primary metric over the CV folds: MAE at equal
 #: totals (:func:`mae_at_total`), so that predicting less is no way to win a tie; RMSE for MAE
 TIE_BREAK = {"rmse": "cv_mae_at_total", "mae": "cv_rmse", "r2": "cv_mae_at_total"}
-TIE_LABELS = {"cv_mae_at_total": "MAE at equal totals", "cv_rmse": "RMSE", "mae": "MAE",
-              "rmse": "RMSE"}
+TIE_LABELS = {
+    "cv_mae_at_total": "MAE at equal totals",
+    "cv_rmse": "RMSE",
+    "mae": "MAE",
+    "rmse": "RMSE",
+}
 #: share of held-out or scoring rows outside a feature's training range above which it is flagged
 RANGE_SHARE = 0.10
 #: "outside" means beyond the training range by more than this fraction of its width
 RANGE_MARGIN = 0.05
 METRICS = ("rmse", "mae", "r2", "top_decile_mae", "qty_mae")
 HIGHER_IS_BETTER = {"r2"}
-METRIC_LABELS = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "top_decile_mae": "MAE on the top 10% spenders",
-                 "qty_mae": "mean quantity MAE"}
+METRIC_LABELS = {
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+    "top_decile_mae": "MAE on the top 10% spenders",
+    "qty_mae": "mean quantity MAE",
+}
 #: model sizes: fixed so that fitting cost grows only with the (capped) number of training rows
 RF_TREES = 60
 HGB_ITERATIONS = 200
@@ -130,12 +139,20 @@ def _preprocessor(
 ) -> ColumnTransformer:
     categorical = [c for c in ft.CATEGORICAL if c in features]
     numeric = [c for c in features if c not in categorical]
-    steps = ([SimpleImputer(strategy="median", add_indicator=True)] if impute else []) + \
-        ([StandardScaler()] if scale else [])
-    prep = ColumnTransformer([
-        ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False), categorical),
-        ("numeric", make_pipeline(*steps) if steps else "passthrough", numeric),
-    ], verbose_feature_names_out=not named)
+    steps = ([SimpleImputer(strategy="median", add_indicator=True)] if impute else []) + (
+        [StandardScaler()] if scale else []
+    )
+    prep = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False),
+                categorical,
+            ),
+            ("numeric", make_pipeline(*steps) if steps else "passthrough", numeric),
+        ],
+        verbose_feature_names_out=not named,
+    )
     # named: the model sees column names (for monotone constraints by name)
     return prep.set_output(transform="pandas") if named else prep
 
@@ -143,7 +160,9 @@ def _preprocessor(
 def last_period_sources(targets: list[str]) -> tuple[str, ...]:
     """The "last period" input column of each target (``SPEND_NEXT`` -> ``SPEND_LAST``, ...)."""
     prefix = ft.LABEL_QTY_PREFIX + "_"
-    return tuple("SPEND_LAST" if t == ft.LABEL_SPEND else "QTY_LAST_" + t[len(prefix):] for t in targets)
+    return tuple(
+        "SPEND_LAST" if t == ft.LABEL_SPEND else "QTY_LAST_" + t[len(prefix) :] for t in targets
+    )
 
 
 def btyd_sources(targets: list[str]) -> tuple[str, ...]:
@@ -175,38 +194,81 @@ def candidates(
         "zero": lambda: DummyRegressor(strategy="constant", constant=np.zeros(len(targets))),
         "last_period": lambda: LastPeriodBaseline(last_period_sources(targets)),
         "mean": lambda: DummyRegressor(strategy="mean"),
-        "segment_mean": lambda: SegmentMeanBaseline(tuple(c for c in SEGMENT_COLUMNS if c in features)),
+        "segment_mean": lambda: SegmentMeanBaseline(
+            tuple(c for c in SEGMENT_COLUMNS if c in features)
+        ),
         "btyd": lambda: BTYDRegressor("BTYD_EXP_SPEND", "SPEND", btyd_sources(targets)),
-        "ridge": lambda: Pipeline([("prep", _preprocessor(ml, scale=True)),
-                                   ("model", Ridge(alpha=10.0))]),
-        "random_forest": lambda: Pipeline([
-            ("prep", _preprocessor(ml, scale=False)),
-            ("model", RandomForestRegressor(n_estimators=RF_TREES, min_samples_leaf=20, max_features=0.4,
-                                            max_samples=0.5, n_jobs=-1, random_state=seed)),
-        ]),
+        "ridge": lambda: Pipeline(
+            [("prep", _preprocessor(ml, scale=True)), ("model", Ridge(alpha=10.0))]
+        ),
+        "random_forest": lambda: Pipeline(
+            [
+                ("prep", _preprocessor(ml, scale=False)),
+                (
+                    "model",
+                    RandomForestRegressor(
+                        n_estimators=RF_TREES,
+                        min_samples_leaf=20,
+                        max_features=0.4,
+                        max_samples=0.5,
+                        n_jobs=-1,
+                        random_state=seed,
+                    ),
+                ),
+            ]
+        ),
         "hybrid_boosting": lambda: BTYDBoosting(
             BTYDRegressor("BTYD_EXP_SPEND", "SPEND", btyd_sources(targets)),
-            Pipeline([
-                ("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
-                ("model", HistGradientBoostingRegressor(
-                    loss="poisson", max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15,
-                    min_samples_leaf=50, l2_regularization=1.0,
-                    monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
-                    early_stopping=True, validation_fraction=0.1, n_iter_no_change=15,
-                    random_state=seed))])),
-        "hist_gradient_boosting": lambda: Pipeline([
-            # missing values handled natively
-            ("prep", _preprocessor(ml, scale=False, impute=False)),
-            ("model", MultiOutputRegressor(HistGradientBoostingRegressor(
-                max_iter=HGB_ITERATIONS, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=50,
-                l2_regularization=1.0,
-                early_stopping=True, validation_fraction=0.1, n_iter_no_change=15, random_state=seed))),
-        ]),
+            Pipeline(
+                [
+                    ("prep", _preprocessor(ml, scale=False, impute=False, named=True)),
+                    (
+                        "model",
+                        HistGradientBoostingRegressor(
+                            loss="poisson",
+                            max_iter=HGB_ITERATIONS,
+                            learning_rate=0.1,
+                            max_leaf_nodes=15,
+                            min_samples_leaf=50,
+                            l2_regularization=1.0,
+                            monotonic_cst={c: v for c, v in MONOTONE.items() if c in ml},
+                            early_stopping=True,
+                            validation_fraction=0.1,
+                            n_iter_no_change=15,
+                            random_state=seed,
+                        ),
+                    ),
+                ]
+            ),
+        ),
+        "hist_gradient_boosting": lambda: Pipeline(
+            [
+                # missing values handled natively
+                ("prep", _preprocessor(ml, scale=False, impute=False)),
+                (
+                    "model",
+                    MultiOutputRegressor(
+                        HistGradientBoostingRegressor(
+                            max_iter=HGB_ITERATIONS,
+                            learning_rate=0.1,
+                            max_leaf_nodes=15,
+                            min_samples_leaf=50,
+                            l2_regularization=1.0,
+                            early_stopping=True,
+                            validation_fraction=0.1,
+                            n_iter_no_change=15,
+                            random_state=seed,
+                        )
+                    ),
+                ),
+            ]
+        ),
     }
 
 
 def metrics(y_true: np.ndarray | pd.DataFrame, y_pred: np.ndarray) -> dict[str, float]:
-    """Spend RMSE/MAE/R² (first column), MAE on the top decile by actual spend, mean quantity MAE."""
+    """Spend RMSE/MAE/R² (first column), MAE on the top decile by actual spend, mean quantity
+    MAE."""
     yt = np.asarray(y_true, dtype=float)
     yt = yt.reshape(len(yt), -1)
     y_pred = np.asarray(y_pred, dtype=float).reshape(len(yt), -1)
@@ -217,7 +279,9 @@ def metrics(y_true: np.ndarray | pd.DataFrame, y_pred: np.ndarray) -> dict[str, 
         "mae": float(mean_absolute_error(spend_t, spend_p)),
         "r2": float(r2_score(spend_t, spend_p)) if np.ptp(spend_t) > 0 else float("nan"),
         "top_decile_mae": float(mean_absolute_error(spend_t[top], spend_p[top])),
-        "qty_mae": float(mean_absolute_error(yt[:, 1:], y_pred[:, 1:])) if yt.shape[1] > 1 else float("nan"),
+        "qty_mae": float(mean_absolute_error(yt[:, 1:], y_pred[:, 1:]))
+        if yt.shape[1] > 1
+        else float("nan"),
     }
 
 
@@ -228,12 +292,17 @@ def is_better(a: float, b: float, metric: str, rel_tol: float = 1e-9) -> bool:
 
 
 def sequential_predictions(model: BaseEstimator) -> BaseEstimator:
-    """Set every ``n_jobs`` of a fitted model to 1, so that its predictions are bit-for-bit reproducible.
+    """Set every ``n_jobs`` of a fitted model to 1, so that its predictions are bit-for-bit
+    reproducible.
 
     A random forest predicting with several threads adds the trees' outputs in the order the
     threads finish (differences of ~1e-14 from one call to the next); fitting is unaffected.
     """
-    jobs = {k: 1 for k, v in model.get_params(deep=True).items() if k.endswith("n_jobs") and v not in (None, 1)}
+    jobs = {
+        k: 1
+        for k, v in model.get_params(deep=True).items()
+        if k.endswith("n_jobs") and v not in (None, 1)
+    }
     return model.set_params(**jobs) if jobs else model
 
 
@@ -367,18 +436,26 @@ def range_table(
 
 
 def predict(model: BaseEstimator, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """Predictions of ``model`` for ``frame``, clipped at 0 (spend and quantities cannot be negative)."""
-    return np.clip(np.asarray(model.predict(frame[features]), dtype=float).reshape(len(frame), -1), 0, None)
+    """Predictions of ``model`` for ``frame``, clipped at 0 (spend and quantities cannot be
+    negative)."""
+    return np.clip(
+        np.asarray(model.predict(frame[features]), dtype=float).reshape(len(frame), -1), 0, None
+    )
 
 
 def fold_cutoffs(train: pd.DataFrame, cv_folds: int) -> list:
-    """The training cut-offs used as validation folds (the last ``cv_folds``, each with earlier data)."""
+    """The training cut-offs used as validation folds (the last ``cv_folds``, each with earlier
+    data)."""
     cutoffs = sorted(train["CUTOFF"].unique())
     n = min(cv_folds, len(cutoffs) - 1)
     if n < cv_folds:
-        log.warning("only %d training cut-offs: using %d cross-validation fold(s) instead of %d",
-                    len(cutoffs), n, cv_folds)
-    return cutoffs[len(cutoffs) - n:] if n > 0 else []
+        log.warning(
+            "only %d training cut-offs: using %d cross-validation fold(s) instead of %d",
+            len(cutoffs),
+            n,
+            cv_folds,
+        )
+    return cutoffs[len(cutoffs) - n :] if n > 0 else []
 
 
 @dataclasses.dataclass
@@ -436,8 +513,14 @@ def mae_at_total(fold_actual: list[np.ndarray], fold_pred: list[np.ndarray]) -> 
         return float("nan")
     ratio = total_ratio(np.vstack(fold_actual), np.vstack(fold_pred))
     scale = 1.0 / ratio if np.isfinite(ratio) and ratio > 0 else 1.0
-    return float(np.mean([np.mean(np.abs(a[:, 0] - scale * p[:, 0]))
-                          for a, p in zip(fold_actual, fold_pred, strict=True)]))
+    return float(
+        np.mean(
+            [
+                np.mean(np.abs(a[:, 0] - scale * p[:, 0]))
+                for a, p in zip(fold_actual, fold_pred, strict=True)
+            ]
+        )
+    )
 
 
 def unavailable(
@@ -491,10 +574,17 @@ def _calibrate(
     )
 
 
-def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], seed: int,
-            cv_folds: int, calibration_tolerance: float = CALIBRATION_TOLERANCE,
-            score_outside: dict[str, float] | None = None) -> Comparison:
-    """Cross-validate every candidate over the training cut-offs, then score it on the held-out window.
+def compare(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    names: tuple[str, ...],
+    seed: int,
+    cv_folds: int,
+    calibration_tolerance: float = CALIBRATION_TOLERANCE,
+    score_outside: dict[str, float] | None = None,
+) -> Comparison:
+    """Cross-validate every candidate over the training cut-offs, then score it on the held-out
+    window.
 
     Args:
         train: FEATURES training rows (several cut-offs), e.g. from :func:`features.load_labelled`.
@@ -566,9 +656,13 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
             fold_pred = []
             for c in folds:
                 fit_rows, val = train[train["CUTOFF"] < c], train[train["CUTOFF"] == c]
-                model = sequential_predictions(factories[name]().fit(fit_rows[feats], fit_rows[targets].astype(float)))
+                model = sequential_predictions(
+                    factories[name]().fit(fit_rows[feats], fit_rows[targets].astype(float))
+                )
                 fold_pred.append(predict(model, val, feats))
-            model = sequential_predictions(factories[name]().fit(train[feats], train[targets].astype(float)))
+            model = sequential_predictions(
+                factories[name]().fit(train[feats], train[targets].astype(float))
+            )
             fitted[name] = model
             seconds = time.perf_counter() - started
             cv_ratio = (
@@ -612,9 +706,23 @@ def compare(train: pd.DataFrame, holdout: pd.DataFrame, names: tuple[str, ...], 
     cv = fold_frame.groupby("model")[list(METRICS)].agg(["mean", "std"])
     for m in METRICS:
         board.insert(board.columns.get_loc("rmse"), f"cv_{m}", cv[(m, "mean")].reindex(board.index))
-        board.insert(board.columns.get_loc("rmse"), f"cv_{m}_std", cv[(m, "std")].reindex(board.index))
-    return Comparison(board, fold_frame, fitted, preds, y_ho, feats, targets, model_feats, dropped,
-                      ranges, list(skipped.values()), calibration_tolerance)
+        board.insert(
+            board.columns.get_loc("rmse"), f"cv_{m}_std", cv[(m, "std")].reindex(board.index)
+        )
+    return Comparison(
+        board,
+        fold_frame,
+        fitted,
+        preds,
+        y_ho,
+        feats,
+        targets,
+        model_feats,
+        dropped,
+        ranges,
+        list(skipped.values()),
+        calibration_tolerance,
+    )
 
 
 @dataclasses.dataclass
@@ -652,25 +760,38 @@ def _spend_metric(actual: np.ndarray, pred: np.ndarray, metric: str) -> float:
     """One spend metric of 1-d arrays (the bootstrap's inner loop: no other metric computed)."""
     err = actual - pred
     if metric == "rmse":
-        return float(np.sqrt(np.mean(err ** 2)))
+        return float(np.sqrt(np.mean(err**2)))
     if metric == "mae":
         return float(np.mean(np.abs(err)))
     if metric == "r2":
         ss = np.sum((actual - actual.mean()) ** 2)
-        return float(1 - np.sum(err ** 2) / ss) if ss > 0 else float("nan")
+        return float(1 - np.sum(err**2) / ss) if ss > 0 else float("nan")
     raise ValueError(f"no bootstrap for metric {metric!r}")
 
 
-def improvement_interval(actual: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray, metric: str,
-                         seed: int, n_boot: int = BOOTSTRAP_SAMPLES) -> tuple[float, float]:
-    """90% paired bootstrap interval (resampling held-out customers) of the relative improvement in spend."""
+def improvement_interval(
+    actual: np.ndarray,
+    model_pred: np.ndarray,
+    base_pred: np.ndarray,
+    metric: str,
+    seed: int,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+) -> tuple[float, float]:
+    """90% paired bootstrap interval (resampling held-out customers) of the relative improvement in
+    spend."""
     rng = np.random.default_rng(seed)
-    a, m, b = (np.asarray(x, dtype=float).reshape(len(actual), -1)[:, 0] for x in (actual, model_pred, base_pred))
+    a, m, b = (
+        np.asarray(x, dtype=float).reshape(len(actual), -1)[:, 0]
+        for x in (actual, model_pred, base_pred)
+    )
     values = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(a), len(a))
-        values.append(_improvement(_spend_metric(a[idx], m[idx], metric), _spend_metric(a[idx], b[idx], metric),
-                                   metric))
+        values.append(
+            _improvement(
+                _spend_metric(a[idx], m[idx], metric), _spend_metric(a[idx], b[idx], metric), metric
+            )
+        )
     lo, hi = np.nanquantile(values, [0.05, 0.95])
     return float(lo), float(hi)
 
@@ -713,22 +834,46 @@ def near_ties(comparison: Comparison, metric: str) -> pd.DataFrame:
 
 
 def select(comparison: Comparison, primary_metric: str, seed: int = 0) -> Selection:
-    """Apply the selection rule (see the module doc) and measure the chosen model against the baselines."""
+    """Apply the selection rule (see the module doc) and measure the chosen model against the
+    baselines."""
     board = comparison.board
     higher = primary_metric in HIGHER_IS_BETTER
     key = _sort_key(board, primary_metric)
     chosen = near_ties(comparison, primary_metric).index[0]
     n_folds = comparison.folds["cutoff"].nunique() if key.startswith("cv_") else 0
-    baselines = board[board["kind"] == "baseline"].sort_values(primary_metric, ascending=not higher, kind="stable")
+    baselines = board[board["kind"] == "baseline"].sort_values(
+        primary_metric, ascending=not higher, kind="stable"
+    )
     if baselines.empty:
-        return Selection(chosen, primary_metric, n_folds, "", board.loc[chosen, primary_metric], float("nan"),
-                         float("nan"), (float("nan"), float("nan")))
+        return Selection(
+            chosen,
+            primary_metric,
+            n_folds,
+            "",
+            board.loc[chosen, primary_metric],
+            float("nan"),
+            float("nan"),
+            (float("nan"), float("nan")),
+        )
     base = baselines.index[0]
     m, b = board.loc[chosen, primary_metric], board.loc[base, primary_metric]
-    interval = improvement_interval(comparison.actual, comparison.predictions[chosen],
-                                    comparison.predictions[base], primary_metric, seed)
-    return Selection(chosen, primary_metric, n_folds, base, float(m), float(b), _improvement(m, b, primary_metric),
-                     interval)
+    interval = improvement_interval(
+        comparison.actual,
+        comparison.predictions[chosen],
+        comparison.predictions[base],
+        primary_metric,
+        seed,
+    )
+    return Selection(
+        chosen,
+        primary_metric,
+        n_folds,
+        base,
+        float(m),
+        float(b),
+        _improvement(m, b, primary_metric),
+        interval,
+    )
 
 
 def leaderboard_table(comparison: Comparison, primary_metric: str) -> pd.DataFrame:
@@ -742,8 +887,10 @@ def leaderboard_table(comparison: Comparison, primary_metric: str) -> pd.DataFra
     out = pd.DataFrame(index=b.index)
     out["kind"] = b["kind"]
     for m in ("rmse", "mae", "r2", "top_decile_mae"):
-        out[f"CV {METRIC_LABELS[m]}"] = [f"{v:.2f} ± {s:.2f}" if pd.notna(v) else "–"
-                                          for v, s in zip(b[f"cv_{m}"], b[f"cv_{m}_std"].fillna(0), strict=True)]
+        out[f"CV {METRIC_LABELS[m]}"] = [
+            f"{v:.2f} ± {s:.2f}" if pd.notna(v) else "–"
+            for v, s in zip(b[f"cv_{m}"], b[f"cv_{m}_std"].fillna(0), strict=True)
+        ]
         out[f"held-out {METRIC_LABELS[m]}"] = b[m].round(3)
     out["held-out qty MAE"] = b["qty_mae"].round(3)
     out["CV predicted / actual"] = b["cv_ratio"].round(3)
@@ -791,18 +938,25 @@ def per_product(comparison: Comparison, names: list[str] | None = None) -> pd.Da
         if j == 0:
             continue
         actual = comparison.actual[:, j]
-        rows[t[len(prefix):].lower()] = {"mean actual": actual.mean(), **{
-            n: mean_absolute_error(actual, comparison.predictions[n][:, j]) for n in names}}
+        rows[t[len(prefix) :].lower()] = {
+            "mean actual": actual.mean(),
+            **{n: mean_absolute_error(actual, comparison.predictions[n][:, j]) for n in names},
+        }
     return pd.DataFrame(rows).T
 
 
 def lift_table(actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Customers ranked by predicted spend, in deciles (1 = highest): actual spend and lift per decile."""
+    """Customers ranked by predicted spend, in deciles (1 = highest): actual spend and lift per
+    decile."""
     rank = pd.Series(predicted).rank(method="first", ascending=False)
     decile = np.ceil(rank / len(rank) * n_bins).astype(int).clip(1, n_bins)
     df = pd.DataFrame({"decile": decile, "actual": actual, "predicted": predicted})
-    g = df.groupby("decile").agg(customers=("actual", "size"), mean_predicted=("predicted", "mean"),
-                                 mean_actual=("actual", "mean"), actual_total=("actual", "sum"))
+    g = df.groupby("decile").agg(
+        customers=("actual", "size"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+        actual_total=("actual", "sum"),
+    )
     total = df["actual"].sum()
     g["share_of_spend"] = g["actual_total"] / total if total else np.nan
     g["cumulative_share"] = g["share_of_spend"].cumsum()
@@ -810,8 +964,9 @@ def lift_table(actual: np.ndarray, predicted: np.ndarray, n_bins: int = 10) -> p
     return g.drop(columns="actual_total")
 
 
-def importance(model: BaseEstimator, holdout: pd.DataFrame, features: list[str], seed: int,
-               top: int = 15) -> pd.DataFrame:
+def importance(
+    model: BaseEstimator, holdout: pd.DataFrame, features: list[str], seed: int, top: int = 15
+) -> pd.DataFrame:
     """Permutation importance for spend on (a seeded sample of) the held-out rows.
 
     Importance = increase of the held-out spend RMSE when one feature's values are shuffled
@@ -822,8 +977,21 @@ def importance(model: BaseEstimator, holdout: pd.DataFrame, features: list[str],
     def neg_spend_rmse(est, X, y):  # noqa: N803
         return -float(np.sqrt(mean_squared_error(y, predict(est, X, features)[:, 0])))
 
-    result = permutation_importance(model, sample[features], sample[ft.LABEL_SPEND].to_numpy(dtype=float),
-                                    scoring=neg_spend_rmse, n_repeats=IMPORTANCE_REPEATS, random_state=seed)
-    out = pd.DataFrame({"feature": [f.lower() for f in features], "importance": result.importances_mean,
-                        "std": result.importances_std})
-    return out.sort_values("importance", ascending=False, kind="stable").head(top).set_index("feature")
+    result = permutation_importance(
+        model,
+        sample[features],
+        sample[ft.LABEL_SPEND].to_numpy(dtype=float),
+        scoring=neg_spend_rmse,
+        n_repeats=IMPORTANCE_REPEATS,
+        random_state=seed,
+    )
+    out = pd.DataFrame(
+        {
+            "feature": [f.lower() for f in features],
+            "importance": result.importances_mean,
+            "std": result.importances_std,
+        }
+    )
+    return (
+        out.sort_values("importance", ascending=False, kind="stable").head(top).set_index("feature")
+    )

@@ -82,8 +82,11 @@ def library_modules(task: str, root: Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(root / "notebooks" / f"{task}.ipynb", as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
-                     and not c.source.lstrip().startswith(("%", "!")))
+    code = "\n".join(
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and not c.source.lstrip().startswith(("%", "!"))
+    )
     seen: set[str] = set()
     todo = [f for name in sorted(_imported(code, pkg, ()) | set(ALWAYS)) for f in _files(pkg, name)]
     while todo:
@@ -92,13 +95,17 @@ def library_modules(task: str, root: Path) -> list[str]:
             continue
         seen.add(rel)
         parts = tuple(Path(rel).parts[:-1])
-        todo += [f for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
-                 for f in _files(pkg, name)]
+        todo += [
+            f
+            for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
+            for f in _files(pkg, name)
+        ]
     return sorted(seen)
 
 
 def _files(pkg: Path, name: str) -> list[str]:
-    """The files of module ``name`` (dotted, relative to the package): one file, or a whole sub-package."""
+    """The files of module ``name`` (dotted, relative to the package): one file, or a whole
+    sub-package."""
     path = pkg.joinpath(*name.split("."))
     if path.is_dir():
         return sorted(p.relative_to(pkg).as_posix() for p in path.rglob("*.py"))
@@ -143,7 +150,11 @@ def _import_statements(
     for node in _statements(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
+                base = (
+                    list(package[: len(package) - node.level + 1])
+                    if node.level <= len(package) + 1
+                    else []
+                )
             elif node.module and node.module.split(".")[0] == "customer_analytics":
                 base = []
             else:
@@ -218,8 +229,9 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
         **values: every run parameter, as Ploomber rendered them from ``env.yaml`` and overrides.
 
     Returns:
-        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside ``reports_dir``),
-        ``library`` (digest of the modules the notebook uses) and, for ``01_ingest``, ``inputs``.
+        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside
+        ``reports_dir``), ``library`` (digest of the modules the notebook uses) and, for
+        ``01_ingest``, ``inputs``.
     """
     # parameters reach the notebooks through runs.start(globals()), which Ploomber cannot see
     warnings.filterwarnings("ignore", message=UNUSED_PARAMS_WARNING)
@@ -227,14 +239,19 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
     params = config.validate(values, project)
     namespace = runs.resolve(params, runs.production_params(project), pipeline=True)
     runs.export_params(params)
-    context: dict[str, Any] = {"namespace": namespace.as_dict(), "folder": namespace.folder(params.run_date),
-                               "library": library_digest(task, project), "params": params_digest(task, params)}
+    context: dict[str, Any] = {
+        "namespace": namespace.as_dict(),
+        "folder": namespace.folder(params.run_date),
+        "library": library_digest(task, project),
+        "params": params_digest(task, params),
+    }
     if task in READS_FILES:
         context["inputs"] = input_fingerprint(params)
     return context
 
 
-#: Notebooks that read the input files (01) or may recompute from the freshest data (05, re-scoring).
+#: Notebooks that read the input files (01) or may recompute from the freshest data (05,
+#: re-scoring).
 READS_FILES = ("01_ingest", "05_batch_prediction")
 
 
@@ -246,7 +263,8 @@ def params_digest(task: str, params: config.Params) -> str:
 
 
 def up_to_date(record: dict[str, Any] | None, context: dict[str, Any], **extra: Any) -> bool:
-    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra`` values).
+    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra``
+    values).
 
     Used by re-scoring, which runs outside Ploomber: same library code, parameters and input files
     (and, for 05, the same model version) give the same result, so there is nothing to redo.
@@ -283,8 +301,10 @@ def acquire_run(warehouse_dir: Path) -> Any:
                     pass
                 yield
         except fsutil.LockedError as e:
-            raise fsutil.LockedError(f"Another run is in progress on this warehouse ({e}); try again when it "
-                                     "has finished.") from e
+            raise fsutil.LockedError(
+                f"Another run is in progress on this warehouse ({e}); try again when it "
+                "has finished."
+            ) from e
 
     return held()
 
@@ -319,7 +339,8 @@ def _run_folders(dag) -> dict[Path, list]:
 
 
 def on_finish(dag, report=None) -> None:
-    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the index."""
+    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the
+    index."""
     from ploomber.constants import TaskStatus
 
     from customer_analytics import reports
@@ -349,7 +370,9 @@ def on_failure(dag, traceback=None) -> None:
                 reports.export_failed_html(nb, html, reason)
         else:
             reason = _last_line((traceback or {}).get("build", "")) or "the pipeline failed"
-        reports.finish_run(folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason)
+        reports.finish_run(
+            folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason
+        )
         reports.build_index(_reports_dir(folder, tasks[0]))
 
 
@@ -369,12 +392,18 @@ def _last_line(text: str) -> str:
 
 # --------------------------------------------------------------------------- generated files
 HEADER = """\
-# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> prediction.
-# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a change there run
-#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' parameter cells
-#                                                     and env.yaml's comments against the declaration)
-# Each task gets the parameters its notebook declares, plus run_context, computed by Python while Ploomber
-# loads this file: the run's namespace (production, or an experiment kept apart), its report folder, a digest
+# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> \
+prediction.
+# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a \
+change there run
+#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' \
+parameter cells
+#                                                     and env.yaml's comments against the \
+declaration)
+# Each task gets the parameters its notebook declares, plus run_context, computed by Python while \
+Ploomber
+# loads this file: the run's namespace (production, or an experiment kept apart), its report \
+folder, a digest
 # of the library modules the notebook uses and, for the ingest, a fingerprint of the input files.
 """
 
@@ -389,11 +418,21 @@ def _placeholder(name: str) -> str:
 
 def render_pipeline() -> str:
     """The text of ``pipeline.yaml``."""
-    lines = [HEADER.rstrip("\n"), "meta:", "  extract_upstream: false", "  extract_product: false", "",
-             "executor:", "  dotted_path: customer_analytics.pipeline.executor",
-             f"  warehouse_dir: {_placeholder('warehouse_dir')}", f"  root: {_placeholder('root')}",
-             "on_finish: customer_analytics.pipeline.on_finish",
-             "on_failure: customer_analytics.pipeline.on_failure", "", "tasks:"]
+    lines = [
+        HEADER.rstrip("\n"),
+        "meta:",
+        "  extract_upstream: false",
+        "  extract_product: false",
+        "",
+        "executor:",
+        "  dotted_path: customer_analytics.pipeline.executor",
+        f"  warehouse_dir: {_placeholder('warehouse_dir')}",
+        f"  root: {_placeholder('root')}",
+        "on_finish: customer_analytics.pipeline.on_finish",
+        "on_failure: customer_analytics.pipeline.on_failure",
+        "",
+        "tasks:",
+    ]
     folder = "{{reports_dir}}/{{ '{{' }}run_context.folder{{ '}}' }}"
     for i, task in enumerate(TASKS):
         lines += [f"  - source: {task.source}", f"    name: {task.name}"]
@@ -403,8 +442,12 @@ def render_pipeline() -> str:
                   f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
                   "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
         if i == 0:
-            lines += ["      run_context: &run_context", "        dotted_path: customer_analytics.pipeline::run_context",
-                      f"        task: {task.name}", f"        root: {_placeholder('root')}"]
+            lines += [
+                "      run_context: &run_context",
+                "        dotted_path: customer_analytics.pipeline::run_context",
+                f"        task: {task.name}",
+                f"        root: {_placeholder('root')}",
+            ]
             lines += [f"        {p.name}: {_placeholder(p.name)}" for p in P.PARAMETERS]
         else:
             lines.append(f"      run_context: {{<<: *run_context, task: {task.name}}}")
@@ -417,7 +460,9 @@ def _set_parameters_cell(path: Path, source: str, write: bool) -> bool:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    cell = next(
+        (c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None
+    )
     if cell is None:
         raise ValueError(f"{path.name} has no cell tagged 'parameters'")
     if cell.source == source:
@@ -433,7 +478,11 @@ def _strip_outputs(path: Path, write: bool) -> bool:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    dirty = [c for c in nb.cells if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     if dirty and write:
         for c in dirty:
             c.outputs, c.execution_count = [], None
@@ -466,7 +515,8 @@ def notebook_problems(root: Path) -> list[str]:
 
 
 def sync(root: Path, write: bool) -> list[str]:
-    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's layout.
+    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's
+    layout.
 
     Returns:
         The files that differed from the declaration (after ``write`` they no longer do).
@@ -490,7 +540,8 @@ def sync(root: Path, write: bool) -> list[str]:
     raw = (yaml.safe_load(current) or {}) if current else {}
     expected = P.render_env({k: v for k, v in raw.items() if k in P.BY_NAME})
     if list(P.env_comments(current).items()) != list(P.env_comments(expected).items()) or (
-            yaml.safe_load(expected) != raw):
+        yaml.safe_load(expected) != raw
+    ):
         stale.append(config.ENV_FILE)
         if write:
             fsutil.atomic_write(env, expected)
@@ -499,9 +550,11 @@ def sync(root: Path, write: bool) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m customer_analytics.pipeline --check | --write``."""
-    ap = argparse.ArgumentParser(description="Check or regenerate the files that follow the parameter "
-                                             "declaration (pipeline.yaml, parameter cells, env.yaml), "
-                                             "and keep the notebooks free of outputs and definitions.")
+    ap = argparse.ArgumentParser(
+        description="Check or regenerate the files that follow the parameter "
+        "declaration (pipeline.yaml, parameter cells, env.yaml), "
+        "and keep the notebooks free of outputs and definitions."
+    )
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true")
     group.add_argument("--write", action="store_true")

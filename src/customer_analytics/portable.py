@@ -1,4 +1,5 @@
-"""Snowpark expressions that compute the same numbers on Snowflake, on DuckDB (fakesnow) and in pandas.
+"""Snowpark expressions that compute the same numbers on Snowflake, on DuckDB (fakesnow) and in
+pandas.
 
 The two backends agree on the SQL but not always on its numbers:
 
@@ -43,7 +44,8 @@ def local_only(sql: str) -> str:
 
 
 def mean(c: Column) -> Column:
-    """``AVG`` of ``c`` as a DOUBLE on both backends (AVG of integers is fixed-point on Snowflake)."""
+    """``AVG`` of ``c`` as a DOUBLE on both backends (AVG of integers is fixed-point on
+    Snowflake)."""
     return F.avg(c.cast("double"))
 
 
@@ -53,7 +55,8 @@ def stddev(c: Column) -> Column:
 
 
 def timestamp_literal(value: dt.datetime | dt.date) -> Column:
-    """A ``TIMESTAMP_NTZ`` constant (``CAST('…' AS TIMESTAMP_NTZ)``), whatever the account's mapping."""
+    """A ``TIMESTAMP_NTZ`` constant (``CAST('…' AS TIMESTAMP_NTZ)``), whatever the account's
+    mapping."""
     if not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time())
     return F.lit(value.isoformat(sep=" ")).cast(TIMESTAMP_NTZ)
@@ -70,11 +73,12 @@ def epoch_seconds(c: Column) -> Column:
 
 
 def stable_hash(*cols: Column) -> Column:
-    """A number in ``[0, HASH_RANGE)`` from the MD5 of the columns' text joined by ``|`` (NULL as '').
+    """A number in ``[0, HASH_RANGE)`` from the MD5 of the columns' text joined by ``|`` (NULL as
+    '').
 
-    The first :data:`HASH_DIGITS` hexadecimal digits of the digest, read as an integer digit by digit
-    with ``POSITION``/``SUBSTR`` (``TO_NUMBER(…, 'XXXX')`` has no DuckDB translation). Pass integers
-    or text: dates and timestamps print differently on each backend, convert them with
+    The first :data:`HASH_DIGITS` hexadecimal digits of the digest, read as an integer digit by
+    digit with ``POSITION``/``SUBSTR`` (``TO_NUMBER(…, 'XXXX')`` has no DuckDB translation). Pass
+    integers or text: dates and timestamps print differently on each backend, convert them with
     :func:`epoch_days` / :func:`epoch_seconds` first. :func:`stable_hash_py` is the same in Python.
     """
     text = F.concat_ws(F.lit(SEPARATOR), *[F.coalesce(c.cast("string"), F.lit("")) for c in cols])

@@ -77,22 +77,27 @@ def check_model(mv: ModelVersion, params: Params) -> None:
     the feature definitions (see :func:`customer_analytics.registry.register`).
 
     Raises:
-        PredictError: another horizon or other feature definitions; the message names both values and the fix.
+        PredictError: another horizon or other feature definitions; the message names both values
+            and the fix.
     """
     p = mv.meta.get("params", {})
     horizon = p.get("horizon_days")
     if horizon != params.horizon_days:
         raise PredictError(
-            f"Model {mv.name} {mv.version} predicts spend over {horizon} days, but this run asks for "
-            f"{params.horizon_days} days (horizon_days). Fix: train a {params.horizon_days}-day model first "
-            f"(run 04_model_comparison with horizon_days={params.horizon_days} in this namespace), or score with "
-            f"horizon_days={horizon}.")
+            f"Model {mv.name} {mv.version} predicts spend over {horizon} days, but this run asks "
+            f"for {params.horizon_days} days (horizon_days). Fix: train a "
+            f"{params.horizon_days}-day model first (run 04_model_comparison with "
+            f"horizon_days={params.horizon_days} in this namespace), or score with "
+            f"horizon_days={horizon}."
+        )
     definitions = p.get("definitions_version")
     if definitions != ft.DEFINITIONS_VERSION:
         raise PredictError(
-            f"Model {mv.name} {mv.version} was trained on feature definitions version {definitions}, but the "
-            f"features are now computed with version {ft.DEFINITIONS_VERSION}. Fix: retrain (run the pipeline, "
-            "or 03_features and 04_model_comparison) before scoring.")
+            f"Model {mv.name} {mv.version} was trained on feature definitions version "
+            f"{definitions}, but the features are now computed with version "
+            f"{ft.DEFINITIONS_VERSION}. Fix: retrain (run the pipeline, or 03_features and "
+            "04_model_comparison) before scoring."
+        )
 
 
 def prediction_column(target: str) -> str:
@@ -105,14 +110,21 @@ def in_scoring_set(df: DataFrame, params: Params) -> DataFrame:
     if params.scoring_set == "new":
         return df.filter(F.col("TENURE_DAYS") <= params.new_customer_days)
     if params.scoring_set == "active":
-        return df.filter((F.col("HAS_ORDERED") == 1) & (F.col("RECENCY_DAYS") <= params.horizon_days))
+        return df.filter(
+            (F.col("HAS_ORDERED") == 1) & (F.col("RECENCY_DAYS") <= params.horizon_days)
+        )
     return df
 
 
 def _score_block_date(session: Session) -> dt.date | None:
     if not wh.table_exists(session, "FEATURES"):
         return None
-    return session.table("FEATURES").filter(F.col("ROLE") == "score").agg(F.max("CUTOFF").alias("D")).collect()[0]["D"]
+    return (
+        session.table("FEATURES")
+        .filter(F.col("ROLE") == "score")
+        .agg(F.max("CUTOFF").alias("D"))
+        .collect()[0]["D"]
+    )
 
 
 def _base_features(session: Session, params: Params, features: list[str]) -> DataFrame:
@@ -154,8 +166,10 @@ def scoring_features(session: Session, params: Params, features: list[str]) -> D
     base = _base_features(session, params, features)
     missing = [c for c in features if c not in base.columns]
     if missing:
-        raise PredictError(f"The model needs feature columns {missing} that the data as of {params.run_date} "
-                           "does not have (new or retired product types?): retrain with the full pipeline.")
+        raise PredictError(
+            f"The model needs feature columns {missing} that the data as of {params.run_date} "
+            "does not have (new or retired product types?): retrain with the full pipeline."
+        )
     outlook = [c for c in OUTLOOK.values() if c in base.columns and c not in features]
     return in_scoring_set(base, params).select(KEY, *features, *outlook)
 
@@ -196,15 +210,23 @@ def reference_features(session: Session, params: Params, features: list[str]) ->
     """Training rows of FEATURES in the same scoring set (the drift reference), or ``None``."""
     if not wh.table_exists(session, "FEATURES"):
         return None
-    return in_scoring_set(session.table("FEATURES").filter(F.col("ROLE") == "train"), params).select(*features)
+    return in_scoring_set(
+        session.table("FEATURES").filter(F.col("ROLE") == "train"), params
+    ).select(*features)
 
 
 def score(model: Any, frame: pd.DataFrame, mv: ModelVersion, params: Params) -> pd.DataFrame:
     """Predictions for ``frame`` (feature rows): one row per ``CUSTOMER_ID``, with the outlook."""
     pred = np.clip(model.predict(frame[mv.meta["features"]]), 0, None)
     pred = pred.reshape(len(frame), -1)
-    out = pd.DataFrame({KEY: frame[KEY].to_numpy(), "RUN_DATE": params.run_date,
-                        "MODEL_NAME": mv.name, "MODEL_VERSION": mv.version})
+    out = pd.DataFrame(
+        {
+            KEY: frame[KEY].to_numpy(),
+            "RUN_DATE": params.run_date,
+            "MODEL_NAME": mv.name,
+            "MODEL_VERSION": mv.version,
+        }
+    )
     for i, t in enumerate(mv.meta["targets"]):
         out[prediction_column(t)] = pred[:, i].astype(float)
     return out.assign(**outlook(frame, params))
@@ -236,17 +258,25 @@ def outlook(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
 
 
 def outlook_columns(frame: DataFrame, params: Params) -> list[Any]:
-    """:func:`outlook` as Snowpark columns (scoring in the warehouse): null where the BTYD columns are missing."""
+    """:func:`outlook` as Snowpark columns (scoring in the warehouse): null where the BTYD columns
+    are missing."""
+
     def col(name: str) -> Any:
         src = OUTLOOK[name]
         return F.col(src).cast("double") if src in frame.columns else F.lit(None).cast("double")
 
     days = col("NEXT_ORDER_DATE")
     ok = days.is_not_null() & (days < F.lit(365 * 100))
-    next_date = F.iff(ok, F.dateadd("day", F.round(days).cast("int"), F.lit(params.run_date)),
-                      F.lit(None).cast("date"))
-    return [col("P_ALIVE").alias("P_ALIVE"), col("EXP_ORDERS").alias("EXP_ORDERS"),
-            F.to_date(next_date).alias("NEXT_ORDER_DATE")]
+    next_date = F.iff(
+        ok,
+        F.dateadd("day", F.round(days).cast("int"), F.lit(params.run_date)),
+        F.lit(None).cast("date"),
+    )
+    return [
+        col("P_ALIVE").alias("P_ALIVE"),
+        col("EXP_ORDERS").alias("EXP_ORDERS"),
+        F.to_date(next_date).alias("NEXT_ORDER_DATE"),
+    ]
 
 
 def empty_block(session: Session, mv: ModelVersion, name: str) -> str:
@@ -288,18 +318,20 @@ class ScoringRun:
     alternatives: dict[str, Any] | None = None
 
 
-
 def stage_batch(session: Session, params: Params, features: list[str], chunk_rows: int) -> int:
-    """Materialise the scored batch as :data:`BATCH` with a ``CHUNK_NO`` per ``chunk_rows`` customers; return its rows."""
+    """Materialise the scored batch as :data:`BATCH` with a ``CHUNK_NO`` per ``chunk_rows``
+    customers; return its rows."""
     rank = F.row_number().over(Window.order_by(F.col(KEY)))
     batch = scoring_features(session, params, features).with_column(
-        "CHUNK_NO", F.floor((rank - F.lit(1)) / F.lit(chunk_rows)).cast("int"))
+        "CHUNK_NO", F.floor((rank - F.lit(1)) / F.lit(chunk_rows)).cast("int")
+    )
     wh.replace_table(batch, BATCH)
     return wh.row_count(session, BATCH)
 
 
 def warehouse_registry(session: Session, reg: ModelRegistry | None) -> WarehouseRegistry | None:
-    """``reg`` if the model runs in the warehouse: on Snowflake, with a registry that can run it there."""
+    """``reg`` if the model runs in the warehouse: on Snowflake, with a registry that can run it
+    there."""
     if reg is not None and not wh.is_local(session) and isinstance(reg, WarehouseRegistry):
         return reg
     return None
@@ -310,7 +342,9 @@ def in_warehouse(session: Session, reg: ModelRegistry | None) -> bool:
     return warehouse_registry(session, reg) is not None
 
 
-def model_for_scoring(reg: ModelRegistry, session: Session, name: str) -> tuple[Any | None, ModelVersion]:
+def model_for_scoring(
+    reg: ModelRegistry, session: Session, name: str
+) -> tuple[Any | None, ModelVersion]:
     """Model ``name``'s default version, with its Python model when this client scores (``None``
     when the warehouse does: snowflake-ml lets only the owner role load a model here)."""
     if in_warehouse(session, reg):
@@ -318,11 +352,15 @@ def model_for_scoring(reg: ModelRegistry, session: Session, name: str) -> tuple[
     return reg.load(name)
 
 
-def score_in_warehouse(session: Session, reg: WarehouseRegistry, mv: ModelVersion, params: Params) -> ScoringRun:
-    """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and publish.
+def score_in_warehouse(
+    session: Session, reg: WarehouseRegistry, mv: ModelVersion, params: Params
+) -> ScoringRun:
+    """Score the scoring set in the warehouse (``ModelVersion.run`` on a Snowpark DataFrame) and
+    publish.
 
     The batch is staged as :data:`BATCH`; the registry's warehouse function writes the predictions
-    into a staging table by one ``CREATE TABLE … AS SELECT``, then :func:`publish` as for the client path.
+    into a staging table by one ``CREATE TABLE … AS SELECT``, then :func:`publish` as for the client
+    path.
     """
     n = stage_batch(session, params, mv.meta["features"], CHUNK_ROWS)
     stage = wh.check_identifier(f"{TABLE}__RUN_{params.run_date:%Y%m%d}")
@@ -330,10 +368,17 @@ def score_in_warehouse(session: Session, reg: WarehouseRegistry, mv: ModelVersio
         batch = session.table(BATCH)
         sources = [c for c in OUTLOOK.values() if c in batch.columns]
         out, _ = reg.run_in_warehouse(batch, mv.name, mv.version, keep=(KEY, *sources))
-        preds = out.select(F.col(KEY), F.lit(params.run_date).alias("RUN_DATE"), F.lit(mv.name).alias("MODEL_NAME"),
-                           F.lit(mv.version).alias("MODEL_VERSION"),
-                           *[F.greatest(F.col(t), F.lit(0.0)).alias(prediction_column(t)) for t in mv.meta["targets"]],
-                           *outlook_columns(out, params))
+        preds = out.select(
+            F.col(KEY),
+            F.lit(params.run_date).alias("RUN_DATE"),
+            F.lit(mv.name).alias("MODEL_NAME"),
+            F.lit(mv.version).alias("MODEL_VERSION"),
+            *[
+                F.greatest(F.col(t), F.lit(0.0)).alias(prediction_column(t))
+                for t in mv.meta["targets"]
+            ],
+            *outlook_columns(out, params),
+        )
         wh.replace_table(preds.sort(KEY), stage)
     alternatives = None
     if not n:  # an empty block: PREDICTIONS exists, and the report says what would score someone
@@ -342,12 +387,24 @@ def score_in_warehouse(session: Session, reg: WarehouseRegistry, mv: ModelVersio
     log.info("scored %d customers in the warehouse with %s %s", n, mv.name, mv.version)
     total = publish(session, stage, params)
     session.sql(f"DROP TABLE IF EXISTS {stage}").collect()
-    return ScoringRun(customers=n, chunks=0, largest_chunk=0, table_rows=total, where="warehouse",
-                      alternatives=alternatives)
+    return ScoringRun(
+        customers=n,
+        chunks=0,
+        largest_chunk=0,
+        table_rows=total,
+        where="warehouse",
+        alternatives=alternatives,
+    )
 
 
-def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Params,
-                    chunk_rows: int | None = None, reg: ModelRegistry | None = None) -> ScoringRun:
+def score_in_chunks(
+    session: Session,
+    model: Any,
+    mv: ModelVersion,
+    params: Params,
+    chunk_rows: int | None = None,
+    reg: ModelRegistry | None = None,
+) -> ScoringRun:
     """Score the scoring set and publish this run date's rows of PREDICTIONS.
 
     On Snowflake, with ``reg`` given, the model runs in the warehouse (:func:`score_in_warehouse`);
@@ -367,7 +424,10 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
             return score_in_warehouse(session, runner, mv, params)
         except Exception as e:  # noqa: BLE001 - the client path below is the fallback, and says why
             fallback = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
-            log.warning("scoring in the warehouse failed (%s); scoring on this client in chunks instead", fallback)
+            log.warning(
+                "scoring in the warehouse failed (%s); scoring on this client in chunks instead",
+                fallback,
+            )
     elif not wh.is_local(session):
         fallback = "no registry given that can run the model in the warehouse"
         log.warning("scoring on this client in chunks: %s", fallback)
@@ -381,7 +441,9 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
     staging_dir = params.warehouse_dir / "staging"
     largest = 0
     for k in range(n_chunks):
-        frame = wh.to_pandas(session.table(BATCH).filter(F.col("CHUNK_NO") == k).sort(KEY), "predict:chunk")
+        frame = wh.to_pandas(
+            session.table(BATCH).filter(F.col("CHUNK_NO") == k).sort(KEY), "predict:chunk"
+        )
         largest = max(largest, len(frame))
         preds = score(model, frame, mv, params)
         if k == 0:
@@ -398,13 +460,19 @@ def score_in_chunks(session: Session, model: Any, mv: ModelVersion, params: Para
     total = publish(session, stage, params)
     for t in (stage, f"{stage}_PART"):
         session.sql(f"DROP TABLE IF EXISTS {t}").collect()
-    return ScoringRun(customers=n, chunks=n_chunks, largest_chunk=largest, table_rows=total, fallback=fallback,
-                      alternatives=alternatives)
+    return ScoringRun(
+        customers=n,
+        chunks=n_chunks,
+        largest_chunk=largest,
+        table_rows=total,
+        fallback=fallback,
+        alternatives=alternatives,
+    )
 
 
 def publish(session: Session, staged: str | None, params: Params, table: str = TABLE) -> int:
-    """Replace this run date's rows of ``table`` (PREDICTIONS) with table ``staged`` (``None``: no rows); return
-    the row count.
+    """Replace this run date's rows of ``table`` (PREDICTIONS) with table ``staged`` (``None``: no
+    rows); return the row count.
 
     Earlier run dates are kept; if the columns changed (new product types), the union is by name
     and missing columns are null, so no history is lost. TARGETS and FORECASTS
@@ -414,7 +482,9 @@ def publish(session: Session, staged: str | None, params: Params, table: str = T
     exists = wh.table_exists(session, table)
     if staged is None and not exists:
         return 0
-    old = session.table(table).filter(F.col("RUN_DATE") != F.lit(params.run_date)) if exists else None
+    old = (
+        session.table(table).filter(F.col("RUN_DATE") != F.lit(params.run_date)) if exists else None
+    )
     if staged is None:
         merged = old
     elif old is None:
@@ -435,16 +505,30 @@ def _run_rows(session: Session, run_date: dt.date) -> DataFrame:
 
 
 def overview(session: Session, params: Params) -> pd.DataFrame:
-    """Customers scored and the distribution of predicted spend for this run date (warehouse aggregates)."""
+    """Customers scored and the distribution of predicted spend for this run date (warehouse
+    aggregates)."""
     s = F.col(PRED_SPEND)
-    row = _run_rows(session, params.run_date).agg(
-        F.count(F.lit(1)).alias("N"), F.sum(s).alias("TOTAL"), pt.mean(s).alias("MEAN"),
-        F.percentile_cont(0.5).within_group(s).alias("MEDIAN"), F.percentile_cont(0.9).within_group(s).alias("P90"),
-    ).collect()[0]
+    row = (
+        _run_rows(session, params.run_date)
+        .agg(
+            F.count(F.lit(1)).alias("N"),
+            F.sum(s).alias("TOTAL"),
+            pt.mean(s).alias("MEAN"),
+            F.percentile_cont(0.5).within_group(s).alias("MEDIAN"),
+            F.percentile_cont(0.9).within_group(s).alias("P90"),
+        )
+        .collect()[0]
+    )
     values: dict[str, float | None] = {"customers scored": int(row["N"])}
-    values |= {k: None if v is None else round(float(v), 2) for k, v in
-               (("total predicted spend", row["TOTAL"]), ("mean", row["MEAN"]), ("median", row["MEDIAN"]),
-                ("90th percentile", row["P90"]))}
+    values |= {
+        k: None if v is None else round(float(v), 2)
+        for k, v in (
+            ("total predicted spend", row["TOTAL"]),
+            ("mean", row["MEAN"]),
+            ("median", row["MEDIAN"]),
+            ("90th percentile", row["P90"]),
+        )
+    }
     return pd.Series(values, name="predicted spend", dtype=object).to_frame()
 
 
@@ -477,14 +561,25 @@ def outlook_summary(session: Session, params: Params) -> pd.DataFrame:
 
 
 def spend_distribution(session: Session, params: Params, bins: int = 20) -> pd.Series:
-    """Customers per band of predicted spend (equal bands up to the 99th percentile, the rest in the last)."""
+    """Customers per band of predicted spend (equal bands up to the 99th percentile, the rest in the
+    last)."""
     rows = _run_rows(session, params.run_date)
-    top = rows.agg(F.percentile_cont(0.99).within_group(F.col(PRED_SPEND)).alias("P99")).collect()[0]["P99"]
+    top = rows.agg(F.percentile_cont(0.99).within_group(F.col(PRED_SPEND)).alias("P99")).collect()[
+        0
+    ]["P99"]
     width = _nice_width(float(top or 0) / bins)
-    band = F.least(F.floor(F.col(PRED_SPEND) / F.lit(width)), F.lit(bins - 1)).cast("int").alias("BAND")
-    counts = {r["BAND"]: r["N"] for r in rows.group_by(band).agg(F.count(F.lit(1)).alias("N")).collect()}
+    band = (
+        F.least(F.floor(F.col(PRED_SPEND) / F.lit(width)), F.lit(bins - 1))
+        .cast("int")
+        .alias("BAND")
+    )
+    counts = {
+        r["BAND"]: r["N"] for r in rows.group_by(band).agg(F.count(F.lit(1)).alias("N")).collect()
+    }
     d = 0 if float(width).is_integer() else 1
-    labels = [f"{i * width:,.{d}f}–{(i + 1) * width:,.{d}f}" for i in range(bins - 1)] + [f"≥ {(bins - 1) * width:,.{d}f}"]
+    labels = [f"{i * width:,.{d}f}–{(i + 1) * width:,.{d}f}" for i in range(bins - 1)] + [
+        f"≥ {(bins - 1) * width:,.{d}f}"
+    ]
     return pd.Series([counts.get(i, 0) for i in range(bins)], index=labels, name="customers")
 
 
@@ -503,7 +598,10 @@ def product_totals(session: Session, params: Params) -> pd.Series:
     if not cols:
         return pd.Series(dtype=float, name="predicted quantity")
     row = rows.agg(*[F.sum(F.col(c)).alias(c) for c in cols]).collect()[0].as_dict()
-    out = pd.Series({c.removeprefix("PRED_QTY_").lower(): float(v or 0) for c, v in row.items()}, name="predicted quantity")
+    out = pd.Series(
+        {c.removeprefix("PRED_QTY_").lower(): float(v or 0) for c, v in row.items()},
+        name="predicted quantity",
+    )
     return out.sort_values(ascending=False)
 
 
@@ -511,49 +609,83 @@ def previous_run_date(session: Session, params: Params) -> dt.date | None:
     """The latest run date in PREDICTIONS before this one, if any."""
     if not wh.table_exists(session, TABLE):
         return None
-    return (session.table(TABLE).filter(F.col("RUN_DATE") < F.lit(params.run_date))
-            .agg(F.max("RUN_DATE").alias("D")).collect()[0]["D"])
+    return (
+        session.table(TABLE)
+        .filter(F.col("RUN_DATE") < F.lit(params.run_date))
+        .agg(F.max("RUN_DATE").alias("D"))
+        .collect()[0]["D"]
+    )
 
 
 def prediction_shift(session: Session, params: Params) -> pd.DataFrame:
-    """PSI of predicted spend between the previous run date and this one (empty when there is no earlier run)."""
+    """PSI of predicted spend between the previous run date and this one (empty when there is no
+    earlier run)."""
     prev = previous_run_date(session, params)
     if prev is None:
         return pd.DataFrame()
     before = _run_rows(session, prev).select(PRED_SPEND)
     now = _run_rows(session, params.run_date).select(PRED_SPEND)
-    out = drift.feature_psi(before, now, [PRED_SPEND]).round(3).rename(index={PRED_SPEND: "predicted spend"})
-    out = out.rename(columns={"reference mean": "previous mean", "current mean": "this run's mean",
-                              "reference rows": "previous rows", "current rows": "this run's rows"})
+    out = (
+        drift.feature_psi(before, now, [PRED_SPEND])
+        .round(3)
+        .rename(index={PRED_SPEND: "predicted spend"})
+    )
+    out = out.rename(
+        columns={
+            "reference mean": "previous mean",
+            "current mean": "this run's mean",
+            "reference rows": "previous rows",
+            "current rows": "this run's rows",
+        }
+    )
     out.insert(0, "previous run", prev.isoformat())
     return out
 
 
 def feature_drift(session: Session, params: Params, features: list[str]) -> pd.DataFrame | None:
-    """PSI of each model feature: this run's scored batch against the training rows of the same scoring set."""
+    """PSI of each model feature: this run's scored batch against the training rows of the same
+    scoring set."""
     reference = reference_features(session, params, features)
     if reference is None:
         return None
     return drift.feature_psi(reference, session.table(BATCH).select(*features), features).round(3)
 
 
-def headline(run: ScoringRun, mv: ModelVersion, params: Params, features: pd.DataFrame | None,
-             predictions: pd.DataFrame | None, overview_table: pd.DataFrame) -> headlines.Scoring:
+def headline(
+    run: ScoringRun,
+    mv: ModelVersion,
+    params: Params,
+    features: pd.DataFrame | None,
+    predictions: pd.DataFrame | None,
+    overview_table: pd.DataFrame,
+) -> headlines.Scoring:
     """Headline figures of this run (for the summary and the run index): aggregates only."""
     found = drift.findings(features, predictions)
     o = overview_table["predicted spend"]
     metrics = mv.meta.get("metrics", {})
     error = metrics.get(params.primary_metric)
     return headlines.Scoring(
-        customers_scored=run.customers, chunks=run.chunks, scoring_set=params.scoring_set,
+        customers_scored=run.customers,
+        chunks=run.chunks,
+        scoring_set=params.scoring_set,
         predicted_spend=float(o["total predicted spend"]) if run.customers else 0.0,
         mean_predicted_spend=float(o["mean"]) if run.customers else None,
-        model_name=mv.name, model_version=mv.version,
-        candidate=str((mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator") or ""),
-        metric=params.primary_metric, error=float(error) if isinstance(error, int | float) else None,
-        horizon_days=params.horizon_days, table_rows=run.table_rows, scored_in=run.where,
-        scoring_note=run.fallback, drift=found.record(), drift_assessed=found.assessed,
-        alternatives=run.alternatives, currency=params.currency)
+        model_name=mv.name,
+        model_version=mv.version,
+        candidate=str(
+            (mv.meta.get("params") or {}).get("candidate") or mv.meta.get("estimator") or ""
+        ),
+        metric=params.primary_metric,
+        error=float(error) if isinstance(error, int | float) else None,
+        horizon_days=params.horizon_days,
+        table_rows=run.table_rows,
+        scored_in=run.where,
+        scoring_note=run.fallback,
+        drift=found.record(),
+        drift_assessed=found.assessed,
+        alternatives=run.alternatives,
+        currency=params.currency,
+    )
 
 
 def drift_figure(table: pd.DataFrame):

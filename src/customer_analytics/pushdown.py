@@ -37,11 +37,14 @@ def read(path: Path) -> list[dict]:
     """The audit records of ``path`` (empty when nothing was recorded)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
-def violations(records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT,
-               sample_limit: int = SAMPLE_LIMIT) -> list[dict]:
+def violations(
+    records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT, sample_limit: int = SAMPLE_LIMIT
+) -> list[dict]:
     """The records that brought more than per-customer rows, bounded samples or small aggregates."""
     out = []
     for r in records:

@@ -1,4 +1,5 @@
-"""Streaming file readers: raw input files -> Parquet staging files with one row per physical record.
+"""Streaming file readers: raw input files -> Parquet staging files with one row per physical
+record.
 
 Each reader walks its file once, in binary, line by line (memory stays flat whatever the file
 size: rows are flushed to Parquet in bounded batches), and never raises on bad content. Every
@@ -50,7 +51,10 @@ BATCH_ROWS = 50_000
 BATCH_BYTES = 64 * 2**20
 _SHOWN_PREFIX = 4096  # bytes of an over-long line kept in RECORD
 #: Header keys of a call transcript, by contract field.
-CALL_HEADER_KEYS = {"customer_id": ("customer_id", "customer", "customer id"), "ts": ("ts", "date", "timestamp")}
+CALL_HEADER_KEYS = {
+    "customer_id": ("customer_id", "customer", "customer id"),
+    "ts": ("ts", "date", "timestamp"),
+}
 _CALL_NAME = re.compile(r"^(?P<cid>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:[_T].*)?$")
 _HEADER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_ ]{1,40}?)\s*:\s*(?P<value>.*?)\s*$")
 
@@ -60,7 +64,8 @@ csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
 @dataclass
 class FileStats:
-    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable records."""
+    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable
+    records."""
 
     path: Path
     fmt: str
@@ -90,7 +95,7 @@ def show(raw: bytes) -> str:
 def _drop_boms(raw: bytes) -> bytes:
     """A line without the byte-order marks it starts with (files joined together keep theirs)."""
     while raw.startswith(BOM):
-        raw = raw[len(BOM):]
+        raw = raw[len(BOM) :]
     return raw
 
 
@@ -109,7 +114,8 @@ class _Counted:
 
 
 def normalise(name: str) -> str:
-    """A column name as matched against the contract: BOM and surrounding spaces removed, case folded."""
+    """A column name as matched against the contract: BOM and surrounding spaces removed, case
+    folded."""
     return name.replace("\ufeff", "").strip().casefold()
 
 
@@ -142,8 +148,11 @@ def check_input(path: Path, root: Path | None) -> Path:
             regular file (:data:`Reason.NOT_A_FILE`: a pipe, device, socket or folder).
     """
     if root is not None and not within(path, root):
-        raise UnsafeInput(Reason.OUTSIDE_DATA_DIR, "it resolves to a place outside data_dir "
-                          "(a link or '..'): files outside the data folder are never read")
+        raise UnsafeInput(
+            Reason.OUTSIDE_DATA_DIR,
+            "it resolves to a place outside data_dir "
+            "(a link or '..'): files outside the data folder are never read",
+        )
     real = Path(os.path.realpath(path))
     try:
         mode = real.stat().st_mode
@@ -185,8 +194,11 @@ def _signature(f: BinaryIO) -> tuple[int, int]:
 #: Bytes of a file's start that :func:`sniff` looks at.
 SNIFF_BYTES = 65_536
 _MAGIC = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or OpenDocument workbook is one)",
-     "open it in its program and save it as CSV UTF-8, or unzip it"),
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an Excel .xlsx or OpenDocument workbook is one)",
+        "open it in its program and save it as CSV UTF-8, or unzip it",
+    ),
     (b"PK\x05\x06", "an empty ZIP archive", "export the data again"),
     (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
     (b"BZh", "bzip2-compressed", "decompress it first (bunzip2)"),
@@ -195,10 +207,16 @@ _MAGIC = (
     (b"7z\xbc\xaf'\x1c", "a 7-Zip archive", "unpack it first"),
     (b"Rar!", "a RAR archive", "unpack it first"),
     (b"%PDF", "a PDF document", "export the data as CSV or JSON lines instead"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file (.xls/.doc)",
-     "open it and save it as CSV UTF-8"),
-    (b"PAR1", "a Parquet file", "export it as CSV or JSON lines (or load it into a table and set "
-     "<source>_table)"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an old Office file (.xls/.doc)",
+        "open it and save it as CSV UTF-8",
+    ),
+    (
+        b"PAR1",
+        "a Parquet file",
+        "export it as CSV or JSON lines (or load it into a table and set <source>_table)",
+    ),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
     (b"\x89PNG", "a PNG image", "point the setting at the data export"),
     (b"\xff\xd8\xff", "a JPEG image", "point the setting at the data export"),
@@ -253,25 +271,37 @@ def sniff(head: bytes, whole: bool = False, name: str = "the file") -> Sniffed |
         even = sample[0::2].count(b"\x00") > 2 * sample[1::2].count(b"\x00")
         if odd or even:
             order = "little" if odd else "big"
-            return Sniffed("utf16", f"is UTF-16 ({order}-endian, without a byte-order mark), "
-                           "not UTF-8", _iconv(f"UTF-16{'LE' if odd else 'BE'}", name))
+            return Sniffed(
+                "utf16",
+                f"is UTF-16 ({order}-endian, without a byte-order mark), not UTF-8",
+                _iconv(f"UTF-16{'LE' if odd else 'BE'}", name),
+            )
     if len(sample) >= 64 and len(_CONTROL_BYTES.findall(sample)) * 20 >= len(sample):
-        return Sniffed("binary", "is binary data, not text (it is full of control bytes)",
-                       "point the setting at the data export (CSV or JSON lines, UTF-8)")
+        return Sniffed(
+            "binary",
+            "is binary data, not text (it is full of control bytes)",
+            "point the setting at the data export (CSV or JSON lines, UTF-8)",
+        )
     if not _drop_boms(head).strip(b" \t\r\n") and whole:
-        return Sniffed("blank", "holds nothing but blank lines or a byte-order mark",
-                       "re-export it")
+        return Sniffed(
+            "blank", "holds nothing but blank lines or a byte-order mark", "re-export it"
+        )
     if b"\r" in head and b"\n" not in head:
-        return Sniffed("cr_only", "ends its lines with a carriage return alone (CR, the classic "
-                       "Mac OS convention); lines must end with LF or CRLF",
-                       f"re-export it with Unix (LF) or Windows (CRLF) line endings, e.g. "
-                       f"`tr '\\r' '\\n' < {name} > fixed_{name}`")
+        return Sniffed(
+            "cr_only",
+            "ends its lines with a carriage return alone (CR, the classic "
+            "Mac OS convention); lines must end with LF or CRLF",
+            f"re-export it with Unix (LF) or Windows (CRLF) line endings, e.g. "
+            f"`tr '\\r' '\\n' < {name} > fixed_{name}`",
+        )
     return _legacy(head, name)
 
 
 def _iconv(encoding: str, name: str) -> str:
-    return (f"re-export it as UTF-8 (spreadsheets: 'CSV UTF-8'), or convert it: "
-            f"`iconv -f {encoding} -t UTF-8 {name} > utf8_{name}`")
+    return (
+        f"re-export it as UTF-8 (spreadsheets: 'CSV UTF-8'), or convert it: "
+        f"`iconv -f {encoding} -t UTF-8 {name} > utf8_{name}`"
+    )
 
 
 def _legacy(head: bytes, name: str) -> Sniffed | None:
@@ -281,10 +311,13 @@ def _legacy(head: bytes, name: str) -> Sniffed | None:
     bad = decoded.count("\ufffd") - text.decode("utf-8", "ignore").count("\ufffd")
     good = sum(1 for ch in decoded if ord(ch) > 0x7F and ch != "\ufffd")
     if bad >= 3 and good == 0:
-        return Sniffed("legacy", f"is not UTF-8: {bad} byte sequences in its first "
-                       f"{len(text):,} bytes are not UTF-8 and none is; it looks like "
-                       "an 8-bit encoding such as Windows-1252 or ISO-8859-1 (Latin-1)",
-                       _iconv("WINDOWS-1252", name))
+        return Sniffed(
+            "legacy",
+            f"is not UTF-8: {bad} byte sequences in its first "
+            f"{len(text):,} bytes are not UTF-8 and none is; it looks like "
+            "an 8-bit encoding such as Windows-1252 or ISO-8859-1 (Latin-1)",
+            _iconv("WINDOWS-1252", name),
+        )
     return None
 
 
@@ -301,8 +334,9 @@ class _Writer:
 
     def __init__(self, path: Path, columns: tuple[str, ...], text_index: int = 2):
         self.path, self.columns, self.text_index = path, columns, text_index
-        self.schema = pa.schema([(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string())
-                                 for c in columns])
+        self.schema = pa.schema(
+            [(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string()) for c in columns]
+        )
         self._rows: list[tuple] = []
         self._bytes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +351,9 @@ class _Writer:
     def flush(self) -> None:
         if self._rows:
             cols = [list(c) for c in zip(*self._rows, strict=True)]
-            self._writer.write_table(pa.table(dict(zip(self.columns, cols, strict=True)), schema=self.schema))
+            self._writer.write_table(
+                pa.table(dict(zip(self.columns, cols, strict=True)), schema=self.schema)
+            )
         self._rows, self._bytes = [], 0
 
     def close(self) -> None:
@@ -351,7 +387,7 @@ def physical_lines(f: BinaryIO, digest, keep_cr: bool = False) -> Iterator[tuple
                 digest.update(chunk)
             chunk = head
         while n == 1 and chunk.startswith(BOM):
-            chunk = chunk[len(BOM):]
+            chunk = chunk[len(BOM) :]
         if chunk.endswith(b"\n"):
             chunk = chunk[:-1]
         if chunk.endswith(b"\r") and not keep_cr:
@@ -383,15 +419,21 @@ def _bounded_int(text: str) -> int:
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     out = dict(pairs)
-    if len(out) != len(pairs):  # Snowflake's PARSE_JSON refuses these (and would fail the whole load)
+    if len(out) != len(
+        pairs
+    ):  # Snowflake's PARSE_JSON refuses these (and would fail the whole load)
         raise ValueError("duplicate key")
     return out
 
 
 # strict: no NaN/Infinity, no control characters in strings, no key twice in one object, numbers
 # that a warehouse can hold
-_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
-                         parse_float=_finite, parse_int=_bounded_int)
+_JSON = json.JSONDecoder(
+    parse_constant=_reject_constant,
+    object_pairs_hook=_unique_keys,
+    parse_float=_finite,
+    parse_int=_bounded_int,
+)
 
 
 def _scan(value: object, deep: bool, strings: bool) -> tuple[str, str] | None:
@@ -480,8 +522,13 @@ def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer)
     return None
 
 
-def read_jsonl(path: Path, staged: Path, source_file: str,
-               items: tuple[str, Path] | None = None, root: Path | None = None) -> FileStats:
+def read_jsonl(
+    path: Path,
+    staged: Path,
+    source_file: str,
+    items: tuple[str, Path] | None = None,
+    root: Path | None = None,
+) -> FileStats:
     """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line.
 
     Args:
@@ -497,16 +544,24 @@ def read_jsonl(path: Path, staged: Path, source_file: str,
         f = stack.enter_context(open_input(path, root))
         before = _signature(f)
         out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
-        item_out = (stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3))
-                    if items else None)
+        item_out = (
+            stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3)) if items else None
+        )
         _read_jsonl_lines(f, digest, source_file, out, items[0] if items else None, item_out, stats)
         stats.changed = _signature(f) != before
     stats.bytes, stats.sha256 = digest.size, digest.hexdigest()
     return stats
 
 
-def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items_path: str | None,
-                      item_out: _Writer | None, stats: FileStats) -> None:
+def _read_jsonl_lines(
+    f: BinaryIO,
+    digest,
+    source_file: str,
+    out: _Writer,
+    items_path: str | None,
+    item_out: _Writer | None,
+    stats: FileStats,
+) -> None:
     for n, raw, too_long in physical_lines(f, digest):
         reason: str | None = None
         fld = "line"
@@ -532,7 +587,9 @@ def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items
 
 
 # --------------------------------------------------------------------------- CSV
-def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -> Iterator[tuple[int, str, str | None]]:
+def csv_records(
+    lines: Iterator[tuple[int, bytes, bool]], header: bool = True
+) -> Iterator[tuple[int, str, str | None]]:
     """Group physical lines into CSV records: ``(first_line_no, text, reason)``.
 
     A record continues over line breaks while a quote is open (RFC 4180: quotes inside quoted
@@ -600,14 +657,19 @@ def _split_eol(raw: bytes) -> tuple[str, str]:
 
 
 def _is_record(line: str, n_fields: int) -> bool:
-    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not inside a field)."""
+    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not
+    inside a field)."""
     return line.count('"') % 2 == 0 and _fits(line, n_fields)
 
 
 def _fits(text: str, n_fields: int) -> bool:
     """Whether a multi-line record splits into ``n_fields`` fields (extra empty ones tolerated)."""
     fields = split_record(text)
-    return fields is not None and len(fields) >= n_fields and not any(f.strip() for f in fields[n_fields:])
+    return (
+        fields is not None
+        and len(fields) >= n_fields
+        and not any(f.strip() for f in fields[n_fields:])
+    )
 
 
 def _as_record(text: str) -> str:
@@ -644,7 +706,9 @@ def read_header(path: Path, root: Path | None = None) -> list[str] | None:
     return head[0] if head else None
 
 
-def _field_problem(fields: list[str], header: list[str], text: str) -> tuple[str | None, str | None]:
+def _field_problem(
+    fields: list[str], header: list[str], text: str
+) -> tuple[str | None, str | None]:
     """Reading problem of one split CSV record: ``(reason, column)`` or ``(None, None)``."""
     n = len(header)
     if not any(fields) or not any(f.strip() for f in fields):
@@ -664,9 +728,11 @@ def _field_problem(fields: list[str], header: list[str], text: str) -> tuple[str
     return None, None
 
 
-def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str],
-             root: Path | None = None) -> FileStats:
-    """Stage a CSV file: one row per record after the header, plus one string column per contract field.
+def read_csv(
+    path: Path, staged: Path, source_file: str, wanted: dict[str, str], root: Path | None = None
+) -> FileStats:
+    """Stage a CSV file: one row per record after the header, plus one string column per contract
+    field.
 
     Args:
         path: the CSV file.
@@ -684,7 +750,9 @@ def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str],
         head = next(records, None)
         header = (split_record(head[1]) if head and not head[2] else None) or []
         index = {normalise(h): i for i, h in reversed(list(enumerate(header)))}
-        found = {fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index}
+        found = {
+            fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index
+        }
         stats.columns = {fld: header[i] for fld, i in found.items()}
         columns = BASE_COLUMNS + tuple(fld.upper() for fld in found)
         with _Writer(staged, columns) as out:
@@ -695,8 +763,11 @@ def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str],
                     reason, column = Reason.CSV_SYNTAX, "line"
                 elif reason is None and fields is not None:
                     reason, column = _field_problem(fields, header, text)
-                values = ([fields[i] for i in found.values()] if fields is not None and not reason
-                          else [None] * len(found))
+                values = (
+                    [fields[i] for i in found.values()]
+                    if fields is not None and not reason
+                    else [None] * len(found)
+                )
                 out.add((source_file, no, _as_record(text), reason, column, *values))
                 stats.count_error(reason)
                 stats.records += 1
@@ -771,7 +842,9 @@ def parse_call(text: str, file_name: str) -> tuple[str | None, str | None, str]:
     values: dict[str, str] = {}
     i = 0
     while i < len(lines) and (m := _HEADER_LINE.match(lines[i])):
-        key = next((k for k, names in CALL_HEADER_KEYS.items() if m["key"].strip().lower() in names), None)
+        key = next(
+            (k for k, names in CALL_HEADER_KEYS.items() if m["key"].strip().lower() in names), None
+        )
         if key is None:
             break
         values.setdefault(key, m["value"])
@@ -841,8 +914,16 @@ def read_calls(
                     stats.changed |= _signature(f) != before
                 stats.bytes += len(raw)
                 if len(raw) > MAX_LINE_BYTES:
-                    row = (name, 1, show(raw[:_SHOWN_PREFIX]), Reason.LINE_TOO_LONG, "text",
-                           None, None, None)
+                    row = (
+                        name,
+                        1,
+                        show(raw[:_SHOWN_PREFIX]),
+                        Reason.LINE_TOO_LONG,
+                        "text",
+                        None,
+                        None,
+                        None,
+                    )
                 else:
                     digest.update(raw)
                     row = _call_row(raw, name)

@@ -41,11 +41,13 @@ class _Table:
 
 @dataclass
 class RecordingSession:
-    """Records statements; answers ``COPY INTO`` with ``row_counts`` and existence checks with ``existing``.
+    """Records statements; answers ``COPY INTO`` with ``row_counts`` and existence checks with
+    ``existing``.
 
     Attributes:
         statements: every statement, in order.
-        existing: tables that exist in the schema (``ALTER … RENAME``/``SWAP`` and ``DROP`` keep it true).
+        existing: tables that exist in the schema (``ALTER … RENAME``/``SWAP`` and ``DROP`` keep it
+            true).
         row_counts: rows per table (what ``count()`` returns, and ``COPY INTO`` reports as loaded).
         copy_loaded: what ``COPY INTO`` reports as loaded, where it differs from ``row_counts``.
     """

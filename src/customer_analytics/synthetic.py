@@ -3,7 +3,8 @@ calls.
 
 Usage::
 
-    python -m customer_analytics.synthetic --customers 10000 --out data/raw [--seed 42] [--if-absent]
+    python -m customer_analytics.synthetic --customers 10000 --out data/raw [--seed 42]
+    [--if-absent]
 
 Generating process (everything drawn from one ``numpy`` generator seeded by ``--seed``):
 
@@ -96,10 +97,51 @@ CHANNELS = {  # channel -> (share, rate multiplier, churn hazard multiplier, cou
 }
 COUNTRIES = {"DE": 0.3, "FR": 0.2, "GB": 0.2, "NL": 0.1, "US": 0.15, "CA": 0.05}
 COUPONS = ("WELCOME10", "COOKIE15", "HOLIDAY20")
-FIRST = ("Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara",
-         "Luca", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Sven", "Tara", "Ugo", "Zoë", "Jürgen", "Søren")
-LAST = ("Müller", "Martin", "Smith", "de Vries", "Rossi", "Schmidt", "Dubois", "Jones", "Bakker",
-        "Fischer", "Laurent", "Brown", "Weber", "Moreau", "Taylor", "Janssen", "Wagner", "Nowak")
+FIRST = (
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Emma",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Klara",
+    "Luca",
+    "Mia",
+    "Noah",
+    "Olivia",
+    "Paul",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Ugo",
+    "Zoë",
+    "Jürgen",
+    "Søren",
+)
+LAST = (
+    "Müller",
+    "Martin",
+    "Smith",
+    "de Vries",
+    "Rossi",
+    "Schmidt",
+    "Dubois",
+    "Jones",
+    "Bakker",
+    "Fischer",
+    "Laurent",
+    "Brown",
+    "Weber",
+    "Moreau",
+    "Taylor",
+    "Janssen",
+    "Wagner",
+    "Nowak",
+)
 #: The planted themes of review and call texts: theme -> phrases ({p} = a product). The first
 #: phrase of ``damaged_parcel`` is the planted complaint; the others are its paraphrases.
 THEMES = {
@@ -194,7 +236,9 @@ DEMO_AUDIO = audio.DEMO_AUDIO
 demo_clips = audio.demo_clips
 
 
-def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: str = "2026-11-01") -> dict:
+def generate(
+    n_customers: int, seed: int = 42, start: str = "2025-01-01", end: str = "2026-11-01"
+) -> dict:
     """Draw the demo data; return numpy/python columns for customers, orders, lines, reviews."""
     rng = np.random.default_rng(seed)
     t0, t1 = np.datetime64(start, "s"), np.datetime64(end, "s")
@@ -226,11 +270,15 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
     n_cand = rng.poisson(lam_max * active)
     cust = np.repeat(np.arange(n), n_cand)
     day = signup_day[cust] + rng.random(cust.size) * active[cust]
-    doy = ((t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[D]")
-           - (t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[Y]")).astype(int)
+    doy = (
+        (t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[D]")
+        - (t0 + (day * 86400).astype("timedelta64[s]")).astype("datetime64[Y]")
+    ).astype(int)
     season = 1 + 0.5 * np.exp(-(((doy - 345) / 18.0) ** 2))
-    accept = rng.random(cust.size) * lam_max[cust] < rate[cust] * np.exp(
-        trend[cust] * (day - signup_day[cust]) / 365) * season
+    accept = (
+        rng.random(cust.size) * lam_max[cust]
+        < rate[cust] * np.exp(trend[cust] * (day - signup_day[cust]) / 365) * season
+    )
     cust, day, doy = cust[accept], day[accept], doy[accept]
     order_idx = np.argsort(day, kind="stable")
     cust, day, doy = cust[order_idx], day[order_idx], doy[order_idx]
@@ -247,7 +295,9 @@ def generate(n_customers: int, seed: int = 42, start: str = "2025-01-01", end: s
     p = pref[lc].copy()
     p[:, prod_names.index("gift_box")] *= np.where(doy[line_order] > 320, 8.0, 1.0)
     p /= p.sum(axis=1, keepdims=True)
-    product = (p.cumsum(axis=1) < rng.random(lc.size)[:, None]).sum(axis=1).clip(max=len(prod_names) - 1)
+    product = (
+        (p.cumsum(axis=1) < rng.random(lc.size)[:, None]).sum(axis=1).clip(max=len(prod_names) - 1)
+    )
     quantity = 1 + rng.poisson(1.5 * spend[lc])
     quantity[product == prod_names.index("gift_box")] = 1
     year2026 = ts[line_order] >= np.datetime64("2026-01-01")
@@ -550,13 +600,37 @@ def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> d
     """
     out.mkdir(parents=True, exist_ok=True)
     c, o, li, r = data["customers"], data["orders"], data["lines"], data["reviews"]
-    tmp = {name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")}
+    tmp = {
+        name: out / f".{name}.tmp" for name in ("customers.csv", "orders.jsonl", "reviews.jsonl")
+    }
     with tmp["customers.csv"].open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["customer_id", "name", "email", "signup_date", "country", "acquisition_channel", "birth_year"])
-        for i, (cid, fn, ln) in enumerate(zip(c["customer_id"], c["first"], c["last"], strict=True)):
+        w.writerow(
+            [
+                "customer_id",
+                "name",
+                "email",
+                "signup_date",
+                "country",
+                "acquisition_channel",
+                "birth_year",
+            ]
+        )
+        for i, (cid, fn, ln) in enumerate(
+            zip(c["customer_id"], c["first"], c["last"], strict=True)
+        ):
             email = f"{fn.lower()}.{ln.lower().replace(' ', '')}{i + 1}@example.com"
-            w.writerow([cid, f"{fn} {ln}", email, c["signup"][i], c["country"][i], c["channel"][i], c["birth_year"][i]])
+            w.writerow(
+                [
+                    cid,
+                    f"{fn} {ln}",
+                    email,
+                    c["signup"][i],
+                    c["country"][i],
+                    c["channel"][i],
+                    c["birth_year"][i],
+                ]
+            )
     cust_ids = c["customer_id"]
     bounds = np.concatenate([[0], np.cumsum(o["n_items"])])
     prods, qtys, prices = li["product"].tolist(), li["quantity"].tolist(), li["unit_price"].tolist()
@@ -568,9 +642,15 @@ def write(data: dict, out: Path, calls: bool = False, audio_clips: int = 0) -> d
                 "order_id": f"O{k + 1:08d}",
                 "customer_id": cust_ids[o["cust"][k]],
                 "ts": o["ts"][k],
-                "items": [{"product": prods[j], "quantity": qtys[j], "unit_price": prices[j]} for j in range(a, b)],
-                "shipping": {"method": "express" if o["express"][k] else "standard",
-                             "country": o["country"][k], "cost": float(o["ship_cost"][k])},
+                "items": [
+                    {"product": prods[j], "quantity": qtys[j], "unit_price": prices[j]}
+                    for j in range(a, b)
+                ],
+                "shipping": {
+                    "method": "express" if o["express"][k] else "standard",
+                    "country": o["country"][k],
+                    "cost": float(o["ship_cost"][k]),
+                },
             }
             if o["coupon"][k]:
                 rec["coupon"] = o["coupon"][k]
@@ -691,7 +771,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--start", default="2025-01-01")
     ap.add_argument("--end", default="2026-11-01", help="first day not covered (exclusive)")
-    ap.add_argument("--if-absent", action="store_true", help="do nothing when orders.jsonl already exists")
+    ap.add_argument(
+        "--if-absent", action="store_true", help="do nothing when orders.jsonl already exists"
+    )
     ap.add_argument(
         "--profile",
         default="default",
@@ -735,8 +817,12 @@ def main(argv: list[str] | None = None) -> int:
         else generate_closed_cohort(a.customers, a.seed, a.start, a.end, a.profile)
     )
     counts = write(data, a.out, calls=not a.no_calls, audio_clips=a.audio_clips)
-    log.info("wrote %s to %s in %.1f s", ", ".join(f"{v:,} {k}" for k, v in counts.items()), a.out,
-             time.perf_counter() - started)
+    log.info(
+        "wrote %s to %s in %.1f s",
+        ", ".join(f"{v:,} {k}" for k, v in counts.items()),
+        a.out,
+        time.perf_counter() - started,
+    )
     return 0
 
 

@@ -70,7 +70,8 @@ _BACKEND: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
 
 
 def register_backend(session: Session, backend: str) -> Session:
-    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may too)."""
+    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may
+    too)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     _BACKEND[session] = backend
@@ -86,9 +87,11 @@ def backend(session: Session) -> str:
     try:
         return _BACKEND[session]
     except (KeyError, TypeError):
-        raise WarehouseError("This Snowpark session was not opened by customer_analytics.warehouse.connect, so "
-                             "its backend is unknown: open it with connect(params), or call "
-                             "register_backend(session, 'local' | 'snowflake').") from None
+        raise WarehouseError(
+            "This Snowpark session was not opened by customer_analytics.warehouse.connect, so "
+            "its backend is unknown: open it with connect(params), or call "
+            "register_backend(session, 'local' | 'snowflake')."
+        ) from None
 
 
 def is_local(session: Session) -> bool:
@@ -146,11 +149,14 @@ def connect(params: Params) -> Session:
     found_schema = params.schema or _unquote(session.get_current_schema())
     if not found_db or not found_schema:
         session.close()
-        missing = " and ".join(n for n, v in (("database", found_db), ("schema", found_schema)) if not v)
+        missing = " and ".join(
+            n for n, v in (("database", found_db), ("schema", found_schema)) if not v
+        )
         raise WarehouseError(
-            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = ...` and "
-            f"`schema = ...` to that connection in connections.toml, or set the parameters database and schema "
-            "(env.yaml, or --set database=... --set schema=...).")
+            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = "
+            "...` and `schema = ...` to that connection in connections.toml, or set the "
+            "parameters database and schema (env.yaml, or --set database=... --set schema=...)."
+        )
     enter_schema(session, found_db, found_schema)
     return session
 
@@ -167,9 +173,10 @@ def _snowflake_session(name: str) -> Session:
         return Session.builder.configs(options).create()
     except Exception as e:  # the connector's own message says what is missing
         raise WarehouseError(
-            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections from "
-            "connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in $SNOWFLAKE_CONNECTIONS); "
-            "README, Snowflake, shows an example. Or use connection=local."
+            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections "
+            "from connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in "
+            "$SNOWFLAKE_CONNECTIONS); README, Snowflake, shows an example. Or use "
+            "connection=local."
         ) from e
 
 
@@ -182,14 +189,18 @@ def _unquote(name: str | None) -> str | None:
 
 def current_names(session: Session) -> tuple[str, str]:
     """The session's current database and schema, unquoted."""
-    return _unquote(session.get_current_database()) or "", _unquote(session.get_current_schema()) or ""
+    return _unquote(session.get_current_database()) or "", _unquote(
+        session.get_current_schema()
+    ) or ""
 
 
 def schema_exists(session: Session, database: str, schema: str) -> bool:
     """Whether ``database.schema`` exists."""
     database, schema = check_identifier(database), check_identifier(schema)
-    rows = session.sql(f"SELECT COUNT(*) AS N FROM {database}.INFORMATION_SCHEMA.SCHEMATA "
-                       f"WHERE SCHEMA_NAME = '{schema}'").collect()
+    rows = session.sql(
+        f"SELECT COUNT(*) AS N FROM {database}.INFORMATION_SCHEMA.SCHEMATA "
+        f"WHERE SCHEMA_NAME = '{schema}'"
+    ).collect()
     return rows[0]["N"] > 0
 
 
@@ -205,9 +216,11 @@ def enter_schema(session: Session, database: str, schema: str) -> None:
             session.sql(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}").collect()
         except Exception as e:
             raise WarehouseError(
-                f"Schema {database}.{schema} does not exist and could not be created ({_first_line(e)}). "
-                f"Creating it needs the CREATE SCHEMA privilege on database {database}: `GRANT CREATE SCHEMA ON "
-                f"DATABASE {database} TO ROLE <your role>;`, or ask an administrator to create it.") from e
+                f"Schema {database}.{schema} does not exist and could not be created "
+                f"({_first_line(e)}). Creating it needs the CREATE SCHEMA privilege on database "
+                f"{database}: `GRANT CREATE SCHEMA ON DATABASE {database} TO ROLE <your role>;`, "
+                "or ask an administrator to create it."
+            ) from e
         log.info("created schema %s.%s", database, schema)
     session.use_schema(f"{database}.{schema}")
 
@@ -222,13 +235,23 @@ def list_tables(session: Session, database: str, schema: str) -> dict[str, str]:
     database, schema = check_identifier(database), check_identifier(schema)
     where = f"FROM {database}.INFORMATION_SCHEMA.{{}} WHERE TABLE_SCHEMA = '{schema}'"
     rows = session.sql(f"SELECT TABLE_NAME, TABLE_TYPE {where.format('TABLES')}").collect()
-    out = {r["TABLE_NAME"]: ("VIEW" if "VIEW" in str(r["TABLE_TYPE"]).upper() else "BASE TABLE") for r in rows}
+    out = {
+        r["TABLE_NAME"]: ("VIEW" if "VIEW" in str(r["TABLE_TYPE"]).upper() else "BASE TABLE")
+        for r in rows
+    }
     # Snowflake lists views in TABLES too; fakesnow only in VIEWS
-    out.update({r["TABLE_NAME"]: "VIEW" for r in session.sql(f"SELECT TABLE_NAME {where.format('VIEWS')}").collect()})
+    out.update(
+        {
+            r["TABLE_NAME"]: "VIEW"
+            for r in session.sql(f"SELECT TABLE_NAME {where.format('VIEWS')}").collect()
+        }
+    )
     return out
 
 
-def create_view(session: Session, database: str, schema: str, table: str, source_schema: str) -> None:
+def create_view(
+    session: Session, database: str, schema: str, table: str, source_schema: str
+) -> None:
     """``database.schema.table`` as a live view onto ``database.source_schema.table``."""
     d, s, t, src = (check_identifier(x) for x in (database, schema, table, source_schema))
     session.sql(f"CREATE OR REPLACE VIEW {d}.{s}.{t} AS SELECT * FROM {d}.{src}.{t}").collect()
@@ -255,7 +278,9 @@ def _server_state(warehouse_dir: Path) -> dict | None:
         return None
 
 
-def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> int:
+def ensure_local_server(
+    warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP"
+) -> int:
     """Return the port of the warehouse server for ``warehouse_dir``, starting it if needed."""
     return int(local_server(warehouse_dir, database, schema)["port"])
 
@@ -273,10 +298,21 @@ def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str =
     log.info("starting the embedded warehouse server for %s", warehouse_dir)
     logfile = open(warehouse_dir / _srv.LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "customer_analytics.warehouse_server", str(warehouse_dir),
-         "--database", database, "--schema", schema],
-        stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-        start_new_session=True, close_fds=True,
+        [
+            sys.executable,
+            "-m",
+            "customer_analytics.warehouse_server",
+            str(warehouse_dir),
+            "--database",
+            database,
+            "--schema",
+            schema,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
     )
     logfile.close()
     _CHILDREN[proc.pid] = proc
@@ -289,13 +325,21 @@ def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str =
             time.sleep(0.2)
             continue
         if code is not None:
-            tail = (warehouse_dir / _srv.LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
+            tail = (
+                (warehouse_dir / _srv.LOG_FILE)
+                .read_text(errors="replace")
+                .strip()
+                .splitlines()[-3:]
+            )
             raise WarehouseError(
-                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} "
-                "If another program (a DuckDB shell, an old server) holds the files, stop it and retry."
+                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} If "
+                "another program (a DuckDB shell, an old server) holds the files, stop it and "
+                "retry."
             )
         time.sleep(0.1)
-    raise WarehouseError(f"The local warehouse server for {warehouse_dir} did not start within 60 s.")
+    raise WarehouseError(
+        f"The local warehouse server for {warehouse_dir} did not start within 60 s."
+    )
 
 
 def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
@@ -371,8 +415,10 @@ def stopped_error(warehouse_dir: Path, pid: int, cause: str | None = None) -> Wa
 
     cause = redact(cause, limit=300) if cause else _srv.stopped_cause(warehouse_dir, pid)
     shown = _shown(warehouse_dir / _srv.LOG_FILE)
-    return WarehouseError(f"The local warehouse stopped: {cause}, see {shown}. "
-                          "The next run (or connect) starts it again.")
+    return WarehouseError(
+        f"The local warehouse stopped: {cause}, see {shown}. "
+        "The next run (or connect) starts it again."
+    )
 
 
 def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> None:
@@ -395,8 +441,14 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
     started = fsutil.process_started(pid)
     log_shown = _shown(warehouse_dir / _srv.LOG_FILE)
 
-    def guarded(method: str, full_url: str, headers: dict, data: Any = None, timeout: Any = None,
-                **kwargs: Any) -> Any:
+    def guarded(
+        method: str,
+        full_url: str,
+        headers: dict,
+        data: Any = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         if "/queries/" not in full_url:
             return fetch(method, full_url, headers, data=data, timeout=timeout, **kwargs)
         if os.environ.get(faults.KILL_VAR) and "query-request" in full_url and data:
@@ -412,7 +464,8 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
             if not _srv.check_alive(port, pid, ALIVE_TIMEOUT):
                 raise WarehouseError(
                     f"The local warehouse stopped answering: its server (pid {pid}) runs but does "
-                    f"not respond, see {log_shown}. The next run (or connect) replaces it.") from e
+                    f"not respond, see {log_shown}. The next run (or connect) replaces it."
+                ) from e
             raise
         code = ret.get("code") if isinstance(ret, dict) else None
         if code == STOPPED_CODE:
@@ -420,8 +473,10 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
         if code == FAILED_CODE:
             from customer_analytics.reports import redact
 
-            raise WarehouseError(f"The local warehouse could not complete a statement: "
-                                 f"{redact(str(ret.get('message')), limit=300)}, see {log_shown}.")
+            raise WarehouseError(
+                f"The local warehouse could not complete a statement: "
+                f"{redact(str(ret.get('message')), limit=300)}, see {log_shown}."
+            )
         return ret
 
     rest.fetch = guarded  # type: ignore[method-assign]  # this session's client only
@@ -448,8 +503,8 @@ def table_exists(session: Session, name: str) -> bool:
     """Whether a table ``name`` exists in the current schema."""
     name = check_identifier(name)
     rows = session.sql(
-        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES "
-        f"WHERE TABLE_SCHEMA = '{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
+        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = "
+        f"'{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
     ).collect()
     return rows[0]["N"] > 0
 
@@ -460,13 +515,16 @@ def row_count(session: Session, name: str) -> int:
 
 
 def to_pandas(df: DataFrame, label: str) -> pd.DataFrame:
-    """Materialise ``df`` on the client, counting the rows under ``label`` in :data:`ROWS_PULLED`."""
+    """Materialise ``df`` on the client, counting the rows under ``label`` in
+    :data:`ROWS_PULLED`."""
     out = df.to_pandas()
     ROWS_PULLED[label] += len(out)
     return out
 
 
-def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Path | None = None) -> str:
+def write_pandas(
+    session: Session, pdf: pd.DataFrame, name: str, staging_dir: Path | None = None
+) -> str:
     """Atomically replace table ``name`` with a pandas frame (small, per-customer frames only).
 
     Local: via a Parquet file read by DuckDB (fakesnow has no PUT). Snowflake: the connector's
@@ -481,13 +539,19 @@ def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Pa
         path = staging_dir / f"{name}_{uuid.uuid4().hex}.parquet"
         pdf.to_parquet(path, index=False)
         try:
-            session.sql(local_only(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')")
-                        ).collect()
+            session.sql(
+                local_only(
+                    f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
+                    f"read_parquet('{_sql_path(path)}')"
+                )
+            ).collect()
         finally:
             path.unlink(missing_ok=True)
     else:
         stage_name = f"{name}__STAGE"
-        session.write_pandas(pdf, stage_name, auto_create_table=True, overwrite=True, use_logical_type=True)
+        session.write_pandas(
+            pdf, stage_name, auto_create_table=True, overwrite=True, use_logical_type=True
+        )
         session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {stage_name}").collect()
         session.sql(f"DROP TABLE IF EXISTS {stage_name}").collect()
     return name
@@ -508,7 +572,8 @@ INGEST_STAGE = "CA_INGEST_STAGE"
 
 
 def load_staged(session: Session, parquet: Path, table: str) -> int:
-    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row count.
+    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row
+    count.
 
     Local: DuckDB reads the file directly (the embedded server runs on this machine). Snowflake:
     ``PUT`` to a temporary stage, then ``COPY INTO`` by column name with ``ON_ERROR =
@@ -518,14 +583,20 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
     """
     table = check_identifier(table)
     if is_local(session):
-        session.sql(local_only(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')")
-                    ).collect()
+        session.sql(
+            local_only(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM "
+                f"read_parquet('{_sql_path(parquet)}')"
+            )
+        ).collect()
         return row_count(session, table)
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(parquet)
-    cols = ", ".join(f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
-                     for f in schema)
+    cols = ", ".join(
+        f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
+        for f in schema
+    )
     session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {INGEST_STAGE}").collect()
     prefix = f"@{INGEST_STAGE}/{table}"
     session.sql(f"REMOVE {prefix}/").collect()
@@ -535,9 +606,13 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
         f"COPY INTO {table} FROM {prefix}/ FILE_FORMAT = (TYPE = PARQUET) "
         "MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT PURGE = TRUE"
     ).collect()
-    loaded = sum(int({k.lower(): v for k, v in r.as_dict().items()}.get("rows_loaded") or 0) for r in result)
+    loaded = sum(
+        int({k.lower(): v for k, v in r.as_dict().items()}.get("rows_loaded") or 0) for r in result
+    )
     if loaded != row_count(session, table):
-        raise WarehouseError(f"COPY INTO {table} reported {loaded:,} rows but the table holds another number.")
+        raise WarehouseError(
+            f"COPY INTO {table} reported {loaded:,} rows but the table holds another number."
+        )
     return loaded
 
 

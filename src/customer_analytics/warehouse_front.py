@@ -238,8 +238,14 @@ class Sessions:
             self.closed[s.token] = s.closing or ""
             while len(self.closed) > 1000:
                 self.closed.popitem(last=False)
-        undone = [w for w, yes in (("a statement interrupted", s.interrupted),
-                                   ("an open transaction rolled back", open_txn)) if yes]
+        undone = [
+            w
+            for w, yes in (
+                ("a statement interrupted", s.interrupted),
+                ("an open transaction rolled back", open_txn),
+            )
+            if yes
+        ]
         if undone:
             log.warning("closed a session (%s): %s", " and ".join(undone), s.closing)
         else:

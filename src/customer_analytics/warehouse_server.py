@@ -41,17 +41,19 @@ STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
 CLIENTS_DIR = "clients"
-#: When set at server start: a JSON-lines file recording every query (its duration, its SQL in full, as
-#: sent, and the shape of the result sent; see ``pushdown`` and ``sqlcheck``). ``bench/`` uses the
-#: durations to profile.
+#: When set at server start: a JSON-lines file recording every query (its duration, its SQL in full,
+#: as sent, and the shape of the result sent; see ``pushdown`` and ``sqlcheck``). ``bench/`` uses
+#: the durations to profile.
 AUDIT_VAR = "CA_WAREHOUSE_AUDIT"
 KEY = "CUSTOMER_ID"
 GRAIN = (KEY, "CUTOFF")
 
 log = logging.getLogger("customer_analytics.warehouse_server")
-#: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all`` send
-#: (the id is ``None`` here: fakesnow's login gives none)
-CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE)
+#: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)``, which Snowpark's ``Session.close``/``cancel_all``
+#: send (the id is ``None`` here: fakesnow's login gives none)
+CANCEL_ALL = re.compile(
+    r"^\s*select\s+system\$cancel_all_queries\([^()]*\)\s*;?\s*$", re.IGNORECASE
+)
 CANCEL_ANSWER = "SELECT 'no running statement to cancel' AS \"SYSTEM$CANCEL_ALL_QUERIES\""
 
 
@@ -240,9 +242,11 @@ def stopped_cause(warehouse_dir: Path, pid: int) -> str:
             return redact(stops[-1], limit=300)
         if section and _EXCEPTION_LINE.match(section[-1]):  # died of an uncaught exception
             return redact(section[-1], limit=300)
-    return (f"its process (pid {pid}) ended without writing a reason in its log: it was killed "
-            "(by a person, or by the system, e.g. when memory ran out) or could not write its log "
-            "(disk full?)")
+    return (
+        f"its process (pid {pid}) ended without writing a reason in its log: it was killed "
+        "(by a person, or by the system, e.g. when memory ran out) or could not write its log "
+        "(disk full?)"
+    )
 
 
 def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) -> dict:
@@ -268,7 +272,8 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
 
 
 def shim_sql(sql: str) -> str:
-    """The statement fakesnow runs for ``sql``: Snowflake system functions it lacks are answered here.
+    """The statement fakesnow runs for ``sql``: Snowflake system functions it lacks are answered
+    here.
 
     ``SYSTEM$CANCEL_ALL_QUERIES``: the Snowflake connector waits for each statement it sends, so
     when a session asks, none of its statements runs on this server; the answer says so (one row).
@@ -316,15 +321,19 @@ def _route_queries(app, endpoint, audit_file: Path | None) -> None:
 
 
 def _audited(endpoint, audit_file: Path):
-    """``endpoint`` recording every query result it sends in ``audit_file`` (see :mod:`customer_analytics.pushdown`)."""
+    """``endpoint`` recording every query result it sends in ``audit_file`` (see
+    :mod:`customer_analytics.pushdown`)."""
 
     async def audited(request):
         started = time.perf_counter()
         response = await endpoint(request)
         seconds = round(time.perf_counter() - started, 4)
         try:
-            record = describe_result(await request.body(), request.headers.get("Content-Encoding") == "gzip",
-                                     response.body)
+            record = describe_result(
+                await request.body(),
+                request.headers.get("Content-Encoding") == "gzip",
+                response.body,
+            )
             with audit_file.open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"time": time.time(), "seconds": seconds, **record}) + "\n")
         except Exception as e:  # noqa: BLE001 - the audit must never break a query
@@ -357,7 +366,9 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     from customer_analytics import faults
     from customer_analytics.warehouse_front import Front
 
-    fs_server = importlib.import_module("fakesnow.server")  # the package's `server` name is a function
+    fs_server = importlib.import_module(
+        "fakesnow.server"
+    )  # the package's `server` name is a function
 
     try:
         settings = resource_settings(warehouse_dir)
@@ -450,10 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("warehouse_dir", type=Path)
     p.add_argument("--database", default="ANALYTICS")
     p.add_argument("--schema", default="SHOP")
-    p.add_argument("--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 10)))
+    p.add_argument(
+        "--idle-minutes", type=float, default=float(os.environ.get("CA_WAREHOUSE_IDLE_MINUTES", 10))
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")  # fakesnow's own note
+    warnings.filterwarnings(
+        "ignore", message="Arrow output on a DB-API result"
+    )  # fakesnow's own note
     return serve(a.warehouse_dir.resolve(), a.database, a.schema, a.idle_minutes)
 
 

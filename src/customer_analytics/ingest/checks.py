@@ -225,8 +225,9 @@ def value_checks(f: Field, name: str, fmt: str) -> list[Check]:
         kind = F.col(kind_col(f.name))
         out.append((kind.isin([F.lit(k) for k in bad]), name, Reason.NOT_A_VALUE, text_col(f.name)))
     if f.kind == "id":
-        out.append((s.is_not_null() & s.rlike(F.lit(_INVISIBLE)), name, Reason.INVISIBLE_IN_ID,
-                    None))
+        out.append(
+            (s.is_not_null() & s.rlike(F.lit(_INVISIBLE)), name, Reason.INVISIBLE_IN_ID, None)
+        )
     return out
 
 

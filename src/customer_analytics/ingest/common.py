@@ -56,8 +56,17 @@ CLEAN_COLUMNS = {
         "ITEM_NO",
         "SOURCE_FILE",
     ],
-    "REVIEWS": ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE",
-                "RECOGNIZER", "CONFIDENCE"],
+    "REVIEWS": [
+        "CUSTOMER_ID",
+        "TS",
+        "RATING",
+        "TEXT",
+        "LINE_NO",
+        "KIND",
+        "SOURCE_FILE",
+        "RECOGNIZER",
+        "CONFIDENCE",
+    ],
 }
 CLEAN_TYPES = {
     "CUSTOMER_ID": "VARCHAR",

@@ -103,7 +103,9 @@ def _iso(s: Column) -> Column:
     valid = s.rlike(F.lit(_DATETIME)) & F.substring(s, 1, 10).try_cast("date").is_not_null()
     core = F.replace(F.call_function("REGEXP_SUBSTR", s, F.lit(_DATE_CORE)), F.lit("T"), F.lit(" "))
     return F.iff(
-        valid, F.substring(core, 1, 26).try_cast(pt.TIMESTAMP_NTZ), F.lit(None).cast(pt.TIMESTAMP_NTZ)
+        valid,
+        F.substring(core, 1, 26).try_cast(pt.TIMESTAMP_NTZ),
+        F.lit(None).cast(pt.TIMESTAMP_NTZ),
     )
 
 

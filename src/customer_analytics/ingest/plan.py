@@ -79,9 +79,17 @@ def load_raw_file(
     return stats
 
 
-def _read(path: Path, staged: Path, name: str, fmt: str, columns: dict[str, str] | None,
-          items: tuple[str, str] | None, staged_items: Path,
-          root: Path | None, transcriber=None) -> readers.FileStats:
+def _read(
+    path: Path,
+    staged: Path,
+    name: str,
+    fmt: str,
+    columns: dict[str, str] | None,
+    items: tuple[str, str] | None,
+    staged_items: Path,
+    root: Path | None,
+    transcriber=None,
+) -> readers.FileStats:
     """Stage one source with its reader; refuse what must not be read, and a file that changed."""
     try:
         if fmt == "jsonl":
@@ -456,12 +464,23 @@ def _plan_calls(
     scan = readers.scan_calls(path)
     if scan.skipped:
         log.warning(
-            "%s: %s entries not read (%s)", name, sum(scan.skipped.values()),
+            "%s: %s entries not read (%s)",
+            name,
+            sum(scan.skipped.values()),
             "; ".join(f"{n} {r}" for r, n in scan.skipped.items()),
         )
     status = SourceStatus.LOADED if scan.files else SourceStatus.MISSING
-    return SourcePlan(src, name, path, "calls", status, declared=declared, root=data_dir,
-                      skipped=scan.skipped, settings=audio.settings(params))
+    return SourcePlan(
+        src,
+        name,
+        path,
+        "calls",
+        status,
+        declared=declared,
+        root=data_dir,
+        skipped=scan.skipped,
+        settings=audio.settings(params),
+    )
 
 
 def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:

@@ -65,7 +65,13 @@ LOG_COLUMNS = [
     "FIRST_TS",
     "LAST_TS",
 ]
-REASON_COLUMNS = ["SOURCE", "FIELD", "REASON", "N_ROWS", "EXAMPLE_LINES"]  # ROWS is reserved in Snowflake
+REASON_COLUMNS = [
+    "SOURCE",
+    "FIELD",
+    "REASON",
+    "N_ROWS",
+    "EXAMPLE_LINES",
+]  # ROWS is reserved in Snowflake
 #: EXCLUDED_ORDER_LINES: valid order lines kept out on purpose, with their typed values (guest
 #: revenue).
 EXCLUDED_COLUMNS = [

@@ -45,8 +45,19 @@ def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
         }
         for c in counts
     ]
-    columns = ["source", "file", "status", "unit", "read", "accepted", "rejected", "excluded",
-               "sampled out", "rejected %", "balanced"]
+    columns = [
+        "source",
+        "file",
+        "status",
+        "unit",
+        "read",
+        "accepted",
+        "rejected",
+        "excluded",
+        "sampled out",
+        "rejected %",
+        "balanced",
+    ]
     return pd.DataFrame(rows, columns=columns).set_index("source")
 
 
@@ -234,7 +245,8 @@ def guest_orders(session: Session) -> dict:
 
 
 def guest_monthly(session: Session) -> pd.DataFrame:
-    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without any)."""
+    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without
+    any)."""
     if not wh.table_exists(session, "EXCLUDED_ORDER_LINES"):
         return pd.DataFrame(columns=["guest_orders", "guest_revenue"])
     g = session.table("EXCLUDED_ORDER_LINES").filter(F.col("REASON") == F.lit(Excluded.GUEST))

@@ -178,7 +178,13 @@ def _not_loaded(session: Session, plan: SourcePlan) -> SourceCounts:
     name = plan.source.name
     pub.missing_raw(session, name)
     c = SourceCounts(
-        name, UNIT[name], 0, 0, 0, file=plan.name, status=SourceStatus.MISSING if plan.name else SourceStatus.DISABLED,
+        name,
+        UNIT[name],
+        0,
+        0,
+        0,
+        file=plan.name,
+        status=SourceStatus.MISSING if plan.name else SourceStatus.DISABLED,
         skipped=dict(plan.skipped),
     )
     if plan.source is CUSTOMERS:

@@ -179,8 +179,11 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
 
 def _ok_or_null(value: Column, kind: str) -> Column:
     """``value`` on accepted rows, NULL of type ``kind`` on rejected ones."""
-    return F.iff(F.col("REASON").is_null(), value,
-                 F.lit(None).cast(pt.TIMESTAMP_NTZ if kind == "timestamp" else kind))
+    return F.iff(
+        F.col("REASON").is_null(),
+        value,
+        F.lit(None).cast(pt.TIMESTAMP_NTZ if kind == "timestamp" else kind),
+    )
 
 
 def _present(
@@ -664,10 +667,7 @@ def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
                 "contract_field": contract_field.get(g["FIELD"], g["FIELD"]),
                 "reason": g["REASON"],
                 "rows": int(g["N"]),
-                "examples": [
-                    _example(r, position, plan)
-                    for r in rows
-                ],
+                "examples": [_example(r, position, plan) for r in rows],
             }
         )
     return out
@@ -687,8 +687,13 @@ def _example(r, position: dict[str, int], plan: SourcePlan) -> dict:
     else:
         where = f"line {int(r['LINE_NO'])}" + (f" item {item}" if item is not None else "")
         file = r["SOURCE_FILE"]
-    return {"file": file, "line": int(r["LINE_NO"]), "item": item, "value": r["VALUE"],
-            "where": where}
+    return {
+        "file": file,
+        "line": int(r["LINE_NO"]),
+        "item": item,
+        "value": r["VALUE"],
+        "where": where,
+    }
 
 
 #: Above this share of rejected rows, the cause is a mapping or a layout, not a few bad rows.

@@ -49,7 +49,8 @@ def count(value: Any, noun: str = "", plural: str | None = None) -> str:
 
 
 def symbol(currency: str) -> str:
-    """The currency's symbol in English (``EUR`` -> ``€``), with a space after a letter code (``CHF ``)."""
+    """The currency's symbol in English (``EUR`` -> ``€``), with a space after a letter code (``CHF
+    ``)."""
     from babel.numbers import get_currency_symbol
 
     sym = get_currency_symbol(currency, locale="en")
@@ -57,7 +58,8 @@ def symbol(currency: str) -> str:
 
 
 def money(value: Any, currency: str, decimals: int = 0) -> str:
-    """``money(12107.4, "EUR")`` -> ``"€12,107"``; negative -> ``"−€12"``; missing -> "not available"."""
+    """``money(12107.4, "EUR")`` -> ``"€12,107"``; negative -> ``"−€12"``; missing -> "not
+    available"."""
     if missing(value):
         return MISSING
     x = round(float(value), decimals)
@@ -127,12 +129,21 @@ def listing(items: Iterable[str], last: str = "and") -> str:
     return f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
-def table(frame: pd.DataFrame, *, currency: str | None = None, money_cols: Iterable[str] = (),
-          unit_cols: Iterable[str] = (), percent_cols: Iterable[str] = (), count_cols: Iterable[str] = (),
-          decimals: dict[str, int] | None = None, index: bool | None = None, na: str = MISSING):
+def table(
+    frame: pd.DataFrame,
+    *,
+    currency: str | None = None,
+    money_cols: Iterable[str] = (),
+    unit_cols: Iterable[str] = (),
+    percent_cols: Iterable[str] = (),
+    count_cols: Iterable[str] = (),
+    decimals: dict[str, int] | None = None,
+    index: bool | None = None,
+    na: str = MISSING,
+):
     """A table formatted for people (a pandas ``Styler``): money with the currency, counts with
-    thousands separators, shares as percentages, other numbers with sensible decimals; missing values
-    as ``na``; the index hidden when it is only row numbers.
+    thousands separators, shares as percentages, other numbers with sensible decimals; missing
+    values as ``na``; the index hidden when it is only row numbers.
 
     Args:
         frame: the table (aggregates only).
@@ -145,16 +156,25 @@ def table(frame: pd.DataFrame, *, currency: str | None = None, money_cols: Itera
     decimals = decimals or {}
     if set(money_cols) and currency is None:
         raise ValueError("money columns need a currency")
-    kinds = {**{c: "count" for c in (*unit_cols, *count_cols)}, **{c: "percent" for c in percent_cols},
-             **{c: "money" for c in money_cols}}
+    kinds = {
+        **{c: "count" for c in (*unit_cols, *count_cols)},
+        **{c: "percent" for c in percent_cols},
+        **{c: "money" for c in money_cols},
+    }
     formats: dict[str, Any] = {}
     for col in frame.columns:
         kind = kinds.get(col)
         if kind is None:
             dtype = frame[col].dtype
-            kind = ("bool" if pd.api.types.is_bool_dtype(dtype) else
-                    "count" if pd.api.types.is_integer_dtype(dtype) else
-                    "number" if pd.api.types.is_numeric_dtype(dtype) else "text")
+            kind = (
+                "bool"
+                if pd.api.types.is_bool_dtype(dtype)
+                else "count"
+                if pd.api.types.is_integer_dtype(dtype)
+                else "number"
+                if pd.api.types.is_numeric_dtype(dtype)
+                else "text"
+            )
         places = decimals.get(col, 0 if kind != "number" or _whole(frame[col]) else 2)
         formats[col] = _formatter(kind, places, currency, na)
     styler = frame.style.format(formats, na_rep=na)
