@@ -38,9 +38,16 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def _python(project: Path) -> tuple[str, dict]:
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "CUSTOMER_ANALYTICS_ROOT": str(project),
-           "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure as a user's environment runs: bytecode cached
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(project / "src"),
+        "CUSTOMER_ANALYTICS_ROOT": str(project),
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+    }
+    env.pop(
+        "PYTHONDONTWRITEBYTECODE", None
+    )  # measure as a user's environment runs: bytecode cached
     return sys.executable, env
 
 
@@ -48,24 +55,39 @@ def _run(cmd: list[str], env: dict, cwd: Path, timeout: float = 3600) -> tuple[f
     t = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd[:3])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
     return time.perf_counter() - t, done.stdout + done.stderr
 
 
 def imports(project: Path) -> dict[str, float]:
     """Seconds a fresh interpreter takes to import each notebook's library modules."""
     py, env = _python(project)
-    code = ("import sys, time; from pathlib import Path; from customer_analytics import pipeline\n"
-            "files = pipeline.library_modules(sys.argv[1], Path(sys.argv[2]))\n"
-            "parts = [f[:-3].split('/') for f in files if f not in getattr(pipeline, 'EXPORT_ONLY', ())]\n"
-            "mods = ['.'.join(['customer_analytics', *(p[:-1] if p[-1] == '__init__' else p)]) for p in parts]\n"
-            "t = time.perf_counter()\n"
-            "[__import__(m) for m in ['IPython.display', *mods]]\n"
-            "print(time.perf_counter() - t)")
+    code = (
+        "import sys, time; from pathlib import Path; from customer_analytics import pipeline\n"
+        "files = pipeline.library_modules(sys.argv[1], Path(sys.argv[2]))\n"
+        "parts = [f[:-3].split('/') for f in files "
+        "if f not in getattr(pipeline, 'EXPORT_ONLY', ())]\n"
+        "mods = ['.'.join(['customer_analytics', *(p[:-1] if p[-1] == '__init__' else p)]) "
+        "for p in parts]\n"
+        "t = time.perf_counter()\n"
+        "[__import__(m) for m in ['IPython.display', *mods]]\n"
+        "print(time.perf_counter() - t)"
+    )
     out = {}
     for nb in NOTEBOOKS:  # twice: the first run writes the bytecode
-        runs = [subprocess.run([py, "-c", code, nb, str(project)], env=env, cwd=project, capture_output=True,
-                               text=True, check=True) for _ in range(2)]
+        runs = [
+            subprocess.run(
+                [py, "-c", code, nb, str(project)],
+                env=env,
+                cwd=project,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for _ in range(2)
+        ]
         out[nb] = float(runs[-1].stdout.strip().splitlines()[-1])
     return out
 
@@ -94,16 +116,24 @@ def kernel(project: Path) -> dict[str, float]:
 def session(project: Path, data: Path, work: Path) -> dict[str, float]:
     """Seconds of ``warehouse.connect``: cold (the server starts) and warm (it runs)."""
     py, env = _python(project)
-    code = ("import sys, time, json; from pathlib import Path\n"
-            "from customer_analytics import config, warehouse as wh\n"
-            "p = config.load(Path(sys.argv[1]), data_dir=sys.argv[2], warehouse_dir=sys.argv[3])\n"
-            "wh.stop_local_server(p.warehouse_dir)\n"
-            "t = time.perf_counter(); s = wh.connect(p); cold = time.perf_counter() - t; s.close()\n"
-            "t = time.perf_counter(); s = wh.connect(p); warm = time.perf_counter() - t; s.close()\n"
-            "wh.stop_local_server(p.warehouse_dir)\n"
-            "print(json.dumps({'cold': cold, 'warm': warm}))")
-    done = subprocess.run([py, "-c", code, str(project), str(data), str(work / "warehouse_session")], env=env,
-                          cwd=project, capture_output=True, text=True, check=True)
+    code = (
+        "import sys, time, json; from pathlib import Path\n"
+        "from customer_analytics import config, warehouse as wh\n"
+        "p = config.load(Path(sys.argv[1]), data_dir=sys.argv[2], warehouse_dir=sys.argv[3])\n"
+        "wh.stop_local_server(p.warehouse_dir)\n"
+        "t = time.perf_counter(); s = wh.connect(p); cold = time.perf_counter() - t; s.close()\n"
+        "t = time.perf_counter(); s = wh.connect(p); warm = time.perf_counter() - t; s.close()\n"
+        "wh.stop_local_server(p.warehouse_dir)\n"
+        "print(json.dumps({'cold': cold, 'warm': warm}))"
+    )
+    done = subprocess.run(
+        [py, "-c", code, str(project), str(data), str(work / "warehouse_session")],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -120,47 +150,102 @@ def timeline(folder: Path, launched: float, ended: float) -> dict:
         path = folder / f"{nb}.ipynb"
         book = nbformat.read(path, as_version=4)
         pm = book.metadata.papermill
-        cells = [c for c in book.cells if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+        cells = [
+            c for c in book.cells if c.get("metadata", {}).get("papermill", {}).get("start_time")
+        ]
         first = min(_when(c.metadata.papermill["start_time"]) for c in cells)
         last = max(_when(c.metadata.papermill["end_time"]) for c in cells)
-        setup = sum(c.metadata.papermill.get("duration") or 0 for c in cells if "runs.start(" in c.source)
+        setup = sum(
+            c.metadata.papermill.get("duration") or 0 for c in cells if "runs.start(" in c.source
+        )
         work = sum(c.metadata.papermill.get("duration") or 0 for c in cells) - setup
         start, end = _when(pm["start_time"]), _when(pm["end_time"])
         html = folder / f"{nb}.html"
-        per[nb] = {"start": start - launched, "kernel_start": first - start, "setup_cell": setup,
-                   "cells": work, "kernel_exit": end - last, "export": html.stat().st_mtime - path.stat().st_mtime,
-                   "end": html.stat().st_mtime - launched}
+        per[nb] = {
+            "start": start - launched,
+            "kernel_start": first - start,
+            "setup_cell": setup,
+            "cells": work,
+            "kernel_exit": end - last,
+            "export": html.stat().st_mtime - path.stat().st_mtime,
+            "end": html.stat().st_mtime - launched,
+        }
     first_start = min(v["start"] for v in per.values())
     last_end = max(v["end"] for v in per.values())
-    return {"notebooks": per, "before_first_notebook": first_start, "after_last_export": ended - launched - last_end,
-            "wall": ended - launched}
+    return {
+        "notebooks": per,
+        "before_first_notebook": first_start,
+        "after_last_export": ended - launched - last_end,
+        "wall": ended - launched,
+    }
 
 
 def pipeline(project: Path, data: Path, work: Path) -> dict:
     """``ploomber build --force`` (timeline), then the no-op rebuilds."""
     py, env = _python(project)
     bin_dir = Path(py).parent
-    args = ["--env--data_dir", str(data), "--env--warehouse_dir", str(work / "warehouse"),
-            "--env--reports_dir", str(work / "reports")]
-    subprocess.run([py, "-c", "from pathlib import Path; from customer_analytics import warehouse as wh; "
-                    f"wh.stop_local_server(Path({str(work / 'warehouse')!r}))"], env=env, check=True)
-    # a first build so that the timed one finds the demo audio transcribed (cached) like any later run
-    _run([str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", *args], env, project)
+    args = [
+        "--env--data_dir",
+        str(data),
+        "--env--warehouse_dir",
+        str(work / "warehouse"),
+        "--env--reports_dir",
+        str(work / "reports"),
+    ]
+    subprocess.run(
+        [
+            py,
+            "-c",
+            "from pathlib import Path; from customer_analytics import warehouse as wh; "
+            f"wh.stop_local_server(Path({str(work / 'warehouse')!r}))",
+        ],
+        env=env,
+        check=True,
+    )
+    # a first build so that the timed one finds the demo audio transcribed (cached) like any later
+    # run
+    _run(
+        [str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", *args], env, project
+    )
     launched = time.time()
-    seconds, out = _run([str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", "--force", *args],
-                        env, project)
+    seconds, out = _run(
+        [str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", "--force", *args],
+        env,
+        project,
+    )
     ended = time.time()
-    folder = next(iter(sorted((work / "reports").glob("**/01_ingest.ipynb"), key=lambda p: p.stat().st_mtime))).parent
+    folder = next(
+        iter(sorted((work / "reports").glob("**/01_ingest.ipynb"), key=lambda p: p.stat().st_mtime))
+    ).parent
     result = {"build_s": seconds, "timeline": timeline(folder, launched, ended)}
-    result["noop_ploomber_s"], _ = _run([str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", *args],
-                                        env, project)
-    sets = ["--set", f"data_dir={data}", "--set", f"warehouse_dir={work / 'warehouse'}", "--set",
-            f"reports_dir={work / 'reports'}", "--log-dir", str(work / "logs")]
+    result["noop_ploomber_s"], _ = _run(
+        [str(bin_dir / "ploomber"), "build", "--entry-point", "pipeline.yaml", *args], env, project
+    )
+    sets = [
+        "--set",
+        f"data_dir={data}",
+        "--set",
+        f"warehouse_dir={work / 'warehouse'}",
+        "--set",
+        f"reports_dir={work / 'reports'}",
+        "--log-dir",
+        str(work / "logs"),
+    ]
     cli = str(bin_dir / "customer-analytics")
-    result["cli_first_s"], _ = _run([cli, "run", *sets], env, project)  # writes the run's status and index
+    result["cli_first_s"], _ = _run(
+        [cli, "run", *sets], env, project
+    )  # writes the run's status and index
     result["noop_cli_s"] = [_run([cli, "run", *sets], env, project)[0] for _ in range(3)]
-    subprocess.run([py, "-c", "from pathlib import Path; from customer_analytics import warehouse as wh; "
-                    f"wh.stop_local_server(Path({str(work / 'warehouse')!r}))"], env=env, check=True)
+    subprocess.run(
+        [
+            py,
+            "-c",
+            "from pathlib import Path; from customer_analytics import warehouse as wh; "
+            f"wh.stop_local_server(Path({str(work / 'warehouse')!r}))",
+        ],
+        env=env,
+        check=True,
+    )
     return result
 
 
@@ -168,22 +253,39 @@ def table(r: dict) -> str:
     """The breakdown as a Markdown table (seconds)."""
     t = r["pipeline"]["timeline"]
     nbs = t["notebooks"]
-    rows = [("start-up before the first notebook (Python, Ploomber, DAG, run_context)", t["before_first_notebook"]),
-            ("waiting for each notebook's kernel (sum)", sum(v["kernel_start"] for v in nbs.values())),
-            ("set-up cells: imports, session, namespace (sum)", sum(v["setup_cell"] for v in nbs.values())),
-            ("waiting for each kernel to exit (sum)", sum(v["kernel_exit"] for v in nbs.values())),
-            ("HTML exports (sum)", sum(v["export"] for v in nbs.values())),
-            ("after the last export (hooks, index)", t["after_last_export"]),
-            ("all other cells (sum; work, and imports inside them)", sum(v["cells"] for v in nbs.values())),
-            ("wall time of `ploomber build --force`", t["wall"])]
+    rows = [
+        (
+            "start-up before the first notebook (Python, Ploomber, DAG, run_context)",
+            t["before_first_notebook"],
+        ),
+        ("waiting for each notebook's kernel (sum)", sum(v["kernel_start"] for v in nbs.values())),
+        (
+            "set-up cells: imports, session, namespace (sum)",
+            sum(v["setup_cell"] for v in nbs.values()),
+        ),
+        ("waiting for each kernel to exit (sum)", sum(v["kernel_exit"] for v in nbs.values())),
+        ("HTML exports (sum)", sum(v["export"] for v in nbs.values())),
+        ("after the last export (hooks, index)", t["after_last_export"]),
+        (
+            "all other cells (sum; work, and imports inside them)",
+            sum(v["cells"] for v in nbs.values()),
+        ),
+        ("wall time of `ploomber build --force`", t["wall"]),
+    ]
     lines = ["| part | seconds |", "|---|---:|"] + [f"| {k} | {v:.1f} |" for k, v in rows]
     lines += ["", "| measured alone | seconds |", "|---|---:|"]
-    lines += [f"| imports of {nb}'s modules (fresh process) | {s:.2f} |" for nb, s in r["imports"].items()]
-    lines += [f"| empty kernel: start / shutdown | {r['kernel']['start']:.2f} / {r['kernel']['shutdown']:.2f} |",
-              f"| warehouse session: cold (server start) / warm | {r['session']['cold']:.2f} / "
-              f"{r['session']['warm']:.2f} |",
-              f"| no-op `ploomber build` | {r['pipeline']['noop_ploomber_s']:.2f} |",
-              f"| no-op `customer-analytics run` (median of 3) | {sorted(r['pipeline']['noop_cli_s'])[1]:.2f} |"]
+    lines += [
+        f"| imports of {nb}'s modules (fresh process) | {s:.2f} |" for nb, s in r["imports"].items()
+    ]
+    lines += [
+        f"| empty kernel: start / shutdown | {r['kernel']['start']:.2f} / "
+        f"{r['kernel']['shutdown']:.2f} |",
+        f"| warehouse session: cold (server start) / warm | {r['session']['cold']:.2f} / "
+        f"{r['session']['warm']:.2f} |",
+        f"| no-op `ploomber build` | {r['pipeline']['noop_ploomber_s']:.2f} |",
+        "| no-op `customer-analytics run` (median of 3) | "
+        f"{sorted(r['pipeline']['noop_cli_s'])[1]:.2f} |",
+    ]
     return "\n".join(lines)
 
 
@@ -197,9 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     project, data, work = a.project.resolve(), a.data.resolve(), a.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
-    result = {"project": str(project), "load_before": load, "imports": imports(project), "kernel": kernel(project),
-              "session": session(project, data, work), "pipeline": pipeline(project, data, work),
-              "load_after": os.getloadavg()}
+    result = {
+        "project": str(project),
+        "load_before": load,
+        "imports": imports(project),
+        "kernel": kernel(project),
+        "session": session(project, data, work),
+        "pipeline": pipeline(project, data, work),
+        "load_after": os.getloadavg(),
+    }
     (a.out or work / "fixed_cost.json").write_text(json.dumps(result, indent=2))
     print(table(result))  # noqa: T201 - the tool's output
     print(f"\nload average before / after: {load[0]:.1f} / {result['load_after'][0]:.1f}")  # noqa: T201

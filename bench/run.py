@@ -75,7 +75,8 @@ class PeakMemory:
     def _sample(self, proc: psutil.Process) -> None:
         try:  # read everything first: a process may end between two reads
             rss, started = proc.memory_info().rss, proc.create_time()
-            # re-read each time: a child forked by a kernel carries the kernel's command line until it execs
+            # re-read each time: a child forked by a kernel carries the kernel's command line until
+            # it execs
             cmdline, ppid = " ".join(proc.cmdline()), proc.ppid()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return
@@ -202,7 +203,8 @@ def chosen_model(report_dir: Path) -> dict:
 
 
 def report_folder(reports_dir: Path) -> Path:
-    """The run's report folder: ``<run_date>/``, or ``experiments/<name>/<run_date>/`` (a data_dir other
+    """The run's report folder: ``<run_date>/``, or ``experiments/<name>/<run_date>/`` (a data_dir
+    other
     than env.yaml's makes the benchmark's run an experiment)."""
     day = str(config.load(ROOT).run_date)
     found = sorted(reports_dir.glob(f"**/{day}/01_ingest.ipynb"), key=lambda p: p.stat().st_mtime)
@@ -237,7 +239,9 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     kernels = run["memory"].kernels()
     result["pipeline_s"] = run["seconds"]
     result["tasks_s"] = task_seconds(run["output"])
-    result["kernel_peak_rss_mb"] = {name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)}
+    result["kernel_peak_rss_mb"] = {
+        name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)
+    }
     reports = report_folder(work / "reports")
     result["stage_split_s"] = stage_split(reports)
     result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20

@@ -109,10 +109,14 @@ def test_every_notebook_ran_and_wrote_html_with_figures(built):
             assert html.count("data:image/png;base64") >= 1, f"{name}: no embedded figure"
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one processor: the executor builds one notebook at a time")
+@pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="one processor: the executor builds one notebook at a time"
+)
 def test_eda_was_built_beside_features_in_kernels_whose_warm_up_left_no_trace(built):
-    """Issue 19: 02_eda (nothing waits for it) runs at the same time as 03_features, and the kernels the
-    executor started ahead (imports done) look fresh to the notebook: execution counts start at 1."""
+    """Issue 19: 02_eda (nothing waits for it) runs at the same time as 03_features, and the
+    kernels the
+    executor started ahead (imports done) look fresh to the notebook: execution counts start at
+    1."""
     project, _ = built
     folder = project / "reports" / "2026-11-01"
     span = {}
@@ -120,9 +124,15 @@ def test_eda_was_built_beside_features_in_kernels_whose_warm_up_left_no_trace(bu
         nb = json.loads((folder / f"{name}.ipynb").read_text())
         pm = nb["metadata"]["papermill"]
         span[name] = (pm["start_time"], pm["end_time"])  # ISO times: they order as strings
-        counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code" and c["execution_count"]]
+        counts = [
+            c["execution_count"]
+            for c in nb["cells"]
+            if c["cell_type"] == "code" and c["execution_count"]
+        ]
         assert counts == list(range(1, len(counts) + 1)), name
-    assert span["02_eda"][0] < span["03_features"][1] and span["03_features"][0] < span["02_eda"][1], span
+    assert (
+        span["02_eda"][0] < span["03_features"][1] and span["03_features"][0] < span["02_eda"][1]
+    ), span
     assert span["01_ingest"][1] <= min(span["02_eda"][0], span["03_features"][0]), span
 
 

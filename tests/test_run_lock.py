@@ -146,15 +146,20 @@ def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(
     started = time.time()
     build = start(project, "build", "--force", tool="ploomber")
 
-    def working(name: str) -> bool:  # this build's notebook has run a cell (Papermill saves after each)
+    def working(
+        name: str,
+    ) -> bool:  # this build's notebook has run a cell (Papermill saves after each)
         path = folder / f"{name}.ipynb"
         try:
             return path.stat().st_mtime > started and any(
-                c.get("execution_count") for c in json.loads(path.read_text())["cells"])
+                c.get("execution_count") for c in json.loads(path.read_text())["cells"]
+            )
         except (OSError, ValueError):  # not there yet, or being written
             return False
 
-    wait_for(lambda: working("02_eda") and working("03_features"), what="02 and 03 working together")
+    wait_for(
+        lambda: working("02_eda") and working("03_features"), what="02 and 03 working together"
+    )
     kernels = kernels_of(build.pid)
     assert len(kernels) >= 2
     interrupted = time.monotonic()
@@ -162,18 +167,36 @@ def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(
     build.communicate(timeout=120)
     assert build.returncode != 0
     assert time.monotonic() - interrupted < 60
-    for name in ("02_eda", "03_features"):  # stopped in a cell, their later cells never run, no report
-        cells = [c for c in json.loads((folder / f"{name}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
+    for name in (
+        "02_eda",
+        "03_features",
+    ):  # stopped in a cell, their later cells never run, no report
+        cells = [
+            c
+            for c in json.loads((folder / f"{name}.ipynb").read_text())["cells"]
+            if c["cell_type"] == "code"
+        ]
         status = [c["metadata"]["papermill"]["status"] for c in cells]
         assert "failed" in status and status[-1] == "pending", (name, status)
         html = folder / f"{name}.html"
         assert not html.is_file() or html.stat().st_mtime < started, name
-    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                             for p in kernels), timeout=30, what="the kernels to exit")
-    with pipeline.acquire_run(config.load(project).warehouse_dir):  # free at once: no kernel holds the work lock
+    wait_for(
+        lambda: (
+            not any(
+                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                for p in kernels
+            )
+        ),
+        timeout=30,
+        what="the kernels to exit",
+    )
+    with pipeline.acquire_run(
+        config.load(project).warehouse_dir
+    ):  # free at once: no kernel holds the work lock
         pass
     assert not (folder / "04_model_comparison.ipynb").is_file() or (
-        (folder / "04_model_comparison.ipynb").stat().st_mtime < started)
+        (folder / "04_model_comparison.ipynb").stat().st_mtime < started
+    )
 
 
 @pytest.fixture

@@ -110,17 +110,31 @@ class ConcurrentExecutor(Executor):
             warnings.warn("\n".join(messages), stacklevel=2)
         if errors:
             if any(isinstance(m.obj, DAGBuildEarlyStop) for m in errors):
-                raise DAGBuildEarlyStop(f"Early stopping DAG execution, at least one of the tasks that failed "
-                                        f"raised a DAGBuildEarlyStop exception:\n{errors}")
+                raise DAGBuildEarlyStop(
+                    f"Early stopping DAG execution, at least one of the tasks that failed "
+                    f"raised a DAGBuildEarlyStop exception:\n{errors}"
+                )
             raise DAGBuildError(str(errors))
         return reports
 
-    def _loop(self, todo: list, started: set[str], running: dict, pool: cf.ThreadPoolExecutor,
-              service: kernels.KernelService | None, reports: list, errors: BuildExceptionsCollector) -> None:
-        """Submit every ready task (at most :attr:`workers` at once) and collect results until done."""
+    def _loop(
+        self,
+        todo: list,
+        started: set[str],
+        running: dict,
+        pool: cf.ThreadPoolExecutor,
+        service: kernels.KernelService | None,
+        reports: list,
+        errors: BuildExceptionsCollector,
+    ) -> None:
+        """Submit every ready task (at most :attr:`workers` at once) and collect results until
+        done."""
         while True:
             for t in todo:
-                if t.name not in started and t.exec_status not in (*_READY, TaskStatus.WaitingUpstream):
+                if t.name not in started and t.exec_status not in (
+                    *_READY,
+                    TaskStatus.WaitingUpstream,
+                ):
                     started.add(t.name)  # aborted: an upstream task failed
                     if service is not None:
                         service.skip(t.name)

@@ -471,7 +471,10 @@ def btyd_table(
         )
     values = wh.to_pandas(
         repeat.filter(bucket < share * F.lit(1_000_000)).select(
-            "CUTOFF", "X", "VALUE", bucket.alias("_ORDER")  # a declared sample (pushdown.SAMPLE_COLUMN)
+            "CUTOFF",
+            "X",
+            "VALUE",
+            bucket.alias("_ORDER"),  # a declared sample (pushdown.SAMPLE_COLUMN)
         ),
         "features:btyd_value_sample",
     ).drop(columns="_ORDER")

@@ -360,11 +360,19 @@ def unit_prices(session: Session, params: Params, products: list[str]) -> dict[s
     lines = session.table("CLEAN_ORDER_LINES").filter(F.col("QUANTITY") > F.lit(0))
     start = dt.datetime.combine(params.run_date - dt.timedelta(days=params.horizon_days), dt.time())
     end = dt.datetime.combine(params.run_date, dt.time())
-    recent = lines.filter((F.col("TS") >= pt.timestamp_literal(start)) & (F.col("TS") < pt.timestamp_literal(end)))
+    recent = lines.filter(
+        (F.col("TS") >= pt.timestamp_literal(start)) & (F.col("TS") < pt.timestamp_literal(end))
+    )
     out: dict[str, float] = {}
     for frame in (recent, lines.filter(F.col("TS") < pt.timestamp_literal(end))):
-        rows = frame.group_by("PRODUCT").agg(F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("V"),
-                                             F.sum("QUANTITY").alias("Q")).collect()
+        rows = (
+            frame.group_by("PRODUCT")
+            .agg(
+                F.sum(F.col("QUANTITY") * F.col("UNIT_PRICE")).alias("V"),
+                F.sum("QUANTITY").alias("Q"),
+            )
+            .collect()
+        )
         for r in rows:
             if r["PRODUCT"] in products and r["PRODUCT"] not in out and r["Q"]:
                 out[r["PRODUCT"]] = float(r["V"]) / float(r["Q"])

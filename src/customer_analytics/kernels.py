@@ -86,8 +86,12 @@ class KernelService:
         ahead: how many kernels are kept started but not yet taken.
     """
 
-    def __init__(self, tasks: Sequence[tuple[str, Sequence[str]]], kernel_name: str = "python3",
-                 ahead: int = 2):
+    def __init__(
+        self,
+        tasks: Sequence[tuple[str, Sequence[str]]],
+        kernel_name: str = "python3",
+        ahead: int = 2,
+    ):
         self.order = [name for name, _ in tasks]
         self.modules = {name: list(mods) for name, mods in tasks}
         self.kernel_name, self.ahead = kernel_name, ahead
@@ -96,8 +100,9 @@ class KernelService:
         self._stops: list[concurrent.futures.Future] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kernel-service",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kernel-service", daemon=True
+        )
         self._thread.start()
 
     # ------------------------------------------------------------------ used by the executor
@@ -136,14 +141,17 @@ class KernelService:
 
     # ------------------------------------------------------------------ used by PooledKernelManager
     def take(self, task: str) -> _Warm | None:
-        """The kernel started for ``task`` (waiting for its warm-up), or ``None`` if there is none."""
+        """The kernel started for ``task`` (waiting for its warm-up), or ``None`` if there is
+        none."""
         with self._lock:
             start = self._starts.get(task) if task not in self._taken else None
             self._taken.add(task)
         try:
             return start.result(timeout=STARTUP_TIMEOUT + WARM_TIMEOUT) if start else None
         except Exception as e:  # noqa: BLE001 - the notebook then starts its own kernel
-            log.warning("the kernel prepared for %s could not start (%s): starting another", task, e)
+            log.warning(
+                "the kernel prepared for %s could not start (%s): starting another", task, e
+            )
             return None
         finally:  # the next kernels start once this one is ready: they do not slow it down
             self.prepare()
@@ -165,8 +173,9 @@ class KernelService:
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
-            msg_id = kc.execute(warm_code(self.modules[task]), silent=True, store_history=False,
-                                allow_stdin=False)
+            msg_id = kc.execute(
+                warm_code(self.modules[task]), silent=True, store_history=False, allow_stdin=False
+            )
             reply = await asyncio.wait_for(self._reply(kc, msg_id), WARM_TIMEOUT)
             if reply["content"].get("status") != "ok":  # the notebook will meet the error itself
                 log.debug("warm-up of %s's kernel: %s", task, reply["content"].get("ename"))
@@ -236,7 +245,8 @@ def reset() -> None:
 
 
 def active(service: KernelService | None, task: str | None) -> None:
-    """Make ``service`` hand its kernel for ``task`` to the notebook built in this thread (``None``: none)."""
+    """Make ``service`` hand its kernel for ``task`` to the notebook built in this thread
+    (``None``: none)."""
     _current.service, _current.task = service, task
 
 
@@ -293,16 +303,22 @@ class PooledKernelManager(AsyncKernelManager):
 
     def _fits(self, warm: _Warm, kw: dict[str, Any]) -> bool:
         cwd = kw.get("cwd") or os.getcwd()
-        return (warm.km.kernel_name == self.kernel_name and os.path.samefile(cwd, warm.cwd)
-                and warm.env == _environment() and not kw.get("env")
-                and list(kw.get("extra_arguments") or []) == list(KERNEL_ARGUMENTS))
+        return (
+            warm.km.kernel_name == self.kernel_name
+            and os.path.samefile(cwd, warm.cwd)
+            and warm.env == _environment()
+            and not kw.get("env")
+            and list(kw.get("extra_arguments") or []) == list(KERNEL_ARGUMENTS)
+        )
 
     @property
     def has_kernel(self) -> bool:
         return self._warm is not None or super().has_kernel
 
     def client(self, **kwargs: Any):
-        return self._warm.km.client(**kwargs) if self._warm is not None else super().client(**kwargs)
+        return (
+            self._warm.km.client(**kwargs) if self._warm is not None else super().client(**kwargs)
+        )
 
     async def is_alive(self) -> bool:
         return await (self._warm.km.is_alive() if self._warm is not None else super().is_alive())

@@ -63,9 +63,11 @@ class Task:
 #: The five notebooks, in order. 02_eda is a report only: nothing waits for it.
 TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
-#: Library modules every notebook depends on without importing them (the HTML exporter, the package).
+#: Library modules every notebook depends on without importing them (the HTML exporter, the
+#: package).
 ALWAYS = ("__init__", "reports", "report_html")
-#: Of those, the modules only the pipeline's process loads (the HTML export), never a notebook's kernel.
+#: Of those, the modules only the pipeline's process loads (the HTML export), never a notebook's
+#: kernel.
 EXPORT_ONLY = ("report_html.py",)
 
 
@@ -114,7 +116,8 @@ def _files(pkg: Path, name: str) -> list[str]:
 
 
 def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
-    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports).
+    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for
+    relative imports).
 
     "from customer_analytics import features" names modules; so does "from
     customer_analytics.narrative import eda", which runs the sub-package's ``__init__`` and that
@@ -159,15 +162,23 @@ def _import_statements(
                 base = []
             else:
                 continue
-            module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
+            module = (
+                [*base, *((node.module or "").split(".")[1 if not node.level else 0 :])]
+                if node.module
+                else base
+            )
             out.append((tuple(m for m in module if m), tuple(alias.name for alias in node.names)))
         elif isinstance(node, ast.Import):
-            out += [(tuple(a.name.split(".")[1:]), None) for a in node.names
-                    if a.name.startswith("customer_analytics.")]
+            out += [
+                (tuple(a.name.split(".")[1:]), None)
+                for a in node.names
+                if a.name.startswith("customer_analytics.")
+            ]
     return tuple(out)
 
 
-#: The fields of a statement that hold statements (imports are statements: no expression is entered).
+#: The fields of a statement that hold statements (imports are statements: no expression is
+#: entered).
 _BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
@@ -310,7 +321,8 @@ def acquire_run(warehouse_dir: Path) -> Any:
 
 
 def executor(warehouse_dir: str, root: str | None = None):
-    """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the same
+    """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the
+    same
     time, each kernel started ahead with its imports done, while this process holds the run lock."""
     from customer_analytics.executor import ConcurrentExecutor
 
@@ -408,7 +420,8 @@ folder, a digest
 """
 
 
-#: The kernel manager Papermill uses for the notebooks: adopts the kernel the executor started ahead.
+#: The kernel manager Papermill uses for the notebooks: adopts the kernel the executor started
+#: ahead.
 KERNEL_MANAGER = "customer_analytics.kernels.PooledKernelManager"
 
 
@@ -438,9 +451,13 @@ def render_pipeline() -> str:
         lines += [f"  - source: {task.source}", f"    name: {task.name}"]
         if task.upstream:
             lines.append(f"    upstream: [{', '.join(task.upstream)}]")
-        lines += ["    static_analysis: disable", f'    product: "{folder}/{task.name}.ipynb"',
-                  f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
-                  "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
+        lines += [
+            "    static_analysis: disable",
+            f'    product: "{folder}/{task.name}.ipynb"',
+            f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
+            "    on_finish: customer_analytics.pipeline.export_report",
+            "    params:",
+        ]
         if i == 0:
             lines += [
                 "      run_context: &run_context",

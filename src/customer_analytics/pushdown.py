@@ -55,5 +55,11 @@ def violations(
         elif r["rows"] > aggregate_limit and not (
             {SAMPLE_COLUMN, COMPRESSED_COLUMN} & set(r["columns"]) and r["rows"] <= sample_limit
         ):
-            out.append({**r, "why": f"{r['rows']:,} rows without a customer key (aggregate limit {aggregate_limit:,})"})
+            out.append(
+                {
+                    **r,
+                    "why": f"{r['rows']:,} rows without a customer key "
+                    f"(aggregate limit {aggregate_limit:,})",
+                }
+            )
     return out

@@ -1,4 +1,5 @@
-"""The stakeholder HTML exporter (nbconvert): what :func:`customer_analytics.reports.export_html` uses.
+"""The stakeholder HTML exporter (nbconvert): what :func:`customer_analytics.reports.export_html`
+uses.
 
 Registered as the nbconvert exporter ``ca_report`` (``customer_analytics.reports:ReportExporter``
 resolves here). Kept apart from :mod:`customer_analytics.reports` so that notebook kernels, which
@@ -32,7 +33,8 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 
 
 class TitlePreprocessor(Preprocessor):
-    """Take the page title from the first heading and keep the run's banners, before any cell is removed.
+    """Take the page title from the first heading and keep the run's banners, before any cell is
+    removed.
 
     The notebooks' set-up cell displays the banner in its output metadata (``ca_banner``, see
     :meth:`customer_analytics.runs.Run.banner`); the set-up cell itself is notebook-only.
@@ -54,8 +56,14 @@ class TitlePreprocessor(Preprocessor):
 
 def _title_at(nb) -> int:
     """Index of a visible title cell (markdown starting with ``# ``) at the top, or -1."""
-    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" or c.get("outputs")), -1)
-    if first >= 0 and nb.cells[first].cell_type == "markdown" and nb.cells[first].source.startswith("# "):
+    first = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" or c.get("outputs")), -1
+    )
+    if (
+        first >= 0
+        and nb.cells[first].cell_type == "markdown"
+        and nb.cells[first].source.startswith("# ")
+    ):
         return first
     return -1
 
@@ -63,7 +71,8 @@ def _title_at(nb) -> int:
 class SummaryFirstPreprocessor(Preprocessor):
     """Move cells tagged ``summary`` to the top: right after a visible title, else first.
 
-    A notebook whose introduction is notebook-only has no visible title: its summary's own heading is
+    A notebook whose introduction is notebook-only has no visible title: its summary's own heading
+    is
     then the report's first heading.
     """
 
@@ -71,12 +80,13 @@ class SummaryFirstPreprocessor(Preprocessor):
         summary = [c for c in nb.cells if SUMMARY_TAG in c.get("metadata", {}).get("tags", [])]
         nb.cells = [c for c in nb.cells if c not in summary]
         title_at = _title_at(nb)
-        nb.cells = nb.cells[: title_at + 1] + summary + nb.cells[title_at + 1:]
+        nb.cells = nb.cells[: title_at + 1] + summary + nb.cells[title_at + 1 :]
         return nb, resources
 
 
 class BannerPreprocessor(Preprocessor):
-    """Show the run's banner (an experiment's label, data ending before the run date) where a reader looks
+    """Show the run's banner (an experiment's label, data ending before the run date) where a
+    reader looks
     first: right under a visible title, else at the very top."""
 
     def preprocess(self, nb, resources):
@@ -116,11 +126,15 @@ def _heading_level(cell) -> int | None:
 def _shows_something(cell) -> bool:
     if cell.cell_type == "markdown":
         return bool(cell.source.strip())
-    return any(o.get("output_type") in ("stream", "error") or o.get("data") for o in cell.get("outputs", []))
+    return any(
+        o.get("output_type") in ("stream", "error") or o.get("data")
+        for o in cell.get("outputs", [])
+    )
 
 
 class EmptySectionPreprocessor(Preprocessor):
-    """Drop headings with nothing under them (a section whose cells are notebook-only or showed nothing),
+    """Drop headings with nothing under them (a section whose cells are notebook-only or showed
+    nothing),
     and code cells that show nothing."""
 
     def preprocess(self, nb, resources):
@@ -129,7 +143,7 @@ class EmptySectionPreprocessor(Preprocessor):
         for i, cell in enumerate(cells):
             level = _heading_level(cell)
             if level is not None:
-                nxt = next((c for c in cells[i + 1:]), None)
+                nxt = next((c for c in cells[i + 1 :]), None)
                 nxt_level = _heading_level(nxt) if nxt is not None else 0
                 if nxt is None or (nxt_level is not None and nxt_level <= level):
                     continue
@@ -153,7 +167,8 @@ class FigureAltPreprocessor(Preprocessor):
 
 
 class ReportExporter(HTMLExporter):
-    """HTML without code cells' input, prompts, parameter cells or notebook-only cells; the summary comes
+    """HTML without code cells' input, prompts, parameter cells or notebook-only cells; the summary
+    comes
     first; offline."""
 
     export_from_notebook = "Customer analytics report"
@@ -166,8 +181,9 @@ class ReportExporter(HTMLExporter):
         self.embed_images = True
         self.raw_template = _OFFLINE_TEMPLATE
         self.register_preprocessor(TitlePreprocessor(), enabled=True)  # before any cell goes
-        self.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS | NOTEBOOK_ONLY_TAGS),
-                                   enabled=True)
+        self.register_preprocessor(
+            TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS | NOTEBOOK_ONLY_TAGS), enabled=True
+        )
         self.register_preprocessor(SummaryFirstPreprocessor(), enabled=True)
         self.register_preprocessor(BannerPreprocessor(), enabled=True)
         self.register_preprocessor(EmptySectionPreprocessor(), enabled=True)

@@ -63,10 +63,17 @@ HEADLINES_DIR = "headlines"
 STATUS_FILE = "run.json"
 INDEX_FILE = "index.html"
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-#: What :mod:`customer_analytics.report_html` defines, importable from here as before (loaded on use:
+#: What :mod:`customer_analytics.report_html` defines, importable from here as before (loaded on
+#: use:
 #: a notebook kernel records headlines without importing nbconvert).
-_EXPORTER_NAMES = ("ReportExporter", "TitlePreprocessor", "SummaryFirstPreprocessor", "BannerPreprocessor",
-                   "EmptySectionPreprocessor", "FigureAltPreprocessor")
+_EXPORTER_NAMES = (
+    "ReportExporter",
+    "TitlePreprocessor",
+    "SummaryFirstPreprocessor",
+    "BannerPreprocessor",
+    "EmptySectionPreprocessor",
+    "FigureAltPreprocessor",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -65,9 +65,13 @@ TABLE_OWNERS: tuple[tuple[str, str], ...] = (  # first match wins
     ("EMBEDDING_", "02_eda"),
     ("TOPIC_", "02_eda"),
     ("BTYD_SCORES_AT_", "05_batch_prediction"),
-    ("FEATURE", "03_features"), ("BTYD_", "03_features"), ("SENTIMENT_", "03_features"),
-    ("PREDICTIONS", "05_batch_prediction"), ("SCORING_", "05_batch_prediction"),
-    ("TARGETS", "05_batch_prediction"), ("FORECASTS", "05_batch_prediction"),
+    ("FEATURE", "03_features"),
+    ("BTYD_", "03_features"),
+    ("SENTIMENT_", "03_features"),
+    ("PREDICTIONS", "05_batch_prediction"),
+    ("SCORING_", "05_batch_prediction"),
+    ("TARGETS", "05_batch_prediction"),
+    ("FORECASTS", "05_batch_prediction"),
 )
 
 
