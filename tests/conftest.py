@@ -215,13 +215,15 @@ def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: 
 
 
 def outputs_text(nb) -> str:
-    """All text and Markdown an executed notebook showed."""
+    """All text, Markdown and HTML (formatted tables) an executed notebook showed."""
     out = []
     for c in nb.cells:
         for o in c.get("outputs", []):
             out.append(o.get("text", ""))
             out += [
-                str(v) for k, v in o.get("data", {}).items() if k in ("text/plain", "text/markdown")
+                str(v)
+                for k, v in o.get("data", {}).items()
+                if k in ("text/plain", "text/markdown", "text/html")
             ]
             if o.get("output_type") == "error":
                 out.append(f"{o.get('ename')}: {o.get('evalue')}")

@@ -92,11 +92,8 @@ def test_a_shifted_copy_flags_exactly_the_shifted_features(session, frames):
         got.drop(index=["SPEND", "CHANNEL"])["psi"] == 0
     ).all()  # unchanged columns: identical shares
     found = drift.findings(got, None)
-    assert (
-        len(found.flags) == 2
-        and any(f.startswith("SPEND: PSI") for f in found.flags)
-        and found.assessed
-    )
+    assert {name for name, _ in found.large} == {"SPEND", "CHANNEL"} and not found.reason
+    assert found.largest is not None and found.largest[0] in ("SPEND", "CHANNEL")
 
 
 def test_too_few_rows_are_not_assessed(frames):
@@ -104,7 +101,7 @@ def test_too_few_rows_are_not_assessed(frames):
     got = drift.feature_psi(ref, cur.limit(drift.MIN_ROWS - 1), ["SPEND"])
     assert got.loc["SPEND", "level"] == "not assessed"
     found = drift.findings(got, None)
-    assert found.flags == [] and not found.assessed and "not assessed" in found.note
+    assert found.large == () and found.reason == "too few rows"
 
 
 def test_psi_formula_on_hand_made_counts():

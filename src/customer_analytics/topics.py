@@ -504,7 +504,7 @@ def topic_table(session: Session, as_of: dt.date, tables: Tables = SEARCH) -> pd
         F.col("TOPIC").is_not_null() & (F.col("TS") < pt.timestamp_literal(end))
     )
     one, zero = F.lit(1), F.lit(0)
-    in_recent = F.col("TS") >= F.lit(recent)
+    in_recent = F.col("TS") >= pt.timestamp_literal(recent)
     in_before = (F.col("TS") >= pt.timestamp_literal(before)) & ~in_recent
     agg = t.group_by("TOPIC").agg(
         F.count(one).alias("TEXTS"),

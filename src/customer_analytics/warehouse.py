@@ -346,9 +346,11 @@ def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
     """Stop the warehouse server for ``warehouse_dir`` if one runs (tests and `make clean`)."""
     if not (state := _server_state(warehouse_dir)):
         return
-    os.kill(int(state["pid"]), 15)
+    pid = int(state["pid"])
+    os.kill(pid, 15)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _server_state(warehouse_dir):
+    # until the process is gone, not only its state file: it holds the DuckDB files' lock to the end
+    while time.monotonic() < deadline and (_server_state(warehouse_dir) or fsutil.pid_alive(pid)):
         time.sleep(0.1)
     if _server_state(warehouse_dir):  # it did not stop (stuck, or stopped with SIGSTOP)
         _kill_server(warehouse_dir, state, f"did not stop within {timeout} s: killing it")
