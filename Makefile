@@ -2,7 +2,9 @@
 #   make run    generate the demo data if absent, then run the whole pipeline (ploomber build, through
 #               `customer-analytics run`: log file in logs/, reports/<run_date>/, reports/index.html)
 #               (parameters: make run RUN_ARGS="--env--run_date 2026-09-01")
-#   make test   run the tests (unit + notebooks + scheduled runs + browser)
+#   make test   run the tests (unit + notebooks + scheduled runs + browser): what CI runs
+#   make test-fast  the inner loop: no notebook, pipeline or warehouse (under 2 minutes)
+#   make lint / make format  ruff, ruff format and mypy (see CONTRIBUTING.md)
 #   make bench  benchmarks at 10k/100k/1M orders -> bench/RESULTS.md (by hand; not part of make test)
 #   make scheduled-run / make rescore / make index: what cron calls (see README, "Scheduled runs")
 # Both create .venv (Python 3.11) and install the project into it when missing.
@@ -19,14 +21,26 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export SNOWFLAKE_DISABLE_TELEMETRY := true
 
-.PHONY: run test lab demo-data lint clean stop-warehouse scheduled-run rescore index bench
+.PHONY: run test test-fast lab demo-data lint format lock clean stop-warehouse scheduled-run rescore index bench
 
-$(STAMP): pyproject.toml
+LOCK   := requirements.lock
+
+# the locked versions (requirements.lock), then the project itself without resolving anything more
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}; run: make PYTHON=python3.11 ..."'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# re-resolve requirements.lock after editing pyproject.toml (kept pins stay); UPGRADE=1 takes the
+# newest versions pyproject.toml allows, UPGRADE=pkg one package only. Then: make test, commit both.
+UPGRADE ?=
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11.7 --custom-compile-command "make lock" \
+	  $(if $(filter 1,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE))) -o $(LOCK)
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
 
 demo-data: $(STAMP)
 	$(BIN)/python -m customer_analytics.synthetic --out data/raw --customers $(DEMO_CUSTOMERS) --if-absent
@@ -47,6 +61,9 @@ index: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not warehouse" -q
+
 # JupyterLab with the project's Jupyter config (.jupyter/: Ploomber's server extension off, it breaks JupyterLab 4)
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -59,6 +76,14 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m customer_analytics.pipeline --check
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/python -m customer_analytics.pipeline --write
 
 stop-warehouse: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from customer_analytics import warehouse as wh; wh.stop_local_server(Path("data/warehouse").resolve())'

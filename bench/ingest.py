@@ -59,8 +59,8 @@ class PeakRSS(threading.Thread):
 
 
 def own_peak_rss() -> int:
-    """This process's peak resident memory in bytes: Linux's VmHWM (ru_maxrss would include the parent's
-    peak from before ``exec``), else ru_maxrss."""
+    """This process's peak resident memory in bytes: Linux's VmHWM (ru_maxrss would include the
+    parent's peak from before ``exec``), else ru_maxrss."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -72,18 +72,27 @@ def own_peak_rss() -> int:
 
 def flat_csv(raw: Path, dest: Path) -> None:
     """The demo orders as a flat CSV of order lines (streamed, one JSON line at a time)."""
-    with (raw / "orders.jsonl").open(encoding="utf-8") as f, dest.open("w", encoding="utf-8") as out:
+    with (
+        (raw / "orders.jsonl").open(encoding="utf-8") as f,
+        dest.open("w", encoding="utf-8") as out,
+    ):
         out.write("order_id,customer_id,ts,product,quantity,unit_price\n")
         for line in f:
             o = json.loads(line)
             for it in o["items"]:
-                out.write(f"{o['order_id']},{o['customer_id']},{o['ts']},{it['product']},{it['quantity']},"
-                          f"{it['unit_price']}\n")
+                out.write(
+                    f"{o['order_id']},{o['customer_id']},{o['ts']},{it['product']},{it['quantity']},"
+                    f"{it['unit_price']}\n"
+                )
 
 
 def run_once(name: str, data: Path, work: Path, **over) -> dict:
-    params = config.load(REPO, data_dir=str(data), warehouse_dir=str(work / f"wh_{name}"),
-                         reports_dir=str(work / "reports"))
+    params = config.load(
+        REPO,
+        data_dir=str(data),
+        warehouse_dir=str(work / f"wh_{name}"),
+        reports_dir=str(work / "reports"),
+    )
     params = dataclasses.replace(params, **over)
     session = wh.connect(params)
     rss = PeakRSS(params.warehouse_dir / srv.STATE_FILE)
@@ -97,16 +106,29 @@ def run_once(name: str, data: Path, work: Path, **over) -> dict:
     session.close()
     wh.stop_local_server(params.warehouse_dir)
     sizes = {c.source: c.bytes for c in counts}
-    return {"case": name, "seconds": round(seconds, 1),
-            "client_baseline_rss_mb": round(baseline / 2**20), "client_peak_rss_mb": round(client_peak / 2**20),
-            "server_peak_rss_mb": round(server_peak / 2**20),
-            "sources": {c.source: {"read": c.read, "accepted": c.accepted, "rejected": c.rejected,
-                                   "file_mb": round(sizes[c.source] / 2**20, 1)} for c in counts}}
+    return {
+        "case": name,
+        "seconds": round(seconds, 1),
+        "client_baseline_rss_mb": round(baseline / 2**20),
+        "client_peak_rss_mb": round(client_peak / 2**20),
+        "server_peak_rss_mb": round(server_peak / 2**20),
+        "sources": {
+            c.source: {
+                "read": c.read,
+                "accepted": c.accepted,
+                "rejected": c.rejected,
+                "file_mb": round(sizes[c.source] / 2**20, 1),
+            }
+            for c in counts
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--customers", type=int, default=115_000, help="demo customers (~9 order lines each)")
+    ap.add_argument(
+        "--customers", type=int, default=115_000, help="demo customers (~9 order lines each)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest.json")
     ap.add_argument("--case", nargs=3, metavar=("NAME", "DATA", "WORK"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -124,17 +146,30 @@ def main(argv: list[str] | None = None) -> int:
         flat_csv(raw, csv_dir / "orders.csv")
         gen = time.perf_counter() - t0
         results = []
-        for name, data in (("jsonl_with_customers_and_reviews", raw), ("flat_csv_orders_only", csv_dir)):
-            out = subprocess.run([sys.executable, __file__, "--case", name, str(data), str(work)],
-                                 capture_output=True, text=True)
+        for name, data in (
+            ("jsonl_with_customers_and_reviews", raw),
+            ("flat_csv_orders_only", csv_dir),
+        ):
+            out = subprocess.run(
+                [sys.executable, __file__, "--case", name, str(data), str(work)],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 raise RuntimeError(f"{name}: {out.stderr[-3000:]}")
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        report = {"what": "ingest.run on the embedded warehouse (fakesnow/DuckDB), fresh warehouse per case",
-                  "customers": a.customers, "data_generation_seconds": round(gen, 1),
-                  "machine": {"python": platform.python_version(), "cpus": psutil.cpu_count(),
-                              "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-                  "results": results}
+        report = {
+            "what": "ingest.run on the embedded warehouse (fakesnow/DuckDB), fresh warehouse per "
+            "case",
+            "customers": a.customers,
+            "data_generation_seconds": round(gen, 1),
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": psutil.cpu_count(),
+                "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            },
+            "results": results,
+        }
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(report, indent=2) + "\n")
         json.dump(report, sys.stdout, indent=2)

@@ -29,9 +29,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new temporary one)")
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="scratch folder (default: a new temporary one)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    ap.add_argument("--max-train-rows", type=int, default=None, help="override env.yaml's max_train_rows")
+    ap.add_argument(
+        "--max-train-rows", type=int, default=None, help="override env.yaml's max_train_rows"
+    )
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="ca_bench_"))
     times: dict[str, float] = {}
@@ -44,13 +48,21 @@ def main() -> None:
     t = time.perf_counter()
     counts = synthetic.write(synthetic.generate(a.customers, seed=a.seed), work / "raw")
     t = step("generate data", t)
-    p = config.load(REPO, data_dir=str(work / "raw"), warehouse_dir=str(work / "warehouse"),
-                    reports_dir=str(work / "reports"), seed=a.seed, max_train_rows=a.max_train_rows)
+    p = config.load(
+        REPO,
+        data_dir=str(work / "raw"),
+        warehouse_dir=str(work / "warehouse"),
+        reports_dir=str(work / "reports"),
+        seed=a.seed,
+        max_train_rows=a.max_train_rows,
+    )
     session = wh.connect(p)
     try:
         ingest.run(session, p)
         t = step("ingest", t)
-        text_model, quality = text.build(session, p.cutoffs()[0], p.seed, p.text_max_rows, work / "staging")
+        text_model, quality = text.build(
+            session, p.cutoffs()[0], p.seed, p.text_max_rows, work / "staging"
+        )
         t = step("text model + scoring", t)
         features.build(session, p, sentiment=text_model.available)
         t = step("features (all cut-offs)", t)
@@ -66,26 +78,43 @@ def main() -> None:
         session.close()
         wh.stop_local_server(p.warehouse_dir)
     result = {
-        "customers": a.customers, **counts, "feature_rows": n_rows, "train_rows_used": len(train),
-        "holdout_rows": len(holdout), "max_train_rows": p.max_train_rows, "cv_folds": p.cv_folds,
-        "n_cutoffs": p.n_cutoffs, "rf_trees": models.RF_TREES, "models": list(p.models), "chosen": selection.chosen,
-        "holdout_rmse": round(selection.holdout_chosen, 4), "best_baseline": selection.baseline,
-        "gain_vs_baseline": round(selection.improvement, 4), "text_accuracy": None if quality is None else
-        round(float(quality.iloc[:, 0]["accuracy"]), 4),
-        "fit_seconds": comparison.board["fit_seconds"].round(2).to_dict(), "seconds": times,
-        "stages_03_04_seconds": round(sum(v for k, v in times.items() if k not in ("generate data", "ingest")), 2),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpu, load {os.getloadavg()[0]:.1f} at the end",
+        "customers": a.customers,
+        **counts,
+        "feature_rows": n_rows,
+        "train_rows_used": len(train),
+        "holdout_rows": len(holdout),
+        "max_train_rows": p.max_train_rows,
+        "cv_folds": p.cv_folds,
+        "n_cutoffs": p.n_cutoffs,
+        "rf_trees": models.RF_TREES,
+        "models": list(p.models),
+        "chosen": selection.chosen,
+        "holdout_rmse": round(selection.holdout_chosen, 4),
+        "best_baseline": selection.baseline,
+        "gain_vs_baseline": round(selection.improvement, 4),
+        "text_accuracy": None
+        if quality is None
+        else round(float(quality.iloc[:, 0]["accuracy"]), 4),
+        "fit_seconds": comparison.board["fit_seconds"].round(2).to_dict(),
+        "seconds": times,
+        "stages_03_04_seconds": round(
+            sum(v for k, v in times.items() if k not in ("generate data", "ingest")), 2
+        ),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpu, load {os.getloadavg()[0]:.1f} at "
+        "the end",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     a.out.mkdir(parents=True, exist_ok=True)
     with (a.out / "model_comparison.jsonl").open("a") as f:
         f.write(json.dumps(result) + "\n")
     with (a.out / "model_comparison.md").open("a") as f:
-        f.write(f"| {result['date']} | {a.customers:,} | {counts['orders']:,} | {len(train):,} | "
-                f"{times['features (all cut-offs)']} | {times['compare (CV + holdout)']} | "
-                f"{result['stages_03_04_seconds']} | {selection.chosen} {selection.improvement:.1%} "
-                f"(max_train_rows {p.max_train_rows:,}, {models.RF_TREES} trees) | "
-                f"{result['machine']} |\n")
+        f.write(
+            f"| {result['date']} | {a.customers:,} | {counts['orders']:,} | {len(train):,} | "
+            f"{times['features (all cut-offs)']} | {times['compare (CV + holdout)']} | "
+            f"{result['stages_03_04_seconds']} | {selection.chosen} {selection.improvement:.1%} "
+            f"(max_train_rows {p.max_train_rows:,}, {models.RF_TREES} trees) | "
+            f"{result['machine']} |\n"
+        )
     print(json.dumps(result, indent=2))
     if a.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

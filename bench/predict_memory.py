@@ -1,6 +1,7 @@
 """Client memory of batch scoring: chunked vs one chunk, as the number of scored customers grows.
 
-Run: ``.venv/bin/python bench/predict_memory.py [--customers 4000 16000 64000] [--chunk-rows 2000]``.
+Run: ``.venv/bin/python bench/predict_memory.py [--customers 4000 16000 64000] [--chunk-rows
+    2000]``.
 For each size it generates demo data, ingests it into a throw-away local warehouse, builds
 FEATURES, registers a ridge model and scores everyone (``scoring_set=all``) twice: in chunks of
 ``--chunk-rows`` and in one chunk. It records the peak of Python-tracked allocations
@@ -31,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(n_customers: int, chunk_rows: int, work: Path) -> list[dict]:
     raw = work / "raw"
     synthetic.write(synthetic.generate(n_customers, seed=1), raw)
-    params = config.load(ROOT, data_dir=str(raw), warehouse_dir=str(work / "wh"), reports_dir=str(work / "reports"))
+    params = config.load(
+        ROOT, data_dir=str(raw), warehouse_dir=str(work / "wh"), reports_dir=str(work / "reports")
+    )
     params = dataclasses.replace(params, scoring_set="all")
     s = wh.connect(params)
     try:
@@ -43,8 +46,15 @@ def measure(n_customers: int, chunk_rows: int, work: Path) -> list[dict]:
         model = models.candidates(products, params.seed)["ridge"]().fit(x, y)
         del train, holdout, x, y
         reg = registry.open_registry(params)
-        mv = reg.log_model(model, registry.MODEL_NAME, {}, {"candidate": "ridge"}, {}, ft.feature_columns(products),
-                           ft.label_columns(products))
+        mv = reg.log_model(
+            model,
+            registry.MODEL_NAME,
+            {},
+            {"candidate": "ridge"},
+            {},
+            ft.feature_columns(products),
+            ft.label_columns(products),
+        )
         rows = []
         for label, rows_per_chunk in (("chunked", chunk_rows), ("one chunk", 10**9)):
             tracemalloc.start()
@@ -53,9 +63,16 @@ def measure(n_customers: int, chunk_rows: int, work: Path) -> list[dict]:
             seconds = time.perf_counter() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            rows.append({"customers_scored": run.customers, "mode": label, "chunks": run.chunks,
-                         "largest_chunk": run.largest_chunk, "peak_mib": round(peak / 2**20, 1),
-                         "seconds": round(seconds, 2)})
+            rows.append(
+                {
+                    "customers_scored": run.customers,
+                    "mode": label,
+                    "chunks": run.chunks,
+                    "largest_chunk": run.largest_chunk,
+                    "peak_mib": round(peak / 2**20, 1),
+                    "seconds": round(seconds, 2),
+                }
+            )
             print(rows[-1], file=sys.stderr)  # noqa: T201 - a benchmark script reports as it goes
         return rows
     finally:

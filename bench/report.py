@@ -12,51 +12,58 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
-TARGETS = {"pipeline_1m_s": 180.0, "pipeline_over_floor": 2.0, "growth_100k_to_1m": 10.0, "peak_rss_gb": 4.0,
-           "noop_s": 5.0}
+TARGETS = {
+    "pipeline_1m_s": 180.0,
+    "pipeline_over_floor": 2.0,
+    "growth_100k_to_1m": 10.0,
+    "peak_rss_gb": 4.0,
+    "noop_s": 5.0,
+}
 
 
 NOTES = [
-    "- **Fixed cost.** Each notebook pays a kernel start, the imports of Snowpark/scikit-learn, its set-up "
-    "cell and an HTML export, a cost that does not grow with the data (the pipeline's time minus its "
-    "tagged cells: {overhead}). That is why the pipeline is several "
-    "times the floor at 10k orders and below it at 1M.",
-    "- **Why the pipeline beats the floor at 1M.** The per-customer features of all cut-offs are one set-based "
-    "query in DuckDB (03's feature cells: well under 10 s) where pandas recomputes them per cut-off (the "
-    "floor's features column above); model fitting is "
-    "the same code on the same capped training sample (`max_train_rows`) in both.",
-    "- **The floor** is a straightforward pandas implementation, not a hand-tuned one: its ingest is "
-    "vectorised (`json.loads` per line so a bad line is rejected, not fatal, then column-wise checks) and "
-    "gives the same accepted rows as the contract's row-by-row reference on the demo data; its features "
-    "are `reference.features_at`, the pandas oracle the tests compare the warehouse with. Chosen models "
-    "agree; the gains differ slightly where the training sample is drawn (seeded, in the warehouse vs "
-    "numpy).",
-    "- **Slowest stage at 1M: 04_model_comparison**, model fitting (6 candidates × 3 time-based CV folds + "
-    "the held-out fit on at most 60,000 rows; random forest on both cores). Its cost no longer grows with "
-    "the data: before the training-row cap it took 334 s at 1M orders (all ~1M training rows fitted); "
-    "the cap is drawn in the warehouse, so only the sample comes to the client. Second: 01_ingest "
-    "(profiled with py-spy and the warehouse's per-query durations: about 11 s of client-side line "
-    "checks — strict JSON, duplicate keys, lone surrogates, which the data contract needs to name the bad "
-    "line — and about 21 s of set-based SQL, the largest single query being the JSON flattening, 6.8 s). "
-    "Neither has row-by-row warehouse round trips or order-level pulls (the pushdown audit test checks "
-    "the latter on every build).",
-    "- **Found and fixed through this benchmark:** the training-row cap above; the no-op rebuild's import cost "
-    "below; and, so that the floor is a fair one, the floor's features grouped the coupon code with `max` "
-    "on strings, which pandas runs in pure Python (230 s of the floor's 424 s at 1M); it now counts it.",
-    "- **No-op rebuild.** Mostly Python start-up and the imports of Ploomber and Papermill. It was 4.2-5.1 s "
-    "until we found that `jsonschema` 4.25+ imports `rfc3987_syntax` eagerly, which builds ~35 Earley "
-    "parsers (1.2 s on every start; python-jsonschema/jsonschema#1428); `jsonschema` is now pinned below "
-    "4.25, which validates the same notebook schemas without it.",
-    "- **Memory.** The largest kernel is 04 (training sample + six fitted models); the warehouse server "
-    "(DuckDB) is the largest process at 1M. The floor holds everything in one process and peaks higher.",
-    "- **Snowpark local_testing** (the emulator a Snowpark user would reach for first) runs the feature "
-    "stage (`bench/local_testing.py`; it needed two functions patched in, `stddev_samp` and `year`) and "
-    "did not finish at the smallest size within the limit, so larger sizes were not tried; the ratio "
-    "to the pipeline's feature notebook is therefore only bounded: {lt_bound}. Outside the table, by "
-    "hand: 2,133 orders had not finished after 15 minutes either, and 260 "
-    "orders (60 customers) ran 6 minutes and then failed inside the emulator's `DATEDIFF`, which cannot "
-    "subtract a timestamp from a date — a third gap, after which we stopped patching (so even with more "
-    "time the 10k run would most likely not have completed).",
+    "- **Fixed cost.** Each notebook pays a kernel start, the imports of Snowpark/scikit-learn, "
+    "its set-up cell and an HTML export, a cost that does not grow with the data (the pipeline's "
+    "time minus its tagged cells: {overhead}). That is why the pipeline is several times the "
+    "floor at 10k orders and below it at 1M.",
+    "- **Why the pipeline beats the floor at 1M.** The per-customer features of all cut-offs are "
+    "one set-based query in DuckDB (03's feature cells: well under 10 s) where pandas recomputes "
+    "them per cut-off (the floor's features column above); model fitting is the same code on the "
+    "same capped training sample (`max_train_rows`) in both.",
+    "- **The floor** is a straightforward pandas implementation, not a hand-tuned one: its ingest "
+    "is vectorised (`json.loads` per line so a bad line is rejected, not fatal, then column-wise "
+    "checks) and gives the same accepted rows as the contract's row-by-row reference on the demo "
+    "data; its features are `reference.features_at`, the pandas oracle the tests compare the "
+    "warehouse with. Chosen models agree; the gains differ slightly where the training sample is "
+    "drawn (seeded, in the warehouse vs numpy).",
+    "- **Slowest stage at 1M: 04_model_comparison**, model fitting (6 candidates × 3 time-based "
+    "CV folds + the held-out fit on at most 60,000 rows; random forest on both cores). Its cost "
+    "no longer grows with the data: before the training-row cap it took 334 s at 1M orders (all "
+    "~1M training rows fitted); the cap is drawn in the warehouse, so only the sample comes to "
+    "the client. Second: 01_ingest (profiled with py-spy and the warehouse's per-query durations: "
+    "about 11 s of client-side line checks — strict JSON, duplicate keys, lone surrogates, which "
+    "the data contract needs to name the bad line — and about 21 s of set-based SQL, the largest "
+    "single query being the JSON flattening, 6.8 s). Neither has row-by-row warehouse round trips "
+    "or order-level pulls (the pushdown audit test checks the latter on every build).",
+    "- **Found and fixed through this benchmark:** the training-row cap above; the no-op "
+    "rebuild's import cost below; and, so that the floor is a fair one, the floor's features "
+    "grouped the coupon code with `max` on strings, which pandas runs in pure Python (230 s of "
+    "the floor's 424 s at 1M); it now counts it.",
+    "- **No-op rebuild.** Mostly Python start-up and the imports of Ploomber and Papermill. It "
+    "was 4.2-5.1 s until we found that `jsonschema` 4.25+ imports `rfc3987_syntax` eagerly, which "
+    "builds ~35 Earley parsers (1.2 s on every start; python-jsonschema/jsonschema#1428); "
+    "`jsonschema` is now pinned below 4.25, which validates the same notebook schemas without it.",
+    "- **Memory.** The largest kernel is 04 (training sample + six fitted models); the warehouse "
+    "server (DuckDB) is the largest process at 1M. The floor holds everything in one process and "
+    "peaks higher.",
+    "- **Snowpark local_testing** (the emulator a Snowpark user would reach for first) runs the "
+    "feature stage (`bench/local_testing.py`; it needed two functions patched in, `stddev_samp` "
+    "and `year`) and did not finish at the smallest size within the limit, so larger sizes were "
+    "not tried; the ratio to the pipeline's feature notebook is therefore only bounded: "
+    "{lt_bound}. Outside the table, by hand: 2,133 orders had not finished after 15 minutes "
+    "either, and 260 orders (60 customers) ran 6 minutes and then failed inside the emulator's "
+    "`DATEDIFF`, which cannot subtract a timestamp from a date — a third gap, after which we "
+    "stopped patching (so even with more time the 10k run would most likely not have completed).",
 ]
 
 
@@ -74,29 +81,66 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     rows = []
     big = by.get(max(by)) if by else None
     if big:
-        rows.append((f"full pipeline at {big['orders']:,} orders", f"< {TARGETS['pipeline_1m_s']:.0f} s",
-                     f"{big['pipeline_s']:.1f} s", big["pipeline_s"] < TARGETS["pipeline_1m_s"]))
+        rows.append(
+            (
+                f"full pipeline at {big['orders']:,} orders",
+                f"< {TARGETS['pipeline_1m_s']:.0f} s",
+                f"{big['pipeline_s']:.1f} s",
+                big["pipeline_s"] < TARGETS["pipeline_1m_s"],
+            )
+        )
         r = _ratio(big["pipeline_s"], big.get("floor_s"))
-        rows.append(("pipeline / floor at that size", f"≤ {TARGETS['pipeline_over_floor']:.0f}×", f"{_fmt(r, '.2f')}×",
-                     None if r is None else r <= TARGETS["pipeline_over_floor"]))
-        peak = max(max(r["kernel_peak_rss_mb"].values(), default=0) for r in results["sizes"]) / 1024
+        rows.append(
+            (
+                "pipeline / floor at that size",
+                f"≤ {TARGETS['pipeline_over_floor']:.0f}×",
+                f"{_fmt(r, '.2f')}×",
+                None if r is None else r <= TARGETS["pipeline_over_floor"],
+            )
+        )
+        peak = (
+            max(max(r["kernel_peak_rss_mb"].values(), default=0) for r in results["sizes"]) / 1024
+        )
         server = max(r.get("server_peak_rss_mb", 0) for r in results["sizes"]) / 1024
-        rows.append(("peak memory of any notebook kernel", f"< {TARGETS['peak_rss_gb']:.0f} GiB", f"{peak:.2f} GiB",
-                     peak < TARGETS["peak_rss_gb"]))
-        rows.append(("peak memory of the warehouse server", f"< {TARGETS['peak_rss_gb']:.0f} GiB", f"{server:.2f} GiB",
-                     server < TARGETS["peak_rss_gb"]))
+        rows.append(
+            (
+                "peak memory of any notebook kernel",
+                f"< {TARGETS['peak_rss_gb']:.0f} GiB",
+                f"{peak:.2f} GiB",
+                peak < TARGETS["peak_rss_gb"],
+            )
+        )
+        rows.append(
+            (
+                "peak memory of the warehouse server",
+                f"< {TARGETS['peak_rss_gb']:.0f} GiB",
+                f"{server:.2f} GiB",
+                server < TARGETS["peak_rss_gb"],
+            )
+        )
         noop = max(r["noop_rebuild_s"] for r in results["sizes"])
         reran = sorted({n for r in results["sizes"] for n in r.get("noop_ran", [])})
-        rows.append(("no-op rebuild (worst size)", f"< {TARGETS['noop_s']:.0f} s",
-                     f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
-                     noop < TARGETS["noop_s"] and not reran))
+        rows.append(
+            (
+                "no-op rebuild (worst size)",
+                f"< {TARGETS['noop_s']:.0f} s",
+                f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
+                noop < TARGETS["noop_s"] and not reran,
+            )
+        )
     sizes = sorted(by)
     if len(sizes) >= 2:
         lo, hi = by[sizes[-2]], by[sizes[-1]]
         g = hi["pipeline_s"] / lo["pipeline_s"]
         n = hi["orders"] / lo["orders"]
-        rows.append((f"growth {lo['orders']:,} → {hi['orders']:,} orders ({n:.1f}× data)", f"≤ {n:.1f}× (linear)",
-                     f"{g:.2f}×", g <= n))
+        rows.append(
+            (
+                f"growth {lo['orders']:,} → {hi['orders']:,} orders ({n:.1f}× data)",
+                f"≤ {n:.1f}× (linear)",
+                f"{g:.2f}×",
+                g <= n,
+            )
+        )
     return rows
 
 
@@ -107,92 +151,185 @@ def write_report(results: dict, folder: Path) -> None:
     lines = [
         "# Benchmark results",
         "",
-        f"Measured by `bench/run.py` at commit `{m['commit']}` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
-        f"{m['memory_gb']} GiB RAM, Python {m['python']} ({m['os']}). Regenerate with `make bench`.",
+        f"Measured by `bench/run.py` at commit `{m['commit']}` on {m['date']}: {m['cpu']}, "
+        f"{m['cores']} cores, {m['memory_gb']} GiB RAM, Python {m['python']} ({m['os']}). "
+        "Regenerate with `make bench`.",
         "",
-        "Sizes are orders (lines of `orders.jsonl`, about two order lines each); customers scale with them. "
-        "*Pipeline* is `ploomber build --force` of the five notebooks on the embedded warehouse "
-        "(fakesnow/DuckDB), kernels and report export included. *Floor* is `bench/floor.py`: the same work "
-        "(same features, models and scoring) in one plain pandas + scikit-learn process, no notebooks, no "
-        "orchestration. *local_testing* is Snowpark's own local emulator running the feature stage only.",
+        "Sizes are orders (lines of `orders.jsonl`, about two order lines each); customers scale "
+        "with them. *Pipeline* is `ploomber build --force` of the five notebooks on the embedded "
+        "warehouse (fakesnow/DuckDB), kernels and report export included. *Floor* is "
+        "`bench/floor.py`: the same work (same features, models and scoring) in one plain pandas "
+        "+ scikit-learn process, no notebooks, no orchestration. *local_testing* is Snowpark's "
+        "own local emulator running the feature stage only.",
         "",
         "## Targets",
         "",
         "| target | limit | measured | met |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {t} | {lim} | {val} | {'yes' if ok else 'no' if ok is not None else '–'} |"
-              for t, lim, val, ok in targets(results)]
-    lines += ["", "## Ratios", "", "| orders | customers | pipeline / floor | local_testing features / pipeline features |",
-              "|---:|---:|---:|---:|"]
+    lines += [
+        f"| {t} | {lim} | {val} | {'yes' if ok else 'no' if ok is not None else '–'} |"
+        for t, lim, val, ok in targets(results)
+    ]
+    lines += [
+        "",
+        "## Ratios",
+        "",
+        "| orders | customers | pipeline / floor | local_testing features / pipeline features |",
+        "|---:|---:|---:|---:|",
+    ]
     lt_limit = results.get("local_testing_timeout_s", 600)
     for r in sizes:
         lt = r.get("local_testing_s")
         feat = r["tasks_s"].get("03_features")
         status = r.get("local_testing_status")
-        lt_txt = (_fmt(_ratio(lt, feat), ".0f") + "×" if lt else
-                  f"did not finish within {lt_limit:.0f} s ({status})" if status else
-                  "not run: it did not finish at a smaller size" if results.get("local_testing", True) else
-                  "not run (--no-local-testing)")
-        lines.append(f"| {r['orders']:,} | {r['customers']:,} | {_fmt(_ratio(r['pipeline_s'], r.get('floor_s')), '.2f')}× "
-                     f"| {lt_txt} |")
-    lines += ["", "## Seconds", "", "| orders | pipeline | " + " | ".join(NOTEBOOKS) + " | no-op rebuild | floor | "
-              "local_testing features |", "|---:" * (len(NOTEBOOKS) + 5) + "|"]
+        lt_txt = (
+            _fmt(_ratio(lt, feat), ".0f") + "×"
+            if lt
+            else f"did not finish within {lt_limit:.0f} s ({status})"
+            if status
+            else "not run: it did not finish at a smaller size"
+            if results.get("local_testing", True)
+            else "not run (--no-local-testing)"
+        )
+        lines.append(
+            f"| {r['orders']:,} | {r['customers']:,} | "
+            f"{_fmt(_ratio(r['pipeline_s'], r.get('floor_s')), '.2f')}× | {lt_txt} |"
+        )
+    lines += [
+        "",
+        "## Seconds",
+        "",
+        "| orders | pipeline | " + " | ".join(NOTEBOOKS) + " | no-op rebuild | floor | "
+        "local_testing features |",
+        "|---:" * (len(NOTEBOOKS) + 5) + "|",
+    ]
     for r in sizes:
-        lines.append(f"| {r['orders']:,} | {r['pipeline_s']:.1f} | "
-                     + " | ".join(_fmt(r["tasks_s"].get(n)) for n in NOTEBOOKS)
-                     + f" | {r['noop_rebuild_s']:.1f} | {_fmt(r.get('floor_s'))} | {_fmt(r.get('local_testing_s'))} |")
-    lines += ["", "Inside the notebooks (cells tagged `bench-warehouse` / `bench-model`, from Papermill's cell "
-              "durations), seconds:", "", "| orders | " + " | ".join(NOTEBOOKS) + " |", "|---:" * (len(NOTEBOOKS) + 1) + "|"]
+        lines.append(
+            f"| {r['orders']:,} | {r['pipeline_s']:.1f} | "
+            + " | ".join(_fmt(r["tasks_s"].get(n)) for n in NOTEBOOKS)
+            + f" | {r['noop_rebuild_s']:.1f} | {_fmt(r.get('floor_s'))} | "
+            f"{_fmt(r.get('local_testing_s'))} |"
+        )
+    lines += [
+        "",
+        "Inside the notebooks (cells tagged `bench-warehouse` / `bench-model`, from Papermill's "
+        "cell durations), seconds:",
+        "",
+        "| orders | " + " | ".join(NOTEBOOKS) + " |",
+        "|---:" * (len(NOTEBOOKS) + 1) + "|",
+    ]
     for r in sizes:
         split = r.get("stage_split_s", {})
-        lines.append(f"| {r['orders']:,} | " + " | ".join(
-            f"{split.get(n, {}).get('warehouse_s', 0):.1f} wh / {split.get(n, {}).get('model_s', 0):.1f} model"
-            for n in NOTEBOOKS) + " |")
-    lines += ["", "Stage by stage, pipeline notebook against the floor's step (seconds; the notebook's time includes "
-              "its kernel start, set-up cell, figures and HTML export), and the model each chose:", "",
-              "| orders | ingest: 01 / floor | features (+ text model): 03 / floor | models: 04 / floor "
-              "| chosen (gain over best baseline): pipeline / floor |", "|---:|---:|---:|---:|---|"]
+        lines.append(
+            f"| {r['orders']:,} | "
+            + " | ".join(
+                f"{split.get(n, {}).get('warehouse_s', 0):.1f} wh / "
+                f"{split.get(n, {}).get('model_s', 0):.1f} model"
+                for n in NOTEBOOKS
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Stage by stage, pipeline notebook against the floor's step (seconds; the notebook's time "
+        "includes its kernel start, set-up cell, figures and HTML export), and the model each "
+        "chose:",
+        "",
+        "| orders | ingest: 01 / floor | features (+ text model): 03 / floor | models: 04 / floor "
+        "| chosen (gain over best baseline): pipeline / floor |",
+        "|---:|---:|---:|---:|---|",
+    ]
     for r in sizes:
         fd, pm, t = r.get("floor_detail", {}), r.get("pipeline_model", {}), r["tasks_s"]
-        gain = f"{pm.get('model', '–')} ({_fmt(100 * pm['improvement'] if pm.get('improvement') is not None else None)}%)"
-        fgain = (f"{fd.get('chosen', '–')} "
-                 f"({_fmt(100 * fd['holdout_improvement'] if fd.get('holdout_improvement') is not None else None)}%)")
-        lines.append(f"| {r['orders']:,} | {_fmt(t.get('01_ingest'))} / {_fmt(fd.get('ingest_s'))} "
-                     f"| {_fmt(t.get('03_features'))} / {_fmt(fd.get('features_s'))} "
-                     f"| {_fmt(t.get('04_model_comparison'))} / {_fmt(fd.get('models_s'))} | {gain} / {fgain} |")
-    lines += ["", "## Peak resident memory (MiB)", "", "| orders | " + " | ".join(NOTEBOOKS)
-              + " | warehouse server | floor |", "|---:" * (len(NOTEBOOKS) + 3) + "|"]
+        gain = (
+            f"{pm.get('model', '–')} "
+            f"({_fmt(100 * pm['improvement'] if pm.get('improvement') is not None else None)}%)"
+        )
+        held_out = fd.get("holdout_improvement")
+        fgain = (
+            f"{fd.get('chosen', '–')} ({_fmt(100 * held_out if held_out is not None else None)}%)"
+        )
+        lines.append(
+            f"| {r['orders']:,} | {_fmt(t.get('01_ingest'))} / {_fmt(fd.get('ingest_s'))} | "
+            f"{_fmt(t.get('03_features'))} / {_fmt(fd.get('features_s'))} | "
+            f"{_fmt(t.get('04_model_comparison'))} / {_fmt(fd.get('models_s'))} | {gain} / "
+            f"{fgain} |"
+        )
+    lines += [
+        "",
+        "## Peak resident memory (MiB)",
+        "",
+        "| orders | " + " | ".join(NOTEBOOKS) + " | warehouse server | floor |",
+        "|---:" * (len(NOTEBOOKS) + 3) + "|",
+    ]
     for r in sizes:
-        lines.append(f"| {r['orders']:,} | " + " | ".join(_fmt(r["kernel_peak_rss_mb"].get(n), ".0f") for n in NOTEBOOKS)
-                     + f" | {_fmt(r.get('server_peak_rss_mb'), '.0f')} | {_fmt(r.get('floor_peak_rss_mb'), '.0f')} |")
+        lines.append(
+            f"| {r['orders']:,} | "
+            + " | ".join(_fmt(r["kernel_peak_rss_mb"].get(n), ".0f") for n in NOTEBOOKS)
+            + f" | {_fmt(r.get('server_peak_rss_mb'), '.0f')} | "
+            f"{_fmt(r.get('floor_peak_rss_mb'), '.0f')} |"
+        )
     lines += ["", "![scaling](scaling.png)", ""]
-    overhead = " / ".join(f"{r['pipeline_s'] - sum(sum(v.values()) for v in r.get('stage_split_s', {}).values()):.0f} s"
-                          for r in sizes) + " at the sizes above"
+    overhead = (
+        " / ".join(
+            f"{untagged:.0f} s"
+            for untagged in (
+                r["pipeline_s"] - sum(sum(v.values()) for v in r.get("stage_split_s", {}).values())
+                for r in sizes
+            )
+        )
+        + " at the sizes above"
+    )
     timed_out = [r for r in sizes if r.get("local_testing_status") == "timeout"]
     lt_bound = "–"
     if timed_out:
         r, limit = timed_out[0], results.get("local_testing_timeout_s", 600)
         feat = r["tasks_s"].get("03_features") or float("nan")
-        lt_bound = f"more than {limit:.0f} s / {feat:.1f} s ≈ {limit / feat:.0f}× at {r['orders']:,} orders"
-    lines += ["## How to read this", "",
-              *(n.replace("{overhead}", overhead).replace("{lt_bound}", lt_bound) for n in NOTES), ""]
+        lt_bound = (
+            f"more than {limit:.0f} s / {feat:.1f} s ≈ {limit / feat:.0f}× at {r['orders']:,} "
+            "orders"
+        )
+    lines += [
+        "## How to read this",
+        "",
+        *(n.replace("{overhead}", overhead).replace("{lt_bound}", lt_bound) for n in NOTES),
+        "",
+    ]
     (folder / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
 
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
     x = [r["orders"] for r in sizes]
     ax.plot(x, [r["pipeline_s"] for r in sizes], marker="o", label="pipeline (5 notebooks)")
-    ax.plot(x, [r.get("floor_s") for r in sizes], marker="s", label="floor (pandas + scikit-learn script)")
-    ax.plot(x, [r["tasks_s"].get("03_features") for r in sizes], marker="^", ls="--", label="pipeline: 03_features")
+    ax.plot(
+        x,
+        [r.get("floor_s") for r in sizes],
+        marker="s",
+        label="floor (pandas + scikit-learn script)",
+    )
+    ax.plot(
+        x,
+        [r["tasks_s"].get("03_features") for r in sizes],
+        marker="^",
+        ls="--",
+        label="pipeline: 03_features",
+    )
     lt = [(r["orders"], r["local_testing_s"]) for r in sizes if r.get("local_testing_s")]
     if lt:
-        ax.plot(*zip(*lt, strict=True), marker="x", ls="--", label="Snowpark local_testing: features")
+        ax.plot(
+            *zip(*lt, strict=True), marker="x", ls="--", label="Snowpark local_testing: features"
+        )
     cut = [r["orders"] for r in sizes if r.get("local_testing_status") == "timeout"]
     if cut:
         limit = results.get("local_testing_timeout_s", 600)
-        ax.scatter(cut, [limit] * len(cut), marker="^", color="red",
-                   label=f"Snowpark local_testing: features unfinished after {limit:.0f} s")
+        ax.scatter(
+            cut,
+            [limit] * len(cut),
+            marker="^",
+            color="red",
+            label=f"Snowpark local_testing: features unfinished after {limit:.0f} s",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("orders")
@@ -205,5 +342,7 @@ def write_report(results: dict, folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
+    path = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
+    )
     write_report(json.loads(path.read_text()), Path(__file__).parent)

@@ -1,4 +1,5 @@
-"""Benchmark harness: the full pipeline at several sizes, beside the references a user could pick instead.
+"""Benchmark harness: the full pipeline at several sizes, beside the references a user could pick
+instead.
 
 Usage (from the project folder; `make bench` runs the default sizes)::
 
@@ -44,7 +45,9 @@ from customer_analytics import config, synthetic  # noqa: E402
 
 log = logging.getLogger("bench")
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
-ORDERS_PER_CUSTOMER = 4.66  # of the demo generator with its defaults (measured; the real count is recorded)
+ORDERS_PER_CUSTOMER = (
+    4.66  # of the demo generator with its defaults (measured; the real count is recorded)
+)
 DEFAULT_SIZES = "10000,100000,1000000"
 STAGE_TAGS = {"bench-warehouse": "warehouse_s", "bench-model": "model_s"}
 BIN = Path(sys.executable).parent
@@ -70,15 +73,15 @@ class PeakMemory:
         self._thread.join()
 
     def _sample(self, proc: psutil.Process) -> None:
-        try:
-            rss = proc.memory_info().rss
-            entry = self.peaks.setdefault(proc.pid, {"started": proc.create_time(), "peak_rss": 0})
-            # re-read each time: a child forked by a kernel carries the kernel's command line until it execs
-            entry["cmdline"] = " ".join(proc.cmdline())
-            entry["ppid"] = proc.ppid()
-            entry["peak_rss"] = max(entry["peak_rss"], rss)
+        try:  # read everything first: a process may end between two reads
+            rss, started = proc.memory_info().rss, proc.create_time()
+            # re-read each time: a child forked by a kernel carries the kernel's command line until
+            # it execs
+            cmdline, ppid = " ".join(proc.cmdline()), proc.ppid()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
+            return
+        entry = self.peaks.setdefault(proc.pid, {"started": started, "peak_rss": 0})
+        entry.update(cmdline=cmdline, ppid=ppid, peak_rss=max(entry["peak_rss"], rss))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -88,7 +91,9 @@ class PeakMemory:
                 procs = []
             for p in procs:
                 self._sample(p)
-            if self.state_file is not None:  # the warehouse server outlives the kernel that started it
+            if (
+                self.state_file is not None
+            ):  # the warehouse server outlives the kernel that started it
                 try:
                     self._sample(psutil.Process(json.loads(self.state_file.read_text())["pid"]))
                 except (OSError, ValueError, KeyError, psutil.NoSuchProcess):
@@ -96,19 +101,33 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def kernels(self) -> list[dict]:
-        """Notebook kernels, in the order they started (= the order the serial executor ran the tasks)."""
+        """Notebook kernels, in the order they started (= the order the serial executor ran the
+        tasks)."""
         kernels = {pid: v for pid, v in self.peaks.items() if "ipykernel" in v["cmdline"]}
         # a kernel's own children (forked before exec, joblib workers) are not kernels
-        return sorted((v for v in kernels.values() if v["ppid"] not in kernels), key=lambda v: v["started"])
+        return sorted(
+            (v for v in kernels.values() if v["ppid"] not in kernels), key=lambda v: v["started"]
+        )
 
     def server_peak(self) -> int:
-        return max((v["peak_rss"] for v in self.peaks.values() if "warehouse_server" in v["cmdline"]), default=0)
+        return max(
+            (v["peak_rss"] for v in self.peaks.values() if "warehouse_server" in v["cmdline"]),
+            default=0,
+        )
 
 
-def timed_run(cmd: list[str], env: dict, cwd: Path, timeout: float | None = None, warehouse: Path | None = None) -> dict:
+def timed_run(
+    cmd: list[str],
+    env: dict,
+    cwd: Path,
+    timeout: float | None = None,
+    warehouse: Path | None = None,
+) -> dict:
     """Run ``cmd``; return wall seconds, return code, output tail and per-process memory peaks."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     with PeakMemory(proc.pid, warehouse) as mem:
         try:
             out, _ = proc.communicate(timeout=timeout)
@@ -116,18 +135,37 @@ def timed_run(cmd: list[str], env: dict, cwd: Path, timeout: float | None = None
             proc.kill()
             out, _ = proc.communicate()
             return {"seconds": None, "returncode": "timeout", "output": out[-3000:], "memory": mem}
-    return {"seconds": time.perf_counter() - started, "returncode": proc.returncode, "output": out[-6000:],
-            "memory": mem}
+    return {
+        "seconds": time.perf_counter() - started,
+        "returncode": proc.returncode,
+        "output": out[-6000:],
+        "memory": mem,
+    }
 
 
 def build_env() -> dict:
-    return {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
-            "CUSTOMER_ANALYTICS_ROOT": str(ROOT)}
+    return {
+        **os.environ,
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+        "CUSTOMER_ANALYTICS_ROOT": str(ROOT),
+    }
 
 
 def ploomber(work: Path, *extra: str) -> list[str]:
-    return [str(BIN / "ploomber"), "build", "--entry-point", "pipeline.yaml", "--env--data_dir", str(work / "raw"),
-            "--env--warehouse_dir", str(work / "warehouse"), "--env--reports_dir", str(work / "reports"), *extra]
+    return [
+        str(BIN / "ploomber"),
+        "build",
+        "--entry-point",
+        "pipeline.yaml",
+        "--env--data_dir",
+        str(work / "raw"),
+        "--env--warehouse_dir",
+        str(work / "warehouse"),
+        "--env--reports_dir",
+        str(work / "reports"),
+        *extra,
+    ]
 
 
 def task_seconds(output: str) -> dict[str, float]:
@@ -164,6 +202,17 @@ def chosen_model(report_dir: Path) -> dict:
     return {k: head.get(k) for k in ("model", "baseline", "improvement")}
 
 
+def report_folder(reports_dir: Path) -> Path:
+    """The run's report folder: ``<run_date>/``, or ``experiments/<name>/<run_date>/`` (a data_dir
+    other
+    than env.yaml's makes the benchmark's run an experiment)."""
+    day = str(config.load(ROOT).run_date)
+    found = sorted(reports_dir.glob(f"**/{day}/01_ingest.ipynb"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RuntimeError(f"no executed 01_ingest.ipynb for {day} under {reports_dir}")
+    return found[-1].parent
+
+
 def stop_server(warehouse: Path) -> None:
     from customer_analytics import warehouse as wh
 
@@ -190,8 +239,10 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     kernels = run["memory"].kernels()
     result["pipeline_s"] = run["seconds"]
     result["tasks_s"] = task_seconds(run["output"])
-    result["kernel_peak_rss_mb"] = {name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)}
-    reports = work / "reports" / str(config.load(ROOT).run_date)
+    result["kernel_peak_rss_mb"] = {
+        name: k["peak_rss"] / 2**20 for name, k in zip(NOTEBOOKS, kernels, strict=False)
+    }
+    reports = report_folder(work / "reports")
     result["stage_split_s"] = stage_split(reports)
     result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20
     result["pipeline_model"] = chosen_model(reports)
@@ -200,12 +251,23 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     if noop["returncode"] != 0:
         raise RuntimeError(f"no-op rebuild failed at {n_orders} orders:\n{noop['output']}")
     result["noop_rebuild_s"] = noop["seconds"]
-    result["noop_ran"] = [name for name, s in task_seconds(noop["output"]).items() if s > 0]  # should be []
+    result["noop_ran"] = [
+        name for name, s in task_seconds(noop["output"]).items() if s > 0
+    ]  # should be []
     stop_server(work / "warehouse")
 
     log.info("[%s] floor script", n_orders)
-    floor = timed_run([sys.executable, str(ROOT / "bench" / "floor.py"), str(work / "raw"), "--out",
-                       str(work / "floor")], env, ROOT)
+    floor = timed_run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "floor.py"),
+            str(work / "raw"),
+            "--out",
+            str(work / "floor"),
+        ],
+        env,
+        ROOT,
+    )
     if floor["returncode"] != 0:
         raise RuntimeError(f"floor script failed at {n_orders} orders:\n{floor['output']}")
     result["floor_s"] = floor["seconds"]
@@ -217,8 +279,12 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
 
     if run_local_testing:
         log.info("[%s] Snowpark local_testing feature stage (timeout %.0f s)", n_orders, lt_timeout)
-        lt = timed_run([sys.executable, str(ROOT / "bench" / "local_testing.py"), str(work / "raw")], env, ROOT,
-                       timeout=lt_timeout)
+        lt = timed_run(
+            [sys.executable, str(ROOT / "bench" / "local_testing.py"), str(work / "raw")],
+            env,
+            ROOT,
+            timeout=lt_timeout,
+        )
         result["local_testing_s"] = lt["seconds"] if lt["returncode"] == 0 else None
         result["local_testing_status"] = "ok" if lt["returncode"] == 0 else str(lt["returncode"])
         if lt["returncode"] not in (0, "timeout"):
@@ -233,34 +299,56 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
 def machine() -> dict:
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return {"cpu": cpu, "cores": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "os": platform.platform(),
-            "commit": commit.strip() + ("-dirty" if dirty else ""),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "commit": commit.strip() + ("-dirty" if dirty else ""),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="numbers of orders, comma-separated")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--local-testing-timeout", type=float, default=600)
     ap.add_argument("--no-local-testing", action="store_true")
-    ap.add_argument("--report-dir", type=Path, default=None,
-                    help="where RESULTS.md and scaling.png go (default: bench/ for the default sizes, else --out, "
-                         "so a quick run does not overwrite the committed results)")
+    ap.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="where RESULTS.md and scaling.png go (default: bench/ for the default sizes, else "
+        "--out, so a quick run does not overwrite the committed results)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sizes = [int(s) for s in a.sizes.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine(), "sizes": [], "local_testing_timeout_s": a.local_testing_timeout,
-               "local_testing": not a.no_local_testing}
+    results = {
+        "machine": machine(),
+        "sizes": [],
+        "local_testing_timeout_s": a.local_testing_timeout,
+        "local_testing": not a.no_local_testing,
+    }
     local_testing = not a.no_local_testing
     for n in sizes:
         r = bench_size(n, a.out, a.local_testing_timeout, local_testing)

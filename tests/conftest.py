@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,70 @@ from customer_analytics import warehouse as wh
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CUSTOMERS = 1500
+TESTS = Path(__file__).resolve().parent
+_CONFIG: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _CONFIG
+    _CONFIG = config
+    config.addinivalue_line(
+        "markers", "warehouse: starts the embedded warehouse (deselected by make test-fast)"
+    )
+
+
+def progress(text: str) -> None:
+    """A line on the terminal now, while a long fixture works (pytest captures everything else)."""
+    reporter = _CONFIG.pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
+    if reporter is not None:
+        reporter.write_line(f"  ... {text}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Say when a shared fixture of these tests starts and how long it took: some run whole
+    pipelines for minutes, and pytest is otherwise silent until the first test of the module."""
+    code = getattr(fixturedef.func, "__code__", None)
+    path = Path(code.co_filename) if code is not None else None
+    shared = (
+        fixturedef.scope in ("session", "module") and path is not None and TESTS in path.parents
+    )
+    started = time.perf_counter()
+    if shared:
+        progress(
+            f"{fixturedef.argname} ({fixturedef.scope} fixture, {request.node.name}): setting up"
+        )
+    yield
+    if shared:
+        progress(f"{fixturedef.argname}: ready after {time.perf_counter() - started:.0f} s")
+
+
+#: fixtures that start the embedded warehouse (directly or through another)
+WAREHOUSE_FIXTURES = {
+    "session",
+    "params",
+    "fresh_warehouse",
+    "labelled",
+    "comparison",
+    "closed_cohort",
+    "closed_comparison",
+    "scheduled_runs",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tier marker: a test that uses the embedded warehouse (through these fixtures or by
+    connecting itself) is ``warehouse``; ``make test-fast`` deselects it and ``slow``."""
+    connects: dict[str, bool] = {}
+    for item in items:
+        source = getattr(getattr(item, "module", None), "__file__", None) or ""
+        if source not in connects:
+            connects[source] = bool(source) and "wh.connect(" in Path(source).read_text(
+                encoding="utf-8"
+            )
+        uses = WAREHOUSE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or connects[source]:
+            item.add_marker(pytest.mark.warehouse)
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +95,12 @@ def raw_dir(tmp_path_factory) -> Path:
 
 def make_params(raw: Path, warehouse: Path, **over) -> config.Params:
     """Parameters from the repository's env.yaml, pointed at test folders."""
-    p = config.load(REPO, data_dir=str(raw), warehouse_dir=str(warehouse), reports_dir=str(warehouse / "reports"))
+    p = config.load(
+        REPO,
+        data_dir=str(raw),
+        warehouse_dir=str(warehouse),
+        reports_dir=str(warehouse / "reports"),
+    )
     return dataclasses.replace(p, **over) if over else p
 
 
@@ -68,12 +138,24 @@ CUTOFF = dt.date(2026, 6, 1)
 
 
 #: What a scratch copy of the project leaves out: environments, data, generated files.
-SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "reports", "__pycache__", "*.egg-info",
-                                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "bench", "logs")
+SCRATCH_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "data",
+    "reports",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    "bench",
+    "logs",
+)
 
 
 def scratch_project(dest: Path, **env: object) -> Path:
-    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that edit it.
+    """A copy of the project (sources, notebooks, pipeline, env.yaml) in ``dest``, for tests that
+    edit it.
 
     ``env`` changes its ``env.yaml`` (the copy's production profile), e.g. ``data_dir=...``.
     """
@@ -85,13 +167,21 @@ def scratch_project(dest: Path, **env: object) -> Path:
 
 
 def project_env(project: Path, **extra: str) -> dict[str, str]:
-    """Environment for a process working in a scratch project: its sources, its env.yaml, no telemetry."""
-    return {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1",
-            "PYTHONPATH": str(project / "src"), config.ROOT_ENV_VAR: str(project), **extra}
+    """Environment for a process working in a scratch project: its sources, its env.yaml, no
+    telemetry."""
+    return {
+        **os.environ,
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "1",
+        "PYTHONPATH": str(project / "src"),
+        config.ROOT_ENV_VAR: str(project),
+        **extra,
+    }
 
 
 def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: object):
-    """Run a committed notebook the way JupyterLab's "Run All" does, with ``cell`` typed into its parameters cell.
+    """Run a committed notebook the way JupyterLab's "Run All" does, with ``cell`` typed into its
+    parameters cell.
 
     The kernel starts in ``project/notebooks`` with no pipeline around it (no ``run_context``, no
     ``product``). Returns the executed notebook; raises nbclient's CellExecutionError on an error.
@@ -108,8 +198,12 @@ def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: 
     os.environ.update(PYTHONPATH=str(project / "src"), **{config.ROOT_ENV_VAR: str(project)})
     os.environ.pop(config.ENV_FILE_VAR, None)
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(project / "notebooks")}})
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(project / "notebooks")}},
+        )
         client.execute()
     finally:
         for k, v in old.items():
@@ -121,12 +215,16 @@ def run_interactively(project: Path, notebook: str, timeout: int = 600, **cell: 
 
 
 def outputs_text(nb) -> str:
-    """All text and Markdown an executed notebook showed."""
+    """All text, Markdown and HTML (formatted tables) an executed notebook showed."""
     out = []
     for c in nb.cells:
         for o in c.get("outputs", []):
             out.append(o.get("text", ""))
-            out += [str(v) for k, v in o.get("data", {}).items() if k in ("text/plain", "text/markdown")]
+            out += [
+                str(v)
+                for k, v in o.get("data", {}).items()
+                if k in ("text/plain", "text/markdown", "text/html")
+            ]
             if o.get("output_type") == "error":
                 out.append(f"{o.get('ename')}: {o.get('evalue')}")
     return "\n".join(out)
@@ -134,7 +232,8 @@ def outputs_text(nb) -> str:
 
 @pytest.fixture(scope="session")
 def scheduled_runs(tmp_path_factory):
-    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once per session."""
+    """Scheduled runs of the `customer-analytics` command for real (see tests/scheduled.py); once
+    per session."""
     from scheduled import run_schedule
 
     sched = run_schedule(tmp_path_factory.mktemp("scheduled"))
@@ -143,14 +242,48 @@ def scheduled_runs(tmp_path_factory):
 
 
 #: every model candidate, for the model and registry tests
-NAMES = ("last_period", "mean", "segment_mean", "ridge", "random_forest", "hist_gradient_boosting")
+NAMES = config.MODEL_NAMES
+CLOSED_CUSTOMERS = 5000
+
+
+@pytest.fixture(scope="session")
+def closed_cohort(tmp_path_factory):
+    """The closed-cohort demo world (5,000 customers, seed 42): params, a warehouse with FEATURES.
+
+    Everyone joined in the first twelve weeks, so env.yaml's ``scoring_set: new`` finds nobody.
+    """
+    raw = tmp_path_factory.mktemp("closed_raw")
+    synthetic.write(synthetic.generate_closed_cohort(CLOSED_CUSTOMERS, seed=42), raw)
+    p = make_params(raw, tmp_path_factory.mktemp("closed_wh"))
+    s = wh.connect(p)
+    ingest.run(s, p)
+    model, _ = text.build(s, p.cutoffs()[0], p.seed, p.text_max_rows, p.warehouse_dir / "staging")
+    ft.build(s, p, sentiment=model.available)
+    yield p, s
+    s.close()
+    wh.stop_local_server(p.warehouse_dir)
+
+
+@pytest.fixture(scope="session")
+def closed_comparison(closed_cohort):
+    """env.yaml's candidates compared on the closed cohort, and the selection."""
+    p, s = closed_cohort
+    train, holdout = ft.load_labelled(s, p.max_train_rows, p.seed)
+    comparison = md.compare(train, holdout, p.models, p.seed, p.cv_folds, p.calibration_tolerance)
+    return train, holdout, comparison, md.select(comparison, p.primary_metric, p.seed)
 
 
 @pytest.fixture(scope="module")
 def labelled(session, params):
-    """(train, holdout) FEATURES rows, built (text model + features) in each module that asks for them."""
-    model, _ = text.build(session, params.cutoffs()[0], params.seed, params.text_max_rows,
-                          params.warehouse_dir / "staging")
+    """(train, holdout) FEATURES rows, built (text model + features) in each module that asks for
+    them."""
+    model, _ = text.build(
+        session,
+        params.cutoffs()[0],
+        params.seed,
+        params.text_max_rows,
+        params.warehouse_dir / "staging",
+    )
     ft.build(session, params, sentiment=model.available)
     return ft.load_labelled(session, params.max_train_rows, params.seed)
 

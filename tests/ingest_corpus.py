@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from customer_analytics import contract
 from customer_analytics.contract import MAX_ITEMS, MAX_LINE_BYTES, Excluded, Reason
 
 R = Reason
@@ -40,11 +41,13 @@ def _dumps(obj) -> str:
 
 def _csv_line(values: list[str]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(values)  # fields holding a line break get quoted
+    csv.writer(buf, lineterminator="\r\n").writerow(
+        values
+    )  # fields holding a line break get quoted
     return buf.getvalue()[:-2]
 
 
-def corrupt(raw: Path, out: Path, seed: int = 3, n_calls: int = 100) -> list[Expected]:
+def corrupt(raw: Path, out: Path, seed: int = 3, n_calls: int = 250) -> list[Expected]:
     """Write a corrupted copy of the demo data in ``raw`` to ``out``; return the expectations."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,16 +65,39 @@ def _good_customer_ids(path: Path, bad: set[str]) -> set[str]:
         return {r["customer_id"] for r in csv.DictReader(f)} - bad
 
 
-# --------------------------------------------------------------------------- customers.csv (BOM, CRLF)
+# ----------------------------------------------------------------------- customers.csv (BOM, CRLF)
 def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> set[str]:
-    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become unknown)."""
+    """Corrupt customers.csv; return the ids whose only row gets rejected (their orders become
+    unknown)."""
     with src.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
     col = {h: i for i, h in enumerate(header)}
     edits: dict[int, tuple] = {}  # body index -> (kind, payload)
-    kinds = ["missing_id", "feb30", "us_date", "old_date", "by_text", "by_frac", "by_old", "bad_utf8", "nul",
-             "few_fields", "unclosed", "lone_cr", "trailing_comma", "multiline", "cjk", "quoted", "spaces", "ts_signup"]
+    kinds = [
+        "missing_id",
+        "feb30",
+        "us_date",
+        "old_date",
+        "by_text",
+        "by_frac",
+        "by_old",
+        "bad_utf8",
+        "nul",
+        "few_fields",
+        "unclosed",
+        "lone_cr",
+        "trailing_comma",
+        "multiline",
+        "cjk",
+        "quoted",
+        "spaces",
+        "ts_signup",
+        "zwsp_id",
+        "bidi_id",
+        "crlf_name",
+        "tab_id",
+    ]
     picks = rng.sample(range(5, len(body) - 5), 2 * len(kinds))
     for k, idx in enumerate(picks):
         edits[idx] = kinds[k % len(kinds)]
@@ -91,7 +117,9 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
             add(b"", "line", R.EMPTY_LINE, "blank line")
         if i == len(body) // 3:
             for j in dup_source:
-                add(_csv_line(body[j]).encode(), "customer_id", R.DUPLICATE_CUSTOMER, "repeated row")
+                add(
+                    _csv_line(body[j]).encode(), "customer_id", R.DUPLICATE_CUSTOMER, "repeated row"
+                )
         if kind is None:
             lines.append(_csv_line(row).encode())
             continue
@@ -136,19 +164,68 @@ def _customers(src: Path, dst: Path, rng: random.Random, expected: list[Expected
             row[col["customer_id"]], row[col["country"]] = f"  {cid} ", "de"
         elif kind == "ts_signup":
             row[col["signup_date"]] = row[col["signup_date"]] + "T08:30:00"
+        elif kind in ("zwsp_id", "bidi_id", "tab_id"):  # invisible in any viewer: a look-alike id
+            mark = {"zwsp_id": "\u200b", "bidi_id": "\u202e", "tab_id": "\t"}[kind]
+            row[col["customer_id"]] = cid[:2] + mark + cid[2:]
+            fld, reason = "customer_id", R.INVISIBLE_IN_ID
+        elif kind == "crlf_name":  # a CRLF inside a quoted field: kept exactly (issue 15.17)
+            row[col["name"]] = row[col["name"]] + "\r\nc/o Meier"
         enc = enc if enc is not None else _csv_line(row).encode()
         if reason:
             bad_ids.add(cid)
-        add(enc.split(b"\n") if b"\n" in enc else enc, fld, reason, kind)
+        sep = b"\r\n" if b"\r\n" in enc else b"\n"
+        add(enc.split(sep) if sep in enc else enc, fld, reason, kind)
     dst.write_bytes(b"\r\n".join(lines) + b"\r\n")
     return bad_ids
 
 
 # --------------------------------------------------------------------------- orders.jsonl
-ORDER_KINDS = ["truncated", "trailing_comma", "array", "bad_utf8", "nan", "surrogate", "items_empty", "items_missing",
-               "items_object", "qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
-               "price_negative", "ts_missing", "ts_month13", "ts_9999", "customer_null", "unknown_customer",
-               "product_missing", "ship_free", "order_id_missing", "tz", "date_only", "huge_note", "qty_string"]
+ORDER_KINDS = [
+    "truncated",
+    "trailing_comma",
+    "array",
+    "bad_utf8",
+    "nan",
+    "surrogate",
+    "items_empty",
+    "items_missing",
+    "items_object",
+    "qty_zero",
+    "qty_negative",
+    "qty_fraction",
+    "qty_text",
+    "price_text",
+    "price_euro",
+    "price_negative",
+    "ts_missing",
+    "ts_month13",
+    "ts_9999",
+    "customer_null",
+    "unknown_customer",
+    "product_missing",
+    "ship_free",
+    "order_id_missing",
+    "tz",
+    "date_only",
+    "huge_note",
+    "qty_string",
+    "deep",
+    "deep_ok",
+    "huge_number",
+    "big_int",
+    "nul_coupon",
+    "nul_raw",
+    "customer_object",
+    "customer_true",
+    "customer_list",
+    "order_id_zwsp",
+    "qty_bool",
+    "product_object",
+    "dup_key_deep",
+    "bom_line",
+    "control_coupon",
+    "emoji_coupon",
+]
 
 
 def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> None:
@@ -195,8 +272,10 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             enc, single = ("[" + text + "]").encode(), ("line", R.NOT_AN_OBJECT)
         elif kind == "bad_utf8":
             o["coupon"] = "XMAS"
-            enc, single = _dumps(o).replace("XMAS", "X\udcffMAS").encode("utf-8", "surrogateescape"), \
-                ("line", R.INVALID_UTF8)
+            enc, single = (
+                _dumps(o).replace("XMAS", "X\udcffMAS").encode("utf-8", "surrogateescape"),
+                ("line", R.INVALID_UTF8),
+            )
         elif kind == "nan":
             o["items"][0]["quantity"] = "__NAN__"
             enc, single = _dumps(o).replace('"__NAN__"', "NaN").encode(), ("line", R.MALFORMED_JSON)
@@ -210,10 +289,39 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
             single = ("items", R.MISSING)
         elif kind == "items_object":
             o["items"], single = o["items"][0], ("items", R.NOT_A_LIST)
+        elif kind == "deep":  # issue 15.5: 500 levels with a \u escape crashed the whole ingest
+            o["note"] = "__DEEP__"
+            deep = '{"a":' * 500 + '"caf\\u00e9"' + "}" * 500
+            enc, single = _dumps(o).replace('"__DEEP__"', deep).encode(), ("line", R.TOO_DEEP)
+        elif kind == "huge_number":
+            o["shipping"]["cost"] = "__BIG__"
+            enc, single = _dumps(o).replace('"__BIG__"', "1e400").encode(), ("line", R.NUMBER_RANGE)
+        elif kind == "big_int":
+            o["note"] = "__BIG__"
+            enc = _dumps(o).replace('"__BIG__"', "9" * 40).encode()
+            single = ("line", R.NUMBER_RANGE)
+        elif kind == "nul_coupon":  # issue 15.15: the same reason as a NUL in a CSV field
+            o["coupon"] = "__NUL__"
+            enc, single = _dumps(o).replace("__NUL__", "A\\u0000B").encode(), ("coupon", R.NUL_BYTE)
+        elif kind == "nul_raw":
+            o["coupon"] = "__NUL__"
+            enc, single = _dumps(o).replace("__NUL__", "A\x00B").encode(), ("line", R.NUL_BYTE)
+        elif kind == "dup_key_deep":
+            o["shipping"] = "__DUP__"
+            enc = _dumps(o).replace('"__DUP__"', '{"method":"a","x":{"k":1,"k":2}}').encode()
+            single = ("line", R.MALFORMED_JSON)
         else:
             single = None
-            if kind in ("qty_zero", "qty_negative", "qty_fraction", "qty_text", "price_text", "price_euro",
-                        "price_negative", "product_missing"):
+            if kind in (
+                "qty_zero",
+                "qty_negative",
+                "qty_fraction",
+                "qty_text",
+                "price_text",
+                "price_euro",
+                "price_negative",
+                "product_missing",
+            ):
                 key, value, fld, reason = {
                     "qty_zero": ("quantity", 0, "quantity", R.NOT_POSITIVE),
                     # a return line: accepted, kept negative
@@ -256,6 +364,40 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
                 o["note"] = "long " * 60_000
             elif kind == "qty_string":
                 o["items"][0]["quantity"] = str(o["items"][0]["quantity"])
+            elif kind in ("customer_object", "customer_true", "customer_list"):  # issue 15.16
+                o["customer_id"] = {
+                    "customer_object": {"id": o["customer_id"]},
+                    "customer_true": True,
+                    "customer_list": [o["customer_id"]],
+                }[kind]
+                whole = ("customer_id", R.NOT_A_VALUE)
+            elif kind == "order_id_zwsp":
+                o["order_id"] = o["order_id"] + "\u200b"
+                whole = ("order_id", R.INVISIBLE_IN_ID)
+            elif kind == "deep_ok":  # nested, but within the limit: accepted
+                o["note"] = json.loads('{"a":' * 40 + '"\\u00e9"' + "}" * 40)
+            elif kind == "control_coupon":  # a control character in text: kept exactly
+                o["coupon"] = "A\u0001B"
+            elif kind == "emoji_coupon":
+                o["coupon"] = "XMAS🎄🍪\u05d0"
+            if whole:
+                for k in range(n):
+                    exp(line, k, *whole, kind)
+            elif kind in ("deep_ok", "control_coupon", "emoji_coupon"):
+                for k in range(n):
+                    exp(line, k, None, None, kind)
+            if kind in ("qty_bool", "product_object"):
+                key = "quantity" if kind == "qty_bool" else "product"
+                bad = True if kind == "qty_bool" else {"name": o["items"][0].get("product")}
+                o["items"][0][key] = bad
+                exp(line, 0, key, R.NOT_A_VALUE, kind)
+                for k in range(1, n):
+                    exp(line, k, None, None, kind + " (other items kept)")
+            if kind == "bom_line":  # files joined together: a byte-order mark starting a line
+                enc = b"\xef\xbb\xbf" + _dumps(o).encode()
+                for k in range(n):
+                    exp(line, k, None, None, kind)
+            whole = None
             if whole:
                 for k in range(n):
                     exp(line, k, *whole, kind)
@@ -271,8 +413,19 @@ def _orders(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) 
 # --------------------------------------------------------------------------- reviews.jsonl
 def _reviews(src: Path, dst: Path, rng: random.Random, expected: list[Expected]) -> None:
     raw_lines = src.read_text(encoding="utf-8").splitlines()
-    kinds = ["rating_6", "rating_frac", "rating_text", "no_content", "trailing_comma", "ts_word", "unknown_customer",
-             "huge_text", "emoji"]
+    kinds = [
+        "rating_6",
+        "rating_frac",
+        "rating_text",
+        "no_content",
+        "trailing_comma",
+        "ts_word",
+        "unknown_customer",
+        "huge_text",
+        "emoji",
+        "text_object",
+        "rating_true",
+    ]
     picks = rng.sample(range(5, len(raw_lines) - 5), len(kinds))
     edits = dict(zip(picks, kinds, strict=True))
     out: list[bytes] = []
@@ -314,13 +467,19 @@ def _reviews(src: Path, dst: Path, rng: random.Random, expected: list[Expected])
             o["text"] = "Lovely cookies. " * 130_000  # ~2 MB
         elif kind == "emoji":
             o["text"] = "美味しい 🍪🍪 très bon — ünglaublich"
+        elif kind == "text_object":
+            o["text"], fld, reason = {"body": "nested"}, "text", R.NOT_A_VALUE
+        elif kind == "rating_true":
+            o["rating"], fld, reason = True, "rating", R.NOT_A_VALUE
         out.append(enc if enc is not None else _dumps(o).encode())
         exp(fld, reason, kind)
     dst.write_bytes(b"\n".join(out) + b"\n")
 
 
 # --------------------------------------------------------------------------- calls/*.txt
-def _calls(folder: Path, rng: random.Random, customers: list[str], n: int, expected: list[Expected]) -> None:
+def _calls(
+    folder: Path, rng: random.Random, customers: list[str], n: int, expected: list[Expected]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     bad = {3: "no_customer", 17: "bad_utf8", 42: "unknown_customer", 77: "empty_body"}
     for i in range(n):
@@ -344,6 +503,59 @@ def _calls(folder: Path, rng: random.Random, customers: list[str], n: int, expec
         elif i % 2:
             name, data = f"{cid}_{day}_{i}.txt", body.encode()
         else:
-            name, data = f"t{i:03d}.txt", f"Customer: {cid}\nDate: {day}T09:{i % 60:02d}:00\n\n{body}".encode()
+            name, data = (
+                f"t{i:03d}.txt",
+                f"Customer: {cid}\nDate: {day}T09:{i % 60:02d}:00\n\n{body}".encode(),
+            )
         (folder / name).write_bytes(data)
         expected.append(Expected("calls", f"calls/{name}", 1, None, fld, reason, kind or "ok"))
+    _hostile_calls(folder, customers, expected)
+
+
+def _hostile_calls(folder: Path, customers: list[str], expected: list[Expected]) -> None:
+    """Entries of a calls folder that must not be read as they are (issue 15.10, 15.18, 15.19)."""
+    body = "Agent: hello.\nCustomer: the parcel was late.\n"
+    cid = customers[0]
+    outside = folder.parent.parent / "outside_secret.txt"  # next to data_dir, not inside it
+    outside.write_text(f"customer_id: {cid}\nts: 2026-02-02\n\nroot:x:0:0:SECRET-OUTSIDE")
+    (folder / f"{cid}_2026-02-02_link.txt").symlink_to(outside)
+    target = folder / f"{cid}_2026-02-03_target.txt"
+    (folder / f"{cid}_2026-02-09_inside_link.txt").symlink_to(target)
+    (folder / f"{cid}_2026-02-03_target.txt").write_text(body)
+    (folder / f"{cid}_2026-02-04_utf16.txt").write_bytes(body.encode("utf-16"))
+    (folder / f"{cid}_2026-02-05_zip.txt").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    (folder / f"{cid}\u200b_2026-02-06.txt").write_text(body)  # an invisible character in the id
+    # a Windows-reserved name is an ordinary file here
+    (folder / "CON.txt").write_text(f"customer_id: {cid}\nts: 2026-02-07\n\n{body}")
+    cr_only = f"customer_id: {cid}\rts: 2026-02-08\r\r{body}"  # CR-only lines: a transcript is read
+    (folder / f"{cid}_2026-02-08_cr.txt").write_bytes(cr_only.encode())
+    for name, fld, reason in [
+        (f"{cid}_2026-02-02_link.txt", "file", R.OUTSIDE_DATA_DIR),
+        (f"{cid}_2026-02-09_inside_link.txt", None, None),  # a link inside data_dir is read
+        (f"{cid}_2026-02-03_target.txt", None, None),
+        (f"{cid}_2026-02-04_utf16.txt", "text", R.NOT_UTF8_TEXT),
+        (f"{cid}_2026-02-05_zip.txt", "text", R.NOT_TEXT),
+        (f"{cid}\u200b_2026-02-06.txt", "customer_id", R.INVISIBLE_IN_ID),
+        ("CON.txt", None, None),
+        (f"{cid}_2026-02-08_cr.txt", None, None),
+    ]:
+        expected.append(Expected("calls", f"calls/{name}", 1, None, fld, reason, "hostile entry"))
+    # not transcripts: counted as not read, by reason, never named (issue 15.19)
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4 ...")
+    (folder / "archive.txt.gz").write_bytes(b"\x1f\x8b\x08\x00")
+    (folder / "memo.text").write_text(body)
+    (folder / ".hidden_call.txt").write_text(body)
+    (folder / "old").mkdir()
+    (folder / "old" / f"{cid}_2026-01-01.txt").write_text(body)
+    (folder / "call.m4a").write_bytes(b"\0\0\0\x20ftypM4A ")  # a format the ingest never reads
+
+
+#: What the calls folder of the corpus holds that is not read, per reason.
+CALL_SKIPPED = {
+    contract.SKIP_DOCUMENT: 1,
+    contract.SKIP_COMPRESSED: 1,
+    contract.SKIP_TEXT: 1,
+    contract.SKIP_HIDDEN: 1,
+    contract.SKIP_FOLDER: 1,
+    contract.SKIP_MEDIA: 1,
+}

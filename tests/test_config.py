@@ -21,20 +21,23 @@ def test_overrides_win_and_none_means_env(monkeypatch):
     assert p.seed == config.read_env(REPO)["seed"]
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("run_date", "01/11/2026", "run_date"),
-    ("sample", 0, "sample"),
-    ("sample", "lots", "sample"),
-    ("horizon_days", 2, "horizon_days"),
-    ("horizon_days", "sixty", "horizon_days"),
-    ("models", "ridge,xgboost", "xgboost"),
-    ("primary_metric", "accuracy", "primary_metric"),
-    ("connection", "prod; DROP TABLE X", "connection"),
-    ("scoring_set", "vip", "scoring_set"),
-    ("cv_folds", 0, "cv_folds"),
-    ("max_train_rows", "many", "max_train_rows"),
-    ("text_max_rows", 5, "text_max_rows"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("run_date", "01/11/2026", "run_date"),
+        ("sample", 0, "sample"),
+        ("sample", "lots", "sample"),
+        ("horizon_days", 2, "horizon_days"),
+        ("horizon_days", "sixty", "horizon_days"),
+        ("models", "ridge,xgboost", "xgboost"),
+        ("primary_metric", "accuracy", "primary_metric"),
+        ("connection", "prod; DROP TABLE X", "connection"),
+        ("scoring_set", "vip", "scoring_set"),
+        ("cv_folds", 0, "cv_folds"),
+        ("max_train_rows", "many", "max_train_rows"),
+        ("text_max_rows", 5, "text_max_rows"),
+    ],
+)
 def test_bad_values_are_named_in_the_error(key, value, message):
     with pytest.raises(config.ConfigError, match=message):
         config.load(REPO, **{key: value})
@@ -65,19 +68,24 @@ def test_unknown_parameters_are_refused_wherever_they_come_from(tmp_path, monkey
     env = tmp_path / "env.yaml"
     env.write_text((REPO / "env.yaml").read_text() + "horizon: 30\n")
     monkeypatch.setenv(config.ENV_FILE_VAR, str(env))
-    with pytest.raises(config.ConfigError, match=r"env.yaml has unknown parameter\(s\) \['horizon'\]"):
+    with pytest.raises(
+        config.ConfigError, match=r"env.yaml has unknown parameter\(s\) \['horizon'\]"
+    ):
         config.load(REPO)
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("run_date", "0001-03-01", "between 1990-01-01 and 2099-12-31"),
-    ("run_date", "9999-12-31", "between 1990-01-01 and 2099-12-31"),
-    ("sample", 0.00001, r"sample' must be in \[0.0001, 1\]"),
-    ("orders_file", ["orders.jsonl"], "orders_file' must be a file name"),
-    ("orders_file", "../secrets.csv", "without '..'"),
-    ("run_namespace", "Prod Run!", "run_namespace"),
-    ("database", "x; drop", "plain identifier"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("run_date", "0001-03-01", "between 1990-01-01 and 2099-12-31"),
+        ("run_date", "9999-12-31", "between 1990-01-01 and 2099-12-31"),
+        ("sample", 0.00001, r"sample' must be in \[0.0001, 1\]"),
+        ("orders_file", ["orders.jsonl"], "orders_file' must be a file name"),
+        ("orders_file", "../secrets.csv", "without '..'"),
+        ("run_namespace", "Prod Run!", "run_namespace"),
+        ("database", "x; drop", "plain identifier"),
+    ],
+)
 def test_values_that_used_to_fail_late_are_refused_up_front(key, value, message):
     with pytest.raises(config.ConfigError, match=message):
         config.load(REPO, **{key: value})

@@ -12,8 +12,9 @@ import pytest
 from realistic_corpus import CASES, write
 
 from conftest import REPO
-from customer_analytics import config, freshness, ingest
+from customer_analytics import config, freshness, ingest, narrative
 from customer_analytics import warehouse as wh
+from customer_analytics.narrative import ingest as story
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +49,18 @@ def test_a_run_date_beyond_the_data_is_said_with_both_dates_and_the_fix(cd):
     s, p, dates = cd
     f = freshness.freshness(s)
     last = dates.max().date()
-    assert freshness.run_date_note(f, last + dt.timedelta(days=1)) == ""
-    note = freshness.run_date_note(f, last + dt.timedelta(days=31))
-    assert (
-        f"is 31 days after the last order in the data ({last})" in note
-        and "earlier run_date" in note
-    )
+
+    def note(run_date: dt.date, tolerance: int = freshness.DEFAULT_TOLERANCE_DAYS) -> str:
+        return narrative.runs.run_date_note(f.last_day, run_date, f.days_after(run_date), tolerance)
+
+    assert note(last + dt.timedelta(days=1)) == ""
+    late = note(last + dt.timedelta(days=31))
+    assert f"is 31 days after the last order in the data ({narrative.fmt.day(last)})" in late
+    assert "Use an earlier run date" in late
     within = dataclasses.replace(p, run_date=last + dt.timedelta(days=1))
-    assert f"run_date {within.run_date} is within the data" in ingest.freshness_note(
-        s, ingest.run(s, p), within
+    assert (
+        f"The run date, {narrative.fmt.day(within.run_date)}, is within the data"
+        in story.freshness_note(s, ingest.run(s, p), within)
     )
 
 
@@ -64,15 +68,16 @@ def test_a_held_out_window_past_the_data_stops_with_the_dates_and_the_fix(cd):
     s, _, dates = cd
     f = freshness.freshness(s)
     last = dates.max().date()
-    freshness.check_holdout(
-        f, last + dt.timedelta(days=1), 60
-    )  # the window ends with the data: fine
+    freshness.check_holdout(f, last + dt.timedelta(days=1), 60)  # the window ends with the data
+    tolerated = last + dt.timedelta(days=freshness.DEFAULT_TOLERANCE_DAYS)  # a weekend's lag
+    freshness.check_holdout(f, tolerated, 60)
+    with pytest.raises(freshness.FreshnessError, match="its last 3 days have no order"):
+        freshness.check_holdout(f, tolerated + dt.timedelta(days=1), 60)
     late = last + dt.timedelta(days=30)
     with pytest.raises(
         freshness.FreshnessError,
-        match=rf"held-out window {late - dt.timedelta(days=60)} to "
-        rf"{late - dt.timedelta(days=1)} reaches past the data, which ends {last}: 30 days.*"
-        rf"at most {last + dt.timedelta(days=1)}",
+        match=rf"held-out window {late - dt.timedelta(days=60)} to {late - dt.timedelta(days=1)} "
+        rf"reaches past the data, which ends {last}: its last 29 days.*at most {tolerated}",
     ):
         freshness.check_holdout(f, late, 60)
     with pytest.raises(freshness.FreshnessError, match="holds no order"):

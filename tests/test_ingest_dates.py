@@ -18,6 +18,7 @@ from customer_analytics import config, contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Reason
 from customer_analytics.ingest import dates
+from customer_analytics.narrative import ingest as story
 
 D = dt.datetime
 #: text -> what each shortcut must give (None: it must not parse it)
@@ -189,7 +190,7 @@ def test_us_dates_are_detected_said_and_parsed_in_the_warehouse(wh_session, tmp_
     )
     got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").distinct().collect())
     assert got == sorted(dt.datetime.strptime(x, "%m/%d/%Y %H:%M") for x in US)
-    note = ingest.layouts_note(list(counts.values()))
+    note = story.layouts_note(list(counts.values()))
     assert "`when`: detected **us**" in note and "100.0% of 5 distinct values" in note
 
 

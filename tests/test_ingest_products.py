@@ -14,6 +14,7 @@ from customer_analytics import features as ft
 from customer_analytics import ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.ingest import product_types as pt
+from customer_analytics.narrative import ingest as story
 
 
 @pytest.mark.parametrize(
@@ -118,9 +119,9 @@ def test_rare_types_are_grouped_as_other_and_the_report_says_so(renamed):
     assert other["names"] == 40 and other["lines"] == 40
     lines = s.table("CLEAN_ORDER_LINES")
     assert lines.filter(F.col("PRODUCT") == pt.OTHER).count() == 40
-    note = pt.note(frame, 6)
+    note = story.product_types_text(frame, 6)
     assert (
         "**7 product types**" in note
-        and "The 40 least frequent types (40 order lines) are grouped as `other`" in note
-        and "'crème_brûlée' -> `creme_brulee`" in note
+        and "The 40 least frequent types (40 order lines) are grouped as 'other'" in note
+        and "'crème_brûlée' becomes 'creme_brulee'" in note
     )

@@ -1,4 +1,5 @@
-"""The streaming readers: every physical record becomes exactly one staged row, bad ones flagged, never raising."""
+"""The streaming readers: every physical record becomes exactly one staged row, bad ones flagged,
+never raising."""
 
 import hashlib
 import io
@@ -12,7 +13,11 @@ import pytest
 from customer_analytics import readers
 from customer_analytics.contract import MAX_LINE_BYTES, MAX_RECORD_LINES, Reason
 
-CUSTOMER_COLUMNS = {"customer_id": "customer_id", "signup_date": "signup_date", "birth_year": "birth_year"}
+CUSTOMER_COLUMNS = {
+    "customer_id": "customer_id",
+    "signup_date": "signup_date",
+    "birth_year": "birth_year",
+}
 
 
 def staged(path):
@@ -37,71 +42,118 @@ def test_physical_lines_strip_crlf_and_bom_and_skip_over_long_lines_without_hold
     long_line = b"x" * (MAX_LINE_BYTES + 5)
     data = b"\xef\xbb\xbfa\r\nb\n" + long_line + b"\nc"
     out = list(readers.physical_lines(io.BytesIO(data), hashlib.sha256()))
-    assert [(n, too_long) for n, _, too_long in out] == [(1, False), (2, False), (3, True), (4, False)]
+    assert [(n, too_long) for n, _, too_long in out] == [
+        (1, False),
+        (2, False),
+        (3, True),
+        (4, False),
+    ]
     assert [out[0][1], out[1][1], out[3][1]] == [b"a", b"b", b"c"]
     assert len(out[2][1]) <= 4096  # only a prefix is kept
 
 
 def test_csv_with_bom_crlf_quoted_newlines_and_trailing_commas(tmp_path):
-    data = ("\ufeffcustomer_id,name,signup_date,birth_year\r\n"
-            'C1,"Anna\r\nMaria",2026-01-02,1980\r\n'
-            "C2,Jürgen,2026-01-03,1975,\r\n"  # trailing comma: an empty extra field, tolerated
-            'C3,"Smith, ""Jr""",2026-01-04,\r\n').encode()
+    data = (
+        "\ufeffcustomer_id,name,signup_date,birth_year\r\n"
+        'C1,"Anna\r\nMaria",2026-01-02,1980\r\n'
+        "C2,Jürgen,2026-01-03,1975,\r\n"  # trailing comma: an empty extra field, tolerated
+        'C3,"Smith, ""Jr""",2026-01-04,\r\n'
+    ).encode()
     stats, rows = read_csv(tmp_path, data)
     assert stats.records == 3 and stats.read_errors == {}
     assert [r["LINE_NO"] for r in rows] == [2, 4, 5]  # a record is numbered by its first line
     assert [r["CUSTOMER_ID"] for r in rows] == ["C1", "C2", "C3"]
-    assert rows[2]["BIRTH_YEAR"] == "" and rows[0]["RECORD"] == 'C1,"Anna\nMaria",2026-01-02,1980'
+    # the line break inside the quoted field is kept exactly as in the file (CRLF; issue 15.17)
+    assert rows[2]["BIRTH_YEAR"] == "" and rows[0]["RECORD"] == 'C1,"Anna\r\nMaria",2026-01-02,1980'
     assert stats.columns == CUSTOMER_COLUMNS
 
 
 def test_csv_header_is_matched_case_insensitively_and_mapped(tmp_path):
     data = b"Kunde , Datum,KUNDE\nC1,2026-01-02,ignored\n"
-    stats, rows = read_csv(tmp_path, data, {"customer_id": "kunde", "signup_date": "datum", "birth_year": "Jahr"})
-    assert stats.columns == {"customer_id": "Kunde ", "signup_date": " Datum"}  # first 'kunde' wins; Jahr absent
+    stats, rows = read_csv(
+        tmp_path, data, {"customer_id": "kunde", "signup_date": "datum", "birth_year": "Jahr"}
+    )
+    assert stats.columns == {
+        "customer_id": "Kunde ",
+        "signup_date": " Datum",
+    }  # first 'kunde' wins; Jahr absent
     assert rows[0]["CUSTOMER_ID"] == "C1" and "BIRTH_YEAR" not in rows[0]
 
 
 def test_csv_reading_problems_are_flagged_with_the_field(tmp_path):
-    data = (b"customer_id,name,signup_date\n"
-            b"C1,Ren\xe9,2026-01-02\n"  # latin-1 byte
-            b"C2,a\x00b,2026-01-02\n"
-            b"C3,too few\n"
-            b"C4,x,2026-01-02,extra\n"
-            b"\n"
-            b",,\n"
-            b"C5,a\rb,2026-01-02\n"  # lone carriage return outside quotes
-            b"C6,ok,2026-01-02\n")
+    data = (
+        b"customer_id,name,signup_date\n"
+        b"C1,Ren\xe9,2026-01-02\n"  # latin-1 byte
+        b"C2,a\x00b,2026-01-02\n"
+        b"C3,too few\n"
+        b"C4,x,2026-01-02,extra\n"
+        b"\n"
+        b",,\n"
+        b"C5,a\rb,2026-01-02\n"  # lone carriage return outside quotes
+        b"C6,ok,2026-01-02\n"
+    )
     stats, rows = read_csv(tmp_path, data)
     got = [(r["LINE_NO"], r["READ_FIELD"], r["READ_REASON"]) for r in rows]
-    assert got == [(2, "name", Reason.INVALID_UTF8), (3, "name", Reason.NUL_BYTE), (4, "line", Reason.CSV_FIELD_COUNT),
-                   (5, "line", Reason.CSV_FIELD_COUNT), (6, "line", Reason.EMPTY_LINE), (7, "line", Reason.EMPTY_LINE),
-                   (8, "line", Reason.CSV_SYNTAX), (9, None, None)]
-    assert rows[0]["RECORD"] == "C1,Ren\\xe9,2026-01-02" and rows[1]["RECORD"] == "C2,a\\x00b,2026-01-02"
+    assert got == [
+        (2, "name", Reason.INVALID_UTF8),
+        (3, "name", Reason.NUL_BYTE),
+        (4, "line", Reason.CSV_FIELD_COUNT),
+        (5, "line", Reason.CSV_FIELD_COUNT),
+        (6, "line", Reason.EMPTY_LINE),
+        (7, "line", Reason.EMPTY_LINE),
+        (8, "line", Reason.CSV_SYNTAX),
+        (9, None, None),
+    ]
+    assert (
+        rows[0]["RECORD"] == "C1,Ren\\xe9,2026-01-02"
+        and rows[1]["RECORD"] == "C2,a\\x00b,2026-01-02"
+    )
     assert rows[0]["CUSTOMER_ID"] is None  # values of unreadable records are not staged
     assert stats.records == 8 and sum(stats.read_errors.values()) == 7
 
 
 def test_an_unclosed_quote_rejects_only_its_line(tmp_path):
-    lines = ["customer_id,name,signup_date", 'C1,"Anna,2026-01-02'] + [f"C{i},n,2026-01-02" for i in range(2, 6)]
+    lines = ["customer_id,name,signup_date", 'C1,"Anna,2026-01-02'] + [
+        f"C{i},n,2026-01-02" for i in range(2, 6)
+    ]
     lines += ['C6,"multi', 'line",2026-01-02', "C7,n,2026-01-02"]
     stats, rows = read_csv(tmp_path, "\n".join(lines).encode())
     got = [(r["LINE_NO"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows]
-    # the stray quote of line 2 would close at line 7 (the legitimate multi-line field), swallowing lines 3-6:
-    # the joined record has the wrong number of fields, so only line 2 is rejected and reading resumes
-    assert got == [(2, None, Reason.CSV_UNCLOSED_QUOTE), (3, "C2", None), (4, "C3", None), (5, "C4", None),
-                   (6, "C5", None), (7, "C6", None), (9, "C7", None)]
+    # the stray quote of line 2 would close at line 7 (the legitimate multi-line field), swallowing
+    # lines 3-6: the joined record has the wrong number of fields, so only line 2 is rejected and
+    # reading resumes
+    assert got == [
+        (2, None, Reason.CSV_UNCLOSED_QUOTE),
+        (3, "C2", None),
+        (4, "C3", None),
+        (5, "C4", None),
+        (6, "C5", None),
+        (7, "C6", None),
+        (9, "C7", None),
+    ]
     assert stats.records == 7
 
 
 def test_a_stray_quote_cannot_swallow_complete_records_even_when_the_field_count_fits(tmp_path):
-    lines = ["customer_id,name,signup_date", 'C1,"Anna,2026-01-02', "C2,n,2026-01-02", "C3,n,2026-01-02",
-             'tail",2026-01-05', "C4,n,2026-01-02"]
-    # joined, lines 2-5 would split into exactly 3 fields (C1 | Anna...tail | 2026-01-05), hiding C2 and C3
+    lines = [
+        "customer_id,name,signup_date",
+        'C1,"Anna,2026-01-02',
+        "C2,n,2026-01-02",
+        "C3,n,2026-01-02",
+        'tail",2026-01-05',
+        "C4,n,2026-01-02",
+    ]
+    # joined, lines 2-5 would split into exactly 3 fields (C1 | Anna...tail | 2026-01-05), hiding C2
+    # and C3
     stats, rows = read_csv(tmp_path, "\n".join(lines).encode())
     got = [(r["LINE_NO"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows]
-    assert got == [(2, None, Reason.CSV_UNCLOSED_QUOTE), (3, "C2", None), (4, "C3", None),
-                   (5, None, Reason.CSV_UNCLOSED_QUOTE), (6, "C4", None)]
+    assert got == [
+        (2, None, Reason.CSV_UNCLOSED_QUOTE),
+        (3, "C2", None),
+        (4, "C3", None),
+        (5, None, Reason.CSV_UNCLOSED_QUOTE),
+        (6, "C4", None),
+    ]
 
 
 def test_a_quote_left_open_to_the_end_of_the_file_is_bounded(tmp_path):
@@ -114,14 +166,35 @@ def test_a_quote_left_open_to_the_end_of_the_file_is_bounded(tmp_path):
 
 
 def test_jsonl_is_strict_and_every_line_is_one_row(tmp_path):
-    lines = [b'\xef\xbb\xbf{"a": 1}', b'{"a": 1,}', b'{"a": NaN}', b'{"a": "\\ud800"}', b"[1, 2]", b"42", b"   ",
-             b'{"name": "J\xc3\xbcrgen \xf0\x9f\x8d\xaa"}', b'{"a": "caf\xe9"}', b'{"a": 1', b'{"a": "\\u00e9"}',
-             b'{"a": 1, "b": {"c": 1, "c": 2}}']
+    lines = [
+        b'\xef\xbb\xbf{"a": 1}',
+        b'{"a": 1,}',
+        b'{"a": NaN}',
+        b'{"a": "\\ud800"}',
+        b"[1, 2]",
+        b"42",
+        b"   ",
+        b'{"name": "J\xc3\xbcrgen \xf0\x9f\x8d\xaa"}',
+        b'{"a": "caf\xe9"}',
+        b'{"a": 1',
+        b'{"a": "\\u00e9"}',
+        b'{"a": 1, "b": {"c": 1, "c": 2}}',
+    ]
     stats, rows = read_jsonl(tmp_path, b"\n".join(lines) + b"\n")
     assert [r["READ_REASON"] for r in rows] == [
-        None, Reason.MALFORMED_JSON, Reason.MALFORMED_JSON, Reason.MALFORMED_JSON, Reason.NOT_AN_OBJECT,
-        Reason.NOT_AN_OBJECT, Reason.EMPTY_LINE, None, Reason.INVALID_UTF8, Reason.MALFORMED_JSON, None,
-        Reason.MALFORMED_JSON]
+        None,
+        Reason.MALFORMED_JSON,
+        Reason.MALFORMED_JSON,
+        Reason.MALFORMED_JSON,
+        Reason.NOT_AN_OBJECT,
+        Reason.NOT_AN_OBJECT,
+        Reason.EMPTY_LINE,
+        None,
+        Reason.INVALID_UTF8,
+        Reason.MALFORMED_JSON,
+        None,
+        Reason.MALFORMED_JSON,
+    ]
     assert [r["LINE_NO"] for r in rows] == list(range(1, 13))
     assert json.loads(rows[7]["RECORD"]) == {"name": "Jürgen 🍪"}
     assert rows[8]["RECORD"] == '{"a": "caf\\xe9"}'
@@ -140,13 +213,17 @@ def test_random_bytes_never_raise_and_every_line_is_accounted_for(tmp_path):
 
 def test_huge_fields_are_kept_whole(tmp_path):
     text = "délicieux " * 300_000  # 3 MB, above the csv module's default field limit
-    stats, rows = read_csv(tmp_path, f'customer_id,name,signup_date\nC1,"{text}",2026-01-01\n'.encode())
+    stats, rows = read_csv(
+        tmp_path, f'customer_id,name,signup_date\nC1,"{text}",2026-01-01\n'.encode()
+    )
     assert rows[0]["READ_REASON"] is None and rows[0]["RECORD"].count("délicieux") == 300_000
 
 
 def test_memory_stays_flat_as_the_file_grows(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "BATCH_ROWS", 2_000)
-    line = json.dumps({"order_id": "O1", "customer_id": "C1", "ts": "2026-01-01", "items": [{"quantity": 1}]})
+    line = json.dumps(
+        {"order_id": "O1", "customer_id": "C1", "ts": "2026-01-01", "items": [{"quantity": 1}]}
+    )
     peaks = []
     for n in (20_000, 80_000):
         src = tmp_path / f"o{n}.jsonl"
@@ -158,16 +235,27 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path, monkeypatch):
     assert peaks[1] < 1.5 * peaks[0], peaks  # 4x the rows, about the same peak
 
 
-@pytest.mark.parametrize("text,name,expected", [
-    ("customer_id: C1\nts: 2026-03-01 10:00\n\nHello, the cookies\nwere broken.", "x.txt",
-     ("C1", "2026-03-01 10:00", "Hello, the cookies\nwere broken.")),
-    ("Customer: C2\nDate: 2026-03-02\nAgent: hi", "x.txt", ("C2", "2026-03-02", "Agent: hi")),
-    ("Agent: hello\nCustomer said: fine", "C3_2026-03-03_morning.txt",
-     ("C3", "2026-03-03", "Agent: hello\nCustomer said: fine")),
-    ("just text", "notes.txt", (None, None, "just text")),
-    ("customer_id: C4\n\n", "C9_2026-01-01.txt", ("C4", "2026-01-01", "")),
-])
-def test_call_transcripts_take_the_customer_and_date_from_the_header_or_the_file_name(text, name, expected):
+@pytest.mark.parametrize(
+    "text,name,expected",
+    [
+        (
+            "customer_id: C1\nts: 2026-03-01 10:00\n\nHello, the cookies\nwere broken.",
+            "x.txt",
+            ("C1", "2026-03-01 10:00", "Hello, the cookies\nwere broken."),
+        ),
+        ("Customer: C2\nDate: 2026-03-02\nAgent: hi", "x.txt", ("C2", "2026-03-02", "Agent: hi")),
+        (
+            "Agent: hello\nCustomer said: fine",
+            "C3_2026-03-03_morning.txt",
+            ("C3", "2026-03-03", "Agent: hello\nCustomer said: fine"),
+        ),
+        ("just text", "notes.txt", (None, None, "just text")),
+        ("customer_id: C4\n\n", "C9_2026-01-01.txt", ("C4", "2026-01-01", "")),
+    ],
+)
+def test_call_transcripts_take_the_customer_and_date_from_the_header_or_the_file_name(
+    text, name, expected
+):
     assert readers.parse_call(text, name) == expected
 
 
@@ -181,4 +269,6 @@ def test_call_files_are_staged_one_row_each(tmp_path):
     rows = staged(tmp_path / "c.parquet")
     assert stats.records == 2
     assert [(r["SOURCE_FILE"], r["CUSTOMER_ID"], r["READ_REASON"]) for r in rows] == [
-        ("calls/C1_2026-01-02.txt", "C1", None), ("calls/b.TXT", None, Reason.INVALID_UTF8)]
+        ("calls/C1_2026-01-02.txt", "C1", None),
+        ("calls/b.TXT", None, Reason.INVALID_UTF8),
+    ]

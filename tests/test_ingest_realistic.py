@@ -17,6 +17,7 @@ from conftest import REPO
 from customer_analytics import config, contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Excluded, Reason
+from customer_analytics.narrative import ingest as story
 
 
 def settings_params(case: str, data, warehouse, **extra) -> config.Params:
@@ -89,7 +90,7 @@ def test_each_date_layout_is_detected_or_declared_and_said(shop, case, layout, h
     _, _, counts = shop[case]
     (choice,) = counts["orders"].layouts
     assert (choice["name"], choice["how"]) == (layout, how)
-    note = ingest.layouts_note(list(counts.values()))
+    note = story.layouts_note(list(counts.values()))
     line = next(x for x in note.splitlines() if f"`{choice['column']}`: " in x)
     assert ("detected" in line) == (how == "detected") and ("declared" in line) == (
         how == "declared"
@@ -135,7 +136,7 @@ def test_gift_invoices_net_spend_equals_an_independent_pandas_computation(shop):
     returned = -known.loc[known["is_return"], "amount"].sum()
     assert summary["return_lines"] == int(known["is_return"].sum())
     assert summary["rate"] == pytest.approx(returned / sold, rel=1e-9)
-    note = ingest.returns_note(summary)
+    note = story.returns_note(summary)
     assert f"a **return rate of {returned / sold:.1%}**" in note and "**net** of returns" in note
 
 
@@ -184,7 +185,7 @@ def test_guest_orders_are_excluded_with_their_reason_and_their_revenue_kept(shop
     assert guests["share"] == pytest.approx(guests["revenue"] / df["amount"].sum(), rel=1e-9)
     monthly = ingest.guest_monthly(s)
     assert monthly["guest_revenue"].sum() == pytest.approx(guests["revenue"], rel=1e-9)
-    assert "guest orders, excluded" in ingest.guest_note(guests, list(counts.values()))
+    assert "guest orders, excluded" in story.guest_note(guests, "EUR")
     assert ingest.suspect_customers(
         s
     ).empty  # the placeholders are gone, nobody else is implausible
@@ -253,7 +254,7 @@ def test_returns_exclude_or_reject(mode, tmp_path):
                 Excluded.RETURN: n_returns,
             }
             assert o.rejected == 0
-            assert "returns: exclude" in ingest.returns_note(ingest.returns_summary(s))
+            assert "returns: exclude" in story.returns_note(ingest.returns_summary(s))
         else:
             assert o.reasons == {Reason.RETURN_REJECTED: n_returns} and o.rejected == n_returns
     finally:
@@ -274,7 +275,7 @@ def test_a_customer_holding_an_implausible_share_is_named_as_a_likely_placeholde
         ingest.run(s, p)
         sus = ingest.suspect_customers(s)
         assert list(sus.index) == ["99999"] and sus["order share"].iloc[0] > 0.2
-        assert "`99999`" in ingest.suspects_note(sus) and "guest_ids" in ingest.suspects_note(sus)
+        assert "`99999`" in story.suspects_note(sus) and "guest_ids" in story.suspects_note(sus)
         p2 = settings_params("cd_log", data, tmp_path / "wh", guest_ids=["99999"])
         o = {c.source: c for c in ingest.run(s, p2)}["orders"]
         assert (

@@ -12,6 +12,7 @@ from conftest import REPO
 from customer_analytics import config, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Reason
+from customer_analytics.narrative import ingest as story
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +103,9 @@ def test_run_can_return_a_failed_result_for_the_report_before_raising(gift):
     reasons = ingest.reasons_frame(result)
     assert reasons.loc[("orders", "InvoiceDate", Reason.BAD_DATE), "rows"] == orders.rejected
     assert "'12/13/2010" in reasons.loc[("orders", "InvoiceDate", Reason.BAD_DATE), "examples"]
-    assert ingest.summary(result).startswith("**The ingest stopped; no table was replaced**")
-    assert ingest.status_note(result).startswith("**The ingest stopped.** online_retail.csv: ")
-    assert "Not shown: the ingest stopped" in ingest.orders_notes(s, result)
+    assert story.summary(result).startswith("**The ingest stopped; no table was replaced**")
+    assert story.status_note(result).startswith("**The ingest stopped.** online_retail.csv: ")
+    assert "Not shown: the ingest stopped" in story.orders_notes(s, result)
     with pytest.raises(ingest.IngestError, match="expected the declared layout eu"):
         result.raise_if_failed()
 
@@ -115,7 +116,7 @@ def test_a_plan_failure_is_returned_too_and_names_no_path(gift, tmp_path):
     assert not result.ok and list(result) == [] and "data_dir does not exist" in result.public
     assert str(tmp_path) not in result.public
     assert ingest.counts_frame(result).empty and ingest.reasons_frame(result).empty
-    assert ingest.summary(result).startswith("**The ingest stopped; no table was replaced**")
+    assert story.summary(result).startswith("**The ingest stopped; no table was replaced**")
     frame = ingest.sources_frame(params(tmp_path / "nowhere", warehouse))
     assert frame.loc["orders", "status"].startswith("unusable: data_dir does not exist")
 
@@ -123,7 +124,7 @@ def test_a_plan_failure_is_returned_too_and_names_no_path(gift, tmp_path):
 def test_a_successful_run_returns_an_ok_result(gift):
     data, warehouse, s = gift
     result = ingest.run(s, params(data, warehouse), on_error="return")
-    assert result.ok and ingest.status_note(result) == "" and len(result) == 4
+    assert result.ok and story.status_note(result) == "" and len(result) == 4
     result.raise_if_failed()
 
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from test_ingest_pipeline import NOTEBOOKS, RUN_DATE, build, connect, ran
 
+import reference
 from conftest import REPO
-from customer_analytics import config, reference, synthetic
+from customer_analytics import config, synthetic
 from customer_analytics import warehouse as wh
 
 pytestmark = pytest.mark.slow

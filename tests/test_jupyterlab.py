@@ -1,4 +1,5 @@
-"""JupyterLab with the project's Jupyter configuration: the file browser lists, notebooks open and save.
+"""JupyterLab with the project's Jupyter configuration: the file browser lists, notebooks open and
+save.
 
 Ploomber's auto-enabled server extension makes JupyterLab 4 answer HTTP 500 on every listing
 ("'coroutine' object is not subscriptable"); `.jupyter/jupyter_server_config.json` disables it.
@@ -38,10 +39,25 @@ def lab(tmp_path_factory):
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     home = tmp_path_factory.mktemp("home")  # keeps the user's own ~/.jupyter out of the test
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(REPO / ".jupyter"), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
-    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--allow-root", "--ip", "127.0.0.1",
-           "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_PATH": str(REPO / ".jupyter"),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+    ]
     log = (home / "lab.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -53,7 +69,9 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start: " + (home / "lab.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "JupyterLab did not start: " + (home / "lab.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.3)
         yield base, token, root, home / "lab.log"
     finally:
@@ -63,9 +81,12 @@ def lab(tmp_path_factory):
 
 
 def api(base: str, token: str, path: str, method: str = "GET", body: dict | None = None):
-    req = urllib.request.Request(f"{base}/api/contents/{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}/api/contents/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.status, json.loads(resp.read())
 
@@ -95,8 +116,13 @@ def test_saving_a_notebook_round_trips_unchanged(lab):
     path = root / "notebooks" / NOTEBOOKS[0]
     before = path.read_bytes()
     _, model = api(base, token, f"notebooks/{NOTEBOOKS[0]}?content=1")
-    status, _ = api(base, token, f"notebooks/{NOTEBOOKS[0]}", "PUT",
-                    {"type": "notebook", "format": "json", "content": model["content"]})
+    status, _ = api(
+        base,
+        token,
+        f"notebooks/{NOTEBOOKS[0]}",
+        "PUT",
+        {"type": "notebook", "format": "json", "content": model["content"]},
+    )
     assert status == 200
     assert path.read_bytes() == before
     assert "Traceback" not in log.read_text()

@@ -27,17 +27,42 @@ NOTEBOOKS = sorted(str(p) for p in (REPO / "notebooks").glob("*.ipynb"))
 def test_every_notebook_runs_top_to_bottom_as_committed(tmp_path, monkeypatch):
     synthetic.write(synthetic.generate(1500, seed=5), tmp_path / "raw")
     env = yaml.safe_load((REPO / "env.yaml").read_text())
-    env.update(data_dir=str(tmp_path / "raw"), warehouse_dir=str(tmp_path / "warehouse"),
-               reports_dir=str(tmp_path / "reports"), sample=0.5)
+    env.update(
+        data_dir=str(tmp_path / "raw"),
+        warehouse_dir=str(tmp_path / "warehouse"),
+        reports_dir=str(tmp_path / "reports"),
+        sample=0.5,
+    )
     (tmp_path / "env.test.yaml").write_text(yaml.safe_dump(env))
     monkeypatch.setenv("CUSTOMER_ANALYTICS_ENV", str(tmp_path / "env.test.yaml"))
-    run_env = {**os.environ, "CUSTOMER_ANALYTICS_ENV": str(tmp_path / "env.test.yaml"),
-               "CUSTOMER_ANALYTICS_ROOT": str(REPO)}
+    run_env = {
+        **os.environ,
+        "CUSTOMER_ANALYTICS_ENV": str(tmp_path / "env.test.yaml"),
+        "CUSTOMER_ANALYTICS_ROOT": str(REPO),
+    }
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
-         *NOTEBOOKS], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            *NOTEBOOKS,
+        ],
+        cwd=tmp_path,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-6000:]
-    code_cells = sum(c.cell_type == "code" for nb in NOTEBOOKS for c in nbformat.read(nb, as_version=4).cells)
+    code_cells = sum(
+        c.cell_type == "code" for nb in NOTEBOOKS for c in nbformat.read(nb, as_version=4).cells
+    )
     assert out.stdout.splitlines()[-1].startswith(f"{code_cells} passed"), out.stdout[-2000:]
     # they worked on the scratch warehouse named by the env file, and scored its customers
     params = config.load(REPO)

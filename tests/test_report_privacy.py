@@ -44,21 +44,36 @@ def leaks(text: str, personal_data: dict[str, set[str]]) -> list[str]:
 
 def test_no_report_contains_a_customer_name_or_email(scheduled_runs, personal_data):
     html = generated(scheduled_runs, ".html")
-    assert scheduled_runs.reports / "index.html" in html and len(html) >= 11  # 2 runs x 5 notebooks + index
+    assert (
+        scheduled_runs.reports / "index.html" in html and len(html) >= 11
+    )  # 2 runs x 5 notebooks + index
     for path in html:
         assert not leaks(path.read_text(encoding="utf-8"), personal_data), path
 
 
 def test_no_executed_notebook_contains_a_customer_name_or_email(scheduled_runs, personal_data):
     for path in generated(scheduled_runs, ".ipynb"):
-        text = json.dumps(json.loads(path.read_text(encoding="utf-8")), ensure_ascii=False)  # sources and outputs
+        text = json.dumps(
+            json.loads(path.read_text(encoding="utf-8")), ensure_ascii=False
+        )  # sources and outputs
         assert not leaks(text, personal_data), path
 
 
 def test_no_report_contains_connection_details_or_local_paths(scheduled_runs):
-    state = json.loads((scheduled_runs.params.warehouse_dir / "server.json").read_text()) if (
-        scheduled_runs.params.warehouse_dir / "server.json").exists() else {}
-    forbidden = ["127.0.0.1", "localhost", "password", "fakesnow", str(scheduled_runs.work), "/tmp/", "/home/"]
+    state = (
+        json.loads((scheduled_runs.params.warehouse_dir / "server.json").read_text())
+        if (scheduled_runs.params.warehouse_dir / "server.json").exists()
+        else {}
+    )
+    forbidden = [
+        "127.0.0.1",
+        "localhost",
+        "password",
+        "fakesnow",
+        str(scheduled_runs.work),
+        "/tmp/",
+        "/home/",
+    ]
     if state.get("port"):
         forbidden.append(f":{state['port']}")
     for path in generated(scheduled_runs, ".html"):

@@ -1,4 +1,5 @@
-"""One run at a time, held by the process that does the work; a full reports disk is reported, not crashed on.
+"""One run at a time, held by the process that does the work; a full reports disk is reported, not
+crashed on.
 
 Issue 15, items 9 and 21: killing only the `customer-analytics` process used to free the lock while
 Ploomber and a notebook kernel ran on, and `run --force` beside a plain `ploomber build --force`
@@ -27,8 +28,15 @@ QUICK = "last_period,mean"
 
 
 def start(project: Path, *args: str, tool: str = "customer-analytics") -> subprocess.Popen:
-    return subprocess.Popen([str(Path(sys.executable).with_name(tool)), *args], cwd=project, env=project_env(project),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name(tool)), *args],
+        cwd=project,
+        env=project_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate, timeout: float = 300, what: str = "") -> None:
@@ -44,7 +52,11 @@ def kernels_of(pid: int) -> list[int]:
     import psutil
 
     try:
-        return [c.pid for c in psutil.Process(pid).children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
+        return [
+            c.pid
+            for c in psutil.Process(pid).children(recursive=True)
+            if "ipykernel" in " ".join(c.cmdline())
+        ]
     except psutil.NoSuchProcess:
         return []
 
@@ -52,8 +64,13 @@ def kernels_of(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("locks")
-    project = scratch_project(root, data_dir=str(root / "raw"), warehouse_dir=str(root / "warehouse"),
-                              reports_dir=str(root / "reports"), models=QUICK)
+    project = scratch_project(
+        root,
+        data_dir=str(root / "raw"),
+        warehouse_dir=str(root / "warehouse"),
+        reports_dir=str(root / "reports"),
+        models=QUICK,
+    )
     synthetic.write(synthetic.generate(600, seed=29), root / "raw")
     yield project
     wh.stop_local_server(root / "warehouse")
@@ -70,17 +87,29 @@ def test_a_run_waits_for_the_kernels_of_a_killed_run_and_never_runs_beside_them(
     assert second.returncode == 0, err[-3000:]
     import psutil
 
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in orphans)
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in orphans
+    )
     status = json.loads((config.load(project).reports_dir / "2026-11-01" / "run.json").read_text())
     assert status["status"] == "succeeded" and status["pid"] == second.pid
 
 
 def test_the_lock_waits_for_a_kernel_that_still_works(tmp_path):
-    """A process holding the work lock (a kernel of a run whose command was killed) delays the next run."""
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from customer_analytics import fsutil, runs\n"
-        f"fsutil.hold_lock(Path({str(tmp_path)!r}) / runs.WORK_LOCK, shared=True)\n"
-        "print('held', flush=True); time.sleep(4)")], stdout=subprocess.PIPE, text=True)
+    """A process holding the work lock (a kernel of a run whose command was killed) delays the next
+    run."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; from pathlib import Path; from customer_analytics import fsutil, "
+                f"runs\nfsutil.hold_lock(Path({str(tmp_path)!r}) / runs.WORK_LOCK, "
+                "shared=True)\nprint('held', flush=True); time.sleep(4)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     started = time.monotonic()
     with pipeline.acquire_run(tmp_path):
@@ -94,11 +123,80 @@ def test_run_beside_a_plain_ploomber_build_is_refused_and_the_build_completes(pr
     lock = config.load(project).warehouse_dir / pipeline.RUN_LOCK
     wait_for(lambda: kernels_of(build.pid), what="ploomber's first notebook kernel")
     assert "pid" in lock.read_text()
-    other = subprocess.run([str(Path(sys.executable).with_name("customer-analytics")), "run", "--force"],
-                           cwd=project, env=project_env(project), capture_output=True, text=True, timeout=300)
+    other = subprocess.run(
+        [str(Path(sys.executable).with_name("customer-analytics")), "run", "--force"],
+        cwd=project,
+        env=project_env(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert other.returncode == 3 and "Another run is in progress on this warehouse" in other.stderr
     out, err = build.communicate(timeout=900)
     assert build.returncode == 0, err[-3000:]
+
+
+def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(project):
+    """Issue 19: 02_eda and 03_features run at the same time, in threads; Ctrl-C (SIGINT to Ploomber
+    alone, as a terminal sends it: kernels run in sessions of their own) must stop both notebooks
+    where they are, not wait for them to finish, and leave no kernel behind."""
+    import psutil
+
+    folder = config.load(project).reports_dir / "2026-11-01"
+    started = time.time()
+    build = start(project, "build", "--force", tool="ploomber")
+
+    def working(
+        name: str,
+    ) -> bool:  # this build's notebook has run a cell (Papermill saves after each)
+        path = folder / f"{name}.ipynb"
+        try:
+            return path.stat().st_mtime > started and any(
+                c.get("execution_count") for c in json.loads(path.read_text())["cells"]
+            )
+        except (OSError, ValueError):  # not there yet, or being written
+            return False
+
+    wait_for(
+        lambda: working("02_eda") and working("03_features"), what="02 and 03 working together"
+    )
+    kernels = kernels_of(build.pid)
+    assert len(kernels) >= 2
+    interrupted = time.monotonic()
+    os.kill(build.pid, signal.SIGINT)
+    build.communicate(timeout=120)
+    assert build.returncode != 0
+    assert time.monotonic() - interrupted < 60
+    for name in (
+        "02_eda",
+        "03_features",
+    ):  # stopped in a cell, their later cells never run, no report
+        cells = [
+            c
+            for c in json.loads((folder / f"{name}.ipynb").read_text())["cells"]
+            if c["cell_type"] == "code"
+        ]
+        status = [c["metadata"]["papermill"]["status"] for c in cells]
+        assert "failed" in status and status[-1] == "pending", (name, status)
+        html = folder / f"{name}.html"
+        assert not html.is_file() or html.stat().st_mtime < started, name
+    wait_for(
+        lambda: (
+            not any(
+                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                for p in kernels
+            )
+        ),
+        timeout=30,
+        what="the kernels to exit",
+    )
+    with pipeline.acquire_run(
+        config.load(project).warehouse_dir
+    ):  # free at once: no kernel holds the work lock
+        pass
+    assert not (folder / "04_model_comparison.ipynb").is_file() or (
+        (folder / "04_model_comparison.ipynb").stat().st_mtime < started
+    )
 
 
 @pytest.fixture
@@ -106,7 +204,9 @@ def full_disk(tmp_path):
     """A tiny filesystem, filled up: what reports_dir looks like on a full disk."""
     mount = tmp_path / "full"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here ({done.stderr.decode().strip()})")
     try:
@@ -123,9 +223,19 @@ def full_disk(tmp_path):
 
 def test_a_full_reports_disk_fails_cleanly(project, full_disk):
     env = {**project_env(project)}
-    out = subprocess.run([str(Path(sys.executable).with_name("customer-analytics")), "run", "--set",
-                          f"reports_dir={full_disk}"], cwd=project, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("customer-analytics")),
+            "run",
+            "--set",
+            f"reports_dir={full_disk}",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 1, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "No space left on device" in out.stderr
     leftovers = [p.name for p in full_disk.rglob("*") if p.name.endswith(".tmp")]

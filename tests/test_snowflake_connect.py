@@ -1,7 +1,8 @@
-"""Opening a Snowflake session: database and schema from the connection, schemas created only when missing.
+"""Opening a Snowflake session: database and schema from the connection, schemas created only when
+missing.
 
-Snowflake cannot run here: a recording session stands in for the connector's (Snowflake-only branch),
-answering the metadata queries the way Snowflake would and recording every statement sent.
+Snowflake cannot run here: a recording session stands in for the connector's (Snowflake-only
+branch), answering the metadata queries the way Snowflake would and recording every statement sent.
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ class Row(dict):
 
 
 class RecordingSession:
-    """What warehouse.connect needs from a Snowpark session on Snowflake, recording the SQL it is sent."""
+    """What warehouse.connect needs from a Snowpark session on Snowflake, recording the SQL it is
+    sent."""
 
-    def __init__(self, database: str | None, schema: str | None, schemas: set[str], can_create: bool = True):
-        self.database, self.schema, self.schemas, self.can_create = database, schema, set(schemas), can_create
+    def __init__(
+        self, database: str | None, schema: str | None, schemas: set[str], can_create: bool = True
+    ):
+        self.database, self.schema, self.schemas, self.can_create = (
+            database,
+            schema,
+            set(schemas),
+            can_create,
+        )
         self.sent: list[str] = []
         self.closed = False
         self.telemetry_enabled = True
@@ -46,8 +55,10 @@ class RecordingSession:
                     return [Row(N=int(name in session.schemas))]
                 if text.startswith("CREATE SCHEMA"):
                     if not session.can_create:
-                        raise RuntimeError("SQL access control error: Insufficient privileges to operate on "
-                                           "database 'ANALYTICS'")
+                        raise RuntimeError(
+                            "SQL access control error: Insufficient privileges to operate on "
+                            "database 'ANALYTICS'"
+                        )
                     session.schemas.add(text.rsplit(".", 1)[1])
                 return []
 
@@ -80,33 +91,45 @@ def test_an_experiment_schema_is_created_beside_production_when_missing(monkeypa
     session = wh.connect(snowflake_params())
     exp = runs.Namespace(runs.EXPERIMENT, "horizon_days_30").schema("SHOP")
     wh.enter_schema(session, "ANALYTICS", exp)
-    assert fake.sent[-2:] == [f"CREATE SCHEMA IF NOT EXISTS ANALYTICS.{exp}", f"USE SCHEMA ANALYTICS.{exp}"]
+    assert fake.sent[-2:] == [
+        f"CREATE SCHEMA IF NOT EXISTS ANALYTICS.{exp}",
+        f"USE SCHEMA ANALYTICS.{exp}",
+    ]
     assert exp == "SHOP__X_HORIZON_DAYS_30"
 
 
 def test_a_missing_schema_the_role_cannot_create_names_the_privilege(monkeypatch):
     fake = RecordingSession("ANALYTICS", "SHOP", {"SHOP"}, can_create=False)
     monkeypatch.setattr(wh, "_snowflake_session", lambda name: fake)
-    with pytest.raises(wh.WarehouseError, match=r"Schema ANALYTICS\.REPORTING does not exist and could not be "
-                                                r"created .*CREATE SCHEMA privilege on database ANALYTICS: "
-                                                r"`GRANT CREATE SCHEMA ON DATABASE ANALYTICS TO ROLE"):
+    with pytest.raises(
+        wh.WarehouseError,
+        match=r"Schema ANALYTICS\.REPORTING does not exist and could not be "
+        r"created .*CREATE SCHEMA privilege on database ANALYTICS: "
+        r"`GRANT CREATE SCHEMA ON DATABASE ANALYTICS TO ROLE",
+    ):
         wh.connect(snowflake_params(schema="REPORTING"))
 
 
 def test_a_connection_without_database_or_schema_says_how_to_set_them(monkeypatch):
     fake = RecordingSession("ANALYTICS", None, set())
     monkeypatch.setattr(wh, "_snowflake_session", lambda name: fake)
-    with pytest.raises(wh.WarehouseError, match="names no schema. Fix: add `database = ...` and `schema = ...`"):
+    with pytest.raises(
+        wh.WarehouseError, match="names no schema. Fix: add `database = ...` and `schema = ...`"
+    ):
         wh.connect(snowflake_params())
     assert fake.closed
     fake = RecordingSession(None, None, {"SHOP"})
     monkeypatch.setattr(wh, "_snowflake_session", lambda name: fake)
-    assert wh.connect(snowflake_params(database="ANALYTICS", schema="SHOP")) is fake  # the parameters suffice
+    assert (
+        wh.connect(snowflake_params(database="ANALYTICS", schema="SHOP")) is fake
+    )  # the parameters suffice
 
 
 def test_database_and_schema_are_ordinary_parameters_on_the_command_line():
-    values = cli.apply_overrides(config.read_env(REPO), cli.parse_overrides(["database=reporting"],
-                                                                           ["--env--schema", "shop_eu"]))
+    values = cli.apply_overrides(
+        config.read_env(REPO),
+        cli.parse_overrides(["database=reporting"], ["--env--schema", "shop_eu"]),
+    )
     params = config.validate(values, REPO)
     assert (params.database, params.schema) == ("REPORTING", "SHOP_EU")
 
@@ -114,6 +137,9 @@ def test_database_and_schema_are_ordinary_parameters_on_the_command_line():
 def test_an_unknown_connection_says_where_the_connector_looks(monkeypatch, tmp_path):
     monkeypatch.setenv("SNOWFLAKE_HOME", str(tmp_path))  # no connections.toml there
     monkeypatch.delenv("SNOWFLAKE_CONNECTIONS", raising=False)
-    with pytest.raises(wh.WarehouseError, match=r"Could not open Snowflake connection 'nope'.*connections.toml in "
-                                                r"\$SNOWFLAKE_HOME or ~/.snowflake .*\$SNOWFLAKE_CONNECTIONS"):
+    with pytest.raises(
+        wh.WarehouseError,
+        match=r"Could not open Snowflake connection 'nope'.*connections.toml in "
+        r"\$SNOWFLAKE_HOME or ~/.snowflake .*\$SNOWFLAKE_CONNECTIONS",
+    ):
         wh.connect(snowflake_params(connection="nope"))

@@ -26,7 +26,9 @@ def test_local_connect_creates_database_files_and_schema(fresh_warehouse):
 def test_replace_table_is_atomic_when_the_new_query_fails(fresh_warehouse):
     s = wh.connect(fresh_warehouse)
     s.sql("CREATE OR REPLACE TABLE T AS SELECT 1 AS A UNION ALL SELECT 2").collect()
-    bad = s.table("T").select((F.col("A") / F.lit(0)).cast("int").alias("A"), F.call_function("NO_SUCH_FN", F.col("A")))
+    bad = s.table("T").select(
+        (F.col("A") / F.lit(0)).cast("int").alias("A"), F.call_function("NO_SUCH_FN", F.col("A"))
+    )
     with pytest.raises(SnowparkSQLException):
         wh.replace_table(bad, "T")
     assert sorted(r["A"] for r in s.table("T").collect()) == [1, 2]
@@ -51,13 +53,18 @@ def test_a_second_process_uses_the_warehouse_while_a_session_is_open(fresh_wareh
     s.sql("CREATE OR REPLACE TABLE SHARED AS SELECT 1 AS X").collect()
     code = textwrap.dedent(f"""
         from customer_analytics import config, warehouse as wh
-        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        p = config.load(
+            warehouse_dir={str(fresh_warehouse.warehouse_dir)!r},
+            data_dir={str(fresh_warehouse.data_dir)!r},
+        )
         s = wh.connect(p)
         s.sql("CREATE OR REPLACE TABLE FROM_OTHER AS SELECT COUNT(*) AS N FROM SHARED").collect()
         print(s.table("FROM_OTHER").collect()[0]["N"])
     """)
     env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
     assert s.table("FROM_OTHER").collect()[0]["N"] == 1  # this session sees the other's write
@@ -68,12 +75,20 @@ def test_a_foreign_lock_on_the_files_gives_a_clear_message(fresh_warehouse, tmp_
     import duckdb
 
     fresh_warehouse.warehouse_dir.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import duckdb, time
-        c = duckdb.connect({str(fresh_warehouse.warehouse_dir / 'ANALYTICS.db')!r})
+        c = duckdb.connect({str(fresh_warehouse.warehouse_dir / "ANALYTICS.db")!r})
         print("locked", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(wh.WarehouseError, match="could not start.*(lock|Conflicting)"):
@@ -100,22 +115,33 @@ def test_table_helpers(session):
 
 
 def test_another_process_is_served_while_a_long_query_runs(fresh_warehouse):
-    """A kernel stays usable while the pipeline runs a long query (queries do not queue behind each other)."""
+    """A kernel stays usable while the pipeline runs a long query (queries do not queue behind each
+    other)."""
     import threading
 
     s = wh.connect(fresh_warehouse)
     s.sql("CREATE OR REPLACE TABLE SHARED AS SELECT 7 AS X").collect()
     long_result = []
-    heavy = threading.Thread(target=lambda: long_result.extend(s.sql(
-        "SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 2000000000))").collect()))
+    heavy = threading.Thread(
+        target=lambda: long_result.extend(
+            s.sql(
+                "SELECT SUM(SEQ4() % 7) AS N FROM TABLE(GENERATOR(ROWCOUNT => 2000000000))"
+            ).collect()
+        )
+    )
     code = textwrap.dedent(f"""
         from customer_analytics import config, warehouse as wh
-        p = config.load(warehouse_dir={str(fresh_warehouse.warehouse_dir)!r}, data_dir={str(fresh_warehouse.data_dir)!r})
+        p = config.load(
+            warehouse_dir={str(fresh_warehouse.warehouse_dir)!r},
+            data_dir={str(fresh_warehouse.data_dir)!r},
+        )
         print(wh.connect(p).table("SHARED").collect()[0]["X"])
     """)
     env = {**os.environ, "CUSTOMER_ANALYTICS_ROOT": str(REPO)}
     heavy.start()
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     still_running = heavy.is_alive()
     heavy.join()
     assert other.returncode == 0, other.stderr

@@ -23,7 +23,15 @@ from customer_analytics import contract
 from customer_analytics import parameters as P
 from customer_analytics.parameters import IDENTIFIER, ConfigError
 
-__all__ = ["ConfigError", "Params", "check_identifier", "load", "project_root", "read_env", "setup_logging"]
+__all__ = [
+    "ConfigError",
+    "Params",
+    "check_identifier",
+    "load",
+    "project_root",
+    "read_env",
+    "setup_logging",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +45,8 @@ MODEL_NAMES, METRICS, SCORING_SETS = P.MODEL_NAMES, P.METRICS, P.SCORING_SETS
 
 
 def project_root(start: Path | None = None) -> Path:
-    """Return the project folder: ``$CUSTOMER_ANALYTICS_ROOT`` or the nearest parent with ``env.yaml``.
+    """Return the project folder: ``$CUSTOMER_ANALYTICS_ROOT`` or the nearest parent with
+    ``env.yaml``.
 
     Args:
         start: folder to search upwards from (default: the current directory).
@@ -74,8 +83,14 @@ class Params:
     cv_folds: int = 3
     max_train_rows: int = 60_000
     text_max_rows: int = 20_000
+    text_topics: int = 8  # topics of the review/call texts (topics.py)
+    max_audio_minutes: float = 10.0  # new call audio transcribed per run at most (audio.py)
+    audio_recognizer: str = "pocketsphinx"  # or package.module:factory
     chunk_rows: int = 50_000
-    freshness_tolerance_days: int = 1
+    forecast_level: float = 0.9  # level of 05's forecast ranges (forecast.py)
+    currency: str = "EUR"  # ISO 4217 code of every money figure in the reports (narrative/fmt.py)
+    freshness_tolerance_days: int = 3
+    calibration_tolerance: float = 0.10
     database: str | None = None
     schema: str | None = None
     run_namespace: str = P.NAMESPACE_AUTO
@@ -85,13 +100,18 @@ class Params:
     calls_dir: str | None = contract.CALLS.default_file
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     max_reject_share: float = contract.DEFAULT_MAX_REJECT_SHARE
-    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}} (contract.layout_parts)
+    # date layouts per source and field: {orders: {ts: ("MM/DD/YYYY HH24:MI",)}}
+    # (contract.layout_parts)
     date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
     return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
     guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"
-    customer_attributes: dict[str, str] = field(default_factory=dict)  # orders-only: {name: orders column}
-    orders_table: str | None = None  # sources already in the warehouse (DB.SCHEMA.NAME), instead of files
+    customer_attributes: dict[str, str] = field(
+        default_factory=dict
+    )  # orders-only: {name: orders column}
+    orders_table: str | None = (
+        None  # sources already in the warehouse (DB.SCHEMA.NAME), instead of files
+    )
     customers_table: str | None = None
     reviews_table: str | None = None
     max_product_types: int = 25  # product types with own columns; rarer ones are grouped as 'other'
@@ -112,12 +132,20 @@ class Params:
         return [last - step * k for k in range(self.n_cutoffs, -1, -1)]
 
     def values(self) -> dict[str, Any]:
-        """Every parameter's value, JSON-friendly (dates as ISO text, paths as text, tuples as lists)."""
+        """Every parameter's value, JSON-friendly (dates as ISO text, paths as text, tuples as
+        lists)."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = (v.isoformat() if isinstance(v, dt.date) else str(v) if isinstance(v, Path)
-                           else list(v) if isinstance(v, tuple) else v)
+            out[f.name] = (
+                v.isoformat()
+                if isinstance(v, dt.date)
+                else str(v)
+                if isinstance(v, Path)
+                else list(v)
+                if isinstance(v, tuple)
+                else v
+            )
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -138,7 +166,8 @@ class Params:
 
 
 def env_path(root: Path | None = None) -> Path:
-    """The parameter file: ``env.yaml`` in the project, or the file named by ``$CUSTOMER_ANALYTICS_ENV``."""
+    """The parameter file: ``env.yaml`` in the project, or the file named by
+    ``$CUSTOMER_ANALYTICS_ENV``."""
     root = root or project_root()
     path = Path(os.environ.get(ENV_FILE_VAR) or root / ENV_FILE)
     return path if path.is_absolute() else root / path
@@ -152,16 +181,22 @@ def read_env(root: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise ConfigError(f"Parameter file {path.name} is missing from the project folder.") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"Parameter file {path.name} is not valid YAML: {str(e).splitlines()[0]}") from e
+        raise ConfigError(
+            f"Parameter file {path.name} is not valid YAML: {str(e).splitlines()[0]}"
+        ) from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping of parameter names to values.")
     unknown = sorted(set(raw) - set(P.BY_NAME))
     if unknown:
-        raise ConfigError(f"{path.name} has unknown parameter(s) {unknown}; known: {sorted(P.BY_NAME)}.")
+        raise ConfigError(
+            f"{path.name} has unknown parameter(s) {unknown}; known: {sorted(P.BY_NAME)}."
+        )
     return raw
 
 
-def load(root: Path | None = None, *, base: Mapping[str, Any] | None = None, **overrides: Any) -> Params:
+def load(
+    root: Path | None = None, *, base: Mapping[str, Any] | None = None, **overrides: Any
+) -> Params:
     """Build validated :class:`Params` from ``env.yaml`` (or ``base``) plus non-``None`` overrides.
 
     Args:
@@ -192,17 +227,21 @@ def validate(values: Mapping[str, Any], root: Path) -> Params:
 
 
 def check_identifier(name: str) -> str:
-    """Return ``name`` upper-cased if it is a plain SQL identifier, else raise :class:`ConfigError`."""
+    """Return ``name`` upper-cased if it is a plain SQL identifier, else raise
+    :class:`ConfigError`."""
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise ConfigError(f"{name!r} is not a valid table or column name.")
     return name.upper()
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
-    """Send this package's log records to stderr (notebooks: warnings only, to keep reports clean)."""
+    """Send this package's log records to stderr (notebooks: warnings only, to keep reports clean),
+    redacted like every message that reaches a report (:mod:`customer_analytics.redaction`)."""
+    from customer_analytics.redaction import RedactingFormatter
+
     logger = logging.getLogger("customer_analytics")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 #: Accepted file formats, by file name extension.
@@ -25,6 +26,17 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_RECORD_LINES = 1000
 #: An order (a JSON line) with more items than this is rejected whole: it bounds the work per order.
 MAX_ITEMS = 10_000
+#: A JSON line nested deeper than this (objects and lists inside each other) is rejected.
+MAX_JSON_DEPTH = 100
+#: A JSON integer with more digits than this is rejected (Snowflake's NUMBER holds 38).
+MAX_JSON_INT_DIGITS = 38
+#: Characters an id may not hold, as regular-expression ranges: control characters, the soft
+#: hyphen, zero-width and other invisible format characters, bidirectional controls, line and
+#: paragraph separators, the byte-order mark, interlinear annotation marks.
+INVISIBLE_ID_CHARS = (
+    "\x01-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
 #: Dates and timestamps outside [MIN_DATE, MAX_DATE] are rejected as out of range.
 MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
 #: Plausible ranges of the numeric fields (inclusive).
@@ -193,8 +205,20 @@ def check_format(text: str) -> str:
     return fmt
 
 
-class Reason:
-    """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings)."""
+class SourceStatus(StrEnum):
+    """What the ingest did with a source (``INGEST_LOG.STATUS``)."""
+
+    LOADED = "loaded"  # found and read (or, in a plan: to be read)
+    MISSING = "missing"  # optional and not found
+    DISABLED = "disabled"  # switched off in the settings
+    DERIVED = "derived"  # customers built from the orders (no customers file)
+
+
+class Reason(StrEnum):
+    """Exact rejection reasons, as written to ``REJECTED_*.REASON`` (tests assert these strings).
+
+    Members are strings; pass ``str(reason)`` to Snowpark's ``F.lit`` (it refuses str subclasses).
+    """
 
     INVALID_UTF8 = "invalid UTF-8"
     NUL_BYTE = "NUL byte"
@@ -202,10 +226,18 @@ class Reason:
     LINE_TOO_LONG = "line too long"
     MALFORMED_JSON = "malformed JSON"
     NOT_AN_OBJECT = "not a JSON object"
+    TOO_DEEP = "JSON nested too deeply"
+    NUMBER_RANGE = "JSON number out of range"
+    NOT_UTF8_TEXT = "UTF-16 or UTF-32 text (not UTF-8)"
+    NOT_TEXT = "not a text file"
+    OUTSIDE_DATA_DIR = "outside data_dir"
+    NOT_A_FILE = "not a regular file"
     CSV_FIELD_COUNT = "malformed CSV line (wrong number of fields)"
     CSV_UNCLOSED_QUOTE = "malformed CSV line (unclosed quote)"
     CSV_SYNTAX = "malformed CSV line"
     MISSING = "missing required field"
+    NOT_A_VALUE = "not a single value"
+    INVISIBLE_IN_ID = "invisible character in id"
     BAD_DATE = "unparseable date"
     DATE_RANGE = "date out of range"
     NOT_A_NUMBER = "not a number"
@@ -222,9 +254,14 @@ class Reason:
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
     DUPLICATE_LINE = "duplicate line (first kept)"
     UNKNOWN_CUSTOMER = "unknown customer_id"
+    # audio calls (customer_analytics.audio)
+    UNREADABLE_AUDIO = "unreadable audio"
+    SILENT_AUDIO = "silent audio"
+    NO_SPEECH = "no speech recognised"
+    AUDIO_BUDGET = "over max_audio_minutes"
 
 
-class Excluded:
+class Excluded(StrEnum):
     """Why a readable, valid row is kept out of the CLEAN_ tables without being an error
     (``EXCLUDED_ORDER_LINES.REASON``; not counted against ``max_reject_share``)."""
 
@@ -254,6 +291,19 @@ REASONS: dict[str, str] = {
     "a cut-off line, "
     "an invalid \\u escape, or the same key twice in one object",
     Reason.NOT_AN_OBJECT: "valid JSON, but not an object `{…}` (e.g. a list or a bare number)",
+    Reason.TOO_DEEP: f"objects and lists nested more than {MAX_JSON_DEPTH} levels deep (no export "
+    "needs that many; it bounds the work per line)",
+    Reason.NUMBER_RANGE: "a JSON number no warehouse can hold: beyond the range of a double "
+    f"(e.g. `1e400`) or an integer of more than {MAX_JSON_INT_DIGITS} digits (the warehouse's "
+    "JSON parser would refuse the whole load); quote it to keep it as text",
+    Reason.NOT_UTF8_TEXT: "a transcript saved as UTF-16 or UTF-32 (e.g. Windows 'Unicode' text); "
+    "save it as UTF-8",
+    Reason.NOT_TEXT: "a transcript that is binary data (an archive, a document, control bytes) "
+    "under a `.txt` name",
+    Reason.OUTSIDE_DATA_DIR: "a transcript that is a link to a file outside `data_dir`: it is "
+    "never read (a data folder that is itself a link is fine; only escapes from it are refused)",
+    Reason.NOT_A_FILE: "a transcript name that is not a regular file (a pipe, device or socket): "
+    "it is not opened",
     Reason.CSV_FIELD_COUNT: "a CSV record with fewer fields than the header, or more (extra fields "
     "that are all "
     "empty, as left by trailing commas, are tolerated)",
@@ -267,6 +317,13 @@ REASONS: dict[str, str] = {
     Reason.CSV_SYNTAX: "a record the CSV parser cannot split (e.g. a lone carriage return outside "
     "quotes)",
     Reason.MISSING: "a required field is absent, null or empty",
+    Reason.NOT_A_VALUE: "JSON lines: an object `{…}` or a list `[…]` where one value is "
+    "expected, "
+    "or `true`/`false` where an id, a date or a number is expected (text fields such as "
+    "`cancelled` take `true`/`false` as text)",
+    Reason.INVISIBLE_IN_ID: "an id holds a control character (tab, line break, …), a zero-width "
+    "character, a soft hyphen or a bidirectional override: it would look like another id that "
+    "it is not. Letters of any script, emoji and punctuation are fine",
     Reason.BAD_DATE: "not a date or timestamp in the column's layout (see *Date layouts*), or not "
     "a real "
     "calendar date (e.g. 2026-02-30)",
@@ -297,7 +354,20 @@ REASONS: dict[str, str] = {
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
     "customers file is "
     "used): absent from that file, or its line there was rejected",
+    Reason.UNREADABLE_AUDIO: "a call recording the decoder cannot read (not WAV, FLAC, MP3 or Ogg "
+    "Vorbis, cut off or corrupt) or with a sample rate outside 8,000-192,000 Hz",
+    Reason.SILENT_AUDIO: "a call recording whose level stays below -50 dBFS, or shorter than 0.2 s",
+    Reason.NO_SPEECH: "a call recording in which the speech recognizer found no word",
+    Reason.AUDIO_BUDGET: "a call recording not transcribed in this run: it does not fit in what is "
+    "left of `max_audio_minutes` of new audio; a later run transcribes it (transcripts are cached)",
 }
+#: The reasons only audio calls can have.
+AUDIO_REASONS = (
+    Reason.UNREADABLE_AUDIO,
+    Reason.SILENT_AUDIO,
+    Reason.NO_SPEECH,
+    Reason.AUDIO_BUDGET,
+)
 
 
 @dataclass(frozen=True)
@@ -595,9 +665,12 @@ CALLS = Source(
     name="calls",
     setting="calls_dir",
     default_file="calls",
-    formats=("txt",),
+    formats=("txt", "audio"),
     required=False,
-    row="one transcript file `*.txt` in the folder",
+    row="one transcript file `*.txt`, or one recording (`.wav`, `.flac`, `.mp3`, `.ogg`; see "
+    "*Audio calls*), any case, in the folder itself. Every other entry is not read and is counted "
+    "by reason in the 01 report and the log, never named: hidden files, sub-folders (not "
+    "entered), compressed files, documents, other audio or video, other extensions",
     when_absent="no call rows in CLEAN_REVIEWS",
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
@@ -607,7 +680,8 @@ CALLS = Source(
             "id",
             "yes",
             "a header line `customer_id: …` (or `customer: …`) at the top of the "
-            "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt`",
+            "file, else the file name `<customer_id>_<YYYY-MM-DD>[_anything].txt` (a recording: "
+            "always the file name)",
             "CUSTOMER_ID",
             need="always",
         ),
@@ -624,7 +698,8 @@ CALLS = Source(
             "text",
             "yes",
             "the transcript: everything after the header lines (and the blank line "
-            "that ends them), or the whole file when it has no header",
+            "that ends them), or the whole file when it has no header; for a recording, "
+            "what the speech recognizer heard",
             "TEXT",
             need="always",
         ),
@@ -636,6 +711,38 @@ SOURCES: tuple[Source, ...] = (CUSTOMERS, ORDERS, REVIEWS, CALLS)
 #: Sources whose column names may be mapped in ``env.yaml`` (``columns: {source: {field:
 #: your_column}}``).
 MAPPABLE = {s.name: s for s in (ORDERS, CUSTOMERS, REVIEWS)}
+
+
+#: Why an entry of the calls folder is not read (the 01 report and the log count them by reason;
+#: names are never shown, they may hold personal data).
+SKIP_HIDDEN = "hidden (the name starts with '.')"
+SKIP_FOLDER = "a sub-folder (transcripts are read from the calls folder itself, not from below it)"
+SKIP_COMPRESSED = "compressed: unpack it into the calls folder"
+SKIP_DOCUMENT = "a document: save the transcript as plain text (.txt, UTF-8)"
+SKIP_MEDIA = (
+    "audio or video in a format not read: convert it to .wav, .flac, .mp3 or .ogg (transcribed "
+    "by the ingest) or transcribe it into a .txt file"
+)
+#: Recordings read from a calls folder (any case) and transcribed (:mod:`customer_analytics.audio`).
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+SKIP_TEXT = "text under another extension (.text, .md, .log, …): rename it to .txt to have it read"
+SKIP_OTHER = "not a .txt file"
+#: File name endings of each kind of skipped entry (compared in lower case).
+SKIP_SUFFIXES: dict[str, tuple[str, ...]] = {
+    SKIP_COMPRESSED: (".gz", ".zip", ".bz2", ".xz", ".zst", ".7z", ".rar", ".tgz", ".tar"),
+    SKIP_DOCUMENT: (".pdf", ".doc", ".docx", ".rtf", ".odt", ".html", ".htm", ".pages"),
+    SKIP_MEDIA: (".m4a", ".aac", ".wma", ".opus", ".mp4", ".webm", ".mov", ".amr", ".aiff"),
+    SKIP_TEXT: (".text", ".md", ".log", ".srt", ".vtt", ".asc"),
+}
+CALL_SKIPS = (
+    SKIP_HIDDEN,
+    SKIP_FOLDER,
+    SKIP_COMPRESSED,
+    SKIP_DOCUMENT,
+    SKIP_MEDIA,
+    SKIP_TEXT,
+    SKIP_OTHER,
+)
 
 
 def source(name: str) -> Source:
@@ -671,6 +778,8 @@ def _source_section(src: Source) -> list[str]:
         "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
         "csv": "CSV (`.csv`)",
         "txt": "plain-text files (`.txt`), UTF-8",
+        "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline "
+        "(see *Audio calls*)",
     }
     out = [
         f"### `{src.name}` — {'required' if src.required else 'optional'}",
@@ -708,12 +817,22 @@ def render_markdown() -> str:
         "",
         "## General rules",
         "",
-        "- **Encoding**: UTF-8 (a byte-order mark is allowed). Line endings: `\\n` or `\\r\\n`.",
+        "- **Encoding**: UTF-8 (a byte-order mark is allowed, also at the start of a line of files "
+        "joined together). Line endings: `\\n` or `\\r\\n`, mixed or not; a line break inside a "
+        "quoted CSV field is kept exactly as in the file. A file in UTF-16 or UTF-32, in an 8-bit "
+        "encoding (Windows-1252, Latin-1), with lines ending in a carriage return alone, or that "
+        "is "
+        "an archive, a document, an image or other binary data stops the run with what it is and "
+        "how to re-export it.",
+        "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "
+        "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
+        "a "
+        "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
         '- **CSV**: comma-separated, first line = header, fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
-        "case-insensitively, ignoring surrounding spaces (a name given twice: the first column is "
-        "used); "
+        "case-insensitively, ignoring surrounding spaces; a column the run reads that the header "
+        "names twice stops the run (which one holds the field would be a guess); "
         "columns not in the contract are ignored (they are kept "
         "in the `RAW_*` and `REJECTED_*` tables as part of the record).",
         "- **JSON lines**: one JSON object per line, strict JSON (RFC 8259). A file that is one "
@@ -855,6 +974,29 @@ def render_markdown() -> str:
         "report lists "
         "what was renamed or grouped).",
         "",
+        "## Audio calls",
+        "",
+        "A calls folder may hold recordings beside the transcripts: WAV, FLAC, MP3 or Ogg Vorbis "
+        "(`.wav`, `.flac`, `.mp3`, `.ogg`, any case), 8,000-192,000 Hz, any number of channels "
+        "(mixed down), 8 to 32-bit integer or float samples. Each is resampled to 16 kHz mono and "
+        "transcribed offline by the `audio_recognizer` (default `pocketsphinx`: CMU PocketSphinx 5 "
+        "with the US-English model in its wheel; or `package.module:factory` for your own, e.g. a "
+        "local Whisper model). The customer and date come from the file name "
+        "(`<customer_id>_<YYYY-MM-DD>[_anything].<ext>`). A transcribed recording becomes a call "
+        "row "
+        "of `CLEAN_REVIEWS` like a transcript, with `RECOGNIZER` (name, version, model) and "
+        "`CONFIDENCE` (mean word posterior, 0-1; both null for typed texts); `RAW_CALLS.RECORD` "
+        "describes the recording (format, rate, channels, duration) and `AUDIO_SECONDS` its "
+        "length. "
+        "A recording that cannot be used is rejected (field `audio`) as *unreadable audio*, "
+        "*silent "
+        "audio*, *no speech recognised* or *over max_audio_minutes*; the usual checks (date, known "
+        "customer) follow. Transcripts are cached by the file's content and the recognizer under "
+        "`warehouse_dir/transcripts`, so a recording is transcribed once; at most "
+        "`max_audio_minutes` of new audio is transcribed per run, the rest by later runs. "
+        "Accuracy: the `01_ingest` report gives the recognizer's word error rate measured on the "
+        "shipped demo recordings.",
+        "",
         "## Freshness",
         "",
         "`INGEST_LOG` records, per source, the first and last timestamp of its accepted rows "
@@ -941,7 +1083,7 @@ def render_markdown() -> str:
         "the tables) runs "
         "in the tests on the embedded warehouse and is compared with an independent pandas "
         "implementation "
-        "(`customer_analytics.reference`).",
+        "(`tests/reference.py`).",
         "",
         "The new tables are built as `*__NEW` and put in place together at the end (locally in one "
         "transaction; "
@@ -984,7 +1126,12 @@ def render_markdown() -> str:
         "is replaced (the previous tables stay as they were) — when:",
         "",
         "- `data_dir` or the orders file does not exist;",
-        "- a file that exists is empty (0 bytes), or a CSV has a header but no record;",
+        "- a file that exists is empty (0 bytes) or holds only blank lines, or a CSV has a header "
+        "but no record;",
+        "- a file is not UTF-8 text with LF or CRLF lines (see *Encoding*), lies outside "
+        "`data_dir`, is not a regular file, or changes while it is read;",
+        "- a CSV names a column the run reads twice, or its first line is a record (no header "
+        "line): the message then quotes none of its fields;",
         "- a file's extension is not an accepted format, or a JSON-lines file is one JSON array, "
         "or its first "
         "lines are not JSON at all;",

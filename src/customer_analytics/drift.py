@@ -28,6 +28,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import DataFrame
 from snowflake.snowpark.types import StringType
 
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,22 @@ def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def decile_edges(reference: DataFrame, numeric: list[str], bins: int = BINS) -> dict[str, list[float]]:
-    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``, deduplicated."""
+def decile_edges(
+    reference: DataFrame, numeric: list[str], bins: int = BINS
+) -> dict[str, list[float]]:
+    """Interior bin edges per numeric column: the reference's quantiles ``1/bins … (bins-1)/bins``,
+    deduplicated."""
     qs = [i / bins for i in range(1, bins)]
-    aggs = [F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
-            for j, c in enumerate(numeric) for k, q in enumerate(qs)]
+    aggs = [
+        F.percentile_cont(q).within_group(F.col(c)).alias(f"E{j}_{k}")
+        for j, c in enumerate(numeric)
+        for k, q in enumerate(qs)
+    ]
     row = reference.agg(*aggs).collect()[0].as_dict() if aggs else {}
-    return {c: sorted({float(row[f"E{j}_{k}"]) for k in range(len(qs)) if row[f"E{j}_{k}"] is not None})
-            for j, c in enumerate(numeric)}
+    return {
+        c: sorted({float(row[f"E{j}_{k}"]) for k in range(len(qs)) if row[f"E{j}_{k}"] is not None})
+        for j, c in enumerate(numeric)
+    }
 
 
 def _bin_conditions(col: str, edges: list[float]):
@@ -77,40 +86,54 @@ def _bin_conditions(col: str, edges: list[float]):
     return conds
 
 
-def numeric_counts(reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]) -> dict[str, dict]:
-    """Binned counts (missing bin first), mean and row count of each column on both sides, in one query."""
+def numeric_counts(
+    reference: DataFrame, current: DataFrame, edges: dict[str, list[float]]
+) -> dict[str, dict]:
+    """Binned counts (missing bin first), mean and row count of each column on both sides, in one
+    query."""
     cols = list(edges)
-    both = (reference.select(F.lit("reference").alias(_SIDE), *cols)
-            .union_all(current.select(F.lit("current").alias(_SIDE), *cols)))
+    both = reference.select(F.lit("reference").alias(_SIDE), *cols).union_all(
+        current.select(F.lit("current").alias(_SIDE), *cols)
+    )
     aggs = [F.count(F.lit(1)).alias("N")]
     for j, c in enumerate(cols):
-        aggs.append(F.avg(F.col(c)).alias(f"M{j}"))
+        aggs.append(pt.mean(F.col(c)).alias(f"M{j}"))
         aggs.append(F.sum(F.iff(F.col(c).is_null(), F.lit(1), F.lit(0))).alias(f"B{j}_NULL"))
-        aggs += [F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
-                 for k, cond in enumerate(_bin_conditions(c, edges[c]))]
+        aggs += [
+            F.sum(F.iff(cond, F.lit(1), F.lit(0))).alias(f"B{j}_{k}")
+            for k, cond in enumerate(_bin_conditions(c, edges[c]))
+        ]
     rows = {r[_SIDE]: r.as_dict() for r in both.group_by(_SIDE).agg(*aggs).collect()}
-    out = {}
+    out: dict[str, dict] = {}
     for side in ("reference", "current"):
         r = rows.get(side, {})
         out[side] = {"rows": int(r.get("N") or 0), "mean": {}, "counts": {}}
         for j, c in enumerate(cols):
             n_bins = len(_bin_conditions(c, edges[c]))
             out[side]["mean"][c] = r.get(f"M{j}")
-            out[side]["counts"][c] = np.array([r.get(f"B{j}_NULL") or 0] + [r.get(f"B{j}_{k}") or 0 for k in range(n_bins)])
+            out[side]["counts"][c] = np.array(
+                [r.get(f"B{j}_NULL") or 0] + [r.get(f"B{j}_{k}") or 0 for k in range(n_bins)]
+            )
     return out
 
 
 def categorical_counts(reference: DataFrame, current: DataFrame, col: str) -> pd.DataFrame:
-    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``, ``current``."""
+    """Rows per value of ``col`` (missing as ``(missing)``) on both sides: columns ``reference``,
+    ``current``."""
     value = F.coalesce(F.col(col).cast("string"), F.lit("(missing)")).alias("VALUE")
-    both = (reference.select(F.lit("reference").alias(_SIDE), value)
-            .union_all(current.select(F.lit("current").alias(_SIDE), value)))
-    df = wh.to_pandas(both.group_by(_SIDE, "VALUE").agg(F.count(F.lit(1)).alias("N")), "drift:categorical")
+    both = reference.select(F.lit("reference").alias(_SIDE), value).union_all(
+        current.select(F.lit("current").alias(_SIDE), value)
+    )
+    df = wh.to_pandas(
+        both.group_by(_SIDE, "VALUE").agg(F.count(F.lit(1)).alias("N")), "drift:categorical"
+    )
     table = df.pivot_table(index="VALUE", columns=_SIDE, values="N", aggfunc="sum", fill_value=0)
     return table.reindex(columns=["reference", "current"], fill_value=0)
 
 
-def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bins: int = BINS) -> pd.DataFrame:
+def feature_psi(
+    reference: DataFrame, current: DataFrame, columns: list[str], bins: int = BINS
+) -> pd.DataFrame:
     """PSI of every column of ``columns`` between ``reference`` and ``current`` (Snowpark frames).
 
     Returns one row per feature, largest PSI first: ``psi``, ``level``, ``reference mean``,
@@ -124,52 +147,104 @@ def feature_psi(reference: DataFrame, current: DataFrame, columns: list[str], bi
     n_ref, n_cur = counts["reference"]["rows"], counts["current"]["rows"]
     rows = []
     for c in numeric:
-        rows.append({"feature": c, "psi": psi_from_counts(counts["reference"]["counts"][c], counts["current"]["counts"][c]),
-                     "reference mean": counts["reference"]["mean"][c], "current mean": counts["current"]["mean"][c]})
+        rows.append(
+            {
+                "feature": c,
+                "psi": psi_from_counts(
+                    counts["reference"]["counts"][c], counts["current"]["counts"][c]
+                ),
+                "reference mean": counts["reference"]["mean"][c],
+                "current mean": counts["current"]["mean"][c],
+            }
+        )
     for c in categorical:
         t = categorical_counts(reference, current, c)
-        rows.append({"feature": c, "psi": psi_from_counts(t["reference"].to_numpy(), t["current"].to_numpy()),
-                     "reference mean": None, "current mean": None})
+        rows.append(
+            {
+                "feature": c,
+                "psi": psi_from_counts(t["reference"].to_numpy(), t["current"].to_numpy()),
+                "reference mean": None,
+                "current mean": None,
+            }
+        )
     out = pd.DataFrame(rows, columns=["feature", "psi", "reference mean", "current mean"])
-    out["level"] = [level(p) if min(n_ref, n_cur) >= MIN_ROWS else "not assessed" for p in out["psi"]]
+    out["level"] = [
+        level(p) if min(n_ref, n_cur) >= MIN_ROWS else "not assessed" for p in out["psi"]
+    ]
     out["reference rows"], out["current rows"] = n_ref, n_cur
     return out.sort_values("psi", ascending=False, na_position="last").set_index("feature")
 
 
 @dataclass(frozen=True)
 class Findings:
-    """What the report's summary and the run index say about drift."""
+    """What the report's summary and the run index say about drift, as numbers (the narrative words
+    them).
 
-    flags: list[str]
-    note: str
-    assessed: bool
+    Attributes:
+        large: features with a large shift, with their PSI, largest first.
+        moderate: number of features with a moderate shift.
+        features: features compared.
+        largest: the feature with the largest PSI and its value (``None`` when none was computed).
+        reason: why feature drift was not assessed (``"no reference"``, ``"too few rows"``) or
+            ``""``.
+        rows: scored customers (for ``"too few rows"``).
+        previous: the previous run date predictions were compared with (``""`` without one).
+        prediction_psi: PSI of predicted spend against it (``None`` when not assessed).
+        prediction_level: its level (``stable``/``moderate``/``large``/``not assessed``).
+    """
+
+    large: tuple[tuple[str, float], ...] = ()
+    moderate: int = 0
+    features: int = 0
+    largest: tuple[str, float] | None = None
+    reason: str = ""
+    rows: int = 0
+    previous: str = ""
+    prediction_psi: float | None = None
+    prediction_level: str = ""
+
+    @property
+    def assessed(self) -> bool:
+        """Whether any drift check could be made."""
+        return (not self.reason) or self.prediction_level not in ("", "not assessed", "n/a")
+
+    def record(self) -> dict:
+        """A JSON-friendly copy (for the headline record)."""
+        return {
+            "large": [list(x) for x in self.large],
+            "moderate": self.moderate,
+            "features": self.features,
+            "largest": list(self.largest) if self.largest else None,
+            "reason": self.reason,
+            "rows": self.rows,
+            "previous": self.previous,
+            "prediction_psi": self.prediction_psi,
+            "prediction_level": self.prediction_level,
+        }
 
 
 def findings(features: pd.DataFrame | None, predictions: pd.DataFrame | None) -> Findings:
-    """Large shifts as short flags (``"SPEND: PSI 0.41"``) and a one-line note for everything else."""
-    flags, notes, assessed = [], [], False
+    """The drift tables' findings: large shifts, counts, the largest, and the predictions' shift."""
+    out: dict = {}
     if features is None or features.empty:
-        notes.append("feature drift not assessed (no training rows to compare with)")
+        out["reason"] = "no reference"
     elif (features["level"] == "not assessed").all():
-        n = int(features["current rows"].iloc[0])
-        notes.append(f"feature drift not assessed (only {n:,} scored customers; at least {MIN_ROWS} needed)")
+        out.update(reason="too few rows", rows=int(features["current rows"].iloc[0]))
     else:
-        assessed = True
-        large = features[features["level"] == "large"]
-        flags += [f"{f}: PSI {p:.2f} vs training window" for f, p in large["psi"].items()]
-        moderate = int((features["level"] == "moderate").sum())
-        top = features["psi"].idxmax() if features["psi"].notna().any() else None
-        largest = f" (largest: {top}, PSI {features.loc[top, 'psi']:.2f})" if top is not None else ""
-        notes.append(f"{len(large)} large and {moderate} moderate shifts among {len(features)} features "
-                     f"vs the training window{largest}")
-    if predictions is None or predictions.empty:
-        notes.append("no earlier run to compare predictions with")
-    else:
+        large = features[features["level"] == "large"]["psi"]
+        out.update(
+            large=tuple((str(f), float(p)) for f, p in large.items()),
+            moderate=int((features["level"] == "moderate").sum()),
+            features=len(features),
+        )
+        if features["psi"].notna().any():
+            top = features["psi"].idxmax()
+            out["largest"] = (str(top), float(features.loc[top, "psi"]))
+    if predictions is not None and not predictions.empty:
         p = predictions.iloc[0]
-        assessed = assessed or p["level"] not in ("not assessed", "n/a")
-        if p["level"] == "large":
-            flags.append(f"predicted spend: PSI {p['psi']:.2f} vs run of {p['previous run']}")
-        notes.append(f"predicted spend vs {p['previous run']}: {p['level']} (PSI {p['psi']:.2f})"
-                     if p["level"] not in ("not assessed", "n/a") else
-                     f"predicted spend vs {p['previous run']}: not assessed")
-    return Findings(flags, "; ".join(notes), assessed)
+        out.update(
+            previous=str(p["previous run"]),
+            prediction_level=str(p["level"]),
+            prediction_psi=float(p["psi"]) if p["level"] not in ("not assessed", "n/a") else None,
+        )
+    return Findings(**out)

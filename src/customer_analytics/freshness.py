@@ -2,10 +2,10 @@
 assume.
 
 The ingest records the date range of each source's accepted rows in ``INGEST_LOG`` (``FIRST_TS``,
-``LAST_TS``). Reports put :func:`run_date_note` at the top when ``run_date`` lies beyond the data;
-model comparison calls :func:`check_holdout` first, so a held-out window that reaches past the
-data (half empty: the model would be judged on customers who simply have no data yet) stops the
-run instead of promoting a model on it.
+``LAST_TS``). Reports put :func:`customer_analytics.narrative.runs.run_date_note` at the top when
+``run_date`` lies beyond the data; model comparison calls :func:`check_holdout` first, so a
+held-out window that reaches past the data (half empty: the model would be judged on customers
+who simply have no data yet) stops the run instead of promoting a model on it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
 
-#: Days a run date may lie after the last order before reports warn (a day's export lag is normal).
-DEFAULT_TOLERANCE_DAYS = 1
+#: Days a run date may lie after the last order's day before reports warn and 04 stops. A run
+#: date is the first day *not* in the data, so 1 means "data up to yesterday"; 3 lets a Monday run
+#: use an export that ends on Friday (two days of the held-out window without data).
+DEFAULT_TOLERANCE_DAYS = 3
 
 
 class FreshnessError(RuntimeError):
@@ -79,25 +81,6 @@ def freshness(session: Session, source: str = "orders") -> Freshness:
     )  # NULL shows as 1970
 
 
-def run_date_note(
-    fresh: Freshness, run_date: dt.date, tolerance_days: int = DEFAULT_TOLERANCE_DAYS
-) -> str:
-    """Markdown warning when ``run_date`` lies more than ``tolerance_days`` after the last order (''
-    if not)."""
-    gap = fresh.days_after(run_date)
-    if fresh.last is None:
-        return "**The clean data holds no order**: nothing here describes real purchases."
-    if gap is None or gap <= tolerance_days:
-        return ""
-    return (
-        f"**run_date {run_date} is {gap} days after the last order in the data "
-        f"({fresh.last_day})**: every "
-        "figure as of the run date treats those days as days without any purchase. Use an earlier "
-        "run_date "
-        f"(at most {fresh.last_day + dt.timedelta(days=tolerance_days)}) or ingest newer data."
-    )
-
-
 def check_holdout(
     fresh: Freshness,
     run_date: dt.date,
@@ -117,11 +100,10 @@ def check_holdout(
         )
     gap = fresh.days_after(run_date)
     if gap is not None and gap > tolerance_days:
-        latest = fresh.last_day + dt.timedelta(days=tolerance_days)
+        latest = fresh.last.date() + dt.timedelta(days=tolerance_days)
         raise FreshnessError(
             f"The held-out window {start} to {run_date - dt.timedelta(days=1)} reaches past the "
-            "data, which ends "
-            f"{fresh.last_day}: {gap} days of it have no order at all, so no model can be judged "
-            "(or promoted) "
-            f"on it. Fix: an earlier run_date (at most {latest}) or newer data."
+            f"data, which ends {fresh.last_day}: its last {gap - 1} days have no order at all, so "
+            "no model can be judged (or promoted) on it. Fix: an earlier run_date (at most "
+            f"{latest}) or newer data."
         )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["LockedError", "atomic_write", "file_lock", "pid_alive"]
+__all__ = ["LockedError", "atomic_write", "file_lock", "hold_lock", "pid_alive", "process_started"]
 
 
 class LockedError(RuntimeError):
@@ -49,15 +49,62 @@ def atomic_write(path: Path, data: bytes | str, *, fsync: bool = False) -> Path:
     return path
 
 
-def pid_alive(pid: object) -> bool:
-    """Whether a process with this id exists (a process of another user counts as alive)."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (state first), ``None`` if there is no such process.
+
+    Raises:
+        OSError: ``/proc`` cannot be read (not Linux): the caller falls back to ``kill(pid, 0)``.
+    """
     try:
-        os.kill(int(pid), 0)  # type: ignore[call-overload]
-    except PermissionError:
-        return True
-    except (TypeError, ValueError, OSError):
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if not Path("/proc/self/stat").exists():
+            raise
+        return None
+    except ProcessLookupError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, as text), ``None`` if unknown or gone.
+
+    Recorded with a pid, it tells a process from a later one that got the same pid.
+    """
+    try:
+        fields = _proc_stat(pid)
+    except OSError:
+        return None
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def pid_alive(pid: object, started: str | None = None) -> bool:
+    """Whether process ``pid`` runs (a zombie does not: it is dead, only not yet reaped; a process
+    of another user counts as alive; anything that is not a pid is not alive).
+
+    Args:
+        started: its :func:`process_started` value when it was seen alive; a process with the same
+            pid but another start time is another process, so the recorded one is dead.
+    """
+    try:
+        number = int(pid)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
         return False
-    return True
+    if number <= 0:
+        return False
+    try:
+        fields = _proc_stat(number)
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(number, 0)
+        except PermissionError:
+            return True
+        except OSError:
+            return False
+        return True
+    if not fields or fields[0] in ("Z", "X", "x"):
+        return False
+    return started is None or len(fields) <= 19 or fields[19] == started
 
 
 #: Locks this process holds, by resolved path: taking one again is a no-op (re-entrant per process).
@@ -65,7 +112,9 @@ _HELD: dict[Path, tuple[IO[str], bool]] = {}
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = "") -> Iterator[None]:
+def file_lock(
+    path: Path, *, shared: bool = False, timeout: float = 0.0, owner: str = ""
+) -> Iterator[None]:
     """Hold an OS lock (``flock``) on ``path`` for the ``with`` block.
 
     The lock belongs to this process: it is released when the block ends or the process dies,
@@ -76,7 +125,8 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float = 0.0, owner: 
         path: the lock file (created when missing).
         shared: a shared lock (many holders) instead of an exclusive one.
         timeout: seconds to wait for the lock; 0 = fail at once.
-        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since ...").
+        owner: what to write into an exclusive lock file for whoever is refused (e.g. "pid 42 since
+            ...").
 
     Raises:
         LockedError: the lock is held elsewhere (after ``timeout``); the message names the holder.

@@ -31,7 +31,8 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        """The record from its JSON form; a value of the wrong type is dropped (with a warning), not trusted."""
+        """The record from its JSON form; a value of the wrong type is dropped (with a warning), not
+        trusted."""
         hints = typing.get_type_hints(cls)
         values = {}
         for f in dataclasses.fields(cls):
@@ -41,7 +42,9 @@ class Record:
             if _fits(value, hints[f.name]):
                 values[f.name] = value
             else:
-                log.warning("%s: ignoring %s=%r (not a %s)", cls.notebook, f.name, value, hints[f.name])
+                log.warning(
+                    "%s: ignoring %s=%r (not a %s)", cls.notebook, f.name, value, hints[f.name]
+                )
         return cls(**values)
 
 
@@ -120,7 +123,8 @@ class Features(Record):
 
 @dataclasses.dataclass
 class Model(Record):
-    """04_model_comparison: the version trained here, how it compares, and whether it became the default."""
+    """04_model_comparison: the version trained here, how it compares, and whether it became the
+    default."""
 
     notebook: ClassVar[str] = "04_model_comparison"
     candidate: str = ""
@@ -153,9 +157,34 @@ class Scoring(Record):
     horizon_days: int | None = None
     table_rows: int = 0
     chunks: int = 0
-    drift_flags: list[str] = dataclasses.field(default_factory=list)
-    drift_note: str = ""
+    scored_in: str = ""  # "warehouse" (Snowflake, through the registry) or "client" (in chunks)
+    scoring_note: str = ""
+    alternatives: dict[str, Any] | None = (
+        None  # no one scored: how many other scoring sets would hold
+    )
+    drift: dict[str, Any] | None = (
+        None  # drift.Findings.record(): large shifts, counts, predictions' shift
+    )
     drift_assessed: bool = False
+    # the forecast (forecast.py): expected spend over the horizon with its measured range
+    currency: str = ""
+    expected_spend: float | None = None
+    spend_low: float | None = None
+    spend_high: float | None = None
+    level: float | None = None
+    coverage: float | None = (
+        None  # measured on the held-out window (groups of coverage_group customers)
+    )
+    coverage_group: int | None = None
+    window_end: str | None = None
+    buyers: float | None = None  # expected number of scored customers who buy
+    top_decile_share: float | None = None  # share of the expected spend from the top 10% of them
+    track: list[dict[str, Any]] = dataclasses.field(
+        default_factory=list
+    )  # earlier forecasts vs actual
+    changes: dict[str, Any] | None = (
+        None  # forecast.Change.record(): this run against the previous one
+    )
 
 
 RECORDS: dict[str, type[Record]] = {c.notebook: c for c in (Ingest, Eda, Features, Model, Scoring)}
@@ -168,7 +197,8 @@ def parse(notebook: str, data: dict[str, Any]) -> Record | None:
 
 
 def ingest_record(counts: list[Any], last_order: str | None = None) -> Ingest:
-    """01's record from the ingest's per-source counts (only their totals: no examples, no values)."""
+    """01's record from the ingest's per-source counts (only their totals: no examples, no
+    values)."""
     names = [f.name for f in dataclasses.fields(SourceCount)]
     sources = [{n: getattr(c, n) for n in names if hasattr(c, n)} for c in counts]
     return Ingest(sources=sources, last_order=last_order)

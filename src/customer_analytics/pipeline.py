@@ -12,7 +12,8 @@ into this module while it loads and builds the pipeline:
   library modules the notebook uses (a change re-runs exactly the notebooks that use it) and,
   for the ingest, a fingerprint of the input files (a changed file re-runs the ingest); and it
   hands the full parameters to the notebook kernels (:data:`runs.RUN_PARAMS_VAR`).
-* :func:`executor` — Ploomber's serial executor, holding the run lock while it builds.
+* :func:`executor` — builds independent notebooks at the same time, their kernels started ahead
+  (:mod:`customer_analytics.executor`), holding the run lock while it builds.
 * :func:`on_finish` / :func:`on_failure` — record the run's outcome in ``run.json``, write the
   HTML of a failed notebook (marked failed) and refresh the run index.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -61,8 +63,12 @@ class Task:
 #: The five notebooks, in order. 02_eda is a report only: nothing waits for it.
 TASKS: tuple[Task, ...] = tuple(Task(name, P.UPSTREAM[name]) for name in P.NOTEBOOKS)
 TASK_NAMES = tuple(t.name for t in TASKS)
-#: Library modules every notebook depends on without importing them (the HTML exporter, the package).
-ALWAYS = ("__init__", "reports")
+#: Library modules every notebook depends on without importing them (the HTML exporter, the
+#: package).
+ALWAYS = ("__init__", "reports", "report_html")
+#: Of those, the modules only the pipeline's process loads (the HTML export), never a notebook's
+#: kernel.
+EXPORT_ONLY = ("report_html.py",)
 
 
 # --------------------------------------------------------------------------- computed parameters
@@ -70,15 +76,19 @@ def library_modules(task: str, root: Path) -> list[str]:
     """The ``customer_analytics`` modules a notebook uses, directly or through other modules.
 
     A module is named by its file relative to the package (``models.py``, or ``ingest/plan.py``
-    inside a sub-package; a sub-package counts whole). Imports anywhere in a file count, function
-    bodies included.
+    inside a sub-package; a sub-package counts whole, unless only its modules are imported by name:
+    then its ``__init__`` and those modules). Imports anywhere in a file count, function bodies
+    included.
     """
     pkg = root / "src" / "customer_analytics"
     import nbformat
 
     nb = nbformat.read(root / "notebooks" / f"{task}.ipynb", as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
-                     and not c.source.lstrip().startswith(("%", "!")))
+    code = "\n".join(
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and not c.source.lstrip().startswith(("%", "!"))
+    )
     seen: set[str] = set()
     todo = [f for name in sorted(_imported(code, pkg, ()) | set(ALWAYS)) for f in _files(pkg, name)]
     while todo:
@@ -87,13 +97,17 @@ def library_modules(task: str, root: Path) -> list[str]:
             continue
         seen.add(rel)
         parts = tuple(Path(rel).parts[:-1])
-        todo += [f for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
-                 for f in _files(pkg, name)]
+        todo += [
+            f
+            for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
+            for f in _files(pkg, name)
+        ]
     return sorted(seen)
 
 
 def _files(pkg: Path, name: str) -> list[str]:
-    """The files of module ``name`` (dotted, relative to the package): one file, or a whole sub-package."""
+    """The files of module ``name`` (dotted, relative to the package): one file, or a whole
+    sub-package."""
     path = pkg.joinpath(*name.split("."))
     if path.is_dir():
         return sorted(p.relative_to(pkg).as_posix() for p in path.rglob("*.py"))
@@ -102,26 +116,82 @@ def _files(pkg: Path, name: str) -> list[str]:
 
 
 def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
-    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for relative imports)."""
-    out = set()
-    for node in ast.walk(ast.parse(code)):
+    """Modules of the package imported anywhere in ``code`` (``package``: where ``code`` lives, for
+    relative imports).
+
+    "from customer_analytics import features" names modules; so does "from
+    customer_analytics.narrative import eda", which runs the sub-package's ``__init__`` and that
+    module only (a name that is not a module counts the sub-package whole). Which names are modules
+    (files) is decided here, at every call; only the parsing is cached.
+    """
+    out: set[str] = set()
+    for module, names in _import_statements(code, package):
+        if names is None:  # import customer_analytics.x
+            out.add(".".join(module))
+            continue
+        dotted = [".".join([*module, n]) for n in names]
+        found = {n for n in dotted if _files(pkg, n)}
+        if module and len(found) == len(dotted) and pkg.joinpath(*module).is_dir():
+            out.add(".".join([*module, "__init__"]))
+        elif module:
+            out.add(".".join(module))
+        out |= found
+    return {m for m in out if m and _files(pkg, m)}
+
+
+@functools.lru_cache(maxsize=512)
+def _import_statements(
+    code: str, package: tuple[str, ...]
+) -> tuple[tuple[tuple[str, ...], tuple[str, ...] | None], ...]:
+    """The package's imports in ``code``: (module parts relative to the package, imported names or
+    ``None`` for a plain ``import``); parsed once per text.
+
+    Ploomber computes ``run_context`` for every task while it loads the pipeline, and every task
+    walks the same modules: parsing each text once keeps that off the no-op rebuild's time.
+    """
+    out: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
+    for node in _statements(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(package[: len(package) - node.level + 1]) if node.level <= len(package) + 1 else []
+                base = (
+                    list(package[: len(package) - node.level + 1])
+                    if node.level <= len(package) + 1
+                    else []
+                )
             elif node.module and node.module.split(".")[0] == "customer_analytics":
                 base = []
             else:
                 continue
-            module = [*base, *((node.module or "").split(".")[1 if not node.level else 0:])] if node.module else base
-            module = [m for m in module if m]
-            out.add(".".join(module)) if module else None
-            for alias in node.names:  # "from customer_analytics import features" names modules
-                candidate = ".".join([*module, alias.name])
-                if _files(pkg, candidate):
-                    out.add(candidate)
+            module = (
+                [*base, *((node.module or "").split(".")[1 if not node.level else 0 :])]
+                if node.module
+                else base
+            )
+            out.append((tuple(m for m in module if m), tuple(alias.name for alias in node.names)))
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("customer_analytics.")}
-    return {m for m in out if m and _files(pkg, m)}
+            out += [
+                (tuple(a.name.split(".")[1:]), None)
+                for a in node.names
+                if a.name.startswith("customer_analytics.")
+            ]
+    return tuple(out)
+
+
+#: The fields of a statement that hold statements (imports are statements: no expression is
+#: entered).
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST):
+    """Every statement of ``tree``, nested ones included (function and class bodies, branches)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in _BLOCKS:
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                todo.extend(block)
 
 
 def library_digest(task: str, root: Path) -> str:
@@ -170,8 +240,9 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
         **values: every run parameter, as Ploomber rendered them from ``env.yaml`` and overrides.
 
     Returns:
-        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside ``reports_dir``),
-        ``library`` (digest of the modules the notebook uses) and, for ``01_ingest``, ``inputs``.
+        ``namespace`` (kind, name, label), ``folder`` (the run's report folder inside
+        ``reports_dir``), ``library`` (digest of the modules the notebook uses) and, for
+        ``01_ingest``, ``inputs``.
     """
     # parameters reach the notebooks through runs.start(globals()), which Ploomber cannot see
     warnings.filterwarnings("ignore", message=UNUSED_PARAMS_WARNING)
@@ -179,14 +250,19 @@ def run_context(task: str, root: str, **values: Any) -> dict[str, Any]:
     params = config.validate(values, project)
     namespace = runs.resolve(params, runs.production_params(project), pipeline=True)
     runs.export_params(params)
-    context: dict[str, Any] = {"namespace": namespace.as_dict(), "folder": namespace.folder(params.run_date),
-                               "library": library_digest(task, project), "params": params_digest(task, params)}
+    context: dict[str, Any] = {
+        "namespace": namespace.as_dict(),
+        "folder": namespace.folder(params.run_date),
+        "library": library_digest(task, project),
+        "params": params_digest(task, params),
+    }
     if task in READS_FILES:
         context["inputs"] = input_fingerprint(params)
     return context
 
 
-#: Notebooks that read the input files (01) or may recompute from the freshest data (05, re-scoring).
+#: Notebooks that read the input files (01) or may recompute from the freshest data (05,
+#: re-scoring).
 READS_FILES = ("01_ingest", "05_batch_prediction")
 
 
@@ -198,7 +274,8 @@ def params_digest(task: str, params: config.Params) -> str:
 
 
 def up_to_date(record: dict[str, Any] | None, context: dict[str, Any], **extra: Any) -> bool:
-    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra`` values).
+    """Whether a notebook's last headline ``record`` was made with this ``context`` (and ``extra``
+    values).
 
     Used by re-scoring, which runs outside Ploomber: same library code, parameters and input files
     (and, for 05, the same model version) give the same result, so there is nothing to redo.
@@ -235,34 +312,34 @@ def acquire_run(warehouse_dir: Path) -> Any:
                     pass
                 yield
         except fsutil.LockedError as e:
-            raise fsutil.LockedError(f"Another run is in progress on this warehouse ({e}); try again when it "
-                                     "has finished.") from e
+            raise fsutil.LockedError(
+                f"Another run is in progress on this warehouse ({e}); try again when it "
+                "has finished."
+            ) from e
 
     return held()
 
 
 def executor(warehouse_dir: str, root: str | None = None):
-    """Ploomber's serial executor, building while this process holds the run lock."""
-    from ploomber.executors import Serial
+    """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the
+    same
+    time, each kernel started ahead with its imports done, while this process holds the run lock."""
+    from customer_analytics.executor import ConcurrentExecutor
 
     folder = Path(warehouse_dir)
     if not folder.is_absolute() and root:
         folder = Path(root) / folder
-
-    class LockedSerial(Serial):
-        def __call__(self, dag, show_progress):
-            with acquire_run(folder.resolve()):
-                return super().__call__(dag, show_progress)
-
-    return LockedSerial()
+    return ConcurrentExecutor(folder.resolve(), Path(root or config.project_root()).resolve())
 
 
 def export_report(product) -> None:
     """Task hook: the stakeholder HTML of the executed notebook, beside it (``<notebook>.html``)."""
     from customer_analytics import reports
+    from customer_analytics.executor import EXPORT_LOCK
 
     nb = Path(str(product))
-    reports.export_html(nb, nb.with_suffix(".html"))
+    with EXPORT_LOCK:  # two notebooks may finish at the same time
+        reports.export_html(nb, nb.with_suffix(".html"))
 
 
 def _run_folders(dag) -> dict[Path, list]:
@@ -274,7 +351,8 @@ def _run_folders(dag) -> dict[Path, list]:
 
 
 def on_finish(dag, report=None) -> None:
-    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the index."""
+    """DAG hook: the build succeeded — record it in each run folder's ``run.json`` and refresh the
+    index."""
     from ploomber.constants import TaskStatus
 
     from customer_analytics import reports
@@ -304,7 +382,9 @@ def on_failure(dag, traceback=None) -> None:
                 reports.export_failed_html(nb, html, reason)
         else:
             reason = _last_line((traceback or {}).get("build", "")) or "the pipeline failed"
-        reports.finish_run(folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason)
+        reports.finish_run(
+            folder, _task_context(tasks[0]), ok=False, ran=ran, failed_step=step, reason=reason
+        )
         reports.build_index(_reports_dir(folder, tasks[0]))
 
 
@@ -324,14 +404,25 @@ def _last_line(text: str) -> str:
 
 # --------------------------------------------------------------------------- generated files
 HEADER = """\
-# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> prediction.
-# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a change there run
-#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' parameter cells
-#                                                     and env.yaml's comments against the declaration)
-# Each task gets the parameters its notebook declares, plus run_context, computed by Python while Ploomber
-# loads this file: the run's namespace (production, or an experiment kept apart), its report folder, a digest
+# The pipeline: five notebooks, ingest -> EDA (a report only) and ingest -> features -> models -> \
+prediction.
+# GENERATED from customer_analytics/pipeline.py and parameters.py: do not edit by hand; after a \
+change there run
+#   python -m customer_analytics.pipeline --write     (a test checks this file, the notebooks' \
+parameter cells
+#                                                     and env.yaml's comments against the \
+declaration)
+# Each task gets the parameters its notebook declares, plus run_context, computed by Python while \
+Ploomber
+# loads this file: the run's namespace (production, or an experiment kept apart), its report \
+folder, a digest
 # of the library modules the notebook uses and, for the ingest, a fingerprint of the input files.
 """
+
+
+#: The kernel manager Papermill uses for the notebooks: adopts the kernel the executor started
+#: ahead.
+KERNEL_MANAGER = "customer_analytics.kernels.PooledKernelManager"
 
 
 def _placeholder(name: str) -> str:
@@ -340,22 +431,40 @@ def _placeholder(name: str) -> str:
 
 def render_pipeline() -> str:
     """The text of ``pipeline.yaml``."""
-    lines = [HEADER.rstrip("\n"), "meta:", "  extract_upstream: false", "  extract_product: false", "",
-             "executor:", "  dotted_path: customer_analytics.pipeline.executor",
-             f"  warehouse_dir: {_placeholder('warehouse_dir')}", f"  root: {_placeholder('root')}",
-             "on_finish: customer_analytics.pipeline.on_finish",
-             "on_failure: customer_analytics.pipeline.on_failure", "", "tasks:"]
+    lines = [
+        HEADER.rstrip("\n"),
+        "meta:",
+        "  extract_upstream: false",
+        "  extract_product: false",
+        "",
+        "executor:",
+        "  dotted_path: customer_analytics.pipeline.executor",
+        f"  warehouse_dir: {_placeholder('warehouse_dir')}",
+        f"  root: {_placeholder('root')}",
+        "on_finish: customer_analytics.pipeline.on_finish",
+        "on_failure: customer_analytics.pipeline.on_failure",
+        "",
+        "tasks:",
+    ]
     folder = "{{reports_dir}}/{{ '{{' }}run_context.folder{{ '}}' }}"
     for i, task in enumerate(TASKS):
         lines += [f"  - source: {task.source}", f"    name: {task.name}"]
         if task.upstream:
             lines.append(f"    upstream: [{', '.join(task.upstream)}]")
-        lines += ["    static_analysis: disable", f'    product: "{folder}/{task.name}.ipynb"',
-                  "    executor_params: {progress_bar: false}",
-                  "    on_finish: customer_analytics.pipeline.export_report", "    params:"]
+        lines += [
+            "    static_analysis: disable",
+            f'    product: "{folder}/{task.name}.ipynb"',
+            f"    executor_params: {{progress_bar: false, kernel_manager_class: {KERNEL_MANAGER}}}",
+            "    on_finish: customer_analytics.pipeline.export_report",
+            "    params:",
+        ]
         if i == 0:
-            lines += ["      run_context: &run_context", "        dotted_path: customer_analytics.pipeline::run_context",
-                      f"        task: {task.name}", f"        root: {_placeholder('root')}"]
+            lines += [
+                "      run_context: &run_context",
+                "        dotted_path: customer_analytics.pipeline::run_context",
+                f"        task: {task.name}",
+                f"        root: {_placeholder('root')}",
+            ]
             lines += [f"        {p.name}: {_placeholder(p.name)}" for p in P.PARAMETERS]
         else:
             lines.append(f"      run_context: {{<<: *run_context, task: {task.name}}}")
@@ -368,7 +477,9 @@ def _set_parameters_cell(path: Path, source: str, write: bool) -> bool:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    cell = next(
+        (c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None
+    )
     if cell is None:
         raise ValueError(f"{path.name} has no cell tagged 'parameters'")
     if cell.source == source:
@@ -379,8 +490,50 @@ def _set_parameters_cell(path: Path, source: str, write: bool) -> bool:
     return True
 
 
+def _strip_outputs(path: Path, write: bool) -> bool:
+    """Notebooks are committed without outputs: clear them (``write``); return whether any."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
+    if dirty and write:
+        for c in dirty:
+            c.outputs, c.execution_count = [], None
+        fsutil.atomic_write(path, nbformat.writes(nb) + "\n")
+    return bool(dirty)
+
+
+def notebook_problems(root: Path) -> list[str]:
+    """What the notebooks' code cells hold that belongs in the library: ``def`` and ``class``."""
+    import ast
+
+    import nbformat
+
+    found = []
+    for task in TASKS:
+        nb = nbformat.read(root / task.source, as_version=4)
+        for k, cell in enumerate(nb.cells, 1):
+            if cell.cell_type != "code":
+                continue
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                found.append(f"{task.source} cell {k}: not valid Python")
+                continue
+            kinds = {type(n).__name__ for n in ast.walk(tree)}
+            for node, what in (("FunctionDef", "a function"), ("ClassDef", "a class")):
+                if node in kinds:
+                    found.append(f"{task.source} cell {k}: defines {what} (logic belongs in src/)")
+    return found
+
+
 def sync(root: Path, write: bool) -> list[str]:
-    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's layout.
+    """Compare (``write``: update) pipeline.yaml, the notebooks' parameter cells and env.yaml's
+    layout.
 
     Returns:
         The files that differed from the declaration (after ``write`` they no longer do).
@@ -395,6 +548,8 @@ def sync(root: Path, write: bool) -> list[str]:
     for task in TASKS:
         if _set_parameters_cell(root / task.source, P.parameters_cell(task.name), write):
             stale.append(task.source)
+        if _strip_outputs(root / task.source, write):
+            stale.append(f"{task.source} (outputs)")
     env = root / config.ENV_FILE
     current = env.read_text(encoding="utf-8") if env.is_file() else ""
     import yaml
@@ -402,7 +557,8 @@ def sync(root: Path, write: bool) -> list[str]:
     raw = (yaml.safe_load(current) or {}) if current else {}
     expected = P.render_env({k: v for k, v in raw.items() if k in P.BY_NAME})
     if list(P.env_comments(current).items()) != list(P.env_comments(expected).items()) or (
-            yaml.safe_load(expected) != raw):
+        yaml.safe_load(expected) != raw
+    ):
         stale.append(config.ENV_FILE)
         if write:
             fsutil.atomic_write(env, expected)
@@ -411,8 +567,11 @@ def sync(root: Path, write: bool) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m customer_analytics.pipeline --check | --write``."""
-    ap = argparse.ArgumentParser(description="Check or regenerate the files that follow the parameter "
-                                             "declaration (pipeline.yaml, parameter cells, env.yaml).")
+    ap = argparse.ArgumentParser(
+        description="Check or regenerate the files that follow the parameter "
+        "declaration (pipeline.yaml, parameter cells, env.yaml), "
+        "and keep the notebooks free of outputs and definitions."
+    )
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true")
     group.add_argument("--write", action="store_true")
@@ -421,7 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     stale = sync(root, write=a.write)
     for name in stale:
         print(f"{'updated' if a.write else 'out of date'}: {name}")  # noqa: T201 - a command's output
-    return 1 if stale and a.check else 0
+    problems = notebook_problems(root)
+    for problem in problems:
+        print(f"problem: {problem}")  # noqa: T201
+    return 1 if (stale and a.check) or problems else 0
 
 
 if __name__ == "__main__":

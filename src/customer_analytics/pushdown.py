@@ -12,7 +12,9 @@ Rules, per result:
 * with a ``CUSTOMER_ID`` column: at most one row per customer (and ``CUTOFF``, where present),
   unless it is a declared bounded sample (it carries the ``_ORDER`` sampling column) of at most
   ``sample_limit`` rows;
-* without one: at most ``aggregate_limit`` rows.
+* without one: at most ``aggregate_limit`` rows, unless it is a declared bounded sample (``_ORDER``)
+  or a compressed per-customer summary (``N_CUSTOMERS``: the customers each row stands for, so at
+  most one row per customer) of at most ``sample_limit`` rows.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from customer_analytics.warehouse_server import AUDIT_VAR, describe_result  # no
 log = logging.getLogger(__name__)
 
 SAMPLE_COLUMN = "_ORDER"
+COMPRESSED_COLUMN = "N_CUSTOMERS"
 AGGREGATE_LIMIT = 2000
 SAMPLE_LIMIT = 60_000
 
@@ -34,11 +37,14 @@ def read(path: Path) -> list[dict]:
     """The audit records of ``path`` (empty when nothing was recorded)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
-def violations(records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT,
-               sample_limit: int = SAMPLE_LIMIT) -> list[dict]:
+def violations(
+    records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT, sample_limit: int = SAMPLE_LIMIT
+) -> list[dict]:
     """The records that brought more than per-customer rows, bounded samples or small aggregates."""
     out = []
     for r in records:
@@ -46,6 +52,14 @@ def violations(records: list[dict], aggregate_limit: int = AGGREGATE_LIMIT,
             sample = SAMPLE_COLUMN in r["columns"] and r["rows"] <= sample_limit
             if r["max_rows_per_customer"] > 1 and not sample:
                 out.append({**r, "why": f"up to {r['max_rows_per_customer']} rows per customer"})
-        elif r["rows"] > aggregate_limit:
-            out.append({**r, "why": f"{r['rows']:,} rows without a customer key (aggregate limit {aggregate_limit:,})"})
+        elif r["rows"] > aggregate_limit and not (
+            {SAMPLE_COLUMN, COMPRESSED_COLUMN} & set(r["columns"]) and r["rows"] <= sample_limit
+        ):
+            out.append(
+                {
+                    **r,
+                    "why": f"{r['rows']:,} rows without a customer key "
+                    f"(aggregate limit {aggregate_limit:,})",
+                }
+            )
     return out

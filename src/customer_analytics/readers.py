@@ -1,4 +1,5 @@
-"""Streaming file readers: raw input files -> Parquet staging files with one row per physical record.
+"""Streaming file readers: raw input files -> Parquet staging files with one row per physical
+record.
 
 Each reader walks its file once, in binary, line by line (memory stays flat whatever the file
 size: rows are flushed to Parquet in bounded batches), and never raises on bad content. Every
@@ -20,8 +21,10 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import re
-from collections import deque
+import stat
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_analytics import contract
-from customer_analytics.contract import MAX_LINE_BYTES, MAX_RECORD_LINES, Reason
+from customer_analytics.contract import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT_DIGITS,
+    MAX_LINE_BYTES,
+    MAX_RECORD_LINES,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,10 @@ BATCH_ROWS = 50_000
 BATCH_BYTES = 64 * 2**20
 _SHOWN_PREFIX = 4096  # bytes of an over-long line kept in RECORD
 #: Header keys of a call transcript, by contract field.
-CALL_HEADER_KEYS = {"customer_id": ("customer_id", "customer", "customer id"), "ts": ("ts", "date", "timestamp")}
+CALL_HEADER_KEYS = {
+    "customer_id": ("customer_id", "customer", "customer id"),
+    "ts": ("ts", "date", "timestamp"),
+}
 _CALL_NAME = re.compile(r"^(?P<cid>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:[_T].*)?$")
 _HEADER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_ ]{1,40}?)\s*:\s*(?P<value>.*?)\s*$")
 
@@ -52,7 +64,8 @@ csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
 @dataclass
 class FileStats:
-    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable records."""
+    """What a reader saw: records staged, bytes, checksum and per-reason counts of unreadable
+    records."""
 
     path: Path
     fmt: str
@@ -62,6 +75,12 @@ class FileStats:
     sha256: str = ""
     read_errors: dict[str, int] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
+    #: calls: entries of the folder that are not read, per reason (never their names)
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: calls: the staged SOURCE_FILE names in name order (reports name a file by its position)
+    names: list[str] = field(default_factory=list)
+    #: the file (a transcript) changed size or time while it was read
+    changed: bool = False
 
     def count_error(self, reason: str | None) -> None:
         if reason:
@@ -73,9 +92,241 @@ def show(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
+def _drop_boms(raw: bytes) -> bytes:
+    """A line without the byte-order marks it starts with (files joined together keep theirs)."""
+    while raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    return raw
+
+
+class _Counted:
+    """SHA-256 of the bytes read, and how many there were (a file may change while it is read)."""
+
+    def __init__(self):
+        self._sha, self.size = hashlib.sha256(), 0
+
+    def update(self, data: bytes) -> None:
+        self._sha.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
 def normalise(name: str) -> str:
-    """A column name as matched against the contract: BOM and surrounding spaces removed, case folded."""
+    """A column name as matched against the contract: BOM and surrounding spaces removed, case
+    folded."""
     return name.replace("\ufeff", "").strip().casefold()
+
+
+# --------------------------------------------------------------------------- opening input files
+class UnsafeInput(ValueError):
+    """An input path that is never read: outside ``data_dir`` (a link or ``..``), or not a file.
+
+    ``reason`` is a :class:`contract.Reason`; the message names neither the path nor its target.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def within(path: Path, root: Path) -> bool:
+    """Whether ``path``, links followed, lies inside ``root`` (itself resolved: a data folder
+    that is a link is fine; only escapes from it are not)."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):
+        return False
+
+
+def check_input(path: Path, root: Path | None) -> Path:
+    """The resolved path of an input file that may be read, without opening it.
+
+    Raises:
+        UnsafeInput: it resolves outside ``root`` (:data:`Reason.OUTSIDE_DATA_DIR`), or it is not a
+            regular file (:data:`Reason.NOT_A_FILE`: a pipe, device, socket or folder).
+    """
+    if root is not None and not within(path, root):
+        raise UnsafeInput(
+            Reason.OUTSIDE_DATA_DIR,
+            "it resolves to a place outside data_dir "
+            "(a link or '..'): files outside the data folder are never read",
+        )
+    real = Path(os.path.realpath(path))
+    try:
+        mode = real.stat().st_mode
+    except OSError as e:
+        raise UnsafeInput(Reason.NOT_A_FILE, f"it cannot be opened ({type(e).__name__})") from e
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+        raise UnsafeInput(Reason.NOT_A_FILE, f"it is not a regular file but {what}")
+    return real
+
+
+def open_input(path: Path, root: Path | None = None) -> BinaryIO:
+    """Open an input file for reading: only a regular file inside ``root``, never blocking.
+
+    The resolved path is opened without following a link swapped in meanwhile (``O_NOFOLLOW``)
+    and without waiting on a pipe (``O_NONBLOCK``); what was opened is checked again.
+
+    Raises:
+        UnsafeInput: see :func:`check_input`.
+    """
+    real = check_input(path, root)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UnsafeInput(Reason.NOT_A_FILE, f"it cannot be opened ({type(e).__name__})") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeInput(Reason.NOT_A_FILE, "it is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _signature(f: BinaryIO) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_size, st.st_mtime_ns
+
+
+# --------------------------------------------------------------------------- what a file is
+#: Bytes of a file's start that :func:`sniff` looks at.
+SNIFF_BYTES = 65_536
+_MAGIC = (
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an Excel .xlsx or OpenDocument workbook is one)",
+        "open it in its program and save it as CSV UTF-8, or unzip it",
+    ),
+    (b"PK\x05\x06", "an empty ZIP archive", "export the data again"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed", "decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz)"),
+    (b"(\xb5/\xfd", "zstd-compressed", "decompress it first (unzstd)"),
+    (b"7z\xbc\xaf'\x1c", "a 7-Zip archive", "unpack it first"),
+    (b"Rar!", "a RAR archive", "unpack it first"),
+    (b"%PDF", "a PDF document", "export the data as CSV or JSON lines instead"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an old Office file (.xls/.doc)",
+        "open it and save it as CSV UTF-8",
+    ),
+    (
+        b"PAR1",
+        "a Parquet file",
+        "export it as CSV or JSON lines (or load it into a table and set <source>_table)",
+    ),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+    (b"\x89PNG", "a PNG image", "point the setting at the data export"),
+    (b"\xff\xd8\xff", "a JPEG image", "point the setting at the data export"),
+    (b"GIF8", "a GIF image", "point the setting at the data export"),
+)
+_BOMS = (  # longest first: a UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian, with a byte-order mark)", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian, with a byte-order mark)", "UTF-32"),
+    (b"\xff\xfe", "UTF-16 (little-endian, with a byte-order mark)", "UTF-16"),
+    (b"\xfe\xff", "UTF-16 (big-endian, with a byte-order mark)", "UTF-16"),
+)
+
+
+#: Bytes that text never holds (tab, line breaks, form feed and escape excluded).
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file that cannot be read as UTF-8 text with LF or CRLF lines is.
+
+    Attributes:
+        kind: ``utf16`` (UTF-16 or UTF-32), ``binary`` (archive, document, image, NUL bytes),
+            ``cr_only`` (lines end with a carriage return alone), ``legacy`` (an 8-bit encoding
+            such as Windows-1252), ``blank`` (nothing but a byte-order mark or blank lines).
+        what: what the file is, for a message ("is UTF-16 (little-endian, …)").
+        fix: how to re-export it.
+    """
+
+    kind: str
+    what: str
+    fix: str
+
+
+def sniff(head: bytes, whole: bool = False, name: str = "the file") -> Sniffed | None:
+    """What the first bytes of a file say it is, when it is not readable text; ``None`` otherwise.
+
+    Args:
+        head: the file's first :data:`SNIFF_BYTES` bytes (or all of it).
+        whole: ``head`` is the whole file.
+        name: the file's name, used in the commands of ``fix``.
+    """
+    for bom, what, enc in _BOMS:
+        if head.startswith(bom):
+            return Sniffed("utf16", f"is {what}, not UTF-8", _iconv(enc, name))
+    for magic, what, fix in _MAGIC:
+        if head.startswith(magic):
+            return Sniffed("binary", f"is {what}, not a text file", fix)
+    sample = head[:4096]
+    if sample.count(b"\x00") * 4 >= len(sample) > 0:
+        odd = sample[1::2].count(b"\x00") > 2 * sample[0::2].count(b"\x00")
+        even = sample[0::2].count(b"\x00") > 2 * sample[1::2].count(b"\x00")
+        if odd or even:
+            order = "little" if odd else "big"
+            return Sniffed(
+                "utf16",
+                f"is UTF-16 ({order}-endian, without a byte-order mark), not UTF-8",
+                _iconv(f"UTF-16{'LE' if odd else 'BE'}", name),
+            )
+    if len(sample) >= 64 and len(_CONTROL_BYTES.findall(sample)) * 20 >= len(sample):
+        return Sniffed(
+            "binary",
+            "is binary data, not text (it is full of control bytes)",
+            "point the setting at the data export (CSV or JSON lines, UTF-8)",
+        )
+    if not _drop_boms(head).strip(b" \t\r\n") and whole:
+        return Sniffed(
+            "blank", "holds nothing but blank lines or a byte-order mark", "re-export it"
+        )
+    if b"\r" in head and b"\n" not in head:
+        return Sniffed(
+            "cr_only",
+            "ends its lines with a carriage return alone (CR, the classic "
+            "Mac OS convention); lines must end with LF or CRLF",
+            f"re-export it with Unix (LF) or Windows (CRLF) line endings, e.g. "
+            f"`tr '\\r' '\\n' < {name} > fixed_{name}`",
+        )
+    return _legacy(head, name)
+
+
+def _iconv(encoding: str, name: str) -> str:
+    return (
+        f"re-export it as UTF-8 (spreadsheets: 'CSV UTF-8'), or convert it: "
+        f"`iconv -f {encoding} -t UTF-8 {name} > utf8_{name}`"
+    )
+
+
+def _legacy(head: bytes, name: str) -> Sniffed | None:
+    """An 8-bit encoding: several byte sequences that are not UTF-8, and none that is."""
+    text = head[: len(head) - 3] if len(head) >= SNIFF_BYTES else head  # a cut last character
+    decoded = text.decode("utf-8", "replace")
+    bad = decoded.count("\ufffd") - text.decode("utf-8", "ignore").count("\ufffd")
+    good = sum(1 for ch in decoded if ord(ch) > 0x7F and ch != "\ufffd")
+    if bad >= 3 and good == 0:
+        return Sniffed(
+            "legacy",
+            f"is not UTF-8: {bad} byte sequences in its first "
+            f"{len(text):,} bytes are not UTF-8 and none is; it looks like "
+            "an 8-bit encoding such as Windows-1252 or ISO-8859-1 (Latin-1)",
+            _iconv("WINDOWS-1252", name),
+        )
+    return None
+
+
+def sniff_file(path: Path, root: Path | None = None) -> Sniffed | None:
+    """:func:`sniff` of a file's start (opened with :func:`open_input`)."""
+    with open_input(path, root) as f:
+        head = f.read(SNIFF_BYTES + 1)
+    whole = len(head) <= SNIFF_BYTES
+    return sniff(head[:SNIFF_BYTES], whole, path.name)
 
 
 class _Writer:
@@ -83,8 +334,9 @@ class _Writer:
 
     def __init__(self, path: Path, columns: tuple[str, ...], text_index: int = 2):
         self.path, self.columns, self.text_index = path, columns, text_index
-        self.schema = pa.schema([(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string())
-                                 for c in columns])
+        self.schema = pa.schema(
+            [(c, pa.int64() if c in ("LINE_NO", "ITEM_NO") else pa.string()) for c in columns]
+        )
         self._rows: list[tuple] = []
         self._bytes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +351,9 @@ class _Writer:
     def flush(self) -> None:
         if self._rows:
             cols = [list(c) for c in zip(*self._rows, strict=True)]
-            self._writer.write_table(pa.table(dict(zip(self.columns, cols, strict=True)), schema=self.schema))
+            self._writer.write_table(
+                pa.table(dict(zip(self.columns, cols, strict=True)), schema=self.schema)
+            )
         self._rows, self._bytes = [], 0
 
     def close(self) -> None:
@@ -113,11 +367,13 @@ class _Writer:
         self.close()
 
 
-def physical_lines(f: BinaryIO, digest) -> Iterator[tuple[int, bytes, bool]]:
+def physical_lines(f: BinaryIO, digest, keep_cr: bool = False) -> Iterator[tuple[int, bytes, bool]]:
     """Yield ``(line_no, content, too_long)`` for each line of a binary file, terminator stripped.
 
     A line longer than :data:`MAX_LINE_BYTES` is consumed in chunks (never held whole) and
-    yielded with its first bytes and ``too_long=True``. A UTF-8 byte-order mark is dropped.
+    yielded with its first bytes and ``too_long=True``. Byte-order marks at the start of the file
+    are dropped (one or several). ``keep_cr``: the CR of a CRLF stays (CSV keeps it inside quoted
+    fields, exactly as in the file).
     """
     n = 0
     while chunk := f.readline(MAX_LINE_BYTES + 1):
@@ -130,39 +386,85 @@ def physical_lines(f: BinaryIO, digest) -> Iterator[tuple[int, bytes, bool]]:
                 chunk = f.readline(2**20)
                 digest.update(chunk)
             chunk = head
-        if n == 1 and chunk.startswith(BOM):
-            chunk = chunk[len(BOM):]
+        while n == 1 and chunk.startswith(BOM):
+            chunk = chunk[len(BOM) :]
         if chunk.endswith(b"\n"):
             chunk = chunk[:-1]
-        if chunk.endswith(b"\r"):
+        if chunk.endswith(b"\r") and not keep_cr:
             chunk = chunk[:-1]
         yield n, chunk, too_long
 
 
 # --------------------------------------------------------------------------- JSON lines
+class _NumberRange(ValueError):
+    """A JSON number no warehouse holds: beyond a double (1e400), or too many digits."""
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberRange(text[:20])
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise _NumberRange(text[:20])
+    return int(text)
+
+
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     out = dict(pairs)
-    if len(out) != len(pairs):  # Snowflake's PARSE_JSON refuses these (and would fail the whole load)
+    if len(out) != len(
+        pairs
+    ):  # Snowflake's PARSE_JSON refuses these (and would fail the whole load)
         raise ValueError("duplicate key")
     return out
 
 
-# strict: no NaN/Infinity, no control characters in strings, no key twice in one object
-_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+# strict: no NaN/Infinity, no control characters in strings, no key twice in one object, numbers
+# that a warehouse can hold
+_JSON = json.JSONDecoder(
+    parse_constant=_reject_constant,
+    object_pairs_hook=_unique_keys,
+    parse_float=_finite,
+    parse_int=_bounded_int,
+)
 
 
-def _has_surrogate(value) -> bool:
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
+def _scan(value: object, deep: bool, strings: bool) -> tuple[str, str] | None:
+    """``(reason, top-level key)`` of the first problem inside a parsed line: nesting deeper than
+    :data:`MAX_JSON_DEPTH`, a lone surrogate (``"\\ud800"``), a NUL character (``"\\u0000"``).
+
+    Iterative (a stack, not recursion): any depth is walked safely.
+    """
+    stack: list[tuple[object, int, str]] = [(value, 1, "line")]
+    while stack:
+        item, depth, top = stack.pop()
+        if isinstance(item, dict | list):
+            if deep and depth > MAX_JSON_DEPTH:
+                return Reason.TOO_DEEP, "line"
+            pairs = item.items() if isinstance(item, dict) else (("", v) for v in item)
+            for k, v in pairs:
+                key = k if depth == 1 and isinstance(item, dict) else top
+                if strings and k and (problem := _text_problem(k)):
+                    return problem, key if problem == Reason.NUL_BYTE else "line"
+                stack.append((v, depth + 1, key))
+        elif strings and isinstance(item, str) and (problem := _text_problem(item)):
+            return problem, top if problem == Reason.NUL_BYTE else "line"
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return Reason.NUL_BYTE
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # invalid text, breaks warehouse parsers
+        return Reason.MALFORMED_JSON
+    return None
 
 
 def json_problem(text: str) -> str | None:
@@ -172,25 +474,39 @@ def json_problem(text: str) -> str | None:
 
 def parse_object(text: str) -> tuple[dict | None, str | None]:
     """``(object, None)`` for a usable JSON object line, else ``(None, reason)``."""
+    return _parse(text)[::2]
+
+
+def _parse(text: str) -> tuple[dict | None, str, str | None]:
+    """``(object, field, reason)`` of one line; ``field`` is the top-level key of a NUL."""
+    if "\x00" in text:  # a NUL byte in the line: the same reason as in a CSV field
+        return None, "line", Reason.NUL_BYTE
     try:
         value = _JSON.decode(text)
-    except (ValueError, RecursionError):
-        return None, Reason.MALFORMED_JSON
+    except _NumberRange:
+        return None, "line", Reason.NUMBER_RANGE
+    except RecursionError:
+        return None, "line", Reason.TOO_DEEP
+    except ValueError:
+        return None, "line", Reason.MALFORMED_JSON
     if not isinstance(value, dict):
-        return None, Reason.NOT_AN_OBJECT
-    if "\\u" in text.lower() and _has_surrogate(value):  # e.g. "\ud800": invalid text, breaks warehouse parsers
-        return None, Reason.MALFORMED_JSON
-    return value, None
+        return None, "line", Reason.NOT_AN_OBJECT
+    deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH
+    strings = "\\u" in text.lower()  # a surrogate or NUL can only come from an escape
+    if (deep or strings) and (problem := _scan(value, deep, strings)):
+        return None, problem[1], problem[0]
+    return value, "line", None
 
 
 #: Columns of the items staged beside a JSON-lines orders file: one row per element of ``items``.
 ITEM_COLUMNS = ("SOURCE_FILE", "LINE_NO", "ITEM_NO", "ITEM")
 
 
-def _get(obj: dict, path: str):
+def _get(obj: dict, path: str) -> object:
+    found: object = obj
     for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else None
-    return obj
+        found = found.get(part) if isinstance(found, dict) else None
+    return found
 
 
 def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer) -> str | None:
@@ -206,8 +522,13 @@ def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer)
     return None
 
 
-def read_jsonl(path: Path, staged: Path, source_file: str,
-               items: tuple[str, Path] | None = None) -> FileStats:
+def read_jsonl(
+    path: Path,
+    staged: Path,
+    source_file: str,
+    items: tuple[str, Path] | None = None,
+    root: Path | None = None,
+) -> FileStats:
     """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line.
 
     Args:
@@ -216,36 +537,48 @@ def read_jsonl(path: Path, staged: Path, source_file: str,
             (memory per line stays linear in its size). A list longer than
             :data:`contract.MAX_ITEMS` makes the line unreadable as :data:`Reason.TOO_MANY_ITEMS`
             (``READ_FIELD`` = items).
+        root: the data folder; a file resolving outside it is refused (:class:`UnsafeInput`).
     """
-    stats, digest = FileStats(path, "jsonl", staged), hashlib.sha256()
+    stats, digest = FileStats(path, "jsonl", staged), _Counted()
     with contextlib.ExitStack() as stack:
-        f = stack.enter_context(path.open("rb"))
+        f = stack.enter_context(open_input(path, root))
+        before = _signature(f)
         out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
-        item_out = (stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3))
-                    if items else None)
+        item_out = (
+            stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3)) if items else None
+        )
         _read_jsonl_lines(f, digest, source_file, out, items[0] if items else None, item_out, stats)
-    stats.bytes, stats.sha256 = path.stat().st_size, digest.hexdigest()
+        stats.changed = _signature(f) != before
+    stats.bytes, stats.sha256 = digest.size, digest.hexdigest()
     return stats
 
 
-def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items_path: str | None,
-                      item_out: _Writer | None, stats: FileStats) -> None:
+def _read_jsonl_lines(
+    f: BinaryIO,
+    digest,
+    source_file: str,
+    out: _Writer,
+    items_path: str | None,
+    item_out: _Writer | None,
+    stats: FileStats,
+) -> None:
     for n, raw, too_long in physical_lines(f, digest):
-        reason, fld = None, "line"
+        reason: str | None = None
+        fld = "line"
         if too_long:
             reason, text = Reason.LINE_TOO_LONG, show(raw)
-        elif not raw.strip():
+        elif not _drop_boms(raw).strip():
             reason, text = Reason.EMPTY_LINE, ""
         else:
             try:
-                text = raw.decode("utf-8")
+                text = _drop_boms(raw).decode("utf-8")
             except UnicodeDecodeError:
                 reason, text = Reason.INVALID_UTF8, show(raw)
             else:
-                value, reason = parse_object(text)
+                value, fld, reason = _parse(text)
                 if reason:
                     text = text.replace("\x00", "\\x00")
-                elif items_path and item_out is not None:
+                elif items_path and item_out is not None and value is not None:
                     reason = _stage_items(value, items_path, source_file, n, item_out)
                     fld = "items"
         out.add((source_file, n, text, reason, fld if reason else None))
@@ -254,7 +587,9 @@ def _read_jsonl_lines(f: BinaryIO, digest, source_file: str, out: _Writer, items
 
 
 # --------------------------------------------------------------------------- CSV
-def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -> Iterator[tuple[int, str, str | None]]:
+def csv_records(
+    lines: Iterator[tuple[int, bytes, bool]], header: bool = True
+) -> Iterator[tuple[int, str, str | None]]:
     """Group physical lines into CSV records: ``(first_line_no, text, reason)``.
 
     A record continues over line breaks while a quote is open (RFC 4180: quotes inside quoted
@@ -264,6 +599,10 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
     as a mistake: only that line is rejected and the following lines are read again as records
     of their own, so one stray quote cannot swallow the rest of the file. Text is decoded with
     ``surrogateescape``: invalid bytes survive as lone surrogates for :func:`read_csv` to report.
+
+    Lines may come with the CR of their CRLF (``physical_lines(..., keep_cr=True)``): a line break
+    inside a quoted field is then kept exactly as in the file (CRLF or LF); the CR that ends a
+    record is dropped. A byte-order mark starting a record (files joined together) is dropped.
     """
     pending: deque[tuple[int, bytes, bool]] = deque()
     n_fields: int | None = None
@@ -276,7 +615,7 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
         if too_long:
             yield no, show(raw), Reason.LINE_TOO_LONG
             continue
-        text = raw.decode("utf-8", "surrogateescape")
+        text, eol = _split_eol(_drop_boms(raw))
         quotes = text.count('"')
         if quotes % 2 == 0:
             if header and n_fields is None:
@@ -291,13 +630,17 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
             taken.append(nxt)
             if nxt[2] or len(taken) >= MAX_RECORD_LINES or size + len(nxt[1]) > MAX_LINE_BYTES:
                 break
-            part = nxt[1].decode("utf-8", "surrogateescape")
-            parts.append(part)
+            part, next_eol = _split_eol(nxt[1])
+            parts += [eol, part]
+            eol = next_eol
             quotes += part.count('"')
             size += len(nxt[1]) + 1
-        joined = "\n".join(parts)
-        if quotes % 2 == 0 and (n_fields is None or (_fits(joined, n_fields)
-                                                     and not any(_is_record(x, n_fields) for x in parts[1:-1]))):
+        joined = "".join(parts)
+        lines_of = parts[2:-1:2]  # the lines between the first and the last
+        fits = n_fields is None or (
+            _fits(joined, n_fields) and not any(_is_record(x, n_fields) for x in lines_of)
+        )
+        if quotes % 2 == 0 and fits:
             if header and n_fields is None:
                 n_fields = len(split_record(joined) or [])
             yield no, joined, None
@@ -306,15 +649,27 @@ def csv_records(lines: Iterator[tuple[int, bytes, bool]], header: bool = True) -
             yield no, text, Reason.CSV_UNCLOSED_QUOTE
 
 
+def _split_eol(raw: bytes) -> tuple[str, str]:
+    """A line's text and the line break that ended it (``\\r\\n`` when its CR was kept)."""
+    if raw.endswith(b"\r"):
+        return raw[:-1].decode("utf-8", "surrogateescape"), "\r\n"
+    return raw.decode("utf-8", "surrogateescape"), "\n"
+
+
 def _is_record(line: str, n_fields: int) -> bool:
-    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not inside a field)."""
+    """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not
+    inside a field)."""
     return line.count('"') % 2 == 0 and _fits(line, n_fields)
 
 
 def _fits(text: str, n_fields: int) -> bool:
     """Whether a multi-line record splits into ``n_fields`` fields (extra empty ones tolerated)."""
     fields = split_record(text)
-    return fields is not None and len(fields) >= n_fields and not any(f.strip() for f in fields[n_fields:])
+    return (
+        fields is not None
+        and len(fields) >= n_fields
+        and not any(f.strip() for f in fields[n_fields:])
+    )
 
 
 def _as_record(text: str) -> str:
@@ -332,16 +687,28 @@ def split_record(text: str) -> list[str] | None:
         return None
 
 
-def read_header(path: Path) -> list[str] | None:
+def read_head(path: Path, n: int = 2, root: Path | None = None) -> list[list[str] | None]:
+    """The first ``n`` records of a CSV file, split into fields (``None`` for one that cannot be
+    read: too long, an unclosed quote, a syntax error); fewer when the file is shorter."""
+    out: list[list[str] | None] = []
+    with open_input(path, root) as f:
+        lines = physical_lines(f, _Counted(), keep_cr=True)
+        for _, text, reason in csv_records(lines, header=False):
+            out.append(None if reason else split_record(text))
+            if len(out) >= n:
+                break
+    return out
+
+
+def read_header(path: Path, root: Path | None = None) -> list[str] | None:
     """The header fields of a CSV file (BOM tolerated; ``None`` if the file has no first record)."""
-    with path.open("rb") as f:
-        first = next(csv_records(physical_lines(f, hashlib.sha256()), header=False), None)
-    if first is None or first[2]:
-        return None
-    return split_record(first[1])
+    head = read_head(path, 1, root)
+    return head[0] if head else None
 
 
-def _field_problem(fields: list[str], header: list[str], text: str) -> tuple[str | None, str | None]:
+def _field_problem(
+    fields: list[str], header: list[str], text: str
+) -> tuple[str | None, str | None]:
     """Reading problem of one split CSV record: ``(reason, column)`` or ``(None, None)``."""
     n = len(header)
     if not any(fields) or not any(f.strip() for f in fields):
@@ -361,8 +728,11 @@ def _field_problem(fields: list[str], header: list[str], text: str) -> tuple[str
     return None, None
 
 
-def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str]) -> FileStats:
-    """Stage a CSV file: one row per record after the header, plus one string column per contract field.
+def read_csv(
+    path: Path, staged: Path, source_file: str, wanted: dict[str, str], root: Path | None = None
+) -> FileStats:
+    """Stage a CSV file: one row per record after the header, plus one string column per contract
+    field.
 
     Args:
         path: the CSV file.
@@ -370,15 +740,19 @@ def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str])
         source_file: name recorded in ``SOURCE_FILE``.
         wanted: contract field -> column name expected in the header (matched by :func:`normalise`).
             Fields whose column is absent get no staged column; ``FileStats.columns`` lists the
-            ones found (field -> header name as written in the file).
+            ones found (field -> header name as written in the file); a name given twice: the first.
+        root: the data folder; a file resolving outside it is refused (:class:`UnsafeInput`).
     """
-    stats, digest = FileStats(path, "csv", staged), hashlib.sha256()
-    with path.open("rb") as f:
-        records = csv_records(physical_lines(f, digest))
+    stats, digest = FileStats(path, "csv", staged), _Counted()
+    with open_input(path, root) as f:
+        before = _signature(f)
+        records = csv_records(physical_lines(f, digest, keep_cr=True))
         head = next(records, None)
         header = (split_record(head[1]) if head and not head[2] else None) or []
         index = {normalise(h): i for i, h in reversed(list(enumerate(header)))}
-        found = {fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index}
+        found = {
+            fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index
+        }
         stats.columns = {fld: header[i] for fld, i in found.items()}
         columns = BASE_COLUMNS + tuple(fld.upper() for fld in found)
         with _Writer(staged, columns) as out:
@@ -387,23 +761,79 @@ def read_csv(path: Path, staged: Path, source_file: str, wanted: dict[str, str])
                 column = "line" if reason else None
                 if reason is None and fields is None:
                     reason, column = Reason.CSV_SYNTAX, "line"
-                elif reason is None:
+                elif reason is None and fields is not None:
                     reason, column = _field_problem(fields, header, text)
-                values = [None] * len(found) if reason else [fields[i] for i in found.values()]
+                values = (
+                    [fields[i] for i in found.values()]
+                    if fields is not None and not reason
+                    else [None] * len(found)
+                )
                 out.add((source_file, no, _as_record(text), reason, column, *values))
                 stats.count_error(reason)
                 stats.records += 1
-    stats.bytes, stats.sha256 = path.stat().st_size, digest.hexdigest()
+        stats.changed = _signature(f) != before
+    stats.bytes, stats.sha256 = digest.size, digest.hexdigest()
     return stats
 
 
 # --------------------------------------------------------------------------- call transcripts
-def call_files(folder: Path) -> list[Path]:
-    """The transcripts of a calls folder (``*.txt``, any case), sorted by name."""
+@dataclass
+class CallScan:
+    """What a calls folder holds: the transcripts (``*.txt``) and recordings
+    (:data:`contract.AUDIO_SUFFIXES`), any case, in name order, and how many other entries are not
+    read, per reason (:data:`contract.CALL_SKIPS`; never their names)."""
+
+    files: list[Path]
+    skipped: dict[str, int]
+
+
+def _skip_reason(entry: os.DirEntry) -> str | None:
+    """Why an entry of the calls folder is not a transcript to read (``None``: it is one)."""
+    name = entry.name
+    if name.startswith("."):
+        return contract.SKIP_HIDDEN
+    try:
+        if entry.is_dir():
+            return contract.SKIP_FOLDER
+    except OSError:
+        pass
+    low = name.lower()
+    if low.endswith((".txt", *contract.AUDIO_SUFFIXES)):
+        return None
+    for reason, suffixes in contract.SKIP_SUFFIXES.items():
+        if low.endswith(suffixes):
+            return reason
+    return contract.SKIP_OTHER
+
+
+def scan_calls(folder: Path) -> CallScan:
+    """The entries of a calls folder: transcripts to stage, and the others counted by reason.
+
+    Sub-folders are not entered (their content is not read, not even listed); links are not
+    followed here (a transcript that is a link is checked when it is read).
+    """
     if not folder.is_dir():
-        return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".txt"
-                   and not p.name.startswith(".")), key=lambda p: p.name)
+        return CallScan([], {})
+    files: list = []
+    skipped: Counter[str] = Counter()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            reason = _skip_reason(entry)
+            if reason:
+                skipped[reason] += 1
+            else:
+                files.append(Path(entry.path))
+    return CallScan(sorted(files, key=lambda p: p.name), dict(skipped))
+
+
+def call_files(folder: Path) -> list[Path]:
+    """The transcripts and recordings of a calls folder (any case, not hidden), sorted by name."""
+    return scan_calls(folder).files
+
+
+def shown_name(name: str) -> str:
+    """A file name as text that can be stored: bytes that are not UTF-8 as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def parse_call(text: str, file_name: str) -> tuple[str | None, str | None, str]:
@@ -412,7 +842,9 @@ def parse_call(text: str, file_name: str) -> tuple[str | None, str | None, str]:
     values: dict[str, str] = {}
     i = 0
     while i < len(lines) and (m := _HEADER_LINE.match(lines[i])):
-        key = next((k for k, names in CALL_HEADER_KEYS.items() if m["key"].strip().lower() in names), None)
+        key = next(
+            (k for k, names in CALL_HEADER_KEYS.items() if m["key"].strip().lower() in names), None
+        )
         if key is None:
             break
         values.setdefault(key, m["value"])
@@ -426,33 +858,89 @@ def parse_call(text: str, file_name: str) -> tuple[str | None, str | None, str]:
     return cid or None, ts or None, body
 
 
-def read_calls(folder: Path, staged: Path, prefix: str) -> FileStats:
-    """Stage a folder of call transcripts: one row per file, with CUSTOMER_ID, TS and TEXT columns."""
+#: Columns of a staged calls folder after BASE_COLUMNS (the last three are set for recordings only).
+CALL_COLUMNS = ("CUSTOMER_ID", "TS", "TEXT", "RECOGNIZER", "CONFIDENCE", "AUDIO_SECONDS")
+
+
+def read_calls(
+    folder: Path, staged: Path, prefix: str, root: Path | None = None, transcriber=None
+) -> FileStats:
+    """Stage a folder of calls: one row per transcript (``*.txt``) or recording, with the
+    :data:`CALL_COLUMNS`, in name order.
+
+    A file that resolves outside ``root`` (a link to another place) or is not a regular file is not
+    read: its row is rejected (:data:`Reason.OUTSIDE_DATA_DIR`, :data:`Reason.NOT_A_FILE`). Other
+    entries of the folder are counted in ``FileStats.skipped`` by reason, never named.
+
+    Args:
+        transcriber: an :class:`audio.Transcriber`; without one, recordings are counted as not
+            read (:data:`contract.SKIP_MEDIA`).
+    """
+    from customer_analytics import audio
+
     stats, digest = FileStats(folder, "txt", staged), hashlib.sha256()
-    with _Writer(staged, BASE_COLUMNS + ("CUSTOMER_ID", "TS", "TEXT")) as out:
-        for path in call_files(folder):
-            name = f"{prefix}/{path.name}"
-            size = path.stat().st_size
+    scan = scan_calls(folder)
+    stats.skipped = dict(scan.skipped)
+    recordings = [p for p in scan.files if audio.is_audio(p)]
+    if transcriber is None and recordings:
+        stats.skipped[contract.SKIP_MEDIA] = stats.skipped.get(contract.SKIP_MEDIA, 0) + len(
+            recordings
+        )
+    progress = audio.Progress(len(recordings), transcriber)
+    with _Writer(staged, BASE_COLUMNS + CALL_COLUMNS) as out:
+        for path in scan.files:
+            name = f"{prefix}/{shown_name(path.name)}"
+            if audio.is_audio(path):
+                if transcriber is None:
+                    continue
+                stats.names.append(name)
+                row, size = audio.staged_row(path, name, transcriber, digest, root)
+                progress.step()
+                out.add(row)
+                stats.count_error(row[3])
+                stats.records += 1
+                stats.bytes += size
+                continue
+            stats.names.append(name)
             digest.update(name.encode() + b"\0")
-            if size > MAX_LINE_BYTES:
-                with path.open("rb") as f:
-                    raw = f.read(_SHOWN_PREFIX)
-                row = (name, 1, show(raw), Reason.LINE_TOO_LONG, "text", None, None, None)
+            try:
+                f = open_input(path, root)
+            except UnsafeInput as e:
+                row = (name, 1, "", e.reason, "file", None, None, None)
             else:
-                raw = path.read_bytes()
-                digest.update(raw)
-                row = _call_row(raw, name)
-            out.add(row)
+                with f:
+                    before = _signature(f)
+                    raw = f.read(MAX_LINE_BYTES + 1)
+                    stats.changed |= _signature(f) != before
+                stats.bytes += len(raw)
+                if len(raw) > MAX_LINE_BYTES:
+                    row = (
+                        name,
+                        1,
+                        show(raw[:_SHOWN_PREFIX]),
+                        Reason.LINE_TOO_LONG,
+                        "text",
+                        None,
+                        None,
+                        None,
+                    )
+                else:
+                    digest.update(raw)
+                    row = _call_row(raw, name)
+            out.add(row + (None, None, None))
             stats.count_error(row[3])
             stats.records += 1
-            stats.bytes += size
+    progress.done()
     stats.sha256 = digest.hexdigest()
     return stats
 
 
 def _call_row(raw: bytes, name: str) -> tuple:
-    if raw.startswith(BOM):
-        raw = raw[len(BOM):]
+    what = sniff(raw[:SNIFF_BYTES], True, "x")
+    if what is not None and what.kind in ("utf16", "binary"):
+        reason = Reason.NOT_UTF8_TEXT if what.kind == "utf16" else Reason.NOT_TEXT
+        return name, 1, show(raw[:_SHOWN_PREFIX]), reason, "text", None, None, None
+    raw = _drop_boms(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

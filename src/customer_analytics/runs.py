@@ -52,11 +52,26 @@ EXPERIMENT_INFIX = "__X_"
 
 #: Which notebook writes each table (by name or prefix). In scratch, the tables a notebook does
 #: not write are read through views onto production's; its own are real tables.
-TABLE_OWNERS: tuple[tuple[str, str], ...] = (
-    ("RAW_", "01_ingest"), ("STAGE_", "01_ingest"), ("CLEAN_", "01_ingest"), ("REJECTED_", "01_ingest"),
-    ("INGEST_", "01_ingest"), ("PRODUCT_", "01_ingest"), ("EXCLUDED_", "01_ingest"),
-    ("FEATURES", "03_features"), ("TEXT_", "03_features"), ("SENTIMENT_", "03_features"),
-    ("PREDICTIONS", "05_batch_prediction"), ("SCORING_", "05_batch_prediction"),
+TABLE_OWNERS: tuple[tuple[str, str], ...] = (  # first match wins
+    ("RAW_", "01_ingest"),
+    ("STAGE_", "01_ingest"),
+    ("CLEAN_", "01_ingest"),
+    ("REJECTED_", "01_ingest"),
+    ("INGEST_", "01_ingest"),
+    ("PRODUCT_", "01_ingest"),
+    ("EXCLUDED_", "01_ingest"),
+    ("TEXT_SENTIMENT", "03_features"),
+    ("TEXT_", "02_eda"),
+    ("EMBEDDING_", "02_eda"),
+    ("TOPIC_", "02_eda"),
+    ("BTYD_SCORES_AT_", "05_batch_prediction"),
+    ("FEATURE", "03_features"),
+    ("BTYD_", "03_features"),
+    ("SENTIMENT_", "03_features"),
+    ("PREDICTIONS", "05_batch_prediction"),
+    ("SCORING_", "05_batch_prediction"),
+    ("TARGETS", "05_batch_prediction"),
+    ("FORECASTS", "05_batch_prediction"),
 )
 
 
@@ -127,26 +142,36 @@ def _derived_name(diffs: list[tuple[str, Any, Any]]) -> str:
         v = value if isinstance(value, str | int | float) else None
         parts.append(f"{name}-{v}" if v is not None and len(str(v)) <= 16 else name)
     slug = re.sub(r"[^a-z0-9_.-]+", "-", "+".join(parts).lower()).strip("-.")
-    if len(slug) <= 40 and P.NAME.match(slug) and all(isinstance(d[2], str | int | float) for d in diffs):
+    if (
+        len(slug) <= 40
+        and P.NAME.match(slug)
+        and all(isinstance(d[2], str | int | float) for d in diffs)
+    ):
         return slug
     return "exp-" + hashlib.sha1(_norm(diffs).encode()).hexdigest()[:8]
 
 
 def resolve(params: Params, production: Params, pipeline: bool) -> Namespace:
-    """The namespace of a run with ``params`` (``pipeline``: a pipeline run, else a notebook on its own).
+    """The namespace of a run with ``params`` (``pipeline``: a pipeline run, else a notebook on its
+    own).
 
     Raises:
-        ConfigError: ``run_namespace: production`` was asked with parameters that are not production's.
+        ConfigError: ``run_namespace: production`` was asked with parameters that are not
+            production's.
     """
     diffs = differences(params, production)
     label = "; ".join(P.get(n).describe(v) for n, _, v in diffs)
     requested = params.run_namespace
-    if requested == P.NAMESPACE_PRODUCTION or (requested == P.NAMESPACE_AUTO and pipeline and not diffs):
+    if requested == P.NAMESPACE_PRODUCTION or (
+        requested == P.NAMESPACE_AUTO and pipeline and not diffs
+    ):
         if diffs:
             what = ", ".join(f"{n} ({_short(v)} instead of {_short(p)})" for n, p, v in diffs)
-            raise ConfigError(f"run_namespace 'production' runs with production's parameters (env.yaml), but these "
-                              f"differ: {what}. Change env.yaml to change production, or run this as an "
-                              "experiment (run_namespace auto or a name).")
+            raise ConfigError(
+                "run_namespace 'production' runs with production's parameters (env.yaml), but "
+                f"these differ: {what}. Change env.yaml to change production, or run this as an "
+                "experiment (run_namespace auto or a name)."
+            )
         return Namespace(PRODUCTION, PRODUCTION)
     if requested == P.NAMESPACE_SCRATCH or (requested == P.NAMESPACE_AUTO and not pipeline):
         return Namespace(SCRATCH, SCRATCH, label or "same parameters as production", tuple(diffs))
@@ -189,7 +214,8 @@ BANNER_KEY = "ca_banner"
 
 @dataclasses.dataclass(repr=False)
 class Run:
-    """What a notebook's set-up cell resolved: parameters, namespace, its one session, where it reports.
+    """What a notebook's set-up cell resolved: parameters, namespace, its one session, where it
+    reports.
 
     Attributes:
         notebook: the notebook's name (e.g. ``03_features``).
@@ -219,7 +245,8 @@ class Run:
         return self.folder is None
 
     def record(self, record: Any = None, **figures: Any) -> Path | None:
-        """Save this notebook's headline record for the run index (pipeline runs only; aggregates only).
+        """Save this notebook's headline record for the run index (pipeline runs only; aggregates
+        only).
 
         Args:
             record: the notebook's typed record (:mod:`customer_analytics.headlines`).
@@ -231,8 +258,16 @@ class Run:
             log.info("%s run on its own: no headline record for the run index", self.notebook)
             return None
         made = {k: self.context[k] for k in ("library", "params", "inputs") if k in self.context}
-        return reports.record(self.params, self.folder, self.notebook, record,
-                              namespace=self.namespace.as_dict(), context=made, banner=self.banner(), **figures)
+        return reports.record(
+            self.params,
+            self.folder,
+            self.notebook,
+            record,
+            namespace=self.namespace.as_dict(),
+            context=made,
+            banner=self.banner(),
+            **figures,
+        )
 
     def describe(self) -> str:
         """Markdown: which namespace and run date this notebook reads and writes."""
@@ -241,40 +276,57 @@ class Run:
         if ns.kind == PRODUCTION:
             head = f"**Production run** for {p.run_date}: reads and writes {where}"
         elif ns.kind == EXPERIMENT:
-            head = (f"**Experiment `{ns.name}`** ({ns.label}) for {p.run_date}: reads and writes its own "
-                    f"{where}; production (`{self.production_schema}`) is not touched")
+            head = (
+                f"**Experiment `{ns.name}`** ({ns.label}) for {p.run_date}: reads and writes its "
+                f"own {where}; production (`{self.production_schema}`) is not touched"
+            )
         else:
-            head = (f"**Scratch run** of this notebook on its own, for {p.run_date}: writes {where}, not "
-                    "production")
+            head = (
+                f"**Scratch run** of this notebook on its own, for {p.run_date}: writes {where}, "
+                "not production"
+            )
             if self.views:
-                head += (f"; reads {_table_list(self.views)} from production (`{self.production_schema}`) "
-                         "where this namespace has not computed them itself")
+                head += (
+                    f"; reads {_table_list(self.views)} from production "
+                    f"(`{self.production_schema}`) where this namespace has not computed them "
+                    "itself"
+                )
             head += f". Differences from production: {ns.label}"
         text = head + "."
         if self.folder is not None:
             text += f" Reports: `{self.folder.relative_to(p.reports_dir)}/` in the reports folder."
         elif ns.kind != PRODUCTION:
-            text += ' To write production\'s tables instead, set `run_namespace = "production"` in the parameters cell.'
+            text += (
+                ' To write production\'s tables instead, set `run_namespace = "production"` in '
+                "the parameters cell."
+            )
         return text
 
     def banner(self) -> list[str]:
-        """What every report of this run must say first: an experiment's label, data that ends before run_date.
+        """What every report of this run must say first: an experiment's label, data that ends
+        before run_date.
 
         Computed when asked (after 01_ingest, the freshness is the new data's).
         """
         notes = []
         if self.namespace.kind == EXPERIMENT:
-            notes.append(f"**Experiment `{self.namespace.name}`** ({self.namespace.label}): not production; "
-                         "its tables, model and reports are kept apart.")
+            notes.append(
+                f"**Experiment `{self.namespace.name}`** ({self.namespace.label}): not production; "
+                "its tables, model and reports are kept apart."
+            )
         elif self.namespace.kind == SCRATCH:
-            notes.append(f"**Scratch run** of {self.notebook} on its own ({self.namespace.label}): not production.")
+            notes.append(
+                f"**Scratch run** of {self.notebook} on its own ({self.namespace.label}): not "
+                "production."
+            )
         note = self.freshness_note()
         if note:
             notes.append(note)
         return notes
 
     def freshness_note(self) -> str:
-        """The warning when run_date lies beyond the data (see :mod:`customer_analytics.freshness`), or ''."""
+        """The warning when run_date lies beyond the data (see :mod:`customer_analytics.freshness`),
+        or ''."""
         from customer_analytics import freshness
         from customer_analytics import warehouse as wh
 
@@ -285,24 +337,46 @@ class Run:
         except Exception as e:  # noqa: BLE001 - a note, never a reason to fail the notebook
             log.warning("could not read how fresh the data is: %s", e)
             return ""
-        return freshness.run_date_note(fresh, self.params.run_date, self.params.freshness_tolerance_days)
+        from customer_analytics.narrative import runs as words
+
+        return words.run_date_note(
+            fresh.last_day,
+            self.params.run_date,
+            fresh.days_after(self.params.run_date),
+            self.params.freshness_tolerance_days,
+        )
 
     def _repr_markdown_(self) -> str:
         return self.describe()
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, str], dict[str, Any]]:
-        """The set-up cell's output: where the notebook reads and writes, plus the banner the report shows first."""
-        banner = self.banner() if self.notebook != "01_ingest" else [
-            n for n in self.banner() if not n.startswith("**run_date")]
+    def _repr_mimebundle_(
+        self, include=None, exclude=None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The set-up cell's output: where the notebook reads and writes, plus the banner the report
+        shows first."""
+        banner = (
+            self.banner()
+            if self.notebook != "01_ingest"
+            else [n for n in self.banner() if not n.startswith("**The run date")]
+        )
         return {"text/markdown": self.describe(), "text/plain": repr(self)}, {BANNER_KEY: banner}
 
     def __repr__(self) -> str:  # no paths or parameter dumps in a notebook's output
-        return f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, {self.params.run_date}>"
+        return (
+            f"<Run {self.notebook}: {self.namespace.kind} {self.namespace.name}, "
+            f"{self.params.run_date}>"
+        )
 
 
 def _table_list(names: tuple[str, ...]) -> str:
-    groups = sorted({re.sub(r"_.*$", "_*", n) if n.startswith(("CLEAN_", "RAW_", "REJECTED_", "INGEST_")) else n
-                     for n in names})
+    groups = sorted(
+        {
+            re.sub(r"_.*$", "_*", n)
+            if n.startswith(("CLEAN_", "RAW_", "REJECTED_", "INGEST_"))
+            else n
+            for n in names
+        }
+    )
     return ", ".join(f"`{g}`" for g in groups)
 
 
@@ -342,14 +416,28 @@ def start(notebook: str, cell: Mapping[str, Any]) -> Run:
     views: tuple[str, ...] = ()
     if namespace.kind == SCRATCH:
         views = prepare_scratch(session, notebook, database, production_schema, schema)
-    run = Run(notebook, params, namespace, session, database, schema, production_schema, folder,
-              cell.get("product"), views, dict(context or {}))
+    run = Run(
+        notebook,
+        params,
+        namespace,
+        session,
+        database,
+        schema,
+        production_schema,
+        folder,
+        cell.get("product"),
+        views,
+        dict(context or {}),
+    )
     log.info("%s", run.describe())
     return run
 
 
-def prepare_scratch(session: Any, notebook: str, database: str, source: str, scratch: str) -> tuple[str, ...]:
-    """Read-through views in ``scratch`` onto ``source``'s tables that ``notebook`` reads but does not write.
+def prepare_scratch(
+    session: Any, notebook: str, database: str, source: str, scratch: str
+) -> tuple[str, ...]:
+    """Read-through views in ``scratch`` onto ``source``'s tables that ``notebook`` reads but does
+    not write.
 
     A table the notebook writes is never a view (an old one is dropped); one it reads is a view
     onto the source schema unless an earlier scratch run of its owner made a real table.

@@ -37,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from snowflake.snowpark import Column, DataFrame, Session
 
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,16 @@ class TextModel:
 
     def weights(self) -> pd.DataFrame:
         """One row per vocabulary word with a non-zero weight: ``TOKEN``, ``WEIGHT``."""
+        assert self.pipeline is not None, "weights of a trained model"
         bow, clf = self.pipeline.named_steps["bow"], self.pipeline.named_steps["clf"]
-        out = pd.DataFrame({"TOKEN": bow.get_feature_names_out(), "WEIGHT": clf.coef_[0].astype(float)})
+        out = pd.DataFrame(
+            {"TOKEN": bow.get_feature_names_out(), "WEIGHT": clf.coef_[0].astype(float)}
+        )
         return out[out["WEIGHT"] != 0].sort_values("TOKEN").reset_index(drop=True)
 
     @property
     def intercept(self) -> float:
+        assert self.pipeline is not None, "intercept of a trained model"
         return float(self.pipeline.named_steps["clf"].intercept_[0])
 
     def top_words(self, n: int = 8) -> pd.DataFrame:
@@ -96,12 +101,22 @@ class TextModel:
         :data:`REPORT_MIN_DOCS` of them) are shown, so a rare word such as a person's name never
         reaches a report.
         """
-        common = {t for t, k in self.doc_freq.items() if k >= max(REPORT_MIN_DOCS, REPORT_MIN_SHARE * self.n_train)}
+        common = {
+            t
+            for t, k in self.doc_freq.items()
+            if k >= max(REPORT_MIN_DOCS, REPORT_MIN_SHARE * self.n_train)
+        }
         w = self.weights().set_index("TOKEN")["WEIGHT"]
         w = w[w.index.isin(common)]
         pos, neg = w.nlargest(n), w.nsmallest(n)
-        return pd.DataFrame({"positive word": pos.index, "weight (+)": pos.to_numpy().round(2),
-                             "negative word": neg.index, "weight (-)": neg.to_numpy().round(2)})
+        return pd.DataFrame(
+            {
+                "positive word": pos.index,
+                "weight (+)": pos.to_numpy().round(2),
+                "negative word": neg.index,
+                "weight (-)": neg.to_numpy().round(2),
+            }
+        )
 
 
 def has_kind(session: Session) -> bool:
@@ -111,12 +126,24 @@ def has_kind(session: Session) -> bool:
 
 def kind_column(session: Session) -> Column:
     """The text's kind: the ``KIND`` column, or 'review' for every row when there is none."""
-    return F.coalesce(F.col("KIND"), F.lit(DEFAULT_KIND)) if has_kind(session) else F.lit(DEFAULT_KIND)
+    return (
+        F.coalesce(F.col("KIND"), F.lit(DEFAULT_KIND)) if has_kind(session) else F.lit(DEFAULT_KIND)
+    )
 
 
 def text_key(session: Session) -> list[str]:
     """Columns that identify one text (LINE_NO alone is unique per source file only)."""
     return ["CUSTOMER_ID", "TS", "LINE_NO"] + (["KIND"] if has_kind(session) else [])
+
+
+def sample_order(key: list[str], seed: int) -> Column:
+    """A text's place in the seeded training sample: :func:`portable.stable_hash` of its key.
+
+    Timestamps enter as whole seconds since 1970, so that the same texts are drawn on Snowflake,
+    on the local warehouse and in pandas (``portable.stable_hash_py``).
+    """
+    parts = [pt.epoch_seconds(F.col(c)) if c == "TS" else F.col(c) for c in key]
+    return pt.stable_hash(*parts, F.lit(seed))
 
 
 def training_sample(session: Session, before: dt.date, max_rows: int, seed: int) -> pd.DataFrame:
@@ -125,15 +152,21 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     The sample is drawn in the warehouse (ordered by a seeded hash of the review's key), so at
     most ``max_rows`` rows come to the client.
     """
-    df = session.table(SOURCE_TABLE)
-    df = df.filter(F.col("RATING").is_not_null() & F.col("TEXT").is_not_null()
-                   & (F.col("TS") < F.lit(dt.datetime.combine(before, dt.time()))))
+    df: DataFrame = session.table(SOURCE_TABLE)
+    df = df.filter(
+        F.col("RATING").is_not_null()
+        & F.col("TEXT").is_not_null()
+        & (F.col("TS") < pt.timestamp_literal(before))
+    )
     if has_kind(session):
         df = df.filter(kind_column(session) == F.lit(DEFAULT_KIND))
     key = text_key(session)
-    # a seeded hash of the key, reduced so that it fits a signed 64-bit integer on every backend
-    order = F.abs(F.hash(*[F.col(c) for c in key], F.lit(seed))) % F.lit(1_000_000_007)
-    df = df.select(*key, "TEXT", "RATING", order.alias("_ORDER")).sort("_ORDER", *key).limit(max_rows)
+    order = sample_order(key, seed)
+    df = (
+        df.select(*key, "TEXT", "RATING", order.alias("_ORDER"))
+        .sort("_ORDER", *key)
+        .limit(max_rows)
+    )
     out = wh.to_pandas(df, "text:training_sample").sort_values(["_ORDER", *key], kind="stable")
     out["POSITIVE"] = (out["RATING"] >= POSITIVE_RATING).astype(int)
     return out[["TEXT", "POSITIVE"]].reset_index(drop=True)
@@ -141,11 +174,22 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
 
 def make_pipeline(seed: int) -> Pipeline:
     """Binary bag-of-words + L2 logistic regression (linear, so it can be scored in SQL)."""
-    return Pipeline([
-        ("bow", CountVectorizer(binary=True, lowercase=True, token_pattern=TOKEN_PATTERN, min_df=2,
-                                max_features=MAX_VOCABULARY, dtype=np.float64)),
-        ("clf", LogisticRegression(C=1.0, max_iter=2000, random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            (
+                "bow",
+                CountVectorizer(
+                    binary=True,
+                    lowercase=True,
+                    token_pattern=TOKEN_PATTERN,
+                    min_df=2,
+                    max_features=MAX_VOCABULARY,
+                    dtype=np.float64,
+                ),
+            ),
+            ("clf", LogisticRegression(C=1.0, max_iter=2000, random_state=seed)),
+        ]
+    )
 
 
 def train(session: Session, before: dt.date, seed: int, max_rows: int) -> TextModel:
@@ -156,8 +200,10 @@ def train(session: Session, before: dt.date, seed: int, max_rows: int) -> TextMo
     """
     sample = training_sample(session, before, max_rows, seed)
     if len(sample) < MIN_TRAIN_ROWS:
-        why = (f"only {len(sample)} rated reviews were written before {before} "
-               f"(at least {MIN_TRAIN_ROWS} are needed to train a sentiment model)")
+        why = (
+            f"only {len(sample)} rated reviews were written before {before} "
+            f"(at least {MIN_TRAIN_ROWS} are needed to train a sentiment model)"
+        )
         log.warning("no sentiment model: %s", why)
         return TextModel(None, before, len(sample), reason=why)
     if sample["POSITIVE"].nunique() < 2:
@@ -168,12 +214,18 @@ def train(session: Session, before: dt.date, seed: int, max_rows: int) -> TextMo
     bow = pipe.named_steps["bow"]
     counts = np.asarray(bow.transform(sample["TEXT"]).sum(axis=0)).ravel()
     log.info("sentiment model: %d rated reviews, %d words", len(sample), len(bow.vocabulary_))
-    return TextModel(pipe, before, len(sample), float(sample["POSITIVE"].mean()),
-                     doc_freq={t: int(counts[i]) for t, i in bow.vocabulary_.items()})
+    return TextModel(
+        pipe,
+        before,
+        len(sample),
+        float(sample["POSITIVE"].mean()),
+        doc_freq={t: int(counts[i]) for t, i in bow.vocabulary_.items()},
+    )
 
 
-def build(session: Session, before: dt.date, seed: int, max_rows: int,
-          staging_dir: Path | None = None) -> tuple[TextModel, pd.DataFrame | None]:
+def build(
+    session: Session, before: dt.date, seed: int, max_rows: int, staging_dir: Path | None = None
+) -> tuple[TextModel, pd.DataFrame | None]:
     """Train the sentiment model, score every text in the warehouse and test it out of time.
 
     Returns the model and its :func:`evaluate` table (``None`` when no model could be trained;
@@ -205,12 +257,20 @@ def score_texts(session: Session, model: TextModel, staging_dir: Path | None = N
     weights = session.table(wh.write_pandas(session, model.weights(), WEIGHTS_TABLE, staging_dir))
     key = text_key(session)
     texts = session.table(SOURCE_TABLE).filter(F.col("TEXT").is_not_null())
-    contrib = tokens(texts, key).join(weights, "TOKEN").group_by(*key).agg(F.sum(F.col("WEIGHT")).alias("W"))
+    contrib = (
+        tokens(texts, key)
+        .join(weights, "TOKEN")
+        .group_by(*key)
+        .agg(F.sum(F.col("WEIGHT")).alias("W"))
+    )
     # rounded so that the value does not depend on the order the warehouse sums the weights in
     logit = F.round(F.lit(model.intercept) + F.coalesce(F.col("W"), F.lit(0.0)), DECIMALS)
     scored = texts.join(contrib, key, "left").select(
-        *[F.col(c) for c in key if c != "KIND"], kind_column(session).alias("KIND"), F.col("RATING"),
-        logit.alias("SENTIMENT_LOGIT"), (F.lit(1.0) / (F.lit(1.0) + F.exp(-logit))).alias("SENTIMENT"),
+        *[F.col(c) for c in key if c != "KIND"],
+        kind_column(session).alias("KIND"),
+        F.col("RATING"),
+        logit.alias("SENTIMENT_LOGIT"),
+        (F.lit(1.0) / (F.lit(1.0) + F.exp(-logit))).alias("SENTIMENT"),
     )
     return wh.replace_table(scored, SCORES_TABLE)
 
@@ -222,9 +282,12 @@ def evaluate(session: Session, model: TextModel) -> pd.DataFrame:
     the training sample's majority class, and precision/recall of "negative" (what a support team
     would act on).
     """
-    since = F.lit(dt.datetime.combine(model.trained_before, dt.time()))
-    df = session.table(SCORES_TABLE).filter((F.col("TS") >= since) & F.col("RATING").is_not_null()
-                                            & (F.col("KIND") == F.lit(DEFAULT_KIND)))
+    since = pt.timestamp_literal(model.trained_before)
+    df = session.table(SCORES_TABLE).filter(
+        (F.col("TS") >= since)
+        & F.col("RATING").is_not_null()
+        & (F.col("KIND") == F.lit(DEFAULT_KIND))
+    )
     pos = F.col("RATING") >= F.lit(POSITIVE_RATING)
     pred = F.col("SENTIMENT_LOGIT") >= F.lit(0.0)
     one, zero = F.lit(1), F.lit(0)
@@ -241,8 +304,12 @@ def evaluate(session: Session, model: TextModel) -> pd.DataFrame:
     out = {
         "rated reviews tested": n,
         "accuracy": (row["CORRECT"] or 0) / n if n else float("nan"),
-        "majority-class accuracy": ((row["POSITIVE"] or 0) if majority_positive else neg) / n if n else float("nan"),
-        "precision (negative)": (row["TRUE_NEG"] or 0) / row["PRED_NEG"] if row["PRED_NEG"] else float("nan"),
+        "majority-class accuracy": ((row["POSITIVE"] or 0) if majority_positive else neg) / n
+        if n
+        else float("nan"),
+        "precision (negative)": (row["TRUE_NEG"] or 0) / row["PRED_NEG"]
+        if row["PRED_NEG"]
+        else float("nan"),
         "recall (negative)": (row["TRUE_NEG"] or 0) / neg if neg else float("nan"),
     }
     return pd.Series(out, name=f"written on or after {model.trained_before}").to_frame()
@@ -251,23 +318,19 @@ def evaluate(session: Session, model: TextModel) -> pd.DataFrame:
 def by_kind(session: Session) -> pd.DataFrame:
     """Texts and mean sentiment per kind and rating status (aggregates, for the report)."""
     df = session.table(SCORES_TABLE).with_column(
-        "RATED", F.iff(F.col("RATING").is_not_null(), F.lit("rated"), F.lit("unrated")))
-    out = wh.to_pandas(df.group_by("KIND", "RATED").agg(
-        F.count(F.lit(1)).alias("TEXTS"), F.avg(F.col("SENTIMENT")).alias("MEAN_SENTIMENT"),
-        F.avg(F.iff(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1.0), F.lit(0.0))).alias("SHARE_NEGATIVE"),
-    ).sort("KIND", "RATED"), "text:by_kind")
+        "RATED", F.iff(F.col("RATING").is_not_null(), F.lit("rated"), F.lit("unrated"))
+    )
+    out = wh.to_pandas(
+        df.group_by("KIND", "RATED")
+        .agg(
+            F.count(F.lit(1)).alias("TEXTS"),
+            pt.mean(F.col("SENTIMENT")).alias("MEAN_SENTIMENT"),
+            pt.mean(F.iff(F.col("SENTIMENT_LOGIT") < F.lit(0.0), F.lit(1.0), F.lit(0.0))).alias(
+                "SHARE_NEGATIVE"
+            ),
+        )
+        .sort("KIND", "RATED"),
+        "text:by_kind",
+    )
     out.columns = [c.lower() for c in out.columns]
     return out.set_index(["kind", "rated"])
-
-
-def summary_text(model: TextModel, quality: pd.DataFrame | None) -> str:
-    """Markdown sentence on the sentiment model (or why there is none)."""
-    if not model.available:
-        return f"**No text sentiment features** in this run: {model.reason}."
-    q = quality.iloc[:, 0] if quality is not None else None
-    if q is None or not q["rated reviews tested"]:
-        return (f"A sentiment model was trained on {model.n_train:,} rated reviews written before "
-                f"{model.trained_before}; no later rated review was available to test it.")
-    return (f"The text sentiment model (trained on {model.n_train:,} rated reviews written before "
-            f"{model.trained_before}) classifies **{q['accuracy']:.1%}** of the {int(q['rated reviews tested']):,} "
-            f"later rated reviews correctly (always guessing the majority class: {q['majority-class accuracy']:.1%}).")

@@ -15,18 +15,40 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
+import weakref
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from snowflake.snowpark import DataFrame, Session
 
+from customer_analytics import contract, fsutil
 from customer_analytics import warehouse_server as _srv
 from customer_analytics.config import LOCAL_DATABASE, LOCAL_SCHEMA, Params, check_identifier
+from customer_analytics.portable import local_only
+
+
+def _enums_as_string_literals(*enums: type) -> None:
+    """Let Snowpark take the contract's string enums as literals (``F.lit``, ``==``, ``isin``).
+
+    Snowpark infers a literal's type by looking up ``type(value)`` exactly, so it refuses ``str``
+    subclasses such as :class:`enum.StrEnum` members; this maps each enum to ``StringType`` in that
+    table (the value's SQL is then the member's string, tested in tests/test_ingest.py).
+    """
+    from snowflake.snowpark._internal.type_utils import PYTHON_TO_SNOW_TYPE_MAPPINGS
+    from snowflake.snowpark.types import StringType
+
+    for enum in enums:
+        PYTHON_TO_SNOW_TYPE_MAPPINGS.setdefault(enum, StringType)
+
+
+_enums_as_string_literals(contract.Reason, contract.Excluded, contract.SourceStatus)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +60,43 @@ _TELEMETRY_OFF = {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False, "CLIENT_TELEMET
 
 class WarehouseError(RuntimeError):
     """The warehouse could not be reached or used; the message says why and what to do."""
+
+
+LOCAL = "local"
+SNOWFLAKE = "snowflake"
+BACKENDS = (LOCAL, SNOWFLAKE)
+#: The backend of each session, recorded from the run's parameters when :func:`connect` opens it.
+_BACKEND: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
+
+
+def register_backend(session: Session, backend: str) -> Session:
+    """Record which backend ``session`` talks to (:func:`connect` does it; tests and tools may
+    too)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _BACKEND[session] = backend
+    return session
+
+
+def backend(session: Session) -> str:
+    """``local`` or ``snowflake``: the backend recorded for ``session`` by :func:`connect`.
+
+    Raises:
+        WarehouseError: the session was not opened by :func:`connect` (nor registered).
+    """
+    try:
+        return _BACKEND[session]
+    except (KeyError, TypeError):
+        raise WarehouseError(
+            "This Snowpark session was not opened by customer_analytics.warehouse.connect, so "
+            "its backend is unknown: open it with connect(params), or call "
+            "register_backend(session, 'local' | 'snowflake')."
+        ) from None
+
+
+def is_local(session: Session) -> bool:
+    """Whether ``session`` talks to the embedded local warehouse (see :func:`backend`)."""
+    return backend(session) == LOCAL
 
 
 # --------------------------------------------------------------------------- sessions
@@ -62,40 +121,43 @@ def connect(params: Params) -> Session:
     if params.is_local:
         database = params.database or LOCAL_DATABASE
         schema = params.schema or LOCAL_SCHEMA
-        port = ensure_local_server(params.warehouse_dir, database, schema)
+        server = local_server(params.warehouse_dir, database, schema)
         cfg = {
             "user": "local",
             "password": "local",
             "account": "fakesnow",
             "host": "127.0.0.1",
-            "port": port,
+            "port": int(server["port"]),
             "protocol": "http",
             "database": database,
             "schema": schema,
-            "session_parameters": _TELEMETRY_OFF,
-            "network_timeout": 600,
+            "session_parameters": _TELEMETRY_OFF | _owner_parameter(),
+            **LOCAL_TIMEOUTS,
         }
-        session = Session.builder.configs(cfg).create()
-        # fakesnow has no SYSTEM$CANCEL_ALL_QUERIES, which Session.close() calls; nothing runs
-        # asynchronously here, so there is nothing to cancel.
-        session.cancel_all = lambda: None
+        session = register_backend(Session.builder.configs(cfg).create(), LOCAL)
+        # Session.close()/cancel_all() send SYSTEM$CANCEL_ALL_QUERIES: the server answers it
+        # (warehouse_server.shim_sql)
+        guard_local_session(session, params.warehouse_dir, server)
         clients = params.warehouse_dir / _srv.CLIENTS_DIR
         clients.mkdir(exist_ok=True)
         (clients / str(os.getpid())).touch()  # keeps the server up while this process lives
         session.telemetry_enabled = False
         return session
-    session = _snowflake_session(params.connection)
+    session = register_backend(_snowflake_session(params.connection), SNOWFLAKE)
     session.telemetry_enabled = False
-    database = params.database or _unquote(session.get_current_database())
-    schema = params.schema or _unquote(session.get_current_schema())
-    if not database or not schema:
+    found_db = params.database or _unquote(session.get_current_database())
+    found_schema = params.schema or _unquote(session.get_current_schema())
+    if not found_db or not found_schema:
         session.close()
-        missing = " and ".join(n for n, v in (("database", database), ("schema", schema)) if not v)
+        missing = " and ".join(
+            n for n, v in (("database", found_db), ("schema", found_schema)) if not v
+        )
         raise WarehouseError(
-            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = ...` and "
-            f"`schema = ...` to that connection in connections.toml, or set the parameters database and schema "
-            "(env.yaml, or --set database=... --set schema=...).")
-    enter_schema(session, database, schema)
+            f"Snowflake connection '{params.connection}' names no {missing}. Fix: add `database = "
+            "...` and `schema = ...` to that connection in connections.toml, or set the "
+            "parameters database and schema (env.yaml, or --set database=... --set schema=...)."
+        )
+    enter_schema(session, found_db, found_schema)
     return session
 
 
@@ -111,9 +173,10 @@ def _snowflake_session(name: str) -> Session:
         return Session.builder.configs(options).create()
     except Exception as e:  # the connector's own message says what is missing
         raise WarehouseError(
-            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections from "
-            "connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in $SNOWFLAKE_CONNECTIONS); "
-            "README, Snowflake, shows an example. Or use connection=local."
+            f"Could not open Snowflake connection '{name}': {e}. The connector reads connections "
+            "from connections.toml in $SNOWFLAKE_HOME or ~/.snowflake (or TOML text in "
+            "$SNOWFLAKE_CONNECTIONS); README, Snowflake, shows an example. Or use "
+            "connection=local."
         ) from e
 
 
@@ -126,14 +189,18 @@ def _unquote(name: str | None) -> str | None:
 
 def current_names(session: Session) -> tuple[str, str]:
     """The session's current database and schema, unquoted."""
-    return _unquote(session.get_current_database()) or "", _unquote(session.get_current_schema()) or ""
+    return _unquote(session.get_current_database()) or "", _unquote(
+        session.get_current_schema()
+    ) or ""
 
 
 def schema_exists(session: Session, database: str, schema: str) -> bool:
     """Whether ``database.schema`` exists."""
     database, schema = check_identifier(database), check_identifier(schema)
-    rows = session.sql(f"SELECT COUNT(*) AS N FROM {database}.INFORMATION_SCHEMA.SCHEMATA "
-                       f"WHERE SCHEMA_NAME = '{schema}'").collect()
+    rows = session.sql(
+        f"SELECT COUNT(*) AS N FROM {database}.INFORMATION_SCHEMA.SCHEMATA "
+        f"WHERE SCHEMA_NAME = '{schema}'"
+    ).collect()
     return rows[0]["N"] > 0
 
 
@@ -149,9 +216,11 @@ def enter_schema(session: Session, database: str, schema: str) -> None:
             session.sql(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}").collect()
         except Exception as e:
             raise WarehouseError(
-                f"Schema {database}.{schema} does not exist and could not be created ({_first_line(e)}). "
-                f"Creating it needs the CREATE SCHEMA privilege on database {database}: `GRANT CREATE SCHEMA ON "
-                f"DATABASE {database} TO ROLE <your role>;`, or ask an administrator to create it.") from e
+                f"Schema {database}.{schema} does not exist and could not be created "
+                f"({_first_line(e)}). Creating it needs the CREATE SCHEMA privilege on database "
+                f"{database}: `GRANT CREATE SCHEMA ON DATABASE {database} TO ROLE <your role>;`, "
+                "or ask an administrator to create it."
+            ) from e
         log.info("created schema %s.%s", database, schema)
     session.use_schema(f"{database}.{schema}")
 
@@ -166,13 +235,23 @@ def list_tables(session: Session, database: str, schema: str) -> dict[str, str]:
     database, schema = check_identifier(database), check_identifier(schema)
     where = f"FROM {database}.INFORMATION_SCHEMA.{{}} WHERE TABLE_SCHEMA = '{schema}'"
     rows = session.sql(f"SELECT TABLE_NAME, TABLE_TYPE {where.format('TABLES')}").collect()
-    out = {r["TABLE_NAME"]: ("VIEW" if "VIEW" in str(r["TABLE_TYPE"]).upper() else "BASE TABLE") for r in rows}
+    out = {
+        r["TABLE_NAME"]: ("VIEW" if "VIEW" in str(r["TABLE_TYPE"]).upper() else "BASE TABLE")
+        for r in rows
+    }
     # Snowflake lists views in TABLES too; fakesnow only in VIEWS
-    out.update({r["TABLE_NAME"]: "VIEW" for r in session.sql(f"SELECT TABLE_NAME {where.format('VIEWS')}").collect()})
+    out.update(
+        {
+            r["TABLE_NAME"]: "VIEW"
+            for r in session.sql(f"SELECT TABLE_NAME {where.format('VIEWS')}").collect()
+        }
+    )
     return out
 
 
-def create_view(session: Session, database: str, schema: str, table: str, source_schema: str) -> None:
+def create_view(
+    session: Session, database: str, schema: str, table: str, source_schema: str
+) -> None:
     """``database.schema.table`` as a live view onto ``database.source_schema.table``."""
     d, s, t, src = (check_identifier(x) for x in (database, schema, table, source_schema))
     session.sql(f"CREATE OR REPLACE VIEW {d}.{s}.{t} AS SELECT * FROM {d}.{src}.{t}").collect()
@@ -194,53 +273,215 @@ def _server_state(warehouse_dir: Path) -> dict | None:
         pid = int(state["pid"])
         if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:
             return None
-        os.kill(pid, 0)
-        return state
+        return state if fsutil.pid_alive(pid) else None
     except (OSError, ValueError, KeyError):
         return None
 
 
-def ensure_local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> int:
+def ensure_local_server(
+    warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP"
+) -> int:
     """Return the port of the warehouse server for ``warehouse_dir``, starting it if needed."""
+    return int(local_server(warehouse_dir, database, schema)["port"])
+
+
+def local_server(warehouse_dir: Path, database: str = "ANALYTICS", schema: str = "SHOP") -> dict:
+    """State (``pid``, ``port``) of the live server of ``warehouse_dir``, started if needed.
+
+    A server that runs but does not answer its liveness check is stuck: it is replaced.
+    """
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     if state := _server_state(warehouse_dir):
-        return int(state["port"])
+        if _answers(state):
+            return state
+        _kill_server(warehouse_dir, state, "does not answer: replacing it")
     log.info("starting the embedded warehouse server for %s", warehouse_dir)
     logfile = open(warehouse_dir / _srv.LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "customer_analytics.warehouse_server", str(warehouse_dir),
-         "--database", database, "--schema", schema],
-        stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-        start_new_session=True, close_fds=True,
+        [
+            sys.executable,
+            "-m",
+            "customer_analytics.warehouse_server",
+            str(warehouse_dir),
+            "--database",
+            database,
+            "--schema",
+            schema,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
     )
     logfile.close()
     _CHILDREN[proc.pid] = proc
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if state := _server_state(warehouse_dir):
-            return int(state["port"])
+            return state
         code = proc.poll()
         if code == 3:  # another server won the race to start: use it
             time.sleep(0.2)
             continue
         if code is not None:
-            tail = (warehouse_dir / _srv.LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
+            tail = (
+                (warehouse_dir / _srv.LOG_FILE)
+                .read_text(errors="replace")
+                .strip()
+                .splitlines()[-3:]
+            )
             raise WarehouseError(
-                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} "
-                "If another program (a DuckDB shell, an old server) holds the files, stop it and retry."
+                f"The local warehouse in {warehouse_dir} could not start: {' '.join(tail)} If "
+                "another program (a DuckDB shell, an old server) holds the files, stop it and "
+                "retry."
             )
         time.sleep(0.1)
-    raise WarehouseError(f"The local warehouse server for {warehouse_dir} did not start within 60 s.")
+    raise WarehouseError(
+        f"The local warehouse server for {warehouse_dir} did not start within 60 s."
+    )
 
 
 def stop_local_server(warehouse_dir: Path, timeout: float = 10) -> None:
     """Stop the warehouse server for ``warehouse_dir`` if one runs (tests and `make clean`)."""
     if not (state := _server_state(warehouse_dir)):
         return
-    os.kill(int(state["pid"]), 15)
+    pid = int(state["pid"])
+    os.kill(pid, 15)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _server_state(warehouse_dir):
+    # until the process is gone, not only its state file: it holds the DuckDB files' lock to the end
+    while time.monotonic() < deadline and (_server_state(warehouse_dir) or fsutil.pid_alive(pid)):
         time.sleep(0.1)
+    if _server_state(warehouse_dir):  # it did not stop (stuck, or stopped with SIGSTOP)
+        _kill_server(warehouse_dir, state, f"did not stop within {timeout} s: killing it")
+
+
+# -------------------------------------------------------------------- liveness of the local server
+#: Client-side bounds for the local warehouse (README, "Reliability"). Its server answers every
+#: request within a few seconds however long the query runs (a long one is polled, see
+#: :mod:`customer_analytics.warehouse_front`), so a request with no answer for ``socket_timeout``
+#: seconds, or still failing after :data:`REQUEST_RETRY_SECONDS` of retries, means a dead or stuck
+#: server, never a long query. ``network_timeout`` stays unset: the connector would also use it as
+#: every statement's time limit (and cancel long queries).
+LOCAL_TIMEOUTS = {"login_timeout": 30, "socket_timeout": 15}
+REQUEST_RETRY_SECONDS = 25
+#: Seconds the liveness endpoint may take to answer before a server counts as stuck.
+ALIVE_TIMEOUT = 5.0
+
+
+def _owner_parameter() -> dict[str, int]:
+    """The session parameter by which the local server knows which process owns a session."""
+    from customer_analytics.warehouse_front import PID_PARAMETER
+
+    return {PID_PARAMETER: os.getpid()}
+
+
+def _answers(state: dict) -> bool:
+    """Whether the server of ``state`` answers its liveness endpoint (asked 3 times)."""
+    port, pid = int(state["port"]), int(state["pid"])
+    return any(_srv.check_alive(port, pid, ALIVE_TIMEOUT) for _ in range(3))
+
+
+def _kill_server(warehouse_dir: Path, state: dict, why: str) -> None:
+    """SIGKILL the server of ``state`` (it does not answer, or does not stop); log ``why``."""
+    pid = int(state["pid"])
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b"customer_analytics.warehouse_server"  # no /proc: trust the state file
+    if b"customer_analytics.warehouse_server" not in cmdline:
+        return  # the pid is another program's now: the server is gone
+    log.warning("the local warehouse server (pid %s) %s", pid, why)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and fsutil.pid_alive(pid):
+        if pid in _CHILDREN:
+            _CHILDREN[pid].poll()
+        time.sleep(0.05)
+    (warehouse_dir / _srv.STATE_FILE).unlink(missing_ok=True)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as messages show it: relative to the project folder, else its last two parts."""
+    from customer_analytics.config import ConfigError, project_root
+
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except (ConfigError, ValueError, OSError):
+        return str(Path(path.parent.name, path.name))
+
+
+def stopped_error(warehouse_dir: Path, pid: int, cause: str | None = None) -> WarehouseError:
+    """The error of a client whose local server ``pid`` stopped (``cause``: the server's words)."""
+    from customer_analytics.reports import redact
+
+    cause = redact(cause, limit=300) if cause else _srv.stopped_cause(warehouse_dir, pid)
+    shown = _shown(warehouse_dir / _srv.LOG_FILE)
+    return WarehouseError(
+        f"The local warehouse stopped: {cause}, see {shown}. "
+        "The next run (or connect) starts it again."
+    )
+
+
+def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> None:
+    """Make a dead, stuck or failing local server fail this session's statements at once, clearly.
+
+    Wraps the connector's request function of this session (``rest.fetch``): before each
+    statement, a dead server is a :class:`WarehouseError` at once; each request is retried for at
+    most :data:`REQUEST_RETRY_SECONDS` (the statement itself may run for hours), and one that
+    still fails is explained by checking the server
+    (dead, or not answering its liveness endpoint); an answer saying the server stopped or ran out
+    of disk or memory becomes a :class:`WarehouseError` with its cause. SQL errors are unchanged.
+    """
+    from customer_analytics import faults
+    from customer_analytics.warehouse_front import FAILED_CODE, STOPPED_CODE
+
+    rest = session._conn._conn.rest  # noqa: SLF001 - the connector's REST client of this session
+    assert rest is not None, "a connected session has a REST client"
+    fetch = rest.fetch
+    pid, port = int(server["pid"]), int(server["port"])
+    started = fsutil.process_started(pid)
+    log_shown = _shown(warehouse_dir / _srv.LOG_FILE)
+
+    def guarded(
+        method: str,
+        full_url: str,
+        headers: dict,
+        data: Any = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if "/queries/" not in full_url:
+            return fetch(method, full_url, headers, data=data, timeout=timeout, **kwargs)
+        if os.environ.get(faults.KILL_VAR) and "query-request" in full_url and data:
+            faults.before_statement(str(json.loads(data).get("sqlText", "")))
+        if not fsutil.pid_alive(pid, started):
+            raise stopped_error(warehouse_dir, pid)
+        budget = REQUEST_RETRY_SECONDS if timeout is None else min(timeout, REQUEST_RETRY_SECONDS)
+        try:
+            ret = fetch(method, full_url, headers, data=data, timeout=budget, **kwargs)
+        except Exception as e:
+            if not fsutil.pid_alive(pid, started):
+                raise stopped_error(warehouse_dir, pid) from e
+            if not _srv.check_alive(port, pid, ALIVE_TIMEOUT):
+                raise WarehouseError(
+                    f"The local warehouse stopped answering: its server (pid {pid}) runs but does "
+                    f"not respond, see {log_shown}. The next run (or connect) replaces it."
+                ) from e
+            raise
+        code = ret.get("code") if isinstance(ret, dict) else None
+        if code == STOPPED_CODE:
+            raise stopped_error(warehouse_dir, pid, str(ret.get("message")))
+        if code == FAILED_CODE:
+            from customer_analytics.reports import redact
+
+            raise WarehouseError(
+                f"The local warehouse could not complete a statement: "
+                f"{redact(str(ret.get('message')), limit=300)}, see {log_shown}."
+            )
+        return ret
+
+    rest.fetch = guarded  # type: ignore[method-assign]  # this session's client only
 
 
 # --------------------------------------------------------------------------- tables
@@ -264,8 +505,8 @@ def table_exists(session: Session, name: str) -> bool:
     """Whether a table ``name`` exists in the current schema."""
     name = check_identifier(name)
     rows = session.sql(
-        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES "
-        f"WHERE TABLE_SCHEMA = '{session.get_current_schema().strip(chr(34))}' AND TABLE_NAME = '{name}'"
+        "SELECT COUNT(*) AS N FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = "
+        f"'{(session.get_current_schema() or '').strip(chr(34))}' AND TABLE_NAME = '{name}'"
     ).collect()
     return rows[0]["N"] > 0
 
@@ -276,13 +517,16 @@ def row_count(session: Session, name: str) -> int:
 
 
 def to_pandas(df: DataFrame, label: str) -> pd.DataFrame:
-    """Materialise ``df`` on the client, counting the rows under ``label`` in :data:`ROWS_PULLED`."""
+    """Materialise ``df`` on the client, counting the rows under ``label`` in
+    :data:`ROWS_PULLED`."""
     out = df.to_pandas()
     ROWS_PULLED[label] += len(out)
     return out
 
 
-def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Path | None = None) -> str:
+def write_pandas(
+    session: Session, pdf: pd.DataFrame, name: str, staging_dir: Path | None = None
+) -> str:
     """Atomically replace table ``name`` with a pandas frame (small, per-customer frames only).
 
     Local: via a Parquet file read by DuckDB (fakesnow has no PUT). Snowflake: the connector's
@@ -291,25 +535,28 @@ def write_pandas(session: Session, pdf: pd.DataFrame, name: str, staging_dir: Pa
     name = check_identifier(name)
     pdf = pdf.copy()
     pdf.columns = [check_identifier(str(c)) for c in pdf.columns]
-    if _is_local(session):
+    if is_local(session):
         staging_dir = staging_dir or Path.cwd()
         staging_dir.mkdir(parents=True, exist_ok=True)
         path = staging_dir / f"{name}_{uuid.uuid4().hex}.parquet"
         pdf.to_parquet(path, index=False)
         try:
-            session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')").collect()
+            session.sql(
+                local_only(
+                    f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
+                    f"read_parquet('{_sql_path(path)}')"
+                )
+            ).collect()
         finally:
             path.unlink(missing_ok=True)
     else:
         stage_name = f"{name}__STAGE"
-        session.write_pandas(pdf, stage_name, auto_create_table=True, overwrite=True, use_logical_type=True)
+        session.write_pandas(
+            pdf, stage_name, auto_create_table=True, overwrite=True, use_logical_type=True
+        )
         session.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {stage_name}").collect()
         session.sql(f"DROP TABLE IF EXISTS {stage_name}").collect()
     return name
-
-
-def _is_local(session: Session) -> bool:
-    return getattr(session._conn._conn, "host", "") == "127.0.0.1"  # noqa: SLF001
 
 
 def _sql_path(path: Path) -> str:
@@ -327,7 +574,8 @@ INGEST_STAGE = "CA_INGEST_STAGE"
 
 
 def load_staged(session: Session, parquet: Path, table: str) -> int:
-    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row count.
+    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row
+    count.
 
     Local: DuckDB reads the file directly (the embedded server runs on this machine). Snowflake:
     ``PUT`` to a temporary stage, then ``COPY INTO`` by column name with ``ON_ERROR =
@@ -336,14 +584,21 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
     file. (Not exercised offline, see README.)
     """
     table = check_identifier(table)
-    if _is_local(session):
-        session.sql(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')").collect()
+    if is_local(session):
+        session.sql(
+            local_only(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM "
+                f"read_parquet('{_sql_path(parquet)}')"
+            )
+        ).collect()
         return row_count(session, table)
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(parquet)
-    cols = ", ".join(f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
-                     for f in schema)
+    cols = ", ".join(
+        f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
+        for f in schema
+    )
     session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {INGEST_STAGE}").collect()
     prefix = f"@{INGEST_STAGE}/{table}"
     session.sql(f"REMOVE {prefix}/").collect()
@@ -353,9 +608,13 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
         f"COPY INTO {table} FROM {prefix}/ FILE_FORMAT = (TYPE = PARQUET) "
         "MATCH_BY_COLUMN_NAME = CASE_SENSITIVE ON_ERROR = ABORT_STATEMENT PURGE = TRUE"
     ).collect()
-    loaded = sum(int({k.lower(): v for k, v in r.as_dict().items()}.get("rows_loaded") or 0) for r in result)
+    loaded = sum(
+        int({k.lower(): v for k, v in r.as_dict().items()}.get("rows_loaded") or 0) for r in result
+    )
     if loaded != row_count(session, table):
-        raise WarehouseError(f"COPY INTO {table} reported {loaded:,} rows but the table holds another number.")
+        raise WarehouseError(
+            f"COPY INTO {table} reported {loaded:,} rows but the table holds another number."
+        )
     return loaded
 
 
@@ -368,7 +627,7 @@ def publish(session: Session, tables: dict[str, str]) -> None:
     not switched as one unit — call this only after every check has passed.
     """
     pairs = [(check_identifier(n), check_identifier(t)) for n, t in tables.items()]
-    if _is_local(session):
+    if is_local(session):
         session.sql("BEGIN TRANSACTION").collect()
         try:
             for new, target in pairs:

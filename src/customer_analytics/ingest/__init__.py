@@ -19,7 +19,8 @@ one module each:
    ``INGEST_REASONS`` are written as ``*__NEW`` tables and only then put in place together
    (:func:`warehouse.publish`). Any failure before that leaves every previous table as it was.
 
-:mod:`.report` holds what the 01_ingest notebook shows. Names and e-mails are never typed into a
+:mod:`.report` holds the numbers the 01_ingest notebook shows (its words are in
+:mod:`customer_analytics.narrative.ingest`). Names and e-mails are never typed into a
 column: they stay inside ``RECORD`` in ``RAW_CUSTOMERS`` (and ``REJECTED_CUSTOMERS``); no clean
 table and no report carries them. Sampling (``sample`` < 1) keeps the accepted rows of customers
 whose id hashes into the sample, after every check ran.
@@ -39,26 +40,15 @@ from customer_analytics.ingest.common import (
 from customer_analytics.ingest.plan import load_raw_file, plan_sources
 from customer_analytics.ingest.report import (
     counts_frame,
-    freshness_note,
     guest_monthly,
-    guest_note,
     guest_orders,
-    layouts_note,
-    missing_note,
-    orders_notes,
-    product_types_note,
     product_types_table,
     reasons_frame,
-    rejections,
-    returns_note,
     returns_summary,
     shown_id,
     source_paths,
     sources_frame,
-    status_note,
-    summary,
     suspect_customers,
-    suspects_note,
     table_counts,
 )
 from customer_analytics.ingest.runner import IngestResult, run
@@ -74,29 +64,18 @@ __all__ = [
     "SourceCounts",
     "SourcePlan",
     "counts_frame",
-    "freshness_note",
     "guest_monthly",
-    "guest_note",
     "guest_orders",
     "in_sample",
-    "layouts_note",
     "load_raw_file",
-    "missing_note",
-    "orders_notes",
     "plan_sources",
-    "product_types_note",
     "product_types_table",
     "reasons_frame",
-    "rejections",
-    "returns_note",
     "returns_summary",
     "run",
     "shown_id",
     "source_paths",
     "sources_frame",
-    "status_note",
-    "summary",
     "suspect_customers",
-    "suspects_note",
     "table_counts",
 ]

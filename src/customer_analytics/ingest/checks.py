@@ -9,6 +9,8 @@ runs on both backends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame
 from snowflake.snowpark.window import Window
@@ -38,6 +40,24 @@ Check = tuple[Column, str, str, str | None]
 def text_col(name: str) -> str:
     """The staged text column of a contract field: ``S_<FIELD>``."""
     return f"S_{name.upper()}"
+
+
+def kind_col(name: str) -> str:
+    """JSON lines: the first character of the field's JSON text (``{`` object, ``[`` list,
+    ``t``/``f`` true/false, ``"`` text, else a number): ``K_<FIELD>``."""
+    return f"K_{name.upper()}"
+
+
+def json_kind(v: Column) -> Column:
+    """The first character of a JSON value's text (NULL when absent): tells objects, lists and
+    true/false from single values, the same on both backends (``TO_JSON``)."""
+    return F.substring(F.to_json(v), 1, 1)
+
+
+#: JSON kinds (first characters) no field takes, and those only text fields take.
+_COMPOUND, _BOOLEAN = ("{", "["), ("t", "f")
+#: An id with one of these characters is rejected (see :data:`contract.INVISIBLE_ID_CHARS`).
+_INVISIBLE = f"[^{contract.INVISIBLE_ID_CHARS}]*[{contract.INVISIBLE_ID_CHARS}](.|\n)*"
 
 
 def typed_col(f: Field) -> str:
@@ -172,15 +192,16 @@ def field_checks(
     fields = used_fields(src, present)
     for f in fields:
         name = plan.column(f.name)
+        checks += value_checks(f, name, plan.found_fmt)
         if f.name in skip:
             continue
         if f.name in special:
             checks += special[f.name]
         elif f.kind in ("date", "timestamp"):
-            checks += _date_checks(f, name, needed(f, plan.fmt, present))
+            checks += _date_checks(f, name, needed(f, plan.found_fmt, present))
         elif f.kind in ("integer", "number"):
-            checks += _number_checks(f, name, needed(f, plan.fmt, present), is_return)
-        elif needed(f, plan.fmt, present):
+            checks += _number_checks(f, name, needed(f, plan.found_fmt, present), is_return)
+        elif needed(f, plan.found_fmt, present):
             checks.append((F.col(text_col(f.name)).is_null(), name, Reason.MISSING, None))
         group = [g for g in fields if f.group == "content" and g.group == f.group]
         if group and f is group[-1]:  # at least one of them per row
@@ -191,6 +212,25 @@ def field_checks(
     return checks
 
 
+def value_checks(f: Field, name: str, fmt: str) -> list[Check]:
+    """Checks every value of a field gets first, whatever else applies to it: JSON lines give one
+    value (not an object or a list; for ids, dates and numbers not true/false either), and an id
+    holds no invisible character (:data:`contract.INVISIBLE_ID_CHARS`)."""
+    if f.kind == "list":
+        return []
+    s = F.col(text_col(f.name))
+    out: list[Check] = []
+    if fmt == "jsonl":
+        bad = _COMPOUND if f.kind == "text" else _COMPOUND + _BOOLEAN
+        kind = F.col(kind_col(f.name))
+        out.append((kind.isin([F.lit(k) for k in bad]), name, Reason.NOT_A_VALUE, text_col(f.name)))
+    if f.kind == "id":
+        out.append(
+            (s.is_not_null() & s.rlike(F.lit(_INVISIBLE)), name, Reason.INVISIBLE_IN_ID, None)
+        )
+    return out
+
+
 def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
     """Add FIELD/REASON/VALUE from the first failing check; a reading problem (READ_REASON) comes
     first."""
@@ -198,7 +238,7 @@ def with_reason(df: DataFrame, checks: list[Check]) -> DataFrame:
     fld, why, val = none, none, none
     for bad, name, reason, value in reversed(checks):
         fld = F.when(bad, F.lit(name)).otherwise(fld)
-        why = F.when(bad, F.lit(reason)).otherwise(why)
+        why = F.when(bad, F.lit(str(reason))).otherwise(why)
         val = F.when(bad, F.substring(F.col(value), 1, VALUE_CHARS) if value else none).otherwise(
             val
         )
@@ -233,7 +273,9 @@ def text_fields(
     if plan.fmt == "jsonl":
         v = parsed_record(F.col("RECORD"))
         return raw.select(
-            *cols, *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names]
+            *cols,
+            *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names],
+            *[json_kind(json_get(v, plan.wanted[n])).alias(kind_col(n)) for n in names],
         )
     return raw.select(
         *cols,
@@ -286,7 +328,7 @@ def require_somewhere(found: dict[str, bool], plan: SourcePlan, fields: list[str
 def cross_checks(
     t: DataFrame,
     columns: list[str],
-    rules: list[tuple[Column, str, str]],
+    rules: Sequence[tuple[Column, str, str]],
     customers: DataFrame | None = None,
     customer_field: str = "customer_id",
 ) -> DataFrame:
@@ -306,7 +348,7 @@ def cross_checks(
     for bad, name, reason in reversed(rules):
         hit = ok & bad
         fld = F.when(hit, F.lit(name)).otherwise(fld)
-        why = F.when(hit, F.lit(reason)).otherwise(why)
+        why = F.when(hit, F.lit(str(reason))).otherwise(why)
         val = F.when(hit, F.lit(None).cast("string")).otherwise(val)
     keep = [F.col(c) for c in columns if c not in ("FIELD", "REASON", "VALUE")]
     return t.select(*keep, fld.alias("FIELD"), why.alias("REASON"), val.alias("VALUE"))

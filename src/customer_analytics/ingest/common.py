@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from customer_analytics import readers
-from customer_analytics.contract import Source
+from customer_analytics import readers, redaction
+from customer_analytics.contract import Source, SourceStatus
 
 #: Suffix of the tables a run builds before putting them in place together.
 NEW = "__NEW"
@@ -55,7 +56,17 @@ CLEAN_COLUMNS = {
         "ITEM_NO",
         "SOURCE_FILE",
     ],
-    "REVIEWS": ["CUSTOMER_ID", "TS", "RATING", "TEXT", "LINE_NO", "KIND", "SOURCE_FILE"],
+    "REVIEWS": [
+        "CUSTOMER_ID",
+        "TS",
+        "RATING",
+        "TEXT",
+        "LINE_NO",
+        "KIND",
+        "SOURCE_FILE",
+        "RECOGNIZER",
+        "CONFIDENCE",
+    ],
 }
 CLEAN_TYPES = {
     "CUSTOMER_ID": "VARCHAR",
@@ -66,7 +77,7 @@ CLEAN_TYPES = {
     "LINE_NO": "INT",
     "SOURCE_FILE": "VARCHAR",
     "ORDER_ID": "VARCHAR",
-    "TS": "TIMESTAMP",
+    "TS": "TIMESTAMP_NTZ",
     "COUPON": "VARCHAR",
     "SHIP_METHOD": "VARCHAR",
     "SHIP_COST": "DOUBLE",
@@ -77,6 +88,8 @@ CLEAN_TYPES = {
     "RATING": "INT",
     "TEXT": "VARCHAR",
     "KIND": "VARCHAR",
+    "RECOGNIZER": "VARCHAR",
+    "CONFIDENCE": "DOUBLE",
     "IS_RETURN": "BOOLEAN",
     "PRODUCT_NAME": "VARCHAR",
 }
@@ -124,12 +137,13 @@ class SourceCounts:
     excluded: int = 0  # valid rows kept out on purpose (guest orders, excluded returns): not errors
     excluded_reasons: dict[str, int] = field(default_factory=dict)
     file: str | None = None
-    status: str = "loaded"  # loaded | missing | derived (customers built from orders)
+    status: SourceStatus = SourceStatus.LOADED
     records: int = 0  # physical records in the file (orders JSON lines: lines, not order lines)
     derived: int = 0  # customers derived from orders when the customers source is missing
     bytes: int = 0
     sha256: str = ""
     details: list[dict] = field(default_factory=list)  # per field/reason: rows and example lines
+    skipped: dict[str, int] = field(default_factory=dict)  # calls: entries not read, per reason
     layouts: list[dict] = field(
         default_factory=list
     )  # per date field: the layout used and how it was chosen
@@ -147,7 +161,7 @@ class SourcePlan:
     name: str | None
     path: Path | None
     fmt: str | None
-    status: str  # loaded (to be loaded) | missing | disabled
+    status: SourceStatus  # LOADED (to be loaded) | MISSING | DISABLED
     wanted: dict[str, str] = field(default_factory=dict)  # contract field -> column/key in the file
     stats: readers.FileStats | None = None
     declared: dict[str, tuple[str, ...]] = field(
@@ -159,10 +173,41 @@ class SourcePlan:
     settings: dict[str, Any] = field(
         default_factory=dict
     )  # orders: returns, return_order_prefix, guest_ids
+    root: Path | None = None  # the data folder a file must lie in (None: a table or stage file)
+    skipped: dict[str, int] = field(default_factory=dict)  # calls: entries not read, per reason
 
     @property
     def present(self) -> bool:
-        return self.status == "loaded"
+        return self.status == SourceStatus.LOADED
+
+    # The planned source's parts, for the steps that only run once the plan found them.
+    @property
+    def local_path(self) -> Path:
+        """The file (or calls folder) on this machine; a table or stage source has none."""
+        if self.path is None:
+            raise IngestError(f"{self.source.name}: not a file on this machine")
+        return self.path
+
+    @property
+    def found_name(self) -> str:
+        """The file, table or stage path as the user named it."""
+        if self.name is None:
+            raise IngestError(f"{self.source.name}: no input was found")
+        return self.name
+
+    @property
+    def found_fmt(self) -> str:
+        """``jsonl``, ``csv``, ``calls`` or ``table``."""
+        if self.fmt is None:
+            raise IngestError(f"{self.source.name}: no input was found")
+        return self.fmt
+
+    @property
+    def found_stats(self) -> readers.FileStats:
+        """What reading the input counted (set once it was staged)."""
+        if self.stats is None:
+            raise IngestError(f"{self.source.name}: not staged yet")
+        return self.stats
 
     def column(self, fld: str) -> str:
         """The field's name as the user's file spells it (for FIELD in REJECTED_* and messages)."""
@@ -181,6 +226,9 @@ def fix_hint(src: Source, fld: str) -> str:
 
 
 def public_text(text: str, data_dir: Path) -> str:
-    """A message without the location of the data folder (reports name files, not places)."""
-    d = str(data_dir)
-    return text.replace(f"data_dir {d}", "data_dir").replace(d + "/", "").replace(d, "data_dir")
+    """A message as reports, run.json, the index and logs may show it: through the one redaction
+    (:func:`customer_analytics.redaction.redact`), files named relative to ``data_dir`` (as given
+    or resolved), no other path, no e-mail address. Never cut: a stop message is shown whole."""
+    for d in {str(data_dir), os.path.realpath(data_dir)}:
+        text = text.replace(f"data_dir {d}", "data_dir")
+    return redaction.redact(text, None, inside=(data_dir,))

@@ -17,6 +17,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame
 
 from customer_analytics import contract
+from customer_analytics import portable as pt
 from customer_analytics.ingest.common import IngestError, SourcePlan
 
 _DATE_CORE = (
@@ -102,7 +103,9 @@ def _iso(s: Column) -> Column:
     valid = s.rlike(F.lit(_DATETIME)) & F.substring(s, 1, 10).try_cast("date").is_not_null()
     core = F.replace(F.call_function("REGEXP_SUBSTR", s, F.lit(_DATE_CORE)), F.lit("T"), F.lit(" "))
     return F.iff(
-        valid, F.substring(core, 1, 26).try_cast("timestamp"), F.lit(None).cast("timestamp")
+        valid,
+        F.substring(core, 1, 26).try_cast(pt.TIMESTAMP_NTZ),
+        F.lit(None).cast(pt.TIMESTAMP_NTZ),
     )
 
 
@@ -244,26 +247,4 @@ def _ambiguous(plan: SourcePlan, fld: str, names: list[str], examples: list[str]
         f"{{{plan.source.name}: {{{fld}: "
         f"{names[0]}}}}} (or any Snowflake format such as "
         '"DD.MM.YYYY HH24:MI"; docs/data_contract.md).'
-    )
-
-
-def describe(choice: LayoutChoice) -> str:
-    """One Markdown sentence on the layout used for a date field (for the 01 report)."""
-    what = f"**{choice.label}** ({choice.expected()})" if choice.name else f"`{choice.label}`"
-    if choice.how == "declared":
-        return f"`{choice.column}`: {what}, as declared in date_formats."
-    if choice.how == "default":
-        return (
-            f"`{choice.column}`: no known layout parses its values; ISO 8601 was assumed (their "
-            "rows are "
-            "rejected as unparseable dates). Declare the layout in date_formats."
-        )
-    if choice.name == "iso" and choice.parsed == choice.values:
-        return f"`{choice.column}`: ISO 8601 dates (detected; every distinct value parses)."
-    share = choice.parsed / choice.values if choice.values else 1.0
-    return (
-        f"`{choice.column}`: detected {what}: it parses {share:.1%} of {choice.values:,} distinct "
-        "values "
-        "(the only known layout that does). To fix it for later runs: date_formats: "
-        f"{{<source>: {{{choice.field}: {choice.name}}}}}."
     )

@@ -7,15 +7,16 @@ Nothing is written here. A file that cannot be used at all stops the run with on
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from pathlib import Path
 
 from snowflake.snowpark import Session
 
-from customer_analytics import contract, readers
+from customer_analytics import audio, contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params, check_identifier
-from customer_analytics.contract import CALLS, Source
+from customer_analytics.contract import CALLS, Source, SourceStatus
 from customer_analytics.ingest.common import IngestError, SourcePlan, fix_hint
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ def load_raw_file(
     source_file: str | None = None,
     columns: dict[str, str] | None = None,
     items: tuple[str, str] | None = None,
+    root: Path | None = None,
+    transcriber=None,
 ) -> readers.FileStats:
     """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
     parsed away.
@@ -47,27 +50,24 @@ def load_raw_file(
         columns: CSV only: contract field -> expected column name.
         items: JSON lines only: ``(key path of the items list, table)``: each element is also loaded
             into that table, one row each (``readers.ITEM_COLUMNS``).
+        root: the data folder: a file (or transcript) that resolves outside it is never read.
+        transcriber: calls only: an :class:`audio.Transcriber` for the folder's recordings.
 
     Returns:
         The reader's statistics; ``records`` equals the rows loaded (checked).
+
+    Raises:
+        IngestError: the file is outside ``root`` or not a regular file, or it changed while it
+            was read (an export still being written).
     """
     table = check_identifier(table)
     name = source_file or path.name
     staged = staging_dir / f"{table}_{uuid.uuid4().hex}.parquet"
     staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
     try:
-        if fmt == "jsonl":
-            stats = readers.read_jsonl(
-                path, staged, name, (items[0], staged_items) if items else None
-            )
-            if items:
-                wh.load_staged(session, staged_items, check_identifier(items[1]))
-        elif fmt == "csv":
-            stats = readers.read_csv(path, staged, name, columns or {})
-        elif fmt == "calls":
-            stats = readers.read_calls(path, staged, name)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
+        stats = _read(path, staged, name, fmt, columns, items, staged_items, root, transcriber)
+        if items:
+            wh.load_staged(session, staged_items, check_identifier(items[1]))
         loaded = wh.load_staged(session, staged, table)
     finally:
         staged.unlink(missing_ok=True)
@@ -77,6 +77,45 @@ def load_raw_file(
             f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into {table}."
         )
     return stats
+
+
+def _read(
+    path: Path,
+    staged: Path,
+    name: str,
+    fmt: str,
+    columns: dict[str, str] | None,
+    items: tuple[str, str] | None,
+    staged_items: Path,
+    root: Path | None,
+    transcriber=None,
+) -> readers.FileStats:
+    """Stage one source with its reader; refuse what must not be read, and a file that changed."""
+    try:
+        if fmt == "jsonl":
+            stats = readers.read_jsonl(
+                path, staged, name, (items[0], staged_items) if items else None, root=root
+            )
+        elif fmt == "csv":
+            stats = readers.read_csv(path, staged, name, columns or {}, root=root)
+        elif fmt == "calls":
+            stats = readers.read_calls(path, staged, name, root=root, transcriber=transcriber)
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+    except readers.UnsafeInput as e:
+        raise IngestError(f"{name}: refused: {e}. Fix: {_UNSAFE_FIX}.") from None
+    if stats.changed:
+        raise IngestError(
+            f"{name}: the file changed while it was read (an export still being written?). "
+            "Nothing was replaced. Fix: run again once the export is complete."
+        )
+    return stats
+
+
+_UNSAFE_FIX = (
+    "copy the file itself into data_dir (or set data_dir to the folder that holds it); "
+    "links that lead out of data_dir and special files are never read"
+)
 
 
 def wanted_columns(src: Source, fmt: str, params: Params) -> dict[str, str]:
@@ -116,19 +155,77 @@ def required_fields(src: Source, fmt: str) -> list[str]:
     return out
 
 
+#: A header cell that is a value, not a column name: an e-mail address, a date, a number.
+_EMAIL_CELL = re.compile(r"[^@\s]+@[^@\s]+")
+_DATE_CELL = re.compile(r"\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}([ T].*)?|\s*\d{8}(T\d{4,6})?\s*")
+_NUMBER_CELL = re.compile(r"\s*[-+]?[\d.,' ]*\d[\d.,' ]*\s*")
+#: At most this many header cells, of at most this many characters, are quoted in a message.
+SHOWN_COLUMNS, SHOWN_CHARS = 30, 40
+
+
+def _value_kind(cell: str) -> str | None:
+    """What a header cell looks like when it is a value rather than a column name."""
+    if _EMAIL_CELL.search(cell):
+        return "an e-mail address"
+    if _DATE_CELL.fullmatch(cell):
+        return "a date"
+    if _NUMBER_CELL.fullmatch(cell):
+        return "a number"
+    return None
+
+
+def header_is_data(header: list[str]) -> str | None:
+    """What makes a CSV's first line look like a record (``None`` when it may be column names)."""
+    return next((k for c in header if (k := _value_kind(c))), None)
+
+
+def header_is_shown(header: list[str], second: list[str] | None, names: set[str]) -> bool:
+    """Whether a message may quote the header cells: they look like column names and not like a
+    record — no cell is a value, and a cell is a name the run knows (a contract field or a mapped
+    column) or the next record holds values where the header holds names. A header that is really
+    the first customer ("Anna,Schmidt,Berlin") is therefore never quoted."""
+    if header_is_data(header):
+        return False
+    if any(readers.normalise(c) in names for c in header):
+        return True
+    return second is not None and any(_value_kind(c) for c in second)
+
+
+def columns_text(header: list[str], shown: bool) -> str:
+    """The header for a message: quoted when :func:`header_is_shown`, else only counted."""
+    if not shown:
+        return (
+            f"The first line has {len(header)} field(s), not listed: it does not look like column "
+            "names (it may be the first record)."
+        )
+    cells = [c if len(c) <= SHOWN_CHARS else c[: SHOWN_CHARS - 1] + "…" for c in header]
+    more = len(cells) - SHOWN_COLUMNS
+    text = ", ".join(repr(c) for c in cells[:SHOWN_COLUMNS])
+    return f"Columns in the file: {text}{f' and {more:,} more' if more > 0 else ''}."
+
+
+def _known_names(plan: SourcePlan) -> set[str]:
+    return {readers.normalise(x) for x in (*plan.wanted.values(), *plan.source.field_names)}
+
+
 def _check_csv_header(plan: SourcePlan) -> None:
-    src, path = plan.source, plan.path
-    header = readers.read_header(path)
+    src, path = plan.source, plan.local_path
+    head = readers.read_head(path, 2, plan.root)
+    header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
         raise IngestError(
-            f"{path}: no readable header line. Fix: the first line of a CSV must name its columns."
+            f"{path}: no readable header line (the first line is empty, longer than "
+            f"{contract.MAX_LINE_BYTES // 2**20} MB, or opens a quote it never closes). Fix: the "
+            "first line of a CSV must name its columns."
         )
     if any("\x00" in h or any("\udc80" <= c <= "\udcff" for c in h) for h in header):
         raise IngestError(
             f"{path}: the header is not UTF-8 text; this does not look like a CSV file. "
             "Fix: export the file as CSV in UTF-8."
         )
+    _check_duplicates(plan, header)
     have = {readers.normalise(h) for h in header}
+    shown = header_is_shown(header, head[1] if len(head) > 1 else None, _known_names(plan))
     missing = [
         f
         for f in required_fields(src, "csv")
@@ -138,18 +235,14 @@ def _check_csv_header(plan: SourcePlan) -> None:
         names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
         if names.replace("'", "") != missing[0].replace("|", " or "):
             names += f" (contract field '{missing[0].replace('|', ' or ')}')"
-        hint = ""
-        if len(header) == 1 and any(d in header[0] for d in ";\t|"):
-            hint = (
-                " The header is a single column containing ';', tab or '|': the file is probably "
-                "not "
-                "comma-separated; export it with commas."
-            )
         fld = missing[0].split("|")[0]
+        add = ""
+        if header_is_data(header):
+            needed = ", ".join(plan.wanted[f.split("|")[0]] for f in required_fields(src, "csv"))
+            add = f"add the header line naming the columns ({needed}, …), or "
         raise IngestError(
-            f"{path}: required column {names} not found. "
-            f"Columns in the file: {', '.join(repr(h) for h in header)}.{hint} Fix: "
-            f"{fix_hint(src, fld)}."
+            f"{path}: required column {names} not found. {_header_advice(header, shown)} "
+            f"Fix: {add}{fix_hint(src, fld)}."
         )
     absent = [
         c
@@ -158,19 +251,61 @@ def _check_csv_header(plan: SourcePlan) -> None:
     ]
     if absent:
         raise IngestError(
-            f"{path}: column '{absent[0]}' (customer_attributes) not found. Columns in the file: "
-            f"{', '.join(repr(h) for h in header)}. Fix: set customer_attributes to columns of the "
+            f"{path}: column '{absent[0]}' (customer_attributes) not found. "
+            f"{columns_text(header, shown)} Fix: set customer_attributes to columns of the "
             "orders file."
         )
-    with path.open("rb") as f:
+    if len(head) < 2 or not _has_data(plan):
+        raise IngestError(
+            f"{path}: the file has a header but no data rows. Fix: re-export it"
+            + ("" if src.required else f", or remove it to run without {src.name}")
+            + "."
+        )
+
+
+def _header_advice(header: list[str], shown: bool) -> str:
+    """The header part of a missing-column stop: the columns, or why they are not listed."""
+    what = header_is_data(header)
+    if what:
+        return (
+            f"The first line looks like a record, not column names (a field of it is {what}): "
+            f"the file probably has no header line. Its {len(header)} field(s) are not shown "
+            "(they may be personal data)."
+        )
+    hint = ""
+    if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+        hint = (
+            " The header is a single column containing ';', tab or '|': the file is probably "
+            "not comma-separated; export it with commas."
+        )
+    return columns_text(header, shown) + hint
+
+
+def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
+    """Stop when a column the run reads is named twice: which one holds the field is ambiguous."""
+    for fld, col in plan.wanted.items():
+        want = readers.normalise(col)
+        where = [i + 1 for i, h in enumerate(header) if readers.normalise(h) == want]
+        if len(where) > 1:
+            name = fld.removeprefix("attr_")
+            setting = (
+                f"customer_attributes: {{{name}: <your column>}}"
+                if fld.startswith("attr_")
+                else f"columns: {{{plan.source.name}: {{{name}: <your column>}}}}"
+            )
+            raise IngestError(
+                f"{plan.path}: the header names the column '{col}' {len(where)} times (columns "
+                f"{', '.join(map(str, where[:5]))}; names are compared ignoring case and "
+                f"surrounding spaces): which one holds {name} is ambiguous. Fix: rename or remove "
+                f"the extra column in the export, or map {name} to another column ({setting})."
+            )
+
+
+def _has_data(plan: SourcePlan) -> bool:
+    with readers.open_input(plan.local_path, plan.root) as f:
         records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
         next(records, None)
-        if not any(text.strip() for _, text, _ in records):
-            raise IngestError(
-                f"{path}: the file has a header but no data rows. Fix: re-export it"
-                + ("" if src.required else f", or remove it to run without {src.name}")
-                + "."
-            )
+        return any(text.strip() for _, text, _ in records)
 
 
 class _NoDigest:
@@ -180,8 +315,8 @@ class _NoDigest:
 
 def _check_jsonl_start(plan: SourcePlan) -> None:
     """Refuse a file that is one JSON array, or whose first lines are not JSON at all."""
-    path, seen, good = plan.path, 0, 0
-    with path.open("rb") as f:
+    path, seen, good = plan.local_path, 0, 0
+    with readers.open_input(path, plan.root) as f:
         for _, raw, too_long in readers.physical_lines(f, _NoDigest()):
             if too_long or not raw.strip():
                 continue
@@ -204,6 +339,17 @@ def _check_jsonl_start(plan: SourcePlan) -> None:
             f"Fix: point {plan.source.setting} at the right file, or give it the extension of its "
             f"real format ({', '.join(sorted(contract.FORMATS))})."
         )
+
+
+def check_encoding(plan: SourcePlan) -> None:
+    """Stop on a file that is not UTF-8 text with LF or CRLF lines, saying what it is and how to
+    re-export it (:func:`readers.sniff`): UTF-16/32, an archive or other binary data, CR-only line
+    endings, an 8-bit encoding, nothing but blank lines."""
+    what = readers.sniff_file(plan.local_path, plan.root)
+    if what is not None:
+        src = plan.source
+        fix = what.fix.replace("the setting", src.setting).replace("<source>", src.name)
+        raise IngestError(f"{plan.path}: the file {what.what}. Fix: {fix}.")
 
 
 def plan_sources(params: Params) -> list[SourcePlan]:
@@ -231,14 +377,14 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
             table,
             None,
             "table",
-            "loaded",
+            SourceStatus.LOADED,
             wanted_columns(src, "table", params),
             declared=declared,
             settings=_settings(src, params),
         )
     name = getattr(params, src.setting)
     if not name:
-        return SourcePlan(src, None, None, None, "disabled")
+        return SourcePlan(src, None, None, None, SourceStatus.DISABLED)
     if name.startswith("@"):
         return _plan_stage(src, name, params)
     data_dir = params.data_dir
@@ -251,11 +397,9 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
                 "for the demo "
                 "data run `make demo-data`."
             )
-        return SourcePlan(src, name, data_dir / name, None, "missing")
+        return SourcePlan(src, name, data_dir / name, None, SourceStatus.MISSING)
     if src is CALLS:
-        path = data_dir / name
-        status = "loaded" if readers.call_files(path) else "missing"
-        return SourcePlan(src, name, path, "calls", status, declared=declared)
+        return _plan_calls(src, name, data_dir, declared, params)
     path = contract.locate(data_dir, name) or data_dir / name
     if path.name != Path(name).name:
         log.warning("%s: not found; using %s instead", data_dir / name, path)
@@ -270,7 +414,7 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
                 "`make demo-data`."
             )
         log.warning("%s: not found; running without %s", path, src.name)
-        return SourcePlan(src, name, path, None, "missing")
+        return SourcePlan(src, name, path, None, SourceStatus.MISSING)
     return _plan_file(src, name, path, params)
 
 
@@ -293,20 +437,63 @@ def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
         name,
         None,
         fmt,
-        "loaded",
+        SourceStatus.LOADED,
         wanted_columns(src, fmt, params),
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
     )
 
 
+def _plan_calls(
+    src: Source, name: str, data_dir: Path, declared: dict, params: Params
+) -> SourcePlan:
+    """The calls folder: its transcripts and recordings (:mod:`customer_analytics.audio`: with the
+    transcriber's settings), and the entries that are not read (counted by reason)."""
+    path = data_dir / name
+    if path.exists() or path.is_symlink():
+        if not readers.within(path, data_dir):
+            raise IngestError(
+                f"{path}: refused: the calls folder resolves to a place outside data_dir (a link "
+                f"or '..'); nothing outside the data folder is read. Fix: {_UNSAFE_FIX}."
+            )
+        if not path.is_dir():
+            raise IngestError(
+                f"{path}: expected a folder of transcripts for {src.setting}, found a file. Fix: "
+                f"set {src.setting} to the folder holding the *.txt transcripts (or null)."
+            )
+    scan = readers.scan_calls(path)
+    if scan.skipped:
+        log.warning(
+            "%s: %s entries not read (%s)",
+            name,
+            sum(scan.skipped.values()),
+            "; ".join(f"{n} {r}" for r, n in scan.skipped.items()),
+        )
+    status = SourceStatus.LOADED if scan.files else SourceStatus.MISSING
+    return SourcePlan(
+        src,
+        name,
+        path,
+        "calls",
+        status,
+        declared=declared,
+        root=data_dir,
+        skipped=scan.skipped,
+        settings=audio.settings(params),
+    )
+
+
 def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:
     fmt = contract.file_format(path)
-    if not path.is_file():
-        raise IngestError(
-            f"{path}: expected a file for {src.setting}, found a folder. Fix: set {src.setting} "
-            "to the file name."
-        )
+    try:
+        readers.check_input(path, params.data_dir)
+    except readers.UnsafeInput as e:
+        if path.is_dir() and readers.within(path, params.data_dir):
+            raise IngestError(
+                f"{path}: expected a file for {src.setting}, found a folder. Fix: set "
+                f"{src.setting} to the file name."
+            ) from None
+        raise IngestError(f"{path}: refused: {e}. Fix: {_UNSAFE_FIX}.") from None
     if fmt not in src.formats:
         accepted = ", ".join(e for e, f in contract.FORMATS.items() if f in src.formats)
         raise IngestError(
@@ -325,17 +512,20 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         name,
         path,
         fmt,
-        "loaded",
+        SourceStatus.LOADED,
         wanted_columns(src, fmt, params),
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
+        root=params.data_dir,
     )
     check_file(plan)
     return plan
 
 
 def check_file(plan: SourcePlan) -> None:
-    """Pre-check a file's start: its CSV header, or its first JSON lines."""
+    """Pre-check a file's start: what it is (:func:`check_encoding`), then its CSV header, or its
+    first JSON lines."""
+    check_encoding(plan)
     if plan.fmt == "csv":
         _check_csv_header(plan)
     else:

@@ -20,6 +20,7 @@ come to the client, so the work stays bounded whatever the number of distinct na
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +49,7 @@ def product_key(name: str) -> str:
     return text[:MAX_KEY].rstrip("_")
 
 
-def assign_keys(names: list[str], reserved: set[str] = frozenset()) -> dict[str, str]:
+def assign_keys(names: list[str], reserved: AbstractSet[str] = frozenset()) -> dict[str, str]:
     """Unique keys for ``names`` (most important first): a clash gets ``_2``, ``_3``, … in that
     order."""
     taken, out = set(reserved), {}
@@ -140,28 +141,3 @@ def frame(session: Session) -> pd.DataFrame:
     )
     out.columns = [c.lower() for c in out.columns]
     return out.set_index("product")
-
-
-def note(mapping: pd.DataFrame, max_types: int) -> str:
-    """Markdown for the 01 report: renamed, told-apart and grouped product types."""
-    renamed = mapping[mapping["note"].isin(["renamed", "told apart from a name with the same key"])]
-    grouped = OTHER in mapping.index and pd.isna(mapping.loc[OTHER, "name"])
-    text = (
-        f"**{len(mapping):,} product types** are used downstream (at most max_product_types = "
-        f"{max_types:,}"
-    )
-    text += " plus `other`)." if grouped else ")."
-    if grouped:
-        o = mapping.loc[OTHER]
-        text += (
-            f" The {int(o['names']):,} least frequent types ({int(o['lines']):,} order lines) are "
-            "grouped as "
-            "`other`."
-        )
-    if len(renamed):
-        text += (
-            f" {len(renamed):,} names were turned into identifiers (see the table: e.g. "
-            + ", ".join(f"'{r['name']}' -> `{k}`" for k, r in renamed.head(3).iterrows())
-            + ")."
-        )
-    return text

@@ -65,7 +65,13 @@ LOG_COLUMNS = [
     "FIRST_TS",
     "LAST_TS",
 ]
-REASON_COLUMNS = ["SOURCE", "FIELD", "REASON", "ROWS", "EXAMPLE_LINES"]
+REASON_COLUMNS = [
+    "SOURCE",
+    "FIELD",
+    "REASON",
+    "N_ROWS",
+    "EXAMPLE_LINES",
+]  # ROWS is reserved in Snowflake
 #: EXCLUDED_ORDER_LINES: valid order lines kept out on purpose, with their typed values (guest
 #: revenue).
 EXCLUDED_COLUMNS = [
@@ -270,7 +276,7 @@ def date_range(session: Session, source: str) -> tuple[object, object]:
     )
     if table is None:
         return None, None
-    t = session.table(table + NEW)
+    t: DataFrame = session.table(table + NEW)
     if source in ("reviews", "calls") and "KIND" in t.columns:
         t = t.filter(F.col("KIND") == F.lit("review" if source == "reviews" else "call"))
     row = t.agg(
@@ -311,7 +317,7 @@ def write_log(session: Session, counts: list[SourceCounts], staging: Path) -> No
             "SOURCE": c.source,
             "FIELD": d["field"],
             "REASON": d["reason"],
-            "ROWS": d["rows"],
+            "N_ROWS": d["rows"],
             "EXAMPLE_LINES": json.dumps([e["line"] for e in d["examples"]]),
         }
         for c in counts
@@ -326,7 +332,7 @@ def write_log(session: Session, counts: list[SourceCounts], staging: Path) -> No
     wh.write_pandas(session, frame, "INGEST_LOG" + NEW, staging)
     reasons = pd.DataFrame(reason_rows, columns=REASON_COLUMNS)
     if reasons.empty:
-        empty(session, "INGEST_REASONS" + NEW, REASON_COLUMNS, {"ROWS": "INT"})
+        empty(session, "INGEST_REASONS" + NEW, REASON_COLUMNS, {"N_ROWS": "INT"})
     else:
         wh.write_pandas(session, reasons, "INGEST_REASONS" + NEW, staging)
 

@@ -15,7 +15,7 @@ from customer_analytics import contract, readers
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
 from customer_analytics.contract import Excluded
-from customer_analytics.ingest import dates, product_types
+from customer_analytics.ingest import product_types
 from customer_analytics.ingest.common import (
     RAW,
     SHOWABLE_FIELDS,
@@ -45,14 +45,26 @@ def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
         }
         for c in counts
     ]
-    columns = ["source", "file", "status", "unit", "read", "accepted", "rejected", "excluded",
-               "sampled out", "rejected %", "balanced"]
+    columns = [
+        "source",
+        "file",
+        "status",
+        "unit",
+        "read",
+        "accepted",
+        "rejected",
+        "excluded",
+        "sampled out",
+        "rejected %",
+        "balanced",
+    ]
     return pd.DataFrame(rows, columns=columns).set_index("source")
 
 
 def _example(e: dict, show_value: bool) -> str:
-    where = Path(e["file"]).name if e["file"] and "/" in e["file"] else f"line {e['line']}"
-    where += f" item {e['item']}" if e["item"] is not None else ""
+    where = e.get("where") or (
+        f"line {e['line']}" + (f" item {e['item']}" if e["item"] is not None else "")
+    )
     value = e["value"] if e["value"] is None or len(e["value"]) <= 30 else e["value"][:29] + "…"
     return where + (f" ({value!r})" if show_value and value is not None else "")
 
@@ -78,127 +90,12 @@ def reasons_frame(counts: list[SourceCounts]) -> pd.DataFrame:
     )
 
 
-def rejections(counts: list[SourceCounts]):
-    """For the report: :func:`reasons_frame`, or a Markdown note when nothing was rejected."""
-    from IPython.display import Markdown
-
-    if not any(c.rejected for c in counts):
-        return Markdown("No row was rejected.")
-    return reasons_frame(counts).style  # a Styler: long example lists are not cut at 50 characters
-
-
-def missing_note(counts: list[SourceCounts]) -> str:
-    """Markdown: which optional sources were missing and what was used instead ('' when none)."""
-    notes = []
-    for c in counts:
-        if c.status == "derived":
-            notes.append(
-                f"- **customers**: no file ({c.file or 'disabled'}); {c.derived:,} customers were "
-                "derived "
-                "from the orders (sign-up = first order; country and channel "
-                f"'{contract.UNKNOWN}')."
-            )
-        elif c.status in ("missing", "disabled"):
-            what = "no review rows" if c.source == "reviews" else "no support-call rows"
-            notes.append(
-                f"- **{c.source}**: no {'file' if c.source != 'calls' else 'transcripts'} "
-                f"({c.file or 'disabled'}); {what}."
-            )
-    return "\n".join(notes)
-
-
-def summary(counts: list[SourceCounts], session: Session | None = None) -> str:
-    """Markdown summary of the ingest: whether it stopped, accepted/rejected/excluded per source,
-    what was
-    missing, the date layouts detected and, given the session of a run that succeeded, the date
-    range of
-    the orders and the return rate."""
-    failed = getattr(counts, "ok", True) is False
-    parts = [
-        f"**{c.accepted:,}** of {c.read:,} {c.unit} accepted ({c.rejected:,} rejected"
-        + (f", {c.excluded:,} excluded" if c.excluded else "")
-        + (f", {c.sampled_out:,} outside the sample" if c.sampled_out else "")
-        + ")"
-        for c in counts
-        if c.status == "loaded"
-    ]
-    text = ""
-    if failed:
-        text = (
-            "**The ingest stopped; no table was replaced** (the next notebooks still see the "
-            "previous data). "
-            f"{counts.public} "
-        )
-        if parts:
-            text += "Checked before the stop: " + "; ".join(parts) + "."
-    else:
-        text = "This run ingested: " + "; ".join(parts) + "."
-    missing = [c for c in counts if c.status != "loaded"]
-    if missing and not failed:
-        text += (
-            " Missing: "
-            + "; ".join(
-                f"{c.source} (derived {c.derived:,} customers from the orders)"
-                if c.status == "derived"
-                else f"{c.source} (none used)"
-                for c in missing
-            )
-            + "."
-        )
-    excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
-    if excluded:
-        text += (
-            " Excluded, not errors: " + "; ".join(f"{n:,} {r}" for r, n in excluded.items()) + "."
-        )
-    detected = [
-        d for c in counts for d in c.layouts if d["how"] == "detected" and d["name"] != "iso"
-    ]
-    if detected:
-        text += (
-            " Dates read as "
-            + "; ".join(f"{d['name']} in '{d['column']}' (detected)" for d in detected)
-            + "."
-        )
-    rejected = sum(c.rejected for c in counts)
-    if rejected and not failed:
-        top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
-        text += (
-            f" Most common rejection: '{top[0]}' ({top[1]:,} rows); all rejected rows are kept "
-            "in REJECTED_*."
-        )
-    if session is not None and not failed:
-        text += _orders_sentence(session)
-    return text
-
-
-def _orders_sentence(session: Session) -> str:
-    from customer_analytics import freshness
-
-    fresh = freshness.freshness(session)
-    out = f" Orders from {fresh.first:%Y-%m-%d} to {fresh.last:%Y-%m-%d}." if fresh.last else ""
-    ret = returns_summary(session)
-    if ret["return_lines"]:
-        out += f" Return rate {ret['rate']:.1%}: spend is net of returns."
-    return out
-
-
-def status_note(result: list[SourceCounts]) -> str:
-    """Markdown shown first in the 01 report when the run stopped ('' when it succeeded)."""
-    if getattr(result, "ok", True):
-        return ""
-    return (
-        f"**The ingest stopped.** {result.public} The tables below show what was counted and why; "
-        "the "
-        "notebook stops in its last cell."
-    )
-
-
 def sources_frame(params: Params) -> pd.DataFrame:
     """The plan as a table: per source, where it is read from (file, stage file or table), its
     format and
     size, or why it is absent or unusable (the plan phase of :func:`run`, which is where a stop
     comes from)."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for src in contract.SOURCES:
         try:
             p = plan_source(src, params)
@@ -217,16 +114,14 @@ def sources_frame(params: Params) -> pd.DataFrame:
             )
             continue
         local = p.present and p.path is not None
-        size = (
-            (
-                sum(f.stat().st_size for f in readers.call_files(p.path))
+        size: int | None = None
+        if local:
+            size = (
+                sum(f.lstat().st_size for f in readers.call_files(p.local_path))
                 if p.fmt == "calls"
-                else p.path.stat().st_size
+                else p.local_path.stat().st_size
             )
-            if local
-            else None
-        )
-        n_files = len(readers.call_files(p.path)) if p.fmt == "calls" and p.present else None
+        n_files = len(readers.call_files(p.local_path)) if p.fmt == "calls" and local else None
         status = {"loaded": "found", "missing": "missing", "disabled": "disabled"}[p.status]
         if p.fmt == "table":
             status = "table in the warehouse"
@@ -272,16 +167,6 @@ def table_counts(session: Session) -> pd.DataFrame:
     ]
     names = [n for n in names if wh.table_exists(session, n)]
     return pd.DataFrame({"rows": [wh.row_count(session, n) for n in names]}, index=names)
-
-
-def layouts_note(counts: list[SourceCounts]) -> str:
-    """Markdown: the layout each date column was read with, declared or detected."""
-    lines = [
-        f"- **{c.source}** " + dates.describe(dates.LayoutChoice(**d)).replace("<source>", c.source)
-        for c in counts
-        for d in c.layouts
-    ]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- returns, guests,
@@ -330,27 +215,6 @@ def returns_summary(session: Session) -> dict:
     }
 
 
-def returns_note(summary: dict) -> str:
-    """Markdown: how returns were handled and the return rate (for the 01 report)."""
-    if not summary["return_lines"] and not summary["excluded_return_lines"]:
-        return "No return or cancellation line: spend is the same gross or net."
-    text = (
-        f"**{summary['return_lines']:,}** of {summary['lines']:,} order lines are returns or "
-        "cancellations: "
-        f"{summary['returned']:,.2f} returned of {summary['sold']:,.2f} sold, a **return rate of "
-        f"{summary['rate']:.1%}**. Spend in every later report (features, labels, EDA, "
-        "predictions) is "
-        f"**net** of returns ({summary['net']:,.2f}); order counts count purchases only."
-    )
-    if summary["excluded_return_lines"]:
-        text += (
-            f" {summary['excluded_return_lines']:,} return lines were excluded (returns: exclude): "
-            "spend "
-            "is gross."
-        )
-    return text
-
-
 def guest_orders(session: Session) -> dict:
     """Guest orders (placeholder customer ids), kept in EXCLUDED_ORDER_LINES: lines, orders, revenue
     and
@@ -381,7 +245,10 @@ def guest_orders(session: Session) -> dict:
 
 
 def guest_monthly(session: Session) -> pd.DataFrame:
-    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart)."""
+    """Guest-order revenue and orders per calendar month (for the EDA's revenue chart; empty without
+    any)."""
+    if not wh.table_exists(session, "EXCLUDED_ORDER_LINES"):
+        return pd.DataFrame(columns=["guest_orders", "guest_revenue"])
     g = session.table("EXCLUDED_ORDER_LINES").filter(F.col("REASON") == F.lit(Excluded.GUEST))
     month = F.date_trunc("month", F.col("TS")).alias("MONTH")
     df = g.group_by(month).agg(
@@ -391,21 +258,6 @@ def guest_monthly(session: Session) -> pd.DataFrame:
     out = wh.to_pandas(df.sort("MONTH"), "ingest:guest_monthly")
     out.columns = [c.lower() for c in out.columns]
     return out.set_index("month")
-
-
-def guest_note(guests: dict, counts: list[SourceCounts]) -> str:
-    """Markdown: the guest orders excluded, and the setting that decides what a guest id is."""
-    if not guests["lines"]:
-        return "No guest order: every order line has a customer id."
-    return (
-        f"**{guests['lines']:,}** order lines ({guests['orders']:,} orders) carry no customer id "
-        "or a placeholder "
-        "id: guest orders, excluded from the customers and the models but not errors (not counted "
-        "against "
-        f"max_reject_share). Their revenue, {guests['revenue']:,.2f} ({guests['share']:.1%} of all "
-        "revenue), is "
-        "kept in EXCLUDED_ORDER_LINES. Which ids mean a guest is the setting guest_ids."
-    )
 
 
 def shown_id(customer_id: str) -> str:
@@ -462,69 +314,10 @@ def suspect_customers(session: Session, max_share: float = contract.SUSPECT_SHAR
     return out.set_index("customer")
 
 
-def suspects_note(suspects: pd.DataFrame) -> str:
-    """Markdown for the 01/02 reports: the likely placeholder customers, or that there is none."""
-    if suspects.empty:
-        return "No single customer holds an implausible share of the orders or the spend."
-    names = ", ".join(
-        f"`{c}` ({r['order share']:.1%} of orders, {r['spend share']:.1%} of spend)"
-        for c, r in suspects.head(5).iterrows()
-    )
-    return (
-        f"**{len(suspects)} customer id(s) hold an implausible share** and are likely placeholders "
-        "for guest "
-        f"orders: {names}. If so, add them to guest_ids and run again; masked ids are shown as "
-        "first and last "
-        "character."
-    )
-
-
 # --------------------------------------------------------------------------- report sections
-_STOPPED = "Not shown: the ingest stopped, so the tables still hold the previous run's data."
-
-
-def orders_notes(session: Session, result: list[SourceCounts]) -> str:
-    """Markdown: returns and the return rate, guest orders, and likely placeholder customers."""
-    if getattr(result, "ok", True) is False:
-        return _STOPPED
-    return "\n\n".join(
-        [
-            returns_note(returns_summary(session)),
-            guest_note(guest_orders(session), result),
-            suspects_note(suspect_customers(session)),
-        ]
-    )
-
-
-def product_types_note(session: Session, result: list[SourceCounts], params: Params) -> str:
-    """Markdown: how many product types go downstream, which names were renamed, told apart or
-    grouped."""
-    if getattr(result, "ok", True) is False:
-        return _STOPPED
-    return product_types.note(product_types.frame(session), params.max_product_types)
-
-
 def product_types_table(session: Session, result: list[SourceCounts]) -> pd.DataFrame:
     """The product types whose key differs from their name, or that group others."""
     if getattr(result, "ok", True) is False:
         return pd.DataFrame()
     frame = product_types.frame(session)
     return frame[frame["note"] != ""]
-
-
-def freshness_note(session: Session, result: list[SourceCounts], params: Params) -> str:
-    """Markdown: the date range of the orders, and a warning when run_date lies beyond the data."""
-    from customer_analytics import freshness
-
-    if getattr(result, "ok", True) is False:
-        return _STOPPED
-    fresh = freshness.freshness(session)
-    if fresh.last is None:
-        return freshness.run_date_note(fresh, params.run_date)
-    text = (
-        f"Orders run from **{fresh.first:%Y-%m-%d}** to **{fresh.last:%Y-%m-%d}** (recorded in "
-        "INGEST_LOG: "
-        "FIRST_TS, LAST_TS)."
-    )
-    warning = freshness.run_date_note(fresh, params.run_date)
-    return text + (" " + warning if warning else f" run_date {params.run_date} is within the data.")

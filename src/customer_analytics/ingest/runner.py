@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import snowflake.snowpark.functions as F
@@ -11,7 +12,7 @@ from snowflake.snowpark import Session
 from customer_analytics import contract
 from customer_analytics import warehouse as wh
 from customer_analytics.config import Params
-from customer_analytics.contract import CUSTOMERS
+from customer_analytics.contract import CUSTOMERS, SourceStatus
 from customer_analytics.ingest import publish as pub
 from customer_analytics.ingest import stage as st
 from customer_analytics.ingest.common import (
@@ -39,7 +40,7 @@ class IngestResult(list):
 
     def __init__(
         self,
-        counts: list[SourceCounts] = (),
+        counts: Iterable[SourceCounts] = (),
         message: str | None = None,
         source: str | None = None,
         public: str | None = None,
@@ -177,8 +178,15 @@ def _not_loaded(session: Session, plan: SourcePlan) -> SourceCounts:
     name = plan.source.name
     pub.missing_raw(session, name)
     c = SourceCounts(
-        name, UNIT[name], 0, 0, 0, file=plan.name, status="missing" if plan.name else "disabled"
+        name,
+        UNIT[name],
+        0,
+        0,
+        0,
+        file=plan.name,
+        status=SourceStatus.MISSING if plan.name else SourceStatus.DISABLED,
+        skipped=dict(plan.skipped),
     )
     if plan.source is CUSTOMERS:
-        c.status, c.derived = "derived", wh.row_count(session, "CLEAN_CUSTOMERS" + NEW)
+        c.status, c.derived = SourceStatus.DERIVED, wh.row_count(session, "CLEAN_CUSTOMERS" + NEW)
     return c

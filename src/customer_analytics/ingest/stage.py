@@ -16,7 +16,8 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.window import Window
 
-from customer_analytics import contract, readers
+from customer_analytics import audio, contract, readers
+from customer_analytics import portable as pt
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Excluded, Reason
 from customer_analytics.ingest import checks as ck
@@ -53,8 +54,15 @@ STAGE_HEAD = ["SOURCE_FILE", "LINE_NO", "RECORD", "FIELD", "REASON", "VALUE"]
 
 
 def in_sample(customer_id: Column, fraction: float) -> Column:
-    """Deterministic customer sample: the id's hash bucket (of 10,000) is below ``fraction``."""
-    return (F.abs(F.hash(customer_id)) % 10000) < int(round(fraction * 10000))
+    """Deterministic customer sample: the id's bucket (of 10,000) is below ``fraction``.
+
+    The bucket comes from :func:`portable.stable_hash` (MD5), so Snowflake, the local warehouse
+    and the pandas reference (:func:`portable.stable_hash_py`) keep the same customers.
+    """
+    kept = int(round(fraction * 10000))
+    if kept >= 10000:  # everyone: no hash to compute on every row
+        return F.lit(True)
+    return (pt.stable_hash(customer_id) % F.lit(10000)) < F.lit(kept)
 
 
 def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFrame, list[str]]:
@@ -68,6 +76,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         plan.path is None
     ):  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
         plan.path = fetch_staged(session, plan, staging_dir)
+        plan.root = plan.path.parent
         check_file(plan)
     log.info("reading %s", plan.path)
     wanted = plan.wanted if plan.fmt == "csv" else None
@@ -76,11 +85,13 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         session,
         plan.path,
         table,
-        plan.fmt,
+        plan.found_fmt,
         staging_dir,
         source_file=plan.name,
         columns=wanted,
         items=items,
+        transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
+        root=plan.root,
     )
     raw = session.table(table)
     return raw, list(raw.columns)
@@ -92,7 +103,7 @@ def fetch_staged(session: Session, plan: SourcePlan, staging_dir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for old in target.iterdir():
         old.unlink()
-    session.file.get(plan.name, str(target))
+    session.file.get(plan.found_name, str(target))
     files = sorted(target.iterdir())
     if len(files) != 1:
         raise IngestError(
@@ -114,7 +125,7 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
         IngestError: the table does not exist, or lacks a required column.
     """
     try:
-        src = session.table(plan.name)
+        src = session.table(plan.found_name)
         names = src.columns
     except Exception as e:  # the connector's message names the object; nothing else to add
         raise IngestError(
@@ -155,7 +166,7 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
     wh.replace_table(raw, table)
     rows = wh.row_count(session, table)
     plan.stats = readers.FileStats(
-        Path(plan.name),
+        Path(plan.found_name),
         "table",
         Path(table),
         records=rows,
@@ -168,7 +179,11 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
 
 def _ok_or_null(value: Column, kind: str) -> Column:
     """``value`` on accepted rows, NULL of type ``kind`` on rejected ones."""
-    return F.iff(F.col("REASON").is_null(), value, F.lit(None).cast(kind))
+    return F.iff(
+        F.col("REASON").is_null(),
+        value,
+        F.lit(None).cast(pt.TIMESTAMP_NTZ if kind == "timestamp" else kind),
+    )
 
 
 def _present(
@@ -179,7 +194,7 @@ def _present(
         found = ck.occurs(f, names)
         ck.require_somewhere(found, plan, required)
         return found
-    return {n: n in plan.stats.columns for n in names}
+    return {n: n in plan.found_stats.columns for n in names}
 
 
 # --------------------------------------------------------------------------- customers
@@ -252,6 +267,7 @@ def _order_rows(
         "*", F.array_size(items).alias("_N_ITEMS")
     )
     order_cols = [ck.text_col(f) for f in record_fields if f != "items"]
+    order_kinds = [ck.kind_col(f) for f in record_fields if f != "items"]
     small = F.iff(
         F.length(F.col("RECORD")) <= F.lit(ITEM_RECORD_BYTES),
         F.col("RECORD"),
@@ -262,6 +278,7 @@ def _order_rows(
         F.col("LINE_NO").alias("_L"),
         small.alias("_RECORD"),
         *order_cols,
+        *order_kinds,
     )
     elements = session.table(ITEMS)
     item = F.parse_json(F.col("ITEM"))
@@ -282,6 +299,14 @@ def _order_rows(
             ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f))
             for f in ITEM_FIELDS
         ],
+        *[
+            F.col(k) if k in order_kinds else F.lit("[").alias(k)
+            for k in [ck.kind_col(f) for f in record_fields]
+        ],
+        *[
+            ck.json_kind(ck.json_get(item, plan.wanted[f])).alias(ck.kind_col(f))
+            for f in ITEM_FIELDS
+        ],
         F.col("ITEM_NO").cast("int").alias("ITEM_NO"),
         F.lit(1).alias("_N_ITEMS"),
     )
@@ -289,6 +314,8 @@ def _order_rows(
         *RAW_COLUMNS,
         *[ck.text_col(f) for f in record_fields],
         *[F.lit(None).cast("string").alias(ck.text_col(f)) for f in ITEM_FIELDS],
+        *[ck.kind_col(f) for f in record_fields],
+        *[F.lit(None).cast("string").alias(ck.kind_col(f)) for f in ITEM_FIELDS],
         F.lit(None).cast("int").alias("ITEM_NO"),
         "_N_ITEMS",
     )
@@ -331,7 +358,7 @@ def _exclusion(plan: SourcePlan) -> tuple[Column, Column]:
     ok = F.col("REASON").is_null()
     guest = ok & is_guest(F.col("S_CUSTOMER_ID"), plan.settings.get("guest_ids", ()))
     dropped = ok & F.col("IS_RETURN") & F.lit(plan.settings.get("returns") == "exclude")
-    reason = F.when(guest, F.lit(Excluded.GUEST)).when(dropped, F.lit(Excluded.RETURN))
+    reason = F.when(guest, F.lit(str(Excluded.GUEST))).when(dropped, F.lit(str(Excluded.RETURN)))
     fld = F.when(guest, F.lit(plan.column("customer_id"))).when(
         dropped, F.lit(plan.column("quantity"))
     )
@@ -406,7 +433,7 @@ def stage_orders(
             F.coalesce(F.col("FIELD"), fld).alias("FIELD"),
             F.coalesce(F.col("REASON"), why).alias("REASON"),
             F.iff(
-                why.is_not_null() & (why == F.lit(Excluded.RETURN)),
+                why.is_not_null() & (why == F.lit(str(Excluded.RETURN))),
                 F.col("S_QUANTITY"),
                 F.col("VALUE"),
             ).alias("VALUE"),
@@ -482,6 +509,8 @@ def stage_reviews(
             _ok_or_null(F.col("N_RATING"), "double").cast("int").alias("RATING"),
             F.col("S_TEXT").alias("TEXT"),
             F.lit("review").alias("KIND"),
+            F.lit(None).cast("string").alias("RECOGNIZER"),
+            F.lit(None).cast("double").alias("CONFIDENCE"),
         ),
         "STAGE_REVIEWS_C",
     )
@@ -506,9 +535,10 @@ def stage_calls(
     customers: DataFrame | None,
 ) -> str:
     """STAGE_CALLS: every transcript as a review row (KIND 'call', RATING null) with
-    FIELD/REASON/VALUE."""
+    FIELD/REASON/VALUE; a transcribed recording also has RECOGNIZER and CONFIDENCE."""
     names = list(contract.CALLS.field_names)
-    f = ck.text_fields(raw, plan, names, raw_columns)
+    # audio calls (customer_analytics.audio): the recognizer and its confidence ride along
+    f = ck.text_fields(raw, plan, names + ["recognizer", "confidence"], raw_columns)
     present = {n: True for n in names}
     checked = ck.with_reason(
         ck.typed(f, ck.used_fields(contract.CALLS, present), dates.resolve(f, plan)),
@@ -522,6 +552,8 @@ def stage_calls(
             F.lit(None).cast("int").alias("RATING"),
             F.col("S_TEXT").alias("TEXT"),
             F.lit("call").alias("KIND"),
+            F.col("S_RECOGNIZER").alias("RECOGNIZER"),
+            F.col("S_CONFIDENCE").cast("double").alias("CONFIDENCE"),
         ),
         "STAGE_CALLS_C",
     )
@@ -533,7 +565,7 @@ def stage_calls(
 # --------------------------------------------------------------------------- accounting
 def is_excluded(reason: Column) -> Column:
     """Whether a row's REASON is an exclusion (a valid row kept out on purpose), not a rejection."""
-    return reason.isin([F.lit(r) for r in contract.EXCLUSIONS])
+    return reason.isin([F.lit(str(r)) for r in contract.EXCLUSIONS])
 
 
 def rejected_rows(t: DataFrame) -> DataFrame:
@@ -568,7 +600,7 @@ def account(
         .collect()
     }
     reasons = {k: v for k, v in by_reason.items() if k not in contract.EXCLUSIONS}
-    st = plan.stats
+    st = plan.found_stats
     counts = SourceCounts(
         plan.source.name,
         unit,
@@ -585,6 +617,7 @@ def account(
         excluded=exc,
         excluded_reasons={k: v for k, v in by_reason.items() if k in contract.EXCLUSIONS},
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
+        skipped=dict(plan.skipped),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(
@@ -621,6 +654,7 @@ def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
         .collect()
     )
     contract_field = {plan.column(f): f for f in plan.source.field_names}
+    position = {n: k for k, n in enumerate(plan.stats.names if plan.stats else [], start=1)}
     out = []
     for g in sorted(groups, key=lambda r: (-r["N"], r["REASON"], r["FIELD"] or "")):
         rows = sorted(
@@ -633,18 +667,33 @@ def details(t: DataFrame, plan: SourcePlan) -> list[dict]:
                 "contract_field": contract_field.get(g["FIELD"], g["FIELD"]),
                 "reason": g["REASON"],
                 "rows": int(g["N"]),
-                "examples": [
-                    {
-                        "file": r["SOURCE_FILE"],
-                        "line": int(r["LINE_NO"]),
-                        "item": None if r["ITEM_NO"] is None else int(r["ITEM_NO"]),
-                        "value": r["VALUE"],
-                    }
-                    for r in rows
-                ],
+                "examples": [_example(r, position, plan) for r in rows],
             }
         )
     return out
+
+
+def _example(r, position: dict[str, int], plan: SourcePlan) -> dict:
+    """One example row: where it is (``where``, for reports) and its value.
+
+    A transcript is named by its position in the calls folder (``file 17 of calls/``, in name
+    order), never by its name: file names of transcripts may hold e-mail addresses or names.
+    """
+    item = None if r["ITEM_NO"] is None else int(r["ITEM_NO"])
+    if plan.fmt == "calls":
+        k = position.get(r["SOURCE_FILE"])
+        where = f"file {k} of {plan.name}/ in name order" if k else f"a file of {plan.name}/"
+        file = f"{plan.name}/#{k}" if k else plan.name
+    else:
+        where = f"line {int(r['LINE_NO'])}" + (f" item {item}" if item is not None else "")
+        file = r["SOURCE_FILE"]
+    return {
+        "file": file,
+        "line": int(r["LINE_NO"]),
+        "item": item,
+        "value": r["VALUE"],
+        "where": where,
+    }
 
 
 #: Above this share of rejected rows, the cause is a mapping or a layout, not a few bad rows.
@@ -733,8 +782,8 @@ def check_threshold(counts: SourceCounts, plan: SourcePlan, limit: float) -> Non
     if counts.read == 0 or counts.reject_share <= limit:
         return
     top = "; ".join(
-        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. line "
-        f"{d['examples'][0]['line']}): "
+        f"'{d['reason']}' in '{d['field']}' ({d['rows']:,} rows, e.g. "
+        f"{d['examples'][0]['where']}): "
         f"{_expected(d, plan)}{_values(d)}"
         for d in counts.details[:3]
     )

@@ -1,0 +1,80 @@
+"""Topic shares as model features, kept only if they help (issue 20): the check 04 runs.
+
+Separate from :mod:`topics` so that the EDA, which uses topics, does not depend on the models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pandas as pd
+
+from customer_analytics import models as md
+from customer_analytics.topics import SHARE_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class FeatureCheck:
+    """Whether the topic-share features help: one candidate fitted with and without them, on the
+    held-out window (the 04 report shows :meth:`table` and a sentence)."""
+
+    keep: bool
+    candidate: str
+    metric: str
+    with_topics: float
+    without_topics: float
+    columns: list[str]
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the topic-share columns unless they are kept."""
+        return (
+            frame
+            if self.keep
+            else frame.drop(columns=[c for c in self.columns if c in frame.columns])
+        )
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {f"held-out spend {self.metric}": [self.with_topics, self.without_topics]},
+            index=[f"{self.candidate} with topic shares", f"{self.candidate} without"],
+        )
+
+
+def check(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    metric: str,
+    candidate: str = "random_forest",
+) -> FeatureCheck:
+    """Fit ``candidate`` with and without the ``TOPIC_SHARE_*`` columns on ``train`` and compare
+    their
+    spend ``metric`` on ``holdout``; the shares are kept only if they improve it.
+
+    Call it in 04 right after loading the rows, then use ``check.apply(train)`` and
+    ``check.apply(holdout)`` for the comparison (see the module doc).
+    """
+    cols = [c for c in train.columns if c.startswith(SHARE_PREFIX)]
+    if not cols:
+        return FeatureCheck(False, candidate, metric, float("nan"), float("nan"), [])
+    values = {}
+    for name, frame in (("with", train), ("without", train.drop(columns=cols))):
+        feats, targets = md.usable_features(frame)
+        model = md.candidates(feats, targets, seed)[candidate]().fit(
+            frame[feats], frame[targets].astype(float)
+        )
+        values[name] = md.metrics(
+            holdout[targets].to_numpy(dtype=float), md.predict(model, holdout, feats)
+        )[metric]
+    keep = md.is_better(values["with"], values["without"], metric)
+    log.info(
+        "topic shares %s: held-out %s %.4f with, %.4f without",
+        "kept" if keep else "left out",
+        metric,
+        values["with"],
+        values["without"],
+    )
+    return FeatureCheck(keep, candidate, metric, values["with"], values["without"], cols)
