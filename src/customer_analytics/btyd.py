@@ -347,29 +347,21 @@ def fit_cutoff(summaries: pd.DataFrame) -> dict[str, Fit | None]:
 
     A model that cannot be fitted (too few customers) is ``None``.
     """
-    out: dict[str, Fit | None] = {}
-    for family in FAMILIES:
-        try:
-            out[family] = fit_purchases(family, summaries["X"], summaries["TX"], summaries["T"])
-        except ValueError as e:
-            log.info("no %s fit: %s", family, e)
-            out[family] = None
-    try:
-        out["gamma_gamma"] = fit_gamma_gamma(summaries["X"], summaries["VALUE"])
-    except ValueError as e:
-        log.info("no Gamma-Gamma fit: %s", e)
-        out["gamma_gamma"] = None
-    return out
+    return _fit_models(summaries, None, summaries)
 
 
 def fit_cutoff_compressed(triples: pd.DataFrame, values: pd.DataFrame) -> dict[str, Fit | None]:
     """:func:`fit_cutoff` from what the warehouse sends: distinct ``X, TX, T`` with their count
     ``N``, and repeat buyers' ``X, VALUE`` (all of them, or a sample)."""
+    return _fit_models(triples, triples["N"], values)
+
+
+def _fit_models(histories: pd.DataFrame, counts, values: pd.DataFrame) -> dict[str, Fit | None]:
     out: dict[str, Fit | None] = {}
     for family in FAMILIES:
         try:
             out[family] = fit_purchases(
-                family, triples["X"], triples["TX"], triples["T"], counts=triples["N"]
+                family, histories["X"], histories["TX"], histories["T"], counts=counts
             )
         except ValueError as e:
             log.info("no %s fit: %s", family, e)
