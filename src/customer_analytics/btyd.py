@@ -436,11 +436,8 @@ def score_summaries(
     family = best_family(fits)
     if family is None or summaries.empty:
         return out
-    x, t_x, T = (summaries[c].to_numpy(dtype=float) for c in ("X", "TX", "T"))
-    theta = _fitted(fits, family).values
-    out["BTYD_P_ALIVE"] = probability_alive(family, theta, x, t_x, T)
-    out["BTYD_EXP_PURCHASES"] = expected_purchases(family, theta, float(horizon_days), x, t_x, T)
-    out["BTYD_NEXT_DAYS"] = median_days_to_next(theta, x, T, out["BTYD_P_ALIVE"].to_numpy())
+    x = summaries["X"].to_numpy(dtype=float)
+    out[list(TRIPLE_OUTPUTS)] = score_triples(summaries, fits, horizon_days)
     gg = fits.get("gamma_gamma")
     if gg is not None and gg.params["q"] > 1:
         value = expected_value(gg.values, x, summaries["VALUE"].to_numpy(dtype=float))
