@@ -139,45 +139,62 @@ def test_run_beside_a_plain_ploomber_build_is_refused_and_the_build_completes(pr
 def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(project):
     """Issue 19: 02_eda and 03_features run at the same time, in threads; Ctrl-C (SIGINT to Ploomber
     alone, as a terminal sends it: kernels run in sessions of their own) must stop both notebooks
-    where they are, not wait for them to finish, and leave no kernel behind."""
+    where they are, not wait for them to finish, and leave no kernel behind.
+
+    Both notebooks get a long cell right after their parameters, so that the interrupt reaches them
+    in a cell however fast the machine is (on a fast one, 02 used to finish before 03 had begun).
+    """
+    import nbformat
     import psutil
 
     folder = config.load(project).reports_dir / "2026-11-01"
-    started = time.time()
-    build = start(project, "build", "--force", tool="ploomber")
+    originals = {}
+    for name in ("02_eda", "03_features"):
+        path = project / "notebooks" / f"{name}.ipynb"
+        originals[path] = path.read_bytes()
+        nb = nbformat.read(path, as_version=4)
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell("import time; time.sleep(600)  # long"))
+        nbformat.write(nb, path)
 
-    def working(
-        name: str,
-    ) -> bool:  # this build's notebook has run a cell (Papermill saves after each)
-        path = folder / f"{name}.ipynb"
+    def in_long_cell(name: str) -> bool:  # this build's notebook is in the long cell (Papermill
+        path = folder / f"{name}.ipynb"  # saves the notebook as each cell starts)
         try:
             return path.stat().st_mtime > started and any(
-                c.get("execution_count") for c in json.loads(path.read_text())["cells"]
+                "time.sleep(600)" in "".join(c["source"])
+                and c["metadata"]["papermill"]["status"] == "running"
+                for c in json.loads(path.read_text())["cells"]
             )
-        except (OSError, ValueError):  # not there yet, or being written
+        except (OSError, ValueError, KeyError):  # not there yet, or being written
             return False
 
-    wait_for(
-        lambda: working("02_eda") and working("03_features"), what="02 and 03 working together"
-    )
-    kernels = kernels_of(build.pid)
-    assert len(kernels) >= 2
-    interrupted = time.monotonic()
-    os.kill(build.pid, signal.SIGINT)
-    build.communicate(timeout=120)
-    assert build.returncode != 0
-    assert time.monotonic() - interrupted < 60
-    for name in (
-        "02_eda",
-        "03_features",
-    ):  # stopped in a cell, their later cells never run, no report
+    try:
+        started = time.time()
+        build = start(project, "build", "--force", tool="ploomber")
+        wait_for(
+            lambda: in_long_cell("02_eda") and in_long_cell("03_features"),
+            what="02 and 03 working together",
+        )
+        kernels = kernels_of(build.pid)
+        assert len(kernels) >= 2
+        interrupted = time.monotonic()
+        os.kill(build.pid, signal.SIGINT)
+        build.communicate(timeout=120)
+        assert build.returncode != 0
+        assert time.monotonic() - interrupted < 60
+    finally:
+        for path, content in originals.items():
+            path.write_bytes(content)
+    for name in ("02_eda", "03_features"):  # stopped in the cell: later cells never run, no report
         cells = [
             c
             for c in json.loads((folder / f"{name}.ipynb").read_text())["cells"]
             if c["cell_type"] == "code"
         ]
         status = [c["metadata"]["papermill"]["status"] for c in cells]
-        assert "failed" in status and status[-1] == "pending", (name, status)
+        stopped = next(i for i, c in enumerate(cells) if "time.sleep(600)" in "".join(c["source"]))
+        assert status[stopped] == "failed", (name, status)
+        assert set(status[stopped + 1 :]) == {"pending"}, (name, status)
         html = folder / f"{name}.html"
         assert not html.is_file() or html.stat().st_mtime < started, name
     wait_for(
