@@ -272,3 +272,108 @@ def test_call_files_are_staged_one_row_each(tmp_path):
         ("calls/C1_2026-01-02.txt", "C1", None),
         ("calls/b.TXT", None, Reason.INVALID_UTF8),
     ]
+
+
+def _strict(text: str):
+    """What the strict decoder alone says of a line: (object, field, reason)."""
+    fast, readers._fast_parse = readers._fast_parse, lambda text: None
+    try:
+        return readers._parse(text)
+    finally:
+        readers._fast_parse = fast
+
+
+def _mutations(seed: int, n: int) -> list[str]:
+    """Order lines with one small edit each: the places where a faster parser could disagree."""
+    rng = random.Random(seed)
+    base = [
+        '{"order_id":"O1","customer_id":"C1","ts":"2025-01-01T23:39:05",'
+        '"items":[{"product":"double_chocolate","quantity":6,"unit_price":3.0},'
+        '{"product":"peanut_butter","quantity":2,"unit_price":2.6}],'
+        '"shipping":{"method":"standard","country":"FR","cost":4.95}}',
+        '{"a": 1, "b": [1, 2, {"c": "x\\":y"}], "d": {"e": null, "f": true}}',
+        '{ "k" : "v" , "n" : -0.0e-5 }',
+    ]
+    edits = [
+        '"order_id":"O2",',
+        '"a":1,',
+        '"a" :1,',
+        '"k":"v",',
+        '"x":"\\":",',
+        "NaN",
+        "Infinity",
+        "1e400",
+        "1" * 19,
+        "1" * 25,
+        "1" * 40,
+        "-" + "9" * 38,
+        "\\u0000",
+        "\\ud800",
+        "\\udc00\\ud800",
+        "\\u00e9",
+        "\\/",
+        "\x01",
+        "\x00",
+        "\x7f",
+        " ",
+        "\t",
+        ",",
+        "}",
+        "]",
+        "[",
+        "{",
+        ":",
+        '"',
+        "{" * 120 + "}" * 120,
+        "[" * 120 + "]" * 120,
+        "1.5E+3",
+        "01",
+        "-",
+        ".5",
+        "tru",
+        "null",
+        "\u2028",
+        "\ufeff",
+        '"é":1,',
+        "é",
+    ]
+    out = []
+    for _ in range(n):
+        line = rng.choice(base)
+        at = rng.randrange(len(line) + 1)
+        cut = rng.choice([0, 0, 0, 1, 2])
+        out.append(line[:at] + rng.choice(edits) + line[at + cut :])
+    return out + [
+        '{"a":1,"a":2}',
+        '{"a":1,"b":{"c":1,"c":2}}',
+        '{"a":1, "a" :2, "b" :3}',
+        '{"a":"x\\":y","a":2}',
+        '{"a":[{"k":1,"k":1}]}',
+        '{"a":' + "1" * 30 + "}",
+        '{"a":18446744073709551616}',
+        '{"a":9223372036854775807}',
+        '{"a":"\\u0000"}',
+        '{"a":' * 101 + "1" + "}" * 101,
+        '{"a":' * 99 + "1" + "}" * 99,
+        "[1]",
+        "1",
+        '"s"',
+    ]
+
+
+def test_the_fast_json_path_agrees_with_the_strict_decoder_on_every_line():
+    """orjson parses the lines it can vouch for; on every other line the strict decoder decides.
+    Over thousands of edited order lines (repeated keys, escapes, NUL, huge numbers, deep nesting,
+    broken syntax), the result is the strict decoder's, value for value; and the fast path does
+    take the ordinary lines."""
+    taken = 0
+    for text in _mutations(7, 6000):
+        got, expected = readers._parse(text), _strict(text)
+        assert got[1:] == expected[1:], text
+        assert got[0] == expected[0] and json.dumps(got[0]) == json.dumps(expected[0]), text
+        if got[0] is not None:
+            assert readers.compact_json(got[0]) == readers.compact_json(expected[0]), text
+        taken += readers._fast_parse(text) is not None
+    assert taken > 1000
+    assert readers._fast_parse('{"a":1,"a":2}') is None
+    assert readers._parse('{"a":1,"a":2}')[2] == Reason.MALFORMED_JSON

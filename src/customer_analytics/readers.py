@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -477,8 +478,51 @@ def parse_object(text: str) -> tuple[dict | None, str | None]:
     return _parse(text)[::2]
 
 
+#: Bytes of a line with every digit made ``0`` and everything else a space: 19 zeros in a row are
+#: a digit run that may be an integer beyond 64 bits (orjson turns those into floats).
+_DIGITS = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
+_LONG_RUN = b"0" * 19
+#: Every key of an object is followed by this; so can a string value (see :func:`_fast_parse`).
+_KEY_END = re.compile(r'"\s*:')
+
+
+def _fast_parse(text: str) -> dict | None:
+    """The object of a line that is certainly fine, parsed by orjson; ``None``: ask :func:`_parse`.
+
+    orjson is as strict as :data:`_JSON` on NaN/Infinity, control characters, infinite numbers and
+    trailing content, but accepts a repeated key (keeping the last), ``\\u0000``, lone surrogates,
+    any depth and integers beyond 64 bits. So a line goes this way only without ``\\u`` escapes,
+    19-digit runs or more than :data:`MAX_JSON_DEPTH` brackets, and is vouched for only if it has as
+    many ``"<spaces>:`` as its compact re-serialisation has ``":``. String contents are the same in
+    both (no ``\\u`` escapes), and outside them every key token ends so: a key written twice but
+    parsed once makes the line's count larger.
+    """
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        return None
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in a str given by a caller
+        return None
+    if _LONG_RUN in raw.translate(_DIGITS):
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    if len(_KEY_END.findall(text)) != orjson.dumps(value).count(b'":'):
+        return None
+    return value
+
+
 def _parse(text: str) -> tuple[dict | None, str, str | None]:
-    """``(object, field, reason)`` of one line; ``field`` is the top-level key of a NUL."""
+    """``(object, field, reason)`` of one line; ``field`` is the top-level key of a NUL.
+
+    Lines :func:`_fast_parse` vouches for skip the strict decoder (the same result, ~5x faster).
+    """
+    if (value := _fast_parse(text)) is not None:
+        return value, "line", None
     if "\x00" in text:  # a NUL byte in the line: the same reason as in a CSV field
         return None, "line", Reason.NUL_BYTE
     try:
@@ -518,8 +562,16 @@ def _stage_items(value: dict, path: str, source_file: str, n: int, out: _Writer)
     if len(items) > contract.MAX_ITEMS:
         return Reason.TOO_MANY_ITEMS
     for k, item in enumerate(items):
-        out.add((source_file, n, k, json.dumps(item, ensure_ascii=False, separators=(",", ":"))))
+        out.add((source_file, n, k, compact_json(item)))
     return None
+
+
+def compact_json(value: object) -> str:
+    """``value`` as compact JSON text (UTF-8 as is), the same whichever decoder parsed it."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_jsonl(
