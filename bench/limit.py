@@ -470,6 +470,16 @@ def features(con: duckdb.DuckDBPyConnection, params) -> list[str]:
     return products
 
 
+def stable_hash_sql(key: str, day: str, seed: int) -> str:
+    """portable.stable_hash(key, epoch_days(day), seed) in DuckDB SQL: the first
+    :data:`HASH_DIGITS` hex digits of ``md5('key|days since 1970-01-01|seed')`` as an integer."""
+    text = (
+        f"md5({key} || '|' || CAST(date_diff('day', DATE '1970-01-01', {day}) AS VARCHAR) "
+        f"|| '|{int(seed)}')"
+    )
+    return f"CAST(('0x' || left({text}, {HASH_DIGITS}))::UBIGINT AS BIGINT)"
+
+
 def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizon: int, seed: int):
     """BTYD_AGG (purchase days per customer and cut-off) and BTYD_OUT (the fitted outputs).
 
@@ -518,19 +528,13 @@ def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizo
         f"WHEN CUTOFF = DATE '{c}' THEN {min(1.0, BTYD_VALUE_SAMPLE / max(n, 1))!r}"
         for c, n in counts.items()
     )
-    digits = " + ".join(
-        f"(position(substr(h, {i + 1}, 1) IN '0123456789abcdef') - 1) "
-        f"* {16 ** (HASH_DIGITS - 1 - i)}"
-        for i in range(HASH_DIGITS)
-    )
     values = con.execute(
         f"""
         WITH s AS (
-            SELECT *, md5(CUSTOMER_ID || '|' || CAST(date_diff('day', DATE '1970-01-01', CUTOFF)
-                                                      AS VARCHAR) || '|{int(seed)}') AS h,
+            SELECT *, {stable_hash_sql("CUSTOMER_ID", "CUTOFF", seed)} AS BUCKET,
                    CASE {share or "WHEN FALSE THEN 0.0"} ELSE 0.0 END AS SHARE
             FROM BTYD_SUMM WHERE X > 0 AND VALUE > 0)
-        SELECT CUTOFF, X, VALUE FROM s WHERE ({digits}) % 1000000 < SHARE * 1000000
+        SELECT CUTOFF, X, VALUE FROM s WHERE BUCKET % 1000000 < SHARE * 1000000
         """
     ).df()
     parts, rules = [], []

@@ -6,6 +6,7 @@ Small generated data, no warehouse server (a few seconds: the BTYD fits dominate
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import reference
 from customer_analytics import config, synthetic
 from customer_analytics import features as ft
+from customer_analytics import portable as pt
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMERS = 400
@@ -150,3 +152,18 @@ def test_limit_check_names_every_difference(built):
     assert "CLEAN_REVIEWS: 1 keys only limit" in text
     assert "CLEAN_ORDER_LINES: rows with a different value, per column: {'QUANTITY': " in text
     assert len(diffs) == 6, diffs  # the reviews' row counts differ too
+
+
+def test_limit_samples_repeat_buyers_with_the_pipelines_hash():
+    """The Gamma-Gamma sample (drawn above BTYD_VALUE_SAMPLE repeat buyers per cut-off) keeps the
+    rows the warehouse keeps: the limit's SQL hash equals portable.stable_hash_py."""
+    rows = [("C000001", dt.date(2026, 3, 7), 42), ("C123456", dt.date(1999, 12, 31), 0)]
+    rows += [(f"C{k:06d}", dt.date(2025, 1, 1) + dt.timedelta(days=k), 7) for k in range(50)]
+    con = duckdb.connect()
+    frame = pd.DataFrame(rows, columns=["K", "D", "S"])  # noqa: F841 (read by DuckDB)
+    for key, day, seed in rows:
+        got = con.execute(
+            f"SELECT {limit.stable_hash_sql('K', 'D', seed)} FROM frame WHERE K = ? AND D = ?",
+            [key, day],
+        ).fetchone()[0]
+        assert got == pt.stable_hash_py(key, pt.epoch_days_py(day), seed)
