@@ -331,12 +331,16 @@ def _cuts_sql(params) -> tuple[str, list[dt.date]]:
     return sql, sorted(roles)
 
 
-def features(con: duckdb.DuckDBPyConnection, params) -> list[str]:
-    """FEATURES (one row per customer and cut-off) as features.build defines it; the products."""
+def features(con: duckdb.DuckDBPyConnection, params) -> tuple[list[str], float]:
+    """FEATURES (one row per customer and cut-off) as features.build defines it.
+
+    Returns:
+        The product types and the seconds spent in the BTYD fits (scipy, on the client).
+    """
     cuts_sql, cutoffs = _cuts_sql(params)
     con.execute(cuts_sql)
     products = sorted(r[0] for r in con.execute("SELECT PRODUCT FROM PRODUCT_TYPES").fetchall())
-    _btyd_outputs(con, cutoffs, params.horizon_days, params.seed)
+    fit_s = _btyd_outputs(con, cutoffs, params.horizon_days, params.seed)
     past, buy = "o.TS < c.T0", "NOT o.IS_RETURN"
 
     def in_(lo: str, hi: str) -> str:
@@ -467,7 +471,7 @@ def features(con: duckdb.DuckDBPyConnection, params) -> list[str]:
         LEFT JOIN BTYD_OUT bo ON bo.CUSTOMER_ID = k.CUSTOMER_ID AND bo.CUTOFF = k.CUTOFF
         """
     )
-    return products
+    return products, fit_s
 
 
 def stable_hash_sql(key: str, day: str, seed: int) -> str:
@@ -480,12 +484,15 @@ def stable_hash_sql(key: str, day: str, seed: int) -> str:
     return f"CAST(('0x' || left({text}, {HASH_DIGITS}))::UBIGINT AS BIGINT)"
 
 
-def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizon: int, seed: int):
+def _btyd_outputs(
+    con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizon: int, seed: int
+) -> float:
     """BTYD_AGG (purchase days per customer and cut-off) and BTYD_OUT (the fitted outputs).
 
     As features.btyd_table: per cut-off the distinct (x, t_x, T) triples with their counts and
     (at most BTYD_VALUE_SAMPLE, hash-sampled) repeat buyers' (x, value) go to btyd's fit; the
     per-triple outputs come back as a small table and SQL joins them to every customer.
+    Returns the seconds spent fitting and scoring the triples.
     """
     con.execute(
         """
@@ -525,19 +532,20 @@ def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizo
     counts = {c: n or 0 for c, n, _ in stats}
     pooled = {c: m for c, _, m in stats}
     share = " ".join(
-        f"WHEN CUTOFF = DATE '{c}' THEN {min(1.0, BTYD_VALUE_SAMPLE / max(n, 1))!r}"
+        f"WHEN CUTOFF = DATE '{c}' THEN CAST({min(1.0, BTYD_VALUE_SAMPLE / max(n, 1))!r} AS DOUBLE)"
         for c, n in counts.items()
     )
     values = con.execute(
         f"""
         WITH s AS (
             SELECT *, {stable_hash_sql("CUSTOMER_ID", "CUTOFF", seed)} AS BUCKET,
-                   CASE {share or "WHEN FALSE THEN 0.0"} ELSE 0.0 END AS SHARE
+                   CASE {share or "WHEN FALSE THEN 0.0"} ELSE CAST(0.0 AS DOUBLE) END AS SHARE
             FROM BTYD_SUMM WHERE X > 0 AND VALUE > 0)
         SELECT CUTOFF, X, VALUE FROM s WHERE BUCKET % 1000000 < SHARE * 1000000
         """
     ).df()
     parts, rules = [], []
+    started = time.perf_counter()
     for cutoff in cutoffs:
         tri = triples[triples["CUTOFF"].dt.date == cutoff].sort_values(["X", "TX", "T"])
         tri = tri.reset_index(drop=True)
@@ -549,6 +557,7 @@ def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizo
         p, q, g = arg if kind == "gamma_gamma" else (None, None, None)
         pool = arg if kind == "own_mean" else None
         rules.append((cutoff, kind, p, q, g, pool))
+    fit_s = time.perf_counter() - started
     cols = ["X", "TX", "T", "CUTOFF", *btyd.TRIPLE_OUTPUTS]
     per_triple = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
     per_triple = per_triple.astype({c: "float64" for c in cols if c != "CUTOFF"})
@@ -578,6 +587,7 @@ def _btyd_outputs(con: duckdb.DuckDBPyConnection, cutoffs: list[dt.date], horizo
     )
     con.unregister("per_triple")
     con.unregister("rule_frame")
+    return fit_s
 
 
 # ------------------------------------------------------------------------------------- the check
@@ -701,11 +711,12 @@ def run(data_dir: Path, out: Path, warehouse_db: Path | None = None) -> dict:
         t0 = time.perf_counter()
         rejected = ingest(con, data_dir, params)
         t1 = time.perf_counter()
-        products = features(con, params)
+        products, fit_s = features(con, params)
         t2 = time.perf_counter()
         result: dict = {
             "ingest_s": round(t1 - t0, 3),
             "features_s": round(t2 - t1, 3),
+            "btyd_fit_s": round(fit_s, 3),  # of features_s: scipy fits on the client
             "total_s": round(t2 - t0, 3),
             "customers": _count(con, "CUSTOMERS"),
             "order_lines": _count(con, "ORDER_LINES"),

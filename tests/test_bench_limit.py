@@ -44,7 +44,7 @@ def built(tmp_path_factory):
     params = config.load(ROOT, data_dir=str(raw), n_cutoffs=2)
     con = limit.connect(tmp / "spill")
     rejected = limit.ingest(con, raw, params)
-    products = limit.features(con, params)
+    products, _ = limit.features(con, params)
     yield raw, params, con, rejected, products, tmp
     con.close()
 
