@@ -553,7 +553,7 @@ def _btyd_outputs(
         fits = btyd.fit_cutoff_compressed(tri, val)
         scored = btyd.score_triples(tri, fits, horizon)
         parts.append(pd.concat([tri[["X", "TX", "T"]].assign(CUTOFF=cutoff), scored], axis=1))
-        kind, arg = btyd.value_rule(fits, pooled.get(pd.Timestamp(cutoff), pooled.get(cutoff)))
+        kind, arg = btyd.value_rule(fits, pooled.get(cutoff))
         p, q, g = arg if kind == "gamma_gamma" else (None, None, None)
         pool = arg if kind == "own_mean" else None
         rules.append((cutoff, kind, p, q, g, pool))
