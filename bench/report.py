@@ -272,7 +272,8 @@ def write_report(results: dict, folder: Path) -> None:
                     if not r["limit_check"]["differences"]
                     else f"{len(r['limit_check']['differences'])} differences"
                 )
-                + f" ({r['limit_check']['rows'].get('FEATURES', 0):,} feature rows)"
+                + f" ({r['limit_check']['rows'].get('FEATURES', 0):,} feature rows; "
+                f"{len(r['limit_check']['not_compared'])} text-model columns not compared)"
                 for r in checked
             )
             + ".",
