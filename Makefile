@@ -68,8 +68,9 @@ test-fast: $(STAMP)
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# benchmarks (by hand, not in CI): the pipeline at 10k/100k/1M orders beside the floor script and Snowpark
-# local_testing; writes bench/RESULTS.md and bench/scaling.png (about 20 minutes; BENCH_ARGS="--sizes 10000" for a taste)
+# benchmarks (by hand, not in CI): the pipeline at 10k/100k/1M orders beside the floor and limit
+# scripts and Snowpark local_testing; writes bench/RESULTS.md and bench/scaling.png (about 20
+# minutes; BENCH_ARGS="--sizes 10000" for a taste)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -14,6 +14,9 @@ order lines) it generates seeded demo data, then measures in the same run:
   durations; the peak resident memory of each notebook kernel and of the warehouse server
   (sampled with psutil every 0.1 s); then the no-op rebuild (nothing changed);
 * the floor: ``bench/floor.py``, the same work in plain pandas + scikit-learn, one process;
+* the limit: ``bench/limit.py``, ingest + features as DuckDB's own readers and SQL, timed per
+  stage and checked against the warehouse the pipeline has just built (identical accepted rows
+  and features, text-model features aside; any difference stops the benchmark);
 * Snowpark's ``local_testing`` mode running the feature stage (``bench/local_testing.py``),
   at the sizes where it finishes within ``--local-testing-timeout`` (default 10 minutes).
 
@@ -277,6 +280,8 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     except OSError:
         pass
 
+    bench_limit(work, env, result)
+
     if run_local_testing:
         log.info("[%s] Snowpark local_testing feature stage (timeout %.0f s)", n_orders, lt_timeout)
         lt = timed_run(
@@ -294,6 +299,50 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
         except (ValueError, IndexError):
             pass
     return result
+
+
+def warehouse_file(warehouse: Path) -> Path:
+    """The local warehouse's DuckDB file (``<database>.db``; ANALYTICS unless env.yaml says)."""
+    found = sorted(warehouse.glob("*.db"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one warehouse .db file in {warehouse}, found {found}")
+    return found[0]
+
+
+def bench_limit(work: Path, env: dict, result: dict) -> None:
+    """``bench/limit.py`` on the same files, checked against the pipeline's warehouse tables.
+
+    Records its ingest and features seconds (timed inside the script, the check excluded) and
+    peak memory; a difference in accepted rows or features stops the benchmark.
+    """
+    n = result["target_orders"]
+    log.info("[%s] limit script (DuckDB readers + SQL), checked against the warehouse", n)
+    limit = timed_run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "limit.py"),
+            str(work / "raw"),
+            "--out",
+            str(work / "limit"),
+            "--check",
+            str(warehouse_file(work / "warehouse")),
+        ],
+        env,
+        ROOT,
+    )
+    if limit["returncode"] != 0:
+        raise RuntimeError(
+            f"limit script failed or differs from the pipeline at {n} orders:\n{limit['output']}"
+        )
+    detail = json.loads((work / "limit" / "timings.json").read_text())
+    result["limit_s"] = detail["total_s"]  # ingest + features, without start-up and check
+    result["limit_detail"] = {k: v for k, v in detail.items() if k != "check"}
+    result["limit_check"] = {
+        "differences": detail["check"]["differences"],
+        "not_compared": detail["check"]["not_compared"],
+        "rows": {t: v["LIMIT_ROWS"] for t, v in detail["check"]["tables"].items()},
+    }
+    result["limit_peak_rss_mb"] = max(v["peak_rss"] for v in limit["memory"].peaks.values()) / 2**20
 
 
 def machine() -> dict:
