@@ -350,11 +350,9 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            cols = [list(c) for c in zip(*self._rows, strict=True)]
-            self._writer.write_table(
-                pa.table(dict(zip(self.columns, cols, strict=True)), schema=self.schema)
-            )
+        if self._rows:  # the rows as one struct array: pyarrow converts them without a transpose
+            rows = pa.array(self._rows, type=pa.struct(self.schema))
+            self._writer.write_table(pa.Table.from_struct_array(rows))
         self._rows, self._bytes = [], 0
 
     def close(self) -> None:
