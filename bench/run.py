@@ -202,7 +202,12 @@ def chosen_model(report_dir: Path) -> dict:
         head = json.loads((report_dir / "headlines" / "04_model_comparison.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {k: head.get(k) for k in ("model", "baseline", "improvement")}
+    # the headline names the chosen candidate ``candidate`` (``model`` before the typed records)
+    return {
+        "model": head.get("candidate", head.get("model")),
+        "baseline": head.get("baseline"),
+        "improvement": head.get("improvement"),
+    }
 
 
 def report_folder(reports_dir: Path) -> Path:
