@@ -63,36 +63,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from customer_analytics import btyd, config, contract  # noqa: E402
+from customer_analytics import btyd, config, contract, features  # noqa: E402
 
-#: rounded like features.FRACTIONAL (9 decimals), plus the per-product shares
-DECIMALS = 9
-FRACTIONAL = [
-    "SPEND",
-    "AVG_ORDER_VALUE",
-    "MAX_ORDER_VALUE",
-    "ORDERS_PER_30D",
-    "SPEND_PER_30D",
-    "MEAN_GAP_DAYS",
-    "STD_GAP_DAYS",
-    "RECENCY_OVER_GAP",
-    "SPEND_LAST",
-    "SPEND_PREV",
-    "SPEND_TREND",
-    "COUPON_SHARE",
-    "AVG_RATING",
-    "SPEND_NEXT",
-    "BTYD_VALUE",
-    "RECENCY_OVER_AGE",
-    "PURCHASE_DAYS_PER_30D",
-    *btyd.OUTPUTS,
-]
+#: rounded to DECIMALS places: the pipeline's own list of fractional columns (definitions, not
+#: work; the per-product shares are added where the products are known)
+DECIMALS, FRACTIONAL = features.DECIMALS, features.FRACTIONAL
 #: FEATURES columns from the text models: not built by the limit, not compared
 TEXT_MODEL_COLUMNS = ("AVG_SENTIMENT", "MIN_SENTIMENT", "N_NEGATIVE_TEXTS")
 TEXT_MODEL_PREFIX = "TOPIC_SHARE_"
-#: Gamma-Gamma's sample cap and the hash it is drawn with (features.BTYD_VALUE_SAMPLE,
-#: portable.stable_hash: the first 8 hex digits of md5('customer|epoch days|seed'))
-BTYD_VALUE_SAMPLE = 100_000
+#: Gamma-Gamma's sample cap and the hash it is drawn with (portable.stable_hash: the first 8 hex
+#: digits of md5('customer|epoch days|seed'))
+BTYD_VALUE_SAMPLE = features.BTYD_VALUE_SAMPLE
 HASH_DIGITS = 8
 MAX_KEY = 40
 OTHER = "other"
