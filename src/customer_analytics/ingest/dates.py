@@ -159,14 +159,22 @@ def detect_counts(df: DataFrame, column: str) -> tuple[int, dict[str, int]]:
     if step > 1:
         sample = sample.filter(F.col("LINE_NO") % F.lit(step) == F.lit(0))
     values = sample.select(F.col(column).alias("V")).distinct()
-    hits = {
-        name: in_range(parse(F.col("V"), parts)) for name, parts in contract.DATE_LAYOUTS.items()
-    }
-    row = values.agg(
+    # each layout's parse once, in an inner select; the range test (which names the parsed value
+    # three times) reads its column: the statement stays a fraction of the size it would have
+    parsed = values.select(
+        *[
+            parse(F.col("V"), parts).alias(f"P_{n.upper()}")
+            for n, parts in contract.DATE_LAYOUTS.items()
+        ]
+    )
+    row = parsed.agg(
         F.count(F.lit(1)).alias("N"),
-        *[F.sum(F.iff(h, F.lit(1), F.lit(0))).alias(n.upper()) for n, h in hits.items()],
+        *[
+            F.sum(F.iff(in_range(F.col(f"P_{n.upper()}")), F.lit(1), F.lit(0))).alias(n.upper())
+            for n in contract.DATE_LAYOUTS
+        ],
     ).collect()[0]
-    return int(row["N"] or 0), {n: int(row[n.upper()] or 0) for n in hits}
+    return int(row["N"] or 0), {n: int(row[n.upper()] or 0) for n in contract.DATE_LAYOUTS}
 
 
 def choose(counts: dict[str, int]) -> list[str]:
