@@ -265,21 +265,9 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     stop_server(work / "warehouse")
 
     log.info("[%s] floor script", n_orders)
-    floor = timed_run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "floor.py"),
-            str(work / "raw"),
-            "--out",
-            str(work / "floor"),
-        ],
-        env,
-        ROOT,
-    )
-    if floor["returncode"] != 0:
-        raise RuntimeError(f"floor script failed at {n_orders} orders:\n{floor['output']}")
+    floor = bench_script("floor", work, env, f"floor script failed at {n_orders} orders")
     result["floor_s"] = floor["seconds"]
-    result["floor_peak_rss_mb"] = max(v["peak_rss"] for v in floor["memory"].peaks.values()) / 2**20
+    result["floor_peak_rss_mb"] = floor["peak_rss_mb"]
     try:
         result["floor_detail"] = json.loads((work / "floor" / "timings.json").read_text())
     except OSError:
@@ -306,6 +294,28 @@ def bench_size(n_orders: int, out: Path, lt_timeout: float, run_local_testing: b
     return result
 
 
+def bench_script(name: str, work: Path, env: dict, failure: str, *extra: str) -> dict:
+    """Run ``bench/<name>.py`` on ``work/raw`` (its output in ``work/<name>``); return
+    :func:`timed_run`'s record plus ``peak_rss_mb``, its largest process. Raises ``failure`` with
+    the script's output when it fails."""
+    run = timed_run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / f"{name}.py"),
+            str(work / "raw"),
+            "--out",
+            str(work / name),
+            *extra,
+        ],
+        env,
+        ROOT,
+    )
+    if run["returncode"] != 0:
+        raise RuntimeError(f"{failure}:\n{run['output']}")
+    run["peak_rss_mb"] = max(v["peak_rss"] for v in run["memory"].peaks.values()) / 2**20
+    return run
+
+
 def warehouse_file(warehouse: Path) -> Path:
     """The local warehouse's DuckDB file (``<database>.db``; ANALYTICS unless env.yaml says)."""
     found = sorted(warehouse.glob("*.db"))
@@ -322,23 +332,14 @@ def bench_limit(work: Path, env: dict, result: dict) -> None:
     """
     n = result["target_orders"]
     log.info("[%s] limit script (DuckDB readers + SQL), checked against the warehouse", n)
-    limit = timed_run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "limit.py"),
-            str(work / "raw"),
-            "--out",
-            str(work / "limit"),
-            "--check",
-            str(warehouse_file(work / "warehouse")),
-        ],
+    limit = bench_script(
+        "limit",
+        work,
         env,
-        ROOT,
+        f"limit script failed or differs from the pipeline at {n} orders",
+        "--check",
+        str(warehouse_file(work / "warehouse")),
     )
-    if limit["returncode"] != 0:
-        raise RuntimeError(
-            f"limit script failed or differs from the pipeline at {n} orders:\n{limit['output']}"
-        )
     detail = json.loads((work / "limit" / "timings.json").read_text())
     result["limit_s"] = detail["total_s"]  # ingest + features, without start-up and check
     result["limit_detail"] = {k: v for k, v in detail.items() if k != "check"}
@@ -347,7 +348,7 @@ def bench_limit(work: Path, env: dict, result: dict) -> None:
         "not_compared": detail["check"]["not_compared"],
         "rows": {t: v["LIMIT_ROWS"] for t, v in detail["check"]["tables"].items()},
     }
-    result["limit_peak_rss_mb"] = max(v["peak_rss"] for v in limit["memory"].peaks.values()) / 2**20
+    result["limit_peak_rss_mb"] = limit["peak_rss_mb"]
 
 
 def machine() -> dict:
