@@ -90,6 +90,25 @@ def test_the_max_train_rows_sample_is_reproduced_in_pandas(session, params, labe
     assert sqlcheck.check(q.sql_text for q in history.queries) == []
 
 
+def test_the_max_holdout_rows_sample_is_reproduced_in_pandas_and_leaves_training_alone(
+    session, params, labelled
+):
+    train_all, holdout_all = labelled
+    cap = len(holdout_all) // 4
+    with session.query_history() as history:
+        train, holdout = ft.load_labelled(session, None, params.seed, max_holdout_rows=cap)
+    frac = ft.sample_fraction(len(holdout_all), cap)
+    bucket = [
+        portable.stable_hash_py(c, portable.epoch_days_py(d), params.seed) % ft.TRAIN_BUCKETS
+        for c, d in zip(holdout_all[ft.KEY], holdout_all["CUTOFF"], strict=True)
+    ]
+    expected = holdout_all[pd.Series(bucket) < int(frac * ft.TRAIN_BUCKETS)]
+    assert 0 < len(holdout) < len(holdout_all) / 2
+    pd.testing.assert_frame_equal(holdout, expected.reset_index(drop=True))
+    pd.testing.assert_frame_equal(train, train_all)
+    assert sqlcheck.check(q.sql_text for q in history.queries) == []
+
+
 def test_the_text_training_sample_is_reproduced_in_pandas(session, params):
     before, max_rows = params.cutoffs()[0], 60
     with session.query_history() as history:

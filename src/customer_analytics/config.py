@@ -82,6 +82,7 @@ class Params:
     scoring_set: str
     cv_folds: int = 3
     max_train_rows: int = 60_000
+    max_holdout_rows: int = 250_000
     text_max_rows: int = 20_000
     text_topics: int = 8  # topics of the review/call texts (topics.py)
     max_audio_minutes: float = 10.0  # new call audio transcribed per run at most (audio.py)
