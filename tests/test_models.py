@@ -123,6 +123,7 @@ def test_fits_run_side_by_side_give_the_same_comparison_as_one_after_the_other(
     monkeypatch.setattr(md, "FIT_WORKERS", 1)
     one = md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
     monkeypatch.setattr(md, "FIT_WORKERS", 3)
+    monkeypatch.setattr(md, "PARALLEL_FIT_ROWS", 0)  # side by side even on the small data
     three = md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
     cols = [c for c in one.board.columns if c != "fit_seconds"]
     pd.testing.assert_frame_equal(one.board[cols], three.board[cols], check_exact=True)
