@@ -116,6 +116,51 @@ def test_comparison_is_reproducible_with_the_same_seed(labelled, comparison, par
         np.testing.assert_array_equal(comparison.predictions[name], again.predictions[name])
 
 
+def test_fits_run_side_by_side_give_the_same_comparison_as_one_after_the_other(
+    labelled, comparison, params, monkeypatch
+):
+    train, holdout = labelled
+    monkeypatch.setattr(md, "FIT_WORKERS", 1)
+    one = md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
+    monkeypatch.setattr(md, "FIT_WORKERS", 3)
+    monkeypatch.setattr(md, "PARALLEL_FIT_ROWS", 0)  # side by side even on the small data
+    three = md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
+    cols = [c for c in one.board.columns if c != "fit_seconds"]
+    pd.testing.assert_frame_equal(one.board[cols], three.board[cols], check_exact=True)
+    for name in NAMES:
+        np.testing.assert_array_equal(one.predictions[name], three.predictions[name])
+
+
+class _RecordsOpenMP:
+    """A regressor that records the OpenMP threads in force while it is fitted."""
+
+    seen: list[int] = []
+
+    def fit(self, x, y):
+        from threadpoolctl import threadpool_info
+
+        self.seen.append(
+            max(
+                (p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"),
+                default=1,
+            )
+        )
+        return self
+
+    def get_params(self, deep=True):
+        return {}
+
+
+def test_every_fit_run_side_by_side_uses_one_openmp_thread(monkeypatch):
+    # a worker thread starts with OpenMP's default (every core): two boosting fits at once, each
+    # with every core, oversubscribe the machine (146 s against 6 s measured under contention)
+    pytest.importorskip("sklearn.ensemble")  # loads scikit-learn's OpenMP runtime
+    _RecordsOpenMP.seen = []
+    x, y = pd.DataFrame({"a": range(10)}), pd.DataFrame({"t": range(10)})
+    fitted = md.fit_many(_RecordsOpenMP, [(x, y)] * 4, workers=2)
+    assert len(fitted) == 4 and _RecordsOpenMP.seen == [md.OPENMP_THREADS] * 4
+
+
 def test_selection_follows_the_rule_and_measures_against_the_best_baseline(comparison):
     board = comparison.board
     for metric, pick in (("rmse", "idxmin"), ("mae", "idxmin"), ("r2", "idxmax")):

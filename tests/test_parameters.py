@@ -169,6 +169,30 @@ def test_a_sub_package_counts_whole_and_relative_imports_are_followed(tmp_path):
     )
 
 
+def test_the_parsed_imports_kept_on_disk_follow_every_edit_and_survive_a_broken_cache(tmp_path):
+    project = scratch_project(tmp_path / "p")
+    pkg = project / "src" / "customer_analytics"
+    cache = pkg / pipeline._ParseCache.FILE
+    cache.unlink(missing_ok=True)
+    first = pipeline.library_modules("02_eda", project)
+    assert cache.is_file() and "models.py" not in first
+
+    pipeline._ParseCache._open.clear()  # as a new process would: read from disk
+    assert pipeline.library_modules("02_eda", project) == first
+    (pkg / "eda.py").write_text(
+        (pkg / "eda.py").read_text() + "\n\ndef _later():\n    from . import models  # noqa\n"
+    )
+    pipeline._ParseCache._open.clear()
+    assert "models.py" in pipeline.library_modules("02_eda", project)
+
+    cache.write_text("{not json")
+    pipeline._ParseCache._open.clear()
+    assert "models.py" in pipeline.library_modules("02_eda", project)
+    assert pipeline.library_modules("01_ingest", project) == pipeline.library_modules(
+        "01_ingest", REPO
+    )
+
+
 def test_the_dag_has_no_artificial_edges():
     """02_eda is a report only: nothing downstream waits for it, so editing eda.py re-runs 02
     alone."""

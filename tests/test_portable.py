@@ -39,6 +39,21 @@ def test_stable_hash_is_the_same_in_the_warehouse_and_in_python(session):
         assert r["H"] == expected and 0 <= expected < portable.HASH_RANGE
 
 
+def test_the_hash_column_holds_the_same_values_with_the_digest_computed_once(session):
+    df = session.sql(
+        "SELECT 'C00001' AS ID, 3 AS N UNION ALL SELECT 'Ünïcødé', NULL UNION ALL SELECT '', 0"
+    )
+    parts = (F.col("ID"), F.col("N"), F.lit(42))
+    hashed = portable.with_stable_hash(df, "H", *parts)
+    sql = hashed.queries["queries"][-1].lower()
+    assert sql.count("md5(") == 1 and hashed.columns == ["ID", "N", "H"]
+    inline = df.select("ID", "N", portable.stable_hash(*parts).alias("H"))
+    assert inline.queries["queries"][-1].lower().count("md5(") == portable.HASH_DIGITS
+    got = sorted((r["ID"], r["N"], r["H"]) for r in hashed.collect())
+    assert got == sorted((r["ID"], r["N"], r["H"]) for r in inline.collect())
+    assert got == sorted((i, n, portable.stable_hash_py(i, n, 42)) for i, n, _ in got)
+
+
 def test_the_ingest_sample_keeps_the_customers_pandas_predicts(session, params, tmp_path):
     """``sample`` < 1 on the warehouse keeps exactly the customers the Python hash selects."""
     everyone = set(
@@ -72,6 +87,25 @@ def test_the_max_train_rows_sample_is_reproduced_in_pandas(session, params, labe
     assert list(zip(train[ft.KEY], train["CUTOFF"], strict=True)) == list(
         zip(expected[ft.KEY], expected["CUTOFF"], strict=True)
     )
+    assert sqlcheck.check(q.sql_text for q in history.queries) == []
+
+
+def test_the_max_holdout_rows_sample_is_reproduced_in_pandas_and_leaves_training_alone(
+    session, params, labelled
+):
+    train_all, holdout_all = labelled
+    cap = len(holdout_all) // 4
+    with session.query_history() as history:
+        train, holdout = ft.load_labelled(session, None, params.seed, max_holdout_rows=cap)
+    frac = ft.sample_fraction(len(holdout_all), cap)
+    bucket = [
+        portable.stable_hash_py(c, portable.epoch_days_py(d), params.seed) % ft.TRAIN_BUCKETS
+        for c, d in zip(holdout_all[ft.KEY], holdout_all["CUTOFF"], strict=True)
+    ]
+    expected = holdout_all[pd.Series(bucket) < int(frac * ft.TRAIN_BUCKETS)]
+    assert 0 < len(holdout) < len(holdout_all) / 2
+    pd.testing.assert_frame_equal(holdout, expected.reset_index(drop=True))
+    pd.testing.assert_frame_equal(train, train_all)
     assert sqlcheck.check(q.sql_text for q in history.queries) == []
 
 

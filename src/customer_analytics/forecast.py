@@ -274,8 +274,9 @@ def holdout_rows(
         population, chosen = "all", rows
     n = chosen.count()
     if n > MAX_CALIBRATION_ROWS:
-        bucket = ft.train_bucket(F.col(KEY), F.col("CUTOFF"), params.seed)
-        chosen = chosen.filter(bucket < F.lit(int(ft.TRAIN_BUCKETS * MAX_CALIBRATION_ROWS / n)))
+        chosen = ft.train_sample(
+            chosen, params.seed, int(ft.TRAIN_BUCKETS * MAX_CALIBRATION_ROWS / n)
+        )
     frame = wh.to_pandas(
         chosen.select(KEY, "CUTOFF", *features, *targets).sort(KEY), "forecast:holdout"
     )

@@ -689,6 +689,15 @@ PARAMETERS: tuple[Parameter, ...] = (
         label=lambda v: f"max {int(v):,} training rows",
     ),
     Parameter(
+        "max_holdout_rows",
+        250000,
+        "cap on held-out rows judged in 04 (seeded sample in the warehouse)",
+        integer(1000, 100_000_000),
+        ("04_model_comparison",),
+        identity=True,
+        label=lambda v: f"max {int(v):,} held-out rows",
+    ),
+    Parameter(
         "text_max_rows",
         20000,
         "cap on texts pulled to train the text sentiment and topic models",

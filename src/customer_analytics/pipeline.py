@@ -102,6 +102,7 @@ def library_modules(task: str, root: Path) -> list[str]:
             for name in _imported((pkg / rel).read_text(encoding="utf-8"), pkg, parts)
             for f in _files(pkg, name)
         ]
+    _ParseCache.of(pkg).save()
     return sorted(seen)
 
 
@@ -125,7 +126,7 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
     (files) is decided here, at every call; only the parsing is cached.
     """
     out: set[str] = set()
-    for module, names in _import_statements(code, package):
+    for module, names in _ParseCache.of(pkg).statements(code, package):
         if names is None:  # import customer_analytics.x
             out.add(".".join(module))
             continue
@@ -137,6 +138,65 @@ def _imported(code: str, pkg: Path, package: tuple[str, ...]) -> set[str]:
             out.add(".".join(module))
         out |= found
     return {m for m in out if m and _files(pkg, m)}
+
+
+_Statements = tuple[tuple[tuple[str, ...], tuple[str, ...] | None], ...]
+
+
+class _ParseCache:
+    """:func:`_import_statements` of each module text, kept on disk beside Python's own bytecode
+    cache (``<package>/__pycache__/import_statements.json``), keyed by a digest of the text.
+
+    Parsing the package's 56 modules took ~0.35 s of every no-op rebuild (Ploomber computes
+    ``run_context`` while it loads the pipeline); a text's imports are looked up by its digest,
+    so an edited module is parsed again and nothing stale is ever used. A cache that cannot be
+    read or written is ignored.
+    """
+
+    FILE = Path("__pycache__") / "import_statements.json"
+    MAX_ENTRIES = 2000
+    _open: dict[Path, _ParseCache] = {}
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, _Statements] = {}
+        self.dirty = False
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            self.entries = {
+                k: tuple((tuple(m), None if n is None else tuple(n)) for m, n in v)
+                for k, v in raw.items()
+            }
+        except (OSError, ValueError, TypeError):
+            self.entries = {}
+
+    @classmethod
+    def of(cls, pkg: Path) -> _ParseCache:
+        path = pkg / cls.FILE
+        if path not in cls._open:
+            cls._open[path] = cls(path)
+        return cls._open[path]
+
+    def statements(self, code: str, package: tuple[str, ...]) -> _Statements:
+        key = hashlib.sha256(("/".join(package) + "\0" + code).encode()).hexdigest()[:32]
+        found = self.entries.get(key)
+        if found is None:
+            found = self.entries[key] = _import_statements(code, package)
+            self.dirty = True
+        return found
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        entries = self.entries
+        if len(entries) > self.MAX_ENTRIES:  # old texts pile up as modules are edited
+            entries = dict(list(entries.items())[-self.MAX_ENTRIES // 2 :])
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            fsutil.atomic_write(self.path, json.dumps(entries))
+            self.dirty = False
+        except OSError:
+            pass
 
 
 @functools.lru_cache(maxsize=512)

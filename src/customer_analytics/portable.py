@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Iterable
 
 import snowflake.snowpark.functions as F
-from snowflake.snowpark import Column
+from snowflake.snowpark import Column, DataFrame
 from snowflake.snowpark.types import TimestampTimeZone, TimestampType
 
 #: the timestamp type of every timestamp the project creates (wall-clock time, no time zone)
@@ -35,6 +35,7 @@ SEPARATOR = "|"
 #: ``read_parquet``, the local branch of ``warehouse.write_pandas``); ``sqlcheck`` honours it
 LOCAL_ONLY = "/* ca:local-only */"
 _HEX = "0123456789abcdef"
+_DIGEST = "_STABLE_HASH_DIGEST"
 _EPOCH = "1970-01-01 00:00:00"
 
 
@@ -80,9 +81,33 @@ def stable_hash(*cols: Column) -> Column:
     digit with ``POSITION``/``SUBSTR`` (``TO_NUMBER(…, 'XXXX')`` has no DuckDB translation). Pass
     integers or text: dates and timestamps print differently on each backend, convert them with
     :func:`epoch_days` / :func:`epoch_seconds` first. :func:`stable_hash_py` is the same in Python.
+
+    The expression names the digest once per digit; on a DataFrame, :func:`with_stable_hash`
+    computes it once.
     """
-    text = F.concat_ws(F.lit(SEPARATOR), *[F.coalesce(c.cast("string"), F.lit("")) for c in cols])
-    digest = F.md5(text)
+    return _hex_value(F.md5(_joined(cols)))
+
+
+def with_stable_hash(df: DataFrame, name: str, *cols: Column) -> DataFrame:
+    """``df`` with a column ``name`` holding :func:`stable_hash` of ``cols``.
+
+    The digest is computed once, in an inner select, and the digits are read from that column:
+    the same values as :func:`stable_hash`, in a statement several times shorter (the inline form
+    repeats the digest's whole expression for each of the :data:`HASH_DIGITS` digits, and the
+    local warehouse's SQL translation took up to 1.3 s for one such statement at 10k orders).
+    """
+    return (
+        df.with_column(_DIGEST, F.md5(_joined(cols)))
+        .with_column(name, _hex_value(F.col(_DIGEST)))
+        .drop(_DIGEST)
+    )
+
+
+def _joined(cols: Iterable[Column]) -> Column:
+    return F.concat_ws(F.lit(SEPARATOR), *[F.coalesce(c.cast("string"), F.lit("")) for c in cols])
+
+
+def _hex_value(digest: Column) -> Column:
     value: Column = F.lit(0)
     for i in range(HASH_DIGITS):
         digit = F.position(F.substring(digest, i + 1, 1), F.lit(_HEX)) - F.lit(1)

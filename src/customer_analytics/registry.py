@@ -895,6 +895,7 @@ def register(
         "n_cutoffs": params.n_cutoffs,
         "cv_folds": params.cv_folds,
         "max_train_rows": params.max_train_rows,
+        "max_holdout_rows": params.max_holdout_rows,
         "estimator": repr(estimator),
     }
     return reg.log_model(

@@ -136,14 +136,15 @@ def text_key(session: Session) -> list[str]:
     return ["CUSTOMER_ID", "TS", "LINE_NO"] + (["KIND"] if has_kind(session) else [])
 
 
-def sample_order(key: list[str], seed: int) -> Column:
-    """A text's place in the seeded training sample: :func:`portable.stable_hash` of its key.
+def with_sample_order(df: DataFrame, key: list[str], seed: int) -> DataFrame:
+    """``df`` with ``_ORDER``, a text's place in the seeded training sample:
+    :func:`portable.stable_hash` of its key.
 
     Timestamps enter as whole seconds since 1970, so that the same texts are drawn on Snowflake,
     on the local warehouse and in pandas (``portable.stable_hash_py``).
     """
     parts = [pt.epoch_seconds(F.col(c)) if c == "TS" else F.col(c) for c in key]
-    return pt.stable_hash(*parts, F.lit(seed))
+    return pt.with_stable_hash(df, "_ORDER", *parts, F.lit(seed))
 
 
 def training_sample(session: Session, before: dt.date, max_rows: int, seed: int) -> pd.DataFrame:
@@ -161,9 +162,8 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     if has_kind(session):
         df = df.filter(kind_column(session) == F.lit(DEFAULT_KIND))
     key = text_key(session)
-    order = sample_order(key, seed)
     df = (
-        df.select(*key, "TEXT", "RATING", order.alias("_ORDER"))
+        with_sample_order(df.select(*key, "TEXT", "RATING"), key, seed)
         .sort("_ORDER", *key)
         .limit(max_rows)
     )

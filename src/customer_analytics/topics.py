@@ -187,10 +187,9 @@ def training_sample(session: Session, before: dt.date, max_rows: int, seed: int)
     df = session.table(text.SOURCE_TABLE).filter(
         F.col("TEXT").is_not_null() & (F.col("TS") < pt.timestamp_literal(before))
     )
-    order = pt.stable_hash(text_id(), F.lit(seed))  # the same rows on both backends (not HASH)
-    df = df.select(text_id().alias("TEXT_ID"), "TEXT", order.alias("_ORDER")).sort(
-        "_ORDER", "TEXT_ID"
-    )
+    df = df.select(text_id().alias("TEXT_ID"), "TEXT")
+    # the same rows on both backends (not HASH)
+    df = pt.with_stable_hash(df, "_ORDER", F.col("TEXT_ID"), F.lit(seed)).sort("_ORDER", "TEXT_ID")
     out = wh.to_pandas(df.limit(max_rows), "topics:training_sample").sort_values(
         ["_ORDER", "TEXT_ID"]
     )
