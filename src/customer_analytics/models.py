@@ -138,7 +138,7 @@ OPENMP_THREADS = 1
 #: use (each with OPENMP_THREADS): they are independent, and the boosting fits use one core each.
 FIT_WORKERS = min(4, machine_cpus())
 #: ... from this many training rows on. Measured on the 2-core machine, nine candidates: 60k rows
-#: (the max_train_rows cap, reached from ~300k orders) 58.5 s side by side against 72.8 s one
+#: (the max_train_rows cap, reached from ~90k orders) 58.5 s side by side against 72.8 s one
 #: after the other (the boosting fits 17 s against 29 s); 6.8k rows (10k orders) 12.9 s against
 #: 12.1 s (small fits are mostly Python, which holds the GIL).
 PARALLEL_FIT_ROWS = 20_000
