@@ -315,6 +315,22 @@ def test_rerunning_on_the_same_files_gives_identical_tables(run1, corpus_params)
     assert leftovers(s) == []
 
 
+def test_json_lines_read_in_parts_give_the_same_tables(run1, corpus_params, monkeypatch):
+    """The corrupted corpus with every JSON-lines file cut into three runs of lines, each read by
+    its own process (what a large file gets): the same published tables, no staged file left."""
+    from customer_analytics import readers
+
+    s, _ = run1
+    before = {t: s.table(t).to_pandas() for t in PUBLISHED}
+    used = []
+    monkeypatch.setattr(readers, "reader_count", lambda size: used.append(size) or 3)
+    ingest.run(s, corpus_params)
+    assert len(used) == 2  # orders and reviews
+    for t in PUBLISHED:
+        pd.testing.assert_frame_equal(s.table(t).to_pandas(), before[t], obj=t)
+    assert list((Path(corpus_params.warehouse_dir) / "staging").glob("*.parquet")) == []
+
+
 # --------------------------------------------------------------------------- unusable inputs
 def _random_bytes(path: Path) -> None:
     path.write_bytes(random.Random(1).randbytes(50_000))

@@ -377,3 +377,53 @@ def test_the_fast_json_path_agrees_with_the_strict_decoder_on_every_line():
     assert taken > 1000
     assert readers._fast_parse('{"a":1,"a":2}') is None
     assert readers._parse('{"a":1,"a":2}')[2] == Reason.MALFORMED_JSON
+
+
+def _all_rows(paths):
+    return [r for p in paths for r in staged(p)]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_file_read_in_parts_stages_the_same_rows_as_one_reader(tmp_path, workers):
+    """Parts cut at line starts, each read by its own process: same rows, numbers, reasons, items,
+    counts and checksum as one reader, whatever lies at the cuts (BOM, CRLF, over-long, empty and
+    invalid lines, a list of items)."""
+    rng = random.Random(7)
+    kinds = [
+        b'{"order_id": "O%d", "items": [{"q": 1}, {"q": 2}]}',
+        b'{"order_id": "O%d", "items": []}\r',
+        b"",
+        b'{"a": "caf\xe9 %d"}',
+        b'{"a": 1, "a": %d}',
+        b"not json %d",
+    ]
+    lines = [b'\xef\xbb\xbf{"order_id": "first", "items": [{"q": 3}]}']
+    for i in range(400):
+        k = rng.choice(kinds)
+        lines.append(k % i if b"%d" in k else k)
+    for at in (150, 260):  # the cuts fall inside these (they are most of the file)
+        lines[at] = b"x" * (MAX_LINE_BYTES + 10)
+    src = tmp_path / "orders.jsonl"
+    src.write_bytes(b"\n".join(lines))  # no newline at the end
+    one = readers.read_jsonl(
+        src, tmp_path / "a.parquet", "orders.jsonl", ("items", tmp_path / "ai.parquet"), workers=1
+    )
+    parts = readers.read_jsonl(
+        src,
+        tmp_path / "b.parquet",
+        "orders.jsonl",
+        ("items", tmp_path / "bi.parquet"),
+        root=tmp_path,
+        workers=workers,
+    )
+    assert len(parts.parts) == len(parts.item_parts) == workers
+    assert _all_rows(parts.parts) == _all_rows(one.parts)
+    assert _all_rows(parts.item_parts) == _all_rows(one.item_parts)
+    assert [r["LINE_NO"] for r in _all_rows(parts.parts)] == list(range(1, len(lines) + 1))
+    assert (parts.records, parts.read_errors, parts.bytes, parts.sha256) == (
+        one.records,
+        one.read_errors,
+        one.bytes,
+        hashlib.sha256(src.read_bytes()).hexdigest(),
+    )
+    assert not parts.changed

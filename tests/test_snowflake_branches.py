@@ -50,6 +50,20 @@ def test_load_staged_puts_the_file_on_a_stage_and_copies_it_by_column_name(tmp_p
     assert sqlcheck.check(s.statements) == []
 
 
+def test_a_file_staged_in_parts_is_put_part_by_part_and_copied_once(tmp_path):
+    s = RecordingSession(row_counts={"RAW_ORDERS__NEW": 5})
+    parts = [staged_file(tmp_path / "o.parquet", 3), staged_file(tmp_path / "o.part1.parquet", 2)]
+    assert wh.load_staged(s, parts, "RAW_ORDERS__NEW") == 5
+    puts = [q for q in s.statements if q.startswith("PUT")]
+    assert puts == [
+        f"PUT 'file://{p}' @CA_INGEST_STAGE/RAW_ORDERS__NEW AUTO_COMPRESS=FALSE OVERWRITE=TRUE"
+        for p in parts
+    ]
+    assert sum(q.startswith("COPY INTO RAW_ORDERS__NEW FROM") for q in s.statements) == 1
+    assert s.statements.index(puts[-1]) < len(s.statements) - 1  # every part before the COPY
+    assert sqlcheck.check(s.statements) == []
+
+
 def test_load_staged_fails_loudly_when_copy_reports_another_row_count(tmp_path):
     s = RecordingSession(row_counts={"RAW_ORDERS__NEW": 4}, copy_loaded={"RAW_ORDERS__NEW": 3})
     with pytest.raises(wh.WarehouseError, match="reported 3 rows"):

@@ -2,7 +2,9 @@
 record.
 
 Each reader walks its file once, in binary, line by line (memory stays flat whatever the file
-size: rows are flushed to Parquet in bounded batches), and never raises on bad content. Every
+size: rows are flushed to Parquet in bounded batches), and never raises on bad content. A large
+JSON-lines file is cut at line starts and its parts read side by side, one process each
+(:func:`read_jsonl`). Every
 record becomes exactly one staged row: ``SOURCE_FILE``, ``LINE_NO`` (1-based line where the
 record starts), ``RECORD`` (the record as text; invalid bytes shown as ``\\xNN``) and, when the
 record cannot be read, ``READ_REASON`` / ``READ_FIELD`` (one of :class:`contract.Reason`).
@@ -82,6 +84,10 @@ class FileStats:
     names: list[str] = field(default_factory=list)
     #: the file (a transcript) changed size or time while it was read
     changed: bool = False
+    #: the staged Parquet files, in line order (``[staged]`` unless read in parts)
+    parts: list[Path] = field(default_factory=list)
+    #: JSON lines with items: the items' staged Parquet files, in line order
+    item_parts: list[Path] = field(default_factory=list)
 
     def count_error(self, reason: str | None) -> None:
         if reason:
@@ -366,16 +372,20 @@ class _Writer:
         self.close()
 
 
-def physical_lines(f: BinaryIO, digest, keep_cr: bool = False) -> Iterator[tuple[int, bytes, bool]]:
+def physical_lines(
+    f: BinaryIO, digest, keep_cr: bool = False, first: int = 1, end: int | None = None
+) -> Iterator[tuple[int, bytes, bool]]:
     """Yield ``(line_no, content, too_long)`` for each line of a binary file, terminator stripped.
 
     A line longer than :data:`MAX_LINE_BYTES` is consumed in chunks (never held whole) and
     yielded with its first bytes and ``too_long=True``. Byte-order marks at the start of the file
     are dropped (one or several). ``keep_cr``: the CR of a CRLF stays (CSV keeps it inside quoted
-    fields, exactly as in the file).
+    fields, exactly as in the file). ``first``/``end``: a run of whole lines read from the file's
+    current position (a line start), numbered from ``first``, up to byte offset ``end`` (also a
+    line start); see :func:`read_jsonl`.
     """
-    n = 0
-    while chunk := f.readline(MAX_LINE_BYTES + 1):
+    n = first - 1
+    while (end is None or f.tell() < end) and (chunk := f.readline(MAX_LINE_BYTES + 1)):
         digest.update(chunk)
         n += 1
         too_long = len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n")
@@ -572,14 +582,42 @@ def compact_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: JSON-lines files from this size are read by several processes side by side (see
+#: :func:`read_jsonl`); below it, starting them costs more than they save.
+PARALLEL_BYTES = 48 * 2**20
+#: At most this many reading processes per file.
+MAX_READERS = 4
+
+
+def reader_count(size: int) -> int:
+    """How many processes read a JSON-lines file of ``size`` bytes: one per CPU this process may
+    use (at most :data:`MAX_READERS`), one below :data:`PARALLEL_BYTES`."""
+    if size < PARALLEL_BYTES:
+        return 1
+    from customer_analytics.warehouse_server import machine_cpus
+
+    return max(1, min(MAX_READERS, machine_cpus(), size // (PARALLEL_BYTES // 2)))
+
+
+def part_path(staged: Path, k: int) -> Path:
+    """The ``k``-th part of a staged Parquet file read in parts (part 0 is ``staged`` itself)."""
+    return staged if k == 0 else staged.with_name(f"{staged.stem}.part{k}{staged.suffix}")
+
+
 def read_jsonl(
     path: Path,
     staged: Path,
     source_file: str,
     items: tuple[str, Path] | None = None,
     root: Path | None = None,
+    workers: int | None = None,
 ) -> FileStats:
     """Stage a JSON-lines file: one row per physical line; ``RECORD`` holds the line.
+
+    A large file is cut at line starts into ``workers`` runs of lines (default
+    :func:`reader_count`), each read by its own process into its own part
+    (:func:`part_path`; ``FileStats.parts`` lists them in line order); the rows are the same as one
+    reader's, split over the parts. This process meanwhile checksums the whole file.
 
     Args:
         items: ``(key path, parquet file)``: also stage each element of the list at that key path as
@@ -588,31 +626,175 @@ def read_jsonl(
             :data:`contract.MAX_ITEMS` makes the line unreadable as :data:`Reason.TOO_MANY_ITEMS`
             (``READ_FIELD`` = items).
         root: the data folder; a file resolving outside it is refused (:class:`UnsafeInput`).
+        workers: reading processes (1: read here, in this process).
     """
     stats, digest = FileStats(path, "jsonl", staged), _Counted()
-    with contextlib.ExitStack() as stack:
-        f = stack.enter_context(open_input(path, root))
+    with open_input(path, root) as f:
         before = _signature(f)
-        out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
-        item_out = (
-            stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3)) if items else None
-        )
-        _read_jsonl_lines(f, digest, source_file, out, items[0] if items else None, item_out, stats)
-        stats.changed = _signature(f) != before
+        runs = _line_runs(f, digest, workers or reader_count(before[0]))
+        if len(runs) == 1:
+            results = [_read_jsonl_part(f, staged, source_file, items, 1, None, digest)]
+        else:
+            results = _read_parts(path, root, staged, source_file, items, runs, f, digest)
+        stats.changed = _signature(f) != before or any(r["inode"] != _inode(f) for r in results)
+    for r in results:
+        for reason, n in r["errors"].items():
+            stats.read_errors[reason] = stats.read_errors.get(reason, 0) + n
+        stats.records = max(stats.records, r["last"])
+    stats.parts = [part_path(staged, k) for k in range(len(results))]
+    stats.item_parts = [part_path(items[1], k) for k in range(len(results))] if items else []
     stats.bytes, stats.sha256 = digest.size, digest.hexdigest()
     return stats
 
 
-def _read_jsonl_lines(
+def _inode(f: BinaryIO) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino
+
+
+def _line_runs(f: BinaryIO, digest, workers: int) -> list[tuple[int, int, int | None]]:
+    """``(first line, start offset, end offset)`` of ``workers`` runs of whole lines of ``f`` (one
+    run, read in order with ``digest``, when ``workers`` is 1).
+
+    The cut points are the line starts nearest to equal shares of the file; the line number at each
+    comes from counting newlines up to it, which also feeds ``digest``.
+    """
+    if workers <= 1:
+        return [(1, 0, None)]
+    size = _signature(f)[0]
+    cuts: list[int] = []
+    for k in range(1, workers):
+        f.seek(size * k // workers)
+        while (skipped := f.readline(2**20)) and not skipped.endswith(b"\n"):
+            pass  # to the next line start, never holding a long line whole
+        pos = f.tell()
+        if pos < size and (not cuts or pos > cuts[-1]):
+            cuts.append(pos)
+    if not cuts:
+        f.seek(0)
+        return [(1, 0, None)]
+    f.seek(0)
+    firsts, lines, done = [1], 0, 0
+    for cut in cuts:
+        while done < cut:
+            block = f.read(min(2**24, cut - done))
+            if not block:
+                break
+            digest.update(block)
+            lines += block.count(b"\n")
+            done += len(block)
+        firsts.append(lines + 1)
+    starts = [0, *cuts]
+    ends: list[int | None] = [*cuts, None]
+    return list(zip(firsts, starts, ends, strict=True))
+
+
+def _read_parts(
+    path: Path,
+    root: Path | None,
+    staged: Path,
+    source_file: str,
+    items: tuple[str, Path] | None,
+    runs: list[tuple[int, int, int | None]],
     f: BinaryIO,
     digest,
+) -> list[dict]:
+    """Read each run of lines in its own process; checksum the rest of the file here meanwhile.
+
+    The processes are fresh interpreters (``python -m customer_analytics.readers``), never forks:
+    this process may hold threads (a warehouse connection), and a script calling the ingest needs
+    no ``if __name__ == "__main__"`` guard.
+    """
+    import subprocess
+    import sys
+
+    real = check_input(path, root)
+    procs = []
+    for k, (first, start, end) in enumerate(runs):
+        job = {
+            "path": str(real),
+            "root": str(root) if root is not None else None,
+            "staged": str(part_path(staged, k)),
+            "source_file": source_file,
+            "items": [items[0], str(part_path(items[1], k))] if items else None,
+            "run": [first, start, end],
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "customer_analytics.readers", json.dumps(job)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    f.seek(digest.size)
+    while block := f.read(2**24):
+        digest.update(block)
+    results = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            raise RuntimeError(f"a reading process failed ({proc.returncode}): {tail[0]}")
+        result = json.loads(out)
+        if "unsafe" in result:
+            raise UnsafeInput(*result["unsafe"])
+        result["inode"] = tuple(result["inode"])
+        results.append(result)
+    return results
+
+
+def _read_run(job: dict) -> dict:
+    """One run of lines of a JSON-lines file into its own part (in a reading process)."""
+    first, start, end = job["run"]
+    items = (job["items"][0], Path(job["items"][1])) if job["items"] else None
+    root = Path(job["root"]) if job["root"] is not None else None
+    try:
+        with open_input(Path(job["path"]), root) as f:
+            f.seek(start)
+            return _read_jsonl_part(f, Path(job["staged"]), job["source_file"], items, first, end)
+    except UnsafeInput as e:
+        return {"unsafe": [e.reason, str(e)]}
+
+
+def _read_jsonl_part(
+    f: BinaryIO,
+    staged: Path,
+    source_file: str,
+    items: tuple[str, Path] | None,
+    first: int,
+    end: int | None,
+    digest=None,
+) -> dict:
+    """Stage the lines of ``f`` from its position up to ``end``: ``{errors, last, inode}``."""
+    part = FileStats(staged, "jsonl", staged)
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(_Writer(staged, BASE_COLUMNS))
+        item_out = (
+            stack.enter_context(_Writer(items[1], ITEM_COLUMNS, text_index=3)) if items else None
+        )
+        lines = physical_lines(f, digest or _Ignored(), first=first, end=end)
+        _read_jsonl_lines(lines, source_file, out, items[0] if items else None, item_out, part)
+    return {"errors": part.read_errors, "last": part.records, "inode": _inode(f)}
+
+
+class _Ignored:
+    """A digest that counts nothing (a part's bytes are checksummed by the process that cut it)."""
+
+    size = 0
+
+    def update(self, data: bytes) -> None:
+        pass
+
+
+def _read_jsonl_lines(
+    lines: Iterator[tuple[int, bytes, bool]],
     source_file: str,
     out: _Writer,
     items_path: str | None,
     item_out: _Writer | None,
     stats: FileStats,
 ) -> None:
-    for n, raw, too_long in physical_lines(f, digest):
+    for n, raw, too_long in lines:
         reason: str | None = None
         fld = "line"
         if too_long:
@@ -999,3 +1181,9 @@ def _call_row(raw: bytes, name: str) -> tuple:
         return name, 1, show(raw), Reason.NUL_BYTE, "text", None, None, None
     cid, ts, body = parse_call(text, name)
     return name, 1, text, None, None, cid, ts, body or None
+
+
+if __name__ == "__main__":  # a reading process of a JSON-lines file read in parts
+    import sys
+
+    print(json.dumps(_read_run(json.loads(sys.argv[1]))))

@@ -573,28 +573,27 @@ def column_name(field: str) -> str:
 INGEST_STAGE = "CA_INGEST_STAGE"
 
 
-def load_staged(session: Session, parquet: Path, table: str) -> int:
-    """Replace ``table`` with the rows of a Parquet file written by :mod:`readers`; return the row
-    count.
+def load_staged(session: Session, parquet: Path | list[Path], table: str) -> int:
+    """Replace ``table`` with the rows of the Parquet file(s) written by :mod:`readers` (several:
+    one file read in parts, rows in the order given); return the row count.
 
-    Local: DuckDB reads the file directly (the embedded server runs on this machine). Snowflake:
+    Local: DuckDB reads the files directly (the embedded server runs on this machine). Snowflake:
     ``PUT`` to a temporary stage, then ``COPY INTO`` by column name with ``ON_ERROR =
     ABORT_STATEMENT``: the readers have already quarantined every bad record, so any load error
     is a bug and must fail loudly rather than drop rows; the rows loaded are checked against the
-    file. (Not exercised offline, see README.)
+    files. (Not exercised offline, see README.)
     """
     table = check_identifier(table)
+    files = [parquet] if isinstance(parquet, Path) else list(parquet)
     if is_local(session):
+        paths = ", ".join(f"'{_sql_path(f)}'" for f in files)
         session.sql(
-            local_only(
-                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM "
-                f"read_parquet('{_sql_path(parquet)}')"
-            )
+            local_only(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet([{paths}])")
         ).collect()
         return row_count(session, table)
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(parquet)
+    schema = pq.read_schema(files[0])
     cols = ", ".join(
         f"{check_identifier(f.name)} {'NUMBER(38,0)' if f.name == 'LINE_NO' else 'VARCHAR'}"
         for f in schema
@@ -602,7 +601,8 @@ def load_staged(session: Session, parquet: Path, table: str) -> int:
     session.sql(f"CREATE TEMPORARY STAGE IF NOT EXISTS {INGEST_STAGE}").collect()
     prefix = f"@{INGEST_STAGE}/{table}"
     session.sql(f"REMOVE {prefix}/").collect()
-    session.file.put(str(parquet), prefix, auto_compress=False, overwrite=True)
+    for f in files:
+        session.file.put(str(f), prefix, auto_compress=False, overwrite=True)
     session.sql(f"CREATE OR REPLACE TABLE {table} ({cols})").collect()
     result = session.sql(
         f"COPY INTO {table} FROM {prefix}/ FILE_FORMAT = (TYPE = PARQUET) "

@@ -39,8 +39,8 @@ def load_raw_file(
     parsed away.
 
     The file is streamed once by :mod:`customer_analytics.readers` into a Parquet file under
-    ``staging_dir`` (bounded memory), which is then loaded by :func:`warehouse.load_staged` and
-    deleted.
+    ``staging_dir`` (bounded memory; a large JSON-lines file into several, read side by side),
+    which is then loaded by :func:`warehouse.load_staged` and deleted.
     Columns: ``SOURCE_FILE``, ``LINE_NO``, ``RECORD``, ``READ_REASON``, ``READ_FIELD`` and, for CSV
     and call transcripts, one VARCHAR column per contract field found.
 
@@ -67,11 +67,12 @@ def load_raw_file(
     try:
         stats = _read(path, staged, name, fmt, columns, items, staged_items, root, transcriber)
         if items:
-            wh.load_staged(session, staged_items, check_identifier(items[1]))
-        loaded = wh.load_staged(session, staged, table)
-    finally:
-        staged.unlink(missing_ok=True)
-        staged_items.unlink(missing_ok=True)
+            wh.load_staged(session, stats.item_parts or [staged_items], check_identifier(items[1]))
+        loaded = wh.load_staged(session, stats.parts or [staged], table)
+    finally:  # a large JSON-lines file is staged in parts (readers.part_path)
+        for f in (staged, staged_items):
+            for part in f.parent.glob(f"{f.stem}*{f.suffix}"):
+                part.unlink(missing_ok=True)
     if loaded != stats.records:
         raise wh.WarehouseError(
             f"{path.name}: {stats.records:,} records read but {loaded:,} rows loaded into {table}."
