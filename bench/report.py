@@ -93,6 +93,14 @@ NOTES = [
 ]
 
 
+def _noop(r: dict) -> str:
+    """The no-op rebuild's median, with every run when there were several."""
+    runs = r.get("noop_rebuild_runs_s") or []
+    if len(runs) > 1:
+        return f"{r['noop_rebuild_s']:.2f} ({' / '.join(f'{x:.2f}' for x in runs)})"
+    return f"{r['noop_rebuild_s']:.2f}"
+
+
 def _fmt(x, spec: str = ".1f") -> str:
     return "–" if x is None else format(x, spec)
 
@@ -200,11 +208,13 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     )
     noop = max(r["noop_rebuild_s"] for r in by.values())
     reran = sorted({n for r in by.values() for n in r.get("noop_ran", [])})
+    repeats = {len(r.get("noop_rebuild_runs_s", [0])) for r in by.values()}
     rows.append(
         (
-            "no-op rebuild (worst size)",
+            "no-op rebuild (worst size"
+            + (f"; median of {max(repeats)} runs)" if max(repeats) > 1 else ")"),
             f"< {TARGETS['noop_s']:.0f} s",
-            f"{noop:.1f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
+            f"{noop:.2f} s" + (f", but it re-ran {', '.join(reran)}" if reran else ""),
             noop < TARGETS["noop_s"] and not reran,
         )
     )
@@ -343,7 +353,9 @@ def write_report(results: dict, folder: Path) -> None:
         "",
         "## Seconds",
         "",
-        "| orders | pipeline | " + " | ".join(NOTEBOOKS) + " | no-op rebuild | floor | "
+        "| orders | pipeline | "
+        + " | ".join(NOTEBOOKS)
+        + " | no-op rebuild (median; each run) | floor | "
         "local_testing features |",
         "|---:" * (len(NOTEBOOKS) + 5) + "|",
     ]
@@ -351,7 +363,7 @@ def write_report(results: dict, folder: Path) -> None:
         lines.append(
             f"| {r['orders']:,} | {r['pipeline_s']:.1f} | "
             + " | ".join(_fmt(r["tasks_s"].get(n)) for n in NOTEBOOKS)
-            + f" | {r['noop_rebuild_s']:.1f} | {_fmt(r.get('floor_s'))} | "
+            + f" | {_noop(r)} | {_fmt(r.get('floor_s'))} | "
             f"{_fmt(r.get('local_testing_s'))} |"
         )
     lines += [

@@ -12,7 +12,8 @@ order lines) it generates seeded demo data, then measures in the same run:
   and inside each notebook the time of its cells tagged ``bench-warehouse`` (warehouse work)
   and ``bench-model`` (model fitting and scoring on the client), from Papermill's per-cell
   durations; the peak resident memory of each notebook kernel and of the warehouse server
-  (sampled with psutil every 0.1 s); then the no-op rebuild (nothing changed);
+  (sampled with psutil every 0.1 s); then the no-op rebuild (nothing changed), three times (the
+  median is reported; the first, right after the build, finds a cold page cache);
 * the floor: ``bench/floor.py``, the same work in plain pandas + scikit-learn, one process;
 * the limit: ``bench/limit.py``, ingest + features as DuckDB's own readers and SQL, timed per
   stage and checked against the warehouse the pipeline has just built (identical accepted rows
@@ -38,6 +39,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import threading
@@ -60,6 +62,8 @@ ORDERS_PER_CUSTOMER = (
 DEFAULT_SIZES = "10000,100000,1000000"
 #: above this many orders the in-memory references (floor, limit, local_testing) are not run
 IN_MEMORY_MAX_ORDERS = 2_000_000
+#: no-op rebuilds timed after the build (the median is reported, see bench_size)
+NOOP_RUNS = 3
 STAGE_TAGS = {"bench-warehouse": "warehouse_s", "bench-model": "model_s"}
 BIN = Path(sys.executable).parent
 
@@ -272,14 +276,21 @@ def bench_size(
     result["stage_split_s"] = stage_split(reports)
     result["server_peak_rss_mb"] = run["memory"].server_peak() / 2**20
     result["pipeline_model"] = chosen_model(reports)
-    log.info("[%s] pipeline %.1f s; no-op rebuild", n_orders, run["seconds"])
-    noop = timed_run(ploomber(work), env, ROOT)
-    if noop["returncode"] != 0:
-        raise RuntimeError(f"no-op rebuild failed at {n_orders} orders:\n{noop['output']}")
-    result["noop_rebuild_s"] = noop["seconds"]
-    result["noop_ran"] = [
-        name for name, s in task_seconds(noop["output"]).items() if s > 0
-    ]  # should be []
+    log.info("[%s] pipeline %.1f s; no-op rebuild x%d", n_orders, run["seconds"], NOOP_RUNS)
+    noops = []
+    for _ in range(NOOP_RUNS):
+        noop = timed_run(ploomber(work), env, ROOT)
+        if noop["returncode"] != 0:
+            raise RuntimeError(f"no-op rebuild failed at {n_orders} orders:\n{noop['output']}")
+        noops.append(noop["seconds"])
+        result["noop_ran"] = sorted(
+            set(result.get("noop_ran", []))
+            | {name for name, s in task_seconds(noop["output"]).items() if s > 0}
+        )  # should be []
+    # the first right after the build finds a cold page cache (the build's data pushed the
+    # libraries out); a data scientist's re-runs are the later ones: the median is the figure
+    result["noop_rebuild_runs_s"] = noops
+    result["noop_rebuild_s"] = statistics.median(noops)
     stop_server(work / "warehouse")
 
     if result["orders"] > in_memory_max:

@@ -113,3 +113,20 @@ def test_every_model_feature_and_table_has_words_without_underscores():
     assert (
         words.model("last_period") == "same as last period" and words.version("v12") == "version 12"
     )
+
+
+def test_targets_calibrated_side_by_side_equal_one_after_the_other():
+    """Each target's calibration and measured coverage are the same whether the targets run in
+    threads or in turn (each has its own seed): the run's ranges never depend on the machine."""
+    rng = np.random.default_rng(11)
+    cols = [shop(3000, rng) for _ in range(4)]
+    pred = np.column_stack([p for p, _ in cols])
+    actual = np.column_stack([a for _, a in cols])
+    targets = ["SPEND_NEXT", "QTY_NEXT_A", "QTY_NEXT_B", "QTY_NEXT_C"]
+    one = forecast.calibrate_targets(targets, pred, actual, 300, 0.8, 5, workers=1)
+    many = forecast.calibrate_targets(targets, pred, actual, 300, 0.8, 5, workers=4)
+    assert one == many
+    assert len({c.share for c in one[1].values()}) > 1  # the targets differ (own data, own seed)
+    assert one[1]["QTY_NEXT_B"] == forecast.coverage(
+        "QTY_NEXT_B", pred[:, 2], actual[:, 2], 300, 0.8, 7
+    )
