@@ -427,3 +427,18 @@ def test_a_file_read_in_parts_stages_the_same_rows_as_one_reader(tmp_path, worke
         hashlib.sha256(src.read_bytes()).hexdigest(),
     )
     assert not parts.changed
+
+
+def test_a_reading_process_that_fails_stops_the_read_and_leaves_no_process(tmp_path):
+    """The first part cannot be written (a folder stands at its path), so its process fails at
+    once while the second is still reading its ~20 MB: the read stops with the first process's
+    error, and the second process is not left running."""
+    import psutil
+
+    src = tmp_path / "orders.jsonl"
+    line = b'{"order_id": "O1", "customer_id": "C1", "items": [{"product": "x", "quantity": 1}]}\n'
+    src.write_bytes(line * 250_000)
+    (tmp_path / "o.parquet").mkdir()
+    with pytest.raises(RuntimeError, match="a reading process failed"):
+        readers.read_jsonl(src, tmp_path / "o.parquet", "orders.jsonl", workers=2)
+    assert psutil.Process().children(recursive=True) == []

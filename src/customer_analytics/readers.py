@@ -709,38 +709,44 @@ def _read_parts(
     import sys
 
     real = check_input(path, root)
-    procs = []
-    for k, (first, start, end) in enumerate(runs):
-        job = {
-            "path": str(real),
-            "root": str(root) if root is not None else None,
-            "staged": str(part_path(staged, k)),
-            "source_file": source_file,
-            "items": [items[0], str(part_path(items[1], k))] if items else None,
-            "run": [first, start, end],
-        }
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "customer_analytics.readers", json.dumps(job)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+    procs: list[subprocess.Popen] = []
+    try:
+        for k, (first, start, end) in enumerate(runs):
+            job = {
+                "path": str(real),
+                "root": str(root) if root is not None else None,
+                "staged": str(part_path(staged, k)),
+                "source_file": source_file,
+                "items": [items[0], str(part_path(items[1], k))] if items else None,
+                "run": [first, start, end],
+            }
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "customer_analytics.readers", json.dumps(job)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
             )
-        )
-    f.seek(digest.size)
-    while block := f.read(2**24):
-        digest.update(block)
-    results = []
-    for proc in procs:
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            raise RuntimeError(f"a reading process failed ({proc.returncode}): {tail[0]}")
-        result = json.loads(out)
-        if "unsafe" in result:
-            raise UnsafeInput(*result["unsafe"])
-        result["inode"] = tuple(result["inode"])
-        results.append(result)
-    return results
+        f.seek(digest.size)
+        while block := f.read(2**24):
+            digest.update(block)
+        results = []
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+                raise RuntimeError(f"a reading process failed ({proc.returncode}): {tail[0]}")
+            result = json.loads(out)
+            if "unsafe" in result:
+                raise UnsafeInput(*result["unsafe"])
+            result["inode"] = tuple(result["inode"])
+            results.append(result)
+        return results
+    finally:  # a failure (or an interrupt) here leaves no reading process behind
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _read_run(job: dict) -> dict:
