@@ -32,7 +32,7 @@ from ploomber.executors import _format
 from ploomber.executors.abc import Executor
 from ploomber.messagecollector import BuildExceptionsCollector
 
-from customer_analytics import kernels
+from customer_analytics import gcwork, kernels
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ConcurrentExecutor(Executor):
         super().__call__(dag)
         from customer_analytics.pipeline import acquire_run
 
-        with acquire_run(self.lock_dir):
+        with acquire_run(self.lock_dir), gcwork.fewer_collections():
             kernels.reset()
             return self._build(dag)
 

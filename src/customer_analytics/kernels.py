@@ -8,7 +8,8 @@ can happen while the previous notebook runs:
 * :class:`KernelService` (one per pipeline build, started by the executor in
   :mod:`customer_analytics.pipeline`) starts the kernel of the next notebooks in the background,
   each with its notebook's library modules already imported (:func:`warm_code`: ``import`` only,
-  executed silently — the notebook's namespace stays empty, execution counts start at 1), and
+  executed silently — the notebook's namespace stays empty, execution counts start at 1; then
+  the garbage collector is set for one notebook, :mod:`customer_analytics.gcwork`), and
   shuts finished kernels down in the background; the build waits for them before it returns.
 * :class:`PooledKernelManager` is the kernel manager Papermill/nbclient create for a notebook
   (``executor_params: {kernel_manager_class: ...}`` in ``pipeline.yaml``). When the service has a
@@ -49,9 +50,13 @@ _current = threading.local()
 
 
 def warm_code(modules: Sequence[str]) -> str:
-    """Code that imports ``modules`` and binds no name in the kernel's namespace."""
+    """Code that imports ``modules`` and binds no name in the kernel's namespace; then it settles
+    the garbage collector for the one notebook this kernel runs (:func:`gcwork.settle`)."""
     names = sorted(dict.fromkeys(modules))
-    return f"[__import__(m) for m in {names!r}]"
+    return (
+        f"[__import__(m) for m in {names!r}]; "
+        "__import__('customer_analytics.gcwork', fromlist=['settle']).settle()"
+    )
 
 
 def module_names(files: Sequence[str]) -> list[str]:

@@ -35,7 +35,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from customer_analytics import fsutil
+from customer_analytics import fsutil, gcwork
 
 STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -439,6 +439,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         server.should_exit = True
 
     threading.Thread(target=watchdog, daemon=True).start()
+    gcwork.settle()  # the modules and the open warehouse live as long as this process
     try:
         server.run()
     finally:
