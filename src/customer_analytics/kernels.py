@@ -50,13 +50,11 @@ _current = threading.local()
 
 
 def warm_code(modules: Sequence[str]) -> str:
-    """Code that imports ``modules`` and binds no name in the kernel's namespace; then it settles
-    the garbage collector for the one notebook this kernel runs (:func:`gcwork.settle`)."""
+    """Code that imports ``modules`` and binds no name in the kernel's namespace, the garbage
+    collector off meanwhile and then set for the one notebook this kernel runs
+    (:func:`gcwork.warm`)."""
     names = sorted(dict.fromkeys(modules))
-    return (
-        f"[__import__(m) for m in {names!r}]; "
-        "__import__('customer_analytics.gcwork', fromlist=['settle']).settle()"
-    )
+    return f"__import__('customer_analytics.gcwork', fromlist=['warm']).warm({names!r})"
 
 
 def module_names(files: Sequence[str]) -> list[str]:

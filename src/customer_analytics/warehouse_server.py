@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -358,6 +359,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         log.error("another warehouse server already serves %s", warehouse_dir)
         return 3
 
+    gc.disable()  # the imports and the set-up make few cycles; gcwork.settle() below collects once
     import importlib
 
     import uvicorn
