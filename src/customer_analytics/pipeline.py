@@ -400,7 +400,7 @@ def executor(warehouse_dir: str, root: str | None = None):
 def exit_without_collecting() -> None:
     """At this process's exit, skip the interpreter's last garbage collections.
 
-    A process that loaded the pipeline holds ~240,000 objects (Ploomber imports Papermill,
+    A process that loaded the pipeline holds ~275,000 objects (Ploomber imports Papermill,
     nbconvert, pandas, matplotlib, boto3...). On exit, CPython collects them all again while it
     tears the modules down: ~0.6 s of a 3 s no-op ``ploomber build``, and none of it is work.
     ``gc.freeze()`` in an exit handler moves them out of the collector's reach first; the memory is
