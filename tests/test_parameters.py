@@ -236,7 +236,7 @@ def test_a_process_that_loaded_the_pipeline_exits_without_collecting_but_flushes
     tmp_path, load
 ):
     """The exit skips the interpreter's last collection (~0.6 s of a no-op build, see
-    pipeline.exit_without_collecting): garbage cycles are left to the exit, the log is complete."""
+    gcwork.exit_without_collecting): garbage cycles are left to the exit, the log is complete."""
     import subprocess
     import sys
 

@@ -12,6 +12,8 @@ machine with two cores.
 * :func:`settle` collects once, sets every object alive aside (``gc.freeze()``: full collections
   skip them from then on) and collects the young generation every :data:`THRESHOLDS` [0] new
   objects. The warehouse server calls it once it is set up.
+* The process that loaded the pipeline skips the interpreter's last collections on exit
+  (:func:`exit_without_collecting`).
 * The pipeline's own process may be a long-lived one (a build started from Python): while it builds
   it only collects less often (:func:`fewer_collections`), and nothing of it is frozen.
 
@@ -21,7 +23,9 @@ objects wait for it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import gc
 import importlib
 from collections.abc import Iterator, Sequence
@@ -63,3 +67,20 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
+
+
+@functools.cache
+def exit_without_collecting() -> None:
+    """At this process's exit, skip the interpreter's last garbage collections.
+
+    A process that loaded the pipeline holds ~275,000 objects (Ploomber imports Papermill,
+    nbconvert, pandas, matplotlib, boto3...). On exit, CPython collects them all again while it
+    tears the modules down: ~0.6 s of a 3 s no-op ``ploomber build``, and none of it is work.
+    ``gc.freeze()`` in an exit handler moves them out of the collector's reach first; the memory is
+    returned by the exit itself. Registered once per process, by the pipeline's executor factory:
+    after the ``logging`` module's own handler, and exit handlers run last-in first-out, so log
+    files are still flushed and closed after it. What is lost: ``__del__`` of objects left in
+    reference cycles at exit, which Python never promises to call; everything the pipeline writes
+    is closed explicitly.
+    """
+    atexit.register(gc.freeze)

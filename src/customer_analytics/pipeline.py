@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import atexit
 import datetime as dt
 import functools
-import gc
 import hashlib
 import json
 import logging
@@ -38,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from customer_analytics import config, contract, fsutil, runs
+from customer_analytics import config, contract, fsutil, gcwork, runs
 from customer_analytics import parameters as P
 
 log = logging.getLogger(__name__)
@@ -385,31 +383,16 @@ def acquire_run(warehouse_dir: Path) -> Any:
 def executor(warehouse_dir: str, root: str | None = None):
     """The pipeline's executor (:mod:`customer_analytics.executor`): independent notebooks at the
     same time, each kernel started ahead with its imports done, while this process holds the run
-    lock. Loading it also makes this process's exit quick (:func:`exit_without_collecting`)."""
+    lock. Loading it also makes this process's exit quick
+    (:func:`gcwork.exit_without_collecting`)."""
     from customer_analytics.executor import ConcurrentExecutor
 
-    exit_without_collecting()
+    gcwork.exit_without_collecting()
 
     folder = Path(warehouse_dir)
     if not folder.is_absolute() and root:
         folder = Path(root) / folder
     return ConcurrentExecutor(folder.resolve(), Path(root or config.project_root()).resolve())
-
-
-@functools.cache
-def exit_without_collecting() -> None:
-    """At this process's exit, skip the interpreter's last garbage collections.
-
-    A process that loaded the pipeline holds ~275,000 objects (Ploomber imports Papermill,
-    nbconvert, pandas, matplotlib, boto3...). On exit, CPython collects them all again while it
-    tears the modules down: ~0.6 s of a 3 s no-op ``ploomber build``, and none of it is work.
-    ``gc.freeze()`` in an exit handler moves them out of the collector's reach first; the memory is
-    returned by the exit itself. Registered once per process, after the ``logging`` module's own
-    handler (exit handlers run last-in first-out, so log files are still flushed and closed after
-    it). What is lost: ``__del__`` of objects left in reference cycles at exit, which Python never
-    promises to call; everything the pipeline writes is closed explicitly.
-    """
-    atexit.register(gc.freeze)
 
 
 def export_report(product) -> None:
