@@ -130,3 +130,49 @@ def test_targets_calibrated_side_by_side_equal_one_after_the_other():
     assert one[1]["QTY_NEXT_B"] == forecast.coverage(
         "QTY_NEXT_B", pred[:, 2], actual[:, 2], 300, 0.8, 7
     )
+
+
+def _coverage_one_split_at_a_time(pred, actual, group, level, seed, splits):
+    """:func:`forecast.coverage` as its doc states it: one permutation, one calibration and one
+    range per split, in a Python loop."""
+    n = len(pred)
+    size = int(max(1, min(group, n // 2)))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(splits):
+        order = rng.permutation(n)
+        test, rest = order[:size], order[size:]
+        t = forecast.calibrate("T", pred[rest], actual[rest]).total(pred[test], level)
+        hits += t.low <= actual[test].sum() <= t.high
+    return hits / splits
+
+
+def test_coverage_computed_in_blocks_is_the_split_by_split_loop(monkeypatch):
+    """Continuous and rounded forecasts, many of them equal (repeated band edges, edges at the
+    minimum), groups up to half the customers, blocks of one split or of many: the same share as
+    the loop."""
+    rng = np.random.default_rng(7)
+    compared = []
+    for case in range(48):
+        n = int(rng.integers(2, 1500))
+        pred, actual = shop(n, rng)
+        if case % 3 == 1:
+            pred[rng.random(n) < 0.6] = 0.0
+        if case % 2 == 1:  # a mass of equal forecasts above a few lower ones: some groups hold
+            # forecasts below every calibration customer's, where the lowest edge is their minimum
+            pred = np.where(rng.random(n) < 0.5, 2.0, pred + 2.0)
+            pred[rng.random(n) < 0.01] = 0.0
+        if case % 3 == 2:
+            pred, actual = np.round(pred / 10), np.round(actual)
+        group, level, splits = int(rng.integers(1, n + 1)), (0.5, 0.9, 0.99)[case % 3], 60
+        if case % 4 == 0:
+            monkeypatch.setattr(forecast, "COVERAGE_BLOCK", n)  # one split per block
+        else:
+            monkeypatch.setattr(forecast, "COVERAGE_BLOCK", 2_000_000)
+        got = forecast.coverage("T", pred, actual, group, level, case, splits)
+        want = _coverage_one_split_at_a_time(pred, actual, group, level, case, splits)
+        assert got.share == want, (case, n, group)
+        compared.append(want)
+    assert 0 < np.mean(compared) < 1 and len(set(compared)) > 10
+    with pytest.raises(ValueError, match="no calibration customers"):
+        forecast.coverage("T", np.ones(1), np.ones(1), 1, 0.9, 0)
