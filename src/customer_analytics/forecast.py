@@ -259,12 +259,13 @@ def _covered(pred: np.ndarray, actual: np.ndarray, size: int, k: int, z: float) 
         return b + np.arange(rows)[:, None] * bands  # one bincount for every row
 
     flat = band(rest).ravel()
-    err = (rest_actual - rest).ravel()
+    errors = rest_actual - rest
+    err = errors.ravel()
     count = np.bincount(flat, minlength=rows * bands).reshape(rows, bands)
     shift = np.bincount(flat, err, rows * bands).reshape(rows, bands) / np.maximum(count, 1)
     dev = err - shift.ravel()[flat]
     var = np.bincount(flat, dev * dev, rows * bands).reshape(rows, bands) / np.maximum(count - 1, 1)
-    var = np.where(count > 1, var, (rest_actual - rest).var(axis=1)[:, None])
+    var = np.where(count > 1, var, errors.var(axis=1)[:, None])
     test = band(pred[:, :size])
     expected = np.maximum(pred[:, :size] + shift.ravel()[test], 0.0).sum(axis=1)
     counts = np.bincount(test.ravel(), minlength=rows * bands).reshape(rows, bands)
