@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +11,8 @@ import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.ensemble._hist_gradient_boosting import binning
 
-from customer_analytics import hgb_binning
-from customer_analytics.btyd import BTYDBoosting, BTYDRegressor
+from customer_analytics import btyd, hgb_binning
+from customer_analytics import models as md
 
 checked = pytest.mark.skipif(
     sklearn.__version__ not in hgb_binning.CHECKED_VERSIONS,
@@ -81,7 +83,9 @@ def test_a_weighted_booster_learns_the_same_model(monkeypatch):
 
 
 @checked
-def test_the_hybrid_candidate_puts_it_in_place(monkeypatch):
+def test_the_candidates_put_it_in_place_and_the_hybrid_fits_with_it(monkeypatch):
+    """``models.candidates`` installs it (not :mod:`btyd`, whose classes travel to Snowflake by
+    value and import nothing of ours); the hybrid's weighted booster then bins with it."""
     monkeypatch.setattr(binning, "_find_binning_thresholds", hgb_binning.ORIGINAL)
     rng = np.random.default_rng(4)
     n = 600
@@ -94,12 +98,18 @@ def test_the_hybrid_candidate_puts_it_in_place(monkeypatch):
         }
     )
     y = np.column_stack([rng.exponential(20, n), rng.poisson(1, n)])
-    model = BTYDBoosting(
-        BTYDRegressor("BTYD_EXP_SPEND", "SPEND", ("QTY_A",)),
-        HistGradientBoostingRegressor(loss="poisson", max_iter=10, random_state=0),
-    ).fit(x, y)
-    assert model.booster_ is not None
+    hybrid = md.candidates(list(x.columns), ["SPEND_NEXT", "QTY_NEXT_A"], 0)["hybrid_boosting"]
     assert binning._find_binning_thresholds is hgb_binning.find_binning_thresholds
+    calls = []
+
+    def counted(col_data, max_bins, sample_weight=None):
+        calls.append(sample_weight is not None)
+        return hgb_binning.find_binning_thresholds(col_data, max_bins, sample_weight)
+
+    monkeypatch.setattr(binning, "_find_binning_thresholds", counted)
+    assert hybrid().fit(x, y).booster_ is not None
+    assert calls and all(calls)  # every column binned with the weights
+    assert "customer_analytics" not in Path(btyd.__file__).read_text().split('"""', 2)[2]
 
 
 def test_other_versions_keep_scikit_learns_binning(monkeypatch):

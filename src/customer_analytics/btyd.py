@@ -561,9 +561,6 @@ class BTYDBoosting(RegressorMixin, BaseEstimator):
         return np.maximum(np.asarray(self.base_.predict(X), dtype=float), self.floor_[None, :])
 
     def fit(self, X, y):  # noqa: N803
-        from customer_analytics import hgb_binning  # imports the booster's module: only here
-
-        hgb_binning.install()  # the weighted bins: one sort per feature, the same edges
         y = np.clip(np.asarray(y, dtype=float).reshape(len(X), -1), 0, None)
         self.base_ = clone(self.base).fit(X, y)
         self.floor_ = np.maximum(0.01 * y.mean(axis=0), 1e-9)

@@ -11,7 +11,9 @@ was most of the hybrid's 16.7 s.
 percentile), and gives the same numbers: the column arrives sorted, so both ways sort it
 identically and add the same weights in the same order. :func:`install` puts
 :func:`find_binning_thresholds` (scikit-learn 1.9.1's function with that one call) in place of
-scikit-learn's, on the versions it was checked against. scikit-learn has merged the same fix
+scikit-learn's, on the versions it was checked against; :func:`customer_analytics.models.candidates`
+calls it (not :mod:`customer_analytics.btyd`, whose classes travel to Snowflake by value and
+import nothing of ours). scikit-learn has merged the same fix
 upstream (scikit-learn/scikit-learn#34248, not released as of 1.9.1); on other versions nothing
 is replaced. ``tests/test_hgb_binning.py`` checks the edges against scikit-learn's own.
 """

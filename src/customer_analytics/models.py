@@ -67,6 +67,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from customer_analytics import features as ft
+from customer_analytics import hgb_binning
 
 # the baselines live in a self-contained module (shipped by value to the warehouse); names kept here
 from customer_analytics.baselines import SEGMENT_COLUMNS, LastPeriodBaseline, SegmentMeanBaseline  # noqa: F401
@@ -226,6 +227,7 @@ def candidates(
             categorical ones are one-hot encoded inside the pipeline.
     """
     ml = list(model_features if model_features is not None else features)
+    hgb_binning.install()  # the hybrid's weighted bins in one sort per feature, the same edges
     return {
         "zero": lambda: DummyRegressor(strategy="constant", constant=np.zeros(len(targets))),
         "last_period": lambda: LastPeriodBaseline(last_period_sources(targets)),
