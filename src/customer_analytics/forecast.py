@@ -160,6 +160,11 @@ class Total:
     level: float
 
 
+def band_count(customers: int) -> int:
+    """Bands :func:`calibrate` cuts ``customers`` calibration customers into (equal counts)."""
+    return int(np.clip(customers // PER_BAND, 2, BANDS))
+
+
 def calibrate(
     target: str, pred: np.ndarray, actual: np.ndarray, bands: int | None = None
 ) -> Calibration:
@@ -167,7 +172,7 @@ def calibrate(
     pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
     if not len(pred):
         raise ValueError(f"no calibration customers for {target}")
-    k = bands or int(np.clip(len(pred) // PER_BAND, 2, BANDS))
+    k = bands or band_count(len(pred))
     edges = (
         np.unique(np.quantile(pred, np.linspace(0, 1, k + 1)[1:-1]))
         if len(pred) > 1
@@ -229,7 +234,7 @@ def coverage(
         raise ValueError(f"no calibration customers for {target}")
     rng = np.random.default_rng(seed)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    k = int(np.clip((n - size) // PER_BAND, 2, BANDS))  # calibrate()'s bands, the same every split
+    k = band_count(n - size)  # calibrate()'s bands, the same every split
     per_block = max(1, COVERAGE_BLOCK // max(n, 1))
     hits = 0
     for start in range(0, splits, per_block):
