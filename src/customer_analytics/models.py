@@ -45,6 +45,7 @@ rows (``max_train_rows``, sampled in the warehouse, see
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -612,6 +613,82 @@ def _calibrate(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class FeaturePlan:
+    """The inputs :func:`compare` gives its candidates for a training frame (see
+    :func:`feature_plan`)."""
+
+    features: list[str]
+    targets: list[str]
+    model_features: list[str]
+    dropped: pd.DataFrame
+    ranges: pd.DataFrame
+
+    def factory(self, name: str, seed: int) -> Callable[[], BaseEstimator]:
+        """The unfitted candidate ``name`` as :func:`compare` builds it for these inputs."""
+        return candidates(self.features, self.targets, seed, self.model_features)[name]
+
+
+def feature_plan(
+    train: pd.DataFrame, holdout: pd.DataFrame, score_outside: dict[str, float] | None = None
+) -> FeaturePlan:
+    """The inputs of :func:`compare` on ``train``: model columns without the
+    :func:`dropped_features`, and the machine-learning models' inputs without the features
+    :func:`range_table` leaves out."""
+    all_feats, targets = ft.model_columns(list(train.columns))
+    dropped = dropped_features(train, all_feats, protected_columns(targets))
+    feats = [c for c in all_feats if c.lower() not in set(dropped.index)]
+    ranges = range_table(train, holdout, feats, score_outside, protected_columns(targets))
+    left_out = {f for f, a in ranges["action"].items() if a.startswith("left out")}
+    model_feats = [c for c in feats if c.lower() not in left_out]
+    return FeaturePlan(feats, targets, model_feats, dropped, ranges)
+
+
+def rows_fingerprint(frame: pd.DataFrame, columns: list[str]) -> int:
+    """A hash of ``frame``'s ``columns`` (values and index): tells whether two frames hold the
+    same training rows."""
+    hashed = pd.util.hash_pandas_object(frame[columns], index=True).to_numpy()
+    return int.from_bytes(hashlib.blake2b(hashed.tobytes(), digest_size=8).digest(), "big")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefit:
+    """Candidate ``name`` already fitted on every training row :func:`compare` will get (e.g. by
+    :func:`customer_analytics.topic_features.check`): ``compare`` uses ``model`` as the
+    candidate's held-out fit instead of fitting it again, when its inputs and rows are the same
+    (:meth:`matches`), and fits as usual otherwise."""
+
+    name: str
+    features: tuple[str, ...]
+    model_features: tuple[str, ...]
+    fingerprint: int
+    model: BaseEstimator
+    seconds: float
+
+    @classmethod
+    def fit(cls, plan: FeaturePlan, name: str, seed: int, train: pd.DataFrame) -> Prefit:
+        """Fit ``name`` on ``train`` exactly as :func:`compare`'s held-out fit does."""
+        started = time.perf_counter()
+        model = _fit_one(
+            plan.factory(name, seed), train[plan.features], train[plan.targets].astype(float)
+        )
+        return cls(
+            name,
+            tuple(plan.features),
+            tuple(plan.model_features),
+            rows_fingerprint(train, plan.features + plan.targets),
+            model,
+            time.perf_counter() - started,
+        )
+
+    def matches(self, plan: FeaturePlan, train: pd.DataFrame) -> bool:
+        return (
+            self.features == tuple(plan.features)
+            and self.model_features == tuple(plan.model_features)
+            and self.fingerprint == rows_fingerprint(train, plan.features + plan.targets)
+        )
+
+
 def compare(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -620,6 +697,7 @@ def compare(
     cv_folds: int,
     calibration_tolerance: float = CALIBRATION_TOLERANCE,
     score_outside: dict[str, float] | None = None,
+    prefit: Prefit | None = None,
 ) -> Comparison:
     """Cross-validate every candidate over the training cut-offs, then score it on the held-out
     window.
@@ -634,14 +712,16 @@ def compare(
             before it is recalibrated or refused (see the module doc).
         score_outside: share of scoring rows outside the training range per feature
             (:func:`range_table`).
+        prefit: a candidate already fitted on ``train`` with these inputs (:class:`Prefit`): its
+            held-out fit is not done again (the same model: fits are seeded).
     """
-    all_feats, targets = ft.model_columns(list(train.columns))
-    dropped = dropped_features(train, all_feats, protected_columns(targets))
-    feats = [c for c in all_feats if c.lower() not in set(dropped.index)]
-    ranges = range_table(train, holdout, feats, score_outside, protected_columns(targets))
-    left_out = {f for f, a in ranges["action"].items() if a.startswith("left out")}
-    model_feats = [c for c in feats if c.lower() not in left_out]
+    plan = feature_plan(train, holdout, score_outside)
+    feats, targets, model_feats = plan.features, plan.targets, plan.model_features
+    dropped, ranges = plan.dropped, plan.ranges
     factories = candidates(feats, targets, seed, model_feats)
+    reuse = prefit if prefit is not None and prefit.matches(plan, train) else None
+    if prefit is not None and reuse is None:
+        log.info("%s: fitted again (the fit given was made on other rows or inputs)", prefit.name)
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"Unknown model candidate(s) {unknown}; known: {list(factories)}.")
@@ -691,12 +771,16 @@ def compare(
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         for name in (n for n in names if n not in skipped):
             started = time.perf_counter()
-            fit_rows = [train[train["CUTOFF"] < c] for c in folds] + [train]
-            *fold_models, model = fit_many(
+            given = reuse if reuse is not None and reuse.name == name else None
+            fit_rows = [train[train["CUTOFF"] < c] for c in folds] + ([] if given else [train])
+            fits = fit_many(
                 factories[name],
                 [(r[feats], r[targets].astype(float)) for r in fit_rows],
                 workers=FIT_WORKERS if len(train) >= PARALLEL_FIT_ROWS else 1,
             )
+            *fold_models, model = [*fits, given.model] if given else fits
+            if given:  # its fit's time counts as the candidate's own
+                started -= given.seconds
             fold_pred = [
                 predict(m, train[train["CUTOFF"] == c], feats)
                 for m, c in zip(fold_models, folds, strict=True)

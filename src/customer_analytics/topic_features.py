@@ -27,6 +27,9 @@ class FeatureCheck:
     with_topics: float
     without_topics: float
     columns: list[str]
+    #: the candidate fitted on the rows the comparison gets (with the shares if kept, else
+    #: without): ``models.compare(..., prefit=check.prefit)`` does not fit it again
+    prefit: md.Prefit | None = None
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` without the topic-share columns unless they are kept."""
@@ -49,10 +52,15 @@ def check(
     seed: int,
     metric: str,
     candidate: str = "random_forest",
+    score_outside: dict[str, float] | None = None,
 ) -> FeatureCheck:
     """Fit ``candidate`` with and without the ``TOPIC_SHARE_*`` columns on ``train`` and compare
-    their
-    spend ``metric`` on ``holdout``; the shares are kept only if they improve it.
+    their spend ``metric`` on ``holdout``; the shares are kept only if they improve it.
+
+    Each fit gets the inputs :func:`models.compare` would give it on that frame
+    (:func:`models.feature_plan`, with ``score_outside`` as compare gets it), so the fit on the
+    frame the comparison goes on with is compare's own held-out fit: pass ``check.prefit`` to
+    ``models.compare`` and it is not fitted a third time.
 
     Call it in 04 right after loading the rows, then use ``check.apply(train)`` and
     ``check.apply(holdout)`` for the comparison (see the module doc).
@@ -60,14 +68,13 @@ def check(
     cols = [c for c in train.columns if c.startswith(SHARE_PREFIX)]
     if not cols:
         return FeatureCheck(False, candidate, metric, float("nan"), float("nan"), [])
-    values = {}
+    values, fits = {}, {}
     for name, frame in (("with", train), ("without", train.drop(columns=cols))):
-        feats, targets = md.usable_features(frame)
-        model = md.candidates(feats, targets, seed)[candidate]().fit(
-            frame[feats], frame[targets].astype(float)
-        )
+        plan = md.feature_plan(frame, holdout, score_outside)
+        fits[name] = md.Prefit.fit(plan, candidate, seed, frame)
         values[name] = md.metrics(
-            holdout[targets].to_numpy(dtype=float), md.predict(model, holdout, feats)
+            holdout[plan.targets].to_numpy(dtype=float),
+            md.predict(fits[name].model, holdout, plan.features),
         )[metric]
     keep = md.is_better(values["with"], values["without"], metric)
     log.info(
@@ -77,4 +84,12 @@ def check(
         values["with"],
         values["without"],
     )
-    return FeatureCheck(keep, candidate, metric, values["with"], values["without"], cols)
+    return FeatureCheck(
+        keep,
+        candidate,
+        metric,
+        values["with"],
+        values["without"],
+        cols,
+        fits["with" if keep else "without"],
+    )

@@ -259,12 +259,14 @@ def describe_result(request_body: bytes, gzipped: bool, response_body: bytes) ->
     import pyarrow.compute as pc
 
     data = (json.loads(response_body) or {}).get("data") or {}
-    body = gzip.decompress(request_body) if gzipped else request_body
-    sql = str(json.loads(body).get("sqlText", ""))  # in full and unchanged: sqlcheck parses it
+    body = json.loads(gzip.decompress(request_body) if gzipped else request_body)
+    sql = str(body.get("sqlText", ""))  # in full and unchanged: sqlcheck parses it
+    # a describe-only request (Snowpark asking for a result's columns) is marked as one
+    extra = {"describe": True} if body.get("describeOnly") else {}
     if data.get("queryResultFormat") != "arrow" or not data.get("rowsetBase64"):
-        return {"rows": 0, "columns": [], "sql": sql}
+        return {"rows": 0, "columns": [], "sql": sql, **extra}
     table = pa.ipc.open_stream(base64.b64decode(data["rowsetBase64"])).read_all()
-    record = {"rows": table.num_rows, "columns": table.column_names, "sql": sql}
+    record = {"rows": table.num_rows, "columns": table.column_names, "sql": sql, **extra}
     if KEY in table.column_names and table.num_rows:
         grain = [c for c in GRAIN if c in table.column_names]
         counts = table.select(grain).group_by(grain).aggregate([([], "count_all")])
