@@ -485,19 +485,24 @@ def guard_local_session(session: Session, warehouse_dir: Path, server: dict) -> 
 
 
 # --------------------------------------------------------------------------- tables
-def replace_table(df: DataFrame, name: str) -> str:
+def replace_table(df: DataFrame, name: str, temporary: bool = False) -> str:
     """Atomically replace table ``name`` with the result of ``df``; return the table name.
 
     One ``CREATE OR REPLACE TABLE … AS SELECT`` statement: if it fails, the old table is left as
     it was (true on Snowflake and on DuckDB). Snowpark's ``save_as_table`` is not used because
-    fakesnow mis-translates the column-list form it emits.
+    fakesnow mis-translates the column-list form it emits. ``temporary``: a TEMPORARY table, which
+    lives as long as the session (working tables; on the embedded warehouse it is kept in memory,
+    spilled to the warehouse's ``tmp`` folder, not written to the database file).
     """
     name = check_identifier(name)
     queries = df.queries
     if len(queries["queries"]) != 1 or queries["post_actions"]:
-        df.write.save_as_table(name, mode="overwrite")  # multi-statement plans (rare)
+        df.write.save_as_table(
+            name, mode="overwrite", table_type="temporary" if temporary else ""
+        )  # multi-statement plans (rare)
     else:
-        df.session.sql(f"CREATE OR REPLACE TABLE {name} AS {queries['queries'][0]}").collect()
+        kind = "TEMPORARY TABLE" if temporary else "TABLE"
+        df.session.sql(f"CREATE OR REPLACE {kind} {name} AS {queries['queries'][0]}").collect()
     return name
 
 

@@ -292,7 +292,7 @@ def text_fields(
 
 def materialise(df: DataFrame, name: str) -> DataFrame:
     """Write ``df`` to table ``name`` and return the table (keeps the next plans small)."""
-    return df.session.table(wh.replace_table(df, name))
+    return df.session.table(wh.replace_table(df, name, temporary=True))
 
 
 def occurs(df: DataFrame, names: list[str]) -> dict[str, bool]:
