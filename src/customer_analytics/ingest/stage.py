@@ -237,9 +237,7 @@ def stage_customers(
             Reason.DUPLICATE_CUSTOMER,
         )
     ]
-    return wh.replace_table(
-        ck.cross_checks(t, columns, rules), STAGE["customers"], temporary=True
-    )
+    return wh.replace_table(ck.cross_checks(t, columns, rules), STAGE["customers"], temporary=True)
 
 
 # --------------------------------------------------------------------------- orders
