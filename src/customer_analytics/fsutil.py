@@ -5,6 +5,7 @@ Standard library only (imported while Ploomber loads the pipeline and by the war
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -176,8 +177,12 @@ def hold_lock(path: Path, *, shared: bool = False, timeout: float = 0.0) -> None
     For processes that cannot hold a ``with`` block open, e.g. a notebook kernel.
     """
     cm = file_lock(path, shared=shared, timeout=timeout)
-    cm.__enter__()  # never exited: the OS releases the lock with the process
+    cm.__enter__()  # the OS releases the lock with the process, however it ends
     _KEPT.append(cm)
+    # on a normal exit, leave the ``with`` block while the module still exists: left to the
+    # interpreter's shutdown, the generator is closed after this module's globals are gone and
+    # prints "Exception ignored in: <generator object file_lock ...>" to stderr
+    atexit.register(cm.__exit__, None, None, None)
 
 
 _KEPT: list[contextlib.AbstractContextManager[None]] = []
