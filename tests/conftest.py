@@ -137,13 +137,14 @@ def copy_raw(raw_dir: Path, dest: Path) -> Path:
 CUTOFF = dt.date(2026, 6, 1)
 
 
-#: What a scratch copy of the project leaves out: environments, data, generated files.
+#: What a scratch copy of the project leaves out: environments, data, generated files. Byte code
+#: (``__pycache__``) is copied: the copy keeps the sources' times, so it stays valid, and the
+#: scratch project's kernels do not compile the library again (see Makefile, PYC).
 SCRATCH_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",
     "data",
     "reports",
-    "__pycache__",
     "*.egg-info",
     ".pytest_cache",
     ".ruff_cache",
