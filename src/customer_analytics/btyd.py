@@ -284,9 +284,32 @@ class Fit:
         return tuple(self.params.values())
 
 
+#: largest projected gradient (of the mean negative log-likelihood per customer, by the
+#: log-parameters) at which a fit that L-BFGS-B stopped without its convergence test counts as
+#: converged: a flat ridge (e.g. ``a, b`` in the thousands at a fixed ratio), where the
+#: log-likelihood of all customers moves by less than 1e-5 x customers per unit of log-parameter
+FLAT_GRADIENT = 1e-5
+
+
+def _projected_gradient(x: np.ndarray, grad: np.ndarray, bounds) -> float:
+    """Largest gradient component that could still move ``x`` inside ``bounds`` (a component
+    pushing a parameter beyond the bound it sits on does not count)."""
+    lo, hi = (np.array(b, dtype=float) for b in zip(*bounds, strict=True))
+    g = np.asarray(grad, dtype=float)
+    g = np.where((x <= lo + 1e-9) & (g > 0), 0.0, g)
+    g = np.where((x >= hi - 1e-9) & (g < 0), 0.0, g)
+    return float(np.max(np.abs(g))) if g.size else 0.0
+
+
 def _minimise(nll, start: np.ndarray, nll_grad=None) -> optimize.OptimizeResult:
     """Minimise ``nll`` over log-parameters; ``nll_grad`` (value and gradient at once), when given,
-    is what L-BFGS-B evaluates (else it estimates the gradient by finite differences)."""
+    is what L-BFGS-B evaluates (else it estimates the gradient by finite differences).
+
+    When L-BFGS-B stops without meeting its own tests (usually a line search on a flat ridge, or
+    at a bound), the fit counts as converged if its projected gradient is at most
+    :data:`FLAT_GRADIENT`; otherwise Nelder-Mead polishes it (a rough surface, tiny data). On the
+    bench's 9,536 orders the polish had taken 1.4-2.1 s to move the log-likelihood by nothing.
+    """
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     res = optimize.minimize(
         nll if nll_grad is None else nll_grad,
@@ -296,17 +319,22 @@ def _minimise(nll, start: np.ndarray, nll_grad=None) -> optimize.OptimizeResult:
         bounds=bounds,
         options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
     )
-    if not res.success:  # a rough surface (tiny data): polish with a derivative-free method
-        res2 = optimize.minimize(
-            nll,
-            res.x,
-            method="Nelder-Mead",
-            bounds=bounds,
-            options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-11},
-        )
-        if res2.fun <= res.fun:
-            res2.success = bool(res2.success)
-            return res2
+    if res.success:
+        return res
+    if nll_grad is not None and _projected_gradient(res.x, res.jac, bounds) <= FLAT_GRADIENT:
+        res.success = True
+        return res
+    # a rough surface (tiny data): polish with a derivative-free method
+    res2 = optimize.minimize(
+        nll,
+        res.x,
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-11},
+    )
+    if res2.fun <= res.fun:
+        res2.success = bool(res2.success)
+        return res2
     return res
 
 
