@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import Pipeline
@@ -242,6 +243,35 @@ def test_permutation_importance_in_batches_is_the_one_shuffle_at_a_time_computat
             assert row["importance"] == pytest.approx(direct[f][0], rel=1e-9, abs=1e-9), f
             assert row["std"] == pytest.approx(direct[f][1], rel=1e-9, abs=1e-9), f
     assert imp["importance"].max() > 0
+
+
+class _DtypeStrict(RegressorMixin, BaseEstimator):
+    """Predicts the spend from column A, and refuses columns whose dtype changed since fit."""
+
+    def fit(self, X, y):  # noqa: N803 - scikit-learn convention
+        self.dtypes_ = X.dtypes
+        return self
+
+    def predict(self, X):  # noqa: N803
+        assert (X.dtypes == self.dtypes_).all(), dict(X.dtypes)
+        return X["A"].astype("float64").fillna(0.0).to_numpy()[:, None]
+
+
+def test_permutation_importance_gives_the_model_each_column_in_its_own_dtype():
+    """As scikit-learn's permutation_importance: a shuffled column keeps its dtype (a nullable
+    integer or a categorical is not handed over as a NumPy object array)."""
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "A": pd.array([1, None, 3, 4] * (n // 4), dtype="Int64"),
+            "B": pd.Categorical(["x", "y"] * (n // 2)),
+            ft.LABEL_SPEND: np.tile([1.0, 0.0, 3.0, 4.0], n // 4),
+        }
+    )
+    model = _DtypeStrict().fit(frame[["A", "B"]], frame[ft.LABEL_SPEND])
+    imp = md.importance(model, frame, ["A", "B"], seed=3, top=2)
+    assert imp.index[0] == "a" and imp.loc["a", "importance"] > 0
+    assert imp.loc["b", "importance"] == 0
 
 
 def test_single_product_and_unknown_channel_still_compare(labelled, params):

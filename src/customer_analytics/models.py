@@ -1115,7 +1115,8 @@ def importance(
     for start in range(0, len(shuffles), per_call):
         part = shuffles[start : start + per_call]
         stacked = pd.concat(
-            [X.assign(**{f: X[f].to_numpy()[order]}) for f, order in part], ignore_index=True
+            [X.assign(**{f: X[f].take(order).set_axis(X.index)}) for f, order in part],
+            ignore_index=True,
         )
         spend = predict(model, stacked, features)[:, 0].reshape(len(part), n)
         increase[start : start + len(part)] = [rmse(row) - baseline for row in spend]
