@@ -221,16 +221,13 @@ def expected_purchases(family: str, params, t: float, x, t_x, T) -> np.ndarray:
     c = a + bb + x - 1.0
     z = t / (alpha + T + t)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        tail = np.exp((a - 1.0) * np.log1p(-z)) * special.hyp2f1(a + bb - 1.0 - r, a - 1.0, c, z)
+        tail = np.asarray(
+            np.exp((a - 1.0) * np.log1p(-z)) * special.hyp2f1(a + bb - 1.0 - r, a - 1.0, c, z)
+        )
         bad = ~np.isfinite(tail)
-        if bad.any():
-            rx, zb = (r + x) * np.ones_like(tail), z * np.ones_like(tail)
-            cb = c * np.ones_like(tail)
-            tail = np.where(
-                bad,
-                np.exp(rx * np.log1p(-zb)) * special.hyp2f1(rx, bb + x, cb, zb),
-                tail,
-            )
+        if bad.any():  # the direct form, for those customers only
+            rx, bx, cb, zb = (np.broadcast_to(v, tail.shape)[bad] for v in (r + x, bb + x, c, z))
+            tail[bad] = np.exp(rx * np.log1p(-zb)) * special.hyp2f1(rx, bx, cb, zb)
         alive = c / (a - 1.0) * (1.0 - tail)
     out = alive * probability_alive(family, (r, alpha, a, b), x, t_x, T)
     return np.where(np.isfinite(out), np.maximum(out, 0.0), np.nan)
