@@ -178,11 +178,8 @@ def hold_lock(path: Path, *, shared: bool = False, timeout: float = 0.0) -> None
     """
     cm = file_lock(path, shared=shared, timeout=timeout)
     cm.__enter__()  # the OS releases the lock with the process, however it ends
-    _KEPT.append(cm)
-    # on a normal exit, leave the ``with`` block while the module still exists: left to the
-    # interpreter's shutdown, the generator is closed after this module's globals are gone and
-    # prints "Exception ignored in: <generator object file_lock ...>" to stderr
+    # atexit keeps ``cm`` alive until then and, on a normal exit, leaves the ``with`` block while
+    # the module still exists: left to the interpreter's shutdown, the generator is closed after
+    # this module's globals are gone and prints "Exception ignored in: <generator object
+    # file_lock ...>" to stderr
     atexit.register(cm.__exit__, None, None, None)
-
-
-_KEPT: list[contextlib.AbstractContextManager[None]] = []
