@@ -15,7 +15,8 @@ sums and searches, so the same numbers bit for bit. :func:`install` puts it (sci
 :func:`customer_analytics.models.candidates` calls it (not :mod:`customer_analytics.btyd`, whose
 classes travel to Snowflake by value and import nothing of ours). scikit-learn has merged the
 one-call fix upstream (scikit-learn/scikit-learn#34248, not released as of 1.9.1); on other
-versions nothing is replaced. ``tests/test_hgb_binning.py`` checks the edges against scikit-learn's own.
+versions nothing is replaced. ``tests/test_hgb_binning.py`` checks the edges and the percentiles
+against scikit-learn's own.
 """
 
 from __future__ import annotations
