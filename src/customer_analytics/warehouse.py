@@ -172,7 +172,7 @@ def _tuned(session: Session) -> Session:
     level = snowpark_log.level
     snowpark_log.setLevel(logging.ERROR)
     try:
-        session.reduce_describe_query_enabled = True
+        session.reduce_describe_query_enabled = True  # type: ignore[misc]  # decorated setter
     finally:
         snowpark_log.setLevel(level)
     return session
