@@ -168,7 +168,7 @@ def _tuned(session: Session) -> Session:
     """
     session.telemetry_enabled = False
     # its setter logs "experimental since 1.24.0" once per process: documented, default off
-    snowpark_log = logging.getLogger("snowflake.snowpark._internal.utils")
+    snowpark_log = logging.getLogger("snowflake.snowpark")  # snowpark._internal.utils._logger
     level = snowpark_log.level
     snowpark_log.setLevel(logging.ERROR)
     try:
