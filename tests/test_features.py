@@ -87,6 +87,36 @@ def test_without_a_sentiment_model_there_are_no_sentiment_columns(session, produ
     assert ft.model_columns(got.columns)[0] == ft.feature_columns(products, sentiment=False)
 
 
+def test_locally_inferred_schema_is_the_one_the_warehouse_describes(
+    session, products, text_model, params
+):
+    """Sessions infer a DataFrame's columns from its plan (``warehouse._tuned``) instead of asking
+    the warehouse; for the feature query (joins, windows, casts, conditionals) the inferred columns
+    and types are the ones a describe query returns."""
+    assert session.reduce_describe_query_enabled
+
+    def schema(reduce: bool) -> tuple[list[tuple[str, str]], int]:
+        session.reduce_describe_query_enabled = reduce
+        try:
+            with session.query_history(include_describe=True) as history:
+                df = ft.features_for(
+                    session,
+                    [CUTOFF, dt.date(2025, 9, 7)],
+                    params.horizon_days,
+                    products,
+                    sentiment=True,
+                    roles={CUTOFF: "train", dt.date(2025, 9, 7): "score"},
+                )
+                fields = [(f.name, repr(f.datatype)) for f in df.schema.fields]
+            return fields, sum(q.is_describe for q in history.queries)
+        finally:
+            session.reduce_describe_query_enabled = True
+
+    (inferred, asked_inferring), (described, asked) = schema(True), schema(False)
+    assert len(described) > 40 and inferred == described
+    assert asked_inferring < asked  # fewer round trips: what the setting is for
+
+
 def test_labels_are_not_all_zero_and_features_use_the_past_only(session, products, params):
     df = ft.features_at(session, CUTOFF, params.horizon_days, products).to_pandas()
     assert (df[ft.LABEL_SPEND] > 0).mean() > 0.1

@@ -10,6 +10,7 @@ import pytest
 import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.ensemble._hist_gradient_boosting import binning
+from sklearn.utils.stats import _weighted_percentile
 
 from customer_analytics import btyd, hgb_binning
 from customer_analytics import models as md
@@ -62,6 +63,27 @@ def test_edges_are_scikit_learns_own(seed):
     np.testing.assert_array_equal(
         hgb_binning.find_binning_thresholds(x, 255), hgb_binning.ORIGINAL(x, 255)
     )
+
+
+@checked
+@pytest.mark.parametrize("seed", [0, 1])
+def test_all_percentiles_at_once_are_scikit_learns_weighted_percentiles(seed):
+    """The vectorised ``_weighted_percentile(..., average=True)``: every column of
+    :func:`_columns` plus ties under integer weights and zero weights right after a percentile
+    (its search for the next weighted value), at 0 and 100 and between, bit for bit."""
+    rng = np.random.default_rng(seed)
+    cases = [(x, w) for _, x, w in _columns(seed)]
+    for _ in range(40):
+        n = int(rng.integers(1, 300))
+        x = rng.integers(0, int(rng.integers(1, 20)), size=n).astype(float)
+        cases.append((x, rng.integers(0, 3, size=n).astype(float)))
+    cases = [(x, w) for x, w in cases if w.sum() > 0]
+    for x, w in cases:
+        ranks = np.concatenate([[0.0, 100.0], np.linspace(0, 100, int(rng.integers(3, 300)))])
+        theirs = np.asarray(_weighted_percentile(x.copy(), w.copy(), ranks, average=True))
+        ours = hgb_binning.weighted_percentiles(x.copy(), w.copy(), ranks)
+        np.testing.assert_array_equal(ours, theirs)
+    assert len(cases) > 60
 
 
 @checked

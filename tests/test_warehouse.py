@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -149,3 +150,17 @@ def test_another_process_is_served_while_a_long_query_runs(fresh_warehouse):
     assert still_running, "the other process was only served after the long query ended"
     assert long_result and long_result[0]["N"] > 0
     s.close()
+
+
+def test_sessions_infer_schemas_locally_and_say_nothing_about_it(session, caplog):
+    """``reduce_describe_query_enabled`` is on; its setter's "experimental" warning (once per
+    process, on the ``snowflake.snowpark`` logger) stays out of logs and notebook reports."""
+    from snowflake.snowpark._internal import utils as snowpark_utils
+
+    session.reduce_describe_query_enabled = False
+    snowpark_utils.warning_dict.pop("reduce_describe_query_enabled", None)  # as in a new process
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        wh._tuned(session)
+    assert session.reduce_describe_query_enabled
+    assert not [r for r in caplog.records if "experimental" in r.getMessage()]

@@ -258,6 +258,10 @@ def json_get(v: Column, path: str) -> Column:
     return v
 
 
+#: the column of a line's parsed JSON inside :func:`text_fields` (not in its output)
+PARSED = "_PARSED"
+
+
 def parsed_record(record: Column) -> Column:
     """The record parsed as JSON, only where the reader found it valid (PARSE_JSON never sees bad
     text)."""
@@ -265,15 +269,23 @@ def parsed_record(record: Column) -> Column:
 
 
 def text_fields(
-    raw: DataFrame, plan: SourcePlan, names: list[str], raw_columns: list[str]
+    raw: DataFrame,
+    plan: SourcePlan,
+    names: list[str],
+    raw_columns: list[str],
+    keep_parsed: bool = False,
 ) -> DataFrame:
     """Raw rows with one trimmed text column ``S_<FIELD>`` per contract field (NULL when absent or
-    empty)."""
+    empty); JSON lines with ``keep_parsed`` also keep the parsed line (column :data:`PARSED`)."""
     cols = [F.col(c) for c in RAW_COLUMNS]
     if plan.fmt == "jsonl":
-        v = parsed_record(F.col("RECORD"))
-        return raw.select(
+        # each line parsed once (PARSED), not once per field and use: the warehouse's plan keeps
+        # the parsed value as a column for the next projection to read
+        parsed = raw.select(*cols, parsed_record(F.col("RECORD")).alias(PARSED))
+        v = F.col(PARSED)
+        return parsed.select(
             *cols,
+            *([v] if keep_parsed else []),
             *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names],
             *[json_kind(json_get(v, plan.wanted[n])).alias(kind_col(n)) for n in names],
         )

@@ -268,9 +268,10 @@ def _order_rows(
         return ck.text_fields(raw, plan, record_fields + ITEM_FIELDS, raw_columns).select(
             "*", F.lit(None).cast("int").alias("ITEM_NO"), F.lit(1).alias("_N_ITEMS")
         )
-    items = ck.json_get(ck.parsed_record(F.col("RECORD")), plan.wanted["items"])
-    lines = ck.text_fields(raw, plan, record_fields, raw_columns).select(
-        "*", F.array_size(items).alias("_N_ITEMS")
+    items = ck.json_get(F.col(ck.PARSED), plan.wanted["items"])
+    fields = ck.text_fields(raw, plan, record_fields, raw_columns, keep_parsed=True)
+    lines = fields.select(
+        *[c for c in fields.columns if c != ck.PARSED], F.array_size(items).alias("_N_ITEMS")
     )
     order_cols = [ck.text_col(f) for f in record_fields if f != "items"]
     order_kinds = [ck.kind_col(f) for f in record_fields if f != "items"]
@@ -286,8 +287,9 @@ def _order_rows(
         *order_cols,
         *order_kinds,
     )
-    elements = session.table(ITEMS)
-    item = F.parse_json(F.col("ITEM"))
+    # each item parsed once, not once per field and use (see ck.text_fields)
+    elements = session.table(ITEMS).select("*", F.parse_json(F.col("ITEM")).alias(ck.PARSED))
+    item = F.col(ck.PARSED)
     on = (F.col("_F") == F.col("SOURCE_FILE")) & (F.col("_L") == F.col("LINE_NO"))
     flat = heads.join(elements, on).select(
         F.col("_F").alias("SOURCE_FILE"),
