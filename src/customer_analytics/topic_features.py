@@ -76,13 +76,16 @@ def check(
     ``check.apply(holdout)`` for the comparison (see the module doc).
     """
     cols = [c for c in train.columns if c.startswith(SHARE_PREFIX)]
+    without = train.drop(columns=cols)
+    plans = {"without": md.feature_plan(without, holdout, score_outside)}
     if candidate is None:
-        candidate = choose_candidate(train.drop(columns=cols), holdout, models)
+        candidate = choose_candidate(without, plans["without"], models)
     if not cols:
         return FeatureCheck(False, candidate, metric, float("nan"), float("nan"), [])
+    plans["with"] = md.feature_plan(train, holdout, score_outside)
     values, fits = {}, {}
-    for name, frame in (("with", train), ("without", train.drop(columns=cols))):
-        plan = md.feature_plan(frame, holdout, score_outside)
+    for name, frame in (("with", train), ("without", without)):
+        plan = plans[name]
         fits[name] = md.Prefit.fit(plan, candidate, seed, frame)
         values[name] = md.metrics(
             holdout[plan.targets].to_numpy(dtype=float),
@@ -108,13 +111,13 @@ def check(
 
 
 def choose_candidate(
-    train: pd.DataFrame, holdout: pd.DataFrame, models: tuple[str, ...] | None = None
+    train: pd.DataFrame, plan: md.FeaturePlan, models: tuple[str, ...] | None = None
 ) -> str:
     """The first of :data:`CANDIDATES` among ``models`` (``None``: any) that can run on
-    ``train``; the last one if none can."""
+    ``train`` with the inputs of ``plan`` (:func:`models.feature_plan` of ``train``); the last
+    one if none can."""
     wanted = tuple(c for c in CANDIDATES if models is None or c in models)
     if not wanted:
         return CANDIDATES[-1]
-    plan = md.feature_plan(train, holdout)
     left_out = md.unavailable(wanted, train, plan.features, plan.targets)
     return next((c for c in wanted if c not in left_out), CANDIDATES[-1])
