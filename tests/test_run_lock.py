@@ -143,18 +143,29 @@ def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(
 
     Both notebooks get a long cell right after their parameters, so that the interrupt reaches them
     in a cell however fast the machine is (on a fast one, 02 used to finish before 03 had begun).
+    03's long cell ignores SIGINT, as a cell stuck in native code does: its kernel is killed after
+    the executor's grace, and the cell must still be saved as failed, with the reason (CI once saw
+    such a cell saved as "completed": Papermill's cell loop marks so every cell that did not end
+    with the kernel's own error).
     """
     import nbformat
     import psutil
 
     folder = config.load(project).reports_dir / "2026-11-01"
     originals = {}
-    for name in ("02_eda", "03_features"):
+    deaf = project / "deaf.marker"  # 03's cell ignores SIGINT from now on
+    deaf.unlink(missing_ok=True)
+    long = {
+        "02_eda": "import time; time.sleep(600)  # long",
+        "03_features": "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        f"open({str(deaf)!r}, 'w').close(); time.sleep(600)  # long, deaf to Ctrl-C",
+    }
+    for name, code in long.items():
         path = project / "notebooks" / f"{name}.ipynb"
         originals[path] = path.read_bytes()
         nb = nbformat.read(path, as_version=4)
         at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-        nb.cells.insert(at + 1, nbformat.v4.new_code_cell("import time; time.sleep(600)  # long"))
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(code))
         nbformat.write(nb, path)
 
     def in_long_cell(name: str) -> bool:  # this build's notebook is in the long cell (Papermill
@@ -172,7 +183,7 @@ def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(
         started = time.time()
         build = start(project, "build", "--force", tool="ploomber")
         wait_for(
-            lambda: in_long_cell("02_eda") and in_long_cell("03_features"),
+            lambda: in_long_cell("02_eda") and in_long_cell("03_features") and deaf.is_file(),
             what="02 and 03 working together",
         )
         kernels = kernels_of(build.pid)
@@ -195,6 +206,8 @@ def test_ctrl_c_stops_the_notebooks_being_built_at_once_and_frees_the_warehouse(
         stopped = next(i for i, c in enumerate(cells) if "time.sleep(600)" in "".join(c["source"]))
         assert status[stopped] == "failed", (name, status)
         assert set(status[stopped + 1 :]) == {"pending"}, (name, status)
+        errors = [o["ename"] for o in cells[stopped]["outputs"] if o["output_type"] == "error"]
+        assert errors == ["KeyboardInterrupt" if name == "02_eda" else "DeadKernelError"], name
         html = folder / f"{name}.html"
         assert not html.is_file() or html.stat().st_mtime < started, name
     wait_for(

@@ -363,6 +363,9 @@ def score_notebooks(
     """
     import papermill as pm
 
+    from customer_analytics import nbengine
+
+    nbengine.install()
     heads = reports.read_headlines(folder)
     executed: list[str] = []
     for step in steps:

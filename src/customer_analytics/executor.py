@@ -11,7 +11,8 @@ While it builds it holds the warehouse's run lock (:func:`pipeline.acquire_run`)
 :class:`kernels.KernelService` starts each notebook's kernel ahead of time with its imports done
 and shuts finished kernels down in the background; the build returns only once every kernel
 has exited. Task statuses, task hooks (the HTML export), the DAG hooks and the collected error
-message are Ploomber's own, as with ``Serial``.
+message are Ploomber's own, as with ``Serial``; notebooks are executed with
+:class:`nbengine.Engine` (a cell whose kernel was killed is saved as failed).
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class ConcurrentExecutor(Executor):
         messages: list[str] = []
         reports: list = []
         started: set[str] = set()
+        if todo:  # a cell whose kernel stops under it is saved as failed, not completed
+            from customer_analytics import nbengine
+
+            nbengine.install()
         service = self._service(todo)
         try:
             with warnings.catch_warnings(record=True) as caught:
