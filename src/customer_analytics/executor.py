@@ -163,8 +163,9 @@ def _interrupt(running: dict) -> None:
     """Ctrl-C: the notebooks being built stop in their current cell, as they would under ``Serial``.
 
     Their kernels get SIGINT (the cell raises ``KeyboardInterrupt``; Papermill saves the partial
-    notebook; a kernel that ignored it gets it again, see :func:`kernels.signal_running`); a kernel
-    still busy after :data:`INTERRUPT_GRACE_S`, or a second Ctrl-C, gets SIGKILL.
+    notebook; a kernel between two cells gets it in its next, see :func:`kernels.signal_running`);
+    a kernel still busy after :data:`INTERRUPT_GRACE_S`, or a second Ctrl-C, gets SIGKILL (its cell
+    is saved as failed, :mod:`customer_analytics.nbengine`).
     The caller re-raises ``KeyboardInterrupt`` once the threads have ended.
     """
     log.warning("interrupted: stopping the %d notebook(s) being built", len(running))
@@ -172,10 +173,10 @@ def _interrupt(running: dict) -> None:
     deadline = time.monotonic() + INTERRUPT_GRACE_S
     try:
         while left and time.monotonic() < deadline:
-            # a kernel that started meanwhile gets it too; one between two cells (it ignores
-            # SIGINT) gets it again after kernels.RESEND_S
+            # a kernel that started meanwhile gets it too; one between two cells (it would ignore
+            # SIGINT) gets it in its next cell, see kernels.signal_running
             kernels.signal_running(signal.SIGINT)
-            _, left = cf.wait(left, timeout=1.0)
+            _, left = cf.wait(left, timeout=0.25)
     except KeyboardInterrupt:  # pressed again: no more waiting
         pass
     if left:

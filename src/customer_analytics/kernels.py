@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from jupyter_client import AsyncKernelManager
@@ -221,24 +222,43 @@ _running_lock = threading.Lock()
 _stopping = threading.Event()
 
 
-#: Seconds before a kernel that got SIGINT and still runs its notebook gets it again (one between
-#: two cells ignores it; one still writing its traceback must not get a second one at once).
+#: Seconds before a kernel that got SIGINT and still runs its notebook gets it again, where
+#: :func:`catches_sigint` cannot tell whether it is in a cell (no ``/proc``).
 RESEND_S = 5.0
+
+
+def catches_sigint(pid: int) -> bool | None:
+    """Whether process ``pid`` has a handler for SIGINT; ``None`` where ``/proc`` does not tell.
+
+    An ipykernel kernel catches SIGINT only while it handles a request (runs a cell: the cell
+    raises ``KeyboardInterrupt``) and ignores it between requests.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    return None
 
 
 def signal_running(signum: int = signal.SIGINT) -> int:
     """Send ``signum`` to the kernel of every notebook this process is executing; return how many.
 
     SIGINT is what a kernel's interrupt sends: the running cell raises ``KeyboardInterrupt``, the
-    notebook stops there as failed (its partial notebook saved). Used when the build is interrupted;
-    called repeatedly, a kernel gets SIGINT again only :data:`RESEND_S` after the last one.
+    notebook stops there as failed (its partial notebook saved). Used when the build is interrupted,
+    called repeatedly: a kernel gets SIGINT when it is in a cell, once per cell (the cell index
+    comes from :class:`nbengine.Client`). One between two cells would ignore it: it gets it in its
+    next cell. One that got it and is still in the cell (writing its traceback) does not get a
+    second one: landing in ipykernel's own code after the cell, it would be swallowed there with the
+    cell's reply, and the notebook would wait for a reply that never comes. Without ``/proc``, a
+    kernel gets SIGINT again :data:`RESEND_S` after the last.
     """
     now = time.monotonic()
     with _running_lock:
         _stopping.set()  # a notebook about to start its kernel does not start it
-        managers = [m for m in _running if signum != signal.SIGINT or now - m.signalled >= RESEND_S]
-        for m in managers:
-            m.signalled = now
+        managers = [m for m in _running if signum != signal.SIGINT or m.interruptible(now)]
     return sum(m.send_now(signum) for m in managers)
 
 
@@ -263,6 +283,8 @@ class PooledKernelManager(AsyncKernelManager):
     _warm: _Warm | None = None
     _service: KernelService | None = None
     signalled: float = float("-inf")  # when signal_running last sent SIGINT
+    cell: int = -1  # the cell nbclient executes (nbengine.Client tells)
+    interrupted: int | None = None  # the cell signal_running sent SIGINT in
 
     async def start_kernel(self, **kw: Any) -> None:
         if _stopping.is_set():
@@ -284,10 +306,28 @@ class PooledKernelManager(AsyncKernelManager):
             await self.shutdown_kernel(now=True)
             raise RuntimeError("the build was interrupted: this notebook was not started")
 
+    def _provisioner(self) -> Any:
+        return (self._warm.km if self._warm is not None else self).provisioner
+
+    def cell_started(self, index: int) -> None:
+        """nbclient starts executing cell ``index`` of the notebook (:class:`nbengine.Client`)."""
+        self.cell = index
+
+    def interruptible(self, now: float) -> bool:
+        """Whether :func:`signal_running` sends SIGINT to this kernel now (it records the send)."""
+        process = getattr(self._provisioner(), "process", None)
+        in_cell = catches_sigint(process.pid) if process is not None else None
+        if in_cell is None:
+            send = now - self.signalled >= RESEND_S
+        else:  # between two cells SIGINT would be lost; in one, once per cell
+            send = in_cell and self.interrupted != self.cell
+        if send:
+            self.signalled, self.interrupted = now, self.cell
+        return send
+
     def send_now(self, signum: int) -> bool:
         """Send ``signum`` to this notebook's kernel (its process group) from any thread."""
-        km = self._warm.km if self._warm is not None else self
-        prov = km.provisioner
+        prov = self._provisioner()
         process = getattr(prov, "process", None)
         if process is None:
             return False

@@ -41,9 +41,13 @@ def stopped_output(error: BaseException) -> nbformat.NotebookNode:
 
 class Client(PapermillNotebookClient):
     """Papermill's notebook client; a cell ended by anything but the kernel's own error reply is
-    marked failed, with :func:`stopped_output`."""
+    marked failed, with :func:`stopped_output`. It tells a
+    :class:`~customer_analytics.kernels.PooledKernelManager` which cell runs (an interrupted
+    build sends SIGINT once per cell)."""
 
     def execute_cell(self, cell: Any, cell_index: int, *args: Any, **kwargs: Any) -> Any:
+        if started := getattr(self.km, "cell_started", None):  # kernels.PooledKernelManager
+            started(cell_index)
         try:
             return super().execute_cell(cell, cell_index, *args, **kwargs)
         except CellExecutionError:  # the kernel answered: Papermill records it
