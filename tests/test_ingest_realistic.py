@@ -84,6 +84,7 @@ def test_every_case_ingests_through_settings_alone_and_balances(shop, case):
         ("gift_invoices", "us", "detected"),
         ("eu_shop", "", "declared"),
         ("epoch_events", "epoch_s", "detected"),
+        ("shop_export", "iso", "detected"),
     ],
 )
 def test_each_date_layout_is_detected_or_declared_and_said(shop, case, layout, how):
@@ -228,6 +229,23 @@ def test_eu_dates_of_orders_and_customers(shop):
     assert counts["customers"].layouts[0]["how"] == "declared"
 
 
+def test_a_shop_export_with_order_fields_on_first_rows_only_is_read_whole(shop):
+    p, s, counts = shop["shop_export"]
+    raw = pd.read_csv(p.data_dir / "orders_export.csv", dtype=str, keep_default_na=False)
+    below = int((raw["Email"] == "").sum())  # rows under an order's first
+    o = counts["orders"]
+    assert below > 0 and o.filled == {"Created at": below, "Email": below}
+    assert (o.accepted, o.rejected, o.excluded) == (len(raw), 0, 0)
+    got = s.table("CLEAN_ORDER_LINES").select("ORDER_ID", "CUSTOMER_ID", "TS").to_pandas()
+    first = raw[raw["Email"] != ""].set_index("Name")
+    want_ts = pd.to_datetime(first["Created at"].str.slice(0, 19))
+    assert (got["CUSTOMER_ID"] == got["ORDER_ID"].map(first["Email"])).all()
+    assert (got["TS"] == got["ORDER_ID"].map(want_ts)).all()
+    countries = s.table("CLEAN_CUSTOMERS").select("CUSTOMER_ID", "COUNTRY").to_pandas()
+    home = first.groupby("Email")["Billing Country"].agg(lambda x: x.mode().min())
+    assert dict(zip(countries["CUSTOMER_ID"], countries["COUNTRY"], strict=True)) == home.to_dict()
+
+
 def test_epoch_seconds(shop):
     p, s, _ = shop["epoch_events"]
     lines = [pd.read_json(p.data_dir / "events.jsonl", lines=True)]
@@ -290,3 +308,10 @@ def test_a_customer_holding_an_implausible_share_is_named_as_a_likely_placeholde
 def test_ids_are_masked_unless_they_look_like_placeholders():
     assert ingest.shown_id("(blank)") == "(blank)" and ingest.shown_id("0000") == "0000"
     assert ingest.shown_id("17850") == "1***0" and ingest.shown_id("C000123") == "C*****3"
+    # placeholders that read as such, shown as they are (to be added to guest_ids)
+    for placeholder in ("Cash Customer", "WALKIN", "Walk-in 2", "POS 2", "-", "xxxx"):
+        assert ingest.shown_id(placeholder) == placeholder
+    # e-mail addresses and names used as ids are personal data: masked, digits or not
+    for person in ("anna@example.com", "guest@example.com", "Anna Schmidt", "Positano"):
+        shown = ingest.shown_id(person)
+        assert shown != person and shown[1:-1] == "*" * (len(person) - 2)

@@ -101,5 +101,10 @@ def test_the_reports_say_what_the_settings_did(case_run):
         assert "return" in html and "guest" in html
     if case == "cd_log":  # no customers file: customers derived from the orders
         assert "derived" in html or "from the orders" in html
+    if case == "shop_export":  # order fields on first rows only; e-mail addresses as ids
+        assert "order fields given once per order" in html
+        for f in sorted(params.reports_dir.rglob("*")):
+            if f.is_file():
+                assert "@example.com" not in f.read_text(errors="replace"), f.name
     runs = reports.collect_runs(params.reports_dir)
     assert [(r.run_date, r.status) for r in runs] == [(str(params.run_date), "succeeded")]

@@ -126,8 +126,8 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 #: What each named layout accepts, for messages and the contract page.
 LAYOUT_TEXT = {
-    "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, and the basic "
-    "form 20260301, 20260301T143000",
+    "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, "
+    "2026-03-01 14:30:00 -0500, and the basic form 20260301, 20260301T143000",
     "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05",
     "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
@@ -855,7 +855,8 @@ def render_markdown() -> str:
         "- **Dates and timestamps**: see *Date layouts* below; by default ISO 8601 — `2026-03-01`, "
         "`2026-03-01 14:30`, `2026-03-01T14:30:00.250`, `20260301`, `20260301T143000`; a time-zone "
         "suffix "
-        "(`Z`, `+02:00`) is accepted and dropped (times are taken as the shop's local time). "
+        "(`Z`, `UTC`, `+02:00`, `+0200`, also after a space: `2026-03-01 14:30:00 -0500`) is "
+        "accepted and dropped (times are taken as the shop's local time). "
         f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
         "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, "
         "currency signs "
@@ -942,9 +943,10 @@ def render_markdown() -> str:
         "more than "
         f"{SUSPECT_SHARE:.0%} of the orders or of the spend (and 25 times an average customer's "
         "share) is named "
-        "in the `01_ingest` report as a likely placeholder — verbatim when the id has no digit or "
-        "repeats one "
-        "character (`(blank)`, `0000`), masked otherwise — so it can be added to `guest_ids`.",
+        "in the `01_ingest` report as a likely placeholder — verbatim when the id reads as one "
+        "(one character repeated, or only words like `blank`, `guest`, `cash`, `walk-in` and "
+        "digits: `(blank)`, `0000`, `Cash customer`), masked otherwise (names and e-mail "
+        "addresses used as ids are personal data) — so it can be added to `guest_ids`.",
         "",
         "## Customer attributes on order lines",
         "",
@@ -957,6 +959,17 @@ def render_markdown() -> str:
         "and `channel` fill `COUNTRY` (upper-cased) and `CHANNEL` (lower-cased); any other name "
         "becomes a "
         "column of its own. With a customers file, the file's values are used.",
+        "",
+        "## Order fields given once per order",
+        "",
+        "Exports with one row per line item (Shopify's, WooCommerce's) often write the order's "
+        "date and customer on its first row only. In a CSV with an order id, an order line whose "
+        "date or customer id is empty takes it from the nearest line above with the same order id "
+        "(else the first below that has it). The `01_ingest` summary counts the lines filled per "
+        "column. An order that has the value on no line keeps it empty (a missing date is "
+        "rejected; a missing customer is a guest order); lines of one order that disagree are "
+        f"rejected as `{Reason.DUPLICATE_ORDER}`. JSON lines carry these fields once per order "
+        "already.",
         "",
         "## Product types",
         "",

@@ -28,10 +28,6 @@ from customer_analytics.ingest.common import (
 )
 
 _NUMBER = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
-_DATE_CORE = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]+)?)?)?"
-)
-_DATETIME = _DATE_CORE + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
 Check = tuple[Column, str, str, str | None]

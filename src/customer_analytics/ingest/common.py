@@ -16,6 +16,8 @@ NEW = "__NEW"
 #: tables).
 STEM = {"customers": "CUSTOMERS", "orders": "ORDER_LINES", "reviews": "REVIEWS", "calls": "REVIEWS"}
 #: STAGE_ table of each source (calls are staged apart, then published with the reviews).
+#: Suffix of the order lines whose order fields were filled from their order's other lines.
+FILLED = "_FILLED"
 STAGE = {
     "customers": "STAGE_CUSTOMERS",
     "orders": "STAGE_ORDER_LINES",
@@ -147,6 +149,9 @@ class SourceCounts:
     layouts: list[dict] = field(
         default_factory=list
     )  # per date field: the layout used and how it was chosen
+    filled: dict[str, int] = field(
+        default_factory=dict
+    )  # orders: lines that took an order field from another line of their order, per column
 
     @property
     def reject_share(self) -> float:
@@ -175,6 +180,9 @@ class SourcePlan:
     )  # orders: returns, return_order_prefix, guest_ids
     root: Path | None = None  # the data folder a file must lie in (None: a table or stage file)
     skipped: dict[str, int] = field(default_factory=dict)  # calls: entries not read, per reason
+    filled: dict[str, int] = field(
+        default_factory=dict
+    )  # orders: lines that took an order field from another line of their order, per column
 
     @property
     def present(self) -> bool:

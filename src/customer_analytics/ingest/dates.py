@@ -23,7 +23,11 @@ from customer_analytics.ingest.common import IngestError, SourcePlan
 _DATE_CORE = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]+)?)?)?"
 )
-_DATETIME = _DATE_CORE + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+#: A time-zone suffix, after the time or a space: ``Z``, ``UTC``/``GMT``, ``+02:00``, ``+0200``,
+#: ``+02`` (Shopify's and Ruby's ``2024-03-07 13:09:00 -0500``). It is dropped: times are the
+#: shop's local ones.
+_ZONE = r"( ?(Z|UTC|GMT|[+-][0-9]{2}(:?[0-9]{2})?))?"
+_DATETIME = _DATE_CORE + _ZONE
 _EPOCH = dt.datetime(1970, 1, 1)
 #: Epoch seconds of the first and last accepted instants: numbers outside are not dates.
 _EPOCH_RANGE = (

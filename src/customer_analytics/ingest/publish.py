@@ -22,6 +22,7 @@ from customer_analytics.ingest import product_types
 from customer_analytics.ingest.common import (
     CLEAN_COLUMNS,
     CLEAN_TYPES,
+    FILLED,
     NEW,
     RAW,
     RAW_COLUMNS,
@@ -95,6 +96,7 @@ EXCLUDED_COLUMNS = [
 def staged_names() -> list[str]:
     """Every working table of a run (dropped before and after it)."""
     names = [f"{s}{x}" for s in STAGE.values() for x in ("", "_F", "_C")]
+    names.append(STAGE["orders"] + FILLED)
     return names + [t + NEW for t in PUBLISHED] + ["RAW_ORDER_ITEMS" + NEW]
 
 

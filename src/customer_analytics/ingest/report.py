@@ -5,6 +5,7 @@ Aggregates only: values of personal fields (ids, names, e-mails, free text) are 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -261,14 +262,55 @@ def guest_monthly(session: Session) -> pd.DataFrame:
 
 
 def shown_id(customer_id: str) -> str:
-    """A customer id as a report may show it: verbatim when it looks like a placeholder (no digit,
-    or one
-    character repeated, e.g. ``(blank)``, ``0000``); otherwise masked (``1***0``): ids are personal
-    data."""
+    """A customer id as a report may show it: verbatim only when it looks like a placeholder, not a
+    person (:func:`looks_like_placeholder`: ``(blank)``, ``0000``, ``Cash customer``, ``WALKIN``);
+    otherwise masked (``1***0``, ``a**************m``): ids are personal data, and real exports use
+    e-mail addresses and names as ids."""
     text = str(customer_id)
-    if not any(ch.isdigit() for ch in text) or len(set(text)) == 1:
+    if looks_like_placeholder(text):
         return text
     return text[0] + "*" * max(1, len(text) - 2) + text[-1] if len(text) > 2 else "*" * len(text)
+
+
+#: Words (lower-case, whole) that make an id a placeholder rather than a person's: the default
+#: guest ids' words and what shops' tills and exports use for "no customer".
+PLACEHOLDER_WORDS = frozenset(
+    {w for g in contract.DEFAULT_GUEST_IDS for w in re.findall(r"[a-z]+", g)}
+    | {
+        "anon",
+        "cash",
+        "customer",
+        "default",
+        "dummy",
+        "empty",
+        "in",
+        "kunde",
+        "laufkunde",
+        "missing",
+        "nobody",
+        "placeholder",
+        "pos",
+        "store",
+        "test",
+        "unassigned",
+        "undefined",
+        "unspecified",
+        "walk",
+        "walkin",
+    }
+)
+
+
+def looks_like_placeholder(text: str) -> bool:
+    """Whether a customer id reads as a placeholder: one character repeated (``0000``), no letter
+    or digit (``-``), or only placeholder words and digits (``(blank)``, ``Cash customer``,
+    ``POS 2``). Never an e-mail address; a name or any other word is not one."""
+    if "@" in text:
+        return False
+    if len(set(text)) == 1 or not any(ch.isalnum() for ch in text):
+        return True
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    return bool(words) and all(w in PLACEHOLDER_WORDS for w in words)
 
 
 #: A likely placeholder holds more than this many times an average customer's share (and >

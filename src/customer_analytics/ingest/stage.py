@@ -29,6 +29,7 @@ from customer_analytics.contract import CUSTOMERS, ORDERS, REVIEWS, Excluded, Re
 from customer_analytics.ingest import checks as ck
 from customer_analytics.ingest import dates
 from customer_analytics.ingest.common import (
+    FILLED,
     NEW,
     RAW,
     RAW_COLUMNS,
@@ -330,6 +331,60 @@ def _order_rows(
     return flat.union_all(bare)
 
 
+#: Order fields an export may write on one line of an order only (Shopify's and WooCommerce's
+#: "one row per line item": the date and the e-mail on the order's first row, blank below it).
+ORDER_LEVEL = ("ts", "customer_id")
+
+
+def _fill_order_fields(f: DataFrame, plan: SourcePlan, present: dict[str, bool]) -> DataFrame:
+    """CSV order lines with an order id: an empty order field (:data:`ORDER_LEVEL`) takes the value
+    of the nearest line above with the same order id (else the first below). Lines whose order has
+    the field nowhere keep it empty (rejected as missing, or a guest order); lines that disagree are
+    left to the duplicate-order check. ``plan.filled`` counts the lines filled per field (as the
+    file names it); without any gap (one aggregate query) ``f`` is returned as it is."""
+    cols = [x for x in ORDER_LEVEL if present.get(x)]
+    if plan.fmt == "jsonl" or not present.get("order_id") or not cols:
+        return f
+    oid = F.col("S_ORDER_ID")
+
+    def gaps(df: DataFrame) -> dict[str, int]:
+        empty = [oid.is_not_null() & F.col(ck.text_col(x)).is_null() for x in cols]
+        row = df.select(*[F.sum(F.iff(e, 1, 0)).alias(f"G{i}") for i, e in enumerate(empty)])
+        got = row.collect()[0]
+        return {x: int(got[f"G{i}"] or 0) for i, x in enumerate(cols)}
+
+    before = gaps(f)
+    if not any(before.values()):
+        return f
+    line = ["SOURCE_FILE", "LINE_NO"]
+    above = (
+        Window.partition_by(oid)
+        .order_by(*line)
+        .rows_between(Window.UNBOUNDED_PRECEDING, Window.CURRENT_ROW)
+    )
+    whole = (
+        Window.partition_by(oid)
+        .order_by(*line)
+        .rows_between(Window.UNBOUNDED_PRECEDING, Window.UNBOUNDED_FOLLOWING)
+    )
+    filled = {}
+    for x in cols:
+        c = F.col(ck.text_col(x))
+        value = F.coalesce(
+            c,
+            F.last_value(c, ignore_nulls=True).over(above),
+            F.first_value(c, ignore_nulls=True).over(whole),
+        )
+        filled[ck.text_col(x)] = F.iff(oid.is_null(), c, value)
+    out = ck.materialise(
+        f.select(*[filled.get(c, F.col(c)).alias(c) for c in f.columns]),
+        STAGE["orders"] + FILLED,
+    )
+    left = gaps(out)
+    plan.filled = {plan.column(x): before[x] - left[x] for x in cols if before[x] > left[x]}
+    return out
+
+
 def _items_checks(plan: SourcePlan) -> list[ck.Check]:
     name = plan.column("items")
     return [
@@ -409,6 +464,7 @@ def stage_orders(
         ORDER_FIELDS + ITEM_FIELDS + _attributes(plan),
         ["order_id", "customer_id", "ts", "items", *_attributes(plan)],
     )
+    f = _fill_order_fields(f, plan, present)
     used = ck.used_fields(ORDERS, present)
     typed = ck.typed(f, used, dates.resolve(f, plan))
     typed = typed.select("*", _is_return(plan, present).alias("IS_RETURN"))
@@ -628,6 +684,7 @@ def account(
         excluded_reasons={k: v for k, v in by_reason.items() if k in contract.EXCLUSIONS},
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
         skipped=dict(plan.skipped),
+        filled=dict(plan.filled),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

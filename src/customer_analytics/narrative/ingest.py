@@ -36,6 +36,16 @@ def skipped_text(c: Any) -> str:
     return f"{total:,} entries of {c.file}/ were not read ({parts})."
 
 
+def filled_text(c: Any) -> str:
+    """Order lines that took an order field from another line of their order (exports that write
+    the date or customer once per order)."""
+    parts = " and ".join(f"'{col}' ({n:,} {c.unit})" for col, n in c.filled.items())
+    return (
+        f"Order fields given once per order in {c.file}: {parts} taken from another line of the "
+        "same order."
+    )
+
+
 def summary(counts: Any, session: Any = None, params: Params | None = None) -> str:
     """The 01 summary: whether the ingest stopped, accepted / rejected / excluded per source, what
     was missing, the date layouts detected and, given the session of a run that succeeded, the date
@@ -73,6 +83,9 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     skipped = [c for c in counts if c.skipped]
     if skipped:
         text += " Not read: " + " ".join(skipped_text(c) for c in skipped)
+    filled = [c for c in counts if getattr(c, "filled", None)]
+    if filled:
+        text += " " + " ".join(filled_text(c) for c in filled)
     excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
     if excluded:
         text += (
