@@ -439,10 +439,11 @@ CASES = {
         r"export\.csv: required column 'quantity'.*Columns in the file: 'order_id'.*"
         r"columns: \{orders: \{quantity: <your column>\}\}",
     ),
-    "semicolon separated": (
-        lambda d: _csv_without(d / "export.csv", d, "-", ";"),
+    "semicolon separated, a column absent": (  # read with ';': the columns are listed one by one
+        lambda d: _csv_without(d / "export.csv", d, "quantity", ";"),
         {"orders_file": "export.csv"},
-        r"required column 'customer_id'.*not comma-separated",
+        r"export\.csv: required column 'quantity'.*Columns in the file: 'order_id', "
+        r"'customer_id'.*columns: \{orders: \{quantity: <your column>\}\}",
     ),
     "header only": (
         lambda d: (d / "export.csv").write_text("customer_id,ts,quantity,amount\n"),

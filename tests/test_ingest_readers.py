@@ -2,6 +2,7 @@
 never raising."""
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -67,6 +68,46 @@ def test_csv_with_bom_crlf_quoted_newlines_and_trailing_commas(tmp_path):
     # the line break inside the quoted field is kept exactly as in the file (CRLF; issue 15.17)
     assert rows[2]["BIRTH_YEAR"] == "" and rows[0]["RECORD"] == 'C1,"Anna\r\nMaria",2026-01-02,1980'
     assert stats.columns == CUSTOMER_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("customer_id,signup_date,birth_year", ","),
+        ("customer_id;signup_date;birth_year", ";"),  # spreadsheets where ',' is the decimal mark
+        ("customer_id\tsignup_date\tbirth_year", "\t"),
+        ("customer_id|signup_date|birth_year", "|"),
+        ('customer_id;"Betrag, brutto";signup_date', ";"),  # a comma inside a column name
+        ("customer_id,note;x,signup_date", ","),  # more wanted names split by ','
+        ("something else entirely", ","),  # nothing tells them apart: the comma
+    ],
+)
+def test_the_field_separator_is_the_one_that_finds_the_columns(tmp_path, header, expected):
+    src = tmp_path / "in.csv"
+    src.write_text(header + "\n" + header.replace("customer_id", "C1") + "\n")
+    assert readers.detect_delimiter(src, CUSTOMER_COLUMNS.values()) == expected
+
+
+def test_a_semicolon_file_stages_the_fields_of_its_comma_twin(tmp_path):
+    rows = [
+        ["customer_id", "signup_date", "birth_year", "note"],
+        ["C1", "2026-01-02", "1980", 'says "hi; there"'],
+        ["C2", "2026-01-03", "", "two\nlines, and a comma"],
+    ]
+
+    def staged_as(delimiter: str):
+        src = tmp_path / f"in{ord(delimiter)}.csv"
+        with src.open("w", newline="") as f:
+            csv.writer(f, delimiter=delimiter).writerows(rows)
+        out = tmp_path / f"out{ord(delimiter)}.parquet"
+        d = readers.detect_delimiter(src, CUSTOMER_COLUMNS.values())
+        stats = readers.read_csv(src, out, "in.csv", CUSTOMER_COLUMNS, delimiter=d)
+        return d, stats, [{k: v for k, v in r.items() if k != "RECORD"} for r in staged(out)]
+
+    comma, semi, tab = staged_as(","), staged_as(";"), staged_as("\t")
+    assert (comma[0], semi[0], tab[0]) == (",", ";", "\t")
+    assert comma[1].read_errors == semi[1].read_errors == tab[1].read_errors == {}
+    assert comma[2] == semi[2] == tab[2] and [r["CUSTOMER_ID"] for r in semi[2]] == ["C1", "C2"]
 
 
 def test_csv_header_is_matched_case_insensitively_and_mapped(tmp_path):

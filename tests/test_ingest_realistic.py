@@ -5,6 +5,7 @@ statements."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 
 import numpy as np
@@ -244,6 +245,38 @@ def test_a_shop_export_with_order_fields_on_first_rows_only_is_read_whole(shop):
     countries = s.table("CLEAN_CUSTOMERS").select("CUSTOMER_ID", "COUNTRY").to_pandas()
     home = first.groupby("Email")["Billing Country"].agg(lambda x: x.mode().min())
     assert dict(zip(countries["CUSTOMER_ID"], countries["COUNTRY"], strict=True)) == home.to_dict()
+
+
+def test_a_semicolon_separated_export_is_read_like_its_comma_twin(shop, tmp_path):
+    """Spreadsheets where the comma is the decimal mark write ';' between fields."""
+    p, s, counts = shop["eu_shop"]
+    data = tmp_path / "semicolons"
+    data.mkdir()
+    for f in p.data_dir.glob("*.csv"):
+        with f.open(encoding="utf-8", newline="") as src:
+            rows = list(csv.reader(src))
+        with (data / f.name).open("w", encoding="utf-8", newline="") as out:
+            csv.writer(out, delimiter=";").writerows(rows)
+    twin = settings_params("eu_shop", data, tmp_path / "wh")
+    s2 = wh.connect(twin)
+    try:
+        got = {c.source: c for c in ingest.run(s2, twin)}
+        for source in ("orders", "customers"):
+            assert (got[source].read, got[source].accepted, got[source].rejected) == (
+                counts[source].read,
+                counts[source].accepted,
+                counts[source].rejected,
+            )
+        for table in ("CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS"):
+            want, have = s.table(table).to_pandas(), s2.table(table).to_pandas()
+            key = list(want.columns)
+            pd.testing.assert_frame_equal(
+                have[key].sort_values(key, ignore_index=True),
+                want.sort_values(key, ignore_index=True),
+            )
+    finally:
+        s2.close()
+        wh.stop_local_server(twin.warehouse_dir)
 
 
 def test_epoch_seconds(shop):

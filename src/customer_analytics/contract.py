@@ -828,7 +828,11 @@ def render_markdown() -> str:
         "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
         "a "
         "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
-        '- **CSV**: comma-separated, first line = header, fields quoted with `"` when needed (RFC '
+        "- **CSV**: fields separated by commas — or by `;`, tabs or `|`: the separator is the one "
+        "under which the header names the mapped columns (then the one giving the most fields; a "
+        "comma on a tie), so spreadsheets' semicolon exports are read as they are (their numbers "
+        "still need a decimal point, see *Numbers*); "
+        'first line = header, fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
         "case-insensitively, ignoring surrounding spaces; a column the run reads that the header "

@@ -27,7 +27,7 @@ import os
 import re
 import stat
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -826,7 +826,7 @@ def _read_jsonl_lines(
 
 # --------------------------------------------------------------------------- CSV
 def csv_records(
-    lines: Iterator[tuple[int, bytes, bool]], header: bool = True
+    lines: Iterator[tuple[int, bytes, bool]], header: bool = True, delimiter: str = ","
 ) -> Iterator[tuple[int, str, str | None]]:
     """Group physical lines into CSV records: ``(first_line_no, text, reason)``.
 
@@ -857,7 +857,7 @@ def csv_records(
         quotes = text.count('"')
         if quotes % 2 == 0:
             if header and n_fields is None:
-                n_fields = len(split_record(text) or [])
+                n_fields = len(split_record(text, delimiter) or [])
             yield no, text, None
             continue
         parts, taken, size = [text], [], len(raw)
@@ -876,11 +876,12 @@ def csv_records(
         joined = "".join(parts)
         lines_of = parts[2:-1:2]  # the lines between the first and the last
         fits = n_fields is None or (
-            _fits(joined, n_fields) and not any(_is_record(x, n_fields) for x in lines_of)
+            _fits(joined, n_fields, delimiter)
+            and not any(_is_record(x, n_fields, delimiter) for x in lines_of)
         )
         if quotes % 2 == 0 and fits:
             if header and n_fields is None:
-                n_fields = len(split_record(joined) or [])
+                n_fields = len(split_record(joined, delimiter) or [])
             yield no, joined, None
         else:
             pending.extendleft(reversed(taken))
@@ -894,15 +895,15 @@ def _split_eol(raw: bytes) -> tuple[str, str]:
     return raw.decode("utf-8", "surrogateescape"), "\n"
 
 
-def _is_record(line: str, n_fields: int) -> bool:
+def _is_record(line: str, n_fields: int, delimiter: str = ",") -> bool:
     """Whether one line is, on its own, a complete record of ``n_fields`` fields (then it is not
     inside a field)."""
-    return line.count('"') % 2 == 0 and _fits(line, n_fields)
+    return line.count('"') % 2 == 0 and _fits(line, n_fields, delimiter)
 
 
-def _fits(text: str, n_fields: int) -> bool:
+def _fits(text: str, n_fields: int, delimiter: str = ",") -> bool:
     """Whether a multi-line record splits into ``n_fields`` fields (extra empty ones tolerated)."""
-    fields = split_record(text)
+    fields = split_record(text, delimiter)
     return (
         fields is not None
         and len(fields) >= n_fields
@@ -917,25 +918,48 @@ def _as_record(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def split_record(text: str) -> list[str] | None:
+def split_record(text: str, delimiter: str = ",") -> list[str] | None:
     """The fields of one complete CSV record (``None`` if the csv module cannot split it)."""
     try:
-        return next(csv.reader([text]), [])
+        return next(csv.reader([text], delimiter=delimiter), [])
     except csv.Error:
         return None
 
 
-def read_head(path: Path, n: int = 2, root: Path | None = None) -> list[list[str] | None]:
+def read_head(
+    path: Path, n: int = 2, root: Path | None = None, delimiter: str = ","
+) -> list[list[str] | None]:
     """The first ``n`` records of a CSV file, split into fields (``None`` for one that cannot be
     read: too long, an unclosed quote, a syntax error); fewer when the file is shorter."""
     out: list[list[str] | None] = []
     with open_input(path, root) as f:
         lines = physical_lines(f, _Counted(), keep_cr=True)
-        for _, text, reason in csv_records(lines, header=False):
-            out.append(None if reason else split_record(text))
+        for _, text, reason in csv_records(lines, header=False, delimiter=delimiter):
+            out.append(None if reason else split_record(text, delimiter))
             if len(out) >= n:
                 break
     return out
+
+
+#: Field separators a CSV export may use: the comma (also on ties), then what spreadsheets write
+#: where the comma is the decimal mark (``;``), tab-separated text, and the pipe.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(path: Path, wanted: Iterable[str], root: Path | None = None) -> str:
+    """The field separator of a CSV file (:data:`DELIMITERS`): the one under which its first line
+    names the most of the ``wanted`` columns (compared with :func:`normalise`), then splits into the
+    most fields; the comma when nothing tells them apart."""
+    with open_input(path, root) as f:
+        first = next(csv_records(physical_lines(f, _Counted(), keep_cr=True), header=False), None)
+    text = first[1] if first and not first[2] else ""
+    names = {normalise(w) for w in wanted}
+
+    def score(d: str) -> tuple[int, int, bool]:
+        fields = split_record(text, d) or []
+        return sum(normalise(f) in names for f in fields), len(fields), d == ","
+
+    return max(DELIMITERS, key=score)
 
 
 def read_header(path: Path, root: Path | None = None) -> list[str] | None:
@@ -967,7 +991,12 @@ def _field_problem(
 
 
 def read_csv(
-    path: Path, staged: Path, source_file: str, wanted: dict[str, str], root: Path | None = None
+    path: Path,
+    staged: Path,
+    source_file: str,
+    wanted: dict[str, str],
+    root: Path | None = None,
+    delimiter: str = ",",
 ) -> FileStats:
     """Stage a CSV file: one row per record after the header, plus one string column per contract
     field.
@@ -980,13 +1009,14 @@ def read_csv(
             Fields whose column is absent get no staged column; ``FileStats.columns`` lists the
             ones found (field -> header name as written in the file); a name given twice: the first.
         root: the data folder; a file resolving outside it is refused (:class:`UnsafeInput`).
+        delimiter: the field separator (:func:`detect_delimiter`).
     """
     stats, digest = FileStats(path, "csv", staged), _Counted()
     with open_input(path, root) as f:
         before = _signature(f)
-        records = csv_records(physical_lines(f, digest, keep_cr=True))
+        records = csv_records(physical_lines(f, digest, keep_cr=True), delimiter=delimiter)
         head = next(records, None)
-        header = (split_record(head[1]) if head and not head[2] else None) or []
+        header = (split_record(head[1], delimiter) if head and not head[2] else None) or []
         index = {normalise(h): i for i, h in reversed(list(enumerate(header)))}
         found = {
             fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index
@@ -995,7 +1025,7 @@ def read_csv(
         columns = BASE_COLUMNS + tuple(fld.upper() for fld in found)
         with _Writer(staged, columns) as out:
             for no, text, reason in records:
-                fields = split_record(text) if reason is None else None
+                fields = split_record(text, delimiter) if reason is None else None
                 column = "line" if reason else None
                 if reason is None and fields is None:
                     reason, column = Reason.CSV_SYNTAX, "line"

@@ -183,6 +183,7 @@ class SourcePlan:
     filled: dict[str, int] = field(
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
+    delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
 
     @property
     def present(self) -> bool:

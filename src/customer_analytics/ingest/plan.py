@@ -34,6 +34,7 @@ def load_raw_file(
     items: tuple[str, str] | None = None,
     root: Path | None = None,
     transcriber=None,
+    delimiter: str = ",",
 ) -> readers.FileStats:
     """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
     parsed away.
@@ -52,6 +53,7 @@ def load_raw_file(
             into that table, one row each (``readers.ITEM_COLUMNS``).
         root: the data folder: a file (or transcript) that resolves outside it is never read.
         transcriber: calls only: an :class:`audio.Transcriber` for the folder's recordings.
+        delimiter: CSV only: the field separator (``SourcePlan.delimiter``).
 
     Returns:
         The reader's statistics; ``records`` equals the rows loaded (checked).
@@ -65,7 +67,9 @@ def load_raw_file(
     staged = staging_dir / f"{table}_{uuid.uuid4().hex}.parquet"
     staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
     try:
-        stats = _read(path, staged, name, fmt, columns, items, staged_items, root, transcriber)
+        stats = _read(
+            path, staged, name, fmt, columns, items, staged_items, root, transcriber, delimiter
+        )
         if items:
             wh.load_staged(session, stats.item_parts or [staged_items], check_identifier(items[1]))
         loaded = wh.load_staged(session, stats.parts or [staged], table)
@@ -90,6 +94,7 @@ def _read(
     staged_items: Path,
     root: Path | None,
     transcriber=None,
+    delimiter: str = ",",
 ) -> readers.FileStats:
     """Stage one source with its reader; refuse what must not be read, and a file that changed."""
     try:
@@ -98,7 +103,9 @@ def _read(
                 path, staged, name, (items[0], staged_items) if items else None, root=root
             )
         elif fmt == "csv":
-            stats = readers.read_csv(path, staged, name, columns or {}, root=root)
+            stats = readers.read_csv(
+                path, staged, name, columns or {}, root=root, delimiter=delimiter
+            )
         elif fmt == "calls":
             stats = readers.read_calls(path, staged, name, root=root, transcriber=transcriber)
         else:
@@ -211,7 +218,8 @@ def _known_names(plan: SourcePlan) -> set[str]:
 
 def _check_csv_header(plan: SourcePlan) -> None:
     src, path = plan.source, plan.local_path
-    head = readers.read_head(path, 2, plan.root)
+    plan.delimiter = readers.detect_delimiter(path, plan.wanted.values(), plan.root)
+    head = readers.read_head(path, 2, plan.root, plan.delimiter)
     header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
         raise IngestError(
@@ -276,8 +284,8 @@ def _header_advice(header: list[str], shown: bool) -> str:
     hint = ""
     if len(header) == 1 and any(d in header[0] for d in ";\t|"):
         hint = (
-            " The header is a single column containing ';', tab or '|': the file is probably "
-            "not comma-separated; export it with commas."
+            " The header is a single column containing ';', tab or '|' although those separate "
+            "fields too: check that the export separates every field the same way."
         )
     return columns_text(header, shown) + hint
 
@@ -304,7 +312,8 @@ def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
 
 def _has_data(plan: SourcePlan) -> bool:
     with readers.open_input(plan.local_path, plan.root) as f:
-        records = readers.csv_records(readers.physical_lines(f, _NoDigest()))
+        lines = readers.physical_lines(f, _NoDigest())
+        records = readers.csv_records(lines, delimiter=plan.delimiter)
         next(records, None)
         return any(text.strip() for _, text, _ in records)
 

@@ -99,6 +99,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         items=items,
         transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
         root=plan.root,
+        delimiter=plan.delimiter,
     )
     raw = session.table(table)
     return raw, list(raw.columns)
