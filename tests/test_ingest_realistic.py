@@ -18,6 +18,7 @@ from conftest import REPO
 from customer_analytics import config, contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Excluded, Reason
+from customer_analytics.ingest import checks as ck
 from customer_analytics.narrative import ingest as story
 
 
@@ -247,20 +248,28 @@ def test_a_shop_export_with_order_fields_on_first_rows_only_is_read_whole(shop):
     assert dict(zip(countries["CUSTOMER_ID"], countries["COUNTRY"], strict=True)) == home.to_dict()
 
 
-def test_a_semicolon_separated_export_is_read_like_its_comma_twin(shop, tmp_path):
-    """Spreadsheets where the comma is the decimal mark write ';' between fields."""
+def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop, tmp_path):
+    """Spreadsheets where the comma is the decimal mark write ';' between fields and prices as
+    ``5,10`` (here also ``1.234,50`` with a dot grouping thousands)."""
     p, s, counts = shop["eu_shop"]
     data = tmp_path / "semicolons"
     data.mkdir()
     for f in p.data_dir.glob("*.csv"):
         with f.open(encoding="utf-8", newline="") as src:
             rows = list(csv.reader(src))
+        if f.name == "bestellungen.csv":
+            price = rows[0].index("Einzelpreis")
+            for row in rows[1:]:
+                whole, cents = f"{float(row[price]):.2f}".split(".")
+                row[price] = f"{int(whole):,}".replace(",", ".") + "," + cents
         with (data / f.name).open("w", encoding="utf-8", newline="") as out:
             csv.writer(out, delimiter=";").writerows(rows)
     twin = settings_params("eu_shop", data, tmp_path / "wh")
     s2 = wh.connect(twin)
     try:
         got = {c.source: c for c in ingest.run(s2, twin)}
+        assert got["orders"].decimal_comma == ["Einzelpreis"] and not counts["orders"].decimal_comma
+        assert "decimal comma in 'Einzelpreis'" in story.summary(list(got.values()))
         for source in ("orders", "customers"):
             assert (got[source].read, got[source].accepted, got[source].rejected) == (
                 counts[source].read,
@@ -277,6 +286,29 @@ def test_a_semicolon_separated_export_is_read_like_its_comma_twin(shop, tmp_path
     finally:
         s2.close()
         wh.stop_local_server(twin.warehouse_dir)
+
+
+def test_numbers_with_a_decimal_comma(shop):
+    _, s, _ = shop["eu_shop"]
+    values = {
+        "3,50": (None, 3.5),
+        "1.234,5": (None, 1234.5),
+        "1.234": (1.234, 1234.0),  # in a decimal-comma column the dot groups thousands
+        "-12,75": (None, -12.75),
+        "12.5": (12.5, 12.5),  # a plain number stays one
+        "7": (7.0, 7.0),
+        "1.23,4": (None, None),
+        "1,234.50": (None, None),
+        "3,": (None, None),
+        "€3,50": (None, None),
+    }
+    rows = ", ".join(f"('{v}')" for v in values)
+    t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_X)")
+    got = t.select(
+        "S_X", ck.number(F.col("S_X")).alias("P"), ck.number(F.col("S_X"), True).alias("C")
+    )
+    for r in got.collect():
+        assert (r["P"], r["C"]) == values[r["S_X"]], r
 
 
 def test_epoch_seconds(shop):

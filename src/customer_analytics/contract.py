@@ -830,8 +830,8 @@ def render_markdown() -> str:
         "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
         "- **CSV**: fields separated by commas — or by `;`, tabs or `|`: the separator is the one "
         "under which the header names the mapped columns (then the one giving the most fields; a "
-        "comma on a tie), so spreadsheets' semicolon exports are read as they are (their numbers "
-        "still need a decimal point, see *Numbers*); "
+        "comma on a tie), so spreadsheets' semicolon exports are read as they are (decimal commas: "
+        "see *Numbers*); "
         'first line = header, fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
@@ -862,9 +862,10 @@ def render_markdown() -> str:
         "(`Z`, `UTC`, `+02:00`, `+0200`, also after a space: `2026-03-01 14:30:00 -0500`) is "
         "accepted and dropped (times are taken as the shop's local time). "
         f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
-        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no thousands separators, "
-        "currency signs "
-        "or decimal commas.",
+        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no currency signs. A CSV "
+        "column where more values read as numbers with a decimal comma (`3,50`, `1.234,5`: dots "
+        "group thousands) than as plain ones is read that way, and the `01_ingest` summary says "
+        "so; elsewhere thousands separators and decimal commas are not numbers.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
         "MB is rejected "
         f"without being loaded; an order (JSON line) with more than {MAX_ITEMS:,} items is "

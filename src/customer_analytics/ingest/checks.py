@@ -28,6 +28,8 @@ from customer_analytics.ingest.common import (
 )
 
 _NUMBER = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+#: A number written with a decimal comma, dots grouping thousands: ``3,50``, ``1.234,5``, ``1.234``.
+_COMMA_NUMBER = r"[+-]?([0-9]{1,3}([.][0-9]{3})+|[0-9]+)(,[0-9]+)?"
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
 Check = tuple[Column, str, str, str | None]
@@ -68,20 +70,53 @@ def clean_text(c: Column) -> Column:
     return F.iff(t == F.lit(""), F.lit(None).cast("string"), t)
 
 
-def number(s: Column) -> Column:
-    """A plain decimal number as DOUBLE; NULL when the text is not one (checked before casting)."""
-    return F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
+def number(s: Column, comma: bool = False) -> Column:
+    """A plain decimal number as DOUBLE; NULL when the text is not one (checked before casting).
+
+    ``comma``: the column writes numbers with a decimal comma (:func:`decimal_comma`): ``3,50`` and
+    ``1.234,5`` are read so (dots group thousands), and a plain number still is one."""
+    plain = F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
+    if not comma:
+        return plain
+    dotted = F.replace(F.replace(s, F.lit("."), F.lit("")), F.lit(","), F.lit("."))
+    return F.iff(s.rlike(F.lit(_COMMA_NUMBER)), dotted.try_cast("double"), plain)
+
+
+def decimal_comma(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> frozenset[str]:
+    """The numeric fields of a CSV file written with a decimal comma: those where more values read
+    as :data:`_COMMA_NUMBER` than as plain numbers (``3,50`` against ``3.50``; whole numbers read
+    both ways). One aggregate query; recorded in ``plan.decimal_comma`` (the columns, for the
+    report). JSON lines and tables carry numbers as numbers: never."""
+    nums = [f for f in fields if f.kind in ("integer", "number")]
+    if plan.fmt != "csv" or not nums:
+        return frozenset()
+    counts = []
+    for i, f in enumerate(nums):
+        s = F.col(text_col(f.name))
+        counts += [
+            F.sum(F.iff(s.rlike(F.lit(_NUMBER)), 1, 0)).alias(f"P{i}"),
+            F.sum(F.iff(s.rlike(F.lit(_COMMA_NUMBER)), 1, 0)).alias(f"C{i}"),
+        ]
+    row = df.select(*counts).collect()[0]
+    comma = [f for i, f in enumerate(nums) if (row[f"C{i}"] or 0) > (row[f"P{i}"] or 0)]
+    plan.decimal_comma = [plan.column(f.name) for f in comma]
+    return frozenset(f.name for f in comma)
 
 
 def typed(
-    df: DataFrame, fields: list[Field], layouts: dict[str, tuple[str, ...]] | None = None
+    df: DataFrame,
+    fields: list[Field],
+    layouts: dict[str, tuple[str, ...]] | None = None,
+    plan: SourcePlan | None = None,
 ) -> DataFrame:
     """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field.
 
     Dates and timestamps are parsed with their layout (``layouts``: field -> parts; ISO 8601 when
-    a field has none), see :mod:`.dates`.
+    a field has none), see :mod:`.dates`; numbers of a CSV file (``plan``) with a decimal comma
+    where the column is written so (:func:`decimal_comma`).
     """
     layouts = layouts or {}
+    comma = decimal_comma(df, plan, fields) if plan is not None else frozenset()
     cols = []
     for f in fields:
         s = F.col(text_col(f.name))
@@ -91,7 +126,7 @@ def typed(
         elif f.kind == "date":
             cols.append(dates.parse_date(s, parts).alias(typed_col(f)))
         elif f.kind in ("integer", "number"):
-            cols.append(number(s).alias(typed_col(f)))
+            cols.append(number(s, f.name in comma).alias(typed_col(f)))
     return df.select("*", *cols)
 
 

@@ -152,6 +152,7 @@ class SourceCounts:
     filled: dict[str, int] = field(
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
+    decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
 
     @property
     def reject_share(self) -> float:
@@ -184,6 +185,7 @@ class SourcePlan:
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
+    decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
 
     @property
     def present(self) -> bool:

@@ -215,7 +215,7 @@ def stage_customers(
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_CUSTOMERS_F")
     present = _present(f, plan, names, ["customer_id", "signup_date"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan)),
+        ck.typed(f, ck.used_fields(CUSTOMERS, present), dates.resolve(f, plan), plan),
         ck.field_checks(plan, present),
     )
     t = ck.materialise(
@@ -467,7 +467,7 @@ def stage_orders(
     )
     f = _fill_order_fields(f, plan, present)
     used = ck.used_fields(ORDERS, present)
-    typed = ck.typed(f, used, dates.resolve(f, plan))
+    typed = ck.typed(f, used, dates.resolve(f, plan), plan)
     typed = typed.select("*", _is_return(plan, present).alias("IS_RETURN"))
     special = {"items": _items_checks(plan)} if jsonl else {}
     skip = (
@@ -561,7 +561,7 @@ def stage_reviews(
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_REVIEWS_F")
     present = _present(f, plan, names, ["customer_id", "ts"])
     checked = ck.with_reason(
-        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan)),
+        ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan), plan),
         ck.field_checks(plan, present),
     )
     t = ck.materialise(
@@ -686,6 +686,7 @@ def account(
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
         skipped=dict(plan.skipped),
         filled=dict(plan.filled),
+        decimal_comma=list(plan.decimal_comma),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

@@ -100,6 +100,9 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
             + "; ".join(f"{d['name']} in '{d['column']}' (detected)" for d in detected)
             + "."
         )
+    comma = [f"'{col}'" for c in counts for col in getattr(c, "decimal_comma", [])]
+    if comma:
+        text += f" Numbers read with a decimal comma in {', '.join(comma)} (detected)."
     rejected = sum(c.rejected for c in counts)
     if rejected and not failed:
         top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
