@@ -109,7 +109,13 @@ ALL_PRODUCTS = "all"
 #: contract's own parsers: ``iso`` (ISO 8601, extended and basic), ``epoch_s``, ``epoch_ms``.
 DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
     "iso": ("iso",),
-    "us": ("MM/DD/YYYY HH24:MI:SS", "MM/DD/YYYY HH24:MI", "MM/DD/YYYY"),
+    "us": (
+        "MM/DD/YYYY HH24:MI:SS",
+        "MM/DD/YYYY HH24:MI",
+        "MM/DD/YYYY",
+        "MM/DD/YYYY HH12:MI:SS AM",
+        "MM/DD/YYYY HH12:MI AM",
+    ),
     "eu": (
         "DD.MM.YYYY HH24:MI:SS",
         "DD.MM.YYYY HH24:MI",
@@ -128,7 +134,7 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
 LAYOUT_TEXT = {
     "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, "
     "2026-03-01 14:30:00 -0500, and the basic form 20260301, 20260301T143000",
-    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05",
+    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05, 3/1/2026 2:30 PM",
     "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
     "epoch_ms": "Unix time in milliseconds: 1772375400000",
