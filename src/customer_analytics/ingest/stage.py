@@ -341,22 +341,34 @@ def _fill_order_fields(f: DataFrame, plan: SourcePlan, present: dict[str, bool])
     """CSV order lines with an order id: an empty order field (:data:`ORDER_LEVEL`) takes the value
     of the nearest line above with the same order id (else the first below). Lines whose order has
     the field nowhere keep it empty (rejected as missing, or a guest order); lines that disagree are
-    left to the duplicate-order check. ``plan.filled`` counts the lines filled per field (as the
-    file names it); without any gap (one aggregate query) ``f`` is returned as it is."""
+    left to the duplicate-order check.
+
+    One aggregate query counts, per field, the empty lines of orders that have the value on another
+    line; ``plan.filled`` records them (per column as the file names it). Only a file with such
+    lines pays for the window functions; otherwise ``f`` is returned as it is.
+    """
     cols = [x for x in ORDER_LEVEL if present.get(x)]
     if plan.fmt == "jsonl" or not present.get("order_id") or not cols:
         return f
     oid = F.col("S_ORDER_ID")
-
-    def gaps(df: DataFrame) -> dict[str, int]:
-        empty = [oid.is_not_null() & F.col(ck.text_col(x)).is_null() for x in cols]
-        row = df.select(*[F.sum(F.iff(e, 1, 0)).alias(f"G{i}") for i, e in enumerate(empty)])
-        got = row.collect()[0]
-        return {x: int(got[f"G{i}"] or 0) for i, x in enumerate(cols)}
-
-    before = gaps(f)
-    if not any(before.values()):
+    lines = F.count(F.lit(1))
+    per_order = (
+        f.filter(oid.is_not_null())
+        .group_by(oid)
+        .agg(
+            *[
+                F.iff(
+                    F.count(ck.text_col(x)) > F.lit(0), lines - F.count(ck.text_col(x)), F.lit(0)
+                ).alias(f"G{i}")
+                for i, x in enumerate(cols)
+            ]
+        )
+    )
+    row = per_order.select(*[F.sum(f"G{i}").alias(f"G{i}") for i in range(len(cols))]).collect()[0]
+    fillable = {x: int(row[f"G{i}"] or 0) for i, x in enumerate(cols)}
+    if not any(fillable.values()):
         return f
+    plan.filled = {plan.column(x): n for x, n in fillable.items() if n}
     line = ["SOURCE_FILE", "LINE_NO"]
     above = (
         Window.partition_by(oid)
@@ -377,13 +389,10 @@ def _fill_order_fields(f: DataFrame, plan: SourcePlan, present: dict[str, bool])
             F.first_value(c, ignore_nulls=True).over(whole),
         )
         filled[ck.text_col(x)] = F.iff(oid.is_null(), c, value)
-    out = ck.materialise(
+    return ck.materialise(
         f.select(*[filled.get(c, F.col(c)).alias(c) for c in f.columns]),
         STAGE["orders"] + FILLED,
     )
-    left = gaps(out)
-    plan.filled = {plan.column(x): before[x] - left[x] for x in cols if before[x] > left[x]}
-    return out
 
 
 def _items_checks(plan: SourcePlan) -> list[ck.Check]:
