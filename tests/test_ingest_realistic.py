@@ -6,6 +6,7 @@ statements."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -19,6 +20,7 @@ from customer_analytics import config, contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Excluded, Reason
 from customer_analytics.ingest import checks as ck
+from customer_analytics.ingest.plan import plan_source
 from customer_analytics.narrative import ingest as story
 
 
@@ -312,6 +314,28 @@ def test_numbers_with_a_decimal_comma(shop):
     )
     for r in got.collect():
         assert (r["P"], r["C"]) == values[r["S_X"]], r
+
+
+@pytest.mark.parametrize(
+    "values,comma",
+    [
+        (["3,50", "12,99", "7"], True),
+        (["1.234,50", "2.000", "5"], True),
+        (["3.50", "12,99", "7.25"], False),  # mostly plain
+        (["1,000", "2,500", "7"], False),  # US thousands: nothing says decimal comma
+        (["7", "12", ""], False),  # whole numbers read both ways: plain
+    ],
+)
+def test_a_column_is_read_with_a_decimal_comma_only_when_its_values_say_so(shop, values, comma):
+    p, s, _ = shop["eu_shop"]
+    rows = ", ".join(f"('{v}')" if v else "(NULL)" for v in values)
+    t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_UNIT_PRICE)")
+    plan = dataclasses.replace(plan_source(contract.ORDERS, p), decimal_comma=[])
+    price = next(f for f in contract.ORDERS.fields if f.name == "unit_price")
+    assert ck.decimal_comma(t, plan, [price]) == (
+        frozenset({"unit_price"}) if comma else frozenset()
+    )
+    assert plan.decimal_comma == (["Einzelpreis"] if comma else [])
 
 
 def test_epoch_seconds(shop):

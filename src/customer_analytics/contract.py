@@ -870,8 +870,10 @@ def render_markdown() -> str:
         f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
         "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no currency signs. A CSV "
         "column where more values read as numbers with a decimal comma (`3,50`, `1.234,5`: dots "
-        "group thousands) than as plain ones is read that way, and the `01_ingest` summary says "
-        "so; elsewhere thousands separators and decimal commas are not numbers.",
+        "group thousands) than as plain ones, one of them at least with a comma no thousands "
+        "separator explains (`3,50`; `2,000` alone may be a US two thousand), is read that way, "
+        "and the `01_ingest` summary says so; elsewhere thousands separators and decimal commas "
+        "are not numbers.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
         "MB is rejected "
         f"without being loaded; an order (JSON line) with more than {MAX_ITEMS:,} items is "

@@ -30,6 +30,9 @@ from customer_analytics.ingest.common import (
 _NUMBER = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
 #: A number written with a decimal comma, dots grouping thousands: ``3,50``, ``1.234,5``, ``1.234``.
 _COMMA_NUMBER = r"[+-]?([0-9]{1,3}([.][0-9]{3})+|[0-9]+)(,[0-9]+)?"
+#: One that no thousands separator explains: a comma not followed by exactly three digits (``3,50``;
+#: ``2,000`` may be a US two thousand).
+_DECIMAL_COMMA = r"[+-]?([0-9]{1,3}([.][0-9]{3})+|[0-9]+),([0-9]{1,2}|[0-9]{4,})"
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
 Check = tuple[Column, str, str, str | None]
@@ -85,8 +88,10 @@ def number(s: Column, comma: bool = False) -> Column:
 def decimal_comma(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> frozenset[str]:
     """The numeric fields of a CSV file written with a decimal comma: those where more values read
     as :data:`_COMMA_NUMBER` than as plain numbers (``3,50`` against ``3.50``; whole numbers read
-    both ways). One aggregate query; recorded in ``plan.decimal_comma`` (the columns, for the
-    report). JSON lines and tables carry numbers as numbers: never."""
+    both ways) and at least one value is :data:`_DECIMAL_COMMA` (so ``1,000`` and ``2,500`` alone,
+    US thousands, are not read as 1 and 2.5). One aggregate query; recorded in
+    ``plan.decimal_comma`` (the columns, for the report). JSON lines and tables carry numbers as
+    numbers: never."""
     nums = [f for f in fields if f.kind in ("integer", "number")]
     if plan.fmt != "csv" or not nums:
         return frozenset()
@@ -96,9 +101,14 @@ def decimal_comma(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> froze
         counts += [
             F.sum(F.iff(s.rlike(F.lit(_NUMBER)), 1, 0)).alias(f"P{i}"),
             F.sum(F.iff(s.rlike(F.lit(_COMMA_NUMBER)), 1, 0)).alias(f"C{i}"),
+            F.sum(F.iff(s.rlike(F.lit(_DECIMAL_COMMA)), 1, 0)).alias(f"D{i}"),
         ]
     row = df.select(*counts).collect()[0]
-    comma = [f for i, f in enumerate(nums) if (row[f"C{i}"] or 0) > (row[f"P{i}"] or 0)]
+    comma = [
+        f
+        for i, f in enumerate(nums)
+        if (row[f"C{i}"] or 0) > (row[f"P{i}"] or 0) and (row[f"D{i}"] or 0) > 0
+    ]
     plan.decimal_comma = [plan.column(f.name) for f in comma]
     return frozenset(f.name for f in comma)
 
