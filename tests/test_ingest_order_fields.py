@@ -30,16 +30,7 @@ COLUMNS = [
     "Lineitem price",
     "Billing Country",
 ]
-MAPPING = {
-    "orders": {
-        "order_id": "Name",
-        "customer_id": "Email",
-        "ts": "Created at",
-        "product": "Lineitem name",
-        "quantity": "Lineitem quantity",
-        "unit_price": "Lineitem price",
-    }
-}
+MAPPING = CASES["shop_export"]["columns"]  # the realistic corpus's shop export
 
 
 def write_csv(path, rows) -> None:
