@@ -401,9 +401,19 @@ def test_ids_are_masked_unless_they_look_like_placeholders():
     assert ingest.shown_id("(blank)") == "(blank)" and ingest.shown_id("0000") == "0000"
     assert ingest.shown_id("17850") == "1***0" and ingest.shown_id("C000123") == "C*****3"
     # placeholders that read as such, shown as they are (to be added to guest_ids)
-    for placeholder in ("Cash Customer", "WALKIN", "Walk-in 2", "POS 2", "-", "xxxx"):
+    for placeholder in ("Cash Customer", "WALKIN", "Walk-in", "POS", "-", "xxxx", "#N/A"):
         assert ingest.shown_id(placeholder) == placeholder
     # e-mail addresses and names used as ids are personal data: masked, digits or not
-    for person in ("anna@example.com", "guest@example.com", "Anna Schmidt", "Positano"):
+    # ids with digits too, whatever words they carry
+    for person in (
+        "anna@example.com",
+        "guest@example.com",
+        "Anna Schmidt",
+        "Positano",
+        "Customer",
+        "Customer 4711",
+        "A12345",
+        "Guest 4711",
+    ):
         shown = ingest.shown_id(person)
         assert shown != person and shown[1:-1] == "*" * (len(person) - 2)

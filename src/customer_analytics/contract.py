@@ -957,9 +957,10 @@ def render_markdown() -> str:
         f"{SUSPECT_SHARE:.0%} of the orders or of the spend (and 25 times an average customer's "
         "share) is named "
         "in the `01_ingest` report as a likely placeholder — verbatim when the id reads as one "
-        "(one character repeated, or only words like `blank`, `guest`, `cash`, `walk-in` and "
-        "digits: `(blank)`, `0000`, `Cash customer`), masked otherwise (names and e-mail "
-        "addresses used as ids are personal data) — so it can be added to `guest_ids`.",
+        "(one character repeated, or no digit and only words like `blank`, `guest`, `cash`, "
+        "`walk-in`: `(blank)`, `0000`, `Cash customer`), masked otherwise (ids with digits, and "
+        "names and e-mail addresses used as ids, are personal data) — so it can be added to "
+        "`guest_ids`.",
         "",
         "## Customer attributes on order lines",
         "",

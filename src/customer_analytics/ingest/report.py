@@ -273,18 +273,16 @@ def shown_id(customer_id: str) -> str:
 
 
 #: Words (lower-case, whole) that make an id a placeholder rather than a person's: the default
-#: guest ids' words and what shops' tills and exports use for "no customer".
+#: guest ids' words of two letters or more, and what shops' tills and exports use for "no
+#: customer".
 PLACEHOLDER_WORDS = frozenset(
-    {w for g in contract.DEFAULT_GUEST_IDS for w in re.findall(r"[a-z]+", g)}
+    {w for g in contract.DEFAULT_GUEST_IDS for w in re.findall(r"[a-z]{2,}", g)}
     | {
         "anon",
         "cash",
-        "customer",
         "default",
         "dummy",
         "empty",
-        "in",
-        "kunde",
         "laufkunde",
         "missing",
         "nobody",
@@ -299,18 +297,26 @@ PLACEHOLDER_WORDS = frozenset(
         "walkin",
     }
 )
+#: Words a placeholder may carry beside one of :data:`PLACEHOLDER_WORDS` (``Cash customer``,
+#: ``Walk-in``), never alone (``Customer``... is an id like any other).
+FILLER_WORDS = frozenset({"customer", "kunde", "in", "sale", "the"})
 
 
 def looks_like_placeholder(text: str) -> bool:
     """Whether a customer id reads as a placeholder: one character repeated (``0000``), no letter
-    or digit (``-``), or only placeholder words and digits (``(blank)``, ``Cash customer``,
-    ``POS 2``). Never an e-mail address; a name or any other word is not one."""
+    or digit (``-``), or, without any digit, only placeholder words (``(blank)``, ``Cash customer``,
+    ``Walk-in``). Never an e-mail address; an id with digits (``17850``, ``Customer 4711``) or any
+    other word (a name) is not one."""
     if "@" in text:
         return False
     if len(set(text)) == 1 or not any(ch.isalnum() for ch in text):
         return True
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    return bool(words) and all(w in PLACEHOLDER_WORDS for w in words)
+    if text.strip().lower() in contract.DEFAULT_GUEST_IDS:  # N/A, #N/A, nan, ...
+        return True
+    if any(ch.isdigit() for ch in text):
+        return False
+    words = set(re.findall(r"[^\W\d_]+", text.lower()))
+    return bool(words & PLACEHOLDER_WORDS) and words <= PLACEHOLDER_WORDS | FILLER_WORDS
 
 
 #: A likely placeholder holds more than this many times an average customer's share (and >
