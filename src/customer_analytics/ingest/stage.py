@@ -369,17 +369,9 @@ def _fill_order_fields(f: DataFrame, plan: SourcePlan, present: dict[str, bool])
     if not any(fillable.values()):
         return f
     plan.filled = {plan.column(x): n for x, n in fillable.items() if n}
-    line = ["SOURCE_FILE", "LINE_NO"]
-    above = (
-        Window.partition_by(oid)
-        .order_by(*line)
-        .rows_between(Window.UNBOUNDED_PRECEDING, Window.CURRENT_ROW)
-    )
-    whole = (
-        Window.partition_by(oid)
-        .order_by(*line)
-        .rows_between(Window.UNBOUNDED_PRECEDING, Window.UNBOUNDED_FOLLOWING)
-    )
+    in_order = Window.partition_by(oid).order_by("SOURCE_FILE", "LINE_NO")
+    above = in_order.rows_between(Window.UNBOUNDED_PRECEDING, Window.CURRENT_ROW)
+    whole = in_order.rows_between(Window.UNBOUNDED_PRECEDING, Window.UNBOUNDED_FOLLOWING)
     filled = {}
     for x in cols:
         c = F.col(ck.text_col(x))

@@ -83,7 +83,7 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     skipped = [c for c in counts if c.skipped]
     if skipped:
         text += " Not read: " + " ".join(skipped_text(c) for c in skipped)
-    filled = [c for c in counts if getattr(c, "filled", None)]
+    filled = [c for c in counts if c.filled]
     if filled:
         text += " " + " ".join(filled_text(c) for c in filled)
     excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
@@ -100,7 +100,7 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
             + "; ".join(f"{d['name']} in '{d['column']}' (detected)" for d in detected)
             + "."
         )
-    comma = [f"'{col}'" for c in counts for col in getattr(c, "decimal_comma", [])]
+    comma = [f"'{col}'" for c in counts for col in c.decimal_comma]
     if comma:
         text += f" Numbers read with a decimal comma in {', '.join(comma)} (detected)."
     rejected = sum(c.rejected for c in counts)
