@@ -40,6 +40,11 @@ CASES = {
     "1.3.2021": {"eu": D(2021, 3, 1)},
     "31.12.2021 23:59": {"eu": D(2021, 12, 31, 23, 59)},
     "31-12-2021": {"eu": D(2021, 12, 31)},
+    "2024/03/07": {"ymd": D(2024, 3, 7)},  # year first: East Asian, South African exports
+    "2024/3/7 13:09": {"ymd": D(2024, 3, 7, 13, 9)},
+    "2024.03.07 13:09:05": {"ymd": D(2024, 3, 7, 13, 9, 5)},
+    "2024/02/30": {},
+    "2024/13/01": {},
     "1609459200": {"epoch_s": D(2021, 1, 1)},
     "1609459200.5": {"epoch_s": D(2021, 1, 1, 0, 0, 0, 500000)},
     "1609459200123": {"epoch_ms": D(2021, 1, 1, 0, 0, 0, 123000)},
@@ -94,7 +99,7 @@ def test_detection_counts_the_distinct_values_each_layout_parses(wh_session):
     s, _ = wh_session
     t = _values_table(s, ["12/13/2010 8:26", "12/1/2010 8:26", "12/1/2010 8:26", "1/2/2011 10:00"])
     n, counts = dates.detect_counts(t, "S")
-    assert n == 3 and counts == {"iso": 0, "us": 3, "eu": 2, "epoch_s": 0, "epoch_ms": 0}
+    assert n == 3 and counts == {"iso": 0, "us": 3, "eu": 2, "ymd": 0, "epoch_s": 0, "epoch_ms": 0}
     assert dates.choose(counts) == ["us"]
     assert dates.choose({"iso": 0, "us": 2, "eu": 2}) == ["us", "eu"]
     assert dates.choose({"iso": 0, "us": 0}) == []
@@ -210,6 +215,16 @@ def test_iso_basic_dates_need_no_setting(wh_session, tmp_path):
     assert (o.accepted, o.layouts[0]["name"], o.layouts[0]["how"]) == (4, "iso", "detected")
     got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").collect())
     assert got == [D(1997, 1, 1), D(1997, 2, 12), D(1997, 12, 31), D(1998, 6, 30, 10, 15)]
+
+
+def test_year_first_dates_with_slashes_need_no_setting(wh_session, tmp_path):
+    s, _ = wh_session
+    stamps = ["2024/03/07 13:09", "2024/3/8 9:05", "2024/12/31 23:59", "2025/01/02 00:00"]
+    o = _run(wh_session, tmp_path, stamps)["orders"]
+    assert (o.accepted, o.rejected) == (4, 0)
+    assert (o.layouts[0]["name"], o.layouts[0]["how"]) == ("ymd", "detected")
+    got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").collect())
+    assert got == sorted(dt.datetime.strptime(x, "%Y/%m/%d %H:%M") for x in stamps)
 
 
 def test_ambiguous_dates_stop_with_the_layouts_and_the_setting_then_a_declaration_settles_it(

@@ -127,6 +127,16 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
         "DD-MM-YYYY HH24:MI",
         "DD-MM-YYYY",
     ),
+    # year first with slashes or dots (East Asian and South African exports, some ERPs); the ISO
+    # dash form is iso's, so a column is never both
+    "ymd": (
+        "YYYY/MM/DD HH24:MI:SS",
+        "YYYY/MM/DD HH24:MI",
+        "YYYY/MM/DD",
+        "YYYY.MM.DD HH24:MI:SS",
+        "YYYY.MM.DD HH24:MI",
+        "YYYY.MM.DD",
+    ),
     "epoch_s": ("epoch_s",),
     "epoch_ms": ("epoch_ms",),
 }
@@ -136,6 +146,7 @@ LAYOUT_TEXT = {
     "2026-03-01 14:30:00 -0500, and the basic form 20260301, 20260301T143000",
     "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05, 3/1/2026 2:30 PM",
     "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
+    "ymd": "year/month/day: 2026/03/01, 2026/3/1 14:30, 2026.03.01 14:30:05",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
     "epoch_ms": "Unix time in milliseconds: 1772375400000",
 }
