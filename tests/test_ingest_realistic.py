@@ -293,49 +293,128 @@ def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop
         wh.stop_local_server(twin.warehouse_dir)
 
 
-def test_numbers_with_a_decimal_comma(shop):
+def test_an_invoice_export_through_pandas_and_a_spreadsheet_is_read_like_the_original(
+    shop, tmp_path
+):
+    """The invoice log as it often arrives: customer ids written as floats by pandas (``12346.0``)
+    and prices formatted by a spreadsheet with a currency sign and thousands separators
+    (``$2,550.00``; the prices are scaled ×1000 so that thousands occur)."""
+    p, s, counts = shop["gift_invoices"]
+    data = tmp_path / "spreadsheet"
+    data.mkdir()
+    with (p.data_dir / "online_retail.csv").open(encoding="utf-8", newline="") as src:
+        rows = list(csv.reader(src))
+    cid, price = rows[0].index("CustomerID"), rows[0].index("UnitPrice")
+    for row in rows[1:]:
+        row[cid] = f"{row[cid]}.0" if row[cid].isdigit() else row[cid]
+        x = 1000 * float(row[price])
+        row[price] = ("-" if x < 0 else "") + f"${abs(x):,.2f}"
+    with (data / "online_retail.csv").open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(rows)
+    assert any("," in r[price] for r in rows[1:]) and any(r[cid].endswith(".0") for r in rows[1:])
+    twin = settings_params("gift_invoices", data, tmp_path / "wh")
+    s2 = wh.connect(twin)
+    try:
+        got = {c.source: c for c in ingest.run(s2, twin)}["orders"]
+        assert (got.thousands, got.currency_signs) == (["UnitPrice"], ["UnitPrice"])
+        o = counts["orders"]
+        assert (got.read, got.accepted, got.rejected, got.excluded) == (
+            o.read,
+            o.accepted,
+            o.rejected,
+            o.excluded,
+        )
+        text = story.summary([got])
+        assert "thousands in 'UnitPrice'" in text and "Currency signs removed" in text
+        want = s.table("CLEAN_ORDER_LINES").to_pandas()
+        have = s2.table("CLEAN_ORDER_LINES").to_pandas()
+        money = [c for c in ("UNIT_PRICE", "AMOUNT") if c in want.columns]
+        assert money
+        have[money] = have[money] / 1000
+        key = ["LINE_NO"]
+        have, want = (
+            have.sort_values(key, ignore_index=True),
+            want.sort_values(key, ignore_index=True),
+        )
+        pd.testing.assert_frame_equal(have.drop(columns=money), want.drop(columns=money))
+        pd.testing.assert_frame_equal(have[money], want[money], rtol=1e-9)
+    finally:
+        s2.close()
+        wh.stop_local_server(twin.warehouse_dir)
+
+
+def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
     _, s, _ = shop["eu_shop"]
+    # value -> read as plain, in a decimal-comma column, in a column grouping thousands with commas
     values = {
-        "3,50": (None, 3.5),
-        "1.234,5": (None, 1234.5),
-        "1.234": (1.234, 1234.0),  # in a decimal-comma column the dot groups thousands
-        "-12,75": (None, -12.75),
-        "12.5": (12.5, 12.5),  # a plain number stays one
-        "7": (7.0, 7.0),
-        "1.23,4": (None, None),
-        "1,234.50": (None, None),
-        "3,": (None, None),
-        "€3,50": (None, None),
+        "3,50": (None, 3.5, None),
+        "1.234,5": (None, 1234.5, None),
+        "1.234": (1.234, 1234.0, 1.234),  # in a decimal-comma column the dot groups thousands
+        "-12,75": (None, -12.75, None),
+        "12.5": (12.5, 12.5, 12.5),  # a plain number stays one
+        "7": (7.0, 7.0, 7.0),
+        "1.23,4": (None, None, None),
+        "1,234.50": (None, None, 1234.5),
+        "-12,345,678.5": (None, None, -12345678.5),
+        "1,234": (None, 1.234, 1234.0),
+        "1,23.5": (None, None, None),
+        "12,3456.5": (None, None, None),
+        "3,": (None, None, None),
+        "€3,50": (None, 3.5, None),  # the sign is dropped
+        "$1,234.50": (None, None, 1234.5),
+        "-$3.50": (-3.5, -3.5, -3.5),
+        "$ -3.50": (-3.5, -3.5, -3.5),
+        "3,50 €": (None, 3.5, None),
+        "£12": (12.0, 12.0, 12.0),
+        "$$3": (None, None, None),
+        "3$5": (None, None, None),
+        "€": (None, None, None),
+        "USD 3.50": (None, None, None),
     }
     rows = ", ".join(f"('{v}')" for v in values)
     t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_X)")
+    x = ck.unsigned(F.col("S_X"))
     got = t.select(
-        "S_X", ck.number(F.col("S_X")).alias("P"), ck.number(F.col("S_X"), True).alias("C")
+        "S_X",
+        ck.number(x).alias("P"),
+        ck.number(x, comma=True).alias("C"),
+        ck.number(x, grouped=True).alias("G"),
     )
     for r in got.collect():
-        assert (r["P"], r["C"]) == values[r["S_X"]], r
+        assert (r["P"], r["C"], r["G"]) == values[r["S_X"]], r
 
 
 @pytest.mark.parametrize(
-    "values,comma",
+    "values,forms",
     [
-        (["3,50", "12,99", "7"], True),
-        (["1.234,50", "2.000", "5"], True),
-        (["3.50", "12,99", "7.25"], False),  # mostly plain
-        (["1,000", "2,500", "7"], False),  # US thousands: nothing says decimal comma
-        (["7", "12", ""], False),  # whole numbers read both ways: plain
+        (["3,50", "12,99", "7"], {"comma"}),
+        (["1.234,50", "2.000", "5"], {"comma"}),
+        (["3.50", "12,99", "7.25"], set()),  # mostly plain: '12,99' stays rejected
+        (["1,000", "2,500", "7"], set()),  # US thousands or decimal commas: nothing says which
+        (["7", "12", ""], set()),  # whole numbers read both ways: plain
+        (["1,234.50", "12", "7"], {"grouped"}),  # a grouped number with a fraction
+        (["1,234", "3.50", "7"], {"grouped"}),  # a decimal dot elsewhere in the column
+        (["1,234", "1.234", "7"], set()),  # '1.234' may be a European thousand: undecided
+        (["$3.50", "$1,234.50", "7"], {"grouped", "signs"}),  # a point-of-sale export
+        (["3,50 €", "12,99 €", "1.234,00 €"], {"comma", "signs"}),
     ],
 )
-def test_a_column_is_read_with_a_decimal_comma_only_when_its_values_say_so(shop, values, comma):
+def test_a_column_is_read_with_a_decimal_comma_or_thousands_only_when_its_values_say_so(
+    shop, values, forms
+):
     p, s, _ = shop["eu_shop"]
     rows = ", ".join(f"('{v}')" if v else "(NULL)" for v in values)
     t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_UNIT_PRICE)")
     plan = dataclasses.replace(plan_source(contract.ORDERS, p), decimal_comma=[])
     price = next(f for f in contract.ORDERS.fields if f.name == "unit_price")
-    assert ck.decimal_comma(t, plan, [price]) == (
-        frozenset({"unit_price"}) if comma else frozenset()
+    got = ck.number_forms(t, plan, [price])
+    field = frozenset({"unit_price"})
+    assert got == ck.NumberForms(
+        *(field if form in forms else frozenset() for form in ("comma", "grouped", "signs"))
     )
-    assert plan.decimal_comma == (["Einzelpreis"] if comma else [])
+    assert (plan.decimal_comma, plan.thousands, plan.currency_signs) == tuple(
+        ["Einzelpreis"] if form in forms else [] for form in ("comma", "grouped", "signs")
+    )
 
 
 def test_epoch_seconds(shop):

@@ -873,18 +873,28 @@ def render_markdown() -> str:
         "",
         "- **Empty values**: an empty string (after trimming spaces) or JSON `null` is a missing "
         "value.",
+        "- **Ids**: text, compared exactly after trimming spaces; an id written as a whole number "
+        "with a decimal point (`13085.0`, as spreadsheets and pandas write the integer ids of a "
+        "column with gaps) is that number (`13085`), so an orders export and a customer list "
+        "written by different tools still match.",
         "- **Dates and timestamps**: see *Date layouts* below; by default ISO 8601 — `2026-03-01`, "
         "`2026-03-01 14:30`, `2026-03-01T14:30:00.250`, `20260301`, `20260301T143000`; a time-zone "
         "suffix "
         "(`Z`, `UTC`, `+02:00`, `+0200`, also after a space: `2026-03-01 14:30:00 -0500`) is "
         "accepted and dropped (times are taken as the shop's local time). "
         f"Accepted range: {MIN_DATE} to {MAX_DATE}.",
-        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`); no currency signs. A CSV "
-        "column where more values read as numbers with a decimal comma (`3,50`, `1.234,5`: dots "
-        "group thousands) than as plain ones, one of them at least with a comma no thousands "
-        "separator explains (`3,50`; `2,000` alone may be a US two thousand), is read that way, "
-        "and the `01_ingest` summary says so; elsewhere thousands separators and decimal commas "
-        "are not numbers.",
+        "- **Numbers**: plain decimals with a dot (`12.5`, `-3`, `1e3`). In a CSV file, also as "
+        "spreadsheets and shop systems write them, each column read one way, which the "
+        "`01_ingest` summary names: with a decimal comma (`3,50`, `1.234,5`: dots group "
+        "thousands) where more values read so than as plain numbers and one of them at least has "
+        "a comma no thousands separator explains (`3,50`; `2,000` alone may be a US two "
+        "thousand); otherwise with commas grouping thousands (`1,234.50`, `1,234`) where the "
+        "column shows a decimal dot (`1,234.50`, or `3.50` beside `1,234`); and with one currency "
+        "sign before or after the amount (`$3.50`, `-$3.50`, `3,50 €`; signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ "
+        "฿; the sign is dropped, not converted: amounts are taken in the run's `currency`). "
+        "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
+        "commas: nothing says which), currency codes (`USD 3.50`); JSON lines and warehouse "
+        "tables carry numbers as numbers.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
         "MB is rejected "
         f"without being loaded; an order (JSON line) with more than {MAX_ITEMS:,} items is "

@@ -9,6 +9,7 @@ runs on both backends.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import snowflake.snowpark.functions as F
@@ -33,6 +34,17 @@ _COMMA_NUMBER = r"[+-]?([0-9]{1,3}([.][0-9]{3})+|[0-9]+)(,[0-9]+)?"
 #: One that no thousands separator explains: a comma not followed by exactly three digits (``3,50``;
 #: ``2,000`` may be a US two thousand).
 _DECIMAL_COMMA = r"[+-]?([0-9]{1,3}([.][0-9]{3})+|[0-9]+),([0-9]{1,2}|[0-9]{4,})"
+#: A number with commas grouping thousands and a decimal dot: ``1,234``, ``-12,345.5``.
+_GROUPED = r"[+-]?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?"
+#: ... with a fraction, so unmistakably so: ``1,234.50``.
+_GROUPED_FRACTION = r"[+-]?[0-9]{1,3}(,[0-9]{3})+[.][0-9]+"
+#: A decimal dot no thousands separator explains (``3.50``; ``1.234`` may be a European thousand).
+_DOT_DECIMAL = r"[+-]?[0-9]*[.]([0-9]{1,2}|[0-9]{4,})"
+#: Currency signs a spreadsheet or a point-of-sale export writes with an amount.
+CURRENCY_SIGNS = "$€£¥₹₩₽₺₪₫฿"
+#: An amount with one currency sign before or after it, a space allowed beside the sign:
+#: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``.
+_SIGNED = rf"[+-]? ?[{CURRENCY_SIGNS}] ?[+-]?[0-9][0-9.,]*|[+-]?[0-9][0-9.,]* ?[{CURRENCY_SIGNS}]"
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
 Check = tuple[Column, str, str, str | None]
@@ -73,44 +85,115 @@ def clean_text(c: Column) -> Column:
     return F.iff(t == F.lit(""), F.lit(None).cast("string"), t)
 
 
-def number(s: Column, comma: bool = False) -> Column:
+#: an id written as a whole number with a decimal point: spreadsheets and pandas write the integer
+#: ids of a column with gaps so (``13085.0``)
+_FLOAT_ID = "[0-9]+[.]0+"
+
+
+def clean_id(c: Column) -> Column:
+    """:func:`clean_text` of an id, ``13085.0`` read as ``13085`` (so the customer ids of an
+    orders export written by pandas match the customer list's)."""
+    t = clean_text(c)
+    whole = F.call_function("SPLIT_PART", t, F.lit("."), F.lit(1))
+    return F.iff(t.rlike(F.lit(_FLOAT_ID)), whole, t)
+
+
+def clean_field(c: Column, name: str, plan: SourcePlan) -> Column:
+    """The text of field ``name`` of ``plan``'s source: :func:`clean_id` for ids, else
+    :func:`clean_text`."""
+    return clean_id(c) if name in _id_fields(plan) else clean_text(c)
+
+
+def _id_fields(plan: SourcePlan) -> frozenset[str]:
+    return frozenset(f.name for f in plan.source.fields if f.kind == "id")
+
+
+def unsigned(s: Column) -> Column:
+    """``s`` without the currency sign of an amount written with one (``$3.50``, ``3,50 €``,
+    ``-£12``: :data:`_SIGNED`); other text unchanged."""
+    return F.iff(s.rlike(F.lit(_SIGNED)), F.translate(s, F.lit(CURRENCY_SIGNS + " "), F.lit("")), s)
+
+
+def number(s: Column, comma: bool = False, grouped: bool = False) -> Column:
     """A plain decimal number as DOUBLE; NULL when the text is not one (checked before casting).
 
-    ``comma``: the column writes numbers with a decimal comma (:func:`decimal_comma`): ``3,50`` and
-    ``1.234,5`` are read so (dots group thousands), and a plain number still is one."""
+    ``comma``: the column writes numbers with a decimal comma (:func:`number_forms`): ``3,50`` and
+    ``1.234,5`` are read so (dots group thousands), and a plain number still is one.
+    ``grouped``: the column writes a dot as the decimal mark and may group thousands with commas:
+    ``1,234`` and ``1,234.50`` are read so."""
     plain = F.iff(s.rlike(F.lit(_NUMBER)), s.try_cast("double"), F.lit(None).cast("double"))
+    if grouped:
+        undotted = F.replace(s, F.lit(","), F.lit("")).try_cast("double")
+        plain = F.iff(s.rlike(F.lit(_GROUPED)), undotted, plain)
     if not comma:
         return plain
     dotted = F.replace(F.replace(s, F.lit("."), F.lit("")), F.lit(","), F.lit("."))
     return F.iff(s.rlike(F.lit(_COMMA_NUMBER)), dotted.try_cast("double"), plain)
 
 
-def decimal_comma(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> frozenset[str]:
-    """The numeric fields of a CSV file written with a decimal comma: those where more values read
-    as :data:`_COMMA_NUMBER` than as plain numbers (``3,50`` against ``3.50``; whole numbers read
-    both ways) and at least one value is :data:`_DECIMAL_COMMA` (so ``1,000`` and ``2,500`` alone,
-    US thousands, are not read as 1 and 2.5). One aggregate query; recorded in
-    ``plan.decimal_comma`` (the columns, for the report). JSON lines and tables carry numbers as
-    numbers: never."""
+@dataclasses.dataclass(frozen=True)
+class NumberForms:
+    """How the numeric columns of a CSV file write their numbers (field names)."""
+
+    comma: frozenset[str] = frozenset()  # a decimal comma: 3,50 and 1.234,50
+    grouped: frozenset[str] = frozenset()  # a decimal dot, commas grouping thousands: 1,234.50
+    signs: frozenset[str] = frozenset()  # amounts with a currency sign: $3.50, 3,50 €
+
+
+def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> NumberForms:
+    """How each numeric field of a CSV file writes its numbers, from one aggregate query over the
+    values without their currency signs (:func:`unsigned`):
+
+    - a decimal comma where more values read as :data:`_COMMA_NUMBER` than as plain numbers
+      (``3,50`` against ``3.50``; whole numbers read both ways) and at least one value is
+      :data:`_DECIMAL_COMMA` (so ``1,000`` and ``2,500`` alone, US thousands, are not read as 1
+      and 2.5);
+    - otherwise commas grouping thousands where some value is grouped (:data:`_GROUPED`) and the
+      column shows a decimal dot: a grouped value with a fraction (``1,234.50``) or a value with a
+      dot no thousands separator explains (``3.50``); ``1,000`` and ``2,500`` alone stay rejected;
+    - a currency sign: read without it wherever one is written (``$3.50``), noted for the report.
+
+    Recorded in ``plan.decimal_comma``, ``plan.thousands`` and ``plan.currency_signs`` (the
+    columns, for the report). JSON lines and tables carry numbers as numbers: never."""
     nums = [f for f in fields if f.kind in ("integer", "number")]
     if plan.fmt != "csv" or not nums:
-        return frozenset()
+        return NumberForms()
+    patterns = {
+        "P": _NUMBER,
+        "C": _COMMA_NUMBER,
+        "D": _DECIMAL_COMMA,
+        "G": _GROUPED,
+        "F": _GROUPED_FRACTION,
+        "T": _DOT_DECIMAL,
+    }
     counts = []
     for i, f in enumerate(nums):
-        s = F.col(text_col(f.name))
+        raw = F.col(text_col(f.name))
+        s = unsigned(raw)
         counts += [
-            F.sum(F.iff(s.rlike(F.lit(_NUMBER)), 1, 0)).alias(f"P{i}"),
-            F.sum(F.iff(s.rlike(F.lit(_COMMA_NUMBER)), 1, 0)).alias(f"C{i}"),
-            F.sum(F.iff(s.rlike(F.lit(_DECIMAL_COMMA)), 1, 0)).alias(f"D{i}"),
+            F.sum(F.iff(s.rlike(F.lit(p)), 1, 0)).alias(f"{k}{i}") for k, p in patterns.items()
         ]
+        counts.append(F.sum(F.iff(raw.rlike(F.lit(_SIGNED)), 1, 0)).alias(f"S{i}"))
     row = df.select(*counts).collect()[0]
-    comma = [
+
+    def n(key: str, i: int) -> int:
+        return int(row[f"{key}{i}"] or 0)
+
+    comma = [f for i, f in enumerate(nums) if n("C", i) > n("P", i) and n("D", i) > 0]
+    grouped = [
         f
         for i, f in enumerate(nums)
-        if (row[f"C{i}"] or 0) > (row[f"P{i}"] or 0) and (row[f"D{i}"] or 0) > 0
+        if f not in comma and n("G", i) > 0 and (n("F", i) > 0 or n("T", i) > 0)
     ]
+    signs = [f for i, f in enumerate(nums) if n("S", i) > 0]
     plan.decimal_comma = [plan.column(f.name) for f in comma]
-    return frozenset(f.name for f in comma)
+    plan.thousands = [plan.column(f.name) for f in grouped]
+    plan.currency_signs = [plan.column(f.name) for f in signs]
+    return NumberForms(
+        frozenset(f.name for f in comma),
+        frozenset(f.name for f in grouped),
+        frozenset(f.name for f in signs),
+    )
 
 
 def typed(
@@ -122,11 +205,11 @@ def typed(
     """Add the typed column (:func:`typed_col`) of every date, timestamp and numeric field.
 
     Dates and timestamps are parsed with their layout (``layouts``: field -> parts; ISO 8601 when
-    a field has none), see :mod:`.dates`; numbers of a CSV file (``plan``) with a decimal comma
-    where the column is written so (:func:`decimal_comma`).
+    a field has none), see :mod:`.dates`; numbers of a CSV file (``plan``) with a decimal comma,
+    thousands separators or currency signs where the column is written so (:func:`number_forms`).
     """
     layouts = layouts or {}
-    comma = decimal_comma(df, plan, fields) if plan is not None else frozenset()
+    forms = number_forms(df, plan, fields) if plan is not None else NumberForms()
     cols = []
     for f in fields:
         s = F.col(text_col(f.name))
@@ -136,7 +219,11 @@ def typed(
         elif f.kind == "date":
             cols.append(dates.parse_date(s, parts).alias(typed_col(f)))
         elif f.kind in ("integer", "number"):
-            cols.append(number(s, f.name in comma).alias(typed_col(f)))
+            if f.name in forms.signs:
+                s = unsigned(s)
+            cols.append(
+                number(s, f.name in forms.comma, f.name in forms.grouped).alias(typed_col(f))
+            )
     return df.select("*", *cols)
 
 
@@ -327,14 +414,14 @@ def text_fields(
         return parsed.select(
             *cols,
             *([v] if keep_parsed else []),
-            *[clean_text(json_get(v, plan.wanted[n])).alias(text_col(n)) for n in names],
+            *[clean_field(json_get(v, plan.wanted[n]), n, plan).alias(text_col(n)) for n in names],
             *[json_kind(json_get(v, plan.wanted[n])).alias(kind_col(n)) for n in names],
         )
     return raw.select(
         *cols,
         *[
             (
-                clean_text(F.col(n.upper()))
+                clean_field(F.col(n.upper()), n, plan)
                 if n.upper() in raw_columns
                 else F.lit(None).cast("string")
             ).alias(text_col(n))

@@ -153,6 +153,10 @@ class SourceCounts:
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
+    thousands: list[str] = field(
+        default_factory=list
+    )  # CSV: columns with commas grouping thousands
+    currency_signs: list[str] = field(default_factory=list)  # CSV: columns with currency signs
 
     @property
     def reject_share(self) -> float:
@@ -186,6 +190,10 @@ class SourcePlan:
     )  # orders: lines that took an order field from another line of their order, per column
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
+    thousands: list[str] = field(
+        default_factory=list
+    )  # CSV: columns with commas grouping thousands
+    currency_signs: list[str] = field(default_factory=list)  # CSV: columns with currency signs
 
     @property
     def present(self) -> bool:

@@ -306,7 +306,7 @@ def _order_rows(
             for c in [ck.text_col(f) for f in record_fields]
         ],
         *[
-            ck.clean_text(ck.json_get(item, plan.wanted[f])).alias(ck.text_col(f))
+            ck.clean_field(ck.json_get(item, plan.wanted[f]), f, plan).alias(ck.text_col(f))
             for f in ITEM_FIELDS
         ],
         *[
@@ -688,6 +688,8 @@ def account(
         skipped=dict(plan.skipped),
         filled=dict(plan.filled),
         decimal_comma=list(plan.decimal_comma),
+        thousands=list(plan.thousands),
+        currency_signs=list(plan.currency_signs),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

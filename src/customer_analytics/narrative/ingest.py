@@ -103,6 +103,12 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     comma = [f"'{col}'" for c in counts for col in c.decimal_comma]
     if comma:
         text += f" Numbers read with a decimal comma in {', '.join(comma)} (detected)."
+    grouped = [f"'{col}'" for c in counts for col in c.thousands]
+    if grouped:
+        text += f" Numbers read with commas grouping thousands in {', '.join(grouped)} (detected)."
+    signs = [f"'{col}'" for c in counts for col in c.currency_signs]
+    if signs:
+        text += f" Currency signs removed from the amounts in {', '.join(signs)}."
     rejected = sum(c.rejected for c in counts)
     if rejected and not failed:
         top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
