@@ -365,6 +365,8 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         "-$3.50": (-3.5, -3.5, -3.5),
         "$ -3.50": (-3.5, -3.5, -3.5),
         "3,50 €": (None, 3.5, None),
+        "3,50\u00a0€": (None, 3.5, None),  # a no-break space (French and German spreadsheets)
+        "1.234,50\u202f€": (None, 1234.5, None),
         "£12": (12.0, 12.0, 12.0),
         "$$3": (None, None, None),
         "3$5": (None, None, None),

@@ -42,9 +42,15 @@ _GROUPED_FRACTION = r"[+-]?[0-9]{1,3}(,[0-9]{3})+[.][0-9]+"
 _DOT_DECIMAL = r"[+-]?[0-9]*[.]([0-9]{1,2}|[0-9]{4,})"
 #: Currency signs a spreadsheet or a point-of-sale export writes with an amount.
 CURRENCY_SIGNS = "$€£¥₹₩₽₺₪₫฿"
+#: Spaces a spreadsheet may write beside a currency sign: a space, a no-break space (``3,50 €`` in
+#: French and German locales) and a narrow no-break space.
+_SIGN_SPACES = " \u00a0\u202f"
 #: An amount with one currency sign before or after it, a space allowed beside the sign:
 #: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``.
-_SIGNED = rf"[+-]? ?[{CURRENCY_SIGNS}] ?[+-]?[0-9][0-9.,]*|[+-]?[0-9][0-9.,]* ?[{CURRENCY_SIGNS}]"
+_SIGNED = (
+    rf"[+-]?[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}][{_SIGN_SPACES}]?[+-]?[0-9][0-9.,]*"
+    rf"|[+-]?[0-9][0-9.,]*[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}]"
+)
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
 Check = tuple[Column, str, str, str | None]
@@ -111,7 +117,9 @@ def _id_fields(plan: SourcePlan) -> frozenset[str]:
 def unsigned(s: Column) -> Column:
     """``s`` without the currency sign of an amount written with one (``$3.50``, ``3,50 €``,
     ``-£12``: :data:`_SIGNED`); other text unchanged."""
-    return F.iff(s.rlike(F.lit(_SIGNED)), F.translate(s, F.lit(CURRENCY_SIGNS + " "), F.lit("")), s)
+    return F.iff(
+        s.rlike(F.lit(_SIGNED)), F.translate(s, F.lit(CURRENCY_SIGNS + _SIGN_SPACES), F.lit("")), s
+    )
 
 
 def number(s: Column, comma: bool = False, grouped: bool = False) -> Column:
