@@ -891,7 +891,8 @@ def render_markdown() -> str:
         "thousand); otherwise with commas grouping thousands (`1,234.50`, `1,234`) where the "
         "column shows a decimal dot (`1,234.50`, or `3.50` beside `1,234`); and with one currency "
         "sign before or after the amount (`$3.50`, `-$3.50`, `3,50 €`, also with a no-break space; "
-        "signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ ฿; the sign is dropped, not converted: amounts are taken in the run's `currency`). "
+        "signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ ฿; the sign is dropped, not converted: amounts are taken in "
+        "the run's `currency`). "
         "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
         "commas: nothing says which), currency codes (`USD 3.50`); JSON lines and warehouse "
         "tables carry numbers as numbers.",
