@@ -104,6 +104,18 @@ def make_params(raw: Path, warehouse: Path, **over) -> config.Params:
     return dataclasses.replace(p, **over) if over else p
 
 
+def ingest_and_read(p: config.Params, *tables: str):
+    """Ingest with ``p`` into its own warehouse (server stopped afterwards): the counts by source
+    and each of ``tables`` as a pandas frame."""
+    s = wh.connect(p)
+    try:
+        counts = {c.source: c for c in ingest.run(s, p)}
+        return counts, *[s.table(t).to_pandas() for t in tables]
+    finally:
+        s.close()
+        wh.stop_local_server(p.warehouse_dir)
+
+
 @pytest.fixture(scope="session")
 def params(raw_dir, tmp_path_factory) -> config.Params:
     return make_params(raw_dir, tmp_path_factory.mktemp("warehouse"))

@@ -12,9 +12,7 @@ import json
 
 import pandas as pd
 
-from conftest import make_params
-from customer_analytics import ingest
-from customer_analytics import warehouse as wh
+from conftest import ingest_and_read, make_params
 from customer_analytics.contract import Reason
 
 
@@ -37,16 +35,7 @@ def _run(tmp_path, orders_file: str, orders: str, customers: str):
             else {}
         ),
     )
-    s = wh.connect(p)
-    try:
-        counts = {c.source: c for c in ingest.run(s, p)}
-        clean = s.table("CLEAN_ORDER_LINES").to_pandas()
-        rejected = s.table("REJECTED_ORDER_LINES").to_pandas()
-        customers = s.table("CLEAN_CUSTOMERS").to_pandas()
-    finally:
-        s.close()
-        wh.stop_local_server(p.warehouse_dir)
-    return counts, clean, rejected, customers
+    return ingest_and_read(p, "CLEAN_ORDER_LINES", "REJECTED_ORDER_LINES", "CLEAN_CUSTOMERS")
 
 
 CUSTOMERS = (

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from realistic_corpus import CASES, write
 
-from conftest import REPO, make_params
+from conftest import REPO, ingest_and_read, make_params
 from customer_analytics import config, ingest, pushdown, sqlcheck
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Excluded, Reason
@@ -54,16 +54,7 @@ def ingest_file(tmp_path, rows, **over):
         columns=MAPPING,
         **over,
     )
-    s = wh.connect(p)
-    try:
-        counts = {c.source: c for c in ingest.run(s, p)}
-        clean = s.table("CLEAN_ORDER_LINES").to_pandas()
-        rejected = s.table("REJECTED_ORDER_LINES").to_pandas()
-        excluded = s.table("EXCLUDED_ORDER_LINES").to_pandas()
-    finally:
-        s.close()
-        wh.stop_local_server(p.warehouse_dir)
-    return counts, clean, rejected, excluded
+    return ingest_and_read(p, "CLEAN_ORDER_LINES", "REJECTED_ORDER_LINES", "EXCLUDED_ORDER_LINES")
 
 
 def test_the_filling_sends_snowflake_sql(tmp_path, monkeypatch):
