@@ -45,6 +45,13 @@ CASES = {
     "2024.03.07 13:09:05": {"ymd": D(2024, 3, 7, 13, 9, 5)},
     "2024/02/30": {},
     "2024/13/01": {},
+    "7 Mar 2024": {"names": D(2024, 3, 7)},  # English month names, any case
+    "07-MAR-2024 13:09": {"names": D(2024, 3, 7, 13, 9)},
+    "Mar 7, 2024": {"names": D(2024, 3, 7)},
+    "March 7, 2024 13:09": {"names": D(2024, 3, 7, 13, 9)},
+    "7 march 2024": {"names": D(2024, 3, 7)},
+    "30 Feb 2024": {},
+    "Mrz 7, 2024": {},
     "1609459200": {"epoch_s": D(2021, 1, 1)},
     "1609459200.5": {"epoch_s": D(2021, 1, 1, 0, 0, 0, 500000)},
     "1609459200123": {"epoch_ms": D(2021, 1, 1, 0, 0, 0, 123000)},
@@ -99,7 +106,15 @@ def test_detection_counts_the_distinct_values_each_layout_parses(wh_session):
     s, _ = wh_session
     t = _values_table(s, ["12/13/2010 8:26", "12/1/2010 8:26", "12/1/2010 8:26", "1/2/2011 10:00"])
     n, counts = dates.detect_counts(t, "S")
-    assert n == 3 and counts == {"iso": 0, "us": 3, "eu": 2, "ymd": 0, "epoch_s": 0, "epoch_ms": 0}
+    assert n == 3 and counts == {
+        "iso": 0,
+        "us": 3,
+        "eu": 2,
+        "ymd": 0,
+        "names": 0,
+        "epoch_s": 0,
+        "epoch_ms": 0,
+    }
     assert dates.choose(counts) == ["us"]
     assert dates.choose({"iso": 0, "us": 2, "eu": 2}) == ["us", "eu"]
     assert dates.choose({"iso": 0, "us": 0}) == []
@@ -217,14 +232,28 @@ def test_iso_basic_dates_need_no_setting(wh_session, tmp_path):
     assert got == [D(1997, 1, 1), D(1997, 2, 12), D(1997, 12, 31), D(1998, 6, 30, 10, 15)]
 
 
-def test_year_first_dates_with_slashes_need_no_setting(wh_session, tmp_path):
+@pytest.mark.parametrize(
+    "stamps,layout,fmt",
+    [
+        (
+            ["2024/03/07 13:09", "2024/3/8 9:05", "2024/12/31 23:59", "2025/01/02 00:00"],
+            "ymd",
+            "%Y/%m/%d %H:%M",
+        ),
+        (
+            ["Mar 7, 2024", "Mar 8, 2024", "Dec 31, 2024", "Jan 2, 2025"],
+            "names",
+            "%b %d, %Y",
+        ),
+    ],
+)
+def test_year_first_and_month_name_dates_need_no_setting(wh_session, tmp_path, stamps, layout, fmt):
     s, _ = wh_session
-    stamps = ["2024/03/07 13:09", "2024/3/8 9:05", "2024/12/31 23:59", "2025/01/02 00:00"]
     o = _run(wh_session, tmp_path, stamps)["orders"]
     assert (o.accepted, o.rejected) == (4, 0)
-    assert (o.layouts[0]["name"], o.layouts[0]["how"]) == ("ymd", "detected")
+    assert (o.layouts[0]["name"], o.layouts[0]["how"]) == (layout, "detected")
     got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").collect())
-    assert got == sorted(dt.datetime.strptime(x, "%Y/%m/%d %H:%M") for x in stamps)
+    assert got == sorted(dt.datetime.strptime(x, fmt) for x in stamps)
 
 
 def test_ambiguous_dates_stop_with_the_layouts_and_the_setting_then_a_declaration_settles_it(

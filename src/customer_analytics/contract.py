@@ -137,6 +137,23 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
         "YYYY.MM.DD HH24:MI",
         "YYYY.MM.DD",
     ),
+    # month names, in English (case does not matter): 7 Mar 2024, 07-MAR-2024, Mar 7, 2024,
+    # March 7, 2024 13:09 (reports, human-made spreadsheets, Oracle's default)
+    "names": (
+        "DD MON YYYY HH24:MI:SS",
+        "DD MON YYYY HH24:MI",
+        "DD MON YYYY",
+        "DD-MON-YYYY HH24:MI:SS",
+        "DD-MON-YYYY HH24:MI",
+        "DD-MON-YYYY",
+        "MON DD, YYYY HH24:MI:SS",
+        "MON DD, YYYY HH24:MI",
+        "MON DD, YYYY",
+        "DD MMMM YYYY HH24:MI",
+        "DD MMMM YYYY",
+        "MMMM DD, YYYY HH24:MI",
+        "MMMM DD, YYYY",
+    ),
     "epoch_s": ("epoch_s",),
     "epoch_ms": ("epoch_ms",),
 }
@@ -147,6 +164,7 @@ LAYOUT_TEXT = {
     "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05, 3/1/2026 2:30 PM",
     "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
     "ymd": "year/month/day: 2026/03/01, 2026/3/1 14:30, 2026.03.01 14:30:05",
+    "names": "English month names: 1 Mar 2026, 01-MAR-2026 14:30, Mar 1, 2026, March 1, 2026 14:30",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
     "epoch_ms": "Unix time in milliseconds: 1772375400000",
 }
