@@ -253,9 +253,15 @@ def test_a_shop_export_with_order_fields_on_first_rows_only_is_read_whole(shop):
     assert dict(zip(countries["CUSTOMER_ID"], countries["COUNTRY"], strict=True)) == home.to_dict()
 
 
-def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop, tmp_path):
+@pytest.mark.parametrize(
+    "group,suffix",
+    [(".", ""), ("\u202f", "\u00a0€")],  # German: 1.234,50; French: 1 234,50 € (no-break spaces)
+)
+def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(
+    shop, tmp_path, group, suffix
+):
     """Spreadsheets where the comma is the decimal mark write ';' between fields and prices as
-    ``5,10`` (here also ``1.234,50`` with a dot grouping thousands)."""
+    ``5,10`` (here also ``1.234,50`` or ``1 234,50 €`` with thousands grouped)."""
     p, s, counts = shop["eu_shop"]
     data = tmp_path / "semicolons"
     data.mkdir()
@@ -264,9 +270,10 @@ def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop
             rows = list(csv.reader(src))
         if f.name == "bestellungen.csv":
             price = rows[0].index("Einzelpreis")
-            for row in rows[1:]:
-                whole, cents = f"{float(row[price]):.2f}".split(".")
-                row[price] = f"{int(whole):,}".replace(",", ".") + "," + cents
+            for row in rows[1:]:  # scaled x1000 so that thousands occur (compared scaled back)
+                whole, cents = f"{1000 * float(row[price]):.2f}".split(".")
+                row[price] = f"{int(whole):,}".replace(",", group) + "," + cents + suffix
+            assert any(group in row[price] for row in rows[1:])
         with (data / f.name).open("w", encoding="utf-8", newline="") as out:
             csv.writer(out, delimiter=";").writerows(rows)
     twin = settings_params("eu_shop", data, tmp_path / "wh")
@@ -274,6 +281,7 @@ def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop
     try:
         got = {c.source: c for c in ingest.run(s2, twin)}
         assert got["orders"].decimal_comma == ["Einzelpreis"] and not counts["orders"].decimal_comma
+        assert got["orders"].currency_signs == (["Einzelpreis"] if suffix else [])
         assert "decimal comma in 'Einzelpreis'" in story.summary(list(got.values()))
         for source in ("orders", "customers"):
             assert (got[source].read, got[source].accepted, got[source].rejected) == (
@@ -283,11 +291,16 @@ def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(shop
             )
         for table in ("CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS"):
             want, have = s.table(table).to_pandas(), s2.table(table).to_pandas()
-            key = list(want.columns)
-            pd.testing.assert_frame_equal(
-                have[key].sort_values(key, ignore_index=True),
-                want.sort_values(key, ignore_index=True),
-            )
+            money = [
+                c for c in ("UNIT_PRICE", "AMOUNT") if c in want and table != "CLEAN_CUSTOMERS"
+            ]
+            assert money or table == "CLEAN_CUSTOMERS"
+            have[money] = have[money] / 1000
+            key = [c for c in want.columns if c not in money]
+            have = have[list(want.columns)].sort_values(key, ignore_index=True)
+            want = want.sort_values(key, ignore_index=True)
+            pd.testing.assert_frame_equal(have[key], want[key])
+            pd.testing.assert_frame_equal(have[money], want[money], rtol=1e-9)
     finally:
         s2.close()
         wh.stop_local_server(twin.warehouse_dir)
@@ -325,7 +338,7 @@ def test_an_invoice_export_through_pandas_and_a_spreadsheet_is_read_like_the_ori
             o.excluded,
         )
         text = story.summary([got])
-        assert "thousands in 'UnitPrice'" in text and "Currency signs removed" in text
+        assert "thousands separators in 'UnitPrice'" in text and "Currency signs removed" in text
         want = s.table("CLEAN_ORDER_LINES").to_pandas()
         have = s2.table("CLEAN_ORDER_LINES").to_pandas()
         money = [c for c in ("UNIT_PRICE", "AMOUNT") if c in want.columns]
@@ -372,10 +385,19 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         "3$5": (None, None, None),
         "€": (None, None, None),
         "USD 3.50": (None, None, None),
+        # thousands grouped by spaces (French) or apostrophes (Swiss), never a decimal mark
+        "1 234,50": (None, 1234.5, None),
+        "1\u202f234\u202f567,5": (None, 1234567.5, None),
+        "1'234.50": (1234.5, 1234.5, 1234.5),  # one dot after the groups: a decimal dot
+        "-12\u2019345": (-12345.0, -12345.0, -12345.0),
+        "1 234,50\u00a0€": (None, 1234.5, None),
+        "1 23": (None, None, None),
+        "1  234": (None, None, None),
+        "1 234 5": (None, None, None),
     }
-    rows = ", ".join(f"('{v}')" for v in values)
+    rows = ", ".join("('" + v.replace("'", "''") + "')" for v in values)
     t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_X)")
-    x = ck.unsigned(F.col("S_X"))
+    x = ck.unspaced(ck.unsigned(F.col("S_X")))
     got = t.select(
         "S_X",
         ck.number(x).alias("P"),
@@ -399,23 +421,28 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         (["1,234", "1.234", "7"], set()),  # '1.234' may be a European thousand: undecided
         (["$3.50", "$1,234.50", "7"], {"grouped", "signs"}),  # a point-of-sale export
         (["3,50 €", "12,99 €", "1.234,00 €"], {"comma", "signs"}),
+        (["1 234,50", "12,99", "7"], {"comma", "spaced"}),  # a French export
+        (["1'234.50", "12.99", "7"], {"spaced"}),  # a Swiss one: the dot is plain
+        (["1 234", "12", "7"], {"spaced"}),
     ],
 )
 def test_a_column_is_read_with_a_decimal_comma_or_thousands_only_when_its_values_say_so(
     shop, values, forms
 ):
     p, s, _ = shop["eu_shop"]
-    rows = ", ".join(f"('{v}')" if v else "(NULL)" for v in values)
+    rows = ", ".join("('" + v.replace("'", "''") + "')" if v else "(NULL)" for v in values)
     t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_UNIT_PRICE)")
     plan = dataclasses.replace(plan_source(contract.ORDERS, p), decimal_comma=[])
     price = next(f for f in contract.ORDERS.fields if f.name == "unit_price")
     got = ck.number_forms(t, plan, [price])
     field = frozenset({"unit_price"})
-    assert got == ck.NumberForms(
-        *(field if form in forms else frozenset() for form in ("comma", "grouped", "signs"))
-    )
-    assert (plan.decimal_comma, plan.thousands, plan.currency_signs) == tuple(
-        ["Einzelpreis"] if form in forms else [] for form in ("comma", "grouped", "signs")
+    kinds = ("comma", "grouped", "signs", "spaced")
+    assert got == ck.NumberForms(*(field if k in forms else frozenset() for k in kinds))
+    column = ["Einzelpreis"]
+    assert (plan.decimal_comma, plan.thousands, plan.currency_signs) == (
+        column if "comma" in forms else [],
+        column if forms & {"grouped", "spaced"} else [],
+        column if "signs" in forms else [],
     )
 
 

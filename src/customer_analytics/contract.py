@@ -910,7 +910,8 @@ def render_markdown() -> str:
         "column shows a decimal dot (`1,234.50`, or `3.50` beside `1,234`); and with one currency "
         "sign before or after the amount (`$3.50`, `-$3.50`, `3,50 €`, also with a no-break space; "
         "signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ ฿; the sign is dropped, not converted: amounts are taken in "
-        "the run's `currency`). "
+        "the run's `currency`). Thousands grouped by spaces or apostrophes, never a decimal mark, "
+        "are read in either (`1 234,50` French, also with no-break spaces; `1'234.50` Swiss). "
         "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
         "commas: nothing says which), currency codes (`USD 3.50`); JSON lines and warehouse "
         "tables carry numbers as numbers.",

@@ -45,11 +45,18 @@ CURRENCY_SIGNS = "$€£¥₹₩₽₺₪₫฿"
 #: Spaces a spreadsheet may write beside a currency sign: a space, a no-break space (``3,50 €`` in
 #: French and German locales) and a narrow no-break space.
 _SIGN_SPACES = " \u00a0\u202f"
+#: Characters that group thousands and are never a decimal mark: those spaces (French: ``1 234,50``)
+#: and apostrophes (Swiss: ``1'234.50``).
+_GROUP_SPACES = _SIGN_SPACES + "'\u2019"
+#: A number whose thousands are grouped so: ``1 234,50``, ``1'234.50``, ``-12 345``.
+_SPACED_DIGITS = rf"[0-9]{{1,3}}([{_GROUP_SPACES}][0-9]{{3}})+([.,][0-9]+)?"
+_SPACED = rf"[+-]?{_SPACED_DIGITS}"
 #: An amount with one currency sign before or after it, a space allowed beside the sign:
-#: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``.
+#: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``, ``1 234,50 €``.
+_AMOUNT = rf"({_SPACED_DIGITS}|[0-9][0-9.,]*)"
 _SIGNED = (
-    rf"[+-]?[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}][{_SIGN_SPACES}]?[+-]?[0-9][0-9.,]*"
-    rf"|[+-]?[0-9][0-9.,]*[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}]"
+    rf"[+-]?[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}][{_SIGN_SPACES}]?[+-]?{_AMOUNT}"
+    rf"|[+-]?{_AMOUNT}[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}]"
 )
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
@@ -122,6 +129,12 @@ def unsigned(s: Column) -> Column:
     )
 
 
+def unspaced(s: Column) -> Column:
+    """``s`` without the spaces or apostrophes grouping the thousands of a number written so
+    (``1 234,50``, ``1'234.50``: :data:`_SPACED`); other text unchanged."""
+    return F.iff(s.rlike(F.lit(_SPACED)), F.translate(s, F.lit(_GROUP_SPACES), F.lit("")), s)
+
+
 def number(s: Column, comma: bool = False, grouped: bool = False) -> Column:
     """A plain decimal number as DOUBLE; NULL when the text is not one (checked before casting).
 
@@ -146,6 +159,7 @@ class NumberForms:
     comma: frozenset[str] = frozenset()  # a decimal comma: 3,50 and 1.234,50
     grouped: frozenset[str] = frozenset()  # a decimal dot, commas grouping thousands: 1,234.50
     signs: frozenset[str] = frozenset()  # amounts with a currency sign: $3.50, 3,50 €
+    spaced: frozenset[str] = frozenset()  # thousands grouped by spaces or apostrophes: 1 234,50
 
 
 def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> NumberForms:
@@ -159,10 +173,13 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
     - otherwise commas grouping thousands where some value is grouped (:data:`_GROUPED`) and the
       column shows a decimal dot: a grouped value with a fraction (``1,234.50``) or a value with a
       dot no thousands separator explains (``3.50``); ``1,000`` and ``2,500`` alone stay rejected;
-    - a currency sign: read without it wherever one is written (``$3.50``), noted for the report.
+    - a currency sign: read without it wherever one is written (``$3.50``), noted for the report;
+    - thousands grouped by spaces or apostrophes, which are never a decimal mark (``1 234,50``,
+      ``1'234.50``): read without them wherever a number is written so, before the rest.
 
-    Recorded in ``plan.decimal_comma``, ``plan.thousands`` and ``plan.currency_signs`` (the
-    columns, for the report). JSON lines and tables carry numbers as numbers: never."""
+    Recorded in ``plan.decimal_comma``, ``plan.thousands`` (commas, spaces or apostrophes) and
+    ``plan.currency_signs`` (the columns, for the report). JSON lines and tables carry numbers as
+    numbers: never."""
     nums = [f for f in fields if f.kind in ("integer", "number")]
     if plan.fmt != "csv" or not nums:
         return NumberForms()
@@ -177,11 +194,12 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
     counts = []
     for i, f in enumerate(nums):
         raw = F.col(text_col(f.name))
-        s = unsigned(raw)
+        s = unspaced(unsigned(raw))
         counts += [
             F.sum(F.iff(s.rlike(F.lit(p)), 1, 0)).alias(f"{k}{i}") for k, p in patterns.items()
         ]
         counts.append(F.sum(F.iff(raw.rlike(F.lit(_SIGNED)), 1, 0)).alias(f"S{i}"))
+        counts.append(F.sum(F.iff(unsigned(raw).rlike(F.lit(_SPACED)), 1, 0)).alias(f"W{i}"))
     row = df.select(*counts).collect()[0]
 
     def n(key: str, i: int) -> int:
@@ -194,14 +212,11 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
         if f not in comma and n("G", i) > 0 and (n("F", i) > 0 or n("T", i) > 0)
     ]
     signs = [f for i, f in enumerate(nums) if n("S", i) > 0]
+    spaced = [f for i, f in enumerate(nums) if n("W", i) > 0]
     plan.decimal_comma = [plan.column(f.name) for f in comma]
-    plan.thousands = [plan.column(f.name) for f in grouped]
+    plan.thousands = [plan.column(f.name) for f in nums if f in grouped or f in spaced]
     plan.currency_signs = [plan.column(f.name) for f in signs]
-    return NumberForms(
-        frozenset(f.name for f in comma),
-        frozenset(f.name for f in grouped),
-        frozenset(f.name for f in signs),
-    )
+    return NumberForms(*(frozenset(f.name for f in x) for x in (comma, grouped, signs, spaced)))
 
 
 def typed(
@@ -229,6 +244,8 @@ def typed(
         elif f.kind in ("integer", "number"):
             if f.name in forms.signs:
                 s = unsigned(s)
+            if f.name in forms.spaced:
+                s = unspaced(s)
             cols.append(
                 number(s, f.name in forms.comma, f.name in forms.grouped).alias(typed_col(f))
             )

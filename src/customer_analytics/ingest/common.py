@@ -153,9 +153,7 @@ class SourceCounts:
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
-    thousands: list[str] = field(
-        default_factory=list
-    )  # CSV: columns with commas grouping thousands
+    thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
     currency_signs: list[str] = field(default_factory=list)  # CSV: columns with currency signs
 
     @property
@@ -190,9 +188,7 @@ class SourcePlan:
     )  # orders: lines that took an order field from another line of their order, per column
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
-    thousands: list[str] = field(
-        default_factory=list
-    )  # CSV: columns with commas grouping thousands
+    thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
     currency_signs: list[str] = field(default_factory=list)  # CSV: columns with currency signs
 
     @property

@@ -105,7 +105,7 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
         text += f" Numbers read with a decimal comma in {', '.join(comma)} (detected)."
     grouped = [f"'{col}'" for c in counts for col in c.thousands]
     if grouped:
-        text += f" Numbers read with commas grouping thousands in {', '.join(grouped)} (detected)."
+        text += f" Numbers read with thousands separators in {', '.join(grouped)} (detected)."
     signs = [f"'{col}'" for c in counts for col in c.currency_signs]
     if signs:
         text += f" Currency signs removed from the amounts in {', '.join(signs)}."
