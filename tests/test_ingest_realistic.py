@@ -281,7 +281,7 @@ def test_a_semicolon_export_with_decimal_commas_is_read_like_its_comma_twin(
     try:
         got = {c.source: c for c in ingest.run(s2, twin)}
         assert got["orders"].decimal_comma == ["Einzelpreis"] and not counts["orders"].decimal_comma
-        assert got["orders"].currency_signs == (["Einzelpreis"] if suffix else [])
+        assert got["orders"].currency_signs == ({"Einzelpreis": "€"} if suffix else {})
         assert "decimal comma in 'Einzelpreis'" in story.summary(list(got.values()))
         for source in ("orders", "customers"):
             assert (got[source].read, got[source].accepted, got[source].rejected) == (
@@ -329,7 +329,7 @@ def test_an_invoice_export_through_pandas_and_a_spreadsheet_is_read_like_the_ori
     s2 = wh.connect(twin)
     try:
         got = {c.source: c for c in ingest.run(s2, twin)}["orders"]
-        assert (got.thousands, got.currency_signs) == (["UnitPrice"], ["UnitPrice"])
+        assert (got.thousands, got.currency_signs) == (["UnitPrice"], {"UnitPrice": "$"})
         o = counts["orders"]
         assert (got.read, got.accepted, got.rejected, got.excluded) == (
             o.read,
@@ -338,7 +338,12 @@ def test_an_invoice_export_through_pandas_and_a_spreadsheet_is_read_like_the_ori
             o.excluded,
         )
         text = story.summary([got])
-        assert "thousands separators in 'UnitPrice'" in text and "Currency signs removed" in text
+        assert "thousands separators in 'UnitPrice'" in text
+        assert "Currency signs removed from the amounts in 'UnitPrice' ($)." in text
+        assert twin.currency == "EUR"  # env.yaml's: the corpus case does not set it
+        assert "written with $, the run's currency is EUR (€)" in story.summary([got], params=twin)
+        usd = dataclasses.replace(twin, currency="USD")
+        assert "Check the currency" not in story.summary([got], params=usd)
         want = s.table("CLEAN_ORDER_LINES").to_pandas()
         have = s2.table("CLEAN_ORDER_LINES").to_pandas()
         money = [c for c in ("UNIT_PRICE", "AMOUNT") if c in want.columns]
@@ -439,7 +444,7 @@ def test_a_column_is_read_with_a_decimal_comma_or_thousands_only_when_its_values
     kinds = ("comma", "grouped", "signs", "spaced")
     assert got == ck.NumberForms(*(field if k in forms else frozenset() for k in kinds))
     column = ["Einzelpreis"]
-    assert (plan.decimal_comma, plan.thousands, plan.currency_signs) == (
+    assert (plan.decimal_comma, plan.thousands, list(plan.currency_signs)) == (
         column if "comma" in forms else [],
         column if forms & {"grouped", "spaced"} else [],
         column if "signs" in forms else [],

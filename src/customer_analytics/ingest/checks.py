@@ -178,8 +178,8 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
       ``1'234.50``): read without them wherever a number is written so, before the rest.
 
     Recorded in ``plan.decimal_comma``, ``plan.thousands`` (commas, spaces or apostrophes) and
-    ``plan.currency_signs`` (the columns, for the report). JSON lines and tables carry numbers as
-    numbers: never."""
+    ``plan.currency_signs`` (the columns, with the signs seen: for the report). JSON lines and
+    tables carry numbers as numbers: never."""
     nums = [f for f in fields if f.kind in ("integer", "number")]
     if plan.fmt != "csv" or not nums:
         return NumberForms()
@@ -199,6 +199,13 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
             F.sum(F.iff(s.rlike(F.lit(p)), 1, 0)).alias(f"{k}{i}") for k, p in patterns.items()
         ]
         counts.append(F.sum(F.iff(raw.rlike(F.lit(_SIGNED)), 1, 0)).alias(f"S{i}"))
+        # the signs seen (the first and the last in sort order) for the report
+        sign = F.iff(
+            raw.rlike(F.lit(_SIGNED)),
+            F.call_function("REGEXP_SUBSTR", raw, F.lit(f"[{CURRENCY_SIGNS}]")),
+            F.lit(None).cast("string"),
+        )
+        counts += [F.min(sign).alias(f"SMIN{i}"), F.max(sign).alias(f"SMAX{i}")]
         counts.append(F.sum(F.iff(unsigned(raw).rlike(F.lit(_SPACED)), 1, 0)).alias(f"W{i}"))
     row = df.select(*counts).collect()[0]
 
@@ -215,7 +222,11 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
     spaced = [f for i, f in enumerate(nums) if n("W", i) > 0]
     plan.decimal_comma = [plan.column(f.name) for f in comma]
     plan.thousands = [plan.column(f.name) for f in nums if f in grouped or f in spaced]
-    plan.currency_signs = [plan.column(f.name) for f in signs]
+    plan.currency_signs = {
+        plan.column(f.name): "".join(dict.fromkeys((row[f"SMIN{i}"], row[f"SMAX{i}"])))
+        for i, f in enumerate(nums)
+        if f in signs
+    }
     return NumberForms(*(frozenset(f.name for f in x) for x in (comma, grouped, signs, spaced)))
 
 

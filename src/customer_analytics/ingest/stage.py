@@ -689,7 +689,7 @@ def account(
         filled=dict(plan.filled),
         decimal_comma=list(plan.decimal_comma),
         thousands=list(plan.thousands),
-        currency_signs=list(plan.currency_signs),
+        currency_signs=dict(plan.currency_signs),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

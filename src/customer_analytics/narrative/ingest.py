@@ -46,6 +46,26 @@ def filled_text(c: Any) -> str:
     )
 
 
+def signs_text(signs: dict[str, str], currency: str | None = None) -> str:
+    """The currency signs removed from amounts (column -> signs seen), and a warning when one is
+    not the run's ``currency`` (amounts are taken in it, not converted)."""
+    text = "Currency signs removed from the amounts in " + ", ".join(
+        f"'{col}' ({' '.join(seen)})" for col, seen in signs.items()
+    )
+    text += "."
+    if currency is None:
+        return text
+    own = fmt.symbol(currency).strip()
+    other = sorted({x for seen in signs.values() for x in seen if x not in own})
+    if other:
+        text += (
+            f" **Check the currency**: the amounts are written with {' and '.join(other)}, "
+            f"the run's currency is {currency} ({own}); amounts are taken in it, not converted. "
+            "Fix: set `currency` in env.yaml to the shop's currency."
+        )
+    return text
+
+
 def summary(counts: Any, session: Any = None, params: Params | None = None) -> str:
     """The 01 summary: whether the ingest stopped, accepted / rejected / excluded per source, what
     was missing, the date layouts detected and, given the session of a run that succeeded, the date
@@ -106,9 +126,9 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     grouped = [f"'{col}'" for c in counts for col in c.thousands]
     if grouped:
         text += f" Numbers read with thousands separators in {', '.join(grouped)} (detected)."
-    signs = [f"'{col}'" for c in counts for col in c.currency_signs]
+    signs = {col: seen for c in counts for col, seen in c.currency_signs.items()}
     if signs:
-        text += f" Currency signs removed from the amounts in {', '.join(signs)}."
+        text += " " + signs_text(signs, params.currency if params is not None else None)
     rejected = sum(c.rejected for c in counts)
     if rejected and not failed:
         top = max(((d["reason"], d["rows"]) for c in counts for d in c.details), key=lambda x: x[1])
