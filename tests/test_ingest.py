@@ -387,11 +387,11 @@ CASES = {
         {},
         r"orders\.jsonl: none of the first \d lines is a JSON object",
     ),
-    "UTF-16 customers (issue 15.18)": (
+    "UTF-16 customers declared UTF-8 (issue 15.18; undeclared, UTF-16 is read)": (
         lambda d: (d / "customers.csv").write_bytes(
             (d / "customers.csv").read_text("utf-8", "replace").encode("utf-16")
         ),
-        {},
+        {"encodings": {"customers": "utf-8"}},
         r"customers\.csv: the file is UTF-16 \(little-endian, with a byte-order mark\), not "
         r"UTF-8\. Fix: re-export it as UTF-8.*iconv -f UTF-16 -t UTF-8 customers\.csv",
     ),

@@ -21,6 +21,9 @@ from pathlib import Path
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 #: A physical line (or CSV record, or call transcript) longer than this is rejected, not loaded.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Bytes that are not UTF-8, and no character beyond ASCII that is, at least this many in a file:
+#: it is in an 8-bit encoding (fewer: a damaged line or two in UTF-8, rejected with their reason).
+LEGACY_MIN_BAD = 3
 #: A quoted CSV field may span at most this many lines; beyond, its opening quote is taken as a
 #: mistake.
 MAX_RECORD_LINES = 1000
@@ -316,8 +319,9 @@ EXCLUSIONS: dict[str, str] = {
 
 #: What each reason means (the data contract page lists them in this order).
 REASONS: dict[str, str] = {
-    Reason.INVALID_UTF8: "the bytes of the line (CSV: of the field) are not valid UTF-8; re-export "
-    "the file as UTF-8",
+    Reason.INVALID_UTF8: "the bytes of the line (CSV: of the field) are not valid UTF-8 in a file "
+    "that is otherwise UTF-8; re-export the file as UTF-8, or declare its encoding "
+    "(`encodings: {orders: cp1252}`)",
     Reason.NUL_BYTE: "the field holds a NUL byte (binary data in a text file)",
     Reason.EMPTY_LINE: "a blank line (JSON lines) or an all-empty CSV record",
     Reason.LINE_TOO_LONG: "a line (or CSV record, or transcript) longer than "
@@ -853,10 +857,17 @@ def render_markdown() -> str:
         "## General rules",
         "",
         "- **Encoding**: UTF-8 (a byte-order mark is allowed, also at the start of a line of files "
-        "joined together). Line endings: `\\n` or `\\r\\n`, mixed or not; a line break inside a "
-        "quoted CSV field is kept exactly as in the file. A file in UTF-16 or UTF-32, in an 8-bit "
-        "encoding (Windows-1252, Latin-1), with lines ending in a carriage return alone, or that "
-        "is "
+        "joined together). A file in another encoding is read through a UTF-8 copy (line numbers "
+        "stay the file's) and the 01 summary says how it was read: UTF-16 or UTF-32 by its "
+        "byte-order mark (or, without one, by its zero bytes); a file with at least "
+        f"{LEGACY_MIN_BAD} bytes that are not UTF-8 and no character beyond ASCII written in "
+        "UTF-8 (the whole file is checked) as Windows-1252, the 8-bit encoding of spreadsheet "
+        "exports on Windows in Western Europe and the Americas; or as declared per source: "
+        "`encodings: {orders: cp1250}` (any Python codec name: `latin-1`, `cp1251`, `utf-16`, "
+        "`shift_jis`, …; `utf-8` turns detection off). A file in UTF-8 with a few damaged lines "
+        "stays UTF-8: those lines (CSV: fields) are rejected as `invalid UTF-8`. Line endings: "
+        "`\\n` or `\\r\\n`, mixed or not; a line break inside a quoted CSV field is kept "
+        "exactly as in the file. A file with lines ending in a carriage return alone, or that is "
         "an archive, a document, an image or other binary data stops the run with what it is and "
         "how to re-export it.",
         "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "

@@ -22,6 +22,7 @@ Standard library and PyYAML only: Ploomber imports this while it loads the pipel
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import math
@@ -411,6 +412,32 @@ def date_formats(name: str, raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
                 out.setdefault(str(src), {})[str(fld)] = contract.layout_parts(value)
             except ValueError as e:
                 raise ConfigError(f"Parameter '{name}.{src}.{fld}': {e}.") from e
+    return out
+
+
+def encodings(name: str, raw: Any) -> dict[str, str]:
+    """``{source: encoding}`` (a Python codec name: utf-8, cp1252, latin-1, utf-16, cp1250, …);
+    null = detected (UTF-8; UTF-16/32 by their byte-order mark; an 8-bit file as Windows-1252)."""
+    out: dict[str, str] = {}
+    for src, value in _mapping_value(name, raw, "{orders: cp1252}").items():
+        if src not in contract.MAPPABLE:
+            raise ConfigError(
+                f"Parameter '{name}' has an unknown source {src!r}; choose from "
+                f"{sorted(contract.MAPPABLE)}."
+            )
+        if _null_text(value) or str(value).strip().lower() == "auto":
+            continue
+        try:
+            info = codecs.lookup(str(value).strip())
+        except LookupError:
+            info = None
+        if info is None or not getattr(info, "_is_text_encoding", True):
+            raise ConfigError(
+                f"Parameter '{name}.{src}': {_short(value)!r} is not a text encoding; e.g. utf-8, "
+                "cp1252 (Windows-1252), latin-1, cp1250, cp1251, utf-16, shift_jis, or null to "
+                "detect it."
+            )
+        out[str(src)] = info.name
     return out
 
 
@@ -834,6 +861,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         _INGEST,
         identity=True,
         label=lambda v: "own date layouts",
+    ),
+    Parameter(
+        "encodings",
+        {s: None for s in contract.MAPPABLE},
+        "text encoding per source file, e.g. cp1252, latin-1, utf-16; null = detected (UTF-8, "
+        "UTF-16 by its byte-order mark, a file that is not UTF-8 as Windows-1252)",
+        encodings,
+        _INGEST,
+        identity=True,
+        label=lambda v: "own encodings",
     ),
     Parameter(
         "returns",

@@ -18,6 +18,7 @@ commas, and fails the whole query on an invalid ``\\u`` escape).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import hashlib
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 
 from customer_analytics import contract
 from customer_analytics.contract import (
+    LEGACY_MIN_BAD,
     MAX_JSON_DEPTH,
     MAX_JSON_INT_DIGITS,
     MAX_LINE_BYTES,
@@ -235,6 +237,10 @@ _BOMS = (  # longest first: a UTF-32 LE mark starts with the UTF-16 LE one
     (b"\xff\xfe", "UTF-16 (little-endian, with a byte-order mark)", "UTF-16"),
     (b"\xfe\xff", "UTF-16 (big-endian, with a byte-order mark)", "UTF-16"),
 )
+#: The encoding a file in an 8-bit encoding is read with unless one is declared (``encodings``):
+#: Windows-1252, which spreadsheets and shop systems on Windows write in Western Europe and the
+#: Americas (a superset of ISO-8859-1's letters). Its five unassigned bytes are read as Latin-1's.
+LEGACY_ENCODING = "cp1252"
 
 
 #: Bytes that text never holds (tab, line breaks, form feed and escape excluded).
@@ -256,6 +262,7 @@ class Sniffed:
     kind: str
     what: str
     fix: str
+    codec: str | None = None  # utf16: the Python codec that reads it (the mark included)
 
 
 def sniff(head: bytes, whole: bool = False, name: str = "the file") -> Sniffed | None:
@@ -268,7 +275,7 @@ def sniff(head: bytes, whole: bool = False, name: str = "the file") -> Sniffed |
     """
     for bom, what, enc in _BOMS:
         if head.startswith(bom):
-            return Sniffed("utf16", f"is {what}, not UTF-8", _iconv(enc, name))
+            return Sniffed("utf16", f"is {what}, not UTF-8", _iconv(enc, name), enc.lower())
     for magic, what, fix in _MAGIC:
         if head.startswith(magic):
             return Sniffed("binary", f"is {what}, not a text file", fix)
@@ -282,6 +289,7 @@ def sniff(head: bytes, whole: bool = False, name: str = "the file") -> Sniffed |
                 "utf16",
                 f"is UTF-16 ({order}-endian, without a byte-order mark), not UTF-8",
                 _iconv(f"UTF-16{'LE' if odd else 'BE'}", name),
+                f"utf-16-{'le' if odd else 'be'}",
             )
     if len(sample) >= 64 and len(_CONTROL_BYTES.findall(sample)) * 20 >= len(sample):
         return Sniffed(
@@ -334,6 +342,106 @@ def sniff_file(path: Path, root: Path | None = None) -> Sniffed | None:
         head = f.read(SNIFF_BYTES + 1)
     whole = len(head) <= SNIFF_BYTES
     return sniff(head[:SNIFF_BYTES], whole, path.name)
+
+
+#: Bytes read at a time when a whole file's encoding is checked or converted.
+_CHUNK = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Utf8Scan:
+    """What :func:`scan_utf8` found in a whole file."""
+
+    bad: int  # bytes that are not UTF-8 (counted up to the first character beyond ASCII in UTF-8)
+    multibyte: bool  # a character beyond ASCII written in UTF-8 was found (the scan stopped there)
+
+    @property
+    def legacy(self) -> bool:
+        """Several bytes that are not UTF-8 and no character in UTF-8: an 8-bit encoding."""
+        return self.bad >= LEGACY_MIN_BAD and not self.multibyte
+
+
+def scan_utf8(path: Path, root: Path | None = None) -> Utf8Scan:
+    """Whether a whole file is UTF-8, an 8-bit encoding, or UTF-8 with a few damaged lines.
+
+    Stops at the first character beyond ASCII written in UTF-8 (the file is then UTF-8, and a
+    damaged line is rejected with its reason); ASCII-only stretches are skipped at memory speed
+    (``bytes.isascii``, ~5 GB/s), so only a file without any such character is read to the end.
+    """
+    bad = 0
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    with open_input(path, root) as f:
+        while chunk := f.read(_CHUNK):
+            if chunk.isascii() and not decoder.getstate()[0]:
+                continue
+            text = decoder.decode(chunk)
+            escaped = len(_ESCAPED.findall(text))  # one per byte that is not UTF-8
+            bad += escaped
+            if len(chunk) - len(decoder.getstate()[0]) > len(text):  # a multi-byte character
+                return Utf8Scan(bad, True)
+        bad += len(_ESCAPED.findall(decoder.decode(b"", final=True)))
+    return Utf8Scan(bad, False)
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _cp1252_unassigned(e: UnicodeError) -> tuple[str, int]:
+    """Windows-1252's five unassigned bytes (0x81 0x8D 0x8F 0x90 0x9D) read as Latin-1's, as
+    Windows itself does."""
+    if not isinstance(e, UnicodeDecodeError):
+        raise e
+    return e.object[e.start : e.end].decode("latin-1"), e.end
+
+
+codecs.register_error("customer_analytics.cp1252", _cp1252_unassigned)
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """A UTF-8 copy of a file in another encoding (:func:`transcode`)."""
+
+    path: Path
+    encoding: str  # the Python codec it was read with
+    sha256: str  # of the original file's bytes
+    bytes: int  # the original file's size
+    replaced: int  # characters written as U+FFFD (sequences the encoding could not read)
+
+
+def transcode(path: Path, dest: Path, encoding: str, root: Path | None = None) -> Transcoded:
+    """Write ``path`` (read with the Python codec ``encoding``) to ``dest`` as UTF-8, streaming.
+
+    Lines stay as they are (same count, same order), so line numbers refer to the original.
+    Sequences the encoding cannot read become U+FFFD and are counted (Windows-1252's unassigned
+    bytes are read as Latin-1's instead). A byte-order mark is dropped.
+
+    Raises:
+        UnsafeInput: see :func:`open_input`.
+        LookupError: ``encoding`` is not a codec.
+    """
+    info = codecs.lookup(encoding)
+    errors = "customer_analytics.cp1252" if info.name == "cp1252" else "replace"
+    decoder = info.incrementaldecoder(errors=errors)
+    digest, size, replaced = hashlib.sha256(), 0, 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open_input(path, root) as f, open(dest, "wb") as out:
+        before = _signature(f)
+        while True:
+            chunk = f.read(_CHUNK)
+            digest.update(chunk)
+            size += len(chunk)
+            text = decoder.decode(chunk, final=not chunk)
+            replaced += text.count("\ufffd")
+            out.write(text.encode("utf-8", "replace"))  # a lone surrogate (UTF-16) as '?'
+            if not chunk:
+                break
+        changed = _signature(f) != before
+    if changed:
+        dest.unlink(missing_ok=True)
+        raise UnsafeInput(
+            Reason.NOT_A_FILE, "it changed while it was read (an export still being written?)"
+        )
+    return Transcoded(dest, info.name, digest.hexdigest(), size, replaced)
 
 
 class _Writer:

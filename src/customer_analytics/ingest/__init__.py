@@ -37,7 +37,7 @@ from customer_analytics.ingest.common import (
     SourceCounts,
     SourcePlan,
 )
-from customer_analytics.ingest.plan import load_raw_file, plan_sources
+from customer_analytics.ingest.plan import drop_copies, load_raw_file, plan_sources
 from customer_analytics.ingest.report import (
     counts_frame,
     guest_monthly,
@@ -64,6 +64,7 @@ __all__ = [
     "SourceCounts",
     "SourcePlan",
     "counts_frame",
+    "drop_copies",
     "guest_monthly",
     "guest_orders",
     "in_sample",

@@ -157,6 +157,9 @@ class SourceCounts:
     currency_signs: dict[str, str] = field(
         default_factory=dict
     )  # CSV: columns with currency signs -> the signs seen
+    encoding: dict[str, Any] = field(
+        default_factory=dict
+    )  # a file not in UTF-8: its encoding, how it was chosen, characters replaced
 
     @property
     def reject_share(self) -> float:
@@ -194,6 +197,10 @@ class SourcePlan:
     currency_signs: dict[str, str] = field(
         default_factory=dict
     )  # CSV: columns with currency signs -> the signs seen
+    encoding: str | None = None  # declared (``encodings``; a Python codec name); None: detected
+    scratch: Path | None = None  # where a UTF-8 copy of a file in another encoding is written
+    transcoded: readers.Transcoded | None = None  # that copy, read instead of the file
+    encoding_how: str | None = None  # why the copy's encoding: declared, byte-order mark, detected
 
     @property
     def present(self) -> bool:
@@ -206,6 +213,22 @@ class SourcePlan:
         if self.path is None:
             raise IngestError(f"{self.source.name}: not a file on this machine")
         return self.path
+
+    @property
+    def readable(self) -> tuple[Path, Path | None]:
+        """The file to read and the folder it must lie in: the file itself, or its UTF-8 copy."""
+        if self.transcoded is not None:
+            return self.transcoded.path, self.transcoded.path.parent
+        return self.local_path, self.root
+
+    @property
+    def encoding_note(self) -> dict[str, Any]:
+        """How a file in another encoding was read (empty for UTF-8), for the counts and the
+        report."""
+        t = self.transcoded
+        if t is None:
+            return {}
+        return {"encoding": t.encoding, "how": self.encoding_how, "replaced": t.replaced}
 
     @property
     def found_name(self) -> str:

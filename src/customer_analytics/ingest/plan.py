@@ -218,8 +218,9 @@ def _known_names(plan: SourcePlan) -> set[str]:
 
 def _check_csv_header(plan: SourcePlan) -> None:
     src, path = plan.source, plan.local_path
-    plan.delimiter = readers.detect_delimiter(path, plan.wanted.values(), plan.root)
-    head = readers.read_head(path, 2, plan.root, plan.delimiter)
+    readable, root = plan.readable
+    plan.delimiter = readers.detect_delimiter(readable, plan.wanted.values(), root)
+    head = readers.read_head(readable, 2, root, plan.delimiter)
     header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
         raise IngestError(
@@ -311,7 +312,7 @@ def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
 
 
 def _has_data(plan: SourcePlan) -> bool:
-    with readers.open_input(plan.local_path, plan.root) as f:
+    with readers.open_input(*plan.readable) as f:
         lines = readers.physical_lines(f, _NoDigest())
         records = readers.csv_records(lines, delimiter=plan.delimiter)
         next(records, None)
@@ -326,7 +327,7 @@ class _NoDigest:
 def _check_jsonl_start(plan: SourcePlan) -> None:
     """Refuse a file that is one JSON array, or whose first lines are not JSON at all."""
     path, seen, good = plan.local_path, 0, 0
-    with readers.open_input(path, plan.root) as f:
+    with readers.open_input(*plan.readable) as f:
         for _, raw, too_long in readers.physical_lines(f, _NoDigest()):
             if too_long or not raw.strip():
                 continue
@@ -352,14 +353,61 @@ def _check_jsonl_start(plan: SourcePlan) -> None:
 
 
 def check_encoding(plan: SourcePlan) -> None:
-    """Stop on a file that is not UTF-8 text with LF or CRLF lines, saying what it is and how to
-    re-export it (:func:`readers.sniff`): UTF-16/32, an archive or other binary data, CR-only line
-    endings, an 8-bit encoding, nothing but blank lines."""
+    """Stop on a file that is not text, saying what it is and how to re-export it
+    (:func:`readers.sniff`: an archive or other binary data, CR-only line endings, nothing but
+    blank lines); read a file in another encoding through a UTF-8 copy (:func:`transcode`).
+
+    The encoding is the declared one (``encodings``), else detected: UTF-8; UTF-16/32 by its
+    byte-order mark or its zero bytes; a file with several bytes that are not UTF-8 and no
+    character beyond ASCII that is (:func:`readers.scan_utf8`, the whole file) as
+    :data:`readers.LEGACY_ENCODING`. A UTF-8 file with a few damaged lines stays UTF-8: those lines
+    are rejected with their reason.
+    """
+    src = plan.source
     what = readers.sniff_file(plan.local_path, plan.root)
-    if what is not None:
-        src = plan.source
+    if what is not None and (what.kind not in ("utf16", "legacy") or plan.encoding == "utf-8"):
         fix = what.fix.replace("the setting", src.setting).replace("<source>", src.name)
         raise IngestError(f"{plan.path}: the file {what.what}. Fix: {fix}.")
+    if plan.encoding == "utf-8":  # declared: no detection, damaged lines are rejected
+        return
+    if plan.encoding is not None:
+        encoding, how = plan.encoding, "declared"
+    elif what is not None and what.kind == "utf16":
+        encoding = what.codec or "utf-16"
+        how = "byte-order mark" if "with a byte-order mark" in what.what else "detected"
+    else:
+        scan = readers.scan_utf8(plan.local_path, plan.root)
+        if not scan.legacy:
+            return
+        encoding, how = readers.LEGACY_ENCODING, f"detected: {scan.bad:,} bytes are not UTF-8"
+    transcode(plan, encoding, how)
+    again = readers.sniff_file(*plan.readable)
+    if again is not None:  # e.g. CR-only lines, or a declared encoding that is not the file's
+        fix = again.fix.replace("the setting", src.setting).replace("<source>", src.name)
+        raise IngestError(
+            f"{plan.path}: read as {encoding} ({how}), the file {again.what}. Fix: {fix}, or "
+            f"declare its encoding (encodings: {{{src.name}: <encoding>}})."
+        )
+
+
+def transcode(plan: SourcePlan, encoding: str, how: str) -> None:
+    """Read the plan's file through a UTF-8 copy in its scratch folder (removed by
+    :func:`drop_copies`); its line numbers, size and SHA-256 stay the original's."""
+    scratch = plan.scratch or plan.local_path.parent
+    dest = scratch / f"{plan.source.name}_{uuid.uuid4().hex}{plan.local_path.suffix}"
+    try:
+        plan.transcoded = readers.transcode(plan.local_path, dest, encoding, plan.root)
+    except readers.UnsafeInput as e:
+        raise IngestError(f"{plan.path}: refused: {e}. Fix: {_UNSAFE_FIX}.") from None
+    plan.encoding_how = how
+    log.info("%s: read as %s (%s) through a UTF-8 copy", plan.name, encoding, how)
+
+
+def drop_copies(plans) -> None:
+    """Remove the UTF-8 copies :func:`transcode` made."""
+    for p in plans:
+        if p.transcoded is not None:
+            p.transcoded.path.unlink(missing_ok=True)
 
 
 def plan_sources(params: Params) -> list[SourcePlan]:
@@ -369,7 +417,14 @@ def plan_sources(params: Params) -> list[SourcePlan]:
     Nothing is written. Optional sources that are not there come back with status ``missing``
     (or ``disabled`` when their setting is empty).
     """
-    return [plan_source(src, params) for src in contract.SOURCES]
+    plans: list[SourcePlan] = []
+    try:
+        for src in contract.SOURCES:
+            plans.append(plan_source(src, params))
+    except BaseException:
+        drop_copies(plans)
+        raise
+    return plans
 
 
 def plan_source(src: Source, params: Params) -> SourcePlan:
@@ -451,6 +506,7 @@ def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
         wanted_columns(src, fmt, params),
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
+        encoding=params.encodings.get(src.name),
     )
 
 
@@ -527,6 +583,8 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
         root=params.data_dir,
+        encoding=params.encodings.get(src.name),
+        scratch=params.warehouse_dir / "staging" / "transcoded",
     )
     check_file(plan)
     return plan
@@ -534,12 +592,16 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
 
 def check_file(plan: SourcePlan) -> None:
     """Pre-check a file's start: what it is (:func:`check_encoding`), then its CSV header, or its
-    first JSON lines."""
-    check_encoding(plan)
-    if plan.fmt == "csv":
-        _check_csv_header(plan)
-    else:
-        _check_jsonl_start(plan)
+    first JSON lines. A UTF-8 copy made for it does not outlive a stop."""
+    try:
+        check_encoding(plan)
+        if plan.fmt == "csv":
+            _check_csv_header(plan)
+        else:
+            _check_jsonl_start(plan)
+    except BaseException:
+        drop_copies([plan])
+        raise
 
 
 def _settings(src: Source, params: Params) -> dict:

@@ -24,7 +24,7 @@ from customer_analytics.ingest.common import (
     SourcePlan,
     public_text,
 )
-from customer_analytics.ingest.plan import plan_sources
+from customer_analytics.ingest.plan import drop_copies, plan_sources
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,12 @@ def run(session: Session, params: Params, on_error: str = "raise") -> IngestResu
     try:
         plans = {p.source.name: p for p in plan_sources(params)}
         staging = params.warehouse_dir / "staging"
-        pub.drop(session, pub.staged_names())  # leftovers of an interrupted run
         try:
+            pub.drop(session, pub.staged_names())  # leftovers of an interrupted run
             result = stage_all(session, params, plans, staging, counts)
             pub.publish(session)
         finally:
+            drop_copies(plans.values())
             pub.drop(session, pub.staged_names())
     except IngestError as e:
         if on_error != "return":

@@ -84,13 +84,15 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
     ):  # a file on a Snowflake stage: fetched, then pre-checked and read like any file
         plan.path = fetch_staged(session, plan, staging_dir)
         plan.root = plan.path.parent
+        plan.scratch = staging_dir / "transcoded"
         check_file(plan)
     log.info("reading %s", plan.path)
     wanted = plan.wanted if plan.fmt == "csv" else None
     items = (plan.wanted["items"], ITEMS) if plan.fmt == "jsonl" and plan.source is ORDERS else None
+    readable, root = plan.readable if plan.fmt != "calls" else (plan.local_path, plan.root)
     plan.stats = load_raw_file(
         session,
-        plan.path,
+        readable,
         table,
         plan.found_fmt,
         staging_dir,
@@ -98,9 +100,11 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         columns=wanted,
         items=items,
         transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
-        root=plan.root,
+        root=root,
         delimiter=plan.delimiter,
     )
+    if plan.transcoded is not None:  # the counts describe the file as received
+        plan.stats.sha256, plan.stats.bytes = plan.transcoded.sha256, plan.transcoded.bytes
     raw = session.table(table)
     return raw, list(raw.columns)
 
@@ -690,6 +694,7 @@ def account(
         decimal_comma=list(plan.decimal_comma),
         thousands=list(plan.thousands),
         currency_signs=dict(plan.currency_signs),
+        encoding=plan.encoding_note,
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

@@ -46,6 +46,35 @@ def filled_text(c: Any) -> str:
     )
 
 
+_CODEC_NAMES = {
+    "cp1252": "Windows-1252",
+    "iso8859-1": "ISO-8859-1 (Latin-1)",
+    "iso8859-15": "ISO-8859-15 (Latin-9)",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16 (little-endian)",
+    "utf-16-be": "UTF-16 (big-endian)",
+    "utf-32": "UTF-32",
+}
+
+
+def encoding_text(file: str, source: str, note: dict[str, Any]) -> str:
+    """How a file that is not UTF-8 was read (``SourceCounts.encoding``), and how to say
+    otherwise."""
+    codec = note["encoding"]
+    name = _CODEC_NAMES.get(codec, codec)
+    how = note["how"]
+    text = f"'{file}' is not UTF-8: read as {name} ({how})"
+    if note.get("replaced"):
+        text += f"; {note['replaced']:,} characters could not be read in it and show as \ufffd"
+    text += "."
+    if how != "declared":
+        text += (
+            " If accented letters look wrong in the reports, declare its encoding in env.yaml: "
+            f"`encodings: {{{source}: <encoding>}}` (e.g. latin-1, cp1250, cp1251)."
+        )
+    return text
+
+
 def signs_text(signs: dict[str, str], currency: str | None = None) -> str:
     """The currency signs removed from amounts (column -> signs seen), and a warning when one is
     not the run's ``currency`` (amounts are taken in it, not converted)."""
@@ -100,6 +129,9 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
             )
             + "."
         )
+    for c in counts:
+        if getattr(c, "encoding", None):
+            text += " " + encoding_text(c.file, c.source, c.encoding)
     skipped = [c for c in counts if c.skipped]
     if skipped:
         text += " Not read: " + " ".join(skipped_text(c) for c in skipped)

@@ -1,0 +1,217 @@
+"""Files that are not UTF-8 (real exports: Excel's "CSV" on Windows is Windows-1252, its "Unicode
+text" is UTF-16; older shop systems write Latin-1 or a regional code page).
+
+Such a file used to stop the run ("re-export it as UTF-8 or convert it with iconv"), or, when its
+first 64 KiB happened to be ASCII, to lose every later line with an accent as "invalid UTF-8". It
+is now read through a UTF-8 copy: UTF-16/32 by its byte-order mark or zero bytes, an 8-bit file as
+Windows-1252 (the whole file checked), or as declared in ``encodings``; the 01 summary says how.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, ingest_and_read, make_params
+from customer_analytics import config, ingest, readers
+from customer_analytics.contract import Reason
+from customer_analytics.narrative import ingest as story
+from customer_analytics.parameters import ConfigError
+
+HEADER = "customer_id,name,email,signup_date,country,acquisition_channel,birth_year\n"
+ROWS = (
+    "C1,Jürgen Müller,j@example.de,2026-01-02,DE,email,1980\n"
+    "C2,Zoë Brontë,z@example.fr,2026-01-03,FR,ads,1975\n"
+    "C3,Renée Lefèvre,r@example.fr,2026-01-04,FR,ads,1990\n"
+)
+ORDERS_HEADER = "order_id,customer_id,ts,product,quantity,unit_price\n"
+ORDERS = (
+    "O1,C1,2026-01-05 10:00,Crème brûlée,2,3.50\n"
+    "O2,C2,2026-01-06 11:00,Pâte à choux,1,4.25\n"
+    "O3,C3,2026-01-07 12:00,Crème brûlée,3,3.50\n"
+)
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    d = tmp_path / "shop"
+    d.mkdir()
+    (d / "orders.jsonl").write_text(
+        json.dumps(
+            {
+                "order_id": "O9",
+                "customer_id": "C1",
+                "ts": "2026-01-05T10:00:00",
+                "items": [{"product": "choc", "quantity": 2, "unit_price": 1.5}],
+            }
+        )
+        + "\n"
+    )
+    return d
+
+
+def plans(data: Path, tmp_path: Path, **over) -> dict:
+    return {
+        p.source.name: p for p in ingest.plan_sources(make_params(data, tmp_path / "wh", **over))
+    }
+
+
+@pytest.mark.parametrize(
+    "codec,how",
+    [
+        ("utf-16", "byte-order mark"),  # Excel's "Unicode text"
+        ("utf-16-be", "detected"),  # no mark: told by its zero bytes
+        ("utf-32", "byte-order mark"),
+        ("cp1252", "detected: 6 bytes are not UTF-8"),  # Excel's "CSV" on Windows
+    ],
+)
+def test_a_file_in_another_encoding_is_read_through_a_utf8_copy(codec, how, data, tmp_path):
+    """Each of these stopped the run before ("the file is UTF-16 … Fix: iconv …")."""
+    (data / "customers.csv").write_bytes((HEADER + ROWS).encode(codec))
+    plan = plans(data, tmp_path)["customers"]
+    copy = plan.transcoded
+    assert copy is not None and copy.encoding == codecs.lookup(codec).name
+    assert plan.encoding_how == how
+    assert copy.path.read_text("utf-8") == HEADER + ROWS  # no byte-order mark, same lines
+    assert copy.path.parent == tmp_path / "wh" / "staging" / "transcoded"
+    assert copy.sha256 == hashlib.sha256((data / "customers.csv").read_bytes()).hexdigest()
+    assert plan.readable == (copy.path, copy.path.parent)
+    ingest.drop_copies([plan])
+    assert not copy.path.exists()
+
+
+def test_an_ascii_start_does_not_hide_an_8bit_file(data, tmp_path):
+    """The first 64 KiB used to decide: a Windows-1252 file whose accents come later lost those
+    lines as 'invalid UTF-8'. The whole file is checked now (ASCII stretches at memory speed)."""
+    plain = "".join(
+        f"C{i},Anna Smith,a{i}@example.com,2026-01-02,GB,ads,1980\n" for i in range(10, 3000)
+    )
+    assert len(plain) > readers.SNIFF_BYTES
+    (data / "customers.csv").write_bytes((HEADER + plain + ROWS).encode("cp1252"))
+    plan = plans(data, tmp_path)["customers"]
+    assert plan.transcoded is not None and plan.transcoded.encoding == "cp1252"
+    ingest.drop_copies([plan])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # UTF-8 with a few damaged lines: they are rejected, the file is not re-read
+        (HEADER + ROWS).encode() + b"C4,Ren\xe9 \xff\xfe,x@y.z,2026-01-02,FR,ads,1990\n",
+        # two stray bytes and nothing else beyond ASCII: too few to call it another encoding
+        (HEADER + "C1,Rene,x@y.z,2026-01-02,FR,ads,1990\n").encode()
+        + b"C4,Ren\xe9 \xe8,x@y.z,2026-01-02,FR,ads,1990\n",
+        (HEADER + ROWS).encode(),  # UTF-8
+    ],
+)
+def test_utf8_with_damaged_lines_stays_utf8(content, data, tmp_path):
+    (data / "customers.csv").write_bytes(content)
+    assert plans(data, tmp_path)["customers"].transcoded is None
+
+
+def test_a_declared_encoding_is_used_and_utf8_turns_detection_off(data, tmp_path):
+    polish = "C1,Łukasz Żółć,l@example.pl,2026-01-02,PL,ads,1980\n"
+    (data / "customers.csv").write_bytes((HEADER + polish * 3).encode("cp1250"))
+    plan = plans(data, tmp_path, encodings={"customers": "cp1250"})["customers"]
+    assert plan.transcoded.path.read_text() == HEADER + polish * 3
+    assert plan.encoding_how == "declared"
+    ingest.drop_copies([plan])
+    # detected, the same bytes read as Windows-1252: no stop, wrong letters, and the note says so
+    plan = plans(data, tmp_path)["customers"]
+    assert plan.transcoded.encoding == "cp1252" and "Łukasz" not in plan.transcoded.path.read_text()
+    ingest.drop_copies([plan])
+    with pytest.raises(ingest.IngestError) as err:
+        plans(data, tmp_path, encodings={"customers": "utf-8"})
+    assert "customers.csv: the file is not UTF-8" in str(err.value)
+
+
+def test_a_wrong_declared_encoding_stops_with_what_the_copy_is(data, tmp_path):
+    (data / "customers.csv").write_bytes((HEADER + ROWS).encode("utf-16"))
+    with pytest.raises(ingest.IngestError) as err:
+        plans(data, tmp_path, encodings={"customers": "cp1252"})
+    msg = str(err.value)
+    assert "customers.csv: read as cp1252 (declared), the file is" in msg
+    assert "declare its encoding (encodings: {customers: <encoding>})" in msg
+    assert not list((tmp_path / "wh" / "staging" / "transcoded").glob("*"))  # no copy left
+
+
+def test_copies_are_removed_when_a_later_source_stops_the_plan(data, tmp_path):
+    (data / "customers.csv").write_bytes((HEADER + ROWS).encode("cp1252"))
+    (data / "reviews.jsonl").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    with pytest.raises(ingest.IngestError, match="reviews.jsonl: the file is a ZIP archive"):
+        plans(data, tmp_path)
+    assert not list((tmp_path / "wh" / "staging" / "transcoded").glob("*"))
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [("Latin-1", "iso8859-1"), ("CP1252", "cp1252"), ("utf16", "utf-16"), ("auto", None)],
+)
+def test_encodings_setting_takes_codec_names(value, expected):
+    p = config.load(REPO, encodings=f"{{orders: {value}}}")
+    assert p.encodings.get("orders") == expected
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("{orders: klingon}", "'klingon' is not a text encoding"),
+        ("{orders: base64}", "'base64' is not a text encoding"),  # a codec, but not for text
+        ("{calls: cp1252}", "unknown source 'calls'"),
+    ],
+)
+def test_a_bad_encodings_setting_is_a_clear_error(value, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(REPO, encodings=value)
+
+
+def test_an_8bit_shop_export_is_ingested_with_its_accents(tmp_path):
+    """End to end on the embedded warehouse: Windows-1252 orders and customers (a CSV export
+    from a Windows machine) give the same clean rows as their UTF-8 twins; the counts keep the
+    received file's size and checksum; a bad line keeps its original line number; the 01 summary
+    says how the files were read."""
+    results = {}
+    for codec in ("utf-8", "cp1252"):
+        d = tmp_path / codec / "shop"
+        d.mkdir(parents=True)
+        bad = "O4,C1,2026-02-30 10:00,Crème brûlée,1,3.50\n"  # line 5: no such day
+        (d / "orders.csv").write_bytes((ORDERS_HEADER + ORDERS + bad).encode(codec))
+        (d / "customers.csv").write_bytes((HEADER + ROWS).encode(codec))
+        p = make_params(
+            d,
+            tmp_path / codec / "wh",
+            orders_file="orders.csv",
+            reviews_file=None,
+            max_reject_share=0.5,
+        )
+        results[codec] = ingest_and_read(
+            p, "CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS", "REJECTED_ORDER_LINES"
+        )
+    (counts8, lines8, cust8, rej8), (counts, lines, cust, rej) = results.values()
+    key = ["ORDER_ID", "PRODUCT"]
+    assert (
+        lines.sort_values(key)
+        .reset_index(drop=True)
+        .equals(lines8.sort_values(key).reset_index(drop=True))
+    )
+    assert sorted(lines["PRODUCT"].unique()) == ["creme_brulee", "pate_a_choux"]
+    assert (
+        cust.sort_values("CUSTOMER_ID")
+        .reset_index(drop=True)
+        .equals(cust8.sort_values("CUSTOMER_ID").reset_index(drop=True))
+    )
+    assert list(rej["LINE_NO"]) == [5] and list(rej["REASON"]) == [Reason.BAD_DATE]
+    assert list(rej["RECORD"]) == list(rej8["RECORD"]) == [bad.strip()]  # the line, accents kept
+    received = (tmp_path / "cp1252" / "shop" / "orders.csv").read_bytes()
+    assert counts["orders"].sha256 == hashlib.sha256(received).hexdigest()
+    assert counts["orders"].bytes == len(received)
+    assert counts["orders"].encoding["encoding"] == "cp1252" and not counts8["orders"].encoding
+    text = story.summary(list(counts.values()))
+    assert "'orders.csv' is not UTF-8: read as Windows-1252 (detected: " in text
+    assert "'customers.csv' is not UTF-8" in text and "encodings: {orders: <encoding>}" in text
+    assert "not UTF-8" not in story.summary(list(counts8.values()))
+    assert not list((tmp_path / "cp1252" / "wh" / "staging" / "transcoded").glob("*"))
