@@ -169,49 +169,68 @@ def test_a_bad_encodings_setting_is_a_clear_error(value, message):
         config.load(REPO, encodings=value)
 
 
-def test_an_8bit_shop_export_is_ingested_with_its_accents(tmp_path):
-    """End to end on the embedded warehouse: Windows-1252 orders and customers (a CSV export
-    from a Windows machine) give the same clean rows as their UTF-8 twins; the counts keep the
-    received file's size and checksum; a bad line keeps its original line number; the 01 summary
-    says how the files were read."""
+def test_8bit_and_unicode_text_exports_are_ingested_with_their_accents(tmp_path):
+    """End to end on the embedded warehouse: a shop export as Excel on Windows writes it —
+    "CSV" (Windows-1252) and "Unicode text" (UTF-16, tab-separated, .txt; a .tsv for the
+    customers) — gives the clean rows of its UTF-8 CSV twin; the counts keep the received file's
+    size and checksum; a bad line keeps its original line number; the 01 summary says how the
+    files were read."""
+    variants = {  # codec, separator, orders file, customers file
+        "utf-8": ("utf-8", ",", "orders.csv", "customers.csv"),
+        "cp1252": ("cp1252", ",", "orders.csv", "customers.csv"),
+        "unicode_text": ("utf-16", "\t", "orders.txt", "customers.tsv"),
+    }
+    bad = "O4,C1,2026-02-30 10:00,Crème brûlée,1,3.50\n"  # line 5: no such day
     results = {}
-    for codec in ("utf-8", "cp1252"):
-        d = tmp_path / codec / "shop"
+    for name, (codec, sep, orders, customers) in variants.items():
+        d = tmp_path / name / "shop"
         d.mkdir(parents=True)
-        bad = "O4,C1,2026-02-30 10:00,Crème brûlée,1,3.50\n"  # line 5: no such day
-        (d / "orders.csv").write_bytes((ORDERS_HEADER + ORDERS + bad).encode(codec))
-        (d / "customers.csv").write_bytes((HEADER + ROWS).encode(codec))
+        (d / orders).write_bytes((ORDERS_HEADER + ORDERS + bad).replace(",", sep).encode(codec))
+        (d / customers).write_bytes((HEADER + ROWS).replace(",", sep).encode(codec))
         p = make_params(
             d,
-            tmp_path / codec / "wh",
-            orders_file="orders.csv",
+            tmp_path / name / "wh",
+            orders_file=orders,
+            customers_file=customers,
             reviews_file=None,
             max_reject_share=0.5,
         )
-        results[codec] = ingest_and_read(
+        results[name] = ingest_and_read(
             p, "CLEAN_ORDER_LINES", "CLEAN_CUSTOMERS", "REJECTED_ORDER_LINES"
         )
-    (counts8, lines8, cust8, rej8), (counts, lines, cust, rej) = results.values()
+        assert not list((tmp_path / name / "wh" / "staging" / "transcoded").glob("*"))
+    counts8, lines8, cust8, rej8 = results.pop("utf-8")
     key = ["ORDER_ID", "PRODUCT"]
-    assert (
-        lines.sort_values(key)
-        .reset_index(drop=True)
-        .equals(lines8.sort_values(key).reset_index(drop=True))
-    )
-    assert sorted(lines["PRODUCT"].unique()) == ["creme_brulee", "pate_a_choux"]
-    assert (
-        cust.sort_values("CUSTOMER_ID")
-        .reset_index(drop=True)
-        .equals(cust8.sort_values("CUSTOMER_ID").reset_index(drop=True))
-    )
-    assert list(rej["LINE_NO"]) == [5] and list(rej["REASON"]) == [Reason.BAD_DATE]
-    assert list(rej["RECORD"]) == list(rej8["RECORD"]) == [bad.strip()]  # the line, accents kept
-    received = (tmp_path / "cp1252" / "shop" / "orders.csv").read_bytes()
-    assert counts["orders"].sha256 == hashlib.sha256(received).hexdigest()
-    assert counts["orders"].bytes == len(received)
-    assert counts["orders"].encoding["encoding"] == "cp1252" and not counts8["orders"].encoding
-    text = story.summary(list(counts.values()))
-    assert "'orders.csv' is not UTF-8: read as Windows-1252 (detected: " in text
-    assert "'customers.csv' is not UTF-8" in text and "encodings: {orders: <encoding>}" in text
+    assert sorted(lines8["PRODUCT"].unique()) == ["creme_brulee", "pate_a_choux"]
+    for name, (counts, lines, cust, rej) in results.items():
+        codec, sep, orders, customers = variants[name]
+        assert (
+            lines.drop(columns="SOURCE_FILE")
+            .sort_values(key)
+            .reset_index(drop=True)
+            .equals(lines8.drop(columns="SOURCE_FILE").sort_values(key).reset_index(drop=True))
+        ), name
+        assert set(lines["SOURCE_FILE"]) == {orders}
+        assert (
+            cust.drop(columns="SOURCE_FILE")
+            .sort_values("CUSTOMER_ID")
+            .reset_index(drop=True)
+            .equals(
+                cust8.drop(columns="SOURCE_FILE").sort_values("CUSTOMER_ID").reset_index(drop=True)
+            )
+        ), name
+        assert list(rej["LINE_NO"]) == [5] and list(rej["REASON"]) == [Reason.BAD_DATE]
+        assert list(rej["RECORD"]) == [bad.strip().replace(",", sep)]  # the line, accents kept
+        received = (tmp_path / name / "shop" / orders).read_bytes()
+        assert counts["orders"].sha256 == hashlib.sha256(received).hexdigest()
+        assert counts["orders"].bytes == len(received)
+        assert counts["orders"].encoding["encoding"] == codecs.lookup(codec).name
+        text = story.summary(list(counts.values()))
+        assert (
+            f"'{orders}' is not UTF-8: read as " in text and f"'{customers}' is not UTF-8" in text
+        )
+        assert "encodings: {orders: <encoding>}" in text
+    assert "(detected: " in story.summary(list(results["cp1252"][0].values()))
+    assert "UTF-16 (byte-order mark)" in story.summary(list(results["unicode_text"][0].values()))
+    assert not counts8["orders"].encoding
     assert "not UTF-8" not in story.summary(list(counts8.values()))
-    assert not list((tmp_path / "cp1252" / "wh" / "staging" / "transcoded").glob("*"))

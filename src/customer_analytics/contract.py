@@ -18,7 +18,20 @@ from enum import StrEnum
 from pathlib import Path
 
 #: Accepted file formats, by file name extension.
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    # delimited text under other names (the separator is detected): tab-separated exports, and
+    # Excel's "Unicode text" (.txt, UTF-16, tab-separated)
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".txt": "csv",
+}
+#: Extensions tried in place of a source file's own when it is not found (:func:`candidates`):
+#: not ``.txt``, which names too many other files (notes, read-me files).
+_ALTERNATIVES = tuple(ext for ext in FORMATS if ext != ".txt")
 #: A physical line (or CSV record, or call transcript) longer than this is rejected, not loaded.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Bytes that are not UTF-8, and no character beyond ASCII that is, at least this many in a file:
@@ -797,7 +810,7 @@ def candidates(data_dir: Path, name: str) -> list[Path]:
     was used).
     """
     path = data_dir / name
-    others = sorted({ext for ext in FORMATS if ext != path.suffix.lower()})
+    others = sorted({ext for ext in _ALTERNATIVES if ext != path.suffix.lower()})
     return [path, *(path.with_suffix(ext) for ext in others)]
 
 
@@ -815,7 +828,8 @@ def file_format(path: Path) -> str | None:
 def _source_section(src: Source) -> list[str]:
     fmt = {
         "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
-        "csv": "CSV (`.csv`)",
+        "csv": "CSV (`.csv`; also `.tsv`, `.tab` and `.txt`: delimited text, the separator is "
+        "detected)",
         "txt": "plain-text files (`.txt`), UTF-8",
         "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline "
         "(see *Audio calls*)",

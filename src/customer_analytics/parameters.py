@@ -778,7 +778,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "orders_file",
         contract.ORDERS.default_file,
-        "JSON lines with nested items, or a CSV of order lines (.csv)",
+        "JSON lines with nested items, or a CSV of order lines (.csv; .tsv, .txt)",
         file_name(optional=False),
         _INGEST,
         identity=True,
