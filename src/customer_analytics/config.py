@@ -106,6 +106,8 @@ class Params:
     date_formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # text encodings per source file (Python codec names); absent = detected (readers.scan_utf8)
     encodings: dict[str, str] = field(default_factory=dict)
+    # column names of a CSV without a header line, per source (its first line is a record)
+    column_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     returns: str = "net"  # net | exclude | reject: what return/cancellation lines become
     return_order_prefix: str | None = None  # an order id starting with this is a cancellation ("C")
     guest_ids: tuple[str, ...] = contract.DEFAULT_GUEST_IDS  # customer ids meaning "no customer"

@@ -888,11 +888,15 @@ def render_markdown() -> str:
         "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
         "a "
         "regular file (a pipe, a device). A `data_dir` that is itself a link is fine.",
-        "- **CSV**: fields separated by commas — or by `;`, tabs or `|`: the separator is the one "
-        "under which the header names the mapped columns (then the one giving the most fields; a "
-        "comma on a tie), so spreadsheets' semicolon exports are read as they are (decimal commas: "
-        "see *Numbers*); "
-        'first line = header, fields quoted with `"` when needed (RFC '
+        "- **CSV**: fields separated by commas — or by `;`, tabs, `|` or runs of spaces (columns "
+        "aligned with spaces; spaces starting or ending a line are not fields): the separator is "
+        "the one under which the header names the mapped columns (then the one giving the most "
+        "fields; a comma on a tie; runs of spaces only when they name a column), so spreadsheets' "
+        "semicolon exports are read as they are (decimal commas: see *Numbers*); "
+        "first line = header (unless `column_names` lists the columns of a file without one, "
+        "`column_names: {orders: [customer_id, ts, quantity, amount]}`: its first line is then a "
+        "record, and the separator the one that splits it into that many fields); "
+        'fields quoted with `"` when needed (RFC '
         "4180: a quote "
         "inside a quoted field is doubled; quoted fields may span lines). Column names are matched "
         "case-insensitively, ignoring surrounding spaces; a column the run reads that the header "

@@ -441,6 +441,42 @@ def encodings(name: str, raw: Any) -> dict[str, str]:
     return out
 
 
+def column_names(name: str, raw: Any) -> dict[str, tuple[str, ...]]:
+    """``{source: [name, …]}``: the columns, in order, of a CSV file without a header line (its
+    first line is then a record); null = the file's first line names them."""
+    out: dict[str, tuple[str, ...]] = {}
+    for src, value in _mapping_value(
+        name, raw, "{orders: [customer_id, ts, quantity, amount]}"
+    ).items():
+        if src not in contract.MAPPABLE:
+            raise ConfigError(
+                f"Parameter '{name}' has an unknown source {src!r}; choose from "
+                f"{sorted(contract.MAPPABLE)}."
+            )
+        if _null_text(value):
+            continue
+        if isinstance(value, str):  # "a, b, c" from the command line
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list | tuple) or not 1 <= len(value) <= 1000:
+            raise ConfigError(
+                f"Parameter '{name}.{src}' must list the file's column names in order, e.g. "
+                f"[customer_id, ts, quantity, amount]; got {_short(value)!r}."
+            )
+        names = [str(v).strip() if v is not None else "" for v in value]
+        seen: set[str] = set()
+        for i, n in enumerate(names, 1):
+            key = n.casefold()  # as readers.normalise compares names
+            if not n or len(n) > 200 or key in seen:
+                what = "is empty" if not n else "is too long" if len(n) > 200 else "is repeated"
+                raise ConfigError(
+                    f"Parameter '{name}.{src}': name {i} {what}; give each column its own name "
+                    "(a column the run does not read may be called anything, e.g. skip_1)."
+                )
+            seen.add(key)
+        out[str(src)] = tuple(names)
+    return out
+
+
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
@@ -861,6 +897,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         _INGEST,
         identity=True,
         label=lambda v: "own date layouts",
+    ),
+    Parameter(
+        "column_names",
+        {s: None for s in contract.MAPPABLE},
+        "CSV files without a header line: their column names in order, e.g. "
+        "[customer_id, ts, quantity, amount]; null = the first line names the columns",
+        column_names,
+        _INGEST,
+        identity=True,
+        label=lambda v: "own column names",
     ),
     Parameter(
         "encodings",

@@ -934,7 +934,10 @@ def _read_jsonl_lines(
 
 # --------------------------------------------------------------------------- CSV
 def csv_records(
-    lines: Iterator[tuple[int, bytes, bool]], header: bool = True, delimiter: str = ","
+    lines: Iterator[tuple[int, bytes, bool]],
+    header: bool = True,
+    delimiter: str = ",",
+    n_fields: int | None = None,
 ) -> Iterator[tuple[int, str, str | None]]:
     """Group physical lines into CSV records: ``(first_line_no, text, reason)``.
 
@@ -949,9 +952,9 @@ def csv_records(
     Lines may come with the CR of their CRLF (``physical_lines(..., keep_cr=True)``): a line break
     inside a quoted field is then kept exactly as in the file (CRLF or LF); the CR that ends a
     record is dropped. A byte-order mark starting a record (files joined together) is dropped.
+    ``n_fields``: the fields of a record when the file has no header line (``column_names``).
     """
     pending: deque[tuple[int, bytes, bool]] = deque()
-    n_fields: int | None = None
 
     def next_line():
         return pending.popleft() if pending else next(lines, None)
@@ -1027,8 +1030,11 @@ def _as_record(text: str) -> str:
 
 
 def split_record(text: str, delimiter: str = ",") -> list[str] | None:
-    """The fields of one complete CSV record (``None`` if the csv module cannot split it)."""
+    """The fields of one complete CSV record (``None`` if the csv module cannot split it); the
+    delimiter :data:`SPACES` splits at runs of spaces (columns aligned with spaces)."""
     try:
+        if delimiter == SPACES:
+            return next(csv.reader([text.strip(" ")], delimiter=" ", skipinitialspace=True), [])
         return next(csv.reader([text], delimiter=delimiter), [])
     except csv.Error:
         return None
@@ -1049,15 +1055,23 @@ def read_head(
     return out
 
 
+#: Runs of spaces as the field separator: columns aligned with spaces (fixed-width text such as
+#: CDNow's transaction log); leading and trailing spaces of a line are not fields.
+SPACES = " "
 #: Field separators a CSV export may use: the comma (also on ties), then what spreadsheets write
-#: where the comma is the decimal mark (``;``), tab-separated text, and the pipe.
-DELIMITERS = (",", ";", "\t", "|")
+#: where the comma is the decimal mark (``;``), tab-separated text, the pipe, and runs of spaces.
+DELIMITERS = (",", ";", "\t", "|", SPACES)
 
 
-def detect_delimiter(path: Path, wanted: Iterable[str], root: Path | None = None) -> str:
+def detect_delimiter(
+    path: Path, wanted: Iterable[str], root: Path | None = None, n_fields: int | None = None
+) -> str:
     """The field separator of a CSV file (:data:`DELIMITERS`): the one under which its first line
     names the most of the ``wanted`` columns (compared with :func:`normalise`), then splits into the
-    most fields; the comma when nothing tells them apart."""
+    most fields; the comma when nothing tells them apart. Runs of spaces only when they name a
+    wanted column (a header's names may hold spaces). A file without a header line
+    (``n_fields`` names given): the one under which the first line has that many fields, the comma
+    first."""
     with open_input(path, root) as f:
         first = next(csv_records(physical_lines(f, _Counted(), keep_cr=True), header=False), None)
     text = first[1] if first and not first[2] else ""
@@ -1065,7 +1079,10 @@ def detect_delimiter(path: Path, wanted: Iterable[str], root: Path | None = None
 
     def score(d: str) -> tuple[int, int, bool]:
         fields = split_record(text, d) or []
-        return sum(normalise(f) in names for f in fields), len(fields), d == ","
+        if n_fields is not None:
+            return int(len(fields) == n_fields), int(d == ","), len(fields) > 1
+        named = sum(normalise(f) in names for f in fields)
+        return named, len(fields) if (named or d != SPACES) else 0, d == ","
 
     return max(DELIMITERS, key=score)
 
@@ -1105,6 +1122,7 @@ def read_csv(
     wanted: dict[str, str],
     root: Path | None = None,
     delimiter: str = ",",
+    names: Iterable[str] | None = None,
 ) -> FileStats:
     """Stage a CSV file: one row per record after the header, plus one string column per contract
     field.
@@ -1118,13 +1136,21 @@ def read_csv(
             ones found (field -> header name as written in the file); a name given twice: the first.
         root: the data folder; a file resolving outside it is refused (:class:`UnsafeInput`).
         delimiter: the field separator (:func:`detect_delimiter`).
+        names: the column names of a file without a header line (``column_names``): its first
+            line is a record.
     """
     stats, digest = FileStats(path, "csv", staged), _Counted()
+    given = list(names) if names else None
     with open_input(path, root) as f:
         before = _signature(f)
-        records = csv_records(physical_lines(f, digest, keep_cr=True), delimiter=delimiter)
-        head = next(records, None)
-        header = (split_record(head[1], delimiter) if head and not head[2] else None) or []
+        lines = physical_lines(f, digest, keep_cr=True)
+        if given:
+            records = csv_records(lines, False, delimiter, n_fields=len(given))
+            header = given
+        else:
+            records = csv_records(lines, delimiter=delimiter)
+            head = next(records, None)
+            header = (split_record(head[1], delimiter) if head and not head[2] else None) or []
         index = {normalise(h): i for i, h in reversed(list(enumerate(header)))}
         found = {
             fld: index[normalise(col)] for fld, col in wanted.items() if normalise(col) in index

@@ -197,6 +197,7 @@ class SourcePlan:
     currency_signs: dict[str, str] = field(
         default_factory=dict
     )  # CSV: columns with currency signs -> the signs seen
+    names: tuple[str, ...] = ()  # CSV without a header line: its column names (column_names)
     encoding: str | None = None  # declared (``encodings``; a Python codec name); None: detected
     scratch: Path | None = None  # where a UTF-8 copy of a file in another encoding is written
     transcoded: readers.Transcoded | None = None  # that copy, read instead of the file

@@ -35,6 +35,7 @@ def load_raw_file(
     root: Path | None = None,
     transcriber=None,
     delimiter: str = ",",
+    names: tuple[str, ...] = (),
 ) -> readers.FileStats:
     """Load an input file into ``table``: one row per physical record, nothing dropped, nothing
     parsed away.
@@ -54,6 +55,7 @@ def load_raw_file(
         root: the data folder: a file (or transcript) that resolves outside it is never read.
         transcriber: calls only: an :class:`audio.Transcriber` for the folder's recordings.
         delimiter: CSV only: the field separator (``SourcePlan.delimiter``).
+        names: CSV only: the column names of a file without a header line (``column_names``).
 
     Returns:
         The reader's statistics; ``records`` equals the rows loaded (checked).
@@ -68,7 +70,17 @@ def load_raw_file(
     staged_items = staging_dir / f"{table}_items_{uuid.uuid4().hex}.parquet"
     try:
         stats = _read(
-            path, staged, name, fmt, columns, items, staged_items, root, transcriber, delimiter
+            path,
+            staged,
+            name,
+            fmt,
+            columns,
+            items,
+            staged_items,
+            root,
+            transcriber,
+            delimiter,
+            names,
         )
         if items:
             wh.load_staged(session, stats.item_parts or [staged_items], check_identifier(items[1]))
@@ -95,6 +107,7 @@ def _read(
     root: Path | None,
     transcriber=None,
     delimiter: str = ",",
+    names: tuple[str, ...] = (),
 ) -> readers.FileStats:
     """Stage one source with its reader; refuse what must not be read, and a file that changed."""
     try:
@@ -104,7 +117,7 @@ def _read(
             )
         elif fmt == "csv":
             stats = readers.read_csv(
-                path, staged, name, columns or {}, root=root, delimiter=delimiter
+                path, staged, name, columns or {}, root=root, delimiter=delimiter, names=names
             )
         elif fmt == "calls":
             stats = readers.read_calls(path, staged, name, root=root, transcriber=transcriber)
@@ -219,8 +232,14 @@ def _known_names(plan: SourcePlan) -> set[str]:
 def _check_csv_header(plan: SourcePlan) -> None:
     src, path = plan.source, plan.local_path
     readable, root = plan.readable
-    plan.delimiter = readers.detect_delimiter(readable, plan.wanted.values(), root)
-    head = readers.read_head(readable, 2, root, plan.delimiter)
+    names = list(plan.names) or None
+    plan.delimiter = readers.detect_delimiter(
+        readable, plan.wanted.values(), root, len(names) if names else None
+    )
+    head = readers.read_head(readable, 1 if names else 2, root, plan.delimiter)
+    if names:  # no header line: the first line is a record
+        _check_names(plan, names, head[0] if head else None)
+        head = [names, *head]
     header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
         raise IngestError(
@@ -249,7 +268,10 @@ def _check_csv_header(plan: SourcePlan) -> None:
         add = ""
         if header_is_data(header):
             needed = ", ".join(plan.wanted[f.split("|")[0]] for f in required_fields(src, "csv"))
-            add = f"add the header line naming the columns ({needed}, …), or "
+            add = (
+                f"add the header line naming the columns ({needed}, …), or name them in order "
+                f"in env.yaml: column_names: {{{src.name}: [{needed}, …]}}, or "
+            )
         raise IngestError(
             f"{path}: required column {names} not found. {_header_advice(header, shown)} "
             f"Fix: {add}{fix_hint(src, fld)}."
@@ -271,6 +293,23 @@ def _check_csv_header(plan: SourcePlan) -> None:
             + ("" if src.required else f", or remove it to run without {src.name}")
             + "."
         )
+
+
+def _check_names(plan: SourcePlan, names: list[str], first: list[str] | None) -> None:
+    """A file without a header line (``column_names``): its first record must have one field per
+    name. Field values are never shown (they may be personal data)."""
+    if first is not None and len(first) == len(names):
+        return
+    got = "cannot be read as a record" if first is None else f"has {len(first):,} field(s)"
+    raise IngestError(
+        f"{plan.path}: column_names gives {len(names):,} columns, but the first line {got} "
+        f"under any separator ({_SEPARATORS}). Fix: list one name per column of the file in "
+        f"column_names: {{{plan.source.name}: [...]}}, or set it to null if the first line names "
+        "the columns."
+    )
+
+
+_SEPARATORS = "comma, semicolon, tab, pipe, runs of spaces"
 
 
 def _header_advice(header: list[str], shown: bool) -> str:
@@ -314,8 +353,9 @@ def _check_duplicates(plan: SourcePlan, header: list[str]) -> None:
 def _has_data(plan: SourcePlan) -> bool:
     with readers.open_input(*plan.readable) as f:
         lines = readers.physical_lines(f, _NoDigest())
-        records = readers.csv_records(lines, delimiter=plan.delimiter)
-        next(records, None)
+        records = readers.csv_records(lines, not plan.names, plan.delimiter)
+        if not plan.names:
+            next(records, None)
         return any(text.strip() for _, text, _ in records)
 
 
@@ -507,6 +547,7 @@ def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
         declared=params.date_formats.get(src.name, {}),
         settings=_settings(src, params),
         encoding=params.encodings.get(src.name),
+        names=params.column_names.get(src.name, ()),
     )
 
 
@@ -585,6 +626,7 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         root=params.data_dir,
         encoding=params.encodings.get(src.name),
         scratch=params.warehouse_dir / "staging" / "transcoded",
+        names=params.column_names.get(src.name, ()),
     )
     check_file(plan)
     return plan

@@ -102,6 +102,7 @@ def load(session: Session, plan: SourcePlan, staging_dir: Path) -> tuple[DataFra
         transcriber=audio.transcriber(plan.settings) if plan.fmt == "calls" else None,
         root=root,
         delimiter=plan.delimiter,
+        names=plan.names,
     )
     if plan.transcoded is not None:  # the counts describe the file as received
         plan.stats.sha256, plan.stats.bytes = plan.transcoded.sha256, plan.transcoded.bytes
