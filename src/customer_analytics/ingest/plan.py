@@ -232,14 +232,14 @@ def _known_names(plan: SourcePlan) -> set[str]:
 def _check_csv_header(plan: SourcePlan) -> None:
     src, path = plan.source, plan.local_path
     readable, root = plan.readable
-    names = list(plan.names) or None
+    given = list(plan.names) or None
     plan.delimiter = readers.detect_delimiter(
-        readable, plan.wanted.values(), root, len(names) if names else None
+        readable, plan.wanted.values(), root, len(given) if given else None
     )
-    head = readers.read_head(readable, 1 if names else 2, root, plan.delimiter)
-    if names:  # no header line: the first line is a record
-        _check_names(plan, names, head[0] if head else None)
-        head = [names, *head]
+    head = readers.read_head(readable, 1 if given else 2, root, plan.delimiter)
+    if given:  # no header line: the first line is a record
+        _check_names(plan, given, head[0] if head else None)
+        head = [given, *head]
     header = head[0] if head else None
     if not header or not any(h.strip() for h in header):
         raise IngestError(
