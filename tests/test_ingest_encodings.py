@@ -234,3 +234,21 @@ def test_8bit_and_unicode_text_exports_are_ingested_with_their_accents(tmp_path)
     assert "UTF-16 (byte-order mark)" in story.summary(list(results["unicode_text"][0].values()))
     assert not counts8["orders"].encoding
     assert "not UTF-8" not in story.summary(list(counts8.values()))
+
+
+@pytest.mark.parametrize(
+    "content,bad,multibyte",
+    [
+        (b"aaaaaaa" + "é".encode() + b"\xe9\xe9\xe9", 1, True),  # 'é' cut by the chunk boundary
+        (b"aaaaaaa\xe9" + b"x\xe9\xe9\xe9", 4, False),  # no UTF-8 character on either side
+        (b"aaaaaaaa" * 3 + "€".encode(), 0, True),  # after ASCII-only chunks
+        (bytes(range(0x80, 0x100)) * 4, 512, False),  # nothing but bytes beyond ASCII
+    ],
+)
+def test_the_whole_file_scan_across_chunks(content, bad, multibyte, tmp_path, monkeypatch):
+    """The scan reads a file in chunks (16 MiB; 8 bytes here): a character cut in two by a chunk
+    boundary is still one UTF-8 character."""
+    monkeypatch.setattr(readers, "_CHUNK", 8)
+    f = tmp_path / "x.csv"
+    f.write_bytes(content)
+    assert readers.scan_utf8(f) == readers.Utf8Scan(bad, multibyte)

@@ -365,25 +365,27 @@ def scan_utf8(path: Path, root: Path | None = None) -> Utf8Scan:
     """Whether a whole file is UTF-8, an 8-bit encoding, or UTF-8 with a few damaged lines.
 
     Stops at the first character beyond ASCII written in UTF-8 (the file is then UTF-8, and a
-    damaged line is rejected with its reason); ASCII-only stretches are skipped at memory speed
-    (``bytes.isascii``, ~5 GB/s), so only a file without any such character is read to the end.
+    damaged line is rejected with its reason); only a file without any is read to the end, and
+    every byte beyond ASCII in it is then not UTF-8. All of it runs in C: ASCII stretches are
+    skipped with ``bytes.isascii`` (~5 GB/s), others decoded with ``surrogateescape`` (one
+    character per byte that is not UTF-8, so fewer characters than bytes means a UTF-8 one;
+    ~100 MB/s even when no byte is UTF-8).
     """
     bad = 0
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     with open_input(path, root) as f:
         while chunk := f.read(_CHUNK):
-            if chunk.isascii() and not decoder.getstate()[0]:
+            held = decoder.getstate()[0]  # the start of a character cut by the last chunk
+            if chunk.isascii() and not held:
                 continue
             text = decoder.decode(chunk)
-            escaped = len(_ESCAPED.findall(text))  # one per byte that is not UTF-8
-            bad += escaped
-            if len(chunk) - len(decoder.getstate()[0]) > len(text):  # a multi-byte character
+            if len(held) + len(chunk) - len(decoder.getstate()[0]) > len(text):
                 return Utf8Scan(bad, True)
-        bad += len(_ESCAPED.findall(decoder.decode(b"", final=True)))
+            bad += len(chunk.translate(None, _ASCII))
     return Utf8Scan(bad, False)
 
 
-_ESCAPED = re.compile("[\udc80-\udcff]")
+_ASCII = bytes(range(128))
 
 
 def _cp1252_unassigned(e: UnicodeError) -> tuple[str, int]:
