@@ -389,7 +389,20 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         "$$3": (None, None, None),
         "3$5": (None, None, None),
         "€": (None, None, None),
-        "USD 3.50": (None, None, None),
+        # ISO codes and local signs written with letters (multi-currency shops, payment exports)
+        "USD 3.50": (3.5, 3.5, 3.5),
+        "3,50 EUR": (None, 3.5, None),
+        "EUR1.234,50": (None, 1234.5, None),
+        "-R$ 3,50": (None, -3.5, None),  # Brazil
+        "US$1,234.50": (None, None, 1234.5),
+        "3,50\u00a0zł": (None, 3.5, None),  # Poland
+        "1 234 kr": (1234.0, 1234.0, 1234.0),  # Sweden, Norway, Denmark
+        "usd 3.50": (None, None, None),  # codes in capitals only
+        "USDX 3.50": (None, None, None),
+        "XYZ 3.50": (None, None, None),  # not a currency
+        "USD": (None, None, None),
+        "USD 3.50 EUR": (None, None, None),  # one sign per amount
+        "1e3 EUR": (None, None, None),
         # thousands grouped by spaces (French) or apostrophes (Swiss), never a decimal mark
         "1 234,50": (None, 1234.5, None),
         "1\u202f234\u202f567,5": (None, 1234567.5, None),
@@ -414,6 +427,30 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
 
 
 @pytest.mark.parametrize(
+    "signs,currency,flagged",
+    [
+        ({"Price": "$"}, "CAD", []),  # '$' is the Canadian dollar's sign too
+        ({"Price": "$"}, "EUR", ["$"]),
+        ({"Price": "USD"}, "USD", []),
+        ({"Price": "USD"}, "EUR", ["USD"]),
+        ({"Price": "kr"}, "SEK", []),  # a local sign of several currencies
+        ({"Price": "kr"}, "PLN", ["kr"]),
+        ({"Price": "R$", "Frete": "R$"}, "BRL", []),
+        ({"Price": "$ USD"}, "USD", []),  # two signs seen in one column
+        ({"Price": "US$ €"}, "USD", ["€"]),
+    ],
+)
+def test_the_currency_warning_knows_codes_and_local_signs(signs, currency, flagged):
+    text = story.signs_text(signs, currency)
+    if flagged:
+        assert (
+            f"**Check the currency**: the amounts are written with {' and '.join(flagged)}" in text
+        )
+    else:
+        assert "Check the currency" not in text
+
+
+@pytest.mark.parametrize(
     "values,forms",
     [
         (["3,50", "12,99", "7"], {"comma"}),
@@ -426,6 +463,8 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         (["1,234", "1.234", "7"], set()),  # '1.234' may be a European thousand: undecided
         (["$3.50", "$1,234.50", "7"], {"grouped", "signs"}),  # a point-of-sale export
         (["3,50 €", "12,99 €", "1.234,00 €"], {"comma", "signs"}),
+        (["USD 3.50", "USD 1,234.50", "7"], {"grouped", "signs"}),
+        (["3,50 zł", "12,99 zł", "7"], {"comma", "signs"}),
         (["1 234,50", "12,99", "7"], {"comma", "spaced"}),  # a French export
         (["1'234.50", "12.99", "7"], {"spaced"}),  # a Swiss one: the dot is plain
         (["1 234", "12", "7"], {"spaced"}),

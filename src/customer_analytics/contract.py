@@ -32,6 +32,44 @@ FORMATS = {
 #: Extensions tried in place of a source file's own when it is not found (:func:`candidates`):
 #: not ``.txt``, which names too many other files (notes, read-me files).
 _ALTERNATIVES = tuple(ext for ext in FORMATS if ext != ".txt")
+#: Currencies written with letters beside an amount, and the currencies each can mean: ISO 4217
+#: codes (``USD 3.50``, ``3,50 EUR``: exports of multi-currency shops, payment providers) and local
+#: signs (``R$ 3,50``, ``3,50 zł``, ``1 234 kr``, ``US$3.50``). Upper and lower case as written.
+CURRENCY_TOKENS: dict[str, tuple[str, ...]] = {
+    **{
+        code: (code,)
+        for code in (
+            "USD EUR GBP JPY CNY INR KRW RUB TRY ILS VND THB CAD AUD NZD CHF SEK NOK DKK ISK "
+            "PLN CZK HUF RON BGN BRL MXN ARS CLP COP PEN ZAR SGD HKD TWD MYR IDR PHP AED SAR"
+        ).split()
+    },
+    "RMB": ("CNY",),
+    "US$": ("USD",),
+    "CA$": ("CAD",),
+    "C$": ("CAD",),
+    "AU$": ("AUD",),
+    "A$": ("AUD",),
+    "NZ$": ("NZD",),
+    "HK$": ("HKD",),
+    "S$": ("SGD",),
+    "MX$": ("MXN",),
+    "R$": ("BRL",),
+    "kr": ("SEK", "NOK", "DKK", "ISK"),
+    "zł": ("PLN",),
+    "Kč": ("CZK",),
+    "Ft": ("HUF",),
+    "lei": ("RON",),
+}
+
+
+def currency_matches(sign: str, currency: str, symbol: str) -> bool:
+    """Whether a sign or token seen beside amounts can be the run's ``currency`` (ISO code; its
+    English ``symbol``, e.g. ``CA$``): ``$`` in a CAD shop is, ``USD`` in a EUR shop is not."""
+    if sign in CURRENCY_TOKENS:
+        return currency in CURRENCY_TOKENS[sign]
+    return sign in symbol
+
+
 #: A physical line (or CSV record, or call transcript) longer than this is rejected, not loaded.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Bytes that are not UTF-8, and no character beyond ASCII that is, at least this many in a file:
@@ -937,12 +975,17 @@ def render_markdown() -> str:
         "a comma no thousands separator explains (`3,50`; `2,000` alone may be a US two "
         "thousand); otherwise with commas grouping thousands (`1,234.50`, `1,234`) where the "
         "column shows a decimal dot (`1,234.50`, or `3.50` beside `1,234`); and with one currency "
-        "sign before or after the amount (`$3.50`, `-$3.50`, `3,50 €`, also with a no-break space; "
-        "signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ ฿; the sign is dropped, not converted: amounts are taken in "
-        "the run's `currency`). Thousands grouped by spaces or apostrophes, never a decimal mark, "
+        "sign or code before or after the amount (`$3.50`, `-$3.50`, `3,50 €`, `USD 3.50`, "
+        "`R$ 3,50`, `3,50 zł`, also with a no-break space; signs $ € £ ¥ ₹ ₩ ₽ ₺ ₪ ₫ ฿, "
+        + ", ".join(sorted(t for t in CURRENCY_TOKENS if not (t.isalpha() and t.isupper())))
+        + " and the ISO codes "
+        + " ".join(sorted(t for t in CURRENCY_TOKENS if t.isalpha() and t.isupper()))
+        + " in capitals; the sign is dropped, not converted: amounts are taken in the run's "
+        "`currency`, and the summary warns when a sign is not its own). Thousands grouped by "
+        "spaces or apostrophes, never a decimal mark, "
         "are read in either (`1 234,50` French, also with no-break spaces; `1'234.50` Swiss). "
         "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
-        "commas: nothing says which), currency codes (`USD 3.50`); JSON lines and warehouse "
+        "commas: nothing says which), accounting negatives (`(3.50)`); JSON lines and warehouse "
         "tables carry numbers as numbers.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
         "MB is rejected "

@@ -10,6 +10,7 @@ runs on both backends.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 import snowflake.snowpark.functions as F
@@ -18,7 +19,7 @@ from snowflake.snowpark.window import Window
 
 from customer_analytics import contract
 from customer_analytics import warehouse as wh
-from customer_analytics.contract import Field, Reason, Source
+from customer_analytics.contract import CURRENCY_TOKENS, Field, Reason, Source
 from customer_analytics.ingest import dates
 from customer_analytics.ingest.common import (
     RAW_COLUMNS,
@@ -42,6 +43,15 @@ _GROUPED_FRACTION = r"[+-]?[0-9]{1,3}(,[0-9]{3})+[.][0-9]+"
 _DOT_DECIMAL = r"[+-]?[0-9]*[.]([0-9]{1,2}|[0-9]{4,})"
 #: Currency signs a spreadsheet or a point-of-sale export writes with an amount.
 CURRENCY_SIGNS = "$€£¥₹₩₽₺₪₫฿"
+#: One currency sign or token (longest first: both regular-expression engines then agree).
+_CURRENCY = "({}|[{}])".format(
+    "|".join(re.escape(t) for t in sorted(CURRENCY_TOKENS, key=lambda t: (-len(t), t))),
+    CURRENCY_SIGNS,
+)
+#: Every character of the signs and tokens: removed from a value that is an amount with one. The
+#: ``$`` comes last: the embedded warehouse reads ``'$ABC'`` even in a string literal as a session
+#: variable (fakesnow), so it must not be followed by a letter.
+_CURRENCY_CHARS = "".join(sorted(set(CURRENCY_SIGNS + "".join(CURRENCY_TOKENS)) - {"$"})) + "$"
 #: Spaces a spreadsheet may write beside a currency sign: a space, a no-break space (``3,50 €`` in
 #: French and German locales) and a narrow no-break space.
 _SIGN_SPACES = " \u00a0\u202f"
@@ -51,12 +61,12 @@ _GROUP_SPACES = _SIGN_SPACES + "'\u2019"
 #: A number whose thousands are grouped so: ``1 234,50``, ``1'234.50``, ``-12 345``.
 _SPACED_DIGITS = rf"[0-9]{{1,3}}([{_GROUP_SPACES}][0-9]{{3}})+([.,][0-9]+)?"
 _SPACED = rf"[+-]?{_SPACED_DIGITS}"
-#: An amount with one currency sign before or after it, a space allowed beside the sign:
-#: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``, ``1 234,50 €``.
+#: An amount with one currency sign or token before or after it, a space allowed beside it:
+#: ``$3.50``, ``-$3.50``, ``$-3.50``, ``3,50 €``, ``£1,234.50``, ``1 234,50 €``, ``USD 3.50``.
 _AMOUNT = rf"({_SPACED_DIGITS}|[0-9][0-9.,]*)"
 _SIGNED = (
-    rf"[+-]?[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}][{_SIGN_SPACES}]?[+-]?{_AMOUNT}"
-    rf"|[+-]?{_AMOUNT}[{_SIGN_SPACES}]?[{CURRENCY_SIGNS}]"
+    rf"[+-]?[{_SIGN_SPACES}]?{_CURRENCY}[{_SIGN_SPACES}]?[+-]?{_AMOUNT}"
+    rf"|[+-]?{_AMOUNT}[{_SIGN_SPACES}]?{_CURRENCY}"
 )
 
 #: (row is bad, field as named in the file, reason, column shown as VALUE or None)
@@ -123,9 +133,12 @@ def _id_fields(plan: SourcePlan) -> frozenset[str]:
 
 def unsigned(s: Column) -> Column:
     """``s`` without the currency sign of an amount written with one (``$3.50``, ``3,50 €``,
-    ``-£12``: :data:`_SIGNED`); other text unchanged."""
+    ``-£12``, ``USD 3.50``: :data:`_SIGNED`); other text unchanged. The value is a sign and an
+    amount, so removing every character of every sign leaves the amount."""
     return F.iff(
-        s.rlike(F.lit(_SIGNED)), F.translate(s, F.lit(CURRENCY_SIGNS + _SIGN_SPACES), F.lit("")), s
+        s.rlike(F.lit(_SIGNED)),
+        F.translate(s, F.lit(_CURRENCY_CHARS + _SIGN_SPACES), F.lit("")),
+        s,
     )
 
 
@@ -203,7 +216,7 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
             # the sign seen, for the report (the first and the last in sort order are kept)
             F.iff(
                 signed,
-                F.call_function("REGEXP_SUBSTR", raw, F.lit(f"[{CURRENCY_SIGNS}]")),
+                F.call_function("REGEXP_SUBSTR", raw, F.lit(_CURRENCY)),
                 F.lit(None).cast("string"),
             ).alias(f"SIGN{i}"),
             F.iff(unsigned(raw).rlike(F.lit(_SPACED)), 1, 0).alias(f"SPACED{i}"),
@@ -236,7 +249,7 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
     plan.decimal_comma = [plan.column(f.name) for f in comma]
     plan.thousands = [plan.column(f.name) for f in nums if f in grouped or f in spaced]
     plan.currency_signs = {
-        plan.column(f.name): "".join(dict.fromkeys((row[f"SMIN{i}"], row[f"SMAX{i}"])))
+        plan.column(f.name): " ".join(dict.fromkeys((row[f"SMIN{i}"], row[f"SMAX{i}"])))
         for i, f in enumerate(nums)
         if f in signs
     }

@@ -79,13 +79,20 @@ def signs_text(signs: dict[str, str], currency: str | None = None) -> str:
     """The currency signs removed from amounts (column -> signs seen), and a warning when one is
     not the run's ``currency`` (amounts are taken in it, not converted)."""
     text = "Currency signs removed from the amounts in " + ", ".join(
-        f"'{col}' ({' '.join(seen)})" for col, seen in signs.items()
+        f"'{col}' ({seen})" for col, seen in signs.items()
     )
     text += "."
     if currency is None:
         return text
     own = fmt.symbol(currency).strip()
-    other = sorted({x for seen in signs.values() for x in seen if x not in own})
+    other = sorted(
+        {
+            x
+            for seen in signs.values()
+            for x in seen.split(" ")
+            if not contract.currency_matches(x, currency, own)
+        }
+    )
     if other:
         text += (
             f" **Check the currency**: the amounts are written with {' and '.join(other)}, "
