@@ -15,7 +15,7 @@ import pytest
 import snowflake.snowpark.functions as F
 from realistic_corpus import CASES, write
 
-from conftest import REPO
+from conftest import REPO, ingest_and_read
 from customer_analytics import config, contract, ingest
 from customer_analytics import warehouse as wh
 from customer_analytics.contract import Excluded, Reason
@@ -403,6 +403,13 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
         "USD": (None, None, None),
         "USD 3.50 EUR": (None, None, None),  # one sign per amount
         "1e3 EUR": (None, None, None),
+        # accounting negatives: a spreadsheet's Accounting format, accounting software
+        "(3.50)": (-3.5, -3.5, -3.5),
+        "($1,234.50)": (None, None, -1234.5),
+        "(3,50 €)": (None, -3.5, None),
+        "(-3.50)": (None, None, None),  # a sign inside: which one is meant?
+        "(3.50": (None, None, None),
+        "(n/a)": (None, None, None),
         # thousands grouped by spaces (French) or apostrophes (Swiss), never a decimal mark
         "1 234,50": (None, 1234.5, None),
         "1\u202f234\u202f567,5": (None, 1234567.5, None),
@@ -415,7 +422,7 @@ def test_numbers_with_a_decimal_comma_thousands_or_a_currency_sign(shop):
     }
     rows = ", ".join("('" + v.replace("'", "''") + "')" for v in values)
     t = s.sql(f"SELECT * FROM (VALUES {rows}) AS V(S_X)")
-    x = ck.unspaced(ck.unsigned(F.col("S_X")))
+    x = ck.unspaced(ck.unsigned(ck.negated(F.col("S_X"))))
     got = t.select(
         "S_X",
         ck.number(x).alias("P"),
@@ -465,6 +472,8 @@ def test_the_currency_warning_knows_codes_and_local_signs(signs, currency, flagg
         (["3,50 €", "12,99 €", "1.234,00 €"], {"comma", "signs"}),
         (["USD 3.50", "USD 1,234.50", "7"], {"grouped", "signs"}),
         (["3,50 zł", "12,99 zł", "7"], {"comma", "signs"}),
+        (["(3.50)", "12.99", "7"], {"negated"}),
+        (["($1,234.50)", "$12.99", "7"], {"grouped", "signs", "negated"}),
         (["1 234,50", "12,99", "7"], {"comma", "spaced"}),  # a French export
         (["1'234.50", "12.99", "7"], {"spaced"}),  # a Swiss one: the dot is plain
         (["1 234", "12", "7"], {"spaced"}),
@@ -480,14 +489,55 @@ def test_a_column_is_read_with_a_decimal_comma_or_thousands_only_when_its_values
     price = next(f for f in contract.ORDERS.fields if f.name == "unit_price")
     got = ck.number_forms(t, plan, [price])
     field = frozenset({"unit_price"})
-    kinds = ("comma", "grouped", "signs", "spaced")
+    kinds = ("comma", "grouped", "signs", "spaced", "negated")
     assert got == ck.NumberForms(*(field if k in forms else frozenset() for k in kinds))
     column = ["Einzelpreis"]
-    assert (plan.decimal_comma, plan.thousands, list(plan.currency_signs)) == (
+    assert (
+        plan.decimal_comma,
+        plan.thousands,
+        list(plan.currency_signs),
+        plan.parentheses,
+    ) == (
         column if "comma" in forms else [],
         column if forms & {"grouped", "spaced"} else [],
         column if "signs" in forms else [],
+        column if "negated" in forms else [],
     )
+
+
+def test_refunds_written_in_accounting_notation_are_return_lines(tmp_path):
+    """A CD log whose line totals come from a spreadsheet's Accounting format: a refund is
+    ``($31.80)`` beside a negative quantity. It was 'not a number', so every refund was rejected."""
+    d = tmp_path / "shop"
+    d.mkdir()
+    (d / "cdnow.csv").write_text(
+        "user_id,date,num_cds,amount\n"
+        "00001,19970101,2,$31.80\n"
+        "00001,19970105,-2,($31.80)\n"
+        '00002,19970103,1,"$1,011.77"\n'
+    )
+    p = dataclasses.replace(
+        config.load(REPO, data_dir=str(d), warehouse_dir=str(tmp_path / "wh")),
+        orders_file="cdnow.csv",
+        customers_file=None,
+        reviews_file=None,
+        calls_dir=None,
+        columns={
+            "orders": {
+                "customer_id": "user_id",
+                "ts": "date",
+                "quantity": "num_cds",
+                "amount": "amount",
+            }
+        },
+    )
+    counts, lines = ingest_and_read(p, "CLEAN_ORDER_LINES")
+    o = counts["orders"]
+    assert (o.accepted, o.rejected, o.parentheses) == (3, 0, ["amount"])
+    lines["SPEND"] = (lines["QUANTITY"] * lines["UNIT_PRICE"]).round(2)
+    got = sorted(zip(lines["QUANTITY"], lines["SPEND"], lines["IS_RETURN"], strict=True))
+    assert got == [(-2, -31.8, True), (1, 1011.77, False), (2, 31.8, False)]
+    assert "Amounts in parentheses read as negative in 'amount'" in story.summary([o])
 
 
 def test_epoch_seconds(shop):

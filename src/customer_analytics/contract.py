@@ -983,9 +983,11 @@ def render_markdown() -> str:
         + " in capitals; the sign is dropped, not converted: amounts are taken in the run's "
         "`currency`, and the summary warns when a sign is not its own). Thousands grouped by "
         "spaces or apostrophes, never a decimal mark, "
-        "are read in either (`1 234,50` French, also with no-break spaces; `1'234.50` Swiss). "
+        "are read in either (`1 234,50` French, also with no-break spaces; `1'234.50` Swiss); "
+        "so is an amount in parentheses, the accounting notation of a negative one (`(3.50)`, "
+        "`($1,234.50)`: a refund's line total; not with a sign inside, `(-3.50)`). "
         "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
-        "commas: nothing says which), accounting negatives (`(3.50)`); JSON lines and warehouse "
+        "commas: nothing says which); JSON lines and warehouse "
         "tables carry numbers as numbers.",
         f"- **Line limit**: a line (or CSV record, or transcript) over {MAX_LINE_BYTES // 2**20} "
         "MB is rejected "

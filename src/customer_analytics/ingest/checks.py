@@ -142,6 +142,22 @@ def unsigned(s: Column) -> Column:
     )
 
 
+#: An amount in parentheses, the accounting notation of a negative one (spreadsheets' Accounting
+#: format, accounting software): ``(3.50)``, ``($1,234.50)``, ``(3,50 €)``; no sign inside.
+_PARENTHESISED = r"[(][^()+-]*[0-9][^()+-]*[)]"
+
+
+def negated(s: Column) -> Column:
+    """``s`` in the accounting notation of a negative amount (:data:`_PARENTHESISED`) written with
+    a minus sign instead (``(3.50)`` -> ``-3.50``); other text unchanged (``(-3.50)`` stays as it
+    is, and is not a number)."""
+    return F.iff(
+        s.rlike(F.lit(_PARENTHESISED)),
+        F.concat(F.lit("-"), F.translate(s, F.lit("()"), F.lit(""))),
+        s,
+    )
+
+
 def unspaced(s: Column) -> Column:
     """``s`` without the spaces or apostrophes grouping the thousands of a number written so
     (``1 234,50``, ``1'234.50``: :data:`_SPACED`); other text unchanged."""
@@ -173,6 +189,7 @@ class NumberForms:
     grouped: frozenset[str] = frozenset()  # a decimal dot, commas grouping thousands: 1,234.50
     signs: frozenset[str] = frozenset()  # amounts with a currency sign: $3.50, 3,50 €
     spaced: frozenset[str] = frozenset()  # thousands grouped by spaces or apostrophes: 1 234,50
+    negated: frozenset[str] = frozenset()  # negative amounts in parentheses: (3.50)
 
 
 def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> NumberForms:
@@ -211,7 +228,8 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
         raw = F.col(text_col(f.name))
         signed = raw.rlike(F.lit(_SIGNED))
         inner += [
-            unspaced(unsigned(raw)).alias(f"V{i}"),
+            unspaced(unsigned(negated(raw))).alias(f"V{i}"),
+            F.iff(raw.rlike(F.lit(_PARENTHESISED)), 1, 0).alias(f"NEG{i}"),
             F.iff(signed, 1, 0).alias(f"SIGNED{i}"),
             # the sign seen, for the report (the first and the last in sort order are kept)
             F.iff(
@@ -230,6 +248,7 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
         counts += [
             F.sum(F.col(f"SIGNED{i}")).alias(f"S{i}"),
             F.sum(F.col(f"SPACED{i}")).alias(f"W{i}"),
+            F.sum(F.col(f"NEG{i}")).alias(f"N{i}"),
             F.min(F.col(f"SIGN{i}")).alias(f"SMIN{i}"),
             F.max(F.col(f"SIGN{i}")).alias(f"SMAX{i}"),
         ]
@@ -246,6 +265,8 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
     ]
     signs = [f for i, f in enumerate(nums) if n("S", i) > 0]
     spaced = [f for i, f in enumerate(nums) if n("W", i) > 0]
+    neg = [f for i, f in enumerate(nums) if n("N", i) > 0]
+    plan.parentheses = [plan.column(f.name) for f in neg]
     plan.decimal_comma = [plan.column(f.name) for f in comma]
     plan.thousands = [plan.column(f.name) for f in nums if f in grouped or f in spaced]
     plan.currency_signs = {
@@ -253,7 +274,9 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
         for i, f in enumerate(nums)
         if f in signs
     }
-    return NumberForms(*(frozenset(f.name for f in x) for x in (comma, grouped, signs, spaced)))
+    return NumberForms(
+        *(frozenset(f.name for f in x) for x in (comma, grouped, signs, spaced, neg))
+    )
 
 
 def typed(
@@ -279,6 +302,8 @@ def typed(
         elif f.kind == "date":
             cols.append(dates.parse_date(s, parts).alias(typed_col(f)))
         elif f.kind in ("integer", "number"):
+            if f.name in forms.negated:
+                s = negated(s)
             if f.name in forms.signs:
                 s = unsigned(s)
             if f.name in forms.spaced:

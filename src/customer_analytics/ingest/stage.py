@@ -694,6 +694,7 @@ def account(
         filled=dict(plan.filled),
         decimal_comma=list(plan.decimal_comma),
         thousands=list(plan.thousands),
+        parentheses=list(plan.parentheses),
         currency_signs=dict(plan.currency_signs),
         encoding=plan.encoding_note,
     )

@@ -165,6 +165,9 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     grouped = [f"'{col}'" for c in counts for col in c.thousands]
     if grouped:
         text += f" Numbers read with thousands separators in {', '.join(grouped)} (detected)."
+    negative = [f"'{col}'" for c in counts for col in c.parentheses]
+    if negative:
+        text += f" Amounts in parentheses read as negative in {', '.join(negative)} (accounting)."
     signs = {col: seen for c in counts for col, seen in c.currency_signs.items()}
     if signs:
         text += " " + signs_text(signs, params.currency if params is not None else None)
