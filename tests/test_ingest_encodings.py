@@ -252,3 +252,11 @@ def test_the_whole_file_scan_across_chunks(content, bad, multibyte, tmp_path, mo
     f = tmp_path / "x.csv"
     f.write_bytes(content)
     assert readers.scan_utf8(f) == readers.Utf8Scan(bad, multibyte)
+
+
+def test_the_sources_table_names_the_encoding_and_leaves_no_copy(data, tmp_path):
+    (data / "customers.csv").write_bytes((HEADER + ROWS).encode("cp1252"))
+    table = ingest.sources_frame(make_params(data, tmp_path / "wh"))
+    assert table.loc["customers", "format"] == "csv (cp1252)"
+    assert table.loc["orders", "format"] == "jsonl"
+    assert not list((tmp_path / "wh" / "staging" / "transcoded").glob("*"))

@@ -1,13 +1,16 @@
 """The plan phase: find every source and check what can be checked without reading it all.
 
-Nothing is written here. A file that cannot be used at all stops the run with one
-:class:`IngestError` naming the file, the problem and the fix.
+Nothing is written here, but for the UTF-8 copy of a file in another encoding
+(:func:`transcode`, under the warehouse's staging folder; removed on a stop, and by the ingest when
+it is done). A file that cannot be used at all stops the run with one :class:`IngestError` naming
+the file, the problem and the fix.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -433,7 +436,7 @@ def check_encoding(plan: SourcePlan) -> None:
 def transcode(plan: SourcePlan, encoding: str, how: str) -> None:
     """Read the plan's file through a UTF-8 copy in its scratch folder (removed by
     :func:`drop_copies`); its line numbers, size and SHA-256 stay the original's."""
-    scratch = plan.scratch or plan.local_path.parent
+    scratch = plan.scratch or Path(tempfile.gettempdir()) / "customer_analytics_transcoded"
     dest = scratch / f"{plan.source.name}_{uuid.uuid4().hex}{plan.local_path.suffix}"
     try:
         plan.transcoded = readers.transcode(plan.local_path, dest, encoding, plan.root)
@@ -454,8 +457,9 @@ def plan_sources(params: Params) -> list[SourcePlan]:
     """Find and pre-check every source (the plan phase): raise :class:`IngestError` on unusable
     input.
 
-    Nothing is written. Optional sources that are not there come back with status ``missing``
-    (or ``disabled`` when their setting is empty).
+    Nothing is written but UTF-8 copies of files in other encodings (:func:`transcode`; the caller
+    removes them with :func:`drop_copies`). Optional sources that are not there come back with
+    status ``missing`` (or ``disabled`` when their setting is empty).
     """
     plans: list[SourcePlan] = []
     try:

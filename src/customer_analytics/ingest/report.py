@@ -24,7 +24,7 @@ from customer_analytics.ingest.common import (
     SourceCounts,
     public_text,
 )
-from customer_analytics.ingest.plan import plan_source
+from customer_analytics.ingest.plan import drop_copies, plan_source
 
 
 def counts_frame(counts: list[SourceCounts]) -> pd.DataFrame:
@@ -114,6 +114,7 @@ def sources_frame(params: Params) -> pd.DataFrame:
                 }
             )
             continue
+        drop_copies([p])  # a UTF-8 copy made to check the file: the run makes its own
         local = p.present and p.path is not None
         size: int | None = None
         if local:
@@ -134,7 +135,8 @@ def sources_frame(params: Params) -> pd.DataFrame:
                 "required": "yes" if src.required else "no",
                 "file": p.name or "—",
                 "status": status,
-                "format": p.fmt or "—",
+                "format": (p.fmt or "—")
+                + (f" ({p.transcoded.encoding})" if p.transcoded is not None else ""),
                 "files": n_files or (1 if local else 0),
                 "MB": None if size is None else round(size / 2**20, 2),
             }
