@@ -415,17 +415,27 @@ def date_formats(name: str, raw: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     return out
 
 
-def encodings(name: str, raw: Any) -> dict[str, str]:
-    """``{source: encoding}`` (a Python codec name: utf-8, cp1252, latin-1, utf-16, cp1250, …);
-    null = detected (UTF-8; UTF-16/32 by their byte-order mark; an 8-bit file as Windows-1252)."""
-    out: dict[str, str] = {}
-    for src, value in _mapping_value(name, raw, "{orders: cp1252}").items():
+def _file_sources(name: str, raw: Any, example: str) -> list[tuple[str, Any]]:
+    """The ``(source, value)`` pairs of a per-file-source mapping (:data:`contract.MAPPABLE`),
+    null values left out; an unknown source is a :class:`ConfigError`."""
+    out = []
+    for src, value in _mapping_value(name, raw, example).items():
         if src not in contract.MAPPABLE:
             raise ConfigError(
                 f"Parameter '{name}' has an unknown source {src!r}; choose from "
                 f"{sorted(contract.MAPPABLE)}."
             )
-        if _null_text(value) or str(value).strip().lower() == "auto":
+        if not _null_text(value):
+            out.append((str(src), value))
+    return out
+
+
+def encodings(name: str, raw: Any) -> dict[str, str]:
+    """``{source: encoding}`` (a Python codec name: utf-8, cp1252, latin-1, utf-16, cp1250, …);
+    null = detected (UTF-8; UTF-16/32 by their byte-order mark; an 8-bit file as Windows-1252)."""
+    out: dict[str, str] = {}
+    for src, value in _file_sources(name, raw, "{orders: cp1252}"):
+        if str(value).strip().lower() == "auto":
             continue
         try:
             info = codecs.lookup(str(value).strip())
@@ -445,16 +455,7 @@ def column_names(name: str, raw: Any) -> dict[str, tuple[str, ...]]:
     """``{source: [name, …]}``: the columns, in order, of a CSV file without a header line (its
     first line is then a record); null = the file's first line names them."""
     out: dict[str, tuple[str, ...]] = {}
-    for src, value in _mapping_value(
-        name, raw, "{orders: [customer_id, ts, quantity, amount]}"
-    ).items():
-        if src not in contract.MAPPABLE:
-            raise ConfigError(
-                f"Parameter '{name}' has an unknown source {src!r}; choose from "
-                f"{sorted(contract.MAPPABLE)}."
-            )
-        if _null_text(value):
-            continue
+    for src, value in _file_sources(name, raw, "{orders: [customer_id, ts, quantity, amount]}"):
         if isinstance(value, str):  # "a, b, c" from the command line
             value = [v.strip() for v in value.split(",")]
         if not isinstance(value, list | tuple) or not 1 <= len(value) <= 1000:
