@@ -706,6 +706,26 @@ def _ref_reviews(path: Path, columns: dict, known: set | None) -> tuple[pd.DataF
 _ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b", b"%PDF", b"BZh", b"\xfd7zXZ\x00", b"Rar!")
 
 
+_UNICODE_MARKS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+_UTF8_CHAR = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _ref_transcript_text(raw: bytes) -> str | None:
+    """A transcript's text: UTF-16/32 by its mark, UTF-8, or Windows-1252 when at least three
+    bytes are beyond ASCII and none is part of a UTF-8 character; None: damaged UTF-8."""
+    for mark in _UNICODE_MARKS:
+        if raw.startswith(mark):
+            return raw.decode("utf-32" if len(mark) == 4 else "utf-16", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if sum(b >= 0x80 for b in raw) >= 3 and not _UTF8_CHAR.search(raw):
+            return raw.decode("cp1252", "replace")
+        return None
+
+
 def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFrame, list[dict]]:
     rows, rejected = [], []
     entries = folder.iterdir() if folder.is_dir() else []
@@ -733,20 +753,20 @@ def _ref_calls(folder: Path, prefix: str, known: set | None) -> tuple[pd.DataFra
                 raw = raw[3:]
         if reason:
             pass
-        elif raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
-            reason, fld = R.NOT_UTF8_TEXT, "text"
-        elif raw.startswith(_ARCHIVES) or (
-            len(raw[:4096]) >= 64
-            and 20 * len(re.findall(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]", raw[:4096]))
-            >= len(raw[:4096])
+        elif not raw.startswith(_UNICODE_MARKS) and (
+            raw.startswith(_ARCHIVES)
+            or (
+                len(raw[:4096]) >= 64
+                and 20 * len(re.findall(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]", raw[:4096]))
+                >= len(raw[:4096])
+            )
         ):
             reason, fld = R.NOT_TEXT, "text"
         elif len(raw) > contract.MAX_LINE_BYTES:
             reason, fld = R.LINE_TOO_LONG, "text"
         else:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
+            text = _ref_transcript_text(raw)
+            if text is None:
                 reason, fld = R.INVALID_UTF8, "text"
             else:
                 if "\x00" in text:

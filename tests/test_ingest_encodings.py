@@ -260,3 +260,36 @@ def test_the_sources_table_names_the_encoding_and_leaves_no_copy(data, tmp_path)
     assert table.loc["customers", "format"] == "csv (cp1252)"
     assert table.loc["orders", "format"] == "jsonl"
     assert not list((tmp_path / "wh" / "staging" / "transcoded").glob("*"))
+
+
+def test_call_transcripts_in_other_encodings_are_read(data, tmp_path):
+    """A transcript saved by Notepad as "Unicode" (UTF-16) or by an older call-centre tool in
+    Windows-1252 used to be rejected ("UTF-16 or UTF-32 text", "invalid UTF-8") while a file in
+    the same encoding was read. Each transcript is now detected as files are; a UTF-8 one with a
+    damaged byte is still rejected, and the 01 summary counts the transcripts not in UTF-8."""
+    (data / "customers.csv").write_text(HEADER + ROWS)
+    calls = data / "calls"
+    calls.mkdir()
+    body = "Agent: bonjour.\nCustomer: la crème brûlée était cassée, très déçue.\n"
+    head = "customer_id: C{}\nts: 2026-01-0{}\n\n"
+    transcripts = {
+        "a_utf8.txt": (head.format(1, 1) + body).encode("utf-8"),
+        "b_unicode.txt": (head.format(2, 2) + body).encode("utf-16"),  # with its mark
+        "c_unicode_no_mark.txt": (head.format(3, 3) + body).encode("utf-16-le"),
+        "d_windows.txt": (head.format(1, 4) + body).encode("cp1252"),
+        "e_damaged.txt": (head.format(2, 5) + "one bad byte: \xff").encode("latin-1"),
+    }
+    for name, raw in transcripts.items():
+        (calls / name).write_bytes(raw)
+    p = make_params(data, tmp_path / "wh", reviews_file=None, max_reject_share=0.5)
+    counts, clean, rejected = ingest_and_read(p, "CLEAN_REVIEWS", "REJECTED_REVIEWS")
+    read = clean[clean["KIND"] == "call"].set_index("SOURCE_FILE")
+    assert sorted(read.index) == [f"calls/{n}" for n in sorted(transcripts) if "damaged" not in n]
+    assert set(read["TEXT"]) == {body.strip()}  # the accents as written, no byte-order mark
+    assert list(rejected["SOURCE_FILE"]) == ["calls/e_damaged.txt"]
+    assert list(rejected["REASON"]) == [Reason.INVALID_UTF8]
+    note = counts["calls"].encoding
+    assert note["transcripts"] == {"utf-16": 1, "utf-16-le": 1, "cp1252": 1}
+    text = story.summary(list(counts.values()))
+    assert "3 transcripts in 'calls' are not UTF-8: read as" in text
+    assert "Windows-1252 (1)" in text and "UTF-16 (little-endian) (1)" in text

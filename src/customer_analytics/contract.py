@@ -317,7 +317,6 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not a JSON object"
     TOO_DEEP = "JSON nested too deeply"
     NUMBER_RANGE = "JSON number out of range"
-    NOT_UTF8_TEXT = "UTF-16 or UTF-32 text (not UTF-8)"
     NOT_TEXT = "not a text file"
     OUTSIDE_DATA_DIR = "outside data_dir"
     NOT_A_FILE = "not a regular file"
@@ -386,8 +385,6 @@ REASONS: dict[str, str] = {
     Reason.NUMBER_RANGE: "a JSON number no warehouse can hold: beyond the range of a double "
     f"(e.g. `1e400`) or an integer of more than {MAX_JSON_INT_DIGITS} digits (the warehouse's "
     "JSON parser would refuse the whole load); quote it to keep it as text",
-    Reason.NOT_UTF8_TEXT: "a transcript saved as UTF-16 or UTF-32 (e.g. Windows 'Unicode' text); "
-    "save it as UTF-8",
     Reason.NOT_TEXT: "a transcript that is binary data (an archive, a document, control bytes) "
     "under a `.txt` name",
     Reason.OUTSIDE_DATA_DIR: "a transcript that is a link to a file outside `data_dir`: it is "
@@ -917,7 +914,9 @@ def render_markdown() -> str:
         "exports on Windows in Western Europe and the Americas; or as declared per source: "
         "`encodings: {orders: cp1250}` (any Python codec name: `latin-1`, `cp1251`, `utf-16`, "
         "`shift_jis`, …; `utf-8` turns detection off). A file in UTF-8 with a few damaged lines "
-        "stays UTF-8: those lines (CSV: fields) are rejected as `invalid UTF-8`. Line endings: "
+        "stays UTF-8: those lines (CSV: fields) are rejected as `invalid UTF-8`. Call transcripts "
+        "are detected one by one the same way (UTF-16/32, Windows-1252, else UTF-8) and the 01 "
+        "summary counts those not in UTF-8. Line endings: "
         "`\\n` or `\\r\\n`, mixed or not; a line break inside a quoted CSV field is kept "
         "exactly as in the file. A file with lines ending in a carriage return alone, or that is "
         "an archive, a document, an image or other binary data stops the run with what it is and "

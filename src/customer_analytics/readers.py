@@ -86,6 +86,8 @@ class FileStats:
     names: list[str] = field(default_factory=list)
     #: the file (a transcript) changed size or time while it was read
     changed: bool = False
+    #: calls: transcripts read in another encoding than UTF-8, per Python codec
+    encodings: dict[str, int] = field(default_factory=dict)
     #: the staged Parquet files, in line order (``[staged]`` unless read in parts)
     parts: list[Path] = field(default_factory=list)
     #: JSON lines with items: the items' staged Parquet files, in line order
@@ -359,6 +361,14 @@ class Utf8Scan:
     def legacy(self) -> bool:
         """Several bytes that are not UTF-8 and no character in UTF-8: an 8-bit encoding."""
         return self.bad >= LEGACY_MIN_BAD and not self.multibyte
+
+    @classmethod
+    def of(cls, raw: bytes) -> Utf8Scan:
+        """The scan of bytes held in memory (a transcript), as :func:`scan_utf8` of a file."""
+        text = raw.decode("utf-8", "surrogateescape")  # one character per byte that is not UTF-8
+        if len(text) < len(raw):
+            return cls(0, True)
+        return cls(len(raw.translate(None, _ASCII)), False)
 
 
 def scan_utf8(path: Path, root: Path | None = None) -> Utf8Scan:
@@ -1330,7 +1340,7 @@ def read_calls(
                     )
                 else:
                     digest.update(raw)
-                    row = _call_row(raw, name)
+                    row = _call_row(raw, name, stats.encodings)
             out.add(row + (None, None, None))
             stats.count_error(row[3])
             stats.records += 1
@@ -1339,16 +1349,29 @@ def read_calls(
     return stats
 
 
-def _call_row(raw: bytes, name: str) -> tuple:
+def _call_row(raw: bytes, name: str, encodings: dict[str, int] | None = None) -> tuple:
+    """The staged row of one transcript. One in UTF-16/32 (its byte-order mark or zero bytes) or
+    in an 8-bit encoding (several bytes that are not UTF-8 and no character that is: read as
+    :data:`LEGACY_ENCODING`) is decoded as such, as files are (:func:`transcode`), and counted in
+    ``encodings``; one with a few bytes that are not UTF-8 is rejected."""
     what = sniff(raw[:SNIFF_BYTES], True, "x")
-    if what is not None and what.kind in ("utf16", "binary"):
-        reason = Reason.NOT_UTF8_TEXT if what.kind == "utf16" else Reason.NOT_TEXT
-        return name, 1, show(raw[:_SHOWN_PREFIX]), reason, "text", None, None, None
-    raw = _drop_boms(raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return name, 1, show(raw), Reason.INVALID_UTF8, "text", None, None, None
+    if what is not None and what.kind == "binary":
+        return name, 1, show(raw[:_SHOWN_PREFIX]), Reason.NOT_TEXT, "text", None, None, None
+    codec = None
+    if what is not None and what.kind == "utf16":
+        codec = what.codec or "utf-16"
+    elif Utf8Scan.of(raw).legacy:
+        codec = LEGACY_ENCODING
+    if codec is not None:
+        errors = "customer_analytics.cp1252" if codec == LEGACY_ENCODING else "replace"
+        text = raw.decode(codec, errors).lstrip("\ufeff")
+        if encodings is not None:
+            encodings[codec] = encodings.get(codec, 0) + 1
+    else:
+        try:
+            text = _drop_boms(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return name, 1, show(raw), Reason.INVALID_UTF8, "text", None, None, None
     if "\x00" in text:
         return name, 1, show(raw), Reason.NUL_BYTE, "text", None, None, None
     cid, ts, body = parse_call(text, name)

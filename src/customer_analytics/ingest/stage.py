@@ -696,7 +696,8 @@ def account(
         thousands=list(plan.thousands),
         parentheses=list(plan.parentheses),
         currency_signs=dict(plan.currency_signs),
-        encoding=plan.encoding_note,
+        encoding=plan.encoding_note
+        or ({"transcripts": dict(st.encodings), "how": "detected"} if st.encodings else {}),
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

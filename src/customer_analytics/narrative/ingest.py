@@ -60,6 +60,16 @@ _CODEC_NAMES = {
 def encoding_text(file: str, source: str, note: dict[str, Any]) -> str:
     """How a file that is not UTF-8 was read (``SourceCounts.encoding``), and how to say
     otherwise."""
+    if "transcripts" in note:  # calls: transcripts are detected one by one
+        per = note["transcripts"]
+        total = sum(per.values())
+        read = ", ".join(
+            f"{_CODEC_NAMES.get(c, c)} ({n:,})" for c, n in sorted(per.items(), key=lambda x: -x[1])
+        )
+        return (
+            f"{total:,} {'transcript' if total == 1 else 'transcripts'} in '{file}' "
+            f"{'is' if total == 1 else 'are'} not UTF-8: read as {read} (detected)."
+        )
     codec = note["encoding"]
     name = _CODEC_NAMES.get(codec, codec)
     how = note["how"]
