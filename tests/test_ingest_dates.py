@@ -60,6 +60,17 @@ CASES = {
     "99999999999999999999": {},  # far outside the range: no overflow, just not a date
     "20211340": {},
     "12/1/1850": {},  # parses, but before the contract's range
+    # two-digit years (Excel's m/d/yy h:mm): 00-69 are 2000-2069, 70-99 are 1970-1999; the year
+    # 10 of a four-digit reading is not a date of the range
+    "12/1/10 8:26": {"us": D(2010, 12, 1, 8, 26), "eu": D(2010, 1, 12, 8, 26)},
+    "12/13/10 08:26:10": {"us": D(2010, 12, 13, 8, 26, 10)},
+    "3/7/24 1:09 PM": {"us": D(2024, 3, 7, 13, 9)},
+    "31.12.99": {"eu": D(1999, 12, 31)},
+    "1-3-69 23:59": {"eu": D(2069, 3, 1, 23, 59)},
+    "1/3/70": {},  # 1970: before the contract's range
+    "12/1/10x": {},
+    "12/1/010": {},
+    "10/12/01": {"us": D(2001, 10, 12), "eu": D(2001, 12, 10)},  # never year first
 }
 
 
@@ -126,7 +137,7 @@ def test_every_format_element_is_translated_for_the_embedded_warehouse():
     from sqlglot.dialects.snowflake import Snowflake
 
     assert set(contract.FORMAT_ELEMENTS) <= set(Snowflake.TIME_MAPPING)
-    for bad in ("MM/DD/YY", "DD.MM.YYYY TZH:TZM", "HH24:MI", "%d.%m.%Y", "YYYY-MM-DD HH"):
+    for bad in ("YY/MM/DD", "DD.MM.YYYY TZH:TZM", "HH24:MI", "%d.%m.%Y", "YYYY-MM-DD HH"):
         with pytest.raises(ValueError):
             contract.layout_parts(bad)
 
@@ -134,7 +145,7 @@ def test_every_format_element_is_translated_for_the_embedded_warehouse():
 @pytest.mark.parametrize(
     "value,message",
     [
-        ({"orders": {"ts": "MM/DD/YY"}}, r"date_formats\.orders\.ts.*unknown at 'YY'"),
+        ({"orders": {"ts": "YY-MM-DD"}}, r"date_formats\.orders\.ts.*two-digit year \(YY\) is"),
         ({"orders": {"quantity": "us"}}, r"not a date field of orders"),
         ({"shipments": {"ts": "us"}}, r"unknown source 'shipments'"),
         ("{orders: [us]}", r"must map date fields"),
@@ -221,6 +232,29 @@ def test_us_dates_are_detected_said_and_parsed_in_the_warehouse(wh_session, tmp_
     assert got == sorted(dt.datetime.strptime(x, "%m/%d/%Y %H:%M") for x in US)
     note = story.layouts_note(list(counts.values()))
     assert "`when`: detected **us**" in note and "100.0% of 5 distinct values" in note
+
+
+def test_two_digit_years_are_detected_or_declared(wh_session, tmp_path):
+    """Excel writes ``m/d/yy h:mm`` when a cell has that format: every line used to be rejected
+    (the year 11 is not in the range), with no setting that could read it."""
+    s, _ = wh_session
+    short = [x.replace("/2011 ", "/11 ") for x in US]
+    o = _run(wh_session, tmp_path / "detected", short * 3)["orders"]
+    assert o.accepted == o.read == 15 and o.layouts[0]["name"] == "us"
+    got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").distinct().collect())
+    assert got == sorted(dt.datetime.strptime(x, "%m/%d/%y %H:%M") for x in short)
+    eu = ["01/03/21 14:30", "02/03/21 09:05", "28/02/98 10:00", "31/02/21 10:00"]
+    o = _run(
+        wh_session,
+        tmp_path / "declared",
+        eu,
+        max_reject_share=0.9,
+        date_formats={"orders": {"ts": contract.layout_parts("dd/mm/yy hh24:mi")}},
+    )["orders"]
+    assert (o.accepted, o.rejected, o.reasons) == (3, 1, {Reason.BAD_DATE: 1})
+    assert o.layouts[0]["parts"] == ("DD/MM/YYYY HH24:MI",)
+    got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").distinct().collect())
+    assert got == [D(1998, 2, 28, 10), D(2021, 3, 1, 14, 30), D(2021, 3, 2, 9, 5)]
 
 
 def test_iso_basic_dates_need_no_setting(wh_session, tmp_path):

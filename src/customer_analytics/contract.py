@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -215,8 +216,10 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
 LAYOUT_TEXT = {
     "iso": "ISO 8601: 2026-03-01, 2026-03-01 14:30, 2026-03-01T14:30:00.250+02:00, "
     "2026-03-01 14:30:00 -0500, and the basic form 20260301, 20260301T143000",
-    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05, 3/1/2026 2:30 PM",
-    "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05",
+    "us": "US month/day/year: 03/01/2026, 3/1/2026 14:30, 3/1/2026 14:30:05, 3/1/2026 2:30 PM, "
+    "3/1/26 14:30 (a two-digit year: 00-69 are 2000-2069, 70-99 are 1970-1999)",
+    "eu": "European day.month.year: 01.03.2026, 1.3.2026 14:30, 01/03/2026, 01-03-2026 14:30:05, "
+    "01.03.26 (a two-digit year: 00-69 are 2000-2069, 70-99 are 1970-1999)",
     "ymd": "year/month/day: 2026/03/01, 2026/3/1 14:30, 2026.03.01 14:30:05",
     "names": "English month names: 1 Mar 2026, 01-MAR-2026 14:30, Mar 1, 2026, March 1, 2026 14:30",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
@@ -225,8 +228,9 @@ LAYOUT_TEXT = {
 #: The contract's own parsers (not Snowflake formats).
 OWN_PARSERS = ("iso", "epoch_s", "epoch_ms")
 #: Elements a declared Snowflake format may use; they mean the same on Snowflake and (translated by
-#: sqlglot) on the embedded warehouse. Two-digit years and time zones are left out on purpose: the
-#: backends resolve them differently.
+#: sqlglot) on the embedded warehouse. Time zones are left out on purpose: the backends resolve them
+#: differently. So are two-digit years, but for ``YY`` after the day and month (``DD/MM/YY``): the
+#: format is read as ``YYYY`` and the value's year written out first, the same on both backends.
 FORMAT_ELEMENTS = (
     "YYYY",
     "MMMM",
@@ -274,6 +278,14 @@ def check_format(text: str) -> str:
     """A Snowflake date/time format, upper-cased; ``ValueError`` naming the first element not
     accepted."""
     fmt, i = text.strip().upper().replace('"t"', '"T"'), 0
+    if re.match(r"(MM|DD)[/.-](MM|DD)[/.-]YY(?!Y)", fmt):  # a two-digit year after day and month:
+        fmt = fmt[:6] + "YYYY" + fmt[8:]  # written out to four digits when parsed (ingest.dates)
+    elif re.search(r"(?<!Y)YY(?!Y)", fmt):
+        raise ValueError(
+            f"{text!r}: a two-digit year (YY) is read only after the day and month, as in "
+            "DD/MM/YY or MM/DD/YY (00-69 are 2000-2069, 70-99 are 1970-1999); write YYYY "
+            "elsewhere"
+        )
     elements = sorted(FORMAT_ELEMENTS, key=len, reverse=True)
     while i < len(fmt):
         if fmt[i] in FORMAT_SEPARATORS:
@@ -1010,8 +1022,11 @@ def render_markdown() -> str:
         f"{' '.join(f'`{c}`' for c in FORMAT_SEPARATORS.strip())} and space), or a list of them "
         "tried in order. "
         "The same string gives the same result on Snowflake and on the embedded warehouse; "
-        "two-digit years and "
-        "time-zone elements are not accepted because the two resolve them differently.",
+        "time-zone elements are not accepted because the two resolve them differently. A "
+        "two-digit year (`YY`) is accepted after the day and month only (`DD/MM/YY`, "
+        "`MM/DD/YY HH24:MI`): the year is written out before parsing, 00-69 as 2000-2069 and "
+        "70-99 as 1970-1999 (Snowflake's default century), the same on both; the `us` and `eu` "
+        "shortcuts read such dates too.",
         "- **Detected** otherwise: each shortcut is tried on the column's distinct values (rows "
         "spread over the "
         "whole file, at most 100,000): when exactly one parses the most values, it is used and the "

@@ -11,6 +11,7 @@ both forms). Everything here is a Snowpark column expression: no value is parsed
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import snowflake.snowpark.functions as F
@@ -123,6 +124,36 @@ def _epoch(s: Column, unit: int) -> Column:
     return F.call_function("TO_TIMESTAMP_NTZ", ms.cast("bigint"), F.lit(3))
 
 
+#: A day-month or month-day date with a two-digit year (``12/1/10 8:26``, ``01.03.21``).
+_TWO_DIGIT_YEAR = r"[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}([ T].*)?"
+
+
+def _four_digit_year(s: Column) -> Column:
+    """A two-digit year at the end of a day-month or month-day date written with four digits, as
+    Snowflake reads ``YY`` by default (``TWO_DIGIT_CENTURY_START`` 1970): 00-69 -> 2000-2069,
+    70-99 -> 1970-1999; other text unchanged.
+
+    Written out here, not left to ``YY``: the backends resolve two-digit years differently, and
+    ``YYYY`` alone reads ``10`` as the year 10 on the embedded warehouse. The day and month take
+    4 to 6 characters (``1/2/``, ``12/1/``, ``12/31/``), told apart by full matches: a
+    ``REGEXP_SUBSTR`` inside ``TRY_TO_TIMESTAMP`` is mistranslated for the embedded warehouse.
+    """
+    at = (
+        F.when(s.rlike(F.lit(r"[0-9]{2}[/.-][0-9]{2}[/.-].*")), F.lit(6))
+        .when(s.rlike(F.lit(r"[0-9][/.-][0-9][/.-].*")), F.lit(4))
+        .otherwise(F.lit(5))
+    )
+    yy = F.substring(s, at + F.lit(1), F.lit(2))
+    century = F.iff(yy.try_cast("int") < F.lit(70), F.lit("20"), F.lit("19"))
+    wide = F.concat(F.substring(s, F.lit(1), at), century, yy, F.substring(s, at + 3, F.length(s)))
+    return F.iff(s.rlike(F.lit(_TWO_DIGIT_YEAR)), wide, s)
+
+
+def year_third(part: str) -> bool:
+    """Whether a Snowflake format is a day-month or month-day date (its year written third)."""
+    return re.match(r"(MM|DD)[/.-](MM|DD)[/.-]YYYY", part) is not None
+
+
 def _part(s: Column, part: str) -> Column:
     if part == "iso":
         return _iso(s)
@@ -132,9 +163,13 @@ def _part(s: Column, part: str) -> Column:
 
 
 def parse(s: Column, parts: tuple[str, ...]) -> Column:
-    """Text -> TIMESTAMP with the first part that parses it; NULL when none does."""
-    out = _part(s, parts[0])
-    return out if len(parts) == 1 else F.coalesce(out, *[_part(s, p) for p in parts[1:]])
+    """Text -> TIMESTAMP with the first part that parses it; NULL when none does.
+
+    A format with the year third (``MM/DD/YYYY``, ``DD.MM.YYYY``) also reads a two-digit year
+    (:func:`_four_digit_year`)."""
+    wide = _four_digit_year(s) if any(year_third(p) for p in parts) else s
+    out = [_part(wide if year_third(p) else s, p) for p in parts]
+    return out[0] if len(out) == 1 else F.coalesce(*out)
 
 
 def parse_date(s: Column, parts: tuple[str, ...]) -> Column:
