@@ -71,6 +71,15 @@ CASES = {
     "12/1/10x": {},
     "12/1/010": {},
     "10/12/01": {"us": D(2001, 10, 12), "eu": D(2001, 12, 10)},  # never year first
+    # a spreadsheet's serial dates (a date column saved with the General format)
+    "40513": {"excel": D(2010, 12, 1)},
+    "40513.35138888889": {"excel": D(2010, 12, 1, 8, 26)},
+    "46082.604166666664": {"excel": D(2026, 3, 1, 14, 30)},
+    "32874": {"excel": D(1990, 1, 1)},
+    "32873.99": {},  # 1989: before the contract's range
+    "73416": {},  # 2100
+    "4051": {},
+    "40513.": {},
 }
 
 
@@ -125,6 +134,7 @@ def test_detection_counts_the_distinct_values_each_layout_parses(wh_session):
         "names": 0,
         "epoch_s": 0,
         "epoch_ms": 0,
+        "excel": 0,
     }
     assert dates.choose(counts) == ["us"]
     assert dates.choose({"iso": 0, "us": 2, "eu": 2}) == ["us", "eu"]
@@ -255,6 +265,19 @@ def test_two_digit_years_are_detected_or_declared(wh_session, tmp_path):
     assert o.layouts[0]["parts"] == ("DD/MM/YYYY HH24:MI",)
     got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").distinct().collect())
     assert got == [D(1998, 2, 28, 10), D(2021, 3, 1, 14, 30), D(2021, 3, 2, 9, 5)]
+
+
+def test_spreadsheet_serial_dates_are_detected(wh_session, tmp_path):
+    """A date column saved with the General format holds serial numbers (40513.35 for
+    1 December 2010, 08:24): every line was rejected as 'unparseable date'."""
+    s, _ = wh_session
+    day0 = dt.datetime(1899, 12, 30)
+    stamps = [D(2010, 12, 1, 8, 26), D(2011, 1, 13, 9, 5), D(2011, 2, 28), D(2011, 11, 30, 23, 59)]
+    serials = [f"{(t - day0) / dt.timedelta(days=1):.10f}".rstrip("0").rstrip(".") for t in stamps]
+    o = _run(wh_session, tmp_path, serials * 2)["orders"]
+    assert o.accepted == o.read == 8 and o.layouts[0]["name"] == "excel"
+    got = sorted(r["TS"] for r in s.table("CLEAN_ORDER_LINES").select("TS").distinct().collect())
+    assert got == stamps
 
 
 def test_iso_basic_dates_need_no_setting(wh_session, tmp_path):

@@ -161,7 +161,8 @@ ALL_PRODUCTS = "all"
 
 #: Named date layouts (``date_formats`` shortcuts): the parts each one tries, in order. A part is a
 #: Snowflake format (``TRY_TO_TIMESTAMP_NTZ`` syntax, the same on both backends) or one of the
-#: contract's own parsers: ``iso`` (ISO 8601, extended and basic), ``epoch_s``, ``epoch_ms``.
+#: contract's own parsers: ``iso`` (ISO 8601, extended and basic), ``epoch_s``, ``epoch_ms``,
+#: ``excel`` (a spreadsheet's serial day number).
 DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
     "iso": ("iso",),
     "us": (
@@ -211,6 +212,9 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
     ),
     "epoch_s": ("epoch_s",),
     "epoch_ms": ("epoch_ms",),
+    # a spreadsheet's date as its serial number (days since 1899-12-30, the time as a fraction):
+    # what a CSV holds when a date column was written with the General format
+    "excel": ("excel",),
 }
 #: What each named layout accepts, for messages and the contract page.
 LAYOUT_TEXT = {
@@ -224,9 +228,11 @@ LAYOUT_TEXT = {
     "names": "English month names: 1 Mar 2026, 01-MAR-2026 14:30, Mar 1, 2026, March 1, 2026 14:30",
     "epoch_s": "Unix time in seconds: 1772375400 (a fraction is allowed)",
     "epoch_ms": "Unix time in milliseconds: 1772375400000",
+    "excel": "a spreadsheet's serial date (days since 1899-12-30, a fraction for the time): "
+    "46082, 46082.604166 (2026-03-01 14:30)",
 }
 #: The contract's own parsers (not Snowflake formats).
-OWN_PARSERS = ("iso", "epoch_s", "epoch_ms")
+OWN_PARSERS = ("iso", "epoch_s", "epoch_ms", "excel")
 #: Elements a declared Snowflake format may use; they mean the same on Snowflake and (translated by
 #: sqlglot) on the embedded warehouse. Time zones are left out on purpose: the backends resolve them
 #: differently. So are two-digit years, but for ``YY`` after the day and month (``DD/MM/YY``): the

@@ -892,8 +892,8 @@ PARAMETERS: tuple[Parameter, ...] = (
             | ({"signup_date": None} if s == "customers" else {})
             for s, src in contract.MAPPABLE.items()
         },
-        "date layouts per source and field: iso | us | eu | ymd | names | epoch_s | epoch_ms "
-        "or a Snowflake format such as MM/DD/YYYY HH24:MI; null = detected",
+        "date layouts per source and field: iso | us | eu | ymd | names | epoch_s | epoch_ms | "
+        "excel or a Snowflake format such as MM/DD/YYYY HH24:MI; null = detected",
         date_formats,
         _INGEST,
         identity=True,

@@ -1,11 +1,12 @@
 """Date and timestamp layouts: parse in the warehouse, detect the layout of a column, explain it.
 
 A layout is a tuple of parts (:func:`contract.layout_parts`): the contract's own parsers (``iso``,
-``epoch_s``, ``epoch_ms``) or Snowflake formats used in ``TRY_TO_TIMESTAMP_NTZ(text, format)``. That
-call means the same on Snowflake and on the embedded warehouse (fakesnow's SQL translator turns
-the format into DuckDB's ``TRY_STRPTIME``); the elements a declared format may use are limited to
-those whose translation was checked (``contract.FORMAT_ELEMENTS``; tests run every shortcut on
-both forms). Everything here is a Snowpark column expression: no value is parsed in Python.
+``epoch_s``, ``epoch_ms``, ``excel``) or Snowflake formats used in
+``TRY_TO_TIMESTAMP_NTZ(text, format)``. That call means the same on Snowflake and on the embedded
+warehouse (fakesnow's SQL translator turns the format into DuckDB's ``TRY_STRPTIME``); the
+elements a declared format may use are limited to those whose translation was checked
+(``contract.FORMAT_ELEMENTS``; tests run every shortcut on both forms). Everything here is a
+Snowpark column expression: no value is parsed in Python.
 """
 
 from __future__ import annotations
@@ -154,11 +155,40 @@ def year_third(part: str) -> bool:
     return re.match(r"(MM|DD)[/.-](MM|DD)[/.-]YYYY", part) is not None
 
 
+#: A spreadsheet's day 0 (the 1900 date system, as Excel, LibreOffice and Google Sheets count
+#: serial dates from 1900-03-01 on) and the serial numbers of the contract's range.
+_EXCEL_DAY0 = dt.date(1899, 12, 30)
+_EXCEL_RANGE = (
+    (contract.MIN_DATE - _EXCEL_DAY0).days,
+    (contract.MAX_DATE - _EXCEL_DAY0).days + 1,
+)
+
+
+def _excel(s: Column) -> Column:
+    """A spreadsheet's serial date (``46082.604166``: days since 1899-12-30, the time of day as a
+    fraction) -> TIMESTAMP to the millisecond; NULL outside the range."""
+    n = F.iff(
+        s.rlike(F.lit("[0-9]{5}([.][0-9]{1,15})?")),
+        s.try_cast("double"),
+        F.lit(None).cast("double"),
+    )
+    lo, hi = _EXCEL_RANGE
+    unix_days = (_EPOCH.date() - _EXCEL_DAY0).days
+    ms = F.iff(
+        (n >= F.lit(lo)) & (n < F.lit(hi)),
+        F.round((n - F.lit(unix_days)) * F.lit(86_400_000)),
+        F.lit(None),
+    )
+    return F.call_function("TO_TIMESTAMP_NTZ", ms.cast("bigint"), F.lit(3))
+
+
 def _part(s: Column, part: str) -> Column:
     if part == "iso":
         return _iso(s)
     if part in ("epoch_s", "epoch_ms"):
         return _epoch(s, 1 if part == "epoch_s" else 1000)
+    if part == "excel":
+        return _excel(s)
     return F.call_function("TRY_TO_TIMESTAMP_NTZ", s, F.lit(part))
 
 
