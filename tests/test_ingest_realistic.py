@@ -473,6 +473,9 @@ def test_the_currency_warning_knows_codes_and_local_signs(signs, currency, flagg
         (["USD 3.50", "USD 1,234.50", "7"], {"grouped", "signs"}),
         (["3,50 zł", "12,99 zł", "7"], {"comma", "signs"}),
         (["(3.50)", "12.99", "7"], {"negated"}),
+        (["3.50-", "12.99", "7"], {"negated"}),  # SAP's trailing minus
+        (["1.234,50-", "12,99", "7"], {"comma", "negated"}),
+        (["-3.50-", "(-3.50)", "7"], set()),  # two signs: not numbers
         (["($1,234.50)", "$12.99", "7"], {"grouped", "signs", "negated"}),
         (["1 234,50", "12,99", "7"], {"comma", "spaced"}),  # a French export
         (["1'234.50", "12.99", "7"], {"spaced"}),  # a Swiss one: the dot is plain
@@ -515,6 +518,7 @@ def test_refunds_written_in_accounting_notation_are_return_lines(tmp_path):
         "00001,19970101,2,$31.80\n"
         "00001,19970105,-2,($31.80)\n"
         '00002,19970103,1,"$1,011.77"\n'
+        "00003,19970106,-1,12.00-\n"  # an ERP's trailing minus in the same column
     )
     p = dataclasses.replace(
         config.load(REPO, data_dir=str(d), warehouse_dir=str(tmp_path / "wh")),
@@ -533,11 +537,12 @@ def test_refunds_written_in_accounting_notation_are_return_lines(tmp_path):
     )
     counts, lines = ingest_and_read(p, "CLEAN_ORDER_LINES")
     o = counts["orders"]
-    assert (o.accepted, o.rejected, o.parentheses) == (3, 0, ["amount"])
+    assert (o.accepted, o.rejected, o.parentheses) == (4, 0, ["amount"])
     lines["SPEND"] = (lines["QUANTITY"] * lines["UNIT_PRICE"]).round(2)
     got = sorted(zip(lines["QUANTITY"], lines["SPEND"], lines["IS_RETURN"], strict=True))
-    assert got == [(-2, -31.8, True), (1, 1011.77, False), (2, 31.8, False)]
-    assert "Amounts in parentheses read as negative in 'amount'" in story.summary([o])
+    assert got == [(-2, -31.8, True), (-1, -12.0, True), (1, 1011.77, False), (2, 31.8, False)]
+    text = story.summary([o])
+    assert "with a trailing minus, (3.50) or 3.50-, read as negative in 'amount'" in text
 
 
 def test_epoch_seconds(shop):

@@ -1002,7 +1002,9 @@ def render_markdown() -> str:
         "spaces or apostrophes, never a decimal mark, "
         "are read in either (`1 234,50` French, also with no-break spaces; `1'234.50` Swiss); "
         "so is an amount in parentheses, the accounting notation of a negative one (`(3.50)`, "
-        "`($1,234.50)`: a refund's line total; not with a sign inside, `(-3.50)`). "
+        "`($1,234.50)`: a refund's line total; not with a sign inside, `(-3.50)`), and one with "
+        "its minus sign after it, as SAP and other ERP systems write negatives (`3.50-`, "
+        "`1.234,50-`). "
         "Anything else is not a number: `1,000` and `2,500` alone (US thousands or decimal "
         "commas: nothing says which); JSON lines and warehouse "
         "tables carry numbers as numbers.",

@@ -145,16 +145,30 @@ def unsigned(s: Column) -> Column:
 #: An amount in parentheses, the accounting notation of a negative one (spreadsheets' Accounting
 #: format, accounting software): ``(3.50)``, ``($1,234.50)``, ``(3,50 €)``; no sign inside.
 _PARENTHESISED = r"[(][^()+-]*[0-9][^()+-]*[)]"
+#: An amount with its minus sign after it, as SAP and other ERP systems write negatives
+#: (``3.50-``, ``1.234,50-``); no other sign.
+_TRAILING_MINUS = r"[^()+-]*[0-9][^()+-]*-"
+#: Either notation of a negative amount that :func:`negated` rewrites.
+_NEGATIVE = f"({_PARENTHESISED}|{_TRAILING_MINUS})"
 
 
 def negated(s: Column) -> Column:
-    """``s`` in the accounting notation of a negative amount (:data:`_PARENTHESISED`) written with
-    a minus sign instead (``(3.50)`` -> ``-3.50``); other text unchanged (``(-3.50)`` stays as it
-    is, and is not a number)."""
-    return F.iff(
-        s.rlike(F.lit(_PARENTHESISED)),
-        F.concat(F.lit("-"), F.translate(s, F.lit("()"), F.lit(""))),
-        s,
+    """``s`` in an accounting notation of a negative amount, in parentheses
+    (:data:`_PARENTHESISED`) or with a trailing minus (:data:`_TRAILING_MINUS`), written with a
+    leading minus sign instead (``(3.50)``, ``3.50-`` -> ``-3.50``); other text unchanged
+    (``(-3.50)`` and ``-3.50-`` stay as they are, and are not numbers)."""
+    return (
+        F.when(
+            s.rlike(F.lit(_PARENTHESISED)),
+            F.concat(F.lit("-"), F.translate(s, F.lit("()"), F.lit(""))),
+        )
+        # the pattern allows no other minus: dropping every one drops the trailing one (RTRIM
+        # with characters is not translated for the embedded warehouse)
+        .when(
+            s.rlike(F.lit(_TRAILING_MINUS)),
+            F.concat(F.lit("-"), F.translate(s, F.lit("-"), F.lit(""))),
+        )
+        .otherwise(s)
     )
 
 
@@ -189,7 +203,7 @@ class NumberForms:
     grouped: frozenset[str] = frozenset()  # a decimal dot, commas grouping thousands: 1,234.50
     signs: frozenset[str] = frozenset()  # amounts with a currency sign: $3.50, 3,50 €
     spaced: frozenset[str] = frozenset()  # thousands grouped by spaces or apostrophes: 1 234,50
-    negated: frozenset[str] = frozenset()  # negative amounts in parentheses: (3.50)
+    negated: frozenset[str] = frozenset()  # accounting negatives: (3.50), 3.50-
 
 
 def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> NumberForms:
@@ -229,7 +243,7 @@ def number_forms(df: DataFrame, plan: SourcePlan, fields: list[Field]) -> Number
         signed = raw.rlike(F.lit(_SIGNED))
         inner += [
             unspaced(unsigned(negated(raw))).alias(f"V{i}"),
-            F.iff(raw.rlike(F.lit(_PARENTHESISED)), 1, 0).alias(f"NEG{i}"),
+            F.iff(raw.rlike(F.lit(_NEGATIVE)), 1, 0).alias(f"NEG{i}"),
             F.iff(signed, 1, 0).alias(f"SIGNED{i}"),
             # the sign seen, for the report (the first and the last in sort order are kept)
             F.iff(

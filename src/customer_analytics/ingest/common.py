@@ -154,7 +154,9 @@ class SourceCounts:
     )  # orders: lines that took an order field from another line of their order, per column
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
-    parentheses: list[str] = field(default_factory=list)  # CSV: columns with (3.50) negatives
+    parentheses: list[str] = field(
+        default_factory=list
+    )  # CSV: columns with (3.50) or 3.50- negatives
     currency_signs: dict[str, str] = field(
         default_factory=dict
     )  # CSV: columns with currency signs -> the signs seen
@@ -195,7 +197,9 @@ class SourcePlan:
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
-    parentheses: list[str] = field(default_factory=list)  # CSV: columns with (3.50) negatives
+    parentheses: list[str] = field(
+        default_factory=list
+    )  # CSV: columns with (3.50) or 3.50- negatives
     currency_signs: dict[str, str] = field(
         default_factory=dict
     )  # CSV: columns with currency signs -> the signs seen

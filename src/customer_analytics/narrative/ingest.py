@@ -177,7 +177,10 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
         text += f" Numbers read with thousands separators in {', '.join(grouped)} (detected)."
     negative = [f"'{col}'" for c in counts for col in c.parentheses]
     if negative:
-        text += f" Amounts in parentheses read as negative in {', '.join(negative)} (accounting)."
+        text += (
+            f" Amounts in parentheses or with a trailing minus, (3.50) or 3.50-, read as negative "
+            f"in {', '.join(negative)} (accounting)."
+        )
     signs = {col: seen for c in counts for col, seen in c.currency_signs.items()}
     if signs:
         text += " " + signs_text(signs, params.currency if params is not None else None)
