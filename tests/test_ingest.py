@@ -428,10 +428,15 @@ CASES = {
         {"orders_file": "orders.json"},
         r"orders\.json: the file is one JSON array.*jq -c",
     ),
-    "spreadsheet": (
+    "spreadsheet of an unsupported kind": (
+        lambda d: (d / "orders.numbers").write_bytes(b"PK\x03\x04"),
+        {"orders_file": "orders.numbers"},
+        r"orders\.numbers: unsupported file type '\.numbers'.*CSV",
+    ),
+    "damaged workbook": (
         lambda d: (d / "orders.xlsx").write_bytes(b"PK\x03\x04"),
         {"orders_file": "orders.xlsx"},
-        r"orders\.xlsx: unsupported file type '\.xlsx'.*CSV",
+        r"orders\.xlsx: it cannot be read as a workbook.*Fix: open it in the spreadsheet",
     ),
     "required column absent": (
         lambda d: _csv_without(d / "export.csv", d, "quantity"),

@@ -29,7 +29,14 @@ FORMATS = {
     ".tsv": "csv",
     ".tab": "csv",
     ".txt": "csv",
+    # spreadsheet workbooks, read through a CSV copy (readers.workbook_to_csv)
+    ".xlsx": "csv",
+    ".xlsm": "csv",
+    ".xls": "csv",
+    ".ods": "csv",
 }
+#: Workbook extensions: the file is converted to CSV before anything else reads it.
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 #: Extensions tried in place of a source file's own when it is not found (:func:`candidates`):
 #: not ``.txt``, which names too many other files (notes, read-me files).
 _ALTERNATIVES = tuple(ext for ext in FORMATS if ext != ".txt")
@@ -882,7 +889,7 @@ def _source_section(src: Source) -> list[str]:
     fmt = {
         "jsonl": "JSON lines (`.jsonl`, `.ndjson`, `.json`: one object per line)",
         "csv": "CSV (`.csv`; also `.tsv`, `.tab` and `.txt`: delimited text, the separator is "
-        "detected)",
+        "detected), or a spreadsheet workbook (`.xlsx`, `.xlsm`, `.xls`, `.ods`: see *Workbooks*)",
         "txt": "plain-text files (`.txt`), UTF-8",
         "audio": "recordings (`.wav`, `.flac`, `.mp3`, `.ogg`), 8-192 kHz, transcribed offline "
         "(see *Audio calls*)",
@@ -939,6 +946,16 @@ def render_markdown() -> str:
         "exactly as in the file. A file with lines ending in a carriage return alone, or that is "
         "an archive, a document, an image or other binary data stops the run with what it is and "
         "how to re-export it.",
+        "- **Workbooks**: a source may be a spreadsheet workbook (`.xlsx`, `.xlsm`, `.xls`, "
+        "`.ods`; read with calamine). It is read through a CSV copy: the first visible "
+        "worksheet's first row is the header, and every later visible worksheet whose first row "
+        "is the same header adds its rows (a workbook with a sheet per year); other sheets are "
+        "not read and the 01 summary names them. Dates are taken as the cells hold them (ISO "
+        "8601 in the copy, whatever the cell format shows), whole numbers without the `.0` of "
+        "Excel's doubles (ids, quantities), line breaks inside a cell as spaces, so line numbers "
+        "are the sheet's row numbers (of the first sheet; a later sheet's rows follow on). A "
+        "damaged or password-protected workbook stops the run with what to do. The tests write "
+        "`.xlsx` files; `.xls` and `.ods` are read by the same library but not tested here.",
         "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "
         "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
         "a "

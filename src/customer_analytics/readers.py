@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -208,7 +209,8 @@ _MAGIC = (
     (
         b"PK\x03\x04",
         "a ZIP archive (an Excel .xlsx or OpenDocument workbook is one)",
-        "open it in its program and save it as CSV UTF-8, or unzip it",
+        "if it is a workbook, give it its own extension (.xlsx or .ods: workbooks are read as "
+        "they are); otherwise unzip it",
     ),
     (b"PK\x05\x06", "an empty ZIP archive", "export the data again"),
     (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
@@ -454,6 +456,102 @@ def transcode(path: Path, dest: Path, encoding: str, root: Path | None = None) -
             Reason.NOT_A_FILE, "it changed while it was read (an export still being written?)"
         )
     return Transcoded(dest, info.name, digest.hexdigest(), size, replaced)
+
+
+@dataclass(frozen=True)
+class Workbook:
+    """What :func:`workbook_to_csv` read of a spreadsheet workbook."""
+
+    sheets: tuple[str, ...]  # the sheets whose rows are in the copy, in workbook order
+    skipped: tuple[str, ...]  # visible sheets with another header (or none), not read
+    rows: int  # data rows written (header lines excluded)
+
+
+def _cell_text(v: object) -> str:
+    """A workbook cell as CSV text: dates in ISO 8601, whole numbers without ``.0`` (Excel stores
+    every number as a double: ids and quantities are whole), line breaks as spaces (one row, one
+    line, so line numbers stay the sheet's rows)."""
+    if isinstance(v, str):
+        return v.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    return "" if v is None else str(v)
+
+
+def workbook_to_csv(
+    path: Path, dest: Path, root: Path | None = None
+) -> tuple[Transcoded, Workbook]:
+    """Write a spreadsheet workbook (:data:`contract.WORKBOOK_SUFFIXES`) as one UTF-8 CSV file.
+
+    The first visible worksheet's first row is the header; every later visible worksheet whose
+    first row is the same header adds its rows (a workbook with a sheet per year), others are not
+    read and are named in :attr:`Workbook.skipped`. Cells: :func:`_cell_text`. The copy's line
+    numbers are the first sheet's row numbers when it starts at row 1.
+
+    Raises:
+        UnsafeInput: see :func:`open_input`.
+        ValueError: the file is not a workbook calamine can read (corrupt, encrypted); the message
+            says which.
+    """
+    import io
+
+    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+    with open_input(path, root) as f:
+        before = _signature(f)
+        data = f.read()
+        changed = _signature(f) != before
+    if changed:
+        raise UnsafeInput(
+            Reason.NOT_A_FILE, "it changed while it was read (an export still being written?)"
+        )
+    try:
+        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - calamine's errors (zip, xml, password) all mean one thing
+        raise ValueError(
+            f"it cannot be read as a workbook ({type(e).__name__}: it may be damaged, "
+            "password-protected or another format under this name)"
+        ) from None
+    visible = [
+        m.name
+        for m in book.sheets_metadata
+        if m.typ == SheetTypeEnum.WorkSheet and m.visible == SheetVisibleEnum.Visible
+    ]
+    header: list[str] | None = None
+    read, skipped, rows = [], [], 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "w", encoding="utf-8", newline="") as out:
+        w = csv.writer(out, lineterminator="\n")
+        for name in visible:
+            it = iter(book.get_sheet_by_name(name).iter_rows())
+            first = [_cell_text(v).strip() for v in next(it, [])]
+            while first and not first[-1]:
+                first.pop()
+            if header is None and any(first):
+                header = first
+                w.writerow(header)
+            elif first != header:
+                skipped.append(name)
+                continue
+            read.append(name)
+            width = len(header)
+            for row in it:
+                cells = [_cell_text(v) for v in row]
+                while len(cells) > width and not cells[-1]:
+                    cells.pop()  # the used range's empty cells (values beyond stay: rejected)
+                w.writerow(cells)
+                rows += 1
+    digest = hashlib.sha256(data).hexdigest()
+    return (
+        Transcoded(dest, "utf-8", digest, len(data), 0),
+        Workbook(tuple(read), tuple(skipped), rows),
+    )
 
 
 class _Writer:

@@ -163,6 +163,9 @@ class SourceCounts:
     encoding: dict[str, Any] = field(
         default_factory=dict
     )  # a file not in UTF-8: its encoding, how it was chosen, characters replaced
+    workbook: dict[str, Any] = field(
+        default_factory=dict
+    )  # a spreadsheet workbook: the sheets read, the sheets not read, rows
 
     @property
     def reject_share(self) -> float:
@@ -208,6 +211,7 @@ class SourcePlan:
     scratch: Path | None = None  # where a UTF-8 copy of a file in another encoding is written
     transcoded: readers.Transcoded | None = None  # that copy, read instead of the file
     encoding_how: str | None = None  # why the copy's encoding: declared, byte-order mark, detected
+    workbook: readers.Workbook | None = None  # a workbook read through a CSV copy: its sheets
 
     @property
     def present(self) -> bool:
@@ -233,7 +237,7 @@ class SourcePlan:
         """How a file in another encoding was read (empty for UTF-8), for the counts and the
         report."""
         t = self.transcoded
-        if t is None:
+        if t is None or self.workbook is not None:
             return {}
         return {"encoding": t.encoding, "how": self.encoding_how, "replaced": t.replaced}
 

@@ -446,6 +446,37 @@ def transcode(plan: SourcePlan, encoding: str, how: str) -> None:
     log.info("%s: read as %s (%s) through a UTF-8 copy", plan.name, encoding, how)
 
 
+def convert_workbook(plan: SourcePlan) -> None:
+    """Read a spreadsheet workbook through a CSV copy (:func:`readers.workbook_to_csv`), removed
+    by :func:`drop_copies`; its size and SHA-256 stay the workbook's."""
+    scratch = plan.scratch or Path(tempfile.gettempdir()) / "customer_analytics_transcoded"
+    dest = scratch / f"{plan.source.name}_{uuid.uuid4().hex}.csv"
+    try:
+        plan.transcoded, book = readers.workbook_to_csv(plan.local_path, dest, plan.root)
+    except readers.UnsafeInput as e:
+        raise IngestError(f"{plan.path}: refused: {e}. Fix: {_UNSAFE_FIX}.") from None
+    except ValueError as e:
+        dest.unlink(missing_ok=True)
+        raise IngestError(
+            f"{plan.path}: {e}. Fix: open it in the spreadsheet and save it again (or 'Save as "
+            "CSV UTF-8')."
+        ) from None
+    if not book.sheets:
+        drop_copies([plan])
+        raise IngestError(
+            f"{plan.path}: the workbook has no visible worksheet with a header row. Fix: put the "
+            f"{plan.source.name} on the first sheet, column names in its first row."
+        )
+    plan.workbook = book
+    log.info(
+        "%s: workbook read through a CSV copy: sheets %s (%s rows)%s",
+        plan.name,
+        ", ".join(book.sheets),
+        f"{book.rows:,}",
+        f"; not read (another header): {', '.join(book.skipped)}" if book.skipped else "",
+    )
+
+
 def drop_copies(plans) -> None:
     """Remove the UTF-8 copies :func:`transcode` made."""
     for p in plans:
@@ -640,7 +671,10 @@ def check_file(plan: SourcePlan) -> None:
     """Pre-check a file's start: what it is (:func:`check_encoding`), then its CSV header, or its
     first JSON lines. A UTF-8 copy made for it does not outlive a stop."""
     try:
-        check_encoding(plan)
+        if plan.local_path.suffix.lower() in contract.WORKBOOK_SUFFIXES:
+            convert_workbook(plan)
+        else:
+            check_encoding(plan)
         if plan.fmt == "csv":
             _check_csv_header(plan)
         else:

@@ -135,8 +135,12 @@ def sources_frame(params: Params) -> pd.DataFrame:
                 "required": "yes" if src.required else "no",
                 "file": p.name or "—",
                 "status": status,
-                "format": (p.fmt or "—")
-                + (f" ({p.transcoded.encoding})" if p.transcoded is not None else ""),
+                "format": (
+                    f"workbook ({p.local_path.suffix.lstrip('.').lower()})"
+                    if p.workbook is not None
+                    else (p.fmt or "—")
+                    + (f" ({p.transcoded.encoding})" if p.transcoded is not None else "")
+                ),
                 "files": n_files or (1 if local else 0),
                 "MB": None if size is None else round(size / 2**20, 2),
             }

@@ -698,6 +698,7 @@ def account(
         currency_signs=dict(plan.currency_signs),
         encoding=plan.encoding_note
         or ({"transcripts": dict(st.encodings), "how": "detected"} if st.encodings else {}),
+        workbook=dataclasses.asdict(plan.workbook) if plan.workbook is not None else {},
     )
     if records != st.records or read != acc + rej + exc + out or sum(reasons.values()) != rej:
         raise IngestError(

@@ -57,6 +57,28 @@ _CODEC_NAMES = {
 }
 
 
+def workbook_text(file: str, book: dict[str, Any]) -> str:
+    """Which sheets of a workbook were read (``SourceCounts.workbook``), and which were not."""
+    sheets = book["sheets"]
+    text = (
+        f"'{file}' is a workbook: {book['rows']:,} rows read from "
+        + (
+            f"sheet '{sheets[0]}'"
+            if len(sheets) == 1
+            else f"{len(sheets)} sheets with the same "
+            "header (" + ", ".join(f"'{s}'" for s in sheets) + ")"
+        )
+        + "."
+    )
+    if book["skipped"]:
+        text += (
+            " Not read, their first row is not that header: "
+            + ", ".join(f"'{s}'" for s in book["skipped"])
+            + "."
+        )
+    return text
+
+
 def encoding_text(file: str, source: str, note: dict[str, Any]) -> str:
     """How a file that is not UTF-8 was read (``SourceCounts.encoding``), and how to say
     otherwise."""
@@ -147,6 +169,8 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
             + "."
         )
     for c in counts:
+        if getattr(c, "workbook", None):
+            text += " " + workbook_text(c.file, c.workbook)
         if getattr(c, "encoding", None):
             text += " " + encoding_text(c.file, c.source, c.encoding)
     skipped = [c for c in counts if c.skipped]

@@ -1,0 +1,156 @@
+"""Spreadsheet workbooks as sources: shops export .xlsx as often as CSV (the gift retailer's
+invoice log is published as one, a sheet per year).
+
+A workbook used to stop the run ("unsupported file type '.xlsx'"). It is now read through a CSV
+copy (``readers.workbook_to_csv``): the first sheet's first row is the header, later sheets with
+the same header add their rows, others are named as not read; dates become ISO text, whole numbers
+lose Excel's ``.0``. The workbooks here are real ``.xlsx`` files written by XlsxWriter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+from conftest import ingest_and_read, make_params
+from customer_analytics import contract, ingest, readers
+from customer_analytics.contract import Reason
+from customer_analytics.ingest.common import IngestError
+from customer_analytics.narrative import ingest as story
+
+HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+          "CustomerID", "Country"]  # fmt: skip
+D = dt.datetime
+SHEETS = {
+    "2010": [
+        ["536365", "85123A", "WHITE HANGING\nHEART T-LIGHT HOLDER", 6, D(2010, 12, 1, 8, 26), 2.55,
+         17850, "United Kingdom"],
+        ["C536379", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", -2, D(2010, 12, 1, 9, 41),
+         2.55, 17850, "United Kingdom"],
+        ["536380", "22423", "REGENCY CAKESTAND 3 TIER", 1, D(2010, 12, 1, 9, 45), 12.75, None,
+         "France"],
+        ["536381", "22423", "REGENCY CAKESTAND 3 TIER", 0, D(2010, 12, 2, 10, 0), 12.75, 13047,
+         "United Kingdom"],  # a zero quantity: rejected, named by its sheet row (5)
+    ],
+    "2011": [
+        ["540001", "22423", "REGENCY CAKESTAND 3 TIER", 3, D(2011, 1, 4, 10, 0), 12.75, 13047,
+         "United Kingdom"],
+    ],
+}  # fmt: skip
+
+
+def _workbook(path: Path, notes: bool = True) -> None:
+    wb = xlsxwriter.Workbook(str(path))
+    stamp = wb.add_format({"num_format": "m/d/yy h:mm"})  # as the published file shows them
+    for name, rows in SHEETS.items():
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, HEADER)
+        for r, row in enumerate(rows, start=1):
+            for c, v in enumerate(row):
+                if isinstance(v, dt.datetime):
+                    ws.write_datetime(r, c, v, stamp)
+                elif v is not None:
+                    ws.write(r, c, v)
+    if notes:
+        ws = wb.add_worksheet("Notes")
+        ws.write_row(0, 0, ["Read me", "exported 2011-12-10"])
+    wb.close()
+
+
+def _params(d: Path, wh: Path, name: str):
+    return make_params(
+        d,
+        wh,
+        orders_file=name,
+        customers_file=None,
+        reviews_file=None,
+        calls_dir=None,
+        max_reject_share=0.5,
+        return_order_prefix="C",
+        columns={
+            "orders": {
+                "order_id": "InvoiceNo",
+                "customer_id": "CustomerID",
+                "ts": "InvoiceDate",
+                "product": "Description",
+                "quantity": "Quantity",
+                "unit_price": "UnitPrice",
+            }
+        },
+        customer_attributes={"country": "Country"},
+    )
+
+
+def test_a_workbook_is_ingested_like_its_csv_twin(tmp_path):
+    d = tmp_path / "shop"
+    d.mkdir()
+    _workbook(d / "online_retail.xlsx")
+    twin = "\n".join(
+        ",".join(
+            ""
+            if v is None
+            else f"{v.month}/{v.day}/{v.year} {v.hour}:{v.minute:02d}"
+            if isinstance(v, dt.datetime)
+            else str(v).replace("\n", " ")
+            for v in row
+        )
+        for row in [HEADER, *SHEETS["2010"], *SHEETS["2011"]]
+    )
+    (d / "online_retail.csv").write_text(twin + "\n")
+    got = {}
+    for name in ("online_retail.xlsx", "online_retail.csv"):
+        p = _params(d, tmp_path / name / "wh", name)
+        if name.endswith(".csv"):  # too few days to tell US dates in the text; the book has dates
+            p = dataclasses.replace(p, date_formats={"orders": {"ts": contract.DATE_LAYOUTS["us"]}})
+        got[name] = ingest_and_read(p, "CLEAN_ORDER_LINES", "REJECTED_ORDER_LINES")
+        assert not list((tmp_path / name / "wh" / "staging" / "transcoded").glob("*"))
+    (counts, lines, rejected), (counts_csv, lines_csv, rejected_csv) = got.values()
+    key = ["ORDER_ID", "PRODUCT"]
+    assert (lines.drop(columns="SOURCE_FILE").sort_values(key).reset_index(drop=True)).equals(
+        lines_csv.drop(columns="SOURCE_FILE").sort_values(key).reset_index(drop=True)
+    )
+    o = counts["orders"]
+    assert (o.read, o.accepted, o.rejected, o.excluded) == (5, 3, 1, 1)  # 1 guest line excluded
+    assert sorted(lines["TS"]) == [D(2010, 12, 1, 8, 26), D(2010, 12, 1, 9, 41), D(2011, 1, 4, 10)]
+    assert sorted(lines["QUANTITY"]) == [-2, 3, 6] and lines["IS_RETURN"].sum() == 1
+    assert set(lines["CUSTOMER_ID"]) == {"17850", "13047"}  # not 17850.0
+    assert list(rejected["LINE_NO"]) == [5] and list(rejected["REASON"]) == [Reason.NOT_POSITIVE]
+    assert list(rejected_csv["LINE_NO"]) == [5]
+    received = (d / "online_retail.xlsx").read_bytes()
+    assert o.sha256 == hashlib.sha256(received).hexdigest() and o.bytes == len(received)
+    assert o.workbook == {"sheets": ("2010", "2011"), "skipped": ("Notes",), "rows": 5}
+    text = story.summary(list(counts.values()))
+    assert "'online_retail.xlsx' is a workbook: 5 rows read from 2 sheets" in text
+    assert "Not read, their first row is not that header: 'Notes'." in text
+    assert "workbook" not in story.summary(list(counts_csv.values()))
+
+
+def test_cells_become_csv_text():
+    cell = readers._cell_text
+    assert [cell(v) for v in (17850.0, 2.55, -2.0, 1e20, 0.1 + 0.2)] == [
+        "17850", "2.55", "-2", "1e+20", "0.30000000000000004"
+    ]  # fmt: skip
+    assert cell(D(2010, 12, 1, 8, 26)) == "2010-12-01 08:26:00"
+    assert cell(dt.date(2011, 1, 2)) == "2011-01-02"
+    assert cell(True) == "true" and cell("") == "" and cell(None) == ""
+    assert cell("two\nlines\r\nhere") == "two lines here"
+
+
+def test_a_damaged_or_empty_workbook_stops_with_what_to_do(tmp_path):
+    d = tmp_path / "shop"
+    d.mkdir()
+    (d / "orders.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    p = _params(d, tmp_path / "wh", "orders.xlsx")
+    with pytest.raises(IngestError, match=r"orders\.xlsx: it cannot be read as a workbook.*Fix: "):
+        ingest.plan_sources(p)
+    wb = xlsxwriter.Workbook(str(d / "empty.xlsx"))
+    wb.add_worksheet("Sheet1")
+    wb.close()
+    with pytest.raises(IngestError, match=r"no visible worksheet with a header row"):
+        ingest.plan_sources(_params(d, tmp_path / "wh", "empty.xlsx"))
+    assert not list((tmp_path / "wh" / "staging" / "transcoded").glob("*"))
