@@ -128,6 +128,9 @@ def test_a_workbook_is_ingested_like_its_csv_twin(tmp_path):
     assert "'online_retail.xlsx' is a workbook: 5 rows read from 2 sheets" in text
     assert "Not read, their first row is not that header: 'Notes'." in text
     assert "workbook" not in story.summary(list(counts_csv.values()))
+    frame = ingest.sources_frame(_params(d, tmp_path / "listed", "online_retail.xlsx"))
+    assert frame.loc["orders", "format"] == "workbook (xlsx)"
+    assert not (tmp_path / "listed" / "staging" / "transcoded").exists()  # not converted again
 
 
 def test_cells_become_csv_text():

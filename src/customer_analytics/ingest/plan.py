@@ -502,9 +502,12 @@ def plan_sources(params: Params) -> list[SourcePlan]:
     return plans
 
 
-def plan_source(src: Source, params: Params) -> SourcePlan:
+def plan_source(src: Source, params: Params, *, listing: bool = False) -> SourcePlan:
     """The plan of one source: a warehouse table (``<source>_table``), a file on a Snowflake stage
     (``@stage/path``), a file or folder in ``data_dir``, or nothing.
+
+    ``listing``: only to list the sources (the 01 sources table): a workbook is not converted
+    again (seconds for a large one; the run has read it).
 
     Raises:
         IngestError: the source cannot be used at all.
@@ -555,7 +558,7 @@ def plan_source(src: Source, params: Params) -> SourcePlan:
             )
         log.warning("%s: not found; running without %s", path, src.name)
         return SourcePlan(src, name, path, None, SourceStatus.MISSING)
-    return _plan_file(src, name, path, params)
+    return _plan_file(src, name, path, params, listing)
 
 
 def _plan_stage(src: Source, name: str, params: Params) -> SourcePlan:
@@ -625,7 +628,9 @@ def _plan_calls(
     )
 
 
-def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan:
+def _plan_file(
+    src: Source, name: str, path: Path, params: Params, listing: bool = False
+) -> SourcePlan:
     fmt = contract.file_format(path)
     try:
         readers.check_input(path, params.data_dir)
@@ -663,6 +668,8 @@ def _plan_file(src: Source, name: str, path: Path, params: Params) -> SourcePlan
         scratch=params.warehouse_dir / "staging" / "transcoded",
         names=params.column_names.get(src.name, ()),
     )
+    if listing and path.suffix.lower() in contract.WORKBOOK_SUFFIXES:
+        return plan
     check_file(plan)
     return plan
 

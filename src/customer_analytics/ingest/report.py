@@ -99,7 +99,7 @@ def sources_frame(params: Params) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     for src in contract.SOURCES:
         try:
-            p = plan_source(src, params)
+            p = plan_source(src, params, listing=True)
         except IngestError as e:
             problem = public_text(str(e), params.data_dir)
             rows.append(
@@ -137,7 +137,7 @@ def sources_frame(params: Params) -> pd.DataFrame:
                 "status": status,
                 "format": (
                     f"workbook ({p.local_path.suffix.lstrip('.').lower()})"
-                    if p.workbook is not None
+                    if p.path is not None and p.path.suffix.lower() in contract.WORKBOOK_SUFFIXES
                     else (p.fmt or "—")
                     + (f" ({p.transcoded.encoding})" if p.transcoded is not None else "")
                 ),
