@@ -133,6 +133,21 @@ def test_a_workbook_is_ingested_like_its_csv_twin(tmp_path):
     assert not (tmp_path / "listed" / "staging" / "transcoded").exists()  # not converted again
 
 
+def test_an_empty_row_between_rows_stays_a_row(tmp_path):
+    """An empty row inside the data is an (empty) record on its own line, so later rows keep
+    their sheet row numbers; the copy holds the sheet's rows and nothing else."""
+    wb = xlsxwriter.Workbook(str(tmp_path / "b.xlsx"))
+    ws = wb.add_worksheet("Sheet1")
+    ws.write_row(0, 0, ["a", "b"])
+    ws.write_row(1, 0, ["x", 1])
+    ws.write_row(3, 0, ["y", 2.5])  # row 3 (index 2) left empty
+    wb.close()
+    copy, book = readers.workbook_to_csv(tmp_path / "b.xlsx", tmp_path / "b.csv")
+    assert (tmp_path / "b.csv").read_text().splitlines() == ["a,b", "x,1", ",", "y,2.5"]
+    assert (book.sheets, book.skipped, book.rows) == (("Sheet1",), (), 3)
+    assert copy.bytes == (tmp_path / "b.xlsx").stat().st_size
+
+
 def test_cells_become_csv_text():
     cell = readers._cell_text
     assert [cell(v) for v in (17850.0, 2.55, -2.0, 1e20, 0.1 + 0.2)] == [

@@ -484,6 +484,14 @@ def _cell_text(v: object) -> str:
     return "" if v is None else str(v)
 
 
+def _sheet_rows(book, name: str):
+    """The rows of a worksheet; a sheet calamine cannot read is a :class:`ValueError`."""
+    try:
+        return book.get_sheet_by_name(name).iter_rows()
+    except Exception as e:  # noqa: BLE001 - calamine's errors all mean a damaged sheet
+        raise ValueError(f"its sheet '{name}' cannot be read ({type(e).__name__})") from None
+
+
 def workbook_to_csv(
     path: Path, dest: Path, root: Path | None = None
 ) -> tuple[Transcoded, Workbook]:
@@ -526,27 +534,37 @@ def workbook_to_csv(
     header: list[str] | None = None
     read, skipped, rows = [], [], 0
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "w", encoding="utf-8", newline="") as out:
-        w = csv.writer(out, lineterminator="\n")
-        for name in visible:
-            it = iter(book.get_sheet_by_name(name).iter_rows())
-            first = [_cell_text(v).strip() for v in next(it, [])]
-            while first and not first[-1]:
-                first.pop()
-            if header is None and any(first):
-                header = first
-                w.writerow(header)
-            elif first != header:
-                skipped.append(name)
-                continue
-            read.append(name)
-            width = len(header)
-            for row in it:
-                cells = [_cell_text(v) for v in row]
-                while len(cells) > width and not cells[-1]:
-                    cells.pop()  # the used range's empty cells (values beyond stay: rejected)
-                w.writerow(cells)
-                rows += 1
+    try:
+        with open(dest, "w", encoding="utf-8", newline="") as out:
+            w = csv.writer(out, lineterminator="\n")
+            for name in visible:
+                it = iter(_sheet_rows(book, name))
+                first = [_cell_text(v).strip() for v in next(it, [])]
+                while first and not first[-1]:
+                    first.pop()
+                if header is None and any(first):
+                    header = first
+                    w.writerow(header)
+                elif first != header:
+                    skipped.append(name)
+                    continue
+                read.append(name)
+                width, empty = len(header), 0
+                for row in it:
+                    cells = [_cell_text(v) for v in row]
+                    while len(cells) > width and not cells[-1]:
+                        cells.pop()  # the used range's empty cells (values beyond stay: rejected)
+                    if not any(cells):  # written only if a row with values follows: formatted
+                        empty += 1  # rows below the data are not records
+                        continue
+                    for _ in range(empty):  # an empty row between data rows: an empty record
+                        w.writerow([""] * width)
+                    rows += empty + 1
+                    empty = 0
+                    w.writerow(cells)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     digest = hashlib.sha256(data).hexdigest()
     return (
         Transcoded(dest, "utf-8", digest, len(data), 0),
