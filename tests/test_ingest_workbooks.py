@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import xlsxwriter
+from realistic_corpus import CASES
 
 from conftest import ingest_and_read, make_params
 from customer_analytics import contract, ingest, readers
@@ -26,6 +27,7 @@ from customer_analytics.narrative import ingest as story
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
           "CustomerID", "Country"]  # fmt: skip
 D = dt.datetime
+GIFT = CASES["gift_invoices"]
 SHEETS = {
     "2010": [
         ["536365", "85123A", "WHITE HANGING\nHEART T-LIGHT HOLDER", 6, D(2010, 12, 1, 8, 26), 2.55,
@@ -72,17 +74,8 @@ def _params(d: Path, wh: Path, name: str):
         calls_dir=None,
         max_reject_share=0.5,
         return_order_prefix="C",
-        columns={
-            "orders": {
-                "order_id": "InvoiceNo",
-                "customer_id": "CustomerID",
-                "ts": "InvoiceDate",
-                "product": "Description",
-                "quantity": "Quantity",
-                "unit_price": "UnitPrice",
-            }
-        },
-        customer_attributes={"country": "Country"},
+        columns=GIFT["columns"],  # the realistic corpus's invoice export: the same columns
+        customer_attributes=GIFT["customer_attributes"],
     )
 
 
