@@ -433,11 +433,17 @@ def check_encoding(plan: SourcePlan) -> None:
         )
 
 
+def _copy_path(plan: SourcePlan, suffix: str) -> Path:
+    """A new file name for a copy of the plan's file in its scratch folder (else the system's
+    temporary folder: never beside the data)."""
+    scratch = plan.scratch or Path(tempfile.gettempdir()) / "customer_analytics_transcoded"
+    return scratch / f"{plan.source.name}_{uuid.uuid4().hex}{suffix}"
+
+
 def transcode(plan: SourcePlan, encoding: str, how: str) -> None:
     """Read the plan's file through a UTF-8 copy in its scratch folder (removed by
     :func:`drop_copies`); its line numbers, size and SHA-256 stay the original's."""
-    scratch = plan.scratch or Path(tempfile.gettempdir()) / "customer_analytics_transcoded"
-    dest = scratch / f"{plan.source.name}_{uuid.uuid4().hex}{plan.local_path.suffix}"
+    dest = _copy_path(plan, plan.local_path.suffix)
     try:
         plan.transcoded = readers.transcode(plan.local_path, dest, encoding, plan.root)
     except readers.UnsafeInput as e:
@@ -449,14 +455,13 @@ def transcode(plan: SourcePlan, encoding: str, how: str) -> None:
 def convert_workbook(plan: SourcePlan) -> None:
     """Read a spreadsheet workbook through a CSV copy (:func:`readers.workbook_to_csv`), removed
     by :func:`drop_copies`; its size and SHA-256 stay the workbook's."""
-    scratch = plan.scratch or Path(tempfile.gettempdir()) / "customer_analytics_transcoded"
-    dest = scratch / f"{plan.source.name}_{uuid.uuid4().hex}.csv"
     try:
-        plan.transcoded, book = readers.workbook_to_csv(plan.local_path, dest, plan.root)
+        plan.transcoded, book = readers.workbook_to_csv(
+            plan.local_path, _copy_path(plan, ".csv"), plan.root
+        )
     except readers.UnsafeInput as e:
         raise IngestError(f"{plan.path}: refused: {e}. Fix: {_UNSAFE_FIX}.") from None
-    except ValueError as e:
-        dest.unlink(missing_ok=True)
+    except ValueError as e:  # the copy is already removed
         raise IngestError(
             f"{plan.path}: {e}. Fix: open it in the spreadsheet and save it again (or 'Save as "
             "CSV UTF-8')."
@@ -478,7 +483,7 @@ def convert_workbook(plan: SourcePlan) -> None:
 
 
 def drop_copies(plans) -> None:
-    """Remove the UTF-8 copies :func:`transcode` made."""
+    """Remove the copies :func:`transcode` and :func:`convert_workbook` made."""
     for p in plans:
         if p.transcoded is not None:
             p.transcoded.path.unlink(missing_ok=True)
