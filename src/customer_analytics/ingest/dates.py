@@ -192,13 +192,15 @@ def _part(s: Column, part: str) -> Column:
     return F.call_function("TRY_TO_TIMESTAMP_NTZ", s, F.lit(part))
 
 
-def parse(s: Column, parts: tuple[str, ...]) -> Column:
+def parse(s: Column, parts: tuple[str, ...], wide: Column | None = None) -> Column:
     """Text -> TIMESTAMP with the first part that parses it; NULL when none does.
 
     A format with the year third (``MM/DD/YYYY``, ``DD.MM.YYYY``) also reads a two-digit year
-    (:func:`_four_digit_year`)."""
-    wide = _four_digit_year(s) if any(year_third(p) for p in parts) else s
-    out = [_part(wide if year_third(p) else s, p) for p in parts]
+    (:func:`_four_digit_year`; ``wide``: that of ``s``, computed once by the caller for many
+    layouts)."""
+    if any(year_third(p) for p in parts) and wide is None:
+        wide = _four_digit_year(s)
+    out = [_part(wide if year_third(p) and wide is not None else s, p) for p in parts]
     return out[0] if len(out) == 1 else F.coalesce(*out)
 
 
@@ -229,10 +231,12 @@ def detect_counts(df: DataFrame, column: str) -> tuple[int, dict[str, int]]:
         sample = sample.filter(F.col("LINE_NO") % F.lit(step) == F.lit(0))
     values = sample.select(F.col(column).alias("V")).distinct()
     # each layout's parse once, in an inner select; the range test (which names the parsed value
-    # three times) reads its column: the statement stays a fraction of the size it would have
+    # three times) reads its column: the statement stays a fraction of the size it would have.
+    # The two-digit year written out once (W), for the 14 formats with the year third
+    values = values.select("V", _four_digit_year(F.col("V")).alias("W"))
     parsed = values.select(
         *[
-            parse(F.col("V"), parts).alias(f"P_{n.upper()}")
+            parse(F.col("V"), parts, wide=F.col("W")).alias(f"P_{n.upper()}")
             for n, parts in contract.DATE_LAYOUTS.items()
         ]
     )
