@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+#: Workbook extensions: the file is converted to CSV before anything else reads it.
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 #: Accepted file formats, by file name extension.
 FORMATS = {
     ".jsonl": "jsonl",
@@ -30,13 +32,8 @@ FORMATS = {
     ".tab": "csv",
     ".txt": "csv",
     # spreadsheet workbooks, read through a CSV copy (readers.workbook_to_csv)
-    ".xlsx": "csv",
-    ".xlsm": "csv",
-    ".xls": "csv",
-    ".ods": "csv",
+    **{ext: "csv" for ext in WORKBOOK_SUFFIXES},
 }
-#: Workbook extensions: the file is converted to CSV before anything else reads it.
-WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 #: Extensions tried in place of a source file's own when it is not found (:func:`candidates`):
 #: not ``.txt``, which names too many other files (notes, read-me files).
 _ALTERNATIVES = tuple(ext for ext in FORMATS if ext != ".txt")
@@ -263,6 +260,9 @@ FORMAT_ELEMENTS = (
     '"T"',
 )
 FORMAT_SEPARATORS = " -/.:,"
+#: A format whose day and month come first, the year third (``DD/MM/YYYY``, ``MM.DD.YY``): the one
+#: shape where a two-digit year is read (``ingest.dates``).
+DAY_MONTH_FIRST = r"(MM|DD)[/.-](MM|DD)[/.-]"
 
 
 def layout_parts(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -291,7 +291,7 @@ def check_format(text: str) -> str:
     """A Snowflake date/time format, upper-cased; ``ValueError`` naming the first element not
     accepted."""
     fmt, i = text.strip().upper().replace('"t"', '"T"'), 0
-    if re.match(r"(MM|DD)[/.-](MM|DD)[/.-]YY(?!Y)", fmt):  # a two-digit year after day and month:
+    if re.match(DAY_MONTH_FIRST + "YY(?!Y)", fmt):  # a two-digit year after day and month:
         fmt = fmt[:6] + "YYYY" + fmt[8:]  # written out to four digits when parsed (ingest.dates)
     elif re.search(r"(?<!Y)YY(?!Y)", fmt):
         raise ValueError(

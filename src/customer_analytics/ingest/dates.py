@@ -152,7 +152,7 @@ def _four_digit_year(s: Column) -> Column:
 
 def year_third(part: str) -> bool:
     """Whether a Snowflake format is a day-month or month-day date (its year written third)."""
-    return re.match(r"(MM|DD)[/.-](MM|DD)[/.-]YYYY", part) is not None
+    return re.match(contract.DAY_MONTH_FIRST + "YYYY", part) is not None
 
 
 #: A spreadsheet's day 0 (the 1900 date system, as Excel, LibreOffice and Google Sheets count
