@@ -614,10 +614,12 @@ def _ref_order_lines(
     accepted, first_line, first_of_order, seen = [], {}, {}, set()
     for row in sorted(out, key=lambda x: (x["LINE_NO"], x["ITEM_NO"] or 0)):
         reason = fld = None
-        if has["line_id"] and row["_LINE_ID"] is not None and row["_LINE_ID"] in seen:
+        # a line id repeats within its order (per order: Olist's order_item_id counts 1, 2, …)
+        line_key = (row["ORDER_ID"] if jsonl or has["order_id"] else None, row["_LINE_ID"])
+        if has["line_id"] and row["_LINE_ID"] is not None and line_key in seen:
             reason, fld = R.DUPLICATE_LINE, shown["line_id"]
         if row["_LINE_ID"] is not None:
-            seen.add(row["_LINE_ID"])
+            seen.add(line_key)
         first_line.setdefault(row["ORDER_ID"], row["LINE_NO"])
         first = first_of_order.setdefault(row["ORDER_ID"], (row["CUSTOMER_ID"], row["TS"]))
         if reason is None and jsonl and first_line[row["ORDER_ID"]] != row["LINE_NO"]:

@@ -439,16 +439,16 @@ CASES = {
         r"orders\.xlsx: it cannot be read as a workbook.*Fix: open it in the spreadsheet",
     ),
     "required column absent": (
-        lambda d: _csv_without(d / "export.csv", d, "quantity"),
+        lambda d: _csv_without(d / "export.csv", d, "ts"),
         {"orders_file": "export.csv"},
-        r"export\.csv: required column 'quantity'.*Columns in the file: 'order_id'.*"
-        r"columns: \{orders: \{quantity: <your column>\}\}",
+        r"export\.csv: required column 'ts'.*Columns in the file: 'order_id'.*"
+        r"columns: \{orders: \{ts: <your column>\}\}",
     ),
     "semicolon separated, a column absent": (  # read with ';': the columns are listed one by one
-        lambda d: _csv_without(d / "export.csv", d, "quantity", ";"),
+        lambda d: _csv_without(d / "export.csv", d, "ts", ";"),
         {"orders_file": "export.csv"},
-        r"export\.csv: required column 'quantity'.*Columns in the file: 'order_id', "
-        r"'customer_id'.*columns: \{orders: \{quantity: <your column>\}\}",
+        r"export\.csv: required column 'ts'.*Columns in the file: 'order_id', "
+        r"'customer_id'.*columns: \{orders: \{ts: <your column>\}\}",
     ),
     "header only": (
         lambda d: (d / "export.csv").write_text("customer_id,ts,quantity,amount\n"),

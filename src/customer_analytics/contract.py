@@ -102,6 +102,37 @@ MIN_DATE, MAX_DATE = dt.date(1990, 1, 1), dt.date(2099, 12, 31)
 BIRTH_YEARS = (1900, 2020)
 RATINGS = (1, 5)
 MAX_QUANTITY = 1_000_000
+#: Words of a column name (any case; split at anything not a letter) that name a quantity in
+#: another way or language: an orders file with such a column, unmapped, is not read as one unit
+#: per line (see the ``quantity`` field); the run stops and asks for the mapping.
+QUANTITY_WORDS = frozenset(
+    {
+        "qty",
+        "qte",
+        "qté",
+        "quantity",
+        "quantities",
+        "quantité",
+        "quantite",
+        "quantità",
+        "quantita",
+        "quantidade",
+        "cantidad",
+        "menge",
+        "anzahl",
+        "stück",
+        "stueck",
+        "stk",
+        "aantal",
+        "antal",
+        "antall",
+        "ilość",
+        "ilosc",
+        "pcs",
+        "pieces",
+        "units",
+    }
+)
 MAX_AMOUNT = 1_000_000_000.0
 #: Default share of a source's rows that may be rejected before the run stops.
 DEFAULT_MAX_REJECT_SHARE = 0.05
@@ -461,7 +492,7 @@ REASONS: dict[str, str] = {
     "have another customer_id or timestamp. The first is kept",
     Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, "
     "time, rating and "
-    "text); orders: a `line_id` seen on an earlier line. Typically an "
+    "text); orders: a `line_id` seen on an earlier line of the same order. Typically an "
     "export appended twice",
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
     "customers file is "
@@ -612,12 +643,17 @@ ORDERS = Source(
         Field(
             "quantity",
             "integer",
-            "yes",
+            "yes, unless the file has no quantity at all",
             "units ordered, a whole number other than 0; below 0 the line is a "
-            "return (CLEAN_ORDER_LINES keeps the sign)",
+            "return (CLEAN_ORDER_LINES keeps the sign). A file without any quantity (no such "
+            "column, no such key on any item) has one row per unit, as marketplace exports "
+            "such as Olist's order items: every line is 1 unit and the `01_ingest` summary says "
+            "so; not when `quantity` is mapped to a column the file lacks, or when the file has "
+            "an unmapped column named like a quantity (`Qty`, `Menge`, `Units`, …): the run "
+            "stops and asks for the mapping",
             "QUANTITY",
             level="item",
-            need="always",
+            need="in_file",
             sign="nonzero",
             hi=MAX_QUANTITY,
         ),
@@ -650,8 +686,10 @@ ORDERS = Source(
             "line_id",
             "id",
             "no",
-            "order line identifier (e.g. an order-item id); when the file has it, a line_id "
-            "seen on an earlier line is rejected: the guard against an export appended twice "
+            "order line identifier (an order-item id, or a line number within its order such "
+            "as Olist's `order_item_id` 1, 2, …); when the file has it, a line whose order id and "
+            "line_id were both seen on an earlier line is rejected (the line_id alone in a CSV "
+            "without order ids): the guard against an export appended twice "
             "(identical lines "
             "without it are kept: an order may list the same product twice)",
             level="item",

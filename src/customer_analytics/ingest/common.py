@@ -152,6 +152,7 @@ class SourceCounts:
     filled: dict[str, int] = field(
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
+    one_unit: bool = False  # orders without any quantity: every line read as one unit
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
     parentheses: list[str] = field(
@@ -197,6 +198,7 @@ class SourcePlan:
     filled: dict[str, int] = field(
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
+    one_unit: bool = False  # orders without any quantity: every line is one unit
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators

@@ -154,6 +154,38 @@ def wanted_columns(src: Source, fmt: str, params: Params) -> dict[str, str]:
     return out
 
 
+def quantity_alike(plan: SourcePlan, header: list[str]) -> str | None:
+    """The first column of ``header`` that is not mapped to a field but is named like a quantity
+    (a word of :data:`contract.QUANTITY_WORDS`): ``Qty``, ``Menge``, ``Units sold``."""
+    used = {readers.normalise(c) for c in plan.wanted.values()}
+    for h in header:
+        words = set(re.split(r"[\W\d_]+", readers.normalise(h)))
+        if readers.normalise(h) not in used and words & contract.QUANTITY_WORDS:
+            return h
+    return None
+
+
+def quantity_mapped(plan: SourcePlan) -> bool:
+    """Whether ``columns`` maps ``quantity`` to a column: absent from the file, it is a missing
+    required column (a typo, not a file without quantities)."""
+    return "quantity" in plan.settings.get("mapped", ())
+
+
+def one_unit(plan: SourcePlan, header: list[str] | None, where: str) -> None:
+    """An orders source without a quantity (no column; no key on any JSON item) and no mapping of
+    it (:func:`quantity_mapped`): every line is one unit (``plan.one_unit``), as in exports with a
+    row per unit, unless ``header`` has an unmapped column named like a quantity
+    (:func:`quantity_alike`): reading one unit per line would lose it, so the run stops."""
+    alike = quantity_alike(plan, header or [])
+    if alike is not None:
+        raise IngestError(
+            f"{where}: no column 'quantity', but column '{alike}' looks like one, and reading "
+            "every line as one unit would lose it. Fix: map it in env.yaml: columns: "
+            f"{{{plan.source.name}: {{quantity: {alike}}}}} (docs/data_contract.md)."
+        )
+    plan.one_unit = True
+
+
 def attribute_field(name: str) -> str:
     """The staged field of a customer attribute read from the order lines (``attr_<name>``)."""
     return f"attr_{name}"
@@ -263,6 +295,11 @@ def _check_csv_header(plan: SourcePlan) -> None:
         for f in required_fields(src, "csv")
         if not any(readers.normalise(plan.wanted[x]) in have for x in f.split("|"))
     ]
+    no_quantity = "quantity" in src.field_names and (
+        readers.normalise(plan.wanted["quantity"]) not in have
+    )
+    if not missing and no_quantity and quantity_mapped(plan):
+        missing = ["quantity"]
     if missing:
         names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
         if names.replace("'", "") != missing[0].replace("|", " or "):
@@ -279,6 +316,8 @@ def _check_csv_header(plan: SourcePlan) -> None:
             f"{path}: required column {names} not found. {_header_advice(header, shown)} "
             f"Fix: {add}{fix_hint(src, fld)}."
         )
+    if no_quantity:
+        one_unit(plan, header, str(path))
     absent = [
         c
         for k, c in plan.wanted.items()
@@ -705,5 +744,6 @@ def _settings(src: Source, params: Params) -> dict:
         "return_order_prefix": params.return_order_prefix,
         "guest_ids": params.guest_ids,
         "attributes": list(params.customer_attributes),
+        "mapped": sorted(params.columns.get(src.name, {})),  # fields columns maps explicitly
         "max_product_types": params.max_product_types,
     }

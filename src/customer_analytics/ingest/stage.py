@@ -44,6 +44,8 @@ from customer_analytics.ingest.plan import (
     attribute_field,
     check_file,
     load_raw_file,
+    one_unit,
+    quantity_mapped,
     required_fields,
 )
 
@@ -152,7 +154,9 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
         if readers.normalise(col) in by_name
     }
     header = [c.strip('"') for c in names]
-    for req in required_fields(plan.source, "csv"):
+    quantity = ["quantity"] if "quantity" in plan.source.field_names else []
+    mapped = quantity if quantity and quantity_mapped(plan) else []
+    for req in required_fields(plan.source, "csv") + mapped:
         if not any(x in found for x in req.split("|")):
             want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
             raise IngestError(
@@ -161,6 +165,8 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
                 f"{', '.join(repr(h) for h in header)}. Fix: "
                 f"{fix_hint(plan.source, req.split('|')[0])}."
             )
+    if quantity and "quantity" not in found:
+        one_unit(plan, header, f"{plan.source.name}_table = {plan.name}")
     text = {f: F.col(c).cast("string") for f, c in found.items()}
     order = [text[f] for f in sorted(found)]
     record = F.to_json(
@@ -471,6 +477,11 @@ def stage_orders(
         ORDER_FIELDS + ITEM_FIELDS + _attributes(plan),
         ["order_id", "customer_id", "ts", "items", *_attributes(plan)],
     )
+    if not present["quantity"]:  # one unit per line (CSV and tables: checked in the plan phase)
+        if plan.fmt == "jsonl":
+            ck.require_somewhere(present, plan, ["quantity"] if quantity_mapped(plan) else [])
+            one_unit(plan, None, str(plan.path))
+        f = f.select(*[F.lit("1").alias(c) if c == "S_QUANTITY" else F.col(c) for c in f.columns])
     f = _fill_order_fields(f, plan, present)
     used = ck.used_fields(ORDERS, present)
     typed = ck.typed(f, used, dates.resolve(f, plan), plan)
@@ -528,7 +539,10 @@ def stage_orders(
     if present["line_id"]:
         rules.append(
             (
-                F.col("S_LINE_ID").is_not_null() & ck.not_first(["S_LINE_ID"], order),
+                # per order when there are orders: Olist's order_item_id and ERPs' line numbers
+                # count 1, 2, … (or 10, 20, …) again in every order
+                F.col("S_LINE_ID").is_not_null()
+                & ck.not_first(["ORDER_ID", "S_LINE_ID"] if has_id else ["S_LINE_ID"], order),
                 c("line_id"),
                 Reason.DUPLICATE_LINE,
             )
@@ -692,6 +706,7 @@ def account(
         layouts=[dataclasses.asdict(c) for c in plan.layouts.values()],
         skipped=dict(plan.skipped),
         filled=dict(plan.filled),
+        one_unit=plan.one_unit,
         decimal_comma=list(plan.decimal_comma),
         thousands=list(plan.thousands),
         parentheses=list(plan.parentheses),

@@ -179,6 +179,11 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     filled = [c for c in counts if c.filled]
     if filled:
         text += " " + " ".join(filled_text(c) for c in filled)
+    for c in counts:
+        if getattr(c, "one_unit", False):
+            text += (
+                f" {c.file} has no quantity: every line is read as one unit (a row per unit sold)."
+            )
     excluded = {r: n for c in counts for r, n in c.excluded_reasons.items()}
     if excluded:
         text += (
