@@ -4,7 +4,8 @@ invoice log is published as one, a sheet per year).
 A workbook used to stop the run ("unsupported file type '.xlsx'"). It is now read through a CSV
 copy (``readers.workbook_to_csv``): the first sheet's first row is the header, later sheets with
 the same header add their rows, others are named as not read; dates become ISO text, whole numbers
-lose Excel's ``.0``. The workbooks here are real ``.xlsx`` files written by XlsxWriter.
+lose Excel's ``.0``. The workbooks here are real ``.xlsx`` files written by XlsxWriter, and an
+OpenDocument ``.ods`` (LibreOffice's format) written the way LibreOffice lays one out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 import xlsxwriter
@@ -124,6 +127,66 @@ def test_a_workbook_is_ingested_like_its_csv_twin(tmp_path):
     frame = ingest.sources_frame(_params(d, tmp_path / "listed", "online_retail.xlsx"))
     assert frame.loc["orders", "format"] == "workbook (xlsx)"
     assert not (tmp_path / "listed" / "staging" / "transcoded").exists()  # not converted again
+
+
+def _ods(path: Path) -> None:
+    """:data:`SHEETS` and a notes sheet as an OpenDocument spreadsheet: the ``mimetype`` entry
+    first and stored, a manifest, the cells typed in ``content.xml`` (dates as
+    ``office:date-value``)."""
+    ns = {"office": "office:1.0", "table": "table:1.0", "text": "text:1.0"}
+    xmlns = " ".join(
+        f'xmlns:{k}="urn:oasis:names:tc:opendocument:xmlns:{v}"' for k, v in ns.items()
+    )
+
+    def cell(v) -> str:
+        if v is None:
+            return "<table:table-cell/>"
+        if isinstance(v, dt.datetime):
+            typed = f'office:value-type="date" office:date-value="{v.isoformat()}"'
+        elif isinstance(v, int | float):
+            typed = f'office:value-type="float" office:value="{v}"'
+        else:
+            typed = 'office:value-type="string"'
+        text = "".join(f"<text:p>{escape(x)}</text:p>" for x in str(v).split("\n"))
+        return f"<table:table-cell {typed}>{text}</table:table-cell>"
+
+    sheets = {**{n: [HEADER, *rows] for n, rows in SHEETS.items()}, "Notes": [["Read me"]]}
+    tables = "".join(
+        f'<table:table table:name="{n}">'
+        + "".join(f"<table:table-row>{''.join(map(cell, r))}</table:table-row>" for r in rows)
+        + "</table:table>"
+        for n, rows in sheets.items()
+    )
+    mime = "application/vnd.oasis.opendocument.spreadsheet"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), mime, compress_type=zipfile.ZIP_STORED)
+        z.writestr(
+            "META-INF/manifest.xml",
+            '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+            'manifest:1.0"><manifest:file-entry manifest:full-path="/" '
+            f'manifest:media-type="{mime}"/></manifest:manifest>',
+        )
+        z.writestr(
+            "content.xml",
+            f'<office:document-content {xmlns} office:version="1.2"><office:body>'
+            f"<office:spreadsheet>{tables}</office:spreadsheet></office:body>"
+            "</office:document-content>",
+        )
+
+
+def test_an_opendocument_spreadsheet_gives_the_same_copy_as_the_xlsx(tmp_path):
+    """LibreOffice's .ods goes through the same reader: the same CSV copy, byte for byte, as the
+    .xlsx of the same cells, and the same sheets read and not read (a line break inside a cell is
+    a paragraph of its own in OpenDocument: both read as a space)."""
+    _workbook(tmp_path / "book.xlsx")
+    _ods(tmp_path / "book.ods")
+    _, xlsx = readers.workbook_to_csv(tmp_path / "book.xlsx", tmp_path / "xlsx.csv")
+    copy, ods = readers.workbook_to_csv(tmp_path / "book.ods", tmp_path / "ods.csv")
+    assert (tmp_path / "ods.csv").read_bytes() == (tmp_path / "xlsx.csv").read_bytes()
+    assert (ods.sheets, ods.skipped, ods.rows) == (("2010", "2011"), ("Notes",), 5) == (
+        xlsx.sheets, xlsx.skipped, xlsx.rows
+    )  # fmt: skip
+    assert copy.sha256 == hashlib.sha256((tmp_path / "book.ods").read_bytes()).hexdigest()
 
 
 def test_an_empty_row_between_rows_stays_a_row(tmp_path):

@@ -993,7 +993,8 @@ def render_markdown() -> str:
         "Excel's doubles (ids, quantities), line breaks inside a cell as spaces, so line numbers "
         "are the sheet's row numbers (of the first sheet; a later sheet's rows follow on). A "
         "damaged or password-protected workbook stops the run with what to do. The tests write "
-        "`.xlsx` files; `.xls` and `.ods` are read by the same library but not tested here.",
+        "`.xlsx` and `.ods` files; `.xls` (Excel 97-2003) is read by the same library but not "
+        "tested here.",
         "- **Where files may be**: inside `data_dir` only. A file, transcript or calls folder that "
         "resolves outside it (a link, `..`) is refused and never read; so is anything that is not "
         "a "
