@@ -398,6 +398,7 @@ class Reason(StrEnum):
     DUPLICATE_ORDER = "duplicate order_id (first kept)"
     DUPLICATE_LINE = "duplicate line (first kept)"
     UNKNOWN_CUSTOMER = "unknown customer_id"
+    UNKNOWN_ORDER = "unknown order_id"
     # audio calls (customer_analytics.audio)
     UNREADABLE_AUDIO = "unreadable audio"
     SILENT_AUDIO = "silent audio"
@@ -492,11 +493,15 @@ REASONS: dict[str, str] = {
     "have another customer_id or timestamp. The first is kept",
     Reason.DUPLICATE_LINE: "reviews: an exact repeat of an earlier valid review (same customer, "
     "time, rating and "
-    "text); orders: a `line_id` seen on an earlier line of the same order. Typically an "
+    "text; and order, for reviews read through their order); orders: a `line_id` seen on an "
+    "earlier line of the same order. Typically an "
     "export appended twice",
     Reason.UNKNOWN_CUSTOMER: "the customer_id is not among the accepted customers (only when a "
     "customers file is "
     "used): absent from that file, or its line there was rejected",
+    Reason.UNKNOWN_ORDER: "a review read through its order (a reviews file without "
+    "customer_id): the order_id is not among the accepted order lines (absent from the orders, "
+    "their lines rejected, or a guest order)",
     Reason.UNREADABLE_AUDIO: "a call recording the decoder cannot read (not WAV, FLAC, MP3 or Ogg "
     "Vorbis, cut off or corrupt) or with a sample rate outside 8,000-192,000 Hz",
     Reason.SILENT_AUDIO: "a call recording whose level stays below -50 dBFS, or shorter than 0.2 s",
@@ -788,7 +793,22 @@ REVIEWS = Source(
     clean_table="CLEAN_REVIEWS",
     rejected_table="REJECTED_REVIEWS",
     fields=(
-        Field("customer_id", "id", "yes", "who wrote the review", "CUSTOMER_ID", need="always"),
+        Field(
+            "customer_id",
+            "id",
+            "this or `order_id`",
+            "who wrote the review",
+            "CUSTOMER_ID",
+            need="always",
+        ),
+        Field(
+            "order_id",
+            "id",
+            "no",
+            "the order the review is about. A file without customer_id (Olist's reviews) takes "
+            "each review's customer from its order among the accepted order lines; a review of "
+            "an order not there is rejected (`unknown order_id`). Read only then",
+        ),
         Field("ts", "timestamp", "yes", "when it was written", "TS", need="always"),
         Field(
             "rating",

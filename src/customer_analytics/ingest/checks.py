@@ -405,6 +405,7 @@ def field_checks(
     special: dict[str, list[Check]] | None = None,
     skip: tuple[str, ...] = (),
     is_return: Column | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[Check]:
     """Every per-row check of ``plan``'s source, in contract order, generated from its fields.
 
@@ -415,11 +416,14 @@ def field_checks(
             that field's place instead of the generated ones.
         skip: fields that get no check here (handled elsewhere).
         is_return: which rows are return lines (see :func:`_number_checks`).
+        ignore: fields not read from this file at all (no check, not even of their values).
     """
     src, special = plan.source, special or {}
     checks: list[Check] = []
     fields = used_fields(src, present)
     for f in fields:
+        if f.name in ignore:
+            continue
         name = plan.column(f.name)
         checks += value_checks(f, name, plan.found_fmt)
         if f.name in skip:

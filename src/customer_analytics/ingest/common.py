@@ -153,6 +153,7 @@ class SourceCounts:
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
     one_unit: bool = False  # orders without any quantity: every line read as one unit
+    by_order: bool = False  # reviews without customer_id: each took its order's customer
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators
     parentheses: list[str] = field(
@@ -199,6 +200,7 @@ class SourcePlan:
         default_factory=dict
     )  # orders: lines that took an order field from another line of their order, per column
     one_unit: bool = False  # orders without any quantity: every line is one unit
+    by_order: bool = False  # reviews without customer_id: the customer is the review's order's
     delimiter: str = ","  # CSV: the field separator (readers.detect_delimiter)
     decimal_comma: list[str] = field(default_factory=list)  # CSV: columns read with a decimal comma
     thousands: list[str] = field(default_factory=list)  # CSV: columns with thousands separators

@@ -186,6 +186,15 @@ def one_unit(plan: SourcePlan, header: list[str] | None, where: str) -> None:
     plan.one_unit = True
 
 
+def by_order(plan: SourcePlan, have: set[str]) -> bool:
+    """Reviews without a customer_id column but with an order_id one (``have``: the normalised
+    column names): each review's customer is its order's (``plan.by_order``)."""
+    if plan.source.name != "reviews" or readers.normalise(plan.wanted["order_id"]) not in have:
+        return False
+    plan.by_order = True
+    return True
+
+
 def attribute_field(name: str) -> str:
     """The staged field of a customer attribute read from the order lines (``attr_<name>``)."""
     return f"attr_{name}"
@@ -300,6 +309,8 @@ def _check_csv_header(plan: SourcePlan) -> None:
     )
     if not missing and no_quantity and quantity_mapped(plan):
         missing = ["quantity"]
+    if missing[:1] == ["customer_id"] and by_order(plan, have):
+        missing = missing[1:]
     if missing:
         names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
         if names.replace("'", "") != missing[0].replace("|", " or "):

@@ -42,6 +42,7 @@ from customer_analytics.ingest.common import (
 )
 from customer_analytics.ingest.plan import (
     attribute_field,
+    by_order,
     check_file,
     load_raw_file,
     one_unit,
@@ -157,6 +158,8 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
     quantity = ["quantity"] if "quantity" in plan.source.field_names else []
     mapped = quantity if quantity and quantity_mapped(plan) else []
     for req in required_fields(plan.source, "csv") + mapped:
+        if req == "customer_id" and by_order(plan, {readers.normalise(c) for c in found}):
+            continue
         if not any(x in found for x in req.split("|")):
             want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
             raise IngestError(
@@ -579,16 +582,25 @@ def stage_reviews(
     """STAGE_REVIEWS: every review row with typed columns and FIELD/REASON/VALUE."""
     names = list(REVIEWS.field_names)
     f = ck.materialise(ck.text_fields(raw, plan, names, raw_columns), "STAGE_REVIEWS_F")
-    present = _present(f, plan, names, ["customer_id", "ts"])
+    present = _present(f, plan, names, ["ts"])
+    special: dict[str, list[ck.Check]] = {}
+    if not present["customer_id"] and (
+        plan.by_order or plan.fmt == "jsonl" and present["order_id"]
+    ):
+        f, special = _customer_of_order(session, f, plan)
+        present["customer_id"] = True
+    else:
+        ck.require_somewhere(present, plan, ["customer_id"])
     checked = ck.with_reason(
         ck.typed(f, ck.used_fields(REVIEWS, present), dates.resolve(f, plan), plan),
-        ck.field_checks(plan, present),
+        ck.field_checks(plan, present, special, ignore=() if plan.by_order else ("order_id",)),
     )
     t = ck.materialise(
         checked.select(
             *STAGE_HEAD,
             "S_TS",
             "S_RATING",
+            "S_ORDER_ID",
             F.col("S_CUSTOMER_ID").alias("CUSTOMER_ID"),
             _ok_or_null(F.col("T_TS"), "timestamp").alias("TS"),
             _ok_or_null(F.col("N_RATING"), "double").cast("int").alias("RATING"),
@@ -599,9 +611,10 @@ def stage_reviews(
         ),
         "STAGE_REVIEWS_C",
     )
+    same = ["CUSTOMER_ID", "S_TS", "S_RATING", "TEXT"] + (["S_ORDER_ID"] if plan.by_order else [])
     rules = [
-        (
-            ck.not_first(["CUSTOMER_ID", "S_TS", "S_RATING", "TEXT"], ["LINE_NO"]),
+        (  # read through orders: reviews of two orders alike are two reviews
+            ck.not_first(same, ["LINE_NO"]),
             "line",
             Reason.DUPLICATE_LINE,
         )
@@ -612,6 +625,35 @@ def stage_reviews(
         STAGE["reviews"],
         temporary=True,
     )
+
+
+def _customer_of_order(
+    session: Session, f: DataFrame, plan: SourcePlan
+) -> tuple[DataFrame, dict[str, list[ck.Check]]]:
+    """Reviews without customer_id (Olist's reviews name the order): each review takes the customer
+    of its order among the accepted order lines (STAGE_ORDER_LINES, staged before the reviews);
+    the checks of customer_id become: order_id empty (missing), order not there (unknown)."""
+    plan.by_order = True
+    orders = (
+        session.table(STAGE["orders"])
+        .filter(F.col("REASON").is_null())
+        .group_by(F.col("ORDER_ID"))
+        .agg(F.min(F.col("CUSTOMER_ID")).alias("_CUSTOMER"))
+    )
+    joined = f.join(orders, F.col("S_ORDER_ID") == F.col("ORDER_ID"), "left")
+    f = ck.materialise(
+        joined.select(
+            *[F.col("_CUSTOMER").alias(c) if c == "S_CUSTOMER_ID" else F.col(c) for c in f.columns]
+        ),
+        "STAGE_REVIEWS_O",
+    )
+    name = plan.column("order_id")
+    return f, {
+        "customer_id": [
+            (F.col("S_ORDER_ID").is_null(), name, Reason.MISSING, None),
+            (F.col("S_CUSTOMER_ID").is_null(), name, Reason.UNKNOWN_ORDER, None),
+        ]
+    }
 
 
 def stage_calls(
@@ -707,6 +749,7 @@ def account(
         skipped=dict(plan.skipped),
         filled=dict(plan.filled),
         one_unit=plan.one_unit,
+        by_order=plan.by_order,
         decimal_comma=list(plan.decimal_comma),
         thousands=list(plan.thousands),
         parentheses=list(plan.parentheses),

@@ -180,6 +180,11 @@ def summary(counts: Any, session: Any = None, params: Params | None = None) -> s
     if filled:
         text += " " + " ".join(filled_text(c) for c in filled)
     for c in counts:
+        if getattr(c, "by_order", False):
+            text += (
+                f" {c.file} has no customer_id: each review was given the customer of its "
+                "order (order_id)."
+            )
         if getattr(c, "one_unit", False):
             text += (
                 f" {c.file} has no quantity: every line is read as one unit (a row per unit sold)."

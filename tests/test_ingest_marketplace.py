@@ -1,8 +1,13 @@
-"""Order exports without a quantity: one row per unit sold (Olist's order items joined to their
+"""Marketplace exports shaped like Olist's public data set.
+
+Order items without a quantity: one row per unit sold (Olist's order items joined to their
 orders, marketplace and event exports). Before, "required column 'quantity' not found" stopped the
 run and no setting could read them; now every line is one unit and the 01 summary says so, unless
 the file holds a quantity under a name the mapping did not give (then the run still stops: reading
 one unit per line would silently lose it).
+
+Reviews that name the order, not the customer (Olist's order reviews): before, "required column
+'customer_id' not found"; now each review takes its order's customer.
 """
 
 from __future__ import annotations
@@ -73,15 +78,11 @@ def write_csv(path, header, rows) -> None:
 
 
 def params(tmp_path, name: str, columns=MAPPING, **over):
+    files = {"customers_file": "", "reviews_file": "", "calls_dir": ""}
     return make_params(
         tmp_path / "data",
         tmp_path / "wh",
-        orders_file=name,
-        customers_file="",
-        reviews_file="",
-        calls_dir="",
-        columns=columns,
-        **over,
+        **{**files, "orders_file": name, "columns": columns, **over},
     )
 
 
@@ -124,11 +125,17 @@ def test_json_items_without_a_quantity_are_one_unit_each(tmp_path):
                 "items": [{"product": "tea", "unit_price": 2.5}] * (1 + o % 2),
             }
             f.write(json.dumps(line) + "\n")
-    counts, clean = ingest_and_read(
-        params(tmp_path, "orders.jsonl", columns={}), "CLEAN_ORDER_LINES"
-    )
+    with (data / "reviews.jsonl").open("w") as f:  # reviews that name the order (JSON lines)
+        for o in range(0, 30, 3):
+            f.write(json.dumps({"order_id": f"o{o}", "ts": "2024-04-01", "rating": 4}) + "\n")
+    p = params(tmp_path, "orders.jsonl", columns={}, reviews_file="reviews.jsonl")
+    counts, clean, reviews = ingest_and_read(p, "CLEAN_ORDER_LINES", "CLEAN_REVIEWS")
     assert counts["orders"].one_unit and counts["orders"].rejected == 0
     assert len(clean) == sum(1 + o % 2 for o in range(30)) and set(clean["QUANTITY"]) == {1}
+    assert counts["reviews"].by_order and counts["reviews"].rejected == 0
+    assert list(reviews.sort_values("LINE_NO")["CUSTOMER_ID"]) == [
+        f"c{o % 7}" for o in range(0, 30, 3)
+    ]
 
 
 def test_a_file_with_a_quantity_is_not_one_unit(tmp_path):
@@ -183,4 +190,88 @@ def test_a_json_quantity_mapped_to_a_key_no_item_has_stops_the_run(tmp_path):
     (data / "orders.jsonl").write_text(json.dumps(line) + "\n")
     p = params(tmp_path, "orders.jsonl", columns={"orders": {"quantity": "qty"}})
     with pytest.raises(ingest.IngestError, match=r"no line has the key 'qty' \(contract field"):
+        ingest_and_read(p)
+
+
+REVIEW_COLUMNS = [
+    "review_id",
+    "order_id",
+    "review_score",
+    "review_comment_title",
+    "review_comment_message",
+    "review_creation_date",
+    "review_answer_timestamp",
+]
+
+
+def test_reviews_that_name_the_order_take_its_customer(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = items()
+    write_csv(data / "order_items.csv", COLUMNS, rows)
+    customer = {r[0]: r[5] for r in rows if r[7] != "canceled"}
+    reviews = [
+        [f"r{k}", o, str(1 + k % 5), "", "Recebi bem antes\ndo prazo." if k % 2 else "", "2018-10-0"
+         f"{1 + k % 9} 00:00:00", "2018-10-12 18:40:00"]
+        for k, o in enumerate(sorted(customer))
+    ]  # fmt: skip
+    cancelled = next(r[0] for r in rows if r[7] == "canceled")
+    reviews += [
+        ["r-unknown", "ord9999", "5", "", "", "2018-10-03 00:00:00", ""],
+        ["r-cancelled", cancelled, "1", "", "nunca chegou", "2018-10-03 00:00:00", ""],
+        ["r-empty", "", "4", "", "", "2018-10-03 00:00:00", ""],
+    ]
+    write_csv(data / "order_reviews.csv", REVIEW_COLUMNS, reviews)
+    p = params(
+        tmp_path,
+        "order_items.csv",
+        returns="exclude",
+        reviews_file="order_reviews.csv",
+        columns={
+            **MAPPING,
+            "reviews": {
+                "rating": "review_score",
+                "text": "review_comment_message",
+                "ts": "review_creation_date",
+            },
+        },
+        max_reject_share=0.2,
+    )
+    counts, clean, rejected = ingest_and_read(p, "CLEAN_REVIEWS", "REJECTED_REVIEWS")
+    r = counts["reviews"]
+    assert r.by_order and (r.read, r.accepted, r.rejected) == (len(reviews), len(customer), 3)
+    # a review's line: where its record starts (the header is line 1; a quoted line break in a
+    # message is a line of the file)
+    starts = [2]
+    for row in reviews:
+        starts.append(starts[-1] + 1 + "".join(row).count("\n"))
+    assert dict(zip(clean["LINE_NO"], clean["CUSTOMER_ID"], strict=True)) == {
+        starts[k]: customer[o] for k, o in enumerate(sorted(customer))
+    }
+    n = len(customer)
+    assert dict(zip(rejected["LINE_NO"], rejected["REASON"], strict=True)) == {
+        starts[n]: str(Reason.UNKNOWN_ORDER),  # no such order
+        starts[n + 1]: str(Reason.UNKNOWN_ORDER),  # cancelled, excluded: not an accepted order
+        starts[n + 2]: str(Reason.MISSING),
+    }
+    assert set(rejected["FIELD"]) == {"order_id"}
+    assert "order_reviews.csv has no customer_id: each review was given the customer of its " in (
+        story.summary(list(counts.values()))
+    )
+
+
+def test_reviews_with_neither_customer_nor_order_stop_the_run(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_csv(data / "order_items.csv", COLUMNS, items())
+    write_csv(data / "r.csv", ["review_id", "review_score", "ts"], [["r1", "5", "2018-01-02"]])
+    p = params(
+        tmp_path,
+        "order_items.csv",
+        reviews_file="r.csv",
+        columns={**MAPPING, "reviews": {"rating": "review_score"}},
+    )
+    with pytest.raises(
+        ingest.IngestError, match=r"r\.csv: required column 'customer_id' not found"
+    ):
         ingest_and_read(p)
