@@ -129,3 +129,35 @@ def test_a_stage_path_is_refused_locally_with_the_alternatives(tmp_path):
     with pytest.raises(ingest.IngestError, match=r"exist only on Snowflake.*orders_table"):
         ingest.plan_sources(p)
     assert config.load(REPO, orders_table="raw.shop.orders").orders_table == "RAW.SHOP.ORDERS"
+
+
+def test_a_reviews_table_that_names_the_order_takes_its_customer(loaded, tmp_path):
+    """A reviews table without customer_id, its order column mapped (`order_id: INVOICE_REF`):
+    each review takes its order's customer; an invoice not among the accepted lines is unknown."""
+    s, p, df, _, _ = loaded
+    lines = s.table("CLEAN_ORDER_LINES").select("ORDER_ID", "CUSTOMER_ID").distinct().to_pandas()
+    lines = lines.sort_values("ORDER_ID").head(20)
+    reviews = pd.DataFrame(
+        {
+            "INVOICE_REF": [*lines["ORDER_ID"], "999999"],
+            "WHEN": "2011-12-01",
+            "STARS": [str(1 + k % 5) for k in range(len(lines) + 1)],
+        }
+    )
+    wh.write_pandas(s, reviews, "SHOP_REVIEWS", tmp_path)
+    p2 = table_params(
+        p.warehouse_dir,
+        p.data_dir,
+        reviews_table="SHOP_REVIEWS",
+        max_reject_share=0.1,
+        columns={
+            **GIFT["columns"],
+            "reviews": {"order_id": "INVOICE_REF", "ts": "WHEN", "rating": "STARS"},
+        },
+    )
+    counts = {c.source: c for c in ingest.run(s, p2)}
+    r = counts["reviews"]
+    assert r.by_order and (r.accepted, r.rejected) == (len(lines), 1)
+    assert r.reasons == {str(Reason.UNKNOWN_ORDER): 1}
+    got = s.table("CLEAN_REVIEWS").select("CUSTOMER_ID").to_pandas()["CUSTOMER_ID"]
+    assert sorted(got) == sorted(lines["CUSTOMER_ID"])

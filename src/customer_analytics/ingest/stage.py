@@ -158,7 +158,8 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
     quantity = ["quantity"] if "quantity" in plan.source.field_names else []
     mapped = quantity if quantity and quantity_mapped(plan) else []
     for req in required_fields(plan.source, "csv") + mapped:
-        if req == "customer_id" and by_order(plan, {readers.normalise(c) for c in found}):
+        have = {readers.normalise(plan.wanted[k]) for k in found}
+        if req == "customer_id" and "customer_id" not in found and by_order(plan, have):
             continue
         if not any(x in found for x in req.split("|")):
             want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
