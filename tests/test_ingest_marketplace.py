@@ -18,7 +18,7 @@ import json
 import pytest
 
 from conftest import ingest_and_read, make_params
-from customer_analytics import ingest
+from customer_analytics import ingest, pushdown, sqlcheck
 from customer_analytics.contract import Excluded, Reason
 from customer_analytics.narrative import ingest as story
 
@@ -204,7 +204,9 @@ REVIEW_COLUMNS = [
 ]
 
 
-def test_reviews_that_name_the_order_take_its_customer(tmp_path):
+def test_reviews_that_name_the_order_take_its_customer(tmp_path, monkeypatch):
+    audit = tmp_path / "audit.jsonl"
+    monkeypatch.setenv(pushdown.AUDIT_VAR, str(audit))  # the server records every statement
     data = tmp_path / "data"
     data.mkdir()
     rows = items()
@@ -255,6 +257,8 @@ def test_reviews_that_name_the_order_take_its_customer(tmp_path):
         starts[n + 2]: str(Reason.MISSING),
     }
     assert set(rejected["FIELD"]) == {"order_id"}
+    statements = sqlcheck.audit_statements(audit)  # the order join and the per-unit lines
+    assert any('"_CUSTOMER"' in q for q in statements) and sqlcheck.check(statements) == []
     assert "order_reviews.csv has no customer_id: each review was given the customer of its " in (
         story.summary(list(counts.values()))
     )
