@@ -318,7 +318,11 @@ def _check_csv_header(plan: SourcePlan) -> None:
         fld = missing[0].split("|")[0]
         add = ""
         if header_is_data(header):
-            needed = ", ".join(plan.wanted[f.split("|")[0]] for f in required_fields(src, "csv"))
+            # the required columns, and the quantity (optional, but a log without it is rare)
+            shown_fields = {f.split("|")[0] for f in required_fields(src, "csv")}
+            shown_fields |= {"quantity"} & set(src.field_names)
+            order = list(src.field_names)
+            needed = ", ".join(plan.wanted[f] for f in sorted(shown_fields, key=order.index))
             add = (
                 f"add the header line naming the columns ({needed}, …), or name them in order "
                 f"in env.yaml: column_names: {{{src.name}: [{needed}, …]}}, or "
