@@ -186,6 +186,29 @@ def one_unit(plan: SourcePlan, header: list[str] | None, where: str) -> None:
     plan.one_unit = True
 
 
+def lacks_quantity(plan: SourcePlan, have: set[str]) -> bool:
+    """Whether an orders source's columns (``have``: normalised names) hold no quantity."""
+    wanted = plan.wanted.get("quantity")
+    return wanted is not None and readers.normalise(wanted) not in have
+
+
+def missing_columns(plan: SourcePlan, have: set[str]) -> list[str]:
+    """Required fields (alternatives joined by ``|``) of a CSV file or table whose columns are
+    ``have`` (normalised names) that it lacks: from the contract, plus a mapped quantity
+    (:func:`quantity_mapped`), less customer_id for reviews read through their order
+    (:func:`by_order`, which marks the plan so)."""
+    missing = [
+        f
+        for f in required_fields(plan.source, "csv")
+        if not any(readers.normalise(plan.wanted[x]) in have for x in f.split("|"))
+    ]
+    if lacks_quantity(plan, have) and quantity_mapped(plan):
+        missing.append("quantity")
+    if missing[:1] == ["customer_id"] and by_order(plan, have):
+        missing = missing[1:]
+    return missing
+
+
 def by_order(plan: SourcePlan, have: set[str]) -> bool:
     """Reviews without a customer_id column but with an order_id one (``have``: the normalised
     column names): each review's customer is its order's (``plan.by_order``)."""
@@ -299,18 +322,7 @@ def _check_csv_header(plan: SourcePlan) -> None:
     _check_duplicates(plan, header)
     have = {readers.normalise(h) for h in header}
     shown = header_is_shown(header, head[1] if len(head) > 1 else None, _known_names(plan))
-    missing = [
-        f
-        for f in required_fields(src, "csv")
-        if not any(readers.normalise(plan.wanted[x]) in have for x in f.split("|"))
-    ]
-    no_quantity = "quantity" in src.field_names and (
-        readers.normalise(plan.wanted["quantity"]) not in have
-    )
-    if not missing and no_quantity and quantity_mapped(plan):
-        missing = ["quantity"]
-    if missing[:1] == ["customer_id"] and by_order(plan, have):
-        missing = missing[1:]
+    missing = missing_columns(plan, have)
     if missing:
         names = " or ".join(f"'{plan.wanted[x]}'" for x in missing[0].split("|"))
         if names.replace("'", "") != missing[0].replace("|", " or "):
@@ -331,7 +343,7 @@ def _check_csv_header(plan: SourcePlan) -> None:
             f"{path}: required column {names} not found. {_header_advice(header, shown)} "
             f"Fix: {add}{fix_hint(src, fld)}."
         )
-    if no_quantity:
+    if lacks_quantity(plan, have):
         one_unit(plan, header, str(path))
     absent = [
         c

@@ -42,12 +42,12 @@ from customer_analytics.ingest.common import (
 )
 from customer_analytics.ingest.plan import (
     attribute_field,
-    by_order,
     check_file,
+    lacks_quantity,
     load_raw_file,
+    missing_columns,
     one_unit,
     quantity_mapped,
-    required_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -155,21 +155,18 @@ def load_table(session: Session, plan: SourcePlan, table: str) -> tuple[DataFram
         if readers.normalise(col) in by_name
     }
     header = [c.strip('"') for c in names]
-    quantity = ["quantity"] if "quantity" in plan.source.field_names else []
-    mapped = quantity if quantity and quantity_mapped(plan) else []
-    for req in required_fields(plan.source, "csv") + mapped:
-        have = {readers.normalise(plan.wanted[k]) for k in found}
-        if req == "customer_id" and "customer_id" not in found and by_order(plan, have):
-            continue
-        if not any(x in found for x in req.split("|")):
-            want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
-            raise IngestError(
-                f"{plan.source.name}_table = {plan.name}: required column {want} not found. "
-                "Columns: "
-                f"{', '.join(repr(h) for h in header)}. Fix: "
-                f"{fix_hint(plan.source, req.split('|')[0])}."
-            )
-    if quantity and "quantity" not in found:
+    have = set(by_name)
+    missing = missing_columns(plan, have)
+    if missing:
+        req = missing[0]
+        want = " or ".join(f"'{plan.wanted[x]}'" for x in req.split("|"))
+        raise IngestError(
+            f"{plan.source.name}_table = {plan.name}: required column {want} not found. "
+            "Columns: "
+            f"{', '.join(repr(h) for h in header)}. Fix: "
+            f"{fix_hint(plan.source, req.split('|')[0])}."
+        )
+    if lacks_quantity(plan, have):
         one_unit(plan, header, f"{plan.source.name}_table = {plan.name}")
     text = {f: F.col(c).cast("string") for f, c in found.items()}
     order = [text[f] for f in sorted(found)]
