@@ -536,7 +536,87 @@ def test_results_sent_are_not_kept_without_bound(wparams):
     s.close()
 
 
+def test_the_servers_temporary_folders_stay_in_its_warehouse_folder(wparams):
+    """fakesnow makes a folder for its stage bucket when imported: it goes under the warehouse
+    folder, emptied at each start, not a new one in /tmp per server start (a year of daily runs)."""
+    for _ in range(2):
+        start_server(wparams)
+        wh.stop_local_server(wparams.warehouse_dir)
+    made = list((wparams.warehouse_dir / srv.BUCKET_DIR).iterdir())
+    assert [p.name.startswith("fakesnow_bucket_") for p in made] == [True]
+
+
 # --------------------------------------------------------------------------- the pieces, alone
+def test_a_statement_runs_on_its_worker_thread_and_loop_and_nothing_else_does():
+    """fakesnow hands each statement to another thread (``run_in_threadpool``); on the front's
+    worker thread, which waits for that statement alone, it runs in place, in an event loop the
+    thread keeps for its next statements. Anywhere else (the server's own loop) the hand-over
+    stays, so that loop never blocks."""
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    from customer_analytics.warehouse_front import inline_on_workers, run_on_worker_loop
+
+    run = inline_on_workers(run_in_threadpool)
+
+    async def where() -> tuple[int, int]:
+        return await run(threading.get_ident), id(asyncio.get_running_loop())
+
+    def on_a_worker() -> tuple[int, tuple, tuple]:
+        return threading.get_ident(), run_on_worker_loop(where()), run_on_worker_loop(where())
+
+    worker = threading.Thread(target=lambda: out.append(on_a_worker()))
+    out: list = []
+    worker.start()
+    worker.join(30)
+    ident, (ran_on, loop), (ran_on_next, next_loop) = out[0]
+    assert ran_on == ran_on_next == ident  # in place, on the worker
+    assert loop == next_loop  # the same loop for the thread's next statement
+    elsewhere, _ = asyncio.run(where())
+    assert elsewhere != threading.get_ident()  # handed to a thread, as fakesnow does
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 AS A, 'x' AS B, 1.25::NUMBER(10, 2) AS C, TO_TIMESTAMP('2024-01-02') AS D, "
+        "TRUE AS E, NULL AS F, [1, 2] AS G, {'k': 1} AS H",
+        "CREATE OR REPLACE TABLE T (A VARCHAR, B NUMBER(38, 0))",
+        "INSERT INTO T VALUES ('a;b', 1)",
+        "SELECT A, SUM(B) AS S FROM T WHERE A <> ';' GROUP BY A",
+        "SHOW TABLES",
+        "DROP TABLE T",
+    ],
+)
+def test_the_servers_describe_of_a_statement_is_fakesnows(sql, tmp_path):
+    """The column types the server reports after each statement (``describe_directly``) are those
+    fakesnow's own describe gives, for every kind of statement and type."""
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from fakesnow.instance import FakeSnow
+
+    conn = FakeSnow(db_path=tmp_path).connect("DB", "S")
+    cur = conn.cursor()
+    if "FROM T" in sql or sql.startswith(("INSERT", "DROP")):
+        cur.execute("CREATE OR REPLACE TABLE T (A VARCHAR, B NUMBER(38, 0))")
+    cur.execute(sql)
+    original = FakeSnowflakeCursor._describe_last_sql  # noqa: SLF001
+    assert srv.describe_directly(original)(cur) == original(cur)
+
+
+def test_sql_of_several_statements_is_described_by_fakesnow_itself(tmp_path):
+    """A seeded RANDOM runs as ``SELECT setseed(...); SELECT ...``: DuckDB would run the second
+    statement instead of describing it, so fakesnow's own describe answers."""
+    from fakesnow.instance import FakeSnow
+
+    cur = FakeSnow(db_path=tmp_path).connect("DB", "S").cursor()
+    cur.execute("SELECT RANDOM(7) AS R")
+    assert ";" in cur._last_sql  # noqa: SLF001
+    used = []
+    srv.describe_directly(lambda c: used.append(c) or ["fakesnow's"])(cur)
+    assert used == [cur]
+
+
 def test_a_zombie_is_not_alive_and_a_reused_pid_is_another_process():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started = fsutil.process_started(child.pid)

@@ -82,6 +82,9 @@ THREADS_VAR = "CA_WAREHOUSE_THREADS"  # DuckDB's threads (default: the CPUs this
 TEMP_VAR = "CA_WAREHOUSE_TEMP_DIR"  # where DuckDB spills (default: <warehouse_dir>/tmp)
 MAX_TEMP_VAR = "CA_WAREHOUSE_MAX_TEMP_SIZE"  # cap on spilled data (default: 90% of free disk)
 TEMP_DIR = "tmp"
+#: Folder of fakesnow's stage bucket (``tempfile.mkdtemp`` when fakesnow is imported), emptied at
+#: each server start: without it every start left a folder in the system's temporary folder.
+BUCKET_DIR = "stage_bucket"
 #: Default memory limit: this share of the machine's memory, at most :data:`MEMORY_CAP`.
 MEMORY_SHARE, MEMORY_CAP, MEMORY_FLOOR = 0.25, 4 << 30, 256 << 20
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
@@ -284,6 +287,26 @@ def shim_sql(sql: str) -> str:
     return CANCEL_ANSWER if CANCEL_ALL.match(sql) else sql
 
 
+def describe_directly(original: Any) -> Any:
+    """fakesnow's ``FakeSnowflakeCursor._describe_last_sql`` without its trip through sqlglot.
+
+    After each statement fakesnow describes the DuckDB SQL it ran, for the result's column types:
+    it parses ``DESCRIBE <that SQL>`` with sqlglot and writes it out again before DuckDB runs it,
+    which for the pipeline's long generated statements (up to ~40 KB of SQL) costs as much as
+    parsing the statement did. DuckDB is given the same text directly; the rows are DuckDB's own
+    either way. SQL of several statements (fakesnow prefixes ``SELECT setseed(...);`` to a seeded
+    ``RANDOM``) still goes the original way.
+    """
+
+    def describe(cursor: Any) -> list:
+        sql = cursor._last_sql  # noqa: SLF001 - fakesnow internal, see warehouse_front
+        if not sql or ";" in sql:
+            return original(cursor)
+        return cursor._duck_conn.execute(f"DESCRIBE {sql}", cursor._last_params).fetchall()  # noqa: SLF001
+
+    return describe
+
+
 def _with_shims(endpoint):
     """``endpoint`` (fakesnow's query handler) with the statements of :func:`shim_sql` rewritten."""
     import gzip
@@ -352,6 +375,22 @@ FATAL_GRACE = 3.0
 EXIT_FATAL = 70
 
 
+@contextlib.contextmanager
+def _bucket_in(folder: Path):
+    """Temporary folders made meanwhile (fakesnow's stage bucket, at its import) go in ``folder``,
+    emptied first: the server holds the warehouse's lock, so no other process uses it."""
+    import shutil
+    import tempfile
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    before, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+
+
 def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) -> int:
     """Run the server until idle for ``idle_minutes``; return a process exit code."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
@@ -365,10 +404,13 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     import importlib
 
     import uvicorn
-    from fakesnow.instance import FakeSnow
+
+    with _bucket_in(warehouse_dir / BUCKET_DIR):
+        from fakesnow.cursor import FakeSnowflakeCursor
+        from fakesnow.instance import FakeSnow
 
     from customer_analytics import faults
-    from customer_analytics.warehouse_front import Front
+    from customer_analytics.warehouse_front import Front, inline_on_workers
 
     fs_server = importlib.import_module(
         "fakesnow.server"
@@ -390,6 +432,12 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     shown = ", ".join(f"{k}={v}" for k, v in sorted(in_force.items()))
     log.info("DuckDB resource settings: %s", shown)
     fs_server.shared_fs = fs  # type: ignore[attr-defined]  # fakesnow <0.13 internal (pinned)
+    # a statement runs on a worker thread of the front; fakesnow's hand-over to another is not
+    # needed there (a module global, looked up at each call)
+    fs_server.run_in_threadpool = inline_on_workers(fs_server.run_in_threadpool)  # type: ignore[attr-defined]
+    FakeSnowflakeCursor._describe_last_sql = describe_directly(  # type: ignore[method-assign]
+        FakeSnowflakeCursor._describe_last_sql  # noqa: SLF001
+    )
 
     app = fs_server.app
     audit = os.environ.get(AUDIT_VAR)
