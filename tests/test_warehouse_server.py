@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from customer_analytics import config, fsutil
+from customer_analytics import config, fsutil, warehouse_process
 from customer_analytics import warehouse as wh
 from customer_analytics import warehouse_server as srv
 
@@ -53,7 +53,7 @@ def wparams(tmp_path, monkeypatch):
     monkeypatch.setenv("CUSTOMER_ANALYTICS_ROOT", str(REPO))
     p = config.load(REPO, warehouse_dir=str(tmp_path / "wh"), data_dir=str(tmp_path))
     yield p
-    state = wh._server_state(p.warehouse_dir)  # noqa: SLF001
+    state = warehouse_process.server_state(p.warehouse_dir)
     if state:  # a test may leave it stopped (SIGSTOP): wake it so that it can be stopped
         os.kill(int(state["pid"]), signal.SIGCONT)
     wh.stop_local_server(p.warehouse_dir)
@@ -695,3 +695,38 @@ def test_the_stop_cause_is_read_from_this_servers_part_of_the_log(tmp_path):
     )
     assert srv.stopped_cause(tmp_path, 42) == "DuckDB cannot go on (ANALYTICS.db)"
     assert "killed" in srv.stopped_cause(tmp_path, 43)
+
+
+def test_a_pipeline_build_starts_the_local_server_ahead_of_its_first_notebook(wparams, tmp_path):
+    """The build's process starts the server while the first kernel starts (executor); the first
+    notebook's connect then finds it and uses it. Only for the embedded warehouse."""
+    from ploomber import DAG
+    from ploomber.products import File
+    from ploomber.tasks import NotebookRunner
+
+    from customer_analytics.executor import start_warehouse
+
+    def first_notebook(connection: str) -> NotebookRunner:
+        params = {"connection": connection, "database": None, "schema": None}
+        product = File(tmp_path / f"{connection}.ipynb")
+        source = REPO / "notebooks" / "01_ingest.ipynb"
+        return NotebookRunner(source, product, DAG(), name="01_ingest", params=params)
+
+    folder = wparams.warehouse_dir
+    assert start_warehouse(folder, [first_notebook("prod_snowflake")]) is None
+    assert start_warehouse(folder, []) is None
+    assert warehouse_process.server_state(folder) is None
+    thread = start_warehouse(folder, [first_notebook("local")])
+    assert thread is not None
+    thread.join(60)
+    state = warehouse_process.server_state(folder)
+    assert state is not None and warehouse_process.answers(state)
+    assert state["pid"] != os.getpid()
+    # the notebook's connect finds that server and uses it: no second one
+    s = wh.connect(wparams)
+    try:
+        assert s.sql("SELECT 1 AS N").collect()[0]["N"] == 1
+        assert wh.local_server(folder)["pid"] == state["pid"]
+        assert wh.current_names(s) == (config.LOCAL_DATABASE, config.LOCAL_SCHEMA)
+    finally:
+        s.close()

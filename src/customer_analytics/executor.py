@@ -10,9 +10,12 @@ only waits for it), and sleeps until one finishes. With the pipeline's DAG that 
 While it builds it holds the warehouse's run lock (:func:`pipeline.acquire_run`), and a
 :class:`kernels.KernelService` starts each notebook's kernel ahead of time with its imports done
 and shuts finished kernels down in the background; the build returns only once every kernel
-has exited. Task statuses, task hooks (the HTML export), the DAG hooks and the collected error
-message are Ploomber's own, as with ``Serial``; notebooks are executed with
-:class:`nbengine.Engine` (a cell whose kernel was killed is saved as failed).
+has exited. With the embedded warehouse (``connection: local``) it also starts the warehouse
+server in the background while the first kernel starts (:func:`start_warehouse`), so the first
+notebook connects to a running server instead of starting one. Task statuses, task hooks (the HTML
+export), the DAG hooks and the collected error message are Ploomber's own, as with ``Serial``;
+notebooks are executed with :class:`nbengine.Engine` (a cell whose kernel was killed is saved as
+failed).
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class ConcurrentExecutor(Executor):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 if service is not None:
                     service.prepare(ahead=1)  # the others once it is ready
+                start_warehouse(self.lock_dir, todo)
                 with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="task") as pool:
                     running: dict[cf.Future, Any] = {}
                     try:
@@ -196,3 +200,41 @@ def _build_task(task, service: kernels.KernelService | None):
 
 #: Serialises the HTML exports of notebooks that finish at the same time (nbconvert's templates).
 EXPORT_LOCK = threading.Lock()
+
+
+def start_warehouse(warehouse_dir: Path, tasks: list) -> threading.Thread | None:
+    """Start the embedded warehouse server for ``warehouse_dir`` in a background thread, if the
+    first notebook of ``tasks`` runs on it (``connection: local``) and it is not running yet.
+
+    The first notebook would otherwise start it in its set-up cell, after its kernel has started:
+    here both start at the same time. Any failure is left to that notebook, whose set-up cell
+    starts (or reports) the server as it always did.
+    """
+    from customer_analytics import config
+    from customer_analytics import parameters as P
+
+    first = next((t for t in tasks if type(t).__name__ == "NotebookRunner"), None)
+    if first is None:
+        return None
+    try:
+        values = first.params.to_dict()
+        if P.get("connection").check("connection", values.get("connection")) != "local":
+            return None
+        database = P.get("database").check("database", values.get("database"))
+        schema = P.get("schema").check("schema", values.get("schema"))
+    except (P.ConfigError, KeyError):  # the notebook reports its parameters itself
+        return None
+
+    def start() -> None:
+        from customer_analytics import warehouse_process
+
+        try:
+            warehouse_process.local_server(
+                warehouse_dir, database or config.LOCAL_DATABASE, schema or config.LOCAL_SCHEMA
+            )
+        except Exception as e:  # noqa: BLE001 - the first notebook starts or reports it
+            log.debug("the warehouse server was not started ahead: %s", e)
+
+    thread = threading.Thread(target=start, name="warehouse-ahead", daemon=True)
+    thread.start()
+    return thread
