@@ -34,7 +34,9 @@ logger (how the cause is found), and the login answer's ``data.token``. In
 ``FakeSnow.results_cache`` (replaced by a bounded one before any session exists),
 ``fakesnow.server.run_in_threadpool`` (wrapped by :func:`inline_on_workers`) and
 ``FakeSnowflakeCursor._describe_last_sql`` with the cursor's ``_last_sql``, ``_last_params`` and
-``_duck_conn`` (wrapped by :func:`customer_analytics.warehouse_server.describe_directly`).
+``_duck_conn`` (wrapped by :func:`customer_analytics.warehouse_server.describe_directly`), and
+``FakeSnowflakeCursor._transform`` (replaced by :mod:`customer_analytics.warehouse_transforms`
+only while its source is the one that module copies; ``tests/test_warehouse_transforms.py``).
 """
 
 from __future__ import annotations

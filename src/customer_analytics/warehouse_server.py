@@ -409,7 +409,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
         from fakesnow.cursor import FakeSnowflakeCursor
         from fakesnow.instance import FakeSnow
 
-    from customer_analytics import faults
+    from customer_analytics import faults, warehouse_transforms
     from customer_analytics.warehouse_front import Front, inline_on_workers
 
     fs_server = importlib.import_module(
@@ -438,6 +438,7 @@ def serve(warehouse_dir: Path, database: str, schema: str, idle_minutes: float) 
     FakeSnowflakeCursor._describe_last_sql = describe_directly(  # type: ignore[method-assign]
         FakeSnowflakeCursor._describe_last_sql  # noqa: SLF001
     )
+    warehouse_transforms.install(FakeSnowflakeCursor)  # skips the rewrites that cannot apply
 
     app = fs_server.app
     audit = os.environ.get(AUDIT_VAR)
