@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from customer_analytics import config, synthetic  # noqa: E402
+from customer_analytics.kernelfork import ZYGOTE_MARK  # noqa: E402
 
 log = logging.getLogger("bench")
 NOTEBOOKS = ["01_ingest", "02_eda", "03_features", "04_model_comparison", "05_batch_prediction"]
@@ -119,9 +120,18 @@ class PeakMemory:
         """Notebook kernels, in the order they started (= the order the serial executor ran the
         tasks)."""
         kernels = {pid: v for pid, v in self.peaks.items() if "ipykernel" in v["cmdline"]}
+        # the zygote kernels are forked from (customer_analytics.kernelfork) names ipykernel too:
+        # it is the one whose parent is not a zygote
+        forked = {pid for pid, v in kernels.items() if ZYGOTE_MARK in v["cmdline"]}
+        zygotes = {pid for pid in forked if kernels[pid]["ppid"] not in forked}
         # a kernel's own children (forked before exec, joblib workers) are not kernels
         return sorted(
-            (v for v in kernels.values() if v["ppid"] not in kernels), key=lambda v: v["started"]
+            (
+                v
+                for pid, v in kernels.items()
+                if pid not in zygotes and (v["ppid"] not in kernels or v["ppid"] in zygotes)
+            ),
+            key=lambda v: v["started"],
         )
 
     def server_peak(self) -> int:

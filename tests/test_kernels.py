@@ -148,3 +148,161 @@ def test_an_interrupted_cell_gets_no_second_sigint_while_it_is_still_running(tmp
     assert (marks / "next").exists()  # the next cell ran, and was interrupted in its turn
     assert failure and isinstance(failure[0], pm.PapermillExecutionError)
     assert failure[0].ename == "KeyboardInterrupt"
+
+
+FORK_PROBE = (
+    "import json, os, sys, numpy; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
+    "'pgid': os.getpgid(0), 'cwd': os.getcwd(), 'task': os.environ.get('CA_KERNEL_TASK'), "
+    "'path': sys.path, 'draw': float(numpy.random.random()), "
+    "'imported': 'customer_analytics.fsutil' in sys.modules, "
+    "'count': get_ipython().execution_count}))"
+)
+
+
+def _ask(km, code: str) -> dict:
+    kc = BlockingKernelClient()
+    kc.load_connection_info(km.get_connection_info())
+    kc.start_channels()
+    try:
+        out: list[str] = []
+        reply = kc.execute_interactive(
+            code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", ""))
+        )
+    finally:
+        kc.stop_channels()
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return json.loads("".join(out))
+
+
+def test_kernels_after_the_first_are_forked_from_one_zygote_and_behave_as_launched_ones(
+    tmp_path, monkeypatch
+):
+    import os
+
+    import psutil
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CA_KERNEL_FORK", raising=False)
+    tasks = [(f"0{i}_task", ["customer_analytics.fsutil"]) for i in (1, 2, 3)]
+    service = KernelService(tasks, ahead=3)
+    try:
+        service.prepare()
+        warm = {name: service.take(name) for name, _ in tasks}
+        seen = {name: _ask(w.km, FORK_PROBE) for name, w in warm.items()}
+        zygote = service._zygote
+        assert zygote is not None and zygote.process.poll() is None
+        launched, *forked = seen.values()
+        assert launched["ppid"] == os.getpid()  # the first kernel: no zygote for one notebook
+        for s in forked:
+            assert s["ppid"] == zygote.process.pid
+            # its own process group (interrupts and kills reach it and its children)
+            assert s["pgid"] == s["pid"]
+            assert "ipykernel" in " ".join(psutil.Process(s["pid"]).cmdline())
+        for name, s in seen.items():  # each kernel has its own environment and folder
+            assert s["task"] == name and s["cwd"] == str(tmp_path) and s["imported"]
+            assert s["path"] == launched["path"] and s["count"] == launched["count"]
+        # NumPy's global state is re-seeded in each fork: no two kernels draw the same numbers
+        assert len({s["draw"] for s in seen.values()}) == 3
+
+        # a cell is interrupted as in a launched kernel, and the kernel goes on
+        km = warm["03_task"].km
+        kc = BlockingKernelClient()
+        kc.load_connection_info(km.get_connection_info())
+        kc.start_channels()
+        try:
+            msg_id = kc.execute("import time\ntime.sleep(60)")
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            os.killpg(seen["03_task"]["pgid"], signal.SIGINT)  # as kernels.signal_running does
+            reply = kc.get_shell_msg(timeout=30)
+            assert reply["parent_header"]["msg_id"] == msg_id
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            assert time.monotonic() - t0 < 10
+        finally:
+            kc.stop_channels()
+        assert _ask(km, FORK_PROBE)["pid"] == seen["03_task"]["pid"]
+
+        # a killed kernel is seen dead, with its status, by its manager
+        process = warm["02_task"].km.provisioner.process
+        process.kill()
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        for w in warm.values():
+            service.release(w.km)
+    finally:
+        service.close()
+    assert zygote.process.returncode == 0
+    assert not any(psutil.pid_exists(s["pid"]) for s in seen.values())
+
+
+def test_the_zygote_and_its_kernels_go_when_the_build_is_killed(tmp_path):
+    """A process holding a zygote is killed (SIGKILL): the zygote and the kernels it forked end."""
+    import psutil
+
+    script = (
+        "import json, sys\n"
+        "from customer_analytics import kernelfork\n"
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "z = kernelfork.Zygote(['customer_analytics.fsutil'])\n"
+        "import os\n"
+        f"cmd = [sys.executable, '-m', 'ipykernel_launcher', '-f', {str(tmp_path / 'k.json')!r}]\n"
+        "p = z.spawn(cmd, dict(os.environ), None)\n"
+        "print(json.dumps({'zygote': z.process.pid, 'kernel': p.pid}), flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(holder.stdout.readline())
+        assert psutil.Process(pids["kernel"]).ppid() == pids["zygote"]
+        holder.kill()
+        holder.wait()
+        deadline = time.monotonic() + 30
+        alive = [p for p in pids.values() if psutil.pid_exists(p)]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [
+                p
+                for p in alive
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
+        assert not alive
+    finally:
+        holder.kill()
+
+
+def test_a_command_the_zygote_cannot_launch_is_refused(tmp_path):
+    z = kernels.kernelfork.Zygote([])
+    try:
+        with pytest.raises(kernels.kernelfork.ZygoteError, match="not an ipykernel launch"):
+            z.spawn(["/bin/sh", "-c", "true"], {}, None)
+        with pytest.raises(kernels.kernelfork.ZygoteError, match="another Python"):
+            z.spawn(["/bin/sh", "-m", "ipykernel_launcher"], {}, None)
+    finally:
+        z.close()
+    assert z.process.returncode == 0
+
+
+def test_a_kernel_is_launched_as_usual_when_the_zygote_dies_in_its_imports(tmp_path, monkeypatch):
+    import asyncio
+    import os
+
+    (tmp_path / "dies_on_import.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    zygote = kernels.kernelfork.Zygote(["dies_on_import"])
+
+    async def start_and_ask() -> tuple[int, int]:
+        km = kernels.kernelfork.ForkingKernelManager(kernel_name="python3")
+        km.zygote = zygote
+        await km.start_kernel(extra_arguments=list(kernels.KERNEL_ARGUMENTS))
+        try:
+            return km.provisioner.process.pid, _ask(km, FORK_PROBE)["ppid"]
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    try:
+        pid, ppid = asyncio.run(start_and_ask())
+        assert ppid == os.getpid()  # launched by jupyter_client, not forked
+        assert zygote.process.wait(timeout=30) == 3
+        with pytest.raises(kernels.kernelfork.ZygoteError, match="exited while it started"):
+            zygote.spawn([sys.executable, "-m", "ipykernel_launcher"], {}, None)
+    finally:
+        zygote.close()

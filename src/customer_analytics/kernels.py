@@ -37,6 +37,8 @@ from typing import Any
 
 from jupyter_client import AsyncKernelManager
 
+from customer_analytics import kernelfork
+
 log = logging.getLogger(__name__)
 
 #: What nbclient passes to ipykernel so that kernels write no IPython history file.
@@ -103,6 +105,8 @@ class KernelService:
         self._taken: set[str] = set()
         self._stops: list[concurrent.futures.Future] = []
         self._lock = threading.Lock()
+        self._launches = 0
+        self._zygote: kernelfork.Zygote | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="kernel-service", daemon=True
@@ -142,6 +146,8 @@ class KernelService:
                 log.warning("a notebook kernel did not shut down cleanly: %s", e)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if self._zygote is not None:
+            self._zygote.close()
 
     # ------------------------------------------------------------------ used by PooledKernelManager
     def take(self, task: str) -> _Warm | None:
@@ -168,10 +174,28 @@ class KernelService:
     def _submit(self, coro) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
+    def _zygote_for_launch(self) -> kernelfork.Zygote | None:
+        """The zygote to fork the next kernel from: from the second kernel of the build on
+        (:mod:`customer_analytics.kernelfork`), started with every task's modules."""
+        with self._lock:
+            self._launches += 1
+            if self._launches < 2 or not kernelfork.enabled():
+                return None
+            if self._zygote is None:
+                modules = [m for mods in self.modules.values() for m in mods]
+                try:
+                    self._zygote = kernelfork.Zygote(modules)
+                except OSError as e:  # kernels are launched as jupyter_client does
+                    log.warning("could not start the kernel zygote (%s)", e)
+                    self._launches = -1_000_000
+                    return None
+            return self._zygote
+
     async def _start(self, task: str) -> _Warm:
         env = _environment()
         cwd = os.getcwd()
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        km = kernelfork.ForkingKernelManager(kernel_name=self.kernel_name)
+        km.zygote = self._zygote_for_launch()
         await km.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), env={**env, TASK_VAR: task})
         kc: Any = km.client()  # an AsyncKernelClient (typed as the sync one)
         kc.start_channels()
