@@ -117,10 +117,12 @@ def test_comparison_is_reproducible_with_the_same_seed(labelled, comparison, par
         np.testing.assert_array_equal(comparison.predictions[name], again.predictions[name])
 
 
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["forked", "threads"])
 def test_fits_run_side_by_side_give_the_same_comparison_as_one_after_the_other(
-    labelled, comparison, params, monkeypatch
+    labelled, comparison, params, monkeypatch, fork
 ):
     train, holdout = labelled
+    monkeypatch.setenv(md.FORK_FITS_VAR, fork)
     monkeypatch.setattr(md, "FIT_WORKERS", 1)
     one = md.compare(train, holdout, NAMES, params.seed, params.cv_folds)
     monkeypatch.setattr(md, "FIT_WORKERS", 3)
@@ -133,33 +135,70 @@ def test_fits_run_side_by_side_give_the_same_comparison_as_one_after_the_other(
 
 
 class _RecordsOpenMP:
-    """A regressor that records the OpenMP threads in force while it is fitted."""
-
-    seen: list[int] = []
+    """A regressor that records the OpenMP threads in force, and the process, while it is fitted."""
 
     def fit(self, x, y):
+        import os
+
         from threadpoolctl import threadpool_info
 
-        self.seen.append(
-            max(
-                (p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"),
-                default=1,
-            )
+        self.threads = max(
+            (p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"),
+            default=1,
         )
+        self.pid, self.rows = os.getpid(), len(x)
         return self
 
     def get_params(self, deep=True):
         return {}
 
 
-def test_every_fit_run_side_by_side_uses_one_openmp_thread(monkeypatch):
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["forked", "threads"])
+def test_every_fit_run_side_by_side_uses_one_openmp_thread(monkeypatch, fork):
     # a worker thread starts with OpenMP's default (every core): two boosting fits at once, each
     # with every core, oversubscribe the machine (146 s against 6 s measured under contention)
+    import os
+
     pytest.importorskip("sklearn.ensemble")  # loads scikit-learn's OpenMP runtime
-    _RecordsOpenMP.seen = []
-    x, y = pd.DataFrame({"a": range(10)}), pd.DataFrame({"t": range(10)})
-    fitted = md.fit_many(_RecordsOpenMP, [(x, y)] * 4, workers=2)
-    assert len(fitted) == 4 and _RecordsOpenMP.seen == [md.OPENMP_THREADS] * 4
+    monkeypatch.setenv(md.FORK_FITS_VAR, fork)
+    data = [(pd.DataFrame({"a": range(n)}), pd.DataFrame({"t": range(n)})) for n in (5, 6, 7, 8)]
+    fitted = md.fit_many(_RecordsOpenMP, data, workers=2)
+    assert [m.threads for m in fitted] == [md.OPENMP_THREADS] * 4
+    assert [m.rows for m in fitted] == [5, 6, 7, 8]  # in the order given
+    pids = {m.pid for m in fitted}
+    assert (
+        (pids.isdisjoint({os.getpid()}) and len(pids) == 4)
+        if fork == "1"
+        else pids == {os.getpid()}
+    )
+
+
+class _FailsOn7:
+    def fit(self, x, y):
+        if len(x) == 7:
+            raise ValueError("seven rows are not enough")
+        return self
+
+    def get_params(self, deep=True):
+        return {}
+
+
+class _Unpicklable(_RecordsOpenMP):
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+def test_a_forked_fit_that_fails_raises_its_own_error_and_one_that_cannot_come_back_is_redone(
+    monkeypatch,
+):
+    import os
+
+    monkeypatch.setenv(md.FORK_FITS_VAR, "1")
+    data = [(pd.DataFrame({"a": range(n)}), pd.DataFrame({"t": range(n)})) for n in (5, 7)]
+    with pytest.raises(ValueError, match="seven rows"):
+        md.fit_many(_FailsOn7, data, workers=2)
+    fitted = md.fit_many(_Unpicklable, data, workers=2)  # fitted again in this process
+    assert [m.rows for m in fitted] == [5, 7] and {m.pid for m in fitted} == {os.getpid()}
 
 
 def test_selection_follows_the_rule_and_measures_against_the_best_baseline(comparison):

@@ -44,12 +44,20 @@ rows (``max_train_rows``, sampled in the warehouse, see
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
+import pickle
+import signal
+import sys
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from select import select as wait_readable
 
 import numpy as np
 import pandas as pd
@@ -140,11 +148,95 @@ OPENMP_THREADS = 1
 #: fits of one candidate (its CV folds and its final fit) run at once, one per CPU this process may
 #: use (each with OPENMP_THREADS): they are independent, and the boosting fits use one core each.
 FIT_WORKERS = min(4, machine_cpus())
-#: ... from this many training rows on. Measured on the 2-core machine, nine candidates: 60k rows
-#: (the max_train_rows cap, reached from ~90k orders) 58.5 s side by side against 72.8 s one
-#: after the other (the boosting fits 17 s against 29 s); 6.8k rows (10k orders) 12.9 s against
-#: 12.1 s (small fits are mostly Python, which holds the GIL).
+#: ... from this many training rows on, in threads. Measured on the 2-core machine, nine
+#: candidates: 60k rows (the max_train_rows cap, reached from ~90k orders) 58.5 s side by side
+#: against 72.8 s one after the other (the boosting fits 17 s against 29 s); 6.8k rows (10k orders)
+#: 12.9 s against 12.1 s (small fits are mostly Python, which holds the GIL). Where this process
+#: can fork (:func:`fork_fits`), fits run side by side in forked copies of it at every size.
 PARALLEL_FIT_ROWS = 20_000
+#: Set to ``0`` to fit in threads (or one after the other) instead of forked processes.
+FORK_FITS_VAR = "CA_FORK_FITS"
+
+
+def fork_fits() -> bool:
+    """Whether fits may run in forked copies of this process (Linux, not turned off)."""
+    return sys.platform.startswith("linux") and os.environ.get(FORK_FITS_VAR, "1") != "0"
+
+
+def _fit_in_child(factory: Callable[[], BaseEstimator], x, y, out: int) -> None:
+    """In a forked copy: fit, send ``("ok", model, warnings)`` pickled on ``out``; never
+    returns. Its output goes nowhere (a kernel's streams belong to threads a fork does not copy);
+    its warnings go back to the parent with the model."""
+    code = 0
+    try:
+        with contextlib.suppress(Exception):  # die with the parent (Linux: PR_SET_PDEATHSIG)
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process exits below
+        with warnings.catch_warnings(record=True) as caught:
+            model = _fit_one(factory, x, y)
+        seen = [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+        payload = pickle.dumps(("ok", model, seen), protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(out, view) :]
+    except BaseException:  # noqa: BLE001 - the parent fits this one itself and meets the error
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _fit_forked(
+    factory: Callable[[], BaseEstimator],
+    data: list[tuple[pd.DataFrame, pd.DataFrame]],
+    workers: int,
+) -> list[BaseEstimator]:
+    """:func:`fit_many` in forked copies of this process, ``workers`` at once. A copy that fails
+    (its fit raised, it was killed, its model would not pickle) is fitted again here, so an error
+    is raised as it would be without forks. Interrupted (Ctrl-C), the copies are killed."""
+    results: list[BaseEstimator | None] = [None] * len(data)
+    pending = deque(range(len(data)))
+    running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (pid, index, bytes)
+    failed: list[int] = []
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                i = pending.popleft()
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child's code is measured by its result
+                    os.close(r)
+                    _fit_in_child(factory, *data[i], w)
+                os.close(w)
+                running[r] = (pid, i, bytearray())
+            ready, _, _ = wait_readable(list(running), [], [])
+            for fd in ready:
+                chunk = os.read(fd, 1 << 20)
+                if chunk:
+                    running[fd][2].extend(chunk)
+                    continue
+                pid, i, buf = running.pop(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                if status != 0 or not buf:
+                    failed.append(i)
+                    continue
+                _, model, seen = pickle.loads(bytes(buf))
+                for message, category, filename, lineno in seen:
+                    warnings.warn_explicit(message, category, filename, lineno)
+                results[i] = model
+    finally:
+        for fd, (pid, _, _) in running.items():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+            os.close(fd)
+    for i in failed:
+        log.debug("a forked fit failed: fitting it in this process")
+        results[i] = _fit_one(factory, *data[i])
+    return [m for m in results if m is not None]
 
 
 def _fit_one(
@@ -166,6 +258,8 @@ def fit_many(
     workers = FIT_WORKERS if workers is None else workers
     if workers <= 1 or len(data) <= 1:
         return [_fit_one(factory, x, y) for x, y in data]
+    if fork_fits():
+        return _fit_forked(factory, data, min(workers, len(data)))
     return list(
         Parallel(n_jobs=min(workers, len(data)), prefer="threads")(
             delayed(_fit_one)(factory, x, y) for x, y in data
@@ -777,7 +871,7 @@ def compare(
             fits = fit_many(
                 factories[name],
                 [(r[feats], r[targets].astype(float)) for r in fit_rows],
-                workers=FIT_WORKERS if len(train) >= PARALLEL_FIT_ROWS else 1,
+                workers=FIT_WORKERS if fork_fits() or len(train) >= PARALLEL_FIT_ROWS else 1,
             )
             *fold_models, model = [*fits, given.model] if given else fits
             if given:  # its fit's time counts as the candidate's own
